@@ -1,0 +1,120 @@
+// Everything that moves a call through its life on the API side: accept (stored PENDING before we answer),
+// dispatch, finish, and recovery of calls whose node died or that this API forgot when it restarted.
+// Retry rule: a call runs again only when its node died (or vanished) before reporting, and only if its
+// function allows retries (setting `retry`, default true). A result that arrives twice is recorded once.
+import { errText, type Logger } from '../common/log.js';
+import { isFinal, type Call, type CallOutcome, type FunctionMeta } from '../common/model.js';
+import type { DbClient } from '../db/client.js';
+import type { Broker } from './broker.js';
+import { Waiters } from './waiters.js';
+
+export class NotFound extends Error {}
+
+export const MAX_ATTEMPTS = 3;
+
+export class Calls {
+  readonly waiters = new Waiters();
+  private broker!: Broker;
+  private readonly startedAt = Date.now();
+  private recoverTimer?: NodeJS.Timeout;
+
+  constructor(
+    private readonly db: DbClient,
+    private readonly log: Logger,
+  ) {}
+
+  attach(broker: Broker): void {
+    this.broker = broker;
+  }
+
+  async resolveFunction(funcName: string, version?: number): Promise<FunctionMeta> {
+    const fn = await this.db.request('getFunction', { name: funcName, version });
+    if (!fn) throw new NotFound(version ? `function ${funcName} has no version ${version}` : `function ${funcName} not found`);
+    return fn;
+  }
+
+  async invoke(funcName: string, params: unknown, version?: number): Promise<{ call: Call; fn: FunctionMeta }> {
+    const fn = await this.resolveFunction(funcName, version);
+    const call = await this.db.request('createCall', { funcName, version: fn.version, params: params ?? {} });
+    await this.dispatch(call, fn);
+    return { call, fn };
+  }
+
+  private async dispatch(call: Call, fn?: FunctionMeta): Promise<void> {
+    const meta = fn ?? (await this.db.request('getFunction', { name: call.funcName, version: call.version }));
+    if (!meta) return this.fail(call.callNum, `function ${call.funcName}@${call.version} no longer exists`);
+    const runtime = await this.db.request('getRuntime', { name: meta.runtimeName });
+    if (!runtime) return this.fail(call.callNum, `runtime ${meta.runtimeName} no longer exists`);
+    this.broker.scheduler.enqueue({ callNum: call.callNum, funcName: call.funcName, params: call.params, fn: meta, runtime });
+  }
+
+  private async fail(callNum: number, error: string): Promise<void> {
+    const outcome: CallOutcome = { status: 'ERROR', result: '', error };
+    await this.db.request('finishCall', { callNum, outcome });
+    this.waiters.settle(callNum, outcome);
+  }
+
+  onResult(callNum: number, outcome: CallOutcome, _nodeId: string, recorded: boolean): void {
+    this.waiters.settle(callNum, outcome);
+    if (!recorded) {
+      // The node could not reach the DB: record it from here.
+      this.db.request('finishCall', { callNum, outcome }).catch((e) => this.log.error({ callNum, err: errText(e) }, 'result could not be recorded'));
+    }
+  }
+
+  async onNodeLost(nodeId: string, callNums: number[]): Promise<void> {
+    for (const callNum of callNums) {
+      await this.rescue(callNum, `node ${nodeId} died`).catch((e) => this.log.error({ callNum, err: errText(e) }, 'could not rescue call'));
+    }
+  }
+
+  // A call whose node is gone: run it again when allowed, else end it with an error.
+  private async rescue(callNum: number, why: string): Promise<void> {
+    const call = await this.db.request('getCall', { callNum });
+    if (!call) return;
+    if (isFinal(call.status)) {
+      this.waiters.settle(callNum, { status: call.status as CallOutcome['status'], result: call.result, error: call.error });
+      return;
+    }
+    const fn = await this.db.request('getFunction', { name: call.funcName, version: call.version });
+    if (call.status === 'RUNNING' && fn && !fn.settings.retry) {
+      return this.fail(callNum, `${why} while running the call; not retried (the function has retry=false)`);
+    }
+    if (call.attempts >= MAX_ATTEMPTS) {
+      return this.fail(callNum, `${why}; gave up after ${call.attempts} attempts`);
+    }
+    if (call.status === 'RUNNING') await this.db.request('requeueCall', { callNum });
+    this.log.info({ callNum, why }, 'call redispatched');
+    await this.dispatch(call, fn ?? undefined);
+  }
+
+  // Calls the DB holds unfinished that no node and no queue here knows of: after an API restart, a lost
+  // dispatch, or a node that vanished while we were down.
+  async recover(): Promise<number> {
+    const graceMs = 4000;
+    if (Date.now() - this.startedAt < graceMs) return 0; // let nodes re-register and report what they hold
+    let n = 0;
+    for (const call of await this.db.request('listUnfinished', {})) {
+      if (this.broker.scheduler.knows(call.callNum)) continue;
+      if (Date.now() - Date.parse(call.createdAt) < 2000) continue; // being accepted right now
+      n++;
+      await this.rescue(call.callNum, call.status === 'RUNNING' ? `node ${call.node ?? '?'} no longer holds it` : 'it was queued when the API stopped');
+    }
+    return n;
+  }
+
+  startRecovery(everyMs = 3000): void {
+    const run = (): void => {
+      this.recover()
+        .catch((e) => this.log.warn({ err: errText(e) }, 'recovery pass failed'))
+        .finally(() => {
+          this.recoverTimer = setTimeout(run, everyMs);
+        });
+    };
+    this.recoverTimer = setTimeout(run, everyMs);
+  }
+
+  stop(): void {
+    clearTimeout(this.recoverTimer);
+  }
+}

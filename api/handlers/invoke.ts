@@ -1,0 +1,85 @@
+// POST /invokeFunction ({funcName, params}; `wait` in the body or query answers with the finished call)
+// POST /function/:funcName (params are the JSON body; answers with the result itself, 5xx on failure)
+import express, { Router } from 'express';
+import { z } from 'zod';
+import { nameSchema, type CallOutcome, type FunctionMeta } from '../../common/model.js';
+import type { DbClient } from '../../db/client.js';
+import type { Calls } from '../calls.js';
+import { HttpError, parse, wrap } from '../http.js';
+
+// "name" or "name@version"
+const targetSchema = z.string().regex(/^[^@]+(@\d+)?$/, 'must be NAME or NAME@VERSION').transform((s, ctx) => {
+  const [name, v] = s.split('@');
+  const n = nameSchema.safeParse(name);
+  if (!n.success) {
+    ctx.addIssue({ code: 'custom', message: n.error.issues[0]?.message ?? 'bad name' });
+    return z.NEVER;
+  }
+  return { name: n.data, version: v ? Number(v) : undefined };
+});
+
+const InvokeBodySchema = z
+  .object({
+    funcName: targetSchema,
+    params: z.unknown().optional(),
+    version: z.number().int().min(1).optional(),
+    wait: z.boolean().optional(),
+  })
+  .strict();
+
+const isTrue = (v: unknown): boolean => v === 'true' || v === '1' || v === '';
+
+// How long a blocking call may wait: the function's own timeout plus time to queue and start a container.
+export const waitBudgetMs = (fn: FunctionMeta): number => fn.settings.timeout * 1000 + 60_000;
+
+export function invokeRouter(db: DbClient, calls: Calls): Router {
+  const r = Router();
+
+  r.post(
+    '/invokeFunction',
+    wrap(async (req, res) => {
+      const body = parse(InvokeBodySchema, req.body, 'invocation');
+      const wait = body.wait ?? isTrue(req.query.wait);
+      const { call, fn } = await calls.invoke(body.funcName.name, body.params, body.version ?? body.funcName.version);
+      if (!wait) {
+        res.status(202).location(`/call/${call.callNum}`).json(call);
+        return;
+      }
+      const outcome = await calls.waiters.wait(call.callNum, waitBudgetMs(fn));
+      const final = (await db.request('getCall', { callNum: call.callNum })) ?? call;
+      res.status(outcome ? 200 : 202).json(final);
+    }),
+  );
+
+  r.post(
+    '/function/:target',
+    express.json({ limit: '1mb', strict: false, type: () => true }),
+    wrap(async (req, res) => {
+      const target = parse(targetSchema, req.params.target, 'function name');
+      const params: unknown = req.body === undefined || (typeof req.body === 'object' && req.body !== null && Object.keys(req.body as object).length === 0 && !req.headers['content-length']) ? {} : req.body;
+      const { call, fn } = await calls.invoke(target.name, params, target.version);
+      res.setHeader('X-Zfaas-Call', String(call.callNum));
+      const outcome = await calls.waiters.wait(call.callNum, waitBudgetMs(fn));
+      sendOutcome(res, call.callNum, outcome);
+    }),
+  );
+
+  return r;
+}
+
+function sendOutcome(res: express.Response, callNum: number, o: CallOutcome | null): void {
+  if (!o) throw new HttpError(504, `call ${callNum} has not finished yet; poll GET /call/${callNum}`);
+  res.setHeader('X-Zfaas-Status', o.status);
+  if (o.status === 'DONE') {
+    let json = false;
+    try {
+      JSON.parse(o.result);
+      json = o.result.trim() !== '';
+    } catch {
+      json = false;
+    }
+    res.status(200).type(json ? 'application/json' : 'text/plain').send(o.result);
+    return;
+  }
+  res.status(o.status === 'TIMEOUT' ? 504 : 500).json({ error: o.error ?? o.status, status: o.status, callNum });
+}

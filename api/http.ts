@@ -1,0 +1,67 @@
+// HTTP plumbing shared by the handlers: one error type, async wrapping, and the error responder that maps
+// every failure to a status code and a one-line message.
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { ZodError, type ZodType, type ZodTypeDef } from 'zod';
+import { ArchiveError } from '../common/archive.js';
+import { DbError } from '../db/client.js';
+import type { Logger } from '../common/log.js';
+import { NotFound } from './calls.js';
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export const wrap =
+  (fn: (req: Request, res: Response) => Promise<void>): RequestHandler =>
+  (req, res, next) => {
+    fn(req, res).catch(next);
+  };
+
+export function parse<T>(schema: ZodType<T, ZodTypeDef, unknown>, value: unknown, what: string): T {
+  const r = schema.safeParse(value);
+  if (!r.success) {
+    const i = r.error.issues[0];
+    const where = i && i.path.length ? `${i.path.join('.')}: ` : '';
+    throw new HttpError(400, `invalid ${what}: ${where}${i?.message ?? 'bad value'}`);
+  }
+  return r.data;
+}
+
+interface BodyParserError extends Error {
+  type?: string;
+  status?: number;
+}
+
+export function errorResponder(log: Logger) {
+  return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
+    let status = 500;
+    let message = 'internal error';
+    if (err instanceof HttpError) [status, message] = [err.status, err.message];
+    else if (err instanceof NotFound) [status, message] = [404, err.message];
+    else if (err instanceof ArchiveError) [status, message] = [400, `bad archive: ${err.message}`];
+    else if (err instanceof ZodError) [status, message] = [400, err.issues[0]?.message ?? 'invalid input'];
+    else if (err instanceof DbError) {
+      if (err.code === 'NOT_FOUND') [status, message] = [404, err.message];
+      else if (err.code === 'CONFLICT') [status, message] = [409, err.message];
+      else if (err.code === 'BAD_REQUEST') [status, message] = [400, err.message];
+      else [status, message] = [503, `database unavailable: ${err.message}`];
+    } else if (err instanceof Error && (err as BodyParserError).type === 'entity.parse.failed') {
+      [status, message] = [400, `bad JSON in request body: ${err.message}`];
+    } else if (err instanceof Error && (err as BodyParserError).type === 'entity.too.large') {
+      [status, message] = [413, 'request body too large'];
+    } else if (err instanceof Error && typeof (err as BodyParserError).status === 'number' && ((err as BodyParserError).status ?? 500) < 500) {
+      [status, message] = [(err as BodyParserError).status ?? 400, err.message];
+    } else if (err instanceof Error && err.name === 'MulterError') {
+      const code = (err as Error & { code?: string }).code;
+      [status, message] = [code === 'LIMIT_FILE_SIZE' ? 413 : 400, `upload refused: ${err.message}`];
+    }
+    if (status >= 500) log.error({ err: err instanceof Error ? err.stack : String(err), path: req.path }, 'request failed');
+    if (res.headersSent) return;
+    res.status(status).json({ error: message });
+  };
+}

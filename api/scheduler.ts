@@ -1,0 +1,103 @@
+// The one place that decides which node runs a call. Calls wait in a FIFO queue at the API while every
+// node is full; a node never holds more calls than its capacity.
+import type { FunctionMeta, Runtime } from '../common/model.js';
+import type { NodeInfo, NodeLoad } from '../protocol/broker.js';
+
+export interface QueuedCall {
+  callNum: number;
+  funcName: string;
+  params: unknown;
+  fn: FunctionMeta;
+  runtime: Runtime;
+}
+
+export interface NodeState {
+  info: NodeInfo;
+  load: NodeLoad;
+  inflight: Map<number, QueuedCall | null>; // null: adopted from a node's report after an API restart
+  lastSeen: number;
+  joinedAt: number;
+  state: 'alive' | 'dead';
+}
+
+export const warmKey = (fn: FunctionMeta): string => `${fn.functionName}@${fn.version}`;
+
+export class Scheduler {
+  readonly nodes = new Map<string, NodeState>();
+  private readonly queue: QueuedCall[] = [];
+  private readonly queued = new Set<number>();
+
+  constructor(private readonly send: (nodeId: string, call: QueuedCall) => boolean) {}
+
+  enqueue(call: QueuedCall, front = false): void {
+    if (this.queued.has(call.callNum) || this.owner(call.callNum)) return;
+    this.queued.add(call.callNum);
+    if (front) this.queue.unshift(call);
+    else this.queue.push(call);
+    this.pump();
+  }
+
+  owner(callNum: number): NodeState | undefined {
+    for (const n of this.nodes.values()) if (n.inflight.has(callNum)) return n;
+    return undefined;
+  }
+
+  knows(callNum: number): boolean {
+    return this.queued.has(callNum) || this.owner(callNum) !== undefined;
+  }
+
+  get queueLength(): number {
+    return this.queue.length;
+  }
+
+  // A node finished (or gave back) a call: free its slot and hand out more work.
+  release(nodeId: string, callNum: number): void {
+    this.nodes.get(nodeId)?.inflight.delete(callNum);
+    this.pump();
+  }
+
+  // Marks a node dead and returns the numbers of the calls it held.
+  drop(nodeId: string): number[] {
+    const n = this.nodes.get(nodeId);
+    if (!n) return [];
+    n.state = 'dead';
+    const calls = [...n.inflight.keys()];
+    n.inflight.clear();
+    return calls;
+  }
+
+  pump(): void {
+    while (this.queue.length > 0) {
+      const call = this.queue[0]!;
+      const node = this.choose(call);
+      if (!node) return;
+      this.queue.shift();
+      this.queued.delete(call.callNum);
+      node.inflight.set(call.callNum, call);
+      if (!this.send(node.info.id, call)) {
+        node.inflight.delete(call.callNum);
+        node.state = 'dead';
+        this.queue.unshift(call);
+        this.queued.add(call.callNum);
+      }
+    }
+  }
+
+  // Warm first (a node that reports a warm container for this function version and has room), then the
+  // least loaded node by the fraction of its capacity in use.
+  choose(call: QueuedCall): NodeState | undefined {
+    let best: NodeState | undefined;
+    let bestScore = Infinity;
+    const key = warmKey(call.fn);
+    for (const n of this.nodes.values()) {
+      if (n.state !== 'alive' || n.inflight.size >= n.info.capacity) continue;
+      const warm = (n.load.warm[key] ?? 0) > 0 ? 0 : 1;
+      const score = warm * 10 + n.inflight.size / n.info.capacity;
+      if (score < bestScore) {
+        best = n;
+        bestScore = score;
+      }
+    }
+    return best;
+  }
+}

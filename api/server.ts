@@ -1,0 +1,81 @@
+// The API service: express in front, the node broker behind, the DB service as the record.
+import express from 'express';
+import type { Server } from 'node:http';
+import { errText, type Logger } from '../common/log.js';
+import { DbClient } from '../db/client.js';
+import { Broker } from './broker.js';
+import { Calls } from './calls.js';
+import { errorResponder, HttpError } from './http.js';
+import { callsRouter } from './handlers/calls.js';
+import { functionsRouter } from './handlers/functions.js';
+import { invokeRouter } from './handlers/invoke.js';
+import { nodesRouter } from './handlers/nodes.js';
+import { runtimesRouter } from './handlers/runtimes.js';
+
+export interface ApiOptions {
+  port: number;
+  host: string;
+  db: string;
+  brokerBind: string;
+  log: Logger;
+}
+
+export class ApiServer {
+  readonly db: DbClient;
+  readonly calls: Calls;
+  readonly broker: Broker;
+  private http?: Server;
+
+  constructor(private readonly o: ApiOptions) {
+    this.db = new DbClient(o.db);
+    this.calls = new Calls(this.db, o.log);
+    this.broker = new Broker({
+      bind: o.brokerBind,
+      db: this.db,
+      log: o.log,
+      onResult: (callNum, outcome, nodeId, recorded) => this.calls.onResult(callNum, outcome, nodeId, recorded),
+      onNodeLost: (nodeId, callNums) => void this.calls.onNodeLost(nodeId, callNums),
+    });
+    this.calls.attach(this.broker);
+  }
+
+  app(): express.Express {
+    const app = express();
+    app.disable('x-powered-by');
+    app.set('etag', false);
+    // /function/:name parses its own body (any JSON value); everything else takes JSON objects.
+    const json = express.json({ limit: '1mb' });
+    app.use((req, res, next) => (/^\/function\/[^/]+\/?$/.test(req.path) ? next() : json(req, res, next)));
+    app.use(runtimesRouter(this.db));
+    app.use(functionsRouter(this.db));
+    app.use(invokeRouter(this.db, this.calls));
+    app.use(callsRouter(this.db));
+    app.use(nodesRouter(this.db, this.broker));
+    app.use((req, _res, next) => next(new HttpError(404, `no route ${req.method} ${req.path}`)));
+    app.use(errorResponder(this.o.log));
+    return app;
+  }
+
+  async start(): Promise<void> {
+    await this.broker.start();
+    this.calls.startRecovery();
+    const app = this.app();
+    await new Promise<void>((resolve, reject) => {
+      this.http = app.listen(this.o.port, this.o.host, () => resolve());
+      this.http.once('error', (e) => reject(new Error(`cannot listen on ${this.o.host}:${this.o.port}: ${errText(e)}`)));
+    });
+    this.http!.keepAliveTimeout = 65_000;
+    this.o.log.info({ url: `http://${this.o.host}:${this.o.port}`, broker: this.o.brokerBind, db: this.o.db }, 'api listening');
+  }
+
+  async stop(): Promise<void> {
+    this.calls.stop();
+    this.broker.stop();
+    await new Promise<void>((resolve) => {
+      if (!this.http) return resolve();
+      this.http.close(() => resolve());
+      this.http.closeAllConnections();
+    });
+    this.db.close();
+  }
+}

@@ -1,0 +1,102 @@
+#!/usr/bin/env node
+// The zfaas command. Service commands start the parts; client commands talk to the REST API.
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { resolve } from 'node:path';
+import { errText } from '../common/log.js';
+import { POLICIES, type Policy } from '../common/model.js';
+import { startApi, startDb, startInstance, up, UsageError } from './services.js';
+
+const int = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a whole number');
+  return n;
+};
+
+// Runs a service until SIGINT/SIGTERM, then stops it cleanly (containers removed, sockets closed).
+async function serve(start: () => Promise<() => Promise<void>>): Promise<void> {
+  let stop: () => Promise<void>;
+  try {
+    stop = await start();
+  } catch (e) {
+    console.error(`zfaas: ${errText(e)}`);
+    process.exit(e instanceof UsageError ? 2 : 1);
+  }
+  let stopping = false;
+  const onSignal = (sig: string): void => {
+    if (stopping) return;
+    stopping = true;
+    console.error(`zfaas: ${sig} received, stopping`);
+    const force = setTimeout(() => process.exit(1), 20_000);
+    force.unref();
+    stop().then(
+      () => process.exit(0),
+      (e) => {
+        console.error(`zfaas: stop failed: ${errText(e)}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+}
+
+const policyOpt = (): Option =>
+  new Option('--policy <policy>', 'preload policy of this node').choices([...POLICIES]).default('none').env('ZFAAS_POLICY');
+
+export function program(): Command {
+  const p = new Command('zfaas').description('zfaas: functions as a service over ZeroMQ and Docker').showHelpAfterError();
+
+  p.command('up')
+    .description('start db, api and one instance with its miniworkers on this machine')
+    .addOption(new Option('--port <port>', 'REST API port').argParser(int).default(3000).env('ZFAAS_PORT'))
+    .addOption(new Option('--host <host>', 'REST API listen address').default('127.0.0.1').env('ZFAAS_HOST'))
+    .addOption(new Option('--data <dir>', 'data folder').default('./data').env('ZFAAS_DATA'))
+    .addOption(new Option('--miniworkers <n>', 'miniworkers on this node').argParser(int).default(4).env('ZFAAS_MINIWORKERS'))
+    .addOption(policyOpt())
+    .addOption(new Option('--db-bind <addr>', 'DB service address').default('tcp://127.0.0.1:5560').env('ZFAAS_DB_BIND'))
+    .addOption(new Option('--broker-bind <addr>', 'node broker address').default('tcp://127.0.0.1:5561').env('ZFAAS_BROKER_BIND'))
+    .addHelpText('after', '\nExample:\n  zfaas up --port 3000 --data ./data --miniworkers 4 --policy function')
+    .action((o: { port: number; host: string; data: string; miniworkers: number; policy: Policy; dbBind: string; brokerBind: string }) =>
+      serve(() => up({ ...o, data: resolve(o.data) })),
+    );
+
+  p.command('db')
+    .description('run the DB service (LevelDB behind ZeroMQ)')
+    .addOption(new Option('--bind <addr>', 'address to bind').default('tcp://127.0.0.1:5560').env('ZFAAS_DB_BIND'))
+    .addOption(new Option('--data <dir>', 'LevelDB folder').default('./data/db').env('ZFAAS_DB_DATA'))
+    .addHelpText('after', '\nExample:\n  zfaas db --bind tcp://127.0.0.1:5560 --data ./data/db')
+    .action((o: { bind: string; data: string }) => serve(() => startDb({ bind: o.bind, data: resolve(o.data) })));
+
+  p.command('api')
+    .description('run the REST API and the node broker')
+    .addOption(new Option('--port <port>', 'REST API port').argParser(int).default(3000).env('ZFAAS_PORT'))
+    .addOption(new Option('--host <host>', 'REST API listen address').default('127.0.0.1').env('ZFAAS_HOST'))
+    .addOption(new Option('--db <addr>', 'DB service address').default('tcp://127.0.0.1:5560').env('ZFAAS_DB'))
+    .addOption(new Option('--broker-bind <addr>', 'address instances connect to').default('tcp://0.0.0.0:5561').env('ZFAAS_BROKER_BIND'))
+    .option('--no-builtins', 'do not register the built-in node and python runtimes')
+    .addHelpText('after', '\nExample:\n  zfaas api --port 3000 --db tcp://127.0.0.1:5560 --broker-bind tcp://0.0.0.0:5561')
+    .action((o: { port: number; host: string; db: string; brokerBind: string; builtins: boolean }) => serve(() => startApi(o)));
+
+  p.command('instance')
+    .description('run a node: registers with the API and runs calls in containers')
+    .addOption(new Option('--broker <addr>', 'the API broker address').default('tcp://127.0.0.1:5561').env('ZFAAS_BROKER'))
+    .addOption(new Option('--db <addr>', 'DB service address').default('tcp://127.0.0.1:5560').env('ZFAAS_DB'))
+    .addOption(new Option('--data <dir>', 'local cache folder').default('./data/instance').env('ZFAAS_INSTANCE_DATA'))
+    .addOption(new Option('--miniworkers <n>', 'miniworker processes').argParser(int).default(4).env('ZFAAS_MINIWORKERS'))
+    .addOption(new Option('--node-id <id>', 'node id (default: kept in the data folder)').env('ZFAAS_NODE_ID'))
+    .addOption(policyOpt())
+    .option('--no-build-images', 'do not build missing built-in runtime images')
+    .addHelpText('after', '\nExample:\n  zfaas instance --broker tcp://api-host:5561 --db tcp://api-host:5560 --miniworkers 4 --policy function')
+    .action((o: { broker: string; db: string; data: string; miniworkers: number; policy: Policy; nodeId?: string; buildImages: boolean }) =>
+      serve(() => startInstance({ ...o, data: resolve(o.data) })),
+    );
+
+  return p;
+}
+
+program()
+  .parseAsync(process.argv)
+  .catch((e) => {
+    console.error(`zfaas: ${errText(e)}`);
+    process.exit(1);
+  });

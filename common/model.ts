@@ -1,0 +1,96 @@
+// The objects every part shares: Runtime, FunctionMeta, Call. The seed's fields stay; we only add.
+import { z } from 'zod';
+
+export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+export const nameSchema = z.string().regex(NAME_RE, 'must be 1-128 characters: letters, digits, ".", "_" or "-", starting with a letter or digit');
+// Images may carry a registry, path and tag; keep the charset tight so it never reaches a shell.
+export const imageSchema = z.string().min(1).max(255).regex(/^[a-z0-9][a-z0-9._\-/:@]*$/, 'is not a valid Docker image reference');
+export const absPathSchema = z.string().regex(/^\/[A-Za-z0-9._\-/]*$/, 'must be an absolute path').refine((p) => !p.split('/').includes('..'), 'must not contain ".."');
+
+export const RuntimeSchema = z.object({
+  name: nameSchema,
+  image: imageSchema,
+  path: absPathSchema,
+  dependencies: z.string().max(4096).default(''),
+  run: z.string().min(1).max(4096),
+  // A long-lived loader command speaking JSON lines (built-in runtimes); without it every call runs `run`.
+  loader: z.string().max(4096).optional(),
+});
+export type Runtime = z.infer<typeof RuntimeSchema>;
+
+// The body of POST /registerRuntime: name defaults to the image (the seed names runtimes by image).
+export const RuntimeInputSchema = z
+  .object({
+    name: nameSchema.optional(),
+    image: imageSchema,
+    path: absPathSchema.default('/ws'),
+    dependencies: z.string().max(4096).default(''),
+    run: z.string().min(1).max(4096),
+    loader: z.string().max(4096).optional(),
+  })
+  .strict();
+export type RuntimeInput = z.infer<typeof RuntimeInputSchema>;
+
+export const POLICIES = ['none', 'runtime', 'function'] as const;
+export const PolicySchema = z.enum(POLICIES);
+export type Policy = z.infer<typeof PolicySchema>;
+
+export const FunctionSettingsSchema = z.object({
+  timeout: z.number().int().min(1).max(900).default(30), // seconds
+  memory: z.number().int().min(16).max(8192).default(256), // MiB
+  cpus: z.number().min(0.05).max(64).default(1),
+  pids: z.number().int().min(8).max(4096).default(128),
+  policy: PolicySchema.optional(), // unset: the node's policy
+  network: z.boolean().default(false),
+  retry: z.boolean().default(true), // may a call be run again when its node died before reporting?
+  handler: z.string().regex(/^[A-Za-z0-9_./-]+\.[A-Za-z_][A-Za-z0-9_]*$/, 'must be FILE.EXPORT').optional(),
+  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string().max(32768)).default({}),
+});
+export type FunctionSettings = z.infer<typeof FunctionSettingsSchema>;
+
+export const FunctionMetaSchema = z.object({
+  functionName: nameSchema,
+  runtimeName: nameSchema,
+  version: z.number().int().min(1),
+  digest: z.string().regex(/^[a-f0-9]{64}$/),
+  size: z.number().int().min(0),
+  format: z.enum(['tar.gz', 'tar', 'zip']),
+  originalname: z.string().optional(),
+  createdAt: z.string(),
+  settings: FunctionSettingsSchema,
+});
+export type FunctionMeta = z.infer<typeof FunctionMetaSchema>;
+
+export const CALL_STATUSES = ['PENDING', 'RUNNING', 'DONE', 'ERROR', 'TIMEOUT'] as const;
+export const CallStatusSchema = z.enum(CALL_STATUSES);
+export type CallStatus = z.infer<typeof CallStatusSchema>;
+export const FINAL_STATUSES: readonly CallStatus[] = ['DONE', 'ERROR', 'TIMEOUT'];
+export const isFinal = (s: CallStatus): boolean => FINAL_STATUSES.includes(s);
+
+export const CallSchema = z.object({
+  callNum: z.number().int().min(1),
+  funcName: nameSchema,
+  version: z.number().int().min(1).optional(),
+  params: z.unknown(),
+  status: CallStatusSchema,
+  result: z.string(),
+  error: z.string().optional(),
+  logs: z.string().optional(),
+  node: z.string().optional(),
+  attempts: z.number().int().min(0).default(0),
+  createdAt: z.string(),
+  startedAt: z.string().optional(),
+  finishedAt: z.string().optional(),
+  durationMs: z.number().optional(),
+});
+export type Call = z.infer<typeof CallSchema>;
+
+// What a node reports when a call ends.
+export const CallOutcomeSchema = z.object({
+  status: z.enum(['DONE', 'ERROR', 'TIMEOUT']),
+  result: z.string(),
+  error: z.string().optional(),
+  logs: z.string().optional(),
+  durationMs: z.number().optional(),
+});
+export type CallOutcome = z.infer<typeof CallOutcomeSchema>;

@@ -1,0 +1,102 @@
+// Client of the DB service: one DEALER, many requests in flight, matched to replies by id.
+import { Dealer } from 'zeromq';
+import { SendQueue } from '../common/zmq.js';
+import { errText } from '../common/log.js';
+import { DbReplySchema, type DbContent, type DbMsgType, type DbResults } from '../protocol/db.js';
+
+export class DbError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+  }
+}
+
+interface Pending {
+  resolve(v: { data: unknown; blobs: Buffer[] }): void;
+  reject(e: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+export class DbClient {
+  private readonly socket: Dealer;
+  private readonly out: SendQueue;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private closed = false;
+
+  constructor(
+    private readonly address: string,
+    private readonly timeoutMs = 10_000,
+  ) {
+    // immediate: a request made while the DB is down fails now instead of waiting in a queue and
+    // being applied long after its caller gave up.
+    this.socket = new Dealer({ immediate: true, sendTimeout: 2_000, linger: 0 });
+    this.out = new SendQueue(this.socket);
+    this.socket.connect(address);
+    void this.loop();
+  }
+
+  async request<K extends DbMsgType>(msgType: K, content: DbContent<K>, blobs: Buffer[] = []): Promise<DbResults[K]> {
+    return (await this.requestWithBlobs(msgType, content, blobs)).data;
+  }
+
+  async requestWithBlobs<K extends DbMsgType>(msgType: K, content: DbContent<K>, blobs: Buffer[] = []): Promise<{ data: DbResults[K]; blobs: Buffer[] }> {
+    if (this.closed) throw new DbError('db client closed', 'CLOSED');
+    const id = this.nextId++;
+    const result = new Promise<{ data: unknown; blobs: Buffer[] }>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new DbError(`db service at ${this.address} did not answer ${msgType} within ${this.timeoutMs} ms`, 'UNAVAILABLE'));
+      }, this.timeoutMs);
+      this.pending.set(id, { resolve, reject, timer });
+    });
+    try {
+      await this.out.send([Buffer.alloc(0), Buffer.from(JSON.stringify({ id, msgType, content })), ...blobs]);
+    } catch (e) {
+      const p = this.pending.get(id);
+      if (p) {
+        clearTimeout(p.timer);
+        this.pending.delete(id);
+      }
+      throw new DbError(`db service at ${this.address} unreachable (${errText(e)})`, 'UNAVAILABLE');
+    }
+    const r = await result;
+    return { data: r.data as DbResults[K], blobs: r.blobs };
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const [, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.reject(new DbError('db client closed', 'CLOSED'));
+    }
+    this.pending.clear();
+    this.socket.close();
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      for await (const frames of this.socket) {
+        const [, head, ...blobs] = frames as Buffer[];
+        if (!head) continue;
+        let parsed;
+        try {
+          parsed = DbReplySchema.safeParse(JSON.parse(head.toString('utf8')));
+        } catch {
+          continue;
+        }
+        if (!parsed.success || parsed.data.id === undefined) continue;
+        const p = this.pending.get(parsed.data.id);
+        if (!p) continue; // a late reply to a request that timed out
+        clearTimeout(p.timer);
+        this.pending.delete(parsed.data.id);
+        if (parsed.data.ok) p.resolve({ data: parsed.data.data, blobs });
+        else p.reject(new DbError(parsed.data.error, parsed.data.code ?? 'INTERNAL'));
+      }
+    } catch (e) {
+      if (!this.closed) throw e;
+    }
+  }
+}

@@ -1,0 +1,214 @@
+// LevelDB-backed state. The server applies requests one at a time, so read-modify-write here is safe.
+import { Level } from 'level';
+import { createHash } from 'node:crypto';
+import type { AbstractSublevel } from 'abstract-level';
+import { isFinal, type Call, type CallOutcome, type FunctionMeta, type Runtime } from '../common/model.js';
+import type { DbContent } from '../protocol/db.js';
+
+type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
+
+interface FunctionHead {
+  current: number;
+  latest: number;
+}
+
+export class NotFoundError extends Error {}
+export class ConflictError extends Error {}
+
+const pad = (n: number): string => n.toString().padStart(12, '0');
+
+export class Store {
+  private readonly db: Level<string, unknown>;
+  private readonly runtimes: Sub<Runtime>;
+  private readonly archives: Sub<Buffer>;
+  private readonly heads: Sub<FunctionHead>;
+  private readonly versions: Sub<FunctionMeta>;
+  private readonly calls: Sub<Call>;
+  private readonly meta: Sub<number>;
+  private readonly openCalls: Sub<number>; // index of calls not yet final, so recovery never scans every call
+  private lastCall = 0;
+
+  constructor(dir: string) {
+    this.db = new Level<string, unknown>(dir, { valueEncoding: 'json' });
+    this.runtimes = this.db.sublevel<string, Runtime>('rt', { valueEncoding: 'json' });
+    this.archives = this.db.sublevel<string, Buffer>('ar', { valueEncoding: 'buffer' });
+    this.heads = this.db.sublevel<string, FunctionHead>('fn', { valueEncoding: 'json' });
+    this.versions = this.db.sublevel<string, FunctionMeta>('fv', { valueEncoding: 'json' });
+    this.calls = this.db.sublevel<string, Call>('call', { valueEncoding: 'json' });
+    this.meta = this.db.sublevel<string, number>('meta', { valueEncoding: 'json' });
+    this.openCalls = this.db.sublevel<string, number>('open', { valueEncoding: 'json' });
+  }
+
+  async open(): Promise<void> {
+    await this.db.open();
+    this.lastCall = (await this.meta.get('lastCall')) ?? 0;
+  }
+
+  close(): Promise<void> {
+    return this.db.close();
+  }
+
+  // Runtimes
+  async putRuntime(rt: Runtime): Promise<Runtime> {
+    await this.runtimes.put(rt.name, rt);
+    return rt;
+  }
+  async getRuntime(name: string): Promise<Runtime | null> {
+    return (await this.runtimes.get(name)) ?? null;
+  }
+  listRuntimes(): Promise<Runtime[]> {
+    return this.runtimes.values().all();
+  }
+  async deleteRuntime(name: string): Promise<{ deleted: boolean }> {
+    if (!(await this.runtimes.get(name))) return { deleted: false };
+    for (const fn of await this.listFunctions()) {
+      if (fn.runtimeName === name) throw new ConflictError(`runtime ${name} is used by function ${fn.functionName}`);
+    }
+    await this.runtimes.del(name);
+    return { deleted: true };
+  }
+
+  // Archives, stored once by content digest.
+  async putArchive(digest: string, data: Buffer): Promise<{ digest: string; size: number }> {
+    const actual = createHash('sha256').update(data).digest('hex');
+    if (actual !== digest) throw new ConflictError(`archive digest mismatch: got ${actual}`);
+    await this.archives.put(digest, data);
+    return { digest, size: data.length };
+  }
+  async getArchive(digest: string): Promise<Buffer | null> {
+    return (await this.archives.get(digest)) ?? null;
+  }
+
+  // Functions: every deploy is a new version; `current` is what an unversioned call runs.
+  async addFunction(c: DbContent<'addFunction'> & { settings: FunctionMeta['settings'] }): Promise<FunctionMeta> {
+    if (!(await this.runtimes.get(c.runtimeName))) throw new NotFoundError(`runtime ${c.runtimeName} not found`);
+    if (!(await this.archives.get(c.digest))) throw new NotFoundError(`archive ${c.digest} not stored`);
+    const head = (await this.heads.get(c.functionName)) ?? { current: 0, latest: 0 };
+    const version = head.latest + 1;
+    const meta: FunctionMeta = {
+      functionName: c.functionName,
+      runtimeName: c.runtimeName,
+      version,
+      digest: c.digest,
+      size: c.size,
+      format: c.format,
+      originalname: c.originalname,
+      createdAt: new Date().toISOString(),
+      settings: c.settings,
+    };
+    await this.db.batch([
+      { type: 'put', sublevel: this.versions, key: `${c.functionName}!${pad(version)}`, value: meta },
+      { type: 'put', sublevel: this.heads, key: c.functionName, value: { current: version, latest: version } },
+    ]);
+    return meta;
+  }
+  async getFunction(name: string, version?: number): Promise<FunctionMeta | null> {
+    const head = await this.heads.get(name);
+    if (!head) return null;
+    return (await this.versions.get(`${name}!${pad(version ?? head.current)}`)) ?? null;
+  }
+  async listFunctions(): Promise<FunctionMeta[]> {
+    const out: FunctionMeta[] = [];
+    for await (const [name, head] of this.heads.iterator()) {
+      const meta = await this.versions.get(`${name}!${pad(head.current)}`);
+      if (meta) out.push(meta);
+    }
+    return out;
+  }
+  listVersions(name: string): Promise<FunctionMeta[]> {
+    return this.versions.values({ gt: `${name}!`, lt: `${name}!~` }).all();
+  }
+  async setCurrentVersion(name: string, version: number): Promise<FunctionMeta | null> {
+    const head = await this.heads.get(name);
+    const meta = await this.versions.get(`${name}!${pad(version)}`);
+    if (!head || !meta) return null;
+    await this.heads.put(name, { ...head, current: version });
+    return meta;
+  }
+  async deleteFunction(name: string): Promise<{ deleted: boolean }> {
+    if (!(await this.heads.get(name))) return { deleted: false };
+    const keys = await this.versions.keys({ gt: `${name}!`, lt: `${name}!~` }).all();
+    await this.db.batch([
+      ...keys.map((key) => ({ type: 'del' as const, sublevel: this.versions, key })),
+      { type: 'del' as const, sublevel: this.heads, key: name },
+    ]);
+    return { deleted: true };
+  }
+
+  // Calls
+  async createCall(c: { funcName: string; version: number; params?: unknown }): Promise<Call> {
+    const callNum = ++this.lastCall;
+    const call: Call = {
+      callNum,
+      funcName: c.funcName,
+      version: c.version,
+      params: c.params ?? {},
+      status: 'PENDING',
+      result: '',
+      attempts: 0,
+      createdAt: new Date().toISOString(),
+    };
+    await this.db.batch([
+      { type: 'put', sublevel: this.calls, key: pad(callNum), value: call },
+      { type: 'put', sublevel: this.meta, key: 'lastCall', value: callNum },
+      { type: 'put', sublevel: this.openCalls, key: pad(callNum), value: callNum },
+    ]);
+    return call;
+  }
+  async getCall(callNum: number): Promise<Call | null> {
+    return (await this.calls.get(pad(callNum))) ?? null;
+  }
+  // PENDING -> RUNNING on a node. A call already final is left alone.
+  async startCall(callNum: number, node: string): Promise<{ call: Call | null; changed: boolean }> {
+    const call = await this.getCall(callNum);
+    if (!call || isFinal(call.status)) return { call, changed: false };
+    const next: Call = { ...call, status: 'RUNNING', node, attempts: call.attempts + 1, startedAt: new Date().toISOString() };
+    await this.calls.put(pad(callNum), next);
+    return { call: next, changed: true };
+  }
+  // RUNNING -> PENDING when its node died before reporting.
+  async requeueCall(callNum: number): Promise<{ call: Call | null; changed: boolean }> {
+    const call = await this.getCall(callNum);
+    if (!call || isFinal(call.status)) return { call, changed: false };
+    const next: Call = { ...call, status: 'PENDING' };
+    delete next.node;
+    await this.calls.put(pad(callNum), next);
+    return { call: next, changed: true };
+  }
+  // The first final outcome wins: a result reported twice is recorded once.
+  async finishCall(callNum: number, outcome: CallOutcome, node?: string): Promise<{ call: Call | null; changed: boolean }> {
+    const call = await this.getCall(callNum);
+    if (!call || isFinal(call.status)) return { call, changed: false };
+    const next: Call = {
+      ...call,
+      ...outcome,
+      node: node ?? call.node,
+      finishedAt: new Date().toISOString(),
+    };
+    await this.db.batch([
+      { type: 'put', sublevel: this.calls, key: pad(callNum), value: next },
+      { type: 'del', sublevel: this.openCalls, key: pad(callNum) },
+    ]);
+    return { call: next, changed: true };
+  }
+  async listCalls(q: { funcName?: string; status?: string; limit?: number; before?: number; order?: 'asc' | 'desc' }): Promise<Call[]> {
+    const out: Call[] = [];
+    const limit = q.limit ?? Infinity;
+    const range = q.before ? { lt: pad(q.before) } : {};
+    for await (const call of this.calls.values({ ...range, reverse: q.order === 'desc' })) {
+      if (q.funcName && call.funcName !== q.funcName) continue;
+      if (q.status && call.status !== q.status) continue;
+      out.push(call);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+  async listUnfinished(): Promise<Call[]> {
+    const out: Call[] = [];
+    for await (const callNum of this.openCalls.values()) {
+      const call = await this.getCall(callNum);
+      if (call && !isFinal(call.status)) out.push(call);
+    }
+    return out;
+  }
+}

@@ -1,0 +1,177 @@
+// An instance: one per node. Receives invocations from the API, prepares function trees, hands jobs to its
+// miniworkers, and reports each result to the DB service (the record) and to the API (the waiters).
+import Docker from 'dockerode';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { removeLabelled } from '../common/docker.js';
+import { errText, type Logger } from '../common/log.js';
+import type { CallOutcome, Policy } from '../common/model.js';
+import { DbClient } from '../db/client.js';
+import type { ToInstance } from '../protocol/broker.js';
+import type { Job } from '../protocol/worker.js';
+import { ApiLink } from './link.js';
+import { MiniworkerPool } from './pool.js';
+import { TreeCache } from './trees.js';
+
+export interface InstanceOptions {
+  broker: string;
+  db: string;
+  dataDir: string;
+  miniworkers: number;
+  policy: Policy;
+  nodeId?: string;
+  labels?: Record<string, string>;
+  depsNetwork?: boolean;
+  log: Logger;
+}
+
+export class Instance {
+  private readonly docker = new Docker();
+  private readonly db: DbClient;
+  private link!: ApiLink;
+  private pool!: MiniworkerPool;
+  private trees!: TreeCache;
+  private nodeId = '';
+  private jobSeq = 0;
+  private readonly archiveWaiters = new Map<string, { resolve(b: Buffer): void; reject(e: Error): void }[]>();
+  private readonly accepted = new Set<number>(); // calls this node has and has not reported
+
+  constructor(private readonly o: InstanceOptions) {
+    this.db = new DbClient(o.db);
+  }
+
+  get id(): string {
+    return this.nodeId;
+  }
+
+  async start(): Promise<void> {
+    await mkdir(this.o.dataDir, { recursive: true });
+    try {
+      await this.docker.ping();
+    } catch (e) {
+      throw new Error(`no Docker engine answers (${errText(e)}); start dockerd or set DOCKER_HOST`);
+    }
+    this.nodeId = this.o.nodeId ?? (await this.stableId());
+    // Containers left by an earlier run of this node (a crash) are removed first.
+    const stale = await removeLabelled(this.docker, { 'zfaas.node': this.nodeId });
+    if (stale) this.o.log.info({ removed: stale }, 'removed containers left by an earlier run');
+    this.trees = new TreeCache({
+      dataDir: this.o.dataDir,
+      docker: this.docker,
+      nodeId: this.nodeId,
+      fetchArchive: (d) => this.fetchArchive(d),
+      depsNetwork: this.o.depsNetwork ?? false,
+      depsTimeoutMs: 300_000,
+    });
+    const script = fileURLToPath(new URL('../miniworker/main.js', import.meta.url));
+    this.pool = new MiniworkerPool({
+      address: `ipc://${join(tmpdir(), `zfaas-${this.nodeId}-${process.pid}.sock`)}`,
+      nodeId: this.nodeId,
+      size: this.o.miniworkers,
+      script,
+      log: this.o.log,
+      onResult: (job, outcome) => void this.report(job.callNum, outcome),
+    });
+    await this.pool.start();
+    const images = (await this.docker.listImages()).flatMap((i) => i.RepoTags ?? []).filter((t) => t !== '<none>:<none>');
+    this.link = new ApiLink({
+      broker: this.o.broker,
+      node: { id: this.nodeId, capacity: this.o.miniworkers, policy: this.o.policy, labels: this.o.labels ?? {}, images, version: '0.1.0' },
+      log: this.o.log,
+      load: () => ({ running: [...this.accepted], warm: {}, miniworkers: this.pool.stats().miniworkers }),
+      onMessage: (m, blobs) => this.onMessage(m, blobs),
+    });
+    this.link.start();
+    this.o.log.info({ node: this.nodeId, broker: this.o.broker, miniworkers: this.o.miniworkers, policy: this.o.policy }, 'instance started');
+  }
+
+  async stop(): Promise<void> {
+    await this.link?.close();
+    await this.pool?.stop();
+    await removeLabelled(this.docker, { 'zfaas.node': this.nodeId }).catch(() => 0);
+    this.db.close();
+  }
+
+  private async stableId(): Promise<string> {
+    const file = join(this.o.dataDir, 'node-id');
+    const existing = (await readFile(file, 'utf8').catch(() => '')).trim();
+    if (existing) return existing;
+    const id = `${hostname().replace(/[^A-Za-z0-9_-]/g, '').slice(0, 40) || 'node'}-${randomBytes(3).toString('hex')}`;
+    await writeFile(file, id);
+    return id;
+  }
+
+  private onMessage(m: ToInstance, blobs: Buffer[]): void {
+    switch (m.type) {
+      case 'invoke':
+        void this.accept(m);
+        break;
+      case 'archive': {
+        const waiters = this.archiveWaiters.get(m.digest) ?? [];
+        this.archiveWaiters.delete(m.digest);
+        for (const w of waiters) {
+          if (m.error || !blobs[0]) w.reject(new Error(m.error ?? 'archive missing'));
+          else w.resolve(blobs[0]);
+        }
+        break;
+      }
+      case 'configure':
+        if (m.miniworkers) this.pool.resize(m.miniworkers);
+        break;
+      default:
+        break;
+    }
+  }
+
+  private async accept(m: Extract<ToInstance, { type: 'invoke' }>): Promise<void> {
+    const callNum = m.call.callNum;
+    if (this.accepted.has(callNum)) return; // a duplicate dispatch: already ours
+    this.accepted.add(callNum);
+    try {
+      const started = await this.db.request('startCall', { callNum, node: this.nodeId });
+      if (!started.changed) {
+        // Already final (a duplicate after a redispatch): tell the API, run nothing.
+        this.accepted.delete(callNum);
+        const c = started.call;
+        if (c) await this.link.send({ type: 'result', callNum, outcome: { status: c.status === 'TIMEOUT' ? 'TIMEOUT' : c.status === 'ERROR' ? 'ERROR' : 'DONE', result: c.result, error: c.error }, recorded: true });
+        return;
+      }
+      const treeDir = await this.trees.prepare(m.fn, m.runtime);
+      const job: Job = { jobId: ++this.jobSeq, callNum, params: m.call.params, fn: m.fn, runtime: m.runtime, treeDir, policy: m.fn.settings.policy ?? this.o.policy };
+      this.pool.submit(job);
+    } catch (e) {
+      await this.report(callNum, { status: 'ERROR', result: '', error: `could not prepare ${m.fn.functionName}@${m.fn.version}: ${errText(e)}` });
+    }
+  }
+
+  private fetchArchive(digest: string): Promise<Buffer> {
+    return new Promise<Buffer>((resolve, reject) => {
+      const list = this.archiveWaiters.get(digest) ?? [];
+      list.push({ resolve, reject });
+      this.archiveWaiters.set(digest, list);
+      if (list.length === 1) {
+        this.link.send({ type: 'fetchArchive', digest }).catch((e) => reject(e as Error));
+      }
+      setTimeout(() => reject(new Error(`archive ${digest.slice(0, 12)} did not arrive from the API within 60 s`)), 60_000).unref();
+    });
+  }
+
+  // The DB holds the record, so it is written first and retried until it takes; then the API is told.
+  private async report(callNum: number, outcome: CallOutcome): Promise<void> {
+    let recorded = false;
+    for (let attempt = 0; attempt < 60 && !recorded; attempt++) {
+      try {
+        await this.db.request('finishCall', { callNum, node: this.nodeId, outcome });
+        recorded = true;
+      } catch (e) {
+        if (attempt === 0) this.o.log.warn({ callNum, err: errText(e) }, 'could not record result yet; retrying');
+        await new Promise((r) => setTimeout(r, Math.min(200 * 2 ** attempt, 2000)));
+      }
+    }
+    this.accepted.delete(callNum);
+    await this.link.send({ type: 'result', callNum, outcome, recorded }).catch((e) => this.o.log.warn({ callNum, err: errText(e) }, 'result not sent to API'));
+  }
+}

@@ -1,0 +1,93 @@
+// The instance's side of the API link: a DEALER whose routing id is the node id. It registers, heartbeats,
+// re-registers when the API asks (the API restarted) and notices an API that fell silent.
+import { Dealer } from 'zeromq';
+import { errText, type Logger } from '../common/log.js';
+import { SendQueue } from '../common/zmq.js';
+import { decode, encode } from '../protocol/codec.js';
+import { HEARTBEAT_LIVENESS, HEARTBEAT_MS, ToInstanceSchema, type NodeInfo, type NodeLoad, type ToApi, type ToInstance } from '../protocol/broker.js';
+
+export interface LinkOptions {
+  broker: string;
+  node: NodeInfo;
+  log: Logger;
+  load(): NodeLoad;
+  onMessage(msg: ToInstance, blobs: Buffer[]): void;
+}
+
+export class ApiLink {
+  private socket!: Dealer;
+  private out!: SendQueue;
+  private timer?: NodeJS.Timeout;
+  private lastHeard = Date.now();
+  private closed = false;
+  connected = false;
+
+  constructor(private readonly o: LinkOptions) {}
+
+  start(): void {
+    this.open();
+    this.timer = setInterval(() => this.tick(), HEARTBEAT_MS);
+  }
+
+  send(m: ToApi, ...blobs: Buffer[]): Promise<void> {
+    return this.out.send(encode(m, ...blobs));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.timer);
+    await this.send({ type: 'bye' }).catch(() => undefined);
+    this.socket.close();
+  }
+
+  private open(): void {
+    this.socket = new Dealer({ routingId: this.o.node.id, linger: 500, reconnectInterval: 200, reconnectMaxInterval: 2000 });
+    this.out = new SendQueue(this.socket);
+    this.socket.connect(this.o.broker);
+    this.register();
+    void this.loop(this.socket);
+  }
+
+  private register(): void {
+    this.send({ type: 'register', node: this.o.node, load: this.o.load() }).catch((e) => this.o.log.warn({ err: errText(e) }, 'register not sent'));
+  }
+
+  private tick(): void {
+    if (Date.now() - this.lastHeard > HEARTBEAT_MS * HEARTBEAT_LIVENESS) {
+      if (this.connected) this.o.log.warn({ broker: this.o.broker }, 'API fell silent; reconnecting');
+      this.connected = false;
+      // A fresh socket drops whatever was queued for a dead peer; the new register tells the API our state.
+      this.socket.close();
+      this.lastHeard = Date.now();
+      this.open();
+      return;
+    }
+    this.send({ type: 'heartbeat', load: this.o.load() }).catch(() => undefined);
+  }
+
+  private async loop(socket: Dealer): Promise<void> {
+    try {
+      for await (const frames of socket) {
+        this.lastHeard = Date.now();
+        let decoded;
+        try {
+          decoded = decode(ToInstanceSchema, frames as Buffer[]);
+        } catch (e) {
+          this.o.log.warn({ err: errText(e) }, 'bad message from API');
+          continue;
+        }
+        const { msg, blobs } = decoded;
+        if (msg.type === 'welcome') {
+          if (!this.connected) this.o.log.info({ broker: this.o.broker, node: this.o.node.id }, 'registered with the API');
+          this.connected = true;
+        } else if (msg.type === 'reregister') {
+          this.register();
+        } else if (msg.type !== 'heartbeat') {
+          this.o.onMessage(msg, blobs);
+        }
+      }
+    } catch (e) {
+      if (!this.closed && !socket.closed) this.o.log.error({ err: errText(e) }, 'API link failed');
+    }
+  }
+}

@@ -1,0 +1,122 @@
+// The node's local cache: archives by digest, and prepared function trees (archive unpacked + the
+// runtime's `dependencies` run once per function version per node, its result cached on disk).
+import type Docker from 'dockerode';
+import { createHash } from 'node:crypto';
+import { chown, mkdir, readdir, readFile, rename, rm, stat, writeFile, lstat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { extractArchive } from '../common/archive.js';
+import { runContainer } from '../common/docker.js';
+import type { FunctionMeta, Runtime } from '../common/model.js';
+
+export type ArchiveFetcher = (digest: string) => Promise<Buffer>;
+
+export class DependencyError extends Error {}
+
+export interface TreeCacheOptions {
+  dataDir: string;
+  docker: Docker;
+  fetchArchive: ArchiveFetcher;
+  nodeId: string;
+  depsNetwork: boolean;
+  depsTimeoutMs: number;
+}
+
+const exists = (p: string): Promise<boolean> => stat(p).then(() => true, () => false);
+
+export class TreeCache {
+  private readonly preparing = new Map<string, Promise<string>>();
+  private readonly archiveFetches = new Map<string, Promise<Buffer>>();
+
+  constructor(private readonly o: TreeCacheOptions) {}
+
+  static key(fn: FunctionMeta): string {
+    return `${fn.functionName}@${fn.version}`;
+  }
+
+  private paths(fn: FunctionMeta): { base: string; tree: string; ready: string } {
+    const base = join(this.o.dataDir, 'trees', fn.functionName, `${fn.version}-${fn.digest.slice(0, 12)}`);
+    return { base, tree: join(base, 'tree'), ready: join(base, 'ready.json') };
+  }
+
+  // Returns the host path of the prepared tree, preparing it once even under concurrent calls.
+  prepare(fn: FunctionMeta, runtime: Runtime): Promise<string> {
+    const key = `${TreeCache.key(fn)}:${fn.digest}`;
+    let p = this.preparing.get(key);
+    if (!p) {
+      p = this.doPrepare(fn, runtime).finally(() => this.preparing.delete(key));
+      this.preparing.set(key, p);
+    }
+    return p;
+  }
+
+  private async doPrepare(fn: FunctionMeta, runtime: Runtime): Promise<string> {
+    const { base, tree, ready } = this.paths(fn);
+    if (await exists(ready)) return tree;
+    const archive = await this.archive(fn.digest);
+    // Unpack into a fresh folder, then rename: a half-prepared tree is never used.
+    const work = `${base}.tmp-${process.pid}-${Date.now()}`;
+    await rm(work, { recursive: true, force: true });
+    await mkdir(work, { recursive: true });
+    try {
+      const workTree = join(work, 'tree');
+      await extractArchive(archive, workTree);
+      if (process.getuid?.() === 0) await chownTree(workTree, 1000, 1000);
+      const deps = runtime.dependencies.trim();
+      let depsLog = '';
+      if (deps) {
+        const r = await runContainer(this.o.docker, {
+          image: runtime.image,
+          cmd: ['sh', '-c', deps],
+          workdir: runtime.path,
+          env: ['HOME=/tmp', `ZFAAS_FUNCTION=${fn.functionName}`],
+          binds: [`${workTree}:${runtime.path}:rw`],
+          labels: { 'zfaas.node': this.o.nodeId, 'zfaas.function': fn.functionName, 'zfaas.role': 'dependencies' },
+          limits: { memoryMiB: Math.max(fn.settings.memory, 512), cpus: 1, pids: 256, network: this.o.depsNetwork, tmpfsMiB: 256 },
+          timeoutMs: this.o.depsTimeoutMs,
+        });
+        depsLog = (r.stdout + r.stderr).slice(-8000);
+        if (r.timedOut) throw new DependencyError(`dependencies step timed out after ${this.o.depsTimeoutMs / 1000} s`);
+        if (r.exitCode !== 0) throw new DependencyError(`dependencies step failed (exit ${r.exitCode}): ${r.stderr.trim().slice(-2000) || r.stdout.trim().slice(-2000)}`);
+      }
+      await writeFile(join(work, 'ready.json'), JSON.stringify({ preparedAt: new Date().toISOString(), deps, depsLog }));
+      await rm(base, { recursive: true, force: true });
+      await rename(work, base);
+      return tree;
+    } catch (e) {
+      await rm(work, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  async archive(digest: string): Promise<Buffer> {
+    const file = join(this.o.dataDir, 'archives', digest);
+    const cached = await readFile(file).catch(() => null);
+    if (cached && sha256(cached) === digest) return cached;
+    let p = this.archiveFetches.get(digest);
+    if (!p) {
+      p = (async () => {
+        const data = await this.o.fetchArchive(digest);
+        if (sha256(data) !== digest) throw new Error(`archive ${digest} arrived corrupt (digest mismatch)`);
+        await mkdir(join(this.o.dataDir, 'archives'), { recursive: true });
+        await writeFile(`${file}.tmp`, data);
+        await rename(`${file}.tmp`, file);
+        return data;
+      })().finally(() => this.archiveFetches.delete(digest));
+      this.archiveFetches.set(digest, p);
+    }
+    return p;
+  }
+}
+
+const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
+  await chown(dir, uid, gid);
+  for (const name of await readdir(dir)) {
+    const p = join(dir, name);
+    const st = await lstat(p);
+    if (st.isSymbolicLink()) continue;
+    if (st.isDirectory()) await chownTree(p, uid, gid);
+    else await chown(p, uid, gid);
+  }
+}

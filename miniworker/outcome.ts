@@ -1,0 +1,21 @@
+// How a finished container run becomes a call's outcome (the function contract in the brief).
+import type { CallOutcome } from '../common/model.js';
+import type { RunResult } from '../common/docker.js';
+
+export const TRUNCATION_MARK = '\n[zfaas: output truncated]';
+
+export function outcomeOf(r: RunResult, timeoutS: number, memoryMiB: number): CallOutcome {
+  const logs = r.stderr;
+  if (r.timedOut) {
+    return { status: 'TIMEOUT', result: '', error: `function ran past its timeout of ${timeoutS} s and was killed`, logs, durationMs: r.durationMs };
+  }
+  if (r.oomKilled) {
+    return { status: 'ERROR', result: '', error: `function was killed: it exceeded its memory limit of ${memoryMiB} MiB`, logs, durationMs: r.durationMs };
+  }
+  if (r.exitCode !== 0) {
+    const tail = r.stderr.trim().slice(-4000);
+    return { status: 'ERROR', result: '', error: tail ? `exit code ${r.exitCode}: ${tail}` : `exit code ${r.exitCode}`, logs, durationMs: r.durationMs };
+  }
+  const result = r.stdout.endsWith('\n') ? r.stdout.slice(0, -1) : r.stdout;
+  return { status: 'DONE', result: r.stdoutTruncated ? result + TRUNCATION_MARK : result, logs, durationMs: r.durationMs };
+}

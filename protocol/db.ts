@@ -1,0 +1,106 @@
+// The DB service's wire protocol. As in the seed: a request is {msgType, content}; we add an `id` so that
+// one DEALER can have many requests in flight. Frames: ["", JSON, ...blobs] (the empty delimiter makes it
+// REQ-compatible). Replies: ["", {id, ok, data} | {id, ok:false, error, code}, ...blobs].
+import { z } from 'zod';
+import {
+  CallOutcomeSchema,
+  CallStatusSchema,
+  FunctionSettingsSchema,
+  nameSchema,
+  RuntimeSchema,
+  type Call,
+  type FunctionMeta,
+  type Runtime,
+} from '../common/model.js';
+
+const digest = z.string().regex(/^[a-f0-9]{64}$/);
+
+export const DbRequestSchema = z.discriminatedUnion('msgType', [
+  z.object({ msgType: z.literal('ping'), content: z.object({}).passthrough().default({}) }),
+  z.object({ msgType: z.literal('putRuntime'), content: RuntimeSchema }),
+  z.object({ msgType: z.literal('getRuntime'), content: z.object({ name: nameSchema }) }),
+  z.object({ msgType: z.literal('listRuntimes'), content: z.object({}).passthrough().default({}) }),
+  z.object({ msgType: z.literal('deleteRuntime'), content: z.object({ name: nameSchema }) }),
+  z.object({ msgType: z.literal('putArchive'), content: z.object({ digest }) }),
+  z.object({ msgType: z.literal('getArchive'), content: z.object({ digest }) }),
+  z.object({
+    msgType: z.literal('addFunction'),
+    content: z.object({
+      functionName: nameSchema,
+      runtimeName: nameSchema,
+      digest,
+      size: z.number().int().min(0),
+      format: z.enum(['tar.gz', 'tar', 'zip']),
+      originalname: z.string().max(1024).optional(),
+      settings: FunctionSettingsSchema,
+    }),
+  }),
+  z.object({ msgType: z.literal('getFunction'), content: z.object({ name: nameSchema, version: z.number().int().min(1).optional() }) }),
+  z.object({ msgType: z.literal('listFunctions'), content: z.object({}).passthrough().default({}) }),
+  z.object({ msgType: z.literal('listVersions'), content: z.object({ name: nameSchema }) }),
+  z.object({ msgType: z.literal('setCurrentVersion'), content: z.object({ name: nameSchema, version: z.number().int().min(1) }) }),
+  z.object({ msgType: z.literal('deleteFunction'), content: z.object({ name: nameSchema }) }),
+  z.object({
+    msgType: z.literal('createCall'),
+    content: z.object({ funcName: nameSchema, version: z.number().int().min(1), params: z.unknown() }),
+  }),
+  z.object({ msgType: z.literal('startCall'), content: z.object({ callNum: z.number().int().min(1), node: z.string().max(256) }) }),
+  z.object({ msgType: z.literal('requeueCall'), content: z.object({ callNum: z.number().int().min(1) }) }),
+  z.object({
+    msgType: z.literal('finishCall'),
+    content: z.object({ callNum: z.number().int().min(1), node: z.string().max(256).optional(), outcome: CallOutcomeSchema }),
+  }),
+  z.object({ msgType: z.literal('getCall'), content: z.object({ callNum: z.number().int().min(1) }) }),
+  z.object({
+    msgType: z.literal('listCalls'),
+    content: z
+      .object({
+        funcName: nameSchema.optional(),
+        status: CallStatusSchema.optional(),
+        limit: z.number().int().min(1).max(100_000).optional(),
+        before: z.number().int().min(1).optional(),
+        order: z.enum(['asc', 'desc']).default('asc'),
+      })
+      .default({}),
+  }),
+  z.object({ msgType: z.literal('listUnfinished'), content: z.object({}).passthrough().default({}) }),
+]);
+export type DbRequest = z.infer<typeof DbRequestSchema>;
+export type DbMsgType = DbRequest['msgType'];
+export type DbContent<K extends DbMsgType> = z.input<typeof DbRequestSchema> extends infer U
+  ? U extends { msgType: K; content?: infer C }
+    ? C
+    : never
+  : never;
+
+// What each request answers with (in `data`).
+export interface DbResults {
+  ping: { ok: true };
+  putRuntime: Runtime;
+  getRuntime: Runtime | null;
+  listRuntimes: Runtime[];
+  deleteRuntime: { deleted: boolean };
+  putArchive: { digest: string; size: number };
+  getArchive: { digest: string; size: number } | null; // the archive itself is the blob frame
+  addFunction: FunctionMeta;
+  getFunction: FunctionMeta | null;
+  listFunctions: FunctionMeta[];
+  listVersions: FunctionMeta[];
+  setCurrentVersion: FunctionMeta | null;
+  deleteFunction: { deleted: boolean };
+  createCall: Call;
+  startCall: { call: Call | null; changed: boolean };
+  requeueCall: { call: Call | null; changed: boolean };
+  finishCall: { call: Call | null; changed: boolean };
+  getCall: Call | null;
+  listCalls: Call[];
+  listUnfinished: Call[];
+}
+
+export const DbReplySchema = z.union([
+  z.object({ id: z.number().optional(), ok: z.literal(true), data: z.unknown() }),
+  z.object({ id: z.number().optional(), ok: z.literal(false), error: z.string(), code: z.string().optional() }),
+]);
+export type DbReply = z.infer<typeof DbReplySchema>;
+
+export const DbEnvelopeSchema = z.object({ id: z.number().int().optional() }).passthrough();

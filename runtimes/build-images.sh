@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Build the built-in zfaas runtime images.
+#   runtimes/build-images.sh [--force] [python|node ...]      (default: both)
+# Images: zfaas/base:bookworm, zfaas/python:latest (+ pythonruntime:latest),
+#         zfaas/node:latest (+ noderuntime:latest).
+# Offline by default: the base image is a debootstrap of Debian bookworm from the
+# mirror apt uses on this machine. ZFAAS_PUBLIC_BASE=1 uses the public Dockerfiles
+# (FROM python:3.11-slim / node:20-slim) instead.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+BASE_IMAGE="zfaas/base:bookworm"
+FORCE=0
+TARGETS=()
+for a in "$@"; do
+  case "$a" in
+    --force|-f) FORCE=1 ;;
+    python|node) TARGETS+=("$a") ;;
+    -h|--help) sed -n '2,9p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    *) echo "build-images: unknown argument '$a' (usage: $0 [--force] [python|node ...])" >&2; exit 64 ;;
+  esac
+done
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(python node)
+export PATH="$PATH:/usr/sbin:/sbin"
+
+log() { echo "build-images: $*"; }
+die() { echo "build-images: ERROR: $*" >&2; exit 1; }
+image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
+now() { date +%s.%N; }
+since() { awk -v s="$1" -v e="$(now)" 'BEGIN { printf "%.1f s", e - s }'; }
+
+docker info >/dev/null 2>&1 || die "no Docker engine answers (run scripts/ensure-docker.sh first)"
+
+WORK=""
+cleanup() {
+  if [ -n "$WORK" ] && [ -d "$WORK" ]; then rm -rf --one-file-system "$WORK" 2>/dev/null || true; fi
+}
+trap cleanup EXIT INT TERM
+
+# The Debian mirror apt uses here (first one serving the plain "bookworm" suite).
+debian_mirror() {
+  local f uri
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] || continue
+    uri="$(awk '
+      function flush() { if (uri != "" && suites ~ /(^| )bookworm( |$)/ && uri ~ /^https?:\/\//) { print uri; found=1; exit } uri=""; suites="" }
+      /^[[:space:]]*$/ { flush(); next }
+      /^URIs:/ { uri=$2 }
+      /^Suites:/ { $1=""; suites=$0 " " }
+      END { if (!found) flush() }' "$f")"
+    [ -n "$uri" ] && { echo "$uri"; return; }
+  done
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+    [ -f "$f" ] || continue
+    uri="$(awk '$1=="deb" { i=2; if ($2 ~ /^\[/) { while (i<=NF && $i !~ /\]$/) i++; i++ } if ($(i+1)=="bookworm" && $i ~ /^https?:\/\//) { print $i; exit } }' "$f")"
+    [ -n "$uri" ] && { echo "$uri"; return; }
+  done
+  echo "http://deb.debian.org/debian"
+}
+
+build_base() {
+  if image_exists "$BASE_IMAGE" && [ "$FORCE" = 0 ]; then
+    log "$BASE_IMAGE exists (skip)"; return
+  fi
+  local t; t="$(now)"
+  if timeout 20 docker pull -q debian:bookworm-slim >/dev/null 2>&1; then
+    docker tag debian:bookworm-slim "$BASE_IMAGE"
+    log "$BASE_IMAGE tagged from pulled debian:bookworm-slim ($(since "$t"))"
+    return
+  fi
+  log "cannot pull debian:bookworm-slim; building $BASE_IMAGE offline with debootstrap"
+  if ! command -v debootstrap >/dev/null 2>&1; then
+    [ "$(id -u)" = 0 ] || die "debootstrap is missing (apt-get install debootstrap)"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null \
+      || die "could not install debootstrap"
+  fi
+  [ "$(id -u)" = 0 ] || die "debootstrap needs root"
+  local mirror; mirror="$(debian_mirror)"
+  WORK="$(mktemp -d "${TMPDIR:-/tmp}/zfaas-base.XXXXXX")"
+  local root="$WORK/rootfs"
+  log "debootstrap --variant=minbase bookworm from $mirror"
+  if ! debootstrap --variant=minbase bookworm "$root" "$mirror" >"$WORK/debootstrap.log" 2>&1; then
+    tail -n 30 "$WORK/debootstrap.log" >&2
+    die "debootstrap failed"
+  fi
+  log "debootstrap done ($(since "$t"))"
+  # smaller image: no apt caches, no man pages
+  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/usr/share/man/* "$root"/usr/share/doc/* 2>/dev/null || true
+  tar -C "$root" --numeric-owner -c . | docker import \
+      -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+      -c 'ENV LANG=C.UTF-8' \
+      -c 'CMD ["/bin/bash"]' \
+      - "$BASE_IMAGE" >/dev/null || die "docker import failed"
+  cleanup; WORK=""
+  log "$BASE_IMAGE built offline ($(since "$t"))"
+}
+
+build_runtime() {
+  local rt="$1" image="zfaas/$1:latest" alias="$1runtime:latest" dockerfile
+  if image_exists "$image" && [ "$FORCE" = 0 ]; then
+    image_exists "$alias" || docker tag "$image" "$alias"
+    log "$image exists (skip)"; return
+  fi
+  if [ "${ZFAAS_PUBLIC_BASE:-0}" = 1 ]; then
+    dockerfile="$HERE/$rt/Dockerfile"
+  else
+    build_base
+    dockerfile="$HERE/$rt/Dockerfile.offline"
+  fi
+  local t; t="$(now)"
+  log "building $image from ${dockerfile#"$HERE"/}"
+  if ! docker build -q -f "$dockerfile" -t "$image" -t "$alias" "$HERE/$rt" >"${TMPDIR:-/tmp}/zfaas-build-$rt.log" 2>&1; then
+    tail -n 40 "${TMPDIR:-/tmp}/zfaas-build-$rt.log" >&2
+    die "docker build of $image failed"
+  fi
+  rm -f "${TMPDIR:-/tmp}/zfaas-build-$rt.log"
+  log "$image (also $alias) built ($(since "$t"))"
+}
+
+T0="$(now)"
+for rt in "${TARGETS[@]}"; do build_runtime "$rt"; done
+log "done in $(since "$T0"): $(for rt in "${TARGETS[@]}"; do docker image inspect -f "zfaas/$rt:latest {{.Size}}" "zfaas/$rt:latest" | awk '{printf "%s %.0f MB; ", $1, $2/1e6}'; done)"

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: prepares what the machine lacks (dependencies, a Docker
+# engine, the runtime images), then builds, type-checks, lints and runs every test against the real
+# Docker engine, ZeroMQ and LevelDB.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+step() { echo; echo "== $*"; }
+
+step "dependencies"
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then npm ci --no-audit --no-fund --loglevel=error; else echo "node_modules up to date"; fi
+
+step "docker engine"
+bash scripts/ensure-docker.sh
+
+step "runtime images (offline build when missing)"
+bash runtimes/build-images.sh
+
+step "build, type check, lint"
+npm run --silent build
+npm run --silent typecheck
+npm run --silent lint
+
+step "runtime loaders"
+bash runtimes/test-loaders.sh
+
+step "unit and integration tests"
+npx vitest run "$@"

@@ -1,0 +1,207 @@
+// Issue 2 end to end: `zfaas up` against the real Docker engine, ZeroMQ and LevelDB on disk.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { packFiles, pyArchive } from './helpers/archives.js';
+import { http, labelledContainers, ROOT, startUp, upload, waitCall, type CallView, type Platform } from './helpers/platform.js';
+
+let p: Platform;
+
+beforeAll(async () => {
+  p = await startUp(['--miniworkers', '2']);
+});
+
+afterAll(async () => {
+  const node = p ? await p.nodeId().catch(() => '') : '';
+  await p?.stop();
+  // Ctrl-C (here SIGTERM) must leave none of this node's containers behind.
+  if (node) expect(await labelledContainers({ 'zfaas.node': node })).toEqual([]);
+});
+
+describe('the seed session (seeds/004) verbatim', () => {
+  it('registers the runtime as the seed writes it, runs dice and answers DONE with four dice', async () => {
+    const rt = await http('POST', `${p.api}/registerRuntime`, {
+      image: 'pythonruntime',
+      path: '/ws',
+      dependencies: 'pip3 install -r requirements.txt',
+      run: 'python3 test.py',
+    });
+    expect(rt.status).toBe(201);
+    expect((await http<string[]>('GET', `${p.api}/runtimes`)).body).toContain('pythonruntime');
+
+    const dice = await readFile(join(ROOT, 'runtimes/python/dice/python.tar.gz'));
+    const fn = await upload<{ functionName: string; version: number }>(`${p.api}/registerFunction/pythonruntime/dice`, dice, 'python.tar.gz');
+    expect(fn.status).toBe(201);
+    expect(fn.body.version).toBe(1);
+    expect((await http<string[]>('GET', `${p.api}/functions`)).body).toEqual(['dice']);
+
+    const inv = await http<CallView>('POST', `${p.api}/invokeFunction`, { funcName: 'dice', params: { roll: '4d6' } });
+    expect(inv.status).toBe(202);
+    expect(inv.body).toMatchObject({ funcName: 'dice', callNum: 1, status: 'PENDING', result: '' });
+
+    // The call store answers in the seed's shape: {"c1": {...}}.
+    const store = await http<Record<string, CallView>>('GET', `${p.api}/calls`);
+    expect(store.body.c1).toMatchObject({ funcName: 'dice', callNum: 1 });
+
+    const done = await waitCall(p.api, 1);
+    expect(done.status).toBe('DONE');
+    const rolls = JSON.parse(done.result) as number[];
+    expect(rolls).toHaveLength(4);
+    for (const r of rolls) expect(r >= 1 && r <= 6 && Number.isInteger(r)).toBe(true);
+    expect(done.node).toBe(await p.nodeId());
+  });
+});
+
+describe('node functions and the blocking forms', () => {
+  beforeAll(async () => {
+    const hello = await packFiles({
+      'index.js': await readFile(join(ROOT, 'examples/hello-node/index.js'), 'utf8'),
+      'package.json': await readFile(join(ROOT, 'examples/hello-node/package.json'), 'utf8'),
+    });
+    expect((await upload(`${p.api}/registerFunction/node/hello`, hello, 'hello.tar.gz')).status).toBe(201);
+  });
+
+  it('POST /function/:name answers with the result itself', async () => {
+    const r = await http('POST', `${p.api}/function/hello`, { name: 'ana' });
+    expect(r.status).toBe(200);
+    expect(r.body).toEqual({ hello: 'ana' });
+    expect(Number(r.headers.get('x-zfaas-call'))).toBeGreaterThan(0);
+  });
+
+  it('invokeFunction with wait answers with the finished call', async () => {
+    const r = await http<CallView>('POST', `${p.api}/invokeFunction`, { funcName: 'hello', params: { name: 'bo' }, wait: true });
+    expect(r.status).toBe(200);
+    expect(r.body.status).toBe('DONE');
+    expect(JSON.parse(r.body.result)).toEqual({ hello: 'bo' });
+  });
+
+  it('a zip archive deploys too', async () => {
+    const zip = await pyArchive('zip', `f('index.js', b'module.exports = (p) => ({ sum: p.a + p.b });')`);
+    expect((await upload(`${p.api}/registerFunction/node/adder`, zip, 'adder.zip')).status).toBe(201);
+    const r = await http('POST', `${p.api}/function/adder`, { a: 2, b: 40 });
+    expect(r.body).toEqual({ sum: 42 });
+  });
+});
+
+describe('ERROR and TIMEOUT', () => {
+  beforeAll(async () => {
+    const bad = await packFiles({
+      'index.js': `module.exports = (p) => {
+        if (p.sleep) return new Promise((r) => setTimeout(r, p.sleep));
+        throw new Error('boom ' + p.x);
+      };`,
+    });
+    expect((await upload(`${p.api}/registerFunction/node/bad`, bad, 'bad.tar.gz', { timeout: '2' })).status).toBe(201);
+  });
+
+  it('a throwing function ends in ERROR with its error text', async () => {
+    const r = await http<{ error: string; status: string; callNum: number }>('POST', `${p.api}/function/bad`, { x: 7 });
+    expect(r.status).toBe(500);
+    expect(r.body.status).toBe('ERROR');
+    expect(r.body.error).toContain('boom 7');
+    const c = await waitCall(p.api, r.body.callNum);
+    expect(c.status).toBe('ERROR');
+    expect(c.error).toContain('boom 7');
+  });
+
+  it('a function past its timeout ends in TIMEOUT and its container is gone', async () => {
+    const r = await http<{ status: string; callNum: number }>('POST', `${p.api}/function/bad`, { sleep: 60_000 });
+    expect(r.status).toBe(504);
+    expect(r.body.status).toBe('TIMEOUT');
+    expect((await waitCall(p.api, r.body.callNum)).status).toBe('TIMEOUT');
+    expect(await labelledContainers({ 'zfaas.call': String(r.body.callNum) })).toEqual([]);
+  });
+
+  it('a seed-style run command that exits non-zero is ERROR with the end of stderr', async () => {
+    expect(
+      (await http('POST', `${p.api}/registerRuntime`, { name: 'sh', image: 'zfaas/python:latest', path: '/ws', dependencies: '', run: 'sh fail.sh' }))
+        .status,
+    ).toBe(201);
+    const arc = await packFiles({ 'fail.sh': 'echo partial; echo "went wrong here" >&2; exit 3\n' });
+    expect((await upload(`${p.api}/registerFunction/sh/fails`, arc, 'fails.tar.gz')).status).toBe(201);
+    const r = await http<CallView>('POST', `${p.api}/invokeFunction?wait=true`, { funcName: 'fails', params: {} });
+    expect(r.body.status).toBe('ERROR');
+    expect(r.body.error).toContain('went wrong here');
+  });
+});
+
+describe('the container is a sandbox', () => {
+  it('runs as non-root, without network, with memory and process limits, seeing only its tree', async () => {
+    const probe = await packFiles({
+      'index.js': `const fs = require('fs'), os = require('os');
+        const read1 = (f) => { try { return fs.readFileSync(f, 'utf8').trim(); } catch (e) { return 'ERR ' + e.code; } };
+        // cgroup v2 first, then v1 (this machine's engine uses v1)
+        const read = (f) => { const v = read1(f); return v.startsWith('ERR') ? read1(f.replace('/cgroup/memory.max', '/cgroup/memory/memory.limit_in_bytes').replace('/cgroup/pids.max', '/cgroup/pids/pids.max')) : v; };
+        module.exports = () => ({
+          uid: process.getuid(),
+          ifaces: Object.keys(os.networkInterfaces()).sort(),
+          mem: read('/sys/fs/cgroup/memory.max'),
+          pids: read('/sys/fs/cgroup/pids.max'),
+          canWriteTree: (() => { try { fs.writeFileSync(__dirname + '/x', 'x'); return true; } catch { return false; } })(),
+          mounts: read('/proc/self/mounts').split('\\n').map((l) => l.split(' ')[1]),
+        });`,
+    });
+    expect((await upload(`${p.api}/registerFunction/node/probe`, probe, 'probe.tar.gz', { memory: '128', pids: '64' })).status).toBe(201);
+    const r = await http<{ uid: number; ifaces: string[]; mem: string; pids: string; canWriteTree: boolean; mounts: string[] }>(
+      'POST',
+      `${p.api}/function/probe`,
+      {},
+    );
+    expect(r.status).toBe(200);
+    expect(r.body.uid).not.toBe(0);
+    expect(r.body.ifaces).toEqual(['lo']);
+    expect(r.body.mem).toBe(String(128 * 1024 * 1024));
+    expect(r.body.pids).toBe('64');
+    expect(r.body.canWriteTree).toBe(false);
+    // No host folder is mounted except the function's tree (and Docker's own /etc files and init).
+    const binds = r.body.mounts.filter((m) => !/^\/(proc|sys|dev|tmp|etc\/(hosts|hostname|resolv\.conf)|usr\/sbin\/docker-init)(\/|$)/.test(m) && m !== '/');
+    expect(binds).toEqual(['/ws']);
+  });
+});
+
+describe('refused input', () => {
+  const hostile: [string, 'tar' | 'zip', string][] = [
+    ['an absolute path', 'tar', `f('/etc/evil', b'x')`],
+    ['a .. path', 'tar', `f('../evil', b'x')`],
+    ['a link leading outside', 'tar', `sym('link', '../../etc/passwd')`],
+    ['an absolute link', 'tar', `sym('link', '/etc/passwd')`],
+    ['a zip with ..', 'zip', `f('../../evil', b'x')`],
+    ['more than the unpacked size limit', 'tar', `big('huge', 101 * 1024 * 1024)`],
+  ];
+  for (const [what, kind, body] of hostile) {
+    it(`refuses an archive with ${what} with 400 and stores nothing`, async () => {
+      const arc = await pyArchive(kind, body);
+      const r = await upload<{ error: string }>(`${p.api}/registerFunction/node/evil`, arc, kind === 'zip' ? 'evil.zip' : 'evil.tar.gz');
+      expect(r.status).toBe(400);
+      expect(r.body.error).toMatch(/archive/);
+      expect((await http('GET', `${p.api}/function/evil`)).status).toBe(404);
+      expect((await http<string[]>('GET', `${p.api}/functions`)).body).not.toContain('evil');
+    });
+  }
+
+  it('refuses a file that is not an archive', async () => {
+    const r = await upload<{ error: string }>(`${p.api}/registerFunction/node/evil`, Buffer.from('just text'), 'x.txt');
+    expect(r.status).toBe(400);
+  });
+
+  it('answers 404 with a message for an unknown runtime or function', async () => {
+    const arc = await packFiles({ 'index.js': 'module.exports = () => 1;' });
+    const r1 = await upload<{ error: string }>(`${p.api}/registerFunction/nosuchruntime/f`, arc, 'f.tar.gz');
+    expect(r1.status).toBe(404);
+    expect(r1.body.error).toContain('nosuchruntime');
+    const r2 = await http<{ error: string }>('POST', `${p.api}/invokeFunction`, { funcName: 'nosuchfn', params: {} });
+    expect(r2.status).toBe(404);
+    expect(r2.body.error).toContain('nosuchfn');
+    expect((await http('POST', `${p.api}/function/nosuchfn`, {})).status).toBe(404);
+    expect((await http('GET', `${p.api}/call/99999`)).status).toBe(404);
+  });
+
+  it('answers 400 for bad JSON and bad shapes', async () => {
+    expect((await http('POST', `${p.api}/invokeFunction`, '{"funcName": ')).status).toBe(400);
+    expect((await http('POST', `${p.api}/registerRuntime`, '{nope')).status).toBe(400);
+    expect((await http('POST', `${p.api}/registerRuntime`, { image: 42 })).status).toBe(400);
+    expect((await http('POST', `${p.api}/invokeFunction`, { params: {} })).status).toBe(400);
+    expect((await http('POST', `${p.api}/function/hello`, '{bad')).status).toBe(400);
+    expect((await http('GET', `${p.api}/call/abc`)).status).toBe(400);
+  });
+});

@@ -1,0 +1,187 @@
+// Starts real zfaas processes (built CLI in dist/) on free ports with a temp data folder, and stops them by
+// their own pid. Every integration test goes through here so that cleanup is the same everywhere.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import Docker from 'dockerode';
+
+export const ROOT = resolve(import.meta.dirname, '..', '..');
+export const CLI = join(ROOT, 'dist', 'cli', 'main.js');
+
+export async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      const port = typeof a === 'object' && a ? a.port : 0;
+      s.close(() => res(port));
+    });
+  });
+}
+
+export async function tempDir(prefix = 'zfaas-test-'): Promise<string> {
+  return mkdtemp(join(tmpdir(), prefix));
+}
+
+export interface Proc {
+  child: ChildProcess;
+  output: () => string;
+  stop: (signal?: NodeJS.Signals) => Promise<number | null>;
+}
+
+// Spawns `zfaas ARGS`; output is kept (last 200 kB) so a failing test can show it.
+export function zfaas(args: string[], env: Record<string, string> = {}): Proc {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { ...process.env, ZFAAS_LOG_FORMAT: 'json', ZFAAS_LOG_LEVEL: process.env.ZFAAS_LOG_LEVEL ?? 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const keep = (b: Buffer): void => {
+    out = (out + b.toString()).slice(-200_000);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+  return {
+    child,
+    output: () => out,
+    stop: async (signal = 'SIGTERM') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      const t = setTimeout(() => child.kill('SIGKILL'), 25_000);
+      const code = await exited;
+      clearTimeout(t);
+      return code;
+    },
+  };
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000, proc?: Proc): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (proc && proc.child.exitCode !== null) throw new Error(`${what}: process exited (${proc.child.exitCode})\n${proc.output()}`);
+    await sleep(100);
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}${proc ? `\n${proc.output().slice(-4000)}` : ''}`);
+}
+
+export interface Platform {
+  api: string;
+  port: number;
+  data: string;
+  proc: Proc;
+  nodeId: () => Promise<string>;
+  stop: () => Promise<void>;
+}
+
+export async function waitHealthy(api: string, nodes = 1, proc?: Proc): Promise<void> {
+  await waitFor(
+    'api health',
+    async () => {
+      const r = await fetch(`${api}/health`);
+      const h = (await r.json()) as { ok: boolean; nodes: number };
+      return h.ok && h.nodes >= nodes ? true : undefined;
+    },
+    60_000,
+    proc,
+  );
+}
+
+// `zfaas up` on free ports in a temp data folder, waited until its node has joined.
+export async function startUp(extra: string[] = [], env: Record<string, string> = {}): Promise<Platform> {
+  const [port, dbPort, brokerPort] = [await freePort(), await freePort(), await freePort()];
+  const data = await tempDir();
+  const proc = zfaas(
+    ['up', '--port', String(port), '--data', data, '--db-bind', `tcp://127.0.0.1:${dbPort}`, '--broker-bind', `tcp://127.0.0.1:${brokerPort}`, ...extra],
+    env,
+  );
+  const api = `http://127.0.0.1:${port}`;
+  await waitHealthy(api, 1, proc);
+  return {
+    api,
+    port,
+    data,
+    proc,
+    nodeId: async () => ((await (await fetch(`${api}/nodes`)).json()) as { id: string }[])[0]!.id,
+    stop: async () => {
+      await proc.stop();
+      await rm(data, { recursive: true, force: true });
+    },
+  };
+}
+
+export const docker = new Docker();
+
+export async function labelledContainers(filters: Record<string, string> = {}): Promise<string[]> {
+  const label = ['zfaas=true', ...Object.entries(filters).map(([k, v]) => `${k}=${v}`)];
+  const list = await docker.listContainers({ all: true, filters: { label } });
+  return list.map((c) => c.Id);
+}
+
+// --- REST helpers -------------------------------------------------------------------------------------
+
+export interface Reply<T = unknown> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+export async function http<T = unknown>(method: string, url: string, body?: unknown): Promise<Reply<T>> {
+  const init: RequestInit = { method };
+  if (body !== undefined) {
+    init.body = typeof body === 'string' ? body : JSON.stringify(body);
+    init.headers = { 'content-type': 'application/json' };
+  }
+  return reply<T>(await fetch(url, init));
+}
+
+async function reply<T>(r: Response): Promise<Reply<T>> {
+  const text = await r.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    /* plain text reply */
+  }
+  return { status: r.status, body: parsed as T, headers: r.headers };
+}
+
+export async function upload<T = unknown>(url: string, archive: Buffer, filename: string, fields: Record<string, string> = {}): Promise<Reply<T>> {
+  const form = new FormData();
+  form.append('module', new Blob([new Uint8Array(archive)]), filename);
+  for (const [k, v] of Object.entries(fields)) form.append(k, v);
+  return reply<T>(await fetch(url, { method: 'POST', body: form }));
+}
+
+export interface CallView {
+  callNum: number;
+  funcName: string;
+  status: string;
+  result: string;
+  error?: string;
+  logs?: string;
+  node?: string;
+  attempts: number;
+}
+
+export async function waitCall(api: string, callNum: number, timeoutMs = 90_000): Promise<CallView> {
+  return waitFor(
+    `call ${callNum} to finish`,
+    async () => {
+      const r = await http<CallView>('GET', `${api}/call/${callNum}`);
+      return ['DONE', 'ERROR', 'TIMEOUT'].includes(r.body.status) ? r.body : undefined;
+    },
+    timeoutMs,
+  );
+}
