@@ -95,11 +95,19 @@ build_base() {
   log "$BASE_IMAGE built offline ($(since "$t"))"
 }
 
+# A hash of what goes into a runtime image (Dockerfiles, loader): an image built from other sources
+# (an older loader) is rebuilt, so the loader protocol in the image always matches the code.
+source_hash() { (cd "$HERE/$1" && find . -maxdepth 1 -type f ! -name '*.md' | LC_ALL=C sort | xargs sha256sum) | sha256sum | cut -c1-16; }
+
 build_runtime() {
-  local rt="$1" image="zfaas/$1:latest" alias="$1runtime:latest" dockerfile
+  local rt="$1" image="zfaas/$1:latest" alias="$1runtime:latest" dockerfile src
+  src="$(source_hash "$rt")"
   if image_exists "$image" && [ "$FORCE" = 0 ]; then
-    image_exists "$alias" || docker tag "$image" "$alias"
-    log "$image exists (skip)"; return
+    if [ "$(docker image inspect -f '{{index .Config.Labels "zfaas.source"}}' "$image" 2>/dev/null)" = "$src" ]; then
+      image_exists "$alias" || docker tag "$image" "$alias"
+      log "$image exists (skip)"; return
+    fi
+    log "$image was built from other sources: rebuilding"
   fi
   if [ "${ZFAAS_PUBLIC_BASE:-0}" = 1 ]; then
     dockerfile="$HERE/$rt/Dockerfile"
@@ -109,7 +117,7 @@ build_runtime() {
   fi
   local t; t="$(now)"
   log "building $image from ${dockerfile#"$HERE"/}"
-  if ! docker build -q -f "$dockerfile" -t "$image" -t "$alias" "$HERE/$rt" >"${TMPDIR:-/tmp}/zfaas-build-$rt.log" 2>&1; then
+  if ! docker build -q --label "zfaas.source=$src" -f "$dockerfile" -t "$image" -t "$alias" "$HERE/$rt" >"${TMPDIR:-/tmp}/zfaas-build-$rt.log" 2>&1; then
     tail -n 40 "${TMPDIR:-/tmp}/zfaas-build-$rt.log" >&2
     die "docker build of $image failed"
   fi

@@ -3,7 +3,7 @@
  * zfaas node loader: keeps a function warm inside its container.
  *
  * Warm mode (default): JSON lines on stdin, JSON lines on stdout, one message a line.
- *   {"op":"load","dir":"/ws","handler":null|"file.export"} -> {"op":"loaded","ok":true}
+ *   {"op":"load","dir":"/ws","handler":null|"file.export","env":{}?} -> {"op":"loaded","ok":true}
  *                                                           | {"op":"loaded","ok":false,"error":"..."}
  *   {"op":"call","id":N,"params":<json>} -> {"op":"result","id":N,"ok":true,"result":"<str>","logs":"..."}
  *                                         | {"op":"result","id":N,"ok":false,"error":"...","logs":"..."}
@@ -291,6 +291,8 @@ function serve() {
       send({ op: 'pong' });
     } else if (op === 'load') {
       process.env.ZFAAS_PARAMS = '{}';
+      // A stem cell learns its function (and the function's environment) only when it is given one.
+      if (msg.env && typeof msg.env === 'object') for (const [k, v] of Object.entries(msg.env)) process.env[k] = String(v);
       try {
         fn = await loadFunction(msg.dir || '/ws', msg.handler || null);
         send({ op: 'loaded', ok: true });

@@ -2,7 +2,7 @@
 """zfaas python loader: keeps a function warm inside its container.
 
 Warm mode (default): JSON lines on stdin, JSON lines on stdout, one message a line.
-  {"op":"load","dir":"/ws","handler":null|"file.export"} -> {"op":"loaded","ok":true}
+  {"op":"load","dir":"/ws","handler":null|"file.export","env":{}?} -> {"op":"loaded","ok":true}
                                                           | {"op":"loaded","ok":false,"error":"..."}
   {"op":"call","id":N,"params":<json>}  -> {"op":"result","id":N,"ok":true,"result":"<str>","logs":"..."}
                                          | {"op":"result","id":N,"ok":false,"error":"...","logs":"..."}
@@ -293,6 +293,9 @@ def serve():
         elif op == "load":
             try:
                 os.environ["ZFAAS_PARAMS"] = "{}"
+                # a stem cell learns its function (and its environment) only when given one
+                for k, v in (msg.get("env") or {}).items():
+                    os.environ[str(k)] = str(v)
                 fn = load_function(msg.get("dir") or "/ws", msg.get("handler"))
                 send({"op": "loaded", "ok": True})
             except BaseException as e:  # noqa: BLE001
