@@ -3,9 +3,10 @@
 // Retry rule: a call runs again only when its node died (or vanished) before reporting, and only if its
 // function allows retries (setting `retry`, default true). A result that arrives twice is recorded once.
 import { errText, type Logger } from '../common/log.js';
-import { isFinal, type Call, type CallOutcome, type FunctionMeta } from '../common/model.js';
+import { isFinal, type Call, type CallOutcome, type FunctionMeta, type Runtime } from '../common/model.js';
 import type { DbClient } from '../db/client.js';
 import type { Broker } from './broker.js';
+import { MetaCache } from './meta-cache.js';
 import { Waiters } from './waiters.js';
 
 export class NotFound extends Error {}
@@ -18,34 +19,38 @@ export class Calls {
   private readonly startedAt = Date.now();
   private recoverTimer?: NodeJS.Timeout;
 
+  readonly meta: MetaCache;
+
   constructor(
     private readonly db: DbClient,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.meta = new MetaCache(db);
+  }
 
   attach(broker: Broker): void {
     this.broker = broker;
   }
 
-  async resolveFunction(funcName: string, version?: number): Promise<FunctionMeta> {
-    const fn = await this.db.request('getFunction', { name: funcName, version });
-    if (!fn) throw new NotFound(version ? `function ${funcName} has no version ${version}` : `function ${funcName} not found`);
-    return fn;
+  async resolveFunction(funcName: string, version?: number): Promise<{ fn: FunctionMeta; runtime: Runtime | null }> {
+    const hit = await this.meta.get(funcName, version);
+    if (!hit) throw new NotFound(version ? `function ${funcName} has no version ${version}` : `function ${funcName} not found`);
+    return hit;
   }
 
   async invoke(funcName: string, params: unknown, version?: number): Promise<{ call: Call; fn: FunctionMeta }> {
-    const fn = await this.resolveFunction(funcName, version);
+    const { fn, runtime } = await this.resolveFunction(funcName, version);
     const call = await this.db.request('createCall', { funcName, version: fn.version, params: params ?? {} });
-    await this.dispatch(call, fn);
+    if (!runtime) await this.fail(call.callNum, `runtime ${fn.runtimeName} no longer exists`);
+    else this.broker.scheduler.enqueue({ callNum: call.callNum, funcName: call.funcName, params: call.params, fn, runtime });
     return { call, fn };
   }
 
-  private async dispatch(call: Call, fn?: FunctionMeta): Promise<void> {
-    const meta = fn ?? (await this.db.request('getFunction', { name: call.funcName, version: call.version }));
-    if (!meta) return this.fail(call.callNum, `function ${call.funcName}@${call.version} no longer exists`);
-    const runtime = await this.db.request('getRuntime', { name: meta.runtimeName });
-    if (!runtime) return this.fail(call.callNum, `runtime ${meta.runtimeName} no longer exists`);
-    this.broker.scheduler.enqueue({ callNum: call.callNum, funcName: call.funcName, params: call.params, fn: meta, runtime });
+  private async dispatch(call: Call): Promise<void> {
+    const hit = await this.meta.get(call.funcName, call.version);
+    if (!hit) return this.fail(call.callNum, `function ${call.funcName}@${call.version} no longer exists`);
+    if (!hit.runtime) return this.fail(call.callNum, `runtime ${hit.fn.runtimeName} no longer exists`);
+    this.broker.scheduler.enqueue({ callNum: call.callNum, funcName: call.funcName, params: call.params, fn: hit.fn, runtime: hit.runtime });
   }
 
   private async fail(callNum: number, error: string): Promise<void> {
@@ -85,7 +90,7 @@ export class Calls {
     }
     if (call.status === 'RUNNING') await this.db.request('requeueCall', { callNum });
     this.log.info({ callNum, why }, 'call redispatched');
-    await this.dispatch(call, fn ?? undefined);
+    await this.dispatch(call);
   }
 
   // Calls the DB holds unfinished that no node and no queue here knows of: after an API restart, a lost

@@ -90,9 +90,10 @@ export class Scheduler {
     let bestScore = Infinity;
     const key = warmKey(call.fn);
     for (const n of this.nodes.values()) {
-      if (n.state !== 'alive' || n.inflight.size >= n.info.capacity) continue;
+      const cap = capacityOf(n);
+      if (n.state !== 'alive' || n.inflight.size >= cap) continue;
       const warm = (n.load.warm[key] ?? 0) > 0 ? 0 : 1;
-      const score = warm * 10 + n.inflight.size / n.info.capacity;
+      const score = warm * 10 + n.inflight.size / cap;
       if (score < bestScore) {
         best = n;
         bestScore = score;
@@ -101,3 +102,6 @@ export class Scheduler {
     return best;
   }
 }
+
+// A node's capacity follows its heartbeats (its pools can be resized while it runs).
+export const capacityOf = (n: NodeState): number => n.load.capacity ?? n.info.capacity;

@@ -2,10 +2,11 @@
 import express from 'express';
 import type { Server } from 'node:http';
 import { errText, type Logger } from '../common/log.js';
-import { DbClient } from '../db/client.js';
+import { DbClient, type LocalDb } from '../db/client.js';
 import { Broker } from './broker.js';
 import { Calls } from './calls.js';
 import { errorResponder, HttpError } from './http.js';
+import { preloadAfterDeploy } from './preload.js';
 import { callsRouter } from './handlers/calls.js';
 import { functionsRouter } from './handlers/functions.js';
 import { invokeRouter } from './handlers/invoke.js';
@@ -15,7 +16,7 @@ import { runtimesRouter } from './handlers/runtimes.js';
 export interface ApiOptions {
   port: number;
   host: string;
-  db: string;
+  db: string | LocalDb;
   brokerBind: string;
   log: Logger;
 }
@@ -47,6 +48,15 @@ export class ApiServer {
     const json = express.json({ limit: '1mb' });
     app.use((req, res, next) => (/^\/function\/[^/]+\/?$/.test(req.path) ? next() : json(req, res, next)));
     app.use(runtimesRouter(this.db));
+    // Any change to runtimes or functions clears the API's cache of their definitions.
+    app.use((req, res, next) => {
+      if (req.method !== 'GET' && !/^\/(function\/[^/]+\/?$|invokeFunction)/.test(req.path)) {
+        this.calls.meta.clear();
+        res.on('finish', () => this.calls.meta.clear()); // and again once the change is in the DB
+      }
+      next();
+    });
+    app.use(preloadAfterDeploy(this.db, this.broker, this.o.log));
     app.use(functionsRouter(this.db));
     app.use(invokeRouter(this.db, this.calls));
     app.use(callsRouter(this.db));
@@ -65,7 +75,7 @@ export class ApiServer {
       this.http.once('error', (e) => reject(new Error(`cannot listen on ${this.o.host}:${this.o.port}: ${errText(e)}`)));
     });
     this.http!.keepAliveTimeout = 65_000;
-    this.o.log.info({ url: `http://${this.o.host}:${this.o.port}`, broker: this.o.brokerBind, db: this.o.db }, 'api listening');
+    this.o.log.info({ url: `http://${this.o.host}:${this.o.port}`, broker: this.o.brokerBind, db: typeof this.o.db === 'string' ? this.o.db : 'in-process' }, 'api listening');
   }
 
   async stop(): Promise<void> {

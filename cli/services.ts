@@ -66,12 +66,13 @@ export async function up(o: UpOptions): Promise<() => Promise<void>> {
   await ensureImages(docker, runtimes, log);
   const db = new DbServer({ bind: o.dbBind, dataDir: join(o.data, 'db'), log: log.child({ part: 'db' }) });
   await db.start();
-  const client = new DbClient(o.dbBind);
+  // The API and the instance in this process reach the DB service directly; other processes use its socket.
+  const client = new DbClient(db);
   for (const rt of runtimes) await client.request('putRuntime', rt);
   client.close();
-  const api = new ApiServer({ port: o.port, host: o.host, db: o.dbBind, brokerBind: o.brokerBind, log: log.child({ part: 'api' }) });
+  const api = new ApiServer({ port: o.port, host: o.host, db, brokerBind: o.brokerBind, log: log.child({ part: 'api' }) });
   await api.start();
-  const instance = new Instance({ broker: o.brokerBind.replace('0.0.0.0', '127.0.0.1').replace('*', '127.0.0.1'), db: o.dbBind, dataDir: join(o.data, 'instance'), miniworkers: o.miniworkers, policy: o.policy, log: log.child({ part: 'instance' }) });
+  const instance = new Instance({ broker: o.brokerBind.replace('0.0.0.0', '127.0.0.1').replace('*', '127.0.0.1'), db, dataDir: join(o.data, 'instance'), miniworkers: o.miniworkers, policy: o.policy, ...poolEnv(), log: log.child({ part: 'instance' }) });
   await instance.start();
   log.info(`zfaas is up: http://${o.host === '0.0.0.0' ? 'localhost' : o.host}:${o.port} (Ctrl-C stops everything)`);
   return async () => {
@@ -103,7 +104,20 @@ export async function startInstance(o: { broker: string; db: string; data: strin
   const log = createLogger('instance');
   const docker = await dockerOrExit();
   if (o.buildImages) await ensureImages(docker, await builtinRuntimes(), log);
-  const instance = new Instance({ broker: o.broker, db: o.db, dataDir: o.data, miniworkers: o.miniworkers, policy: o.policy, nodeId: o.nodeId, log });
+  const instance = new Instance({ broker: o.broker, db: o.db, dataDir: o.data, miniworkers: o.miniworkers, policy: o.policy, nodeId: o.nodeId, ...poolEnv(), log });
   await instance.start();
   return () => instance.stop();
+}
+
+// Container pool sizes of a node (also changeable at run time with PUT /node/:id).
+function poolEnv(): { stemCells?: number; idleTtlMs?: number; maxContainers?: number } {
+  const num = (name: string): number | undefined => {
+    const v = process.env[name];
+    if (v === undefined || v === '') return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new UsageError(`${name} must be a whole number, not "${v}"`);
+    return n;
+  };
+  const ttl = num('ZFAAS_IDLE_TTL');
+  return { stemCells: num('ZFAAS_STEM_CELLS'), idleTtlMs: ttl === undefined ? undefined : ttl * 1000, maxContainers: num('ZFAAS_MAX_CONTAINERS') };
 }

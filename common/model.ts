@@ -15,6 +15,9 @@ export const RuntimeSchema = z.object({
   run: z.string().min(1).max(4096),
   // A long-lived loader command speaking JSON lines (built-in runtimes); without it every call runs `run`.
   loader: z.string().max(4096).optional(),
+  // Run `dependencies` only when one of these files in the function's root has something in it
+  // (a requirements.txt with a package line, a package.json with dependencies); empty: always run it.
+  dependenciesIf: z.array(z.string().regex(/^[A-Za-z0-9._-]+$/)).max(16).optional(),
 });
 export type Runtime = z.infer<typeof RuntimeSchema>;
 
@@ -27,6 +30,7 @@ export const RuntimeInputSchema = z
     dependencies: z.string().max(4096).default(''),
     run: z.string().min(1).max(4096),
     loader: z.string().max(4096).optional(),
+    dependenciesIf: z.array(z.string().regex(/^[A-Za-z0-9._-]+$/)).max(16).optional(),
   })
   .strict();
 export type RuntimeInput = z.infer<typeof RuntimeInputSchema>;

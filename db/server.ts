@@ -8,6 +8,7 @@ import { errText, type Logger } from '../common/log.js';
 import { parseJsonFrame, ProtocolError, validate } from '../protocol/codec.js';
 import { DbEnvelopeSchema, DbRequestSchema, type DbRequest, type DbResults } from '../protocol/db.js';
 import { ConflictError, NotFoundError, Store } from './store.js';
+import { DbError } from './client.js';
 import { FunctionSettingsSchema } from '../common/model.js';
 
 export interface DbServerOptions {
@@ -76,7 +77,7 @@ export class DbServer {
       reply = { id, ok: true, data: answer.data };
       blobs = answer.blobs ?? [];
     } catch (e) {
-      const code = e instanceof ProtocolError ? 'BAD_REQUEST' : e instanceof NotFoundError ? 'NOT_FOUND' : e instanceof ConflictError ? 'CONFLICT' : 'INTERNAL';
+      const code = codeOf(e);
       if (code === 'INTERNAL') this.opts.log.error({ err: errText(e) }, 'db request failed');
       reply = { id, ok: false, error: errText(e), code };
     }
@@ -86,6 +87,23 @@ export class DbServer {
     } catch (e) {
       if (!this.closed) this.opts.log.warn({ err: errText(e) }, 'db reply not sent');
     }
+  }
+
+  // In-process requests (see LocalDb in client.ts): same queue, same error codes, no socket.
+  local(msgType: DbRequest['msgType'], content: unknown, blobs: Buffer[]): Promise<{ data: unknown; blobs: Buffer[] }> {
+    const run = this.queue.then(async () => {
+      try {
+        const answer = await this.apply(validate(DbRequestSchema, { msgType, content }), blobs);
+        return { data: answer.data, blobs: answer.blobs ?? [] };
+      } catch (e) {
+        throw new DbError(errText(e), codeOf(e));
+      }
+    });
+    this.queue = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
   }
 
   private async apply(req: DbRequest, blobs: Buffer[]): Promise<Answer> {
@@ -144,3 +162,6 @@ export class DbServer {
     }
   }
 }
+
+const codeOf = (e: unknown): string =>
+  e instanceof ProtocolError ? 'BAD_REQUEST' : e instanceof NotFoundError ? 'NOT_FOUND' : e instanceof ConflictError ? 'CONFLICT' : 'INTERNAL';

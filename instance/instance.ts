@@ -9,19 +9,21 @@ import { fileURLToPath } from 'node:url';
 import { removeLabelled } from '../common/docker.js';
 import { errText, type Logger } from '../common/log.js';
 import type { CallOutcome, Policy } from '../common/model.js';
-import { DbClient } from '../db/client.js';
+import { DbClient, type LocalDb } from '../db/client.js';
 import type { ToInstance } from '../protocol/broker.js';
-import type { Job } from '../protocol/worker.js';
 import { ApiLink } from './link.js';
 import { MiniworkerPool } from './pool.js';
 import { TreeCache } from './trees.js';
 
 export interface InstanceOptions {
   broker: string;
-  db: string;
+  db: string | LocalDb;
   dataDir: string;
   miniworkers: number;
   policy: Policy;
+  stemCells?: number;
+  idleTtlMs?: number;
+  maxContainers?: number;
   nodeId?: string;
   labels?: Record<string, string>;
   depsNetwork?: boolean;
@@ -35,7 +37,6 @@ export class Instance {
   private pool!: MiniworkerPool;
   private trees!: TreeCache;
   private nodeId = '';
-  private jobSeq = 0;
   private readonly archiveWaiters = new Map<string, { resolve(b: Buffer): void; reject(e: Error): void }[]>();
   private readonly accepted = new Set<number>(); // calls this node has and has not reported
 
@@ -70,18 +71,34 @@ export class Instance {
     this.pool = new MiniworkerPool({
       address: `ipc://${join(tmpdir(), `zfaas-${this.nodeId}-${process.pid}.sock`)}`,
       nodeId: this.nodeId,
-      size: this.o.miniworkers,
+      dataDir: this.o.dataDir,
       script,
+      policy: this.o.policy,
+      settings: {
+        miniworkers: this.o.miniworkers,
+        stemCells: this.o.stemCells ?? 1,
+        idleTtlMs: this.o.idleTtlMs ?? 10 * 60_000,
+        maxContainers: this.o.maxContainers ?? Math.max(8, this.o.miniworkers * 4),
+      },
       log: this.o.log,
       onResult: (job, outcome) => void this.report(job.callNum, outcome),
+      onWorkerGone: async (name) => void (await removeLabelled(this.docker, { 'zfaas.miniworker': name })),
     });
     await this.pool.start();
+    if (this.o.policy === 'runtime') {
+      // Stem cells for the runtimes that have a loader (the built-ins); others join when first called.
+      const runtimes = await this.db.request('listRuntimes', {}).catch(() => []);
+      for (const rt of runtimes) if (rt.loader) this.pool.addStemRuntime(rt);
+    }
     const images = (await this.docker.listImages()).flatMap((i) => i.RepoTags ?? []).filter((t) => t !== '<none>:<none>');
     this.link = new ApiLink({
       broker: this.o.broker,
-      node: { id: this.nodeId, capacity: this.o.miniworkers, policy: this.o.policy, labels: this.o.labels ?? {}, images, version: '0.1.0' },
+      node: { id: this.nodeId, capacity: capacityFor(this.o.miniworkers), policy: this.o.policy, labels: this.o.labels ?? {}, images, version: '0.1.0' },
       log: this.o.log,
-      load: () => ({ running: [...this.accepted], warm: {}, miniworkers: this.pool.stats().miniworkers }),
+      load: () => {
+        const st = this.pool.stats();
+        return { running: [...this.accepted], warm: st.warm, miniworkers: st.miniworkers, capacity: capacityFor(st.miniworkers), containers: st.containers, stems: st.stems, settings: this.pool.current };
+      },
       onMessage: (m, blobs) => this.onMessage(m, blobs),
     });
     this.link.start();
@@ -118,8 +135,16 @@ export class Instance {
         }
         break;
       }
-      case 'configure':
-        if (m.miniworkers) this.pool.resize(m.miniworkers);
+      case 'configure': {
+        const settings = this.pool.configure({ miniworkers: m.miniworkers, stemCells: m.stemCells, maxContainers: m.maxContainers, idleTtlMs: m.idleTtlS === undefined ? undefined : m.idleTtlS * 1000 });
+        this.o.log.info({ settings }, 'pool configured');
+        break;
+      }
+      case 'preload':
+        void this.trees.prepare(m.fn, m.runtime).then(
+          (tree) => this.pool.preload(m.fn, m.runtime, tree),
+          (e) => this.o.log.warn({ fn: m.fn.functionName, err: errText(e) }, 'could not preload function'),
+        );
         break;
       default:
         break;
@@ -131,17 +156,14 @@ export class Instance {
     if (this.accepted.has(callNum)) return; // a duplicate dispatch: already ours
     this.accepted.add(callNum);
     try {
-      const started = await this.db.request('startCall', { callNum, node: this.nodeId });
-      if (!started.changed) {
-        // Already final (a duplicate after a redispatch): tell the API, run nothing.
-        this.accepted.delete(callNum);
-        const c = started.call;
-        if (c) await this.link.send({ type: 'result', callNum, outcome: { status: c.status === 'TIMEOUT' ? 'TIMEOUT' : c.status === 'ERROR' ? 'ERROR' : 'DONE', result: c.result, error: c.error }, recorded: true });
-        return;
-      }
+      // RUNNING is recorded on the way, not waited for: the DB applies this node's requests in order, so
+      // it lands before the result. A call that was already final (a duplicate after a redispatch) runs
+      // again at worst, and its second result is not recorded (the first final state wins).
+      this.db.request('startCall', { callNum, node: this.nodeId }).catch((e) => this.o.log.warn({ callNum, err: errText(e) }, 'could not mark call RUNNING'));
       const treeDir = await this.trees.prepare(m.fn, m.runtime);
-      const job: Job = { jobId: ++this.jobSeq, callNum, params: m.call.params, fn: m.fn, runtime: m.runtime, treeDir, policy: m.fn.settings.policy ?? this.o.policy };
-      this.pool.submit(job);
+      const policy = m.fn.settings.policy ?? this.o.policy;
+      if (this.o.policy === 'runtime') this.pool.addStemRuntime(m.runtime);
+      this.pool.submit({ callNum, params: m.call.params, fn: m.fn, runtime: m.runtime, treeDir, policy });
     } catch (e) {
       await this.report(callNum, { status: 'ERROR', result: '', error: `could not prepare ${m.fn.functionName}@${m.fn.version}: ${errText(e)}` });
     }
@@ -175,3 +197,7 @@ export class Instance {
     await this.link.send({ type: 'result', callNum, outcome, recorded }).catch((e) => this.o.log.warn({ callNum, err: errText(e) }, 'result not sent to API'));
   }
 }
+
+// Calls a node takes at once: one running per miniworker plus one waiting behind each, so a miniworker
+// that finishes finds its next call already on the node instead of a round trip away at the API.
+const capacityFor = (miniworkers: number): number => Math.max(1, miniworkers * 2);

@@ -1,109 +1,170 @@
-// The instance's miniworkers (broker-worker pattern). A miniworker says `ready`, gets one job, answers.
-// A miniworker that dies gives its job back to the queue: one crashing loses no job. The pool can be
-// resized at any time; a miniworker over the new size leaves after its current job.
-import { fork, type ChildProcess } from 'node:child_process';
+// The instance's miniworkers (broker-worker pattern) and the containers they hold. A miniworker says
+// `ready`, gets one command (a job, a prestart, a remove), answers, and is ready again. Which container
+// serves a call is decided in containers.ts; this file carries the decision out. A miniworker that dies
+// gives its job back to the queue (one crashing loses no job) and its containers are removed. Sizes
+// (miniworkers, stem cells, idle TTL) change at any time without losing a job.
+import { execFile, fork, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chown, mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { Router } from 'zeromq';
-import type { Logger } from '../common/log.js';
-import { errText } from '../common/log.js';
+import { errText, type Logger } from '../common/log.js';
+import type { CallOutcome, FunctionMeta, Policy, Runtime } from '../common/model.js';
 import { SendQueue } from '../common/zmq.js';
-import type { CallOutcome } from '../common/model.js';
 import { decode, encode } from '../protocol/codec.js';
-import { FromWorkerSchema, type Job, type ToWorker } from '../protocol/worker.js';
+import { FromWorkerSchema, type ContainerSpec, type FromWorker, type Job, type Load, type ToWorker } from '../protocol/worker.js';
+import { ContainerTable, decide, fnKey, rtKey, toEvict, type ContainerRec } from './containers.js';
 
-type SlotState = 'starting' | 'ready' | 'busy' | 'leaving';
+const run = promisify(execFile);
 
-interface Slot {
+type WorkerState = 'starting' | 'ready' | 'busy' | 'leaving';
+
+interface Worker {
   name: string;
   proc: ChildProcess;
-  state: SlotState;
+  state: WorkerState;
   job?: Job;
+  cmds: ToWorker[]; // control commands waiting for this miniworker (prestart, remove)
+}
+
+// A call accepted by the node, before the pool has placed it.
+export type Work = Omit<Job, 'use' | 'jobId'>;
+
+export interface PoolSettings {
+  miniworkers: number;
+  stemCells: number; // per runtime, kept warm when the node's policy is `runtime`
+  idleTtlMs: number;
+  maxContainers: number;
 }
 
 export interface PoolOptions {
   address: string; // ipc:// or tcp:// the miniworkers connect to
   nodeId: string;
-  size: number;
+  dataDir: string;
   script: string; // the miniworker's entry file
+  policy: Policy;
+  settings: PoolSettings;
   log: Logger;
   onResult(job: Job, outcome: CallOutcome): void;
+  onWorkerGone(name: string): Promise<void>; // removes what a dead miniworker left in Docker
 }
 
 export class MiniworkerPool {
   private readonly socket = new Router({ mandatory: true });
   private readonly out = new SendQueue(this.socket);
-  private readonly slots = new Map<string, Slot>();
-  private readonly queue: Job[] = [];
-  private size: number;
+  private readonly workers = new Map<string, Worker>();
+  private readonly queue: Work[] = [];
+  readonly table = new ContainerTable();
+  private readonly stemRuntimes = new Map<string, Runtime>();
+  private settings: PoolSettings;
   private seq = 0;
+  private jobSeq = 0;
   private stopping = false;
+  private reaper?: NodeJS.Timeout;
 
   constructor(private readonly o: PoolOptions) {
-    this.size = o.size;
+    this.settings = { ...o.settings };
   }
 
   async start(): Promise<void> {
     await this.socket.bind(this.o.address);
     void this.loop();
     this.fill();
+    this.reaper = setInterval(() => this.reap(), 1000);
+    this.reaper.unref();
   }
 
-  submit(job: Job): void {
-    this.queue.push(job);
+  submit(work: Work): void {
+    this.queue.push(work);
     this.dispatch();
   }
 
-  resize(n: number): void {
-    this.size = n;
+  // Runtimes whose stem cells this node keeps (policy `runtime`).
+  addStemRuntime(rt: Runtime): void {
+    if (this.stemRuntimes.has(rt.name)) return;
+    this.stemRuntimes.set(rt.name, rt);
+    this.dispatch();
+  }
+
+  // Policy `function`: a warm container holding the function before its first call.
+  preload(fn: FunctionMeta, runtime: Runtime, treeDir: string): void {
+    const key = fnKey(fn.functionName, fn.version);
+    if (this.table.count(key, ['starting', 'warm', 'idle', 'busy']) > 0 || this.table.all().length >= this.settings.maxContainers) return;
+    const owner = this.quietestWorker();
+    if (!owner) return;
+    const id = this.newId();
+    this.table.add({ id, owner: owner.name, key, runtime: runtime.name });
+    owner.cmds.push({ type: 'prestart', spec: this.functionSpec(id, owner.name, fn, runtime, treeDir), load: loadOf(fn, runtime) });
+    this.dispatch();
+  }
+
+  configure(s: Partial<PoolSettings>): PoolSettings {
+    this.settings = { ...this.settings, ...Object.fromEntries(Object.entries(s).filter(([, v]) => v !== undefined)) };
+    if (s.miniworkers !== undefined) this.resize(s.miniworkers);
+    this.reap();
+    this.dispatch();
+    return { ...this.settings };
+  }
+
+  get current(): PoolSettings {
+    return { ...this.settings };
+  }
+
+  private resize(n: number): void {
     this.fill();
-    // Shrink: idle ones leave now, busy ones after their job.
+    // Shrink: idle ones leave now, busy ones after their job; their containers go with them.
     let excess = this.live().length - n;
-    for (const s of this.slots.values()) {
+    for (const w of this.workers.values()) {
       if (excess <= 0) break;
-      if (s.state === 'ready' || s.state === 'starting') {
-        this.retire(s);
+      if (w.state === 'ready' || w.state === 'starting') {
+        this.retire(w);
         excess--;
       }
     }
-    for (const s of this.slots.values()) {
+    for (const w of this.workers.values()) {
       if (excess <= 0) break;
-      if (s.state === 'busy') {
-        s.state = 'leaving';
+      if (w.state === 'busy') {
+        w.state = 'leaving';
         excess--;
       }
     }
   }
 
-  stats(): { miniworkers: number; busy: number; queued: number } {
-    const live = this.live();
-    return { miniworkers: live.length, busy: [...this.slots.values()].filter((s) => s.job).length, queued: this.queue.length };
-  }
-
-  // Jobs accepted and not yet answered (queued or on a miniworker).
-  running(): number[] {
-    return [...this.queue.map((j) => j.callNum), ...[...this.slots.values()].flatMap((s) => (s.job ? [s.job.callNum] : []))];
+  stats(): { miniworkers: number; busy: number; queued: number; containers: Record<string, number>; warm: Record<string, number>; stems: Record<string, number> } {
+    return {
+      miniworkers: this.live().length,
+      busy: [...this.workers.values()].filter((w) => w.job).length,
+      queued: this.queue.length,
+      containers: this.table.byState(),
+      warm: this.table.warmByFunction(),
+      stems: this.table.stemsByRuntime(),
+    };
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
-    const exits = [...this.slots.values()].map(
-      (s) =>
+    clearInterval(this.reaper);
+    const exits = [...this.workers.values()].map(
+      (w) =>
         new Promise<void>((resolve) => {
-          if (s.proc.exitCode !== null || s.proc.signalCode !== null) return resolve();
-          s.proc.once('exit', () => resolve());
-          s.proc.kill('SIGTERM');
-          setTimeout(() => s.proc.kill('SIGKILL'), 5000).unref();
+          if (w.proc.exitCode !== null || w.proc.signalCode !== null) return resolve();
+          w.proc.once('exit', () => resolve());
+          w.proc.kill('SIGTERM');
+          setTimeout(() => w.proc.kill('SIGKILL'), 5000).unref();
         }),
     );
     await Promise.all(exits);
     this.socket.close();
+    await rm(join(this.o.dataDir, 'slots'), { recursive: true, force: true }).catch(() => undefined);
   }
 
-  private live(): Slot[] {
-    return [...this.slots.values()].filter((s) => s.state !== 'leaving');
+  private live(): Worker[] {
+    return [...this.workers.values()].filter((w) => w.state !== 'leaving');
   }
 
   private fill(): void {
-    while (!this.stopping && this.live().length < this.size) this.spawn();
+    while (!this.stopping && this.live().length < this.settings.miniworkers) this.spawn();
   }
 
   private spawn(): void {
@@ -112,25 +173,29 @@ export class MiniworkerPool {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       env: { ...process.env, ZFAAS_LOG_FORMAT: process.env.ZFAAS_LOG_FORMAT ?? 'json' },
     });
-    const slot: Slot = { name, proc, state: 'starting' };
-    this.slots.set(name, slot);
-    proc.on('exit', (code, signal) => this.onExit(slot, code, signal));
+    const w: Worker = { name, proc, state: 'starting', cmds: [] };
+    this.workers.set(name, w);
+    proc.on('exit', (code, signal) => this.onExit(w, code, signal));
     proc.on('error', (e) => this.o.log.error({ miniworker: name, err: errText(e) }, 'miniworker failed to start'));
   }
 
-  private retire(s: Slot): void {
-    s.state = 'leaving';
-    this.sendTo(s, { type: 'shutdown' });
+  private retire(w: Worker): void {
+    w.state = 'leaving';
+    for (const r of this.table.ownedBy(w.name)) this.dropContainer(r);
+    this.sendTo(w, { type: 'shutdown' });
   }
 
-  private onExit(s: Slot, code: number | null, signal: string | null): void {
-    this.slots.delete(s.name);
-    if (s.job) {
+  private onExit(w: Worker, code: number | null, signal: string | null): void {
+    this.workers.delete(w.name);
+    for (const r of this.table.ownedBy(w.name)) this.dropContainer(r);
+    void this.o.onWorkerGone(w.name).catch(() => undefined);
+    if (w.job) {
       // Its job goes back to the front of the queue: it was accepted and must finish.
-      this.o.log.warn({ miniworker: s.name, code, signal, callNum: s.job.callNum }, 'miniworker died with a job; requeued');
-      this.queue.unshift(s.job);
-    } else if (!this.stopping && s.state !== 'leaving') {
-      this.o.log.warn({ miniworker: s.name, code, signal }, 'miniworker exited');
+      this.o.log.warn({ miniworker: w.name, code, signal, callNum: w.job.callNum }, 'miniworker died with a job; requeued');
+      const { use: _use, jobId: _id, ...work } = w.job;
+      this.queue.unshift(work);
+    } else if (!this.stopping && w.state !== 'leaving') {
+      this.o.log.warn({ miniworker: w.name, code, signal }, 'miniworker exited');
     }
     if (!this.stopping) {
       this.fill();
@@ -143,29 +208,16 @@ export class MiniworkerPool {
       for await (const frames of this.socket) {
         const [id, ...rest] = frames as Buffer[];
         if (!id) continue;
-        const s = this.slots.get(id.toString());
-        if (!s) continue;
-        let msg;
+        const w = this.workers.get(id.toString());
+        if (!w) continue;
+        let msg: FromWorker;
         try {
           msg = decode(FromWorkerSchema, rest).msg;
         } catch (e) {
-          this.o.log.warn({ miniworker: s.name, err: errText(e) }, 'bad message from miniworker');
+          this.o.log.warn({ miniworker: w.name, err: errText(e) }, 'bad message from miniworker');
           continue;
         }
-        if (msg.type === 'result') {
-          const job = s.job;
-          if (job && job.jobId === msg.jobId) {
-            s.job = undefined;
-            if (s.state === 'busy') s.state = 'starting'; // until it says ready again
-            this.o.onResult(job, msg.outcome);
-          }
-        } else if (msg.type === 'ready') {
-          if (s.state === 'leaving') {
-            if (!s.job) this.sendTo(s, { type: 'shutdown' });
-          } else if (!s.job) {
-            s.state = 'ready';
-          }
-        }
+        this.onMessage(w, msg);
         this.dispatch();
       }
     } catch (e) {
@@ -173,21 +225,217 @@ export class MiniworkerPool {
     }
   }
 
-  // The one place that decides which miniworker runs the next job.
-  private dispatch(): void {
-    for (const s of this.slots.values()) {
-      if (this.queue.length === 0) return;
-      if (s.state !== 'ready') continue;
-      const job = this.queue.shift()!;
-      s.job = job;
-      s.state = 'busy';
-      this.sendTo(s, { type: 'job', job });
+  private onMessage(w: Worker, msg: FromWorker): void {
+    switch (msg.type) {
+      case 'result': {
+        const job = w.job;
+        if (!job || job.jobId !== msg.jobId) return;
+        w.job = undefined;
+        if (job.use) {
+          const rec = this.table.get(job.use.id);
+          if (rec) {
+            if (msg.containerAlive) this.table.move(rec.id, 'idle');
+            else this.forget(rec);
+          }
+        }
+        if (w.state === 'busy') w.state = 'starting'; // until it says ready again
+        this.o.onResult(job, msg.outcome);
+        return;
+      }
+      case 'started': {
+        const rec = this.table.get(msg.id);
+        if (!rec) return;
+        if (msg.ok) this.table.move(rec.id, 'warm');
+        else {
+          this.o.log.warn({ container: msg.id, key: rec.key, err: msg.error }, 'warm container did not start');
+          this.forget(rec);
+        }
+        if (w.state === 'busy') w.state = 'starting';
+        return;
+      }
+      case 'removed':
+        if (w.state === 'busy') w.state = 'starting';
+        return;
+      case 'ready':
+        if (w.state === 'leaving') {
+          if (!w.job) this.sendTo(w, { type: 'shutdown' });
+        } else if (!w.job) {
+          w.state = 'ready';
+        }
+        return;
     }
   }
 
-  private sendTo(s: Slot, m: ToWorker): void {
-    this.out.send([Buffer.from(s.name), ...encode(m)]).catch((e) => {
-      this.o.log.warn({ miniworker: s.name, err: errText(e) }, 'could not reach miniworker');
+  // Sends each free miniworker its next command: control commands first, then calls in arrival order.
+  private dispatch(): void {
+    if (this.stopping) return;
+    for (const w of this.workers.values()) {
+      if (w.state === 'ready' && w.cmds.length) {
+        w.state = 'busy';
+        this.sendTo(w, w.cmds.shift()!);
+      }
+    }
+    while (this.queue.length) {
+      const ready = [...this.workers.values()].filter((w) => w.state === 'ready' && w.cmds.length === 0).map((w) => w.name);
+      const work = this.queue[0]!;
+      const d = decide(this.table, {
+        policy: work.policy,
+        key: fnKey(work.fn.functionName, work.fn.version),
+        runtime: work.runtime.name,
+        stemsAllowed: !work.fn.settings.network,
+        ready,
+      });
+      if (d.kind === 'wait') break;
+      this.queue.shift();
+      const w = this.workers.get(d.worker)!;
+      w.state = 'busy';
+      const job: Job = { ...work, jobId: ++this.jobSeq, use: null };
+      w.job = job;
+      if (d.kind === 'use') {
+        this.table.move(d.id, 'busy');
+        job.use = { id: d.id };
+        this.sendTo(w, { type: 'job', job });
+      } else if (d.kind === 'create') {
+        const id = this.newId();
+        this.table.add({ id, owner: w.name, key: fnKey(work.fn.functionName, work.fn.version), runtime: work.runtime.name });
+        this.table.move(id, 'busy');
+        job.use = { id, create: this.functionSpec(id, w.name, work.fn, work.runtime, work.treeDir), load: loadOf(work.fn, work.runtime) };
+        this.sendTo(w, { type: 'job', job });
+      } else if (d.kind === 'adopt') {
+        const rec = this.table.move(d.id, 'busy')!;
+        rec.key = fnKey(work.fn.functionName, work.fn.version);
+        job.use = { id: d.id, load: loadOf(work.fn, work.runtime), limits: limitsOf(work.fn) };
+        void this.fillSlot(rec, work.treeDir).then(
+          () => this.sendTo(w, { type: 'job', job }),
+          (e) => {
+            // The stem cell cannot take it: run the call in a fresh container instead.
+            this.o.log.warn({ container: rec.id, err: errText(e) }, 'could not put the function into a stem cell');
+            this.dropContainer(rec);
+            job.use = null;
+            this.sendTo(w, { type: 'job', job });
+          },
+        );
+      } else {
+        this.sendTo(w, { type: 'job', job });
+      }
+    }
+    this.replenish();
+  }
+
+  // Keeps the configured number of stem cells per runtime (policy `runtime`), within the node's cap.
+  private replenish(): void {
+    if (this.o.policy !== 'runtime' || this.stopping) return;
+    for (const rt of this.stemRuntimes.values()) {
+      let missing = this.settings.stemCells - this.table.count(rtKey(rt.name), ['starting', 'warm']);
+      while (missing-- > 0 && this.table.all().length < this.settings.maxContainers) {
+        const owner = this.quietestWorker();
+        if (!owner) return;
+        const id = this.newId();
+        const slotDir = join(this.o.dataDir, 'slots', id);
+        const rec = this.table.add({ id, owner: owner.name, key: rtKey(rt.name), runtime: rt.name, slotDir });
+        void makeSlot(slotDir).then(
+          () => {
+            owner.cmds.push({ type: 'prestart', spec: this.stemSpec(id, owner.name, rt, slotDir) });
+            this.dispatch();
+          },
+          (e) => {
+            this.o.log.warn({ err: errText(e) }, 'could not make a stem cell folder');
+            this.forget(rec);
+          },
+        );
+      }
+    }
+  }
+
+  private reap(): void {
+    for (const r of toEvict(this.table, { idleTtlMs: this.settings.idleTtlMs, maxContainers: this.settings.maxContainers })) {
+      this.o.log.debug({ container: r.id, key: r.key }, 'removing idle container');
+      this.dropContainer(r);
+    }
+  }
+
+  // Tells the owner to remove a container (after what it is doing) and forgets it now.
+  private dropContainer(r: ContainerRec): void {
+    const owner = this.workers.get(r.owner);
+    this.forget(r);
+    if (owner && owner.state !== 'leaving') {
+      owner.cmds.push({ type: 'remove', id: r.id });
+    }
+  }
+
+  private forget(r: ContainerRec): void {
+    if (this.table.get(r.id)) this.table.move(r.id, 'removed');
+    if (r.slotDir) void rm(r.slotDir, { recursive: true, force: true }).catch(() => undefined);
+  }
+
+  private quietestWorker(): Worker | undefined {
+    let best: Worker | undefined;
+    let bestN = Infinity;
+    for (const w of this.live()) {
+      const n = this.table.ownedBy(w.name).length + w.cmds.length;
+      if (n < bestN) [best, bestN] = [w, n];
+    }
+    return best;
+  }
+
+  private newId(): string {
+    return `zfaas-${this.o.nodeId}-${randomBytes(4).toString('hex')}`.slice(0, 120);
+  }
+
+  // The function's tree, hardlinked into the stem cell's folder (read-only inside the container).
+  private async fillSlot(rec: ContainerRec, treeDir: string): Promise<void> {
+    if (!rec.slotDir) throw new Error('not a stem cell');
+    await run('cp', ['-a', '-l', `${treeDir}/.`, rec.slotDir]);
+  }
+
+  private functionSpec(id: string, owner: string, fn: FunctionMeta, rt: Runtime, treeDir: string): ContainerSpec {
+    const env = ['HOME=/tmp', ...Object.entries(baseEnv(fn, rt)).map(([k, v]) => `${k}=${v}`)];
+    return containerSpec(id, rt, `${treeDir}:${rt.path}:ro`, env, this.labels(owner, { 'zfaas.function': fn.functionName, 'zfaas.role': 'warm' }), limitsOf(fn));
+  }
+
+  private stemSpec(id: string, owner: string, rt: Runtime, slotDir: string): ContainerSpec {
+    // generic limits; the call's own are applied when the stem cell takes a function
+    const limits = { memoryMiB: 256, cpus: 1, pids: 128, network: false };
+    return containerSpec(id, rt, `${slotDir}:${rt.path}:ro`, ['HOME=/tmp', `ZFAAS_DIR=${rt.path}`], this.labels(owner, { 'zfaas.runtime': rt.name, 'zfaas.role': 'stem' }), limits);
+  }
+
+  private labels(owner: string, extra: Record<string, string>): Record<string, string> {
+    return { 'zfaas.node': this.o.nodeId, 'zfaas.miniworker': owner, ...extra };
+  }
+
+  private sendTo(w: Worker, m: ToWorker): void {
+    this.out.send([Buffer.from(w.name), ...encode(m)]).catch((e) => {
+      this.o.log.warn({ miniworker: w.name, err: errText(e) }, 'could not reach miniworker');
     });
   }
+}
+
+function containerSpec(id: string, rt: Runtime, bind: string, env: string[], labels: Record<string, string>, limits: ContainerSpec['limits']): ContainerSpec {
+  return { id, image: rt.image, mode: rt.loader ? 'loader' : 'exec', loader: rt.loader, run: rt.run, workdir: rt.path, bind, env, labels, limits };
+}
+
+function baseEnv(fn: FunctionMeta, rt: Runtime): Record<string, string> {
+  return {
+    ZFAAS_FUNCTION: fn.functionName,
+    ZFAAS_VERSION: String(fn.version),
+    ZFAAS_FUNCTION_VERSION: String(fn.version),
+    ZFAAS_DIR: rt.path,
+    ZFAAS_TIMEOUT: String(fn.settings.timeout),
+    ZFAAS_MEMORY: String(fn.settings.memory),
+    ...(fn.settings.handler ? { ZFAAS_HANDLER: fn.settings.handler } : {}),
+    ...fn.settings.env,
+  };
+}
+
+function loadOf(fn: FunctionMeta, rt: Runtime): Load {
+  return { dir: rt.path, handler: fn.settings.handler ?? null, env: baseEnv(fn, rt) };
+}
+
+function limitsOf(fn: FunctionMeta): ContainerSpec['limits'] {
+  return { memoryMiB: fn.settings.memory, cpus: fn.settings.cpus, pids: fn.settings.pids, network: fn.settings.network };
+}
+
+async function makeSlot(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  if (process.getuid?.() === 0) await chown(dir, 1000, 1000);
 }

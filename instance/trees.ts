@@ -25,6 +25,7 @@ const exists = (p: string): Promise<boolean> => stat(p).then(() => true, () => f
 
 export class TreeCache {
   private readonly preparing = new Map<string, Promise<string>>();
+  private readonly prepared = new Map<string, string>(); // key -> tree, once ready (the warm path skips the disk)
   private readonly archiveFetches = new Map<string, Promise<Buffer>>();
 
   constructor(private readonly o: TreeCacheOptions) {}
@@ -41,9 +42,13 @@ export class TreeCache {
   // Returns the host path of the prepared tree, preparing it once even under concurrent calls.
   prepare(fn: FunctionMeta, runtime: Runtime): Promise<string> {
     const key = `${TreeCache.key(fn)}:${fn.digest}`;
+    const done = this.prepared.get(key);
+    if (done) return Promise.resolve(done);
     let p = this.preparing.get(key);
     if (!p) {
-      p = this.doPrepare(fn, runtime).finally(() => this.preparing.delete(key));
+      p = this.doPrepare(fn, runtime)
+        .then((tree) => (this.prepared.set(key, tree), tree))
+        .finally(() => this.preparing.delete(key));
       this.preparing.set(key, p);
     }
     return p;
@@ -63,7 +68,7 @@ export class TreeCache {
       if (process.getuid?.() === 0) await chownTree(workTree, 1000, 1000);
       const deps = runtime.dependencies.trim();
       let depsLog = '';
-      if (deps) {
+      if (deps && (await needsDependencies(workTree, runtime.dependenciesIf))) {
         const r = await runContainer(this.o.docker, {
           image: runtime.image,
           cmd: ['sh', '-c', deps],
@@ -106,6 +111,28 @@ export class TreeCache {
     }
     return p;
   }
+}
+
+// Whether the dependencies step has anything to do (saves a container start for the many functions that
+// bring no dependencies). Without a `dependenciesIf` list the step always runs.
+export async function needsDependencies(tree: string, files: string[] | undefined): Promise<boolean> {
+  if (!files || files.length === 0) return true;
+  for (const f of files) {
+    const text = await readFile(join(tree, f), 'utf8').catch(() => null);
+    if (text === null) continue;
+    if (f.endsWith('.json')) {
+      let deps: unknown;
+      try {
+        deps = (JSON.parse(text) as { dependencies?: unknown }).dependencies;
+      } catch {
+        return true; // let the real tool report the broken file
+      }
+      if (deps && typeof deps === 'object' && Object.keys(deps).length > 0 && !(await exists(join(tree, 'node_modules')))) return true;
+    } else if (text.split('\n').some((l) => l.trim() !== '' && !l.trim().startsWith('#'))) {
+      return true;
+    }
+  }
+  return false;
 }
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');

@@ -8,6 +8,7 @@ import { decode, encode } from '../protocol/codec.js';
 import { ToWorkerSchema, type FromWorker, type Job } from '../protocol/worker.js';
 import type { CallOutcome } from '../common/model.js';
 import { runOnce } from './run-once.js';
+import { TimeoutError, WarmContainer } from './warm.js';
 
 export interface MiniworkerOptions {
   broker: string;
@@ -33,25 +34,75 @@ export async function runMiniworker(opts: MiniworkerOptions): Promise<void> {
   // The instance is our parent: if it goes, so do we.
   process.on('disconnect', stop);
 
-  await send({ type: 'ready', pid: process.pid, warmKey: null });
+  const containers = new Map<string, WarmContainer>();
+  await send({ type: 'ready', pid: process.pid });
   try {
     for await (const frames of socket) {
       const { msg } = decode(ToWorkerSchema, frames as Buffer[]);
       if (msg.type === 'shutdown') break;
-      const outcome = await execute(docker, msg.job, opts.nodeId).catch(
-        (e): CallOutcome => ({ status: 'ERROR', result: '', error: `zfaas could not run the function: ${errText(e)}` }),
-      );
-      await send({ type: 'result', jobId: msg.job.jobId, callNum: msg.job.callNum, outcome });
-      await send({ type: 'ready', pid: process.pid, warmKey: null });
+      if (msg.type === 'job') {
+        const job = msg.job;
+        const { outcome, alive } = await execute(docker, containers, job, opts.nodeId).catch(
+          (e): { outcome: CallOutcome; alive: boolean } => ({ outcome: { status: 'ERROR', result: '', error: `zfaas could not run the function: ${errText(e)}` }, alive: false }),
+        );
+        await send({ type: 'result', jobId: job.jobId, callNum: job.callNum, outcome, containerAlive: alive });
+      } else if (msg.type === 'prestart') {
+        try {
+          const w = await WarmContainer.create(docker, msg.spec);
+          containers.set(msg.spec.id, w);
+          if (msg.load) await w.load(msg.load, 30_000);
+          await send({ type: 'started', id: msg.spec.id, ok: true });
+        } catch (e) {
+          await containers.get(msg.spec.id)?.remove();
+          containers.delete(msg.spec.id);
+          await send({ type: 'started', id: msg.spec.id, ok: false, error: errText(e) });
+        }
+      } else if (msg.type === 'remove') {
+        await containers.get(msg.id)?.remove();
+        containers.delete(msg.id);
+        await send({ type: 'removed', id: msg.id });
+      }
+      await send({ type: 'ready', pid: process.pid });
     }
   } catch (e) {
     if (!stopping) log.error({ err: errText(e) }, 'miniworker loop failed');
   }
+  await Promise.all([...containers.values()].map((w) => w.remove()));
   if (!socket.closed) socket.close();
 }
 
-function execute(docker: Docker, job: Job, nodeId: string): Promise<CallOutcome> {
-  return runOnce(docker, job, nodeId);
+// Runs one job where the instance said: a fresh container, or one of ours (created now if asked).
+async function execute(docker: Docker, containers: Map<string, WarmContainer>, job: Job, nodeId: string): Promise<{ outcome: CallOutcome; alive: boolean }> {
+  const use = job.use;
+  if (!use) return { outcome: await runOnce(docker, job, nodeId), alive: false };
+  let w = containers.get(use.id);
+  if (use.create) {
+    try {
+      w = await WarmContainer.create(docker, use.create);
+    } catch (e) {
+      return { outcome: { status: 'ERROR', result: '', error: `zfaas could not start a container for the function: ${errText(e)}` }, alive: false };
+    }
+    containers.set(use.id, w);
+  }
+  // The instance believed we hold a container we do not: run the call in a fresh one instead.
+  if (!w || !w.alive) {
+    containers.delete(use.id);
+    return { outcome: await runOnce(docker, job, nodeId), alive: false };
+  }
+  if (use.load) {
+    try {
+      if (use.limits) await w.limit(use.limits);
+      await w.load(use.load, job.fn.settings.timeout * 1000);
+    } catch (e) {
+      // A function that cannot load (no handler, a syntax error) fails its call; the container is spent.
+      await w.remove();
+      containers.delete(use.id);
+      return { outcome: { status: 'ERROR', result: '', error: e instanceof TimeoutError ? 'the function did not finish loading within its timeout' : errText(e) }, alive: false };
+    }
+  }
+  const outcome = await w.call(job);
+  if (!w.alive) containers.delete(use.id);
+  return { outcome, alive: w.alive };
 }
 
 // Spawned by the instance: node miniworker/main.js BROKER NODE_ID NAME

@@ -25,8 +25,25 @@ export const NodeLoadSchema = z.object({
   running: z.array(callNum).default([]), // calls accepted and not yet reported
   warm: z.record(z.string(), z.number().int().min(0)).default({}), // function key -> warm containers
   miniworkers: z.number().int().min(0).default(0),
+  capacity: z.number().int().min(1).optional(), // calls it takes at once (running + queued on the node)
+  containers: z.record(z.string(), z.number().int().min(0)).default({}), // state -> count
+  stems: z.record(z.string(), z.number().int().min(0)).default({}), // runtime -> stem cells ready
+  settings: z
+    .object({ miniworkers: z.number().int(), stemCells: z.number().int(), idleTtlMs: z.number().int(), maxContainers: z.number().int() })
+    .optional(),
 });
 export type NodeLoad = z.infer<typeof NodeLoadSchema>;
+
+// What can change on a running node (PUT /node/:id): sizes of its miniworker and container pools.
+export const NodeSettingsSchema = z
+  .object({
+    miniworkers: z.number().int().min(1).max(256).optional(),
+    stemCells: z.number().int().min(0).max(64).optional(),
+    maxContainers: z.number().int().min(1).max(1024).optional(),
+    idleTtlS: z.number().int().min(1).max(7 * 24 * 3600).optional(),
+  })
+  .strict();
+export type NodeSettings = z.infer<typeof NodeSettingsSchema>;
 
 // instance -> API
 export const ToApiSchema = z.discriminatedUnion('type', [
@@ -47,6 +64,8 @@ export const ToInstanceSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('reregister') }),
   z.object({ type: z.literal('invoke'), call: InvokeCallSchema, fn: FunctionMetaSchema, runtime: RuntimeSchema }),
   z.object({ type: z.literal('archive'), digest, error: z.string().optional() }), // the archive is the next frame
-  z.object({ type: z.literal('configure'), miniworkers: z.number().int().min(1).max(256).optional() }),
+  z.object({ type: z.literal('configure'), ...NodeSettingsSchema.shape }),
+  // a function with policy `function` was deployed: nodes prepare it and start a warm container
+  z.object({ type: z.literal('preload'), fn: FunctionMetaSchema, runtime: RuntimeSchema }),
 ]);
 export type ToInstance = z.infer<typeof ToInstanceSchema>;

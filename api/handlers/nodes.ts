@@ -1,8 +1,10 @@
-// GET /nodes, GET /health
+// GET /nodes, PUT /node/:id (resize its pools), GET /health
 import { Router } from 'express';
 import type { DbClient } from '../../db/client.js';
+import { NodeSettingsSchema } from '../../protocol/broker.js';
 import type { Broker } from '../broker.js';
-import { wrap } from '../http.js';
+import { capacityOf } from '../scheduler.js';
+import { HttpError, parse, wrap } from '../http.js';
 
 export function nodesRouter(db: DbClient, broker: Broker): Router {
   const r = Router();
@@ -13,16 +15,28 @@ export function nodesRouter(db: DbClient, broker: Broker): Router {
       [...broker.scheduler.nodes.values()].map((n) => ({
         id: n.info.id,
         state: n.state,
-        capacity: n.info.capacity,
+        capacity: capacityOf(n),
         running: n.inflight.size,
         policy: n.info.policy,
         labels: n.info.labels,
         miniworkers: n.load.miniworkers,
         warm: n.load.warm,
+        containers: n.load.containers,
+        stems: n.load.stems,
+        settings: n.load.settings,
         lastSeenMsAgo: now - n.lastSeen,
         joinedAt: new Date(n.joinedAt).toISOString(),
       })),
     );
+  });
+
+  // Pool sizes change on the running node; calls in flight are kept (shrinking waits for busy miniworkers).
+  r.put('/node/:id', (req, res) => {
+    const n = broker.scheduler.nodes.get(req.params.id);
+    if (!n || n.state !== 'alive') throw new HttpError(404, `node ${req.params.id} not found`);
+    const settings = parse(NodeSettingsSchema, req.body ?? {}, 'node settings');
+    broker.send(n.info.id, { type: 'configure', ...settings });
+    res.status(202).json({ id: n.info.id, requested: settings });
   });
 
   r.get(

@@ -4,10 +4,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join, resolve, sep } from 'node:path';
 import Docker from 'dockerode';
 
-export const ROOT = resolve(import.meta.dirname, '..', '..');
+// The checkout's root, whether this runs from test/helpers (vitest) or dist/test/helpers (the benchmark).
+const HERE = import.meta.dirname;
+export const ROOT = resolve(HERE, ...(HERE.split(sep).includes('dist') ? ['..', '..', '..'] : ['..', '..']));
 export const CLI = join(ROOT, 'dist', 'cli', 'main.js');
 
 export async function freePort(): Promise<number> {
