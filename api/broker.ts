@@ -12,6 +12,7 @@ import { Scheduler, type QueuedCall } from './scheduler.js';
 
 export interface BrokerOptions {
   bind: string;
+  alsoBind?: string[]; // e.g. an inproc:// endpoint for an instance in the same process (zfaas up)
   db: DbClient;
   log: Logger;
   onResult(callNum: number, outcome: CallOutcome, nodeId: string, recorded: boolean): void;
@@ -34,6 +35,7 @@ export class Broker {
 
   async start(): Promise<void> {
     await this.socket.bind(this.o.bind);
+    for (const b of this.o.alsoBind ?? []) await this.socket.bind(b);
     void this.loop();
     this.timer = setInterval(() => this.tick(), HEARTBEAT_MS);
   }

@@ -18,6 +18,7 @@ export interface ApiOptions {
   host: string;
   db: string | LocalDb;
   brokerBind: string;
+  brokerAlsoBind?: string[];
   log: Logger;
 }
 
@@ -32,6 +33,7 @@ export class ApiServer {
     this.calls = new Calls(this.db, o.log);
     this.broker = new Broker({
       bind: o.brokerBind,
+      alsoBind: o.brokerAlsoBind,
       db: this.db,
       log: o.log,
       onResult: (callNum, outcome, nodeId, recorded) => this.calls.onResult(callNum, outcome, nodeId, recorded),

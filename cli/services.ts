@@ -1,4 +1,5 @@
 // Starting the services: each alone (`zfaas db|api|instance`) or all in one process (`zfaas up`).
+import '../common/lean.js'; // first: keeps what zfaas never uses of dockerode out of memory
 import Docker from 'dockerode';
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
@@ -70,9 +71,11 @@ export async function up(o: UpOptions): Promise<() => Promise<void>> {
   const client = new DbClient(db);
   for (const rt of runtimes) await client.request('putRuntime', rt);
   client.close();
-  const api = new ApiServer({ port: o.port, host: o.host, db, brokerBind: o.brokerBind, log: log.child({ part: 'api' }) });
+  // The instance of this process reaches the broker in memory; other nodes use brokerBind.
+  const inproc = `inproc://zfaas-broker-${process.pid}`;
+  const api = new ApiServer({ port: o.port, host: o.host, db, brokerAlsoBind: [inproc], brokerBind: o.brokerBind, log: log.child({ part: 'api' }) });
   await api.start();
-  const instance = new Instance({ broker: o.brokerBind.replace('0.0.0.0', '127.0.0.1').replace('*', '127.0.0.1'), db, dataDir: join(o.data, 'instance'), miniworkers: o.miniworkers, policy: o.policy, ...poolEnv(), log: log.child({ part: 'instance' }) });
+  const instance = new Instance({ broker: inproc, db, dataDir: join(o.data, 'instance'), miniworkers: o.miniworkers, policy: o.policy, ...poolEnv(), log: log.child({ part: 'instance' }) });
   await instance.start();
   log.info(`zfaas is up: http://${o.host === '0.0.0.0' ? 'localhost' : o.host}:${o.port} (Ctrl-C stops everything)`);
   return async () => {

@@ -1,5 +1,6 @@
 // A miniworker: a small process that owns its containers, runs one job at a time and asks for the next.
 // Crashing loses no job: the instance sees the process exit and gives its job to another miniworker.
+import '../common/lean.js'; // first: keeps what the miniworker never uses out of memory
 import Docker from 'dockerode';
 import { Dealer } from 'zeromq';
 import { createLogger, errText } from '../common/log.js';
@@ -58,8 +59,10 @@ export async function runMiniworker(opts: MiniworkerOptions): Promise<void> {
           await send({ type: 'started', id: msg.spec.id, ok: false, error: errText(e) });
         }
       } else if (msg.type === 'remove') {
-        await containers.get(msg.id)?.remove();
+        // Removal goes on in the background: this miniworker is free for the next call at once.
+        const w = containers.get(msg.id);
         containers.delete(msg.id);
+        if (w) void w.remove();
         await send({ type: 'removed', id: msg.id });
       }
       await send({ type: 'ready', pid: process.pid });

@@ -89,7 +89,15 @@ describe('policy function', () => {
 
 describe('policy runtime (stem cells)', () => {
   it('gives a new function a waiting container of its runtime, with the function and its limits put in', async () => {
-    await waitFor('a node stem cell', async () => ((await node()).stems.node ?? 0) >= 1 || undefined, 30_000);
+    // A quiet node: a node stem cell ready and no container starting (whose miniworker would be busy).
+    await waitFor(
+      'a node stem cell on a quiet node',
+      async () => {
+        const n = await node();
+        return ((n.stems.node ?? 0) >= 1 && (n.containers.starting ?? 0) === 0 && (n.containers.busy ?? 0) === 0) || undefined;
+      },
+      30_000,
+    );
     const stems = await labelledContainers({ 'zfaas.node': nodeId, 'zfaas.role': 'stem' });
     expect(stems.length).toBeGreaterThanOrEqual(1);
     await deploy('adopted', { 'index.js': `module.exports = () => ({ mem: require('fs').readFileSync('/sys/fs/cgroup/memory/memory.limit_in_bytes', 'utf8').trim(), env: process.env.GREETING });` }, { memory: '128', env: 'GREETING=hola' });
