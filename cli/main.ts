@@ -4,7 +4,10 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { resolve } from 'node:path';
 import { errText } from '../common/log.js';
 import { POLICIES, type Policy } from '../common/model.js';
-import { startApi, startDb, startInstance, up, UsageError } from './services.js';
+import { registerClientCommands } from './commands/index.js';
+
+// Loaded by the service commands only: dockerode, zeromq and level would cost every client command ~0.4 s.
+const services = () => import('./services.js');
 
 const int = (v: string): number => {
   const n = Number(v);
@@ -19,7 +22,11 @@ async function serve(start: () => Promise<() => Promise<void>>): Promise<void> {
     stop = await start();
   } catch (e) {
     console.error(`zfaas: ${errText(e)}`);
-    process.exit(e instanceof UsageError ? 2 : 1);
+    const usage = await services().then(
+      (s) => e instanceof s.UsageError,
+      () => false,
+    );
+    process.exit(usage ? 2 : 1);
   }
   let stopping = false;
   const onSignal = (sig: string): void => {
@@ -57,7 +64,7 @@ export function program(): Command {
     .addOption(new Option('--broker-bind <addr>', 'node broker address').default('tcp://127.0.0.1:5561').env('ZFAAS_BROKER_BIND'))
     .addHelpText('after', '\nExample:\n  zfaas up --port 3000 --data ./data --miniworkers 4 --policy function')
     .action((o: { port: number; host: string; data: string; miniworkers: number; policy: Policy; dbBind: string; brokerBind: string }) =>
-      serve(() => up({ ...o, data: resolve(o.data) })),
+      serve(async () => (await services()).up({ ...o, data: resolve(o.data) })),
     );
 
   p.command('db')
@@ -65,7 +72,7 @@ export function program(): Command {
     .addOption(new Option('--bind <addr>', 'address to bind').default('tcp://127.0.0.1:5560').env('ZFAAS_DB_BIND'))
     .addOption(new Option('--data <dir>', 'LevelDB folder').default('./data/db').env('ZFAAS_DB_DATA'))
     .addHelpText('after', '\nExample:\n  zfaas db --bind tcp://127.0.0.1:5560 --data ./data/db')
-    .action((o: { bind: string; data: string }) => serve(() => startDb({ bind: o.bind, data: resolve(o.data) })));
+    .action((o: { bind: string; data: string }) => serve(async () => (await services()).startDb({ bind: o.bind, data: resolve(o.data) })));
 
   p.command('api')
     .description('run the REST API and the node broker')
@@ -75,7 +82,7 @@ export function program(): Command {
     .addOption(new Option('--broker-bind <addr>', 'address instances connect to').default('tcp://0.0.0.0:5561').env('ZFAAS_BROKER_BIND'))
     .option('--no-builtins', 'do not register the built-in node and python runtimes')
     .addHelpText('after', '\nExample:\n  zfaas api --port 3000 --db tcp://127.0.0.1:5560 --broker-bind tcp://0.0.0.0:5561')
-    .action((o: { port: number; host: string; db: string; brokerBind: string; builtins: boolean }) => serve(() => startApi(o)));
+    .action((o: { port: number; host: string; db: string; brokerBind: string; builtins: boolean }) => serve(async () => (await services()).startApi(o)));
 
   p.command('instance')
     .description('run a node: registers with the API and runs calls in containers')
@@ -88,9 +95,10 @@ export function program(): Command {
     .option('--no-build-images', 'do not build missing built-in runtime images')
     .addHelpText('after', '\nExample:\n  zfaas instance --broker tcp://api-host:5561 --db tcp://api-host:5560 --miniworkers 4 --policy function')
     .action((o: { broker: string; db: string; data: string; miniworkers: number; policy: Policy; nodeId?: string; buildImages: boolean }) =>
-      serve(() => startInstance({ ...o, data: resolve(o.data) })),
+      serve(async () => (await services()).startInstance({ ...o, data: resolve(o.data) })),
     );
 
+  registerClientCommands(p);
   return p;
 }
 

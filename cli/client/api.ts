@@ -1,0 +1,201 @@
+// The REST API as typed calls. Uses the global fetch; every reply is checked against its schema, every
+// failure becomes a CliError carrying its exit code (see errors.ts).
+import type { ZodType, ZodTypeDef } from 'zod';
+import type { Call, CallStatus, FunctionMeta, Runtime, RuntimeInput } from '../../common/model.js';
+import { ApiError, CliError, UnreachableError, errText } from './errors.js';
+import {
+  CallSchema,
+  CallsSchema,
+  DeletedSchema,
+  DeployedSchema,
+  ErrorBodySchema,
+  FunctionDetailSchema,
+  FunctionMetaSchema,
+  FunctionsSchema,
+  NodesSchema,
+  RuntimeSchema,
+  RuntimesSchema,
+  type Deployed,
+  type FunctionDetail,
+  type NodeView,
+} from './schemas.js';
+import { multipartBody, progressStream } from './upload.js';
+
+type Schema<T> = ZodType<T, ZodTypeDef, unknown>;
+type Query = Record<string, string | number | boolean | undefined>;
+
+interface SendOptions {
+  query?: Query;
+  json?: unknown;
+  /** A raw body (with its content type in headers); streams need `duplex: 'half'`. */
+  body?: BodyInit;
+  headers?: Record<string, string>;
+}
+
+export interface CallFilter {
+  funcName?: string;
+  status?: CallStatus;
+  limit?: number;
+  before?: number;
+}
+
+export interface Progress {
+  start(total: number): void;
+  update(sent: number): void;
+  stop(): void;
+}
+
+export class ApiClient {
+  constructor(
+    readonly api: string,
+    private readonly token?: string,
+    private readonly fetchFn: typeof fetch = fetch,
+  ) {}
+
+  async send<T>(method: string, path: string, schema: Schema<T>, o: SendOptions = {}): Promise<{ status: number; data: T }> {
+    const url = new URL(this.api + path);
+    for (const [k, v] of Object.entries(o.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    const headers: Record<string, string> = { accept: 'application/json', ...o.headers };
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    // Node's fetch streams a ReadableStream body only with duplex 'half' (missing from the DOM typings).
+    const init: RequestInit & { duplex?: 'half' } = { method, headers };
+    if (o.json !== undefined) {
+      headers['content-type'] = 'application/json';
+      init.body = JSON.stringify(o.json);
+    } else if (o.body !== undefined) {
+      init.body = o.body;
+      if (o.body instanceof ReadableStream) init.duplex = 'half';
+    }
+
+    let res: Response;
+    try {
+      res = await this.fetchFn(url, init);
+    } catch (e) {
+      throw this.networkFailure(e);
+    }
+    let text: string;
+    try {
+      text = await res.text();
+    } catch (e) {
+      throw this.networkFailure(e);
+    }
+    let body: unknown = undefined;
+    try {
+      body = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      /* not JSON: handled below */
+    }
+    if (!res.ok) {
+      const err = ErrorBodySchema.safeParse(body);
+      const msg = err.success ? err.data.error : text.trim().slice(0, 200) || res.statusText || 'request failed';
+      throw new ApiError(res.status, msg);
+    }
+    const r = schema.safeParse(body);
+    if (!r.success) {
+      const i = r.error.issues[0];
+      const what = body === undefined ? 'not JSON' : `${i?.path.join('.') || 'reply'}: ${i?.message ?? 'unexpected value'}`;
+      throw new CliError(`unexpected reply from ${this.api} to ${method} ${path} (${what}); is --api pointing at a zfaas API?`);
+    }
+    return { status: res.status, data: r.data };
+  }
+
+  private networkFailure(e: unknown): CliError {
+    // fetch wraps the socket error: TypeError('fetch failed', { cause: { code: 'ECONNREFUSED' } })
+    const cause = e instanceof Error ? (e.cause as { code?: string; message?: string } | undefined) : undefined;
+    const code = cause?.code ?? '';
+    if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+      return new CliError(`the API at ${this.api} did not answer in time`);
+    }
+    const reason = code === 'ECONNREFUSED' ? 'connection refused' : code === 'ENOTFOUND' ? 'unknown host' : code || cause?.message || errText(e);
+    return new UnreachableError(this.api, reason);
+  }
+
+  // --- runtimes --------------------------------------------------------------------------------------
+
+  async runtimes(): Promise<Runtime[]> {
+    return (await this.send('GET', '/runtimes', RuntimesSchema, { query: { detail: true } })).data;
+  }
+
+  async runtime(name: string): Promise<Runtime> {
+    return (await this.send('GET', `/runtime/${enc(name)}`, RuntimeSchema)).data;
+  }
+
+  async registerRuntime(input: RuntimeInput): Promise<Runtime> {
+    return (await this.send('POST', '/registerRuntime', RuntimeSchema, { json: input })).data;
+  }
+
+  async deleteRuntime(name: string): Promise<void> {
+    await this.send('DELETE', `/runtime/${enc(name)}`, DeletedSchema);
+  }
+
+  // --- functions -------------------------------------------------------------------------------------
+
+  async functions(): Promise<FunctionMeta[]> {
+    return (await this.send('GET', '/functions', FunctionsSchema, { query: { detail: true } })).data;
+  }
+
+  async fn(name: string): Promise<FunctionDetail> {
+    return (await this.send('GET', `/function/${enc(name)}`, FunctionDetailSchema)).data;
+  }
+
+  /** Returns null when the function does not exist (any other failure still throws). */
+  async fnIfExists(name: string): Promise<FunctionDetail | null> {
+    try {
+      return await this.fn(name);
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) return null;
+      throw e;
+    }
+  }
+
+  async deploy(
+    runtime: string,
+    name: string,
+    archive: Uint8Array,
+    filename: string,
+    settings: ReadonlyArray<readonly [string, string]>,
+    progress?: Progress,
+  ): Promise<Deployed> {
+    const { bytes, contentType } = await multipartBody(settings, archive, filename);
+    progress?.start(bytes.length);
+    try {
+      const body = progressStream(bytes, (sent) => progress?.update(sent));
+      const path = `/registerFunction/${enc(runtime)}/${enc(name)}`;
+      return (await this.send('POST', path, DeployedSchema, { body, headers: { 'content-type': contentType, 'content-length': String(bytes.length) } })).data;
+    } finally {
+      progress?.stop();
+    }
+  }
+
+  async rollback(name: string, version?: number): Promise<FunctionMeta> {
+    return (await this.send('POST', `/function/${enc(name)}/rollback`, FunctionMetaSchema, { json: version === undefined ? {} : { version } })).data;
+  }
+
+  async deleteFunction(name: string): Promise<void> {
+    await this.send('DELETE', `/function/${enc(name)}`, DeletedSchema);
+  }
+
+  // --- calls -----------------------------------------------------------------------------------------
+
+  /** `target` is NAME or NAME@VERSION. With `wait`, 200 means finished, 202 that the API stopped waiting. */
+  async invoke(target: string, params: unknown, wait: boolean): Promise<{ finished: boolean; call: Call }> {
+    const r = await this.send('POST', '/invokeFunction', CallSchema, { json: { funcName: target, params, wait } });
+    return { finished: wait && r.status === 200, call: r.data };
+  }
+
+  async calls(f: CallFilter): Promise<Call[]> {
+    return (await this.send('GET', '/calls', CallsSchema, { query: { format: 'list', ...f } })).data;
+  }
+
+  async call(callNum: number): Promise<Call> {
+    return (await this.send('GET', `/call/${callNum}`, CallSchema)).data;
+  }
+
+  // --- nodes -----------------------------------------------------------------------------------------
+
+  async nodes(): Promise<NodeView[]> {
+    return (await this.send('GET', '/nodes', NodesSchema)).data;
+  }
+}
+
+const enc = encodeURIComponent;

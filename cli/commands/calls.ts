@@ -1,0 +1,89 @@
+// calls (newest first, filtered, paged), call N, logs N
+import { InvalidArgumentError, type Command } from 'commander';
+import { CALL_STATUSES, isFinal, type Call, type CallStatus } from '../../common/model.js';
+import { ago, duration, prettyResult, preview } from '../client/format.js';
+import { act, clientCommand, examples, positiveInt, type Deps } from './common.js';
+
+interface CallsOpts {
+  function?: string;
+  status?: CallStatus;
+  limit: number;
+  before?: number;
+  json?: boolean;
+}
+
+const statusArg = (v: string): CallStatus => {
+  const s = v.toUpperCase();
+  if (!(CALL_STATUSES as readonly string[]).includes(s)) throw new InvalidArgumentError(`must be one of ${CALL_STATUSES.join(', ')}`);
+  return s as CallStatus;
+};
+
+const target = (c: Call): string => (c.version ? `${c.funcName}@${c.version}` : c.funcName);
+const outcome = (c: Call): string => (c.status === 'DONE' ? preview(c.result) : preview(c.error));
+
+export function callCommands(p: Command, deps: Deps): void {
+  const { out } = deps;
+
+  examples(
+    clientCommand(p, 'calls', 'list calls, newest first')
+      .option('--function <name>', 'only the calls of this function')
+      .option('--status <status>', `only calls in this state (${CALL_STATUSES.join(', ')})`, statusArg)
+      .option('-n, --limit <n>', 'how many', positiveInt('--limit'), 20)
+      .option('--before <callNum>', 'the page of calls older than this call number', positiveInt('--before'))
+      .option('--json', 'print JSON'),
+    ['zfaas calls', 'zfaas calls --function dice --status error --limit 5', 'zfaas calls --before 120   # the next page'],
+  ).action(
+    act(deps, async (o: CallsOpts, cmd: Command) => {
+      const list = await (await deps.client(cmd)).calls({ funcName: o.function, status: o.status, limit: o.limit, before: o.before });
+      if (o.json) return out.json(list);
+      if (list.length === 0) return out.note('no calls');
+      out.table(
+        ['CALL', 'FUNCTION', 'STATUS', 'NODE', 'DURATION', 'CREATED', 'RESULT / ERROR'],
+        list.map((c) => [String(c.callNum), target(c), c.status, preview(c.node, 14), duration(c.durationMs), ago(c.createdAt), outcome(c)]),
+      );
+      const last = list[list.length - 1];
+      if (list.length === o.limit && last && last.callNum > 1) out.note(`more: zfaas calls --before ${last.callNum}${o.function ? ` --function ${o.function}` : ''}`);
+    }),
+  );
+
+  examples(clientCommand(p, 'call <callNum>', 'show one call: status, result, error, node, timings').option('--json', 'print JSON'), [
+    'zfaas call 42',
+    'zfaas call 42 --json | jq -r .result',
+  ]).action(
+    act(deps, async (n: string, o: { json?: boolean }, cmd: Command) => {
+      const c = await (await deps.client(cmd)).call(positiveInt('call number')(n));
+      if (o.json) return out.json(c);
+      out.fields([
+        ['call', String(c.callNum)],
+        ['function', target(c)],
+        ['status', c.status],
+        ['node', c.node ?? ''],
+        ['attempts', String(c.attempts)],
+        ['created', `${c.createdAt} (${ago(c.createdAt)})`],
+        ['duration', duration(c.durationMs)],
+        ['params', JSON.stringify(c.params) ?? ''],
+      ]);
+      if (c.status === 'DONE') out.print(`result:\n${prettyResult(c.result)}`);
+      if (c.error) out.print(`error:\n${c.error.replace(/\n$/, '')}`);
+      if (c.logs) out.print(`logs: (zfaas logs ${c.callNum})`);
+    }),
+  );
+
+  examples(clientCommand(p, 'logs <callNum>', "print a call's logs: what the function printed, then its error output").option('--json', 'print JSON'), [
+    'zfaas logs 42',
+  ]).action(
+    act(deps, async (n: string, o: { json?: boolean }, cmd: Command) => {
+      const c = await (await deps.client(cmd)).call(positiveInt('call number')(n));
+      if (o.json) return out.json({ callNum: c.callNum, status: c.status, logs: c.logs ?? '', error: c.error ?? '' });
+      const logs = c.logs ?? '';
+      const error = c.error ?? '';
+      if (logs) out.print(logs.replace(/\n$/, ''));
+      if (error) {
+        if (logs) out.print('--- error ---');
+        out.print(error.replace(/\n$/, ''));
+      }
+      if (!isFinal(c.status)) out.note(`call ${c.callNum} is ${c.status}: its logs are kept when it ends`);
+      else if (!logs && !error) out.note(`call ${c.callNum} (${c.status}) printed nothing`);
+    }),
+  );
+}

@@ -1,0 +1,157 @@
+// deploy, functions, function NAME, rollback, delete
+import { Option, type Command } from 'commander';
+import { POLICIES, type FunctionMeta } from '../../common/model.js';
+import { UsageError } from '../client/errors.js';
+import { ago, bytes } from '../client/format.js';
+import { guessRuntime, loadUpload } from '../client/pack.js';
+import { act, clientCommand, collect, examples, positiveInt, positiveNumber, type Deps } from './common.js';
+
+interface DeployOpts {
+  runtime?: string;
+  timeout?: number;
+  memory?: number;
+  cpus?: number;
+  pids?: number;
+  policy?: string;
+  env?: string[];
+  handler?: string;
+  network?: boolean;
+  retry: boolean;
+  json?: boolean;
+}
+
+const ENV_RE = /^[A-Za-z_][A-Za-z0-9_]*=/;
+
+/** The settings as the multipart fields registerFunction reads; unset ones are left to the API. */
+export function settingsFields(o: DeployOpts): Array<[string, string]> {
+  const f: Array<[string, string]> = [];
+  if (o.timeout !== undefined) f.push(['timeout', String(o.timeout)]);
+  if (o.memory !== undefined) f.push(['memory', String(o.memory)]);
+  if (o.cpus !== undefined) f.push(['cpus', String(o.cpus)]);
+  if (o.pids !== undefined) f.push(['pids', String(o.pids)]);
+  if (o.policy !== undefined) f.push(['policy', o.policy]);
+  if (o.handler !== undefined) f.push(['handler', o.handler]);
+  if (o.network) f.push(['network', 'true']);
+  if (!o.retry) f.push(['retry', 'false']);
+  for (const e of o.env ?? []) {
+    if (!ENV_RE.test(e)) throw new UsageError(`invalid --env "${e}": expected KEY=VALUE with KEY made of letters, digits and _`);
+    f.push(['env', e]);
+  }
+  return f;
+}
+
+const settingsLine = (f: FunctionMeta): string =>
+  `timeout ${f.settings.timeout}s, memory ${f.settings.memory} MiB, cpus ${f.settings.cpus}, policy ${f.settings.policy ?? 'node default'}`;
+
+export function functionCommands(p: Command, deps: Deps): void {
+  const { out } = deps;
+
+  examples(
+    clientCommand(p, 'deploy <name> <path>', 'deploy a function from a directory (packed, minus .zfaasignore) or a .tar.gz/.tar/.zip; each deploy is a new version')
+      .option('-r, --runtime <runtime>', 'runtime to run it with (default: the function\'s current runtime, else guessed: package.json/index.js -> node, handler.py/main.py/requirements.txt -> python)')
+      .option('--timeout <seconds>', 'call time limit (default 30)', positiveInt('--timeout'))
+      .option('--memory <MiB>', 'memory limit (default 256)', positiveInt('--memory'))
+      .option('--cpus <n>', 'CPU limit, may be fractional (default 1)', positiveNumber('--cpus'))
+      .option('--pids <n>', 'process-count limit (default 128)', positiveInt('--pids'))
+      .addOption(new Option('--policy <policy>', 'preload policy (default: the node\'s)').choices([...POLICIES]))
+      .option('-e, --env <KEY=VALUE>', 'environment variable for the function (repeatable)', collect)
+      .option('--handler <FILE.EXPORT>', 'entry point, e.g. function.handler (built-in runtimes)')
+      .option('--network', 'allow network access from the function (off by default)')
+      .option('--no-retry', 'never run a call again after its node died')
+      .option('--json', 'print the new version as JSON'),
+    [
+      'zfaas deploy hello ./hello --runtime node',
+      'zfaas deploy dice ../runtimes/python/dice/python.tar.gz --runtime pythonruntime --timeout 10 --memory 128',
+      'zfaas deploy hello ./hello --env GREETING=hi --env LANG=es --policy function',
+    ],
+  ).action(
+    act(deps, async (name: string, path: string, o: DeployOpts, cmd: Command) => {
+      const fields = settingsFields(o);
+      // Local problems (missing path, not an archive) are reported before anything is asked of the API.
+      const up = await loadUpload(path, name);
+      const api = await deps.client(cmd);
+      let runtime = o.runtime;
+      if (!runtime) {
+        runtime = (await api.fnIfExists(name))?.runtimeName ?? (await guessRuntime(path));
+        if (!runtime) throw new UsageError(`--runtime is required for a new function (see "zfaas runtimes")`);
+        out.note(`runtime: ${runtime}`);
+      }
+      const fn = await api.deploy(runtime, name, up.bytes, up.filename, fields, out.progress(`uploading ${name}`));
+      if (o.json) return out.json(fn);
+      // The API lists at most 50 of the archive's files.
+      const n = fn.files?.length;
+      const files = n === undefined ? '' : `, ${n}${n >= 50 ? '+' : ''} file${n === 1 ? '' : 's'}`;
+      out.print(`deployed ${fn.functionName} version ${fn.version} (runtime ${fn.runtimeName}, ${bytes(fn.size)}${files})`);
+    }),
+  );
+
+  examples(clientCommand(p, 'functions', 'list the deployed functions (current versions)').option('--json', 'print JSON'), [
+    'zfaas functions',
+    'zfaas functions --json | jq -r ".[].functionName"',
+  ]).action(
+    act(deps, async (o: { json?: boolean }, cmd: Command) => {
+      const list = await (await deps.client(cmd)).functions();
+      if (o.json) return out.json(list);
+      if (list.length === 0) return out.note('no functions yet; create one with: zfaas init hello --runtime node && zfaas deploy hello ./hello');
+      out.table(
+        ['NAME', 'VERSION', 'RUNTIME', 'POLICY', 'TIMEOUT', 'MEMORY', 'SIZE', 'DEPLOYED'],
+        list.map((f) => [
+          f.functionName,
+          String(f.version),
+          f.runtimeName,
+          f.settings.policy ?? '-',
+          `${f.settings.timeout}s`,
+          `${f.settings.memory} MiB`,
+          bytes(f.size),
+          ago(f.createdAt),
+        ]),
+      );
+    }),
+  );
+
+  examples(clientCommand(p, 'function <name>', 'show a function: its current version, settings and every version').alias('describe').option('--json', 'print JSON'), [
+    'zfaas function hello',
+    'zfaas describe hello --json',
+  ]).action(
+    act(deps, async (name: string, o: { json?: boolean }, cmd: Command) => {
+      const f = await (await deps.client(cmd)).fn(name);
+      if (o.json) return out.json(f);
+      const env = Object.keys(f.settings.env);
+      out.fields([
+        ['name', f.functionName],
+        ['runtime', f.runtimeName],
+        ['version', String(f.version)],
+        ['settings', settingsLine(f)],
+        ['handler', f.settings.handler ?? '(default)'],
+        ['network', f.settings.network ? 'allowed' : 'none'],
+        ['env', env.length ? env.join(', ') : '(none)'],
+        ['digest', f.digest],
+      ]);
+      out.print('');
+      out.table(
+        ['', 'VERSION', 'SIZE', 'DIGEST', 'DEPLOYED'],
+        f.versions.map((v) => [v.version === f.version ? '*' : '', String(v.version), bytes(v.size), v.digest.slice(0, 12), ago(v.createdAt)]),
+      );
+    }),
+  );
+
+  examples(
+    clientCommand(p, 'rollback <name>', 'make an earlier version current (default: the one before the current)')
+      .option('--version <n>', 'the version to make current', positiveInt('--version'))
+      .option('--json', 'print the now current version as JSON'),
+    ['zfaas rollback hello', 'zfaas rollback hello --version 1'],
+  ).action(
+    act(deps, async (name: string, o: { version?: number; json?: boolean }, cmd: Command) => {
+      const f = await (await deps.client(cmd)).rollback(name, o.version);
+      if (o.json) return out.json(f);
+      out.print(`${f.functionName} now runs version ${f.version}`);
+    }),
+  );
+
+  examples(clientCommand(p, 'delete <name>', 'delete a function and its versions (its calls stay readable)'), ['zfaas delete hello']).action(
+    act(deps, async (name: string, _o: unknown, cmd: Command) => {
+      await (await deps.client(cmd)).deleteFunction(name);
+      out.print(`deleted function ${name}`);
+    }),
+  );
+}
