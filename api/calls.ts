@@ -2,6 +2,7 @@
 // dispatch, finish, and recovery of calls whose node died or that this API forgot when it restarted.
 // Retry rule: a call runs again only when its node died (or vanished) before reporting, and only if its
 // function allows retries (setting `retry`, default true). A result that arrives twice is recorded once.
+import { EventEmitter } from 'node:events';
 import { errText, type Logger } from '../common/log.js';
 import { isFinal, type Call, type CallOutcome, type FunctionMeta, type Runtime } from '../common/model.js';
 import type { DbClient } from '../db/client.js';
@@ -13,8 +14,16 @@ export class NotFound extends Error {}
 
 export const MAX_ATTEMPTS = 3;
 
+// What observers (metrics, the dashboard's live view) hear about calls, without touching their path.
+export interface CallEvents {
+  accepted: [call: Call];
+  finished: [info: { callNum: number; funcName?: string; version?: number; outcome: CallOutcome; latencyMs?: number }];
+}
+
 export class Calls {
   readonly waiters = new Waiters();
+  readonly events = new EventEmitter<CallEvents>();
+  private readonly open = new Map<number, { funcName: string; version: number; at: number }>(); // accepted here, not finished
   private broker!: Broker;
   private readonly startedAt = Date.now();
   private recoverTimer?: NodeJS.Timeout;
@@ -41,6 +50,8 @@ export class Calls {
   async invoke(funcName: string, params: unknown, version?: number): Promise<{ call: Call; fn: FunctionMeta }> {
     const { fn, runtime } = await this.resolveFunction(funcName, version);
     const call = await this.db.request('createCall', { funcName, version: fn.version, params: params ?? {} });
+    this.open.set(call.callNum, { funcName, version: fn.version, at: Date.now() });
+    this.events.emit('accepted', call);
     if (!runtime) await this.fail(call.callNum, `runtime ${fn.runtimeName} no longer exists`);
     else this.broker.scheduler.enqueue({ callNum: call.callNum, funcName: call.funcName, params: call.params, fn, runtime });
     return { call, fn };
@@ -56,11 +67,11 @@ export class Calls {
   private async fail(callNum: number, error: string): Promise<void> {
     const outcome: CallOutcome = { status: 'ERROR', result: '', error };
     await this.db.request('finishCall', { callNum, outcome });
-    this.waiters.settle(callNum, outcome);
+    this.settle(callNum, outcome);
   }
 
   onResult(callNum: number, outcome: CallOutcome, _nodeId: string, recorded: boolean): void {
-    this.waiters.settle(callNum, outcome);
+    this.settle(callNum, outcome);
     if (!recorded) {
       // The node could not reach the DB: record it from here.
       this.db.request('finishCall', { callNum, outcome }).catch((e) => this.log.error({ callNum, err: errText(e) }, 'result could not be recorded'));
@@ -78,7 +89,7 @@ export class Calls {
     const call = await this.db.request('getCall', { callNum });
     if (!call) return;
     if (isFinal(call.status)) {
-      this.waiters.settle(callNum, { status: call.status as CallOutcome['status'], result: call.result, error: call.error });
+      this.settle(callNum, { status: call.status as CallOutcome['status'], result: call.result, error: call.error });
       return;
     }
     const fn = await this.db.request('getFunction', { name: call.funcName, version: call.version });
@@ -121,5 +132,13 @@ export class Calls {
 
   stop(): void {
     clearTimeout(this.recoverTimer);
+  }
+
+  // A call reached its final state: wake its waiters and tell the observers.
+  private settle(callNum: number, outcome: CallOutcome): void {
+    this.waiters.settle(callNum, outcome);
+    const o = this.open.get(callNum);
+    this.open.delete(callNum);
+    this.events.emit('finished', { callNum, funcName: o?.funcName, version: o?.version, outcome, latencyMs: o ? Date.now() - o.at : undefined });
   }
 }

@@ -16,4 +16,4 @@ export function createLogger(name: string): Logger {
   return pino({ name, level, base: { pid: process.pid } });
 }
 
-export const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+export { errText } from './errors.js';

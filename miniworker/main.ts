@@ -3,7 +3,7 @@
 import '../common/lean.js'; // first: keeps what the miniworker never uses out of memory
 import Docker from 'dockerode';
 import { Dealer } from 'zeromq';
-import { createLogger, errText } from '../common/log.js';
+import { errText } from '../common/errors.js';
 import { SendQueue } from '../common/zmq.js';
 import { decode, encode } from '../protocol/codec.js';
 import { ToWorkerSchema, type FromWorker, type Job } from '../protocol/worker.js';
@@ -18,7 +18,6 @@ export interface MiniworkerOptions {
 }
 
 export async function runMiniworker(opts: MiniworkerOptions): Promise<void> {
-  const log = createLogger(`miniworker ${opts.name}`);
   const docker = new Docker();
   const socket = new Dealer({ routingId: opts.name, linger: 1000 });
   const out = new SendQueue(socket);
@@ -68,7 +67,8 @@ export async function runMiniworker(opts: MiniworkerOptions): Promise<void> {
       await send({ type: 'ready', pid: process.pid });
     }
   } catch (e) {
-    if (!stopping) log.error({ err: errText(e) }, 'miniworker loop failed');
+    // The instance logs this miniworker's exit; this line says why (pino stays out of the miniworker: memory).
+    if (!stopping) console.error(JSON.stringify({ level: 50, time: Date.now(), name: `miniworker ${opts.name}`, msg: 'miniworker loop failed', err: errText(e) }));
   }
   await Promise.all([...containers.values()].map((w) => w.remove()));
   if (!socket.closed) socket.close();

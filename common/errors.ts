@@ -1,0 +1,2 @@
+// The one-line text of any thrown value (kept apart from log.ts so that small processes need not load pino).
+export const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
