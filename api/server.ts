@@ -7,6 +7,8 @@ import { Broker } from './broker.js';
 import { Calls } from './calls.js';
 import { errorResponder, HttpError } from './http.js';
 import { preloadAfterDeploy } from './preload.js';
+import { isLoopback, requireToken } from './auth.js';
+import { UsageError } from '../common/errors.js';
 import { callsRouter } from './handlers/calls.js';
 import { functionsRouter } from './handlers/functions.js';
 import { invokeRouter } from './handlers/invoke.js';
@@ -19,6 +21,7 @@ export interface ApiOptions {
   db: string | LocalDb;
   brokerBind: string;
   brokerAlsoBind?: string[];
+  token?: string; // required when host is not loopback
   log: Logger;
 }
 
@@ -29,6 +32,9 @@ export class ApiServer {
   private http?: Server;
 
   constructor(private readonly o: ApiOptions) {
+    if (!o.token && !isLoopback(o.host)) {
+      throw new UsageError(`the API listens on ${o.host}, beyond this machine: set a token (--token or ZFAAS_TOKEN)`);
+    }
     this.db = new DbClient(o.db);
     this.calls = new Calls(this.db, o.log);
     this.broker = new Broker({
@@ -46,6 +52,7 @@ export class ApiServer {
     const app = express();
     app.disable('x-powered-by');
     app.set('etag', false);
+    if (this.o.token) app.use(requireToken(this.o.token, this.o.log));
     // /function/:name parses its own body (any JSON value); everything else takes JSON objects.
     const json = express.json({ limit: '1mb' });
     app.use((req, res, next) => (/^\/function\/[^/]+\/?$/.test(req.path) ? next() : json(req, res, next)));

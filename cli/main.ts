@@ -47,6 +47,9 @@ async function serve(start: () => Promise<() => Promise<void>>): Promise<void> {
   process.on('SIGTERM', () => onSignal('SIGTERM'));
 }
 
+// The REST API's bearer token: the global --token, else ZFAAS_TOKEN (required beyond loopback).
+const apiToken = (p: Command): string | undefined => (p.opts() as { token?: string }).token ?? (process.env.ZFAAS_TOKEN || undefined);
+
 const policyOpt = (): Option =>
   new Option('--policy <policy>', 'preload policy of this node').choices([...POLICIES]).default('none').env('ZFAAS_POLICY');
 
@@ -62,9 +65,9 @@ export function program(): Command {
     .addOption(policyOpt())
     .addOption(new Option('--db-bind <addr>', 'DB service address').default('tcp://127.0.0.1:5560').env('ZFAAS_DB_BIND'))
     .addOption(new Option('--broker-bind <addr>', 'node broker address').default('tcp://127.0.0.1:5561').env('ZFAAS_BROKER_BIND'))
-    .addHelpText('after', '\nExample:\n  zfaas up --port 3000 --data ./data --miniworkers 4 --policy function')
+    .addHelpText('after', '\nExample:\n  zfaas up --port 3000 --data ./data --miniworkers 4 --policy function\n  ZFAAS_TOKEN=s3cret zfaas up --host 0.0.0.0   # beyond loopback a token is required')
     .action((o: { port: number; host: string; data: string; miniworkers: number; policy: Policy; dbBind: string; brokerBind: string }) =>
-      serve(async () => (await services()).up({ ...o, data: resolve(o.data) })),
+      serve(async () => (await services()).up({ ...o, data: resolve(o.data), token: apiToken(p) })),
     );
 
   p.command('db')
@@ -82,7 +85,9 @@ export function program(): Command {
     .addOption(new Option('--broker-bind <addr>', 'address instances connect to').default('tcp://0.0.0.0:5561').env('ZFAAS_BROKER_BIND'))
     .option('--no-builtins', 'do not register the built-in node and python runtimes')
     .addHelpText('after', '\nExample:\n  zfaas api --port 3000 --db tcp://127.0.0.1:5560 --broker-bind tcp://0.0.0.0:5561')
-    .action((o: { port: number; host: string; db: string; brokerBind: string; builtins: boolean }) => serve(async () => (await services()).startApi(o)));
+    .action((o: { port: number; host: string; db: string; brokerBind: string; builtins: boolean }) =>
+      serve(async () => (await services()).startApi({ ...o, token: apiToken(p) })),
+    );
 
   p.command('instance')
     .description('run a node: registers with the API and runs calls in containers')

@@ -15,7 +15,8 @@ import { Instance } from '../instance/instance.js';
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const BUILTIN = ['python', 'node'] as const;
 
-export class UsageError extends Error {}
+export { UsageError } from '../common/errors.js';
+import { UsageError } from '../common/errors.js';
 
 export async function builtinRuntimes(): Promise<Runtime[]> {
   return Promise.all(BUILTIN.map(async (n) => RuntimeSchema.parse(JSON.parse(await readFile(join(REPO_ROOT, 'runtimes', n, 'runtime.json'), 'utf8')))));
@@ -58,6 +59,7 @@ export interface UpOptions {
   policy: Policy;
   dbBind: string;
   brokerBind: string;
+  token?: string;
 }
 
 export async function up(o: UpOptions): Promise<() => Promise<void>> {
@@ -73,7 +75,7 @@ export async function up(o: UpOptions): Promise<() => Promise<void>> {
   client.close();
   // The instance of this process reaches the broker in memory; other nodes use brokerBind.
   const inproc = `inproc://zfaas-broker-${process.pid}`;
-  const api = new ApiServer({ port: o.port, host: o.host, db, brokerAlsoBind: [inproc], brokerBind: o.brokerBind, log: log.child({ part: 'api' }) });
+  const api = new ApiServer({ port: o.port, host: o.host, token: o.token, db, brokerAlsoBind: [inproc], brokerBind: o.brokerBind, log: log.child({ part: 'api' }) });
   await api.start();
   const instance = new Instance({ broker: inproc, db, dataDir: join(o.data, 'instance'), miniworkers: o.miniworkers, policy: o.policy, ...poolEnv(), log: log.child({ part: 'instance' }) });
   await instance.start();
@@ -91,9 +93,9 @@ export async function startDb(o: { bind: string; data: string }): Promise<() => 
   return () => db.stop();
 }
 
-export async function startApi(o: { port: number; host: string; db: string; brokerBind: string; builtins: boolean }): Promise<() => Promise<void>> {
+export async function startApi(o: { port: number; host: string; db: string; brokerBind: string; builtins: boolean; token?: string }): Promise<() => Promise<void>> {
   const log = createLogger('api');
-  const api = new ApiServer({ port: o.port, host: o.host, db: o.db, brokerBind: o.brokerBind, log });
+  const api = new ApiServer({ port: o.port, host: o.host, db: o.db, brokerBind: o.brokerBind, token: o.token, log });
   if (o.builtins) {
     for (const rt of await builtinRuntimes()) {
       await api.db.request('putRuntime', rt).catch((e) => log.warn({ err: errText(e) }, 'could not register built-in runtime'));

@@ -1,0 +1,27 @@
+// Bearer-token check for the REST API. With a token configured every route except GET /health needs
+// `Authorization: Bearer TOKEN`; the dashboard's event stream (which browsers cannot give headers) may
+// pass it as `?token=`. Tokens are compared in constant time; refusals are logged without the token.
+import { timingSafeEqual, createHash } from 'node:crypto';
+import type { RequestHandler } from 'express';
+import type { Logger } from '../common/log.js';
+
+const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
+
+export function requireToken(token: string, log: Logger): RequestHandler {
+  const want = digest(token);
+  return (req, res, next) => {
+    if (req.method === 'GET' && req.path === '/health') return next();
+    const header = req.headers.authorization ?? '';
+    const m = /^Bearer\s+(\S+)$/i.exec(header);
+    const given = m?.[1] ?? (typeof req.query.token === 'string' ? req.query.token : undefined);
+    if (given !== undefined && timingSafeEqual(digest(given), want)) return next();
+    log.warn({ method: req.method, path: req.path, from: req.socket.remoteAddress, why: given === undefined ? 'missing' : 'wrong' }, 'request refused: bad token');
+    res.setHeader('WWW-Authenticate', 'Bearer realm="zfaas"');
+    res.status(401).json({ error: given === undefined ? 'this API needs a token: send Authorization: Bearer TOKEN' : 'the token is not valid' });
+  };
+}
+
+// Loopback-only APIs may run without a token; anything reachable from other hosts may not.
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}

@@ -1,0 +1,41 @@
+// The REST API's bearer token (issue 5 item 5): required beyond loopback, checked on every route.
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { freePort, startUp, tempDir, zfaas, type Platform } from './helpers/platform.js';
+import { rm } from 'node:fs/promises';
+
+let p: Platform;
+const TOKEN = 'test-token-0123456789';
+
+beforeAll(async () => {
+  p = await startUp(['--miniworkers', '1'], { ZFAAS_TOKEN: TOKEN });
+});
+afterAll(async () => p?.stop());
+
+const get = (path: string, headers: Record<string, string> = {}): Promise<Response> => fetch(`${p.api}${path}`, { headers });
+
+it('refuses requests without the token or with a wrong one, and answers with it', async () => {
+  const none = await get('/functions');
+  expect(none.status).toBe(401);
+  expect(((await none.json()) as { error: string }).error).toMatch(/token/);
+  expect((await get('/functions', { authorization: 'Bearer wrong' })).status).toBe(401);
+  expect((await get('/functions', { authorization: `Basic ${TOKEN}` })).status).toBe(401);
+  const ok = await get('/functions', { authorization: `Bearer ${TOKEN}` });
+  expect(ok.status).toBe(200);
+  expect(await ok.json()).toEqual([]);
+  // A refused write changes nothing.
+  const reg = await fetch(`${p.api}/registerRuntime`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ image: 'x', run: 'true' }) });
+  expect(reg.status).toBe(401);
+  expect(await (await get('/runtimes', { authorization: `Bearer ${TOKEN}` })).json()).not.toContain('x');
+  // Health stays open for load balancers and probes.
+  expect((await get('/health')).status).toBe(200);
+  expect(p.proc.output()).toContain('request refused: bad token');
+  expect(p.proc.output()).not.toContain('Bearer wrong');
+});
+
+it('will not listen beyond loopback without a token', async () => {
+  const data = await tempDir();
+  const proc = zfaas(['up', '--host', '0.0.0.0', '--port', String(await freePort()), '--data', data, '--db-bind', `tcp://127.0.0.1:${await freePort()}`, '--broker-bind', `tcp://127.0.0.1:${await freePort()}`], { ZFAAS_TOKEN: '' });
+  expect(await proc.stop('SIGCONT')).toBe(2);
+  expect(proc.output()).toMatch(/set a token/);
+  await rm(data, { recursive: true, force: true });
+});
