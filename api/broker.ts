@@ -3,6 +3,7 @@
 // nodes from the DB service, and turns `result` messages into finished calls.
 import { Router } from 'zeromq';
 import { errText, type Logger } from '../common/log.js';
+import { serverOptions, startZap, type CurveServer } from '../common/curve.js';
 import { SendQueue } from '../common/zmq.js';
 import type { CallOutcome } from '../common/model.js';
 import type { DbClient } from '../db/client.js';
@@ -12,6 +13,7 @@ import { Scheduler, type QueuedCall } from './scheduler.js';
 
 export interface BrokerOptions {
   bind: string;
+  curve?: CurveServer; // with keys: CURVE on the node links, only known instance keys accepted
   alsoBind?: string[]; // e.g. an inproc:// endpoint for an instance in the same process (zfaas up)
   db: DbClient;
   log: Logger;
@@ -20,13 +22,15 @@ export interface BrokerOptions {
 }
 
 export class Broker {
-  private readonly socket = new Router({ mandatory: true, handover: true });
-  private readonly out = new SendQueue(this.socket);
+  private readonly socket: Router;
+  private readonly out: SendQueue;
   readonly scheduler: Scheduler;
   private timer?: NodeJS.Timeout;
   private closed = false;
 
   constructor(private readonly o: BrokerOptions) {
+    this.socket = new Router({ mandatory: true, handover: true, ...serverOptions(o.curve) });
+    this.out = new SendQueue(this.socket);
     this.scheduler = new Scheduler((nodeId, call) => {
       this.send(nodeId, { type: 'invoke', call: { callNum: call.callNum, funcName: call.funcName, params: call.params }, fn: call.fn, runtime: call.runtime });
       return true;
@@ -34,6 +38,7 @@ export class Broker {
   }
 
   async start(): Promise<void> {
+    if (this.o.curve) await startZap(this.o.curve.allowed, this.o.log);
     await this.socket.bind(this.o.bind);
     for (const b of this.o.alsoBind ?? []) await this.socket.bind(b);
     void this.loop();

@@ -9,6 +9,7 @@ import { errorResponder, HttpError } from './http.js';
 import { preloadAfterDeploy } from './preload.js';
 import { isLoopback, requireToken } from './auth.js';
 import { UsageError } from '../common/errors.js';
+import { curvePublicKey, type CurveServer } from '../common/curve.js';
 import { callsRouter } from './handlers/calls.js';
 import { functionsRouter } from './handlers/functions.js';
 import { invokeRouter } from './handlers/invoke.js';
@@ -22,6 +23,7 @@ export interface ApiOptions {
   brokerBind: string;
   brokerAlsoBind?: string[];
   token?: string; // required when host is not loopback
+  curve?: CurveServer; // the broker's keys and the instance keys it accepts (the DB client uses the same pair)
   log: Logger;
 }
 
@@ -35,11 +37,12 @@ export class ApiServer {
     if (!o.token && !isLoopback(o.host)) {
       throw new UsageError(`the API listens on ${o.host}, beyond this machine: set a token (--token or ZFAAS_TOKEN)`);
     }
-    this.db = new DbClient(o.db);
+    this.db = new DbClient(o.db, 10_000, o.curve ? { secretKey: o.curve.secretKey, serverKey: curvePublicKey(o.curve.secretKey) } : undefined);
     this.calls = new Calls(this.db, o.log);
     this.broker = new Broker({
       bind: o.brokerBind,
       alsoBind: o.brokerAlsoBind,
+      curve: o.curve,
       db: this.db,
       log: o.log,
       onResult: (callNum, outcome, nodeId, recorded) => this.calls.onResult(callNum, outcome, nodeId, recorded),

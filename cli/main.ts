@@ -65,17 +65,23 @@ export function program(): Command {
     .addOption(policyOpt())
     .addOption(new Option('--db-bind <addr>', 'DB service address').default('tcp://127.0.0.1:5560').env('ZFAAS_DB_BIND'))
     .addOption(new Option('--broker-bind <addr>', 'node broker address').default('tcp://127.0.0.1:5561').env('ZFAAS_BROKER_BIND'))
+    .addOption(new Option('--curve-secret-key <z85>', 'CURVE secret key of this service (see zfaas keys)').env('ZFAAS_CURVE_SECRET'))
+    .addOption(new Option('--curve-allowed <keys>', 'CURVE public keys of the instances let in, comma separated').env('ZFAAS_CURVE_ALLOWED'))
     .addHelpText('after', '\nExample:\n  zfaas up --port 3000 --data ./data --miniworkers 4 --policy function\n  ZFAAS_TOKEN=s3cret zfaas up --host 0.0.0.0   # beyond loopback a token is required')
-    .action((o: { port: number; host: string; data: string; miniworkers: number; policy: Policy; dbBind: string; brokerBind: string }) =>
-      serve(async () => (await services()).up({ ...o, data: resolve(o.data), token: apiToken(p) })),
+    .action((o: { port: number; host: string; data: string; miniworkers: number; policy: Policy; dbBind: string; brokerBind: string; curveSecretKey?: string; curveAllowed?: string }) =>
+      serve(async () => (await services()).up({ ...o, data: resolve(o.data), token: apiToken(p), curveSecret: o.curveSecretKey })),
     );
 
   p.command('db')
     .description('run the DB service (LevelDB behind ZeroMQ)')
     .addOption(new Option('--bind <addr>', 'address to bind').default('tcp://127.0.0.1:5560').env('ZFAAS_DB_BIND'))
     .addOption(new Option('--data <dir>', 'LevelDB folder').default('./data/db').env('ZFAAS_DB_DATA'))
+    .addOption(new Option('--curve-secret-key <z85>', 'CURVE secret key of this service (see zfaas keys)').env('ZFAAS_CURVE_SECRET'))
+    .addOption(new Option('--curve-allowed <keys>', 'CURVE public keys of the instances let in, comma separated').env('ZFAAS_CURVE_ALLOWED'))
     .addHelpText('after', '\nExample:\n  zfaas db --bind tcp://127.0.0.1:5560 --data ./data/db')
-    .action((o: { bind: string; data: string }) => serve(async () => (await services()).startDb({ bind: o.bind, data: resolve(o.data) })));
+    .action((o: { bind: string; data: string; curveSecretKey?: string; curveAllowed?: string }) =>
+      serve(async () => (await services()).startDb({ bind: o.bind, data: resolve(o.data), curveSecret: o.curveSecretKey, curveAllowed: o.curveAllowed })),
+    );
 
   p.command('api')
     .description('run the REST API and the node broker')
@@ -84,9 +90,11 @@ export function program(): Command {
     .addOption(new Option('--db <addr>', 'DB service address').default('tcp://127.0.0.1:5560').env('ZFAAS_DB'))
     .addOption(new Option('--broker-bind <addr>', 'address instances connect to').default('tcp://0.0.0.0:5561').env('ZFAAS_BROKER_BIND'))
     .option('--no-builtins', 'do not register the built-in node and python runtimes')
+    .addOption(new Option('--curve-secret-key <z85>', 'CURVE secret key of this service (see zfaas keys)').env('ZFAAS_CURVE_SECRET'))
+    .addOption(new Option('--curve-allowed <keys>', 'CURVE public keys of the instances let in, comma separated').env('ZFAAS_CURVE_ALLOWED'))
     .addHelpText('after', '\nExample:\n  zfaas api --port 3000 --db tcp://127.0.0.1:5560 --broker-bind tcp://0.0.0.0:5561')
-    .action((o: { port: number; host: string; db: string; brokerBind: string; builtins: boolean }) =>
-      serve(async () => (await services()).startApi({ ...o, token: apiToken(p) })),
+    .action((o: { port: number; host: string; db: string; brokerBind: string; builtins: boolean; curveSecretKey?: string; curveAllowed?: string }) =>
+      serve(async () => (await services()).startApi({ ...o, token: apiToken(p), curveSecret: o.curveSecretKey })),
     );
 
   p.command('instance')
@@ -98,9 +106,53 @@ export function program(): Command {
     .addOption(new Option('--node-id <id>', 'node id (default: kept in the data folder)').env('ZFAAS_NODE_ID'))
     .addOption(policyOpt())
     .option('--no-build-images', 'do not build missing built-in runtime images')
+    .addOption(new Option('--registry <host:port>', 'private registry to pull missing runtime images from').env('ZFAAS_REGISTRY'))
+    .addOption(new Option('--label <k=v...>', 'node labels (repeatable)').env('ZFAAS_LABELS'))
+    .addOption(new Option('--curve-secret-key <z85>', 'CURVE secret key of this node (see zfaas keys)').env('ZFAAS_CURVE_SECRET'))
+    .addOption(new Option('--curve-server-key <z85>', "CURVE public key of the API and DB service").env('ZFAAS_CURVE_SERVER_KEY'))
     .addHelpText('after', '\nExample:\n  zfaas instance --broker tcp://api-host:5561 --db tcp://api-host:5560 --miniworkers 4 --policy function')
-    .action((o: { broker: string; db: string; data: string; miniworkers: number; policy: Policy; nodeId?: string; buildImages: boolean }) =>
-      serve(async () => (await services()).startInstance({ ...o, data: resolve(o.data) })),
+    .action(
+      (o: {
+        broker: string;
+        db: string;
+        data: string;
+        miniworkers: number;
+        policy: Policy;
+        nodeId?: string;
+        buildImages: boolean;
+        registry?: string;
+        label?: string[] | string;
+        curveSecretKey?: string;
+        curveServerKey?: string;
+      }) =>
+        serve(async () =>
+          (await services()).startInstance({
+            ...o,
+            data: resolve(o.data),
+            label: typeof o.label === 'string' ? [o.label] : o.label,
+            curveSecret: o.curveSecretKey,
+            curveServerKey: o.curveServerKey,
+          }),
+        ),
+    );
+
+  p.command('keys')
+    .description('print a new CURVE key pair (JSON) for securing node links')
+    .addHelpText('after', '\nExample:\n  zfaas keys > api-keys.json   # give publicKey to the instances, keep secretKey on the API and DB hosts')
+    .action(async () => {
+      const { newKeyPair } = await import('../common/curve.js');
+      console.log(JSON.stringify(newKeyPair(), null, 2));
+    });
+
+  p.command('push-images')
+    .description('push the built-in runtime images to the private registry nodes pull from')
+    .requiredOption('--registry <host:port>', 'the registry address', process.env.ZFAAS_REGISTRY)
+    .addHelpText('after', '\nExample:\n  zfaas push-images --registry 10.0.0.1:5000')
+    .action((o: { registry: string }) =>
+      (async () => (await services()).pushBuiltinImages(o))().catch((e: unknown) => {
+        console.error(`zfaas: ${errText(e)}`);
+        process.exit(1);
+      }),
     );
 
   registerClientCommands(p);

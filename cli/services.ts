@@ -10,6 +10,8 @@ import { createLogger, errText, type Logger } from '../common/log.js';
 import { RuntimeSchema, type Policy, type Runtime } from '../common/model.js';
 import { DbClient } from '../db/client.js';
 import { DbServer } from '../db/server.js';
+import { curvePublicKey, parseKeyList, type CurveClient, type CurveServer } from '../common/curve.js';
+import { pushImages } from '../instance/images.js';
 import { Instance } from '../instance/instance.js';
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -60,14 +62,59 @@ export interface UpOptions {
   dbBind: string;
   brokerBind: string;
   token?: string;
+  curveSecret?: string;
+  curveAllowed?: string;
 }
+
+export interface Keys {
+  curveSecret?: string; // this service's CURVE secret key (Z85)
+  curveAllowed?: string; // servers: client public keys accepted, comma separated
+  curveServerKey?: string; // clients: the API's / DB service's public key
+}
+
+// CURVE settings of a server (API broker, DB service); its own public key is always allowed, since the
+// API reaches the DB service with the same pair.
+function serverCurve(k: Keys): CurveServer | undefined {
+  if (!k.curveSecret) {
+    if (k.curveAllowed) throw new UsageError('--curve-allowed needs --curve-secret-key');
+    return undefined;
+  }
+  try {
+    return { secretKey: k.curveSecret, allowed: [...parseKeyList(k.curveAllowed), curvePublicKey(k.curveSecret)] };
+  } catch (e) {
+    throw new UsageError(`bad CURVE key: ${errText(e)}`);
+  }
+}
+
+function clientCurve(k: Keys): CurveClient | undefined {
+  if (!k.curveSecret && !k.curveServerKey) return undefined;
+  if (!k.curveSecret || !k.curveServerKey) throw new UsageError('CURVE needs both --curve-secret-key and --curve-server-key');
+  try {
+    curvePublicKey(k.curveSecret);
+    parseKeyList(k.curveServerKey);
+  } catch (e) {
+    throw new UsageError(`bad CURVE key: ${errText(e)}`);
+  }
+  return { secretKey: k.curveSecret, serverKey: k.curveServerKey };
+}
+
+// ZFAAS_INSECURE_NETWORK=1: the operator accepts unauthenticated links (a private network, compose).
+function insecureAllowed(log: Logger): boolean {
+  if (process.env.ZFAAS_INSECURE_NETWORK !== '1') return false;
+  log.warn('ZFAAS_INSECURE_NETWORK=1: the DB service listens beyond this machine without CURVE keys');
+  return true;
+}
+
+const beyondLoopback = (addr: string): boolean => !/^(tcp:\/\/(127\.|localhost|\[::1\])|ipc:|inproc:)/.test(addr);
 
 export async function up(o: UpOptions): Promise<() => Promise<void>> {
   const log = createLogger('zfaas');
   const docker = await dockerOrExit();
   const runtimes = await builtinRuntimes();
   await ensureImages(docker, runtimes, log);
-  const db = new DbServer({ bind: o.dbBind, dataDir: join(o.data, 'db'), log: log.child({ part: 'db' }) });
+  const curve = serverCurve(o);
+  if (!curve && beyondLoopback(o.dbBind) && !insecureAllowed(log)) throw new UsageError(`the DB service would listen on ${o.dbBind}, beyond this machine: set CURVE keys (--curve-secret-key)`);
+  const db = new DbServer({ bind: o.dbBind, dataDir: join(o.data, 'db'), curve, log: log.child({ part: 'db' }) });
   await db.start();
   // The API and the instance in this process reach the DB service directly; other processes use its socket.
   const client = new DbClient(db);
@@ -75,9 +122,10 @@ export async function up(o: UpOptions): Promise<() => Promise<void>> {
   client.close();
   // The instance of this process reaches the broker in memory; other nodes use brokerBind.
   const inproc = `inproc://zfaas-broker-${process.pid}`;
-  const api = new ApiServer({ port: o.port, host: o.host, token: o.token, db, brokerAlsoBind: [inproc], brokerBind: o.brokerBind, log: log.child({ part: 'api' }) });
+  const api = new ApiServer({ port: o.port, host: o.host, token: o.token, curve, db, brokerAlsoBind: [inproc], brokerBind: o.brokerBind, log: log.child({ part: 'api' }) });
   await api.start();
-  const instance = new Instance({ broker: inproc, db, dataDir: join(o.data, 'instance'), miniworkers: o.miniworkers, policy: o.policy, ...poolEnv(), log: log.child({ part: 'instance' }) });
+  const own = curve ? { secretKey: curve.secretKey, serverKey: curvePublicKey(curve.secretKey) } : undefined;
+  const instance = new Instance({ broker: inproc, db, curve: own, dataDir: join(o.data, 'instance'), miniworkers: o.miniworkers, policy: o.policy, ...poolEnv(), log: log.child({ part: 'instance' }) });
   await instance.start();
   log.info(`zfaas is up: http://${o.host === '0.0.0.0' ? 'localhost' : o.host}:${o.port} (Ctrl-C stops everything)`);
   return async () => {
@@ -87,15 +135,20 @@ export async function up(o: UpOptions): Promise<() => Promise<void>> {
   };
 }
 
-export async function startDb(o: { bind: string; data: string }): Promise<() => Promise<void>> {
-  const db = new DbServer({ bind: o.bind, dataDir: o.data, log: createLogger('db') });
+export async function startDb(o: { bind: string; data: string } & Keys): Promise<() => Promise<void>> {
+  const curve = serverCurve(o);
+  // The DB service holds everything: beyond this machine it only listens with CURVE keys.
+  if (!curve && beyondLoopback(o.bind) && !insecureAllowed(createLogger('db'))) throw new UsageError(`the DB service would listen on ${o.bind}, beyond this machine: set CURVE keys (--curve-secret-key, --curve-allowed)`);
+  const db = new DbServer({ bind: o.bind, dataDir: o.data, curve, log: createLogger('db') });
   await db.start();
   return () => db.stop();
 }
 
-export async function startApi(o: { port: number; host: string; db: string; brokerBind: string; builtins: boolean; token?: string }): Promise<() => Promise<void>> {
+export async function startApi(o: { port: number; host: string; db: string; brokerBind: string; builtins: boolean; token?: string } & Keys): Promise<() => Promise<void>> {
   const log = createLogger('api');
-  const api = new ApiServer({ port: o.port, host: o.host, db: o.db, brokerBind: o.brokerBind, token: o.token, log });
+  const curve = serverCurve(o);
+  if (!curve && beyondLoopback(o.brokerBind)) log.warn({ broker: o.brokerBind }, 'node links are not authenticated: any host that reaches the broker can join (set --curve-secret-key and --curve-allowed)');
+  const api = new ApiServer({ port: o.port, host: o.host, db: o.db, brokerBind: o.brokerBind, token: o.token, curve, log });
   if (o.builtins) {
     for (const rt of await builtinRuntimes()) {
       await api.db.request('putRuntime', rt).catch((e) => log.warn({ err: errText(e) }, 'could not register built-in runtime'));
@@ -105,13 +158,39 @@ export async function startApi(o: { port: number; host: string; db: string; brok
   return () => api.stop();
 }
 
-export async function startInstance(o: { broker: string; db: string; data: string; miniworkers: number; policy: Policy; nodeId?: string; buildImages: boolean }): Promise<() => Promise<void>> {
+export async function startInstance(
+  o: { broker: string; db: string; data: string; miniworkers: number; policy: Policy; nodeId?: string; buildImages: boolean; registry?: string; label?: string[] } & Keys,
+): Promise<() => Promise<void>> {
   const log = createLogger('instance');
+  const curve = clientCurve(o);
+  const labels = parseLabels(o.label ?? []);
   const docker = await dockerOrExit();
-  if (o.buildImages) await ensureImages(docker, await builtinRuntimes(), log);
-  const instance = new Instance({ broker: o.broker, db: o.db, dataDir: o.data, miniworkers: o.miniworkers, policy: o.policy, nodeId: o.nodeId, ...poolEnv(), log });
+  // With a registry the node pulls what it lacks; without one it builds the built-in images itself.
+  if (o.buildImages && !o.registry) await ensureImages(docker, await builtinRuntimes(), log);
+  const instance = new Instance({ broker: o.broker, db: o.db, dataDir: o.data, miniworkers: o.miniworkers, policy: o.policy, nodeId: o.nodeId, labels, curve, registry: o.registry, ...poolEnv(), log });
   await instance.start();
   return () => instance.stop();
+}
+
+// k=v pairs (repeatable flag or ZFAAS_LABELS=k=v,k2=v2).
+function parseLabels(items: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of items.flatMap((i) => i.split(',')).map((i) => i.trim()).filter(Boolean)) {
+    const eq = item.indexOf('=');
+    if (eq <= 0) throw new UsageError(`bad label "${item}": expected KEY=VALUE`);
+    out[item.slice(0, eq)] = item.slice(eq + 1);
+  }
+  return out;
+}
+
+// zfaas push-images: the built-in runtime images (and their seed-style aliases) into the registry.
+export async function pushBuiltinImages(o: { registry: string }): Promise<void> {
+  const log = createLogger('zfaas');
+  const docker = await dockerOrExit();
+  const runtimes = await builtinRuntimes();
+  await ensureImages(docker, runtimes, log);
+  const images = runtimes.flatMap((rt) => [rt.image, `${rt.name}runtime:latest`]);
+  await pushImages(docker, o.registry, images, log);
 }
 
 // Container pool sizes of a node (also changeable at run time with PUT /node/:id).

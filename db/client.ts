@@ -1,6 +1,7 @@
 // Client of the DB service: one DEALER, many requests in flight, matched to replies by id.
 import { Dealer } from 'zeromq';
 import { SendQueue } from '../common/zmq.js';
+import { clientOptions, type CurveClient } from '../common/curve.js';
 import { errText } from '../common/log.js';
 import { DbReplySchema, type DbContent, type DbMsgType, type DbResults } from '../protocol/db.js';
 
@@ -37,6 +38,7 @@ export class DbClient {
   constructor(
     target: string | LocalDb,
     private readonly timeoutMs = 10_000,
+    curve?: CurveClient,
   ) {
     if (typeof target !== 'string') {
       this.inProcess = target;
@@ -46,7 +48,7 @@ export class DbClient {
     this.address = target;
     // immediate: a request made while the DB is down fails now instead of waiting in a queue and
     // being applied long after its caller gave up.
-    this.socket = new Dealer({ immediate: true, sendTimeout: 2_000, linger: 0 });
+    this.socket = new Dealer({ immediate: true, sendTimeout: 2_000, linger: 0, ...clientOptions(curve) });
     this.out = new SendQueue(this.socket);
     this.socket.connect(target);
     void this.loop();
@@ -70,6 +72,7 @@ export class DbClient {
       }, this.timeoutMs);
       this.pending.set(id, { resolve, reject, timer });
     });
+    result.catch(() => undefined); // awaited below; this keeps an early timeout from being 'unhandled'
     try {
       await this.out!.send([Buffer.alloc(0), Buffer.from(JSON.stringify({ id, msgType, content })), ...blobs]);
     } catch (e) {

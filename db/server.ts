@@ -4,6 +4,7 @@ import { Router } from 'zeromq';
 import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { SendQueue } from '../common/zmq.js';
+import { serverOptions, startZap, type CurveServer } from '../common/curve.js';
 import { errText, type Logger } from '../common/log.js';
 import { parseJsonFrame, ProtocolError, validate } from '../protocol/codec.js';
 import { DbEnvelopeSchema, DbRequestSchema, type DbRequest, type DbResults } from '../protocol/db.js';
@@ -14,6 +15,7 @@ import { FunctionSettingsSchema } from '../common/model.js';
 export interface DbServerOptions {
   bind: string;
   dataDir: string;
+  curve?: CurveServer; // with keys: only the API's and known instances' keys get in
   log: Logger;
 }
 
@@ -23,19 +25,22 @@ interface Answer {
 }
 
 export class DbServer {
-  private readonly socket = new Router();
-  private readonly out = new SendQueue(this.socket);
+  private readonly socket: Router;
+  private readonly out: SendQueue;
   private readonly store: Store;
   private queue: Promise<void> = Promise.resolve();
   private closed = false;
 
   constructor(private readonly opts: DbServerOptions) {
+    this.socket = new Router(serverOptions(opts.curve));
+    this.out = new SendQueue(this.socket);
     this.store = new Store(opts.dataDir);
   }
 
   async start(): Promise<void> {
     await mkdir(this.opts.dataDir, { recursive: true });
     await this.store.open();
+    if (this.opts.curve) await startZap(this.opts.curve.allowed, this.opts.log);
     await this.socket.bind(this.opts.bind);
     this.opts.log.info({ bind: this.opts.bind, data: this.opts.dataDir }, 'db service listening');
     void this.loop();

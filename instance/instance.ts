@@ -7,6 +7,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { removeLabelled } from '../common/docker.js';
+import type { CurveClient } from '../common/curve.js';
 import { errText, type Logger } from '../common/log.js';
 import type { CallOutcome, Policy } from '../common/model.js';
 import { DbClient, type LocalDb } from '../db/client.js';
@@ -14,6 +15,7 @@ import type { ToInstance } from '../protocol/broker.js';
 import { ApiLink } from './link.js';
 import { MiniworkerPool } from './pool.js';
 import { TreeCache } from './trees.js';
+import { Images } from './images.js';
 
 export interface InstanceOptions {
   broker: string;
@@ -26,6 +28,8 @@ export interface InstanceOptions {
   maxContainers?: number;
   nodeId?: string;
   labels?: Record<string, string>;
+  curve?: CurveClient; // with keys: CURVE on the links to the API and the DB service
+  registry?: string; // HOST:PORT of the private registry images are pulled from
   depsNetwork?: boolean;
   log: Logger;
 }
@@ -36,12 +40,13 @@ export class Instance {
   private link!: ApiLink;
   private pool!: MiniworkerPool;
   private trees!: TreeCache;
+  private images!: Images;
   private nodeId = '';
   private readonly archiveWaiters = new Map<string, { resolve(b: Buffer): void; reject(e: Error): void }[]>();
   private readonly accepted = new Set<number>(); // calls this node has and has not reported
 
   constructor(private readonly o: InstanceOptions) {
-    this.db = new DbClient(o.db);
+    this.db = new DbClient(o.db, 10_000, o.curve);
   }
 
   get id(): string {
@@ -59,6 +64,7 @@ export class Instance {
     // Containers left by an earlier run of this node (a crash) are removed first.
     const stale = await removeLabelled(this.docker, { 'zfaas.node': this.nodeId });
     if (stale) this.o.log.info({ removed: stale }, 'removed containers left by an earlier run');
+    this.images = new Images(this.docker, this.o.registry, this.o.log);
     this.trees = new TreeCache({
       dataDir: this.o.dataDir,
       docker: this.docker,
@@ -93,6 +99,7 @@ export class Instance {
     const images = (await this.docker.listImages()).flatMap((i) => i.RepoTags ?? []).filter((t) => t !== '<none>:<none>');
     this.link = new ApiLink({
       broker: this.o.broker,
+      curve: this.o.curve,
       node: { id: this.nodeId, capacity: capacityFor(this.o.miniworkers), policy: this.o.policy, labels: this.o.labels ?? {}, images, version: '0.1.0' },
       log: this.o.log,
       load: () => {
@@ -141,7 +148,10 @@ export class Instance {
         break;
       }
       case 'preload':
-        void this.trees.prepare(m.fn, m.runtime).then(
+        void this.images
+          .ensure(m.runtime.image)
+          .then(() => this.trees.prepare(m.fn, m.runtime))
+          .then(
           (tree) => this.pool.preload(m.fn, m.runtime, tree),
           (e) => this.o.log.warn({ fn: m.fn.functionName, err: errText(e) }, 'could not preload function'),
         );
@@ -160,6 +170,7 @@ export class Instance {
       // it lands before the result. A call that was already final (a duplicate after a redispatch) runs
       // again at worst, and its second result is not recorded (the first final state wins).
       this.db.request('startCall', { callNum, node: this.nodeId }).catch((e) => this.o.log.warn({ callNum, err: errText(e) }, 'could not mark call RUNNING'));
+      await this.images.ensure(m.runtime.image);
       const treeDir = await this.trees.prepare(m.fn, m.runtime);
       const policy = m.fn.settings.policy ?? this.o.policy;
       if (this.o.policy === 'runtime') this.pool.addStemRuntime(m.runtime);

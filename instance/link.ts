@@ -3,11 +3,13 @@
 import { Dealer } from 'zeromq';
 import { errText, type Logger } from '../common/log.js';
 import { SendQueue } from '../common/zmq.js';
+import { clientOptions, type CurveClient } from '../common/curve.js';
 import { decode, encode } from '../protocol/codec.js';
 import { HEARTBEAT_LIVENESS, HEARTBEAT_MS, ToInstanceSchema, type NodeInfo, type NodeLoad, type ToApi, type ToInstance } from '../protocol/broker.js';
 
 export interface LinkOptions {
   broker: string;
+  curve?: CurveClient;
   node: NodeInfo;
   log: Logger;
   load(): NodeLoad;
@@ -36,12 +38,13 @@ export class ApiLink {
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);
-    await this.send({ type: 'bye' }).catch(() => undefined);
+    // Say goodbye if the API is there; a send to no peer would wait forever.
+    await Promise.race([this.send({ type: 'bye' }).catch(() => undefined), new Promise((r) => setTimeout(r, 500))]);
     this.socket.close();
   }
 
   private open(): void {
-    this.socket = new Dealer({ routingId: this.o.node.id, linger: 500, reconnectInterval: 200, reconnectMaxInterval: 2000 });
+    this.socket = new Dealer({ routingId: this.o.node.id, linger: 500, reconnectInterval: 200, reconnectMaxInterval: 2000, ...clientOptions(this.o.curve) });
     this.out = new SendQueue(this.socket);
     this.socket.connect(this.o.broker);
     this.register();

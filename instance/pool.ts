@@ -90,13 +90,15 @@ export class MiniworkerPool {
   // Policy `function`: a warm container holding the function before its first call.
   preload(fn: FunctionMeta, runtime: Runtime, treeDir: string): void {
     const key = fnKey(fn.functionName, fn.version);
-    if (this.table.count(key, ['starting', 'warm', 'idle', 'busy']) > 0 || this.table.all().length >= this.settings.maxContainers) return;
+    // Over the node's cap, the reaper makes room by removing the least recently used idle container.
+    if (this.table.count(key, ['starting', 'warm', 'idle', 'busy']) > 0) return;
     const owner = this.quietestWorker();
     if (!owner) return;
     const id = this.newId();
     this.table.add({ id, owner: owner.name, key, runtime: runtime.name });
     owner.cmds.push({ type: 'prestart', spec: this.functionSpec(id, owner.name, fn, runtime, treeDir), load: loadOf(fn, runtime) });
     this.dispatch();
+    this.reap();
   }
 
   configure(s: Partial<PoolSettings>): PoolSettings {
