@@ -195,7 +195,11 @@ export class MiniworkerPool {
     this.workers.delete(w.name);
     for (const r of this.table.ownedBy(w.name)) this.dropContainer(r);
     void this.o.onWorkerGone(w.name).catch(() => undefined);
-    if (w.job) {
+    if (w.job && w.job.fn.settings.retry === false) {
+      // The retry rule: a function with retry=false never runs twice, even when its executor died.
+      this.o.log.warn({ miniworker: w.name, code, signal, callNum: w.job.callNum }, 'miniworker died with a job; not retried (retry=false)');
+      this.o.onResult(w.job, { status: 'ERROR', result: '', error: 'the miniworker running the call died; not retried (the function has retry=false)' });
+    } else if (w.job) {
       // Its job goes back to the front of the queue: it was accepted and must finish.
       this.o.log.warn({ miniworker: w.name, code, signal, callNum: w.job.callNum }, 'miniworker died with a job; requeued');
       const { use: _use, jobId: _id, ...work } = w.job;

@@ -42,7 +42,7 @@ export async function runMiniworker(opts: MiniworkerOptions): Promise<void> {
       if (msg.type === 'shutdown') break;
       if (msg.type === 'job') {
         const job = msg.job;
-        const { outcome, alive } = await execute(docker, containers, job, opts.nodeId).catch(
+        const { outcome, alive } = await execute(docker, containers, job, opts.nodeId, opts.name).catch(
           (e): { outcome: CallOutcome; alive: boolean } => ({ outcome: { status: 'ERROR', result: '', error: `zfaas could not run the function: ${errText(e)}` }, alive: false }),
         );
         await send({ type: 'result', jobId: job.jobId, callNum: job.callNum, outcome, containerAlive: alive });
@@ -75,9 +75,9 @@ export async function runMiniworker(opts: MiniworkerOptions): Promise<void> {
 }
 
 // Runs one job where the instance said: a fresh container, or one of ours (created now if asked).
-async function execute(docker: Docker, containers: Map<string, WarmContainer>, job: Job, nodeId: string): Promise<{ outcome: CallOutcome; alive: boolean }> {
+async function execute(docker: Docker, containers: Map<string, WarmContainer>, job: Job, nodeId: string, name: string): Promise<{ outcome: CallOutcome; alive: boolean }> {
   const use = job.use;
-  if (!use) return { outcome: await runOnce(docker, job, nodeId), alive: false };
+  if (!use) return { outcome: await runOnce(docker, job, nodeId, name), alive: false };
   let w = containers.get(use.id);
   if (use.create) {
     try {
@@ -90,7 +90,7 @@ async function execute(docker: Docker, containers: Map<string, WarmContainer>, j
   // The instance believed we hold a container we do not: run the call in a fresh one instead.
   if (!w || !w.alive) {
     containers.delete(use.id);
-    return { outcome: await runOnce(docker, job, nodeId), alive: false };
+    return { outcome: await runOnce(docker, job, nodeId, name), alive: false };
   }
   if (use.load) {
     try {

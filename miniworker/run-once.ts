@@ -22,7 +22,8 @@ export function callEnv(job: Job): string[] {
   return env;
 }
 
-export async function runOnce(docker: Docker, job: Job, nodeId: string): Promise<CallOutcome> {
+// `owner` (the miniworker) is in the labels so a dead miniworker's containers can be found and removed.
+export async function runOnce(docker: Docker, job: Job, nodeId: string, owner = ''): Promise<CallOutcome> {
   const s = job.fn.settings;
   const r = await runContainer(docker, {
     image: job.runtime.image,
@@ -30,7 +31,7 @@ export async function runOnce(docker: Docker, job: Job, nodeId: string): Promise
     workdir: job.runtime.path,
     env: callEnv(job),
     binds: [`${job.treeDir}:${job.runtime.path}:ro`],
-    labels: { 'zfaas.node': nodeId, 'zfaas.function': job.fn.functionName, 'zfaas.call': String(job.callNum) },
+    labels: { 'zfaas.node': nodeId, 'zfaas.miniworker': owner, 'zfaas.function': job.fn.functionName, 'zfaas.call': String(job.callNum) },
     limits: { memoryMiB: s.memory, cpus: s.cpus, pids: s.pids, network: s.network },
     stdin: JSON.stringify(job.params ?? {}),
     timeoutMs: s.timeout * 1000,
