@@ -47,13 +47,13 @@ export class Calls {
     return hit;
   }
 
-  async invoke(funcName: string, params: unknown, version?: number): Promise<{ call: Call; fn: FunctionMeta }> {
+  async invoke(funcName: string, params: unknown, version?: number, opts: { redundant?: boolean } = {}): Promise<{ call: Call; fn: FunctionMeta }> {
     const { fn, runtime } = await this.resolveFunction(funcName, version);
     const call = await this.db.request('createCall', { funcName, version: fn.version, params: params ?? {} });
     this.open.set(call.callNum, { funcName, version: fn.version, at: Date.now() });
     this.events.emit('accepted', call);
     if (!runtime) await this.fail(call.callNum, `runtime ${fn.runtimeName} no longer exists`);
-    else this.broker.scheduler.enqueue({ callNum: call.callNum, funcName: call.funcName, params: call.params, fn, runtime });
+    else this.broker.scheduler.enqueue({ callNum: call.callNum, funcName: call.funcName, params: call.params, fn, runtime, redundant: opts.redundant });
     return { call, fn };
   }
 

@@ -9,6 +9,7 @@ export interface QueuedCall {
   params: unknown;
   fn: FunctionMeta;
   runtime: Runtime;
+  redundant?: boolean;
 }
 
 export interface NodeState {

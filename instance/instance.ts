@@ -7,6 +7,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { removeLabelled } from '../common/docker.js';
+import type { Job } from '../protocol/worker.js';
 import type { CurveClient } from '../common/curve.js';
 import { errText, type Logger } from '../common/log.js';
 import type { CallOutcome, Policy } from '../common/model.js';
@@ -44,6 +45,8 @@ export class Instance {
   private nodeId = '';
   private readonly archiveWaiters = new Map<string, { resolve(b: Buffer): void; reject(e: Error): void }[]>();
   private readonly accepted = new Set<number>(); // calls this node has and has not reported
+  // redundant calls: runs not yet answered, whether the call is decided, the last failure seen
+  private readonly replicas = new Map<number, { left: number; decided: boolean }>();
 
   constructor(private readonly o: InstanceOptions) {
     this.db = new DbClient(o.db, 10_000, o.curve);
@@ -87,7 +90,7 @@ export class Instance {
         maxContainers: this.o.maxContainers ?? Math.max(8, this.o.miniworkers * 4),
       },
       log: this.o.log,
-      onResult: (job, outcome) => void this.report(job.callNum, outcome),
+      onResult: (job, outcome) => this.onJobResult(job, outcome),
       onWorkerGone: async (name) => void (await removeLabelled(this.docker, { 'zfaas.miniworker': name })),
     });
     await this.pool.start();
@@ -174,9 +177,40 @@ export class Instance {
       const treeDir = await this.trees.prepare(m.fn, m.runtime);
       const policy = m.fn.settings.policy ?? this.o.policy;
       if (this.o.policy === 'runtime') this.pool.addStemRuntime(m.runtime);
-      this.pool.submit({ callNum, params: m.call.params, fn: m.fn, runtime: m.runtime, treeDir, policy });
+      const work = { callNum, params: m.call.params, fn: m.fn, runtime: m.runtime, treeDir, policy };
+      if (m.call.redundant) {
+        this.replicas.set(callNum, { left: 2, decided: false });
+        this.pool.submit({ ...work, replica: 0 });
+        this.pool.submit({ ...work, replica: 1 });
+      } else {
+        this.pool.submit(work);
+      }
     } catch (e) {
       await this.report(callNum, { status: 'ERROR', result: '', error: `could not prepare ${m.fn.functionName}@${m.fn.version}: ${errText(e)}` });
+    }
+  }
+
+  // Redundant calls (seed 001): the first DONE is the answer and the other run is cancelled; a failure
+  // waits for the other run, and only when both failed is the last failure the answer.
+  private onJobResult(job: Job, outcome: CallOutcome): void {
+    const r = this.replicas.get(job.callNum);
+    if (!r) return void this.report(job.callNum, outcome);
+    r.left--;
+    if (r.left <= 0) this.replicas.delete(job.callNum);
+    if (r.decided) return; // the cancelled run ending
+    if (outcome.status !== 'DONE' && r.left > 0) return; // fall back on the other run
+    r.decided = true;
+    void this.report(job.callNum, outcome);
+    if (r.left > 0) {
+      const c = this.pool.cancel(job.callNum, job.jobId);
+      r.left -= c.dequeued;
+      if (r.left <= 0) this.replicas.delete(job.callNum);
+      for (const run of c.running) {
+        const kill = run.containerId
+          ? this.docker.getContainer(run.containerId).kill()
+          : removeLabelled(this.docker, { 'zfaas.node': this.nodeId, 'zfaas.call': String(job.callNum), 'zfaas.miniworker': run.worker });
+        void Promise.resolve(kill).catch(() => undefined);
+      }
     }
   }
 

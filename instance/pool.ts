@@ -133,6 +133,22 @@ export class MiniworkerPool {
     }
   }
 
+  // A redundant call got its answer: its other run is dropped if still queued; if it is running, the
+  // container it runs in is returned so the caller can kill it.
+  cancel(callNum: number, keepJobId: number): { dequeued: number; running: { containerId?: string; worker: string }[] } {
+    let dequeued = 0;
+    for (let i = this.queue.length - 1; i >= 0; i--) {
+      if (this.queue[i]!.callNum === callNum) {
+        this.queue.splice(i, 1);
+        dequeued++;
+      }
+    }
+    const running = [...this.workers.values()]
+      .filter((w) => w.job && w.job.callNum === callNum && w.job.jobId !== keepJobId)
+      .map((w) => ({ containerId: w.job!.use?.id, worker: w.name }));
+    return { dequeued, running };
+  }
+
   stats(): { miniworkers: number; busy: number; queued: number; containers: Record<string, number>; warm: Record<string, number>; stems: Record<string, number> } {
     return {
       miniworkers: this.live().length,

@@ -19,6 +19,7 @@ export function callEnv(job: Job): string[] {
   ];
   if (params.length <= MAX_ENV_PARAMS) env.push(`ZFAAS_PARAMS=${params}`);
   if (job.fn.settings.handler) env.push(`ZFAAS_HANDLER=${job.fn.settings.handler}`);
+  if (job.replica !== undefined) env.push(`ZFAAS_REPLICA=${job.replica}`); // redundant calls: which run this is
   return env;
 }
 

@@ -55,7 +55,8 @@ export const ToApiSchema = z.discriminatedUnion('type', [
 ]);
 export type ToApi = z.infer<typeof ToApiSchema>;
 
-export const InvokeCallSchema = z.object({ callNum, funcName: z.string(), params: z.unknown() });
+// redundant: the node runs it on two miniworkers; the first DONE wins and the other run is cancelled.
+export const InvokeCallSchema = z.object({ callNum, funcName: z.string(), params: z.unknown(), redundant: z.boolean().optional() });
 
 // API -> instance
 export const ToInstanceSchema = z.discriminatedUnion('type', [

@@ -58,6 +58,7 @@ export const JobSchema = z.object({
   runtime: RuntimeSchema,
   treeDir: z.string(), // host path of the prepared function tree (archive + installed dependencies)
   policy: PolicySchema,
+  replica: z.number().int().min(0).max(1).optional(), // redundant calls: which of the two runs
   use: UseSchema.nullable(),
 });
 export type Job = z.infer<typeof JobSchema>;

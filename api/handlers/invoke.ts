@@ -24,6 +24,8 @@ const InvokeBodySchema = z
     params: z.unknown().optional(),
     version: z.number().int().min(1).optional(),
     wait: z.boolean().optional(),
+    // run it twice in parallel: the first good result wins, the other run is cancelled (seed 001)
+    redundant: z.boolean().optional(),
   })
   .strict();
 
@@ -40,7 +42,8 @@ export function invokeRouter(db: DbClient, calls: Calls): Router {
     wrap(async (req, res) => {
       const body = parse(InvokeBodySchema, req.body, 'invocation');
       const wait = body.wait ?? isTrue(req.query.wait);
-      const { call, fn } = await calls.invoke(body.funcName.name, body.params, body.version ?? body.funcName.version);
+      const redundant = body.redundant ?? isTrue(req.query.redundant);
+      const { call, fn } = await calls.invoke(body.funcName.name, body.params, body.version ?? body.funcName.version, { redundant });
       if (!wait) {
         res.status(202).location(`/call/${call.callNum}`).json(call);
         return;
@@ -57,7 +60,7 @@ export function invokeRouter(db: DbClient, calls: Calls): Router {
     wrap(async (req, res) => {
       const target = parse(targetSchema, req.params.target, 'function name');
       const params: unknown = req.body === undefined || (typeof req.body === 'object' && req.body !== null && Object.keys(req.body as object).length === 0 && !req.headers['content-length']) ? {} : req.body;
-      const { call, fn } = await calls.invoke(target.name, params, target.version);
+      const { call, fn } = await calls.invoke(target.name, params, target.version, { redundant: isTrue(req.query.redundant) });
       res.setHeader('X-Zfaas-Call', String(call.callNum));
       const outcome = await calls.waiters.wait(call.callNum, waitBudgetMs(fn));
       sendOutcome(res, call.callNum, outcome);
