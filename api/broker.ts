@@ -9,7 +9,7 @@ import type { CallOutcome } from '../common/model.js';
 import type { DbClient } from '../db/client.js';
 import { decode, encode } from '../protocol/codec.js';
 import { HEARTBEAT_LIVENESS, HEARTBEAT_MS, ToApiSchema, type ToApi, type ToInstance } from '../protocol/broker.js';
-import { Scheduler, type QueuedCall } from './scheduler.js';
+import { Scheduler, type NodeState, type QueuedCall } from './scheduler.js';
 
 export interface BrokerOptions {
   bind: string;
@@ -104,10 +104,19 @@ export class Broker {
         return;
       }
       const inflight = node?.state === 'alive' ? node.inflight : new Map<number, QueuedCall | null>();
+      const sentAt = node?.state === 'alive' ? node.sentAt : new Map<number, number>();
       // Calls the node still holds (e.g. we restarted): count them against its capacity, do not redispatch.
-      for (const c of m.load.running) if (!inflight.has(c) && !this.scheduler.knows(c)) inflight.set(c, null);
+      for (const c of m.load.running) {
+        if (!inflight.has(c) && !this.scheduler.knows(c)) {
+          inflight.set(c, null);
+          sentAt.set(c, Date.now());
+        }
+      }
       const wasAlive = node?.state === 'alive';
-      this.scheduler.nodes.set(nodeId, { info: m.node, load: m.load, inflight, lastSeen: Date.now(), joinedAt: Date.now(), state: 'alive' });
+      const state = { info: m.node, load: m.load, inflight, sentAt, lastSeen: Date.now(), joinedAt: Date.now(), state: 'alive' as const };
+      this.scheduler.nodes.set(nodeId, state);
+      // A node that restarted before we noticed it was gone no longer holds what its last life held.
+      this.reconcile(state, m.load.running);
       this.send(nodeId, { type: 'welcome', heartbeatMs: HEARTBEAT_MS });
       if (!wasAlive) this.o.log.info({ node: nodeId, capacity: m.node.capacity, policy: m.node.policy }, 'node joined');
       this.scheduler.pump();
@@ -123,6 +132,7 @@ export class Broker {
     switch (m.type) {
       case 'heartbeat':
         node.load = m.load;
+        this.reconcile(node, m.load.running);
         break;
       case 'result':
         this.scheduler.release(nodeId, m.callNum);
@@ -136,6 +146,24 @@ export class Broker {
         this.scheduler.nodes.delete(nodeId);
         break;
     }
+  }
+
+  // Calls we handed to a node that it does not report holding, once they had time to arrive (two
+  // heartbeats), were lost with a previous life of that node: they go back through the retry rule.
+  private reconcile(node: NodeState, running: number[]): void {
+    const held = new Set(running);
+    const now = Date.now();
+    const lost: number[] = [];
+    for (const c of node.inflight.keys()) {
+      if (!held.has(c) && now - (node.sentAt.get(c) ?? now) > 2 * HEARTBEAT_MS) lost.push(c);
+    }
+    if (lost.length === 0) return;
+    for (const c of lost) {
+      node.inflight.delete(c);
+      node.sentAt.delete(c);
+    }
+    this.o.log.warn({ node: node.info.id, calls: lost.length }, 'node no longer holds calls it was given');
+    this.o.onNodeLost(node.info.id, lost);
   }
 
   private async serveArchive(nodeId: string, digest: string): Promise<void> {

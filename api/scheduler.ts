@@ -16,6 +16,7 @@ export interface NodeState {
   info: NodeInfo;
   load: NodeLoad;
   inflight: Map<number, QueuedCall | null>; // null: adopted from a node's report after an API restart
+  sentAt: Map<number, number>; // when each in-flight call was handed to the node
   lastSeen: number;
   joinedAt: number;
   state: 'alive' | 'dead';
@@ -54,6 +55,7 @@ export class Scheduler {
   // A node finished (or gave back) a call: free its slot and hand out more work.
   release(nodeId: string, callNum: number): void {
     this.nodes.get(nodeId)?.inflight.delete(callNum);
+    this.nodes.get(nodeId)?.sentAt.delete(callNum);
     this.pump();
   }
 
@@ -64,6 +66,7 @@ export class Scheduler {
     n.state = 'dead';
     const calls = [...n.inflight.keys()];
     n.inflight.clear();
+    n.sentAt.clear();
     return calls;
   }
 
@@ -75,6 +78,7 @@ export class Scheduler {
       this.queue.shift();
       this.queued.delete(call.callNum);
       node.inflight.set(call.callNum, call);
+      node.sentAt.set(call.callNum, Date.now());
       if (!this.send(node.info.id, call)) {
         node.inflight.delete(call.callNum);
         node.state = 'dead';

@@ -297,9 +297,9 @@ describe('invoke', () => {
 `,
     });
     await writeFile(join(work, 'bad.tar.gz'), bad);
-    expect((await zf(['deploy', 'bad', join(work, 'bad.tar.gz'), '--runtime', 'node', '--timeout', '1'])).code).toBe(0);
+    expect((await zf(['deploy', 'bad', join(work, 'bad.tar.gz'), '--runtime', 'node', '--timeout', '5'])).code).toBe(0);
 
-    const [err, slow] = await Promise.all([zf(['invoke', 'bad', 'fail=yes']), zf(['invoke', 'bad', 'sleep=4000'])]);
+    const [err, slow] = await Promise.all([zf(['invoke', 'bad', 'fail=yes']), zf(['invoke', 'bad', 'sleep=12000'])]);
     expect(err.code).toBe(3);
     expect(err.stdout).toBe('');
     expect(err.stderr).toMatch(/^zfaas: call \d+ ended in ERROR: .*boom yes/s);

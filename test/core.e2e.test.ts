@@ -91,7 +91,7 @@ describe('ERROR and TIMEOUT', () => {
         throw new Error('boom ' + p.x);
       };`,
     });
-    expect((await upload(`${p.api}/registerFunction/node/bad`, bad, 'bad.tar.gz', { timeout: '2' })).status).toBe(201);
+    expect((await upload(`${p.api}/registerFunction/node/bad`, bad, 'bad.tar.gz', { timeout: '5' })).status).toBe(201);
   });
 
   it('a throwing function ends in ERROR with its error text', async () => {
