@@ -13,6 +13,9 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then npm ci 
 step "docker engine"
 bash scripts/ensure-docker.sh
 
+step "multi-host and compose test tools (iproute2, docker-compose, docker-registry)"
+bash scripts/ensure-cluster-tools.sh
+
 step "runtime images (offline build when missing)"
 bash runtimes/build-images.sh
 
