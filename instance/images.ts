@@ -60,7 +60,8 @@ export async function pushImages(docker: Docker, registry: string, images: strin
   for (const image of images) {
     const { repo, tag } = splitImage(image);
     await docker.getImage(image).tag({ repo: `${registry}/${repo}`, tag });
-    const stream = await docker.getImage(`${registry}/${repo}:${tag}`).push({});
+    // The engine wants an auth header even for a registry without auth: an empty one for that address.
+    const stream = await docker.getImage(`${registry}/${repo}:${tag}`).push({ authconfig: { serveraddress: registry } });
     await new Promise<void>((resolve, reject) =>
       docker.modem.followProgress(stream, (err: Error | null, out: { error?: string }[]) => {
         const failed = err ?? (out.find((o) => o.error) ? new Error(out.find((o) => o.error)!.error) : null);

@@ -175,6 +175,8 @@ export class MiniworkerPool {
     await Promise.all(exits);
     this.socket.close();
     await rm(join(this.o.dataDir, 'slots'), { recursive: true, force: true }).catch(() => undefined);
+    // ZeroMQ leaves the ipc socket file behind.
+    if (this.o.address.startsWith('ipc://')) await rm(this.o.address.slice('ipc://'.length), { force: true }).catch(() => undefined);
   }
 
   private live(): Worker[] {
