@@ -15,6 +15,13 @@ import { functionsRouter } from './handlers/functions.js';
 import { invokeRouter } from './handlers/invoke.js';
 import { nodesRouter } from './handlers/nodes.js';
 import { runtimesRouter } from './handlers/runtimes.js';
+import { Batches } from './batches.js';
+import { Metrics } from './metrics.js';
+import { batchesRouter } from './handlers/batches.js';
+import { dashboardRouter } from './handlers/dashboard.js';
+import { CallFeed, eventsRouter } from './handlers/events.js';
+import { metricsRouter } from './handlers/metrics.js';
+import { openapiRouter } from './handlers/openapi.js';
 
 export interface ApiOptions {
   port: number;
@@ -55,7 +62,9 @@ export class ApiServer {
     const app = express();
     app.disable('x-powered-by');
     app.set('etag', false);
+    app.use(dashboardRouter()); // the page and its scripts hold no data: open, like /health
     if (this.o.token) app.use(requireToken(this.o.token, this.o.log));
+    app.use(batchesRouter(new Batches(this.calls, this.broker, this.db))); // parses its own, larger bodies
     // /function/:name parses its own body (any JSON value); everything else takes JSON objects.
     const json = express.json({ limit: '1mb' });
     app.use((req, res, next) => (/^\/function\/[^/]+\/?$/.test(req.path) ? next() : json(req, res, next)));
@@ -73,6 +82,7 @@ export class ApiServer {
     app.use(invokeRouter(this.db, this.calls));
     app.use(callsRouter(this.db));
     app.use(nodesRouter(this.db, this.broker));
+    app.use(metricsRouter(new Metrics(this.calls, this.broker)), eventsRouter(new CallFeed(this.calls, this.db, this.o.log)), openapiRouter());
     app.use((req, _res, next) => next(new HttpError(404, `no route ${req.method} ${req.path}`)));
     app.use(errorResponder(this.o.log));
     return app;

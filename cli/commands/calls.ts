@@ -1,6 +1,6 @@
-// calls (newest first, filtered, paged), call N, logs N
+// calls (newest first, filtered, paged), call N (logs N is in logs.ts)
 import { InvalidArgumentError, type Command } from 'commander';
-import { CALL_STATUSES, isFinal, type Call, type CallStatus } from '../../common/model.js';
+import { CALL_STATUSES, type Call, type CallStatus } from '../../common/model.js';
 import { ago, duration, prettyResult, preview } from '../client/format.js';
 import { act, clientCommand, examples, positiveInt, type Deps } from './common.js';
 
@@ -69,21 +69,4 @@ export function callCommands(p: Command, deps: Deps): void {
     }),
   );
 
-  examples(clientCommand(p, 'logs <callNum>', "print a call's logs: what the function printed, then its error output").option('--json', 'print JSON'), [
-    'zfaas logs 42',
-  ]).action(
-    act(deps, async (n: string, o: { json?: boolean }, cmd: Command) => {
-      const c = await (await deps.client(cmd)).call(positiveInt('call number')(n));
-      if (o.json) return out.json({ callNum: c.callNum, status: c.status, logs: c.logs ?? '', error: c.error ?? '' });
-      const logs = c.logs ?? '';
-      const error = c.error ?? '';
-      if (logs) out.print(logs.replace(/\n$/, ''));
-      if (error) {
-        if (logs) out.print('--- error ---');
-        out.print(error.replace(/\n$/, ''));
-      }
-      if (!isFinal(c.status)) out.note(`call ${c.callNum} is ${c.status}: its logs are kept when it ends`);
-      else if (!logs && !error) out.note(`call ${c.callNum} (${c.status}) printed nothing`);
-    }),
-  );
 }

@@ -2,12 +2,14 @@
 import { CommanderError, Option, type Command } from 'commander';
 import { EXIT } from '../client/errors.js';
 import { streamOutput } from '../client/output.js';
+import { batchCommand } from './batch.js';
 import { callCommands } from './calls.js';
 import { makeDeps, type Deps } from './common.js';
 import { configCommands } from './config.js';
 import { functionCommands } from './functions.js';
 import { initCommand } from './init.js';
 import { invokeCommand } from './invoke.js';
+import { logsCommand } from './logs.js';
 import { nodeCommands } from './nodes.js';
 import { runtimeCommands } from './runtimes.js';
 
@@ -37,6 +39,8 @@ export function registerClientCommands(p: Command, deps: Deps = defaultDeps()): 
   functionCommands(p, deps);
   invokeCommand(p, deps);
   callCommands(p, deps);
+  logsCommand(p, deps);
+  batchCommand(p, deps);
   nodeCommands(p, deps);
   initCommand(p, deps);
   configCommands(p, deps);

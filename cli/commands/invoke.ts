@@ -4,6 +4,7 @@ import type { Call } from '../../common/model.js';
 import { EXIT, UsageError } from '../client/errors.js';
 import { prettyResult } from '../client/format.js';
 import { readParams } from '../client/params.js';
+import { runBatch } from './batch.js';
 import { act, clientCommand, examples, type Deps } from './common.js';
 
 interface InvokeOpts {
@@ -12,6 +13,7 @@ interface InvokeOpts {
   async?: boolean;
   json?: boolean;
   logs?: boolean;
+  batch?: string;
 }
 
 const TARGET_RE = /^[^@\s]+(@[1-9]\d*)?$/;
@@ -33,9 +35,10 @@ export function invokeCommand(p: Command, deps: Deps): void {
       .option('--async', 'do not wait: print the call number (see "zfaas call N")')
       .option('--json', 'print the whole call as JSON instead of the result')
       .option('--logs', "also print the function's own output (its logs) on stderr")
+      .option('-b, --batch <file>', 'fan out: one call per params item of FILE (a JSON array or JSON lines; "-" for stdin), a progress bar, then a summary')
       .addHelpText(
         'after',
-        '\nParams: key=value pairs (values parsed as JSON when they are JSON, else strings), --params, --file,\nor stdin ("-", or piped in). With none of these the params are {}.\n\nExit codes: 0 DONE, 3 ERROR, 4 TIMEOUT, 5 not finished yet, 1 refused by the API, 2 bad usage, 69 API unreachable.',
+        '\nParams: key=value pairs (values parsed as JSON when they are JSON, else strings), --params, --file,\nor stdin ("-", or piped in). With none of these the params are {}.\n\nWith --batch, the exit code is 3 when any call failed (4 when every failure was a TIMEOUT).\n\nExit codes: 0 DONE, 3 ERROR, 4 TIMEOUT, 5 not finished yet, 1 refused by the API, 2 bad usage, 69 API unreachable.',
       ),
     [
       'zfaas invoke hello name=ana',
@@ -43,10 +46,15 @@ export function invokeCommand(p: Command, deps: Deps): void {
       'zfaas invoke hello@1 --file params.json',
       'echo \'{"n": 3}\' | zfaas invoke fib',
       'zfaas invoke slow --async',
+      'zfaas invoke resize --batch images.jsonl',
     ],
   ).action(
     act(deps, async (target: string, words: string[], o: InvokeOpts, cmd: Command) => {
       if (!TARGET_RE.test(target)) throw new UsageError(`invalid function "${target}": expected NAME or NAME@VERSION`);
+      if (o.batch !== undefined) {
+        if (words.length || o.params !== undefined || o.file !== undefined || o.async) throw new UsageError('--batch takes the params from its file: drop --params, --file, --async and key=value words');
+        return runBatch(deps, cmd, target, o.batch, o.json === true);
+      }
       const params = await readParams({ params: o.params, file: o.file, words, stdin: deps.stdin });
       const api = await deps.client(cmd);
       const { call } = await api.invoke(target, params, !o.async);

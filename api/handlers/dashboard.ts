@@ -1,0 +1,31 @@
+// The web dashboard: GET / (the page) and /ui/* (its scripts and styles: plain files, no build step).
+// Mounted ahead of the token check: the page holds no data and no secret; everything it shows comes from
+// the REST API, which it calls with the token the person pastes into it.
+import express, { Router, type Response } from 'express';
+import { join, resolve, sep } from 'node:path';
+import { HttpError } from '../http.js';
+
+// The checkout's api/ folder, whether this runs from api/handlers (sources) or dist/api/handlers (built):
+// the static files and openapi.json are not compiled, so they are served from the sources.
+const HERE = import.meta.dirname;
+export const API_SOURCES = resolve(HERE, ...(HERE.split(sep).includes('dist') ? ['..', '..', '..', 'api'] : ['..']));
+const DASHBOARD = join(API_SOURCES, 'dashboard');
+
+// Only our own files run on the page: results and logs are shown as text, and any script a function's
+// output might smuggle in would not run anyway.
+const CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+const secure = (res: Response): void => {
+  res.set({ 'content-security-policy': CSP, 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer' });
+};
+
+export function dashboardRouter(): Router {
+  const r = Router();
+  r.get(['/', '/index.html'], (_req, res, next) => {
+    secure(res);
+    res.set('cache-control', 'no-cache');
+    res.sendFile(join(DASHBOARD, 'index.html'), (e) => e && next(e));
+  });
+  r.use('/ui', express.static(DASHBOARD, { index: false, maxAge: 0, setHeaders: secure }), (req, _res, next) => next(new HttpError(404, `no file /ui${req.path}`)));
+  return r;
+}

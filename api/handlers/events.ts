@@ -1,0 +1,130 @@
+// GET /events: a Server-Sent Events stream of calls as they are accepted and finished (the dashboard's
+// live view, `zfaas logs NAME --follow`). `?funcName=` keeps one function's calls. Browsers cannot put a
+// header on an EventSource, so with a token it comes as `?token=` (see auth.ts).
+import { Router, type Response } from 'express';
+import { z } from 'zod';
+import { errText, type Logger } from '../../common/log.js';
+import { nameSchema, type Call, type CallStatus } from '../../common/model.js';
+import type { DbClient } from '../../db/client.js';
+import type { CallEvents, Calls } from '../calls.js';
+import { parse } from '../http.js';
+
+const MAX_TEXT = 2000; // result and error, per event: the whole call is one GET /call/N away
+const MAX_LOGS = 8000;
+const MAX_BUFFERED = 1 << 20; // a client this far behind is cut off; EventSource reconnects by itself
+const PING_MS = 15_000; // keeps proxies from closing an idle stream
+
+export interface CallEvent {
+  callNum: number;
+  funcName: string;
+  version?: number;
+  status: CallStatus;
+  node?: string;
+  durationMs?: number;
+  latencyMs?: number;
+  result?: string;
+  error?: string;
+  logs?: string;
+  truncated?: boolean; // some text was cut: GET /call/N has all of it
+  at: string;
+}
+
+interface Client {
+  res: Response;
+  funcName?: string;
+}
+
+const cut = (s: string | undefined, max: number): [string | undefined, boolean] => (s !== undefined && s.length > max ? [s.slice(0, max), true] : [s, false]);
+
+export class CallFeed {
+  private readonly clients = new Set<Client>();
+  private seq = 0;
+  private ping?: NodeJS.Timeout;
+
+  constructor(
+    calls: Calls,
+    private readonly db: DbClient,
+    private readonly log: Logger,
+  ) {
+    calls.events.on('accepted', (c: Call) => this.publish({ callNum: c.callNum, funcName: c.funcName, version: c.version, status: c.status, at: c.createdAt }));
+    calls.events.on('finished', (f) => {
+      this.finished(f).catch((e) => this.log.warn({ callNum: f.callNum, err: errText(e) }, 'call event not sent'));
+    });
+  }
+
+  // The finished event does not say which node ran the call: the DB record does. Looked up only while
+  // someone is listening.
+  private async finished(f: CallEvents['finished'][0]): Promise<void> {
+    if (this.clients.size === 0) return;
+    const call = await this.db.request('getCall', { callNum: f.callNum }).catch(() => null);
+    const funcName = f.funcName ?? call?.funcName;
+    if (!funcName) return;
+    const [result, t1] = cut(f.outcome.result, MAX_TEXT);
+    const [error, t2] = cut(f.outcome.error, MAX_TEXT);
+    const [logs, t3] = cut(f.outcome.logs, MAX_LOGS);
+    this.publish({
+      callNum: f.callNum,
+      funcName,
+      version: f.version ?? call?.version,
+      status: f.outcome.status,
+      node: call?.node,
+      durationMs: f.outcome.durationMs ?? call?.durationMs,
+      latencyMs: f.latencyMs,
+      result,
+      error,
+      logs,
+      truncated: t1 || t2 || t3 || undefined,
+      at: new Date().toISOString(),
+    });
+  }
+
+  private publish(e: CallEvent): void {
+    if (this.clients.size === 0) return;
+    const frame = `id: ${++this.seq}\nevent: call\ndata: ${JSON.stringify(e)}\n\n`;
+    for (const c of this.clients) {
+      if (c.funcName && c.funcName !== e.funcName) continue;
+      if (c.res.writableLength > MAX_BUFFERED) {
+        c.res.end();
+        continue;
+      }
+      c.res.write(frame);
+    }
+  }
+
+  add(res: Response, funcName?: string): void {
+    const c: Client = { res, funcName };
+    this.clients.add(c);
+    res.on('close', () => {
+      this.clients.delete(c);
+      if (this.clients.size === 0) this.stopPing();
+    });
+    if (!this.ping) {
+      this.ping = setInterval(() => {
+        for (const x of this.clients) x.res.write(': ping\n\n');
+      }, PING_MS);
+      this.ping.unref();
+    }
+  }
+
+  private stopPing(): void {
+    clearInterval(this.ping);
+    this.ping = undefined;
+  }
+
+  get listeners(): number {
+    return this.clients.size;
+  }
+}
+
+export function eventsRouter(feed: CallFeed): Router {
+  const r = Router();
+  r.get('/events', (req, res) => {
+    const q = parse(z.object({ funcName: nameSchema.optional() }).passthrough(), req.query, 'query');
+    res.status(200).set({ 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no' });
+    res.flushHeaders();
+    // `hello` tells a client the stream is open: events from here on will reach it.
+    res.write(`retry: 2000\nevent: hello\ndata: ${JSON.stringify({ funcName: q.funcName ?? null })}\n\n`);
+    feed.add(res, q.funcName);
+  });
+  return r;
+}
