@@ -17,7 +17,7 @@ export const MAX_ATTEMPTS = 3;
 // What observers (metrics, the dashboard's live view) hear about calls, without touching their path.
 export interface CallEvents {
   accepted: [call: Call];
-  finished: [info: { callNum: number; funcName?: string; version?: number; outcome: CallOutcome; latencyMs?: number }];
+  finished: [info: { callNum: number; funcName?: string; version?: number; node?: string; outcome: CallOutcome; latencyMs?: number }];
 }
 
 export class Calls {
@@ -70,8 +70,8 @@ export class Calls {
     this.settle(callNum, outcome);
   }
 
-  onResult(callNum: number, outcome: CallOutcome, _nodeId: string, recorded: boolean): void {
-    this.settle(callNum, outcome);
+  onResult(callNum: number, outcome: CallOutcome, nodeId: string, recorded: boolean): void {
+    this.settle(callNum, outcome, nodeId);
     if (!recorded) {
       // The node could not reach the DB: record it from here.
       this.db.request('finishCall', { callNum, outcome }).catch((e) => this.log.error({ callNum, err: errText(e) }, 'result could not be recorded'));
@@ -135,10 +135,10 @@ export class Calls {
   }
 
   // A call reached its final state: wake its waiters and tell the observers.
-  private settle(callNum: number, outcome: CallOutcome): void {
+  private settle(callNum: number, outcome: CallOutcome, node?: string): void {
     this.waiters.settle(callNum, outcome);
     const o = this.open.get(callNum);
     this.open.delete(callNum);
-    this.events.emit('finished', { callNum, funcName: o?.funcName, version: o?.version, outcome, latencyMs: o ? Date.now() - o.at : undefined });
+    this.events.emit('finished', { callNum, funcName: o?.funcName, version: o?.version, node, outcome, latencyMs: o ? Date.now() - o.at : undefined });
   }
 }

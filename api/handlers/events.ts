@@ -52,11 +52,11 @@ export class CallFeed {
     });
   }
 
-  // The finished event does not say which node ran the call: the DB record does. Looked up only while
-  // someone is listening.
+  // A call this API did not accept (it finished after a restart) is looked up in the DB for its name;
+  // only while someone is listening.
   private async finished(f: CallEvents['finished'][0]): Promise<void> {
     if (this.clients.size === 0) return;
-    const call = await this.db.request('getCall', { callNum: f.callNum }).catch(() => null);
+    const call = f.funcName && f.node ? null : await this.db.request('getCall', { callNum: f.callNum }).catch(() => null);
     const funcName = f.funcName ?? call?.funcName;
     if (!funcName) return;
     const [result, t1] = cut(f.outcome.result, MAX_TEXT);
@@ -67,7 +67,7 @@ export class CallFeed {
       funcName,
       version: f.version ?? call?.version,
       status: f.outcome.status,
-      node: call?.node,
+      node: f.node ?? call?.node,
       durationMs: f.outcome.durationMs ?? call?.durationMs,
       latencyMs: f.latencyMs,
       result,
