@@ -32,6 +32,31 @@ export function parse<T>(schema: ZodType<T, ZodTypeDef, unknown>, value: unknown
   return r.data;
 }
 
+// How deeply call params may nest. Deeper values cannot be stored (JSON.stringify recurses) nor read by
+// the python loader (its json module recurses too); no real params come close.
+export const MAX_JSON_DEPTH = 64;
+
+/** The nesting depth of a JSON value, walked without recursion (so it cannot overflow the stack itself). */
+export function jsonDepth(value: unknown, stopAt = Infinity): number {
+  let max = 0;
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length) {
+    const [v, d] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    const depth = d + 1;
+    if (depth > max) max = depth;
+    if (max > stopAt) return max;
+    for (const child of Array.isArray(v) ? v : Object.values(v as object)) stack.push([child, depth]);
+  }
+  return max;
+}
+
+export function checkParams(params: unknown): void {
+  if (jsonDepth(params, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) throw new HttpError(400, `invalid params: nested more than ${MAX_JSON_DEPTH} levels deep`);
+}
+
+const MAX_MESSAGE = 1000;
+
 interface BodyParserError extends Error {
   type?: string;
   status?: number;
@@ -62,6 +87,8 @@ export function errorResponder(log: Logger) {
     }
     if (status >= 500) log.error({ err: err instanceof Error ? err.stack : String(err), path: req.path }, 'request failed');
     if (res.headersSent) return;
+    // Messages may quote what was sent (a name, a node id): a 6,000-character name is not repeated whole.
+    if (message.length > MAX_MESSAGE) message = `${message.slice(0, MAX_MESSAGE)}...`;
     res.status(status).json({ error: message });
   };
 }

@@ -112,10 +112,23 @@ function hasControlChar(s: string): boolean {
   return false;
 }
 
+/** Characters that hide or reorder what a name shows (bidirectional overrides, zero-width). */
+const INVISIBLE = /[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/;
+const MAX_COMPONENT_BYTES = 255; // NAME_MAX: a longer component cannot be created, so it is refused here
+
 /** A name as it may appear in a message: escaped if it holds control characters, cut if very long. */
 function show(name: string): string {
   const cut = name.length > 200 ? `${name.slice(0, 200)}...` : name;
-  return hasControlChar(cut) ? JSON.stringify(cut) : cut;
+  return hasControlChar(cut) || INVISIBLE.test(cut) ? JSON.stringify(cut).replace(INVISIBLE_ALL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : cut;
+}
+const INVISIBLE_ALL = new RegExp(INVISIBLE.source, 'g');
+
+/** Names and link targets must be what they look like: valid UTF-8, nothing invisible. */
+function checkChars(raw: string, what: string, field: 'name' | 'target'): void {
+  if (hasControlChar(raw)) throw new ArchiveError(`${what} has a control character in its ${field}`);
+  // Tar names are decoded as UTF-8: invalid bytes (an overlong "..", a Latin-1 name) became U+FFFD.
+  if (raw.includes('\ufffd')) throw new ArchiveError(`${what}'s ${field} is not valid UTF-8`);
+  if (INVISIBLE.test(raw)) throw new ArchiveError(`${what} has an invisible or bidirectional control character in its ${field}`);
 }
 
 function tooLarge(limits: ArchiveLimits): ArchiveError {
@@ -145,13 +158,16 @@ function normalizeName(raw: string, what: string): string {
   if (Buffer.byteLength(raw, 'utf8') > MAX_NAME_BYTES) {
     throw new ArchiveError(`${what} name is longer than ${MAX_NAME_BYTES} bytes: ${show(raw.slice(0, 64))}`);
   }
-  if (hasControlChar(raw)) throw new ArchiveError(`${what} ${show(raw)} has a control character in its name`);
+  checkChars(raw, `${what} ${show(raw)}`, 'name');
   if (raw.startsWith('/') || raw.startsWith('\\') || /^[A-Za-z]:/.test(raw)) {
     throw new ArchiveError(`${what} ${show(raw)} is an absolute path`);
   }
   const parts = raw.split(/[/\\]/);
   if (parts.includes('..')) throw new ArchiveError(`${what} ${show(raw)} escapes the archive root`);
   if (raw.includes('\\')) throw new ArchiveError(`${what} ${show(raw)} has a backslash in its name`);
+  if (parts.some((p) => Buffer.byteLength(p, 'utf8') > MAX_COMPONENT_BYTES)) {
+    throw new ArchiveError(`${what} ${show(raw)} has a name component longer than ${MAX_COMPONENT_BYTES} bytes`);
+  }
   return parts.filter((p) => p !== '' && p !== '.').join('/');
 }
 
@@ -379,7 +395,7 @@ function checkSymlinkTarget(name: string, target: string): string {
   if (Buffer.byteLength(target, 'utf8') > MAX_NAME_BYTES) {
     throw new ArchiveError(`symlink ${show(name)} has a target longer than ${MAX_NAME_BYTES} bytes`);
   }
-  if (hasControlChar(target)) throw new ArchiveError(`symlink ${show(name)} -> ${show(target)} has a control character in its target`);
+  checkChars(target, `symlink ${show(name)} -> ${show(target)}`, 'target');
   if (target.startsWith('/') || target.startsWith('\\') || /^[A-Za-z]:/.test(target)) {
     throw new ArchiveError(`symlink ${show(name)} -> ${show(target)} points to an absolute path`);
   }
@@ -484,6 +500,11 @@ async function walkTar(buf: Buffer, gzipped: boolean, limits: ArchiveLimits, vis
 
   parser.on('error', (err: unknown) => fail(corrupt(err)));
   parser.on('warn', (_code: string, message: string) => fail(corrupt(message)));
+  // Extended headers (pax records, GNU long names) as read: tar cuts a name at a NUL byte, so a NUL
+  // inside one would make the name extracted differ from the name the archive shows.
+  parser.on('meta', (meta: string) => {
+    if (meta.replace(/\0+$/, '').includes('\0')) fail(new ArchiveError('archive has a NUL byte inside a name or link in an extended header'));
+  });
   parser.on('nullBlock', () => {
     sawEndMarker = true;
   });

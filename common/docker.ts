@@ -27,7 +27,17 @@ export interface RunSpec {
   readOnlyRoot?: boolean;
   maxStdout?: number;
   maxStderr?: number;
+  /** Output (stdout and stderr together) past which the container is killed: see MAX_OUTPUT. */
+  maxOutput?: number;
 }
+
+// What zfaas keeps of a call's output: the head of stdout (the result) and the end of stderr (the logs).
+export const MAX_RESULT = 6 * 1024 * 1024;
+export const MAX_LOGS = 64 * 1024;
+// Output a call may write at all. Every byte costs the host's Docker daemon CPU on its way out of the
+// container (outside the function's own CPU limit), so a function writing gigabytes is stopped here.
+// The loaders cut a result at MAX_RESULT themselves, so only output beyond any use reaches this.
+export const MAX_OUTPUT = 16 * 1024 * 1024;
 
 export interface RunResult {
   exitCode: number | null;
@@ -36,6 +46,10 @@ export interface RunResult {
   timedOut: boolean;
   oomKilled: boolean;
   stdoutTruncated: boolean;
+  /** The start of stderr was dropped (only its end is kept). */
+  stderrTruncated?: boolean;
+  /** The function wrote more than maxOutput and was killed. */
+  outputExceeded?: number;
   durationMs: number;
 }
 
@@ -43,6 +57,7 @@ export const USER = '1000:1000';
 
 // The security baseline every function container gets: nothing from the host but its own tree.
 export function hostConfig(binds: string[], l: Limits, readOnlyRoot = true): Docker.ContainerCreateOptions['HostConfig'] {
+  const tmpfsMiB = l.tmpfsMiB ?? 64;
   return {
     Binds: binds,
     NetworkMode: l.network ? 'bridge' : 'none',
@@ -51,10 +66,15 @@ export function hostConfig(binds: string[], l: Limits, readOnlyRoot = true): Doc
     NanoCpus: Math.round(l.cpus * 1e9),
     PidsLimit: l.pids,
     ReadonlyRootfs: readOnlyRoot,
-    Tmpfs: { '/tmp': `rw,nosuid,nodev,size=${l.tmpfsMiB ?? 64}m,mode=1777` },
+    // The only writable places: /tmp and /dev/shm, both memory-backed and bounded.
+    Tmpfs: { '/tmp': `rw,nosuid,nodev,size=${tmpfsMiB}m,mode=1777` },
+    ShmSize: tmpfsMiB * 1024 * 1024,
     CapDrop: ['ALL'],
     SecurityOpt: ['no-new-privileges'],
     Init: true, // reaps zombies and forwards signals: a killed call leaves no process behind
+    // Output reaches zfaas through the attach stream only. Docker's default json-file log would also keep
+    // every byte a function prints on the host's disk (a function printing gigabytes fills the disk).
+    LogConfig: { Type: 'none', Config: {} },
   };
 }
 
@@ -63,11 +83,13 @@ export class Bounded {
   private chunks: Buffer[] = [];
   private size = 0;
   truncated = false;
+  seen = 0; // every byte pushed, kept or not
   constructor(
     private readonly max: number,
     private readonly keep: 'head' | 'tail',
   ) {}
   push(b: Buffer): void {
+    this.seen += b.length;
     if (this.keep === 'head') {
       if (this.size >= this.max) {
         this.truncated = true;
@@ -98,6 +120,43 @@ export class Bounded {
   }
 }
 
+export interface Demuxer {
+  demuxStream(stream: NodeJS.ReadableStream, stdout: NodeJS.WritableStream, stderr: NodeJS.WritableStream): void;
+}
+
+/** A run's output as zfaas keeps it: the head of stdout, the end of stderr, and a cap on all of it together. */
+export class Output {
+  readonly out: Bounded;
+  readonly err: Bounded;
+  exceeded?: number; // set (to the cap) once the output passed it; `onExceeded` stops the function
+  constructor(
+    private readonly onExceeded: () => void,
+    private readonly max = MAX_OUTPUT,
+    maxStdout = MAX_RESULT,
+    maxStderr = MAX_LOGS,
+  ) {
+    this.out = new Bounded(maxStdout, 'head');
+    this.err = new Bounded(maxStderr, 'tail');
+  }
+
+  /** Splits Docker's multiplexed attach or exec stream into the two. */
+  read(modem: Demuxer, stream: NodeJS.ReadableStream): void {
+    const o = new PassThrough();
+    const e = new PassThrough();
+    o.on('data', (b: Buffer) => this.add(this.out, b));
+    e.on('data', (b: Buffer) => this.add(this.err, b));
+    modem.demuxStream(stream, o, e);
+  }
+
+  private add(to: Bounded, b: Buffer): void {
+    to.push(b);
+    if (this.exceeded === undefined && this.out.seen + this.err.seen > this.max) {
+      this.exceeded = this.max;
+      this.onExceeded();
+    }
+  }
+}
+
 export async function runContainer(docker: Docker, spec: RunSpec): Promise<RunResult> {
   const started = Date.now();
   const container = await docker.createContainer({
@@ -116,16 +175,12 @@ export async function runContainer(docker: Docker, spec: RunSpec): Promise<RunRe
     NetworkDisabled: !spec.limits.network,
     HostConfig: hostConfig(spec.binds, spec.limits, spec.readOnlyRoot ?? true),
   });
-  const out = new Bounded(spec.maxStdout ?? 6 * 1024 * 1024, 'head');
-  const err = new Bounded(spec.maxStderr ?? 64 * 1024, 'tail');
+  const output = new Output(() => void container.kill({ signal: 'SIGKILL' }).catch(() => undefined), spec.maxOutput, spec.maxStdout, spec.maxStderr);
+  const { out, err } = output;
   let timedOut = false;
   try {
     const stream = await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true });
-    const o = new PassThrough();
-    const e = new PassThrough();
-    o.on('data', (b: Buffer) => out.push(b));
-    e.on('data', (b: Buffer) => err.push(b));
-    container.modem.demuxStream(stream, o, e);
+    output.read(container.modem as Demuxer, stream);
     const ended = new Promise<void>((resolve) => {
       stream.on('end', resolve);
       stream.on('close', resolve);
@@ -145,7 +200,7 @@ export async function runContainer(docker: Docker, spec: RunSpec): Promise<RunRe
     }
     // The attach stream ends just after the process; give it a moment to flush the last bytes.
     await Promise.race([ended, new Promise((r) => setTimeout(r, 1000))]);
-    const info = await container.inspect().catch(() => null);
+    const info = await inspectExited(container, timedOut || output.exceeded !== undefined);
     return {
       exitCode: exit.StatusCode,
       stdout: out.text(),
@@ -153,11 +208,27 @@ export async function runContainer(docker: Docker, spec: RunSpec): Promise<RunRe
       timedOut,
       oomKilled: Boolean(info?.State?.OOMKilled),
       stdoutTruncated: out.truncated,
+      stderrTruncated: err.truncated,
+      outputExceeded: output.exceeded,
       durationMs: Date.now() - started,
     };
   } finally {
     await container.remove({ force: true }).catch(() => undefined);
   }
+}
+
+/**
+ * A stopped container's state. The engine learns of an out-of-memory kill by an event of its own, which may
+ * come a moment after the exit: a SIGKILL exit (137) not (yet) marked OOMKilled is looked at again.
+ */
+export async function inspectExited(container: Docker.Container, killedByUs = false): Promise<Docker.ContainerInspectInfo | null> {
+  let info = await container.inspect().catch(() => null);
+  const again = (i: Docker.ContainerInspectInfo): boolean => i.State.Running || (!killedByUs && i.State.ExitCode === 137 && !i.State.OOMKilled);
+  for (let i = 0; i < 5 && info && again(info); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    info = (await container.inspect().catch(() => null)) ?? info;
+  }
+  return info;
 }
 
 // Removes every container this label selector matches (a node's leftovers after a crash or on shutdown).

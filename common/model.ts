@@ -47,7 +47,12 @@ export const FunctionSettingsSchema = z.object({
   policy: PolicySchema.optional(), // unset: the node's policy
   network: z.boolean().default(false),
   retry: z.boolean().default(true), // may a call be run again when its node died before reporting?
-  handler: z.string().regex(/^[A-Za-z0-9_./-]+\.[A-Za-z_][A-Za-z0-9_]*$/, 'must be FILE.EXPORT').optional(),
+  handler: z
+    .string()
+    .max(256)
+    .regex(/^[A-Za-z0-9_./-]+\.[A-Za-z_][A-Za-z0-9_]*$/, 'must be FILE.EXPORT')
+    .refine((h) => !h.startsWith('/') && !h.split('/').includes('..'), 'must name a file inside the function (no leading "/", no "..")')
+    .optional(),
   env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string().max(32768)).default({}),
 });
 export type FunctionSettings = z.infer<typeof FunctionSettingsSchema>;

@@ -3,9 +3,16 @@ import type { CallOutcome } from '../common/model.js';
 import type { RunResult } from '../common/docker.js';
 
 export const TRUNCATION_MARK = '\n[zfaas: output truncated]';
+// Logs keep their end: the mark says that what came before was dropped.
+export const LOGS_TRUNCATION_MARK = '[zfaas: earlier output truncated]\n';
 
 export function outcomeOf(r: RunResult, timeoutS: number, memoryMiB: number): CallOutcome {
-  const logs = r.stderr;
+  const logs = r.stderrTruncated ? LOGS_TRUNCATION_MARK + r.stderr : r.stderr;
+  if (r.outputExceeded !== undefined) {
+    const mib = Math.round(r.outputExceeded / (1024 * 1024));
+    const result = r.stdoutTruncated ? r.stdout + TRUNCATION_MARK : r.stdout;
+    return { status: 'ERROR', result, error: `function wrote more than ${mib} MiB of output and was stopped`, logs, durationMs: r.durationMs };
+  }
   if (r.timedOut) {
     return { status: 'TIMEOUT', result: '', error: `function ran past its timeout of ${timeoutS} s and was killed`, logs, durationMs: r.durationMs };
   }

@@ -7,8 +7,11 @@ import { outcomeOf } from './outcome.js';
 
 const MAX_ENV_PARAMS = 96 * 1024; // Linux caps one environment string near 128 KiB
 
+// A call's params as the function gets them: `null` stays null; only missing params are {}.
+export const paramsOf = (job: Job): unknown => (job.params === undefined ? {} : job.params);
+
 export function callEnv(job: Job): string[] {
-  const params = JSON.stringify(job.params ?? {});
+  const params = JSON.stringify(paramsOf(job));
   const env = [
     'HOME=/tmp',
     `ZFAAS_FUNCTION=${job.fn.functionName}`,
@@ -34,7 +37,7 @@ export async function runOnce(docker: Docker, job: Job, nodeId: string, owner = 
     binds: [`${job.treeDir}:${job.runtime.path}:ro`],
     labels: { 'zfaas.node': nodeId, 'zfaas.miniworker': owner, 'zfaas.function': job.fn.functionName, 'zfaas.call': String(job.callNum) },
     limits: { memoryMiB: s.memory, cpus: s.cpus, pids: s.pids, network: s.network },
-    stdin: JSON.stringify(job.params ?? {}),
+    stdin: JSON.stringify(paramsOf(job)),
     timeoutMs: s.timeout * 1000,
   });
   return outcomeOf(r, s.timeout, s.memory);

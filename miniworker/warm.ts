@@ -4,11 +4,11 @@
 // A call that runs past its timeout, or a container that dies, removes the container.
 import type Docker from 'dockerode';
 import { PassThrough } from 'node:stream';
-import { Bounded, hostConfig, LABEL, USER } from '../common/docker.js';
+import { Bounded, hostConfig, inspectExited, LABEL, MAX_OUTPUT, Output, USER, type Demuxer } from '../common/docker.js';
 import type { CallOutcome } from '../common/model.js';
 import type { ContainerSpec, Job, Load } from '../protocol/worker.js';
-import { outcomeOf } from './outcome.js';
-import { callEnv } from './run-once.js';
+import { outcomeOf, TRUNCATION_MARK } from './outcome.js';
+import { callEnv, paramsOf } from './run-once.js';
 
 interface LoaderReply {
   op: string;
@@ -17,18 +17,28 @@ interface LoaderReply {
   result?: string;
   error?: string;
   logs?: string;
+  truncated?: boolean; // the loader cut the result at its limit
+  stray?: number; // processes the call left running in the container
 }
 
-const MAX_LINE = 8 * 1024 * 1024; // a reply longer than this is a broken loader, not a result
+// The loaders cut a result at 6 MiB characters and logs at 64 Ki; JSON escaping can make a line up to six
+// times longer. A line longer than this is a broken (or tampered-with) loader, not a result.
+const MAX_LINE = 48 * 1024 * 1024;
+
+export class ReplyTooLong extends Error {}
+export class OutputFlood extends Error {}
 
 export class WarmContainer {
   private stdin?: NodeJS.WritableStream;
   private pending?: { resolve(r: LoaderReply): void; reject(e: Error): void; match(r: LoaderReply): boolean };
-  private buf = '';
+  private line: string[] = []; // the parts of the protocol line not yet ended by a newline
+  private lineLength = 0;
+  private skipping = false; // dropping the rest of an over-long line
   private readonly stderr = new Bounded(16 * 1024, 'tail');
   private dead = false;
   private seq = 0;
   private exited?: Promise<void>;
+  private output = 0; // stderr and stray stdout bytes since the last call started (see countOutput)
 
   private constructor(
     private readonly docker: Docker,
@@ -78,7 +88,10 @@ export class WarmContainer {
     const err = new PassThrough();
     out.setEncoding('utf8');
     out.on('data', (s: string) => this.onStdout(s));
-    err.on('data', (b: Buffer) => this.stderr.push(b));
+    err.on('data', (b: Buffer) => {
+      this.countOutput(b.length);
+      this.stderr.push(b);
+    });
     this.container.modem.demuxStream(stream, out, err);
     this.stdin = stream;
     this.exited = new Promise<void>((resolve) => {
@@ -94,29 +107,64 @@ export class WarmContainer {
     });
   }
 
+  // A function writing below the loader's capture (fd 1 or 2 itself, a child process), during a call or
+  // from a timer between calls, costs the Docker daemon CPU for every byte: past MAX_OUTPUT the container
+  // goes. Counted: stderr and whatever on stdout is not the awaited reply (a reply is bounded by MAX_LINE).
+  private countOutput(n: number): void {
+    this.output += n;
+    if (this.output > MAX_OUTPUT) this.stop(new OutputFlood(`function wrote more than ${MAX_OUTPUT / (1024 * 1024)} MiB of output and was stopped`));
+  }
+
+  private stop(e: Error): void {
+    if (this.dead) return;
+    const p = this.pending;
+    this.pending = undefined;
+    this.dead = true;
+    p?.reject(e);
+    void this.remove();
+  }
+
+  // Only the new chunk is searched for a newline, so a long line costs linear time, and it is never
+  // held beyond MAX_LINE: a function cannot make this process buffer its output.
   private onStdout(s: string): void {
-    this.buf += s;
-    let nl: number;
-    while ((nl = this.buf.indexOf('\n')) >= 0) {
-      const line = this.buf.slice(0, nl);
-      this.buf = this.buf.slice(nl + 1);
-      let msg: LoaderReply;
-      try {
-        msg = JSON.parse(line) as LoaderReply;
-      } catch {
-        continue; // not protocol: the loader keeps function output off this stream, so this is noise
+    let from = 0;
+    for (;;) {
+      const nl = s.indexOf('\n', from);
+      const part = nl < 0 ? s.slice(from) : s.slice(from, nl);
+      if (!this.skipping) {
+        this.lineLength += part.length;
+        if (this.lineLength > MAX_LINE) {
+          this.skipping = true;
+          this.line = [];
+          this.lineLength = 0;
+          this.stop(new ReplyTooLong(`the loader sent a reply longer than ${MAX_LINE / (1024 * 1024)} MiB`));
+        } else if (part) this.line.push(part);
       }
-      const p = this.pending;
-      if (p && p.match(msg)) {
-        this.pending = undefined;
-        p.resolve(msg);
+      if (nl < 0) return;
+      from = nl + 1;
+      if (this.skipping) {
+        this.skipping = false;
+        continue;
       }
+      const line = this.line.join('');
+      this.line = [];
+      this.lineLength = 0;
+      this.onLine(line);
     }
-    if (this.buf.length > MAX_LINE) {
-      this.buf = '';
-      this.pending?.reject(new Error('the loader sent a line longer than 8 MiB'));
+  }
+
+  private onLine(line: string): void {
+    let msg: LoaderReply | undefined;
+    try {
+      msg = JSON.parse(line) as LoaderReply;
+    } catch {
+      msg = undefined; // not protocol: the loader keeps function output off this stream, so this is noise
+    }
+    const p = this.pending;
+    if (msg && p && p.match(msg)) {
       this.pending = undefined;
-    }
+      p.resolve(msg);
+    } else this.countOutput(line.length + 1);
   }
 
   private request(msg: object, match: (r: LoaderReply) => boolean, timeoutMs: number): Promise<LoaderReply> {
@@ -160,19 +208,39 @@ export class WarmContainer {
     const timeoutMs = s.timeout * 1000;
     if (this.spec.mode === 'exec') return this.exec(job, timeoutMs);
     const id = ++this.seq;
+    this.output = 0;
     try {
-      const r = await this.request({ op: 'call', id, params: job.params ?? {} }, (m) => m.op === 'result' && m.id === id, timeoutMs);
+      const r = await this.request({ op: 'call', id, params: paramsOf(job) }, (m) => m.op === 'result' && m.id === id, timeoutMs);
       const durationMs = Date.now() - started;
-      if (r.ok) return { status: 'DONE', result: r.result ?? '', logs: r.logs ?? '', durationMs };
-      return { status: 'ERROR', result: '', error: r.error ?? 'the function failed', logs: r.logs ?? '', durationMs };
+      let logs = typeof r.logs === 'string' ? r.logs : '';
+      // A call that leaves processes behind (a fork bomb, a daemon, a miner) spends its container: the
+      // next call must not share it with them. Removal goes on in the background.
+      if (typeof r.stray === 'number' && r.stray > 0) {
+        this.dead = true;
+        void this.remove();
+        logs += `${logs && !logs.endsWith('\n') ? '\n' : ''}[zfaas: the call left ${r.stray} process${r.stray === 1 ? '' : 'es'} running; the container was removed]\n`;
+      }
+      if (r.ok) {
+        const result = typeof r.result === 'string' ? r.result : '';
+        return { status: 'DONE', result: r.truncated ? result + TRUNCATION_MARK : result, logs, durationMs };
+      }
+      return { status: 'ERROR', result: '', error: typeof r.error === 'string' ? r.error : 'the function failed', logs, durationMs };
     } catch (e) {
       const durationMs = Date.now() - started;
       if (e instanceof TimeoutError) {
         await this.remove();
         return { status: 'TIMEOUT', result: '', error: `function ran past its timeout of ${s.timeout} s and was killed`, durationMs };
       }
+      if (e instanceof OutputFlood) {
+        await this.remove();
+        return { status: 'ERROR', result: '', error: e.message, logs: this.stderr.text(), durationMs };
+      }
+      if (e instanceof ReplyTooLong) {
+        await this.remove();
+        return { status: 'ERROR', result: '', error: `${e.message}: the container was removed`, durationMs };
+      }
       // The process died during the call: out of memory, process.exit(), a crash in native code.
-      const info = await this.container.inspect().catch(() => null);
+      const info = await inspectExited(this.container);
       await this.remove();
       if (info?.State?.OOMKilled) {
         return { status: 'ERROR', result: '', error: `function was killed: it exceeded its memory limit of ${s.memory} MiB`, durationMs };
@@ -196,20 +264,21 @@ export class WarmContainer {
       AttachStderr: true,
     });
     const stream = await exec.start({ hijack: true, stdin: true });
-    const out = new Bounded(6 * 1024 * 1024, 'head');
-    const err = new Bounded(64 * 1024, 'tail');
-    const o = new PassThrough();
-    const e = new PassThrough();
-    o.on('data', (b: Buffer) => out.push(b));
-    e.on('data', (b: Buffer) => err.push(b));
-    this.container.modem.demuxStream(stream, o, e);
-    stream.end(JSON.stringify(job.params ?? {}));
+    let stop: () => void = () => undefined;
+    const output = new Output(() => stop());
+    const { out, err } = output;
     let timedOut = false;
+    output.read(this.container.modem as Demuxer, stream);
+    stream.end(JSON.stringify(paramsOf(job)));
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         timedOut = true;
         resolve();
       }, timeoutMs);
+      stop = () => {
+        clearTimeout(timer);
+        resolve();
+      };
       const done = (): void => {
         clearTimeout(timer);
         resolve();
@@ -219,17 +288,30 @@ export class WarmContainer {
       stream.on('error', done);
     });
     const s = job.fn.settings;
+    const outputExceeded = output.exceeded;
+    if (outputExceeded !== undefined) {
+      await this.remove();
+      return outcomeOf(
+        { exitCode: null, stdout: out.text(), stderr: err.text(), timedOut: false, oomKilled: false, stdoutTruncated: true, stderrTruncated: err.truncated, outputExceeded, durationMs: Date.now() - started },
+        s.timeout,
+        s.memory,
+      );
+    }
     if (timedOut) {
       // An exec'd process cannot be killed on its own through the API: the container goes with it.
       await this.remove();
-      return outcomeOf({ exitCode: null, stdout: '', stderr: err.text(), timedOut: true, oomKilled: false, stdoutTruncated: false, durationMs: Date.now() - started }, s.timeout, s.memory);
+      return outcomeOf(
+        { exitCode: null, stdout: '', stderr: err.text(), timedOut: true, oomKilled: false, stdoutTruncated: false, stderrTruncated: err.truncated, durationMs: Date.now() - started },
+        s.timeout,
+        s.memory,
+      );
     }
     const info = await exec.inspect();
     const cinfo = info.ExitCode === 0 ? null : await this.container.inspect().catch(() => null);
     const oomKilled = Boolean(cinfo?.State?.OOMKilled);
     if (oomKilled || (cinfo && !cinfo.State.Running)) await this.remove();
     return outcomeOf(
-      { exitCode: info.ExitCode ?? null, stdout: out.text(), stderr: err.text(), timedOut: false, oomKilled, stdoutTruncated: out.truncated, durationMs: Date.now() - started },
+      { exitCode: info.ExitCode ?? null, stdout: out.text(), stderr: err.text(), timedOut: false, oomKilled, stdoutTruncated: out.truncated, stderrTruncated: err.truncated, durationMs: Date.now() - started },
       s.timeout,
       s.memory,
     );

@@ -5,7 +5,7 @@ import { CallStatusSchema, nameSchema } from '../../common/model.js';
 import type { DbClient } from '../../db/client.js';
 import { HttpError, parse, wrap } from '../http.js';
 
-const int = z.string().regex(/^\d+$/, 'must be a positive integer').transform(Number).pipe(z.number().int().min(1));
+const int = z.string().regex(/^\d+$/, 'must be a positive integer').transform(Number).pipe(z.number().int().min(1).max(Number.MAX_SAFE_INTEGER, 'is too large'));
 
 const ListQuerySchema = z.object({
   funcName: nameSchema.optional(),

@@ -1,6 +1,6 @@
 // POST /registerFunction/:runtime/:funcName (multipart field `module`), GET /functions,
 // GET /function/:name, DELETE /function/:name, POST /function/:name/rollback
-import { Router, type Request } from 'express';
+import { Router, type Request, type RequestHandler } from 'express';
 import multer from 'multer';
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
@@ -43,7 +43,10 @@ function parseEnv(v: string | string[] | undefined): Record<string, string> {
         throw new HttpError(400, 'invalid env: not a JSON object');
       }
       if (!obj || typeof obj !== 'object' || Array.isArray(obj)) throw new HttpError(400, 'invalid env: not a JSON object');
-      for (const [k, val] of Object.entries(obj)) out[k] = String(val);
+      for (const [k, val] of Object.entries(obj)) {
+        if (typeof val !== 'string' && typeof val !== 'number' && typeof val !== 'boolean') throw new HttpError(400, `invalid env: the value of "${k.slice(0, 60)}" is not a string, number or boolean`);
+        out[k] = String(val);
+      }
     } else {
       const eq = t.indexOf('=');
       if (eq <= 0) throw new HttpError(400, `invalid env entry "${t.slice(0, 60)}": expected KEY=VALUE`);
@@ -63,9 +66,19 @@ export function functionsRouter(db: DbClient): Router {
   const r = Router();
   const upload = multer({ storage: multer.memoryStorage(), limits: { fileSize: MAX_UPLOAD_BYTES, files: 1, fields: 64, fieldSize: 64 * 1024 } });
 
+  // multer's own refusals (limits) and busboy's (a broken form) are the sender's fault: 4xx, never 500.
+  const module = upload.single('module');
+  const receive: RequestHandler = (req, res, next) =>
+    module(req, res, (err?: unknown) => {
+      if (!err) return next();
+      const e = err as Error & { code?: string };
+      if (e.name === 'MulterError') return next(new HttpError(e.code === 'LIMIT_FILE_SIZE' ? 413 : 400, `upload refused: ${e.message}`));
+      next(new HttpError(400, `upload refused: ${e instanceof Error ? e.message : String(e)}`));
+    });
+
   r.post(
     '/registerFunction/:runtime/:funcName',
-    upload.single('module'),
+    receive,
     wrap(async (req, res) => {
       const runtimeName = parse(nameSchema, req.params.runtime, 'runtime name');
       const functionName = parse(nameSchema, req.params.funcName, 'function name');

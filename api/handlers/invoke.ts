@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { nameSchema, type CallOutcome, type FunctionMeta } from '../../common/model.js';
 import type { DbClient } from '../../db/client.js';
 import type { Calls } from '../calls.js';
-import { HttpError, parse, wrap } from '../http.js';
+import { checkParams, HttpError, parse, wrap } from '../http.js';
 
 // "name" or "name@version"
 const targetSchema = z.string().regex(/^[^@]+(@\d+)?$/, 'must be NAME or NAME@VERSION').transform((s, ctx) => {
@@ -41,6 +41,7 @@ export function invokeRouter(db: DbClient, calls: Calls): Router {
     '/invokeFunction',
     wrap(async (req, res) => {
       const body = parse(InvokeBodySchema, req.body, 'invocation');
+      checkParams(body.params);
       const wait = body.wait ?? isTrue(req.query.wait);
       const redundant = body.redundant ?? isTrue(req.query.redundant);
       const { call, fn } = await calls.invoke(body.funcName.name, body.params, body.version ?? body.funcName.version, { redundant });
@@ -60,6 +61,7 @@ export function invokeRouter(db: DbClient, calls: Calls): Router {
     wrap(async (req, res) => {
       const target = parse(targetSchema, req.params.target, 'function name');
       const params: unknown = req.body === undefined || (typeof req.body === 'object' && req.body !== null && Object.keys(req.body as object).length === 0 && !req.headers['content-length']) ? {} : req.body;
+      checkParams(params);
       const { call, fn } = await calls.invoke(target.name, params, target.version, { redundant: isTrue(req.query.redundant) });
       res.setHeader('X-Zfaas-Call', String(call.callNum));
       const outcome = await calls.waiters.wait(call.callNum, waitBudgetMs(fn));

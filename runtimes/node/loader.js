@@ -7,6 +7,8 @@
  *                                                           | {"op":"loaded","ok":false,"error":"..."}
  *   {"op":"call","id":N,"params":<json>} -> {"op":"result","id":N,"ok":true,"result":"<str>","logs":"..."}
  *                                         | {"op":"result","id":N,"ok":false,"error":"...","logs":"..."}
+ *     A result longer than RESULT_LIMIT characters is cut there and the reply says "truncated":true;
+ *     a call that leaves processes running in the container says how many in "stray":N.
  *   {"op":"ping"}                        -> {"op":"pong"}
  *   anything else                        -> {"op":"error","error":"...","id":<id if any>}
  * Calls run one at a time, in order. What the function writes (console.*, process.stdout/stderr)
@@ -30,6 +32,7 @@ const readline = require('readline');
 const { pathToFileURL } = require('url');
 
 const LOG_LIMIT = 64 * 1024;
+const RESULT_LIMIT = 6 * 1024 * 1024; // as the per-call path keeps (common/docker.ts)
 const ERR_LIMIT = 8 * 1024;
 const LOADER_FILE = __filename;
 
@@ -270,6 +273,19 @@ function formatError(e) {
   }
 }
 
+// Processes in this container other than init (pid 1) and this loader: what a call left running.
+function strayProcesses() {
+  try {
+    let n = 0;
+    for (const name of fs.readdirSync('/proc')) {
+      if (name.charCodeAt(0) >= 48 && name.charCodeAt(0) <= 57 && name !== '1' && name !== String(process.pid)) n++;
+    }
+    return n;
+  } catch (_) {
+    return 0;
+  }
+}
+
 function strayError(e) {
   if (current) current.reject(e);
   else realStderrWrite(`zfaas loader: uncaught error outside a call: ${formatError(e)}\n`);
@@ -312,11 +328,19 @@ function serve() {
       let reply;
       try {
         const value = await invoke(fn, params, id);
-        reply = { op: 'result', id, ok: true, result: toResult(value) };
+        let result = toResult(value);
+        reply = { op: 'result', id, ok: true, result };
+        if (result.length > RESULT_LIMIT) {
+          result = result.slice(0, RESULT_LIMIT);
+          reply.result = result;
+          reply.truncated = true;
+        }
       } catch (e) {
         reply = { op: 'result', id, ok: false, error: formatError(e) };
       }
       reply.logs = stopCapture();
+      const stray = strayProcesses();
+      if (stray > 0) reply.stray = stray;
       send(reply);
     } else {
       const reply = { op: 'error', error: `unknown op ${JSON.stringify(op)}` };
@@ -358,6 +382,11 @@ function readStdin() {
 }
 
 async function once() {
+  // Docker hands the process non-blocking pipes: a write that does not fit would be queued in memory and
+  // lost at exit. Blocking writes keep every print (the platform keeps the end) and the result whole.
+  for (const s of [process.stdout, process.stderr]) {
+    if (s._handle && typeof s._handle.setBlocking === 'function') s._handle.setBlocking(true);
+  }
   redirectOutput(true); // the function's own prints go to stderr
   const fail = (code, text) => {
     realStderrWrite(text.endsWith('\n') ? text : text + '\n', () => process.exit(code));
@@ -386,6 +415,8 @@ async function once() {
   } catch (e) {
     return fail(1, formatError(e));
   }
+  // The platform keeps the first 6 MiB of a result: one character more tells it there was more.
+  if (result.length > RESULT_LIMIT + 1) result = result.slice(0, RESULT_LIMIT + 1);
   realStdoutWrite(result, () => process.exit(0));
 }
 

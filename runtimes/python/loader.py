@@ -6,6 +6,8 @@ Warm mode (default): JSON lines on stdin, JSON lines on stdout, one message a li
                                                           | {"op":"loaded","ok":false,"error":"..."}
   {"op":"call","id":N,"params":<json>}  -> {"op":"result","id":N,"ok":true,"result":"<str>","logs":"..."}
                                          | {"op":"result","id":N,"ok":false,"error":"...","logs":"..."}
+    A result longer than RESULT_LIMIT characters is cut there and the reply says "truncated":true;
+    a call that leaves processes running in the container says how many in "stray":N.
   {"op":"ping"}                         -> {"op":"pong"}
   anything else                         -> {"op":"error","error":"...","id":<id if any>}
 Everything the function prints while a call runs is captured into "logs"; it never reaches the
@@ -30,6 +32,7 @@ import sys
 import traceback
 
 LOG_LIMIT = 64 * 1024
+RESULT_LIMIT = 6 * 1024 * 1024  # as the per-call path keeps (common/docker.ts)
 ERR_LIMIT = 8 * 1024
 LOADER_FILE = os.path.abspath(__file__)
 
@@ -251,12 +254,23 @@ def _exit_error(exc):
     return not (isinstance(exc, SystemExit) and exc.code in (0, None))
 
 
+def stray_processes():
+    """Processes in this container other than init (pid 1) and this loader: what a call left running."""
+    try:
+        me = str(os.getpid())
+        return sum(1 for n in os.listdir("/proc") if n.isdigit() and n != "1" and n != me)
+    except OSError:
+        return 0
+
+
 # ---------------------------------------------------------------- warm mode
 
 def serve():
     # private copies of the real stdin/stdout for the protocol; fd 0 <- /dev/null, fd 1 -> stderr
     proto_in = os.fdopen(os.dup(0), "rb", buffering=0)
-    proto_out = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+    # UTF-8 as it is (ensure_ascii=False keeps a reply at most 4 bytes a character, not 12); a lone
+    # surrogate is written as its JSON escape
+    proto_out = os.fdopen(os.dup(1), "w", encoding="utf-8", errors="backslashreplace", buffering=1)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
@@ -269,7 +283,7 @@ def serve():
     reader = io.BufferedReader(proto_in, buffer_size=65536)
 
     def send(msg):
-        proto_out.write(json.dumps(msg, separators=(",", ":")) + "\n")
+        proto_out.write(json.dumps(msg, separators=(",", ":"), ensure_ascii=False) + "\n")
         proto_out.flush()
 
     fn = None
@@ -318,6 +332,10 @@ def serve():
             try:
                 result = to_result(invoke(fn, params, call_id))
                 reply = {"op": "result", "id": call_id, "ok": True, "result": result}
+                if len(result) > RESULT_LIMIT:
+                    reply["result"] = result[:RESULT_LIMIT]
+                    reply["truncated"] = True
+                del result
             except BaseException as e:  # noqa: BLE001
                 if isinstance(e, KeyboardInterrupt):
                     raise
@@ -330,6 +348,9 @@ def serve():
                 sys.stderr = capture
                 sys.stdin = io.StringIO("")
                 reply["logs"] = capture.stop()
+            stray = stray_processes()
+            if stray:
+                reply["stray"] = stray
             send(reply)
         else:
             reply = {"op": "error", "error": "unknown op %r" % (op,)}
@@ -379,7 +400,9 @@ def once():
         sys.stderr.write(format_error(e) + "\n")
         sys.stderr.flush()
         return 1
-    data = result.encode("utf-8", "replace")
+    # the platform keeps the first 6 MiB of a result: one byte more tells it there was more
+    data = result[:RESULT_LIMIT + 1].encode("utf-8", "replace")[:RESULT_LIMIT + 1]
+    del result
     while data:
         n = os.write(out_fd, data)
         data = data[n:]
