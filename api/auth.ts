@@ -13,7 +13,10 @@ export function requireToken(token: string, log: Logger): RequestHandler {
     if (req.method === 'GET' && req.path === '/health') return next();
     const header = req.headers.authorization ?? '';
     const m = /^Bearer\s+(\S+)$/i.exec(header);
-    const given = m?.[1] ?? (typeof req.query.token === 'string' ? req.query.token : undefined);
+    // ?token= only where a browser cannot send a header (the event stream): elsewhere it would end up in
+    // URLs, histories and logs.
+    const fromQuery = req.method === 'GET' && req.path === '/events' && typeof req.query.token === 'string' ? req.query.token : undefined;
+    const given = m?.[1] ?? fromQuery;
     if (given !== undefined && timingSafeEqual(digest(given), want)) return next();
     log.warn({ method: req.method, path: req.path, from: req.socket.remoteAddress, why: given === undefined ? 'missing' : 'wrong' }, 'request refused: bad token');
     res.setHeader('WWW-Authenticate', 'Bearer realm="zfaas"');

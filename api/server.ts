@@ -97,6 +97,13 @@ export class ApiServer {
       this.http.once('error', (e) => reject(new Error(`cannot listen on ${this.o.host}:${this.o.port}: ${errText(e)}`)));
     });
     this.http!.keepAliveTimeout = 65_000;
+    // Requests too broken for express (bad HTTP, oversized headers) still get a JSON error, not a bare line.
+    this.http!.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      if (!socket.writable) return socket.destroy();
+      const big = err.code === 'HPE_HEADER_OVERFLOW';
+      const body = JSON.stringify({ error: big ? 'request headers too large' : 'malformed HTTP request' });
+      socket.end(`HTTP/1.1 ${big ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    });
     this.o.log.info({ url: `http://${this.o.host}:${this.o.port}`, broker: this.o.brokerBind, db: typeof this.o.db === 'string' ? this.o.db : 'in-process' }, 'api listening');
   }
 

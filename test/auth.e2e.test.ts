@@ -26,10 +26,29 @@ it('refuses requests without the token or with a wrong one, and answers with it'
   const reg = await fetch(`${p.api}/registerRuntime`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ image: 'x', run: 'true' }) });
   expect(reg.status).toBe(401);
   expect(await (await get('/runtimes', { authorization: `Bearer ${TOKEN}` })).json()).not.toContain('x');
+  // ?token= is only for the event stream (browsers cannot give EventSource a header).
+  expect((await get(`/functions?token=${TOKEN}`)).status).toBe(401);
+  const ac = new AbortController();
+  const events = await fetch(`${p.api}/events?token=${TOKEN}`, { signal: ac.signal });
+  expect(events.status).toBe(200);
+  ac.abort();
   // Health stays open for load balancers and probes.
   expect((await get('/health')).status).toBe(200);
   expect(p.proc.output()).toContain('request refused: bad token');
   expect(p.proc.output()).not.toContain('Bearer wrong');
+});
+
+it('answers malformed HTTP with a JSON error', async () => {
+  const { connect } = await import('node:net');
+  const reply = await new Promise<string>((resolve, reject) => {
+    const s = connect(p.port, '127.0.0.1', () => s.write('GARBAGE / NOPE\r\n\r\n'));
+    let out = '';
+    s.on('data', (b) => (out += b.toString()));
+    s.on('end', () => resolve(out));
+    s.on('error', reject);
+  });
+  expect(reply).toMatch(/^HTTP\/1\.1 400/);
+  expect(reply).toContain('{"error":"malformed HTTP request"}');
 });
 
 it('will not listen beyond loopback without a token', async () => {

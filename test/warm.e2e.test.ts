@@ -167,5 +167,6 @@ describe('pools change at run time without losing a job', () => {
     expect((await http('PUT', `${p.api}/node/${nodeId}`, { miniworkers: 0 })).status).toBe(400);
     expect((await http('PUT', `${p.api}/node/${nodeId}`, { bogus: 1 })).status).toBe(400);
     expect((await http('PUT', `${p.api}/node/nope`, { miniworkers: 2 })).status).toBe(404);
+    expect((await fetch(`${p.api}/node/${nodeId}`, { method: 'PUT', body: 'miniworkers=2' })).status).toBe(400);
   });
 });

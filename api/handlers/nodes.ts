@@ -1,7 +1,9 @@
 // GET /nodes, PUT /node/:id (resize its pools), GET /health
 import { Router } from 'express';
 import type { DbClient } from '../../db/client.js';
-import { NodeSettingsSchema } from '../../protocol/broker.js';
+import { NodeInfoSchema, NodeSettingsSchema } from '../../protocol/broker.js';
+
+const NodeIdSchema = NodeInfoSchema.shape.id;
 import type { Broker } from '../broker.js';
 import { capacityOf } from '../scheduler.js';
 import { HttpError, parse, wrap } from '../http.js';
@@ -32,9 +34,11 @@ export function nodesRouter(db: DbClient, broker: Broker): Router {
 
   // Pool sizes change on the running node; calls in flight are kept (shrinking waits for busy miniworkers).
   r.put('/node/:id', (req, res) => {
-    const n = broker.scheduler.nodes.get(req.params.id);
-    if (!n || n.state !== 'alive') throw new HttpError(404, `node ${req.params.id} not found`);
-    const settings = parse(NodeSettingsSchema, req.body ?? {}, 'node settings');
+    const id = parse(NodeIdSchema, req.params.id, 'node id');
+    const n = broker.scheduler.nodes.get(id);
+    if (!n || n.state !== 'alive') throw new HttpError(404, `node ${id} not found`);
+    if (req.body === undefined) throw new HttpError(400, 'send the settings as a JSON object (content-type: application/json)');
+    const settings = parse(NodeSettingsSchema, req.body, 'node settings');
     broker.send(n.info.id, { type: 'configure', ...settings });
     res.status(202).json({ id: n.info.id, requested: settings });
   });
