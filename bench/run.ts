@@ -7,6 +7,7 @@ import { cpus, hostname, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { packFiles } from '../test/helpers/archives.js';
+import { rssTree } from './rss.js';
 import { freePort, http, ROOT, sleep, startUp, tempDir, upload, waitFor, type Platform } from '../test/helpers/platform.js';
 
 const run = promisify(execFile);
@@ -82,27 +83,6 @@ async function docker(args: string[]): Promise<string> {
   return (await run('docker', args, { maxBuffer: 16 * 1024 * 1024 })).stdout;
 }
 
-async function rssOf(pid: number): Promise<number> {
-  // the process and all its descendants (miniworkers), in MiB
-  const { stdout } = await run('ps', ['-e', '-o', 'pid=,ppid=,rss=']);
-  const rows = stdout
-    .trim()
-    .split('\n')
-    .map((l) => l.trim().split(/\s+/).map(Number) as [number, number, number]);
-  const keep = new Set([pid]);
-  let grew = true;
-  while (grew) {
-    grew = false;
-    for (const [p, pp] of rows) {
-      if (keep.has(pp) && !keep.has(p)) {
-        keep.add(p);
-        grew = true;
-      }
-    }
-  }
-  return rows.filter(([p]) => keep.has(p)).reduce((a, [, , rss]) => a + rss, 0) / 1024;
-}
-
 async function deploy(p: Platform, name: string, fields: Record<string, string>): Promise<void> {
   const r = await upload(`${p.api}/registerFunction/node/${name}`, await packFiles({ 'index.js': FN_SOURCE }), `${name}.tar.gz`, fields);
   if (r.status !== 201) throw new Error(`deploy ${name}: ${r.status} ${JSON.stringify(r.body)}`);
@@ -160,7 +140,7 @@ async function main(): Promise<void> {
   const p = await startUp(['--policy', 'runtime', '--miniworkers', '4']);
   try {
     await sleep(3000);
-    const idleRss = await rssOf(p.proc.child.pid!);
+    const idleRss = await rssTree(p.proc.child.pid!);
 
     await deploy(p, 'cold', { policy: 'none' });
     const cold = await timeN(N_COLD, () => post(`${p.api}/function/cold`, body).then(() => undefined), 1);

@@ -2,37 +2,15 @@
 // separate processes, with one of them killed (SIGKILL) and restarted every ZFAAS_SOAK_FAULT_S seconds.
 // Prints calls accepted / finished / lost (must be 0) and the memory of each process over time, and writes
 // JSON to bench/results/. Run: `npm run bench:soak` (ZFAAS_SOAK_MINUTES=2 for a short one).
-import { execFile } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { packFiles } from '../test/helpers/archives.js';
+import { rssTree } from './rss.js';
 import { freePort, http, ROOT, sleep, tempDir, upload, waitHealthy, zfaas, type CallView, type Proc } from '../test/helpers/platform.js';
 
-const run = promisify(execFile);
 const MINUTES = Number(process.env.ZFAAS_SOAK_MINUTES ?? 30);
 const FAULT_S = Number(process.env.ZFAAS_SOAK_FAULT_S ?? 60);
 const CLIENTS = 8;
-
-async function rssTree(pid: number | undefined): Promise<number> {
-  if (!pid) return 0;
-  const { stdout } = await run('ps', ['-e', '-o', 'pid=,ppid=,rss=']);
-  const rows = stdout
-    .trim()
-    .split('\n')
-    .map((l) => l.trim().split(/\s+/).map(Number) as [number, number, number]);
-  const keep = new Set([pid]);
-  for (let grew = true; grew; ) {
-    grew = false;
-    for (const [p, pp] of rows) {
-      if (keep.has(pp) && !keep.has(p)) {
-        keep.add(p);
-        grew = true;
-      }
-    }
-  }
-  return rows.filter(([p]) => keep.has(p)).reduce((a, [, , r]) => a + r, 0) / 1024;
-}
 
 // Every call, newest first, a page at a time (the API serves at most 100,000 per page).
 async function allCalls(url: string): Promise<CallView[]> {
