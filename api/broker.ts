@@ -3,7 +3,7 @@
 // nodes from the DB service, and turns `result` messages into finished calls.
 import { Router } from 'zeromq';
 import { errText, type Logger } from '../common/log.js';
-import { serverOptions, startZap, type CurveServer } from '../common/curve.js';
+import { logFailedHandshakes, serverOptions, startZap, type CurveServer } from '../common/curve.js';
 import { SendQueue } from '../common/zmq.js';
 import type { CallOutcome } from '../common/model.js';
 import type { DbClient } from '../db/client.js';
@@ -38,7 +38,10 @@ export class Broker {
   }
 
   async start(): Promise<void> {
-    if (this.o.curve) await startZap(this.o.curve.allowed, this.o.log);
+    if (this.o.curve) {
+      await startZap(this.o.curve.allowed, this.o.log);
+      logFailedHandshakes(this.socket, this.o.log, 'node link');
+    }
     await this.socket.bind(this.o.bind);
     for (const b of this.o.alsoBind ?? []) await this.socket.bind(b);
     void this.loop();

@@ -3,7 +3,7 @@
 // servers' public key and hold their own pair; servers accept only client keys on their allowed list,
 // checked by a ZAP handler (ZeroMQ's authentication protocol, RFC 27) in the same process.
 import { createPrivateKey, createPublicKey } from 'node:crypto';
-import { curveKeyPair, Router } from 'zeromq';
+import { curveKeyPair, Router, type Socket } from 'zeromq';
 import { errText, type Logger } from './log.js';
 
 const Z85 = '0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#';
@@ -99,6 +99,22 @@ export async function startZap(allowed: string[], log: Logger): Promise<void> {
       }
     } catch (e) {
       if (zap) log.error({ err: errText(e) }, 'ZAP handler stopped');
+    }
+  })();
+}
+
+// Handshakes that fail before ZAP is asked (a replayed or forged HELLO/INITIATE, a client with the wrong
+// server key) never reach the handler above; libzmq reports them only as socket events, so log those too.
+export function logFailedHandshakes(socket: Socket, log: Logger, what: string): void {
+  void (async () => {
+    try {
+      for await (const ev of socket.events) {
+        // `handshake:error:auth` follows a ZAP refusal, which the handler has logged with the key already.
+        if (ev.type === 'handshake:error:protocol' || ev.type === 'handshake:error:other')
+          log.warn({ address: ev.address, reason: ev.type.slice('handshake:error:'.length), err: errText(ev.error) }, `${what} refused: CURVE handshake failed`);
+      }
+    } catch {
+      // the socket closed: nothing more to watch
     }
   })();
 }

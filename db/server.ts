@@ -4,7 +4,7 @@ import { Router } from 'zeromq';
 import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { SendQueue } from '../common/zmq.js';
-import { serverOptions, startZap, type CurveServer } from '../common/curve.js';
+import { logFailedHandshakes, serverOptions, startZap, type CurveServer } from '../common/curve.js';
 import { errText, type Logger } from '../common/log.js';
 import { parseJsonFrame, ProtocolError, validate } from '../protocol/codec.js';
 import { DbEnvelopeSchema, DbRequestSchema, type DbRequest, type DbResults } from '../protocol/db.js';
@@ -40,7 +40,10 @@ export class DbServer {
   async start(): Promise<void> {
     await mkdir(this.opts.dataDir, { recursive: true });
     await this.store.open();
-    if (this.opts.curve) await startZap(this.opts.curve.allowed, this.opts.log);
+    if (this.opts.curve) {
+      await startZap(this.opts.curve.allowed, this.opts.log);
+      logFailedHandshakes(this.socket, this.opts.log, 'db client');
+    }
     await this.socket.bind(this.opts.bind);
     this.opts.log.info({ bind: this.opts.bind, data: this.opts.dataDir }, 'db service listening');
     void this.loop();
