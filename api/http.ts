@@ -3,6 +3,7 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { ZodError, type ZodType, type ZodTypeDef } from 'zod';
 import { ArchiveError } from '../common/archive.js';
+import { MAX_JSON_DEPTH, jsonDepth } from '../common/json-depth.js';
 import { DbError } from '../db/client.js';
 import type { Logger } from '../common/log.js';
 import { NotFound } from './calls.js';
@@ -32,24 +33,6 @@ export function parse<T>(schema: ZodType<T, ZodTypeDef, unknown>, value: unknown
   return r.data;
 }
 
-// How deeply call params may nest. Deeper values cannot be stored (JSON.stringify recurses) nor read by
-// the python loader (its json module recurses too); no real params come close.
-export const MAX_JSON_DEPTH = 64;
-
-/** The nesting depth of a JSON value, walked without recursion (so it cannot overflow the stack itself). */
-export function jsonDepth(value: unknown, stopAt = Infinity): number {
-  let max = 0;
-  const stack: [unknown, number][] = [[value, 0]];
-  while (stack.length) {
-    const [v, d] = stack.pop()!;
-    if (v === null || typeof v !== 'object') continue;
-    const depth = d + 1;
-    if (depth > max) max = depth;
-    if (max > stopAt) return max;
-    for (const child of Array.isArray(v) ? v : Object.values(v as object)) stack.push([child, depth]);
-  }
-  return max;
-}
 
 export function checkParams(params: unknown): void {
   if (jsonDepth(params, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) throw new HttpError(400, `invalid params: nested more than ${MAX_JSON_DEPTH} levels deep`);

@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { resolve } from 'node:path';
 import { errText } from '../common/log.js';
 import { POLICIES, type Policy } from '../common/model.js';
+import { printable } from './client/errors.js';
 import { registerClientCommands } from './commands/index.js';
 
 // Loaded by the service commands only: dockerode, zeromq and level would cost every client command ~0.4 s.
@@ -162,6 +163,6 @@ export function program(): Command {
 program()
   .parseAsync(process.argv)
   .catch((e) => {
-    console.error(`zfaas: ${errText(e)}`);
+    console.error(`zfaas: ${printable(errText(e))}`);
     process.exit(1);
   });

@@ -541,6 +541,7 @@ describe('the CLI given hostile input', () => {
     const deep = await put('deep.json', `{"a":${'['.repeat(50_000)}${']'.repeat(50_000)}}`);
     const huge = await put('huge.json', JSON.stringify({ pad: 'x'.repeat(3 * 1024 * 1024) }));
     const badRuntime = await put('runtime.json', '{"image": 5, "run": ["x"]}');
+    const deepBatch = await put('deep.jsonl', `{"n":1}\n{"a":${'['.repeat(50_000)}${']'.repeat(50_000)}}\n`);
     const cases: [string, string[], string?][] = [
       ['a traversal name', ['invoke', '../../etc/passwd']],
       ['a 5,000-character name', ['invoke', 'n'.repeat(5000)]],
@@ -569,10 +570,18 @@ describe('the CLI given hostile input', () => {
       ['logs: unknown', ['logs', '987654321']],
       ['delete: unknown', ['delete', `${MARK}-x`]],
       ['a bad API address', ['--api', 'http://[::1', 'functions']],
+      ['endless params', ['invoke', 'echo', '--file', '/dev/zero']],
+      ['an endless batch', ['invoke', 'echo', '--batch', '/dev/zero']],
+      ['a batch item nested 50,000 deep', ['invoke', 'echo', '--batch', deepBatch]],
     ];
     const runs = await Promise.all(cases.map(([, args, input]) => cli(args, input)));
     const failures = runs.map((r, i) => cleanFailure(r, cases[i]![0])).filter((f): f is string => f !== null);
     expect(failures).toEqual([]);
+    // What the API would refuse anyway is caught before sending, with what is wrong and exit 2.
+    const said = (what: string): Run => runs[cases.findIndex((c) => c[0] === what)]!;
+    for (const what of ['params nested 50,000 deep', 'a batch item nested 50,000 deep']) expect(said(what)).toMatchObject({ code: 2, stderr: expect.stringMatching(/nests more than 64 levels/) });
+    expect(said('a terminal escape as a name').stderr).not.toContain('\x1b');
+    for (const what of ['endless params', 'an endless batch']) expect(said(what)).toMatchObject({ code: 2, stderr: expect.stringMatching(/larger than \d+ MiB/) });
     // None of it reached the platform.
     expect((await http<string[]>('GET', `${p.api}/functions`)).body.filter((f) => f.startsWith(MARK))).toEqual([]);
   });
@@ -583,8 +592,9 @@ describe('the CLI given hostile input', () => {
       fc.asyncProperty(word, fc.array(word, { maxLength: 3 }), async (name, params) => {
         fc.pre(name !== 'echo' && !name.startsWith('echo@'));
         const r = await cli(['invoke', name, ...params]);
-        // A name with a newline in it is echoed back as it is (on two lines): still one message.
-        const bad = cleanFailure(r, `invoke ${JSON.stringify(name)} ${JSON.stringify(params)}`, 1 + (name.match(/[\n\r\u2028\u2029\u0085]/g)?.length ?? 0));
+        // Line breaks and escape sequences in what is echoed back are shown escaped: one line, no control bytes.
+        // eslint-disable-next-line no-control-regex -- looking for control characters
+        const bad = cleanFailure(r, `invoke ${JSON.stringify(name)} ${JSON.stringify(params)}`) ?? (/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029]/.test(r.stderr) ? `invoke ${JSON.stringify(name)}: a control character on stderr: ${JSON.stringify(r.stderr)}` : null);
         if (bad) throw new Error(bad);
       }),
       { numRuns: 24 },

@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ApiClient } from './api.js';
 import { configPath, normalizeApi, resolveConfig, writeConfigFile } from './config.js';
-import { ApiError, EXIT, UnreachableError, UsageError, describeFailure } from './errors.js';
+import { ApiError, EXIT, UnreachableError, UsageError, describeFailure, printable } from './errors.js';
 import { bytes, prettyResult, preview } from './format.js';
 import { renderTable } from './output.js';
 import { ignoreLines } from './pack.js';
@@ -38,6 +38,23 @@ describe('params', () => {
     await expect(readParams({ params: '[1]', words: ['k=v'], stdin: noStdin() })).rejects.toThrow(/only be added to a JSON object/);
     await expect(readParams({ params: '{}', words: ['-'], stdin: noStdin() })).rejects.toThrow(/one way/);
     await expect(readParams({ params: '{x', words: [], stdin: noStdin() })).rejects.toMatchObject({ exitCode: EXIT.USAGE });
+  });
+
+  it('refuses params the API would refuse before sending them: too deep, too large', async () => {
+    const deep = `${'['.repeat(65)}${']'.repeat(65)}`;
+    expect(await readParams({ params: `${'['.repeat(64)}${']'.repeat(64)}`, words: [], stdin: noStdin() })).toBeInstanceOf(Array);
+    await expect(readParams({ params: deep, words: [], stdin: noStdin() })).rejects.toThrow(/nests more than 64 levels/);
+    await expect(readParams({ words: ['-'], stdin: stdinOf(deep) })).rejects.toMatchObject({ exitCode: EXIT.USAGE });
+    await expect(readParams({ words: ['-'], stdin: stdinOf(JSON.stringify('x'.repeat(1024 * 1024))) })).rejects.toThrow(/larger than 1 MiB/);
+  });
+});
+
+describe('printable', () => {
+  it('shows control characters escaped, keeping line breaks only where asked', () => {
+    expect(printable('function "a\nb" not found')).toBe('function "a\\nb" not found');
+    expect(printable('\x1b[2Jred\u2028')).toBe('\\u001b[2Jred\\u2028');
+    expect(printable('line 1\n\tline 2\x07', false)).toBe('line 1\n\tline 2\\u0007');
+    expect(printable('café ok')).toBe('café ok');
   });
 });
 

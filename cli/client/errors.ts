@@ -24,6 +24,17 @@ export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 // Not common/log.js's errText: that module loads pino, which a client command never needs.
 export const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
+/**
+ * Text from elsewhere (a name the user typed, the API's message, a function's error) made safe for a
+ * terminal: control characters (escape sequences could clear the screen or retitle the window) are shown
+ * as \uXXXX; with `oneLine`, line breaks too, so a failure stays one line on stderr.
+ */
+export function printable(text: string, oneLine = true): string {
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
+  const control = oneLine ? /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g : /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+  return text.replace(control, (c) => (c === '\n' ? '\\n' : c === '\r' ? '\\r' : c === '\t' ? '\\t' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+}
+
 /** A failure whose message is already meant for the user. */
 export class CliError extends Error {
   constructor(

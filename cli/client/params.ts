@@ -1,8 +1,12 @@
 // The params of `zfaas invoke`: --params JSON, --file F, key=value pairs, or stdin ("-", or implicitly
 // when stdin is a pipe or file and nothing else was given). Bad input is a usage error, never sent.
-import { readFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
+import { jsonDepth, MAX_JSON_DEPTH } from '../../common/json-depth.js';
 import { UsageError, errText } from './errors.js';
+import { readBounded } from './read-bounded.js';
+
+// The API's limit on a JSON request body.
+export const MAX_PARAMS_BYTES = 1024 * 1024;
 
 export interface ParamSources {
   params?: string;
@@ -13,17 +17,14 @@ export interface ParamSources {
 }
 
 function parseJson(text: string, what: string): unknown {
+  let v: unknown;
   try {
-    return JSON.parse(text);
+    v = JSON.parse(text);
   } catch (e) {
     throw new UsageError(`${what} is not valid JSON: ${errText(e)}`);
   }
-}
-
-async function readAll(stream: Readable): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of stream) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
-  return Buffer.concat(chunks).toString('utf8');
+  if (jsonDepth(v, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) throw new UsageError(`${what} nests more than ${MAX_JSON_DEPTH} levels deep, more than the API takes`);
+  return v;
 }
 
 /** "n=3" -> ["n", 3]; "name=ana" -> ["name", "ana"]; values are JSON when they parse as JSON. */
@@ -50,15 +51,7 @@ export async function readParams(s: ParamSources): Promise<unknown> {
   let base: unknown = undefined;
   if (s.params !== undefined) base = parseJson(s.params, '--params');
   else if (s.file === '-' || dash) base = await fromStdin(s.stdin, true);
-  else if (s.file !== undefined) {
-    let text: string;
-    try {
-      text = await readFile(s.file, 'utf8');
-    } catch (e) {
-      throw new UsageError(`cannot read --file ${s.file}: ${(e as NodeJS.ErrnoException).code ?? errText(e)}`);
-    }
-    base = parseJson(text, `--file ${s.file}`);
-  } else if (pairs.length === 0 && !s.stdin.isTTY) base = await fromStdin(s.stdin, false);
+  else if (s.file !== undefined) base = parseJson(await readBounded(s.file, MAX_PARAMS_BYTES, `--file ${s.file}`), `--file ${s.file}`); else if (pairs.length === 0 && !s.stdin.isTTY) base = await fromStdin(s.stdin, false);
 
   if (pairs.length === 0) return base ?? {};
   if (base !== undefined && !isPlainObject(base)) throw new UsageError('key=value pairs can only be added to a JSON object');
@@ -66,7 +59,7 @@ export async function readParams(s: ParamSources): Promise<unknown> {
 }
 
 async function fromStdin(stdin: Readable, explicit: boolean): Promise<unknown> {
-  const text = await readAll(stdin);
+  const text = await readBounded(stdin, MAX_PARAMS_BYTES, 'the params on stdin');
   // Nothing piped in (e.g. </dev/null) means no params, unless the user asked for stdin by name.
   if (text.trim() === '') return explicit ? {} : undefined;
   return parseJson(text, 'the params on stdin');

@@ -2,14 +2,15 @@
 // table on stdout) and `zfaas batch ID` (a batch's progress later, or from another terminal).
 import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
-import { readFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
+import { jsonDepth, MAX_JSON_DEPTH } from '../../common/json-depth.js';
 import { JsonLinesError, parseJsonLines } from '../../common/jsonlines.js';
 import { CallStatusSchema } from '../../common/model.js';
 import type { ApiClient } from '../client/api.js';
 import { EXIT, UsageError, errText } from '../client/errors.js';
 import { duration, preview } from '../client/format.js';
+import { readBounded } from '../client/read-bounded.js';
 import { act, clientCommand, examples, type Deps } from './common.js';
 
 const POLL_MS = 250;
@@ -37,6 +38,13 @@ const ResultsSchema = z.object({ size: z.number(), items: z.array(ItemSchema) })
 
 /** A JSON array of params, or one JSON value per line (JSON lines). */
 export function parseBatch(text: string, what: string): unknown[] {
+  const items = parseItems(text, what);
+  // The array itself is one level: each item may nest as deeply as one call's params.
+  if (jsonDepth(items, MAX_JSON_DEPTH + 1) > MAX_JSON_DEPTH + 1) throw new UsageError(`${what}: an item nests more than ${MAX_JSON_DEPTH} levels deep, more than the API takes`);
+  return items;
+}
+
+function parseItems(text: string, what: string): unknown[] {
   const t = text.trim();
   if (t.startsWith('[')) {
     try {
@@ -53,18 +61,11 @@ export function parseBatch(text: string, what: string): unknown[] {
   }
 }
 
-async function readSource(file: string, stdin: Readable): Promise<string> {
-  if (file !== '-') {
-    try {
-      return await readFile(file, 'utf8');
-    } catch (e) {
-      throw new UsageError(`cannot read --batch ${file}: ${(e as NodeJS.ErrnoException).code ?? errText(e)}`);
-    }
-  }
-  const chunks: Buffer[] = [];
-  for await (const c of stdin) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
-  return Buffer.concat(chunks).toString('utf8');
-}
+// The API takes a batch body of up to 32 MiB.
+const MAX_BATCH_BYTES = 32 * 1024 * 1024;
+
+const readSource = (file: string, stdin: Readable): Promise<string> =>
+  file === '-' ? readBounded(stdin, MAX_BATCH_BYTES, 'the batch on stdin') : readBounded(file, MAX_BATCH_BYTES, `--batch ${file}`);
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

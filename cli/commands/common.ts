@@ -4,7 +4,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import type { Readable } from 'node:stream';
 import { ApiClient } from '../client/api.js';
 import { resolveConfig, type ClientConfig, type Env } from '../client/config.js';
-import { describeFailure } from '../client/errors.js';
+import { describeFailure, printable } from '../client/errors.js';
 import type { Output } from '../client/output.js';
 
 export interface Deps {
@@ -47,7 +47,7 @@ export function act<A extends unknown[]>(deps: Deps, fn: (...args: A) => Promise
       if (code) deps.setExitCode(code);
     } catch (e) {
       const f = describeFailure(e);
-      deps.out.note(`zfaas: ${f.message}`);
+      deps.out.note(`zfaas: ${printable(f.message)}`);
       deps.setExitCode(f.exitCode);
     }
   };

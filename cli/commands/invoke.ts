@@ -1,7 +1,7 @@
 // invoke NAME[@VERSION] [key=value ...] [-]: waits for the result and prints it; exit code tells the end.
 import type { Command } from 'commander';
 import type { Call } from '../../common/model.js';
-import { EXIT, UsageError } from '../client/errors.js';
+import { EXIT, printable, UsageError } from '../client/errors.js';
 import { prettyResult } from '../client/format.js';
 import { readParams } from '../client/params.js';
 import { runBatch } from './batch.js';
@@ -68,7 +68,7 @@ export function invokeCommand(p: Command, deps: Deps): void {
       if (o.logs && call.logs) out.note(call.logs);
       const code = callExitCode(call);
       if (call.status === 'ERROR' || call.status === 'TIMEOUT') {
-        out.note(`zfaas: call ${call.callNum} ended in ${call.status}: ${(call.error ?? '').trim() || 'no error text'}`);
+        out.note(`zfaas: call ${call.callNum} ended in ${call.status}: ${printable((call.error ?? '').trim(), false) || 'no error text'}`);
       } else if (code === EXIT.CALL_PENDING) {
         out.note(`zfaas: call ${call.callNum} is still ${call.status}; see "zfaas call ${call.callNum}" later`);
       }
