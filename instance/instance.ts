@@ -32,6 +32,7 @@ export interface InstanceOptions {
   curve?: CurveClient; // with keys: CURVE on the links to the API and the DB service
   registry?: string; // HOST:PORT of the private registry images are pulled from
   depsNetwork?: boolean;
+  depsMaxMiB?: number;
   log: Logger;
 }
 
@@ -75,6 +76,7 @@ export class Instance {
       fetchArchive: (d) => this.fetchArchive(d),
       depsNetwork: this.o.depsNetwork ?? false,
       depsTimeoutMs: 300_000,
+      depsMaxMiB: this.o.depsMaxMiB ?? 1024,
     });
     const script = fileURLToPath(new URL('../miniworker/main.js', import.meta.url));
     this.pool = new MiniworkerPool({

@@ -5,8 +5,8 @@ import { createHash } from 'node:crypto';
 import { chown, mkdir, readdir, readFile, rename, rm, stat, writeFile, lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { extractArchive } from '../common/archive.js';
-import { runContainer } from '../common/docker.js';
 import type { FunctionMeta, Runtime } from '../common/model.js';
+import { runDependencies } from './dependencies.js';
 
 export type ArchiveFetcher = (digest: string) => Promise<Buffer>;
 
@@ -19,6 +19,7 @@ export interface TreeCacheOptions {
   nodeId: string;
   depsNetwork: boolean;
   depsTimeoutMs: number;
+  depsMaxMiB: number; // the most a function's tree may hold once its dependencies are installed
 }
 
 const exists = (p: string): Promise<boolean> => stat(p).then(() => true, () => false);
@@ -69,19 +70,32 @@ export class TreeCache {
       const deps = runtime.dependencies.trim();
       let depsLog = '';
       if (deps && (await needsDependencies(workTree, runtime.dependenciesIf))) {
-        const r = await runContainer(this.o.docker, {
+        const built = join(work, 'built');
+        await mkdir(built);
+        const maxMiB = this.o.depsMaxMiB;
+        const r = await runDependencies(this.o.docker, {
           image: runtime.image,
-          cmd: ['sh', '-c', deps],
-          workdir: runtime.path,
+          path: runtime.path,
+          command: deps,
           env: ['HOME=/tmp', `ZFAAS_FUNCTION=${fn.functionName}`],
-          binds: [`${workTree}:${runtime.path}:rw`],
           labels: { 'zfaas.node': this.o.nodeId, 'zfaas.function': fn.functionName, 'zfaas.role': 'dependencies' },
           limits: { memoryMiB: Math.max(fn.settings.memory, 512), cpus: 1, pids: 256, network: this.o.depsNetwork, tmpfsMiB: 256 },
           timeoutMs: this.o.depsTimeoutMs,
+          srcDir: workTree,
+          outDir: built,
+          maxMiB,
         });
-        depsLog = (r.stdout + r.stderr).slice(-8000);
+        depsLog = r.log;
+        const tail = r.log.trim().slice(-2000);
         if (r.timedOut) throw new DependencyError(`dependencies step timed out after ${this.o.depsTimeoutMs / 1000} s`);
-        if (r.exitCode !== 0) throw new DependencyError(`dependencies step failed (exit ${r.exitCode}): ${r.stderr.trim().slice(-2000) || r.stdout.trim().slice(-2000)}`);
+        if (r.tooLarge || /No space left on device/i.test(tail)) throw new DependencyError(`dependencies step made a tree larger than the ${maxMiB} MiB a function may hold${tail ? `: ${tail.slice(-500)}` : ''}`);
+        if (r.oomKilled) throw new DependencyError('dependencies step ran out of memory');
+        // Before the exit code: a refused tar is why the container was killed.
+        if (r.unpackError) throw new DependencyError(`the tree the dependencies step made could not be unpacked: ${r.unpackError}`);
+        if (r.exitCode !== 0) throw new DependencyError(`dependencies step failed (exit ${r.exitCode}): ${tail}`);
+        await rm(workTree, { recursive: true, force: true });
+        await rename(built, workTree);
+        if (process.getuid?.() === 0) await chownTree(workTree, 1000, 1000);
       }
       await writeFile(join(work, 'ready.json'), JSON.stringify({ preparedAt: new Date().toISOString(), deps, depsLog }));
       await rm(base, { recursive: true, force: true });

@@ -1,0 +1,155 @@
+// The runtime's `dependencies` step, run once per function version per node. In effect it runs the
+// function's own code (pip runs a package's setup.py, npm its install scripts), so it gets what a call
+// gets: a container with limits, and no way to fill the host's disk. The function's tree is copied into a
+// size-limited tmpfs at the runtime's path; after the step, the tree is streamed out as a tar on stdout and
+// unpacked on the host, counted byte by byte, with node-tar refusing `..`, absolute paths and anything a
+// symlink would redirect. The step's own prints go to stderr and become its log.
+import type Docker from 'dockerode';
+import { Transform, type Readable, type TransformCallback, type Writable } from 'node:stream';
+import { x as untar } from 'tar';
+import { Bounded, hostConfig, LABEL, USER, type Limits } from '../common/docker.js';
+
+export interface DependencySpec {
+  image: string;
+  path: string; // the runtime's path: where the tree is, and where the step writes
+  command: string;
+  env: string[];
+  labels: Record<string, string>;
+  limits: Limits;
+  timeoutMs: number;
+  srcDir: string; // the unpacked archive on the host (read-only to the step)
+  outDir: string; // where the finished tree is unpacked on the host
+  maxMiB: number; // the most the finished tree may hold
+}
+
+export interface DependencyRun {
+  exitCode: number | null;
+  timedOut: boolean;
+  tooLarge: boolean;
+  oomKilled: boolean;
+  unpackError?: string;
+  log: string; // the end of the step's output
+}
+
+const SRC = '/zfaas/src';
+
+// Copy in, run the step with its stdout on stderr (stdout carries only the tar), copy out.
+const script = (command: string): string =>
+  [
+    'set -e',
+    `tar -C ${SRC} -cf - . | tar -C "$ZFAAS_TREE" -xf - --no-same-owner`,
+    'cd "$ZFAAS_TREE"',
+    `( ${command}\n) </dev/null >&2`,
+    'exec tar -C "$ZFAAS_TREE" -cf - .',
+  ].join('\n');
+
+export async function runDependencies(docker: Docker, s: DependencySpec): Promise<DependencyRun> {
+  const maxBytes = s.maxMiB * 1024 * 1024;
+  const base = hostConfig([`${s.srcDir}:${SRC}:ro`], s.limits);
+  const container = await docker.createContainer({
+    Image: s.image,
+    Cmd: ['sh', '-c', script(s.command)],
+    WorkingDir: '/',
+    Env: [...s.env, `ZFAAS_TREE=${s.path}`],
+    User: USER,
+    Labels: { [LABEL]: 'true', ...s.labels },
+    AttachStdout: true,
+    AttachStderr: true,
+    Tty: false,
+    NetworkDisabled: !s.limits.network,
+    // tmpfs pages count against the memory limit, so the limit grows by what the tree may hold.
+    HostConfig: {
+      ...base,
+      Memory: (s.limits.memoryMiB + s.maxMiB) * 1024 * 1024,
+      MemorySwap: (s.limits.memoryMiB + s.maxMiB) * 1024 * 1024,
+      Tmpfs: { ...base?.Tmpfs, [s.path]: `rw,nosuid,nodev,size=${s.maxMiB}m,uid=1000,gid=1000,mode=0755` },
+    },
+  });
+  const log = new Bounded(8000, 'tail');
+  let tooLarge = false;
+  let timedOut = false;
+  let unpackError: string | undefined;
+  const kill = (): void => void container.kill({ signal: 'SIGKILL' }).catch(() => undefined);
+  try {
+    const raw = (await container.attach({ stream: true, stdout: true, stderr: true })) as unknown as Readable;
+    // The tar is a little larger than the files it holds (headers, padding): allow for that.
+    const counted = new ByteLimit(maxBytes + 64 * 1024 * 1024, () => {
+      tooLarge = true;
+      kill();
+    });
+    const unpack = untar({ cwd: s.outDir, preserveOwner: false, strict: true, noMtime: true }) as unknown as Writable;
+    counted.pipe(unpack);
+    const unpacked = new Promise<void>((resolve) => {
+      unpack.on('close', () => resolve());
+      unpack.on('error', (e: Error) => {
+        unpackError ??= e.message;
+        kill();
+        resolve();
+      });
+    });
+    demux(raw, counted, (b) => log.push(b));
+    raw.on('end', () => counted.end());
+    await container.start();
+    const timer = setTimeout(() => {
+      timedOut = true;
+      kill();
+    }, s.timeoutMs);
+    let exit: { StatusCode: number };
+    try {
+      exit = (await container.wait()) as { StatusCode: number };
+    } finally {
+      clearTimeout(timer);
+    }
+    await Promise.race([unpacked, new Promise((r) => setTimeout(r, 5000))]);
+    const info = await container.inspect().catch(() => null);
+    return { exitCode: exit.StatusCode, timedOut, tooLarge, oomKilled: Boolean(info?.State?.OOMKilled), unpackError, log: log.text() };
+  } finally {
+    await container.remove({ force: true }).catch(() => undefined);
+  }
+}
+
+// Docker's multiplexed stream (8-byte headers: type, 3 zero bytes, length) split into stdout, written with
+// backpressure (the unpacking sets the pace), and stderr, kept bounded.
+function demux(raw: Readable, out: Writable, err: (b: Buffer) => void): void {
+  let pending: Buffer = Buffer.alloc(0);
+  raw.on('data', (chunk: Buffer) => {
+    pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+    while (pending.length >= 8) {
+      const size = pending.readUInt32BE(4);
+      if (pending.length < 8 + size) break;
+      const payload = pending.subarray(8, 8 + size);
+      const stream = pending[0];
+      pending = pending.subarray(8 + size);
+      if (stream === 1) {
+        if (!out.write(payload)) {
+          raw.pause();
+          out.once('drain', () => raw.resume());
+        }
+      } else err(payload);
+    }
+  });
+}
+
+// Passes bytes through until `max`, then stops passing and calls `over` once.
+class ByteLimit extends Transform {
+  private seen = 0;
+  private stopped = false;
+  constructor(
+    private readonly max: number,
+    private readonly over: () => void,
+  ) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.seen += chunk.length;
+    if (this.seen > this.max) {
+      if (!this.stopped) {
+        this.stopped = true;
+        this.over();
+      }
+      done();
+      return;
+    }
+    done(null, chunk);
+  }
+}
