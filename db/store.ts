@@ -16,6 +16,7 @@ export class NotFoundError extends Error {}
 export class ConflictError extends Error {}
 
 const pad = (n: number): string => n.toString().padStart(12, '0');
+const MAX_LIVE = 20_000; // beyond this many unfinished calls, reads go to LevelDB
 
 export class Store {
   private readonly db: Level<string, unknown>;
@@ -26,6 +27,9 @@ export class Store {
   private readonly calls: Sub<Call>;
   private readonly meta: Sub<number>;
   private readonly openCalls: Sub<number>; // index of calls not yet final, so recovery never scans every call
+  // The calls not yet final, as last written: a call is read back twice (RUNNING, then final) within
+  // milliseconds of being written, and the warm path should not wait on LevelDB for what it just wrote.
+  private readonly live = new Map<number, Call>();
   private lastCall = 0;
 
   constructor(dir: string) {
@@ -41,7 +45,15 @@ export class Store {
 
   async open(): Promise<void> {
     await this.db.open();
-    this.lastCall = (await this.meta.get('lastCall')) ?? 0;
+    // The newest call's number is its key; `meta.lastCall` is kept for stores written before that.
+    let newest = 0;
+    for await (const key of this.calls.keys({ reverse: true, limit: 1 })) newest = Number(key);
+    this.lastCall = Math.max(newest, (await this.meta.get('lastCall')) ?? 0);
+  }
+
+  private remember(call: Call): void {
+    if (isFinal(call.status)) this.live.delete(call.callNum);
+    else if (this.live.size < MAX_LIVE || this.live.has(call.callNum)) this.live.set(call.callNum, call);
   }
 
   close(): Promise<void> {
@@ -150,12 +162,14 @@ export class Store {
     };
     await this.db.batch([
       { type: 'put', sublevel: this.calls, key: pad(callNum), value: call },
-      { type: 'put', sublevel: this.meta, key: 'lastCall', value: callNum },
       { type: 'put', sublevel: this.openCalls, key: pad(callNum), value: callNum },
     ]);
-    return call;
+    this.remember(call);
+    return { ...call };
   }
   async getCall(callNum: number): Promise<Call | null> {
+    const live = this.live.get(callNum);
+    if (live) return { ...live };
     return (await this.calls.get(pad(callNum))) ?? null;
   }
   // PENDING -> RUNNING on a node. A call already final is left alone.
@@ -164,7 +178,8 @@ export class Store {
     if (!call || isFinal(call.status)) return { call, changed: false };
     const next: Call = { ...call, status: 'RUNNING', node, attempts: call.attempts + 1, startedAt: new Date().toISOString() };
     await this.calls.put(pad(callNum), next);
-    return { call: next, changed: true };
+    this.remember(next);
+    return { call: { ...next }, changed: true };
   }
   // RUNNING -> PENDING when its node died before reporting.
   async requeueCall(callNum: number): Promise<{ call: Call | null; changed: boolean }> {
@@ -173,7 +188,8 @@ export class Store {
     const next: Call = { ...call, status: 'PENDING' };
     delete next.node;
     await this.calls.put(pad(callNum), next);
-    return { call: next, changed: true };
+    this.remember(next);
+    return { call: { ...next }, changed: true };
   }
   // The first final outcome wins: a result reported twice is recorded once.
   async finishCall(callNum: number, outcome: CallOutcome, node?: string): Promise<{ call: Call | null; changed: boolean }> {
@@ -189,6 +205,7 @@ export class Store {
       { type: 'put', sublevel: this.calls, key: pad(callNum), value: next },
       { type: 'del', sublevel: this.openCalls, key: pad(callNum) },
     ]);
+    this.live.delete(callNum);
     return { call: next, changed: true };
   }
   async listCalls(q: { funcName?: string; status?: string; limit?: number; before?: number; order?: 'asc' | 'desc' }): Promise<Call[]> {
