@@ -7,7 +7,7 @@ import { cpus, hostname, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { packFiles } from '../test/helpers/archives.js';
-import { rssTree } from './rss.js';
+import { residentTree, rssTree } from './rss.js';
 import { freePort, http, ROOT, sleep, startUp, tempDir, upload, waitFor, type Platform } from '../test/helpers/platform.js';
 
 const run = promisify(execFile);
@@ -141,6 +141,7 @@ async function main(): Promise<void> {
   try {
     await sleep(3000);
     const idleRss = await rssTree(p.proc.child.pid!);
+    const idleResident = await residentTree(p.proc.child.pid!);
 
     await deploy(p, 'cold', { policy: 'none' });
     const cold = await timeN(N_COLD, () => post(`${p.api}/function/cold`, body).then(() => undefined), 1);
@@ -161,7 +162,7 @@ async function main(): Promise<void> {
     const warmRps = await throughput(`${p.api}/function/warm`, body, CLIENTS, LOAD_S);
     const check = JSON.parse(await post(`${p.api}/function/warm`, body)) as { hello: string };
     if (check.hello !== 'bench') throw new Error('warm function answered wrongly');
-    raw.zfaas = { idleRssMiB: idleRss, cold, first, warm, warmRps };
+    raw.zfaas = { idleRssMiB: idleRss, idleResidentMiB: idleResident, cold, first, warm, warmRps };
 
     const row = (scenario: string, v: number, base: number, unit: string, baseName: string, goal: number, higherIsBetter = false): void => {
       const ratio = v / base;
@@ -181,7 +182,11 @@ async function main(): Promise<void> {
     row('first call of a new function (policy runtime)', first.p50, cold.p50, 'ms', 'cold call', 0.5);
     row('cold call vs docker exec', cold.p50, dockerExec.p50, 'ms', 'docker exec', Infinity);
     row('cold call vs the seed (docker CLI per call)', cold.p50, seed.p50, 'ms', 'seed docker run', Infinity);
-    rows.push({ scenario: 'idle footprint api+db+instance+4 miniworkers', value: `${idleRss.toFixed(0)} MiB`, baseline: '-', ratio: NaN, goal: '<= 300 MiB', met: idleRss <= 300 });
+    // The goal is 300 MB (286 MiB) resident for the group: its distinct pages, each counted once. Summed RSS
+    // counts the node binary and libraries once per process, so it is shown beside it.
+    const footprint = idleResident ?? idleRss;
+    const footprintText = idleResident === undefined ? `${idleRss.toFixed(0)} MiB summed RSS` : `${idleResident.toFixed(0)} MiB (summed RSS ${idleRss.toFixed(0)} MiB)`;
+    rows.push({ scenario: 'idle footprint api+db+instance+4 miniworkers', value: footprintText, baseline: '-', ratio: NaN, goal: '<= 300 MB (286 MiB)', met: footprint <= 286 });
   } finally {
     await p.stop();
     await rm(fnDir, { recursive: true, force: true });
