@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 const PAGE = 4096;
 
-async function treePids(pid: number): Promise<{ pids: number[]; rssKiB: Map<number, number> }> {
+export async function treePids(pid: number): Promise<{ pids: number[]; rssKiB: Map<number, number> }> {
   const { stdout } = await run('ps', ['-e', '-o', 'pid=,ppid=,rss=']);
   const rows = stdout
     .trim()

@@ -1,14 +1,15 @@
 // The benchmark: starts zfaas, runs each scenario next to its baseline measured in the same run on the same
 // machine, prints a table and writes JSON to bench/results/. Run: `npm run bench` (after `npm run build`).
 //   ZFAAS_BENCH_QUICK=1  fewer samples (a smoke run)
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { cpus, hostname, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { packFiles } from '../test/helpers/archives.js';
+import { startEcho } from './echo.js';
 import { residentTree, rssTree } from './rss.js';
-import { freePort, http, ROOT, sleep, startUp, tempDir, upload, waitFor, type Platform } from '../test/helpers/platform.js';
+import { http, ROOT, sleep, startUp, tempDir, upload, waitFor, type Platform } from '../test/helpers/platform.js';
 
 const run = promisify(execFile);
 const QUICK = process.env.ZFAAS_BENCH_QUICK === '1';
@@ -65,18 +66,6 @@ async function throughput(url: string, body: string, clients: number, seconds: n
     }),
   );
   return done / seconds;
-}
-
-// A bare express JSON echo in its own process: the floor any HTTP FaaS sits on.
-async function startEcho(): Promise<{ url: string; stop(): void }> {
-  const port = await freePort();
-  const src = `import express from 'express';
-const app = express(); app.use(express.json());
-app.post('/echo', (req, res) => res.json(req.body));
-app.listen(${port}, '127.0.0.1', () => console.log('up'));`;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', src], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise<void>((res) => child.stdout!.once('data', () => res()));
-  return { url: `http://127.0.0.1:${port}/echo`, stop: () => child.kill() };
 }
 
 async function docker(args: string[]): Promise<string> {
