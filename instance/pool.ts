@@ -57,6 +57,9 @@ export class MiniworkerPool {
   private readonly queue: Work[] = [];
   readonly table = new ContainerTable();
   private readonly stemRuntimes = new Map<string, Runtime>();
+  // Runtimes whose stem cells fail to start (an image that cannot run its loader): tried again after a
+  // delay that doubles with each failure, up to a minute, instead of at once and forever.
+  private readonly stemFailures = new Map<string, { count: number; until: number; timer?: NodeJS.Timeout }>();
   private settings: PoolSettings;
   private seq = 0;
   private jobSeq = 0;
@@ -273,9 +276,12 @@ export class MiniworkerPool {
       case 'started': {
         const rec = this.table.get(msg.id);
         if (!rec) return;
-        if (msg.ok) this.table.move(rec.id, 'warm');
-        else {
+        if (msg.ok) {
+          this.table.move(rec.id, 'warm');
+          if (rec.slotDir) this.stemStarted(rec.runtime, true);
+        } else {
           this.o.log.warn({ container: msg.id, key: rec.key, err: msg.error }, 'warm container did not start');
+          if (rec.slotDir) this.stemStarted(rec.runtime, false);
           this.forget(rec);
         }
         if (w.state === 'busy') w.state = 'starting';
@@ -350,10 +356,27 @@ export class MiniworkerPool {
     this.replenish();
   }
 
+  private stemStarted(runtime: string, ok: boolean): void {
+    const f = this.stemFailures.get(runtime);
+    if (ok) {
+      clearTimeout(f?.timer);
+      this.stemFailures.delete(runtime);
+      return;
+    }
+    const count = (f?.count ?? 0) + 1;
+    const delay = Math.min(1000 * 2 ** (count - 1), 60_000);
+    clearTimeout(f?.timer);
+    const timer = setTimeout(() => this.dispatch(), delay);
+    timer.unref();
+    this.stemFailures.set(runtime, { count, until: Date.now() + delay, timer });
+    this.o.log.warn({ runtime, failures: count, retryInMs: delay }, 'stem cells of this runtime fail to start; trying again later');
+  }
+
   // Keeps the configured number of stem cells per runtime (policy `runtime`), within the node's cap.
   private replenish(): void {
     if (this.o.policy !== 'runtime' || this.stopping) return;
     for (const rt of this.stemRuntimes.values()) {
+      if ((this.stemFailures.get(rt.name)?.until ?? 0) > Date.now()) continue;
       let missing = this.settings.stemCells - this.table.count(rtKey(rt.name), ['starting', 'warm']);
       while (missing-- > 0 && this.table.all().length < this.settings.maxContainers) {
         const owner = this.quietestWorker();

@@ -110,6 +110,22 @@ describe('policy runtime (stem cells)', () => {
     await waitFor('a replacement stem cell', async () => ((await node()).stems.node ?? 0) >= 1 || undefined, 30_000);
   });
 
+  it('a runtime whose stem cells cannot start is tried again later, not at once and forever', async () => {
+    // A loader that exits at once: every stem cell of this runtime fails to start.
+    expect((await http('POST', `${p.api}/registerRuntime`, { name: 'brokenloader', image: 'zfaas/node:latest', path: '/ws', run: 'node index.js', loader: 'false' })).status).toBe(201);
+    await deploy('orphan', { 'index.js': 'module.exports = () => 1;' }, {}, 'brokenloader');
+    const failures = (): number => p.proc.output().split('\n').filter((l) => l.includes('warm container did not start') && l.includes('rt:brokenloader')).length;
+    const before = failures();
+    const r = await http<{ status: string }>('POST', `${p.api}/function/orphan`, {});
+    expect(r.status).toBe(500); // its call cannot run either: it ends in ERROR
+    await waitFor('the first stem cell failure', async () => (failures() > before ? true : undefined), 20_000);
+    const first = failures();
+    await new Promise((res) => setTimeout(res, 5000));
+    // Retried after 1 s, 2 s, 4 s...: at most 3 more attempts in 5 s (at once and forever, there were dozens).
+    expect(failures() - first).toBeLessThanOrEqual(3);
+    expect(p.proc.output()).toContain('stem cells of this runtime fail to start; trying again later');
+  });
+
   it('runs a python function with the built-in loader (handler(event))', async () => {
     await deploy('pyhello', { 'handler.py': 'def handler(event):\n    print("debug line")\n    return {"hi": event.get("name")}\n' }, {}, 'python');
     const r = await http<CallView>('POST', `${p.api}/invokeFunction`, { funcName: 'pyhello', params: { name: 'zoe' }, wait: true });
