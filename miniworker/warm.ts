@@ -39,6 +39,7 @@ export class WarmContainer {
   private seq = 0;
   private exited?: Promise<void>;
   private output = 0; // stderr and stray stdout bytes since the last call started (see countOutput)
+  private idleProcesses = 0; // exec mode: what runs in the container between calls (docker-init, sleep)
 
   private constructor(
     private readonly docker: Docker,
@@ -75,6 +76,7 @@ export class WarmContainer {
       if (loader) await w.attach();
       await container.start();
       if (loader) await w.request({ op: 'ping' }, (r) => r.op === 'pong', startTimeoutMs);
+      else w.idleProcesses = await w.processes();
       return w;
     } catch (e) {
       await w.remove();
@@ -218,7 +220,7 @@ export class WarmContainer {
       if (typeof r.stray === 'number' && r.stray > 0) {
         this.dead = true;
         void this.remove();
-        logs += `${logs && !logs.endsWith('\n') ? '\n' : ''}[zfaas: the call left ${r.stray} process${r.stray === 1 ? '' : 'es'} running; the container was removed]\n`;
+        logs += `${logs && !logs.endsWith('\n') ? '\n' : ''}${strayNote(r.stray)}`;
       }
       if (r.ok) {
         const result = typeof r.result === 'string' ? r.result : '';
@@ -310,11 +312,26 @@ export class WarmContainer {
     const cinfo = info.ExitCode === 0 ? null : await this.container.inspect().catch(() => null);
     const oomKilled = Boolean(cinfo?.State?.OOMKilled);
     if (oomKilled || (cinfo && !cinfo.State.Running)) await this.remove();
-    return outcomeOf(
+    const outcome = outcomeOf(
       { exitCode: info.ExitCode ?? null, stdout: out.text(), stderr: err.text(), timedOut: false, oomKilled, stdoutTruncated: out.truncated, stderrTruncated: err.truncated, durationMs: Date.now() - started },
       s.timeout,
       s.memory,
     );
+    // As with a loader: a call that leaves processes behind (a daemon, a fork bomb) spends its container.
+    const now = this.dead || this.idleProcesses < 0 ? -1 : await this.processes();
+    const stray = now < 0 ? 0 : now - this.idleProcesses;
+    if (stray > 0) {
+      this.dead = true;
+      void this.remove();
+      outcome.logs = `${outcome.logs ?? ''}${outcome.logs && !outcome.logs.endsWith('\n') ? '\n' : ''}${strayNote(stray)}`;
+    }
+    return outcome;
+  }
+
+  // How many processes run in the container now (-1 when it cannot be told, so nothing is concluded).
+  private async processes(): Promise<number> {
+    const top = (await this.container.top().catch(() => null)) as { Processes?: unknown[] } | null;
+    return top?.Processes?.length ?? -1;
   }
 
   async remove(): Promise<void> {
@@ -325,6 +342,8 @@ export class WarmContainer {
     if (this.exited) await Promise.race([this.exited, new Promise((r) => setTimeout(r, 1000))]);
   }
 }
+
+const strayNote = (n: number): string => `[zfaas: the call left ${n} process${n === 1 ? '' : 'es'} running; the container was removed]\n`;
 
 export class TimeoutError extends Error {}
 export class LoadError extends Error {}

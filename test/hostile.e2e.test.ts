@@ -148,6 +148,23 @@ module.exports = async () => {
     await waitFor('the warm container left with the bomb removed', async () => ((await gone(warm!)) ? true : undefined), 30_000);
   });
 
+  it('a run-command function (docker exec per call) that leaves a process behind spends its warm container', async () => {
+    expect((await http('POST', `${p.api}/registerRuntime`, { name: 'hostile-sh', image: 'zfaas/python:latest', path: '/ws', dependencies: '', run: 'sh main.sh' })).status).toBe(201);
+    // With {"daemon": true} it starts a process that outlives the call, detached from the call's output.
+    const fn = fname('daemon', 'function');
+    await deploy(fn, { 'main.sh': 'if grep -q daemon; then nohup sleep 600 >/dev/null 2>&1 </dev/null & fi\necho ok\n' }, { policy: 'function' }, 'hostile-sh');
+    const [first] = await warmIds('daemon');
+    for (let i = 0; i < 2; i++) expect((await http('POST', `${p.api}/function/${fn}`, {})).body).toBe('ok');
+    expect(await containersOf(fn)).toEqual([first]); // calls that leave nothing reuse the container
+    const r = await http<string>('POST', `${p.api}/function/${fn}`, { daemon: true });
+    expect(r.status).toBe(200);
+    expect(r.body).toBe('ok');
+    expect((await waitCall(p.api, Number(r.headers.get('x-zfaas-call')))).logs).toMatch(/the call left 1 process running; the container was removed/);
+    await waitFor('the container left with the daemon removed', async () => ((await gone(first!)) ? true : undefined), 30_000);
+    expect((await http('POST', `${p.api}/function/${fn}`, {})).body).toBe('ok'); // in a new container
+    expect(await containersOf(fn)).not.toContain(first);
+  });
+
   it('a disk filler runs out of its bounded /tmp and /dev/shm; nothing else is writable', async () => {
     const filler = `const fs = require('fs');
 module.exports = () => {
