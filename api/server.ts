@@ -80,7 +80,7 @@ export class ApiServer {
     app.use(preloadAfterDeploy(this.db, this.broker, this.o.log));
     app.use(functionsRouter(this.db));
     app.use(invokeRouter(this.db, this.calls));
-    app.use(callsRouter(this.db));
+    app.use(callsRouter(this.db, this.calls));
     app.use(nodesRouter(this.db, this.broker));
     app.use(metricsRouter(new Metrics(this.calls, this.broker)), eventsRouter(new CallFeed(this.calls, this.db, this.o.log)), openapiRouter());
     app.use((req, _res, next) => next(new HttpError(404, `no route ${req.method} ${req.path}`)));

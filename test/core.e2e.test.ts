@@ -75,6 +75,28 @@ describe('node functions and the blocking forms', () => {
     expect(JSON.parse(r.body.result)).toEqual({ hello: 'bo' });
   });
 
+  it('waits in bounded rounds: wait: N on invokeFunction, and GET /call/N?wait=S until the call ends', async () => {
+    const slow = await packFiles({ 'index.js': 'module.exports = (p) => new Promise((r) => setTimeout(() => r({ slept: p.ms }), p.ms));' });
+    expect((await upload(`${p.api}/registerFunction/node/slowpoke`, slow, 'slowpoke.tar.gz', { timeout: '20' })).status).toBe(201);
+    // wait: 1 gives up after a second: 202 and the call as it stands.
+    const first = await http<CallView>('POST', `${p.api}/invokeFunction`, { funcName: 'slowpoke', params: { ms: 4000 }, wait: 1 });
+    expect(first.status).toBe(202);
+    expect(['PENDING', 'RUNNING']).toContain(first.body.status);
+    const n = first.body.callNum;
+    const round = await http<CallView>('GET', `${p.api}/call/${n}?wait=1`);
+    expect(round.status).toBe(202);
+    // Left: the function's 20 s timeout and a minute, from when the call was accepted.
+    expect(Number(round.headers.get('x-zfaas-wait-left'))).toBeGreaterThan(70);
+    const done = await http<CallView>('GET', `${p.api}/call/${n}?wait=30`);
+    expect(done.status).toBe(200);
+    expect(done.body.status).toBe('DONE');
+    expect(JSON.parse(done.body.result)).toEqual({ slept: 4000 });
+    // A finished call answers at once; a bad wait is refused.
+    expect((await http('GET', `${p.api}/call/${n}?wait=300`)).status).toBe(200);
+    for (const bad of ['0', '301', 'abc', '-1']) expect((await http('GET', `${p.api}/call/${n}?wait=${bad}`)).status).toBe(400);
+    expect((await http('POST', `${p.api}/invokeFunction`, { funcName: 'slowpoke', params: { ms: 1 }, wait: 0 })).status).toBe(400);
+  });
+
   it('a zip archive deploys too', async () => {
     const zip = await pyArchive('zip', `f('index.js', b'module.exports = (p) => ({ sum: p.a + p.b });')`);
     expect((await upload(`${p.api}/registerFunction/node/adder`, zip, 'adder.zip')).status).toBe(201);

@@ -1,9 +1,12 @@
 // GET /calls (the seed's callstore {"c1": {...}}; ?format=list for an array, newest first) and GET /call/:n
+// (?wait=S: long-polls up to S seconds for the call to end; 202 while it has not)
 import { Router } from 'express';
 import { z } from 'zod';
-import { CallStatusSchema, nameSchema } from '../../common/model.js';
+import { CallStatusSchema, isFinal, nameSchema } from '../../common/model.js';
 import type { DbClient } from '../../db/client.js';
+import type { Calls } from '../calls.js';
 import { HttpError, parse, wrap } from '../http.js';
+import { waitBudgetMs } from './invoke.js';
 
 const int = z.string().regex(/^\d+$/, 'must be a positive integer').transform(Number).pipe(z.number().int().min(1).max(Number.MAX_SAFE_INTEGER, 'is too large'));
 
@@ -15,7 +18,9 @@ const ListQuerySchema = z.object({
   format: z.enum(['store', 'list']).optional(),
 });
 
-export function callsRouter(db: DbClient): Router {
+const CallQuerySchema = z.object({ wait: int.pipe(z.number().max(300, 'is at most 300 seconds')).optional() });
+
+export function callsRouter(db: DbClient, calls: Calls): Router {
   const r = Router();
 
   r.get(
@@ -38,9 +43,25 @@ export function callsRouter(db: DbClient): Router {
     '/call/:callNum',
     wrap(async (req, res) => {
       const callNum = parse(int, req.params.callNum, 'call number');
-      const call = await db.request('getCall', { callNum });
+      const { wait } = parse(CallQuerySchema, req.query, 'query');
+      let call = await db.request('getCall', { callNum });
       if (!call) throw new HttpError(404, `call ${callNum} not found`);
-      res.json(call);
+      if (wait === undefined) {
+        res.json(call);
+        return;
+      }
+      // A waiting client waits no longer than a blocking invoke would have: the function's timeout and a
+      // minute, counted from when the call was accepted. The header tells it how much of that is left.
+      const hit = isFinal(call.status) ? null : await calls.meta.get(call.funcName, call.version);
+      const budgetEnd = Date.parse(call.createdAt) + (hit ? waitBudgetMs(hit.fn) : 0);
+      const ms = Math.min(wait * 1000, budgetEnd - Date.now());
+      if (!isFinal(call.status) && ms > 0) {
+        const ended = calls.waiters.wait(callNum, ms); // listening before looking again: no end is missed
+        call = (await db.request('getCall', { callNum })) ?? call;
+        if (!isFinal(call.status) && (await ended)) call = (await db.request('getCall', { callNum })) ?? call;
+      }
+      res.setHeader('X-Zfaas-Wait-Left', String(Math.max(0, Math.ceil((budgetEnd - Date.now()) / 1000))));
+      res.status(isFinal(call.status) ? 200 : 202).json(call);
     }),
   );
 

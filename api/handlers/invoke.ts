@@ -1,4 +1,5 @@
-// POST /invokeFunction ({funcName, params}; `wait` in the body or query answers with the finished call)
+// POST /invokeFunction ({funcName, params}; `wait` in the body or query answers with the finished call,
+// `wait: N` waits at most N seconds)
 // POST /function/:funcName (params are the JSON body; answers with the result itself, 5xx on failure)
 import express, { Router } from 'express';
 import { z } from 'zod';
@@ -23,7 +24,9 @@ const InvokeBodySchema = z
     funcName: targetSchema,
     params: z.unknown().optional(),
     version: z.number().int().min(1).optional(),
-    wait: z.boolean().optional(),
+    // true: until the call ends (within its timeout and a minute); N: at most N seconds, then 202 and
+    // the call as it stands (clients whose HTTP stack gives up on a slow answer wait in rounds)
+    wait: z.union([z.boolean(), z.number().int().min(1).max(3600)]).optional(),
     // run it twice in parallel: the first good result wins, the other run is cancelled (seed 001)
     redundant: z.boolean().optional(),
   })
@@ -49,7 +52,8 @@ export function invokeRouter(db: DbClient, calls: Calls): Router {
         res.status(202).location(`/call/${call.callNum}`).json(call);
         return;
       }
-      const outcome = await calls.waiters.wait(call.callNum, waitBudgetMs(fn));
+      const budget = waitBudgetMs(fn);
+      const outcome = await calls.waiters.wait(call.callNum, typeof wait === 'number' ? Math.min(wait * 1000, budget) : budget);
       const final = (await db.request('getCall', { callNum: call.callNum })) ?? call;
       res.status(outcome ? 200 : 202).json(final);
     }),

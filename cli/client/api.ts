@@ -45,6 +45,8 @@ export interface Progress {
   stop(): void;
 }
 
+const WAIT_ROUND_S = 240;
+
 export class ApiClient {
   constructor(
     readonly api: string,
@@ -52,7 +54,7 @@ export class ApiClient {
     private readonly fetchFn: typeof fetch = fetch,
   ) {}
 
-  async send<T>(method: string, path: string, schema: Schema<T>, o: SendOptions = {}): Promise<{ status: number; data: T }> {
+  async send<T>(method: string, path: string, schema: Schema<T>, o: SendOptions = {}): Promise<{ status: number; data: T; headers: Headers }> {
     const url = new URL(this.api + path);
     for (const [k, v] of Object.entries(o.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     const headers: Record<string, string> = { accept: 'application/json', ...o.headers };
@@ -96,7 +98,7 @@ export class ApiClient {
       const what = body === undefined ? 'not JSON' : `${i?.path.join('.') || 'reply'}: ${i?.message ?? 'unexpected value'}`;
       throw new CliError(`unexpected reply from ${this.api} to ${method} ${path} (${what}); is --api pointing at a zfaas API?`);
     }
-    return { status: res.status, data: r.data };
+    return { status: res.status, data: r.data, headers: res.headers };
   }
 
   private networkFailure(e: unknown): CliError {
@@ -177,10 +179,19 @@ export class ApiClient {
 
   // --- calls -----------------------------------------------------------------------------------------
 
-  /** `target` is NAME or NAME@VERSION. With `wait`, 200 means finished, 202 that the API stopped waiting. */
+  /**
+   * `target` is NAME or NAME@VERSION. With `wait`, follows the call until it ends or the API stops waiting
+   * for it (the function's timeout and a minute). Each request waits at most WAIT_ROUND_S, well inside
+   * fetch's five-minute limit on an answer, so a function that runs for many minutes is still followed.
+   */
   async invoke(target: string, params: unknown, wait: boolean): Promise<{ finished: boolean; call: Call }> {
-    const r = await this.send('POST', '/invokeFunction', CallSchema, { json: { funcName: target, params, wait } });
-    return { finished: wait && r.status === 200, call: r.data };
+    let r = await this.send('POST', '/invokeFunction', CallSchema, { json: { funcName: target, params, wait: wait ? WAIT_ROUND_S : false } });
+    if (!wait) return { finished: false, call: r.data };
+    while (r.status === 202) {
+      r = await this.send('GET', `/call/${r.data.callNum}`, CallSchema, { query: { wait: WAIT_ROUND_S } });
+      if (r.status === 202 && Number(r.headers.get('x-zfaas-wait-left') ?? 0) <= 0) break;
+    }
+    return { finished: r.status === 200, call: r.data };
   }
 
   async calls(f: CallFilter): Promise<Call[]> {

@@ -108,6 +108,36 @@ describe('ApiClient', () => {
     await expect(wrong.runtimes()).rejects.toThrow(/unexpected reply from http:\/\/x to GET \/runtimes \(0\.name/);
   });
 
+  it('follows a waited call in rounds until it ends, or until the API stops waiting for it', async () => {
+    const call = (status: string): object => ({ callNum: 7, funcName: 'slow', version: 1, params: {}, status, result: status === 'DONE' ? '1' : '', attempts: 1, createdAt: '2026-11-23T00:00:00.000Z' });
+    const script = (answers: [number, string, string?][]): { fetch: typeof fetch; urls: string[]; bodies: unknown[] } => {
+      const urls: string[] = [];
+      const bodies: unknown[] = [];
+      return {
+        urls,
+        bodies,
+        fetch: async (url, init) => {
+          urls.push(String(url));
+          bodies.push(init?.body ? JSON.parse(String(init.body)) : undefined);
+          const [status, state, left] = answers.shift()!;
+          return new Response(JSON.stringify(call(state)), { status, headers: left === undefined ? {} : { 'x-zfaas-wait-left': left } });
+        },
+      };
+    };
+    // A long call: the POST's round and a first GET round end before it does; the second GET sees it end.
+    const long = script([[202, 'RUNNING'], [202, 'RUNNING', '500'], [200, 'DONE', '400']]);
+    expect(await new ApiClient('http://x', undefined, long.fetch).invoke('slow', {}, true)).toMatchObject({ finished: true, call: { status: 'DONE' } });
+    expect(long.bodies[0]).toMatchObject({ wait: 240 }); // each round well inside fetch's five minutes
+    expect(long.urls.slice(1)).toEqual(['http://x/call/7?wait=240', 'http://x/call/7?wait=240']);
+    // A call nobody runs (no node): the API's budget runs out and the client stops with it.
+    const stuck = script([[202, 'PENDING'], [202, 'PENDING', '0']]);
+    expect(await new ApiClient('http://x', undefined, stuck.fetch).invoke('slow', {}, true)).toMatchObject({ finished: false, call: { status: 'PENDING' } });
+    // --async: one request, no waiting.
+    const async = script([[202, 'PENDING']]);
+    expect(await new ApiClient('http://x', undefined, async.fetch).invoke('slow', {}, false)).toMatchObject({ finished: false });
+    expect(async.urls).toHaveLength(1);
+  });
+
   it("maps the API's errors and unreachable hosts to their exit codes", async () => {
     const notFound = new ApiClient('http://x', undefined, reply(404, { error: 'function f not found' }));
     const e = await notFound.fn('f').catch((x: unknown) => x);
