@@ -161,10 +161,7 @@ export class Broker {
       if (!held.has(c) && now - (node.sentAt.get(c) ?? now) > 2 * HEARTBEAT_MS) lost.push(c);
     }
     if (lost.length === 0) return;
-    for (const c of lost) {
-      node.inflight.delete(c);
-      node.sentAt.delete(c);
-    }
+    for (const c of lost) this.scheduler.forget(node.info.id, c);
     this.o.log.warn({ node: node.info.id, calls: lost.length }, 'node no longer holds calls it was given');
     this.o.onNodeLost(node.info.id, lost);
   }

@@ -1,5 +1,7 @@
 // The one place that decides which node runs a call. Calls wait in a FIFO queue at the API while every
-// node is full; a node never holds more calls than its capacity.
+// node is full; a node never holds more calls than its capacity, and a function with a `concurrency`
+// setting never has more calls running than that: its further calls wait, and later calls of other
+// functions go past them.
 import type { FunctionMeta, Runtime } from '../common/model.js';
 import type { NodeInfo, NodeLoad } from '../protocol/broker.js';
 
@@ -28,6 +30,7 @@ export class Scheduler {
   readonly nodes = new Map<string, NodeState>();
   private readonly queue: QueuedCall[] = [];
   private readonly queued = new Set<number>();
+  private readonly running = new Map<string, number>(); // calls handed to nodes, by function name
 
   constructor(private readonly send: (nodeId: string, call: QueuedCall) => boolean) {}
 
@@ -54,9 +57,17 @@ export class Scheduler {
 
   // A node finished (or gave back) a call: free its slot and hand out more work.
   release(nodeId: string, callNum: number): void {
-    this.nodes.get(nodeId)?.inflight.delete(callNum);
-    this.nodes.get(nodeId)?.sentAt.delete(callNum);
+    this.forget(nodeId, callNum);
     this.pump();
+  }
+
+  // A node no longer holds a call (it ended, or the node lost it); the caller decides what comes next.
+  forget(nodeId: string, callNum: number): void {
+    const n = this.nodes.get(nodeId);
+    if (!n?.inflight.has(callNum)) return;
+    this.ended(n.inflight.get(callNum));
+    n.inflight.delete(callNum);
+    n.sentAt.delete(callNum);
   }
 
   // Marks a node dead and returns the numbers of the calls it held.
@@ -65,24 +76,45 @@ export class Scheduler {
     if (!n) return [];
     n.state = 'dead';
     const calls = [...n.inflight.keys()];
+    for (const c of n.inflight.values()) this.ended(c);
     n.inflight.clear();
     n.sentAt.clear();
     return calls;
   }
 
+  private ended(call: QueuedCall | null | undefined): void {
+    if (!call) return;
+    const left = (this.running.get(call.funcName) ?? 0) - 1;
+    if (left > 0) this.running.set(call.funcName, left);
+    else this.running.delete(call.funcName);
+  }
+
+  private atLimit(call: QueuedCall): boolean {
+    const limit = call.fn.settings.concurrency;
+    return limit !== undefined && (this.running.get(call.funcName) ?? 0) >= limit;
+  }
+
+  // Hands out queued calls in order. A call whose function is at its limit keeps its place; the scan
+  // stops at the first call no node has room for (none has room for any then).
   pump(): void {
-    while (this.queue.length > 0) {
-      const call = this.queue[0]!;
+    for (let i = 0; i < this.queue.length; ) {
+      const call = this.queue[i]!;
+      if (this.atLimit(call)) {
+        i++;
+        continue;
+      }
       const node = this.choose(call);
       if (!node) return;
-      this.queue.shift();
+      this.queue.splice(i, 1);
       this.queued.delete(call.callNum);
       node.inflight.set(call.callNum, call);
       node.sentAt.set(call.callNum, Date.now());
+      this.running.set(call.funcName, (this.running.get(call.funcName) ?? 0) + 1);
       if (!this.send(node.info.id, call)) {
         node.inflight.delete(call.callNum);
+        this.ended(call);
         node.state = 'dead';
-        this.queue.unshift(call);
+        this.queue.splice(i, 0, call);
         this.queued.add(call.callNum);
       }
     }

@@ -47,6 +47,9 @@ export const FunctionSettingsSchema = z.object({
   policy: PolicySchema.optional(), // unset: the node's policy
   network: z.boolean().default(false),
   retry: z.boolean().default(true), // may a call be run again when its node died before reporting?
+  // At most this many calls of the function run at once across the cluster (unset: no limit beyond the
+  // nodes' capacity); more wait in the API's queue without holding up other functions' calls.
+  concurrency: z.number().int().min(1).max(10_000).optional(),
   handler: z
     .string()
     .max(256)

@@ -161,13 +161,13 @@ describe('init, deploy, versions, rollback', () => {
     await writeFile(join(dir, '.zfaasignore'), `${await readFile(join(dir, '.zfaasignore'), 'utf8')}secret.txt\n`);
 
     const [d, again] = await Promise.all([
-      zf(['deploy', 'hello', dir, '--runtime', 'node', '--timeout', '10', '--memory', '128', '--env', 'GREETING=hola', '--json']),
+      zf(['deploy', 'hello', dir, '--runtime', 'node', '--timeout', '10', '--memory', '128', '--concurrency', '3', '--env', 'GREETING=hola', '--json']),
       zf(['init', 'hello', '--runtime', 'node', '--dir', dir]),
     ]);
     expect(again.code).toBe(1);
     expectOneLine(again, /already exists and is not empty/);
-    const fn = json<{ functionName: string; version: number; files: string[]; settings: { timeout: number; memory: number; env: Record<string, string> } }>(d);
-    expect(fn).toMatchObject({ functionName: 'hello', version: 1, settings: { timeout: 10, memory: 128, env: { GREETING: 'hola' } } });
+    const fn = json<{ functionName: string; version: number; files: string[]; settings: { timeout: number; memory: number; concurrency: number; env: Record<string, string> } }>(d);
+    expect(fn).toMatchObject({ functionName: 'hello', version: 1, settings: { timeout: 10, memory: 128, concurrency: 3, env: { GREETING: 'hola' } } });
     expect(fn.files.sort()).toEqual(['index.js', 'package.json']);
 
     const r = await zf(['invoke', 'hello', 'name=ana']);

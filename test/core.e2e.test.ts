@@ -97,6 +97,19 @@ describe('node functions and the blocking forms', () => {
     expect((await http('POST', `${p.api}/invokeFunction`, { funcName: 'slowpoke', params: { ms: 1 }, wait: 0 })).status).toBe(400);
   });
 
+  it('runs at most `concurrency` calls of a function at once; the others wait, then run', async () => {
+    const slow = await packFiles({ 'index.js': 'module.exports = (p) => new Promise((r) => setTimeout(() => r(p.i), 400));' });
+    expect((await upload(`${p.api}/registerFunction/node/onebyone`, slow, 'onebyone.tar.gz', { concurrency: '1' })).status).toBe(201);
+    expect((await http<{ settings: { concurrency?: number } }>('GET', `${p.api}/function/onebyone`)).body.settings.concurrency).toBe(1);
+    const answers = await Promise.all([0, 1, 2, 3].map((i) => http<number>('POST', `${p.api}/function/onebyone`, { i })));
+    expect(answers.map((a) => a.body)).toEqual([0, 1, 2, 3]);
+    const runs = await Promise.all(answers.map((a) => waitCall(p.api, Number(a.headers.get('x-zfaas-call')))));
+    const spans = runs.map((c) => [Date.parse(c.startedAt!), Date.parse(c.finishedAt!)] as const).sort((x, y) => x[0] - y[0]);
+    // One after another: each started only after the one before had finished.
+    for (let i = 1; i < spans.length; i++) expect(spans[i]![0]).toBeGreaterThanOrEqual(spans[i - 1]![1]);
+    expect((await upload(`${p.api}/registerFunction/node/onebyone`, slow, 'onebyone.tar.gz', { concurrency: '0' })).status).toBe(400);
+  });
+
   it('a zip archive deploys too', async () => {
     const zip = await pyArchive('zip', `f('index.js', b'module.exports = (p) => ({ sum: p.a + p.b });')`);
     expect((await upload(`${p.api}/registerFunction/node/adder`, zip, 'adder.zip')).status).toBe(201);

@@ -24,6 +24,7 @@ const SettingsInputSchema = z
     policy: z.string().optional(),
     network: bool.optional(),
     retry: bool.optional(),
+    concurrency: num.optional(),
     handler: z.string().optional(),
     env: z.union([z.string(), z.array(z.string())]).optional(),
   })
@@ -58,8 +59,8 @@ function parseEnv(v: string | string[] | undefined): Record<string, string> {
 
 export function settingsFrom(req: Request): FunctionSettings {
   const raw = parse(SettingsInputSchema, { ...(req.query as object), ...(req.body as object) }, 'function settings');
-  const { env, timeout, memory, cpus, pids, policy, network, retry, handler } = raw;
-  return parse(FunctionSettingsSchema, { timeout, memory, cpus, pids, policy, network, retry, handler, env: parseEnv(env) }, 'function settings');
+  const { env, timeout, memory, cpus, pids, policy, network, retry, concurrency, handler } = raw;
+  return parse(FunctionSettingsSchema, { timeout, memory, cpus, pids, policy, network, retry, concurrency, handler, env: parseEnv(env) }, 'function settings');
 }
 
 export function functionsRouter(db: DbClient): Router {

@@ -17,6 +17,7 @@ interface DeployOpts {
   handler?: string;
   network?: boolean;
   retry: boolean;
+  concurrency?: number;
   json?: boolean;
 }
 
@@ -33,6 +34,7 @@ export function settingsFields(o: DeployOpts): Array<[string, string]> {
   if (o.handler !== undefined) f.push(['handler', o.handler]);
   if (o.network) f.push(['network', 'true']);
   if (!o.retry) f.push(['retry', 'false']);
+  if (o.concurrency !== undefined) f.push(['concurrency', String(o.concurrency)]);
   for (const e of o.env ?? []) {
     if (!ENV_RE.test(e)) throw new UsageError(`invalid --env "${e}": expected KEY=VALUE with KEY made of letters, digits and _`);
     f.push(['env', e]);
@@ -58,6 +60,7 @@ export function functionCommands(p: Command, deps: Deps): void {
       .option('--handler <FILE.EXPORT>', 'entry point, e.g. function.handler (built-in runtimes)')
       .option('--network', 'allow network access from the function (off by default)')
       .option('--no-retry', 'never run a call again after its node died')
+      .option('--concurrency <n>', 'at most this many calls of it running at once across the cluster (default: no limit)', positiveInt('--concurrency'))
       .option('--json', 'print the new version as JSON'),
     [
       'zfaas deploy hello ./hello --runtime node',

@@ -175,6 +175,8 @@ export interface CallView {
   logs?: string;
   node?: string;
   attempts: number;
+  startedAt?: string;
+  finishedAt?: string;
 }
 
 export async function waitCall(api: string, callNum: number, timeoutMs = 90_000): Promise<CallView> {
