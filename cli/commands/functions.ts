@@ -43,7 +43,7 @@ export function settingsFields(o: DeployOpts): Array<[string, string]> {
 }
 
 const settingsLine = (f: FunctionMeta): string =>
-  `timeout ${f.settings.timeout}s, memory ${f.settings.memory} MiB, cpus ${f.settings.cpus}, policy ${f.settings.policy ?? 'node default'}`;
+  `timeout ${f.settings.timeout}s, memory ${f.settings.memory} MiB, cpus ${f.settings.cpus}, policy ${f.settings.policy ?? 'node default'}${f.settings.concurrency ? `, at most ${f.settings.concurrency} at once` : ''}`;
 
 export function functionCommands(p: Command, deps: Deps): void {
   const { out } = deps;
