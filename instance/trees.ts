@@ -79,7 +79,8 @@ export class TreeCache {
           command: deps,
           env: ['HOME=/tmp', `ZFAAS_FUNCTION=${fn.functionName}`],
           labels: { 'zfaas.node': this.o.nodeId, 'zfaas.function': fn.functionName, 'zfaas.role': 'dependencies' },
-          limits: { memoryMiB: Math.max(fn.settings.memory, 512), cpus: 1, pids: 256, network: this.o.depsNetwork, tmpfsMiB: 256 },
+          // A function allowed the network at run time may fetch its packages too; others vendor them.
+          limits: { memoryMiB: Math.max(fn.settings.memory, 512), cpus: 1, pids: 256, network: this.o.depsNetwork || fn.settings.network, tmpfsMiB: 256 },
           timeoutMs: this.o.depsTimeoutMs,
           srcDir: workTree,
           outDir: built,

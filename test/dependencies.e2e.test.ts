@@ -44,6 +44,19 @@ it('keeps what the step builds in the tree, symlinks included, and runs the func
   expect(JSON.parse(r.body.data)).toEqual({ v: 42 });
 });
 
+it('gives the step the network only when the function has it at run time', async () => {
+  const deps = 'ls /sys/class/net > nets.txt';
+  const main = 'print(open("nets.txt").read().split())\n';
+  expect((await http('POST', `${p.api}/registerRuntime`, { name: 'deps-nets', image: 'zfaas/python:latest', path: '/ws', dependencies: deps, run: 'python3 main.py' })).status).toBe(201);
+  for (const [name, network] of [['offline', 'false'], ['online', 'true']]) {
+    expect((await upload(`${p.api}/registerFunction/deps-nets/${name}`, await packFiles({ 'main.py': main }), `${name}.tar.gz`, { network })).status).toBe(201);
+  }
+  const offline = (await http<string>('POST', `${p.api}/function/offline`, {})).body;
+  const online = (await http<string>('POST', `${p.api}/function/online`, {})).body;
+  expect(offline).toBe("['lo']");
+  expect(online).toMatch(/'eth0'/);
+});
+
 it('stops a step that writes past the limit: the call is an ERROR saying so, and the host disk holds none of it', async () => {
   await deploy('filler', 'dd if=/dev/zero of=big bs=1M count=400 && echo done');
   const r = await http<{ error: string; status: string }>('POST', `${p.api}/function/filler`, {});
