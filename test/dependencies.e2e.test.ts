@@ -48,7 +48,7 @@ it('gives the step the network only when the function has it at run time', async
   const deps = 'ls /sys/class/net > nets.txt';
   const main = 'print(open("nets.txt").read().split())\n';
   expect((await http('POST', `${p.api}/registerRuntime`, { name: 'deps-nets', image: 'zfaas/python:latest', path: '/ws', dependencies: deps, run: 'python3 main.py' })).status).toBe(201);
-  for (const [name, network] of [['offline', 'false'], ['online', 'true']]) {
+  for (const [name, network] of [['offline', 'false'], ['online', 'true']] as const) {
     expect((await upload(`${p.api}/registerFunction/deps-nets/${name}`, await packFiles({ 'main.py': main }), `${name}.tar.gz`, { network })).status).toBe(201);
   }
   const offline = (await http<string>('POST', `${p.api}/function/offline`, {})).body;
