@@ -30,7 +30,6 @@ export class Scheduler {
   readonly nodes = new Map<string, NodeState>();
   private readonly queue: QueuedCall[] = [];
   private readonly queued = new Set<number>();
-  private readonly running = new Map<string, number>(); // calls handed to nodes, by function name
 
   constructor(private readonly send: (nodeId: string, call: QueuedCall) => boolean) {}
 
@@ -63,11 +62,8 @@ export class Scheduler {
 
   // A node no longer holds a call (it ended, or the node lost it); the caller decides what comes next.
   forget(nodeId: string, callNum: number): void {
-    const n = this.nodes.get(nodeId);
-    if (!n?.inflight.has(callNum)) return;
-    this.ended(n.inflight.get(callNum));
-    n.inflight.delete(callNum);
-    n.sentAt.delete(callNum);
+    this.nodes.get(nodeId)?.inflight.delete(callNum);
+    this.nodes.get(nodeId)?.sentAt.delete(callNum);
   }
 
   // Marks a node dead and returns the numbers of the calls it held.
@@ -76,32 +72,33 @@ export class Scheduler {
     if (!n) return [];
     n.state = 'dead';
     const calls = [...n.inflight.keys()];
-    for (const c of n.inflight.values()) this.ended(c);
     n.inflight.clear();
     n.sentAt.clear();
     return calls;
   }
 
-  private ended(call: QueuedCall | null | undefined): void {
-    if (!call) return;
-    const left = (this.running.get(call.funcName) ?? 0) - 1;
-    if (left > 0) this.running.set(call.funcName, left);
-    else this.running.delete(call.funcName);
-  }
-
-  private atLimit(call: QueuedCall): boolean {
-    const limit = call.fn.settings.concurrency;
-    return limit !== undefined && (this.running.get(call.funcName) ?? 0) >= limit;
+  // Calls in nodes' hands, by function: derived from what each node holds, so it cannot drift from it.
+  private runningByFunction(): Map<string, number> {
+    const running = new Map<string, number>();
+    for (const n of this.nodes.values()) {
+      for (const c of n.inflight.values()) if (c) running.set(c.funcName, (running.get(c.funcName) ?? 0) + 1);
+    }
+    return running;
   }
 
   // Hands out queued calls in order. A call whose function is at its limit keeps its place; the scan
   // stops at the first call no node has room for (none has room for any then).
   pump(): void {
+    let running: Map<string, number> | undefined; // counted only when a queued call has a limit
     for (let i = 0; i < this.queue.length; ) {
       const call = this.queue[i]!;
-      if (this.atLimit(call)) {
-        i++;
-        continue;
+      const limit = call.fn.settings.concurrency;
+      if (limit !== undefined) {
+        running ??= this.runningByFunction();
+        if ((running.get(call.funcName) ?? 0) >= limit) {
+          i++;
+          continue;
+        }
       }
       const node = this.choose(call);
       if (!node) return;
@@ -109,14 +106,14 @@ export class Scheduler {
       this.queued.delete(call.callNum);
       node.inflight.set(call.callNum, call);
       node.sentAt.set(call.callNum, Date.now());
-      this.running.set(call.funcName, (this.running.get(call.funcName) ?? 0) + 1);
       if (!this.send(node.info.id, call)) {
         node.inflight.delete(call.callNum);
-        this.ended(call);
         node.state = 'dead';
         this.queue.splice(i, 0, call);
         this.queued.add(call.callNum);
+        continue;
       }
+      running?.set(call.funcName, (running.get(call.funcName) ?? 0) + 1);
     }
   }
 

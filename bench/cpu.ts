@@ -15,11 +15,18 @@ const SECONDS = Number(process.env.ZFAAS_BENCH_SECONDS ?? 10);
 const CLIENTS = 16;
 const TICK_MS = 1000 / 100; // USER_HZ
 
-async function cpuMs(pid: number): Promise<number> {
+// /proc/PID/stat after the command name (which may hold spaces): state, ppid, ... utime, stime, ...
+async function statFields(pid: number): Promise<string[]> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11] ?? 0) + Number(f[12] ?? 0)) * TICK_MS;
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
 }
+
+const cpuMs = async (pid: number): Promise<number> => {
+  const f = await statFields(pid);
+  return (Number(f[11] ?? 0) + Number(f[12] ?? 0)) * TICK_MS;
+};
+
+const parentOf = async (pid: number): Promise<number> => Number((await statFields(pid))[1] ?? 0);
 
 async function pidsNamed(pattern: RegExp): Promise<number[]> {
   const out: number[] = [];
@@ -31,10 +38,6 @@ async function pidsNamed(pattern: RegExp): Promise<number[]> {
   return out;
 }
 
-const parentOf = async (pid: number): Promise<number> => {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] ?? 0);
-};
 
 // `CLIENTS` loops POSTing `body` to `url` until `until`; the number of answers.
 async function load(url: string, body: string, until: number): Promise<number> {

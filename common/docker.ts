@@ -177,7 +177,6 @@ export async function runContainer(docker: Docker, spec: RunSpec): Promise<RunRe
   });
   const output = new Output(() => void container.kill({ signal: 'SIGKILL' }).catch(() => undefined), spec.maxOutput, spec.maxStdout, spec.maxStderr);
   const { out, err } = output;
-  let timedOut = false;
   try {
     const stream = await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true });
     output.read(container.modem as Demuxer, stream);
@@ -188,24 +187,15 @@ export async function runContainer(docker: Docker, spec: RunSpec): Promise<RunRe
     });
     await container.start();
     stream.end(spec.stdin ?? '');
-    const timer = setTimeout(() => {
-      timedOut = true;
-      container.kill({ signal: 'SIGKILL' }).catch(() => undefined);
-    }, spec.timeoutMs);
-    let exit: { StatusCode: number };
-    try {
-      exit = (await container.wait()) as { StatusCode: number };
-    } finally {
-      clearTimeout(timer);
-    }
+    const exit = await waitOrKill(container, spec.timeoutMs);
     // The attach stream ends just after the process; give it a moment to flush the last bytes.
     await Promise.race([ended, new Promise((r) => setTimeout(r, 1000))]);
-    const info = await inspectExited(container, timedOut || output.exceeded !== undefined);
+    const info = await inspectExited(container, exit.timedOut || output.exceeded !== undefined);
     return {
       exitCode: exit.StatusCode,
       stdout: out.text(),
       stderr: err.text(),
-      timedOut,
+      timedOut: exit.timedOut,
       oomKilled: Boolean(info?.State?.OOMKilled),
       stdoutTruncated: out.truncated,
       stderrTruncated: err.truncated,
@@ -214,6 +204,21 @@ export async function runContainer(docker: Docker, spec: RunSpec): Promise<RunRe
     };
   } finally {
     await container.remove({ force: true }).catch(() => undefined);
+  }
+}
+
+/** Waits for a started container to exit, killing it (SIGKILL) once `timeoutMs` have passed. */
+export async function waitOrKill(container: Docker.Container, timeoutMs: number): Promise<{ StatusCode: number; timedOut: boolean }> {
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    container.kill({ signal: 'SIGKILL' }).catch(() => undefined);
+  }, timeoutMs);
+  try {
+    const { StatusCode } = (await container.wait()) as { StatusCode: number };
+    return { StatusCode, timedOut };
+  } finally {
+    clearTimeout(timer);
   }
 }
 

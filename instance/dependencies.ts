@@ -7,7 +7,7 @@
 import type Docker from 'dockerode';
 import { Transform, type Readable, type TransformCallback, type Writable } from 'node:stream';
 import { x as untar } from 'tar';
-import { Bounded, hostConfig, LABEL, USER, type Limits } from '../common/docker.js';
+import { Bounded, hostConfig, inspectExited, LABEL, USER, waitOrKill, type Limits } from '../common/docker.js';
 
 export interface DependencySpec {
   image: string;
@@ -67,7 +67,6 @@ export async function runDependencies(docker: Docker, s: DependencySpec): Promis
   });
   const log = new Bounded(8000, 'tail');
   let tooLarge = false;
-  let timedOut = false;
   let unpackError: string | undefined;
   const kill = (): void => void container.kill({ signal: 'SIGKILL' }).catch(() => undefined);
   try {
@@ -90,19 +89,10 @@ export async function runDependencies(docker: Docker, s: DependencySpec): Promis
     demux(raw, counted, (b) => log.push(b));
     raw.on('end', () => counted.end());
     await container.start();
-    const timer = setTimeout(() => {
-      timedOut = true;
-      kill();
-    }, s.timeoutMs);
-    let exit: { StatusCode: number };
-    try {
-      exit = (await container.wait()) as { StatusCode: number };
-    } finally {
-      clearTimeout(timer);
-    }
+    const exit = await waitOrKill(container, s.timeoutMs);
     await Promise.race([unpacked, new Promise((r) => setTimeout(r, 5000))]);
-    const info = await container.inspect().catch(() => null);
-    return { exitCode: exit.StatusCode, timedOut, tooLarge, oomKilled: Boolean(info?.State?.OOMKilled), unpackError, log: log.text() };
+    const info = await inspectExited(container, exit.timedOut || tooLarge || unpackError !== undefined);
+    return { exitCode: exit.StatusCode, timedOut: exit.timedOut, tooLarge, oomKilled: Boolean(info?.State?.OOMKilled), unpackError, log: log.text() };
   } finally {
     await container.remove({ force: true }).catch(() => undefined);
   }

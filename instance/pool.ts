@@ -59,7 +59,7 @@ export class MiniworkerPool {
   private readonly stemRuntimes = new Map<string, Runtime>();
   // Runtimes whose stem cells fail to start (an image that cannot run its loader): tried again after a
   // delay that doubles with each failure, up to a minute, instead of at once and forever.
-  private readonly stemFailures = new Map<string, { count: number; until: number; timer?: NodeJS.Timeout }>();
+  private readonly stemFailures = new Map<string, { count: number; timer?: NodeJS.Timeout }>(); // timer set: waiting
   private settings: PoolSettings;
   private seq = 0;
   private jobSeq = 0;
@@ -366,9 +366,13 @@ export class MiniworkerPool {
     const count = (f?.count ?? 0) + 1;
     const delay = Math.min(1000 * 2 ** (count - 1), 60_000);
     clearTimeout(f?.timer);
-    const timer = setTimeout(() => this.dispatch(), delay);
-    timer.unref();
-    this.stemFailures.set(runtime, { count, until: Date.now() + delay, timer });
+    const entry: { count: number; timer?: NodeJS.Timeout } = { count };
+    entry.timer = setTimeout(() => {
+      entry.timer = undefined;
+      this.dispatch();
+    }, delay);
+    entry.timer.unref();
+    this.stemFailures.set(runtime, entry);
     this.o.log.warn({ runtime, failures: count, retryInMs: delay }, 'stem cells of this runtime fail to start; trying again later');
   }
 
@@ -376,7 +380,7 @@ export class MiniworkerPool {
   private replenish(): void {
     if (this.o.policy !== 'runtime' || this.stopping) return;
     for (const rt of this.stemRuntimes.values()) {
-      if ((this.stemFailures.get(rt.name)?.until ?? 0) > Date.now()) continue;
+      if (this.stemFailures.get(rt.name)?.timer) continue;
       let missing = this.settings.stemCells - this.table.count(rtKey(rt.name), ['starting', 'warm']);
       while (missing-- > 0 && this.table.all().length < this.settings.maxContainers) {
         const owner = this.quietestWorker();

@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { curveKeyPair } from 'zeromq';
 import { packFiles } from './helpers/archives.js';
 import { Cluster, clusterUnsupported, sh, type Proc } from './helpers/cluster.js';
-import { CLI, docker as mainDocker, ROOT, sleep, waitFor } from './helpers/platform.js';
+import { CLI, docker as mainDocker, ROOT, sleep, stopwatch, waitFor } from './helpers/platform.js';
 
 const isRoot = process.getuid?.() === 0;
 // As root the tools are installed when missing (as scripts/test-all.sh does), so CI always runs this.
@@ -46,19 +46,11 @@ let apiProc: Proc;
 const instances = new Map<HostName, Proc>();
 const server = curveKeyPair();
 const nodeKeys = Object.fromEntries(HOSTS.map((h) => [h, curveKeyPair()])) as Record<HostName, { publicKey: string; secretKey: string }>;
-const timings: Record<string, string> = {};
+const { timings, timed, since } = stopwatch();
 let finishedUnderFailure: CallRec[] = [];
 
 const registryAddr = (): string => `${cluster.host('a').addr}:5000`;
 
-const timed = async <T>(name: string, f: () => Promise<T>): Promise<T> => {
-  const t = Date.now();
-  try {
-    return await f();
-  } finally {
-    timings[name] = `${((Date.now() - t) / 1000).toFixed(1)} s`;
-  }
-};
 
 async function req<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
   const r = await fetch(`${api}${path}`, {
@@ -176,7 +168,7 @@ describe.skipIf(unsupported !== undefined)('three hosts in network namespaces, e
       throw new Error(`${String(e)}\n${db.output()}\n${apiProc.output()}`);
     });
     for (const h of HOSTS) instances.set(h, startInstance(h));
-    timings['cluster bring-up (to API ready)'] = `${((Date.now() - t0) / 1000).toFixed(1)} s`;
+    since('cluster bring-up (to API ready)', t0);
   }, 900_000);
 
   afterAll(async () => {
@@ -260,7 +252,7 @@ describe.skipIf(unsupported !== undefined)('three hosts in network namespaces, e
     await instances.get('b')!.kill9();
     await cluster.linkDown('c');
     await waitFor('host-b and host-c declared dead', async () => ((await aliveIds()).join() === 'host-a' ? true : undefined), 20_000);
-    timings['failure detected'] = `${((Date.now() - t) / 1000).toFixed(1)} s`;
+    since('failure detected', t);
 
     const recs = await timed('15 calls through the failures', () => waitAllFinal(nums, 240_000));
     for (const [i, c] of recs.entries()) {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packFiles } from './helpers/archives.js';
-import { docker, freePort, ROOT, tempDir, waitFor } from './helpers/platform.js';
+import { docker, freePort, ROOT, stopwatch, tempDir, waitFor } from './helpers/platform.js';
 
 const run = promisify(execFile);
 const isRoot = process.getuid?.() === 0;
@@ -38,7 +38,7 @@ let token = '';
 let registryPort = 0;
 let nodes: string[] = [];
 let downDone = false;
-const timings: Record<string, string> = {};
+const { timings, timed } = stopwatch();
 
 async function sh(cmd: string, args: string[], timeoutMs: number, env: Record<string, string> = {}): Promise<string> {
   try {
@@ -53,14 +53,6 @@ async function sh(cmd: string, args: string[], timeoutMs: number, env: Record<st
 const compose = (args: string[], timeoutMs = 120_000): Promise<string> =>
   sh('docker-compose', ['-p', PROJECT, '-f', join(ROOT, 'docker-compose.yml'), '--env-file', envFile, ...args], timeoutMs);
 
-const timed = async <T>(name: string, f: () => Promise<T>): Promise<T> => {
-  const t = Date.now();
-  try {
-    return await f();
-  } finally {
-    timings[name] = `${((Date.now() - t) / 1000).toFixed(1)} s`;
-  }
-};
 
 const authed = (path: string, init: RequestInit = {}): Promise<Response> =>
   fetch(`${api}${path}`, { ...init, headers: { authorization: `Bearer ${token}`, ...(init.headers as Record<string, string> | undefined) }, signal: AbortSignal.timeout(60_000) });

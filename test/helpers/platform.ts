@@ -62,6 +62,23 @@ export function zfaas(args: string[], env: Record<string, string> = {}): Proc {
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+// How long the steps of a long test took, for its log: `timed` runs a step, `since` records a span.
+export function stopwatch(): { timings: Record<string, string>; timed<T>(name: string, f: () => Promise<T>): Promise<T>; since(name: string, t0: number): void } {
+  const timings: Record<string, string> = {};
+  const since = (name: string, t0: number): void => {
+    timings[name] = `${((Date.now() - t0) / 1000).toFixed(1)} s`;
+  };
+  const timed = async <T>(name: string, f: () => Promise<T>): Promise<T> => {
+    const t0 = Date.now();
+    try {
+      return await f();
+    } finally {
+      since(name, t0);
+    }
+  };
+  return { timings, timed, since };
+}
+
 export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000, proc?: Proc): Promise<T> {
   const end = Date.now() + timeoutMs;
   let last: unknown;
