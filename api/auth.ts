@@ -18,9 +18,14 @@ export function requireToken(token: string, log: Logger): RequestHandler {
     const fromQuery = req.method === 'GET' && req.path === '/events' && typeof req.query.token === 'string' ? req.query.token : undefined;
     const given = m?.[1] ?? fromQuery;
     if (given !== undefined && timingSafeEqual(digest(given), want)) return next();
-    log.warn({ method: req.method, path: req.path, from: req.socket.remoteAddress, why: given === undefined ? 'missing' : 'wrong' }, 'request refused: bad token');
+    log.warn(
+      { method: req.method, path: req.path, from: req.socket.remoteAddress, why: given === undefined ? 'missing' : 'wrong' },
+      'request refused: bad token',
+    );
     res.setHeader('WWW-Authenticate', 'Bearer realm="zfaas"');
-    res.status(401).json({ error: given === undefined ? 'this API needs a token: send Authorization: Bearer TOKEN' : 'the token is not valid' });
+    res
+      .status(401)
+      .json({ error: given === undefined ? 'this API needs a token: send Authorization: Bearer TOKEN' : 'the token is not valid' });
   };
 }
 

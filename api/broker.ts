@@ -32,7 +32,12 @@ export class Broker {
     this.socket = new Router({ mandatory: true, handover: true, ...serverOptions(o.curve) });
     this.out = new SendQueue(this.socket);
     this.scheduler = new Scheduler((nodeId, call) => {
-      this.send(nodeId, { type: 'invoke', call: { callNum: call.callNum, funcName: call.funcName, params: call.params, redundant: call.redundant }, fn: call.fn, runtime: call.runtime });
+      this.send(nodeId, {
+        type: 'invoke',
+        call: { callNum: call.callNum, funcName: call.funcName, params: call.params, redundant: call.redundant },
+        fn: call.fn,
+        runtime: call.runtime,
+      });
       return true;
     });
   }

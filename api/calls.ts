@@ -47,13 +47,26 @@ export class Calls {
     return hit;
   }
 
-  async invoke(funcName: string, params: unknown, version?: number, opts: { redundant?: boolean } = {}): Promise<{ call: Call; fn: FunctionMeta }> {
+  async invoke(
+    funcName: string,
+    params: unknown,
+    version?: number,
+    opts: { redundant?: boolean } = {},
+  ): Promise<{ call: Call; fn: FunctionMeta }> {
     const { fn, runtime } = await this.resolveFunction(funcName, version);
     const call = await this.db.request('createCall', { funcName, version: fn.version, params: params ?? {} });
     this.open.set(call.callNum, { funcName, version: fn.version, at: Date.now() });
     this.events.emit('accepted', call);
     if (!runtime) await this.fail(call.callNum, `runtime ${fn.runtimeName} no longer exists`);
-    else this.broker.scheduler.enqueue({ callNum: call.callNum, funcName: call.funcName, params: call.params, fn, runtime, redundant: opts.redundant });
+    else
+      this.broker.scheduler.enqueue({
+        callNum: call.callNum,
+        funcName: call.funcName,
+        params: call.params,
+        fn,
+        runtime,
+        redundant: opts.redundant,
+      });
     return { call, fn };
   }
 
@@ -61,7 +74,13 @@ export class Calls {
     const hit = await this.meta.get(call.funcName, call.version);
     if (!hit) return this.fail(call.callNum, `function ${call.funcName}@${call.version} no longer exists`);
     if (!hit.runtime) return this.fail(call.callNum, `runtime ${hit.fn.runtimeName} no longer exists`);
-    this.broker.scheduler.enqueue({ callNum: call.callNum, funcName: call.funcName, params: call.params, fn: hit.fn, runtime: hit.runtime });
+    this.broker.scheduler.enqueue({
+      callNum: call.callNum,
+      funcName: call.funcName,
+      params: call.params,
+      fn: hit.fn,
+      runtime: hit.runtime,
+    });
   }
 
   private async fail(callNum: number, error: string): Promise<void> {
@@ -74,7 +93,9 @@ export class Calls {
     this.settle(callNum, outcome, nodeId);
     if (!recorded) {
       // The node could not reach the DB: record it from here.
-      this.db.request('finishCall', { callNum, outcome }).catch((e) => this.log.error({ callNum, err: errText(e) }, 'result could not be recorded'));
+      this.db
+        .request('finishCall', { callNum, outcome })
+        .catch((e) => this.log.error({ callNum, err: errText(e) }, 'result could not be recorded'));
     }
   }
 
@@ -114,7 +135,10 @@ export class Calls {
       if (this.broker.scheduler.knows(call.callNum)) continue;
       if (Date.now() - Date.parse(call.createdAt) < 2000) continue; // being accepted right now
       n++;
-      await this.rescue(call.callNum, call.status === 'RUNNING' ? `node ${call.node ?? '?'} no longer holds it` : 'it was queued when the API stopped');
+      await this.rescue(
+        call.callNum,
+        call.status === 'RUNNING' ? `node ${call.node ?? '?'} no longer holds it` : 'it was queued when the API stopped',
+      );
     }
     return n;
   }
@@ -139,6 +163,13 @@ export class Calls {
     this.waiters.settle(callNum, outcome);
     const o = this.open.get(callNum);
     this.open.delete(callNum);
-    this.events.emit('finished', { callNum, funcName: o?.funcName, version: o?.version, node, outcome, latencyMs: o ? Date.now() - o.at : undefined });
+    this.events.emit('finished', {
+      callNum,
+      funcName: o?.funcName,
+      version: o?.version,
+      node,
+      outcome,
+      latencyMs: o ? Date.now() - o.at : undefined,
+    });
   }
 }

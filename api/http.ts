@@ -33,9 +33,9 @@ export function parse<T>(schema: ZodType<T, ZodTypeDef, unknown>, value: unknown
   return r.data;
 }
 
-
 export function checkParams(params: unknown): void {
-  if (jsonDepth(params, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) throw new HttpError(400, `invalid params: nested more than ${MAX_JSON_DEPTH} levels deep`);
+  if (jsonDepth(params, MAX_JSON_DEPTH) > MAX_JSON_DEPTH)
+    throw new HttpError(400, `invalid params: nested more than ${MAX_JSON_DEPTH} levels deep`);
 }
 
 const MAX_MESSAGE = 1000;
@@ -62,7 +62,11 @@ export function errorResponder(log: Logger) {
       [status, message] = [400, `bad JSON in request body: ${err.message}`];
     } else if (err instanceof Error && (err as BodyParserError).type === 'entity.too.large') {
       [status, message] = [413, 'request body too large'];
-    } else if (err instanceof Error && typeof (err as BodyParserError).status === 'number' && ((err as BodyParserError).status ?? 500) < 500) {
+    } else if (
+      err instanceof Error &&
+      typeof (err as BodyParserError).status === 'number' &&
+      ((err as BodyParserError).status ?? 500) < 500
+    ) {
       [status, message] = [(err as BodyParserError).status ?? 400, err.message];
     } else if (err instanceof Error && err.name === 'MulterError') {
       const code = (err as Error & { code?: string }).code;

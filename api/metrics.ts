@@ -31,8 +31,18 @@ export class Metrics {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
 
-    const finished = new Counter({ name: 'zfaas_calls_total', help: 'Calls that reached a final state, by function and status', labelNames: ['function', 'status'], registers });
-    const accepted = new Counter({ name: 'zfaas_calls_accepted_total', help: 'Calls accepted (stored PENDING), by function', labelNames: ['function'], registers });
+    const finished = new Counter({
+      name: 'zfaas_calls_total',
+      help: 'Calls that reached a final state, by function and status',
+      labelNames: ['function', 'status'],
+      registers,
+    });
+    const accepted = new Counter({
+      name: 'zfaas_calls_accepted_total',
+      help: 'Calls accepted (stored PENDING), by function',
+      labelNames: ['function'],
+      registers,
+    });
     const latency = new Histogram({
       name: 'zfaas_call_latency_seconds',
       help: 'From acceptance to final state (queueing, container, run), by function',
@@ -128,7 +138,13 @@ export class Metrics {
     const out: Record<string, FunctionStats> = {};
     for (const [fn, t] of this.totals) {
       const r = this.recent.get(fn);
-      out[fn] = { calls: t.calls, errors: t.errors, p50: r?.quantile(0.5) ?? null, p95: r?.quantile(0.95) ?? null, lastAt: new Date(t.lastAt).toISOString() };
+      out[fn] = {
+        calls: t.calls,
+        errors: t.errors,
+        p50: r?.quantile(0.5) ?? null,
+        p95: r?.quantile(0.95) ?? null,
+        lastAt: new Date(t.lastAt).toISOString(),
+      };
     }
     return out;
   }

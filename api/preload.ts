@@ -25,6 +25,7 @@ async function preload(db: DbClient, broker: Broker, name: string): Promise<void
   const runtime = await db.request('getRuntime', { name: fn.runtimeName });
   if (!runtime) return;
   for (const n of broker.scheduler.nodes.values()) {
-    if (n.state === 'alive' && (fn.settings.policy ?? n.info.policy) === 'function') broker.send(n.info.id, { type: 'preload', fn, runtime });
+    if (n.state === 'alive' && (fn.settings.policy ?? n.info.policy) === 'function')
+      broker.send(n.info.id, { type: 'preload', fn, runtime });
   }
 }

@@ -90,7 +90,7 @@ export class Scheduler {
   // stops at the first call no node has room for (none has room for any then).
   pump(): void {
     let running: Map<string, number> | undefined; // counted only when a queued call has a limit
-    for (let i = 0; i < this.queue.length; ) {
+    for (let i = 0; i < this.queue.length;) {
       const call = this.queue[i]!;
       const limit = call.fn.settings.concurrency;
       if (limit !== undefined) {

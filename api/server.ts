@@ -44,7 +44,11 @@ export class ApiServer {
     if (!o.token && !isLoopback(o.host)) {
       throw new UsageError(`the API listens on ${o.host}, beyond this machine: set a token (--token or ZFAAS_TOKEN)`);
     }
-    this.db = new DbClient(o.db, 10_000, o.curve ? { secretKey: o.curve.secretKey, serverKey: curvePublicKey(o.curve.secretKey) } : undefined);
+    this.db = new DbClient(
+      o.db,
+      10_000,
+      o.curve ? { secretKey: o.curve.secretKey, serverKey: curvePublicKey(o.curve.secretKey) } : undefined,
+    );
     this.calls = new Calls(this.db, o.log);
     this.broker = new Broker({
       bind: o.brokerBind,
@@ -82,7 +86,11 @@ export class ApiServer {
     app.use(invokeRouter(this.db, this.calls));
     app.use(callsRouter(this.db, this.calls));
     app.use(nodesRouter(this.db, this.broker));
-    app.use(metricsRouter(new Metrics(this.calls, this.broker)), eventsRouter(new CallFeed(this.calls, this.db, this.o.log)), openapiRouter());
+    app.use(
+      metricsRouter(new Metrics(this.calls, this.broker)),
+      eventsRouter(new CallFeed(this.calls, this.db, this.o.log)),
+      openapiRouter(),
+    );
     app.use((req, _res, next) => next(new HttpError(404, `no route ${req.method} ${req.path}`)));
     app.use(errorResponder(this.o.log));
     return app;
@@ -102,9 +110,18 @@ export class ApiServer {
       if (!socket.writable) return socket.destroy();
       const big = err.code === 'HPE_HEADER_OVERFLOW';
       const body = JSON.stringify({ error: big ? 'request headers too large' : 'malformed HTTP request' });
-      socket.end(`HTTP/1.1 ${big ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      socket.end(
+        `HTTP/1.1 ${big ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
     });
-    this.o.log.info({ url: `http://${this.o.host}:${this.o.port}`, broker: this.o.brokerBind, db: typeof this.o.db === 'string' ? this.o.db : 'in-process' }, 'api listening');
+    this.o.log.info(
+      {
+        url: `http://${this.o.host}:${this.o.port}`,
+        broker: this.o.brokerBind,
+        db: typeof this.o.db === 'string' ? this.o.db : 'in-process',
+      },
+      'api listening',
+    );
   }
 
   async stop(): Promise<void> {

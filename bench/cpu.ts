@@ -38,7 +38,6 @@ async function pidsNamed(pattern: RegExp): Promise<number[]> {
   return out;
 }
 
-
 // `CLIENTS` loops POSTing `body` to `url` until `until`; the number of answers.
 async function load(url: string, body: string, until: number): Promise<number> {
   let n = 0;
@@ -58,7 +57,11 @@ async function load(url: string, body: string, until: number): Promise<number> {
 const sum = async (pids: number[]): Promise<number> => (await Promise.all(pids.map(cpuMs))).reduce((a, b) => a + b, 0);
 
 // CPU ms per answer of each group of processes while `CLIENTS` clients call `url` for SECONDS.
-async function measure(url: string, body: string, groups: [string, number[]][]): Promise<{ rows: [string, number][]; calls: number; secs: number }> {
+async function measure(
+  url: string,
+  body: string,
+  groups: [string, number[]][],
+): Promise<{ rows: [string, number][]; calls: number; secs: number }> {
   const before = await Promise.all(groups.map(([, pids]) => sum(pids)));
   const t0 = Date.now();
   const calls = await load(url, body, t0 + SECONDS * 1000);
@@ -81,16 +84,30 @@ async function main(): Promise<void> {
   const echo = await startEcho();
   try {
     await load(echo.url, body, Date.now() + 2000);
-    table('baseline: a bare express JSON echo', await measure(echo.url, body, [['express echo', [echo.pid]], ['benchmark HTTP client', [process.pid]]]));
+    table(
+      'baseline: a bare express JSON echo',
+      await measure(echo.url, body, [
+        ['express echo', [echo.pid]],
+        ['benchmark HTTP client', [process.pid]],
+      ]),
+    );
   } finally {
     echo.stop();
   }
 
   const p = await startUp(['--policy', 'function', '--miniworkers', '4']);
   try {
-    const r = await upload(`${p.api}/registerFunction/node/cpu`, await packFiles({ 'index.js': "module.exports = (p) => ({ hello: (p && p.name) || 'world' });\n" }), 'cpu.tar.gz');
+    const r = await upload(
+      `${p.api}/registerFunction/node/cpu`,
+      await packFiles({ 'index.js': "module.exports = (p) => ({ hello: (p && p.name) || 'world' });\n" }),
+      'cpu.tar.gz',
+    );
     if (r.status !== 201) throw new Error(`deploy: ${r.status}`);
-    await waitFor('the preloaded container', async () => ((await http<{ warm: Record<string, number> }[]>('GET', `${p.api}/nodes`)).body[0]!.warm['cpu@1'] ?? 0) >= 1 || undefined, 30_000);
+    await waitFor(
+      'the preloaded container',
+      async () => ((await http<{ warm: Record<string, number> }[]>('GET', `${p.api}/nodes`)).body[0]!.warm['cpu@1'] ?? 0) >= 1 || undefined,
+      30_000,
+    );
     const url = `${p.api}/function/cpu`;
     await load(url, body, Date.now() + 3000); // every miniworker's container warm, the JIT settled
 

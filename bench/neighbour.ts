@@ -31,28 +31,48 @@ function stats(xs: number[]): Latency {
 // The hostile functions: name, code, settings, params. Each is deployed for policy none and policy function.
 const HOSTILE: { name: string; files: Record<string, string>; fields: Record<string, string>; params: unknown; runtime?: string }[] = [
   { name: 'spin', files: { 'index.js': 'module.exports = () => { for (;;) {} };' }, fields: { timeout: '2' }, params: {} },
-  { name: 'hog', files: { 'index.js': 'module.exports = () => { const a = []; for (;;) a.push(Buffer.alloc(1 << 20, 1)); };' }, fields: { memory: '64' }, params: {} },
+  {
+    name: 'hog',
+    files: { 'index.js': 'module.exports = () => { const a = []; for (;;) a.push(Buffer.alloc(1 << 20, 1)); };' },
+    fields: { memory: '64' },
+    params: {},
+  },
   {
     name: 'forkbomb',
-    files: { 'index.js': "const { spawn } = require('child_process');\nmodule.exports = async () => { spawn('/bin/sh', ['-c', ':(){ :|:& };:'], { stdio: 'ignore' }).on('error', () => {}); await new Promise((r) => setTimeout(r, 1500)); throw new Error('bomb'); };" },
+    files: {
+      'index.js':
+        "const { spawn } = require('child_process');\nmodule.exports = async () => { spawn('/bin/sh', ['-c', ':(){ :|:& };:'], { stdio: 'ignore' }).on('error', () => {}); await new Promise((r) => setTimeout(r, 1500)); throw new Error('bomb'); };",
+    },
     fields: { pids: '32', timeout: '5' },
     params: {},
   },
   {
     name: 'filler',
-    files: { 'index.js': "const fs = require('fs');\nmodule.exports = () => { const b = Buffer.alloc(1 << 20); const fd = fs.openSync('/tmp/fill', 'w'); try { for (;;) fs.writeSync(fd, b); } finally { fs.closeSync(fd); fs.unlinkSync('/tmp/fill'); } };" },
+    files: {
+      'index.js':
+        "const fs = require('fs');\nmodule.exports = () => { const b = Buffer.alloc(1 << 20); const fd = fs.openSync('/tmp/fill', 'w'); try { for (;;) fs.writeSync(fd, b); } finally { fs.closeSync(fd); fs.unlinkSync('/tmp/fill'); } };",
+    },
     fields: {},
     params: {},
   },
   {
     name: 'flood',
-    files: { 'index.js': "const fs = require('fs');\nmodule.exports = () => { const b = Buffer.alloc(1 << 20, 120); for (;;) { try { fs.writeSync(2, b); } catch (e) { if (e.code !== 'EAGAIN') throw e; } } };" },
+    files: {
+      'index.js':
+        "const fs = require('fs');\nmodule.exports = () => { const b = Buffer.alloc(1 << 20, 120); for (;;) { try { fs.writeSync(2, b); } catch (e) { if (e.code !== 'EAGAIN') throw e; } } };",
+    },
     fields: { timeout: '30' },
     params: {},
   },
 ];
 
-async function deploy(p: Platform, name: string, files: Record<string, string>, fields: Record<string, string>, runtime = 'node'): Promise<void> {
+async function deploy(
+  p: Platform,
+  name: string,
+  files: Record<string, string>,
+  fields: Record<string, string>,
+  runtime = 'node',
+): Promise<void> {
   const r = await upload(`${p.api}/registerFunction/${runtime}/${name}`, await packFiles(files), `${name}.tar.gz`, fields);
   if (r.status !== 201) throw new Error(`deploy ${name}: ${r.status} ${JSON.stringify(r.body)}`);
 }
@@ -61,7 +81,11 @@ async function neighbourCalls(p: Platform, n: number): Promise<Latency> {
   const xs: number[] = [];
   for (let i = 0; i < n; i++) {
     const t = process.hrtime.bigint();
-    const r = await fetch(`${p.api}/function/neighbour`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ n: i }) });
+    const r = await fetch(`${p.api}/function/neighbour`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ n: i }),
+    });
     const body = (await r.json()) as { twice?: number };
     xs.push(Number(process.hrtime.bigint() - t) / 1e6);
     if (r.status !== 200 || body.twice !== 2 * i) throw new Error(`the neighbour answered wrongly: ${r.status} ${JSON.stringify(body)}`);
@@ -132,7 +156,14 @@ async function main(): Promise<void> {
     ['neighbour p50, quiet | all attacks', `${f(quiet.p50)} | ${f(all.latency.p50)}`, '-', '-', '-', '-'],
     ...phases.map((ph) => {
       const ratio = ph.latency.p99 / quiet.p99;
-      return [`neighbour p99 during ${ph.name === 'all together' ? 'all attacks together' : `${ph.name} attacks`}`, f(ph.latency.p99), f(quiet.p99), ratio.toFixed(2), `<= ${GOAL}`, ratio <= GOAL ? 'yes' : 'NO'];
+      return [
+        `neighbour p99 during ${ph.name === 'all together' ? 'all attacks together' : `${ph.name} attacks`}`,
+        f(ph.latency.p99),
+        f(quiet.p99),
+        ratio.toFixed(2),
+        `<= ${GOAL}`,
+        ratio <= GOAL ? 'yes' : 'NO',
+      ];
     }),
   ];
   const head = ['scenario', 'under attack', 'quiet p99 (same run)', 'ratio', 'goal', 'met'];
@@ -141,7 +172,8 @@ async function main(): Promise<void> {
   const machine = `${hostname()}: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, load ${loadavg()[0]!.toFixed(1)}`;
   console.log(`\nzfaas neighbour benchmark, ${new Date().toISOString()}\n${machine}\n`);
   console.log([line(head), `|${w.map((n) => '-'.repeat(n + 2)).join('|')}|`, ...rows.map(line)].join('\n'));
-  for (const ph of phases) console.log(`  ${ph.name}: neighbour containers after it: ${ph.neighbourContainers}; attack calls: ${JSON.stringify(ph.attacks)}`);
+  for (const ph of phases)
+    console.log(`  ${ph.name}: neighbour containers after it: ${ph.neighbourContainers}; attack calls: ${JSON.stringify(ph.attacks)}`);
   const dir = join(ROOT, 'bench', 'results');
   await mkdir(dir, { recursive: true });
   const file = join(dir, `neighbour-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);

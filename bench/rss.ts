@@ -18,7 +18,7 @@ export async function treePids(pid: number): Promise<{ pids: number[]; rssKiB: M
     .split('\n')
     .map((l) => l.trim().split(/\s+/).map(Number) as [number, number, number]);
   const keep = new Set([pid]);
-  for (let grew = true; grew; ) {
+  for (let grew = true; grew;) {
     grew = false;
     for (const [p, pp] of rows) {
       if (keep.has(pp) && !keep.has(p)) {

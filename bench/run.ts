@@ -84,7 +84,7 @@ interface NodeView {
 }
 
 async function warmContainers(p: Platform): Promise<NodeView> {
-  return ((await http<NodeView[]>('GET', `${p.api}/nodes`)).body)[0]!;
+  return (await http<NodeView[]>('GET', `${p.api}/nodes`)).body[0]!;
 }
 
 interface Row {
@@ -114,14 +114,30 @@ async function main(): Promise<void> {
 
   console.error('baselines: docker run --rm, docker exec, the seed (docker CLI from a shell)');
   const once = ['node', '/opt/zfaas/loader.js', '--once'];
-  const common = ['--network', 'none', '--user', '1000:1000', '--label', 'zfaas.bench=1', '-v', `${fnDir}:/ws:ro`, '-w', '/ws', '-e', `ZFAAS_PARAMS=${params}`];
+  const common = [
+    '--network',
+    'none',
+    '--user',
+    '1000:1000',
+    '--label',
+    'zfaas.bench=1',
+    '-v',
+    `${fnDir}:/ws:ro`,
+    '-w',
+    '/ws',
+    '-e',
+    `ZFAAS_PARAMS=${params}`,
+  ];
   const dockerRun = await timeN(N_COLD, () => docker(['run', '--rm', ...common, IMAGE, ...once]).then(() => undefined), 1);
   const cname = `zfaas-bench-${process.pid}`;
   await docker(['run', '-d', '--name', cname, ...common, IMAGE, 'sleep', 'infinity']);
   const dockerExec = await timeN(N_COLD, () => docker(['exec', '-e', `ZFAAS_PARAMS=${params}`, cname, ...once]).then(() => undefined), 1);
   await docker(['rm', '-f', cname]);
   const seed = await timeN(N_COLD, () =>
-    run('sh', ['-c', `echo '${params}' | docker run --rm -i --label zfaas.bench=1 -v ${fnDir}:/ws:ro -w /ws ${IMAGE} node /opt/zfaas/loader.js --once`]).then(() => undefined),
+    run('sh', [
+      '-c',
+      `echo '${params}' | docker run --rm -i --label zfaas.bench=1 -v ${fnDir}:/ws:ro -w /ws ${IMAGE} node /opt/zfaas/loader.js --once`,
+    ]).then(() => undefined),
   );
   raw.docker = { run: dockerRun, exec: dockerExec, seed };
 
@@ -174,8 +190,18 @@ async function main(): Promise<void> {
     // The goal is 300 MB (286 MiB) resident for the group: its distinct pages, each counted once. Summed RSS
     // counts the node binary and libraries once per process, so it is shown beside it.
     const footprint = idleResident ?? idleRss;
-    const footprintText = idleResident === undefined ? `${idleRss.toFixed(0)} MiB summed RSS` : `${idleResident.toFixed(0)} MiB (summed RSS ${idleRss.toFixed(0)} MiB)`;
-    rows.push({ scenario: 'idle footprint api+db+instance+4 miniworkers', value: footprintText, baseline: '-', ratio: NaN, goal: '<= 300 MB (286 MiB)', met: footprint <= 286 });
+    const footprintText =
+      idleResident === undefined
+        ? `${idleRss.toFixed(0)} MiB summed RSS`
+        : `${idleResident.toFixed(0)} MiB (summed RSS ${idleRss.toFixed(0)} MiB)`;
+    rows.push({
+      scenario: 'idle footprint api+db+instance+4 miniworkers',
+      value: footprintText,
+      baseline: '-',
+      ratio: NaN,
+      goal: '<= 300 MB (286 MiB)',
+      met: footprint <= 286,
+    });
   } finally {
     await p.stop();
     await rm(fnDir, { recursive: true, force: true });
@@ -193,7 +219,14 @@ async function main(): Promise<void> {
 
 function formatTable(rows: Row[]): string {
   const head = ['scenario', 'zfaas', 'baseline (same run)', 'ratio', 'goal', 'met'];
-  const body = rows.map((r) => [r.scenario, r.value, r.baseline, Number.isNaN(r.ratio) ? '-' : r.ratio.toFixed(2), r.goal === '<= Infinity' ? '-' : r.goal, r.goal === '<= Infinity' ? '' : r.met ? 'yes' : 'NO']);
+  const body = rows.map((r) => [
+    r.scenario,
+    r.value,
+    r.baseline,
+    Number.isNaN(r.ratio) ? '-' : r.ratio.toFixed(2),
+    r.goal === '<= Infinity' ? '-' : r.goal,
+    r.goal === '<= Infinity' ? '' : r.met ? 'yes' : 'NO',
+  ]);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padEnd(w[i]!)).join(' | ')} |`;
   return [line(head), `|${w.map((n) => '-'.repeat(n + 2)).join('|')}|`, ...body.map(line)].join('\n');

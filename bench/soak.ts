@@ -35,8 +35,38 @@ async function main(): Promise<void> {
   const start: Record<string, () => Proc> = {
     db: () => zfaas(['db', '--bind', dbAddr, '--data', join(data, 'db')]),
     api: () => zfaas(['api', '--port', String(port), '--db', dbAddr, '--broker-bind', brokerAddr]),
-    n1: () => zfaas(['instance', '--broker', brokerAddr, '--db', dbAddr, '--data', join(data, 'n1'), '--node-id', 'n1', '--miniworkers', '3', '--policy', 'function']),
-    n2: () => zfaas(['instance', '--broker', brokerAddr, '--db', dbAddr, '--data', join(data, 'n2'), '--node-id', 'n2', '--miniworkers', '3', '--policy', 'runtime']),
+    n1: () =>
+      zfaas([
+        'instance',
+        '--broker',
+        brokerAddr,
+        '--db',
+        dbAddr,
+        '--data',
+        join(data, 'n1'),
+        '--node-id',
+        'n1',
+        '--miniworkers',
+        '3',
+        '--policy',
+        'function',
+      ]),
+    n2: () =>
+      zfaas([
+        'instance',
+        '--broker',
+        brokerAddr,
+        '--db',
+        dbAddr,
+        '--data',
+        join(data, 'n2'),
+        '--node-id',
+        'n2',
+        '--miniworkers',
+        '3',
+        '--policy',
+        'runtime',
+      ]),
   };
   for (const [k, f] of Object.entries(start)) procs[k] = f();
   const accepted = new Set<number>();
@@ -47,7 +77,11 @@ async function main(): Promise<void> {
     await waitHealthy(url, 2, procs.api);
     const fns: { name: string; runtime: string; files: Record<string, string> }[] = [
       { name: 'quick', runtime: 'node', files: { 'index.js': 'module.exports = (p) => ({ n: p.n });' } },
-      { name: 'slow', runtime: 'node', files: { 'index.js': 'module.exports = (p) => new Promise((r) => setTimeout(() => r({ n: p.n }), 300));' } },
+      {
+        name: 'slow',
+        runtime: 'node',
+        files: { 'index.js': 'module.exports = (p) => new Promise((r) => setTimeout(() => r({ n: p.n }), 300));' },
+      },
       { name: 'py', runtime: 'python', files: { 'handler.py': 'def handler(e):\n    return {"n": e["n"]}\n' } },
     ];
     for (const f of fns) {
@@ -128,13 +162,34 @@ async function main(): Promise<void> {
         errors[why] = (errors[why] ?? 0) + 1;
       }
     }
-    const report = { minutes: MINUTES, faultEverySeconds: FAULT_S, accepted: accepted.size, finished, lost: stuck.length, byStatus, errors, faults, memoryMiB: samples };
+    const report = {
+      minutes: MINUTES,
+      faultEverySeconds: FAULT_S,
+      accepted: accepted.size,
+      finished,
+      lost: stuck.length,
+      byStatus,
+      errors,
+      faults,
+      memoryMiB: samples,
+    };
     console.log(`\nzfaas soak: ${MINUTES} min, a SIGKILL every ${FAULT_S} s (${faults.map((f) => f.killed).join(', ') || 'none'})`);
-    console.log(`| accepted | finished | lost | DONE | ERROR | TIMEOUT |\n|---|---|---|---|---|---|\n| ${accepted.size} | ${finished} | ${stuck.length} | ${byStatus.DONE ?? 0} | ${byStatus.ERROR ?? 0} | ${byStatus.TIMEOUT ?? 0} |`);
+    console.log(
+      `| accepted | finished | lost | DONE | ERROR | TIMEOUT |\n|---|---|---|---|---|---|\n| ${accepted.size} | ${finished} | ${stuck.length} | ${byStatus.DONE ?? 0} | ${byStatus.ERROR ?? 0} | ${byStatus.TIMEOUT ?? 0} |`,
+    );
     for (const [why, k] of Object.entries(errors)) console.log(`  ${k} x ${why}`);
     console.log('\nmemory (MiB, process and children) over time:');
-    console.log(`| t (s) | ${Object.keys(start).join(' | ')} |\n|---|${Object.keys(start).map(() => '---').join('|')}|`);
-    for (const s of samples) console.log(`| ${s.t} | ${Object.keys(start).map((k) => s.rss[k] ?? '-').join(' | ')} |`);
+    console.log(
+      `| t (s) | ${Object.keys(start).join(' | ')} |\n|---|${Object.keys(start)
+        .map(() => '---')
+        .join('|')}|`,
+    );
+    for (const s of samples)
+      console.log(
+        `| ${s.t} | ${Object.keys(start)
+          .map((k) => s.rss[k] ?? '-')
+          .join(' | ')} |`,
+      );
     const dir = join(ROOT, 'bench', 'results');
     await mkdir(dir, { recursive: true });
     const file = join(dir, `soak-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);

@@ -52,7 +52,10 @@ async function serve(start: () => Promise<() => Promise<void>>): Promise<void> {
 const apiToken = (p: Command): string | undefined => (p.opts() as { token?: string }).token ?? (process.env.ZFAAS_TOKEN || undefined);
 
 const policyOpt = (): Option =>
-  new Option('--policy <policy>', 'preload policy of this node').choices([...POLICIES]).default('none').env('ZFAAS_POLICY');
+  new Option('--policy <policy>', 'preload policy of this node')
+    .choices([...POLICIES])
+    .default('none')
+    .env('ZFAAS_POLICY');
 
 export function program(): Command {
   const p = new Command('zfaas').description('zfaas: functions as a service over ZeroMQ and Docker').showHelpAfterError();
@@ -67,10 +70,25 @@ export function program(): Command {
     .addOption(new Option('--db-bind <addr>', 'DB service address').default('tcp://127.0.0.1:5560').env('ZFAAS_DB_BIND'))
     .addOption(new Option('--broker-bind <addr>', 'node broker address').default('tcp://127.0.0.1:5561').env('ZFAAS_BROKER_BIND'))
     .addOption(new Option('--curve-secret-key <z85>', 'CURVE secret key of this service (see zfaas keys)').env('ZFAAS_CURVE_SECRET'))
-    .addOption(new Option('--curve-allowed <keys>', 'CURVE public keys of the instances let in, comma separated').env('ZFAAS_CURVE_ALLOWED'))
-    .addHelpText('after', '\nExample:\n  zfaas up --port 3000 --data ./data --miniworkers 4 --policy function\n  ZFAAS_TOKEN=s3cret zfaas up --host 0.0.0.0   # beyond loopback a token is required')
-    .action((o: { port: number; host: string; data: string; miniworkers: number; policy: Policy; dbBind: string; brokerBind: string; curveSecretKey?: string; curveAllowed?: string }) =>
-      serve(async () => (await services()).up({ ...o, data: resolve(o.data), token: apiToken(p), curveSecret: o.curveSecretKey })),
+    .addOption(
+      new Option('--curve-allowed <keys>', 'CURVE public keys of the instances let in, comma separated').env('ZFAAS_CURVE_ALLOWED'),
+    )
+    .addHelpText(
+      'after',
+      '\nExample:\n  zfaas up --port 3000 --data ./data --miniworkers 4 --policy function\n  ZFAAS_TOKEN=s3cret zfaas up --host 0.0.0.0   # beyond loopback a token is required',
+    )
+    .action(
+      (o: {
+        port: number;
+        host: string;
+        data: string;
+        miniworkers: number;
+        policy: Policy;
+        dbBind: string;
+        brokerBind: string;
+        curveSecretKey?: string;
+        curveAllowed?: string;
+      }) => serve(async () => (await services()).up({ ...o, data: resolve(o.data), token: apiToken(p), curveSecret: o.curveSecretKey })),
     );
 
   p.command('db')
@@ -78,10 +96,14 @@ export function program(): Command {
     .addOption(new Option('--bind <addr>', 'address to bind').default('tcp://127.0.0.1:5560').env('ZFAAS_DB_BIND'))
     .addOption(new Option('--data <dir>', 'LevelDB folder').default('./data/db').env('ZFAAS_DB_DATA'))
     .addOption(new Option('--curve-secret-key <z85>', 'CURVE secret key of this service (see zfaas keys)').env('ZFAAS_CURVE_SECRET'))
-    .addOption(new Option('--curve-allowed <keys>', 'CURVE public keys of the instances let in, comma separated').env('ZFAAS_CURVE_ALLOWED'))
+    .addOption(
+      new Option('--curve-allowed <keys>', 'CURVE public keys of the instances let in, comma separated').env('ZFAAS_CURVE_ALLOWED'),
+    )
     .addHelpText('after', '\nExample:\n  zfaas db --bind tcp://127.0.0.1:5560 --data ./data/db')
     .action((o: { bind: string; data: string; curveSecretKey?: string; curveAllowed?: string }) =>
-      serve(async () => (await services()).startDb({ bind: o.bind, data: resolve(o.data), curveSecret: o.curveSecretKey, curveAllowed: o.curveAllowed })),
+      serve(async () =>
+        (await services()).startDb({ bind: o.bind, data: resolve(o.data), curveSecret: o.curveSecretKey, curveAllowed: o.curveAllowed }),
+      ),
     );
 
   p.command('api')
@@ -92,10 +114,20 @@ export function program(): Command {
     .addOption(new Option('--broker-bind <addr>', 'address instances connect to').default('tcp://0.0.0.0:5561').env('ZFAAS_BROKER_BIND'))
     .option('--no-builtins', 'do not register the built-in node and python runtimes')
     .addOption(new Option('--curve-secret-key <z85>', 'CURVE secret key of this service (see zfaas keys)').env('ZFAAS_CURVE_SECRET'))
-    .addOption(new Option('--curve-allowed <keys>', 'CURVE public keys of the instances let in, comma separated').env('ZFAAS_CURVE_ALLOWED'))
+    .addOption(
+      new Option('--curve-allowed <keys>', 'CURVE public keys of the instances let in, comma separated').env('ZFAAS_CURVE_ALLOWED'),
+    )
     .addHelpText('after', '\nExample:\n  zfaas api --port 3000 --db tcp://127.0.0.1:5560 --broker-bind tcp://0.0.0.0:5561')
-    .action((o: { port: number; host: string; db: string; brokerBind: string; builtins: boolean; curveSecretKey?: string; curveAllowed?: string }) =>
-      serve(async () => (await services()).startApi({ ...o, token: apiToken(p), curveSecret: o.curveSecretKey })),
+    .action(
+      (o: {
+        port: number;
+        host: string;
+        db: string;
+        brokerBind: string;
+        builtins: boolean;
+        curveSecretKey?: string;
+        curveAllowed?: string;
+      }) => serve(async () => (await services()).startApi({ ...o, token: apiToken(p), curveSecret: o.curveSecretKey })),
     );
 
   p.command('instance')
@@ -110,8 +142,11 @@ export function program(): Command {
     .addOption(new Option('--registry <host:port>', 'private registry to pull missing runtime images from').env('ZFAAS_REGISTRY'))
     .addOption(new Option('--label <k=v...>', 'node labels (repeatable)').env('ZFAAS_LABELS'))
     .addOption(new Option('--curve-secret-key <z85>', 'CURVE secret key of this node (see zfaas keys)').env('ZFAAS_CURVE_SECRET'))
-    .addOption(new Option('--curve-server-key <z85>', "CURVE public key of the API and DB service").env('ZFAAS_CURVE_SERVER_KEY'))
-    .addHelpText('after', '\nExample:\n  zfaas instance --broker tcp://api-host:5561 --db tcp://api-host:5560 --miniworkers 4 --policy function')
+    .addOption(new Option('--curve-server-key <z85>', 'CURVE public key of the API and DB service').env('ZFAAS_CURVE_SERVER_KEY'))
+    .addHelpText(
+      'after',
+      '\nExample:\n  zfaas instance --broker tcp://api-host:5561 --db tcp://api-host:5560 --miniworkers 4 --policy function',
+    )
     .action(
       (o: {
         broker: string;
@@ -139,7 +174,10 @@ export function program(): Command {
 
   p.command('keys')
     .description('print a new CURVE key pair (JSON) for securing node links')
-    .addHelpText('after', '\nExample:\n  zfaas keys > api-keys.json   # give publicKey to the instances, keep secretKey on the API and DB hosts')
+    .addHelpText(
+      'after',
+      '\nExample:\n  zfaas keys > api-keys.json   # give publicKey to the instances, keep secretKey on the API and DB hosts',
+    )
     .action(async () => {
       const { newKeyPair } = await import('../common/curve.js');
       console.log(JSON.stringify(newKeyPair(), null, 2));

@@ -21,7 +21,9 @@ export { UsageError } from '../common/errors.js';
 import { UsageError } from '../common/errors.js';
 
 export async function builtinRuntimes(): Promise<Runtime[]> {
-  return Promise.all(BUILTIN.map(async (n) => RuntimeSchema.parse(JSON.parse(await readFile(join(REPO_ROOT, 'runtimes', n, 'runtime.json'), 'utf8')))));
+  return Promise.all(
+    BUILTIN.map(async (n) => RuntimeSchema.parse(JSON.parse(await readFile(join(REPO_ROOT, 'runtimes', n, 'runtime.json'), 'utf8')))),
+  );
 }
 
 export async function dockerOrExit(): Promise<Docker> {
@@ -29,7 +31,9 @@ export async function dockerOrExit(): Promise<Docker> {
   try {
     await docker.ping();
   } catch (e) {
-    throw new UsageError(`no Docker engine answers at ${process.env.DOCKER_HOST ?? '/var/run/docker.sock'} (${errText(e)}): start dockerd (or run scripts/ensure-docker.sh as root) and try again`);
+    throw new UsageError(
+      `no Docker engine answers at ${process.env.DOCKER_HOST ?? '/var/run/docker.sock'} (${errText(e)}): start dockerd (or run scripts/ensure-docker.sh as root) and try again`,
+    );
   }
   return docker;
 }
@@ -38,10 +42,13 @@ export async function dockerOrExit(): Promise<Docker> {
 export async function ensureImages(docker: Docker, runtimes: Runtime[], log: Logger): Promise<void> {
   const missing: string[] = [];
   for (const [i, rt] of runtimes.entries()) {
-    const ok = await docker.getImage(rt.image).inspect().then(
-      () => true,
-      () => false,
-    );
+    const ok = await docker
+      .getImage(rt.image)
+      .inspect()
+      .then(
+        () => true,
+        () => false,
+      );
     if (!ok) missing.push(BUILTIN[i] ?? rt.name);
   }
   if (missing.length === 0) return;
@@ -113,7 +120,8 @@ export async function up(o: UpOptions): Promise<() => Promise<void>> {
   const runtimes = await builtinRuntimes();
   await ensureImages(docker, runtimes, log);
   const curve = serverCurve(o);
-  if (!curve && beyondLoopback(o.dbBind) && !insecureAllowed(log)) throw new UsageError(`the DB service would listen on ${o.dbBind}, beyond this machine: set CURVE keys (--curve-secret-key)`);
+  if (!curve && beyondLoopback(o.dbBind) && !insecureAllowed(log))
+    throw new UsageError(`the DB service would listen on ${o.dbBind}, beyond this machine: set CURVE keys (--curve-secret-key)`);
   const db = new DbServer({ bind: o.dbBind, dataDir: join(o.data, 'db'), curve, log: log.child({ part: 'db' }) });
   await db.start();
   // The API and the instance in this process reach the DB service directly; other processes use its socket.
@@ -122,10 +130,28 @@ export async function up(o: UpOptions): Promise<() => Promise<void>> {
   client.close();
   // The instance of this process reaches the broker in memory; other nodes use brokerBind.
   const inproc = `inproc://zfaas-broker-${process.pid}`;
-  const api = new ApiServer({ port: o.port, host: o.host, token: o.token, curve, db, brokerAlsoBind: [inproc], brokerBind: o.brokerBind, log: log.child({ part: 'api' }) });
+  const api = new ApiServer({
+    port: o.port,
+    host: o.host,
+    token: o.token,
+    curve,
+    db,
+    brokerAlsoBind: [inproc],
+    brokerBind: o.brokerBind,
+    log: log.child({ part: 'api' }),
+  });
   await api.start();
   const own = curve ? { secretKey: curve.secretKey, serverKey: curvePublicKey(curve.secretKey) } : undefined;
-  const instance = new Instance({ broker: inproc, db, curve: own, dataDir: join(o.data, 'instance'), miniworkers: o.miniworkers, policy: o.policy, ...poolEnv(), log: log.child({ part: 'instance' }) });
+  const instance = new Instance({
+    broker: inproc,
+    db,
+    curve: own,
+    dataDir: join(o.data, 'instance'),
+    miniworkers: o.miniworkers,
+    policy: o.policy,
+    ...poolEnv(),
+    log: log.child({ part: 'instance' }),
+  });
   await instance.start();
   log.info(`zfaas is up: http://${o.host === '0.0.0.0' ? 'localhost' : o.host}:${o.port} (Ctrl-C stops everything)`);
   return async () => {
@@ -138,16 +164,25 @@ export async function up(o: UpOptions): Promise<() => Promise<void>> {
 export async function startDb(o: { bind: string; data: string } & Keys): Promise<() => Promise<void>> {
   const curve = serverCurve(o);
   // The DB service holds everything: beyond this machine it only listens with CURVE keys.
-  if (!curve && beyondLoopback(o.bind) && !insecureAllowed(createLogger('db'))) throw new UsageError(`the DB service would listen on ${o.bind}, beyond this machine: set CURVE keys (--curve-secret-key, --curve-allowed)`);
+  if (!curve && beyondLoopback(o.bind) && !insecureAllowed(createLogger('db')))
+    throw new UsageError(
+      `the DB service would listen on ${o.bind}, beyond this machine: set CURVE keys (--curve-secret-key, --curve-allowed)`,
+    );
   const db = new DbServer({ bind: o.bind, dataDir: o.data, curve, log: createLogger('db') });
   await db.start();
   return () => db.stop();
 }
 
-export async function startApi(o: { port: number; host: string; db: string; brokerBind: string; builtins: boolean; token?: string } & Keys): Promise<() => Promise<void>> {
+export async function startApi(
+  o: { port: number; host: string; db: string; brokerBind: string; builtins: boolean; token?: string } & Keys,
+): Promise<() => Promise<void>> {
   const log = createLogger('api');
   const curve = serverCurve(o);
-  if (!curve && beyondLoopback(o.brokerBind)) log.warn({ broker: o.brokerBind }, 'node links are not authenticated: any host that reaches the broker can join (set --curve-secret-key and --curve-allowed)');
+  if (!curve && beyondLoopback(o.brokerBind))
+    log.warn(
+      { broker: o.brokerBind },
+      'node links are not authenticated: any host that reaches the broker can join (set --curve-secret-key and --curve-allowed)',
+    );
   const api = new ApiServer({ port: o.port, host: o.host, db: o.db, brokerBind: o.brokerBind, token: o.token, curve, log });
   if (o.builtins) {
     for (const rt of await builtinRuntimes()) {
@@ -159,7 +194,17 @@ export async function startApi(o: { port: number; host: string; db: string; brok
 }
 
 export async function startInstance(
-  o: { broker: string; db: string; data: string; miniworkers: number; policy: Policy; nodeId?: string; buildImages: boolean; registry?: string; label?: string[] } & Keys,
+  o: {
+    broker: string;
+    db: string;
+    data: string;
+    miniworkers: number;
+    policy: Policy;
+    nodeId?: string;
+    buildImages: boolean;
+    registry?: string;
+    label?: string[];
+  } & Keys,
 ): Promise<() => Promise<void>> {
   const log = createLogger('instance');
   const curve = clientCurve(o);
@@ -167,7 +212,19 @@ export async function startInstance(
   const docker = await dockerOrExit();
   // With a registry the node pulls what it lacks; without one it builds the built-in images itself.
   if (o.buildImages && !o.registry) await ensureImages(docker, await builtinRuntimes(), log);
-  const instance = new Instance({ broker: o.broker, db: o.db, dataDir: o.data, miniworkers: o.miniworkers, policy: o.policy, nodeId: o.nodeId, labels, curve, registry: o.registry, ...poolEnv(), log });
+  const instance = new Instance({
+    broker: o.broker,
+    db: o.db,
+    dataDir: o.data,
+    miniworkers: o.miniworkers,
+    policy: o.policy,
+    nodeId: o.nodeId,
+    labels,
+    curve,
+    registry: o.registry,
+    ...poolEnv(),
+    log,
+  });
   await instance.start();
   return () => instance.stop();
 }
@@ -175,7 +232,10 @@ export async function startInstance(
 // k=v pairs (repeatable flag or ZFAAS_LABELS=k=v,k2=v2).
 function parseLabels(items: string[]): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const item of items.flatMap((i) => i.split(',')).map((i) => i.trim()).filter(Boolean)) {
+  for (const item of items
+    .flatMap((i) => i.split(','))
+    .map((i) => i.trim())
+    .filter(Boolean)) {
     const eq = item.indexOf('=');
     if (eq <= 0) throw new UsageError(`bad label "${item}": expected KEY=VALUE`);
     out[item.slice(0, eq)] = item.slice(eq + 1);
@@ -205,5 +265,10 @@ function poolEnv(): { stemCells?: number; idleTtlMs?: number; maxContainers?: nu
   const ttl = num('ZFAAS_IDLE_TTL');
   const depsMaxMiB = num('ZFAAS_DEPS_MAX_MIB');
   if (depsMaxMiB === 0) throw new UsageError('ZFAAS_DEPS_MAX_MIB must be at least 1');
-  return { stemCells: num('ZFAAS_STEM_CELLS'), idleTtlMs: ttl === undefined ? undefined : ttl * 1000, maxContainers: num('ZFAAS_MAX_CONTAINERS'), depsMaxMiB };
+  return {
+    stemCells: num('ZFAAS_STEM_CELLS'),
+    idleTtlMs: ttl === undefined ? undefined : ttl * 1000,
+    maxContainers: num('ZFAAS_MAX_CONTAINERS'),
+    depsMaxMiB,
+  };
 }

@@ -1,6 +1,19 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
@@ -294,8 +307,14 @@ describe('refusals: names', () => {
 
 describe('refusals: links and special files', () => {
   it('refuses a symlink to /etc/passwd', async () => {
-    await expectRefused(pyTar(`f('index.js'); sym('passwd', '/etc/passwd')`), /^symlink passwd -> \/etc\/passwd points to an absolute path$/);
-    await expectRefused(pyZip(`f('index.js'); sym('passwd', '/etc/passwd')`), /^symlink passwd -> \/etc\/passwd points to an absolute path$/);
+    await expectRefused(
+      pyTar(`f('index.js'); sym('passwd', '/etc/passwd')`),
+      /^symlink passwd -> \/etc\/passwd points to an absolute path$/,
+    );
+    await expectRefused(
+      pyZip(`f('index.js'); sym('passwd', '/etc/passwd')`),
+      /^symlink passwd -> \/etc\/passwd points to an absolute path$/,
+    );
   });
 
   it('refuses a symlink ../../x', async () => {
@@ -307,7 +326,10 @@ describe('refusals: links and special files', () => {
     // "a" -> "." is harmless alone, and "b" -> "a/.." looks like "." lexically, but really is "./..".
     await expectRefused(pyTar(`f('index.js'); sym('a', '.'); sym('b', 'a/..')`), /^symlink b -> a\/\.\. escapes the archive root$/);
     // Same, with the links in the other order, in nested directories, and in a zip.
-    await expectRefused(pyTar(`f('index.js'); sym('x/b', '../y/a/../..'); sym('y/a', '../x')`), /^symlink x\/b -> .* escapes the archive root$/);
+    await expectRefused(
+      pyTar(`f('index.js'); sym('x/b', '../y/a/../..'); sym('y/a', '../x')`),
+      /^symlink x\/b -> .* escapes the archive root$/,
+    );
     await expectRefused(pyZip(`f('index.js'); sym('b', 'a/..'); sym('a', '.')`), /^symlink b -> a\/\.\. escapes the archive root$/);
     // Loops are refused too.
     await expectRefused(pyTar(`f('index.js'); sym('a', 'b'); sym('b', 'a')`), /^symlink a -> b loops or goes through too many symlinks$/);
@@ -322,11 +344,17 @@ describe('refusals: links and special files', () => {
   it('refuses a hardlink to an outside path', async () => {
     await expectRefused(pyTar(`f('index.js'); hard('h', '/etc/passwd')`), /^hardlink h -> \/etc\/passwd points outside the archive$/);
     await expectRefused(pyTar(`f('index.js'); hard('h', '../outside')`), /^hardlink h -> \.\.\/outside points outside the archive$/);
-    await expectRefused(pyTar(`hard('h', 'later.js'); f('later.js')`), /^hardlink h -> later\.js does not point to a regular file earlier in the archive$/);
+    await expectRefused(
+      pyTar(`hard('h', 'later.js'); f('later.js')`),
+      /^hardlink h -> later\.js does not point to a regular file earlier in the archive$/,
+    );
   });
 
   it('refuses a character device, a FIFO and unknown tar types', async () => {
-    await expectRefused(pyTar(`f('index.js'); dev('null')`), /^entry null is a character device; only regular files, directories and symlinks are allowed$/);
+    await expectRefused(
+      pyTar(`f('index.js'); dev('null')`),
+      /^entry null is a character device; only regular files, directories and symlinks are allowed$/,
+    );
     await expectRefused(pyTar(`f('index.js'); fifo('pipe')`), /^entry pipe is a FIFO/);
     await expectRefused(pyTar(`f('index.js'); t.addfile(info('vol', b'V'))`, 'w'), /^entry vol is of unsupported tar type/);
     await expectRefused(pyZip(`f('index.js'); f('null', b'', 0o020666)`), /^entry null is a character device/);
@@ -381,7 +409,10 @@ sys.stdout.buffer.write(buf.getvalue())
   it('counts real bytes against the limit', async () => {
     await expectRefused(pyTar(`f('a', b'x' * 40000); f('b', b'x' * 40000)`), /^archive is larger than 64 KiB unpacked$/, SMALL);
     await expectRefused(pyZip(`f('a', b'x' * 40000); f('b', b'x' * 40000)`), /^archive is larger than 64 KiB unpacked$/, SMALL);
-    await expectRefused(pyTar(`f('a', b'x' * 1001)`), /^archive is larger than 1000 bytes unpacked$/, { maxTotalBytes: 1000, maxEntries: 10 });
+    await expectRefused(pyTar(`f('a', b'x' * 1001)`), /^archive is larger than 1000 bytes unpacked$/, {
+      maxTotalBytes: 1000,
+      maxEntries: 10,
+    });
   });
 
   it('refuses too many entries', async () => {

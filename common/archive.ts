@@ -119,7 +119,9 @@ const MAX_COMPONENT_BYTES = 255; // NAME_MAX: a longer component cannot be creat
 /** A name as it may appear in a message: escaped if it holds control characters, cut if very long. */
 function show(name: string): string {
   const cut = name.length > 200 ? `${name.slice(0, 200)}...` : name;
-  return hasControlChar(cut) || INVISIBLE.test(cut) ? JSON.stringify(cut).replace(INVISIBLE_ALL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : cut;
+  return hasControlChar(cut) || INVISIBLE.test(cut)
+    ? JSON.stringify(cut).replace(INVISIBLE_ALL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+    : cut;
 }
 const INVISIBLE_ALL = new RegExp(INVISIBLE.source, 'g');
 
@@ -503,7 +505,8 @@ async function walkTar(buf: Buffer, gzipped: boolean, limits: ArchiveLimits, vis
   // Extended headers (pax records, GNU long names) as read: tar cuts a name at a NUL byte, so a NUL
   // inside one would make the name extracted differ from the name the archive shows.
   parser.on('meta', (meta: string) => {
-    if (meta.replace(/\0+$/, '').includes('\0')) fail(new ArchiveError('archive has a NUL byte inside a name or link in an extended header'));
+    if (meta.replace(/\0+$/, '').includes('\0'))
+      fail(new ArchiveError('archive has a NUL byte inside a name or link in an extended header'));
   });
   parser.on('nullBlock', () => {
     sawEndMarker = true;
@@ -559,7 +562,9 @@ async function walkTar(buf: Buffer, gzipped: boolean, limits: ArchiveLimits, vis
     }
     if (!failure && head) {
       throw new ArchiveError(
-        head.length === 0 ? 'archive is truncated or corrupt: the gzip stream is empty' : 'archive is truncated or corrupt: shorter than one tar block',
+        head.length === 0
+          ? 'archive is truncated or corrupt: the gzip stream is empty'
+          : 'archive is truncated or corrupt: shorter than one tar block',
       );
     }
   } catch (err) {
@@ -600,10 +605,8 @@ function zipError(err: unknown): ArchiveError {
 
 function openZip(buf: Buffer): Promise<ZipFile> {
   return new Promise((resolve, reject) => {
-    yauzl.fromBuffer(
-      buf,
-      { lazyEntries: true, validateEntrySizes: true, decodeStrings: true, strictFileNames: false },
-      (err, zip) => (err ? reject(zipError(err)) : resolve(zip)),
+    yauzl.fromBuffer(buf, { lazyEntries: true, validateEntrySizes: true, decodeStrings: true, strictFileNames: false }, (err, zip) =>
+      err ? reject(zipError(err)) : resolve(zip),
     );
   });
 }

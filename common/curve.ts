@@ -94,8 +94,18 @@ export async function startZap(allowed: string[], log: Logger): Promise<void> {
         const [peer, , version, requestId, , address, , mechanism, key] = frames as Buffer[];
         const publicKey = mechanism?.toString() === 'CURVE' && key?.length === 32 ? z85Encode(key) : '';
         const ok = publicKey !== '' && zap!.allowed.has(publicKey);
-        if (!ok) log.warn({ address: address?.toString(), key: publicKey || mechanism?.toString() }, 'node link refused: unknown CURVE key');
-        await socket.send([peer!, Buffer.alloc(0), version ?? Buffer.from('1.0'), requestId ?? Buffer.alloc(0), Buffer.from(ok ? '200' : '400'), Buffer.from(ok ? 'OK' : 'unknown key'), Buffer.from(publicKey), Buffer.alloc(0)]);
+        if (!ok)
+          log.warn({ address: address?.toString(), key: publicKey || mechanism?.toString() }, 'node link refused: unknown CURVE key');
+        await socket.send([
+          peer!,
+          Buffer.alloc(0),
+          version ?? Buffer.from('1.0'),
+          requestId ?? Buffer.alloc(0),
+          Buffer.from(ok ? '200' : '400'),
+          Buffer.from(ok ? 'OK' : 'unknown key'),
+          Buffer.from(publicKey),
+          Buffer.alloc(0),
+        ]);
       }
     } catch (e) {
       if (zap) log.error({ err: errText(e) }, 'ZAP handler stopped');
@@ -111,7 +121,10 @@ export function logFailedHandshakes(socket: Socket, log: Logger, what: string): 
       for await (const ev of socket.events) {
         // `handshake:error:auth` follows a ZAP refusal, which the handler has logged with the key already.
         if (ev.type === 'handshake:error:protocol' || ev.type === 'handshake:error:other')
-          log.warn({ address: ev.address, reason: ev.type.slice('handshake:error:'.length), err: errText(ev.error) }, `${what} refused: CURVE handshake failed`);
+          log.warn(
+            { address: ev.address, reason: ev.type.slice('handshake:error:'.length), err: errText(ev.error) },
+            `${what} refused: CURVE handshake failed`,
+          );
       }
     } catch {
       // the socket closed: nothing more to watch

@@ -175,7 +175,12 @@ export async function runContainer(docker: Docker, spec: RunSpec): Promise<RunRe
     NetworkDisabled: !spec.limits.network,
     HostConfig: hostConfig(spec.binds, spec.limits, spec.readOnlyRoot ?? true),
   });
-  const output = new Output(() => void container.kill({ signal: 'SIGKILL' }).catch(() => undefined), spec.maxOutput, spec.maxStdout, spec.maxStderr);
+  const output = new Output(
+    () => void container.kill({ signal: 'SIGKILL' }).catch(() => undefined),
+    spec.maxOutput,
+    spec.maxStdout,
+    spec.maxStderr,
+  );
   const { out, err } = output;
   try {
     const stream = await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true });
@@ -228,7 +233,8 @@ export async function waitOrKill(container: Docker.Container, timeoutMs: number)
  */
 export async function inspectExited(container: Docker.Container, killedByUs = false): Promise<Docker.ContainerInspectInfo | null> {
   let info = await container.inspect().catch(() => null);
-  const again = (i: Docker.ContainerInspectInfo): boolean => i.State.Running || (!killedByUs && i.State.ExitCode === 137 && !i.State.OOMKilled);
+  const again = (i: Docker.ContainerInspectInfo): boolean =>
+    i.State.Running || (!killedByUs && i.State.ExitCode === 137 && !i.State.OOMKilled);
   for (let i = 0; i < 5 && info && again(info); i++) {
     await new Promise((r) => setTimeout(r, 100));
     info = (await container.inspect().catch(() => null)) ?? info;
@@ -240,6 +246,13 @@ export async function inspectExited(container: Docker.Container, killedByUs = fa
 export async function removeLabelled(docker: Docker, filters: Record<string, string>): Promise<number> {
   const label = [LABEL + '=true', ...Object.entries(filters).map(([k, v]) => `${k}=${v}`)];
   const list = await docker.listContainers({ all: true, filters: { label } });
-  await Promise.all(list.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+  await Promise.all(
+    list.map((c) =>
+      docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => undefined),
+    ),
+  );
   return list.length;
 }

@@ -2,10 +2,19 @@
 import { z } from 'zod';
 
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-export const nameSchema = z.string().regex(NAME_RE, 'must be 1-128 characters: letters, digits, ".", "_" or "-", starting with a letter or digit');
+export const nameSchema = z
+  .string()
+  .regex(NAME_RE, 'must be 1-128 characters: letters, digits, ".", "_" or "-", starting with a letter or digit');
 // Images may carry a registry, path and tag; keep the charset tight so it never reaches a shell.
-export const imageSchema = z.string().min(1).max(255).regex(/^[a-z0-9][a-z0-9._\-/:@]*$/, 'is not a valid Docker image reference');
-export const absPathSchema = z.string().regex(/^\/[A-Za-z0-9._\-/]*$/, 'must be an absolute path').refine((p) => !p.split('/').includes('..'), 'must not contain ".."');
+export const imageSchema = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/^[a-z0-9][a-z0-9._\-/:@]*$/, 'is not a valid Docker image reference');
+export const absPathSchema = z
+  .string()
+  .regex(/^\/[A-Za-z0-9._\-/]*$/, 'must be an absolute path')
+  .refine((p) => !p.split('/').includes('..'), 'must not contain ".."');
 
 export const RuntimeSchema = z.object({
   name: nameSchema,
@@ -17,7 +26,10 @@ export const RuntimeSchema = z.object({
   loader: z.string().max(4096).optional(),
   // Run `dependencies` only when one of these files in the function's root has something in it
   // (a requirements.txt with a package line, a package.json with dependencies); empty: always run it.
-  dependenciesIf: z.array(z.string().regex(/^[A-Za-z0-9._-]+$/)).max(16).optional(),
+  dependenciesIf: z
+    .array(z.string().regex(/^[A-Za-z0-9._-]+$/))
+    .max(16)
+    .optional(),
 });
 export type Runtime = z.infer<typeof RuntimeSchema>;
 
@@ -30,7 +42,10 @@ export const RuntimeInputSchema = z
     dependencies: z.string().max(4096).default(''),
     run: z.string().min(1).max(4096),
     loader: z.string().max(4096).optional(),
-    dependenciesIf: z.array(z.string().regex(/^[A-Za-z0-9._-]+$/)).max(16).optional(),
+    dependenciesIf: z
+      .array(z.string().regex(/^[A-Za-z0-9._-]+$/))
+      .max(16)
+      .optional(),
   })
   .strict();
 export type RuntimeInput = z.infer<typeof RuntimeInputSchema>;

@@ -58,7 +58,11 @@ export class DbClient {
     return (await this.requestWithBlobs(msgType, content, blobs)).data;
   }
 
-  async requestWithBlobs<K extends DbMsgType>(msgType: K, content: DbContent<K>, blobs: Buffer[] = []): Promise<{ data: DbResults[K]; blobs: Buffer[] }> {
+  async requestWithBlobs<K extends DbMsgType>(
+    msgType: K,
+    content: DbContent<K>,
+    blobs: Buffer[] = [],
+  ): Promise<{ data: DbResults[K]; blobs: Buffer[] }> {
     if (this.closed) throw new DbError('db client closed', 'CLOSED');
     if (this.inProcess) {
       const r = await this.inProcess.local(msgType, content, blobs);

@@ -59,7 +59,15 @@ describe('db service', () => {
     const { createHash } = await import('node:crypto');
     const digest = createHash('sha256').update(blob).digest('hex');
     await client.request('putArchive', { digest }, [blob]);
-    const fn = await client.request('addFunction', { functionName: 'f', runtimeName: 'py', digest, size: blob.length, format: 'tar.gz', originalname: 'f.tgz', settings });
+    const fn = await client.request('addFunction', {
+      functionName: 'f',
+      runtimeName: 'py',
+      digest,
+      size: blob.length,
+      format: 'tar.gz',
+      originalname: 'f.tgz',
+      settings,
+    });
     expect(fn.version).toBe(1);
     const c1 = await client.request('createCall', { funcName: 'f', version: 1, params: { a: 1 } });
     const c2 = await client.request('createCall', { funcName: 'f', version: 1, params: { a: 2 } });

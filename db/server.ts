@@ -172,4 +172,10 @@ export class DbServer {
 }
 
 const codeOf = (e: unknown): string =>
-  e instanceof ProtocolError ? 'BAD_REQUEST' : e instanceof NotFoundError ? 'NOT_FOUND' : e instanceof ConflictError ? 'CONFLICT' : 'INTERNAL';
+  e instanceof ProtocolError
+    ? 'BAD_REQUEST'
+    : e instanceof NotFoundError
+      ? 'NOT_FOUND'
+      : e instanceof ConflictError
+        ? 'CONFLICT'
+        : 'INTERNAL';

@@ -85,7 +85,10 @@ describe('eviction', () => {
     t.move('busy', 'busy', 0);
     t.move('stem', 'warm');
     t.get('stem')!.lastUsed = 0;
-    const ids = (maxContainers: number): string[] => toEvict(t, { idleTtlMs: 500, maxContainers, now: 1000 }).map((r) => r.id).sort();
+    const ids = (maxContainers: number): string[] =>
+      toEvict(t, { idleTtlMs: 500, maxContainers, now: 1000 })
+        .map((r) => r.id)
+        .sort();
     expect(ids(10)).toEqual(['stale']);
     expect(ids(3)).toEqual(['lru', 'stale']);
   });

@@ -92,7 +92,14 @@ export async function runDependencies(docker: Docker, s: DependencySpec): Promis
     const exit = await waitOrKill(container, s.timeoutMs);
     await Promise.race([unpacked, new Promise((r) => setTimeout(r, 5000))]);
     const info = await inspectExited(container, exit.timedOut || tooLarge || unpackError !== undefined);
-    return { exitCode: exit.StatusCode, timedOut: exit.timedOut, tooLarge, oomKilled: Boolean(info?.State?.OOMKilled), unpackError, log: log.text() };
+    return {
+      exitCode: exit.StatusCode,
+      timedOut: exit.timedOut,
+      tooLarge,
+      oomKilled: Boolean(info?.State?.OOMKilled),
+      unpackError,
+      log: log.text(),
+    };
   } finally {
     await container.remove({ force: true }).catch(() => undefined);
   }

@@ -46,7 +46,9 @@ export class Images {
     const started = Date.now();
     try {
       const stream = await this.docker.pull(ref);
-      await new Promise<void>((resolve, reject) => this.docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())));
+      await new Promise<void>((resolve, reject) =>
+        this.docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())),
+      );
       await this.docker.getImage(ref).tag({ repo, tag });
     } catch (e) {
       throw new Error(`could not pull ${ref}: ${errText(e)}`);

@@ -105,16 +105,34 @@ export class Instance {
     this.link = new ApiLink({
       broker: this.o.broker,
       curve: this.o.curve,
-      node: { id: this.nodeId, capacity: capacityFor(this.o.miniworkers), policy: this.o.policy, labels: this.o.labels ?? {}, images, version: '0.1.0' },
+      node: {
+        id: this.nodeId,
+        capacity: capacityFor(this.o.miniworkers),
+        policy: this.o.policy,
+        labels: this.o.labels ?? {},
+        images,
+        version: '0.1.0',
+      },
       log: this.o.log,
       load: () => {
         const st = this.pool.stats();
-        return { running: [...this.accepted], warm: st.warm, miniworkers: st.miniworkers, capacity: capacityFor(st.miniworkers), containers: st.containers, stems: st.stems, settings: this.pool.current };
+        return {
+          running: [...this.accepted],
+          warm: st.warm,
+          miniworkers: st.miniworkers,
+          capacity: capacityFor(st.miniworkers),
+          containers: st.containers,
+          stems: st.stems,
+          settings: this.pool.current,
+        };
       },
       onMessage: (m, blobs) => this.onMessage(m, blobs),
     });
     this.link.start();
-    this.o.log.info({ node: this.nodeId, broker: this.o.broker, miniworkers: this.o.miniworkers, policy: this.o.policy }, 'instance started');
+    this.o.log.info(
+      { node: this.nodeId, broker: this.o.broker, miniworkers: this.o.miniworkers, policy: this.o.policy },
+      'instance started',
+    );
   }
 
   async stop(): Promise<void> {
@@ -128,7 +146,11 @@ export class Instance {
     const file = join(this.o.dataDir, 'node-id');
     const existing = (await readFile(file, 'utf8').catch(() => '')).trim();
     if (existing) return existing;
-    const id = `${hostname().replace(/[^A-Za-z0-9_-]/g, '').slice(0, 40) || 'node'}-${randomBytes(3).toString('hex')}`;
+    const id = `${
+      hostname()
+        .replace(/[^A-Za-z0-9_-]/g, '')
+        .slice(0, 40) || 'node'
+    }-${randomBytes(3).toString('hex')}`;
     await writeFile(file, id);
     return id;
   }
@@ -148,7 +170,12 @@ export class Instance {
         break;
       }
       case 'configure': {
-        const settings = this.pool.configure({ miniworkers: m.miniworkers, stemCells: m.stemCells, maxContainers: m.maxContainers, idleTtlMs: m.idleTtlS === undefined ? undefined : m.idleTtlS * 1000 });
+        const settings = this.pool.configure({
+          miniworkers: m.miniworkers,
+          stemCells: m.stemCells,
+          maxContainers: m.maxContainers,
+          idleTtlMs: m.idleTtlS === undefined ? undefined : m.idleTtlS * 1000,
+        });
         this.o.log.info({ settings }, 'pool configured');
         break;
       }
@@ -157,9 +184,9 @@ export class Instance {
           .ensure(m.runtime.image)
           .then(() => this.trees.prepare(m.fn, m.runtime))
           .then(
-          (tree) => this.pool.preload(m.fn, m.runtime, tree),
-          (e) => this.o.log.warn({ fn: m.fn.functionName, err: errText(e) }, 'could not preload function'),
-        );
+            (tree) => this.pool.preload(m.fn, m.runtime, tree),
+            (e) => this.o.log.warn({ fn: m.fn.functionName, err: errText(e) }, 'could not preload function'),
+          );
         break;
       default:
         break;
@@ -174,7 +201,9 @@ export class Instance {
       // RUNNING is recorded on the way, not waited for: the DB applies this node's requests in order, so
       // it lands before the result. A call that was already final (a duplicate after a redispatch) runs
       // again at worst, and its second result is not recorded (the first final state wins).
-      this.db.request('startCall', { callNum, node: this.nodeId }).catch((e) => this.o.log.warn({ callNum, err: errText(e) }, 'could not mark call RUNNING'));
+      this.db
+        .request('startCall', { callNum, node: this.nodeId })
+        .catch((e) => this.o.log.warn({ callNum, err: errText(e) }, 'could not mark call RUNNING'));
       await this.images.ensure(m.runtime.image);
       const treeDir = await this.trees.prepare(m.fn, m.runtime);
       const policy = m.fn.settings.policy ?? this.o.policy;
@@ -188,7 +217,11 @@ export class Instance {
         this.pool.submit(work);
       }
     } catch (e) {
-      await this.report(callNum, { status: 'ERROR', result: '', error: `could not prepare ${m.fn.functionName}@${m.fn.version}: ${errText(e)}` });
+      await this.report(callNum, {
+        status: 'ERROR',
+        result: '',
+        error: `could not prepare ${m.fn.functionName}@${m.fn.version}: ${errText(e)}`,
+      });
     }
   }
 
@@ -241,7 +274,9 @@ export class Instance {
       }
     }
     this.accepted.delete(callNum);
-    await this.link.send({ type: 'result', callNum, outcome, recorded }).catch((e) => this.o.log.warn({ callNum, err: errText(e) }, 'result not sent to API'));
+    await this.link
+      .send({ type: 'result', callNum, outcome, recorded })
+      .catch((e) => this.o.log.warn({ callNum, err: errText(e) }, 'result not sent to API'));
   }
 }
 

@@ -5,7 +5,15 @@ import { errText, type Logger } from '../common/log.js';
 import { SendQueue } from '../common/zmq.js';
 import { clientOptions, type CurveClient } from '../common/curve.js';
 import { decode, encode } from '../protocol/codec.js';
-import { HEARTBEAT_LIVENESS, HEARTBEAT_MS, ToInstanceSchema, type NodeInfo, type NodeLoad, type ToApi, type ToInstance } from '../protocol/broker.js';
+import {
+  HEARTBEAT_LIVENESS,
+  HEARTBEAT_MS,
+  ToInstanceSchema,
+  type NodeInfo,
+  type NodeLoad,
+  type ToApi,
+  type ToInstance,
+} from '../protocol/broker.js';
 
 export interface LinkOptions {
   broker: string;
@@ -44,7 +52,13 @@ export class ApiLink {
   }
 
   private open(): void {
-    this.socket = new Dealer({ routingId: this.o.node.id, linger: 500, reconnectInterval: 200, reconnectMaxInterval: 2000, ...clientOptions(this.o.curve) });
+    this.socket = new Dealer({
+      routingId: this.o.node.id,
+      linger: 500,
+      reconnectInterval: 200,
+      reconnectMaxInterval: 2000,
+      ...clientOptions(this.o.curve),
+    });
     this.out = new SendQueue(this.socket);
     this.socket.connect(this.o.broker);
     this.register();
@@ -52,7 +66,9 @@ export class ApiLink {
   }
 
   private register(): void {
-    this.send({ type: 'register', node: this.o.node, load: this.o.load() }).catch((e) => this.o.log.warn({ err: errText(e) }, 'register not sent'));
+    this.send({ type: 'register', node: this.o.node, load: this.o.load() }).catch((e) =>
+      this.o.log.warn({ err: errText(e) }, 'register not sent'),
+    );
   }
 
   private tick(): void {

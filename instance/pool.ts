@@ -152,7 +152,14 @@ export class MiniworkerPool {
     return { dequeued, running };
   }
 
-  stats(): { miniworkers: number; busy: number; queued: number; containers: Record<string, number>; warm: Record<string, number>; stems: Record<string, number> } {
+  stats(): {
+    miniworkers: number;
+    busy: number;
+    queued: number;
+    containers: Record<string, number>;
+    warm: Record<string, number>;
+    stems: Record<string, number>;
+  } {
     return {
       miniworkers: this.live().length,
       busy: [...this.workers.values()].filter((w) => w.job).length,
@@ -218,8 +225,15 @@ export class MiniworkerPool {
     void this.o.onWorkerGone(w.name).catch(() => undefined);
     if (w.job && w.job.fn.settings.retry === false) {
       // The retry rule: a function with retry=false never runs twice, even when its executor died.
-      this.o.log.warn({ miniworker: w.name, code, signal, callNum: w.job.callNum }, 'miniworker died with a job; not retried (retry=false)');
-      this.o.onResult(w.job, { status: 'ERROR', result: '', error: 'the miniworker running the call died; not retried (the function has retry=false)' });
+      this.o.log.warn(
+        { miniworker: w.name, code, signal, callNum: w.job.callNum },
+        'miniworker died with a job; not retried (retry=false)',
+      );
+      this.o.onResult(w.job, {
+        status: 'ERROR',
+        result: '',
+        error: 'the miniworker running the call died; not retried (the function has retry=false)',
+      });
     } else if (w.job) {
       // Its job goes back to the front of the queue: it was accepted and must finish.
       this.o.log.warn({ miniworker: w.name, code, signal, callNum: w.job.callNum }, 'miniworker died with a job; requeued');
@@ -445,13 +459,27 @@ export class MiniworkerPool {
 
   private functionSpec(id: string, owner: string, fn: FunctionMeta, rt: Runtime, treeDir: string): ContainerSpec {
     const env = ['HOME=/tmp', ...Object.entries(baseEnv(fn, rt)).map(([k, v]) => `${k}=${v}`)];
-    return containerSpec(id, rt, `${treeDir}:${rt.path}:ro`, env, this.labels(owner, { 'zfaas.function': fn.functionName, 'zfaas.role': 'warm' }), limitsOf(fn));
+    return containerSpec(
+      id,
+      rt,
+      `${treeDir}:${rt.path}:ro`,
+      env,
+      this.labels(owner, { 'zfaas.function': fn.functionName, 'zfaas.role': 'warm' }),
+      limitsOf(fn),
+    );
   }
 
   private stemSpec(id: string, owner: string, rt: Runtime, slotDir: string): ContainerSpec {
     // generic limits; the call's own are applied when the stem cell takes a function
     const limits = { memoryMiB: 256, cpus: 1, pids: 128, network: false };
-    return containerSpec(id, rt, `${slotDir}:${rt.path}:ro`, ['HOME=/tmp', `ZFAAS_DIR=${rt.path}`], this.labels(owner, { 'zfaas.runtime': rt.name, 'zfaas.role': 'stem' }), limits);
+    return containerSpec(
+      id,
+      rt,
+      `${slotDir}:${rt.path}:ro`,
+      ['HOME=/tmp', `ZFAAS_DIR=${rt.path}`],
+      this.labels(owner, { 'zfaas.runtime': rt.name, 'zfaas.role': 'stem' }),
+      limits,
+    );
   }
 
   private labels(owner: string, extra: Record<string, string>): Record<string, string> {
@@ -465,8 +493,26 @@ export class MiniworkerPool {
   }
 }
 
-function containerSpec(id: string, rt: Runtime, bind: string, env: string[], labels: Record<string, string>, limits: ContainerSpec['limits']): ContainerSpec {
-  return { id, image: rt.image, mode: rt.loader ? 'loader' : 'exec', loader: rt.loader, run: rt.run, workdir: rt.path, bind, env, labels, limits };
+function containerSpec(
+  id: string,
+  rt: Runtime,
+  bind: string,
+  env: string[],
+  labels: Record<string, string>,
+  limits: ContainerSpec['limits'],
+): ContainerSpec {
+  return {
+    id,
+    image: rt.image,
+    mode: rt.loader ? 'loader' : 'exec',
+    loader: rt.loader,
+    run: rt.run,
+    workdir: rt.path,
+    bind,
+    env,
+    labels,
+    limits,
+  };
 }
 
 function baseEnv(fn: FunctionMeta, rt: Runtime): Record<string, string> {

@@ -22,7 +22,11 @@ export interface TreeCacheOptions {
   depsMaxMiB: number; // the most a function's tree may hold once its dependencies are installed
 }
 
-const exists = (p: string): Promise<boolean> => stat(p).then(() => true, () => false);
+const exists = (p: string): Promise<boolean> =>
+  stat(p).then(
+    () => true,
+    () => false,
+  );
 
 export class TreeCache {
   private readonly preparing = new Map<string, Promise<string>>();
@@ -80,7 +84,13 @@ export class TreeCache {
           env: ['HOME=/tmp', `ZFAAS_FUNCTION=${fn.functionName}`],
           labels: { 'zfaas.node': this.o.nodeId, 'zfaas.function': fn.functionName, 'zfaas.role': 'dependencies' },
           // A function allowed the network at run time may fetch its packages too; others vendor them.
-          limits: { memoryMiB: Math.max(fn.settings.memory, 512), cpus: 1, pids: 256, network: this.o.depsNetwork || fn.settings.network, tmpfsMiB: 256 },
+          limits: {
+            memoryMiB: Math.max(fn.settings.memory, 512),
+            cpus: 1,
+            pids: 256,
+            network: this.o.depsNetwork || fn.settings.network,
+            tmpfsMiB: 256,
+          },
           timeoutMs: this.o.depsTimeoutMs,
           srcDir: workTree,
           outDir: built,
@@ -89,7 +99,10 @@ export class TreeCache {
         depsLog = r.log;
         const tail = r.log.trim().slice(-2000);
         if (r.timedOut) throw new DependencyError(`dependencies step timed out after ${this.o.depsTimeoutMs / 1000} s`);
-        if (r.tooLarge || /No space left on device/i.test(tail)) throw new DependencyError(`dependencies step made a tree larger than the ${maxMiB} MiB a function may hold${tail ? `: ${tail.slice(-500)}` : ''}`);
+        if (r.tooLarge || /No space left on device/i.test(tail))
+          throw new DependencyError(
+            `dependencies step made a tree larger than the ${maxMiB} MiB a function may hold${tail ? `: ${tail.slice(-500)}` : ''}`,
+          );
         if (r.oomKilled) throw new DependencyError('dependencies step ran out of memory');
         // Before the exit code: a refused tar is why the container was killed.
         if (r.unpackError) throw new DependencyError(`the tree the dependencies step made could not be unpacked: ${r.unpackError}`);

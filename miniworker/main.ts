@@ -43,7 +43,10 @@ export async function runMiniworker(opts: MiniworkerOptions): Promise<void> {
       if (msg.type === 'job') {
         const job = msg.job;
         const { outcome, alive } = await execute(docker, containers, job, opts.nodeId, opts.name).catch(
-          (e): { outcome: CallOutcome; alive: boolean } => ({ outcome: { status: 'ERROR', result: '', error: `zfaas could not run the function: ${errText(e)}` }, alive: false }),
+          (e): { outcome: CallOutcome; alive: boolean } => ({
+            outcome: { status: 'ERROR', result: '', error: `zfaas could not run the function: ${errText(e)}` },
+            alive: false,
+          }),
         );
         await send({ type: 'result', jobId: job.jobId, callNum: job.callNum, outcome, containerAlive: alive });
       } else if (msg.type === 'prestart') {
@@ -68,14 +71,23 @@ export async function runMiniworker(opts: MiniworkerOptions): Promise<void> {
     }
   } catch (e) {
     // The instance logs this miniworker's exit; this line says why (pino stays out of the miniworker: memory).
-    if (!stopping) console.error(JSON.stringify({ level: 50, time: Date.now(), name: `miniworker ${opts.name}`, msg: 'miniworker loop failed', err: errText(e) }));
+    if (!stopping)
+      console.error(
+        JSON.stringify({ level: 50, time: Date.now(), name: `miniworker ${opts.name}`, msg: 'miniworker loop failed', err: errText(e) }),
+      );
   }
   await Promise.all([...containers.values()].map((w) => w.remove()));
   if (!socket.closed) socket.close();
 }
 
 // Runs one job where the instance said: a fresh container, or one of ours (created now if asked).
-async function execute(docker: Docker, containers: Map<string, WarmContainer>, job: Job, nodeId: string, name: string): Promise<{ outcome: CallOutcome; alive: boolean }> {
+async function execute(
+  docker: Docker,
+  containers: Map<string, WarmContainer>,
+  job: Job,
+  nodeId: string,
+  name: string,
+): Promise<{ outcome: CallOutcome; alive: boolean }> {
   const use = job.use;
   if (!use) return { outcome: await runOnce(docker, job, nodeId, name), alive: false };
   let w = containers.get(use.id);
@@ -83,7 +95,10 @@ async function execute(docker: Docker, containers: Map<string, WarmContainer>, j
     try {
       w = await WarmContainer.create(docker, use.create);
     } catch (e) {
-      return { outcome: { status: 'ERROR', result: '', error: `zfaas could not start a container for the function: ${errText(e)}` }, alive: false };
+      return {
+        outcome: { status: 'ERROR', result: '', error: `zfaas could not start a container for the function: ${errText(e)}` },
+        alive: false,
+      };
     }
     containers.set(use.id, w);
   }
@@ -100,7 +115,14 @@ async function execute(docker: Docker, containers: Map<string, WarmContainer>, j
       // A function that cannot load (no handler, a syntax error) fails its call; the container is spent.
       await w.remove();
       containers.delete(use.id);
-      return { outcome: { status: 'ERROR', result: '', error: e instanceof TimeoutError ? 'the function did not finish loading within its timeout' : errText(e) }, alive: false };
+      return {
+        outcome: {
+          status: 'ERROR',
+          result: '',
+          error: e instanceof TimeoutError ? 'the function did not finish loading within its timeout' : errText(e),
+        },
+        alive: false,
+      };
     }
   }
   const outcome = await w.call(job);

@@ -11,17 +11,41 @@ export function outcomeOf(r: RunResult, timeoutS: number, memoryMiB: number): Ca
   if (r.outputExceeded !== undefined) {
     const mib = Math.round(r.outputExceeded / (1024 * 1024));
     const result = r.stdoutTruncated ? r.stdout + TRUNCATION_MARK : r.stdout;
-    return { status: 'ERROR', result, error: `function wrote more than ${mib} MiB of output and was stopped`, logs, durationMs: r.durationMs };
+    return {
+      status: 'ERROR',
+      result,
+      error: `function wrote more than ${mib} MiB of output and was stopped`,
+      logs,
+      durationMs: r.durationMs,
+    };
   }
   if (r.timedOut) {
-    return { status: 'TIMEOUT', result: '', error: `function ran past its timeout of ${timeoutS} s and was killed`, logs, durationMs: r.durationMs };
+    return {
+      status: 'TIMEOUT',
+      result: '',
+      error: `function ran past its timeout of ${timeoutS} s and was killed`,
+      logs,
+      durationMs: r.durationMs,
+    };
   }
   if (r.oomKilled) {
-    return { status: 'ERROR', result: '', error: `function was killed: it exceeded its memory limit of ${memoryMiB} MiB`, logs, durationMs: r.durationMs };
+    return {
+      status: 'ERROR',
+      result: '',
+      error: `function was killed: it exceeded its memory limit of ${memoryMiB} MiB`,
+      logs,
+      durationMs: r.durationMs,
+    };
   }
   if (r.exitCode !== 0) {
     const tail = r.stderr.trim().slice(-4000);
-    return { status: 'ERROR', result: '', error: tail ? `exit code ${r.exitCode}: ${tail}` : `exit code ${r.exitCode}`, logs, durationMs: r.durationMs };
+    return {
+      status: 'ERROR',
+      result: '',
+      error: tail ? `exit code ${r.exitCode}: ${tail}` : `exit code ${r.exitCode}`,
+      logs,
+      durationMs: r.durationMs,
+    };
   }
   const result = r.stdout.endsWith('\n') ? r.stdout.slice(0, -1) : r.stdout;
   return { status: 'DONE', result: r.stdoutTruncated ? result + TRUNCATION_MARK : result, logs, durationMs: r.durationMs };

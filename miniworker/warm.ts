@@ -114,7 +114,8 @@ export class WarmContainer {
   // goes. Counted: stderr and whatever on stdout is not the awaited reply (a reply is bounded by MAX_LINE).
   private countOutput(n: number): void {
     this.output += n;
-    if (this.output > MAX_OUTPUT) this.stop(new OutputFlood(`function wrote more than ${MAX_OUTPUT / (1024 * 1024)} MiB of output and was stopped`));
+    if (this.output > MAX_OUTPUT)
+      this.stop(new OutputFlood(`function wrote more than ${MAX_OUTPUT / (1024 * 1024)} MiB of output and was stopped`));
   }
 
   private stop(e: Error): void {
@@ -249,7 +250,12 @@ export class WarmContainer {
       }
       const tail = this.stderr.text().trim().slice(-4000);
       const code = info?.State?.ExitCode;
-      return { status: 'ERROR', result: '', error: `the function process exited${code !== undefined ? ` (code ${code})` : ''}${tail ? `: ${tail}` : ''}`, durationMs };
+      return {
+        status: 'ERROR',
+        result: '',
+        error: `the function process exited${code !== undefined ? ` (code ${code})` : ''}${tail ? `: ${tail}` : ''}`,
+        durationMs,
+      };
     }
   }
 
@@ -294,7 +300,17 @@ export class WarmContainer {
     if (outputExceeded !== undefined) {
       await this.remove();
       return outcomeOf(
-        { exitCode: null, stdout: out.text(), stderr: err.text(), timedOut: false, oomKilled: false, stdoutTruncated: true, stderrTruncated: err.truncated, outputExceeded, durationMs: Date.now() - started },
+        {
+          exitCode: null,
+          stdout: out.text(),
+          stderr: err.text(),
+          timedOut: false,
+          oomKilled: false,
+          stdoutTruncated: true,
+          stderrTruncated: err.truncated,
+          outputExceeded,
+          durationMs: Date.now() - started,
+        },
         s.timeout,
         s.memory,
       );
@@ -303,7 +319,16 @@ export class WarmContainer {
       // An exec'd process cannot be killed on its own through the API: the container goes with it.
       await this.remove();
       return outcomeOf(
-        { exitCode: null, stdout: '', stderr: err.text(), timedOut: true, oomKilled: false, stdoutTruncated: false, stderrTruncated: err.truncated, durationMs: Date.now() - started },
+        {
+          exitCode: null,
+          stdout: '',
+          stderr: err.text(),
+          timedOut: true,
+          oomKilled: false,
+          stdoutTruncated: false,
+          stderrTruncated: err.truncated,
+          durationMs: Date.now() - started,
+        },
         s.timeout,
         s.memory,
       );
@@ -313,7 +338,16 @@ export class WarmContainer {
     const oomKilled = Boolean(cinfo?.State?.OOMKilled);
     if (oomKilled || (cinfo && !cinfo.State.Running)) await this.remove();
     const outcome = outcomeOf(
-      { exitCode: info.ExitCode ?? null, stdout: out.text(), stderr: err.text(), timedOut: false, oomKilled, stdoutTruncated: out.truncated, stderrTruncated: err.truncated, durationMs: Date.now() - started },
+      {
+        exitCode: info.ExitCode ?? null,
+        stdout: out.text(),
+        stderr: err.text(),
+        timedOut: false,
+        oomKilled,
+        stdoutTruncated: out.truncated,
+        stderrTruncated: err.truncated,
+        durationMs: Date.now() - started,
+      },
       s.timeout,
       s.memory,
     );

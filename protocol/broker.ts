@@ -40,7 +40,12 @@ export const NodeSettingsSchema = z
     miniworkers: z.number().int().min(1).max(256).optional(),
     stemCells: z.number().int().min(0).max(64).optional(),
     maxContainers: z.number().int().min(1).max(1024).optional(),
-    idleTtlS: z.number().int().min(1).max(7 * 24 * 3600).optional(),
+    idleTtlS: z
+      .number()
+      .int()
+      .min(1)
+      .max(7 * 24 * 3600)
+      .optional(),
   })
   .strict();
 export type NodeSettings = z.infer<typeof NodeSettingsSchema>;

@@ -67,11 +67,8 @@ export const DbRequestSchema = z.discriminatedUnion('msgType', [
 ]);
 export type DbRequest = z.infer<typeof DbRequestSchema>;
 export type DbMsgType = DbRequest['msgType'];
-export type DbContent<K extends DbMsgType> = z.input<typeof DbRequestSchema> extends infer U
-  ? U extends { msgType: K; content?: infer C }
-    ? C
-    : never
-  : never;
+export type DbContent<K extends DbMsgType> =
+  z.input<typeof DbRequestSchema> extends infer U ? (U extends { msgType: K; content?: infer C } ? C : never) : never;
 
 // What each request answers with (in `data`).
 export interface DbResults {

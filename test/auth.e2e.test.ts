@@ -23,7 +23,11 @@ it('refuses requests without the token or with a wrong one, and answers with it'
   expect(ok.status).toBe(200);
   expect(await ok.json()).toEqual([]);
   // A refused write changes nothing.
-  const reg = await fetch(`${p.api}/registerRuntime`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ image: 'x', run: 'true' }) });
+  const reg = await fetch(`${p.api}/registerRuntime`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ image: 'x', run: 'true' }),
+  });
   expect(reg.status).toBe(401);
   expect(await (await get('/runtimes', { authorization: `Bearer ${TOKEN}` })).json()).not.toContain('x');
   // ?token= is only for the event stream (browsers cannot give EventSource a header).
@@ -53,7 +57,22 @@ it('answers malformed HTTP with a JSON error', async () => {
 
 it('will not listen beyond loopback without a token', async () => {
   const data = await tempDir();
-  const proc = zfaas(['up', '--host', '0.0.0.0', '--port', String(await freePort()), '--data', data, '--db-bind', `tcp://127.0.0.1:${await freePort()}`, '--broker-bind', `tcp://127.0.0.1:${await freePort()}`], { ZFAAS_TOKEN: '' });
+  const proc = zfaas(
+    [
+      'up',
+      '--host',
+      '0.0.0.0',
+      '--port',
+      String(await freePort()),
+      '--data',
+      data,
+      '--db-bind',
+      `tcp://127.0.0.1:${await freePort()}`,
+      '--broker-bind',
+      `tcp://127.0.0.1:${await freePort()}`,
+    ],
+    { ZFAAS_TOKEN: '' },
+  );
   expect(await proc.stop('SIGCONT')).toBe(2);
   expect(proc.output()).toMatch(/set a token/);
   await rm(data, { recursive: true, force: true });

@@ -55,7 +55,8 @@ afterAll(async () => {
 });
 
 const progress = async (id: string): Promise<Progress> => (await http<Progress>('GET', `${p.api}/batch/${id}`)).body;
-const finished = (id: string, ms = 60_000): Promise<Progress> => waitFor(`batch ${id}`, async () => ((await progress(id)).state === 'finished' ? progress(id) : undefined), ms);
+const finished = (id: string, ms = 60_000): Promise<Progress> =>
+  waitFor(`batch ${id}`, async () => ((await progress(id)).state === 'finished' ? progress(id) : undefined), ms);
 
 describe('POST /batch/:fn', () => {
   it('runs 500 calls, reports progress and statistics, and answers results in input order', async () => {
@@ -91,7 +92,11 @@ describe('POST /batch/:fn', () => {
 
   it('takes JSON lines, counts failures, and keeps each item with its own outcome', async () => {
     const lines = [{ n: 0 }, { n: 1, fail: true }, { n: 2 }].map((x) => JSON.stringify(x)).join('\n');
-    const res = await fetch(`${p.api}/batch/echo@1`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: `${lines}\n\n` });
+    const res = await fetch(`${p.api}/batch/echo@1`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-ndjson' },
+      body: `${lines}\n\n`,
+    });
     expect(res.status).toBe(202);
     const { batchId } = (await res.json()) as { batchId: string };
     const b = await finished(batchId);
@@ -102,7 +107,11 @@ describe('POST /batch/:fn', () => {
   });
 
   it('refuses bad batches with a clear message and starts nothing', async () => {
-    const bad = await fetch(`${p.api}/batch/echo`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: '{"n":1}\n{oops}\n' });
+    const bad = await fetch(`${p.api}/batch/echo`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-ndjson' },
+      body: '{"n":1}\n{oops}\n',
+    });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { error: string }).error).toMatch(/line 2/);
     expect((await http('POST', `${p.api}/batch/echo`, [])).status).toBe(400);

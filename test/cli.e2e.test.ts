@@ -71,8 +71,24 @@ afterAll(async () => {
 describe('help', () => {
   it('every client command has --help with an Example section', async () => {
     const cmds = [
-      'register-runtime', 'runtimes', 'runtime', 'delete-runtime', 'deploy', 'functions', 'function', 'rollback', 'delete',
-      'invoke', 'calls', 'call', 'logs', 'nodes', 'init', 'config', 'config set', 'config unset',
+      'register-runtime',
+      'runtimes',
+      'runtime',
+      'delete-runtime',
+      'deploy',
+      'functions',
+      'function',
+      'rollback',
+      'delete',
+      'invoke',
+      'calls',
+      'call',
+      'logs',
+      'nodes',
+      'init',
+      'config',
+      'config set',
+      'config unset',
     ];
     // `zfaas help A B` for several commands in one go costs one process each; sample a few for real...
     const real = await Promise.all(['deploy', 'invoke', 'calls'].map((c) => zf([c, '--help'])));
@@ -97,7 +113,9 @@ describe('help', () => {
       }
       console.log(JSON.stringify(out));`;
     const r = await new Promise<string>((res, rej) => {
-      const c = spawn(process.execPath, ['--input-type=module', '-e', script, JSON.stringify(cmds)], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const c = spawn(process.execPath, ['--input-type=module', '-e', script, JSON.stringify(cmds)], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
       let o = '';
       c.stdout.on('data', (b: Buffer) => (o += b.toString()));
       c.once('close', (code) => (code === 0 ? res(o) : rej(new Error(`help script exited ${code}`))));
@@ -120,12 +138,28 @@ describe('runtimes', () => {
     const file = join(work, 'runtime.json');
     await writeFile(file, JSON.stringify({ name: 'ignored', image: 'zfaas/node:latest', path: '/code', run: 'node index.js' }));
     const [seed, fromFile] = await Promise.all([
-      zf(['register-runtime', '--image', 'pythonruntime', '--path', '/ws', '--dependencies', 'pip3 install -r requirements.txt', '--run', 'python3 test.py']),
+      zf([
+        'register-runtime',
+        '--image',
+        'pythonruntime',
+        '--path',
+        '/ws',
+        '--dependencies',
+        'pip3 install -r requirements.txt',
+        '--run',
+        'python3 test.py',
+      ]),
       zf(['register-runtime', 'filert', '--file', file, '--json']),
     ]);
     expect(seed.code).toBe(0);
     expect(seed.stdout).toBe('registered runtime pythonruntime (image pythonruntime)\n');
-    expect(json(fromFile)).toMatchObject({ name: 'filert', image: 'zfaas/node:latest', path: '/code', run: 'node index.js', dependencies: '' });
+    expect(json(fromFile)).toMatchObject({
+      name: 'filert',
+      image: 'zfaas/node:latest',
+      path: '/code',
+      run: 'node index.js',
+      dependencies: '',
+    });
 
     const [shown, deleted] = await Promise.all([zf(['runtime', 'pythonruntime']), zf(['delete-runtime', 'filert'])]);
     expect({ code: shown.code, stderr: shown.stderr }).toEqual({ code: 0, stderr: '' });
@@ -161,13 +195,37 @@ describe('init, deploy, versions, rollback', () => {
     await writeFile(join(dir, '.zfaasignore'), `${await readFile(join(dir, '.zfaasignore'), 'utf8')}secret.txt\n`);
 
     const [d, again] = await Promise.all([
-      zf(['deploy', 'hello', dir, '--runtime', 'node', '--timeout', '10', '--memory', '128', '--concurrency', '3', '--env', 'GREETING=hola', '--json']),
+      zf([
+        'deploy',
+        'hello',
+        dir,
+        '--runtime',
+        'node',
+        '--timeout',
+        '10',
+        '--memory',
+        '128',
+        '--concurrency',
+        '3',
+        '--env',
+        'GREETING=hola',
+        '--json',
+      ]),
       zf(['init', 'hello', '--runtime', 'node', '--dir', dir]),
     ]);
     expect(again.code).toBe(1);
     expectOneLine(again, /already exists and is not empty/);
-    const fn = json<{ functionName: string; version: number; files: string[]; settings: { timeout: number; memory: number; concurrency: number; env: Record<string, string> } }>(d);
-    expect(fn).toMatchObject({ functionName: 'hello', version: 1, settings: { timeout: 10, memory: 128, concurrency: 3, env: { GREETING: 'hola' } } });
+    const fn = json<{
+      functionName: string;
+      version: number;
+      files: string[];
+      settings: { timeout: number; memory: number; concurrency: number; env: Record<string, string> };
+    }>(d);
+    expect(fn).toMatchObject({
+      functionName: 'hello',
+      version: 1,
+      settings: { timeout: 10, memory: 128, concurrency: 3, env: { GREETING: 'hola' } },
+    });
     expect(fn.files.sort()).toEqual(['index.js', 'package.json']);
 
     const r = await zf(['invoke', 'hello', 'name=ana']);
@@ -191,13 +249,17 @@ describe('init, deploy, versions, rollback', () => {
 
   it('a redeploy is version 2, NAME@1 still runs the old code, rollback switches back and forth', async () => {
     const dir = join(work, 'hello');
-    await writeFile(join(dir, 'index.js'), "module.exports = async (p) => ({ hello: p.name, v: 2, greeting: process.env.GREETING });\n");
+    await writeFile(join(dir, 'index.js'), 'module.exports = async (p) => ({ hello: p.name, v: 2, greeting: process.env.GREETING });\n');
     // No --runtime: a redeploy keeps the function's runtime.
     const d = await zf(['deploy', 'hello', dir, '--env', 'GREETING=hi']);
     expect(d.code).toBe(0);
     expect(d.stdout).toMatch(/^deployed hello version 2 \(runtime node, /);
 
-    const [v2, v1, desc] = await Promise.all([zf(['invoke', 'hello', 'name=ana']), zf(['invoke', 'hello@1', 'name=ana']), zf(['function', 'hello'])]);
+    const [v2, v1, desc] = await Promise.all([
+      zf(['invoke', 'hello', 'name=ana']),
+      zf(['invoke', 'hello@1', 'name=ana']),
+      zf(['function', 'hello']),
+    ]);
     expect(JSON.parse(v2.stdout)).toEqual({ hello: 'ana', v: 2, greeting: 'hi' });
     expect(JSON.parse(v1.stdout)).toEqual({ hello: 'ana' });
     expect(desc.stdout).toMatch(/^version:\s+2$/m);
@@ -308,7 +370,10 @@ describe('invoke', () => {
 
     const failed = json<CallJson[]>(await zf(['calls', '--function', 'bad', '--status', 'error', '--json']));
     expect(failed).toHaveLength(1);
-    const [logs, logsJson] = await Promise.all([zf(['logs', String(failed[0]!.callNum)]), zf(['logs', String(failed[0]!.callNum), '--json'])]);
+    const [logs, logsJson] = await Promise.all([
+      zf(['logs', String(failed[0]!.callNum)]),
+      zf(['logs', String(failed[0]!.callNum), '--json']),
+    ]);
     expect(logs.code).toBe(0);
     expect(logs.stdout).toContain('about to fail');
     expect(logs.stdout).toContain('boom yes');
@@ -380,7 +445,9 @@ describe('listings', () => {
     const [ft, fj, nt, nj] = await Promise.all([zf(['functions']), zf(['functions', '--json']), zf(['nodes']), zf(['nodes', '--json'])]);
     expect(ft.stdout).toMatch(/^NAME\s+VERSION\s+RUNTIME/);
     expect(ft.stdout).toMatch(/^hello\s+2\s+node\s/m);
-    expect(json<{ functionName: string }[]>(fj).map((f) => f.functionName)).toEqual(expect.arrayContaining(['hello', 'greet', 'echo', 'bad', 'big']));
+    expect(json<{ functionName: string }[]>(fj).map((f) => f.functionName)).toEqual(
+      expect.arrayContaining(['hello', 'greet', 'echo', 'bad', 'big']),
+    );
     expect(nt.stdout).toMatch(/^NODE\s+STATE\s+RUNNING/);
     const nodes = json<{ id: string; state: string }[]>(nj);
     expect(nodes).toHaveLength(1);

@@ -51,7 +51,6 @@ let finishedUnderFailure: CallRec[] = [];
 
 const registryAddr = (): string => `${cluster.host('a').addr}:5000`;
 
-
 async function req<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
   const r = await fetch(`${api}${path}`, {
     method,
@@ -63,8 +62,13 @@ async function req<T>(method: string, path: string, body?: unknown): Promise<{ s
   return { status: r.status, body: (text ? JSON.parse(text) : undefined) as T };
 }
 
-const nodes = async (): Promise<{ id: string; state: string; labels: Record<string, string> }[]> => (await req<{ id: string; state: string; labels: Record<string, string> }[]>('GET', '/nodes')).body;
-const aliveIds = async (): Promise<string[]> => (await nodes()).filter((n) => n.state === 'alive').map((n) => n.id).sort();
+const nodes = async (): Promise<{ id: string; state: string; labels: Record<string, string> }[]> =>
+  (await req<{ id: string; state: string; labels: Record<string, string> }[]>('GET', '/nodes')).body;
+const aliveIds = async (): Promise<string[]> =>
+  (await nodes())
+    .filter((n) => n.state === 'alive')
+    .map((n) => n.id)
+    .sort();
 
 function startInstance(h: HostName, keys = nodeKeys[h], nodeId = `host-${h}`): Proc {
   const host = cluster.host(h);
@@ -76,8 +80,34 @@ function startInstance(h: HostName, keys = nodeKeys[h], nodeId = `host-${h}`): P
     h,
     nodeId,
     process.execPath,
-    [CLI, 'instance', '--broker', `tcp://${a}:5561`, '--db', `tcp://${a}:5560`, '--data', join(host.dir, nodeId), '--miniworkers', '2', '--node-id', nodeId, '--registry', registryAddr(), '--label', `host=${h}`, '--label', 'cluster=netns'],
-    { TMPDIR: tmp, DOCKER_HOST: host.dockerHost!, ZFAAS_CURVE_SECRET: keys.secretKey, ZFAAS_CURVE_SERVER_KEY: server.publicKey, ZFAAS_LOG_FORMAT: 'json', ZFAAS_LOG_LEVEL: 'info' },
+    [
+      CLI,
+      'instance',
+      '--broker',
+      `tcp://${a}:5561`,
+      '--db',
+      `tcp://${a}:5560`,
+      '--data',
+      join(host.dir, nodeId),
+      '--miniworkers',
+      '2',
+      '--node-id',
+      nodeId,
+      '--registry',
+      registryAddr(),
+      '--label',
+      `host=${h}`,
+      '--label',
+      'cluster=netns',
+    ],
+    {
+      TMPDIR: tmp,
+      DOCKER_HOST: host.dockerHost!,
+      ZFAAS_CURVE_SECRET: keys.secretKey,
+      ZFAAS_CURVE_SERVER_KEY: server.publicKey,
+      ZFAAS_LOG_FORMAT: 'json',
+      ZFAAS_LOG_LEVEL: 'info',
+    },
   );
 }
 
@@ -130,7 +160,8 @@ async function untag(tag: string): Promise<void> {
 }
 
 // Output of the cluster's processes, for a failing assertion to show.
-const logs = (): string => [apiProc, ...instances.values()].map((p) => `--- ${p.name} (host ${p.host})\n${p.output().slice(-3000)}`).join('\n');
+const logs = (): string =>
+  [apiProc, ...instances.values()].map((p) => `--- ${p.name} (host ${p.host})\n${p.output().slice(-3000)}`).join('\n');
 
 describe.skipIf(unsupported !== undefined)('three hosts in network namespaces, each with its own dockerd', () => {
   beforeAll(async () => {
@@ -150,18 +181,38 @@ describe.skipIf(unsupported !== undefined)('three hosts in network namespaces, e
       REGISTRY_LOG_LEVEL: 'warn',
     });
     registryFwd = await cluster.forward('a', 5000);
-    await waitFor('the registry', async () => ((await fetch(`http://127.0.0.1:${registryFwd}/v2/`)).status === 200 ? true : undefined), 30_000);
+    await waitFor(
+      'the registry',
+      async () => ((await fetch(`http://127.0.0.1:${registryFwd}/v2/`)).status === 200 ? true : undefined),
+      30_000,
+    );
     // The build machine (this machine's engine) pushes the built-in runtime images through loopback,
     // which every engine treats as a plain-HTTP registry.
     await timed('push runtime images', () => pushRuntimeImages(`127.0.0.1:${registryFwd}`));
 
     // Host a: DB service and API, both CURVE servers with the same key pair, knowing the three nodes' keys.
-    const curveEnv = { ZFAAS_CURVE_SECRET: server.secretKey, ZFAAS_CURVE_ALLOWED: HOSTS.map((h) => nodeKeys[h].publicKey).join(','), ZFAAS_LOG_FORMAT: 'json' };
-    const db = cluster.spawn('a', 'db', process.execPath, [CLI, 'db', '--bind', 'tcp://0.0.0.0:5560', '--data', join(a.dir, 'db')], curveEnv);
-    apiProc = cluster.spawn('a', 'api', process.execPath, [CLI, 'api', '--host', '0.0.0.0', '--port', '3000', '--db', 'tcp://127.0.0.1:5560', '--broker-bind', 'tcp://0.0.0.0:5561'], {
-      ...curveEnv,
-      ZFAAS_TOKEN: TOKEN,
-    });
+    const curveEnv = {
+      ZFAAS_CURVE_SECRET: server.secretKey,
+      ZFAAS_CURVE_ALLOWED: HOSTS.map((h) => nodeKeys[h].publicKey).join(','),
+      ZFAAS_LOG_FORMAT: 'json',
+    };
+    const db = cluster.spawn(
+      'a',
+      'db',
+      process.execPath,
+      [CLI, 'db', '--bind', 'tcp://0.0.0.0:5560', '--data', join(a.dir, 'db')],
+      curveEnv,
+    );
+    apiProc = cluster.spawn(
+      'a',
+      'api',
+      process.execPath,
+      [CLI, 'api', '--host', '0.0.0.0', '--port', '3000', '--db', 'tcp://127.0.0.1:5560', '--broker-bind', 'tcp://0.0.0.0:5561'],
+      {
+        ...curveEnv,
+        ZFAAS_TOKEN: TOKEN,
+      },
+    );
     const apiFwd = await cluster.forward('a', 3000);
     api = `http://127.0.0.1:${apiFwd}`;
     await waitFor('the API', async () => ((await fetch(`${api}/health`)).ok ? true : undefined), 30_000, undefined).catch((e: unknown) => {
@@ -212,11 +263,16 @@ describe.skipIf(unsupported !== undefined)('three hosts in network namespaces, e
     expect(catalog.repositories).toContain('zfaas/node');
 
     const archive = await packFiles({
-      'index.js': "module.exports = async (p) => { await new Promise((r) => setTimeout(r, p.ms)); return { i: p.i, host: require('os').hostname().length > 0 }; };\n",
+      'index.js':
+        "module.exports = async (p) => { await new Promise((r) => setTimeout(r, p.ms)); return { i: p.i, host: require('os').hostname().length > 0 }; };\n",
     });
     const form = new FormData();
     form.append('module', new Blob([new Uint8Array(archive)]), 'work.tar.gz');
-    const reg = await fetch(`${api}/registerFunction/node/work`, { method: 'POST', body: form, headers: { authorization: `Bearer ${TOKEN}` } });
+    const reg = await fetch(`${api}/registerFunction/node/work`, {
+      method: 'POST',
+      body: form,
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
     expect(reg.status).toBe(201);
 
     const nums = await invokeMany(18, 300);
@@ -289,7 +345,9 @@ describe.skipIf(unsupported !== undefined)('three hosts in network namespaces, e
     );
     // Those late results changed no record: the first final state, from the node that redid the call, stays.
     const now = await Promise.all(finishedUnderFailure.map(async (c) => (await req<CallRec>('GET', `/call/${c.callNum}`)).body));
-    expect(now.map((c) => [c.callNum, c.status, c.node, c.result])).toEqual(finishedUnderFailure.map((c) => [c.callNum, c.status, c.node, c.result]));
+    expect(now.map((c) => [c.callNum, c.status, c.node, c.result])).toEqual(
+      finishedUnderFailure.map((c) => [c.callNum, c.status, c.node, c.result]),
+    );
 
     // Both take calls again: more calls at once than two nodes have room for.
     const nums = await invokeMany(18, 500, 2000);

@@ -42,7 +42,13 @@ const { timings, timed } = stopwatch();
 
 async function sh(cmd: string, args: string[], timeoutMs: number, env: Record<string, string> = {}): Promise<string> {
   try {
-    const { stdout } = await run(cmd, args, { cwd: ROOT, timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 32 * 1024 * 1024, env: { ...process.env, ...env } });
+    const { stdout } = await run(cmd, args, {
+      cwd: ROOT,
+      timeout: timeoutMs,
+      killSignal: 'SIGKILL',
+      maxBuffer: 32 * 1024 * 1024,
+      env: { ...process.env, ...env },
+    });
     return stdout;
   } catch (e) {
     const x = e as { stdout?: string; stderr?: string; message: string };
@@ -53,9 +59,12 @@ async function sh(cmd: string, args: string[], timeoutMs: number, env: Record<st
 const compose = (args: string[], timeoutMs = 120_000): Promise<string> =>
   sh('docker-compose', ['-p', PROJECT, '-f', join(ROOT, 'docker-compose.yml'), '--env-file', envFile, ...args], timeoutMs);
 
-
 const authed = (path: string, init: RequestInit = {}): Promise<Response> =>
-  fetch(`${api}${path}`, { ...init, headers: { authorization: `Bearer ${token}`, ...(init.headers as Record<string, string> | undefined) }, signal: AbortSignal.timeout(60_000) });
+  fetch(`${api}${path}`, {
+    ...init,
+    headers: { authorization: `Bearer ${token}`, ...(init.headers as Record<string, string> | undefined) },
+    signal: AbortSignal.timeout(60_000),
+  });
 
 async function projectLeftovers(): Promise<string[]> {
   const label = `com.docker.compose.project=${PROJECT}`;
@@ -105,13 +114,23 @@ describe.skipIf(!isRoot)('docker-compose.yml on this machine', () => {
   }, 900_000);
 
   afterAll(async () => {
-    if (envFile && !downDone) await compose(['down', '-v', '--remove-orphans', '--timeout', '30'], 180_000).catch((e) => console.error(String(e)));
+    if (envFile && !downDone)
+      await compose(['down', '-v', '--remove-orphans', '--timeout', '30'], 180_000).catch((e) => console.error(String(e)));
     // Last resort only (a failed down): this project's containers and its nodes' function containers.
-    for (const c of await docker.listContainers({ all: true, filters: { label: [`com.docker.compose.project=${PROJECT}`] } }).catch(() => [])) {
-      await docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined);
+    for (const c of await docker
+      .listContainers({ all: true, filters: { label: [`com.docker.compose.project=${PROJECT}`] } })
+      .catch(() => [])) {
+      await docker
+        .getContainer(c.Id)
+        .remove({ force: true, v: true })
+        .catch(() => undefined);
     }
     for (const n of nodes) {
-      for (const c of await docker.listContainers({ all: true, filters: { label: [`zfaas.node=${n}`] } }).catch(() => [])) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+      for (const c of await docker.listContainers({ all: true, filters: { label: [`zfaas.node=${n}`] } }).catch(() => []))
+        await docker
+          .getContainer(c.Id)
+          .remove({ force: true })
+          .catch(() => undefined);
     }
     if (dir) await rm(dir, { recursive: true, force: true });
     console.log(`compose.e2e timings: ${JSON.stringify(timings)}`);
@@ -172,14 +191,20 @@ describe.skipIf(!isRoot)('docker-compose.yml on this machine', () => {
     const reg = await authed('/registerFunction/node/add', { method: 'POST', body: form });
     expect(reg.status).toBe(201);
 
-    const first = await timed('first call (cold)', async () => authed('/function/add', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ a: 2, b: 3 }) }));
+    const first = await timed('first call (cold)', async () =>
+      authed('/function/add', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ a: 2, b: 3 }) }),
+    );
     expect(first.status).toBe(200);
     expect(((await first.json()) as { sum: number }).sum).toBe(5);
 
     // A few at once: every one DONE with its own result, each run by one of the two compose nodes.
     const calls = await Promise.all(
       Array.from({ length: 6 }, async (_, i) => {
-        const r = await authed('/invokeFunction', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ funcName: 'add', params: { a: i, b: 100 }, wait: true }) });
+        const r = await authed('/invokeFunction', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ funcName: 'add', params: { a: i, b: 100 }, wait: true }),
+        });
         return { i, body: (await r.json()) as { status: string; result: string; node: string } };
       }),
     );

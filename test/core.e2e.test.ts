@@ -30,7 +30,11 @@ describe('the seed session (seeds/004) verbatim', () => {
     expect((await http<string[]>('GET', `${p.api}/runtimes`)).body).toContain('pythonruntime');
 
     const dice = await readFile(join(ROOT, 'runtimes/python/dice/python.tar.gz'));
-    const fn = await upload<{ functionName: string; version: number }>(`${p.api}/registerFunction/pythonruntime/dice`, dice, 'python.tar.gz');
+    const fn = await upload<{ functionName: string; version: number }>(
+      `${p.api}/registerFunction/pythonruntime/dice`,
+      dice,
+      'python.tar.gz',
+    );
     expect(fn.status).toBe(201);
     expect(fn.body.version).toBe(1);
     expect((await http<string[]>('GET', `${p.api}/functions`)).body).toEqual(['dice']);
@@ -149,8 +153,15 @@ describe('ERROR and TIMEOUT', () => {
 
   it('a seed-style run command that exits non-zero is ERROR with the end of stderr', async () => {
     expect(
-      (await http('POST', `${p.api}/registerRuntime`, { name: 'sh', image: 'zfaas/python:latest', path: '/ws', dependencies: '', run: 'sh fail.sh' }))
-        .status,
+      (
+        await http('POST', `${p.api}/registerRuntime`, {
+          name: 'sh',
+          image: 'zfaas/python:latest',
+          path: '/ws',
+          dependencies: '',
+          run: 'sh fail.sh',
+        })
+      ).status,
     ).toBe(201);
     const arc = await packFiles({ 'fail.sh': 'echo partial; echo "went wrong here" >&2; exit 3\n' });
     expect((await upload(`${p.api}/registerFunction/sh/fails`, arc, 'fails.tar.gz')).status).toBe(201);
@@ -189,7 +200,9 @@ describe('the container is a sandbox', () => {
     expect(r.body.pids).toBe('64');
     expect(r.body.canWriteTree).toBe(false);
     // No host folder is mounted except the function's tree (and Docker's own /etc files and init).
-    const binds = r.body.mounts.filter((m) => !/^\/(proc|sys|dev|tmp|etc\/(hosts|hostname|resolv\.conf)|usr\/sbin\/docker-init)(\/|$)/.test(m) && m !== '/');
+    const binds = r.body.mounts.filter(
+      (m) => !/^\/(proc|sys|dev|tmp|etc\/(hosts|hostname|resolv\.conf)|usr\/sbin\/docker-init)(\/|$)/.test(m) && m !== '/',
+    );
     expect(binds).toEqual(['/ws']);
   });
 });

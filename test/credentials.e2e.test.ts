@@ -23,7 +23,12 @@ interface Answer {
   headers: Headers;
 }
 
-async function req(method: string, path: string, auth: Record<string, string>, body?: { json?: unknown; form?: () => FormData }): Promise<Answer> {
+async function req(
+  method: string,
+  path: string,
+  auth: Record<string, string>,
+  body?: { json?: unknown; form?: () => FormData },
+): Promise<Answer> {
   const headers: Record<string, string> = { ...auth };
   let payload: BodyInit | undefined;
   if (body?.json !== undefined) {
@@ -110,10 +115,14 @@ const refusals = (out: string): LogLine[] =>
 
 // The log lines of the refusals after the first `skip`, once `count` of them have been written (logs are async).
 const loggedRefusals = (skip: number, count: number): Promise<LogLine[]> =>
-  waitFor(`${count} refusals in the log`, async () => {
-    const lines = refusals(proc.output()).slice(skip);
-    return lines.length >= count ? lines : undefined;
-  }, 10_000);
+  waitFor(
+    `${count} refusals in the log`,
+    async () => {
+      const lines = refusals(proc.output()).slice(skip);
+      return lines.length >= count ? lines : undefined;
+    },
+    10_000,
+  );
 
 beforeAll(async () => {
   archive = await packFiles({ 'index.js': 'module.exports = (p) => ({ hello: p.who ?? "nobody" });' });
@@ -167,8 +176,10 @@ describe('REST credentials', () => {
         sent++;
         const error = (a.body as { error?: unknown }).error;
         if (a.status !== 401) failures.push(`${what}: ${method} ${path} -> ${a.status} ${JSON.stringify(a.body).slice(0, 200)}`);
-        else if (typeof error !== 'string' || !/token/.test(error)) failures.push(`${what}: ${method} ${path}: unclear refusal ${JSON.stringify(a.body)}`);
-        else if (a.headers.get('www-authenticate') !== 'Bearer realm="zfaas"') failures.push(`${what}: ${method} ${path}: no WWW-Authenticate`);
+        else if (typeof error !== 'string' || !/token/.test(error))
+          failures.push(`${what}: ${method} ${path}: unclear refusal ${JSON.stringify(a.body)}`);
+        else if (a.headers.get('www-authenticate') !== 'Bearer realm="zfaas"')
+          failures.push(`${what}: ${method} ${path}: no WWW-Authenticate`);
       }
     }
     expect(failures).toEqual([]);
@@ -186,7 +197,8 @@ describe('REST credentials', () => {
     expect(new Set(lines.map((l) => l.why))).toEqual(new Set(['missing', 'wrong']));
     expect(lines.filter((l) => l.why === 'missing').length).toBeGreaterThanOrEqual(list.length * 3);
     const log = proc.output();
-    for (const secret of [T1, T1.slice(0, -1), T1.toUpperCase(), 'k'.repeat(8192), Buffer.from(`user:${T1}`).toString('base64')]) expect(log).not.toContain(secret);
+    for (const secret of [T1, T1.slice(0, -1), T1.toUpperCase(), 'k'.repeat(8192), Buffer.from(`user:${T1}`).toString('base64')])
+      expect(log).not.toContain(secret);
   });
 
   it('the open health check tells nothing that needs a token, and HEAD or OPTIONS do not slip through', async () => {
@@ -194,7 +206,8 @@ describe('REST credentials', () => {
     expect(h.status).toBe(200);
     expect(Object.keys(h.body as object).sort()).toEqual(['db', 'nodes', 'ok', 'queued']);
     for (const method of ['HEAD', 'OPTIONS']) {
-      for (const path of ['/functions', '/calls', '/function/guarded', '/nodes']) expect((await req(method, path, {})).status, `${method} ${path}`).toBe(401);
+      for (const path of ['/functions', '/calls', '/function/guarded', '/nodes'])
+        expect((await req(method, path, {})).status, `${method} ${path}`).toBe(401);
     }
     // Only GET /health is open: not POST, nor a path that looks like it.
     expect((await req('POST', '/health', {}, { json: {} })).status).toBe(401);
@@ -207,7 +220,22 @@ describe('REST credentials', () => {
     // Rotate: restart the same platform (same data) with a new token.
     await proc.stop();
     const port = new URL(api).port;
-    proc = zfaas(['up', '--port', port, '--data', p.data, '--db-bind', `tcp://127.0.0.1:${await freePort()}`, '--broker-bind', `tcp://127.0.0.1:${await freePort()}`, '--miniworkers', '1'], { ZFAAS_TOKEN: T2 });
+    proc = zfaas(
+      [
+        'up',
+        '--port',
+        port,
+        '--data',
+        p.data,
+        '--db-bind',
+        `tcp://127.0.0.1:${await freePort()}`,
+        '--broker-bind',
+        `tcp://127.0.0.1:${await freePort()}`,
+        '--miniworkers',
+        '1',
+      ],
+      { ZFAAS_TOKEN: T2 },
+    );
     await waitHealthy(api, 1, proc);
     nodeId = ((await req('GET', '/nodes', bearer(T2))).body as { id: string }[])[0]!.id;
     const failures: string[] = [];
@@ -235,8 +263,13 @@ describe('REST credentials', () => {
 });
 
 async function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
-  const base = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined && !e[0].startsWith('ZFAAS_')));
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...base, ZFAAS_CONFIG: '/nonexistent/zfaas-config.json', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const base = Object.fromEntries(
+    Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined && !e[0].startsWith('ZFAAS_')),
+  );
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { ...base, ZFAAS_CONFIG: '/nonexistent/zfaas-config.json', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stderr = '';
   child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
   child.stdout.resume();

@@ -18,7 +18,24 @@ let brokerAddr: string;
 const procs: Proc[] = [];
 
 const instance = (name: string, env: Record<string, string>): Proc => {
-  const p = zfaas(['instance', '--broker', brokerAddr, '--db', dbAddr, '--data', join(data, name), '--node-id', name, '--miniworkers', '1', '--label', `zone=${name}`], env);
+  const p = zfaas(
+    [
+      'instance',
+      '--broker',
+      brokerAddr,
+      '--db',
+      dbAddr,
+      '--data',
+      join(data, name),
+      '--node-id',
+      name,
+      '--miniworkers',
+      '1',
+      '--label',
+      `zone=${name}`,
+    ],
+    env,
+  );
   procs.push(p);
   return p;
 };
@@ -95,7 +112,10 @@ it('lets in the instance whose key it knows, over CURVE, and runs calls there', 
   const nodes = (await http<{ id: string; labels: Record<string, string> }[]>('GET', `${url}/nodes`)).body;
   expect(nodes.map((n) => n.id)).toEqual(['known']);
   expect(nodes[0]!.labels).toEqual({ zone: 'known' });
-  expect((await upload(`${url}/registerFunction/node/sq`, await packFiles({ 'index.js': 'module.exports = (p) => p.n * p.n;' }), 'sq.tar.gz')).status).toBe(201);
+  expect(
+    (await upload(`${url}/registerFunction/node/sq`, await packFiles({ 'index.js': 'module.exports = (p) => p.n * p.n;' }), 'sq.tar.gz'))
+      .status,
+  ).toBe(201);
   expect((await http('POST', `${url}/function/sq`, { n: 9 })).body).toBe(81);
 });
 
@@ -138,7 +158,11 @@ it('a replayed DB handshake and request are refused, logged, and change nothing'
   try {
     expect(await good.request('deleteRuntime', { name: 'replayed' })).toEqual({ deleted: true });
     await replay(dbAddr, wire.sent[0]!);
-    await waitFor('the failed handshake to be logged', async () => (procs[0]!.output().includes('db client refused: CURVE handshake failed') ? true : undefined), 10_000);
+    await waitFor(
+      'the failed handshake to be logged',
+      async () => (procs[0]!.output().includes('db client refused: CURVE handshake failed') ? true : undefined),
+      10_000,
+    );
     expect(await good.request('getRuntime', { name: 'replayed' })).toBeNull(); // the replayed putRuntime never ran
   } finally {
     good.close();
@@ -147,7 +171,10 @@ it('a replayed DB handshake and request are refused, logged, and change nothing'
 
 it('a replayed node handshake does not bring back a node that left', async () => {
   const wire = await tap(brokerAddr);
-  const p = zfaas(['instance', '--broker', wire.address, '--db', dbAddr, '--data', join(data, 'tapped'), '--node-id', 'tapped', '--miniworkers', '1'], { ZFAAS_CURVE_SECRET: known.secretKey, ZFAAS_CURVE_SERVER_KEY: server.publicKey });
+  const p = zfaas(
+    ['instance', '--broker', wire.address, '--db', dbAddr, '--data', join(data, 'tapped'), '--node-id', 'tapped', '--miniworkers', '1'],
+    { ZFAAS_CURVE_SECRET: known.secretKey, ZFAAS_CURVE_SERVER_KEY: server.publicKey },
+  );
   procs.push(p);
   const ids = async (): Promise<string[]> => (await http<{ id: string }[]>('GET', `${url}/nodes`)).body.map((n) => n.id);
   try {
@@ -158,13 +185,20 @@ it('a replayed node handshake does not bring back a node that left', async () =>
     wire.close();
   }
   await replay(brokerAddr, wire.sent[0]!);
-  await waitFor('the failed handshake to be logged', async () => (procs[1]!.output().includes('node link refused: CURVE handshake failed') ? true : undefined), 10_000);
+  await waitFor(
+    'the failed handshake to be logged',
+    async () => (procs[1]!.output().includes('node link refused: CURVE handshake failed') ? true : undefined),
+    10_000,
+  );
   await sleep(1500);
   expect(await ids()).toEqual(['known']);
 });
 
 it('refuses to start a DB service beyond loopback without keys', async () => {
-  const p = zfaas(['db', '--bind', `tcp://0.0.0.0:${await freePort()}`, '--data', join(data, 'db2')], { ZFAAS_CURVE_SECRET: '', ZFAAS_INSECURE_NETWORK: '' });
+  const p = zfaas(['db', '--bind', `tcp://0.0.0.0:${await freePort()}`, '--data', join(data, 'db2')], {
+    ZFAAS_CURVE_SECRET: '',
+    ZFAAS_INSECURE_NETWORK: '',
+  });
   expect(await p.stop('SIGCONT')).toBe(2);
   expect(p.output()).toMatch(/beyond this machine/);
 });

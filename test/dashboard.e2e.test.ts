@@ -21,7 +21,14 @@ let shots: string;
 const pageErrors: string[] = [];
 
 const authed = (path: string, init: RequestInit = {}): Promise<Response> =>
-  fetch(`${p.api}${path}`, { ...init, headers: { authorization: `Bearer ${TOKEN}`, ...(init.body && typeof init.body === 'string' ? { 'content-type': 'application/json' } : {}), ...init.headers } });
+  fetch(`${p.api}${path}`, {
+    ...init,
+    headers: {
+      authorization: `Bearer ${TOKEN}`,
+      ...(init.body && typeof init.body === 'string' ? { 'content-type': 'application/json' } : {}),
+      ...init.headers,
+    },
+  });
 
 async function deploy(name: string, code: string, policy = 'function'): Promise<void> {
   const form = new FormData();
@@ -40,7 +47,10 @@ describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)('the dashboard in a br
     await mkdir(shots, { recursive: true });
     p = await startUp(['--miniworkers', '2', '--policy', 'function'], { ZFAAS_TOKEN: TOKEN });
     await deploy('greet', "module.exports = (p) => { console.log('greeting', p.name); return { hello: p.name || 'world' }; };");
-    await deploy('square', 'module.exports = async (p) => { await new Promise((r) => setTimeout(r, 25)); if (p.n % 50 === 7) throw new Error(`no square for ${p.n}`); return p.n * p.n; };');
+    await deploy(
+      'square',
+      'module.exports = async (p) => { await new Promise((r) => setTimeout(r, 25)); if (p.n % 50 === 7) throw new Error(`no square for ${p.n}`); return p.n * p.n; };',
+    );
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
     page = await browser.newPage({ viewport: { width: 1360, height: 860 } });
     page.on('pageerror', (e) => pageErrors.push(e.message));
@@ -93,7 +103,10 @@ describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)('the dashboard in a br
   it('shows calls live as they are accepted and finish, and one call whole', async () => {
     await page.goto(`${p.api}/#calls`);
     await page.locator('#live', { hasText: 'live' }).waitFor();
-    const r = await authed('/invokeFunction', { method: 'POST', body: JSON.stringify({ funcName: 'greet', params: { name: 'live-bo' }, wait: true }) });
+    const r = await authed('/invokeFunction', {
+      method: 'POST',
+      body: JSON.stringify({ funcName: 'greet', params: { name: 'live-bo' }, wait: true }),
+    });
     const { callNum } = (await r.json()) as { callNum: number };
     const row = page.locator(`#calls-table tr[data-call="${callNum}"]`);
     await row.getByText('DONE').waitFor(); // no reload: it came over GET /events
@@ -136,15 +149,26 @@ describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)('the dashboard in a br
   it('the overview and the calls show what ran: per-function calls, failures and latency', async () => {
     await page.goto(`${p.api}/#overview`);
     await page.locator('#functions-table').getByText('square').waitFor();
-    await waitFor('warm containers on the node', async () => ((await text('#nodes-table')).includes('square@1') ? true : undefined), 15_000);
+    await waitFor(
+      'warm containers on the node',
+      async () => ((await text('#nodes-table')).includes('square@1') ? true : undefined),
+      15_000,
+    );
     // Refreshed every 2 s: wait for the counts of the finished batch.
     const row = /square\s+node\s+v1 of 1\s+function\s+30 s · 256 MiB\s+300\s+6\s+\d/;
     await waitFor('the batch in the functions table', async () => (row.test(await text('#functions-table')) ? true : undefined), 15_000);
     await shot('overview');
     // The calls view after the batch, with a failed call opened.
     await page.goto(`${p.api}/#calls`);
-    await page.locator('#calls-table tr.clickable', { has: page.locator('.badge.s-error') }).first().click();
-    await page.locator('#call-detail').getByText(/no square for \d+/).first().waitFor();
+    await page
+      .locator('#calls-table tr.clickable', { has: page.locator('.badge.s-error') })
+      .first()
+      .click();
+    await page
+      .locator('#call-detail')
+      .getByText(/no square for \d+/)
+      .first()
+      .waitFor();
     await shot('calls');
     expect(pageErrors).toEqual([]);
   });

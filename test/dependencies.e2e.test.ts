@@ -19,9 +19,24 @@ afterAll(async () => {
 
 // A python runtime whose dependencies step is `deps`; the function returns what its tree holds.
 async function deploy(name: string, deps: string, files: Record<string, string> = {}): Promise<void> {
-  expect((await http('POST', `${p.api}/registerRuntime`, { name: `deps-${name}`, image: 'zfaas/python:latest', path: '/ws', dependencies: deps, run: 'python3 main.py' })).status).toBe(201);
-  const main = 'import json, os\nprint(json.dumps({"files": sorted(os.listdir(".")), "data": open("lib/data.json").read() if os.path.exists("lib/data.json") else None}))\n';
-  const r = await upload(`${p.api}/registerFunction/deps-${name}/${name}`, await packFiles({ 'main.py': main, ...files }), `${name}.tar.gz`);
+  expect(
+    (
+      await http('POST', `${p.api}/registerRuntime`, {
+        name: `deps-${name}`,
+        image: 'zfaas/python:latest',
+        path: '/ws',
+        dependencies: deps,
+        run: 'python3 main.py',
+      })
+    ).status,
+  ).toBe(201);
+  const main =
+    'import json, os\nprint(json.dumps({"files": sorted(os.listdir(".")), "data": open("lib/data.json").read() if os.path.exists("lib/data.json") else None}))\n';
+  const r = await upload(
+    `${p.api}/registerFunction/deps-${name}/${name}`,
+    await packFiles({ 'main.py': main, ...files }),
+    `${name}.tar.gz`,
+  );
   expect(r.status, JSON.stringify(r.body)).toBe(201);
 }
 
@@ -47,9 +62,25 @@ it('keeps what the step builds in the tree, symlinks included, and runs the func
 it('gives the step the network only when the function has it at run time', async () => {
   const deps = 'ls /sys/class/net > nets.txt';
   const main = 'print(open("nets.txt").read().split())\n';
-  expect((await http('POST', `${p.api}/registerRuntime`, { name: 'deps-nets', image: 'zfaas/python:latest', path: '/ws', dependencies: deps, run: 'python3 main.py' })).status).toBe(201);
-  for (const [name, network] of [['offline', 'false'], ['online', 'true']] as const) {
-    expect((await upload(`${p.api}/registerFunction/deps-nets/${name}`, await packFiles({ 'main.py': main }), `${name}.tar.gz`, { network })).status).toBe(201);
+  expect(
+    (
+      await http('POST', `${p.api}/registerRuntime`, {
+        name: 'deps-nets',
+        image: 'zfaas/python:latest',
+        path: '/ws',
+        dependencies: deps,
+        run: 'python3 main.py',
+      })
+    ).status,
+  ).toBe(201);
+  for (const [name, network] of [
+    ['offline', 'false'],
+    ['online', 'true'],
+  ] as const) {
+    expect(
+      (await upload(`${p.api}/registerFunction/deps-nets/${name}`, await packFiles({ 'main.py': main }), `${name}.tar.gz`, { network }))
+        .status,
+    ).toBe(201);
   }
   const offline = (await http<string>('POST', `${p.api}/function/offline`, {})).body;
   const online = (await http<string>('POST', `${p.api}/function/online`, {})).body;
@@ -72,7 +103,10 @@ it('stops a step that writes past the limit: the call is an ERROR saying so, and
 const forgeries: Record<string, string[]> = {
   dotdot: ['add("../../../escaped.txt")'],
   absolute: ['add("/escaped.txt")'],
-  symlink: ['link = tarfile.TarInfo("up"); link.type = tarfile.SYMTYPE; link.linkname = "../../../.."; t.addfile(link)', 'add("up/escaped.txt")'],
+  symlink: [
+    'link = tarfile.TarInfo("up"); link.type = tarfile.SYMTYPE; link.linkname = "../../../.."; t.addfile(link)',
+    'add("up/escaped.txt")',
+  ],
   hardlink: ['link = tarfile.TarInfo("hard"); link.type = tarfile.LNKTYPE; link.linkname = "../../../../etc/hostname"; t.addfile(link)'],
 };
 
@@ -94,6 +128,11 @@ for (const [kind, entries] of Object.entries(forgeries)) {
     expect(r.body.error).toMatch(/the tree the dependencies step made could not be unpacked: TAR_ENTRY/);
     const outside = (await files(p.data)).filter((f) => /escaped|hostname/.test(f.path) && !f.path.includes(`/trees/${name}/`));
     expect(outside).toEqual([]);
-    expect(await stat('/escaped.txt').then(() => true, () => false)).toBe(false);
+    expect(
+      await stat('/escaped.txt').then(
+        () => true,
+        () => false,
+      ),
+    ).toBe(false);
   });
 }

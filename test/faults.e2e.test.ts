@@ -8,7 +8,19 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { packFiles } from './helpers/archives.js';
-import { freePort, http, labelledContainers, sleep, tempDir, upload, waitFor, waitHealthy, zfaas, type CallView, type Proc } from './helpers/platform.js';
+import {
+  freePort,
+  http,
+  labelledContainers,
+  sleep,
+  tempDir,
+  upload,
+  waitFor,
+  waitHealthy,
+  zfaas,
+  type CallView,
+  type Proc,
+} from './helpers/platform.js';
 
 const run = promisify(execFile);
 let data: string;
@@ -23,7 +35,21 @@ const nodes: Record<string, Proc> = {};
 const startDb = (): Proc => zfaas(['db', '--bind', dbAddr, '--data', join(data, 'db')]);
 const startApi = (): Proc => zfaas(['api', '--port', String(port), '--db', dbAddr, '--broker-bind', brokerAddr]);
 const startNode = (id: string): Proc =>
-  (nodes[id] = zfaas(['instance', '--broker', brokerAddr, '--db', dbAddr, '--data', join(data, id), '--node-id', id, '--miniworkers', '3', '--policy', 'function']));
+  (nodes[id] = zfaas([
+    'instance',
+    '--broker',
+    brokerAddr,
+    '--db',
+    dbAddr,
+    '--data',
+    join(data, id),
+    '--node-id',
+    id,
+    '--miniworkers',
+    '3',
+    '--policy',
+    'function',
+  ]));
 
 beforeAll(async () => {
   data = await tempDir();
@@ -37,7 +63,9 @@ beforeAll(async () => {
   startNode('n2');
   await waitHealthy(url, 2, api);
   const short = await packFiles({ 'index.js': 'module.exports = (p) => ({ i: p.i, twice: p.i * 2 });' });
-  const slow = await packFiles({ 'index.js': 'module.exports = (p) => new Promise((r) => setTimeout(() => r({ i: p.i, slow: true }), 400 + (p.i % 5) * 100));' });
+  const slow = await packFiles({
+    'index.js': 'module.exports = (p) => new Promise((r) => setTimeout(() => r({ i: p.i, slow: true }), 400 + (p.i % 5) * 100));',
+  });
   const once = await packFiles({ 'index.js': 'module.exports = (p) => new Promise((r) => setTimeout(() => r("ran"), 4000));' });
   expect((await upload(`${url}/registerFunction/node/short`, short, 'short.tar.gz')).status).toBe(201);
   expect((await upload(`${url}/registerFunction/node/slow`, slow, 'slow.tar.gz')).status).toBe(201);

@@ -49,7 +49,8 @@ function refusal(a: Answer, what: string): string | null {
   if (a.status < 400 || a.status > 499) return `${what}: status ${a.status} ${a.text.slice(0, 300)}`;
   if (!a.type.startsWith('application/json')) return `${what}: ${a.status} is not JSON (${a.type}): ${a.text.slice(0, 200)}`;
   const e = a.json?.error;
-  if (typeof e !== 'string' || e.length === 0 || e.length > 2000) return `${what}: ${a.status} without a clear error: ${a.text.slice(0, 300)}`;
+  if (typeof e !== 'string' || e.length === 0 || e.length > 2000)
+    return `${what}: ${a.status} without a clear error: ${a.text.slice(0, 300)}`;
   if (/\n\s+at /.test(e)) return `${what}: a stack trace in the error: ${e.slice(0, 300)}`;
   return null;
 }
@@ -59,7 +60,10 @@ function expectRefused(a: Answer, what: string, status?: number): void {
   if (status !== undefined) expect(a.status, `${what}: ${a.text.slice(0, 200)}`).toBe(status);
 }
 
-const json = (v: unknown): { body: string; headers: Record<string, string> } => ({ body: typeof v === 'string' ? v : JSON.stringify(v), headers: { 'content-type': 'application/json' } });
+const json = (v: unknown): { body: string; headers: Record<string, string> } => ({
+  body: typeof v === 'string' ? v : JSON.stringify(v),
+  headers: { 'content-type': 'application/json' },
+});
 
 function form(archive: Buffer | null, fields: [string, string][] = [], filename = 'fn.tar.gz', field = 'module'): FormData {
   const f = new FormData();
@@ -82,7 +86,14 @@ async function listing(dir: string, depth = 3): Promise<string[]> {
     for (const n of names) {
       const full = join(d, n);
       out.push(full);
-      if (level < depth && (await lstat(full).then((s) => s.isDirectory(), () => false))) await walk(full, level + 1);
+      if (
+        level < depth &&
+        (await lstat(full).then(
+          (s) => s.isDirectory(),
+          () => false,
+        ))
+      )
+        await walk(full, level + 1);
     }
   };
   await walk(dir, 1);
@@ -147,7 +158,26 @@ afterAll(async () => {
 const badName = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 40 }).filter((s) => !NAME_RE.test(s) && s.length > 0),
   fc.string({ unit: 'grapheme', minLength: 1, maxLength: 300 }).filter((s) => !NAME_RE.test(s)),
-  fc.constantFrom('..', '.', '../../etc/passwd', '-x', '_x', ' ', 'a b', 'ä', 'x'.repeat(129), 'x'.repeat(6000), '__proto__', 'a/b', 'a\\b', '\u0000', 'a\u202eb', 'a@b', '@1', '\r\nX-Injected: 1'),
+  fc.constantFrom(
+    '..',
+    '.',
+    '../../etc/passwd',
+    '-x',
+    '_x',
+    ' ',
+    'a b',
+    'ä',
+    'x'.repeat(129),
+    'x'.repeat(6000),
+    '__proto__',
+    'a/b',
+    'a\\b',
+    '\u0000',
+    'a\u202eb',
+    'a@b',
+    '@1',
+    '\r\nX-Injected: 1',
+  ),
 );
 const unknownName = fc.oneof(
   fc.stringMatching(/^[a-z][a-z0-9._-]{0,30}$/).map((s) => `${MARK}-${s}`),
@@ -156,7 +186,12 @@ const unknownName = fc.oneof(
 // (not %2e%2e: the client itself resolves it as ".." before sending)
 const rawPath = fc.constantFrom('%', '%zz', '%ff', '%c0%ae%c0%ae', '%00', '..%2f..%2fetc%2fpasswd', 'a%2fb', '%E2%80%AE', '%2e%2e%2f');
 
-type Route = { method: string; path: (n: string) => string; unknown: number; body?: () => { body?: BodyInit; headers?: Record<string, string> } };
+type Route = {
+  method: string;
+  path: (n: string) => string;
+  unknown: number;
+  body?: () => { body?: BodyInit; headers?: Record<string, string> };
+};
 let smallArchive: Buffer;
 const ROUTES: Route[] = [
   { method: 'GET', path: (n) => `/runtime/${n}`, unknown: 404 },
@@ -178,14 +213,23 @@ describe('the REST API under a fuzzer', () => {
   it('every route refuses bad and unknown names with a 4xx and a JSON message', async () => {
     const failures: string[] = [];
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom(...ROUTES), fc.oneof(badName.filter((n) => n !== '.' && n !== '..').map((n) => ({ n: encodeURIComponent(n), known: false })), unknownName.map((n) => ({ n, known: true })), rawPath.map((n) => ({ n, known: false }))), async (route, { n, known }) => {
-        const path = route.path(n);
-        const a = await send(route.method, path, route.body?.());
-        const bad = refusal(a, `${route.method} ${path.slice(0, 120)}`);
-        if (bad) failures.push(bad);
-        // A well-formed unknown name is "not found" (a number is expected for /call/).
-        else if (known && a.status !== route.unknown) failures.push(`${route.method} ${path}: ${a.status} (expected ${route.unknown}) ${a.text.slice(0, 200)}`);
-      }),
+      fc.asyncProperty(
+        fc.constantFrom(...ROUTES),
+        fc.oneof(
+          badName.filter((n) => n !== '.' && n !== '..').map((n) => ({ n: encodeURIComponent(n), known: false })),
+          unknownName.map((n) => ({ n, known: true })),
+          rawPath.map((n) => ({ n, known: false })),
+        ),
+        async (route, { n, known }) => {
+          const path = route.path(n);
+          const a = await send(route.method, path, route.body?.());
+          const bad = refusal(a, `${route.method} ${path.slice(0, 120)}`);
+          if (bad) failures.push(bad);
+          // A well-formed unknown name is "not found" (a number is expected for /call/).
+          else if (known && a.status !== route.unknown)
+            failures.push(`${route.method} ${path}: ${a.status} (expected ${route.unknown}) ${a.text.slice(0, 200)}`);
+        },
+      ),
       { numRuns: 400 },
     );
     expect(failures).toEqual([]);
@@ -211,21 +255,67 @@ describe('the REST API under a fuzzer', () => {
       { path: `/node/${nodeId}`, method: 'PUT', valid: (v: unknown) => NodeSettingsSchema.safeParse(v).success },
       { path: `/function/${MARK}-nope`, valid: () => false },
     ];
-    const contentType = fc.constantFrom('application/json', 'application/json; charset=utf-8', 'text/plain', 'application/x-www-form-urlencoded', 'application/xml', 'multipart/form-data; boundary=zz', 'application/json; charset=utf-16', 'application/json; charset=bogus', '*/*', '');
+    const contentType = fc.constantFrom(
+      'application/json',
+      'application/json; charset=utf-8',
+      'text/plain',
+      'application/x-www-form-urlencoded',
+      'application/xml',
+      'multipart/form-data; boundary=zz',
+      'application/json; charset=utf-16',
+      'application/json; charset=bogus',
+      '*/*',
+      '',
+    );
     const body = fc.oneof(
       fc.uint8Array({ maxLength: 3000 }).map((b) => Buffer.from(b)),
       fc.jsonValue({ maxDepth: 4 }).map((v) => Buffer.from(JSON.stringify(v) ?? 'null')),
       // the right keys with the wrong types
-      fc.record({ funcName: fc.oneof(fc.integer(), fc.boolean(), fc.constant(null), fc.array(fc.string()), fc.object(), fc.string({ maxLength: 300 })), params: fc.jsonValue({ maxDepth: 3 }), wait: fc.jsonValue({ maxDepth: 1 }) }).map((v) => Buffer.from(JSON.stringify(v))),
-      fc.record({ image: fc.jsonValue({ maxDepth: 2 }), path: fc.jsonValue({ maxDepth: 2 }), run: fc.jsonValue({ maxDepth: 2 }), name: fc.jsonValue({ maxDepth: 1 }) }, { requiredKeys: [] }).map((v) => Buffer.from(JSON.stringify(v))),
-      fc.record({ miniworkers: fc.oneof(fc.integer({ min: -1000, max: 1000 }), fc.double(), fc.string()), bogus: fc.jsonValue({ maxDepth: 1 }) }, { requiredKeys: [] }).map((v) => Buffer.from(JSON.stringify(v))),
+      fc
+        .record({
+          funcName: fc.oneof(
+            fc.integer(),
+            fc.boolean(),
+            fc.constant(null),
+            fc.array(fc.string()),
+            fc.object(),
+            fc.string({ maxLength: 300 }),
+          ),
+          params: fc.jsonValue({ maxDepth: 3 }),
+          wait: fc.jsonValue({ maxDepth: 1 }),
+        })
+        .map((v) => Buffer.from(JSON.stringify(v))),
+      fc
+        .record(
+          {
+            image: fc.jsonValue({ maxDepth: 2 }),
+            path: fc.jsonValue({ maxDepth: 2 }),
+            run: fc.jsonValue({ maxDepth: 2 }),
+            name: fc.jsonValue({ maxDepth: 1 }),
+          },
+          { requiredKeys: [] },
+        )
+        .map((v) => Buffer.from(JSON.stringify(v))),
+      fc
+        .record(
+          { miniworkers: fc.oneof(fc.integer({ min: -1000, max: 1000 }), fc.double(), fc.string()), bogus: fc.jsonValue({ maxDepth: 1 }) },
+          { requiredKeys: [] },
+        )
+        .map((v) => Buffer.from(JSON.stringify(v))),
       // valid JSON broken by one cut
       fc.tuple(fc.jsonValue({ maxDepth: 3 }), fc.nat()).map(([v, cut]) => {
         const s = JSON.stringify(v) ?? 'null';
         return Buffer.from(s.slice(0, cut % Math.max(1, s.length)));
       }),
       // prototype pollution attempts
-      fc.constantFrom('{"__proto__": {"admin": true}}', '{"constructor": {"prototype": {"admin": true}}}', '{"funcName": "__proto__", "params": {}}', '{"funcName": {"__proto__": 1}}').map((s) => Buffer.from(s)),
+      fc
+        .constantFrom(
+          '{"__proto__": {"admin": true}}',
+          '{"constructor": {"prototype": {"admin": true}}}',
+          '{"funcName": "__proto__", "params": {}}',
+          '{"funcName": {"__proto__": 1}}',
+        )
+        .map((s) => Buffer.from(s)),
     );
     const failures: string[] = [];
     await fc.assert(
@@ -255,12 +345,15 @@ describe('the REST API under a fuzzer', () => {
   it('params of every JSON shape reach the function and come back intact', async () => {
     await fc.assert(
       // (top-level null is read as "no params" by the API: {} — api/calls.ts)
-      fc.asyncProperty(fc.jsonValue({ maxDepth: 6 }).filter((v) => v !== null), async (v) => {
-        const sent = JSON.parse(JSON.stringify(v)) as unknown; // -0 and the like, as JSON carries them
-        const a = await send('POST', '/function/echo', json(JSON.stringify(v)));
-        expect(a.status, a.text.slice(0, 300)).toBe(200);
-        expect(JSON.parse(a.text)).toEqual({ echo: sent });
-      }),
+      fc.asyncProperty(
+        fc.jsonValue({ maxDepth: 6 }).filter((v) => v !== null),
+        async (v) => {
+          const sent = JSON.parse(JSON.stringify(v)) as unknown; // -0 and the like, as JSON carries them
+          const a = await send('POST', '/function/echo', json(JSON.stringify(v)));
+          expect(a.status, a.text.slice(0, 300)).toBe(200);
+          expect(JSON.parse(a.text)).toEqual({ echo: sent });
+        },
+      ),
       { numRuns: 120 },
     );
   });
@@ -275,15 +368,48 @@ describe('the REST API under a fuzzer', () => {
       ['2 MiB JSON', 'POST', '/invokeFunction', json(twoMiB), 413],
       ['2 MiB JSON', 'POST', '/registerRuntime', json(twoMiB), 413],
       ['2 MiB params', 'POST', '/function/echo', json(twoMiB), 413],
-      ['a gzip bomb (64 MiB of JSON)', 'POST', '/invokeFunction', { body: new Uint8Array(gzipBomb), headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } }, 413],
-      ['a gzip bomb as params', 'POST', '/function/echo', { body: new Uint8Array(gzipBomb), headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } }, 413],
-      ['an unknown content encoding', 'POST', '/invokeFunction', { body: '{}', headers: { 'content-type': 'application/json', 'content-encoding': 'zstd-bogus' } }, 415],
-      ['a broken gzip body', 'POST', '/invokeFunction', { body: 'not gzip', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } }, 400],
+      [
+        'a gzip bomb (64 MiB of JSON)',
+        'POST',
+        '/invokeFunction',
+        { body: new Uint8Array(gzipBomb), headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } },
+        413,
+      ],
+      [
+        'a gzip bomb as params',
+        'POST',
+        '/function/echo',
+        { body: new Uint8Array(gzipBomb), headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } },
+        413,
+      ],
+      [
+        'an unknown content encoding',
+        'POST',
+        '/invokeFunction',
+        { body: '{}', headers: { 'content-type': 'application/json', 'content-encoding': 'zstd-bogus' } },
+        415,
+      ],
+      [
+        'a broken gzip body',
+        'POST',
+        '/invokeFunction',
+        { body: 'not gzip', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } },
+        400,
+      ],
       ['params nested 300,000 deep', 'POST', '/function/echo', json(deep(300_000)), 400],
       ['params nested 65 deep', 'POST', '/invokeFunction', json(`{"funcName":"echo","params":${deep(65)}}`), 400],
       ['a runtime nested deep', 'POST', '/registerRuntime', json(`{"image":${deep(200_000)}}`), 400],
       ['node settings nested deep', 'PUT', `/node/${nodeId}`, json(`{"miniworkers":${deep(200_000)}}`), 400],
-      ['JSON in Latin-1', 'POST', '/invokeFunction', { body: new Uint8Array(Buffer.from('{"funcName":"ech\u00f6"}', 'latin1')), headers: { 'content-type': 'application/json; charset=latin1' } }, 415],
+      [
+        'JSON in Latin-1',
+        'POST',
+        '/invokeFunction',
+        {
+          body: new Uint8Array(Buffer.from('{"funcName":"ech\u00f6"}', 'latin1')),
+          headers: { 'content-type': 'application/json; charset=latin1' },
+        },
+        415,
+      ],
       ['a lone surrogate in a name', 'POST', '/invokeFunction', json('{"funcName":"\\ud800"}'), 400],
       ['NUL in a name', 'POST', '/invokeFunction', json('{"funcName":"echo\\u0000"}'), 400],
       ['a version that does not exist', 'POST', '/invokeFunction', json('{"funcName":"echo@99999999999999999999"}'), 404],
@@ -332,15 +458,43 @@ describe('the REST API under a fuzzer', () => {
       ['env nested 30,000 deep', () => ({ body: form(ok, [['env', `{"A": ${'['.repeat(30_000)}${']'.repeat(30_000)}}`]]) }), 400],
       ['env of broken JSON', () => ({ body: form(ok, [['env', '{"A": ']]) }), 400],
       ['settings in the query, wrong', () => ({ body: form(ok) }), 400],
-      ['two archives', () => { const f = form(ok); f.append('module', new Blob([new Uint8Array(ok)]), 'b.tar.gz'); return { body: f }; }, 400],
+      [
+        'two archives',
+        () => {
+          const f = form(ok);
+          f.append('module', new Blob([new Uint8Array(ok)]), 'b.tar.gz');
+          return { body: f };
+        },
+        400,
+      ],
       ['the archive under another field', () => ({ body: form(ok, [], 'fn.tar.gz', 'file') }), 400],
       ['no archive at all', () => ({ body: form(null, [['timeout', '3']]) }), 400],
-      ['100 fields', () => ({ body: form(ok, Array.from({ length: 100 }, (_, i) => [`f${i}`, 'x'] as [string, string])) }), 400],
+      [
+        '100 fields',
+        () => ({
+          body: form(
+            ok,
+            Array.from({ length: 100 }, (_, i) => [`f${i}`, 'x'] as [string, string]),
+          ),
+        }),
+        400,
+      ],
       ['a 100 KB field', () => ({ body: form(ok, [['env', `A=${'x'.repeat(100_000)}`]]) }), 400],
-      ['a multipart body without its end', () => ({ body: '--zz\r\nContent-Disposition: form-data; name="module"; filename="a.tar.gz"\r\n\r\nabc', headers: { 'content-type': 'multipart/form-data; boundary=zz' } }), 400],
+      [
+        'a multipart body without its end',
+        () => ({
+          body: '--zz\r\nContent-Disposition: form-data; name="module"; filename="a.tar.gz"\r\n\r\nabc',
+          headers: { 'content-type': 'multipart/form-data; boundary=zz' },
+        }),
+        400,
+      ],
       ['a multipart type without a boundary', () => ({ body: 'abc', headers: { 'content-type': 'multipart/form-data' } }), 400],
       ['JSON instead of a form', () => json({ module: 'x' }), 400],
-      ['a 51 MiB archive', () => ({ body: form(Buffer.concat([tgz([{ name: 'index.js', data: 'x' }]), randomBytes(51 * 1024 * 1024)])) }), 413],
+      [
+        'a 51 MiB archive',
+        () => ({ body: form(Buffer.concat([tgz([{ name: 'index.js', data: 'x' }]), randomBytes(51 * 1024 * 1024)])) }),
+        413,
+      ],
       ['a filename climbing out', () => ({ body: form(Buffer.from('not an archive'), [], `../../../../tmp/${MARK}-upload`) }), 400],
     ];
     const failures: string[] = [];
@@ -401,7 +555,8 @@ describe('a corpus of crafted archives', () => {
       const bad = refusal(a, item.what);
       if (bad) failures.push(bad);
       else if (a.status !== 400) failures.push(`${item.what}: ${a.status} ${a.text.slice(0, 200)}`);
-      else if (!/^bad archive: /.test(String(a.json?.error)) || (item.error && !item.error.test(String(a.json?.error)))) failures.push(`${item.what}: unexpected reason: ${String(a.json?.error).slice(0, 300)}`);
+      else if (!/^bad archive: /.test(String(a.json?.error)) || (item.error && !item.error.test(String(a.json?.error))))
+        failures.push(`${item.what}: unexpected reason: ${String(a.json?.error).slice(0, 300)}`);
       if ((await send('GET', `/function/${name}`)).status !== 404) failures.push(`${item.what}: function ${name} was stored`);
     }
     expect(failures).toEqual([]);
@@ -415,14 +570,33 @@ describe('a corpus of crafted archives', () => {
     accepted.add(createHash('sha256').update(arc).digest('hex'));
     const out = await http<Record<string, unknown>>('POST', `${p.api}/function/neutral`, {});
     expect(out.status).toBe(200);
-    expect(out.body).toEqual({ index: '755', tool: '755', locked: '755', secret: 'readable after all', names: ['español 日本.txt', 'index.js', 'locked', 'tool.sh'] });
+    expect(out.body).toEqual({
+      index: '755',
+      tool: '755',
+      locked: '755',
+      secret: 'readable after all',
+      names: ['español 日本.txt', 'index.js', 'locked', 'tool.sh'],
+    });
   });
 
   it('mutated archives never make the checker fail other than with a clear refusal', async () => {
     const seeds = [
-      tgz([{ name: 'index.js', data: 'module.exports = () => 1;' }, { name: 'lib', type: '5' }, { name: 'lib/a.js', data: 'x'.repeat(3000) }, { name: 'l', type: '2', linkname: 'lib/a.js' }]),
-      tar([{ name: 'index.js', data: 'module.exports = () => 1;' }, { name: 'h', type: '1', linkname: 'index.js' }]),
-      zip([{ name: 'index.js', data: 'module.exports = () => 1;' }, { name: 'lib/', data: '' }, { name: 'lib/b.js', data: 'y'.repeat(2000) }, { name: 's', data: 'index.js', mode: 0o120777, method: 0 }]),
+      tgz([
+        { name: 'index.js', data: 'module.exports = () => 1;' },
+        { name: 'lib', type: '5' },
+        { name: 'lib/a.js', data: 'x'.repeat(3000) },
+        { name: 'l', type: '2', linkname: 'lib/a.js' },
+      ]),
+      tar([
+        { name: 'index.js', data: 'module.exports = () => 1;' },
+        { name: 'h', type: '1', linkname: 'index.js' },
+      ]),
+      zip([
+        { name: 'index.js', data: 'module.exports = () => 1;' },
+        { name: 'lib/', data: '' },
+        { name: 'lib/b.js', data: 'y'.repeat(2000) },
+        { name: 's', data: 'index.js', mode: 0o120777, method: 0 },
+      ]),
     ];
     const mutation = fc.tuple(
       fc.constantFrom(...seeds.keys()),
@@ -482,7 +656,9 @@ describe('after the fuzzing', () => {
     }
     // Memory and open files stay bounded (50 MiB uploads and gzip bombs went through it).
     const after = await treeRss(p.proc.child.pid!);
-    console.log(`fuzz: RSS of zfaas up and its miniworkers ${before.rss} MiB before, ${after.mib} MiB after; open files ${before.fds} -> ${after.fds}`);
+    console.log(
+      `fuzz: RSS of zfaas up and its miniworkers ${before.rss} MiB before, ${after.mib} MiB after; open files ${before.fds} -> ${after.fds}`,
+    );
     expect(after.mib).toBeLessThan(Math.max(600, before.rss + 250));
     expect(after.fds).toBeLessThan(before.fds + 50);
   });
@@ -497,7 +673,9 @@ interface Run {
 }
 
 async function cli(args: string[], input = ''): Promise<Run> {
-  const env: Record<string, string> = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined && !e[0].startsWith('ZFAAS_')));
+  const env: Record<string, string> = Object.fromEntries(
+    Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined && !e[0].startsWith('ZFAAS_')),
+  );
   env.ZFAAS_API = p.api;
   env.ZFAAS_CONFIG = join(isolated.home, 'no-config.json');
   const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
@@ -536,8 +714,19 @@ describe('the CLI given hostile input', () => {
       await writeFile(f, data);
       return f;
     };
-    const bomb = await put('bomb.tar.gz', refusedCorpus().find((c) => c.what.includes('4 GiB'))!.bytes());
-    const traversal = await put('evil.tar.gz', tgz([{ name: 'index.js', data: 'x' }, { name: '../../evil.js', data: 'x' }]));
+    const bomb = await put(
+      'bomb.tar.gz',
+      refusedCorpus()
+        .find((c) => c.what.includes('4 GiB'))!
+        .bytes(),
+    );
+    const traversal = await put(
+      'evil.tar.gz',
+      tgz([
+        { name: 'index.js', data: 'x' },
+        { name: '../../evil.js', data: 'x' },
+      ]),
+    );
     const deep = await put('deep.json', `{"a":${'['.repeat(50_000)}${']'.repeat(50_000)}}`);
     const huge = await put('huge.json', JSON.stringify({ pad: 'x'.repeat(3 * 1024 * 1024) }));
     const badRuntime = await put('runtime.json', '{"image": 5, "run": ["x"]}');
@@ -579,9 +768,11 @@ describe('the CLI given hostile input', () => {
     expect(failures).toEqual([]);
     // What the API would refuse anyway is caught before sending, with what is wrong and exit 2.
     const said = (what: string): Run => runs[cases.findIndex((c) => c[0] === what)]!;
-    for (const what of ['params nested 50,000 deep', 'a batch item nested 50,000 deep']) expect(said(what)).toMatchObject({ code: 2, stderr: expect.stringMatching(/nests more than 64 levels/) });
+    for (const what of ['params nested 50,000 deep', 'a batch item nested 50,000 deep'])
+      expect(said(what)).toMatchObject({ code: 2, stderr: expect.stringMatching(/nests more than 64 levels/) });
     expect(said('a terminal escape as a name').stderr).not.toContain('\x1b');
-    for (const what of ['endless params', 'an endless batch']) expect(said(what)).toMatchObject({ code: 2, stderr: expect.stringMatching(/larger than \d+ MiB/) });
+    for (const what of ['endless params', 'an endless batch'])
+      expect(said(what)).toMatchObject({ code: 2, stderr: expect.stringMatching(/larger than \d+ MiB/) });
     // None of it reached the platform.
     expect((await http<string[]>('GET', `${p.api}/functions`)).body.filter((f) => f.startsWith(MARK))).toEqual([]);
   });
@@ -593,8 +784,12 @@ describe('the CLI given hostile input', () => {
         fc.pre(name !== 'echo' && !name.startsWith('echo@'));
         const r = await cli(['invoke', name, ...params]);
         // Line breaks and escape sequences in what is echoed back are shown escaped: one line, no control bytes.
-        // eslint-disable-next-line no-control-regex -- looking for control characters
-        const bad = cleanFailure(r, `invoke ${JSON.stringify(name)} ${JSON.stringify(params)}`) ?? (/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029]/.test(r.stderr) ? `invoke ${JSON.stringify(name)}: a control character on stderr: ${JSON.stringify(r.stderr)}` : null);
+        const bad =
+          cleanFailure(r, `invoke ${JSON.stringify(name)} ${JSON.stringify(params)}`) ??
+          // eslint-disable-next-line no-control-regex -- looking for control characters
+          (/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029]/.test(r.stderr)
+            ? `invoke ${JSON.stringify(name)}: a control character on stderr: ${JSON.stringify(r.stderr)}`
+            : null);
         if (bad) throw new Error(bad);
       }),
       { numRuns: 24 },

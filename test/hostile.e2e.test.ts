@@ -2,7 +2,18 @@
 // (policy function), each contained, while a neighbour function keeps answering correctly beside them.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packFiles } from './helpers/archives.js';
-import { docker, http, labelledContainers, ROOT, startUp, upload, waitCall, waitFor, type CallView, type Platform } from './helpers/platform.js';
+import {
+  docker,
+  http,
+  labelledContainers,
+  ROOT,
+  startUp,
+  upload,
+  waitCall,
+  waitFor,
+  type CallView,
+  type Platform,
+} from './helpers/platform.js';
 
 let p: Platform;
 let nodeId: string;
@@ -15,11 +26,23 @@ const deploy = async (name: string, files: Record<string, string>, fields: Recor
   const r = await upload(`${p.api}/registerFunction/${runtime}/${name}`, await packFiles(files), `${name}.tar.gz`, fields);
   expect(r.status, JSON.stringify(r.body)).toBe(201);
 };
-const deployBoth = async (base: string, files: Record<string, string>, fields: Record<string, string> = {}, runtime = 'node'): Promise<void> => {
+const deployBoth = async (
+  base: string,
+  files: Record<string, string>,
+  fields: Record<string, string> = {},
+  runtime = 'node',
+): Promise<void> => {
   for (const policy of POLICIES) await deploy(fname(base, policy), files, { ...fields, policy }, runtime);
 };
 const containersOf = (fn: string): Promise<string[]> => labelledContainers({ 'zfaas.node': nodeId, 'zfaas.function': fn });
-const gone = async (id: string): Promise<boolean> => docker.getContainer(id).inspect().then(() => false, () => true);
+const gone = async (id: string): Promise<boolean> =>
+  docker
+    .getContainer(id)
+    .inspect()
+    .then(
+      () => false,
+      () => true,
+    );
 
 interface Failed {
   error: string;
@@ -64,7 +87,11 @@ function summary(x: unknown): unknown {
 
 // One hostile call per policy, side by side, with the neighbour calling all along.
 const attackBoth = (base: string, params: unknown = {}): Promise<{ policy: Policy; r: Awaited<ReturnType<typeof http<Failed>>> }[]> =>
-  withNeighbour(base, () => Promise.all(POLICIES.map(async (policy) => ({ policy, r: await http<Failed>('POST', `${p.api}/function/${fname(base, policy)}`, params) }))));
+  withNeighbour(base, () =>
+    Promise.all(
+      POLICIES.map(async (policy) => ({ policy, r: await http<Failed>('POST', `${p.api}/function/${fname(base, policy)}`, params) })),
+    ),
+  );
 
 // The warm containers of a policy-function function, once the node reports one warm (so a call uses it).
 const warmIds = async (base: string): Promise<string[]> => {
@@ -104,10 +131,21 @@ describe('hostile functions are contained, and the neighbour keeps answering', (
   });
 
   it('a memory hog ends in ERROR naming the memory limit (node and python)', async () => {
-    await deployBoth('hog', { 'index.js': 'module.exports = () => { const a = []; for (;;) a.push(Buffer.alloc(1 << 20, 1)); };' }, { memory: '64', timeout: '30' });
-    await deploy('pyhog', { 'handler.py': 'def handler(event):\n    a = []\n    while True:\n        a.append(bytearray(b"x" * (1 << 20)))\n' }, { memory: '64', timeout: '30', policy: 'function' }, 'python');
+    await deployBoth(
+      'hog',
+      { 'index.js': 'module.exports = () => { const a = []; for (;;) a.push(Buffer.alloc(1 << 20, 1)); };' },
+      { memory: '64', timeout: '30' },
+    );
+    await deploy(
+      'pyhog',
+      { 'handler.py': 'def handler(event):\n    a = []\n    while True:\n        a.append(bytearray(b"x" * (1 << 20)))\n' },
+      { memory: '64', timeout: '30', policy: 'function' },
+      'python',
+    );
     const [warm] = await warmIds('hog');
-    const [both, py] = await withNeighbour('hog (python)', () => Promise.all([attackBoth('hog'), http<Failed>('POST', `${p.api}/function/pyhog`, {})]));
+    const [both, py] = await withNeighbour('hog (python)', () =>
+      Promise.all([attackBoth('hog'), http<Failed>('POST', `${p.api}/function/pyhog`, {})]),
+    );
     for (const { policy, r } of [...both, { policy: 'python' as const, r: py }]) {
       expect(r.status, policy).toBe(500);
       expect(r.body.status).toBe('ERROR');
@@ -141,7 +179,8 @@ module.exports = async () => {
         expect(Number(m![1])).toBeLessThanOrEqual(32);
         expect(m![2]).toBe('32');
         expect(Number(m![3])).toBeGreaterThan(0);
-        if (policy === 'function') expect((await waitCall(p.api, r.body.callNum)).logs).toMatch(/the call left \d+ processes running; the container was removed/);
+        if (policy === 'function')
+          expect((await waitCall(p.api, r.body.callNum)).logs).toMatch(/the call left \d+ processes running; the container was removed/);
       } else expect(r.body.status).toBe('TIMEOUT');
       if (policy === 'none') expect(await labelledContainers({ 'zfaas.call': String(r.body.callNum) })).toEqual([]);
     }
@@ -149,17 +188,34 @@ module.exports = async () => {
   });
 
   it('a run-command function (docker exec per call) that leaves a process behind spends its warm container', async () => {
-    expect((await http('POST', `${p.api}/registerRuntime`, { name: 'hostile-sh', image: 'zfaas/python:latest', path: '/ws', dependencies: '', run: 'sh main.sh' })).status).toBe(201);
+    expect(
+      (
+        await http('POST', `${p.api}/registerRuntime`, {
+          name: 'hostile-sh',
+          image: 'zfaas/python:latest',
+          path: '/ws',
+          dependencies: '',
+          run: 'sh main.sh',
+        })
+      ).status,
+    ).toBe(201);
     // With {"daemon": true} it starts a process that outlives the call, detached from the call's output.
     const fn = fname('daemon', 'function');
-    await deploy(fn, { 'main.sh': 'if grep -q daemon; then nohup sleep 600 >/dev/null 2>&1 </dev/null & fi\necho ok\n' }, { policy: 'function' }, 'hostile-sh');
+    await deploy(
+      fn,
+      { 'main.sh': 'if grep -q daemon; then nohup sleep 600 >/dev/null 2>&1 </dev/null & fi\necho ok\n' },
+      { policy: 'function' },
+      'hostile-sh',
+    );
     const [first] = await warmIds('daemon');
     for (let i = 0; i < 2; i++) expect((await http('POST', `${p.api}/function/${fn}`, {})).body).toBe('ok');
     expect(await containersOf(fn)).toEqual([first]); // calls that leave nothing reuse the container
     const r = await http<string>('POST', `${p.api}/function/${fn}`, { daemon: true });
     expect(r.status).toBe(200);
     expect(r.body).toBe('ok');
-    expect((await waitCall(p.api, Number(r.headers.get('x-zfaas-call')))).logs).toMatch(/the call left 1 process running; the container was removed/);
+    expect((await waitCall(p.api, Number(r.headers.get('x-zfaas-call')))).logs).toMatch(
+      /the call left 1 process running; the container was removed/,
+    );
     await waitFor('the container left with the daemon removed', async () => ((await gone(first!)) ? true : undefined), 30_000);
     expect((await http('POST', `${p.api}/function/${fn}`, {})).body).toBe('ok'); // in a new container
     expect(await containersOf(fn)).not.toContain(first);
@@ -248,7 +304,11 @@ module.exports = (p) => ({
     await deployBoth('snoop', { 'index.js': probe });
     const [id] = await warmIds('snoop');
     const hostPaths = [p.data, ROOT, `${ROOT}/package.json`, '/work', '/root/.ssh', '/etc/docker', '/var/lib/docker'];
-    const answers = await withNeighbour('snoop', () => Promise.all(POLICIES.map((policy) => http<Record<string, unknown>>('POST', `${p.api}/function/${fname('snoop', policy)}`, { hostPaths }))));
+    const answers = await withNeighbour('snoop', () =>
+      Promise.all(
+        POLICIES.map((policy) => http<Record<string, unknown>>('POST', `${p.api}/function/${fname('snoop', policy)}`, { hostPaths })),
+      ),
+    );
     expect(answers).toHaveLength(2);
     for (const r of answers) {
       expect(r.status).toBe(200);
@@ -268,7 +328,13 @@ module.exports = (p) => ({
         ],
         mkdirTree: 'EROFS',
         chmodTree: 'EROFS',
-        status: ['Uid: 1000 1000 1000 1000', 'CapPrm: 0000000000000000', 'CapEff: 0000000000000000', 'CapBnd: 0000000000000000', 'NoNewPrivs: 1'],
+        status: [
+          'Uid: 1000 1000 1000 1000',
+          'CapPrm: 0000000000000000',
+          'CapEff: 0000000000000000',
+          'CapBnd: 0000000000000000',
+          'NoNewPrivs: 1',
+        ],
         logDriver: 'see docker inspect',
       });
     }
@@ -282,8 +348,25 @@ module.exports = (p) => ({
     const STOPPED = 'function wrote more than 16 MiB of output and was stopped';
     const MiB = 1024 * 1024;
     // A seed-style runtime: what `run` prints is the result. 10 MiB is cut at 6 MiB; 1 GiB is stopped.
-    expect((await http('POST', `${p.api}/registerRuntime`, { name: 'hostile-py', image: 'zfaas/python:latest', path: '/ws', dependencies: '', run: 'python3 flood.py' })).status).toBe(201);
-    await deploy('stdout-flood', { 'flood.py': 'import json, os, sys\nn = json.load(sys.stdin)["mib"]\nb = b"x" * (1 << 20)\nfor _ in range(n):\n    os.write(1, b)\n' }, { policy: 'none', timeout: '60' }, 'hostile-py');
+    expect(
+      (
+        await http('POST', `${p.api}/registerRuntime`, {
+          name: 'hostile-py',
+          image: 'zfaas/python:latest',
+          path: '/ws',
+          dependencies: '',
+          run: 'python3 flood.py',
+        })
+      ).status,
+    ).toBe(201);
+    await deploy(
+      'stdout-flood',
+      {
+        'flood.py': 'import json, os, sys\nn = json.load(sys.stdin)["mib"]\nb = b"x" * (1 << 20)\nfor _ in range(n):\n    os.write(1, b)\n',
+      },
+      { policy: 'none', timeout: '60' },
+      'hostile-py',
+    );
     // Node: prints through console (captured by the warm loader), writes to fd 2 itself, or returns 40 MiB.
     await deployBoth(
       'flood',
@@ -300,10 +383,19 @@ module.exports = (p) => {
       { timeout: '60' },
     );
     // Python, warm: a 40 MiB return value, or 1 GiB written by a child process below the loader's capture.
-    await deploy('pyflood', { 'handler.py': 'import os\ndef handler(e):\n    if e.get("fd"):\n        os.system("head -c 1073741824 /dev/zero")\n        return "wrote"\n    return "z" * (40 << 20)\n' }, { policy: 'function', timeout: '60' }, 'python');
+    await deploy(
+      'pyflood',
+      {
+        'handler.py':
+          'import os\ndef handler(e):\n    if e.get("fd"):\n        os.system("head -c 1073741824 /dev/zero")\n        return "wrote"\n    return "z" * (40 << 20)\n',
+      },
+      { policy: 'function', timeout: '60' },
+      'python',
+    );
     await warmIds('flood');
 
-    const post = (fn: string, params: unknown): Promise<Awaited<ReturnType<typeof http<string>>>> => http<string>('POST', `${p.api}/function/${fn}`, params);
+    const post = (fn: string, params: unknown): Promise<Awaited<ReturnType<typeof http<string>>>> =>
+      http<string>('POST', `${p.api}/function/${fn}`, params);
     const [seedCut, seedGiB, printCold, printWarm, fdWarm, retCold, retWarm, pyRet, pyFd] = await withNeighbour('output floods', () =>
       Promise.all([
         post('stdout-flood', { mib: 10 }),
@@ -321,7 +413,11 @@ module.exports = (p) => {
     // Cut at 6 MiB, with the mark.
     expect(seedCut.status).toBe(200);
     expect(seedCut.body).toBe('x'.repeat(6 * MiB) + TRUNC);
-    for (const [r, ch] of [[retCold, 'y'], [retWarm, 'y'], [pyRet, 'z']] as const) {
+    for (const [r, ch] of [
+      [retCold, 'y'],
+      [retWarm, 'y'],
+      [pyRet, 'z'],
+    ] as const) {
       expect(r.status).toBe(200);
       expect(r.body.length).toBe(6 * MiB + TRUNC.length);
       expect(r.body.endsWith(TRUNC)).toBe(true);

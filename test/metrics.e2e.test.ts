@@ -18,7 +18,9 @@ const LOUD = `module.exports = (p) => {
 beforeAll(async () => {
   p = await startUp(['--miniworkers', '2', '--policy', 'function']);
   for (const name of ['loud', 'other']) {
-    expect((await upload(`${p.api}/registerFunction/node/${name}`, await packFiles({ 'index.js': LOUD }), `${name}.tar.gz`)).status).toBe(201);
+    expect((await upload(`${p.api}/registerFunction/node/${name}`, await packFiles({ 'index.js': LOUD }), `${name}.tar.gz`)).status).toBe(
+      201,
+    );
   }
 });
 afterAll(async () => p?.stop());
@@ -63,7 +65,12 @@ describe('GET /metrics', () => {
   });
 
   it('GET /metrics/functions gives per-function counts and recent latency', async () => {
-    const stats = (await http<Record<string, { calls: number; errors: number; p50: number; p95: number; lastAt: string }>>('GET', `${p.api}/metrics/functions`)).body;
+    const stats = (
+      await http<Record<string, { calls: number; errors: number; p50: number; p95: number; lastAt: string }>>(
+        'GET',
+        `${p.api}/metrics/functions`,
+      )
+    ).body;
     expect(stats.loud).toMatchObject({ calls: 4, errors: 1 });
     expect(stats.loud!.p50).toBeGreaterThan(0);
     expect(stats.loud!.p95).toBeGreaterThanOrEqual(stats.loud!.p50);
@@ -82,7 +89,9 @@ describe('zfaas logs', () => {
       c.stdout.on('data', (b: Buffer) => (s += b.toString()));
       c.on('exit', (code) => (code === 0 ? resolve(s) : reject(new Error(`exit ${code}`))));
     });
-    expect(out).toMatch(/==> call \d+ · loud@1 · DONE · .* <==\nmarker c\n==> call \d+ · loud@1 · ERROR · .* <==\nmarker d\n--- error ---\n.*failed on purpose d/);
+    expect(out).toMatch(
+      /==> call \d+ · loud@1 · DONE · .* <==\nmarker c\n==> call \d+ · loud@1 · ERROR · .* <==\nmarker d\n--- error ---\n.*failed on purpose d/,
+    );
     expect(out).not.toContain('marker b');
   });
 

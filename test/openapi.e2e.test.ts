@@ -80,7 +80,12 @@ it('matches the real responses of a running platform', async () => {
   };
 
   // runtimes
-  await call('POST', '/registerRuntime', '/registerRuntime', { image: 'zfaas/node:latest', name: 'node2', path: '/ws', run: 'node /opt/zfaas/loader.js --once' });
+  await call('POST', '/registerRuntime', '/registerRuntime', {
+    image: 'zfaas/node:latest',
+    name: 'node2',
+    path: '/ws',
+    run: 'node /opt/zfaas/loader.js --once',
+  });
   await call('GET', '/runtimes', '/runtimes');
   await call('GET', '/runtimes?detail=true', '/runtimes');
   await call('GET', '/runtime/node', '/runtime/{name}');
@@ -91,8 +96,16 @@ it('matches the real responses of a running platform', async () => {
   const code = 'module.exports = (p) => { if (p.fail) throw new Error("asked to fail"); console.log("seen", p.n); return { n: p.n }; };';
   const deployed = await upload(`${api}/registerFunction/node/echo?policy=function`, await packFiles({ 'index.js': code }), 'echo.tar.gz');
   expectDocumented('POST', '/registerFunction/{runtime}/{funcName}', deployed);
-  expectDocumented('POST', '/registerFunction/{runtime}/{funcName}', await upload(`${api}/registerFunction/node/echo`, await packFiles({ 'index.js': code }), 'echo.tar.gz', { timeout: '20' }));
-  expectDocumented('POST', '/registerFunction/{runtime}/{funcName}', await upload(`${api}/registerFunction/nope/echo`, Buffer.from('x'), 'x.tar.gz'));
+  expectDocumented(
+    'POST',
+    '/registerFunction/{runtime}/{funcName}',
+    await upload(`${api}/registerFunction/node/echo`, await packFiles({ 'index.js': code }), 'echo.tar.gz', { timeout: '20' }),
+  );
+  expectDocumented(
+    'POST',
+    '/registerFunction/{runtime}/{funcName}',
+    await upload(`${api}/registerFunction/nope/echo`, Buffer.from('x'), 'x.tar.gz'),
+  );
   await call('GET', '/functions', '/functions');
   await call('GET', '/functions?detail=true', '/functions');
   await call('GET', '/function/echo', '/function/{target}');
@@ -106,7 +119,9 @@ it('matches the real responses of a running platform', async () => {
   await call('POST', '/invokeFunction', '/invokeFunction', '{bad json');
   expect((await call('POST', '/function/echo', '/function/{target}', { n: 3 })).body).toEqual({ n: 3 });
   expect((await call('POST', '/function/echo', '/function/{target}', { fail: true })).status).toBe(500);
-  await waitFor('call 1 to finish', async () => ((await http<{ status: string }>('GET', `${api}/call/1`)).body.status === 'DONE' ? true : undefined));
+  await waitFor('call 1 to finish', async () =>
+    (await http<{ status: string }>('GET', `${api}/call/1`)).body.status === 'DONE' ? true : undefined,
+  );
   await call('GET', '/call/1', '/call/{callNum}');
   await call('GET', '/call/999999', '/call/{callNum}');
   await call('GET', '/call/abc', '/call/{callNum}');
@@ -117,7 +132,9 @@ it('matches the real responses of a running platform', async () => {
   // batches
   const b = await call('POST', '/batch/echo', '/batch/{target}', [{ n: 1 }, { n: 2 }, { fail: true }]);
   const id = (b.body as { batchId: string }).batchId;
-  await waitFor('the batch to finish', async () => ((await http<{ state: string }>('GET', `${api}/batch/${id}`)).body.state === 'finished' ? true : undefined));
+  await waitFor('the batch to finish', async () =>
+    (await http<{ state: string }>('GET', `${api}/batch/${id}`)).body.state === 'finished' ? true : undefined,
+  );
   await call('GET', `/batch/${id}`, '/batch/{id}');
   await call('GET', `/batch/${id}/results`, '/batch/{id}/results');
   await call('GET', '/batches', '/batches');
@@ -144,7 +161,11 @@ it('matches the real responses of a running platform', async () => {
   await call('DELETE', '/runtime/node2', '/runtime/{name}');
 
   // Every operation of the document was exercised at least once, except the event stream (next test).
-  const all = Object.entries(spec.paths).flatMap(([path, ops]) => Object.keys(ops).filter((m) => m !== 'parameters').map((m) => `${m.toUpperCase()} ${path}`));
+  const all = Object.entries(spec.paths).flatMap(([path, ops]) =>
+    Object.keys(ops)
+      .filter((m) => m !== 'parameters')
+      .map((m) => `${m.toUpperCase()} ${path}`),
+  );
   expect(all.filter((o) => !checked.has(o) && o !== 'GET /events')).toEqual([]);
 });
 

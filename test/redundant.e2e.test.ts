@@ -8,15 +8,24 @@ let p: Platform;
 let node: string;
 
 const deploy = async (name: string, src: string): Promise<void> => {
-  const r = await upload(`${p.api}/registerFunction/node/${name}`, await packFiles({ 'index.js': src }), `${name}.tar.gz`, { policy: 'none', timeout: '20' });
+  const r = await upload(`${p.api}/registerFunction/node/${name}`, await packFiles({ 'index.js': src }), `${name}.tar.gz`, {
+    policy: 'none',
+    timeout: '20',
+  });
   expect(r.status).toBe(201);
 };
 
 beforeAll(async () => {
   p = await startUp(['--miniworkers', '3']);
   node = await p.nodeId();
-  await deploy('racer', `module.exports = () => process.env.ZFAAS_REPLICA === '1' ? new Promise((r) => setTimeout(() => r('slow'), 15000)) : 'fast';`);
-  await deploy('fallback', `module.exports = () => { if (process.env.ZFAAS_REPLICA === '0') throw new Error('replica 0 fails'); return 'from the fallback'; };`);
+  await deploy(
+    'racer',
+    `module.exports = () => process.env.ZFAAS_REPLICA === '1' ? new Promise((r) => setTimeout(() => r('slow'), 15000)) : 'fast';`,
+  );
+  await deploy(
+    'fallback',
+    `module.exports = () => { if (process.env.ZFAAS_REPLICA === '0') throw new Error('replica 0 fails'); return 'from the fallback'; };`,
+  );
   await deploy('doomed', `module.exports = () => { throw new Error('fails in run ' + process.env.ZFAAS_REPLICA); };`);
 });
 afterAll(async () => p?.stop());
@@ -26,7 +35,11 @@ it('keeps the first good result and cancels the other run', async () => {
   expect(r.body.status).toBe('DONE');
   expect(r.body.result).toBe('fast');
   // The slow run's container is killed instead of running its 15 s.
-  await waitFor('the slow run to be cancelled', async () => ((await labelledContainers({ 'zfaas.node': node, 'zfaas.call': String(r.body.callNum) })).length === 0 ? true : undefined), 8000);
+  await waitFor(
+    'the slow run to be cancelled',
+    async () => ((await labelledContainers({ 'zfaas.node': node, 'zfaas.call': String(r.body.callNum) })).length === 0 ? true : undefined),
+    8000,
+  );
   expect((await waitCall(p.api, r.body.callNum)).result).toBe('fast');
 });
 

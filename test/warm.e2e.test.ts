@@ -16,7 +16,12 @@ let p: Platform;
 let nodeId: string;
 
 const node = async (): Promise<NodeView> => (await http<NodeView[]>('GET', `${p.api}/nodes`)).body[0]!;
-const deploy = async (name: string, files: Record<string, string>, fields: Record<string, string> = {}, runtime = 'node'): Promise<void> => {
+const deploy = async (
+  name: string,
+  files: Record<string, string>,
+  fields: Record<string, string> = {},
+  runtime = 'node',
+): Promise<void> => {
   const r = await upload(`${p.api}/registerFunction/${runtime}/${name}`, await packFiles(files), `${name}.tar.gz`, fields);
   expect(r.status, JSON.stringify(r.body)).toBe(201);
 };
@@ -35,7 +40,11 @@ afterAll(async () => {
 
 describe('policy function', () => {
   it('starts a container holding the function at deploy, and calls reuse that one process', async () => {
-    await deploy('counter', { 'index.js': 'let n = 0; module.exports = () => { console.log("call", n + 1); return { n: ++n, pid: process.pid }; };' }, { policy: 'function' });
+    await deploy(
+      'counter',
+      { 'index.js': 'let n = 0; module.exports = () => { console.log("call", n + 1); return { n: ++n, pid: process.pid }; };' },
+      { policy: 'function' },
+    );
     await waitFor('the preloaded container', async () => ((await node()).warm['counter@1'] ?? 0) >= 1 || undefined, 30_000);
     const before = await containersOf('counter');
     expect(before).toHaveLength(1);
@@ -56,7 +65,11 @@ describe('policy function', () => {
   });
 
   it('a warm call past its timeout is TIMEOUT, its container is removed, and the next call gets a new one', async () => {
-    await deploy('sleepy', { 'index.js': 'module.exports = (p) => p.ms ? new Promise((r) => setTimeout(() => r("late"), p.ms)) : "quick";' }, { policy: 'function', timeout: '1' });
+    await deploy(
+      'sleepy',
+      { 'index.js': 'module.exports = (p) => p.ms ? new Promise((r) => setTimeout(() => r("late"), p.ms)) : "quick";' },
+      { policy: 'function', timeout: '1' },
+    );
     expect((await http('POST', `${p.api}/function/sleepy`, {})).body).toBe('quick');
     const slow = await http<{ status: string }>('POST', `${p.api}/function/sleepy`, { ms: 20_000 });
     expect(slow.status).toBe(504);
@@ -65,7 +78,11 @@ describe('policy function', () => {
   });
 
   it('a process that dies mid-call (process.exit) is ERROR, and the function recovers', async () => {
-    await deploy('quitter', { 'index.js': 'module.exports = (p) => { if (p.die) process.exit(7); return "alive"; };' }, { policy: 'function' });
+    await deploy(
+      'quitter',
+      { 'index.js': 'module.exports = (p) => { if (p.die) process.exit(7); return "alive"; };' },
+      { policy: 'function' },
+    );
     const r = await http<{ status: string; error: string }>('POST', `${p.api}/function/quitter`, { die: true });
     expect(r.status).toBe(500);
     expect(r.body.error).toMatch(/exited/);
@@ -100,7 +117,13 @@ describe('policy runtime (stem cells)', () => {
     );
     const stems = await labelledContainers({ 'zfaas.node': nodeId, 'zfaas.role': 'stem' });
     expect(stems.length).toBeGreaterThanOrEqual(1);
-    await deploy('adopted', { 'index.js': `module.exports = () => ({ mem: require('fs').readFileSync('/sys/fs/cgroup/memory/memory.limit_in_bytes', 'utf8').trim(), env: process.env.GREETING });` }, { memory: '128', env: 'GREETING=hola' });
+    await deploy(
+      'adopted',
+      {
+        'index.js': `module.exports = () => ({ mem: require('fs').readFileSync('/sys/fs/cgroup/memory/memory.limit_in_bytes', 'utf8').trim(), env: process.env.GREETING });`,
+      },
+      { memory: '128', env: 'GREETING=hola' },
+    );
     const r = await http<{ mem: string; env: string }>('POST', `${p.api}/function/adopted`, {});
     expect(r.status).toBe(200);
     expect(r.body).toEqual({ mem: String(128 * 1024 * 1024), env: 'hola' });
@@ -112,9 +135,23 @@ describe('policy runtime (stem cells)', () => {
 
   it('a runtime whose stem cells cannot start is tried again later, not at once and forever', async () => {
     // A loader that exits at once: every stem cell of this runtime fails to start.
-    expect((await http('POST', `${p.api}/registerRuntime`, { name: 'brokenloader', image: 'zfaas/node:latest', path: '/ws', run: 'node index.js', loader: 'false' })).status).toBe(201);
+    expect(
+      (
+        await http('POST', `${p.api}/registerRuntime`, {
+          name: 'brokenloader',
+          image: 'zfaas/node:latest',
+          path: '/ws',
+          run: 'node index.js',
+          loader: 'false',
+        })
+      ).status,
+    ).toBe(201);
     await deploy('orphan', { 'index.js': 'module.exports = () => 1;' }, {}, 'brokenloader');
-    const failures = (): number => p.proc.output().split('\n').filter((l) => l.includes('warm container did not start') && l.includes('rt:brokenloader')).length;
+    const failures = (): number =>
+      p.proc
+        .output()
+        .split('\n')
+        .filter((l) => l.includes('warm container did not start') && l.includes('rt:brokenloader')).length;
     const before = failures();
     const r = await http<{ status: string }>('POST', `${p.api}/function/orphan`, {});
     expect(r.status).toBe(500); // its call cannot run either: it ends in ERROR
@@ -127,7 +164,12 @@ describe('policy runtime (stem cells)', () => {
   });
 
   it('runs a python function with the built-in loader (handler(event))', async () => {
-    await deploy('pyhello', { 'handler.py': 'def handler(event):\n    print("debug line")\n    return {"hi": event.get("name")}\n' }, {}, 'python');
+    await deploy(
+      'pyhello',
+      { 'handler.py': 'def handler(event):\n    print("debug line")\n    return {"hi": event.get("name")}\n' },
+      {},
+      'python',
+    );
     const r = await http<CallView>('POST', `${p.api}/invokeFunction`, { funcName: 'pyhello', params: { name: 'zoe' }, wait: true });
     expect(r.body.status).toBe('DONE');
     expect(JSON.parse(r.body.result)).toEqual({ hi: 'zoe' });
@@ -137,13 +179,27 @@ describe('policy runtime (stem cells)', () => {
 
 describe('runtimes registered the seed way (a run command) in every policy', () => {
   beforeAll(async () => {
-    const rt = await http('POST', `${p.api}/registerRuntime`, { name: 'shell', image: 'zfaas/python:latest', path: '/ws', dependencies: '', run: 'python3 main.py' });
+    const rt = await http('POST', `${p.api}/registerRuntime`, {
+      name: 'shell',
+      image: 'zfaas/python:latest',
+      path: '/ws',
+      dependencies: '',
+      run: 'python3 main.py',
+    });
     expect(rt.status).toBe(201);
   });
   for (const policy of ['none', 'runtime', 'function']) {
     it(`policy ${policy}: params on stdin and in ZFAAS_PARAMS, stdout is the result`, async () => {
       const name = `seedstyle-${policy}`;
-      await deploy(name, { 'main.py': 'import json, os, sys\np = json.load(sys.stdin)\nprint(json.dumps({"stdin": p, "env": json.loads(os.environ["ZFAAS_PARAMS"])}))\n' }, { policy }, 'shell');
+      await deploy(
+        name,
+        {
+          'main.py':
+            'import json, os, sys\np = json.load(sys.stdin)\nprint(json.dumps({"stdin": p, "env": json.loads(os.environ["ZFAAS_PARAMS"])}))\n',
+        },
+        { policy },
+        'shell',
+      );
       for (let i = 0; i < 2; i++) {
         const r = await http<{ stdin: unknown; env: unknown }>('POST', `${p.api}/function/${name}`, { i });
         expect(r.status).toBe(200);
@@ -155,9 +211,14 @@ describe('runtimes registered the seed way (a run command) in every policy', () 
 
 describe('pools change at run time without losing a job', () => {
   it('resizes the miniworkers while calls are in flight, and every call ends DONE', async () => {
-    await deploy('work', { 'index.js': 'module.exports = (p) => new Promise((r) => setTimeout(() => r(p.i * 2), 150));' }, { policy: 'function' });
+    await deploy(
+      'work',
+      { 'index.js': 'module.exports = (p) => new Promise((r) => setTimeout(() => r(p.i * 2), 150));' },
+      { policy: 'function' },
+    );
     const nums: number[] = [];
-    for (let i = 0; i < 24; i++) nums.push((await http<CallView>('POST', `${p.api}/invokeFunction`, { funcName: 'work', params: { i } })).body.callNum);
+    for (let i = 0; i < 24; i++)
+      nums.push((await http<CallView>('POST', `${p.api}/invokeFunction`, { funcName: 'work', params: { i } })).body.callNum);
     expect((await http('PUT', `${p.api}/node/${nodeId}`, { miniworkers: 1 })).status).toBe(202);
     await waitFor('one miniworker', async () => (await node()).miniworkers === 1 || undefined, 30_000);
     expect((await http('PUT', `${p.api}/node/${nodeId}`, { miniworkers: 4 })).status).toBe(202);

@@ -60,7 +60,11 @@ function init() {
     void connect();
   });
   onUnauthorized(() => {
-    banner(token.get() ? 'The API refused this token: paste the right one above.' : 'This API needs a token: paste it above (it stays in this browser only).');
+    banner(
+      token.get()
+        ? 'The API refused this token: paste the right one above.'
+        : 'This API needs a token: paste it above (it stays in this browser only).',
+    );
     $('token').classList.add('needed');
   });
   window.addEventListener('hashchange', showView);

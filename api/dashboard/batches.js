@@ -55,12 +55,21 @@ function showProgress(p) {
 
 async function showResults(p) {
   const r = await api(`/batch/${p.batchId}/results?limit=${SHOWN}`);
-  $('batch-results-note').textContent = p.size > SHOWN ? `(the first ${SHOWN} of ${p.size}; all of them: GET /batch/${p.batchId}/results)` : '';
+  $('batch-results-note').textContent =
+    p.size > SHOWN ? `(the first ${SHOWN} of ${p.size}; all of them: GET /batch/${p.batchId}/results)` : '';
   fillTable(
     $('batch-results'),
     ['#', 'call', 'status', 'run time', 'result / error'],
     r.items.map((it) =>
-      h('tr', {}, h('td', {}, it.index), h('td', {}, it.callNum ?? '—'), h('td', {}, badge(it.status)), h('td', {}, ms(it.durationMs)), h('td', { className: it.status === 'DONE' ? 'mono' : 'mono bad' }, preview(it.status === 'DONE' ? it.result : it.error, 80))),
+      h(
+        'tr',
+        {},
+        h('td', {}, it.index),
+        h('td', {}, it.callNum ?? '—'),
+        h('td', {}, badge(it.status)),
+        h('td', {}, ms(it.durationMs)),
+        h('td', { className: it.status === 'DONE' ? 'mono' : 'mono bad' }, preview(it.status === 'DONE' ? it.result : it.error, 80)),
+      ),
     ),
   );
 }

@@ -30,7 +30,12 @@ function render() {
   pending = false;
   const list = [...calls.values()].sort((a, b) => b.callNum - a.callNum);
   for (const c of list.slice(KEEP)) calls.delete(c.callNum);
-  fillTable($('calls-table'), ['call', 'function', 'status', 'node', 'run time', 'latency', 'result / error', 'created'], list.slice(0, KEEP).map(row), 'no calls yet');
+  fillTable(
+    $('calls-table'),
+    ['call', 'function', 'status', 'node', 'run time', 'latency', 'result / error', 'created'],
+    list.slice(0, KEEP).map(row),
+    'no calls yet',
+  );
 }
 
 const schedule = () => {
@@ -65,7 +70,13 @@ async function showCall(n) {
     const field = (k, v) => h('div', { className: 'field' }, h('span', {}, k), h('span', { className: 'mono' }, v ?? ''));
     setChildren(
       box,
-      h('div', { className: 'card-head' }, h('h2', {}, `Call ${c.callNum}`), badge(c.status), h('button', { type: 'button', className: 'secondary', onclick: () => (box.hidden = true) }, 'close')),
+      h(
+        'div',
+        { className: 'card-head' },
+        h('h2', {}, `Call ${c.callNum}`),
+        badge(c.status),
+        h('button', { type: 'button', className: 'secondary', onclick: () => (box.hidden = true) }, 'close'),
+      ),
       field('function', c.version ? `${c.funcName}@${c.version}` : c.funcName),
       field('node', c.node),
       field('attempts', c.attempts),

@@ -8,7 +8,16 @@ export function h(tag, props = {}, ...children) {
   for (const [k, v] of Object.entries(props)) {
     if (v === undefined || v === null) continue;
     if (k === 'dataset') Object.assign(el.dataset, v);
-    else if (k === 'title' || k === 'className' || k === 'value' || k === 'type' || k === 'disabled' || k === 'hidden' || k.startsWith('on')) el[k] = v;
+    else if (
+      k === 'title' ||
+      k === 'className' ||
+      k === 'value' ||
+      k === 'type' ||
+      k === 'disabled' ||
+      k === 'hidden' ||
+      k.startsWith('on')
+    )
+      el[k] = v;
     else el.setAttribute(k, String(v));
   }
   return setChildren(el, ...children);
@@ -29,7 +38,15 @@ export const $ = (id) => document.getElementById(id);
 /** Replaces a table's content: a header row and one row per item (cells are text or nodes). */
 export function fillTable(table, head, rows, empty = 'nothing yet') {
   table.replaceChildren(
-    h('thead', {}, h('tr', {}, head.map((x) => h('th', {}, x)))),
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        head.map((x) => h('th', {}, x)),
+      ),
+    ),
     h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: head.length, className: 'empty' }, empty))),
   );
 }
@@ -69,7 +86,8 @@ export function pretty(text) {
   }
 }
 
-export const tile = (label, value, cls = '') => h('div', { className: `tile ${cls}` }, h('div', { className: 'tile-value' }, value), h('div', { className: 'tile-label' }, label));
+export const tile = (label, value, cls = '') =>
+  h('div', { className: `tile ${cls}` }, h('div', { className: 'tile-value' }, value), h('div', { className: 'tile-label' }, label));
 
 /** Fills a <select> with names, keeping the current choice when it is still there. */
 export function fillSelect(select, names, { any } = {}) {

@@ -14,11 +14,18 @@ function show(c) {
   const out =
     c.status === 'DONE'
       ? [h('h3', {}, 'result'), h('pre', { id: 'invoke-output' }, pretty(c.result))]
-      : [h('h3', {}, c.error ? 'error' : 'not finished'), h('pre', { id: 'invoke-output', className: 'bad' }, c.error || `still ${c.status}: see call ${c.callNum}`)];
+      : [
+          h('h3', {}, c.error ? 'error' : 'not finished'),
+          h('pre', { id: 'invoke-output', className: 'bad' }, c.error || `still ${c.status}: see call ${c.callNum}`),
+        ];
   setChildren(
     box,
     h('div', { className: 'card-head' }, h('h2', {}, `Call ${c.callNum}`), badge(c.status)),
-    h('p', { className: 'hint' }, `${c.version ? `${c.funcName}@${c.version}` : c.funcName} on ${c.node || '?'} · run time ${ms(c.durationMs) || '—'} · attempts ${c.attempts}`),
+    h(
+      'p',
+      { className: 'hint' },
+      `${c.version ? `${c.funcName}@${c.version}` : c.funcName} on ${c.node || '?'} · run time ${ms(c.durationMs) || '—'} · attempts ${c.attempts}`,
+    ),
     out,
     c.logs ? [h('h3', {}, 'logs'), h('pre', {}, c.logs)] : null,
   );

@@ -13,7 +13,13 @@ const counts = (obj) =>
 
 const chips = (warm) => {
   const items = Object.entries(warm || {}).filter(([, n]) => n > 0);
-  return items.length ? h('span', { className: 'chips' }, items.map(([fn, n]) => h('span', { className: 'chip' }, `${fn} ×${n}`))) : '—';
+  return items.length
+    ? h(
+        'span',
+        { className: 'chips' },
+        items.map(([fn, n]) => h('span', { className: 'chip' }, `${fn} ×${n}`)),
+      )
+    : '—';
 };
 
 function nodeRows(nodes) {
@@ -101,7 +107,12 @@ export async function refreshOverview() {
     tile('failed', errors, errors ? 'bad' : ''),
     tile('database', health.db, health.ok ? 'good' : 'bad'),
   );
-  fillTable($('nodes-table'), ['node', 'state', 'running / capacity', 'miniworkers', 'policy', 'containers', 'warm per function', 'stem cells', 'heartbeat'], nodeRows(nodes), 'no node has joined');
+  fillTable(
+    $('nodes-table'),
+    ['node', 'state', 'running / capacity', 'miniworkers', 'policy', 'containers', 'warm per function', 'stem cells', 'heartbeat'],
+    nodeRows(nodes),
+    'no node has joined',
+  );
   fillTable(
     $('functions-table'),
     ['function', 'runtime', 'version', 'policy', 'limits', 'calls', 'failed', 'p50', 'p95', 'last call'],

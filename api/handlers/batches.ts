@@ -8,7 +8,13 @@ import { MAX_BATCH_ITEMS, TooManyBatches, type Batch, type Batches } from '../ba
 import { HttpError, parse, wrap } from '../http.js';
 
 const BODY_LIMIT = '32mb';
-const NDJSON_TYPES = ['application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/json-lines', 'application/x-jsonlines'];
+const NDJSON_TYPES = [
+  'application/x-ndjson',
+  'application/ndjson',
+  'application/jsonl',
+  'application/json-lines',
+  'application/x-jsonlines',
+];
 
 const targetSchema = z
   .string()
@@ -19,7 +25,10 @@ const targetSchema = z
   })
   .pipe(z.object({ name: nameSchema, version: z.number().optional() }));
 
-const ItemsSchema = z.array(z.unknown()).min(1, 'a batch needs at least one item').max(MAX_BATCH_ITEMS, `a batch holds at most ${MAX_BATCH_ITEMS} items`);
+const ItemsSchema = z
+  .array(z.unknown())
+  .min(1, 'a batch needs at least one item')
+  .max(MAX_BATCH_ITEMS, `a batch holds at most ${MAX_BATCH_ITEMS} items`);
 
 const int = (max: number) => z.string().regex(/^\d+$/, 'must be a whole number').transform(Number).pipe(z.number().int().min(0).max(max));
 const PageSchema = z.object({ offset: int(MAX_BATCH_ITEMS).optional(), limit: int(1000).optional() });
@@ -35,7 +44,8 @@ function parseLines(text: string): unknown[] {
 
 function itemsOf(req: Request): unknown[] {
   if (typeof req.body === 'string') return parse(ItemsSchema, parseLines(req.body), 'batch');
-  if (req.body === undefined) throw new HttpError(400, 'send the params as a JSON array (application/json) or JSON lines (application/x-ndjson)');
+  if (req.body === undefined)
+    throw new HttpError(400, 'send the params as a JSON array (application/json) or JSON lines (application/x-ndjson)');
   return parse(ItemsSchema, req.body, 'batch (expected a JSON array of params)');
 }
 

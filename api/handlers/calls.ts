@@ -8,7 +8,11 @@ import type { Calls } from '../calls.js';
 import { HttpError, parse, wrap } from '../http.js';
 import { waitBudgetMs } from './invoke.js';
 
-const int = z.string().regex(/^\d+$/, 'must be a positive integer').transform(Number).pipe(z.number().int().min(1).max(Number.MAX_SAFE_INTEGER, 'is too large'));
+const int = z
+  .string()
+  .regex(/^\d+$/, 'must be a positive integer')
+  .transform(Number)
+  .pipe(z.number().int().min(1).max(Number.MAX_SAFE_INTEGER, 'is too large'));
 
 const ListQuerySchema = z.object({
   funcName: nameSchema.optional(),
@@ -28,11 +32,19 @@ export function callsRouter(db: DbClient, calls: Calls): Router {
     wrap(async (req, res) => {
       const q = parse(ListQuerySchema, req.query, 'query');
       if (q.format === 'list') {
-        res.json(await db.request('listCalls', { funcName: q.funcName, status: q.status, limit: q.limit ?? 100, before: q.before, order: 'desc' }));
+        res.json(
+          await db.request('listCalls', { funcName: q.funcName, status: q.status, limit: q.limit ?? 100, before: q.before, order: 'desc' }),
+        );
         return;
       }
       // The seed's form: an object keyed "c<N>" in call order. Bounded to the newest `limit` (default 1000).
-      const newest = await db.request('listCalls', { funcName: q.funcName, status: q.status, limit: q.limit ?? 1000, before: q.before, order: 'desc' });
+      const newest = await db.request('listCalls', {
+        funcName: q.funcName,
+        status: q.status,
+        limit: q.limit ?? 1000,
+        before: q.before,
+        order: 'desc',
+      });
       const store: Record<string, unknown> = {};
       for (const c of newest.reverse()) store[`c${c.callNum}`] = c;
       res.json(store);

@@ -13,7 +13,8 @@ const DASHBOARD = join(API_SOURCES, 'dashboard');
 
 // Only our own files run on the page: results and logs are shown as text, and any script a function's
 // output might smuggle in would not run anyway.
-const CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+const CSP =
+  "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 const secure = (res: Response): void => {
   res.set({ 'content-security-policy': CSP, 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer' });
@@ -26,6 +27,8 @@ export function dashboardRouter(): Router {
     res.set('cache-control', 'no-cache');
     res.sendFile(join(DASHBOARD, 'index.html'), (e) => e && next(e));
   });
-  r.use('/ui', express.static(DASHBOARD, { index: false, maxAge: 0, setHeaders: secure }), (req, _res, next) => next(new HttpError(404, `no file /ui${req.path}`)));
+  r.use('/ui', express.static(DASHBOARD, { index: false, maxAge: 0, setHeaders: secure }), (req, _res, next) =>
+    next(new HttpError(404, `no file /ui${req.path}`)),
+  );
   return r;
 }

@@ -34,7 +34,8 @@ interface Client {
   funcName?: string;
 }
 
-const cut = (s: string | undefined, max: number): [string | undefined, boolean] => (s !== undefined && s.length > max ? [s.slice(0, max), true] : [s, false]);
+const cut = (s: string | undefined, max: number): [string | undefined, boolean] =>
+  s !== undefined && s.length > max ? [s.slice(0, max), true] : [s, false];
 
 export class CallFeed {
   private readonly clients = new Set<Client>();
@@ -46,7 +47,9 @@ export class CallFeed {
     private readonly db: DbClient,
     private readonly log: Logger,
   ) {
-    calls.events.on('accepted', (c: Call) => this.publish({ callNum: c.callNum, funcName: c.funcName, version: c.version, status: c.status, at: c.createdAt }));
+    calls.events.on('accepted', (c: Call) =>
+      this.publish({ callNum: c.callNum, funcName: c.funcName, version: c.version, status: c.status, at: c.createdAt }),
+    );
     calls.events.on('finished', (f) => {
       this.finished(f).catch((e) => this.log.warn({ callNum: f.callNum, err: errText(e) }, 'call event not sent'));
     });
@@ -120,7 +123,9 @@ export function eventsRouter(feed: CallFeed): Router {
   const r = Router();
   r.get('/events', (req, res) => {
     const q = parse(z.object({ funcName: nameSchema.optional() }).passthrough(), req.query, 'query');
-    res.status(200).set({ 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no' });
+    res
+      .status(200)
+      .set({ 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no' });
     res.flushHeaders();
     // `hello` tells a client the stream is open: events from here on will reach it.
     res.write(`retry: 2000\nevent: hello\ndata: ${JSON.stringify({ funcName: q.funcName ?? null })}\n\n`);

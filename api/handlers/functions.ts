@@ -11,8 +11,16 @@ import { HttpError, parse, wrap } from '../http.js';
 
 export const MAX_UPLOAD_BYTES = 50 * 1024 * 1024;
 
-const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])]).transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
-const num = z.union([z.number(), z.string().regex(/^\d+(\.\d+)?$/, 'must be a number').transform(Number)]);
+const bool = z
+  .union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])])
+  .transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
+const num = z.union([
+  z.number(),
+  z
+    .string()
+    .regex(/^\d+(\.\d+)?$/, 'must be a number')
+    .transform(Number),
+]);
 
 // Settings come as extra multipart fields or query parameters; fields win over the query.
 const SettingsInputSchema = z
@@ -45,7 +53,8 @@ function parseEnv(v: string | string[] | undefined): Record<string, string> {
       }
       if (!obj || typeof obj !== 'object' || Array.isArray(obj)) throw new HttpError(400, 'invalid env: not a JSON object');
       for (const [k, val] of Object.entries(obj)) {
-        if (typeof val !== 'string' && typeof val !== 'number' && typeof val !== 'boolean') throw new HttpError(400, `invalid env: the value of "${k.slice(0, 60)}" is not a string, number or boolean`);
+        if (typeof val !== 'string' && typeof val !== 'number' && typeof val !== 'boolean')
+          throw new HttpError(400, `invalid env: the value of "${k.slice(0, 60)}" is not a string, number or boolean`);
         out[k] = String(val);
       }
     } else {
@@ -60,12 +69,19 @@ function parseEnv(v: string | string[] | undefined): Record<string, string> {
 export function settingsFrom(req: Request): FunctionSettings {
   const raw = parse(SettingsInputSchema, { ...(req.query as object), ...(req.body as object) }, 'function settings');
   const { env, timeout, memory, cpus, pids, policy, network, retry, concurrency, handler } = raw;
-  return parse(FunctionSettingsSchema, { timeout, memory, cpus, pids, policy, network, retry, concurrency, handler, env: parseEnv(env) }, 'function settings');
+  return parse(
+    FunctionSettingsSchema,
+    { timeout, memory, cpus, pids, policy, network, retry, concurrency, handler, env: parseEnv(env) },
+    'function settings',
+  );
 }
 
 export function functionsRouter(db: DbClient): Router {
   const r = Router();
-  const upload = multer({ storage: multer.memoryStorage(), limits: { fileSize: MAX_UPLOAD_BYTES, files: 1, fields: 64, fieldSize: 64 * 1024 } });
+  const upload = multer({
+    storage: multer.memoryStorage(),
+    limits: { fileSize: MAX_UPLOAD_BYTES, files: 1, fields: 64, fieldSize: 64 * 1024 },
+  });
 
   // multer's own refusals (limits) and busboy's (a broken form) are the sender's fault: 4xx, never 500.
   const module = upload.single('module');
@@ -85,7 +101,8 @@ export function functionsRouter(db: DbClient): Router {
       const functionName = parse(nameSchema, req.params.funcName, 'function name');
       if (!(await db.request('getRuntime', { name: runtimeName }))) throw new HttpError(404, `runtime ${runtimeName} not found`);
       const file = req.file;
-      if (!file) throw new HttpError(400, "the archive is missing: send it as the multipart field 'module' (e.g. curl -F module=@fn.tar.gz)");
+      if (!file)
+        throw new HttpError(400, "the archive is missing: send it as the multipart field 'module' (e.g. curl -F module=@fn.tar.gz)");
       const settings = settingsFrom(req);
       // Checked whole before anything is stored: a refused archive writes nothing.
       const summary = await inspectArchive(file.buffer);

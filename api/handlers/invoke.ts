@@ -9,15 +9,18 @@ import type { Calls } from '../calls.js';
 import { checkParams, HttpError, parse, wrap } from '../http.js';
 
 // "name" or "name@version"
-const targetSchema = z.string().regex(/^[^@]+(@\d+)?$/, 'must be NAME or NAME@VERSION').transform((s, ctx) => {
-  const [name, v] = s.split('@');
-  const n = nameSchema.safeParse(name);
-  if (!n.success) {
-    ctx.addIssue({ code: 'custom', message: n.error.issues[0]?.message ?? 'bad name' });
-    return z.NEVER;
-  }
-  return { name: n.data, version: v ? Number(v) : undefined };
-});
+const targetSchema = z
+  .string()
+  .regex(/^[^@]+(@\d+)?$/, 'must be NAME or NAME@VERSION')
+  .transform((s, ctx) => {
+    const [name, v] = s.split('@');
+    const n = nameSchema.safeParse(name);
+    if (!n.success) {
+      ctx.addIssue({ code: 'custom', message: n.error.issues[0]?.message ?? 'bad name' });
+      return z.NEVER;
+    }
+    return { name: n.data, version: v ? Number(v) : undefined };
+  });
 
 const InvokeBodySchema = z
   .object({
@@ -64,7 +67,14 @@ export function invokeRouter(db: DbClient, calls: Calls): Router {
     express.json({ limit: '1mb', strict: false, type: () => true }),
     wrap(async (req, res) => {
       const target = parse(targetSchema, req.params.target, 'function name');
-      const params: unknown = req.body === undefined || (typeof req.body === 'object' && req.body !== null && Object.keys(req.body as object).length === 0 && !req.headers['content-length']) ? {} : req.body;
+      const params: unknown =
+        req.body === undefined ||
+        (typeof req.body === 'object' &&
+          req.body !== null &&
+          Object.keys(req.body as object).length === 0 &&
+          !req.headers['content-length'])
+          ? {}
+          : req.body;
       checkParams(params);
       const { call, fn } = await calls.invoke(target.name, params, target.version, { redundant: isTrue(req.query.redundant) });
       res.setHeader('X-Zfaas-Call', String(call.callNum));
@@ -87,7 +97,10 @@ function sendOutcome(res: express.Response, callNum: number, o: CallOutcome | nu
     } catch {
       json = false;
     }
-    res.status(200).type(json ? 'application/json' : 'text/plain').send(o.result);
+    res
+      .status(200)
+      .type(json ? 'application/json' : 'text/plain')
+      .send(o.result);
     return;
   }
   res.status(o.status === 'TIMEOUT' ? 504 : 500).json({ error: o.error ?? o.status, status: o.status, callNum });

@@ -54,7 +54,12 @@ export class ApiClient {
     private readonly fetchFn: typeof fetch = fetch,
   ) {}
 
-  async send<T>(method: string, path: string, schema: Schema<T>, o: SendOptions = {}): Promise<{ status: number; data: T; headers: Headers }> {
+  async send<T>(
+    method: string,
+    path: string,
+    schema: Schema<T>,
+    o: SendOptions = {},
+  ): Promise<{ status: number; data: T; headers: Headers }> {
     const url = new URL(this.api + path);
     for (const [k, v] of Object.entries(o.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     const headers: Record<string, string> = { accept: 'application/json', ...o.headers };
@@ -108,7 +113,8 @@ export class ApiClient {
     if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
       return new CliError(`the API at ${this.api} did not answer in time`);
     }
-    const reason = code === 'ECONNREFUSED' ? 'connection refused' : code === 'ENOTFOUND' ? 'unknown host' : code || cause?.message || errText(e);
+    const reason =
+      code === 'ECONNREFUSED' ? 'connection refused' : code === 'ENOTFOUND' ? 'unknown host' : code || cause?.message || errText(e);
     return new UnreachableError(this.api, reason);
   }
 
@@ -163,14 +169,21 @@ export class ApiClient {
     try {
       const body = progressStream(bytes, (sent) => progress?.update(sent));
       const path = `/registerFunction/${enc(runtime)}/${enc(name)}`;
-      return (await this.send('POST', path, DeployedSchema, { body, headers: { 'content-type': contentType, 'content-length': String(bytes.length) } })).data;
+      return (
+        await this.send('POST', path, DeployedSchema, {
+          body,
+          headers: { 'content-type': contentType, 'content-length': String(bytes.length) },
+        })
+      ).data;
     } finally {
       progress?.stop();
     }
   }
 
   async rollback(name: string, version?: number): Promise<FunctionMeta> {
-    return (await this.send('POST', `/function/${enc(name)}/rollback`, FunctionMetaSchema, { json: version === undefined ? {} : { version } })).data;
+    return (
+      await this.send('POST', `/function/${enc(name)}/rollback`, FunctionMetaSchema, { json: version === undefined ? {} : { version } })
+    ).data;
   }
 
   async deleteFunction(name: string): Promise<void> {
@@ -185,7 +198,9 @@ export class ApiClient {
    * fetch's five-minute limit on an answer, so a function that runs for many minutes is still followed.
    */
   async invoke(target: string, params: unknown, wait: boolean): Promise<{ finished: boolean; call: Call }> {
-    let r = await this.send('POST', '/invokeFunction', CallSchema, { json: { funcName: target, params, wait: wait ? WAIT_ROUND_S : false } });
+    let r = await this.send('POST', '/invokeFunction', CallSchema, {
+      json: { funcName: target, params, wait: wait ? WAIT_ROUND_S : false },
+    });
     if (!wait) return { finished: false, call: r.data };
     while (r.status === 202) {
       r = await this.send('GET', `/call/${r.data.callNum}`, CallSchema, { query: { wait: WAIT_ROUND_S } });

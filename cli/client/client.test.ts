@@ -45,7 +45,9 @@ describe('params', () => {
     expect(await readParams({ params: `${'['.repeat(64)}${']'.repeat(64)}`, words: [], stdin: noStdin() })).toBeInstanceOf(Array);
     await expect(readParams({ params: deep, words: [], stdin: noStdin() })).rejects.toThrow(/nests more than 64 levels/);
     await expect(readParams({ words: ['-'], stdin: stdinOf(deep) })).rejects.toMatchObject({ exitCode: EXIT.USAGE });
-    await expect(readParams({ words: ['-'], stdin: stdinOf(JSON.stringify('x'.repeat(1024 * 1024))) })).rejects.toThrow(/larger than 1 MiB/);
+    await expect(readParams({ words: ['-'], stdin: stdinOf(JSON.stringify('x'.repeat(1024 * 1024))) })).rejects.toThrow(
+      /larger than 1 MiB/,
+    );
   });
 });
 
@@ -75,12 +77,20 @@ describe('config', () => {
     expect(configPath({ XDG_CONFIG_HOME: '/x' })).toBe('/x/zfaas/config.json');
     expect(configPath({ HOME: '/h' })).toBe('/h/.config/zfaas/config.json');
 
-    expect(await resolveConfig({}, { ZFAAS_CONFIG: file })).toMatchObject({ api: 'http://127.0.0.1:3000', apiFrom: 'default', token: undefined });
+    expect(await resolveConfig({}, { ZFAAS_CONFIG: file })).toMatchObject({
+      api: 'http://127.0.0.1:3000',
+      apiFrom: 'default',
+      token: undefined,
+    });
     await writeConfigFile(file, { api: 'http://file:1', token: 'ft' });
     expect((await stat(file)).mode & 0o777).toBe(0o600);
     expect(JSON.parse(await readFile(file, 'utf8'))).toEqual({ api: 'http://file:1', token: 'ft' });
     expect(await resolveConfig({}, { ZFAAS_CONFIG: file })).toMatchObject({ api: 'http://file:1', apiFrom: 'file', token: 'ft' });
-    expect(await resolveConfig({}, { ZFAAS_CONFIG: file, ZFAAS_API: 'http://env:2', ZFAAS_TOKEN: 'et' })).toMatchObject({ api: 'http://env:2', apiFrom: 'env', token: 'et' });
+    expect(await resolveConfig({}, { ZFAAS_CONFIG: file, ZFAAS_API: 'http://env:2', ZFAAS_TOKEN: 'et' })).toMatchObject({
+      api: 'http://env:2',
+      apiFrom: 'env',
+      token: 'et',
+    });
     expect(await resolveConfig({ api: 'http://flag:3', token: 'tt' }, { ZFAAS_CONFIG: file, ZFAAS_API: 'http://env:2' })).toMatchObject({
       api: 'http://flag:3',
       apiFrom: 'flag',
@@ -99,7 +109,11 @@ describe('ApiClient', () => {
 
   it('sends the token as a bearer and checks replies against their schema', async () => {
     const seen: { url?: string; init?: RequestInit } = {};
-    const api = new ApiClient('http://x', 'tok', reply(200, [{ name: 'node', image: 'zfaas/node:latest', path: '/ws', dependencies: '', run: 'r' }], seen));
+    const api = new ApiClient(
+      'http://x',
+      'tok',
+      reply(200, [{ name: 'node', image: 'zfaas/node:latest', path: '/ws', dependencies: '', run: 'r' }], seen),
+    );
     expect((await api.runtimes())[0]?.name).toBe('node');
     expect(seen.url).toBe('http://x/runtimes?detail=true');
     expect((seen.init?.headers as Record<string, string>).authorization).toBe('Bearer tok');
@@ -109,7 +123,16 @@ describe('ApiClient', () => {
   });
 
   it('follows a waited call in rounds until it ends, or until the API stops waiting for it', async () => {
-    const call = (status: string): object => ({ callNum: 7, funcName: 'slow', version: 1, params: {}, status, result: status === 'DONE' ? '1' : '', attempts: 1, createdAt: '2026-11-23T00:00:00.000Z' });
+    const call = (status: string): object => ({
+      callNum: 7,
+      funcName: 'slow',
+      version: 1,
+      params: {},
+      status,
+      result: status === 'DONE' ? '1' : '',
+      attempts: 1,
+      createdAt: '2026-11-23T00:00:00.000Z',
+    });
     const script = (answers: [number, string, string?][]): { fetch: typeof fetch; urls: string[]; bodies: unknown[] } => {
       const urls: string[] = [];
       const bodies: unknown[] = [];
@@ -125,13 +148,26 @@ describe('ApiClient', () => {
       };
     };
     // A long call: the POST's round and a first GET round end before it does; the second GET sees it end.
-    const long = script([[202, 'RUNNING'], [202, 'RUNNING', '500'], [200, 'DONE', '400']]);
-    expect(await new ApiClient('http://x', undefined, long.fetch).invoke('slow', {}, true)).toMatchObject({ finished: true, call: { status: 'DONE' } });
+    const long = script([
+      [202, 'RUNNING'],
+      [202, 'RUNNING', '500'],
+      [200, 'DONE', '400'],
+    ]);
+    expect(await new ApiClient('http://x', undefined, long.fetch).invoke('slow', {}, true)).toMatchObject({
+      finished: true,
+      call: { status: 'DONE' },
+    });
     expect(long.bodies[0]).toMatchObject({ wait: 240 }); // each round well inside fetch's five minutes
     expect(long.urls.slice(1)).toEqual(['http://x/call/7?wait=240', 'http://x/call/7?wait=240']);
     // A call nobody runs (no node): the API's budget runs out and the client stops with it.
-    const stuck = script([[202, 'PENDING'], [202, 'PENDING', '0']]);
-    expect(await new ApiClient('http://x', undefined, stuck.fetch).invoke('slow', {}, true)).toMatchObject({ finished: false, call: { status: 'PENDING' } });
+    const stuck = script([
+      [202, 'PENDING'],
+      [202, 'PENDING', '0'],
+    ]);
+    expect(await new ApiClient('http://x', undefined, stuck.fetch).invoke('slow', {}, true)).toMatchObject({
+      finished: false,
+      call: { status: 'PENDING' },
+    });
     // --async: one request, no waiting.
     const async = script([[202, 'PENDING']]);
     expect(await new ApiClient('http://x', undefined, async.fetch).invoke('slow', {}, false)).toMatchObject({ finished: false });
@@ -153,7 +189,10 @@ describe('ApiClient', () => {
     };
     const down = await new ApiClient('http://x:9', undefined, refused).nodes().catch((x: unknown) => x);
     expect(down).toBeInstanceOf(UnreachableError);
-    expect(describeFailure(down)).toMatchObject({ exitCode: EXIT.UNREACHABLE, message: expect.stringMatching(/^cannot reach the zfaas API at http:\/\/x:9 \(connection refused\)/) });
+    expect(describeFailure(down)).toMatchObject({
+      exitCode: EXIT.UNREACHABLE,
+      message: expect.stringMatching(/^cannot reach the zfaas API at http:\/\/x:9 \(connection refused\)/),
+    });
   });
 
   it('uploads the archive as the multipart field "module" after the settings', async () => {

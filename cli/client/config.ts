@@ -72,7 +72,8 @@ export function normalizeApi(raw: string): string {
   } catch {
     throw new UsageError(`invalid API address "${raw}": expected a URL like http://127.0.0.1:3000`);
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new UsageError(`invalid API address "${raw}": only http and https are supported`);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new UsageError(`invalid API address "${raw}": only http and https are supported`);
   return u.toString().replace(/\/+$/, '');
 }
 

@@ -32,7 +32,9 @@ export const errText = (e: unknown): string => (e instanceof Error ? e.message :
 export function printable(text: string, oneLine = true): string {
   // eslint-disable-next-line no-control-regex -- matching control characters is the point
   const control = oneLine ? /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g : /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
-  return text.replace(control, (c) => (c === '\n' ? '\\n' : c === '\r' ? '\\r' : c === '\t' ? '\\t' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+  return text.replace(control, (c) =>
+    c === '\n' ? '\\n' : c === '\r' ? '\\r' : c === '\t' ? '\\t' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 /** A failure whose message is already meant for the user. */

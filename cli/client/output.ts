@@ -40,7 +40,11 @@ const BORDERLESS = {
 };
 
 export function renderTable(head: string[], rows: string[][], color: boolean): string {
-  const t = new Table({ head, chars: BORDERLESS, style: { 'padding-left': 0, 'padding-right': 0, head: color ? ['cyan'] : [], border: [] } });
+  const t = new Table({
+    head,
+    chars: BORDERLESS,
+    style: { 'padding-left': 0, 'padding-right': 0, head: color ? ['cyan'] : [], border: [] },
+  });
   t.push(...rows);
   return t
     .toString()

@@ -56,10 +56,11 @@ export async function loadUpload(path: string, name: string): Promise<Upload> {
 
 /** The built-in runtime a directory is written for, from its usual entry files; undefined if unclear. */
 export async function guessRuntime(path: string): Promise<'node' | 'python' | undefined> {
-  const has = async (f: string): Promise<boolean> => stat(join(path, f)).then(
-    (s) => s.isFile(),
-    () => false,
-  );
+  const has = async (f: string): Promise<boolean> =>
+    stat(join(path, f)).then(
+      (s) => s.isFile(),
+      () => false,
+    );
   try {
     if (!(await stat(path)).isDirectory()) return undefined;
   } catch {

@@ -23,7 +23,8 @@ function parseJson(text: string, what: string): unknown {
   } catch (e) {
     throw new UsageError(`${what} is not valid JSON: ${errText(e)}`);
   }
-  if (jsonDepth(v, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) throw new UsageError(`${what} nests more than ${MAX_JSON_DEPTH} levels deep, more than the API takes`);
+  if (jsonDepth(v, MAX_JSON_DEPTH) > MAX_JSON_DEPTH)
+    throw new UsageError(`${what} nests more than ${MAX_JSON_DEPTH} levels deep, more than the API takes`);
   return v;
 }
 
@@ -46,12 +47,14 @@ export async function readParams(s: ParamSources): Promise<unknown> {
   const dash = s.words.filter((w) => w === '-').length;
   const pairs = s.words.filter((w) => w !== '-').map(parsePair);
   const sources = [s.params !== undefined, s.file !== undefined, dash > 0].filter(Boolean).length;
-  if (sources > 1 || dash > 1) throw new UsageError('give the params one way: --params JSON, --file FILE or "-" for stdin (key=value pairs may be added to any)');
+  if (sources > 1 || dash > 1)
+    throw new UsageError('give the params one way: --params JSON, --file FILE or "-" for stdin (key=value pairs may be added to any)');
 
   let base: unknown = undefined;
   if (s.params !== undefined) base = parseJson(s.params, '--params');
   else if (s.file === '-' || dash) base = await fromStdin(s.stdin, true);
-  else if (s.file !== undefined) base = parseJson(await readBounded(s.file, MAX_PARAMS_BYTES, `--file ${s.file}`), `--file ${s.file}`); else if (pairs.length === 0 && !s.stdin.isTTY) base = await fromStdin(s.stdin, false);
+  else if (s.file !== undefined) base = parseJson(await readBounded(s.file, MAX_PARAMS_BYTES, `--file ${s.file}`), `--file ${s.file}`);
+  else if (pairs.length === 0 && !s.stdin.isTTY) base = await fromStdin(s.stdin, false);
 
   if (pairs.length === 0) return base ?? {};
   if (base !== undefined && !isPlainObject(base)) throw new UsageError('key=value pairs can only be added to a JSON object');

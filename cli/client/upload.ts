@@ -8,7 +8,11 @@ export interface MultipartBody {
 }
 
 /** Settings first, then the archive as the field `module` (the seed's field name). */
-export async function multipartBody(fields: ReadonlyArray<readonly [string, string]>, archive: Uint8Array, filename: string): Promise<MultipartBody> {
+export async function multipartBody(
+  fields: ReadonlyArray<readonly [string, string]>,
+  archive: Uint8Array,
+  filename: string,
+): Promise<MultipartBody> {
   const form = new FormData();
   for (const [k, v] of fields) form.append(k, v);
   // Copied into a plain ArrayBuffer: Blob refuses views that might sit on a SharedArrayBuffer.

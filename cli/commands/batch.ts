@@ -32,7 +32,14 @@ const ProgressSchema = z.object({
   elapsedMs: z.number(),
 });
 type Progress = z.infer<typeof ProgressSchema>;
-const ItemSchema = z.object({ index: z.number(), callNum: z.number().nullable(), status: CallStatusSchema, result: z.string().optional(), error: z.string().optional(), durationMs: z.number().optional() });
+const ItemSchema = z.object({
+  index: z.number(),
+  callNum: z.number().nullable(),
+  status: CallStatusSchema,
+  result: z.string().optional(),
+  error: z.string().optional(),
+  durationMs: z.number().optional(),
+});
 type Item = z.infer<typeof ItemSchema>;
 const ResultsSchema = z.object({ size: z.number(), items: z.array(ItemSchema) });
 
@@ -40,7 +47,8 @@ const ResultsSchema = z.object({ size: z.number(), items: z.array(ItemSchema) })
 export function parseBatch(text: string, what: string): unknown[] {
   const items = parseItems(text, what);
   // The array itself is one level: each item may nest as deeply as one call's params.
-  if (jsonDepth(items, MAX_JSON_DEPTH + 1) > MAX_JSON_DEPTH + 1) throw new UsageError(`${what}: an item nests more than ${MAX_JSON_DEPTH} levels deep, more than the API takes`);
+  if (jsonDepth(items, MAX_JSON_DEPTH + 1) > MAX_JSON_DEPTH + 1)
+    throw new UsageError(`${what}: an item nests more than ${MAX_JSON_DEPTH} levels deep, more than the API takes`);
   return items;
 }
 
@@ -84,7 +92,12 @@ async function follow(api: ApiClient, id: string): Promise<Progress> {
       )
     : undefined;
   let p = (await api.send('GET', `/batch/${id}`, ProgressSchema)).data;
-  const payload = (x: Progress) => ({ failed: x.failed, cps: x.callsPerSecond, p50: duration(x.p50 ?? undefined) || '-', elapsed: duration(x.elapsedMs) });
+  const payload = (x: Progress) => ({
+    failed: x.failed,
+    cps: x.callsPerSecond,
+    p50: duration(x.p50 ?? undefined) || '-',
+    elapsed: duration(x.elapsedMs),
+  });
   bar?.start(p.size, p.done + p.failed, payload(p));
   try {
     while (p.state !== 'finished') {
@@ -101,7 +114,8 @@ async function follow(api: ApiClient, id: string): Promise<Progress> {
 async function allResults(api: ApiClient, p: Progress): Promise<Item[]> {
   const items: Item[] = [];
   while (items.length < p.size) {
-    const page = (await api.send('GET', `/batch/${p.batchId}/results`, ResultsSchema, { query: { offset: items.length, limit: 1000 } })).data;
+    const page = (await api.send('GET', `/batch/${p.batchId}/results`, ResultsSchema, { query: { offset: items.length, limit: 1000 } }))
+      .data;
     if (page.items.length === 0) break;
     items.push(...page.items);
   }
@@ -117,11 +131,26 @@ async function report(deps: Deps, api: ApiClient, p: Progress, json: boolean): P
   else {
     out.table(
       ['BATCH', 'FUNCTION', 'ITEMS', 'DONE', 'FAILED', 'P50', 'P95', 'CALLS/S', 'ELAPSED'],
-      [[p.batchId, `${p.funcName}@${p.version}`, String(p.size), String(p.done), String(p.failed), duration(p.p50 ?? undefined), duration(p.p95 ?? undefined), String(p.callsPerSecond), duration(p.elapsedMs)]],
+      [
+        [
+          p.batchId,
+          `${p.funcName}@${p.version}`,
+          String(p.size),
+          String(p.done),
+          String(p.failed),
+          duration(p.p50 ?? undefined),
+          duration(p.p95 ?? undefined),
+          String(p.callsPerSecond),
+          duration(p.elapsedMs),
+        ],
+      ],
     );
     if (failed.length > 0) {
       out.print('');
-      out.table(['ITEM', 'CALL', 'STATUS', 'ERROR'], failed.slice(0, FAILED_SHOWN).map((i) => [String(i.index), i.callNum ? String(i.callNum) : '-', i.status, preview(i.error, 70)]));
+      out.table(
+        ['ITEM', 'CALL', 'STATUS', 'ERROR'],
+        failed.slice(0, FAILED_SHOWN).map((i) => [String(i.index), i.callNum ? String(i.callNum) : '-', i.status, preview(i.error, 70)]),
+      );
       if (failed.length > FAILED_SHOWN) out.note(`… and ${failed.length - FAILED_SHOWN} more failed: zfaas batch ${p.batchId} --json`);
     }
   }
@@ -135,7 +164,9 @@ export async function runBatch(deps: Deps, cmd: Command, target: string, file: s
   if (items.length === 0) throw new UsageError(`${file === '-' ? 'stdin' : file} holds no params: give a JSON array or JSON lines`);
   const api = await deps.client(cmd);
   const b = (await api.send('POST', `/batch/${encodeURIComponent(target)}`, AcceptedSchema, { json: items })).data;
-  deps.out.note(`batch ${b.batchId}: ${b.size} calls of ${b.funcName}@${b.version} (Ctrl-C stops watching, not the batch: zfaas batch ${b.batchId})`);
+  deps.out.note(
+    `batch ${b.batchId}: ${b.size} calls of ${b.funcName}@${b.version} (Ctrl-C stops watching, not the batch: zfaas batch ${b.batchId})`,
+  );
   return report(deps, api, await follow(api, b.batchId), json);
 }
 

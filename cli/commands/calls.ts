@@ -39,10 +39,19 @@ export function callCommands(p: Command, deps: Deps): void {
       if (list.length === 0) return out.note('no calls');
       out.table(
         ['CALL', 'FUNCTION', 'STATUS', 'NODE', 'DURATION', 'CREATED', 'RESULT / ERROR'],
-        list.map((c) => [String(c.callNum), target(c), c.status, preview(c.node, 14), duration(c.durationMs), ago(c.createdAt), outcome(c)]),
+        list.map((c) => [
+          String(c.callNum),
+          target(c),
+          c.status,
+          preview(c.node, 14),
+          duration(c.durationMs),
+          ago(c.createdAt),
+          outcome(c),
+        ]),
       );
       const last = list[list.length - 1];
-      if (list.length === o.limit && last && last.callNum > 1) out.note(`more: zfaas calls --before ${last.callNum}${o.function ? ` --function ${o.function}` : ''}`);
+      if (list.length === o.limit && last && last.callNum > 1)
+        out.note(`more: zfaas calls --before ${last.callNum}${o.function ? ` --function ${o.function}` : ''}`);
     }),
   );
 
@@ -68,5 +77,4 @@ export function callCommands(p: Command, deps: Deps): void {
       if (c.logs) out.print(`logs: (zfaas logs ${c.callNum})`);
     }),
   );
-
 }

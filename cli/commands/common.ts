@@ -18,7 +18,13 @@ export interface Deps {
   setExitCode(code: number): void;
 }
 
-export function makeDeps(io: { out: Output; env: Env; stdin: Deps['stdin']; fetchFn?: typeof fetch; setExitCode: (code: number) => void }): Deps {
+export function makeDeps(io: {
+  out: Output;
+  env: Env;
+  stdin: Deps['stdin'];
+  fetchFn?: typeof fetch;
+  setExitCode: (code: number) => void;
+}): Deps {
   const config = (cmd: Command): Promise<ClientConfig> => {
     const o = cmd.optsWithGlobals<{ api?: string; token?: string }>();
     return resolveConfig({ api: o.api, token: o.token }, io.env);
@@ -62,21 +68,22 @@ export function examples(cmd: Command, lines: string[]): Command {
 /** A client command: usage errors end with a short hint instead of the whole help text. */
 export function clientCommand(parent: Command, spec: string, description: string): Command {
   const name = spec.split(' ')[0] ?? spec;
-  return parent
-    .command(spec)
-    .description(description)
-    .showHelpAfterError(`(run "zfaas ${name} --help" for usage and examples)`);
+  return parent.command(spec).description(description).showHelpAfterError(`(run "zfaas ${name} --help" for usage and examples)`);
 }
 
-export const positiveInt = (what: string) => (v: string): number => {
-  if (!/^\d+$/.test(v) || Number(v) < 1) throw new InvalidArgumentError(`${what} must be a whole number from 1`);
-  return Number(v);
-};
+export const positiveInt =
+  (what: string) =>
+  (v: string): number => {
+    if (!/^\d+$/.test(v) || Number(v) < 1) throw new InvalidArgumentError(`${what} must be a whole number from 1`);
+    return Number(v);
+  };
 
-export const positiveNumber = (what: string) => (v: string): number => {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${what} must be a positive number`);
-  return n;
-};
+export const positiveNumber =
+  (what: string) =>
+  (v: string): number => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${what} must be a positive number`);
+    return n;
+  };
 
 export const collect = (v: string, prev: string[] = []): string[] => [...prev, v];

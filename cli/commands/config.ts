@@ -5,11 +5,10 @@ import { act, clientCommand, examples, type Deps } from './common.js';
 
 export function configCommands(p: Command, deps: Deps): void {
   const { out } = deps;
-  const config = examples(clientCommand(p, 'config', 'show the API address and token the CLI uses, and where they come from').option('--json', 'print JSON'), [
-    'zfaas config',
-    'zfaas config set api http://10.0.0.5:3000',
-    'zfaas config set token "$(cat token.txt)"',
-  ]).action(
+  const config = examples(
+    clientCommand(p, 'config', 'show the API address and token the CLI uses, and where they come from').option('--json', 'print JSON'),
+    ['zfaas config', 'zfaas config set api http://10.0.0.5:3000', 'zfaas config set token "$(cat token.txt)"'],
+  ).action(
     act(deps, async (o: { json?: boolean }, cmd: Command) => {
       const c = await deps.config(cmd);
       const view = { api: c.api, apiFrom: c.apiFrom, token: c.token ? 'set' : 'not set', file: c.file };

@@ -49,18 +49,29 @@ export function functionCommands(p: Command, deps: Deps): void {
   const { out } = deps;
 
   examples(
-    clientCommand(p, 'deploy <name> <path>', 'deploy a function from a directory (packed, minus .zfaasignore) or a .tar.gz/.tar/.zip; each deploy is a new version')
-      .option('-r, --runtime <runtime>', 'runtime to run it with (default: the function\'s current runtime, else guessed: package.json/index.js -> node, handler.py/main.py/requirements.txt -> python)')
+    clientCommand(
+      p,
+      'deploy <name> <path>',
+      'deploy a function from a directory (packed, minus .zfaasignore) or a .tar.gz/.tar/.zip; each deploy is a new version',
+    )
+      .option(
+        '-r, --runtime <runtime>',
+        "runtime to run it with (default: the function's current runtime, else guessed: package.json/index.js -> node, handler.py/main.py/requirements.txt -> python)",
+      )
       .option('--timeout <seconds>', 'call time limit (default 30)', positiveInt('--timeout'))
       .option('--memory <MiB>', 'memory limit (default 256)', positiveInt('--memory'))
       .option('--cpus <n>', 'CPU limit, may be fractional (default 1)', positiveNumber('--cpus'))
       .option('--pids <n>', 'process-count limit (default 128)', positiveInt('--pids'))
-      .addOption(new Option('--policy <policy>', 'preload policy (default: the node\'s)').choices([...POLICIES]))
+      .addOption(new Option('--policy <policy>', "preload policy (default: the node's)").choices([...POLICIES]))
       .option('-e, --env <KEY=VALUE>', 'environment variable for the function (repeatable)', collect)
       .option('--handler <FILE.EXPORT>', 'entry point, e.g. function.handler (built-in runtimes)')
       .option('--network', 'allow network access from the function (off by default)')
       .option('--no-retry', 'never run a call again after its node died')
-      .option('--concurrency <n>', 'at most this many calls of it running at once across the cluster (default: no limit)', positiveInt('--concurrency'))
+      .option(
+        '--concurrency <n>',
+        'at most this many calls of it running at once across the cluster (default: no limit)',
+        positiveInt('--concurrency'),
+      )
       .option('--json', 'print the new version as JSON'),
     [
       'zfaas deploy hello ./hello --runtime node',
@@ -95,7 +106,8 @@ export function functionCommands(p: Command, deps: Deps): void {
     act(deps, async (o: { json?: boolean }, cmd: Command) => {
       const list = await (await deps.client(cmd)).functions();
       if (o.json) return out.json(list);
-      if (list.length === 0) return out.note('no functions yet; create one with: zfaas init hello --runtime node && zfaas deploy hello ./hello');
+      if (list.length === 0)
+        return out.note('no functions yet; create one with: zfaas init hello --runtime node && zfaas deploy hello ./hello');
       out.table(
         ['NAME', 'VERSION', 'RUNTIME', 'POLICY', 'TIMEOUT', 'MEMORY', 'SIZE', 'DEPLOYED'],
         list.map((f) => [
@@ -112,10 +124,12 @@ export function functionCommands(p: Command, deps: Deps): void {
     }),
   );
 
-  examples(clientCommand(p, 'function <name>', 'show a function: its current version, settings and every version').alias('describe').option('--json', 'print JSON'), [
-    'zfaas function hello',
-    'zfaas describe hello --json',
-  ]).action(
+  examples(
+    clientCommand(p, 'function <name>', 'show a function: its current version, settings and every version')
+      .alias('describe')
+      .option('--json', 'print JSON'),
+    ['zfaas function hello', 'zfaas describe hello --json'],
+  ).action(
     act(deps, async (name: string, o: { json?: boolean }, cmd: Command) => {
       const f = await (await deps.client(cmd)).fn(name);
       if (o.json) return out.json(f);
@@ -133,7 +147,13 @@ export function functionCommands(p: Command, deps: Deps): void {
       out.print('');
       out.table(
         ['', 'VERSION', 'SIZE', 'DIGEST', 'DEPLOYED'],
-        f.versions.map((v) => [v.version === f.version ? '*' : '', String(v.version), bytes(v.size), v.digest.slice(0, 12), ago(v.createdAt)]),
+        f.versions.map((v) => [
+          v.version === f.version ? '*' : '',
+          String(v.version),
+          bytes(v.size),
+          v.digest.slice(0, 12),
+          ago(v.createdAt),
+        ]),
       );
     }),
   );
@@ -151,7 +171,9 @@ export function functionCommands(p: Command, deps: Deps): void {
     }),
   );
 
-  examples(clientCommand(p, 'delete <name>', 'delete a function and its versions (its calls stay readable)'), ['zfaas delete hello']).action(
+  examples(clientCommand(p, 'delete <name>', 'delete a function and its versions (its calls stay readable)'), [
+    'zfaas delete hello',
+  ]).action(
     act(deps, async (name: string, _o: unknown, cmd: Command) => {
       await (await deps.client(cmd)).deleteFunction(name);
       out.print(`deleted function ${name}`);

@@ -33,7 +33,9 @@ function usageExitCodes(cmd: Command): void {
 }
 
 export function registerClientCommands(p: Command, deps: Deps = defaultDeps()): void {
-  p.addOption(new Option('--api <url>', 'zfaas API address for client commands (env ZFAAS_API, else the config file, else http://127.0.0.1:3000)'));
+  p.addOption(
+    new Option('--api <url>', 'zfaas API address for client commands (env ZFAAS_API, else the config file, else http://127.0.0.1:3000)'),
+  );
   p.addOption(new Option('--token <token>', 'bearer token for the API (env ZFAAS_TOKEN, else the config file)'));
   runtimeCommands(p, deps);
   functionCommands(p, deps);

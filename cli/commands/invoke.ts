@@ -35,7 +35,10 @@ export function invokeCommand(p: Command, deps: Deps): void {
       .option('--async', 'do not wait: print the call number (see "zfaas call N")')
       .option('--json', 'print the whole call as JSON instead of the result')
       .option('--logs', "also print the function's own output (its logs) on stderr")
-      .option('-b, --batch <file>', 'fan out: one call per params item of FILE (a JSON array or JSON lines; "-" for stdin), a progress bar, then a summary')
+      .option(
+        '-b, --batch <file>',
+        'fan out: one call per params item of FILE (a JSON array or JSON lines; "-" for stdin), a progress bar, then a summary',
+      )
       .addHelpText(
         'after',
         '\nParams: key=value pairs (values parsed as JSON when they are JSON, else strings), --params, --file,\nor stdin ("-", or piped in). With none of these the params are {}.\n\nWith --batch, the exit code is 3 when any call failed (4 when every failure was a TIMEOUT).\n\nExit codes: 0 DONE, 3 ERROR, 4 TIMEOUT, 5 not finished yet, 1 refused by the API, 2 bad usage, 69 API unreachable.',
@@ -52,7 +55,8 @@ export function invokeCommand(p: Command, deps: Deps): void {
     act(deps, async (target: string, words: string[], o: InvokeOpts, cmd: Command) => {
       if (!TARGET_RE.test(target)) throw new UsageError(`invalid function "${target}": expected NAME or NAME@VERSION`);
       if (o.batch !== undefined) {
-        if (words.length || o.params !== undefined || o.file !== undefined || o.async) throw new UsageError('--batch takes the params from its file: drop --params, --file, --async and key=value words');
+        if (words.length || o.params !== undefined || o.file !== undefined || o.async)
+          throw new UsageError('--batch takes the params from its file: drop --params, --file, --async and key=value words');
         return runBatch(deps, cmd, target, o.batch, o.json === true);
       }
       const params = await readParams({ params: o.params, file: o.file, words, stdin: deps.stdin });

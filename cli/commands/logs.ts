@@ -42,12 +42,25 @@ const target = (c: Shown): string => (c.version ? `${c.funcName}@${c.version}` :
 function printCall(deps: Deps, c: Shown, header: boolean, json: boolean): void {
   const { out } = deps;
   if (json) {
-    out.print(JSON.stringify({ callNum: c.callNum, funcName: c.funcName, version: c.version, status: c.status, node: c.node, logs: c.logs ?? '', error: c.error ?? '' }));
+    out.print(
+      JSON.stringify({
+        callNum: c.callNum,
+        funcName: c.funcName,
+        version: c.version,
+        status: c.status,
+        node: c.node,
+        logs: c.logs ?? '',
+        error: c.error ?? '',
+      }),
+    );
     return;
   }
   const logs = (c.logs ?? '').replace(/\n$/, '');
   const error = (c.error ?? '').replace(/\n$/, '');
-  if (header) out.print(`==> call ${c.callNum} · ${target(c)} · ${c.status}${c.durationMs !== undefined ? ` · ${duration(c.durationMs)}` : ''}${c.node ? ` · ${c.node}` : ''} <==`);
+  if (header)
+    out.print(
+      `==> call ${c.callNum} · ${target(c)} · ${c.status}${c.durationMs !== undefined ? ` · ${duration(c.durationMs)}` : ''}${c.node ? ` · ${c.node}` : ''} <==`,
+    );
   if (logs) out.print(logs);
   if (error) {
     if (logs) out.print('--- error ---');
@@ -132,7 +145,11 @@ async function follow(deps: Deps, cfg: ClientConfig, api: ApiClient, name: strin
 
 export function logsCommand(p: Command, deps: Deps): void {
   examples(
-    clientCommand(p, 'logs <call|function>', "print logs: one call's (by number), or a function's latest calls'; --follow streams new calls' logs")
+    clientCommand(
+      p,
+      'logs <call|function>',
+      "print logs: one call's (by number), or a function's latest calls'; --follow streams new calls' logs",
+    )
       .option('-f, --follow', "keep going: print each new call's logs as it finishes (function only)")
       .option('-n, --limit <n>', "how many of a function's latest calls to show first (0 with --follow: only new ones)", count, 10)
       .option('--json', 'print JSON (one object per call, one per line, for a function)'),

@@ -12,7 +12,10 @@ function warm(n: NodeView): string {
 
 export function nodeCommands(p: Command, deps: Deps): void {
   const { out } = deps;
-  examples(clientCommand(p, 'nodes', 'list the nodes: state, load, warm containers').option('--json', 'print JSON'), ['zfaas nodes', 'zfaas nodes --json']).action(
+  examples(clientCommand(p, 'nodes', 'list the nodes: state, load, warm containers').option('--json', 'print JSON'), [
+    'zfaas nodes',
+    'zfaas nodes --json',
+  ]).action(
     act(deps, async (o: { json?: boolean }, cmd: Command) => {
       const list = await (await deps.client(cmd)).nodes();
       if (o.json) return out.json(list);

@@ -37,7 +37,11 @@ export function runtimeCommands(p: Command, deps: Deps): void {
   const { out } = deps;
 
   examples(
-    clientCommand(p, 'register-runtime [name]', 'register (or replace) a runtime: a Docker image, its dependencies command and its run command')
+    clientCommand(
+      p,
+      'register-runtime [name]',
+      'register (or replace) a runtime: a Docker image, its dependencies command and its run command',
+    )
       .option('--image <image>', 'Docker image the functions run in')
       .option('--path <dir>', 'where the function archive is unpacked in the container (default /ws)')
       .option('--dependencies <cmd>', 'runs once per function version, in the function folder (e.g. "pip3 install -r requirements.txt")')
@@ -51,7 +55,8 @@ export function runtimeCommands(p: Command, deps: Deps): void {
     ],
   ).action(
     act(deps, async (name: string | undefined, o: RegisterOpts, cmd: Command) => {
-      if (!o.file && (!o.image || !o.run)) throw new UsageError('give --image and --run (and usually --path, --dependencies), or --file runtime.json');
+      if (!o.file && (!o.image || !o.run))
+        throw new UsageError('give --image and --run (and usually --path, --dependencies), or --file runtime.json');
       const fromFile = o.file ? await readDefinition(o.file) : {};
       const flags = { name, image: o.image, path: o.path, dependencies: o.dependencies, run: o.run, loader: o.loader };
       const merged = { ...fromFile, ...Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined)) };
@@ -67,7 +72,10 @@ export function runtimeCommands(p: Command, deps: Deps): void {
     }),
   );
 
-  examples(clientCommand(p, 'runtimes', 'list the registered runtimes').option('--json', 'print JSON'), ['zfaas runtimes', 'zfaas runtimes --json | jq -r ".[].name"']).action(
+  examples(clientCommand(p, 'runtimes', 'list the registered runtimes').option('--json', 'print JSON'), [
+    'zfaas runtimes',
+    'zfaas runtimes --json | jq -r ".[].name"',
+  ]).action(
     act(deps, async (o: { json?: boolean }, cmd: Command) => {
       const list = await (await deps.client(cmd)).runtimes();
       if (o.json) return out.json(list);
@@ -94,7 +102,9 @@ export function runtimeCommands(p: Command, deps: Deps): void {
     }),
   );
 
-  examples(clientCommand(p, 'delete-runtime <name>', 'remove a runtime (refused while functions use it)'), ['zfaas delete-runtime pythonruntime']).action(
+  examples(clientCommand(p, 'delete-runtime <name>', 'remove a runtime (refused while functions use it)'), [
+    'zfaas delete-runtime pythonruntime',
+  ]).action(
     act(deps, async (name: string, _o: unknown, cmd: Command) => {
       await (await deps.client(cmd)).deleteRuntime(name);
       out.print(`deleted runtime ${name}`);

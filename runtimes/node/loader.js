@@ -191,15 +191,19 @@ async function loadFunction(dir, handler) {
       if (!file) throw new NoHandler(`package.json main "${main}" not found in ${dir}`);
     } else {
       file = tryFile(path.join(dir, 'index.js')) || tryFile(path.join(dir, 'index.mjs'));
-      if (!file) throw new NoHandler(`no handler found in ${dir}: expected package.json "main" or index.js, or a handler setting FILE.EXPORT`);
+      if (!file)
+        throw new NoHandler(`no handler found in ${dir}: expected package.json "main" or index.js, or a handler setting FILE.EXPORT`);
     }
   }
   const mod = await importFile(file);
   const fn = pickExport(mod, exportName);
   if (!fn) {
     const rel = path.relative(dir, file);
-    throw new NoHandler(exportName ? `${rel} has no exported function "${exportName}"`
-      : `${rel} exports no function (module.exports = fn, exports.handler or exports.main)`);
+    throw new NoHandler(
+      exportName
+        ? `${rel} has no exported function "${exportName}"`
+        : `${rel} exports no function (module.exports = fn, exports.handler or exports.main)`,
+    );
   }
   return fn;
 }
@@ -235,7 +239,11 @@ function invoke(fn, params, id) {
           else resolve(value);
         };
         const r = fn(params, makeContext(id), cb);
-        if (r && typeof r.then === 'function') r.then((v) => cb(null, v), (e) => cb(e || new Error('rejected')));
+        if (r && typeof r.then === 'function')
+          r.then(
+            (v) => cb(null, v),
+            (e) => cb(e || new Error('rejected')),
+          );
       } else if (fn.length === 2) {
         Promise.resolve(fn(params, makeContext(id))).then(resolve, reject);
       } else {
@@ -260,7 +268,10 @@ function toResult(value) {
 function formatError(e) {
   if (e instanceof Error) {
     let stack = String(e.stack || `${e.name}: ${e.message}`);
-    stack = stack.split('\n').filter((l) => !l.includes(LOADER_FILE) && !/\(node:internal|at node:internal|at new Promise \(<anonymous>\)/.test(l)).join('\n');
+    stack = stack
+      .split('\n')
+      .filter((l) => !l.includes(LOADER_FILE) && !/\(node:internal|at node:internal|at new Promise \(<anonymous>\)/.test(l))
+      .join('\n');
     const head = `${e.name || 'Error'}: ${e.message}`;
     if (!stack.startsWith(head)) stack = head + '\n' + stack;
     if (stack.length > ERR_LIMIT) stack = stack.slice(0, 512) + '\n...\n' + stack.slice(-(ERR_LIMIT - 512));

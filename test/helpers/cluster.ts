@@ -26,7 +26,12 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 export async function sh(cmd: string, args: string[], timeoutMs = 20_000): Promise<string> {
   try {
-    const { stdout } = await exec(cmd, args, { timeout: timeoutMs, killSignal: 'SIGKILL', env: { ...process.env, PATH }, maxBuffer: 16 * 1024 * 1024 });
+    const { stdout } = await exec(cmd, args, {
+      timeout: timeoutMs,
+      killSignal: 'SIGKILL',
+      env: { ...process.env, PATH },
+      maxBuffer: 16 * 1024 * 1024,
+    });
     return stdout;
   } catch (e) {
     const x = e as { stderr?: string; message: string };
@@ -162,7 +167,8 @@ async function teardownRecord(dir: string, st: State, log: (s: string) => void):
   );
   for (const m of await mountsUnder(dir)) await sh('umount', ['-l', m]).catch((e: unknown) => log(`umount ${m}: ${String(e)}`));
   await rm(dir, { recursive: true, force: true }).catch((e: unknown) => log(`rm ${dir}: ${String(e)}`));
-  for (const ns of [...st.namespaces].reverse()) if (existsSync(`/var/run/netns/${ns}`)) await ip('netns', 'del', ns).catch((e: unknown) => log(String(e)));
+  for (const ns of [...st.namespaces].reverse())
+    if (existsSync(`/var/run/netns/${ns}`)) await ip('netns', 'del', ns).catch((e: unknown) => log(String(e)));
 }
 
 // Records of earlier runs whose owner process is gone: cleaned from their own record.
@@ -424,7 +430,14 @@ net.createServer((c) => { const u = net.connect(Number(port), host); c.pipe(u); 
     await Promise.all(others.map((p) => p.stop(15_000).catch(() => null)));
     for (const h of engines) {
       const list = await h.docker!.listContainers({ all: true }).catch(() => []);
-      await Promise.all(list.map((c) => h.docker!.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined)));
+      await Promise.all(
+        list.map((c) =>
+          h
+            .docker!.getContainer(c.Id)
+            .remove({ force: true, v: true })
+            .catch(() => undefined),
+        ),
+      );
     }
     await Promise.all(engines.map((h) => h.dockerd!.stop(30_000).catch(() => null)));
     await teardownRecord(this.dir, this.state, this.log);

@@ -233,8 +233,18 @@ const big = (n: number, ch = 'a'): string => ch.repeat(n);
 
 /** Archives that must be refused (400, nothing stored). Built lazily: some take a moment. */
 export function refusedCorpus(): CorpusItem[] {
-  const t = (what: string, entries: () => TarEntry[], error?: RegExp): CorpusItem => ({ what: `tar.gz: ${what}`, filename: 'fn.tar.gz', bytes: () => tgz(entries()), error });
-  const z = (what: string, entries: () => ZipEntry[], error?: RegExp): CorpusItem => ({ what: `zip: ${what}`, filename: 'fn.zip', bytes: () => zip(entries()), error });
+  const t = (what: string, entries: () => TarEntry[], error?: RegExp): CorpusItem => ({
+    what: `tar.gz: ${what}`,
+    filename: 'fn.tar.gz',
+    bytes: () => tgz(entries()),
+    error,
+  });
+  const z = (what: string, entries: () => ZipEntry[], error?: RegExp): CorpusItem => ({
+    what: `zip: ${what}`,
+    filename: 'fn.zip',
+    bytes: () => zip(entries()),
+    error,
+  });
   return [
     // --- path traversal and absolute paths
     t('../ traversal', () => [INDEX, { name: '../evil.js', data: 'x' }], /escapes the archive root/),
@@ -243,78 +253,329 @@ export function refusedCorpus(): CorpusItem[] {
     t('absolute path', () => [INDEX, { name: '/tmp/zfaas-corpus-evil', data: 'x' }], /absolute path/),
     t('Windows drive path', () => [INDEX, { name: 'C:\\evil.js', data: 'x' }], /absolute path/),
     t('backslash traversal', () => [INDEX, { name: '..\\..\\evil.js', data: 'x' }], /escapes the archive root|backslash/),
-    t('traversal in a pax path', () => [INDEX, ...paxEntry({ name: 'innocent.js', data: 'x', paxPath: '../../evil.js' })], /escapes the archive root/),
-    t('traversal in a GNU long name', () => [INDEX, { name: '././@LongLink', type: 'L', data: `${'../'.repeat(60)}evil\0` }, { name: 'short', data: 'x' }], /escapes the archive root/),
-    z('../ traversal', () => [{ name: 'index.js', data: 'x' }, { name: '../../evil.js', data: 'x' }], /escapes the archive root/),
-    z('absolute path', () => [{ name: 'index.js', data: 'x' }, { name: '/tmp/evil.js', data: 'x' }], /absolute path/),
-    z('backslash traversal', () => [{ name: 'index.js', data: 'x' }, { name: '..\\evil.js', data: 'x' }], /backslash|escapes/),
+    t(
+      'traversal in a pax path',
+      () => [INDEX, ...paxEntry({ name: 'innocent.js', data: 'x', paxPath: '../../evil.js' })],
+      /escapes the archive root/,
+    ),
+    t(
+      'traversal in a GNU long name',
+      () => [INDEX, { name: '././@LongLink', type: 'L', data: `${'../'.repeat(60)}evil\0` }, { name: 'short', data: 'x' }],
+      /escapes the archive root/,
+    ),
+    z(
+      '../ traversal',
+      () => [
+        { name: 'index.js', data: 'x' },
+        { name: '../../evil.js', data: 'x' },
+      ],
+      /escapes the archive root/,
+    ),
+    z(
+      'absolute path',
+      () => [
+        { name: 'index.js', data: 'x' },
+        { name: '/tmp/evil.js', data: 'x' },
+      ],
+      /absolute path/,
+    ),
+    z(
+      'backslash traversal',
+      () => [
+        { name: 'index.js', data: 'x' },
+        { name: '..\\evil.js', data: 'x' },
+      ],
+      /backslash|escapes/,
+    ),
     // --- links out of the tree
     t('symlink to an absolute path', () => [INDEX, { name: 'passwd', type: '2', linkname: '/etc/passwd' }], /absolute path/),
     t('symlink climbing out', () => [INDEX, { name: 'up', type: '2', linkname: '../../../../etc' }], /escapes the archive root/),
-    t('symlink chain escaping', () => [INDEX, { name: 'a', type: '2', linkname: '.' }, { name: 'b', type: '2', linkname: 'a/a/a/..' }], /escapes the archive root/),
-    t('file written through a symlinked directory', () => [INDEX, { name: 'd', type: '2', linkname: 'sub' }, { name: 'sub', type: '5' }, { name: 'd/evil.js', data: 'x' }], /inside symlink/),
+    t(
+      'symlink chain escaping',
+      () => [INDEX, { name: 'a', type: '2', linkname: '.' }, { name: 'b', type: '2', linkname: 'a/a/a/..' }],
+      /escapes the archive root/,
+    ),
+    t(
+      'file written through a symlinked directory',
+      () => [INDEX, { name: 'd', type: '2', linkname: 'sub' }, { name: 'sub', type: '5' }, { name: 'd/evil.js', data: 'x' }],
+      /inside symlink/,
+    ),
     t('symlink loop', () => [INDEX, { name: 'a', type: '2', linkname: 'b' }, { name: 'b', type: '2', linkname: 'a' }], /loops/),
     t('hardlink to an absolute path', () => [INDEX, { name: 'shadow', type: '1', linkname: '/etc/shadow' }], /points outside the archive/),
     t('hardlink climbing out', () => [INDEX, { name: 'h', type: '1', linkname: '../../etc/passwd' }], /points outside the archive/),
     t('hardlink to nothing earlier', () => [{ name: 'h', type: '1', linkname: 'index.js' }, INDEX], /earlier in the archive/),
-    t('hardlink to a symlink out', () => [INDEX, { name: 's', type: '2', linkname: '../x' }, { name: 'h', type: '1', linkname: 's' }], /escapes|regular file/),
-    t('same name twice (file, then a symlink over it)', () => [INDEX, { name: 'other.js', data: 'x' }, { name: 'index.js', type: '2', linkname: 'other.js' }], /more than once/),
-    z('symlink to an absolute path', () => [{ name: 'index.js', data: 'x' }, { name: 'passwd', data: '/etc/passwd', mode: 0o120777, method: 0 }], /absolute path/),
-    z('symlink climbing out', () => [{ name: 'index.js', data: 'x' }, { name: 'up', data: '../../..', mode: 0o120777, method: 0 }], /escapes the archive root/),
+    t(
+      'hardlink to a symlink out',
+      () => [INDEX, { name: 's', type: '2', linkname: '../x' }, { name: 'h', type: '1', linkname: 's' }],
+      /escapes|regular file/,
+    ),
+    t(
+      'same name twice (file, then a symlink over it)',
+      () => [INDEX, { name: 'other.js', data: 'x' }, { name: 'index.js', type: '2', linkname: 'other.js' }],
+      /more than once/,
+    ),
+    z(
+      'symlink to an absolute path',
+      () => [
+        { name: 'index.js', data: 'x' },
+        { name: 'passwd', data: '/etc/passwd', mode: 0o120777, method: 0 },
+      ],
+      /absolute path/,
+    ),
+    z(
+      'symlink climbing out',
+      () => [
+        { name: 'index.js', data: 'x' },
+        { name: 'up', data: '../../..', mode: 0o120777, method: 0 },
+      ],
+      /escapes the archive root/,
+    ),
     // --- special files
     t('character device', () => [INDEX, { name: 'null', type: '3' }], /character device/),
     t('block device', () => [INDEX, { name: 'disk', type: '4' }], /block device/),
     t('FIFO', () => [INDEX, { name: 'pipe', type: '6' }], /FIFO/),
     t('unknown entry type', () => [INDEX, { name: 'odd', type: 'Z' }], /unsupported/),
-    z('socket', () => [{ name: 'index.js', data: 'x' }, { name: 'sock', data: '', mode: 0o140777 }], /socket/),
-    z('device', () => [{ name: 'index.js', data: 'x' }, { name: 'dev', data: '', mode: 0o020666 }], /character device/),
+    z(
+      'socket',
+      () => [
+        { name: 'index.js', data: 'x' },
+        { name: 'sock', data: '', mode: 0o140777 },
+      ],
+      /socket/,
+    ),
+    z(
+      'device',
+      () => [
+        { name: 'index.js', data: 'x' },
+        { name: 'dev', data: '', mode: 0o020666 },
+      ],
+      /character device/,
+    ),
     // --- bombs
-    { what: 'tar.gz: a 4 GiB zero bomb in 4 MiB (concatenated gzip members)', filename: 'bomb.tar.gz', bytes: () => tgzZeroBomb(4096), error: /larger than 100 MiB/ },
-    { what: 'tar.gz: 160 MiB of zeros declared as 1 KiB per entry', filename: 'bomb.tar.gz', bytes: () => tgzManySmallThenBig(), error: /larger than 100 MiB|truncated or corrupt/ },
-    z('200 MiB of zeros in one entry (honest headers)', () => [{ name: 'index.js', data: 'x' }, { name: 'zeros', raw: deflatedZeros(200) }], /larger than 100 MiB/),
-    z('200 MiB of zeros declaring 1 KiB', () => [{ name: 'index.js', data: 'x' }, { name: 'zeros', raw: deflatedZeros(200), declaredSize: 1024 }], /inflates to more than|larger than/),
-    { what: 'zip: overlapping entries (50 entries sharing one 10 MiB kernel)', filename: 'bomb.zip', bytes: () => overlappingZipBomb(50, 10), error: /larger than 100 MiB|corrupt|more than once/ },
+    {
+      what: 'tar.gz: a 4 GiB zero bomb in 4 MiB (concatenated gzip members)',
+      filename: 'bomb.tar.gz',
+      bytes: () => tgzZeroBomb(4096),
+      error: /larger than 100 MiB/,
+    },
+    {
+      what: 'tar.gz: 160 MiB of zeros declared as 1 KiB per entry',
+      filename: 'bomb.tar.gz',
+      bytes: () => tgzManySmallThenBig(),
+      error: /larger than 100 MiB|truncated or corrupt/,
+    },
+    z(
+      '200 MiB of zeros in one entry (honest headers)',
+      () => [
+        { name: 'index.js', data: 'x' },
+        { name: 'zeros', raw: deflatedZeros(200) },
+      ],
+      /larger than 100 MiB/,
+    ),
+    z(
+      '200 MiB of zeros declaring 1 KiB',
+      () => [
+        { name: 'index.js', data: 'x' },
+        { name: 'zeros', raw: deflatedZeros(200), declaredSize: 1024 },
+      ],
+      /inflates to more than|larger than/,
+    ),
+    {
+      what: 'zip: overlapping entries (50 entries sharing one 10 MiB kernel)',
+      filename: 'bomb.zip',
+      bytes: () => overlappingZipBomb(50, 10),
+      error: /larger than 100 MiB|corrupt|more than once/,
+    },
     // --- huge entry counts
-    { what: 'tar.gz: 20,000 empty files', filename: 'many.tar.gz', bytes: () => tgz(Array.from({ length: 20_000 }, (_, i) => ({ name: `f${i}` }))), error: /more than 10000 entries/ },
+    {
+      what: 'tar.gz: 20,000 empty files',
+      filename: 'many.tar.gz',
+      bytes: () => tgz(Array.from({ length: 20_000 }, (_, i) => ({ name: `f${i}` }))),
+      error: /more than 10000 entries/,
+    },
     z('20,000 empty files', () => Array.from({ length: 20_000 }, (_, i) => ({ name: `f${i}`, data: '' })), /more than 10000 entries/),
-    { what: 'tar.gz: 12,000 nested directories', filename: 'deep.tar.gz', bytes: () => tgz([INDEX, ...Array.from({ length: 12_000 }, (_, i) => ({ name: `d${i % 50}/${'x/'.repeat(i % 7)}${i}`, type: '5' }))]), error: /more than 10000 entries/ },
+    {
+      what: 'tar.gz: 12,000 nested directories',
+      filename: 'deep.tar.gz',
+      bytes: () => tgz([INDEX, ...Array.from({ length: 12_000 }, (_, i) => ({ name: `d${i % 50}/${'x/'.repeat(i % 7)}${i}`, type: '5' }))]),
+      error: /more than 10000 entries/,
+    },
     // --- wrong magic
-    { what: 'random bytes', filename: 'fn.tar.gz', bytes: () => Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919 + 13) % 251)), error: /unknown magic/ },
-    { what: 'a PNG named .tar.gz', filename: 'fn.tar.gz', bytes: () => Buffer.concat([Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex'), Buffer.alloc(600)]), error: /unknown magic/ },
-    { what: 'an ELF binary', filename: 'fn.zip', bytes: () => Buffer.concat([Buffer.from('7f454c46020101', 'hex'), Buffer.alloc(1000)]), error: /unknown magic/ },
-    { what: 'bzip2', filename: 'fn.tar.bz2', bytes: () => Buffer.concat([Buffer.from('BZh91AY&SY'), Buffer.alloc(100, 1)]), error: /unknown magic/ },
-    { what: 'xz', filename: 'fn.tar.xz', bytes: () => Buffer.concat([Buffer.from('fd377a585a00', 'hex'), Buffer.alloc(100, 1)]), error: /unknown magic/ },
-    { what: '7z', filename: 'fn.7z', bytes: () => Buffer.concat([Buffer.from('377abcaf271c', 'hex'), Buffer.alloc(100, 1)]), error: /unknown magic/ },
-    { what: 'gzip of plain text', filename: 'fn.tar.gz', bytes: () => gzipSync(Buffer.from('module.exports = () => 1;\n'.repeat(40))), error: /does not contain a tar|truncated or corrupt/ },
-    { what: 'gzip of a zip', filename: 'fn.tar.gz', bytes: () => gzipSync(zip([{ name: 'index.js', data: 'x' }])), error: /does not contain a tar|truncated or corrupt/ },
-    { what: 'PK then garbage', filename: 'fn.zip', bytes: () => Buffer.concat([Buffer.from('PK\x03\x04'), Buffer.alloc(200, 0xee)]), error: /truncated or corrupt/ },
+    {
+      what: 'random bytes',
+      filename: 'fn.tar.gz',
+      bytes: () => Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919 + 13) % 251)),
+      error: /unknown magic/,
+    },
+    {
+      what: 'a PNG named .tar.gz',
+      filename: 'fn.tar.gz',
+      bytes: () => Buffer.concat([Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex'), Buffer.alloc(600)]),
+      error: /unknown magic/,
+    },
+    {
+      what: 'an ELF binary',
+      filename: 'fn.zip',
+      bytes: () => Buffer.concat([Buffer.from('7f454c46020101', 'hex'), Buffer.alloc(1000)]),
+      error: /unknown magic/,
+    },
+    {
+      what: 'bzip2',
+      filename: 'fn.tar.bz2',
+      bytes: () => Buffer.concat([Buffer.from('BZh91AY&SY'), Buffer.alloc(100, 1)]),
+      error: /unknown magic/,
+    },
+    {
+      what: 'xz',
+      filename: 'fn.tar.xz',
+      bytes: () => Buffer.concat([Buffer.from('fd377a585a00', 'hex'), Buffer.alloc(100, 1)]),
+      error: /unknown magic/,
+    },
+    {
+      what: '7z',
+      filename: 'fn.7z',
+      bytes: () => Buffer.concat([Buffer.from('377abcaf271c', 'hex'), Buffer.alloc(100, 1)]),
+      error: /unknown magic/,
+    },
+    {
+      what: 'gzip of plain text',
+      filename: 'fn.tar.gz',
+      bytes: () => gzipSync(Buffer.from('module.exports = () => 1;\n'.repeat(40))),
+      error: /does not contain a tar|truncated or corrupt/,
+    },
+    {
+      what: 'gzip of a zip',
+      filename: 'fn.tar.gz',
+      bytes: () => gzipSync(zip([{ name: 'index.js', data: 'x' }])),
+      error: /does not contain a tar|truncated or corrupt/,
+    },
+    {
+      what: 'PK then garbage',
+      filename: 'fn.zip',
+      bytes: () => Buffer.concat([Buffer.from('PK\x03\x04'), Buffer.alloc(200, 0xee)]),
+      error: /truncated or corrupt/,
+    },
     { what: 'empty upload', filename: 'fn.tar.gz', bytes: () => Buffer.alloc(0), error: /empty/ },
     // --- truncated and corrupt
-    { what: 'tar.gz cut in half', filename: 'fn.tar.gz', bytes: () => half(tgz([INDEX, { name: 'data.bin', data: Buffer.alloc(64 * KiB, 7) }])), error: /truncated or corrupt/ },
-    { what: 'tar.gz with a broken gzip trailer', filename: 'fn.tar.gz', bytes: () => flipLast(tgz([INDEX])), error: /truncated or corrupt/ },
-    { what: 'tar without its end marker, cut mid-file', filename: 'fn.tar', bytes: () => tar([INDEX, { name: 'b.js', data: Buffer.alloc(3000, 65) }], { end: false }).subarray(0, 2048), error: /truncated or corrupt/ },
-    { what: 'tar with a bad header checksum', filename: 'fn.tar', bytes: () => tar([INDEX, { name: 'b.js', data: 'x', badChecksum: true }]), error: /truncated or corrupt|checksum/i },
-    { what: 'tar with a size field of garbage', filename: 'fn.tar', bytes: () => tar([INDEX, { name: 'b.js', data: 'x', rawSize: 'zzzz\0' }]), error: /truncated or corrupt/ },
-    { what: 'zip cut in half (no central directory)', filename: 'fn.zip', bytes: () => half(zip([{ name: 'index.js', data: 'module.exports = () => 1;'.repeat(100) }, { name: 'b.js', data: 'x'.repeat(5000) }])), error: /truncated or corrupt/ },
-    z('entry failing its CRC', () => [{ name: 'index.js', data: 'x', raw: { bytes: deflateRawSync('hello'), uncompressed: 5, crc: 12345 } }], /CRC-32|corrupt/),
+    {
+      what: 'tar.gz cut in half',
+      filename: 'fn.tar.gz',
+      bytes: () => half(tgz([INDEX, { name: 'data.bin', data: Buffer.alloc(64 * KiB, 7) }])),
+      error: /truncated or corrupt/,
+    },
+    {
+      what: 'tar.gz with a broken gzip trailer',
+      filename: 'fn.tar.gz',
+      bytes: () => flipLast(tgz([INDEX])),
+      error: /truncated or corrupt/,
+    },
+    {
+      what: 'tar without its end marker, cut mid-file',
+      filename: 'fn.tar',
+      bytes: () => tar([INDEX, { name: 'b.js', data: Buffer.alloc(3000, 65) }], { end: false }).subarray(0, 2048),
+      error: /truncated or corrupt/,
+    },
+    {
+      what: 'tar with a bad header checksum',
+      filename: 'fn.tar',
+      bytes: () => tar([INDEX, { name: 'b.js', data: 'x', badChecksum: true }]),
+      error: /truncated or corrupt|checksum/i,
+    },
+    {
+      what: 'tar with a size field of garbage',
+      filename: 'fn.tar',
+      bytes: () => tar([INDEX, { name: 'b.js', data: 'x', rawSize: 'zzzz\0' }]),
+      error: /truncated or corrupt/,
+    },
+    {
+      what: 'zip cut in half (no central directory)',
+      filename: 'fn.zip',
+      bytes: () =>
+        half(
+          zip([
+            { name: 'index.js', data: 'module.exports = () => 1;'.repeat(100) },
+            { name: 'b.js', data: 'x'.repeat(5000) },
+          ]),
+        ),
+      error: /truncated or corrupt/,
+    },
+    z(
+      'entry failing its CRC',
+      () => [{ name: 'index.js', data: 'x', raw: { bytes: deflateRawSync('hello'), uncompressed: 5, crc: 12345 } }],
+      /CRC-32|corrupt/,
+    ),
     z('encrypted entry', () => [{ name: 'index.js', data: 'x', flags: 1 }], /encrypted/),
     z('LZMA entry (method 14)', () => [{ name: 'index.js', data: 'xxxx', method: 14 }], /unsupported compression method/),
-    { what: 'tar.gz holding only directories', filename: 'fn.tar.gz', bytes: () => tgz([{ name: 'a', type: '5' }, { name: 'a/b', type: '5' }]), error: /holds no files/ },
+    {
+      what: 'tar.gz holding only directories',
+      filename: 'fn.tar.gz',
+      bytes: () =>
+        tgz([
+          { name: 'a', type: '5' },
+          { name: 'a/b', type: '5' },
+        ]),
+      error: /holds no files/,
+    },
     { what: 'tar of zero blocks only', filename: 'fn.tar', bytes: () => Buffer.alloc(10 * 512), error: /holds no files/ },
-    t('pax header over 64 KiB', () => [INDEX, ...paxEntry({ name: 'b.js', data: 'x', paxPath: big(70 * KiB) })], /extended header larger than 64 KiB|longer than/),
+    t(
+      'pax header over 64 KiB',
+      () => [INDEX, ...paxEntry({ name: 'b.js', data: 'x', paxPath: big(70 * KiB) })],
+      /extended header larger than 64 KiB|longer than/,
+    ),
     // --- names with odd bytes
     t('NUL inside a pax name', () => [INDEX, ...paxEntry({ name: 'b.js', data: 'x', paxPath: 'evil\0.js' })], /NUL byte/),
     t('newline in a name', () => [INDEX, { name: 'a\nb.js', data: 'x' }], /control character/),
     t('terminal escape in a name', () => [INDEX, { name: '\x1b[2J\x1b[31mred.js', data: 'x' }], /control character/),
     t('invalid UTF-8 in a name', () => [INDEX, { name: Buffer.from([0x66, 0xff, 0xfe, 0x2e, 0x6a, 0x73]), data: 'x' }], /not valid UTF-8/),
-    t('overlong UTF-8 dots (..) in a name', () => [INDEX, { name: Buffer.concat([Buffer.from([0xc0, 0xae, 0xc0, 0xae]), Buffer.from('/evil.js')]), data: 'x' }], /not valid UTF-8/),
-    t('right-to-left override in a name', () => [INDEX, { name: Buffer.from('evil\u202esj.txt', 'utf8'), data: 'x' }], /invisible or bidirectional/),
-    t('a name component over 255 bytes', () => [INDEX, ...paxEntry({ name: 'b.js', data: 'x', paxPath: big(300) })], /longer than 255 bytes/),
-    t('a 2,000-byte path', () => [INDEX, ...paxEntry({ name: 'b.js', data: 'x', paxPath: `${'abcdefgh/'.repeat(222)}x.js` })], /longer than 1024 bytes/),
-    t('a symlink target with a NUL', () => [INDEX, ...paxEntry({ name: 'l', type: '2', paxLink: 'index.js\0/../../etc' })], /NUL byte|truncated or corrupt/),
-    z('NUL in a name', () => [{ name: 'index.js', data: 'x' }, { name: Buffer.from('evil\0.js'), data: 'x' }], /control character/),
-    z('invalid UTF-8 in a UTF-8 flagged name', () => [{ name: 'index.js', data: 'x' }, { name: Buffer.from([0x66, 0xc3, 0x28, 0x2e, 0x6a, 0x73]), utf8: true, data: 'x' }], /not valid UTF-8/),
-    z('name of 2,000 bytes', () => [{ name: 'index.js', data: 'x' }, { name: `${'n/'.repeat(1000)}x`, data: 'x' }], /longer than 1024 bytes/),
+    t(
+      'overlong UTF-8 dots (..) in a name',
+      () => [INDEX, { name: Buffer.concat([Buffer.from([0xc0, 0xae, 0xc0, 0xae]), Buffer.from('/evil.js')]), data: 'x' }],
+      /not valid UTF-8/,
+    ),
+    t(
+      'right-to-left override in a name',
+      () => [INDEX, { name: Buffer.from('evil\u202esj.txt', 'utf8'), data: 'x' }],
+      /invisible or bidirectional/,
+    ),
+    t(
+      'a name component over 255 bytes',
+      () => [INDEX, ...paxEntry({ name: 'b.js', data: 'x', paxPath: big(300) })],
+      /longer than 255 bytes/,
+    ),
+    t(
+      'a 2,000-byte path',
+      () => [INDEX, ...paxEntry({ name: 'b.js', data: 'x', paxPath: `${'abcdefgh/'.repeat(222)}x.js` })],
+      /longer than 1024 bytes/,
+    ),
+    t(
+      'a symlink target with a NUL',
+      () => [INDEX, ...paxEntry({ name: 'l', type: '2', paxLink: 'index.js\0/../../etc' })],
+      /NUL byte|truncated or corrupt/,
+    ),
+    z(
+      'NUL in a name',
+      () => [
+        { name: 'index.js', data: 'x' },
+        { name: Buffer.from('evil\0.js'), data: 'x' },
+      ],
+      /control character/,
+    ),
+    z(
+      'invalid UTF-8 in a UTF-8 flagged name',
+      () => [
+        { name: 'index.js', data: 'x' },
+        { name: Buffer.from([0x66, 0xc3, 0x28, 0x2e, 0x6a, 0x73]), utf8: true, data: 'x' },
+      ],
+      /not valid UTF-8/,
+    ),
+    z(
+      'name of 2,000 bytes',
+      () => [
+        { name: 'index.js', data: 'x' },
+        { name: `${'n/'.repeat(1000)}x`, data: 'x' },
+      ],
+      /longer than 1024 bytes/,
+    ),
   ];
 }
 

@@ -63,7 +63,11 @@ export function zfaas(args: string[], env: Record<string, string> = {}): Proc {
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 // How long the steps of a long test took, for its log: `timed` runs a step, `since` records a span.
-export function stopwatch(): { timings: Record<string, string>; timed<T>(name: string, f: () => Promise<T>): Promise<T>; since(name: string, t0: number): void } {
+export function stopwatch(): {
+  timings: Record<string, string>;
+  timed<T>(name: string, f: () => Promise<T>): Promise<T>;
+  since(name: string, t0: number): void;
+} {
   const timings: Record<string, string> = {};
   const since = (name: string, t0: number): void => {
     timings[name] = `${((Date.now() - t0) / 1000).toFixed(1)} s`;
@@ -122,7 +126,18 @@ export async function startUp(extra: string[] = [], env: Record<string, string> 
   const [port, dbPort, brokerPort] = [await freePort(), await freePort(), await freePort()];
   const data = await tempDir();
   const proc = zfaas(
-    ['up', '--port', String(port), '--data', data, '--db-bind', `tcp://127.0.0.1:${dbPort}`, '--broker-bind', `tcp://127.0.0.1:${brokerPort}`, ...extra],
+    [
+      'up',
+      '--port',
+      String(port),
+      '--data',
+      data,
+      '--db-bind',
+      `tcp://127.0.0.1:${dbPort}`,
+      '--broker-bind',
+      `tcp://127.0.0.1:${brokerPort}`,
+      ...extra,
+    ],
     env,
   );
   const api = `http://127.0.0.1:${port}`;
@@ -176,7 +191,12 @@ async function reply<T>(r: Response): Promise<Reply<T>> {
   return { status: r.status, body: parsed as T, headers: r.headers };
 }
 
-export async function upload<T = unknown>(url: string, archive: Buffer, filename: string, fields: Record<string, string> = {}): Promise<Reply<T>> {
+export async function upload<T = unknown>(
+  url: string,
+  archive: Buffer,
+  filename: string,
+  fields: Record<string, string> = {},
+): Promise<Reply<T>> {
   const form = new FormData();
   form.append('module', new Blob([new Uint8Array(archive)]), filename);
   for (const [k, v] of Object.entries(fields)) form.append(k, v);
