@@ -1,14 +1,22 @@
 // The API <-> instance protocol. The API binds a ROUTER; each instance connects a DEALER whose routing id
 // is its node id, so every message the API sends has exactly one target (the seed's PUB-SUB is gone).
-// Frames: [JSON, ...blobs]. Heartbeats go both ways every HEARTBEAT_MS; a peer silent for
-// HEARTBEAT_LIVENESS intervals is dead (Paranoid Pirate, ZeroMQ Guide ch. 4).
-import { z } from 'zod';
-import { CallOutcomeSchema, FunctionMetaSchema, PolicySchema, RuntimeSchema } from '../common/model.js';
-
+// Frames: [JSON]. Heartbeats go both ways every HEARTBEAT_MS; a peer silent for HEARTBEAT_LIVENESS
+// intervals is dead (Paranoid Pirate, ZeroMQ Guide ch. 4).
+//
+// A call's life on this link:
+//   API -> invoke {call, fn: name@version, def?}   `def` (the function version and its runtime) is sent the
+//                                                  first time a node gets that definition, then never again:
+//                                                  the node validates it once and keeps it (a node without it
+//                                                  reads it from the DB service itself).
+//   node -> result {callNum, outcome}              as soon as the call ends, before the node has recorded it:
+//                                                  waiters wake at once. The node keeps the call in `running`
+//                                                  (heartbeats) until the DB service has its final state; if
+//                                                  the node's life ends first (`life` changes, or it is lost),
+//                                                  the API records the outcome it was sent.
+// Archives do not travel here: a node reads them from the DB service directly.
 export const HEARTBEAT_MS = 1_000;
 export const HEARTBEAT_LIVENESS = 3;
 
-const digest = z.string().regex(/^[a-f0-9]{64}$/);
 const callNum = z.number().int().min(1);
 
 export const NodeInfoSchema = z.object({
@@ -18,11 +26,13 @@ export const NodeInfoSchema = z.object({
   labels: z.record(z.string(), z.string()).default({}),
   images: z.array(z.string()).default([]),
   version: z.string().default(''),
+  // Random per process start: a node that registers with a new life lost whatever its last life held.
+  life: z.string().max(64).default(''),
 });
 export type NodeInfo = z.infer<typeof NodeInfoSchema>;
 
 export const NodeLoadSchema = z.object({
-  running: z.array(callNum).default([]), // calls accepted and not yet reported
+  running: z.array(callNum).default([]), // calls accepted and not yet recorded in the DB service
   warm: z.record(z.string(), z.number().int().min(0)).default({}), // function key -> warm containers
   miniworkers: z.number().int().min(0).default(0),
   capacity: z.number().int().min(1).optional(), // calls it takes at once (running + queued on the node)
@@ -54,24 +64,30 @@ export type NodeSettings = z.infer<typeof NodeSettingsSchema>;
 export const ToApiSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('register'), node: NodeInfoSchema, load: NodeLoadSchema }),
   z.object({ type: z.literal('heartbeat'), load: NodeLoadSchema }),
-  z.object({ type: z.literal('result'), callNum, outcome: CallOutcomeSchema, recorded: z.boolean() }),
-  z.object({ type: z.literal('fetchArchive'), digest }),
+  z.object({ type: z.literal('result'), callNum, outcome: CallOutcomeSchema }),
   z.object({ type: z.literal('bye') }),
 ]);
 export type ToApi = z.infer<typeof ToApiSchema>;
 
-// redundant: the node runs it on two miniworkers; the first DONE wins and the other run is cancelled.
-export const InvokeCallSchema = z.object({ callNum, funcName: z.string(), params: z.unknown(), redundant: z.boolean().optional() });
+// redundant: the node runs it twice; the first DONE wins and the other run is cancelled.
+export const InvokeCallSchema = z.object({ callNum, params: z.unknown(), redundant: z.boolean().optional() });
+
+// Which function version a call is for; the definition itself travels once per node (see `def`).
+export const FnRefSchema = z.object({ name: nameSchema, version: z.number().int().min(1) });
+export type FnRef = z.infer<typeof FnRefSchema>;
+export const FnDefSchema = z.object({ fn: FunctionMetaSchema, runtime: RuntimeSchema });
+export type FnDef = z.infer<typeof FnDefSchema>;
 
 // API -> instance
 export const ToInstanceSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('welcome'), heartbeatMs: z.number().int().min(10) }),
   z.object({ type: z.literal('heartbeat') }),
   z.object({ type: z.literal('reregister') }),
-  z.object({ type: z.literal('invoke'), call: InvokeCallSchema, fn: FunctionMetaSchema, runtime: RuntimeSchema }),
-  z.object({ type: z.literal('archive'), digest, error: z.string().optional() }), // the archive is the next frame
+  z.object({ type: z.literal('invoke'), call: InvokeCallSchema, fn: FnRefSchema, def: FnDefSchema.optional() }),
   z.object({ type: z.literal('configure'), ...NodeSettingsSchema.shape }),
-  // a function with policy `function` was deployed: nodes prepare it and start a warm container
+  // A function was deployed that wants containers ready before its first call: with policy `function`
+  // the node prepares it and starts a container holding it; with `runtime` it keeps stem cells of its
+  // runtime. Sent to every node where that is the function's policy (its own setting, else the node's).
   z.object({ type: z.literal('preload'), fn: FunctionMetaSchema, runtime: RuntimeSchema }),
 ]);
 export type ToInstance = z.infer<typeof ToInstanceSchema>;
