@@ -7,9 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { errText } from '../common/log.js';
 import type { Call, CallStatus } from '../common/model.js';
 import type { DbClient } from '../db/client.js';
-import type { Broker } from './broker.js';
+import type { NodeRegistry } from './broker.js';
 import type { Calls, CallEvents } from './calls.js';
-import { capacityOf } from './scheduler.js';
 import { quantile, round } from './quantiles.js';
 
 export const MAX_BATCH_ITEMS = 100_000;
@@ -132,8 +131,8 @@ export class Batches {
 
   constructor(
     private readonly calls: Calls,
-    private readonly broker: Broker,
-    private readonly db: DbClient,
+    private readonly nodes: NodeRegistry,
+    private readonly db: Pick<DbClient, 'request'>,
   ) {
     calls.events.on('finished', (f) => this.onFinished(f));
   }
@@ -178,9 +177,7 @@ export class Batches {
   // How many calls of one batch may be accepted and unfinished at once: enough to keep every slot of
   // every node busy with a backlog behind it, never the whole batch.
   private window(): number {
-    let capacity = 0;
-    for (const n of this.broker.scheduler.nodes.values()) if (n.state === 'alive') capacity += capacityOf(n);
-    return Math.min(1000, Math.max(32, capacity * 4));
+    return Math.min(1000, Math.max(32, this.nodes.capacity() * 4));
   }
 
   private pump(b: Batch): void {

@@ -1,183 +1,464 @@
-// The API's side of the node links: a ROUTER every instance connects to. It keeps the node table fresh
-// (register, heartbeats both ways, death after HEARTBEAT_LIVENESS silent intervals), serves archives to
-// nodes from the DB service, and turns `result` messages into finished calls.
+// The API's side of the node links. The broker owns the node table: who registered (and with which
+// `life`), heartbeats both ways, death after HEARTBEAT_LIVENESS silent intervals, which calls each node
+// holds, and which function definitions each node has been sent. Others read the table through
+// NodeRegistry and hear about it through typed events; nobody else changes it.
+//
+// Results come before the node has recorded them in the DB service (protocol/broker.ts). The broker passes
+// each one on at once (`result`) and keeps its outcome as "unrecorded" until the node's heartbeats stop
+// listing the call in `running` with the same life: then the node recorded it. When the node's life ends
+// first (it falls silent, leaves, or registers with another life), the broker records those outcomes
+// itself, retrying while the DB service is down; the DB keeps the first final state, so a double is harmless.
 import { Router } from 'zeromq';
 import { errText, type Logger } from '../common/log.js';
 import { logFailedHandshakes, serverOptions, startZap, type CurveServer } from '../common/curve.js';
 import { SendQueue } from '../common/zmq.js';
-import type { CallOutcome } from '../common/model.js';
+import type { CallOutcome, FunctionMeta, Runtime } from '../common/model.js';
 import type { DbClient } from '../db/client.js';
 import { decode, encode } from '../protocol/codec.js';
-import { HEARTBEAT_LIVENESS, HEARTBEAT_MS, ToApiSchema, type ToApi, type ToInstance } from '../protocol/broker.js';
-import { Scheduler, type NodeState, type QueuedCall } from './scheduler.js';
+import {
+  HEARTBEAT_LIVENESS,
+  HEARTBEAT_MS,
+  ToApiSchema,
+  type NodeInfo,
+  type NodeLoad,
+  type ToApi,
+  type ToInstance,
+} from '../protocol/broker.js';
 
-export interface BrokerOptions {
-  bind: string;
-  curve?: CurveServer; // with keys: CURVE on the node links, only known instance keys accepted
-  alsoBind?: string[]; // e.g. an inproc:// endpoint for an instance in the same process (zfaas up)
-  db: DbClient;
-  log: Logger;
-  onResult(callNum: number, outcome: CallOutcome, nodeId: string, recorded: boolean): void;
-  onNodeLost(nodeId: string, callNums: number[]): void;
+// A function version and its runtime, as the API's MetaCache holds them. The object's identity matters:
+// the broker sends a node each definition object once, so a new object (cache cleared, TTL passed with a
+// change) is sent again.
+export interface Definition {
+  readonly fn: FunctionMeta;
+  readonly runtime: Runtime;
 }
 
-export class Broker {
-  private readonly socket: Router;
-  private readonly out: SendQueue;
-  readonly scheduler: Scheduler;
+export interface QueuedCall {
+  callNum: number;
+  funcName: string;
+  params: unknown;
+  def: Definition;
+  redundant?: boolean;
+}
+
+// What anyone outside the broker may read of a node.
+export interface NodeView {
+  readonly info: NodeInfo;
+  readonly load: NodeLoad;
+  readonly state: 'alive' | 'dead';
+  readonly inflight: ReadonlyMap<number, QueuedCall | null>; // null: adopted from a node's report after an API restart
+  readonly lastSeen: number;
+  readonly joinedAt: number;
+}
+
+// A node's capacity follows its heartbeats (its pools can be resized while it runs).
+export const capacityOf = (n: NodeView): number => n.load.capacity ?? n.info.capacity;
+
+// The listening half of a typed event emitter: what a subscriber is given, so it can only listen.
+export interface Listen<E extends Record<keyof E, unknown[]>> {
+  on<K extends keyof E & string>(event: K, listener: (...args: E[K]) => void): unknown;
+}
+
+// A typed emitter, small enough to read: listeners run in the order they subscribed, synchronously.
+export class Emitter<E extends Record<keyof E, unknown[]>> implements Listen<E> {
+  private readonly listeners: { [K in keyof E]?: ((...args: E[K]) => void)[] } = {};
+
+  on<K extends keyof E & string>(event: K, listener: (...args: E[K]) => void): this {
+    (this.listeners[event] ??= []).push(listener);
+    return this;
+  }
+
+  emit<K extends keyof E & string>(event: K, ...args: E[K]): void {
+    for (const l of this.listeners[event] ?? []) l(...args);
+  }
+}
+
+// How messages reach nodes and come back from them. The real one is a ZMQ ROUTER (ZmqTransport); tests
+// give the broker a fake.
+export interface NodeTransport {
+  // Starts listening; every message from a node is passed to onMessage with the node's routing id.
+  open(onMessage: (nodeId: string, frames: Buffer[]) => void): Promise<void>;
+  // Resolves once the frames are handed to the link; rejects when they cannot be (no such peer: the
+  // ROUTER is mandatory), and then they never left.
+  send(nodeId: string, frames: Buffer[]): Promise<void>;
+  close(): void;
+}
+
+export interface BrokerEvents {
+  room: []; // a node may have room it did not have: it joined, a call ended or was given back, a heartbeat
+  adopted: [a: { node: string; calls: number[] }]; // a node reports holding calls: they must not be dispatched again
+  result: [r: { callNum: number; node: string; outcome: CallOutcome }]; // a call ended (maybe not recorded yet)
+  recorded: [r: { callNum: number; node: string; outcome: CallOutcome }]; // its final state is in the DB now
+  nodeLost: [l: { node: string; calls: number[]; why: string }]; // calls it held that ended with it, unreported
+}
+
+// The node table, read-only.
+export interface NodeRegistry {
+  list(): NodeView[];
+  get(id: string): NodeView | undefined;
+  alive(): NodeView[];
+  capacity(): number; // calls the alive nodes take at once, all together
+}
+
+// Messages anyone may send a node; calls go only through the scheduler.
+export type ControlMessage = Extract<ToInstance, { type: 'configure' | 'preload' }>;
+export interface NodeControl {
+  tell(nodeId: string, m: ControlMessage): void;
+}
+
+export type BrokerDb = Pick<DbClient, 'request'>;
+
+export interface BrokerOptions {
+  transport: NodeTransport;
+  db: BrokerDb;
+  log: Logger;
+}
+
+interface NodeState extends NodeView {
+  info: NodeInfo;
+  load: NodeLoad;
+  state: 'alive' | 'dead';
+  inflight: Map<number, QueuedCall | null>;
+  lastSeen: number;
+  joinedAt: number;
+  sentAt: Map<number, number>; // when each in-flight call was handed to the node
+  defs: WeakSet<Definition>; // definitions this life of the node has been sent
+  unrecorded: Map<number, CallOutcome>; // results it sent and has not recorded yet (still in its `running`)
+}
+
+// Outcomes the API records itself because the node that sent them is gone.
+interface Orphan {
+  node: string;
+  outcome: CallOutcome;
+  busy: boolean;
+  failures: number;
+}
+
+export class Broker implements NodeRegistry, NodeControl {
+  readonly events = new Emitter<BrokerEvents>();
+  private readonly table = new Map<string, NodeState>();
+  private readonly orphans = new Map<number, Orphan>();
   private timer?: NodeJS.Timeout;
   private closed = false;
 
-  constructor(private readonly o: BrokerOptions) {
-    this.socket = new Router({ mandatory: true, handover: true, ...serverOptions(o.curve) });
-    this.out = new SendQueue(this.socket);
-    this.scheduler = new Scheduler((nodeId, call) => {
-      this.send(nodeId, {
-        type: 'invoke',
-        call: { callNum: call.callNum, funcName: call.funcName, params: call.params, redundant: call.redundant },
-        fn: call.fn,
-        runtime: call.runtime,
-      });
-      return true;
-    });
-  }
+  constructor(private readonly o: BrokerOptions) {}
 
   async start(): Promise<void> {
-    if (this.o.curve) {
-      await startZap(this.o.curve.allowed, this.o.log);
-      logFailedHandshakes(this.socket, this.o.log, 'node link');
-    }
-    await this.socket.bind(this.o.bind);
-    for (const b of this.o.alsoBind ?? []) await this.socket.bind(b);
-    void this.loop();
+    await this.o.transport.open((nodeId, frames) => this.receive(nodeId, frames));
     this.timer = setInterval(() => this.tick(), HEARTBEAT_MS);
   }
 
   stop(): void {
     this.closed = true;
     clearInterval(this.timer);
-    this.socket.close();
+    this.o.transport.close();
   }
 
-  send(nodeId: string, m: ToInstance, ...blobs: Buffer[]): void {
-    this.out.send([Buffer.from(nodeId), ...encode(m, ...blobs)]).catch((e) => {
+  // NodeRegistry
+
+  list(): NodeView[] {
+    return [...this.table.values()];
+  }
+
+  get(id: string): NodeView | undefined {
+    return this.table.get(id);
+  }
+
+  alive(): NodeView[] {
+    return this.list().filter((n) => n.state === 'alive');
+  }
+
+  capacity(): number {
+    let c = 0;
+    for (const n of this.table.values()) if (n.state === 'alive') c += capacityOf(n);
+    return c;
+  }
+
+  // The scheduler's side (NodeLinks in scheduler.ts)
+
+  nodes(): Iterable<NodeView> {
+    return this.table.values();
+  }
+
+  holds(callNum: number): boolean {
+    if (this.orphans.has(callNum)) return true;
+    for (const n of this.table.values()) if (n.inflight.has(callNum) || n.unrecorded.has(callNum)) return true;
+    return false;
+  }
+
+  invoke(nodeId: string, call: QueuedCall): Promise<void> {
+    const n = this.table.get(nodeId);
+    if (!n || n.state !== 'alive') return Promise.reject(new Error(`node ${nodeId} is not alive`));
+    n.inflight.set(call.callNum, call);
+    n.sentAt.set(call.callNum, Date.now());
+    const first = !n.defs.has(call.def);
+    if (first) n.defs.add(call.def);
+    const { fn, runtime } = call.def;
+    const m: ToInstance = {
+      type: 'invoke',
+      call: { callNum: call.callNum, params: call.params, redundant: call.redundant },
+      fn: { name: fn.functionName, version: fn.version },
+      def: first ? { fn, runtime } : undefined,
+    };
+    return this.o.transport.send(nodeId, encode(m)).catch((e: unknown) => {
+      // Only a call still counted on this node is taken back; one the node's loss already handed to the
+      // retry rule is not the scheduler's to requeue.
+      if (this.closed || n.inflight.get(call.callNum) !== call) return;
+      n.inflight.delete(call.callNum);
+      n.sentAt.delete(call.callNum);
+      if (first) n.defs.delete(call.def);
+      this.o.log.warn({ node: nodeId, callNum: call.callNum, err: errText(e) }, 'could not send call to node: call requeued, node lost');
+      if (n.state === 'alive' && this.table.get(nodeId) === n) this.lose(n, `send failed: ${errText(e)}`);
+      throw e;
+    });
+  }
+
+  // NodeControl
+
+  tell(nodeId: string, m: ControlMessage): void {
+    this.send(nodeId, m);
+  }
+
+  private send(nodeId: string, m: ToInstance): void {
+    this.o.transport.send(nodeId, encode(m)).catch((e: unknown) => {
       if (!this.closed) this.o.log.warn({ node: nodeId, type: m.type, err: errText(e) }, 'could not reach node');
     });
   }
 
   private tick(): void {
     const now = Date.now();
-    for (const n of this.scheduler.nodes.values()) {
+    for (const n of this.table.values()) {
       if (n.state !== 'alive') continue;
       if (now - n.lastSeen > HEARTBEAT_MS * HEARTBEAT_LIVENESS) {
-        this.lose(n.info.id, 'fell silent');
+        this.lose(n, 'fell silent');
         continue;
       }
       this.send(n.info.id, { type: 'heartbeat' });
     }
+    this.recordOrphans();
   }
 
-  private lose(nodeId: string, why: string): void {
-    const calls = this.scheduler.drop(nodeId);
-    this.o.log.warn({ node: nodeId, why, calls: calls.length }, 'node lost');
-    this.o.onNodeLost(nodeId, calls);
-    this.scheduler.pump();
+  // The node's life is over: the calls it held go to the retry rule, its unrecorded results to the DB.
+  private lose(n: NodeState, why: string): void {
+    n.state = 'dead';
+    const calls = [...n.inflight.keys()];
+    n.inflight.clear();
+    n.sentAt.clear();
+    this.o.log.warn({ node: n.info.id, why, calls: calls.length, unrecorded: n.unrecorded.size }, 'node lost');
+    this.orphan(n);
+    if (calls.length > 0) this.events.emit('nodeLost', { node: n.info.id, calls, why });
   }
 
-  private async loop(): Promise<void> {
+  private orphan(n: NodeState): void {
+    if (n.unrecorded.size === 0) return;
+    for (const [callNum, outcome] of n.unrecorded) this.orphans.set(callNum, { node: n.info.id, outcome, busy: false, failures: 0 });
+    n.unrecorded.clear();
+    this.recordOrphans();
+  }
+
+  private recordOrphans(): void {
+    for (const [callNum, orphan] of this.orphans) {
+      if (orphan.busy || this.closed) continue;
+      orphan.busy = true;
+      this.o.db.request('finishCall', { callNum, node: orphan.node, outcome: orphan.outcome }).then(
+        () => {
+          this.orphans.delete(callNum);
+          this.events.emit('recorded', { callNum, node: orphan.node, outcome: orphan.outcome });
+        },
+        (e: unknown) => {
+          orphan.busy = false;
+          // Tried again every heartbeat interval; said once, not every second while the DB is down.
+          if (orphan.failures++ === 0)
+            this.o.log.error({ callNum, node: orphan.node, err: errText(e) }, 'result not recorded yet; retrying');
+        },
+      );
+    }
+  }
+
+  private receive(nodeId: string, frames: Buffer[]): void {
+    let m: ToApi;
     try {
-      for await (const frames of this.socket) {
-        const [id, ...rest] = frames as Buffer[];
-        if (!id) continue;
-        const nodeId = id.toString();
-        let decoded;
-        try {
-          decoded = decode(ToApiSchema, rest);
-        } catch (e) {
-          this.o.log.warn({ node: nodeId, err: errText(e) }, 'bad message from node');
-          continue;
-        }
-        this.handle(nodeId, decoded.msg);
-      }
+      m = decode(ToApiSchema, frames).msg;
     } catch (e) {
-      if (!this.closed) this.o.log.error({ err: errText(e) }, 'broker socket failed');
+      this.o.log.warn({ node: nodeId, err: errText(e) }, 'bad message from node');
+      return;
+    }
+    try {
+      this.handle(nodeId, m);
+    } catch (e) {
+      this.o.log.error({ node: nodeId, type: m.type, err: errText(e) }, 'node message failed');
     }
   }
 
   private handle(nodeId: string, m: ToApi): void {
-    const node = this.scheduler.nodes.get(nodeId);
-    if (m.type === 'register') {
-      if (m.node.id !== nodeId) {
-        this.o.log.warn({ node: nodeId, claimed: m.node.id }, 'node registered under another id; ignored');
-        return;
-      }
-      const inflight = node?.state === 'alive' ? node.inflight : new Map<number, QueuedCall | null>();
-      const sentAt = node?.state === 'alive' ? node.sentAt : new Map<number, number>();
-      // Calls the node still holds (e.g. we restarted): count them against its capacity, do not redispatch.
-      for (const c of m.load.running) {
-        if (!inflight.has(c) && !this.scheduler.knows(c)) {
-          inflight.set(c, null);
-          sentAt.set(c, Date.now());
-        }
-      }
-      const wasAlive = node?.state === 'alive';
-      const state = { info: m.node, load: m.load, inflight, sentAt, lastSeen: Date.now(), joinedAt: Date.now(), state: 'alive' as const };
-      this.scheduler.nodes.set(nodeId, state);
-      // A node that restarted before we noticed it was gone no longer holds what its last life held.
-      this.reconcile(state, m.load.running);
-      this.send(nodeId, { type: 'welcome', heartbeatMs: HEARTBEAT_MS });
-      if (!wasAlive) this.o.log.info({ node: nodeId, capacity: m.node.capacity, policy: m.node.policy }, 'node joined');
-      this.scheduler.pump();
-      return;
-    }
-    if (!node || node.state !== 'alive') {
-      // We do not know this node (we restarted, or declared it dead): it must register again.
+    if (m.type === 'register') return this.register(nodeId, m.node, m.load);
+    const n = this.table.get(nodeId);
+    if (!n || n.state !== 'alive') {
+      // We do not know this node (we restarted, or declared it lost): it must register again. Its result
+      // still wakes whoever waits, and is recorded from here too: the node may not live to record it.
       if (m.type !== 'bye') this.send(nodeId, { type: 'reregister' });
-      if (m.type === 'result') this.o.onResult(m.callNum, m.outcome, nodeId, m.recorded);
+      if (m.type === 'result') {
+        this.events.emit('result', { callNum: m.callNum, node: nodeId, outcome: m.outcome });
+        this.orphans.set(m.callNum, { node: nodeId, outcome: m.outcome, busy: false, failures: 0 });
+        this.recordOrphans();
+      }
       return;
     }
-    node.lastSeen = Date.now();
+    n.lastSeen = Date.now();
     switch (m.type) {
       case 'heartbeat':
-        node.load = m.load;
-        this.reconcile(node, m.load.running);
+        n.load = m.load;
+        this.reconcile(n, m.load.running);
+        this.events.emit('room');
         break;
-      case 'result':
-        this.scheduler.release(nodeId, m.callNum);
-        this.o.onResult(m.callNum, m.outcome, nodeId, m.recorded);
+      case 'result': {
+        const freed = n.inflight.delete(m.callNum);
+        n.sentAt.delete(m.callNum);
+        n.unrecorded.set(m.callNum, m.outcome);
+        this.events.emit('result', { callNum: m.callNum, node: nodeId, outcome: m.outcome });
+        if (freed) this.events.emit('room');
         break;
-      case 'fetchArchive':
-        void this.serveArchive(nodeId, m.digest);
-        break;
+      }
       case 'bye':
-        this.lose(nodeId, 'left');
-        this.scheduler.nodes.delete(nodeId);
+        this.lose(n, 'left');
+        this.table.delete(nodeId);
         break;
     }
   }
 
-  // Calls we handed to a node that it does not report holding, once they had time to arrive (two
-  // heartbeats), were lost with a previous life of that node: they go back through the retry rule.
-  private reconcile(node: NodeState, running: number[]): void {
+  private register(nodeId: string, info: NodeInfo, load: NodeLoad): void {
+    if (info.id !== nodeId) {
+      this.o.log.warn({ node: nodeId, claimed: info.id }, 'node registered under another id; ignored');
+      return;
+    }
+    const now = Date.now();
+    let n = this.table.get(nodeId);
+    const wasAlive = n?.state === 'alive';
+    if (!n) {
+      n = {
+        info,
+        load,
+        state: 'alive',
+        inflight: new Map(),
+        sentAt: new Map(),
+        lastSeen: now,
+        joinedAt: now,
+        defs: new WeakSet(),
+        unrecorded: new Map(),
+      };
+      this.table.set(nodeId, n);
+    } else if (n.info.life !== info.life) {
+      if (wasAlive) {
+        // It restarted before we noticed: what its last life held and did not report is lost (calls the
+        // new life already lists were sent to it and stay), its unrecorded results are ours to record.
+        const running = new Set(load.running);
+        const lost = [...n.inflight.keys()].filter((c) => !running.has(c));
+        for (const c of lost) {
+          n.inflight.delete(c);
+          n.sentAt.delete(c);
+        }
+        this.orphan(n);
+        this.o.log.warn({ node: nodeId, calls: lost.length }, 'node came back with a new life');
+        if (lost.length > 0) this.events.emit('nodeLost', { node: nodeId, calls: lost, why: 'restarted' });
+      }
+      n.defs = new WeakSet();
+      n.joinedAt = now;
+    } else if (!wasAlive) {
+      // The same process, declared lost while merely silent: it still holds the definitions it was sent.
+      n.joinedAt = now;
+    }
+    n.info = info;
+    n.load = load;
+    n.lastSeen = now;
+    n.state = 'alive';
+    // Calls the node holds that we did not give this life (we restarted, or declared it lost while it was
+    // merely silent): they count against its capacity and are not dispatched again.
+    const adopted: number[] = [];
+    for (const c of load.running) {
+      if (!n.inflight.has(c) && !n.unrecorded.has(c) && !this.holds(c)) {
+        n.inflight.set(c, null);
+        n.sentAt.set(c, now);
+        adopted.push(c);
+      }
+    }
+    this.reconcile(n, load.running);
+    this.send(nodeId, { type: 'welcome', heartbeatMs: HEARTBEAT_MS });
+    if (!wasAlive) this.o.log.info({ node: nodeId, capacity: info.capacity, policy: info.policy, life: info.life }, 'node joined');
+    if (adopted.length > 0) this.events.emit('adopted', { node: nodeId, calls: adopted });
+    this.events.emit('room');
+  }
+
+  // What the node reports holding, against what we think it holds. Results it no longer lists are in the DB
+  // now. Calls we handed it that it does not list, once they had time to arrive (two heartbeats), were
+  // lost on the way: they go back through the retry rule.
+  private reconcile(n: NodeState, running: number[]): void {
     const held = new Set(running);
+    for (const [c, outcome] of n.unrecorded) {
+      if (held.has(c)) continue;
+      n.unrecorded.delete(c);
+      this.events.emit('recorded', { callNum: c, node: n.info.id, outcome });
+    }
     const now = Date.now();
     const lost: number[] = [];
-    for (const c of node.inflight.keys()) {
-      if (!held.has(c) && now - (node.sentAt.get(c) ?? now) > 2 * HEARTBEAT_MS) lost.push(c);
+    for (const c of n.inflight.keys()) {
+      if (!held.has(c) && now - (n.sentAt.get(c) ?? now) > 2 * HEARTBEAT_MS) lost.push(c);
     }
     if (lost.length === 0) return;
-    for (const c of lost) this.scheduler.forget(node.info.id, c);
-    this.o.log.warn({ node: node.info.id, calls: lost.length }, 'node no longer holds calls it was given');
-    this.o.onNodeLost(node.info.id, lost);
+    for (const c of lost) {
+      n.inflight.delete(c);
+      n.sentAt.delete(c);
+    }
+    this.o.log.warn({ node: n.info.id, calls: lost.length }, 'node no longer holds calls it was given');
+    this.events.emit('nodeLost', { node: n.info.id, calls: lost, why: 'no longer holds the call' });
+  }
+}
+
+export interface ZmqTransportOptions {
+  bind: string;
+  alsoBind?: string[]; // e.g. an inproc:// endpoint for an instance in the same process (zfaas up)
+  curve?: CurveServer; // with keys: CURVE on the node links, only known instance keys accepted
+  log: Logger;
+}
+
+// The real node links: a ROUTER each instance's DEALER connects to, its routing id being the node id.
+// `mandatory` makes a send to a node that is not connected fail (EHOSTUNREACH) instead of vanishing.
+export class ZmqTransport implements NodeTransport {
+  private readonly socket: Router;
+  private readonly out: SendQueue;
+  private closed = false;
+
+  constructor(private readonly o: ZmqTransportOptions) {
+    this.socket = new Router({ mandatory: true, handover: true, ...serverOptions(o.curve) });
+    this.out = new SendQueue(this.socket);
   }
 
-  private async serveArchive(nodeId: string, digest: string): Promise<void> {
+  async open(onMessage: (nodeId: string, frames: Buffer[]) => void): Promise<void> {
+    if (this.o.curve) {
+      await startZap(this.o.curve.allowed, this.o.log);
+      logFailedHandshakes(this.socket, this.o.log, 'node link');
+    }
+    await this.socket.bind(this.o.bind);
+    for (const b of this.o.alsoBind ?? []) await this.socket.bind(b);
+    void this.loop(onMessage);
+  }
+
+  send(nodeId: string, frames: Buffer[]): Promise<void> {
+    return this.out.send([Buffer.from(nodeId), ...frames]);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.socket.close();
+  }
+
+  private async loop(onMessage: (nodeId: string, frames: Buffer[]) => void): Promise<void> {
     try {
-      const { data, blobs } = await this.o.db.requestWithBlobs('getArchive', { digest });
-      if (!data || !blobs[0]) return this.send(nodeId, { type: 'archive', digest, error: `archive ${digest} not found` });
-      this.send(nodeId, { type: 'archive', digest }, blobs[0]);
+      for await (const frames of this.socket) {
+        const [id, ...rest] = frames as Buffer[];
+        if (id) onMessage(id.toString(), rest);
+      }
     } catch (e) {
-      this.send(nodeId, { type: 'archive', digest, error: errText(e) });
+      if (!this.closed) this.o.log.error({ err: errText(e) }, 'broker socket failed');
     }
   }
 }

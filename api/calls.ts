@@ -1,47 +1,68 @@
 // Everything that moves a call through its life on the API side: accept (stored PENDING before we answer),
-// dispatch, finish, and recovery of calls whose node died or that this API forgot when it restarted.
+// hand it to the scheduler, settle it when its result comes, and rescue calls whose node died or that this
+// API forgot when it restarted. Calls hears about nodes only through the broker's events.
 // Retry rule: a call runs again only when its node died (or vanished) before reporting, and only if its
-// function allows retries (setting `retry`, default true). A result that arrives twice is recorded once.
+// function allows retries (setting `retry`, default true), at most MAX_ATTEMPTS in all. A result that
+// arrives twice is recorded once (the DB keeps the first final state).
 import { EventEmitter } from 'node:events';
 import { errText, type Logger } from '../common/log.js';
-import { isFinal, type Call, type CallOutcome, type FunctionMeta, type Runtime } from '../common/model.js';
+import { isFinal, type Call, type CallOutcome, type FunctionMeta } from '../common/model.js';
 import type { DbClient } from '../db/client.js';
-import type { Broker } from './broker.js';
-import { MetaCache } from './meta-cache.js';
+import type { BrokerEvents, Listen, QueuedCall } from './broker.js';
+import { hasRuntime, type MetaCache, type MetaEntry } from './meta-cache.js';
 import { Waiters } from './waiters.js';
 
 export class NotFound extends Error {}
 
 export const MAX_ATTEMPTS = 3;
 
-// What observers (metrics, the dashboard's live view) hear about calls, without touching their path.
+// What observers (metrics, the dashboard's live view, batches) hear about calls, without touching their path.
 export interface CallEvents {
   accepted: [call: Call];
   finished: [info: { callNum: number; funcName?: string; version?: number; node?: string; outcome: CallOutcome; latencyMs?: number }];
 }
 
+export interface CallsOptions {
+  db: Pick<DbClient, 'request'>;
+  log: Logger;
+  meta: MetaCache;
+  scheduler: { enqueue(call: QueuedCall): void; knows(callNum: number): boolean };
+  links: Listen<BrokerEvents>; // the broker's events
+  recoveryGraceMs?: number; // after start, time for nodes to re-register before recovery looks
+}
+
+// A call the DB holds PENDING or RUNNING, as the retry rule reads it.
+type OpenCall = Pick<Call, 'callNum' | 'funcName' | 'version' | 'params' | 'status' | 'attempts'>;
+
+// The DB may not have a call's final state yet when its result has reached us (the node records it just
+// after): what a client is shown is the call with that outcome.
+export function withOutcome(call: Call, outcome: CallOutcome | null): Call {
+  return outcome && !isFinal(call.status) ? { ...call, ...outcome } : call;
+}
+
 export class Calls {
   readonly waiters = new Waiters();
   readonly events = new EventEmitter<CallEvents>();
-  private readonly open = new Map<number, { funcName: string; version: number; at: number }>(); // accepted here, not finished
-  private broker!: Broker;
+  readonly meta: MetaCache;
+  // Accepted here and not finished: for metrics and events, and the redundant flag for a rescue.
+  private readonly open = new Map<number, { funcName: string; version: number; at: number; redundant?: boolean }>();
+  private readonly db: Pick<DbClient, 'request'>;
+  private readonly log: Logger;
   private readonly startedAt = Date.now();
   private recoverTimer?: NodeJS.Timeout;
+  private stopped = false;
 
-  readonly meta: MetaCache;
-
-  constructor(
-    private readonly db: DbClient,
-    private readonly log: Logger,
-  ) {
-    this.meta = new MetaCache(db);
+  constructor(private readonly o: CallsOptions) {
+    this.db = o.db;
+    this.log = o.log;
+    this.meta = o.meta;
+    o.links.on('result', ({ callNum, node, outcome }) => this.settle(callNum, outcome, node));
+    // A waiter that came after the result (it read the call from the DB before it was recorded) wakes now.
+    o.links.on('recorded', ({ callNum, outcome }) => this.waiters.settle(callNum, outcome));
+    o.links.on('nodeLost', ({ node, calls, why }) => void this.onNodeLost(node, calls, why));
   }
 
-  attach(broker: Broker): void {
-    this.broker = broker;
-  }
-
-  async resolveFunction(funcName: string, version?: number): Promise<{ fn: FunctionMeta; runtime: Runtime | null }> {
+  async resolveFunction(funcName: string, version?: number): Promise<MetaEntry> {
     const hit = await this.meta.get(funcName, version);
     if (!hit) throw new NotFound(version ? `function ${funcName} has no version ${version}` : `function ${funcName} not found`);
     return hit;
@@ -53,55 +74,45 @@ export class Calls {
     version?: number,
     opts: { redundant?: boolean } = {},
   ): Promise<{ call: Call; fn: FunctionMeta }> {
-    const { fn, runtime } = await this.resolveFunction(funcName, version);
+    const def = await this.resolveFunction(funcName, version);
+    const { fn } = def;
     const call = await this.db.request('createCall', { funcName, version: fn.version, params: params ?? {} });
-    this.open.set(call.callNum, { funcName, version: fn.version, at: Date.now() });
+    this.open.set(call.callNum, { funcName, version: fn.version, at: Date.now(), redundant: opts.redundant });
     this.events.emit('accepted', call);
-    if (!runtime) await this.fail(call.callNum, `runtime ${fn.runtimeName} no longer exists`);
-    else
-      this.broker.scheduler.enqueue({
-        callNum: call.callNum,
-        funcName: call.funcName,
-        params: call.params,
-        fn,
-        runtime,
-        redundant: opts.redundant,
-      });
+    if (!hasRuntime(def)) await this.fail(call.callNum, `runtime ${fn.runtimeName} no longer exists`);
+    else this.o.scheduler.enqueue({ callNum: call.callNum, funcName, params: call.params, def, redundant: opts.redundant });
     return { call, fn };
   }
 
-  private async dispatch(call: Call): Promise<void> {
-    const hit = await this.meta.get(call.funcName, call.version);
-    if (!hit) return this.fail(call.callNum, `function ${call.funcName}@${call.version} no longer exists`);
-    if (!hit.runtime) return this.fail(call.callNum, `runtime ${hit.fn.runtimeName} no longer exists`);
-    this.broker.scheduler.enqueue({
-      callNum: call.callNum,
-      funcName: call.funcName,
-      params: call.params,
-      fn: hit.fn,
-      runtime: hit.runtime,
-    });
+  // A call taken from the DB (rescued or recovered) goes back to the scheduler with today's definition.
+  private async dispatch(call: OpenCall): Promise<void> {
+    const def = await this.meta.get(call.funcName, call.version);
+    if (!def) return this.fail(call.callNum, `function ${call.funcName}@${call.version} no longer exists`);
+    if (!hasRuntime(def)) return this.fail(call.callNum, `runtime ${def.fn.runtimeName} no longer exists`);
+    const redundant = this.open.get(call.callNum)?.redundant;
+    this.o.scheduler.enqueue({ callNum: call.callNum, funcName: call.funcName, params: call.params, def, redundant });
   }
 
   private async fail(callNum: number, error: string): Promise<void> {
     const outcome: CallOutcome = { status: 'ERROR', result: '', error };
-    await this.db.request('finishCall', { callNum, outcome });
+    const { call, changed } = await this.db.request('finishCall', { callNum, outcome });
+    // Someone else's final state came first: that is the call's end.
+    if (!changed && call && isFinal(call.status)) {
+      return this.settle(callNum, {
+        status: call.status as CallOutcome['status'],
+        result: call.result,
+        error: call.error,
+        logs: call.logs,
+      });
+    }
     this.settle(callNum, outcome);
   }
 
-  onResult(callNum: number, outcome: CallOutcome, nodeId: string, recorded: boolean): void {
-    this.settle(callNum, outcome, nodeId);
-    if (!recorded) {
-      // The node could not reach the DB: record it from here.
-      this.db
-        .request('finishCall', { callNum, outcome })
-        .catch((e) => this.log.error({ callNum, err: errText(e) }, 'result could not be recorded'));
-    }
-  }
-
-  async onNodeLost(nodeId: string, callNums: number[]): Promise<void> {
+  private async onNodeLost(nodeId: string, callNums: number[], why: string): Promise<void> {
     for (const callNum of callNums) {
-      await this.rescue(callNum, `node ${nodeId} died`).catch((e) => this.log.error({ callNum, err: errText(e) }, 'could not rescue call'));
+      await this.rescue(callNum, `node ${nodeId} lost (${why})`).catch((e) =>
+        this.log.error({ callNum, err: errText(e) }, 'could not rescue call'),
+      );
     }
   }
 
@@ -110,12 +121,14 @@ export class Calls {
     const call = await this.db.request('getCall', { callNum });
     if (!call) return;
     if (isFinal(call.status)) {
-      this.settle(callNum, { status: call.status as CallOutcome['status'], result: call.result, error: call.error });
+      this.settle(callNum, { status: call.status as CallOutcome['status'], result: call.result, error: call.error, logs: call.logs });
       return;
     }
-    const fn = await this.db.request('getFunction', { name: call.funcName, version: call.version });
-    if (call.status === 'RUNNING' && fn && !fn.settings.retry) {
-      return this.fail(callNum, `${why} while running the call; not retried (the function has retry=false)`);
+    if (call.status === 'RUNNING') {
+      const def = await this.meta.get(call.funcName, call.version);
+      if (def && !def.fn.settings.retry) {
+        return this.fail(callNum, `${why} while running the call; not retried (the function has retry=false)`);
+      }
     }
     if (call.attempts >= MAX_ATTEMPTS) {
       return this.fail(callNum, `${why}; gave up after ${call.attempts} attempts`);
@@ -128,11 +141,10 @@ export class Calls {
   // Calls the DB holds unfinished that no node and no queue here knows of: after an API restart, a lost
   // dispatch, or a node that vanished while we were down.
   async recover(): Promise<number> {
-    const graceMs = 4000;
-    if (Date.now() - this.startedAt < graceMs) return 0; // let nodes re-register and report what they hold
+    if (Date.now() - this.startedAt < (this.o.recoveryGraceMs ?? 4000)) return 0; // let nodes re-register and report what they hold
     let n = 0;
     for (const call of await this.db.request('listUnfinished', {})) {
-      if (this.broker.scheduler.knows(call.callNum)) continue;
+      if (this.o.scheduler.knows(call.callNum)) continue;
       if (Date.now() - Date.parse(call.createdAt) < 2000) continue; // being accepted right now
       n++;
       await this.rescue(
@@ -148,13 +160,14 @@ export class Calls {
       this.recover()
         .catch((e) => this.log.warn({ err: errText(e) }, 'recovery pass failed'))
         .finally(() => {
-          this.recoverTimer = setTimeout(run, everyMs);
+          if (!this.stopped) this.recoverTimer = setTimeout(run, everyMs);
         });
     };
     this.recoverTimer = setTimeout(run, everyMs);
   }
 
   stop(): void {
+    this.stopped = true;
     clearTimeout(this.recoverTimer);
   }
 

@@ -2,7 +2,7 @@
 // every failure to a status code and a one-line message.
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { ZodError, type ZodType, type ZodTypeDef } from 'zod';
-import { ArchiveError } from '../common/archive.js';
+import { ArchiveError } from '../common/archive/index.js';
 import { MAX_JSON_DEPTH, jsonDepth } from '../common/json-depth.js';
 import { DbError } from '../db/client.js';
 import type { Logger } from '../common/log.js';

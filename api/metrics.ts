@@ -1,10 +1,11 @@
 // What the API measures about calls, for Prometheus (GET /metrics) and for the dashboard's per-function
 // latency (GET /metrics/functions). Everything is fed by Calls' events, so the call path stays untouched;
-// gauges that describe the cluster (queue, nodes, warm containers) are read from the broker at scrape time.
+// gauges that describe the cluster (queue, nodes, warm containers) are read from the node registry and the queue at scrape time.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Broker } from './broker.js';
+import type { NodeRegistry } from './broker.js';
 import type { Calls, CallEvents } from './calls.js';
 import { Recent } from './quantiles.js';
+import type { QueueView } from './scheduler.js';
 
 type Finished = CallEvents['finished'][0];
 
@@ -27,7 +28,7 @@ export class Metrics {
   private readonly recent = new Map<string, Recent>(); // function -> latencies of its last calls
   private readonly totals = new Map<string, { calls: number; errors: number; lastAt: number }>();
 
-  constructor(calls: Calls, broker: Broker) {
+  constructor(calls: Calls, nodes: NodeRegistry, queue: QueueView) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
 
@@ -73,7 +74,7 @@ export class Metrics {
       help: 'Calls waiting at the API for a node with room',
       registers,
       collect() {
-        this.set(broker.scheduler.queueLength);
+        this.set(queue.queueLength);
       },
     });
     new Gauge({
@@ -81,7 +82,7 @@ export class Metrics {
       help: 'Nodes currently registered and heartbeating',
       registers,
       collect() {
-        this.set([...broker.scheduler.nodes.values()].filter((n) => n.state === 'alive').length);
+        this.set(nodes.alive().length);
       },
     });
     new Gauge({
@@ -91,7 +92,7 @@ export class Metrics {
       registers,
       collect() {
         this.reset();
-        for (const n of broker.scheduler.nodes.values()) if (n.state === 'alive') this.set({ node: n.info.id }, n.inflight.size);
+        for (const n of nodes.alive()) this.set({ node: n.info.id }, n.inflight.size);
       },
     });
     new Gauge({
@@ -101,8 +102,7 @@ export class Metrics {
       registers,
       collect() {
         this.reset(); // a function whose containers were reaped must disappear, not keep its last value
-        for (const n of broker.scheduler.nodes.values()) {
-          if (n.state !== 'alive') continue;
+        for (const n of nodes.alive()) {
           for (const [fn, count] of Object.entries(n.load.warm)) this.set({ node: n.info.id, function: fn }, count);
         }
       },
@@ -114,8 +114,7 @@ export class Metrics {
       registers,
       collect() {
         this.reset();
-        for (const n of broker.scheduler.nodes.values()) {
-          if (n.state !== 'alive') continue;
+        for (const n of nodes.alive()) {
           for (const [state, count] of Object.entries(n.load.containers)) this.set({ node: n.info.id, state }, count);
         }
       },

@@ -1,31 +1,37 @@
-// Policy `function`: right after a deploy, the nodes that keep functions warm prepare the new version and
-// start a container holding it, so even its first call is a warm one.
+// Containers ready before the first call: right after a deploy, every alive node where the function's
+// effective policy (its own `policy` setting, else the node's) is `function` prepares the new version and
+// starts a container holding it, and every node where it is `runtime` keeps stem cells of its runtime.
 import type { RequestHandler } from 'express';
 import type { Logger } from '../common/log.js';
 import { errText } from '../common/log.js';
 import type { DbClient } from '../db/client.js';
-import type { Broker } from './broker.js';
+import type { NodeControl, NodeRegistry } from './broker.js';
 
-export function preloadAfterDeploy(db: DbClient, broker: Broker, log: Logger): RequestHandler {
+const PRELOADED = new Set(['function', 'runtime']);
+
+export function preloadAfterDeploy(db: Pick<DbClient, 'request'>, nodes: NodeRegistry & NodeControl, log: Logger): RequestHandler {
   return (req, res, next) => {
     const m = /^\/registerFunction\/[^/]+\/([^/]+)\/?$/.exec(req.path);
     if (req.method === 'POST' && m) {
       res.on('finish', () => {
         if (res.statusCode !== 201) return;
-        void preload(db, broker, decodeURIComponent(m[1]!)).catch((e) => log.warn({ err: errText(e) }, 'preload after deploy failed'));
+        void preload(db, nodes, decodeURIComponent(m[1]!)).catch((e) => log.warn({ err: errText(e) }, 'preload after deploy failed'));
       });
     }
     next();
   };
 }
 
-async function preload(db: DbClient, broker: Broker, name: string): Promise<void> {
+export async function preload(db: Pick<DbClient, 'request'>, nodes: NodeRegistry & NodeControl, name: string): Promise<number> {
   const fn = await db.request('getFunction', { name });
-  if (!fn) return;
+  if (!fn) return 0;
   const runtime = await db.request('getRuntime', { name: fn.runtimeName });
-  if (!runtime) return;
-  for (const n of broker.scheduler.nodes.values()) {
-    if (n.state === 'alive' && (fn.settings.policy ?? n.info.policy) === 'function')
-      broker.send(n.info.id, { type: 'preload', fn, runtime });
+  if (!runtime) return 0;
+  let sent = 0;
+  for (const n of nodes.alive()) {
+    if (!PRELOADED.has(fn.settings.policy ?? n.info.policy)) continue;
+    nodes.tell(n.info.id, { type: 'preload', fn, runtime });
+    sent++;
   }
+  return sent;
 }

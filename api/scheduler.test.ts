@@ -1,8 +1,10 @@
-// The scheduling decision on its own: capacity, warm first, and the per-function concurrency limit.
+// The scheduling decision on its own: capacity, warm first, and the per-function concurrency limit. The
+// node links are a fake that counts what it is given, as the broker does.
 import { describe, expect, it } from 'vitest';
 import type { FunctionMeta, Runtime } from '../common/model.js';
 import type { NodeInfo, NodeLoad } from '../protocol/broker.js';
-import { Scheduler, type NodeState, type QueuedCall } from './scheduler.js';
+import { Emitter, type BrokerEvents, type NodeView, type QueuedCall } from './broker.js';
+import { choose, Scheduler, type NodeLinks } from './scheduler.js';
 
 const runtime = { name: 'node', image: 'zfaas/node:latest', path: '/ws', dependencies: '', run: 'node index.js' } as Runtime;
 const fn = (name: string, concurrency?: number): FunctionMeta => ({
@@ -16,51 +18,114 @@ const fn = (name: string, concurrency?: number): FunctionMeta => ({
   settings: { timeout: 30, memory: 256, cpus: 1, pids: 128, network: false, retry: true, env: {}, concurrency },
 });
 
-function setup(nodes: { id: string; capacity: number; warm?: Record<string, number> }[]): { s: Scheduler; sent: [string, number][] } {
-  const sent: [string, number][] = [];
-  const s = new Scheduler((node, call) => (sent.push([node, call.callNum]), true));
-  for (const n of nodes) {
-    const state: NodeState = {
-      info: { id: n.id, capacity: n.capacity } as NodeInfo,
-      load: { running: [], warm: n.warm ?? {} } as unknown as NodeLoad,
-      inflight: new Map(),
-      sentAt: new Map(),
-      lastSeen: Date.now(),
-      joinedAt: Date.now(),
-      state: 'alive',
-    };
-    s.nodes.set(n.id, state);
+interface FakeNode {
+  info: NodeInfo;
+  load: NodeLoad;
+  state: 'alive' | 'dead';
+  inflight: Map<number, QueuedCall | null>;
+  lastSeen: number;
+  joinedAt: number;
+}
+
+const node = (id: string, capacity: number, warm: Record<string, number> = {}): FakeNode => ({
+  info: { id, capacity } as NodeInfo,
+  load: { running: [], warm } as unknown as NodeLoad,
+  state: 'alive',
+  inflight: new Map(),
+  lastSeen: Date.now(),
+  joinedAt: Date.now(),
+});
+
+class FakeLinks implements NodeLinks {
+  readonly events = new Emitter<BrokerEvents>();
+  readonly table = new Map<string, FakeNode>();
+  readonly sent: [string, number][] = [];
+  readonly unreachable = new Set<string>();
+
+  nodes(): Iterable<NodeView> {
+    return this.table.values();
   }
-  return { s, sent };
+  holds(callNum: number): boolean {
+    return [...this.table.values()].some((n) => n.inflight.has(callNum));
+  }
+  invoke(nodeId: string, call: QueuedCall): Promise<void> {
+    const n = this.table.get(nodeId)!;
+    n.inflight.set(call.callNum, call);
+    this.sent.push([nodeId, call.callNum]);
+    if (!this.unreachable.has(nodeId)) return Promise.resolve();
+    // As the broker does: the call is taken back and the node is lost before the scheduler hears.
+    n.inflight.delete(call.callNum);
+    n.state = 'dead';
+    return Promise.reject(new Error('EHOSTUNREACH'));
+  }
+  release(nodeId: string, callNum: number): void {
+    this.table.get(nodeId)!.inflight.delete(callNum);
+    this.events.emit('room');
+  }
+  drop(nodeId: string): number[] {
+    const n = this.table.get(nodeId)!;
+    n.state = 'dead';
+    const calls = [...n.inflight.keys()];
+    n.inflight.clear();
+    return calls;
+  }
+}
+
+function setup(nodes: FakeNode[]): { s: Scheduler; links: FakeLinks; sent: [string, number][] } {
+  const links = new FakeLinks();
+  for (const n of nodes) links.table.set(n.info.id, n);
+  return { s: new Scheduler(links), links, sent: links.sent };
 }
 
 let num = 0;
-const call = (f: FunctionMeta): QueuedCall => ({ callNum: ++num, funcName: f.functionName, params: {}, fn: f, runtime });
+const call = (f: FunctionMeta): QueuedCall => ({ callNum: ++num, funcName: f.functionName, params: {}, def: { fn: f, runtime } });
+
+describe('choose', () => {
+  it('is warm first, then least loaded by fraction, and skips full or dead nodes', () => {
+    const f = fn('f');
+    const c = call(f);
+    const big = node('big', 10);
+    big.inflight.set(1001, null); // 10% used
+    const small = node('small', 2);
+    small.inflight.set(1002, null); // 50% used
+    expect(choose(c, [small, big])?.info.id).toBe('big');
+    const warm = node('warm', 4, { 'f@1': 1 });
+    warm.inflight.set(1003, null).set(1004, null); // 50% used, but warm
+    expect(choose(c, [big, warm, small])?.info.id).toBe('warm');
+    const full = node('full', 1, { 'f@1': 1 });
+    full.inflight.set(1005, null);
+    const dead = { ...node('dead', 8, { 'f@1': 1 }), state: 'dead' as const };
+    expect(choose(c, [full, dead])).toBeUndefined();
+    // A heartbeat's capacity wins over the registered one.
+    const resized = node('resized', 1);
+    resized.load = { ...resized.load, capacity: 4 };
+    resized.inflight.set(1006, null);
+    expect(choose(c, [resized])?.info.id).toBe('resized');
+  });
+});
 
 describe('Scheduler', () => {
   it('never gives a node more than its capacity; the rest wait in order', () => {
-    const { s, sent } = setup([{ id: 'a', capacity: 2 }]);
+    const { s, links, sent } = setup([node('a', 2)]);
     const f = fn('f');
     const calls = [call(f), call(f), call(f)];
     for (const c of calls) s.enqueue(c);
     expect(sent.map(([, n]) => n)).toEqual([calls[0]!.callNum, calls[1]!.callNum]);
     expect(s.queueLength).toBe(1);
-    s.release('a', calls[0]!.callNum);
+    expect(s.knows(calls[2]!.callNum)).toBe(true);
+    links.release('a', calls[0]!.callNum);
     expect(sent.map(([, n]) => n)).toEqual(calls.map((c) => c.callNum));
   });
 
   it('prefers a node with a warm container for the function, else the least loaded', () => {
-    const { s, sent } = setup([
-      { id: 'cold', capacity: 8 },
-      { id: 'warm', capacity: 8, warm: { 'f@1': 1 } },
-    ]);
+    const { s, sent } = setup([node('cold', 8), node('warm', 8, { 'f@1': 1 })]);
     s.enqueue(call(fn('f')));
     s.enqueue(call(fn('g')));
-    expect(sent.map(([node]) => node)).toEqual(['warm', 'cold']);
+    expect(sent.map(([n]) => n)).toEqual(['warm', 'cold']);
   });
 
   it("holds a function to its concurrency limit without holding up other functions' calls", () => {
-    const { s, sent } = setup([{ id: 'a', capacity: 8 }]);
+    const { s, links, sent } = setup([node('a', 8)]);
     const one = fn('one', 1);
     const other = fn('other');
     const [o1, o2, o3] = [call(one), call(one), call(one)];
@@ -69,18 +134,48 @@ describe('Scheduler', () => {
     // Only the first call of `one` runs; `other`'s calls, queued behind it, go past.
     expect(sent.map(([, n]) => n)).toEqual([o1!.callNum, x1.callNum, x2.callNum]);
     expect(s.queueLength).toBe(2);
-    s.release('a', x1.callNum); // another function's end frees nothing for `one`
+    links.release('a', x1.callNum); // another function's end frees nothing for `one`
     expect(sent).toHaveLength(3);
-    s.release('a', o1!.callNum);
+    links.release('a', o1!.callNum);
     expect(sent.map(([, n]) => n).slice(3)).toEqual([o2!.callNum]);
     // A node that dies gives its calls' places back: the next call of `one` may run elsewhere.
-    expect(s.drop('a')).toEqual(expect.arrayContaining([o2!.callNum, x2.callNum]));
-    s.nodes.get('a')!.state = 'alive';
-    s.pump();
+    expect(links.drop('a')).toEqual(expect.arrayContaining([o2!.callNum, x2.callNum]));
+    links.table.get('a')!.state = 'alive';
+    links.events.emit('room');
     expect(sent.map(([, n]) => n).slice(4)).toEqual([o3!.callNum]);
     // A call the node no longer holds (lost with a previous life) frees its place too.
-    s.forget('a', o3!.callNum);
+    links.release('a', o3!.callNum);
     s.enqueue(call(one));
     expect(sent).toHaveLength(6);
+  });
+
+  it('puts a call whose send failed back at the front, ahead of later calls', async () => {
+    const { s, links, sent } = setup([node('bad', 8), node('good', 1)]);
+    links.table.get('good')!.inflight.set(999, null); // full for now
+    links.unreachable.add('bad');
+    const f = fn('f');
+    const [c1, c2] = [call(f), call(f)];
+    s.enqueue(c1);
+    expect(sent).toEqual([['bad', c1.callNum]]);
+    await Promise.resolve(); // the rejection reaches the scheduler
+    await Promise.resolve();
+    expect(s.queueLength).toBe(1);
+    s.enqueue(c2);
+    links.release('good', 999);
+    expect(sent.slice(1)).toEqual([['good', c1.callNum]]);
+    expect(s.queueLength).toBe(1);
+  });
+
+  it('drops queued calls a node turns out to hold, so they do not run twice', () => {
+    const { s, links, sent } = setup([node('a', 1)]);
+    links.table.get('a')!.inflight.set(998, null);
+    const f = fn('f');
+    const [c1, c2] = [call(f), call(f)];
+    s.enqueue(c1);
+    s.enqueue(c2);
+    links.events.emit('adopted', { node: 'a', calls: [c1.callNum] });
+    expect(s.queueLength).toBe(1);
+    links.release('a', 998);
+    expect(sent).toEqual([['a', c2.callNum]]);
   });
 });

@@ -1,10 +1,16 @@
 // The API service: express in front, the node broker behind, the DB service as the record.
+// Wiring, each part given what it needs when it is made: the Broker (node links and the node table) needs
+// only its transport and the DB; the Scheduler (the queue and the choice) drives the Broker and pumps on
+// its `room` events; Calls enqueues through the Scheduler and follows the Broker's `result`, `recorded`
+// and `nodeLost` events. Everyone else reads nodes through NodeRegistry.
 import express from 'express';
 import type { Server } from 'node:http';
 import { errText, type Logger } from '../common/log.js';
 import { DbClient, type LocalDb } from '../db/client.js';
-import { Broker } from './broker.js';
+import { Broker, ZmqTransport } from './broker.js';
 import { Calls } from './calls.js';
+import { MetaCache } from './meta-cache.js';
+import { Scheduler } from './scheduler.js';
 import { errorResponder, HttpError } from './http.js';
 import { preloadAfterDeploy } from './preload.js';
 import { isLoopback, requireToken } from './auth.js';
@@ -36,8 +42,10 @@ export interface ApiOptions {
 
 export class ApiServer {
   readonly db: DbClient;
-  readonly calls: Calls;
   readonly broker: Broker;
+  readonly scheduler: Scheduler;
+  readonly meta: MetaCache;
+  readonly calls: Calls;
   private http?: Server;
 
   constructor(private readonly o: ApiOptions) {
@@ -49,17 +57,14 @@ export class ApiServer {
       10_000,
       o.curve ? { secretKey: o.curve.secretKey, serverKey: curvePublicKey(o.curve.secretKey) } : undefined,
     );
-    this.calls = new Calls(this.db, o.log);
     this.broker = new Broker({
-      bind: o.brokerBind,
-      alsoBind: o.brokerAlsoBind,
-      curve: o.curve,
+      transport: new ZmqTransport({ bind: o.brokerBind, alsoBind: o.brokerAlsoBind, curve: o.curve, log: o.log }),
       db: this.db,
       log: o.log,
-      onResult: (callNum, outcome, nodeId, recorded) => this.calls.onResult(callNum, outcome, nodeId, recorded),
-      onNodeLost: (nodeId, callNums) => void this.calls.onNodeLost(nodeId, callNums),
     });
-    this.calls.attach(this.broker);
+    this.scheduler = new Scheduler(this.broker);
+    this.meta = new MetaCache(this.db);
+    this.calls = new Calls({ db: this.db, log: o.log, meta: this.meta, scheduler: this.scheduler, links: this.broker.events });
   }
 
   app(): express.Express {
@@ -76,8 +81,8 @@ export class ApiServer {
     // Any change to runtimes or functions clears the API's cache of their definitions.
     app.use((req, res, next) => {
       if (req.method !== 'GET' && !/^\/(function\/[^/]+\/?$|invokeFunction)/.test(req.path)) {
-        this.calls.meta.clear();
-        res.on('finish', () => this.calls.meta.clear()); // and again once the change is in the DB
+        this.meta.clear();
+        res.on('finish', () => this.meta.clear()); // and again once the change is in the DB
       }
       next();
     });
@@ -85,9 +90,9 @@ export class ApiServer {
     app.use(functionsRouter(this.db));
     app.use(invokeRouter(this.db, this.calls));
     app.use(callsRouter(this.db, this.calls));
-    app.use(nodesRouter(this.db, this.broker));
+    app.use(nodesRouter(this.db, this.broker, this.scheduler));
     app.use(
-      metricsRouter(new Metrics(this.calls, this.broker)),
+      metricsRouter(new Metrics(this.calls, this.broker, this.scheduler)),
       eventsRouter(new CallFeed(this.calls, this.db, this.o.log)),
       openapiRouter(),
     );

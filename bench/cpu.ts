@@ -5,38 +5,14 @@
 // this benchmark's own HTTP client. dockerd serves the whole machine, so its line includes others' work.
 // The baseline, measured first in the same run: a bare express JSON echo under the same 16 clients.
 //   npm run bench:cpu
-import { readFile, readdir } from 'node:fs/promises';
 import { packFiles } from '../test/helpers/archives.js';
 import { docker, http, labelledContainers, startUp, upload, waitFor } from '../test/helpers/platform.js';
 import { startEcho } from './echo.js';
 import { treePids } from './rss.js';
+import { cpuOf, parentOf, pidsNamed } from './proc.js';
 
 const SECONDS = Number(process.env.ZFAAS_BENCH_SECONDS ?? 10);
 const CLIENTS = 16;
-const TICK_MS = 1000 / 100; // USER_HZ
-
-// /proc/PID/stat after the command name (which may hold spaces): state, ppid, ... utime, stime, ...
-async function statFields(pid: number): Promise<string[]> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-}
-
-const cpuMs = async (pid: number): Promise<number> => {
-  const f = await statFields(pid);
-  return (Number(f[11] ?? 0) + Number(f[12] ?? 0)) * TICK_MS;
-};
-
-const parentOf = async (pid: number): Promise<number> => Number((await statFields(pid))[1] ?? 0);
-
-async function pidsNamed(pattern: RegExp): Promise<number[]> {
-  const out: number[] = [];
-  for (const d of await readdir('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    const cmd = await readFile(`/proc/${d}/cmdline`, 'utf8').catch(() => '');
-    if (pattern.test(cmd.split('\0')[0] ?? '')) out.push(Number(d));
-  }
-  return out;
-}
 
 // `CLIENTS` loops POSTing `body` to `url` until `until`; the number of answers.
 async function load(url: string, body: string, until: number): Promise<number> {
@@ -54,7 +30,7 @@ async function load(url: string, body: string, until: number): Promise<number> {
   return n;
 }
 
-const sum = async (pids: number[]): Promise<number> => (await Promise.all(pids.map(cpuMs))).reduce((a, b) => a + b, 0);
+const sum = cpuOf;
 
 // CPU ms per answer of each group of processes while `CLIENTS` clients call `url` for SECONDS.
 async function measure(

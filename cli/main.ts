@@ -52,9 +52,9 @@ async function serve(start: () => Promise<() => Promise<void>>): Promise<void> {
 const apiToken = (p: Command): string | undefined => (p.opts() as { token?: string }).token ?? (process.env.ZFAAS_TOKEN || undefined);
 
 const policyOpt = (): Option =>
-  new Option('--policy <policy>', 'preload policy of this node')
+  new Option('--policy <policy>', 'preload policy of this node (runtime: stem cells, and a container kept warm after a call)')
     .choices([...POLICIES])
-    .default('none')
+    .default('runtime')
     .env('ZFAAS_POLICY');
 
 export function program(): Command {

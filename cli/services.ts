@@ -254,7 +254,7 @@ export async function pushBuiltinImages(o: { registry: string }): Promise<void> 
 }
 
 // Container pool sizes of a node (also changeable at run time with PUT /node/:id).
-function poolEnv(): { stemCells?: number; idleTtlMs?: number; maxContainers?: number; depsMaxMiB?: number } {
+function poolEnv(): { stemCells?: number; stemCellsMax?: number; idleTtlMs?: number; maxContainers?: number; depsMaxMiB?: number } {
   const num = (name: string): number | undefined => {
     const v = process.env[name];
     if (v === undefined || v === '') return undefined;
@@ -267,6 +267,7 @@ function poolEnv(): { stemCells?: number; idleTtlMs?: number; maxContainers?: nu
   if (depsMaxMiB === 0) throw new UsageError('ZFAAS_DEPS_MAX_MIB must be at least 1');
   return {
     stemCells: num('ZFAAS_STEM_CELLS'),
+    stemCellsMax: num('ZFAAS_STEM_CELLS_MAX'),
     idleTtlMs: ttl === undefined ? undefined : ttl * 1000,
     maxContainers: num('ZFAAS_MAX_CONTAINERS'),
     depsMaxMiB,

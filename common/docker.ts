@@ -3,28 +3,11 @@
 // function's one-off `dependencies` step. Every container carries the zfaas label so it can be found.
 import Docker from 'dockerode';
 import { PassThrough } from 'node:stream';
+import { LABEL } from './container-spec.js';
 
-export const LABEL = 'zfaas';
-
-export interface Limits {
-  memoryMiB: number;
-  cpus: number;
-  pids: number;
-  network: boolean;
-  tmpfsMiB?: number;
-}
-
-export interface RunSpec {
-  image: string;
-  cmd: string[];
-  workdir: string;
-  env: string[];
-  binds: string[];
-  labels: Record<string, string>;
-  limits: Limits;
+export interface RunOptions {
   stdin?: string;
   timeoutMs: number;
-  readOnlyRoot?: boolean;
   maxStdout?: number;
   maxStderr?: number;
   /** Output (stdout and stderr together) past which the container is killed: see MAX_OUTPUT. */
@@ -51,31 +34,6 @@ export interface RunResult {
   /** The function wrote more than maxOutput and was killed. */
   outputExceeded?: number;
   durationMs: number;
-}
-
-export const USER = '1000:1000';
-
-// The security baseline every function container gets: nothing from the host but its own tree.
-export function hostConfig(binds: string[], l: Limits, readOnlyRoot = true): Docker.ContainerCreateOptions['HostConfig'] {
-  const tmpfsMiB = l.tmpfsMiB ?? 64;
-  return {
-    Binds: binds,
-    NetworkMode: l.network ? 'bridge' : 'none',
-    Memory: l.memoryMiB * 1024 * 1024,
-    MemorySwap: l.memoryMiB * 1024 * 1024,
-    NanoCpus: Math.round(l.cpus * 1e9),
-    PidsLimit: l.pids,
-    ReadonlyRootfs: readOnlyRoot,
-    // The only writable places: /tmp and /dev/shm, both memory-backed and bounded.
-    Tmpfs: { '/tmp': `rw,nosuid,nodev,size=${tmpfsMiB}m,mode=1777` },
-    ShmSize: tmpfsMiB * 1024 * 1024,
-    CapDrop: ['ALL'],
-    SecurityOpt: ['no-new-privileges'],
-    Init: true, // reaps zombies and forwards signals: a killed call leaves no process behind
-    // Output reaches zfaas through the attach stream only. Docker's default json-file log would also keep
-    // every byte a function prints on the host's disk (a function printing gigabytes fills the disk).
-    LogConfig: { Type: 'none', Config: {} },
-  };
 }
 
 // Keeps the first `max` bytes (stdout: the result) or the last `max` bytes (stderr: the error's end).
@@ -157,24 +115,10 @@ export class Output {
   }
 }
 
-export async function runContainer(docker: Docker, spec: RunSpec): Promise<RunResult> {
+// Creates the container described by `create` (see container-spec.ts), runs it to its end and removes it.
+export async function runContainer(docker: Docker, create: Docker.ContainerCreateOptions, spec: RunOptions): Promise<RunResult> {
   const started = Date.now();
-  const container = await docker.createContainer({
-    Image: spec.image,
-    Cmd: spec.cmd,
-    WorkingDir: spec.workdir,
-    Env: spec.env,
-    User: USER,
-    Labels: { [LABEL]: 'true', ...spec.labels },
-    OpenStdin: true,
-    StdinOnce: true,
-    AttachStdin: true,
-    AttachStdout: true,
-    AttachStderr: true,
-    Tty: false,
-    NetworkDisabled: !spec.limits.network,
-    HostConfig: hostConfig(spec.binds, spec.limits, spec.readOnlyRoot ?? true),
-  });
+  const container = await docker.createContainer(create);
   const output = new Output(
     () => void container.kill({ signal: 'SIGKILL' }).catch(() => undefined),
     spec.maxOutput,

@@ -54,24 +54,37 @@ export const POLICIES = ['none', 'runtime', 'function'] as const;
 export const PolicySchema = z.enum(POLICIES);
 export type Policy = z.infer<typeof PolicySchema>;
 
+// The settings' bounds, one place: the schema checks stored settings against them and the readers of
+// what people send (common/units.ts, the registerFunction handler) word their refusals with them.
+export const SETTING_LIMITS = {
+  timeout: { min: 1, max: 900, default: 30 }, // seconds
+  memory: { min: 16, max: 8192, default: 256 }, // MiB
+  cpus: { min: 0.05, max: 64, default: 1 },
+  pids: { min: 8, max: 4096, default: 128 },
+  concurrency: { min: 1, max: 10_000 },
+} as const;
+export const ENV_KEY_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+export const ENV_VALUE_MAX = 32768;
+const L = SETTING_LIMITS;
+
 export const FunctionSettingsSchema = z.object({
-  timeout: z.number().int().min(1).max(900).default(30), // seconds
-  memory: z.number().int().min(16).max(8192).default(256), // MiB
-  cpus: z.number().min(0.05).max(64).default(1),
-  pids: z.number().int().min(8).max(4096).default(128),
+  timeout: z.number().int().min(L.timeout.min).max(L.timeout.max).default(L.timeout.default), // seconds
+  memory: z.number().int().min(L.memory.min).max(L.memory.max).default(L.memory.default), // MiB
+  cpus: z.number().min(L.cpus.min).max(L.cpus.max).default(L.cpus.default),
+  pids: z.number().int().min(L.pids.min).max(L.pids.max).default(L.pids.default),
   policy: PolicySchema.optional(), // unset: the node's policy
   network: z.boolean().default(false),
   retry: z.boolean().default(true), // may a call be run again when its node died before reporting?
   // At most this many calls of the function run at once across the cluster (unset: no limit beyond the
   // nodes' capacity); more wait in the API's queue without holding up other functions' calls.
-  concurrency: z.number().int().min(1).max(10_000).optional(),
+  concurrency: z.number().int().min(L.concurrency.min).max(L.concurrency.max).optional(),
   handler: z
     .string()
     .max(256)
     .regex(/^[A-Za-z0-9_./-]+\.[A-Za-z_][A-Za-z0-9_]*$/, 'must be FILE.EXPORT')
     .refine((h) => !h.startsWith('/') && !h.split('/').includes('..'), 'must name a file inside the function (no leading "/", no "..")')
     .optional(),
-  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string().max(32768)).default({}),
+  env: z.record(z.string().regex(ENV_KEY_RE), z.string().max(ENV_VALUE_MAX)).default({}),
 });
 export type FunctionSettings = z.infer<typeof FunctionSettingsSchema>;
 

@@ -21,7 +21,7 @@ interface Pending {
 }
 
 // The DB service in this same process (zfaas up): requests skip the socket and the JSON, and still go
-// through the service's one-at-a-time queue, so ordering and error codes are the same as over ZMQ.
+// through the service's write queue (reads beside it), so ordering and error codes are the same as over ZMQ.
 export interface LocalDb {
   local(msgType: DbMsgType, content: unknown, blobs: Buffer[]): Promise<{ data: unknown; blobs: Buffer[] }>;
 }

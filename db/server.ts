@@ -1,5 +1,13 @@
-// The DB service: a ZMQ ROUTER in front of LevelDB. Requests are applied one at a time (see store.ts),
-// each gets exactly one reply, and a malformed request gets an error reply instead of a crash.
+// The DB service: a ZMQ ROUTER in front of LevelDB. Each request gets exactly one reply, and a malformed
+// request gets an error reply instead of a crash.
+//
+// Reads run at once, beside everything else: they see LevelDB and the store's `live` calls as of the last
+// committed write, which includes every write already answered (a write is answered only after LevelDB
+// wrote it). Writes are applied one at a time, in the order they arrived, since read-modify-write (call
+// numbers, versions, first final state wins) needs it. Writes that arrive while one group is being
+// written form the next group, and the call writes of a group go to LevelDB as one batch (group commit):
+// a warm call's createCall/startCall/finishCall cost one batch per group instead of a write each. In-process
+// callers (local()) follow the same rules.
 import { Router } from 'zeromq';
 import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
@@ -7,8 +15,8 @@ import { SendQueue } from '../common/zmq.js';
 import { logFailedHandshakes, serverOptions, startZap, type CurveServer } from '../common/curve.js';
 import { errText, type Logger } from '../common/log.js';
 import { parseJsonFrame, ProtocolError, validate } from '../protocol/codec.js';
-import { DbEnvelopeSchema, DbRequestSchema, type DbRequest, type DbResults } from '../protocol/db.js';
-import { ConflictError, NotFoundError, Store } from './store.js';
+import { DbEnvelopeSchema, DbRequestSchema, type DbMsgType, type DbRequest, type DbResults } from '../protocol/db.js';
+import { ConflictError, NotFoundError, Store, type CallGroup } from './store.js';
 import { DbError } from './client.js';
 import { FunctionSettingsSchema } from '../common/model.js';
 
@@ -24,11 +32,48 @@ interface Answer {
   blobs?: Buffer[];
 }
 
+// Requests that change nothing: they bypass the write queue.
+const READS: ReadonlySet<DbMsgType> = new Set<DbMsgType>([
+  'ping',
+  'getRuntime',
+  'listRuntimes',
+  'getArchive',
+  'getFunction',
+  'listFunctions',
+  'listVersions',
+  'getCall',
+  'listCalls',
+  'listUnfinished',
+]);
+
+type CallWrite = Extract<DbRequest, { msgType: 'createCall' | 'startCall' | 'requeueCall' | 'finishCall' }>;
+const isCallWrite = (req: DbRequest): req is CallWrite =>
+  req.msgType === 'createCall' || req.msgType === 'startCall' || req.msgType === 'requeueCall' || req.msgType === 'finishCall';
+
+interface WriteJob {
+  req: DbRequest;
+  blobs: Buffer[];
+  resolve(answer: Answer): void;
+  reject(e: unknown): void;
+}
+
+// A call write planned into the current group, answered when the group is written.
+interface Planned {
+  job: WriteJob;
+  req: CallWrite;
+  data: Answer['data'];
+}
+
+// At most this many writes in one group, so that one group's batch and replies stay short.
+const MAX_GROUP = 1024;
+
 export class DbServer {
   private readonly socket: Router;
   private readonly out: SendQueue;
   private readonly store: Store;
-  private queue: Promise<void> = Promise.resolve();
+  private readonly writes: WriteJob[] = []; // arrived, not yet taken into a group
+  private writing = false; // a drain() is running
+  private readonly inFlight = new Set<Promise<unknown>>(); // every request not yet answered, for stop()
   private closed = false;
 
   constructor(private readonly opts: DbServerOptions) {
@@ -52,16 +97,21 @@ export class DbServer {
   async stop(): Promise<void> {
     this.closed = true;
     this.socket.close();
-    await this.queue;
+    // Every request already taken gets its answer before LevelDB closes; none is taken after `closed`.
+    await Promise.allSettled([...this.inFlight]);
     await this.store.close();
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.inFlight.add(p);
+    const forget = (): void => void this.inFlight.delete(p);
+    p.then(forget, forget);
+    return p;
   }
 
   private async loop(): Promise<void> {
     try {
-      for await (const frames of this.socket) {
-        // Strictly one at a time: LevelDB read-modify-write (call numbers, versions) needs no locks then.
-        this.queue = this.queue.then(() => this.handle(frames as Buffer[]));
-      }
+      for await (const frames of this.socket) void this.track(this.handle(frames as Buffer[]));
     } catch (e) {
       if (!this.closed) this.opts.log.error({ err: errText(e) }, 'db socket failed');
     }
@@ -80,8 +130,8 @@ export class DbServer {
       const raw = parseJsonFrame(body[0]);
       const env = DbEnvelopeSchema.safeParse(raw);
       id = env.success ? env.data.id : undefined;
-      const request = validate(DbRequestSchema, raw);
-      const answer = await this.apply(request, body.slice(1));
+      // Nothing is awaited before dispatch(): a write joins the queue in the order it arrived.
+      const answer = await this.dispatch(validate(DbRequestSchema, raw), body.slice(1));
       reply = { id, ok: true, data: answer.data };
       blobs = answer.blobs ?? [];
     } catch (e) {
@@ -97,23 +147,110 @@ export class DbServer {
     }
   }
 
-  // In-process requests (see LocalDb in client.ts): same queue, same error codes, no socket.
+  // In-process requests (see LocalDb in client.ts): the same read/write rules and error codes, no socket.
   local(msgType: DbRequest['msgType'], content: unknown, blobs: Buffer[]): Promise<{ data: unknown; blobs: Buffer[] }> {
-    const run = this.queue.then(async () => {
-      try {
-        const answer = await this.apply(validate(DbRequestSchema, { msgType, content }), blobs);
-        return { data: answer.data, blobs: answer.blobs ?? [] };
-      } catch (e) {
-        throw new DbError(errText(e), codeOf(e));
-      }
-    });
-    this.queue = run.then(
-      () => undefined,
-      () => undefined,
+    // Stopping: what is in flight is answered, nothing new is taken (as the closed socket takes nothing).
+    if (this.closed) return Promise.reject(new DbError('db service stopped', 'UNAVAILABLE'));
+    let answer: Promise<Answer>;
+    try {
+      answer = this.dispatch(validate(DbRequestSchema, { msgType, content }), blobs);
+    } catch (e) {
+      answer = Promise.reject(e);
+    }
+    return this.track(
+      answer.then(
+        (a) => ({ data: a.data, blobs: a.blobs ?? [] }),
+        (e: unknown) => {
+          throw new DbError(errText(e), codeOf(e));
+        },
+      ),
     );
-    return run;
   }
 
+  // A read runs now; a write joins the queue (synchronously, so arrival order is write order).
+  private dispatch(req: DbRequest, blobs: Buffer[]): Promise<Answer> {
+    if (READS.has(req.msgType)) return this.apply(req, blobs);
+    return new Promise<Answer>((resolve, reject) => {
+      this.writes.push({ req, blobs, resolve, reject });
+      if (!this.writing) {
+        this.writing = true;
+        void this.drain();
+      }
+    });
+  }
+
+  // Applies the queued writes a group at a time: what arrived while one group was written is the next.
+  private async drain(): Promise<void> {
+    try {
+      while (this.writes.length > 0) {
+        const jobs = this.writes.splice(0, MAX_GROUP);
+        // applyGroup answers each write itself; should it still throw, no caller is left waiting.
+        await this.applyGroup(jobs).catch((e: unknown) => {
+          for (const job of jobs) job.reject(e);
+        });
+      }
+    } finally {
+      // No await between the last look at the queue and this: a write arriving now starts a new drain.
+      this.writing = false;
+    }
+  }
+
+  // In order: runs of call writes are planned into one CallGroup and committed as one batch; any other
+  // write (runtimes, archives, functions: rare, and with read-modify-write of their own) first commits
+  // the run before it, then is applied alone.
+  private async applyGroup(jobs: WriteJob[]): Promise<void> {
+    let group = this.store.group();
+    let planned: Planned[] = [];
+    for (const job of jobs) {
+      const req = job.req;
+      if (isCallWrite(req)) {
+        try {
+          planned.push({ job, req, data: await planCall(group, req) });
+        } catch (e) {
+          job.reject(e); // planning adds nothing to the group when it throws
+        }
+        continue;
+      }
+      await this.commit(planned, group);
+      group = this.store.group();
+      planned = [];
+      try {
+        job.resolve(await this.apply(job.req, job.blobs));
+      } catch (e) {
+        job.reject(e);
+      }
+    }
+    await this.commit(planned, group);
+  }
+
+  // Answers a group's writes once its batch is written. If the batch fails (a value LevelDB cannot
+  // encode, a disk error), each write is applied again alone, so that one bad write fails only itself.
+  private async commit(planned: Planned[], group: CallGroup): Promise<void> {
+    if (planned.length === 0) return;
+    try {
+      await group.commit();
+    } catch (e) {
+      if (planned.length === 1) {
+        planned[0]?.job.reject(e);
+        return;
+      }
+      for (const { job, req } of planned) {
+        const alone = this.store.group();
+        try {
+          const data = await planCall(alone, req);
+          await alone.commit();
+          job.resolve({ data });
+        } catch (err) {
+          job.reject(err);
+        }
+      }
+      return;
+    }
+    for (const { job, data } of planned) job.resolve({ data });
+  }
+
+  // Reads, and the writes other than call writes (those go through planCall into a group; their cases
+  // here apply one as a group of its own).
   private async apply(req: DbRequest, blobs: Buffer[]): Promise<Answer> {
     const s = this.store;
     switch (req.msgType) {
@@ -168,6 +305,20 @@ export class DbServer {
         throw new ProtocolError(`unknown msgType ${String((never as { msgType?: unknown }).msgType)}`);
       }
     }
+  }
+}
+
+// Plans one call write into `group` (see CallGroup): its answer, true once the group is committed.
+async function planCall(group: CallGroup, req: CallWrite): Promise<Answer['data']> {
+  switch (req.msgType) {
+    case 'createCall':
+      return group.createCall(req.content);
+    case 'startCall':
+      return group.startCall(req.content.callNum, req.content.node);
+    case 'requeueCall':
+      return group.requeueCall(req.content.callNum);
+    case 'finishCall':
+      return group.finishCall(req.content.callNum, req.content.outcome, req.content.node);
   }
 }
 

@@ -1,11 +1,15 @@
-// LevelDB-backed state. The server applies requests one at a time, so read-modify-write here is safe.
+// LevelDB-backed state. The server applies writes one at a time (call writes one group at a time, see
+// CallGroup), so read-modify-write here is safe; reads run beside them at any time and see LevelDB and
+// `live` as of the last committed write.
 import { Level } from 'level';
 import { createHash } from 'node:crypto';
-import type { AbstractSublevel } from 'abstract-level';
+import type { AbstractBatchOperation, AbstractSublevel } from 'abstract-level';
 import { isFinal, type Call, type CallOutcome, type FunctionMeta, type Runtime } from '../common/model.js';
 import type { DbContent } from '../protocol/db.js';
 
 type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
+type BatchOp = AbstractBatchOperation<Level<string, unknown>, string, unknown>;
+type CallChange = { call: Call | null; changed: boolean };
 
 interface FunctionHead {
   current: number;
@@ -27,8 +31,9 @@ export class Store {
   private readonly calls: Sub<Call>;
   private readonly meta: Sub<number>;
   private readonly openCalls: Sub<number>; // index of calls not yet final, so recovery never scans every call
-  // The calls not yet final, as last written: a call is read back twice (RUNNING, then final) within
+  // The calls not yet final, as last committed: a call is read back twice (RUNNING, then final) within
   // milliseconds of being written, and the warm path should not wait on LevelDB for what it just wrote.
+  // Only a committed batch changes it, so a concurrent read never sees a write that may still fail.
   private readonly live = new Map<number, Call>();
   private lastCall = 0;
 
@@ -147,67 +152,61 @@ export class Store {
     return { deleted: true };
   }
 
-  // Calls
+  // Calls. Each write below is a group of one; the server groups many (see CallGroup).
   async createCall(c: { funcName: string; version: number; params?: unknown }): Promise<Call> {
-    const callNum = ++this.lastCall;
-    const call: Call = {
-      callNum,
-      funcName: c.funcName,
-      version: c.version,
-      params: c.params ?? {},
-      status: 'PENDING',
-      result: '',
-      attempts: 0,
-      createdAt: new Date().toISOString(),
-    };
-    await this.db.batch([
-      { type: 'put', sublevel: this.calls, key: pad(callNum), value: call },
-      { type: 'put', sublevel: this.openCalls, key: pad(callNum), value: callNum },
-    ]);
-    this.remember(call);
-    return { ...call };
+    const g = this.group();
+    const call = g.createCall(c);
+    await g.commit();
+    return call;
   }
   async getCall(callNum: number): Promise<Call | null> {
     const live = this.live.get(callNum);
     if (live) return { ...live };
     return (await this.calls.get(pad(callNum))) ?? null;
   }
-  // PENDING -> RUNNING on a node. A call already final is left alone.
-  async startCall(callNum: number, node: string): Promise<{ call: Call | null; changed: boolean }> {
-    const call = await this.getCall(callNum);
-    if (!call || isFinal(call.status)) return { call, changed: false };
-    const next: Call = { ...call, status: 'RUNNING', node, attempts: call.attempts + 1, startedAt: new Date().toISOString() };
-    await this.calls.put(pad(callNum), next);
-    this.remember(next);
-    return { call: { ...next }, changed: true };
+  async startCall(callNum: number, node: string): Promise<CallChange> {
+    const g = this.group();
+    const r = await g.startCall(callNum, node);
+    await g.commit();
+    return r;
   }
-  // RUNNING -> PENDING when its node died before reporting.
-  async requeueCall(callNum: number): Promise<{ call: Call | null; changed: boolean }> {
-    const call = await this.getCall(callNum);
-    if (!call || isFinal(call.status)) return { call, changed: false };
-    const next: Call = { ...call, status: 'PENDING' };
-    delete next.node;
-    await this.calls.put(pad(callNum), next);
-    this.remember(next);
-    return { call: { ...next }, changed: true };
+  async requeueCall(callNum: number): Promise<CallChange> {
+    const g = this.group();
+    const r = await g.requeueCall(callNum);
+    await g.commit();
+    return r;
   }
-  // The first final outcome wins: a result reported twice is recorded once.
-  async finishCall(callNum: number, outcome: CallOutcome, node?: string): Promise<{ call: Call | null; changed: boolean }> {
-    const call = await this.getCall(callNum);
-    if (!call || isFinal(call.status)) return { call, changed: false };
-    const next: Call = {
-      ...call,
-      ...outcome,
-      node: node ?? call.node,
-      finishedAt: new Date().toISOString(),
-    };
-    await this.db.batch([
-      { type: 'put', sublevel: this.calls, key: pad(callNum), value: next },
-      { type: 'del', sublevel: this.openCalls, key: pad(callNum) },
-    ]);
-    this.live.delete(callNum);
-    return { call: next, changed: true };
+  async finishCall(callNum: number, outcome: CallOutcome, node?: string): Promise<CallChange> {
+    const g = this.group();
+    const r = await g.finishCall(callNum, outcome, node);
+    await g.commit();
+    return r;
   }
+
+  // A new group of call writes, starting from what is committed now. One group at a time: the next is
+  // begun only after this one committed or failed (the server's write queue sees to it).
+  group(): CallGroup {
+    return new CallGroup({
+      lastCall: this.lastCall,
+      read: (callNum) => this.getCall(callNum),
+      ops: (call, created) => {
+        const key = pad(call.callNum);
+        const ops: BatchOp[] = [{ type: 'put', sublevel: this.calls, key, value: call }];
+        // The index of open calls: in it from creation until final.
+        if (created) ops.push({ type: 'put', sublevel: this.openCalls, key, value: call.callNum });
+        if (isFinal(call.status)) ops.push({ type: 'del', sublevel: this.openCalls, key });
+        return ops;
+      },
+      commit: async (ops, touched, lastCall) => {
+        await this.db.batch(ops);
+        // Only once the batch is written do `live` and the counter move: a failed batch leaves both as
+        // they were, and uses up no call number.
+        this.lastCall = Math.max(this.lastCall, lastCall);
+        for (const call of touched) this.remember(call);
+      },
+    });
+  }
+
   async listCalls(q: { funcName?: string; status?: string; limit?: number; before?: number; order?: 'asc' | 'desc' }): Promise<Call[]> {
     const out: Call[] = [];
     const limit = q.limit ?? Infinity;
@@ -227,5 +226,85 @@ export class Store {
       if (call && !isFinal(call.status)) out.push(call);
     }
     return out;
+  }
+}
+
+// What a CallGroup needs of the store.
+interface CallTable {
+  lastCall: number; // the newest call number committed
+  read(callNum: number): Promise<Call | null>; // as committed (`live`, else LevelDB)
+  ops(call: Call, created: boolean): BatchOp[]; // the batch operations writing this state of the call
+  commit(ops: BatchOp[], touched: Iterable<Call>, lastCall: number): Promise<void>;
+}
+
+// Call writes planned one after another, each against the state the ones before it left (this group's
+// own writes first, then what is committed), then written as one LevelDB batch by commit(). A write that
+// throws while being planned adds nothing, so it fails alone. Results hold only once commit() resolved.
+export class CallGroup {
+  private readonly ops: BatchOp[] = [];
+  private readonly touched = new Map<number, Call>(); // the newest state of each call this group wrote
+  private lastCall: number;
+
+  constructor(private readonly table: CallTable) {
+    this.lastCall = table.lastCall;
+  }
+
+  private async read(callNum: number): Promise<Call | null> {
+    const mine = this.touched.get(callNum);
+    return mine ? { ...mine } : this.table.read(callNum);
+  }
+
+  private stage(call: Call, created = false): void {
+    for (const op of this.table.ops(call, created)) this.ops.push(op);
+    this.touched.set(call.callNum, call);
+  }
+
+  createCall(c: { funcName: string; version: number; params?: unknown }): Call {
+    const call: Call = {
+      callNum: this.lastCall + 1,
+      funcName: c.funcName,
+      version: c.version,
+      params: c.params ?? {},
+      status: 'PENDING',
+      result: '',
+      attempts: 0,
+      createdAt: new Date().toISOString(),
+    };
+    this.stage(call, true);
+    this.lastCall = call.callNum;
+    return { ...call };
+  }
+
+  // PENDING -> RUNNING on a node. A call already final is left alone.
+  async startCall(callNum: number, node: string): Promise<CallChange> {
+    const call = await this.read(callNum);
+    if (!call || isFinal(call.status)) return { call, changed: false };
+    const next: Call = { ...call, status: 'RUNNING', node, attempts: call.attempts + 1, startedAt: new Date().toISOString() };
+    this.stage(next);
+    return { call: { ...next }, changed: true };
+  }
+
+  // RUNNING -> PENDING when its node died before reporting.
+  async requeueCall(callNum: number): Promise<CallChange> {
+    const call = await this.read(callNum);
+    if (!call || isFinal(call.status)) return { call, changed: false };
+    const next: Call = { ...call, status: 'PENDING' };
+    delete next.node;
+    this.stage(next);
+    return { call: { ...next }, changed: true };
+  }
+
+  // The first final outcome wins: a result reported twice is recorded once.
+  async finishCall(callNum: number, outcome: CallOutcome, node?: string): Promise<CallChange> {
+    const call = await this.read(callNum);
+    if (!call || isFinal(call.status)) return { call, changed: false };
+    const next: Call = { ...call, ...outcome, node: node ?? call.node, finishedAt: new Date().toISOString() };
+    this.stage(next);
+    return { call: { ...next }, changed: true };
+  }
+
+  // Writes the group as one batch (nothing at all when no write changed anything).
+  async commit(): Promise<void> {
+    if (this.ops.length > 0) await this.table.commit(this.ops, this.touched.values(), this.lastCall);
   }
 }

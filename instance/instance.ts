@@ -1,22 +1,21 @@
-// An instance: one per node. Receives invocations from the API, prepares function trees, hands jobs to its
-// miniworkers, and reports each result to the DB service (the record) and to the API (the waiters).
+// An instance: one per node. Takes invocations from the API, prepares function trees, and hands each call
+// to its pool (warm loaders over their lines, Docker work to miniworkers). A result goes to the API at once,
+// then to the DB service; the node keeps reporting the call as its own until the DB service has it.
 import Docker from 'dockerode';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { removeLabelled } from '../common/docker.js';
-import type { Job } from '../protocol/worker.js';
 import type { CurveClient } from '../common/curve.js';
 import { errText, type Logger } from '../common/log.js';
-import type { CallOutcome, Policy } from '../common/model.js';
+import type { CallOutcome, FunctionMeta, Policy, Runtime } from '../common/model.js';
 import { DbClient, type LocalDb } from '../db/client.js';
-import type { ToInstance } from '../protocol/broker.js';
-import { ApiLink } from './link.js';
-import { MiniworkerPool } from './pool.js';
-import { TreeCache } from './trees.js';
+import type { FnDef, FnRef, ToInstance } from '../protocol/broker.js';
 import { Images } from './images.js';
+import { ApiLink } from './link.js';
+import { Pool, type Work } from './pool.js';
+import { TreeCache } from './trees.js';
 
 export interface InstanceOptions {
   broker: string;
@@ -25,6 +24,7 @@ export interface InstanceOptions {
   miniworkers: number;
   policy: Policy;
   stemCells?: number;
+  stemCellsMax?: number;
   idleTtlMs?: number;
   maxContainers?: number;
   nodeId?: string;
@@ -37,16 +37,19 @@ export interface InstanceOptions {
 }
 
 export class Instance {
-  private readonly docker = new Docker();
+  private readonly docker = new Docker(); // images only: function containers are the miniworkers' business
   private readonly db: DbClient;
   private link!: ApiLink;
-  private pool!: MiniworkerPool;
+  private pool!: Pool;
   private trees!: TreeCache;
   private images!: Images;
   private nodeId = '';
-  private readonly archiveWaiters = new Map<string, { resolve(b: Buffer): void; reject(e: Error): void }[]>();
-  private readonly accepted = new Set<number>(); // calls this node has and has not reported
-  // redundant calls: runs not yet answered, whether the call is decided, the last failure seen
+  private readonly life = randomBytes(6).toString('hex');
+  private readonly accepted = new Set<number>(); // calls this node holds and the DB service has not recorded
+  // Function versions as the API sent them, validated once (a version never changes; a runtime may, and
+  // then the API sends the definition again).
+  private readonly defs = new Map<string, FnDef>();
+  // redundant calls: runs not yet answered, and whether the call is decided
   private readonly replicas = new Map<number, { left: number; decided: boolean }>();
 
   constructor(private readonly o: InstanceOptions) {
@@ -65,41 +68,35 @@ export class Instance {
       throw new Error(`no Docker engine answers (${errText(e)}); start dockerd or set DOCKER_HOST`);
     }
     this.nodeId = this.o.nodeId ?? (await this.stableId());
-    // Containers left by an earlier run of this node (a crash) are removed first.
-    const stale = await removeLabelled(this.docker, { 'zfaas.node': this.nodeId });
-    if (stale) this.o.log.info({ removed: stale }, 'removed containers left by an earlier run');
     this.images = new Images(this.docker, this.o.registry, this.o.log);
-    this.trees = new TreeCache({
-      dataDir: this.o.dataDir,
-      docker: this.docker,
-      nodeId: this.nodeId,
-      fetchArchive: (d) => this.fetchArchive(d),
-      depsNetwork: this.o.depsNetwork ?? false,
-      depsTimeoutMs: 300_000,
-      depsMaxMiB: this.o.depsMaxMiB ?? 1024,
-    });
-    const script = fileURLToPath(new URL('../miniworker/main.js', import.meta.url));
-    this.pool = new MiniworkerPool({
+    this.pool = new Pool({
       address: `ipc://${join(tmpdir(), `zfaas-${this.nodeId}-${process.pid}.sock`)}`,
       nodeId: this.nodeId,
       dataDir: this.o.dataDir,
-      script,
-      policy: this.o.policy,
+      script: fileURLToPath(new URL('../miniworker/main.js', import.meta.url)),
       settings: {
         miniworkers: this.o.miniworkers,
         stemCells: this.o.stemCells ?? 1,
+        stemCellsMax: Math.max(this.o.stemCells ?? 1, this.o.stemCellsMax ?? 4),
         idleTtlMs: this.o.idleTtlMs ?? 10 * 60_000,
         maxContainers: this.o.maxContainers ?? Math.max(8, this.o.miniworkers * 4),
       },
       log: this.o.log,
-      onResult: (job, outcome) => this.onJobResult(job, outcome),
-      onWorkerGone: async (name) => void (await removeLabelled(this.docker, { 'zfaas.miniworker': name })),
+      onResult: (work, outcome) => this.onRunResult(work, outcome),
+    });
+    this.trees = new TreeCache({
+      dataDir: this.o.dataDir,
+      fetchArchive: (digest) => this.fetchArchive(digest),
+      runDeps: (job) => this.pool.runDeps(job),
+      depsNetwork: this.o.depsNetwork ?? false,
+      depsTimeoutMs: 300_000,
+      depsMaxMiB: this.o.depsMaxMiB ?? 1024,
     });
     await this.pool.start();
     if (this.o.policy === 'runtime') {
       // Stem cells for the runtimes that have a loader (the built-ins); others join when first called.
       const runtimes = await this.db.request('listRuntimes', {}).catch(() => []);
-      for (const rt of runtimes) if (rt.loader) this.pool.addStemRuntime(rt);
+      for (const rt of runtimes) this.pool.keepStems(rt);
     }
     const images = (await this.docker.listImages()).flatMap((i) => i.RepoTags ?? []).filter((t) => t !== '<none>:<none>');
     this.link = new ApiLink({
@@ -112,6 +109,7 @@ export class Instance {
         labels: this.o.labels ?? {},
         images,
         version: '0.1.0',
+        life: this.life,
       },
       log: this.o.log,
       load: () => {
@@ -126,7 +124,7 @@ export class Instance {
           settings: this.pool.current,
         };
       },
-      onMessage: (m, blobs) => this.onMessage(m, blobs),
+      onMessage: (m) => this.onMessage(m),
     });
     this.link.start();
     this.o.log.info(
@@ -138,7 +136,6 @@ export class Instance {
   async stop(): Promise<void> {
     await this.link?.close();
     await this.pool?.stop();
-    await removeLabelled(this.docker, { 'zfaas.node': this.nodeId }).catch(() => 0);
     this.db.close();
   }
 
@@ -155,20 +152,12 @@ export class Instance {
     return id;
   }
 
-  private onMessage(m: ToInstance, blobs: Buffer[]): void {
+  private onMessage(m: ToInstance): void {
     switch (m.type) {
       case 'invoke':
+        if (m.def) this.defs.set(defKey(m.fn), m.def);
         void this.accept(m);
         break;
-      case 'archive': {
-        const waiters = this.archiveWaiters.get(m.digest) ?? [];
-        this.archiveWaiters.delete(m.digest);
-        for (const w of waiters) {
-          if (m.error || !blobs[0]) w.reject(new Error(m.error ?? 'archive missing'));
-          else w.resolve(blobs[0]);
-        }
-        break;
-      }
       case 'configure': {
         const settings = this.pool.configure({
           miniworkers: m.miniworkers,
@@ -180,6 +169,12 @@ export class Instance {
         break;
       }
       case 'preload':
+        this.defs.set(defKey({ name: m.fn.functionName, version: m.fn.version }), { fn: m.fn, runtime: m.runtime });
+        this.pool.drain(m.fn.functionName, m.fn.version);
+        if (this.policyOf(m.fn) === 'runtime') {
+          this.pool.keepStems(m.runtime);
+          break;
+        }
         void this.images
           .ensure(m.runtime.image)
           .then(() => this.trees.prepare(m.fn, m.runtime))
@@ -193,22 +188,41 @@ export class Instance {
     }
   }
 
+  private policyOf(fn: FunctionMeta): Policy {
+    return fn.settings.policy ?? this.o.policy;
+  }
+
+  // The definition of a function version: as the API sent it, else from the DB service (this node
+  // restarted and the API did not notice).
+  private async definition(ref: FnRef): Promise<FnDef> {
+    const known = this.defs.get(defKey(ref));
+    if (known) return known;
+    const fn = await this.db.request('getFunction', { name: ref.name, version: ref.version });
+    if (!fn) throw new Error(`function ${ref.name}@${ref.version} no longer exists`);
+    const runtime: Runtime | null = await this.db.request('getRuntime', { name: fn.runtimeName });
+    if (!runtime) throw new Error(`runtime ${fn.runtimeName} no longer exists`);
+    const def = { fn, runtime };
+    this.defs.set(defKey(ref), def);
+    return def;
+  }
+
   private async accept(m: Extract<ToInstance, { type: 'invoke' }>): Promise<void> {
     const callNum = m.call.callNum;
     if (this.accepted.has(callNum)) return; // a duplicate dispatch: already ours
     this.accepted.add(callNum);
     try {
-      // RUNNING is recorded on the way, not waited for: the DB applies this node's requests in order, so
-      // it lands before the result. A call that was already final (a duplicate after a redispatch) runs
-      // again at worst, and its second result is not recorded (the first final state wins).
+      // RUNNING is recorded on the way, not waited for: the DB applies writes in order, so it lands before
+      // the result. A call that was already final (a duplicate after a redispatch) runs again at worst, and
+      // its second result is not recorded (the first final state wins).
       this.db
         .request('startCall', { callNum, node: this.nodeId })
         .catch((e) => this.o.log.warn({ callNum, err: errText(e) }, 'could not mark call RUNNING'));
-      await this.images.ensure(m.runtime.image);
-      const treeDir = await this.trees.prepare(m.fn, m.runtime);
-      const policy = m.fn.settings.policy ?? this.o.policy;
-      if (this.o.policy === 'runtime') this.pool.addStemRuntime(m.runtime);
-      const work = { callNum, params: m.call.params, fn: m.fn, runtime: m.runtime, treeDir, policy };
+      const { fn, runtime } = await this.definition(m.fn);
+      await this.images.ensure(runtime.image);
+      const treeDir = await this.trees.prepare(fn, runtime);
+      const policy = this.policyOf(fn);
+      if (policy === 'runtime') this.pool.keepStems(runtime);
+      const work: Work = { callNum, params: m.call.params, fn, runtime, treeDir, policy };
       if (m.call.redundant) {
         this.replicas.set(callNum, { left: 2, decided: false });
         this.pool.submit({ ...work, replica: 0 });
@@ -217,68 +231,53 @@ export class Instance {
         this.pool.submit(work);
       }
     } catch (e) {
-      await this.report(callNum, {
-        status: 'ERROR',
-        result: '',
-        error: `could not prepare ${m.fn.functionName}@${m.fn.version}: ${errText(e)}`,
-      });
+      const error = `could not prepare ${m.fn.name}@${m.fn.version}: ${errText(e)}`;
+      void this.report(callNum, { status: 'ERROR', result: '', error });
     }
   }
 
-  // Redundant calls (seed 001): the first DONE is the answer and the other run is cancelled; a failure
-  // waits for the other run, and only when both failed is the last failure the answer.
-  private onJobResult(job: Job, outcome: CallOutcome): void {
-    const r = this.replicas.get(job.callNum);
-    if (!r) return void this.report(job.callNum, outcome);
+  // Redundant calls: the first DONE is the answer and the other run is cancelled; a failure waits for the
+  // other run, and only when both failed is the last failure the answer.
+  private onRunResult(work: Work, outcome: CallOutcome): void {
+    const r = this.replicas.get(work.callNum);
+    if (!r) return void this.report(work.callNum, outcome);
     r.left--;
-    if (r.left <= 0) this.replicas.delete(job.callNum);
-    if (r.decided) return; // the cancelled run ending
+    if (r.left <= 0) this.replicas.delete(work.callNum);
+    if (r.decided) return;
     if (outcome.status !== 'DONE' && r.left > 0) return; // fall back on the other run
     r.decided = true;
-    void this.report(job.callNum, outcome);
-    if (r.left > 0) {
-      const c = this.pool.cancel(job.callNum, job.jobId);
-      r.left -= c.dequeued;
-      if (r.left <= 0) this.replicas.delete(job.callNum);
-      for (const run of c.running) {
-        const kill = run.containerId
-          ? this.docker.getContainer(run.containerId).kill()
-          : removeLabelled(this.docker, { 'zfaas.node': this.nodeId, 'zfaas.call': String(job.callNum), 'zfaas.miniworker': run.worker });
-        void Promise.resolve(kill).catch(() => undefined);
-      }
-    }
+    this.replicas.delete(work.callNum);
+    this.pool.cancel(work.callNum, work.replica);
+    void this.report(work.callNum, outcome);
   }
 
-  private fetchArchive(digest: string): Promise<Buffer> {
-    return new Promise<Buffer>((resolve, reject) => {
-      const list = this.archiveWaiters.get(digest) ?? [];
-      list.push({ resolve, reject });
-      this.archiveWaiters.set(digest, list);
-      if (list.length === 1) {
-        this.link.send({ type: 'fetchArchive', digest }).catch((e) => reject(e as Error));
-      }
-      setTimeout(() => reject(new Error(`archive ${digest.slice(0, 12)} did not arrive from the API within 60 s`)), 60_000).unref();
-    });
+  private async fetchArchive(digest: string): Promise<Buffer> {
+    const { data, blobs } = await this.db.requestWithBlobs('getArchive', { digest });
+    if (!data || !blobs[0]) throw new Error(`archive ${digest.slice(0, 12)} not found in the DB service`);
+    return blobs[0];
   }
 
-  // The DB holds the record, so it is written first and retried until it takes; then the API is told.
+  // The API hears first (its waiters wake now); the record follows, retried until the DB service has it.
+  // Until then the call stays in this node's `running`, so that an API that loses this node records it.
   private async report(callNum: number, outcome: CallOutcome): Promise<void> {
-    let recorded = false;
-    for (let attempt = 0; attempt < 60 && !recorded; attempt++) {
+    await this.link
+      .send({ type: 'result', callNum, outcome })
+      .catch((e) => this.o.log.warn({ callNum, err: errText(e) }, 'result not sent to API'));
+    for (let attempt = 0; ; attempt++) {
       try {
         await this.db.request('finishCall', { callNum, node: this.nodeId, outcome });
-        recorded = true;
+        break;
       } catch (e) {
         if (attempt === 0) this.o.log.warn({ callNum, err: errText(e) }, 'could not record result yet; retrying');
+        if (this.link.closed) return; // stopping: the API records what this node held
         await new Promise((r) => setTimeout(r, Math.min(200 * 2 ** attempt, 2000)));
       }
     }
     this.accepted.delete(callNum);
-    await this.link
-      .send({ type: 'result', callNum, outcome, recorded })
-      .catch((e) => this.o.log.warn({ callNum, err: errText(e) }, 'result not sent to API'));
   }
 }
+
+const defKey = (ref: FnRef): string => `${ref.name}@${ref.version}`;
 
 // Calls a node takes at once: one running per miniworker plus one waiting behind each, so a miniworker
 // that finishes finds its next call already on the node instead of a round trip away at the API.

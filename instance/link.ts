@@ -21,7 +21,7 @@ export interface LinkOptions {
   node: NodeInfo;
   log: Logger;
   load(): NodeLoad;
-  onMessage(msg: ToInstance, blobs: Buffer[]): void;
+  onMessage(msg: ToInstance): void;
 }
 
 export class ApiLink {
@@ -29,7 +29,7 @@ export class ApiLink {
   private out!: SendQueue;
   private timer?: NodeJS.Timeout;
   private lastHeard = Date.now();
-  private closed = false;
+  private stopped = false;
   connected = false;
 
   constructor(private readonly o: LinkOptions) {}
@@ -39,12 +39,17 @@ export class ApiLink {
     this.timer = setInterval(() => this.tick(), HEARTBEAT_MS);
   }
 
-  send(m: ToApi, ...blobs: Buffer[]): Promise<void> {
-    return this.out.send(encode(m, ...blobs));
+  // The link was closed (the node is stopping).
+  get closed(): boolean {
+    return this.stopped;
+  }
+
+  send(m: ToApi): Promise<void> {
+    return this.out.send(encode(m));
   }
 
   async close(): Promise<void> {
-    this.closed = true;
+    this.stopped = true;
     clearInterval(this.timer);
     // Say goodbye if the API is there; a send to no peer would wait forever.
     await Promise.race([this.send({ type: 'bye' }).catch(() => undefined), new Promise((r) => setTimeout(r, 500))]);
@@ -95,18 +100,18 @@ export class ApiLink {
           this.o.log.warn({ err: errText(e) }, 'bad message from API');
           continue;
         }
-        const { msg, blobs } = decoded;
+        const { msg } = decoded;
         if (msg.type === 'welcome') {
           if (!this.connected) this.o.log.info({ broker: this.o.broker, node: this.o.node.id }, 'registered with the API');
           this.connected = true;
         } else if (msg.type === 'reregister') {
           this.register();
         } else if (msg.type !== 'heartbeat') {
-          this.o.onMessage(msg, blobs);
+          this.o.onMessage(msg);
         }
       }
     } catch (e) {
-      if (!this.closed && !socket.closed) this.o.log.error({ err: errText(e) }, 'API link failed');
+      if (!this.stopped && !socket.closed) this.o.log.error({ err: errText(e) }, 'API link failed');
     }
   }
 }

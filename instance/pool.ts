@@ -1,39 +1,36 @@
-// The instance's miniworkers (broker-worker pattern) and the containers they hold. A miniworker says
-// `ready`, gets one command (a job, a prestart, a remove), answers, and is ready again. Which container
-// serves a call is decided in containers.ts; this file carries the decision out. A miniworker that dies
-// gives its job back to the queue (one crashing loses no job) and its containers are removed. Sizes
-// (miniworkers, stem cells, idle TTL) change at any time without losing a job.
-import { execFile, fork, type ChildProcess } from 'node:child_process';
+// The node's calls and containers: takes the calls the node accepted, asks decide() which container serves
+// each, and carries the decision out: a warm loader is called over its line (line.ts), Docker work goes to
+// a miniworker (miniworkers.ts). Each container moves only through the state machine in containers.ts.
+// Stem cells follow stems.ts; idle containers are reaped. A miniworker that dies puts its call back in the
+// queue (one crashing loses no job) and its containers are removed. Sizes change at any time.
 import { randomBytes } from 'node:crypto';
 import { chown, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { Router } from 'zeromq';
+import { callEnv, functionEnv, limitsOf, paramsOf, UID } from '../common/container-spec.js';
 import { errText, type Logger } from '../common/log.js';
 import type { CallOutcome, FunctionMeta, Policy, Runtime } from '../common/model.js';
-import { SendQueue } from '../common/zmq.js';
-import { decode, encode } from '../protocol/codec.js';
-import { FromWorkerSchema, type ContainerSpec, type FromWorker, type Job, type Load, type ToWorker } from '../protocol/worker.js';
-import { ContainerTable, decide, fnKey, rtKey, toEvict, type ContainerRec } from './containers.js';
+import { RESULT_LIMIT } from '../protocol/loader.js';
+import type { DepsJob, DepsRun, ExitReport, RunJob } from '../protocol/worker.js';
+import { ContainerTable, decide, fnKey, rtKey, toEvict, type ContainerRec, type Decision } from './containers.js';
+import { LineBroken, LineClosed, LineTimeout, LoaderLine } from './line.js';
+import { Miniworkers, WorkerDied, type JobCommand, type WorkerHooks, type WorkerPort } from './miniworkers.js';
+import { StemPlanner } from './stems.js';
 
-const run = promisify(execFile);
-
-type WorkerState = 'starting' | 'ready' | 'busy' | 'leaving';
-
-interface Worker {
-  name: string;
-  proc: ChildProcess;
-  state: WorkerState;
-  job?: Job;
-  cmds: ToWorker[]; // control commands waiting for this miniworker (prestart, remove)
+// A call the node accepted, with its prepared tree.
+export interface Work {
+  callNum: number;
+  params: unknown;
+  fn: FunctionMeta;
+  runtime: Runtime;
+  treeDir: string;
+  policy: Policy;
+  replica?: number; // redundant calls: which of the two runs
 }
-
-// A call accepted by the node, before the pool has placed it.
-export type Work = Omit<Job, 'use' | 'jobId'>;
 
 export interface PoolSettings {
   miniworkers: number;
-  stemCells: number; // per runtime, kept warm when the node's policy is `runtime`
+  stemCells: number; // the fewest stem cells a runtime that has them keeps
+  stemCellsMax: number; // the most, while demand lasts
   idleTtlMs: number;
   maxContainers: number;
 }
@@ -43,39 +40,66 @@ export interface PoolOptions {
   nodeId: string;
   dataDir: string;
   script: string; // the miniworker's entry file
-  policy: Policy;
   settings: PoolSettings;
   log: Logger;
-  onResult(job: Job, outcome: CallOutcome): void;
-  onWorkerGone(name: string): Promise<void>; // removes what a dead miniworker left in Docker
+  onResult(work: Work, outcome: CallOutcome): void;
+  workers?(hooks: WorkerHooks): WorkerPort; // the real miniworkers unless a test brings fakes
 }
 
-export class MiniworkerPool {
-  private readonly socket = new Router({ mandatory: true });
-  private readonly out = new SendQueue(this.socket);
-  private readonly workers = new Map<string, Worker>();
-  private readonly queue: Work[] = [];
+const STEM_TTL_MS = 60_000; // a stem cell beyond its runtime's target goes after this long unused
+const START_TIMEOUT_MS = 30_000; // a new container's loader must dial in within this
+const TRUNCATION_MARK = '\n[zfaas: output truncated]';
+// A loader's process environment grows a little with every call (the C library keeps every value a
+// variable ever had): a warm container is replaced after this many calls, long before that matters.
+const RECYCLE_AFTER_CALLS = 10_000;
+
+// A Docker job waiting for a free miniworker (stem cells, preloads, dependency steps).
+interface Chore {
+  run(worker: string): Promise<void>;
+}
+
+class Requeue extends Error {}
+
+export class Pool {
   readonly table = new ContainerTable();
-  private readonly stemRuntimes = new Map<string, Runtime>();
-  // Runtimes whose stem cells fail to start (an image that cannot run its loader): tried again after a
-  // delay that doubles with each failure, up to a minute, instead of at once and forever.
-  private readonly stemFailures = new Map<string, { count: number; timer?: NodeJS.Timeout }>(); // timer set: waiting
+  private readonly workers: WorkerPort;
+  private readonly lines = new Map<string, LoaderLine>();
+  private readonly stems: StemPlanner;
+  private readonly queue: Work[] = [];
+  private readonly chores: Chore[] = [];
+  private readonly active = new Map<string, { work: Work; container?: string; run?: { owner: string; name: string } }>();
+  private readonly cancelled = new Set<string>();
+  private readonly stemsStarting = new Map<string, number>();
+  private readonly orphans = new Set<string>(); // containers whose miniworker died (their calls are its jobs)
   private settings: PoolSettings;
-  private seq = 0;
-  private jobSeq = 0;
+  private sweep: 'todo' | 'running' | 'done' = 'todo';
   private stopping = false;
+  private jobSeq = 0;
+  private callSeq = 0;
   private reaper?: NodeJS.Timeout;
 
   constructor(private readonly o: PoolOptions) {
     this.settings = { ...o.settings };
+    this.stems = new StemPlanner({ min: o.settings.stemCells, max: o.settings.stemCellsMax, windowMs: STEM_TTL_MS });
+    const hooks: WorkerHooks = {
+      onReady: () => this.onReady(),
+      onGone: (name) => this.onWorkerGone(name),
+      onExited: (id) => this.onExited(id),
+      mayLeave: (name) => this.table.ownedBy(name).length === 0,
+    };
+    this.workers = o.workers?.(hooks) ?? new Miniworkers({ address: o.address, nodeId: o.nodeId, script: o.script, log: o.log, ...hooks });
   }
 
   async start(): Promise<void> {
-    await this.socket.bind(this.o.address);
-    void this.loop();
-    this.fill();
+    await rm(this.linesDir, { recursive: true, force: true });
+    await mkdir(this.linesDir, { recursive: true, mode: 0o700 });
+    await this.workers.start(this.settings.miniworkers);
     this.reaper = setInterval(() => this.reap(), 1000);
     this.reaper.unref();
+  }
+
+  private get linesDir(): string {
+    return join(this.o.dataDir, 'lines');
   }
 
   submit(work: Work): void {
@@ -83,31 +107,54 @@ export class MiniworkerPool {
     this.dispatch();
   }
 
-  // Runtimes whose stem cells this node keeps (policy `runtime`).
-  addStemRuntime(rt: Runtime): void {
-    if (this.stemRuntimes.has(rt.name)) return;
-    this.stemRuntimes.set(rt.name, rt);
-    this.dispatch();
+  // This node keeps stem cells of the runtime from now on (policy `runtime`, the node's or a function's).
+  keepStems(rt: Runtime): void {
+    if (!rt.loader) return; // a stem cell without a loader could not take a function
+    if (this.stems.add(rt.name)) {
+      this.stemRuntimes.set(rt.name, rt);
+      this.dispatch();
+    }
   }
+  private readonly stemRuntimes = new Map<string, Runtime>();
 
   // Policy `function`: a warm container holding the function before its first call.
   preload(fn: FunctionMeta, runtime: Runtime, treeDir: string): void {
     const key = fnKey(fn.functionName, fn.version);
-    // Over the node's cap, the reaper makes room by removing the least recently used idle container.
-    if (this.table.count(key, ['starting', 'warm', 'idle', 'busy']) > 0) return;
-    const owner = this.quietestWorker();
-    if (!owner) return;
-    const id = this.newId();
-    this.table.add({ id, owner: owner.name, key, runtime: runtime.name });
-    owner.cmds.push({ type: 'prestart', spec: this.functionSpec(id, owner.name, fn, runtime, treeDir), load: loadOf(fn, runtime) });
+    if (this.table.count(key) > 0) return;
+    this.chores.push({ run: (w) => this.startContainer(w, { key, runtime, fn, treeDir }).then(() => undefined) });
     this.dispatch();
-    this.reap();
+  }
+
+  // The dependencies step of a function version, run by a miniworker.
+  runDeps(deps: Omit<DepsJob, 'name'>): Promise<DepsRun> {
+    return new Promise<DepsRun>((resolve, reject) => {
+      this.chores.push({
+        run: async (w) => {
+          try {
+            const reply = await this.workers.job(w, { type: 'deps', jobId: ++this.jobSeq, deps: { ...deps, name: this.newId('deps') } });
+            resolve(reply.run);
+          } catch (e) {
+            reject(e as Error);
+          }
+        },
+      });
+      this.dispatch();
+    });
+  }
+
+  // A version was replaced: its idle containers go now instead of after their TTL.
+  drain(name: string, keepVersion: number): void {
+    for (const r of this.table.all()) {
+      if (!r.key.startsWith(`fn:${name}@`) || r.key === fnKey(name, keepVersion)) continue;
+      if (r.state === 'idle' || r.state === 'warm') void this.discard(r);
+    }
   }
 
   configure(s: Partial<PoolSettings>): PoolSettings {
     this.settings = { ...this.settings, ...Object.fromEntries(Object.entries(s).filter(([, v]) => v !== undefined)) };
-    if (s.miniworkers !== undefined) this.resize(s.miniworkers);
-    this.reap();
+    this.stems.configure({ min: this.settings.stemCells, max: Math.max(this.settings.stemCells, this.settings.stemCellsMax) });
+    if (s.miniworkers !== undefined) this.workers.resize(s.miniworkers);
+    this.reap(); // also lets go the containers of miniworkers that leave
     this.dispatch();
     return { ...this.settings };
   }
@@ -116,40 +163,21 @@ export class MiniworkerPool {
     return { ...this.settings };
   }
 
-  private resize(n: number): void {
-    this.fill();
-    // Shrink: idle ones leave now, busy ones after their job; their containers go with them.
-    let excess = this.live().length - n;
-    for (const w of this.workers.values()) {
-      if (excess <= 0) break;
-      if (w.state === 'ready' || w.state === 'starting') {
-        this.retire(w);
-        excess--;
-      }
-    }
-    for (const w of this.workers.values()) {
-      if (excess <= 0) break;
-      if (w.state === 'busy') {
-        w.state = 'leaving';
-        excess--;
-      }
-    }
-  }
-
-  // A redundant call got its answer: its other run is dropped if still queued; if it is running, the
-  // container it runs in is returned so the caller can kill it.
-  cancel(callNum: number, keepJobId: number): { dequeued: number; running: { containerId?: string; worker: string }[] } {
-    let dequeued = 0;
+  // A redundant call got its answer: its other run is dropped if still queued, cancelled if it runs.
+  cancel(callNum: number, keepReplica: number | undefined): void {
     for (let i = this.queue.length - 1; i >= 0; i--) {
-      if (this.queue[i]!.callNum === callNum) {
-        this.queue.splice(i, 1);
-        dequeued++;
-      }
+      const w = this.queue[i]!;
+      if (w.callNum === callNum && w.replica !== keepReplica) this.queue.splice(i, 1);
     }
-    const running = [...this.workers.values()]
-      .filter((w) => w.job && w.job.callNum === callNum && w.job.jobId !== keepJobId)
-      .map((w) => ({ containerId: w.job!.use?.id, worker: w.name }));
-    return { dequeued, running };
+    for (const [k, a] of this.active) {
+      if (a.work.callNum !== callNum || a.work.replica === keepReplica) continue;
+      this.cancelled.add(k);
+      const rec = a.container ? this.table.get(a.container) : undefined;
+      if (rec && rec.state === 'busy') {
+        this.table.move(rec.id, 'cancelling');
+        void this.discard(rec);
+      } else if (a.run) void this.workers.remove(a.run.owner, a.run.name);
+    }
   }
 
   stats(): {
@@ -161,8 +189,8 @@ export class MiniworkerPool {
     stems: Record<string, number>;
   } {
     return {
-      miniworkers: this.live().length,
-      busy: [...this.workers.values()].filter((w) => w.job).length,
+      miniworkers: this.workers.size,
+      busy: this.workers.busy(),
       queued: this.queue.length,
       containers: this.table.byState(),
       warm: this.table.warmByFunction(),
@@ -173,370 +201,401 @@ export class MiniworkerPool {
   async stop(): Promise<void> {
     this.stopping = true;
     clearInterval(this.reaper);
-    const exits = [...this.workers.values()].map(
-      (w) =>
-        new Promise<void>((resolve) => {
-          if (w.proc.exitCode !== null || w.proc.signalCode !== null) return resolve();
-          w.proc.once('exit', () => resolve());
-          w.proc.kill('SIGTERM');
-          setTimeout(() => w.proc.kill('SIGKILL'), 5000).unref();
-        }),
-    );
-    await Promise.all(exits);
-    this.socket.close();
+    for (const line of this.lines.values()) line.close();
+    await this.workers.stop();
+    await rm(this.linesDir, { recursive: true, force: true }).catch(() => undefined);
     await rm(join(this.o.dataDir, 'slots'), { recursive: true, force: true }).catch(() => undefined);
-    // ZeroMQ leaves the ipc socket file behind.
-    if (this.o.address.startsWith('ipc://')) await rm(this.o.address.slice('ipc://'.length), { force: true }).catch(() => undefined);
   }
 
-  private live(): Worker[] {
-    return [...this.workers.values()].filter((w) => w.state !== 'leaving');
-  }
-
-  private fill(): void {
-    while (!this.stopping && this.live().length < this.settings.miniworkers) this.spawn();
-  }
-
-  private spawn(): void {
-    const name = `${this.o.nodeId}-mw${++this.seq}`;
-    const proc = fork(this.o.script, [this.o.address, this.o.nodeId, name], {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      // A node runs several miniworkers, so their memory counts several times. A miniworker mostly waits
-      // on sockets: V8's interpreter and baseline compiler serve it well, one thread does its garbage
-      // collection, and its young generation stays small: about 50 MB each instead of 75.
-      execArgv: ['--lite-mode', '--single-threaded', '--max-semi-space-size=1'],
-      env: { ...process.env, ZFAAS_LOG_FORMAT: process.env.ZFAAS_LOG_FORMAT ?? 'json' },
-    });
-    const w: Worker = { name, proc, state: 'starting', cmds: [] };
-    this.workers.set(name, w);
-    proc.on('exit', (code, signal) => this.onExit(w, code, signal));
-    proc.on('error', (e) => this.o.log.error({ miniworker: name, err: errText(e) }, 'miniworker failed to start'));
-  }
-
-  private retire(w: Worker): void {
-    w.state = 'leaving';
-    for (const r of this.table.ownedBy(w.name)) this.dropContainer(r);
-    this.sendTo(w, { type: 'shutdown' });
-  }
-
-  private onExit(w: Worker, code: number | null, signal: string | null): void {
-    this.workers.delete(w.name);
-    for (const r of this.table.ownedBy(w.name)) this.dropContainer(r);
-    void this.o.onWorkerGone(w.name).catch(() => undefined);
-    if (w.job && w.job.fn.settings.retry === false) {
-      // The retry rule: a function with retry=false never runs twice, even when its executor died.
-      this.o.log.warn(
-        { miniworker: w.name, code, signal, callNum: w.job.callNum },
-        'miniworker died with a job; not retried (retry=false)',
-      );
-      this.o.onResult(w.job, {
-        status: 'ERROR',
-        result: '',
-        error: 'the miniworker running the call died; not retried (the function has retry=false)',
-      });
-    } else if (w.job) {
-      // Its job goes back to the front of the queue: it was accepted and must finish.
-      this.o.log.warn({ miniworker: w.name, code, signal, callNum: w.job.callNum }, 'miniworker died with a job; requeued');
-      const { use: _use, jobId: _id, ...work } = w.job;
-      this.queue.unshift(work);
-    } else if (!this.stopping && w.state !== 'leaving') {
-      this.o.log.warn({ miniworker: w.name, code, signal }, 'miniworker exited');
+  private onReady(): void {
+    if (this.sweep === 'todo') {
+      // Before anything of this life exists, what an earlier life of this node left behind goes; nothing
+      // is created until that is done (the sweep would take it too).
+      const w = this.workers.ready()[0];
+      if (!w) return;
+      this.sweep = 'running';
+      void this.workers
+        .job(w, { type: 'sweep' })
+        .then(
+          (r) => {
+            if (r.removed) this.o.log.info({ removed: r.removed }, 'removed containers left by an earlier run');
+          },
+          () => undefined,
+        )
+        .finally(() => {
+          this.sweep = 'done';
+          this.dispatch();
+        });
+      return;
     }
-    if (!this.stopping) {
-      this.fill();
-      this.dispatch();
-    }
+    this.dispatch();
   }
 
-  private async loop(): Promise<void> {
-    try {
-      for await (const frames of this.socket) {
-        const [id, ...rest] = frames as Buffer[];
-        if (!id) continue;
-        const w = this.workers.get(id.toString());
-        if (!w) continue;
-        let msg: FromWorker;
-        try {
-          msg = decode(FromWorkerSchema, rest).msg;
-        } catch (e) {
-          this.o.log.warn({ miniworker: w.name, err: errText(e) }, 'bad message from miniworker');
-          continue;
-        }
-        this.onMessage(w, msg);
-        this.dispatch();
-      }
-    } catch (e) {
-      if (!this.stopping) this.o.log.error({ err: errText(e) }, 'miniworker socket failed');
+  private onWorkerGone(name: string): void {
+    for (const r of this.table.ownedBy(name)) {
+      this.orphans.add(r.id);
+      this.lines.get(r.id)?.close();
+      this.forget(r);
     }
-  }
-
-  private onMessage(w: Worker, msg: FromWorker): void {
-    switch (msg.type) {
-      case 'result': {
-        const job = w.job;
-        if (!job || job.jobId !== msg.jobId) return;
-        w.job = undefined;
-        if (job.use) {
-          const rec = this.table.get(job.use.id);
-          if (rec) {
-            if (msg.containerAlive) this.table.move(rec.id, 'idle');
-            else this.forget(rec);
-          }
-        }
-        if (w.state === 'busy') w.state = 'starting'; // until it says ready again
-        this.o.onResult(job, msg.outcome);
-        return;
-      }
-      case 'started': {
-        const rec = this.table.get(msg.id);
-        if (!rec) return;
-        if (msg.ok) {
-          this.table.move(rec.id, 'warm');
-          if (rec.slotDir) this.stemStarted(rec.runtime, true);
-        } else {
-          this.o.log.warn({ container: msg.id, key: rec.key, err: msg.error }, 'warm container did not start');
-          if (rec.slotDir) this.stemStarted(rec.runtime, false);
-          this.forget(rec);
-        }
-        if (w.state === 'busy') w.state = 'starting';
-        return;
-      }
-      case 'removed':
-        if (w.state === 'busy') w.state = 'starting';
-        return;
-      case 'ready':
-        if (w.state === 'leaving') {
-          if (!w.job) this.sendTo(w, { type: 'shutdown' });
-        } else if (!w.job) {
-          w.state = 'ready';
-        }
-        return;
-    }
-  }
-
-  // Sends each free miniworker its next command: control commands first, then calls in arrival order.
-  private dispatch(): void {
     if (this.stopping) return;
-    for (const w of this.workers.values()) {
-      if (w.state === 'ready' && w.cmds.length) {
-        w.state = 'busy';
-        this.sendTo(w, w.cmds.shift()!);
-      }
+    // What it held (and a create of its that the engine finishes late) is removed by another miniworker.
+    const sweep = (): void =>
+      void this.chores.push({ run: (w) => this.workers.job(w, { type: 'sweep', miniworker: name }).then(() => undefined) });
+    sweep();
+    setTimeout(() => {
+      sweep();
+      this.dispatch();
+    }, 5000).unref();
+  }
+
+  // A container's process ended on its own: a call on its line learns it from the line; one waiting for
+  // its loader to dial in, at once; one holding no call is removed.
+  private onExited(id: string): void {
+    const r = this.table.get(id);
+    if (!r) return;
+    this.lines.get(id)?.close(new LineClosed('the container exited'));
+    if (r.state === 'warm' || r.state === 'idle') void this.discard(r);
+  }
+
+  // Hands out chores first, then calls in arrival order; a call that must wait does not hold up the next.
+  private dispatch(): void {
+    if (this.stopping || this.sweep !== 'done') return;
+    for (let ready = this.workers.ready(); this.chores.length && ready.length; ready = this.workers.ready()) {
+      void this.chores.shift()!.run(this.leastLoaded(ready));
     }
-    while (this.queue.length) {
-      const ready = [...this.workers.values()].filter((w) => w.state === 'ready' && w.cmds.length === 0).map((w) => w.name);
-      const work = this.queue[0]!;
+    for (let i = 0; i < this.queue.length;) {
+      const work = this.queue[i]!;
       const d = decide(this.table, {
         policy: work.policy,
         key: fnKey(work.fn.functionName, work.fn.version),
         runtime: work.runtime.name,
         stemsAllowed: !work.fn.settings.network,
-        ready,
+        ready: this.workers.ready(),
+        leaving: this.workers.leaving(),
       });
-      if (d.kind === 'wait') break;
-      this.queue.shift();
-      const w = this.workers.get(d.worker)!;
-      w.state = 'busy';
-      const job: Job = { ...work, jobId: ++this.jobSeq, use: null };
-      w.job = job;
-      if (d.kind === 'use') {
-        this.table.move(d.id, 'busy');
-        job.use = { id: d.id };
-        this.sendTo(w, { type: 'job', job });
-      } else if (d.kind === 'create') {
-        const id = this.newId();
-        this.table.add({ id, owner: w.name, key: fnKey(work.fn.functionName, work.fn.version), runtime: work.runtime.name });
-        this.table.move(id, 'busy');
-        job.use = { id, create: this.functionSpec(id, w.name, work.fn, work.runtime, work.treeDir), load: loadOf(work.fn, work.runtime) };
-        this.sendTo(w, { type: 'job', job });
-      } else if (d.kind === 'adopt') {
-        const rec = this.table.move(d.id, 'busy')!;
-        rec.key = fnKey(work.fn.functionName, work.fn.version);
-        job.use = { id: d.id, load: loadOf(work.fn, work.runtime), limits: limitsOf(work.fn) };
-        void this.fillSlot(rec, work.treeDir).then(
-          () => this.sendTo(w, { type: 'job', job }),
-          (e) => {
-            // The stem cell cannot take it: run the call in a fresh container instead.
-            this.o.log.warn({ container: rec.id, err: errText(e) }, 'could not put the function into a stem cell');
-            this.dropContainer(rec);
-            job.use = null;
-            this.sendTo(w, { type: 'job', job });
-          },
-        );
-      } else {
-        this.sendTo(w, { type: 'job', job });
+      if (d.kind === 'wait') {
+        i++;
+        continue;
       }
+      this.queue.splice(i, 1);
+      void this.serve(work, d);
     }
     this.replenish();
   }
 
-  private stemStarted(runtime: string, ok: boolean): void {
-    const f = this.stemFailures.get(runtime);
-    if (ok) {
-      clearTimeout(f?.timer);
-      this.stemFailures.delete(runtime);
-      return;
+  // Carries out one decision for one call and reports the outcome. The synchronous part of each branch
+  // claims its container or miniworker, so the next decision sees them taken.
+  private async serve(work: Work, d: Exclude<Decision, { kind: 'wait' }>): Promise<void> {
+    const k = `${work.callNum}:${work.replica ?? ''}`;
+    const a: { work: Work; container?: string; run?: { owner: string; name: string } } = { work };
+    this.active.set(k, a);
+    let outcome: CallOutcome;
+    try {
+      outcome = await this.execute(work, d, a);
+    } catch (e) {
+      if (e instanceof Requeue || (e instanceof WorkerDied && work.fn.settings.retry !== false)) {
+        this.active.delete(k);
+        if (!this.cancelled.delete(k) && !this.stopping) {
+          this.o.log.warn({ callNum: work.callNum, why: errText(e) }, 'call goes back to the queue');
+          this.queue.unshift(work);
+        }
+        this.dispatch();
+        return;
+      }
+      const error =
+        e instanceof WorkerDied
+          ? `${e.message}; not retried (the function has retry=false)`
+          : `zfaas could not run the function: ${errText(e)}`;
+      outcome = { status: 'ERROR', result: '', error };
     }
-    const count = (f?.count ?? 0) + 1;
-    const delay = Math.min(1000 * 2 ** (count - 1), 60_000);
-    clearTimeout(f?.timer);
-    const entry: { count: number; timer?: NodeJS.Timeout } = { count };
-    entry.timer = setTimeout(() => {
-      entry.timer = undefined;
-      this.dispatch();
-    }, delay);
-    entry.timer.unref();
-    this.stemFailures.set(runtime, entry);
-    this.o.log.warn({ runtime, failures: count, retryInMs: delay }, 'stem cells of this runtime fail to start; trying again later');
+    this.active.delete(k);
+    // Its container may be free again: a call that waited for it goes now.
+    if (!this.cancelled.delete(k)) this.o.onResult(work, outcome);
+    this.dispatch();
   }
 
-  // Keeps the configured number of stem cells per runtime (policy `runtime`), within the node's cap.
-  private replenish(): void {
-    if (this.o.policy !== 'runtime' || this.stopping) return;
-    for (const rt of this.stemRuntimes.values()) {
-      if (this.stemFailures.get(rt.name)?.timer) continue;
-      let missing = this.settings.stemCells - this.table.count(rtKey(rt.name), ['starting', 'warm']);
-      while (missing-- > 0 && this.table.all().length < this.settings.maxContainers) {
-        const owner = this.quietestWorker();
-        if (!owner) return;
-        const id = this.newId();
-        const slotDir = join(this.o.dataDir, 'slots', id);
-        const rec = this.table.add({ id, owner: owner.name, key: rtKey(rt.name), runtime: rt.name, slotDir });
-        void makeSlot(slotDir).then(
-          () => {
-            owner.cmds.push({ type: 'prestart', spec: this.stemSpec(id, owner.name, rt, slotDir) });
-            this.dispatch();
-          },
-          (e) => {
-            this.o.log.warn({ err: errText(e) }, 'could not make a stem cell folder');
-            this.forget(rec);
-          },
-        );
+  private async execute(
+    work: Work,
+    d: Exclude<Decision, { kind: 'wait' }>,
+    a: { container?: string; run?: { owner: string; name: string } },
+  ): Promise<CallOutcome> {
+    const key = fnKey(work.fn.functionName, work.fn.version);
+    switch (d.kind) {
+      case 'once': {
+        const name = this.newId('call');
+        a.run = { owner: d.worker, name };
+        const reply = await this.workers.job(d.worker, { type: 'run', jobId: ++this.jobSeq, job: this.runJob(work, name) });
+        return reply.outcome;
+      }
+      case 'use': {
+        const rec = this.table.move(d.id, 'busy')!;
+        a.container = rec.id;
+        return rec.lined ? this.callLine(rec, work) : this.exec(rec, work);
+      }
+      case 'adopt': {
+        const rec = this.table.move(d.id, 'loading')!;
+        a.container = rec.id;
+        rec.key = key;
+        this.stems.tookOne(rec.runtime);
+        const reply = await this.workers
+          .job(d.worker, { type: 'adopt', id: rec.id, treeDir: work.treeDir, slotDir: rec.slotDir!, limits: limitsOf(work.fn) })
+          .catch((e: Error) => ({ ok: false, error: errText(e) }));
+        if (!reply.ok) {
+          // The stem cell cannot take it: the call is decided again (a fresh container, most likely).
+          this.o.log.warn({ container: rec.id, err: reply.error }, 'could not put the function into a stem cell');
+          void this.discard(rec);
+          throw new Requeue();
+        }
+        return this.loadAndCall(rec, work);
+      }
+      case 'create': {
+        const rec = await this.startContainer(d.worker, { key, runtime: work.runtime, fn: work.fn, treeDir: work.treeDir, forCall: true });
+        if (!rec.ok) return { status: 'ERROR', result: '', error: `zfaas could not start a container for the function: ${rec.error}` };
+        a.container = rec.rec.id;
+        if (!rec.rec.lined) {
+          this.table.move(rec.rec.id, 'busy');
+          return this.exec(rec.rec, work);
+        }
+        return this.loadAndCall(rec.rec, work);
       }
     }
   }
 
-  private reap(): void {
-    for (const r of toEvict(this.table, { idleTtlMs: this.settings.idleTtlMs, maxContainers: this.settings.maxContainers })) {
-      this.o.log.debug({ container: r.id, key: r.key }, 'removing idle container');
-      this.dropContainer(r);
+  // Creates a held container on a miniworker: a stem cell (no fn), or one for a function, loaded and
+  // left warm (preload) or taken for the call that asked for it (forCall: left in `loading`).
+  private async startContainer(
+    worker: string,
+    c: { key: string; runtime: Runtime; fn?: FunctionMeta; treeDir?: string; forCall?: boolean },
+  ): Promise<{ ok: true; rec: ContainerRec } | { ok: false; error: string }> {
+    const id = this.newId(c.fn ? 'fn' : 'stem');
+    const lined = c.runtime.loader !== undefined;
+    const slotDir = c.fn ? undefined : join(this.o.dataDir, 'slots', id);
+    const rec = this.table.add({ id, owner: worker, key: c.key, runtime: c.runtime.name, lined, slotDir });
+    const reply = this.workers.job(
+      worker,
+      (async () => {
+        if (slotDir) await makeSlot(slotDir);
+        const lineDir = lined ? join(this.linesDir, id) : undefined;
+        if (lineDir) this.lines.set(id, await LoaderLine.listen(lineDir));
+        return { type: 'create' as const, plan: { id, runtime: c.runtime, fn: c.fn, treeDir: slotDir ?? c.treeDir!, lineDir } };
+      })(),
+    );
+    try {
+      const r = await reply;
+      if (!r.ok) throw new Error(r.error ?? 'create failed');
+      this.table.move(id, 'starting');
+      const line = this.lines.get(id);
+      if (line) await line.ready(START_TIMEOUT_MS);
+      if (!c.fn) {
+        this.table.move(id, 'warm');
+        this.stems.started(c.runtime.name, true);
+      } else if (c.forCall) {
+        this.table.move(id, 'loading');
+      } else {
+        await this.load(rec, c.fn, c.runtime, START_TIMEOUT_MS);
+        this.table.move(id, 'warm');
+      }
+      return { ok: true, rec };
+    } catch (e) {
+      if (!c.fn) {
+        const delay = this.stems.started(c.runtime.name, false);
+        this.o.log.warn({ runtime: c.runtime.name, retryInMs: delay, err: errText(e) }, 'a stem cell did not start; trying again later');
+        setTimeout(() => this.dispatch(), delay).unref();
+      } else if (!c.forCall) {
+        this.o.log.warn({ key: c.key, err: errText(e) }, 'warm container did not start');
+      }
+      if (e instanceof WorkerDied) throw e;
+      void this.discard(rec);
+      return { ok: false, error: errText(e) };
     }
   }
 
-  // Tells the owner to remove a container (after what it is doing) and forgets it now.
-  private dropContainer(r: ContainerRec): void {
-    const owner = this.workers.get(r.owner);
-    this.forget(r);
-    if (owner && owner.state !== 'leaving') {
-      owner.cmds.push({ type: 'remove', id: r.id });
+  private async load(rec: ContainerRec, fn: FunctionMeta, rt: Runtime, timeoutMs: number): Promise<void> {
+    const line = this.lines.get(rec.id);
+    if (!line) return; // exec mode: nothing to load
+    const r = await line.request({ op: 'load', dir: rt.path, handler: fn.settings.handler ?? null, env: functionEnv(fn, rt) }, timeoutMs);
+    if (r.op === 'loaded' && r.ok) return;
+    throw new LoadFailed(r.op === 'loaded' || r.op === 'error' ? (r.error ?? 'the function could not be loaded') : 'unexpected reply');
+  }
+
+  private async loadAndCall(rec: ContainerRec, work: Work): Promise<CallOutcome> {
+    try {
+      await this.load(rec, work.fn, work.runtime, work.fn.settings.timeout * 1000);
+    } catch (e) {
+      // A function that cannot load (no handler, a syntax error) fails its call; the container is spent.
+      void this.discard(rec);
+      const error = e instanceof LineTimeout ? 'the function did not finish loading within its timeout' : errText(e);
+      return { status: 'ERROR', result: '', error };
     }
+    this.table.move(rec.id, 'busy');
+    return this.callLine(rec, work);
+  }
+
+  // One call over the container's line: no process starts, nothing passes through Docker.
+  private async callLine(rec: ContainerRec, work: Work): Promise<CallOutcome> {
+    const line = this.lines.get(rec.id);
+    const started = Date.now();
+    const timeoutS = work.fn.settings.timeout;
+    const deadline = started + timeoutS * 1000;
+    try {
+      if (!line) throw new LineClosed('the container has no line');
+      const r = await line.request(
+        {
+          op: 'call',
+          id: ++this.callSeq,
+          params: paramsOf(work.params),
+          env: callEnv({ callNum: work.callNum, replica: work.replica, deadline }),
+        },
+        timeoutS * 1000,
+      );
+      const durationMs = Date.now() - started;
+      if (r.op === 'error') throw new LineBroken(`the loader refused the call: ${r.error}`);
+      if (r.op !== 'result') throw new LineBroken('unexpected reply');
+      let logs = r.logs ?? '';
+      // A call that leaves processes behind (a fork bomb, a daemon, a miner) spends its container.
+      if (r.stray && r.stray > 0) {
+        void this.discard(rec);
+        logs += `${logs && !logs.endsWith('\n') ? '\n' : ''}[zfaas: the call left ${r.stray} process${r.stray === 1 ? '' : 'es'} running; the container was removed]\n`;
+      } else if (rec.calls >= RECYCLE_AFTER_CALLS) void this.discard(rec);
+      else if (rec.state === 'busy') this.table.move(rec.id, 'idle');
+      if (r.ok) {
+        const result = (r.result ?? '').slice(0, RESULT_LIMIT);
+        return { status: 'DONE', result: r.truncated ? result + TRUNCATION_MARK : result, logs, durationMs };
+      }
+      return { status: 'ERROR', result: '', error: r.error ?? 'the function failed', logs, durationMs };
+    } catch (e) {
+      const durationMs = Date.now() - started;
+      if (e instanceof LineTimeout) {
+        void this.discard(rec);
+        return { status: 'TIMEOUT', result: '', error: `function ran past its timeout of ${timeoutS} s and was killed`, durationMs };
+      }
+      if (e instanceof LineBroken) {
+        void this.discard(rec);
+        return { status: 'ERROR', result: '', error: `${e.message}: the container was removed`, durationMs };
+      }
+      // The miniworker holding the container died: the call was its job as much as the container was.
+      if (this.orphans.delete(rec.id)) throw new WorkerDied('the miniworker holding its container died');
+      // The loader went away during the call: out of memory, process.exit(), a crash in native code.
+      const exit = await this.discard(rec, true);
+      return { status: 'ERROR', result: '', error: diedText(exit, work.fn.settings.memory), durationMs };
+    }
+  }
+
+  // A call as a `docker exec` in a held container of a runtime without a loader.
+  private async exec(rec: ContainerRec, work: Work): Promise<CallOutcome> {
+    const name = this.newId('exec');
+    const reply = await this.workers.job(rec.owner, { type: 'exec', jobId: ++this.jobSeq, id: rec.id, job: this.runJob(work, name) });
+    if (reply.alive) {
+      if (rec.state === 'busy') this.table.move(rec.id, 'idle');
+    } else this.forget(rec);
+    return reply.outcome;
+  }
+
+  private runJob(work: Work, name: string): RunJob {
+    return {
+      name,
+      callNum: work.callNum,
+      params: work.params,
+      fn: work.fn,
+      runtime: work.runtime,
+      treeDir: work.treeDir,
+      replica: work.replica,
+      deadline: Date.now() + work.fn.settings.timeout * 1000,
+    };
+  }
+
+  // Keeps each stem runtime at its target, within the node's cap.
+  private replenish(): void {
+    if (this.stopping) return;
+    for (const name of this.stems.list()) {
+      const rt = this.stemRuntimes.get(name);
+      if (!rt || !this.stems.mayStart(name)) continue;
+      const starting = this.stemsStarting.get(name) ?? 0;
+      let missing = this.stems.target(name) - this.table.count(rtKey(name), ['creating', 'starting', 'warm']) - starting;
+      while (missing-- > 0 && this.table.live() + this.startingStems() < this.settings.maxContainers) {
+        this.stemsStarting.set(name, (this.stemsStarting.get(name) ?? 0) + 1);
+        this.chores.push({
+          run: (w) => {
+            this.stemsStarting.set(name, (this.stemsStarting.get(name) ?? 1) - 1);
+            return this.startContainer(w, { key: rtKey(name), runtime: rt }).then(() => undefined);
+          },
+        });
+      }
+    }
+  }
+
+  private startingStems(): number {
+    let n = 0;
+    for (const v of this.stemsStarting.values()) n += v;
+    return n;
+  }
+
+  private reap(): void {
+    // A miniworker that is leaving takes its containers along once they serve no call.
+    for (const name of this.workers.leaving()) {
+      for (const r of this.table.ownedBy(name)) if (r.state === 'warm' || r.state === 'idle') void this.discard(r);
+    }
+    this.workers.dismiss();
+    const evict = toEvict(this.table, {
+      idleTtlMs: this.settings.idleTtlMs,
+      maxContainers: this.settings.maxContainers,
+      stemTarget: (rt) => this.stems.target(rt),
+      stemTtlMs: STEM_TTL_MS,
+    });
+    for (const r of evict) {
+      this.o.log.debug({ container: r.id, key: r.key }, 'removing idle container');
+      void this.discard(r);
+    }
+    if (this.stems.list().length) this.dispatch();
+  }
+
+  // Tells its miniworker to remove a container; with `report`, says how it ended.
+  private async discard(r: ContainerRec, report = false): Promise<ExitReport | undefined> {
+    if (!this.table.get(r.id) || r.state === 'removing') return undefined;
+    this.table.move(r.id, 'removing');
+    this.lines.get(r.id)?.close();
+    const exit = await this.workers.remove(r.owner, r.id, report);
+    this.forget(r);
+    return exit;
   }
 
   private forget(r: ContainerRec): void {
     if (this.table.get(r.id)) this.table.move(r.id, 'removed');
+    this.workers.dismiss();
+    this.lines.get(r.id)?.close();
+    this.lines.delete(r.id);
     if (r.slotDir) void rm(r.slotDir, { recursive: true, force: true }).catch(() => undefined);
   }
 
-  private quietestWorker(): Worker | undefined {
-    let best: Worker | undefined;
+  private leastLoaded(ready: string[]): string {
+    let best = ready[0]!;
     let bestN = Infinity;
-    for (const w of this.live()) {
-      const n = this.table.ownedBy(w.name).length + w.cmds.length;
+    for (const w of ready) {
+      const n = this.table.ownedBy(w).length;
       if (n < bestN) [best, bestN] = [w, n];
     }
     return best;
   }
 
-  private newId(): string {
-    return `zfaas-${this.o.nodeId}-${randomBytes(4).toString('hex')}`.slice(0, 120);
-  }
-
-  // The function's tree, hardlinked into the stem cell's folder (read-only inside the container).
-  private async fillSlot(rec: ContainerRec, treeDir: string): Promise<void> {
-    if (!rec.slotDir) throw new Error('not a stem cell');
-    await run('cp', ['-a', '-l', `${treeDir}/.`, rec.slotDir]);
-  }
-
-  private functionSpec(id: string, owner: string, fn: FunctionMeta, rt: Runtime, treeDir: string): ContainerSpec {
-    const env = ['HOME=/tmp', ...Object.entries(baseEnv(fn, rt)).map(([k, v]) => `${k}=${v}`)];
-    return containerSpec(
-      id,
-      rt,
-      `${treeDir}:${rt.path}:ro`,
-      env,
-      this.labels(owner, { 'zfaas.function': fn.functionName, 'zfaas.role': 'warm' }),
-      limitsOf(fn),
-    );
-  }
-
-  private stemSpec(id: string, owner: string, rt: Runtime, slotDir: string): ContainerSpec {
-    // generic limits; the call's own are applied when the stem cell takes a function
-    const limits = { memoryMiB: 256, cpus: 1, pids: 128, network: false };
-    return containerSpec(
-      id,
-      rt,
-      `${slotDir}:${rt.path}:ro`,
-      ['HOME=/tmp', `ZFAAS_DIR=${rt.path}`],
-      this.labels(owner, { 'zfaas.runtime': rt.name, 'zfaas.role': 'stem' }),
-      limits,
-    );
-  }
-
-  private labels(owner: string, extra: Record<string, string>): Record<string, string> {
-    return { 'zfaas.node': this.o.nodeId, 'zfaas.miniworker': owner, ...extra };
-  }
-
-  private sendTo(w: Worker, m: ToWorker): void {
-    this.out.send([Buffer.from(w.name), ...encode(m)]).catch((e) => {
-      this.o.log.warn({ miniworker: w.name, err: errText(e) }, 'could not reach miniworker');
-    });
+  private newId(kind: string): string {
+    return `zfaas-${this.o.nodeId}-${kind}-${randomBytes(4).toString('hex')}`.slice(0, 120);
   }
 }
 
-function containerSpec(
-  id: string,
-  rt: Runtime,
-  bind: string,
-  env: string[],
-  labels: Record<string, string>,
-  limits: ContainerSpec['limits'],
-): ContainerSpec {
-  return {
-    id,
-    image: rt.image,
-    mode: rt.loader ? 'loader' : 'exec',
-    loader: rt.loader,
-    run: rt.run,
-    workdir: rt.path,
-    bind,
-    env,
-    labels,
-    limits,
-  };
-}
+class LoadFailed extends Error {}
 
-function baseEnv(fn: FunctionMeta, rt: Runtime): Record<string, string> {
-  return {
-    ZFAAS_FUNCTION: fn.functionName,
-    ZFAAS_VERSION: String(fn.version),
-    ZFAAS_FUNCTION_VERSION: String(fn.version),
-    ZFAAS_DIR: rt.path,
-    ZFAAS_TIMEOUT: String(fn.settings.timeout),
-    ZFAAS_MEMORY: String(fn.settings.memory),
-    ...(fn.settings.handler ? { ZFAAS_HANDLER: fn.settings.handler } : {}),
-    ...fn.settings.env,
-  };
-}
-
-function loadOf(fn: FunctionMeta, rt: Runtime): Load {
-  return { dir: rt.path, handler: fn.settings.handler ?? null, env: baseEnv(fn, rt) };
-}
-
-function limitsOf(fn: FunctionMeta): ContainerSpec['limits'] {
-  return { memoryMiB: fn.settings.memory, cpus: fn.settings.cpus, pids: fn.settings.pids, network: fn.settings.network };
+// Why a loader went away in the middle of a call, in the words a function's author needs.
+function diedText(exit: ExitReport | undefined, memoryMiB: number): string {
+  if (exit?.flooded) return 'function wrote more than 16 MiB of output and was stopped';
+  if (exit?.oomKilled) return `function was killed: it exceeded its memory limit of ${memoryMiB} MiB`;
+  const tail = exit?.stderr.trim().slice(-4000) ?? '';
+  const code = exit?.exitCode;
+  return `the function process exited${code !== null && code !== undefined ? ` (code ${code})` : ''}${tail ? `: ${tail}` : ''}`;
 }
 
 async function makeSlot(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true });
-  if (process.getuid?.() === 0) await chown(dir, 1000, 1000);
+  if (process.getuid?.() === 0) await chown(dir, UID, UID);
 }
+
+export type { JobCommand };

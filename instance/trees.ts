@@ -1,12 +1,11 @@
 // The node's local cache: archives by digest, and prepared function trees (archive unpacked + the
 // runtime's `dependencies` run once per function version per node, its result cached on disk).
-import type Docker from 'dockerode';
 import { createHash } from 'node:crypto';
 import { chown, mkdir, readdir, readFile, rename, rm, stat, writeFile, lstat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { extractArchive } from '../common/archive.js';
+import { extractArchive } from '../common/archive/index.js';
 import type { FunctionMeta, Runtime } from '../common/model.js';
-import { runDependencies } from './dependencies.js';
+import type { DepsJob, DepsRun } from '../protocol/worker.js';
 
 export type ArchiveFetcher = (digest: string) => Promise<Buffer>;
 
@@ -14,9 +13,8 @@ export class DependencyError extends Error {}
 
 export interface TreeCacheOptions {
   dataDir: string;
-  docker: Docker;
   fetchArchive: ArchiveFetcher;
-  nodeId: string;
+  runDeps(job: Omit<DepsJob, 'name'>): Promise<DepsRun>; // a miniworker runs the step in a container
   depsNetwork: boolean;
   depsTimeoutMs: number;
   depsMaxMiB: number; // the most a function's tree may hold once its dependencies are installed
@@ -77,24 +75,15 @@ export class TreeCache {
         const built = join(work, 'built');
         await mkdir(built);
         const maxMiB = this.o.depsMaxMiB;
-        const r = await runDependencies(this.o.docker, {
-          image: runtime.image,
-          path: runtime.path,
-          command: deps,
-          env: ['HOME=/tmp', `ZFAAS_FUNCTION=${fn.functionName}`],
-          labels: { 'zfaas.node': this.o.nodeId, 'zfaas.function': fn.functionName, 'zfaas.role': 'dependencies' },
-          // A function allowed the network at run time may fetch its packages too; others vendor them.
-          limits: {
-            memoryMiB: Math.max(fn.settings.memory, 512),
-            cpus: 1,
-            pids: 256,
-            network: this.o.depsNetwork || fn.settings.network,
-            tmpfsMiB: 256,
-          },
-          timeoutMs: this.o.depsTimeoutMs,
+        // A function allowed the network at run time may fetch its packages too; others vendor them.
+        const r = await this.o.runDeps({
+          fn,
+          runtime,
           srcDir: workTree,
           outDir: built,
           maxMiB,
+          timeoutMs: this.o.depsTimeoutMs,
+          network: this.o.depsNetwork || fn.settings.network,
         });
         depsLog = r.log;
         const tail = r.log.trim().slice(-2000);

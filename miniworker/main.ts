@@ -1,15 +1,22 @@
-// A miniworker: a small process that owns its containers, runs one job at a time and asks for the next.
-// Crashing loses no job: the instance sees the process exit and gives its job to another miniworker.
+// A miniworker: a small process that holds containers for its instance and does the Docker work on them
+// (protocol/worker.ts), so that the instance's event loop never waits on the engine. It has one job slot
+// (create, adopt, run, exec, deps, sweep), whose reply is its "ready"; `remove` is taken at any time, also
+// while the slot is busy, so a running call can be cancelled. Every container it makes is known by name
+// before its create is sent: a shutdown waits for creates in flight and removes everything it holds.
+// Crashing loses no job: the instance sees the process exit and gives the job to another miniworker.
 import '../common/lean.js'; // first: keeps what the miniworker never uses out of memory
 import Docker from 'dockerode';
 import { Dealer } from 'zeromq';
+import { heldContainer, type Owner } from '../common/container-spec.js';
+import { removeLabelled } from '../common/docker.js';
 import { errText } from '../common/errors.js';
+import type { CallOutcome } from '../common/model.js';
 import { SendQueue } from '../common/zmq.js';
 import { decode, encode } from '../protocol/codec.js';
-import { ToWorkerSchema, type FromWorker, type Job } from '../protocol/worker.js';
-import type { CallOutcome } from '../common/model.js';
+import { ToWorkerSchema, type FromWorker, type ToWorker } from '../protocol/worker.js';
+import { runDependencies } from './dependencies.js';
+import { Held } from './held.js';
 import { runOnce } from './run-once.js';
-import { TimeoutError, WarmContainer } from './warm.js';
 
 export interface MiniworkerOptions {
   broker: string;
@@ -17,117 +24,160 @@ export interface MiniworkerOptions {
   name: string;
 }
 
+type Job = Exclude<ToWorker, { type: 'remove' | 'shutdown' }>;
+
+// The process's own states: taking commands, doing its one job, finishing before it exits.
+type State = 'idle' | 'working' | 'stopping';
+
 export async function runMiniworker(opts: MiniworkerOptions): Promise<void> {
   const docker = new Docker();
+  const owner: Owner = { node: opts.nodeId, miniworker: opts.name };
   const socket = new Dealer({ routingId: opts.name, linger: 1000 });
   const out = new SendQueue(socket);
   socket.connect(opts.broker);
-  const send = (m: FromWorker): Promise<void> => out.send(encode(m));
+  const send = (m: FromWorker): Promise<void> => out.send(encode(m)).catch(() => undefined);
 
-  let stopping = false;
+  let state: State = 'idle';
+  let current: Promise<void> = Promise.resolve();
+  const held = new Map<string, Promise<Held | undefined>>(); // by name, from the moment its create is sent
+  const running = new Set<string>(); // fresh containers of calls and dependency steps, by name
+
   const stop = (): void => {
-    stopping = true;
+    state = 'stopping';
     socket.close();
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
-  // The instance is our parent: if it goes, so do we.
-  process.on('disconnect', stop);
+  process.on('disconnect', stop); // the instance is our parent: if it goes, so do we
 
-  const containers = new Map<string, WarmContainer>();
+  const remove = async (id: string, report: boolean): Promise<FromWorker> => {
+    const h = held.get(id);
+    held.delete(id);
+    const container = await h?.catch(() => undefined);
+    if (container) return { type: 'removed', id, exit: await container.remove(report) };
+    // A fresh container of a call (or a create that failed half-way): by name.
+    await docker
+      .getContainer(id)
+      .remove({ force: true })
+      .catch(() => undefined);
+    return { type: 'removed', id };
+  };
+
+  const work = async (m: Job): Promise<FromWorker> => {
+    switch (m.type) {
+      case 'create': {
+        const mode = m.plan.runtime.loader && m.plan.lineDir ? 'loader' : 'exec';
+        const id = m.plan.id;
+        const p = Held.create(docker, heldContainer({ name: id, ...m.plan }, owner), mode, () => {
+          if (held.has(id)) void send({ type: 'exited', id });
+        });
+        held.set(
+          m.plan.id,
+          p.catch(() => undefined),
+        );
+        try {
+          await p;
+          return { type: 'created', id: m.plan.id, ok: true };
+        } catch (e) {
+          held.delete(m.plan.id);
+          return { type: 'created', id: m.plan.id, ok: false, error: errText(e) };
+        }
+      }
+      case 'adopt': {
+        const h = await held.get(m.id)?.catch(() => undefined);
+        if (!h?.alive) return { type: 'adopted', id: m.id, ok: false, error: 'the stem cell is gone' };
+        try {
+          await Held.fillSlot(m.treeDir, m.slotDir);
+          await h.limit(m.limits);
+          return { type: 'adopted', id: m.id, ok: true };
+        } catch (e) {
+          return { type: 'adopted', id: m.id, ok: false, error: errText(e) };
+        }
+      }
+      case 'run': {
+        running.add(m.job.name);
+        const outcome = await runOnce(docker, m.job, owner)
+          .catch((e): CallOutcome => ({ status: 'ERROR', result: '', error: `zfaas could not run the function: ${errText(e)}` }))
+          .finally(() => running.delete(m.job.name));
+        return { type: 'ran', jobId: m.jobId, outcome };
+      }
+      case 'exec': {
+        const h = await held.get(m.id)?.catch(() => undefined);
+        if (!h?.alive) {
+          const outcome: CallOutcome = { status: 'ERROR', result: '', error: 'zfaas lost the container for this call' };
+          return { type: 'ran', jobId: m.jobId, outcome, alive: false };
+        }
+        const r = await h.exec(m.job).catch((e) => ({
+          outcome: { status: 'ERROR', result: '', error: `zfaas could not run the function: ${errText(e)}` },
+          alive: false,
+        }));
+        if (!r.alive) held.delete(m.id);
+        return { type: 'ran', jobId: m.jobId, outcome: r.outcome as CallOutcome, alive: r.alive };
+      }
+      case 'deps': {
+        running.add(m.deps.name);
+        try {
+          return { type: 'depsDone', jobId: m.jobId, run: await runDependencies(docker, m.deps, owner) };
+        } catch (e) {
+          const run = {
+            exitCode: null,
+            timedOut: false,
+            tooLarge: false,
+            oomKilled: false,
+            log: `zfaas could not run the step: ${errText(e)}`,
+          };
+          return { type: 'depsDone', jobId: m.jobId, run };
+        } finally {
+          running.delete(m.deps.name);
+        }
+      }
+      case 'sweep': {
+        // What this node left behind in an earlier life (before anything of this life exists), or what a
+        // miniworker that died left behind.
+        const filter: Record<string, string> = m.miniworker ? { 'zfaas.miniworker': m.miniworker } : { 'zfaas.node': opts.nodeId };
+        return { type: 'swept', removed: await removeLabelled(docker, filter) };
+      }
+    }
+  };
+
   await send({ type: 'ready', pid: process.pid });
   try {
     for await (const frames of socket) {
       const { msg } = decode(ToWorkerSchema, frames as Buffer[]);
       if (msg.type === 'shutdown') break;
-      if (msg.type === 'job') {
-        const job = msg.job;
-        const { outcome, alive } = await execute(docker, containers, job, opts.nodeId, opts.name).catch(
-          (e): { outcome: CallOutcome; alive: boolean } => ({
-            outcome: { status: 'ERROR', result: '', error: `zfaas could not run the function: ${errText(e)}` },
-            alive: false,
-          }),
-        );
-        await send({ type: 'result', jobId: job.jobId, callNum: job.callNum, outcome, containerAlive: alive });
-      } else if (msg.type === 'prestart') {
-        try {
-          const w = await WarmContainer.create(docker, msg.spec);
-          containers.set(msg.spec.id, w);
-          if (msg.load) await w.load(msg.load, 30_000);
-          await send({ type: 'started', id: msg.spec.id, ok: true });
-        } catch (e) {
-          await containers.get(msg.spec.id)?.remove();
-          containers.delete(msg.spec.id);
-          await send({ type: 'started', id: msg.spec.id, ok: false, error: errText(e) });
-        }
-      } else if (msg.type === 'remove') {
-        // Removal goes on in the background: this miniworker is free for the next call at once.
-        const w = containers.get(msg.id);
-        containers.delete(msg.id);
-        if (w) void w.remove();
-        await send({ type: 'removed', id: msg.id });
+      if (msg.type === 'remove') {
+        void remove(msg.id, msg.report ?? false).then(send);
+        continue;
       }
-      await send({ type: 'ready', pid: process.pid });
+      state = 'working';
+      current = work(msg).then(async (reply) => {
+        if (state === 'working') state = 'idle';
+        await send(reply);
+      });
     }
   } catch (e) {
     // The instance logs this miniworker's exit; this line says why (pino stays out of the miniworker: memory).
-    if (!stopping)
+    if ((state as State) !== 'stopping')
       console.error(
         JSON.stringify({ level: 50, time: Date.now(), name: `miniworker ${opts.name}`, msg: 'miniworker loop failed', err: errText(e) }),
       );
   }
-  await Promise.all([...containers.values()].map((w) => w.remove()));
+  state = 'stopping';
+  // Whatever is in flight is cut short: its containers are removed (a job waiting on one then ends), and
+  // again until the job has ended, since a create the engine was still doing may finish after a removal.
+  let settled = false;
+  void current.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  for (let round = 0; round < 20; round++) {
+    await Promise.all([...held.keys()].map((id) => remove(id, false)));
+    await Promise.all([...running].map((name) => remove(name, false)));
+    await removeLabelled(docker, { 'zfaas.miniworker': opts.name }).catch(() => 0);
+    if (settled) break;
+    await Promise.race([current.catch(() => undefined), new Promise((r) => setTimeout(r, 500))]);
+  }
   if (!socket.closed) socket.close();
-}
-
-// Runs one job where the instance said: a fresh container, or one of ours (created now if asked).
-async function execute(
-  docker: Docker,
-  containers: Map<string, WarmContainer>,
-  job: Job,
-  nodeId: string,
-  name: string,
-): Promise<{ outcome: CallOutcome; alive: boolean }> {
-  const use = job.use;
-  if (!use) return { outcome: await runOnce(docker, job, nodeId, name), alive: false };
-  let w = containers.get(use.id);
-  if (use.create) {
-    try {
-      w = await WarmContainer.create(docker, use.create);
-    } catch (e) {
-      return {
-        outcome: { status: 'ERROR', result: '', error: `zfaas could not start a container for the function: ${errText(e)}` },
-        alive: false,
-      };
-    }
-    containers.set(use.id, w);
-  }
-  // The instance believed we hold a container we do not: run the call in a fresh one instead.
-  if (!w || !w.alive) {
-    containers.delete(use.id);
-    return { outcome: await runOnce(docker, job, nodeId, name), alive: false };
-  }
-  if (use.load) {
-    try {
-      if (use.limits) await w.limit(use.limits);
-      await w.load(use.load, job.fn.settings.timeout * 1000);
-    } catch (e) {
-      // A function that cannot load (no handler, a syntax error) fails its call; the container is spent.
-      await w.remove();
-      containers.delete(use.id);
-      return {
-        outcome: {
-          status: 'ERROR',
-          result: '',
-          error: e instanceof TimeoutError ? 'the function did not finish loading within its timeout' : errText(e),
-        },
-        alive: false,
-      };
-    }
-  }
-  const outcome = await w.call(job);
-  if (!w.alive) containers.delete(use.id);
-  return { outcome, alive: w.alive };
 }
 
 // Spawned by the instance: node miniworker/main.js BROKER NODE_ID NAME

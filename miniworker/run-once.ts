@@ -1,43 +1,33 @@
-// Policy `none`: a fresh container per call, running the runtime's `run` command, removed after.
+// Policy `none`: a fresh container per call, running the runtime's `run` command, removed after. The
+// container is named by the instance, so a call can be cancelled by removing it while it runs.
 import type Docker from 'dockerode';
+import { callContainer, callEnv, functionEnv, paramsOf, type Owner } from '../common/container-spec.js';
 import { runContainer } from '../common/docker.js';
 import type { CallOutcome } from '../common/model.js';
-import type { Job } from '../protocol/worker.js';
+import type { RunJob } from '../protocol/worker.js';
 import { outcomeOf } from './outcome.js';
 
-const MAX_ENV_PARAMS = 96 * 1024; // Linux caps one environment string near 128 KiB
+const identity = (job: RunJob): { callNum: number; replica?: number; deadline: number } => ({
+  callNum: job.callNum,
+  replica: job.replica,
+  deadline: job.deadline,
+});
 
-// A call's params as the function gets them: `null` stays null; only missing params are {}.
-export const paramsOf = (job: Job): unknown => (job.params === undefined ? {} : job.params);
-
-export function callEnv(job: Job): string[] {
-  const params = JSON.stringify(paramsOf(job));
-  const env = [
-    'HOME=/tmp',
-    `ZFAAS_FUNCTION=${job.fn.functionName}`,
-    `ZFAAS_VERSION=${job.fn.version}`,
-    `ZFAAS_CALL=${job.callNum}`,
-    `ZFAAS_DIR=${job.runtime.path}`,
-    ...Object.entries(job.fn.settings.env).map(([k, v]) => `${k}=${v}`),
-  ];
-  if (params.length <= MAX_ENV_PARAMS) env.push(`ZFAAS_PARAMS=${params}`);
-  if (job.fn.settings.handler) env.push(`ZFAAS_HANDLER=${job.fn.settings.handler}`);
-  if (job.replica !== undefined) env.push(`ZFAAS_REPLICA=${job.replica}`); // redundant calls: which run this is
-  return env;
+// The environment of a `docker exec` of the run command: the function's, the call's and the params.
+export function callEnvList(job: RunJob): string[] {
+  const env = { HOME: '/tmp', ...functionEnv(job.fn, job.runtime), ...callEnv(identity(job)) };
+  const params = JSON.stringify(paramsOf(job.params));
+  return [...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...(params.length <= 96 * 1024 ? [`ZFAAS_PARAMS=${params}`] : [])];
 }
 
-// `owner` (the miniworker) is in the labels so a dead miniworker's containers can be found and removed.
-export async function runOnce(docker: Docker, job: Job, nodeId: string, owner = ''): Promise<CallOutcome> {
+export async function runOnce(docker: Docker, job: RunJob, owner: Owner): Promise<CallOutcome> {
   const s = job.fn.settings;
-  const r = await runContainer(docker, {
-    image: job.runtime.image,
-    cmd: ['sh', '-c', job.runtime.run],
-    workdir: job.runtime.path,
-    env: callEnv(job),
-    binds: [`${job.treeDir}:${job.runtime.path}:ro`],
-    labels: { 'zfaas.node': nodeId, 'zfaas.miniworker': owner, 'zfaas.function': job.fn.functionName, 'zfaas.call': String(job.callNum) },
-    limits: { memoryMiB: s.memory, cpus: s.cpus, pids: s.pids, network: s.network },
-    stdin: JSON.stringify(paramsOf(job)),
+  const create = callContainer(
+    { name: job.name, fn: job.fn, runtime: job.runtime, treeDir: job.treeDir, call: identity(job), params: job.params },
+    owner,
+  );
+  const r = await runContainer(docker, create, {
+    stdin: JSON.stringify(paramsOf(job.params)),
     timeoutMs: s.timeout * 1000,
   });
   return outcomeOf(r, s.timeout, s.memory);

@@ -14,6 +14,9 @@
 //                                                  the node's life ends first (`life` changes, or it is lost),
 //                                                  the API records the outcome it was sent.
 // Archives do not travel here: a node reads them from the DB service directly.
+import { z } from 'zod';
+import { CallOutcomeSchema, FunctionMetaSchema, nameSchema, PolicySchema, RuntimeSchema } from '../common/model.js';
+
 export const HEARTBEAT_MS = 1_000;
 export const HEARTBEAT_LIVENESS = 3;
 

@@ -184,26 +184,36 @@ describe('the container is a sandbox', () => {
           mem: read('/sys/fs/cgroup/memory.max'),
           pids: read('/sys/fs/cgroup/pids.max'),
           canWriteTree: (() => { try { fs.writeFileSync(__dirname + '/x', 'x'); return true; } catch { return false; } })(),
-          mounts: read('/proc/self/mounts').split('\\n').map((l) => l.split(' ')[1]),
+          mounts: read('/proc/self/mounts').split('\\n').map((l) => l.split(' ')[1] + ' ' + (l.split(' ')[3] || '').split(',')[0]),
+          line: (() => { try { return fs.readdirSync('/run/zfaas'); } catch (e) { return 'ERR ' + e.code; } })(),
+          canWriteLine: (() => { try { fs.writeFileSync('/run/zfaas/x', 'x'); return true; } catch { return false; } })(),
         });`,
     });
     expect((await upload(`${p.api}/registerFunction/node/probe`, probe, 'probe.tar.gz', { memory: '128', pids: '64' })).status).toBe(201);
-    const r = await http<{ uid: number; ifaces: string[]; mem: string; pids: string; canWriteTree: boolean; mounts: string[] }>(
-      'POST',
-      `${p.api}/function/probe`,
-      {},
-    );
+    const r = await http<{
+      uid: number;
+      ifaces: string[];
+      mem: string;
+      pids: string;
+      canWriteTree: boolean;
+      mounts: string[];
+      line: string[];
+      canWriteLine: boolean;
+    }>('POST', `${p.api}/function/probe`, {});
     expect(r.status).toBe(200);
     expect(r.body.uid).not.toBe(0);
     expect(r.body.ifaces).toEqual(['lo']);
     expect(r.body.mem).toBe(String(128 * 1024 * 1024));
     expect(r.body.pids).toBe('64');
     expect(r.body.canWriteTree).toBe(false);
-    // No host folder is mounted except the function's tree (and Docker's own /etc files and init).
+    // No host folder is mounted except the function's tree and, in a warm container, the folder that held
+    // only the node's socket for its loader; both read-only (besides Docker's own /etc files and init).
     const binds = r.body.mounts.filter(
-      (m) => !/^\/(proc|sys|dev|tmp|etc\/(hosts|hostname|resolv\.conf)|usr\/sbin\/docker-init)(\/|$)/.test(m) && m !== '/',
+      (m) => !/^\/(proc|sys|dev|tmp|etc\/(hosts|hostname|resolv\.conf)|usr\/sbin\/docker-init)(\/| |$)/.test(m) && !m.startsWith('/ '),
     );
-    expect(binds).toEqual(['/ws']);
+    expect(binds.sort()).toEqual(['/run/zfaas ro', '/ws ro']);
+    expect(r.body.line).toEqual([]); // its socket is gone once the loader has dialled in
+    expect(r.body.canWriteLine).toBe(false);
   });
 });
 
@@ -251,5 +261,24 @@ describe('refused input', () => {
     expect((await http('POST', `${p.api}/invokeFunction`, { params: {} })).status).toBe(400);
     expect((await http('POST', `${p.api}/function/hello`, '{bad')).status).toBe(400);
     expect((await http('GET', `${p.api}/call/abc`)).status).toBe(400);
+  });
+
+  it('reads memory=128m as 128 MiB and refuses memory=12x saying what was expected', async () => {
+    const arc = await packFiles({ 'index.js': 'module.exports = () => 1;' });
+    const ok = await upload<{ settings: { memory: number; timeout: number } }>(
+      `${p.api}/registerFunction/node/sized?timeout=1m30s`,
+      arc,
+      'sized.tar.gz',
+      { memory: '128m' },
+    );
+    expect(ok.status).toBe(201);
+    expect(ok.body.settings).toMatchObject({ memory: 128, timeout: 90 });
+    const bad = await upload<{ error: string }>(`${p.api}/registerFunction/node/sized`, arc, 'sized.tar.gz', { memory: '12x' });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toBe(
+      'invalid function settings: memory: expected a size such as 128, 128m, 128Mi or 1g (16 MiB to 8 GiB), got "12x"',
+    );
+    // The refused deploy stored nothing: version 1 is still the only one.
+    expect((await http<{ version: number }>('GET', `${p.api}/function/sized`)).body.version).toBe(1);
   });
 });

@@ -11,7 +11,7 @@ import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { Level } from 'level';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ArchiveError, inspectArchive } from '../common/archive.js';
+import { ArchiveError, inspectArchive } from '../common/archive/index.js';
 import { NAME_RE, RuntimeInputSchema } from '../common/model.js';
 import { NodeSettingsSchema } from '../protocol/broker.js';
 import { packFiles } from './helpers/archives.js';

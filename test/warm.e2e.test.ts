@@ -151,7 +151,7 @@ describe('policy runtime (stem cells)', () => {
       p.proc
         .output()
         .split('\n')
-        .filter((l) => l.includes('warm container did not start') && l.includes('rt:brokenloader')).length;
+        .filter((l) => l.includes('a stem cell did not start') && l.includes('"runtime":"brokenloader"')).length;
     const before = failures();
     const r = await http<{ status: string }>('POST', `${p.api}/function/orphan`, {});
     expect(r.status).toBe(500); // its call cannot run either: it ends in ERROR
@@ -160,7 +160,7 @@ describe('policy runtime (stem cells)', () => {
     await new Promise((res) => setTimeout(res, 5000));
     // Retried after 1 s, 2 s, 4 s...: at most 3 more attempts in 5 s (at once and forever, there were dozens).
     expect(failures() - first).toBeLessThanOrEqual(3);
-    expect(p.proc.output()).toContain('stem cells of this runtime fail to start; trying again later');
+    expect(p.proc.output()).toContain('a stem cell did not start; trying again later');
   });
 
   it('runs a python function with the built-in loader (handler(event))', async () => {

@@ -4,7 +4,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { CallStatusSchema, isFinal, nameSchema } from '../../common/model.js';
 import type { DbClient } from '../../db/client.js';
-import type { Calls } from '../calls.js';
+import { withOutcome, type Calls } from '../calls.js';
 import { HttpError, parse, wrap } from '../http.js';
 import { waitBudgetMs } from './invoke.js';
 
@@ -70,7 +70,10 @@ export function callsRouter(db: DbClient, calls: Calls): Router {
       if (!isFinal(call.status) && ms > 0) {
         const ended = calls.waiters.wait(callNum, ms); // listening before looking again: no end is missed
         call = (await db.request('getCall', { callNum })) ?? call;
-        if (!isFinal(call.status) && (await ended)) call = (await db.request('getCall', { callNum })) ?? call;
+        if (!isFinal(call.status)) {
+          const outcome = await ended;
+          if (outcome) call = withOutcome((await db.request('getCall', { callNum })) ?? call, outcome);
+        }
       }
       res.setHeader('X-Zfaas-Wait-Left', String(Math.max(0, Math.ceil((budgetEnd - Date.now()) / 1000))));
       res.status(isFinal(call.status) ? 200 : 202).json(call);

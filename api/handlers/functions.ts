@@ -4,74 +4,139 @@ import { Router, type Request, type RequestHandler } from 'express';
 import multer from 'multer';
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { inspectArchive } from '../../common/archive.js';
-import { FunctionSettingsSchema, nameSchema, type FunctionSettings } from '../../common/model.js';
+import { inspectArchive } from '../../common/archive/index.js';
+import {
+  ENV_KEY_RE,
+  ENV_VALUE_MAX,
+  FunctionSettingsSchema,
+  POLICIES,
+  PolicySchema,
+  SETTING_LIMITS,
+  nameSchema,
+  type FunctionSettings,
+  type Policy,
+} from '../../common/model.js';
+import { quote, readMemory, readTimeout, refuse, type Reading } from '../../common/units.js';
 import type { DbClient } from '../../db/client.js';
 import { HttpError, parse, wrap } from '../http.js';
 
 export const MAX_UPLOAD_BYTES = 50 * 1024 * 1024;
 
-const bool = z
-  .union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])])
-  .transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
-const num = z.union([
-  z.number(),
-  z
-    .string()
-    .regex(/^\d+(\.\d+)?$/, 'must be a number')
-    .transform(Number),
+const L = SETTING_LIMITS;
+const NUMBER_RE = /^(\d+(\.\d+)?|\.\d+)$/;
+
+// A number within a setting's bounds, sent as a string (or a number, from a direct caller).
+const readNumber =
+  (expected: string, limits: { min: number; max: number }, whole: boolean) =>
+  (v: unknown): Reading => {
+    const n = typeof v === 'number' ? v : typeof v === 'string' && NUMBER_RE.test(v.trim()) ? Number(v) : NaN;
+    return Number.isFinite(n) && (!whole || Number.isInteger(n)) && n >= limits.min && n <= limits.max
+      ? { ok: true, value: n }
+      : refuse(expected, v);
+  };
+
+const BOOLEANS = new Map<string, boolean>([
+  ['true', true],
+  ['1', true],
+  ['yes', true],
+  ['false', false],
+  ['0', false],
+  ['no', false],
 ]);
+const readBool = (v: unknown): Reading<boolean> => {
+  const b = typeof v === 'boolean' ? v : typeof v === 'string' ? BOOLEANS.get(v.trim().toLowerCase()) : undefined;
+  return b === undefined ? refuse('true or false (or 1/0, yes/no)', v) : { ok: true, value: b };
+};
 
-// Settings come as extra multipart fields or query parameters; fields win over the query.
-const SettingsInputSchema = z
-  .object({
-    timeout: num.optional(),
-    memory: num.optional(),
-    cpus: num.optional(),
-    pids: num.optional(),
-    policy: z.string().optional(),
-    network: bool.optional(),
-    retry: bool.optional(),
-    concurrency: num.optional(),
-    handler: z.string().optional(),
-    env: z.union([z.string(), z.array(z.string())]).optional(),
-  })
-  .passthrough();
+const readPolicy = (v: unknown): Reading<Policy> => {
+  const r = PolicySchema.safeParse(v);
+  return r.success ? { ok: true, value: r.data } : refuse(`one of ${POLICIES.join(', ')} (unset: the node's policy)`, v);
+};
 
-function parseEnv(v: string | string[] | undefined): Record<string, string> {
-  if (v === undefined) return {};
-  const items = Array.isArray(v) ? v : [v];
+// The stored schema's own check, so the handler and the store cannot disagree on what a handler may be.
+const readHandler = (v: unknown): Reading<string> => {
+  const r = FunctionSettingsSchema.shape.handler.safeParse(v);
+  return r.success && r.data !== undefined
+    ? { ok: true, value: r.data }
+    : refuse('FILE.EXPORT naming a file inside the function, such as index.handler or lib/main.run', v);
+};
+
+const ENV_EXPECTED = 'KEY=VALUE (repeatable) or a JSON object such as {"KEY": "VALUE"}';
+const ENV_KEY_EXPECTED = 'a KEY of letters, digits and _, not starting with a digit';
+
+// `env` as KEY=VALUE items (one field, or several when repeated) and/or JSON objects, merged in order.
+function readEnv(v: unknown): Reading<Record<string, string>> {
+  const items = Array.isArray(v) ? (v as unknown[]) : [v];
   const out: Record<string, string> = {};
+  const put = (k: string, val: string): Reading<Record<string, string>> | null => {
+    if (!ENV_KEY_RE.test(k)) return refuse(ENV_KEY_EXPECTED, k);
+    if (val.length > ENV_VALUE_MAX) return refuse(`values of at most ${ENV_VALUE_MAX} characters`, `${val.length} characters for ${k}`);
+    out[k] = val;
+    return null;
+  };
   for (const item of items) {
+    if (typeof item !== 'string') return refuse(ENV_EXPECTED, item);
     const t = item.trim();
     if (t.startsWith('{')) {
       let obj: unknown;
       try {
         obj = JSON.parse(t);
       } catch {
-        throw new HttpError(400, 'invalid env: not a JSON object');
+        obj = undefined;
       }
-      if (!obj || typeof obj !== 'object' || Array.isArray(obj)) throw new HttpError(400, 'invalid env: not a JSON object');
+      if (!obj || typeof obj !== 'object' || Array.isArray(obj)) return refuse(ENV_EXPECTED, item);
       for (const [k, val] of Object.entries(obj)) {
         if (typeof val !== 'string' && typeof val !== 'number' && typeof val !== 'boolean')
-          throw new HttpError(400, `invalid env: the value of "${k.slice(0, 60)}" is not a string, number or boolean`);
-        out[k] = String(val);
+          return refuse(`the value of ${quote(k)} to be a string, number or boolean`, val);
+        const bad = put(k, String(val));
+        if (bad) return bad;
       }
     } else {
       const eq = t.indexOf('=');
-      if (eq <= 0) throw new HttpError(400, `invalid env entry "${t.slice(0, 60)}": expected KEY=VALUE`);
-      out[t.slice(0, eq)] = t.slice(eq + 1);
+      if (eq <= 0) return refuse(ENV_EXPECTED, item);
+      const bad = put(t.slice(0, eq), t.slice(eq + 1));
+      if (bad) return bad;
     }
   }
-  return out;
+  return { ok: true, value: out };
 }
+
+// A setting read by `read`; its refusal becomes a zod issue at the setting's path, so parse() (api/http.ts)
+// words it like every other bad input: "invalid function settings: memory: expected ..., got "12x"".
+const setting = <T>(read: (v: unknown) => Reading<T>) =>
+  z
+    .unknown()
+    .transform((v, ctx): T => {
+      const r = read(v);
+      if (r.ok) return r.value;
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: r.error });
+      return z.NEVER;
+    })
+    .optional();
+
+// Settings come as extra multipart fields or query parameters (strings; arrays when repeated); fields win
+// over the query. Each is read into its stored form here; unset ones get their defaults below.
+const SettingsInputSchema = z
+  .object({
+    timeout: setting(readTimeout),
+    memory: setting(readMemory),
+    cpus: setting(readNumber(`a number of CPUs such as 0.5, 1 or 2 (${L.cpus.min} to ${L.cpus.max})`, L.cpus, false)),
+    pids: setting(readNumber(`a whole number of processes from ${L.pids.min} to ${L.pids.max}`, L.pids, true)),
+    policy: setting(readPolicy),
+    network: setting(readBool),
+    retry: setting(readBool),
+    concurrency: setting(readNumber(`a whole number of calls from ${L.concurrency.min} to ${L.concurrency.max}`, L.concurrency, true)),
+    handler: setting(readHandler),
+    env: setting(readEnv),
+  })
+  .passthrough();
 
 export function settingsFrom(req: Request): FunctionSettings {
   const raw = parse(SettingsInputSchema, { ...(req.query as object), ...(req.body as object) }, 'function settings');
   const { env, timeout, memory, cpus, pids, policy, network, retry, concurrency, handler } = raw;
   return parse(
     FunctionSettingsSchema,
-    { timeout, memory, cpus, pids, policy, network, retry, concurrency, handler, env: parseEnv(env) },
+    { timeout, memory, cpus, pids, policy, network, retry, concurrency, handler, env },
     'function settings',
   );
 }

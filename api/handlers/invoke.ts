@@ -5,7 +5,7 @@ import express, { Router } from 'express';
 import { z } from 'zod';
 import { nameSchema, type CallOutcome, type FunctionMeta } from '../../common/model.js';
 import type { DbClient } from '../../db/client.js';
-import type { Calls } from '../calls.js';
+import { withOutcome, type Calls } from '../calls.js';
 import { checkParams, HttpError, parse, wrap } from '../http.js';
 
 // "name" or "name@version"
@@ -57,7 +57,7 @@ export function invokeRouter(db: DbClient, calls: Calls): Router {
       }
       const budget = waitBudgetMs(fn);
       const outcome = await calls.waiters.wait(call.callNum, typeof wait === 'number' ? Math.min(wait * 1000, budget) : budget);
-      const final = (await db.request('getCall', { callNum: call.callNum })) ?? call;
+      const final = withOutcome((await db.request('getCall', { callNum: call.callNum })) ?? call, outcome);
       res.status(outcome ? 200 : 202).json(final);
     }),
   );

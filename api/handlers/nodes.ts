@@ -2,19 +2,19 @@
 import { Router } from 'express';
 import type { DbClient } from '../../db/client.js';
 import { NodeInfoSchema, NodeSettingsSchema } from '../../protocol/broker.js';
-
-const NodeIdSchema = NodeInfoSchema.shape.id;
-import type { Broker } from '../broker.js';
-import { capacityOf } from '../scheduler.js';
+import { capacityOf, type NodeControl, type NodeRegistry } from '../broker.js';
+import type { QueueView } from '../scheduler.js';
 import { HttpError, parse, wrap } from '../http.js';
 
-export function nodesRouter(db: DbClient, broker: Broker): Router {
+const NodeIdSchema = NodeInfoSchema.shape.id;
+
+export function nodesRouter(db: Pick<DbClient, 'request'>, nodes: NodeRegistry & NodeControl, queue: QueueView): Router {
   const r = Router();
 
   r.get('/nodes', (_req, res) => {
     const now = Date.now();
     res.json(
-      [...broker.scheduler.nodes.values()].map((n) => ({
+      nodes.list().map((n) => ({
         id: n.info.id,
         state: n.state,
         capacity: capacityOf(n),
@@ -35,11 +35,11 @@ export function nodesRouter(db: DbClient, broker: Broker): Router {
   // Pool sizes change on the running node; calls in flight are kept (shrinking waits for busy miniworkers).
   r.put('/node/:id', (req, res) => {
     const id = parse(NodeIdSchema, req.params.id, 'node id');
-    const n = broker.scheduler.nodes.get(id);
+    const n = nodes.get(id);
     if (!n || n.state !== 'alive') throw new HttpError(404, `node ${id} not found`);
     if (req.body === undefined) throw new HttpError(400, 'send the settings as a JSON object (content-type: application/json)');
     const settings = parse(NodeSettingsSchema, req.body, 'node settings');
-    broker.send(n.info.id, { type: 'configure', ...settings });
+    nodes.tell(n.info.id, { type: 'configure', ...settings });
     res.status(202).json({ id: n.info.id, requested: settings });
   });
 
@@ -50,8 +50,8 @@ export function nodesRouter(db: DbClient, broker: Broker): Router {
         () => true,
         () => false,
       );
-      const alive = [...broker.scheduler.nodes.values()].filter((n) => n.state === 'alive').length;
-      res.status(db_ok ? 200 : 503).json({ ok: db_ok, db: db_ok ? 'up' : 'down', nodes: alive, queued: broker.scheduler.queueLength });
+      const alive = nodes.alive().length;
+      res.status(db_ok ? 200 : 503).json({ ok: db_ok, db: db_ok ? 'up' : 'down', nodes: alive, queued: queue.queueLength });
     }),
   );
 

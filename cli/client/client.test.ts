@@ -10,7 +10,7 @@ import { configPath, normalizeApi, resolveConfig, writeConfigFile } from './conf
 import { ApiError, EXIT, UnreachableError, UsageError, describeFailure, printable } from './errors.js';
 import { bytes, prettyResult, preview } from './format.js';
 import { renderTable } from './output.js';
-import { ignoreLines } from './pack.js';
+import { ignoreLines } from '../pack/ignore.js';
 import { parsePair, readParams } from './params.js';
 import { multipartBody } from './upload.js';
 

@@ -1,15 +1,16 @@
 // deploy, functions, function NAME, rollback, delete
 import { Option, type Command } from 'commander';
 import { POLICIES, type FunctionMeta } from '../../common/model.js';
+import { MEMORY_EXPECTED, TIMEOUT_EXPECTED, readMemory, readTimeout, type Reading } from '../../common/units.js';
 import { UsageError } from '../client/errors.js';
 import { ago, bytes } from '../client/format.js';
-import { guessRuntime, loadUpload } from '../client/pack.js';
+import { guessRuntime, loadUpload } from '../pack/deploy.js';
 import { act, clientCommand, collect, examples, positiveInt, positiveNumber, type Deps } from './common.js';
 
 interface DeployOpts {
   runtime?: string;
-  timeout?: number;
-  memory?: number;
+  timeout?: string;
+  memory?: string;
   cpus?: number;
   pids?: number;
   policy?: string;
@@ -23,11 +24,19 @@ interface DeployOpts {
 
 const ENV_RE = /^[A-Za-z_][A-Za-z0-9_]*=/;
 
+// --memory and --timeout read as the API reads them (common/units.ts), so "12x" is refused here, in the
+// API's words, before anything is packed or sent; what is sent is the plain number (MiB, seconds).
+function unitSetting(name: string, v: string, read: (v: unknown) => Reading): string {
+  const r = read(v);
+  if (!r.ok) throw new UsageError(`${name}: ${r.error}`);
+  return String(r.value);
+}
+
 /** The settings as the multipart fields registerFunction reads; unset ones are left to the API. */
 export function settingsFields(o: DeployOpts): Array<[string, string]> {
   const f: Array<[string, string]> = [];
-  if (o.timeout !== undefined) f.push(['timeout', String(o.timeout)]);
-  if (o.memory !== undefined) f.push(['memory', String(o.memory)]);
+  if (o.timeout !== undefined) f.push(['timeout', unitSetting('timeout', o.timeout, readTimeout)]);
+  if (o.memory !== undefined) f.push(['memory', unitSetting('memory', o.memory, readMemory)]);
   if (o.cpus !== undefined) f.push(['cpus', String(o.cpus)]);
   if (o.pids !== undefined) f.push(['pids', String(o.pids)]);
   if (o.policy !== undefined) f.push(['policy', o.policy]);
@@ -58,8 +67,8 @@ export function functionCommands(p: Command, deps: Deps): void {
         '-r, --runtime <runtime>',
         "runtime to run it with (default: the function's current runtime, else guessed: package.json/index.js -> node, handler.py/main.py/requirements.txt -> python)",
       )
-      .option('--timeout <seconds>', 'call time limit (default 30)', positiveInt('--timeout'))
-      .option('--memory <MiB>', 'memory limit (default 256)', positiveInt('--memory'))
+      .option('--timeout <duration>', `call time limit: ${TIMEOUT_EXPECTED}; no unit is seconds (default 30)`)
+      .option('--memory <size>', `memory limit: ${MEMORY_EXPECTED}; no unit is MiB (default 256)`)
       .option('--cpus <n>', 'CPU limit, may be fractional (default 1)', positiveNumber('--cpus'))
       .option('--pids <n>', 'process-count limit (default 128)', positiveInt('--pids'))
       .addOption(new Option('--policy <policy>', "preload policy (default: the node's)").choices([...POLICIES]))
@@ -75,7 +84,7 @@ export function functionCommands(p: Command, deps: Deps): void {
       .option('--json', 'print the new version as JSON'),
     [
       'zfaas deploy hello ./hello --runtime node',
-      'zfaas deploy dice ../runtimes/python/dice/python.tar.gz --runtime pythonruntime --timeout 10 --memory 128',
+      'zfaas deploy dice ../runtimes/python/dice/python.tar.gz --runtime pythonruntime --timeout 10s --memory 128m',
       'zfaas deploy hello ./hello --env GREETING=hi --env LANG=es --policy function',
     ],
   ).action(

@@ -1,18 +1,15 @@
 #!/usr/bin/env node
 /*
- * zfaas node loader: keeps a function warm inside its container.
+ * zfaas node loader: keeps a function warm inside its container. No dependencies; Node 18+.
  *
- * Warm mode (default): JSON lines on stdin, JSON lines on stdout, one message a line.
- *   {"op":"load","dir":"/ws","handler":null|"file.export","env":{}?} -> {"op":"loaded","ok":true}
- *                                                           | {"op":"loaded","ok":false,"error":"..."}
- *   {"op":"call","id":N,"params":<json>} -> {"op":"result","id":N,"ok":true,"result":"<str>","logs":"..."}
- *                                         | {"op":"result","id":N,"ok":false,"error":"...","logs":"..."}
- *     A result longer than RESULT_LIMIT characters is cut there and the reply says "truncated":true;
- *     a call that leaves processes running in the container says how many in "stray":N.
- *   {"op":"ping"}                        -> {"op":"pong"}
- *   anything else                        -> {"op":"error","error":"...","id":<id if any>}
- * Calls run one at a time, in order. What the function writes (console.*, process.stdout/stderr)
- * during a call is captured into "logs"; between calls it goes to stderr; never to the protocol.
+ * Warm mode (default) speaks the loader protocol, version 1: protocol/loader.ts is the spec (messages,
+ * limits, transport). In short: with $ZFAAS_LINE set it dials that unix socket (retrying for up to 5 s,
+ * then exit 1) and exits 0 when the connection ends; without it, it speaks on stdin/stdout and exits 0
+ * at the end of stdin. Either way it says {"op":"hello","v":1,"pid":N} first, then answers load, call
+ * and ping one at a time; a request it cannot read gets {"op":"error"} and it carries on. A call's
+ * `env` is set in process.env for that call only. What the function writes (console.*,
+ * process.stdout/stderr) during a call is captured into "logs"; outside a call it goes to stderr;
+ * never to the protocol.
  *
  * Run-once mode (`loader.js --once`, the `none` policy): function dir = $ZFAAS_DIR or the cwd,
  * handler = $ZFAAS_HANDLER if set; params = all of stdin (else $ZFAAS_PARAMS, else {}).
@@ -21,20 +18,27 @@
  *
  * Entry: handler "FILE.EXPORT" (last dot separates; FILE may hold slashes) -> FILE(.js|.cjs|.mjs)
  * and that export; else package.json "main", else index.js. Exports: module.exports = fn,
- * exports.handler, exports.main, ESM default. Handlers of arity 2 get a Lambda-like context,
- * of arity 3 also a callback. No dependencies; Node 18+.
+ * exports.handler, exports.main, ESM default. Handlers of arity 2 get a Lambda-like context
+ * (getRemainingTimeInMillis counts down to $ZFAAS_DEADLINE, else to $ZFAAS_TIMEOUT seconds after the
+ * call started), of arity 3 also a callback.
  */
 'use strict';
 
 const fs = require('fs');
+const net = require('net');
 const path = require('path');
-const readline = require('readline');
 const { pathToFileURL } = require('url');
 
+// as protocol/loader.ts has them (LOADER_PROTOCOL, LOG_LIMIT, RESULT_LIMIT, LINE_ENV)
+const PROTOCOL = 1;
 const LOG_LIMIT = 64 * 1024;
-const RESULT_LIMIT = 6 * 1024 * 1024; // as the per-call path keeps (common/docker.ts)
+const RESULT_LIMIT = 6 * 1024 * 1024;
+const LINE_ENV = 'ZFAAS_LINE'; // the node's unix socket, when it has one
+const CONNECT_FOR_MS = 5000; // how long to keep dialing it
 const ERR_LIMIT = 8 * 1024;
 const LOADER_FILE = __filename;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const INTERNAL_FRAME = /\(node:internal|at node:internal|at new Promise \(<anonymous>\)/;
 
 class NoHandler extends Error {}
 
@@ -213,15 +217,16 @@ async function loadFunction(dir, handler) {
 let current = null; // { reject } of the running call, for stray async errors
 
 function makeContext(id) {
-  const timeout = Number(process.env.ZFAAS_TIMEOUT || 30) * 1000;
-  const start = Date.now();
+  // read now: a call's own variables (ZFAAS_DEADLINE) are gone from process.env once it returns
+  const deadline = Number(process.env.ZFAAS_DEADLINE); // epoch ms
+  const end = deadline > 0 ? deadline : Date.now() + Number(process.env.ZFAAS_TIMEOUT || 30) * 1000;
   return {
     awsRequestId: String(id),
     requestId: String(id),
     functionName: process.env.ZFAAS_FUNCTION || '',
     functionVersion: process.env.ZFAAS_FUNCTION_VERSION || '',
     memoryLimitInMB: process.env.ZFAAS_MEMORY || '',
-    getRemainingTimeInMillis: () => Math.max(0, timeout - (Date.now() - start)),
+    getRemainingTimeInMillis: () => Math.max(0, end - Date.now()),
     callbackWaitsForEmptyEventLoop: false,
   };
 }
@@ -270,7 +275,7 @@ function formatError(e) {
     let stack = String(e.stack || `${e.name}: ${e.message}`);
     stack = stack
       .split('\n')
-      .filter((l) => !l.includes(LOADER_FILE) && !/\(node:internal|at node:internal|at new Promise \(<anonymous>\)/.test(l))
+      .filter((l) => !l.includes(LOADER_FILE) && !INTERNAL_FRAME.test(l))
       .join('\n');
     const head = `${e.name || 'Error'}: ${e.message}`;
     if (!stack.startsWith(head)) stack = head + '\n' + stack;
@@ -285,16 +290,21 @@ function formatError(e) {
 }
 
 // Processes in this container other than init (pid 1) and this loader: what a call left running.
+// One readdir of /proc (its pid entries are the only ones starting with a digit).
+const SELF = String(process.pid);
 function strayProcesses() {
+  let names;
   try {
-    let n = 0;
-    for (const name of fs.readdirSync('/proc')) {
-      if (name.charCodeAt(0) >= 48 && name.charCodeAt(0) <= 57 && name !== '1' && name !== String(process.pid)) n++;
-    }
-    return n;
+    names = fs.readdirSync('/proc');
   } catch (_) {
     return 0;
   }
+  let n = 0;
+  for (let i = 0; i < names.length; i++) {
+    const c = names[i].charCodeAt(0);
+    if (c >= 48 && c <= 57 && names[i] !== '1' && names[i] !== SELF) n++;
+  }
+  return n;
 }
 
 function strayError(e) {
@@ -304,36 +314,147 @@ function strayError(e) {
 
 // ------------------------------------------------------------------ warm mode
 
+// A request's `env`: an object of strings named like environment variables (no NUL: setenv cannot hold it).
+function isEnv(env) {
+  if (env === null || typeof env !== 'object' || Array.isArray(env)) return false;
+  for (const k in env) {
+    const v = env[k];
+    if (typeof v !== 'string' || !ENV_NAME.test(k) || v.includes('\0')) return false;
+  }
+  return true;
+}
+
+// Sets a call's own variables; returns what restoreEnv puts back (undefined: the variable was not set).
+function setEnv(env) {
+  const keys = Object.keys(env);
+  if (keys.length === 0) return null;
+  const prev = new Array(keys.length);
+  for (let i = 0; i < keys.length; i++) {
+    const old = process.env[keys[i]];
+    prev[i] = typeof old === 'string' ? old : undefined;
+    process.env[keys[i]] = env[keys[i]];
+  }
+  return { keys, prev };
+}
+
+function restoreEnv(saved) {
+  if (!saved) return;
+  for (let i = saved.keys.length - 1; i >= 0; i--) {
+    if (saved.prev[i] === undefined) delete process.env[saved.keys[i]];
+    else process.env[saved.keys[i]] = saved.prev[i];
+  }
+}
+
+// Calls onLine with each line of the stream (without its newline; a last line without one counts too),
+// then onEnd once, at its end.
+function readLines(stream, onLine, onEnd) {
+  let parts = [];
+  let ended = false;
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk) => {
+    let from = 0;
+    let nl;
+    while ((nl = chunk.indexOf('\n', from)) !== -1) {
+      let line = chunk.slice(from, nl);
+      if (parts.length) {
+        parts.push(line);
+        line = parts.join('');
+        parts = [];
+      }
+      onLine(line);
+      from = nl + 1;
+    }
+    if (from < chunk.length) parts.push(from ? chunk.slice(from) : chunk);
+  });
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    if (parts.length) onLine(parts.join(''));
+    parts = [];
+    onEnd();
+  };
+  stream.on('end', end);
+  stream.on('error', end);
+}
+
+// Dials the node's unix socket, retrying for CONNECT_FOR_MS; cannot: a line on stderr and exit 1.
+function dial(file, then) {
+  const until = Date.now() + CONNECT_FOR_MS;
+  let wait = 10;
+  const attempt = () => {
+    const sock = net.createConnection({ path: file, allowHalfOpen: true });
+    const failed = (e) => {
+      sock.destroy();
+      if (Date.now() + wait <= until) {
+        setTimeout(attempt, wait);
+        wait = Math.min(2 * wait, 250);
+        return;
+      }
+      realStderrWrite(`zfaas loader: cannot connect to ${LINE_ENV}=${file} (tried for ${CONNECT_FOR_MS / 1000} s): ${e.message}\n`, () =>
+        process.exit(1),
+      );
+    };
+    sock.once('error', failed);
+    sock.once('connect', () => {
+      sock.removeListener('error', failed);
+      then(sock);
+    });
+  };
+  attempt();
+}
+
 function serve() {
+  const line = process.env[LINE_ENV];
+  if (!line) {
+    // stdin/stdout; stdout pipes and files are written synchronously, so exiting at the end loses nothing
+    speak(
+      process.stdin,
+      (msg) => realStdoutWrite(JSON.stringify(msg) + '\n'),
+      () => process.exit(0),
+    );
+    return;
+  }
+  delete process.env[LINE_ENV]; // the function sees the variables a cold run sees
+  dial(line, (sock) => {
+    sock.on('error', () => process.exit(0)); // the node is gone: nobody to answer
+    sock.on('close', () => process.exit(0));
+    speak(
+      sock,
+      (msg) => sock.write(JSON.stringify(msg) + '\n'),
+      () => sock.end(), // the node hung up and its last request is answered: hang up too ('close' exits)
+    );
+  });
+}
+
+// The protocol over any line stream: hello first, then one request at a time, each answered in order.
+function speak(input, send, onEnd) {
   redirectOutput(false);
   process.on('uncaughtException', strayError);
   process.on('unhandledRejection', (r) => strayError(r instanceof Error ? r : new Error('unhandled rejection: ' + formatError(r))));
-  const send = (msg) => realStdoutWrite(JSON.stringify(msg) + '\n');
+  send({ op: 'hello', v: PROTOCOL, pid: process.pid });
+
+  const refuse = (error, id) => {
+    const reply = { op: 'error', error };
+    if (Number.isInteger(id)) reply.id = id;
+    send(reply);
+  };
+  const ENV_EXPECTED = 'an object of strings named [A-Za-z_][A-Za-z0-9_]*';
 
   let fn = null;
   let chain = Promise.resolve();
   const handle = async (msg) => {
     const op = msg.op;
-    if (op === 'ping') {
-      send({ op: 'pong' });
-    } else if (op === 'load') {
-      process.env.ZFAAS_PARAMS = '{}';
-      // A stem cell learns its function (and the function's environment) only when it is given one.
-      if (msg.env && typeof msg.env === 'object') for (const [k, v] of Object.entries(msg.env)) process.env[k] = String(v);
-      try {
-        fn = await loadFunction(msg.dir || '/ws', msg.handler || null);
-        send({ op: 'loaded', ok: true });
-      } catch (e) {
-        fn = null;
-        send({ op: 'loaded', ok: false, error: e instanceof NoHandler ? e.message : formatError(e) });
-      }
-    } else if (op === 'call') {
+    if (op === 'call') {
       const id = msg.id;
+      if (!Number.isInteger(id) || id < 1) return refuse('call needs id: a positive integer', id);
+      const env = msg.env === undefined ? {} : msg.env;
+      if (!isEnv(env)) return refuse(`call needs env: ${ENV_EXPECTED}`, id);
       if (!fn) {
         send({ op: 'result', id, ok: false, error: 'no function loaded', logs: '' });
         return;
       }
       const params = msg.params === undefined ? null : msg.params;
+      const saved = setEnv(env);
       process.env.ZFAAS_PARAMS = JSON.stringify(params);
       startCapture();
       let reply;
@@ -350,34 +471,53 @@ function serve() {
         reply = { op: 'result', id, ok: false, error: formatError(e) };
       }
       reply.logs = stopCapture();
+      restoreEnv(saved);
       const stray = strayProcesses();
       if (stray > 0) reply.stray = stray;
       send(reply);
+    } else if (op === 'ping') {
+      send({ op: 'pong' });
+    } else if (op === 'load') {
+      if (typeof msg.dir !== 'string') return refuse('load needs dir: a string');
+      if (msg.handler !== null && typeof msg.handler !== 'string') return refuse('load needs handler: a string or null');
+      if (!isEnv(msg.env)) return refuse(`load needs env: ${ENV_EXPECTED}`);
+      process.env.ZFAAS_PARAMS = '{}';
+      // A stem cell learns its function (and the function's environment) only when it is given one.
+      for (const k of Object.keys(msg.env)) process.env[k] = msg.env[k];
+      try {
+        fn = await loadFunction(msg.dir || '/ws', msg.handler);
+        send({ op: 'loaded', ok: true });
+      } catch (e) {
+        fn = null;
+        send({ op: 'loaded', ok: false, error: e instanceof NoHandler ? e.message : formatError(e) });
+      }
     } else {
-      const reply = { op: 'error', error: `unknown op ${JSON.stringify(op)}` };
-      if (msg.id !== undefined) reply.id = msg.id;
-      send(reply);
+      let what;
+      if (op === undefined || op === null) what = 'no op';
+      else if (typeof op === 'string') what = 'unknown op ' + JSON.stringify(op.length > 40 ? op.slice(0, 40) + '...' : op);
+      else what = 'op of type ' + typeof op;
+      refuse(`${what}: expected "load", "call" or "ping"`, msg.id);
     }
   };
 
-  const rl = readline.createInterface({ input: process.stdin, crlfDelay: Infinity, terminal: false });
-  rl.on('line', (line) => {
-    line = line.trim();
-    if (!line) return;
-    let msg;
-    try {
-      msg = JSON.parse(line);
-      if (!msg || typeof msg !== 'object' || Array.isArray(msg)) throw new Error('message is not an object');
-    } catch (e) {
-      const text = `bad message: ${e.message}`;
-      chain = chain.then(() => send({ op: 'error', error: text }));
-      return;
-    }
-    chain = chain.then(() => handle(msg)).catch((e) => realStderrWrite(`zfaas loader: ${formatError(e)}\n`));
-  });
-  rl.on('close', () => {
-    chain.then(() => process.exit(0));
-  });
+  readLines(
+    input,
+    (text) => {
+      text = text.trim();
+      if (!text) return;
+      let msg;
+      try {
+        msg = JSON.parse(text);
+        if (!msg || typeof msg !== 'object' || Array.isArray(msg)) throw new Error('message is not an object');
+      } catch (e) {
+        const error = `bad message: ${String(e.message).slice(0, 200)}: expected a JSON object`;
+        chain = chain.then(() => refuse(error));
+        return;
+      }
+      chain = chain.then(() => handle(msg)).catch((e) => realStderrWrite(`zfaas loader: ${formatError(e)}\n`));
+    },
+    () => chain.then(onEnd),
+  );
 }
 
 // ------------------------------------------------------------------ run-once mode

@@ -1,17 +1,14 @@
 #!/usr/bin/env python3
-"""zfaas python loader: keeps a function warm inside its container.
+"""zfaas python loader: keeps a function warm inside its container. No third-party dependencies; Python 3.11.
 
-Warm mode (default): JSON lines on stdin, JSON lines on stdout, one message a line.
-  {"op":"load","dir":"/ws","handler":null|"file.export","env":{}?} -> {"op":"loaded","ok":true}
-                                                          | {"op":"loaded","ok":false,"error":"..."}
-  {"op":"call","id":N,"params":<json>}  -> {"op":"result","id":N,"ok":true,"result":"<str>","logs":"..."}
-                                         | {"op":"result","id":N,"ok":false,"error":"...","logs":"..."}
-    A result longer than RESULT_LIMIT characters is cut there and the reply says "truncated":true;
-    a call that leaves processes running in the container says how many in "stray":N.
-  {"op":"ping"}                         -> {"op":"pong"}
-  anything else                         -> {"op":"error","error":"...","id":<id if any>}
-Everything the function prints while a call runs is captured into "logs"; it never reaches the
-protocol stream (fd 1 is re-pointed to stderr, the protocol uses a private duplicate of it).
+Warm mode (default) speaks the loader protocol, version 1: protocol/loader.ts is the spec (messages,
+limits, transport). In short: with $ZFAAS_LINE set it dials that unix socket (retrying for up to 5 s,
+then exit 1) and exits 0 when the connection ends; without it, it speaks on stdin/stdout and exits 0 at
+the end of stdin. Either way it says {"op":"hello","v":1,"pid":N} first, then answers load, call and ping
+one at a time; a request it cannot read gets {"op":"error"} and it carries on. A call's `env` is set in
+os.environ for that call only. Everything the function prints while a call runs is captured into "logs";
+outside a call it goes to stderr; it never reaches the protocol (fd 1 is re-pointed to stderr, and on
+stdin/stdout the protocol uses private duplicates of them).
 
 Run-once mode (`loader.py --once`, the `none` policy): the function dir is $ZFAAS_DIR or the cwd,
 the handler is $ZFAAS_HANDLER if set; params are all of stdin (else $ZFAAS_PARAMS, else {}).
@@ -19,8 +16,9 @@ Prints the result string to stdout (no newline added) and exits 0; the function'
 to stderr; an exception prints the traceback to stderr and exits 1; no handler file exits 2.
 
 Entry: handler "FILE.EXPORT" (last dot separates, FILE may hold slashes) -> FILE.py, attribute EXPORT;
-otherwise handler.py, else main.py, with a function named handler or main.
-No third-party dependencies; Python 3.11.
+otherwise handler.py, else main.py, with a function named handler or main. Handlers taking two
+arguments get a Lambda-like context (get_remaining_time_in_millis counts down to $ZFAAS_DEADLINE, else
+to $ZFAAS_TIMEOUT seconds after the call started).
 """
 import asyncio
 import importlib.util
@@ -28,13 +26,21 @@ import inspect
 import io
 import json
 import os
+import re
+import socket
 import sys
+import time
 import traceback
 
+# as protocol/loader.ts has them (LOADER_PROTOCOL, LOG_LIMIT, RESULT_LIMIT, LINE_ENV)
+PROTOCOL = 1
 LOG_LIMIT = 64 * 1024
-RESULT_LIMIT = 6 * 1024 * 1024  # as the per-call path keeps (common/docker.ts)
+RESULT_LIMIT = 6 * 1024 * 1024
+LINE_ENV = "ZFAAS_LINE"  # the node's unix socket, when it has one
+CONNECT_FOR = 5.0  # seconds to keep dialing it
 ERR_LIMIT = 8 * 1024
 LOADER_FILE = os.path.abspath(__file__)
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 class NoHandler(Exception):
@@ -122,12 +128,19 @@ class Context:
         self.function_name = os.environ.get("ZFAAS_FUNCTION", "")
         self.function_version = os.environ.get("ZFAAS_FUNCTION_VERSION", "")
         self.memory_limit_in_mb = os.environ.get("ZFAAS_MEMORY", "")
+        # read now: a call's own variables (ZFAAS_DEADLINE, epoch ms) are gone once it returns
+        try:
+            self._end = float(os.environ.get("ZFAAS_DEADLINE") or 0) / 1000
+        except ValueError:
+            self._end = 0
+        if not self._end > 0:
+            try:
+                self._end = time.time() + float(os.environ.get("ZFAAS_TIMEOUT") or 30)
+            except ValueError:
+                self._end = time.time() + 30
 
     def get_remaining_time_in_millis(self):
-        try:
-            return int(float(os.environ.get("ZFAAS_TIMEOUT", "30")) * 1000)
-        except ValueError:
-            return 30000
+        return max(0, int((self._end - time.time()) * 1000))
 
 
 # ---------------------------------------------------------------- loading
@@ -211,9 +224,9 @@ def _arity(fn):
 _loop = None
 
 
-def invoke(fn, params, call_id):
+def invoke(fn, n, params, call_id):
+    """Calls fn with n (its _arity) arguments."""
     global _loop
-    n = _arity(fn)
     if n == 0:
         value = fn()
     elif n == 1:
@@ -254,41 +267,142 @@ def _exit_error(exc):
     return not (isinstance(exc, SystemExit) and exc.code in (0, None))
 
 
+_SELF = str(os.getpid())
+
+
 def stray_processes():
-    """Processes in this container other than init (pid 1) and this loader: what a call left running."""
+    """Processes in this container other than init (pid 1) and this loader: what a call left running.
+    One listdir of /proc (its pid entries are the only ones starting with a digit)."""
     try:
-        me = str(os.getpid())
-        return sum(1 for n in os.listdir("/proc") if n.isdigit() and n != "1" and n != me)
+        names = os.listdir("/proc")
     except OSError:
         return 0
+    return sum(1 for n in names if "0" <= n[0] <= "9" and n != "1" and n != _SELF)
 
 
 # ---------------------------------------------------------------- warm mode
 
+class _Hangup(Exception):
+    """The other end of the protocol is gone."""
+
+
+def _is_env(env):
+    """A request's env: an object of strings named like environment variables (no NUL: setenv cannot
+    hold it)."""
+    if type(env) is not dict:
+        return False
+    for k, v in env.items():
+        if type(v) is not str or "\x00" in v or not ENV_NAME.match(k):
+            return False
+    return True
+
+
+def _restore_env(saved):
+    for k, v in reversed(saved):
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def _int(x):
+    """x as an integer if it is one as JSON means it (2.0 is 2), else None."""
+    if type(x) is int:
+        return x
+    if type(x) is float and x.is_integer():
+        return int(x)
+    return None
+
+
+def _dial(path):
+    """Connects to the node's unix socket, retrying for CONNECT_FOR seconds; cannot: a line on stderr,
+    exit 1."""
+    until = time.monotonic() + CONNECT_FOR
+    wait = 0.01
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(path)
+            return sock
+        except OSError as e:
+            sock.close()
+            if time.monotonic() + wait > until:
+                sys.stderr.write("zfaas loader: cannot connect to %s=%s (tried for %g s): %s\n"
+                                 % (LINE_ENV, path, CONNECT_FOR, e))
+                sys.stderr.flush()
+                sys.exit(1)
+            time.sleep(wait)
+            wait = min(2 * wait, 0.25)
+
+
 def serve():
-    # private copies of the real stdin/stdout for the protocol; fd 0 <- /dev/null, fd 1 -> stderr
-    proto_in = os.fdopen(os.dup(0), "rb", buffering=0)
-    # UTF-8 as it is (ensure_ascii=False keeps a reply at most 4 bytes a character, not 12); a lone
-    # surrogate is written as its JSON escape
-    proto_out = os.fdopen(os.dup(1), "w", encoding="utf-8", errors="backslashreplace", buffering=1)
+    line_path = os.environ.pop(LINE_ENV, None)  # the function sees the variables a cold run sees
+    sock = None
+    if line_path:
+        sock = _dial(line_path)
+        reader = sock.makefile("rb", buffering=65536)
+        write = sock.sendall
+    else:
+        # private copies of the real stdin/stdout for the protocol
+        reader = io.BufferedReader(io.FileIO(os.dup(0), "rb"), buffer_size=65536)
+        proto_out = io.BufferedWriter(io.FileIO(os.dup(1), "wb"), buffer_size=65536)
+
+        def write(data):
+            proto_out.write(data)
+            proto_out.flush()
+    # fd 0 <- /dev/null, fd 1 -> stderr: what the function (or a program it runs) prints never reaches
+    # the protocol
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
     os.dup2(2, 1)
-    real_stderr = sys.__stderr__
-    capture = Capture(real_stderr)
+    capture = Capture(sys.__stderr__)
     sys.stdout = capture
     sys.stderr = capture
     sys.stdin = io.StringIO("")
-    reader = io.BufferedReader(proto_in, buffer_size=65536)
 
     def send(msg):
-        proto_out.write(json.dumps(msg, separators=(",", ":"), ensure_ascii=False) + "\n")
-        proto_out.flush()
+        # UTF-8 as it is (ensure_ascii=False keeps a reply at most 4 bytes a character, not 12); a lone
+        # surrogate is written as its JSON escape
+        data = json.dumps(msg, separators=(",", ":"), ensure_ascii=False) + "\n"
+        data = data.encode("utf-8", "backslashreplace")
+        try:
+            write(data)
+        except OSError:
+            raise _Hangup() from None
 
+    def refuse(error, request_id=None):
+        reply = {"op": "error", "error": error}
+        request_id = _int(request_id)
+        if request_id is not None:
+            reply["id"] = request_id
+        send(reply)
+
+    try:
+        send({"op": "hello", "v": PROTOCOL, "pid": os.getpid()})
+        _speak(reader, send, refuse, capture)
+    except _Hangup:
+        pass
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        sock.close()
+
+
+ENV_EXPECTED = "an object of strings named [A-Za-z_][A-Za-z0-9_]*"
+
+
+def _speak(reader, send, refuse, capture):
+    """One request at a time, each answered in order, until the input ends."""
     fn = None
+    arity = 1
     while True:
-        line = reader.readline()
+        try:
+            line = reader.readline()
+        except OSError:
+            break
         if not line:
             break
         line = line.strip()
@@ -299,30 +413,30 @@ def serve():
             if not isinstance(msg, dict):
                 raise ValueError("message is not an object")
         except Exception as e:  # noqa: BLE001
-            send({"op": "error", "error": "bad message: %s" % e})
+            refuse("bad message: %s: expected a JSON object" % str(e)[:200])
             continue
         op = msg.get("op")
-        if op == "ping":
-            send({"op": "pong"})
-        elif op == "load":
-            try:
-                os.environ["ZFAAS_PARAMS"] = "{}"
-                # a stem cell learns its function (and its environment) only when given one
-                for k, v in (msg.get("env") or {}).items():
-                    os.environ[str(k)] = str(v)
-                fn = load_function(msg.get("dir") or "/ws", msg.get("handler"))
-                send({"op": "loaded", "ok": True})
-            except BaseException as e:  # noqa: BLE001
-                if isinstance(e, KeyboardInterrupt):
-                    raise
-                fn = None
-                send({"op": "loaded", "ok": False,
-                      "error": str(e) if isinstance(e, NoHandler) else format_error(e)})
-        elif op == "call":
-            call_id = msg.get("id")
+        if op == "call":
+            call_id = _int(msg.get("id"))
+            if call_id is None or call_id < 1:
+                refuse("call needs id: a positive integer", call_id)
+                continue
+            env = msg.get("env", {})
+            if not _is_env(env):
+                refuse("call needs env: " + ENV_EXPECTED, call_id)
+                continue
             if fn is None:
                 send({"op": "result", "id": call_id, "ok": False,
                       "error": "no function loaded", "logs": ""})
+                continue
+            saved = []
+            try:
+                for k, v in env.items():
+                    saved.append((k, os.environ.get(k)))
+                    os.environ[k] = v
+            except (ValueError, UnicodeError) as e:
+                _restore_env(saved)
+                refuse("call needs env: %s (%s)" % (ENV_EXPECTED, e), call_id)
                 continue
             params = msg.get("params")
             params_json = json.dumps(params, separators=(",", ":"))
@@ -330,7 +444,7 @@ def serve():
             sys.stdin = io.StringIO(params_json)
             capture.start()
             try:
-                result = to_result(invoke(fn, params, call_id))
+                result = to_result(invoke(fn, arity, params, call_id))
                 reply = {"op": "result", "id": call_id, "ok": True, "result": result}
                 if len(result) > RESULT_LIMIT:
                     reply["result"] = result[:RESULT_LIMIT]
@@ -348,15 +462,48 @@ def serve():
                 sys.stderr = capture
                 sys.stdin = io.StringIO("")
                 reply["logs"] = capture.stop()
+                _restore_env(saved)
             stray = stray_processes()
             if stray:
                 reply["stray"] = stray
             send(reply)
+        elif op == "ping":
+            send({"op": "pong"})
+        elif op == "load":
+            directory, handler, env = msg.get("dir"), msg.get("handler", 0), msg.get("env")
+            if type(directory) is not str:
+                refuse("load needs dir: a string")
+                continue
+            if handler is not None and type(handler) is not str:
+                refuse("load needs handler: a string or null")
+                continue
+            if not _is_env(env):
+                refuse("load needs env: " + ENV_EXPECTED)
+                continue
+            try:
+                os.environ["ZFAAS_PARAMS"] = "{}"
+                # a stem cell learns its function (and its environment) only when given one
+                for k, v in env.items():
+                    os.environ[k] = v
+                fn = load_function(directory or "/ws", handler)
+                arity = _arity(fn)
+                send({"op": "loaded", "ok": True})
+            except _Hangup:
+                raise
+            except BaseException as e:  # noqa: BLE001
+                if isinstance(e, KeyboardInterrupt):
+                    raise
+                fn = None
+                send({"op": "loaded", "ok": False,
+                      "error": str(e) if isinstance(e, NoHandler) else format_error(e)})
         else:
-            reply = {"op": "error", "error": "unknown op %r" % (op,)}
-            if "id" in msg:
-                reply["id"] = msg["id"]
-            send(reply)
+            if op is None:
+                what = "no op"
+            elif isinstance(op, str):
+                what = "unknown op " + json.dumps(op[:40] + "..." if len(op) > 40 else op)
+            else:
+                what = "op of type " + type(op).__name__
+            refuse('%s: expected "load", "call" or "ping"' % what, msg.get("id"))
 
 
 # ---------------------------------------------------------------- run-once mode
@@ -393,7 +540,7 @@ def once():
         sys.stderr.flush()
         return 1
     try:
-        result = to_result(invoke(fn, params, 1))
+        result = to_result(invoke(fn, _arity(fn), params, 1))
     except BaseException as e:  # noqa: BLE001
         if not _exit_error(e):
             return 0

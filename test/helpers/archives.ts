@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { packDirectory } from '../../common/archive.js';
+import { packDirectory } from '../../cli/pack/pack.js';
 import { tempDir } from './platform.js';
 
 const run = promisify(execFile);

@@ -7,29 +7,9 @@
 import type Docker from 'dockerode';
 import { Transform, type Readable, type TransformCallback, type Writable } from 'node:stream';
 import { x as untar } from 'tar';
-import { Bounded, hostConfig, inspectExited, LABEL, USER, waitOrKill, type Limits } from '../common/docker.js';
-
-export interface DependencySpec {
-  image: string;
-  path: string; // the runtime's path: where the tree is, and where the step writes
-  command: string;
-  env: string[];
-  labels: Record<string, string>;
-  limits: Limits;
-  timeoutMs: number;
-  srcDir: string; // the unpacked archive on the host (read-only to the step)
-  outDir: string; // where the finished tree is unpacked on the host
-  maxMiB: number; // the most the finished tree may hold
-}
-
-export interface DependencyRun {
-  exitCode: number | null;
-  timedOut: boolean;
-  tooLarge: boolean;
-  oomKilled: boolean;
-  unpackError?: string;
-  log: string; // the end of the step's output
-}
+import { dependenciesContainer, type Owner } from '../common/container-spec.js';
+import { Bounded, inspectExited, waitOrKill } from '../common/docker.js';
+import type { DepsJob, DepsRun } from '../protocol/worker.js';
 
 const SRC = '/zfaas/src';
 
@@ -43,28 +23,24 @@ const script = (command: string): string =>
     'exec tar -C "$ZFAAS_TREE" -cf - .',
   ].join('\n');
 
-export async function runDependencies(docker: Docker, s: DependencySpec): Promise<DependencyRun> {
+// The container is named by the instance: a shutdown in the middle of the step finds and removes it.
+export async function runDependencies(docker: Docker, s: DepsJob, owner: Owner): Promise<DepsRun> {
   const maxBytes = s.maxMiB * 1024 * 1024;
-  const base = hostConfig([`${s.srcDir}:${SRC}:ro`], s.limits);
-  const container = await docker.createContainer({
-    Image: s.image,
-    Cmd: ['sh', '-c', script(s.command)],
-    WorkingDir: '/',
-    Env: [...s.env, `ZFAAS_TREE=${s.path}`],
-    User: USER,
-    Labels: { [LABEL]: 'true', ...s.labels },
-    AttachStdout: true,
-    AttachStderr: true,
-    Tty: false,
-    NetworkDisabled: !s.limits.network,
-    // tmpfs pages count against the memory limit, so the limit grows by what the tree may hold.
-    HostConfig: {
-      ...base,
-      Memory: (s.limits.memoryMiB + s.maxMiB) * 1024 * 1024,
-      MemorySwap: (s.limits.memoryMiB + s.maxMiB) * 1024 * 1024,
-      Tmpfs: { ...base?.Tmpfs, [s.path]: `rw,nosuid,nodev,size=${s.maxMiB}m,uid=1000,gid=1000,mode=0755` },
-    },
-  });
+  const container = await docker.createContainer(
+    dependenciesContainer(
+      {
+        name: s.name,
+        fn: s.fn,
+        runtime: s.runtime,
+        srcDir: s.srcDir,
+        srcMount: SRC,
+        script: script(s.runtime.dependencies.trim()),
+        maxMiB: s.maxMiB,
+        network: s.network,
+      },
+      owner,
+    ),
+  );
   const log = new Bounded(8000, 'tail');
   let tooLarge = false;
   let unpackError: string | undefined;

@@ -1,34 +1,16 @@
 // What `zfaas deploy` uploads: an archive as it is, or a directory packed into a .tar.gz (entries at the
-// archive root) leaving out what its .zfaasignore lists.
+// archive root) leaving out what its .zfaasignore lists; and which runtime a directory looks written for.
 import { readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { UsageError, errText } from './errors.js';
-
-export const IGNORE_FILE = '.zfaasignore';
+import { detectFormat } from '../../common/archive/format.js';
+import { UsageError, errText } from '../client/errors.js';
+import { IGNORE_FILE, readIgnore } from './ignore.js';
 
 export interface Upload {
   bytes: Buffer;
   filename: string;
   /** True when we packed a directory (false: an archive uploaded as is). */
   packed: boolean;
-}
-
-/** gitignore-like lines: blank lines and # comments dropped, "\#" keeps a leading hash. */
-export function ignoreLines(text: string): string[] {
-  return text
-    .split(/\r?\n/)
-    .map((l) => l.trim())
-    .filter((l) => l !== '' && !l.startsWith('#'))
-    .map((l) => (l.startsWith('\\#') ? l.slice(1) : l));
-}
-
-async function readIgnore(dir: string): Promise<string[]> {
-  try {
-    return ignoreLines(await readFile(join(dir, IGNORE_FILE), 'utf8'));
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw new UsageError(`cannot read ${join(dir, IGNORE_FILE)}: ${errText(e)}`);
-  }
 }
 
 export async function loadUpload(path: string, name: string): Promise<Upload> {
@@ -39,9 +21,9 @@ export async function loadUpload(path: string, name: string): Promise<Upload> {
     const code = (e as NodeJS.ErrnoException).code;
     throw new UsageError(code === 'ENOENT' ? `${path}: no such file or directory` : `cannot read ${path}: ${errText(e)}`);
   }
-  // Loaded on demand: tar and yauzl are only worth their start-up time when deploying.
-  const { detectFormat, packDirectory } = await import('../../common/archive.js');
   if (isDir) {
+    // Loaded on demand: tar is only worth its start-up time when there is a directory to pack.
+    const { packDirectory } = await import('./pack.js');
     const ignore = [...(await readIgnore(path)), `/${IGNORE_FILE}`];
     try {
       return { bytes: await packDirectory(path, { ignore }), filename: `${name}.tar.gz`, packed: true };

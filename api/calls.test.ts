@@ -1,0 +1,247 @@
+// A call's life on the API side against fakes: an in-memory DB service, a scheduler that only records what
+// it is given, and broker events sent by hand. Covers acceptance, results, the retry rule and recovery.
+import { pino } from 'pino';
+import { beforeEach, describe, expect, it } from 'vitest';
+import type { Call, CallOutcome, FunctionMeta, Runtime } from '../common/model.js';
+import type { DbClient } from '../db/client.js';
+import type { DbContent, DbMsgType, DbResults } from '../protocol/db.js';
+import { Emitter, type BrokerEvents, type QueuedCall } from './broker.js';
+import { Calls, MAX_ATTEMPTS, NotFound, withOutcome, type CallEvents } from './calls.js';
+import { MetaCache } from './meta-cache.js';
+
+const runtime = { name: 'node', image: 'zfaas/node:latest', path: '/ws', dependencies: '', run: 'node index.js' } as Runtime;
+const fnMeta = (name: string, retry = true, runtimeName = 'node'): FunctionMeta => ({
+  functionName: name,
+  runtimeName,
+  version: 1,
+  digest: 'a'.repeat(64),
+  size: 1,
+  format: 'tar.gz',
+  createdAt: '2026-11-23T00:00:00.000Z',
+  settings: { timeout: 30, memory: 256, cpus: 1, pids: 128, network: false, retry, env: {} },
+});
+
+// The DB service's call and function records, with its rule that the first final state wins.
+class FakeDb implements Pick<DbClient, 'request'> {
+  readonly calls = new Map<number, Call>();
+  readonly functions = new Map<string, FunctionMeta>();
+  readonly runtimes = new Map<string, Runtime>([['node', runtime]]);
+  readonly log: string[] = [];
+  private next = 1;
+
+  async request<K extends DbMsgType>(msgType: K, content: DbContent<K>): Promise<DbResults[K]> {
+    this.log.push(msgType);
+    return this.answer(msgType, content as Record<string, unknown>) as DbResults[K];
+  }
+
+  private answer(msgType: DbMsgType, c: Record<string, unknown>): unknown {
+    const num = c.callNum as number;
+    const call = this.calls.get(num);
+    switch (msgType) {
+      case 'getFunction':
+        return this.functions.get(c.name as string) ?? null;
+      case 'getRuntime':
+        return this.runtimes.get(c.name as string) ?? null;
+      case 'createCall': {
+        const created: Call = {
+          callNum: this.next++,
+          funcName: c.funcName as string,
+          version: c.version as number,
+          params: c.params,
+          status: 'PENDING',
+          result: '',
+          attempts: 0,
+          createdAt: new Date().toISOString(),
+        };
+        this.calls.set(created.callNum, created);
+        return { ...created };
+      }
+      case 'getCall':
+        return call ? { ...call } : null;
+      case 'requeueCall':
+        if (!call || call.status !== 'RUNNING') return { call: call ?? null, changed: false };
+        call.status = 'PENDING';
+        return { call: { ...call }, changed: true };
+      case 'finishCall':
+        if (!call || ['DONE', 'ERROR', 'TIMEOUT'].includes(call.status)) return { call: call ?? null, changed: false };
+        Object.assign(call, c.outcome);
+        return { call: { ...call }, changed: true };
+      case 'listUnfinished':
+        return [...this.calls.values()].filter((x) => x.status === 'PENDING' || x.status === 'RUNNING').map((x) => ({ ...x }));
+      default:
+        throw new Error(`unexpected ${msgType}`);
+    }
+  }
+
+  // What a node does when it starts a call.
+  start(callNum: number): void {
+    const call = this.calls.get(callNum)!;
+    call.status = 'RUNNING';
+    call.attempts++;
+  }
+
+  old(callNum: number): void {
+    this.calls.get(callNum)!.createdAt = new Date(Date.now() - 60_000).toISOString();
+  }
+}
+
+class FakeScheduler {
+  readonly queued: QueuedCall[] = [];
+  readonly known = new Set<number>();
+  enqueue(call: QueuedCall): void {
+    this.queued.push(call);
+  }
+  knows(callNum: number): boolean {
+    return this.known.has(callNum);
+  }
+}
+
+const log = pino({ level: 'silent' });
+const settle = async (): Promise<void> => {
+  for (let i = 0; i < 20; i++) await Promise.resolve();
+};
+
+let db: FakeDb;
+let scheduler: FakeScheduler;
+let links: Emitter<BrokerEvents>;
+let meta: MetaCache;
+let calls: Calls;
+
+beforeEach(() => {
+  db = new FakeDb();
+  db.functions.set('f', fnMeta('f'));
+  db.functions.set('once', fnMeta('once', false));
+  scheduler = new FakeScheduler();
+  links = new Emitter<BrokerEvents>();
+  meta = new MetaCache(db);
+  calls = new Calls({ db, log, meta, scheduler, links, recoveryGraceMs: 0 });
+});
+
+const done: CallOutcome = { status: 'DONE', result: '6' };
+
+describe('Calls', () => {
+  it('stores a call PENDING, then hands it to the scheduler with its cached definition and the redundant flag', async () => {
+    const accepted: Call[] = [];
+    calls.events.on('accepted', (c) => accepted.push(c));
+    const { call, fn } = await calls.invoke('f', { roll: '1d6' }, undefined, { redundant: true });
+    expect(call.status).toBe('PENDING');
+    expect(fn.functionName).toBe('f');
+    expect(db.log.indexOf('createCall')).toBeGreaterThan(-1);
+    expect(accepted.map((c) => c.callNum)).toEqual([call.callNum]);
+    expect(scheduler.queued).toHaveLength(1);
+    const q = scheduler.queued[0]!;
+    expect(q).toMatchObject({ callNum: call.callNum, funcName: 'f', params: { roll: '1d6' }, redundant: true });
+    expect(q.def).toBe(await meta.get('f')); // the cache's own object: the broker sends it once per node
+    // A warm call asks the DB for nothing but the new call.
+    db.log.length = 0;
+    await calls.invoke('f', {});
+    expect(db.log).toEqual(['createCall']);
+  });
+
+  it('refuses an unknown function, and ends a call whose runtime is gone in ERROR without dispatching it', async () => {
+    await expect(calls.invoke('nope', {})).rejects.toBeInstanceOf(NotFound);
+    db.functions.set('orphan', fnMeta('orphan', true, 'gone'));
+    const { call } = await calls.invoke('orphan', {});
+    expect(db.calls.get(call.callNum)).toMatchObject({ status: 'ERROR', error: 'runtime gone no longer exists' });
+    expect(scheduler.queued).toHaveLength(0);
+  });
+
+  it('a result wakes waiters at once and tells the observers; a later waiter wakes when it is recorded', async () => {
+    const finished: CallEvents['finished'][0][] = [];
+    calls.events.on('finished', (f) => finished.push(f));
+    const { call } = await calls.invoke('f', {});
+    const waiting = calls.waiters.wait(call.callNum, 10_000);
+    links.emit('result', { callNum: call.callNum, node: 'n1', outcome: done });
+    expect(await waiting).toEqual(done);
+    expect(finished).toMatchObject([{ callNum: call.callNum, funcName: 'f', version: 1, node: 'n1', outcome: done }]);
+    expect(finished[0]!.latencyMs).toBeGreaterThanOrEqual(0);
+    // Someone who read the call from the DB before it was recorded, and waits now.
+    const late = calls.waiters.wait(call.callNum, 10_000);
+    links.emit('recorded', { callNum: call.callNum, node: 'n1', outcome: done });
+    expect(await late).toEqual(done);
+    expect(finished).toHaveLength(1); // recording is not a second finish
+    // What a client is shown meanwhile: the call with its outcome.
+    expect(withOutcome(db.calls.get(call.callNum)!, done)).toMatchObject({ status: 'DONE', result: '6' });
+  });
+
+  describe('node lost: the retry rule', () => {
+    it('dispatches again a call that had not started, even for retry=false, keeping the redundant flag', async () => {
+      const { call } = await calls.invoke('once', {}, undefined, { redundant: true });
+      scheduler.queued.length = 0;
+      links.emit('nodeLost', { node: 'n1', calls: [call.callNum], why: 'fell silent' });
+      await settle();
+      expect(scheduler.queued).toMatchObject([{ callNum: call.callNum, redundant: true }]);
+      expect(db.calls.get(call.callNum)!.status).toBe('PENDING');
+    });
+
+    it('dispatches again a running call of a function that allows it, put back to PENDING', async () => {
+      const { call } = await calls.invoke('f', {});
+      db.start(call.callNum);
+      scheduler.queued.length = 0;
+      links.emit('nodeLost', { node: 'n1', calls: [call.callNum], why: 'fell silent' });
+      await settle();
+      expect(db.log).toContain('requeueCall');
+      expect(db.calls.get(call.callNum)!.status).toBe('PENDING');
+      expect(scheduler.queued.map((q) => q.callNum)).toEqual([call.callNum]);
+    });
+
+    it('never runs a retry=false call twice: it ends in ERROR and its waiters hear it', async () => {
+      const { call } = await calls.invoke('once', {});
+      db.start(call.callNum);
+      scheduler.queued.length = 0;
+      const waiting = calls.waiters.wait(call.callNum, 10_000);
+      links.emit('nodeLost', { node: 'n1', calls: [call.callNum], why: 'left' });
+      const outcome = await waiting;
+      expect(outcome?.status).toBe('ERROR');
+      expect(outcome?.error).toMatch(/node n1 lost \(left\) while running the call; not retried/);
+      expect(db.calls.get(call.callNum)!.status).toBe('ERROR');
+      expect(scheduler.queued).toHaveLength(0);
+    });
+
+    it(`gives up after ${MAX_ATTEMPTS} attempts`, async () => {
+      const { call } = await calls.invoke('f', {});
+      for (let i = 0; i < MAX_ATTEMPTS; i++) db.start(call.callNum);
+      scheduler.queued.length = 0;
+      links.emit('nodeLost', { node: 'n1', calls: [call.callNum], why: 'fell silent' });
+      await settle();
+      expect(db.calls.get(call.callNum)).toMatchObject({ status: 'ERROR', error: expect.stringMatching(/gave up after 3 attempts/) });
+      expect(scheduler.queued).toHaveLength(0);
+    });
+
+    it('leaves alone a call the DB already holds finished, waking its waiters with that end', async () => {
+      const { call } = await calls.invoke('f', {});
+      db.start(call.callNum);
+      Object.assign(db.calls.get(call.callNum)!, { status: 'DONE', result: '3' });
+      scheduler.queued.length = 0;
+      const waiting = calls.waiters.wait(call.callNum, 10_000);
+      links.emit('nodeLost', { node: 'n1', calls: [call.callNum], why: 'fell silent' });
+      expect(await waiting).toMatchObject({ status: 'DONE', result: '3' });
+      expect(scheduler.queued).toHaveLength(0);
+    });
+  });
+
+  describe('recover()', () => {
+    it('rescues unfinished calls that no node and no queue knows of, and only those', async () => {
+      const made = [];
+      for (let i = 0; i < 4; i++) made.push((await calls.invoke('f', {})).call.callNum);
+      const [known, fresh, queuedWhenStopped, lostRunning] = made as [number, number, number, number];
+      scheduler.queued.length = 0;
+      for (const n of [known, queuedWhenStopped, lostRunning]) db.old(n);
+      scheduler.known.add(known);
+      db.start(lostRunning);
+      expect(await calls.recover()).toBe(2);
+      expect(scheduler.queued.map((q) => q.callNum).sort()).toEqual([queuedWhenStopped, lostRunning].sort());
+      expect(db.calls.get(lostRunning)!.status).toBe('PENDING');
+      expect(db.calls.get(fresh)!.status).toBe('PENDING'); // being accepted right now: not touched
+    });
+
+    it('waits after the API starts, for nodes to report what they hold', async () => {
+      const patient = new Calls({ db, log, meta, scheduler, links: new Emitter<BrokerEvents>() });
+      const { call } = await patient.invoke('f', {});
+      db.old(call.callNum);
+      scheduler.queued.length = 0;
+      expect(await patient.recover()).toBe(0);
+      expect(scheduler.queued).toHaveLength(0);
+    });
+  });
+});

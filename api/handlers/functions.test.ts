@@ -1,0 +1,122 @@
+// registerFunction's settings without Docker: the forms people write read into stored numbers, and each
+// refused setting answered 400 with what was expected, through the API's one error responder.
+import express from 'express';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import type { Request } from 'express';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DbClient } from '../../db/client.js';
+import { errorResponder } from '../http.js';
+import { functionsRouter, settingsFrom } from './functions.js';
+
+const req = (query: Record<string, unknown>, body: Record<string, unknown> = {}): Request => ({ query, body }) as unknown as Request;
+
+describe('settingsFrom', () => {
+  it('reads sizes and durations as people write them, and stores plain numbers', () => {
+    expect(settingsFrom(req({ memory: '128m', timeout: '1m30s' }))).toMatchObject({ memory: 128, timeout: 90 });
+    expect(settingsFrom(req({}, { memory: '1Gi', timeout: '2m' }))).toMatchObject({ memory: 1024, timeout: 120 });
+    expect(settingsFrom(req({ memory: '64' }, { memory: '128MB' }))).toMatchObject({ memory: 128 }); // fields win
+    expect(settingsFrom(req({}))).toEqual({ timeout: 30, memory: 256, cpus: 1, pids: 128, network: false, retry: true, env: {} });
+  });
+
+  it('reads the other settings as before', () => {
+    const s = settingsFrom(
+      req({
+        cpus: '0.5',
+        pids: '64',
+        policy: 'function',
+        network: 'yes',
+        retry: '0',
+        concurrency: '3',
+        handler: 'lib/main.run',
+        env: ['A=1', '{"B": 2, "C": true}'],
+      }),
+    );
+    expect(s).toEqual({
+      timeout: 30,
+      memory: 256,
+      cpus: 0.5,
+      pids: 64,
+      policy: 'function',
+      network: true,
+      retry: false,
+      concurrency: 3,
+      handler: 'lib/main.run',
+      env: { A: '1', B: '2', C: 'true' },
+    });
+  });
+});
+
+describe('POST /registerFunction with a bad setting', () => {
+  let server: Server;
+  let base: string;
+  const db = {
+    // The runtime exists; nothing else may be asked for: a refused setting stores nothing.
+    request: async (type: string) => {
+      if (type === 'getRuntime') return { name: 'node' };
+      throw new Error(`unexpected DB request ${type}`);
+    },
+  } as unknown as DbClient;
+
+  beforeAll(async () => {
+    const app = express();
+    app.use(functionsRouter(db));
+    app.use(errorResponder(pino({ level: 'silent' })));
+    server = app.listen(0, '127.0.0.1');
+    await new Promise((ok) => server.once('listening', ok));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((ok) => server.close(() => ok())));
+
+  async function register(fields: [string, string][], query = ''): Promise<{ status: number; error: string }> {
+    const form = new FormData();
+    form.append('module', new Blob([new Uint8Array([0x1f, 0x8b])]), 'fn.tar.gz');
+    for (const [k, v] of fields) form.append(k, v);
+    const r = await fetch(`${base}/registerFunction/node/fn${query}`, { method: 'POST', body: form });
+    return { status: r.status, error: ((await r.json()) as { error: string }).error };
+  }
+
+  const cases: [string, string, string][] = [
+    ['memory', '12x', 'memory: expected a size such as 128, 128m, 128Mi or 1g (16 MiB to 8 GiB), got "12x"'],
+    ['memory', '16g', 'memory: expected a size such as 128, 128m, 128Mi or 1g (16 MiB to 8 GiB), got "16g", which is 16384 MiB'],
+    [
+      'timeout',
+      '500ms',
+      'timeout: expected a duration such as 30, 30s, 2m or 1m30s (whole seconds, 1 s to 15 min), got "500ms", which is not a whole number of seconds',
+    ],
+    ['timeout', 'soon', 'timeout: expected a duration such as 30, 30s, 2m or 1m30s (whole seconds, 1 s to 15 min), got "soon"'],
+    ['cpus', '0', 'cpus: expected a number of CPUs such as 0.5, 1 or 2 (0.05 to 64), got "0"'],
+    ['pids', '1', 'pids: expected a whole number of processes from 8 to 4096, got "1"'],
+    ['policy', 'evil', `policy: expected one of none, runtime, function (unset: the node's policy), got "evil"`],
+    ['network', 'maybe', 'network: expected true or false (or 1/0, yes/no), got "maybe"'],
+    ['retry', 'sure', 'retry: expected true or false (or 1/0, yes/no), got "sure"'],
+    ['concurrency', '0', 'concurrency: expected a whole number of calls from 1 to 10000, got "0"'],
+    [
+      'handler',
+      '../../etc/passwd.x',
+      'handler: expected FILE.EXPORT naming a file inside the function, such as index.handler or lib/main.run, got "../../etc/passwd.x"',
+    ],
+    ['env', 'NOEQUALS', 'env: expected KEY=VALUE (repeatable) or a JSON object such as {"KEY": "VALUE"}, got "NOEQUALS"'],
+    ['env', '1BAD=x', 'env: expected a KEY of letters, digits and _, not starting with a digit, got "1BAD"'],
+    ['env', '{"A": {"b": 1}}', 'env: expected the value of "A" to be a string, number or boolean, got {"b":1}'],
+  ];
+  for (const [name, value, message] of cases) {
+    it(`${name}=${value}: 400 saying what was expected`, async () => {
+      expect(await register([[name, value]])).toEqual({ status: 400, error: `invalid function settings: ${message}` });
+    });
+  }
+
+  it('words a refusal in the query the same, and quotes a repeated field whole', async () => {
+    expect(await register([], '?memory=12x')).toEqual({
+      status: 400,
+      error: 'invalid function settings: memory: expected a size such as 128, 128m, 128Mi or 1g (16 MiB to 8 GiB), got "12x"',
+    });
+    expect(
+      await register([
+        ['timeout', '30'],
+        ['timeout', '60'],
+      ]),
+    ).toMatchObject({ status: 400, error: expect.stringMatching(/^invalid function settings: timeout: expected .*, got \["30","60"\]$/) });
+  });
+});

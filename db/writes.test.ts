@@ -1,0 +1,170 @@
+// Reads beside the write queue, and group commit of writes: over a real ZMQ socket and through local(),
+// on a real LevelDB in a temp dir.
+import { rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { DbServer } from './server.js';
+import { DbClient } from './client.js';
+import { freePort, tempDir } from '../test/helpers/platform.js';
+import type { CallOutcome } from '../common/model.js';
+
+const log = pino({ level: 'silent' });
+let dir: string;
+let bind: string;
+let server: DbServer;
+let remote: DbClient; // over the socket
+let local: DbClient; // through local(), as the API in `zfaas up`
+
+async function start(): Promise<void> {
+  server = new DbServer({ bind, dataDir: dir, log });
+  await server.start();
+  remote = new DbClient(bind, 30_000);
+  local = new DbClient(server);
+}
+
+async function stop(): Promise<void> {
+  remote.close();
+  local.close();
+  await server.stop();
+}
+
+beforeEach(async () => {
+  dir = await tempDir('zfaas-db-writes-');
+  bind = `tcp://127.0.0.1:${await freePort()}`;
+  await start();
+});
+
+afterEach(async () => {
+  await stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const outcome = (result: string): CallOutcome => ({ status: 'DONE', result, logs: '', durationMs: 1 });
+const newCall = { funcName: 'f', version: 1, params: {} };
+const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i + 1);
+
+// Runs `send` for each label and records the labels in the order their answers arrived.
+async function arrivals(requests: [string, () => Promise<unknown>][]): Promise<string[]> {
+  const order: string[] = [];
+  await Promise.all(requests.map(([label, send]) => send().then(() => order.push(label))));
+  return order;
+}
+
+describe('db reads and grouped writes', () => {
+  for (const via of ['socket', 'local'] as const) {
+    it(`answers a read while a large batch of writes is queued (${via})`, async () => {
+      const db = via === 'socket' ? remote : local;
+      const first = await db.request('createCall', newCall);
+      const requests: [string, () => Promise<unknown>][] = range(2_000).map((i) => [`create${i}`, () => db.request('createCall', newCall)]);
+      requests.push(['ping', () => db.request('ping', {})]);
+      // A write already answered is seen by a read that bypasses the queue.
+      requests.push(['getCall', () => db.request('getCall', { callNum: first.callNum }).then((c) => expect(c?.status).toBe('PENDING'))]);
+      const order = await arrivals(requests);
+      expect(order.indexOf('ping')).toBeLessThan(order.indexOf('create2000'));
+      expect(order.indexOf('getCall')).toBeLessThan(order.indexOf('create2000'));
+      // The writes themselves stayed in order.
+      const created = await db.request('listCalls', {});
+      expect(created.map((c) => c.callNum)).toEqual(range(2_001));
+    });
+  }
+
+  it('gives 500 concurrent calls over the socket and local() unique, gap-free numbers and the first final state', async () => {
+    const flows = await Promise.all(
+      range(500).map(async (i) => {
+        const [db, other] = i % 2 ? [remote, local] : [local, remote];
+        const call = await db.request('createCall', { funcName: 'f', version: 1, params: { i } });
+        const started = await db.request('startCall', { callNum: call.callNum, node: `n${i}` });
+        expect(started.changed).toBe(true);
+        // Answered, so seen by the other path's reads at once.
+        expect((await other.request('getCall', { callNum: call.callNum }))?.status).toBe('RUNNING');
+        // Two results for one call, sent back to back: on one path the first sent arrives first; on two
+        // paths either may, but exactly one wins and the loser reports the winner's result.
+        const [a, b] = i % 3 ? [db, db] : [db, other];
+        const [r1, r2] = await Promise.all([
+          a.request('finishCall', { callNum: call.callNum, outcome: outcome(`first${i}`), node: `n${i}` }),
+          b.request('finishCall', { callNum: call.callNum, outcome: outcome(`second${i}`), node: `n${i}` }),
+        ]);
+        expect(r1.changed !== r2.changed).toBe(true);
+        const winner = r1.changed ? `first${i}` : `second${i}`;
+        if (a === b) expect(winner).toBe(`first${i}`);
+        expect((r1.changed ? r2 : r1).call?.result).toBe(winner);
+        return { callNum: call.callNum, i, winner };
+      }),
+    );
+    expect(flows.map((f) => f.callNum).sort((x, y) => x - y)).toEqual(range(500));
+    for (const f of flows) {
+      const call = await remote.request('getCall', { callNum: f.callNum });
+      expect(call).toMatchObject({ status: 'DONE', result: f.winner, params: { i: f.i }, node: `n${f.i}`, attempts: 1 });
+    }
+    expect(await local.request('listUnfinished', {})).toEqual([]);
+    expect(await remote.request('listCalls', { status: 'DONE' })).toHaveLength(500);
+  });
+
+  it('keeps grouped writes, mixed with other writes, across close and reopen', async () => {
+    await local.request('putRuntime', { name: 'py', image: 'img', path: '/ws', dependencies: '', run: 'true' });
+    const blob = Buffer.from('archive bytes');
+    const digest = createHash('sha256').update(blob).digest('hex');
+    const fn = { functionName: 'f', runtimeName: 'py', digest, size: blob.length, format: 'tar.gz' as const, settings: {} };
+    // All at once: calls on both paths, with an archive and two deploys sent among them (the archive
+    // before the deploy on the same path, so that it is there first).
+    const writes: (() => Promise<unknown>)[] = range(600).map((i) => () => (i % 2 ? remote : local).request('createCall', newCall));
+    writes.splice(100, 0, () => local.request('putArchive', { digest }, [blob]));
+    writes.splice(200, 0, () => local.request('addFunction', fn));
+    writes.splice(300, 0, () => remote.request('addFunction', fn));
+    await Promise.all(writes.map((send) => send()));
+    await Promise.all(
+      range(600).map((n) =>
+        n % 2 === 0
+          ? remote.request('finishCall', { callNum: n, outcome: outcome(`r${n}`) })
+          : n % 3 === 0
+            ? local.request('startCall', { callNum: n, node: 'n1' })
+            : Promise.resolve(),
+      ),
+    );
+
+    await stop();
+    await start();
+
+    const calls = await local.request('listCalls', {});
+    expect(calls.map((c) => c.callNum)).toEqual(range(600));
+    for (const c of calls) {
+      if (c.callNum % 2 === 0) expect(c).toMatchObject({ status: 'DONE', result: `r${c.callNum}` });
+      else expect(c.status).toBe(c.callNum % 3 === 0 ? 'RUNNING' : 'PENDING');
+    }
+    const open = await remote.request('listUnfinished', {});
+    expect(open.map((c) => c.callNum)).toEqual(range(600).filter((n) => n % 2 === 1));
+    expect((await remote.request('listVersions', { name: 'f' })).map((v) => v.version)).toEqual([1, 2]);
+    expect((await local.request('createCall', newCall)).callNum).toBe(601);
+  });
+
+  it('fails only the write that fails, and uses up no call number for it', async () => {
+    const results = await Promise.allSettled(
+      range(300).map((i) =>
+        i === 150
+          ? local.request('createCall', { funcName: 'f', version: 1, params: { n: 1n } }) // JSON cannot hold it: the batch fails
+          : i === 200
+            ? local.request('addFunction', {
+                functionName: 'g',
+                runtimeName: 'nope',
+                digest: 'a'.repeat(64),
+                size: 1,
+                format: 'tar',
+                settings: {},
+              })
+            : i === 250
+              ? local.request('finishCall', { callNum: 10_000, outcome: outcome('x') })
+              : local.request('createCall', newCall),
+      ),
+    );
+    expect(results[149]).toMatchObject({ status: 'rejected', reason: { code: 'INTERNAL' } });
+    expect(results[199]).toMatchObject({ status: 'rejected', reason: { code: 'NOT_FOUND' } });
+    expect(results[249]).toMatchObject({ status: 'fulfilled', value: { call: null, changed: false } });
+    const created = results.filter((r, i) => ![149, 199, 249].includes(i));
+    expect(created.every((r) => r.status === 'fulfilled')).toBe(true);
+    const nums = created.map((r) => (r.status === 'fulfilled' ? (r.value as { callNum: number }).callNum : 0));
+    expect(nums).toEqual(range(297));
+    expect((await remote.request('listUnfinished', {})).map((c) => c.callNum)).toEqual(range(297));
+    expect((await remote.request('createCall', newCall)).callNum).toBe(298);
+  });
+});

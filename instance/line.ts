@@ -1,0 +1,172 @@
+// The node's direct line to one warm loader: a unix socket in a folder of its own, mounted read-only into
+// that container, which the loader dials once (protocol/loader.ts). Calls go over it without passing
+// through dockerd, containerd-shim or a miniworker. The first connection is the loader's; the listener
+// then closes, so nothing else can take its place. Every reply is validated: what comes out of a
+// container is untrusted input.
+import { chmod, chown, mkdir, rm } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { UID } from '../common/container-spec.js';
+import { validate } from '../protocol/codec.js';
+import {
+  expectedReply,
+  HelloSchema,
+  LINE_FILE,
+  LOADER_PROTOCOL,
+  LoaderReplySchema,
+  MAX_LINE,
+  type LoaderReply,
+  type LoaderRequest,
+} from '../protocol/loader.js';
+
+export class LineClosed extends Error {}
+export class LineTimeout extends Error {}
+// The loader broke the protocol: a line that is not a reply, too long, or an answer to something not asked.
+export class LineBroken extends Error {}
+
+interface Pending {
+  request: LoaderRequest;
+  resolve(r: LoaderReply): void;
+  reject(e: Error): void;
+  timer?: NodeJS.Timeout;
+}
+
+export class LoaderLine {
+  private socket?: Socket;
+  private server?: Server;
+  private pending?: Pending;
+  private parts: string[] = [];
+  private partLength = 0;
+  private closed = false;
+  private hello?: { resolve(): void; reject(e: Error): void };
+  private readonly helloSeen: Promise<void>;
+
+  private constructor(readonly dir: string) {
+    this.helloSeen = new Promise<void>((resolve, reject) => (this.hello = { resolve, reject }));
+    this.helloSeen.catch(() => undefined);
+  }
+
+  // Makes the folder and listens in it; the container that mounts it is created after this resolves.
+  static async listen(dir: string): Promise<LoaderLine> {
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+    const line = new LoaderLine(dir);
+    const path = join(dir, LINE_FILE);
+    const server = createServer((s) => line.accept(s));
+    line.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => resolve());
+    });
+    server.on('error', (e) => line.close(new LineClosed(`the line's listener failed: ${e.message}`)));
+    // Only the function's user may dial it (the folder is read-only inside the container).
+    await chmod(path, 0o600);
+    if (process.getuid?.() === 0) await chown(path, UID, UID);
+    return line;
+  }
+
+  private accept(s: Socket): void {
+    if (this.socket || this.closed) return void s.destroy();
+    this.socket = s;
+    this.server?.close();
+    s.setEncoding('utf8');
+    s.on('data', (chunk: string) => this.onData(chunk));
+    s.on('error', () => this.close(new LineClosed('the loader hung up')));
+    s.on('close', () => this.close(new LineClosed('the loader hung up')));
+  }
+
+  // Resolves once the loader has dialled in and said hello with the protocol this node speaks.
+  ready(timeoutMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new LineTimeout(`the loader did not dial in within ${timeoutMs / 1000} s`)), timeoutMs);
+    });
+    return Promise.race([this.helloSeen, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  // One request and its reply; the next request waits for this one (the loader serves one at a time).
+  request(request: LoaderRequest, timeoutMs: number): Promise<LoaderReply> {
+    if (this.closed || !this.socket) return Promise.reject(new LineClosed('the loader is not connected'));
+    if (this.pending) return Promise.reject(new LineBroken('a request is already in flight on this line'));
+    return new Promise<LoaderReply>((resolve, reject) => {
+      const p: Pending = { request, resolve, reject };
+      p.timer = setTimeout(() => {
+        if (this.pending !== p) return;
+        this.pending = undefined;
+        reject(new LineTimeout('the loader did not answer in time'));
+      }, timeoutMs);
+      this.pending = p;
+      this.socket!.write(JSON.stringify(request) + '\n');
+    });
+  }
+
+  // Only the new chunk is searched for a newline, so a long line costs linear time, and it is never held
+  // beyond MAX_LINE: a loader cannot make this process buffer its output.
+  private onData(chunk: string): void {
+    let from = 0;
+    while (!this.closed) {
+      const nl = chunk.indexOf('\n', from);
+      const part = nl < 0 ? chunk.slice(from) : chunk.slice(from, nl);
+      this.partLength += part.length;
+      if (this.partLength > MAX_LINE) return this.close(new LineBroken(`the loader sent a line longer than ${MAX_LINE / 2 ** 20} MiB`));
+      if (part) this.parts.push(part);
+      if (nl < 0) return;
+      from = nl + 1;
+      const line = this.parts.length === 1 ? this.parts[0]! : this.parts.join('');
+      this.parts = [];
+      this.partLength = 0;
+      if (line.trim()) this.onLine(line);
+    }
+  }
+
+  private onLine(line: string): void {
+    let reply: LoaderReply;
+    try {
+      reply = validate(LoaderReplySchema, JSON.parse(line));
+    } catch (e) {
+      return this.close(
+        new LineBroken(`the loader sent a malformed reply (${e instanceof SyntaxError ? 'not JSON' : (e as Error).message})`),
+      );
+    }
+    if (reply.op === 'hello') {
+      const hello = validate(HelloSchema, reply);
+      if (hello.v !== LOADER_PROTOCOL)
+        return this.close(new LineBroken(`the loader speaks protocol ${hello.v}, this node ${LOADER_PROTOCOL}`));
+      return this.hello?.resolve();
+    }
+    const p = this.pending;
+    const expected = p ? expectedReply[p.request.op] : undefined;
+    const sameCall = p?.request.op !== 'call' || reply.op !== 'result' || reply.id === p.request.id;
+    if (!p || (reply.op !== expected && reply.op !== 'error') || !sameCall) {
+      const got = reply.op === 'result' ? `a result for call ${reply.id}` : `"${reply.op}"`;
+      const wanted = !p
+        ? 'nothing was asked'
+        : p.request.op === 'call'
+          ? `expected the result of call ${p.request.id}`
+          : `expected "${expected}"`;
+      return this.close(new LineBroken(`the loader sent a reply out of order (${got}, ${wanted})`));
+    }
+    this.pending = undefined;
+    clearTimeout(p.timer);
+    p.resolve(reply);
+  }
+
+  get open(): boolean {
+    return !this.closed;
+  }
+
+  close(why: Error = new LineClosed('the line was closed')): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.hello?.reject(why);
+    const p = this.pending;
+    this.pending = undefined;
+    if (p) {
+      clearTimeout(p.timer);
+      p.reject(why);
+    }
+    this.server?.close();
+    this.socket?.destroy();
+    void rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}

@@ -1,0 +1,537 @@
+// The node's pool (instance/pool.ts) with two fake miniworkers ('w1', 'w2') and fake loaders, no Docker.
+// The fake miniworkers record the commands they get and answer them as a miniworker would; a container
+// created with a line gets a fake loader that dials the pool's real unix socket and speaks protocol v1.
+// Shows: policy none runs each call as a miniworker `run` job; policy function creates a container for
+// the first call and sends that call and the next ones over the line, with no miniworker job; a loader
+// that answers another call, or does not answer in time, ends the call (ERROR, TIMEOUT) and its container
+// is removed; a call's per-call env reaches the loader; a miniworker dying puts its call back in the queue
+// unless the function says retry=false; cancelling a redundant call drops its other run.
+// Two tests marked `it.fails` pin down bugs in pool.ts (see their comments): drop `.fails` once fixed.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { FunctionSettingsSchema, RuntimeSchema, type CallOutcome, type FunctionMeta, type Runtime } from '../common/model.js';
+import { LINE_FILE, LOADER_PROTOCOL } from '../protocol/loader.js';
+import type { ExitReport, FromWorker } from '../protocol/worker.js';
+import { WorkerDied, type JobCommand, type JobReply, type WorkerHooks, type WorkerPort } from './miniworkers.js';
+import { Pool, type Work } from './pool.js';
+
+type Msg = Record<string, unknown>;
+
+// A loader inside a container, as the node sees it: it dials the line and answers what `script` says.
+class FakeLoader {
+  readonly requests: Msg[] = [];
+  private buf = '';
+
+  constructor(
+    readonly container: string,
+    readonly socket: Socket,
+    script: (req: Msg, loader: FakeLoader) => void,
+  ) {
+    socket.setEncoding('utf8');
+    socket.on('error', () => undefined);
+    socket.on('data', (chunk: string) => {
+      this.buf += chunk;
+      for (let nl = this.buf.indexOf('\n'); nl >= 0; nl = this.buf.indexOf('\n')) {
+        const req = JSON.parse(this.buf.slice(0, nl)) as Msg;
+        this.buf = this.buf.slice(nl + 1);
+        this.requests.push(req);
+        script(req, this);
+      }
+    });
+  }
+
+  send(msg: object): void {
+    this.socket.write(JSON.stringify(msg) + '\n');
+  }
+
+  get calls(): Msg[] {
+    return this.requests.filter((r) => r.op === 'call');
+  }
+}
+
+// What a working loader answers: loaded, and each call's params back as its result.
+function echo(req: Msg, l: FakeLoader): void {
+  if (req.op === 'load') l.send({ op: 'loaded', ok: true });
+  else if (req.op === 'call') l.send({ op: 'result', id: req.id, ok: true, result: JSON.stringify(req.params), logs: '' });
+  else if (req.op === 'ping') l.send({ op: 'pong' });
+}
+
+// Miniworkers as the pool sees them (WorkerPort), answering like protocol/worker.ts says.
+class FakeWorkers implements WorkerPort {
+  readonly commands: { worker: string; cmd: JobCommand }[] = [];
+  readonly removed: { worker: string; id: string; report: boolean }[] = [];
+  readonly loaders = new Map<string, FakeLoader>(); // container id -> its loader
+  script: (req: Msg, loader: FakeLoader) => void = echo;
+  // A job for which this says true is not answered until release() (or its miniworker dies).
+  hold: (worker: string, cmd: JobCommand) => boolean = () => false;
+  private readonly held: (() => void)[] = [];
+  private readonly state = new Map<string, 'ready' | 'busy' | 'gone'>();
+  private readonly jobs = new Map<string, (e: Error) => void>();
+
+  constructor(
+    private readonly hooks: WorkerHooks,
+    private readonly names: string[],
+  ) {}
+
+  async start(): Promise<void> {
+    for (const n of this.names) this.state.set(n, 'ready');
+    setImmediate(() => this.hooks.onReady()); // they say ready a moment later
+  }
+
+  resize(): void {}
+
+  leaving(): string[] {
+    return [];
+  }
+
+  dismiss(): void {}
+
+  get size(): number {
+    return [...this.state.values()].filter((s) => s !== 'gone').length;
+  }
+
+  ready(): string[] {
+    return this.names.filter((n) => this.state.get(n) === 'ready');
+  }
+
+  busy(): number {
+    return [...this.state.values()].filter((s) => s === 'busy').length;
+  }
+
+  of(type: JobCommand['type']): { worker: string; cmd: JobCommand }[] {
+    return this.commands.filter((c) => c.cmd.type === type);
+  }
+
+  job<C extends JobCommand>(name: string, cmd: C | Promise<C>): Promise<JobReply<C>> {
+    if (this.state.get(name) !== 'ready') return Promise.reject(new WorkerDied(`miniworker ${name} cannot take a job now`));
+    this.state.set(name, 'busy');
+    return new Promise<FromWorker>((resolve, reject) => {
+      this.jobs.set(name, reject);
+      const done = (): boolean => {
+        if (this.jobs.get(name) !== reject) return false; // it died meanwhile
+        this.jobs.delete(name);
+        this.state.set(name, 'ready');
+        return true;
+      };
+      void (async () => {
+        let c: C;
+        try {
+          c = await cmd;
+        } catch (e) {
+          if (done()) reject(e as Error);
+          return;
+        }
+        this.commands.push({ worker: name, cmd: c });
+        if (this.hold(name, c)) await new Promise<void>((r) => this.held.push(r));
+        if (this.jobs.get(name) !== reject) return; // it died while it held the job
+        const reply = await this.answer(c);
+        if (!done()) return;
+        resolve(reply);
+        this.hooks.onReady(); // its reply is also its ready
+      })().catch((e: Error) => {
+        if (done()) reject(e);
+      });
+    }) as Promise<JobReply<C>>;
+  }
+
+  release(): void {
+    for (const r of this.held.splice(0)) r();
+  }
+
+  // The miniworker's process exits: its job fails with WorkerDied, its containers are gone.
+  die(name: string): void {
+    this.state.set(name, 'gone');
+    const reject = this.jobs.get(name);
+    this.jobs.delete(name);
+    reject?.(new WorkerDied(`the miniworker running it died (exit 1)`));
+    this.hooks.onGone(name);
+    this.hooks.onReady();
+  }
+
+  async remove(worker: string, id: string, report = false): Promise<ExitReport | undefined> {
+    this.removed.push({ worker, id, report });
+    this.loaders.get(id)?.socket.destroy(); // killing the container ends its loader
+    return undefined;
+  }
+
+  async stop(): Promise<void> {
+    for (const n of this.names) this.state.set(n, 'gone');
+    for (const l of this.loaders.values()) l.socket.destroy();
+  }
+
+  private async answer(c: JobCommand): Promise<FromWorker> {
+    switch (c.type) {
+      case 'sweep':
+        return { type: 'swept', removed: 0 };
+      case 'create': {
+        const { id, lineDir } = c.plan;
+        if (lineDir) {
+          const socket = connect(join(lineDir, LINE_FILE));
+          await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+          const loader = new FakeLoader(id, socket, (req, l) => this.script(req, l));
+          this.loaders.set(id, loader);
+          loader.send({ op: 'hello', v: LOADER_PROTOCOL, pid: 1 });
+        }
+        return { type: 'created', id, ok: true };
+      }
+      case 'adopt':
+        return { type: 'adopted', id: c.id, ok: true };
+      case 'run':
+        return { type: 'ran', jobId: c.jobId, outcome: { status: 'DONE', result: JSON.stringify(c.job.params) } };
+      case 'exec':
+        return { type: 'ran', jobId: c.jobId, outcome: { status: 'DONE', result: JSON.stringify(c.job.params) }, alive: true };
+      case 'deps':
+        return { type: 'depsDone', jobId: c.jobId, run: { exitCode: 0, timedOut: false, tooLarge: false, oomKilled: false, log: '' } };
+    }
+  }
+}
+
+const nodeRuntime: Runtime = RuntimeSchema.parse({
+  name: 'node',
+  image: 'zfaas/node:test',
+  path: '/ws',
+  run: 'node /opt/zfaas/run.js',
+  loader: 'node /opt/zfaas/loader.js',
+});
+const execRuntime: Runtime = RuntimeSchema.parse({ name: 'sh', image: 'alpine:3', path: '/ws', run: 'sh /ws/run.sh' });
+
+function fnMeta(settings: Record<string, unknown> = {}, name = 'f', version = 1): FunctionMeta {
+  return {
+    functionName: name,
+    runtimeName: 'node',
+    version,
+    digest: 'a'.repeat(64),
+    size: 10,
+    format: 'tar.gz',
+    createdAt: new Date(0).toISOString(),
+    settings: FunctionSettingsSchema.parse(settings),
+  };
+}
+
+const work = (callNum: number, o: Partial<Work> = {}): Work => ({
+  callNum,
+  params: { n: callNum },
+  fn: fnMeta(),
+  runtime: nodeRuntime,
+  treeDir: '/srv/trees/f-1',
+  policy: 'function',
+  ...o,
+});
+
+let dataDir: string;
+let pool: Pool;
+let fake: FakeWorkers;
+let results: { work: Work; outcome: CallOutcome }[];
+
+beforeEach(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), 'zfaas-pool-'));
+  results = [];
+  pool = new Pool({
+    address: 'ipc:///nonexistent',
+    nodeId: 'n1',
+    dataDir,
+    script: '/nonexistent',
+    settings: { miniworkers: 2, stemCells: 0, stemCellsMax: 0, idleTtlMs: 3_600_000, maxContainers: 16 },
+    log: pino({ level: 'silent' }),
+    onResult: (w, outcome) => results.push({ work: w, outcome }),
+    workers: (hooks) => (fake = new FakeWorkers(hooks, ['w1', 'w2'])),
+  });
+  await pool.start();
+  // Nothing happens before the first sweep, which goes to the first ready miniworker.
+  await vi.waitFor(() => {
+    expect(fake.commands).toEqual([{ worker: 'w1', cmd: { type: 'sweep' } }]);
+    expect(fake.ready()).toEqual(['w1', 'w2']);
+  });
+});
+
+afterEach(async () => {
+  fake.release();
+  await pool.stop();
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+// Resolves once `n` results are in.
+const resultsIn = (n: number) => vi.waitFor(() => expect(results.length).toBeGreaterThanOrEqual(n), { timeout: 10_000 });
+const types = (): string[] => fake.commands.map((c) => c.cmd.type);
+const created = (): Extract<JobCommand, { type: 'create' }>[] =>
+  fake.of('create').map((c) => c.cmd as Extract<JobCommand, { type: 'create' }>);
+// Lets whatever the pool does on its own (removals, dispatches) run.
+const settleDown = async (): Promise<void> => {
+  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+};
+
+describe('policy none', () => {
+  it('runs the call as a `run` job in a fresh container and keeps no container', async () => {
+    pool.submit(work(1, { policy: 'none', params: { a: 1 }, replica: 1 }));
+    await resultsIn(1);
+    expect(results[0]!.outcome).toEqual({ status: 'DONE', result: '{"a":1}' });
+    expect(types()).toEqual(['sweep', 'run']);
+    const run = fake.of('run')[0]!.cmd as Extract<JobCommand, { type: 'run' }>;
+    expect(run.job).toMatchObject({ callNum: 1, params: { a: 1 }, treeDir: '/srv/trees/f-1', replica: 1 });
+    expect(run.job.fn.functionName).toBe('f');
+    expect(pool.table.all()).toEqual([]);
+  });
+});
+
+describe('policy function', () => {
+  it('creates a container for the first call and sends it over the line, not as a miniworker job', async () => {
+    pool.submit(work(1, { params: { x: 'first' } }));
+    await resultsIn(1);
+    expect(results[0]!.outcome).toMatchObject({ status: 'DONE', result: '{"x":"first"}', logs: '' });
+    expect(types()).toEqual(['sweep', 'create']);
+    const plan = created()[0]!.plan;
+    expect(plan).toMatchObject({ runtime: nodeRuntime, treeDir: '/srv/trees/f-1', lineDir: join(dataDir, 'lines', plan.id) });
+    expect(plan.fn?.functionName).toBe('f');
+    const loader = fake.loaders.get(plan.id)!;
+    expect(loader.requests.map((r) => r.op)).toEqual(['load', 'call']);
+    expect(loader.requests[0]).toMatchObject({ op: 'load', dir: '/ws', handler: null, env: { ZFAAS_FUNCTION: 'f', ZFAAS_VERSION: '1' } });
+    expect(loader.requests[1]).toMatchObject({ op: 'call', params: { x: 'first' }, env: { ZFAAS_CALL: '1' } });
+    expect(pool.table.get(plan.id)).toMatchObject({ state: 'idle', lined: true, calls: 1 });
+  });
+
+  it('serves the next call of the same version in the same container, over the line, with no miniworker job', async () => {
+    pool.submit(work(1));
+    await resultsIn(1);
+    const jobs = types();
+    pool.submit(work(2, { params: { x: 'second' } }));
+    await resultsIn(2);
+    expect(results[1]!.outcome).toMatchObject({ status: 'DONE', result: '{"x":"second"}' });
+    expect(types()).toEqual(jobs);
+    const id = created()[0]!.plan.id;
+    const loader = fake.loaders.get(id)!;
+    expect(loader.requests.map((r) => r.op)).toEqual(['load', 'call', 'call']); // loaded once
+    expect(loader.calls[1]).toMatchObject({ params: { x: 'second' }, env: { ZFAAS_CALL: '2' } });
+    expect(pool.table.all()).toHaveLength(1);
+    expect(pool.table.get(id)).toMatchObject({ state: 'idle', calls: 2 });
+    expect(pool.stats().warm).toEqual({ 'f@1': 1 });
+  });
+
+  it('keeps versions apart: another version gets its own container', async () => {
+    pool.submit(work(1));
+    await resultsIn(1);
+    pool.submit(work(2, { fn: fnMeta({}, 'f', 2) }));
+    await resultsIn(2);
+    expect(created().map((c) => c.plan.fn?.version)).toEqual([1, 2]);
+    expect(pool.stats().warm).toEqual({ 'f@1': 1, 'f@2': 1 });
+  });
+
+  it('ends the call in ERROR and removes the container when the loader answers another call', async () => {
+    fake.script = (req, l) => {
+      if (req.op === 'call') l.send({ op: 'result', id: (req.id as number) + 1, ok: true, result: 'not yours' });
+      else echo(req, l);
+    };
+    pool.submit(work(1));
+    await resultsIn(1);
+    const { outcome } = results[0]!;
+    expect(outcome.status).toBe('ERROR');
+    expect(outcome.error).toMatch(/the loader sent a reply out of order/);
+    expect(outcome.error).toMatch(/the container was removed/);
+    const id = created()[0]!.plan.id;
+    await vi.waitFor(() => expect(fake.removed.map((r) => r.id)).toEqual([id]));
+    await vi.waitFor(() => expect(pool.table.get(id)).toBeUndefined());
+    // the next call does not go to it
+    fake.script = echo;
+    pool.submit(work(2));
+    await resultsIn(2);
+    expect(results[1]!.outcome.status).toBe('DONE');
+    expect(created()).toHaveLength(2);
+  });
+
+  it('ends the call in TIMEOUT after the function timeout when the loader never answers, and removes the container', async () => {
+    fake.script = (req, l) => {
+      if (req.op !== 'call') echo(req, l);
+    };
+    pool.submit(work(1, { fn: fnMeta({ timeout: 1 }) }));
+    await resultsIn(1);
+    expect(results[0]!.outcome).toMatchObject({
+      status: 'TIMEOUT',
+      result: '',
+      error: 'function ran past its timeout of 1 s and was killed',
+    });
+    const id = created()[0]!.plan.id;
+    await vi.waitFor(() => expect(fake.removed.map((r) => r.id)).toEqual([id]));
+    await vi.waitFor(() => expect(pool.table.all()).toEqual([]));
+  });
+
+  it('ends the call in ERROR with the loader`s words when the function cannot load, and removes the container', async () => {
+    fake.script = (req, l) => {
+      if (req.op === 'load') l.send({ op: 'loaded', ok: false, error: "SyntaxError: Unexpected token '}'" });
+      else echo(req, l);
+    };
+    pool.submit(work(1));
+    await resultsIn(1);
+    expect(results[0]!.outcome).toMatchObject({ status: 'ERROR', error: "SyntaxError: Unexpected token '}'" });
+    expect(fake.loaders.get(created()[0]!.plan.id)!.calls).toEqual([]);
+    await vi.waitFor(() => expect(fake.removed).toHaveLength(1));
+  });
+
+  it('runs a runtime without a loader as an `exec` job in a container held by the miniworker that created it', async () => {
+    pool.submit(work(1, { runtime: execRuntime, params: { e: 1 } }));
+    await resultsIn(1);
+    expect(results[0]!.outcome).toEqual({ status: 'DONE', result: '{"e":1}' });
+    expect(types()).toEqual(['sweep', 'create', 'exec']);
+    const [create, exec] = [fake.of('create')[0]!, fake.of('exec')[0]!];
+    const plan = (create.cmd as Extract<JobCommand, { type: 'create' }>).plan;
+    expect(plan.lineDir).toBeUndefined();
+    expect(exec.worker).toBe(create.worker);
+    expect(exec.cmd).toMatchObject({ type: 'exec', id: plan.id, job: { callNum: 1, params: { e: 1 } } });
+    expect(fake.loaders.size).toBe(0);
+  });
+
+  // BUG (pool.ts, execute(), case 'create'): a new exec-mode container is left in `loading` (startContainer
+  // with forCall) and exec() only moves a `busy` one to idle, so it is never reused nor reaped.
+  // Remove `.fails` once fixed.
+  it('keeps an exec-mode container idle after its first call and serves the next call in it', async () => {
+    pool.submit(work(1, { runtime: execRuntime }));
+    await resultsIn(1);
+    const id = created()[0]!.plan.id;
+    expect(pool.table.get(id)).toMatchObject({ state: 'idle', lined: false, calls: 1 });
+    pool.submit(work(2, { runtime: execRuntime }));
+    await resultsIn(2);
+    expect(types()).toEqual(['sweep', 'create', 'exec', 'exec']);
+    expect(fake.of('exec').map((c) => (c.cmd as Extract<JobCommand, { type: 'exec' }>).id)).toEqual([id, id]);
+  });
+
+  // BUG (pool.ts): nothing dispatches when a lined container becomes idle, so a call that waited for it
+  // (every miniworker busy) stays queued until some miniworker frees up. Remove `.fails` once fixed.
+  it('gives a waiting call the lined container that just became idle, while every miniworker is busy', async () => {
+    pool.submit(work(1));
+    await resultsIn(1);
+    const id = created()[0]!.plan.id;
+    fake.hold = (_w, c) => c.type === 'run';
+    pool.submit(work(2, { policy: 'none' }));
+    pool.submit(work(3, { policy: 'none' }));
+    await vi.waitFor(() => expect(fake.of('run')).toHaveLength(2));
+    let answer4: (() => void) | undefined;
+    fake.script = (req, l) => {
+      if (req.op === 'call' && (req.params as { n: number }).n === 4) answer4 = () => echo(req, l);
+      else echo(req, l);
+    };
+    pool.submit(work(4));
+    await vi.waitFor(() => expect(answer4).toBeDefined());
+    pool.submit(work(5)); // its container is busy and no miniworker is free: it waits
+    expect(pool.stats().queued).toBe(1);
+    answer4!();
+    await resultsIn(2);
+    await settleDown();
+    expect(pool.stats().queued).toBe(0);
+    await resultsIn(3);
+    expect(results.map((r) => r.work.callNum)).toEqual([1, 4, 5]);
+    expect(fake.loaders.get(id)!.calls.map((c) => (c.params as { n: number }).n)).toEqual([1, 4, 5]);
+  });
+});
+
+describe('redundant calls', () => {
+  it('gives each replica its call number and replica in the per-call env', async () => {
+    pool.submit(work(7, { replica: 0 }));
+    pool.submit(work(7, { replica: 1 }));
+    await resultsIn(2);
+    expect(results.map((r) => [r.work.replica, r.outcome.status]).sort()).toEqual([
+      [0, 'DONE'],
+      [1, 'DONE'],
+    ]);
+    const envs = [...fake.loaders.values()].flatMap((l) => l.calls.map((c) => c.env as Record<string, string>));
+    expect(envs).toHaveLength(2);
+    expect(envs.map((e) => [e.ZFAAS_CALL, e.ZFAAS_REPLICA]).sort()).toEqual([
+      ['7', '0'],
+      ['7', '1'],
+    ]);
+    for (const e of envs) expect(Number(e.ZFAAS_DEADLINE)).toBeGreaterThan(Date.now());
+  });
+
+  it('cancel(callNum, keepReplica) drops the other replica still in the queue', async () => {
+    // both miniworkers busy with runs of other calls: call 3's replicas wait in the queue
+    fake.hold = (_w, c) => c.type === 'run' && c.job.callNum !== 3;
+    pool.submit(work(1, { policy: 'none' }));
+    pool.submit(work(2, { policy: 'none' }));
+    pool.submit(work(3, { policy: 'none', replica: 0 }));
+    pool.submit(work(3, { policy: 'none', replica: 1 }));
+    await vi.waitFor(() => expect(fake.of('run')).toHaveLength(2));
+    expect(pool.stats().queued).toBe(2);
+    pool.cancel(3, 0);
+    expect(pool.stats().queued).toBe(1);
+    fake.release();
+    await resultsIn(3);
+    await settleDown();
+    const runs3 = fake.of('run').filter((c) => c.cmd.type === 'run' && c.cmd.job.callNum === 3);
+    expect(runs3.map((c) => (c.cmd as Extract<JobCommand, { type: 'run' }>).job.replica)).toEqual([0]);
+    expect(results.map((r) => [r.work.callNum, r.work.replica])).toEqual([
+      [1, undefined],
+      [2, undefined],
+      [3, 0],
+    ]);
+    expect(pool.stats().queued).toBe(0);
+  });
+
+  it('cancel(callNum, keepReplica) removes the container running the other replica and reports nothing for it', async () => {
+    fake.script = (req, l) => {
+      if (req.op === 'call' && (req.env as Record<string, string>).ZFAAS_REPLICA === '1') return; // still running
+      echo(req, l);
+    };
+    pool.submit(work(9, { replica: 0 }));
+    pool.submit(work(9, { replica: 1 }));
+    await resultsIn(1);
+    expect(results[0]!.work.replica).toBe(0);
+    const slow = [...fake.loaders.values()].find((l) => l.calls.some((c) => (c.env as Record<string, string>).ZFAAS_REPLICA === '1'));
+    expect(slow).toBeDefined();
+    pool.cancel(9, 0);
+    await vi.waitFor(() => expect(fake.removed.map((r) => r.id)).toContain(slow!.container));
+    await vi.waitFor(() => expect(pool.table.get(slow!.container)).toBeUndefined());
+    await settleDown();
+    expect(results).toHaveLength(1);
+  });
+});
+
+describe('a miniworker that dies', () => {
+  it('puts its call back in the queue, and the call runs on the other miniworker', async () => {
+    let first = true;
+    fake.hold = (_w, c) => c.type === 'run' && first && !(first = false);
+    pool.submit(work(1, { policy: 'none' }));
+    await vi.waitFor(() => expect(fake.of('run')).toHaveLength(1));
+    const dead = fake.of('run')[0]!.worker;
+    fake.die(dead);
+    await resultsIn(1);
+    expect(results[0]!.outcome).toMatchObject({ status: 'DONE', result: '{"n":1}' });
+    const runs = fake.of('run');
+    expect(runs).toHaveLength(2);
+    expect(runs[1]!.worker).not.toBe(dead);
+    expect(runs.map((c) => (c.cmd as Extract<JobCommand, { type: 'run' }>).job.callNum)).toEqual([1, 1]);
+    // what it left behind is swept by the other miniworker
+    expect(fake.commands).toContainEqual({ worker: runs[1]!.worker, cmd: { type: 'sweep', miniworker: dead } });
+  });
+
+  it('fails the call with ERROR, not retried, when the function has retry=false', async () => {
+    fake.hold = (_w, c) => c.type === 'run';
+    pool.submit(work(1, { policy: 'none', fn: fnMeta({ retry: false }) }));
+    await vi.waitFor(() => expect(fake.of('run')).toHaveLength(1));
+    fake.die(fake.of('run')[0]!.worker);
+    await resultsIn(1);
+    expect(results[0]!.outcome.status).toBe('ERROR');
+    expect(results[0]!.outcome.error).toMatch(/miniworker running it died.*not retried \(the function has retry=false\)/);
+    await settleDown();
+    expect(fake.of('run')).toHaveLength(1);
+    expect(results).toHaveLength(1);
+  });
+
+  it('puts back a policy-function call whose container was being created', async () => {
+    let first = true;
+    fake.hold = (_w, c) => c.type === 'create' && first && !(first = false);
+    pool.submit(work(1));
+    await vi.waitFor(() => expect(fake.of('create')).toHaveLength(1));
+    const dead = fake.of('create')[0]!.worker;
+    fake.die(dead);
+    await resultsIn(1);
+    expect(results[0]!.outcome).toMatchObject({ status: 'DONE', result: '{"n":1}' });
+    const creates = fake.of('create');
+    expect(creates).toHaveLength(2);
+    expect(creates[1]!.worker).not.toBe(dead);
+    // the first container is forgotten, the second holds the function
+    const [lost, kept] = created().map((c) => c.plan.id);
+    expect(pool.table.get(lost!)).toBeUndefined();
+    expect(pool.table.get(kept!)).toMatchObject({ state: 'idle', owner: creates[1]!.worker });
+  });
+});
