@@ -172,7 +172,7 @@ export class Instance {
         this.defs.set(defKey({ name: m.fn.functionName, version: m.fn.version }), { fn: m.fn, runtime: m.runtime });
         this.pool.drain(m.fn.functionName, m.fn.version);
         if (this.policyOf(m.fn) === 'runtime') {
-          this.pool.keepStems(m.runtime);
+          this.pool.keepStems(m.runtime, true);
           break;
         }
         void this.images

@@ -107,13 +107,13 @@ export class Pool {
     this.dispatch();
   }
 
-  // This node keeps stem cells of the runtime from now on (policy `runtime`, the node's or a function's).
-  keepStems(rt: Runtime): void {
+  // This node keeps stem cells of the runtime from now on (policy `runtime`, the node's or a function's);
+  // `expectCall`: a function was just deployed that will take one for its first call.
+  keepStems(rt: Runtime, expectCall = false): void {
     if (!rt.loader) return; // a stem cell without a loader could not take a function
-    if (this.stems.add(rt.name)) {
-      this.stemRuntimes.set(rt.name, rt);
-      this.dispatch();
-    }
+    if (this.stems.add(rt.name)) this.stemRuntimes.set(rt.name, rt);
+    if (expectCall) this.stems.expect(rt.name);
+    this.dispatch();
   }
   private readonly stemRuntimes = new Map<string, Runtime>();
 

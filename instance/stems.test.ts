@@ -50,6 +50,18 @@ describe('stem cell target', () => {
     expect(p.target('node', 100_000)).toBe(2);
   });
 
+  it('counts functions deployed for a first call as demand, once: the call that comes takes its place', () => {
+    const p = new StemPlanner(bounds);
+    p.add('node');
+    for (let i = 0; i < 2; i++) p.expect('node', 0);
+    expect(p.target('node', 1)).toBe(3);
+    p.tookOne('node', 2); // one of them came: still 3 (1 taken + 1 expected), so a cell is started to refill
+    expect(p.target('node', 3)).toBe(3);
+    for (let i = 0; i < 6; i++) p.expect('node', 4);
+    expect(p.target('node', 5)).toBe(4);
+    expect(p.target('node', 5 + bounds.windowMs)).toBe(1);
+  });
+
   it('counts demand per runtime', () => {
     const p = new StemPlanner(bounds);
     p.add('node');

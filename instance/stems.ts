@@ -1,7 +1,8 @@
 // How many stem cells each runtime keeps: a reactive pool within bounds (OpenWhisk keeps 1 to 4 prewarmed
 // containers per runtime with a TTL). Each stem cell a call takes raises its runtime's target for a while,
-// so a burst of new functions finds cells ready; when the burst is over the target falls back to the
-// minimum and the reaper removes the extra cells once they have waited past the stem TTL. A runtime whose
+// and so does each function deployed with policy `runtime` whose first call has not come yet (it will take
+// one), so a burst of new functions finds cells ready; when the burst is over the target falls back to
+// the minimum and the reaper removes the extra cells once they have waited past the stem TTL. A runtime whose
 // cells fail to start is tried again after a delay that doubles with each failure, up to a minute.
 export interface StemBounds {
   min: number; // kept at all times for a runtime that has stem cells
@@ -12,6 +13,7 @@ export interface StemBounds {
 export class StemPlanner {
   private readonly runtimes = new Set<string>();
   private readonly taken = new Map<string, number[]>(); // runtime -> when its cells were taken
+  private readonly expected = new Map<string, number[]>(); // runtime -> when functions that will take one came
   private readonly failures = new Map<string, { count: number; until: number }>();
 
   constructor(private bounds: StemBounds) {}
@@ -36,14 +38,25 @@ export class StemPlanner {
   }
 
   tookOne(runtime: string, now = Date.now()): void {
-    const list = (this.taken.get(runtime) ?? []).filter((t) => now - t < this.bounds.windowMs);
+    const list = this.recent(this.taken, runtime, now);
     list.push(now);
-    this.taken.set(runtime, list);
+    this.recent(this.expected, runtime, now).shift(); // the call a deploy announced has come
+  }
+
+  // A function that will want a stem cell of this runtime for its first call was deployed.
+  expect(runtime: string, now = Date.now()): void {
+    this.recent(this.expected, runtime, now).push(now);
+  }
+
+  private recent(m: Map<string, number[]>, runtime: string, now: number): number[] {
+    const list = (m.get(runtime) ?? []).filter((t) => now - t < this.bounds.windowMs);
+    m.set(runtime, list);
+    return list;
   }
 
   target(runtime: string, now = Date.now()): number {
     if (!this.runtimes.has(runtime)) return 0;
-    const recent = (this.taken.get(runtime) ?? []).filter((t) => now - t < this.bounds.windowMs).length;
+    const recent = this.recent(this.taken, runtime, now).length + this.recent(this.expected, runtime, now).length;
     return Math.max(0, Math.min(this.bounds.max, Math.max(this.bounds.min, this.bounds.min + recent)));
   }
 

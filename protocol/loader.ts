@@ -21,6 +21,26 @@
 // call that leaves processes running in the container says how many in `stray` (the node then discards
 // the container). A reply that does not parse, is longer than MAX_LINE, or answers something that was
 // not asked, ends the call in ERROR and the container is discarded.
+//
+// Web calls. A function has a calling convention, its `format` (sent with `load`; `auto` lets the loader
+// tell it from the handler's shape where that is unambiguous, and `loaded` says which it chose):
+//   json       handler(params) -> any value; the value is the answer (JSON), as always
+//   lambda     AWS Lambda: handler(event, context[, callback]) with an API Gateway HTTP API event
+//              (payload 2.0); `lambda-v1` sends the REST API event (payload 1.0)
+//   openwhisk  Apache OpenWhisk (web) actions: main(args) with __ow_method, __ow_headers, __ow_path,
+//              __ow_query, __ow_body beside the query and body parameters
+//   openfaas   OpenFaaS templates: node (event, context) with context.status().headers().succeed()/fail();
+//              python3-http handle(event, context) -> {statusCode, body, headers}
+//   gcf        Google Cloud Functions (node): (req, res), Express-like
+// A call made through the web path carries `http`, the request as it came (body as base64); a json function
+// ignores it (the node turned the request into its params); in any other format the loader gives it to the
+// function in that convention and answers with `http`, the response the function chose (body as base64);
+// a plain value where a response was expected (Lambda payload 2.0, OpenWhisk) becomes a 200 JSON response,
+// as API Gateway and OpenWhisk make it, and is also the `result`. A response the function shaped wrongly
+// (a status that is not a number, a header that is not a string, CR or LF in a header, base64 that does not
+// decode) is a failed call, `ok:false`, whose error starts with "malformed response:" (or "response too
+// large:"). The node checks every response again before it answers (HttpResponseSchema, header names that
+// are tokens, no CR or LF) and answers 502 for one that is not right.
 import { z } from 'zod';
 
 export const LOADER_PROTOCOL = 1;
@@ -34,9 +54,44 @@ export const LINE_FILE = 'line.sock';
 
 const envSchema = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string());
 
-export const LoadRequestSchema = z.object({ op: z.literal('load'), dir: z.string(), handler: z.string().nullable(), env: envSchema });
+export const FORMATS = ['auto', 'json', 'lambda', 'lambda-v1', 'openwhisk', 'openfaas', 'gcf'] as const;
+export const FormatSchema = z.enum(FORMATS);
+export type Format = z.infer<typeof FormatSchema>;
+
+// A web request as the node received it (hop-by-hop headers already removed).
+export const HttpRequestSchema = z.object({
+  method: z.string(),
+  path: z.string(), // below the function: "/" or "/users/1"
+  query: z.string(), // the raw query string, without "?"
+  headers: z.record(z.string(), z.string()), // names in lower case; repeated ones joined with ", "
+  body: z.string(), // base64
+  sourceIp: z.string(),
+});
+export type HttpRequest = z.infer<typeof HttpRequestSchema>;
+
+// The response a function chose.
+export const HttpResponseSchema = z.object({
+  status: z.number().int().min(100).max(599),
+  headers: z.record(z.string(), z.union([z.string(), z.array(z.string())])),
+  body: z.string(), // base64
+});
+export type HttpResponse = z.infer<typeof HttpResponseSchema>;
+
+export const LoadRequestSchema = z.object({
+  op: z.literal('load'),
+  dir: z.string(),
+  handler: z.string().nullable(),
+  env: envSchema,
+  format: FormatSchema.optional(), // default auto
+});
 export type LoadRequest = z.infer<typeof LoadRequestSchema>;
-export const CallRequestSchema = z.object({ op: z.literal('call'), id: z.number().int().min(1), params: z.unknown(), env: envSchema });
+export const CallRequestSchema = z.object({
+  op: z.literal('call'),
+  id: z.number().int().min(1),
+  params: z.unknown(),
+  env: envSchema,
+  http: HttpRequestSchema.optional(),
+});
 export type CallRequest = z.infer<typeof CallRequestSchema>;
 export type LoaderRequest = LoadRequest | CallRequest | { op: 'ping' };
 
@@ -65,6 +120,7 @@ export const ResultSchema = z.object({
     .optional(),
   truncated: z.boolean().optional(),
   stray: z.number().int().min(0).optional(),
+  http: z.unknown().optional(), // the response the function chose: checked against HttpResponseSchema by the node
 });
 export type LoaderResult = z.infer<typeof ResultSchema>;
 export const PongSchema = z.object({ op: z.literal('pong') });

@@ -27,8 +27,10 @@ npm run --silent build
 npm run --silent typecheck
 npm run --silent lint
 
-step "runtime loaders"
+step "runtime loaders (protocol, and each platform's calling convention)"
 bash runtimes/test-loaders.sh
+bash runtimes/formats-node.sh
+bash runtimes/formats-python.sh
 
 step "unit and integration tests"
 npx vitest run "$@"

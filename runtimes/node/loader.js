@@ -12,7 +12,8 @@
  * never to the protocol.
  *
  * Run-once mode (`loader.js --once`, the `none` policy): function dir = $ZFAAS_DIR or the cwd,
- * handler = $ZFAAS_HANDLER if set; params = all of stdin (else $ZFAAS_PARAMS, else {}).
+ * handler = $ZFAAS_HANDLER if set, format = $ZFAAS_FORMAT if set (else auto; always a call without
+ * `http`, see Formats below); params = all of stdin (else $ZFAAS_PARAMS, else {}).
  * Prints the result string to stdout (no newline added) and exits 0; the function's output goes to
  * stderr; an exception prints the stack to stderr and exits 1; no handler file exits 2.
  *
@@ -21,12 +22,35 @@
  * exports.handler, exports.main, ESM default. Handlers of arity 2 get a Lambda-like context
  * (getRemainingTimeInMillis counts down to $ZFAAS_DEADLINE, else to $ZFAAS_TIMEOUT seconds after the
  * call started), of arity 3 also a callback.
+ *
+ * Formats (protocol/loader.ts, "Web calls"): `load` names the function's calling convention (`format`,
+ * default auto) and `loaded` says which one it got. auto decides only where the shape is unambiguous: a
+ * plain script (exports nothing, defines a top-level `function main`) -> openwhisk; an exported function
+ * whose first parameters are (req, res) or (request, response) -> gcf; anything else -> json.
+ *   json       handler(params) as above; a call's `http` is not used (the node made params of it).
+ *   lambda     AWS Lambda handler(event, context[, callback]) (async, callback, context.done/succeed/fail
+ *              or a plain return). Web calls get an API Gateway HTTP API event, payload 2.0 (`lambda-v1`:
+ *              the REST API event, payload 1.0); an answer with statusCode is the response, any other
+ *              value is 200 application/json (payload 1.0: a malformed answer).
+ *   openwhisk  main(args); web calls: args = query + JSON/form body parameters + __ow_method, __ow_headers,
+ *              __ow_path, __ow_query, __ow_body; an answer with statusCode/headers/body is the response
+ *              (a string body is base64 under a binary content-type), any other value is 200 JSON. Plain
+ *              scripts load: their source is compiled with a line that exports main.
+ *   openfaas   the OpenFaaS node templates: handler(event, context[, callback]), event {body, headers,
+ *              method, query, path}, context.status().headers().succeed(v)/.fail(v) or a returned value.
+ *   gcf        Google Cloud Functions: (req, res), Express-like; the call ends when the response does
+ *              (send, json, end, sendStatus, redirect), also after the function returned.
+ * Web answers come back as `http` {status, headers, body (base64)}; a response the function shaped wrongly
+ * fails the call, "malformed response: <what>". A call without `http` passes params as the event (openfaas:
+ * event.body; gcf: req.body of a POST) and answers the value (openfaas, gcf: the body; a status >= 400 fails).
  */
 'use strict';
 
 const fs = require('fs');
 const net = require('net');
 const path = require('path');
+const Module = require('module');
+const { EventEmitter } = require('events');
 const { pathToFileURL } = require('url');
 
 // as protocol/loader.ts has them (LOADER_PROTOCOL, LOG_LIMIT, RESULT_LIMIT, LINE_ENV)
@@ -40,7 +64,11 @@ const LOADER_FILE = __filename;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const INTERNAL_FRAME = /\(node:internal|at node:internal|at new Promise \(<anonymous>\)/;
 
+const FORMATS = ['auto', 'json', 'lambda', 'lambda-v1', 'openwhisk', 'openfaas', 'gcf'];
+
 class NoHandler extends Error {}
+// An error the loader words itself (a malformed response, one too large): its message is all it says.
+class ReplyError extends Error {}
 
 // ------------------------------------------------------------------ output plumbing
 
@@ -135,31 +163,130 @@ function isEsm(file) {
   }
 }
 
-async function importFile(file) {
-  if (isEsm(file)) return import(pathToFileURL(file).href);
+// A plain script (OpenWhisk's style: a top-level `function main`, no exports) is compiled with this line
+// appended: it exports main, and marks the module, when the script itself exported nothing.
+const PLAIN_MAIN = Symbol.for('zfaas.plainMain');
+const PLAIN_TAIL =
+  "\n;if (typeof main === 'function' && module.exports !== null && typeof module.exports === 'object' &&" +
+  " Object.keys(module.exports).length === 0) { module.exports = main; module[Symbol.for('zfaas.plainMain')] = true; }\n";
+
+function requirePlain(file) {
+  let real = file;
   try {
-    return require(file);
+    real = fs.realpathSync(file); // the name require compiles it under
+  } catch (_) {
+    /* require says what is wrong */
+  }
+  const proto = Module.prototype;
+  const compile = proto._compile;
+  proto._compile = function (content, filename, ...rest) {
+    if (filename === real) {
+      proto._compile = compile;
+      content += PLAIN_TAIL;
+    }
+    return compile.call(this, content, filename, ...rest);
+  };
+  let mod;
+  try {
+    mod = require(real);
+  } finally {
+    proto._compile = compile;
+  }
+  const m = require.cache[real];
+  return { mod, plain: !!(m && m[PLAIN_MAIN]) };
+}
+
+async function importFile(file, plainMain) {
+  if (isEsm(file)) return { mod: await import(pathToFileURL(file).href), plain: false };
+  try {
+    return plainMain ? requirePlain(file) : { mod: require(file), plain: false };
   } catch (e) {
-    if (e && e.code === 'ERR_REQUIRE_ESM') return import(pathToFileURL(file).href);
+    if (e && e.code === 'ERR_REQUIRE_ESM') return { mod: await import(pathToFileURL(file).href), plain: false };
     throw e;
   }
 }
 
-function pickExport(mod, name) {
+function pickExport(mod, name, format) {
   const cands = [];
   if (name) {
     cands.push(mod && mod[name]);
     if (mod && mod.default && typeof mod.default === 'object') cands.push(mod.default[name]);
     if (name === 'default') cands.push(mod);
   } else {
+    const order = format === 'openwhisk' ? ['main', 'handler'] : ['handler', 'main'];
     cands.push(mod);
-    if (mod) cands.push(mod.handler, mod.main, mod.default);
-    if (mod && mod.default && typeof mod.default === 'object') cands.push(mod.default.handler, mod.default.main);
+    if (mod) cands.push(mod[order[0]], mod[order[1]], mod.default);
+    if (mod && mod.default && typeof mod.default === 'object') cands.push(mod.default[order[0]], mod.default[order[1]]);
   }
   return cands.find((f) => typeof f === 'function') || null;
 }
 
-async function loadFunction(dir, handler) {
+// The one function a module exports (Cloud Functions name theirs: exports.myFunction = (req, res) => ...).
+function soleFunction(mod) {
+  if (!mod || typeof mod !== 'object') return null;
+  let found = null;
+  for (const k of Object.keys(mod)) {
+    let f = mod[k];
+    if (k === 'default' && f && typeof f === 'object') f = soleFunction(f);
+    if (typeof f !== 'function' || f === found) continue;
+    if (found) return null;
+    found = f;
+  }
+  return found;
+}
+
+// The names of a function's first two parameters (null: destructured or rest), from its source.
+function firstParams(fn) {
+  let src;
+  try {
+    src = Function.prototype.toString.call(fn);
+  } catch (_) {
+    return [];
+  }
+  const arrow = /^(?:async\s+)?([A-Za-z_$][\w$]*)\s*=>/.exec(src);
+  if (arrow) return [arrow[1]];
+  if (/^class\b/.test(src)) return [];
+  let i = src.indexOf('(');
+  if (i === -1) return [];
+  const parts = [];
+  let cur = '';
+  let depth = 0;
+  for (i++; i < src.length && parts.length < 2; i++) {
+    const c = src[i];
+    if (c === '/' && (src[i + 1] === '*' || src[i + 1] === '/')) {
+      const e = src[i + 1] === '*' ? src.indexOf('*/', i + 2) + 1 : src.indexOf('\n', i);
+      if (e <= 0) break;
+      i = e;
+    } else if (c === '"' || c === "'" || c === '`') {
+      let j = i + 1;
+      while (j < src.length && src[j] !== c) j += src[j] === '\\' ? 2 : 1;
+      i = j;
+      cur += '_';
+    } else if (c === ',' && depth === 0) {
+      parts.push(cur);
+      cur = '';
+    } else if ((c === ')' || c === ']' || c === '}') && depth === 0) {
+      parts.push(cur);
+      break;
+    } else {
+      if (c === '(' || c === '[' || c === '{') depth++;
+      else if (c === ')' || c === ']' || c === '}') depth--;
+      cur += c;
+    }
+  }
+  return parts.map((p) => {
+    const m = /^\s*([A-Za-z_$][\w$]*)/.exec(p);
+    return m ? m[1] : null;
+  });
+}
+
+function isReqRes(fn) {
+  const [a, b] = firstParams(fn);
+  return (a === 'req' && b === 'res') || (a === 'request' && b === 'response');
+}
+
+// -> { fn, format }: the function and its format (`format` as asked; auto: the one its shape says)
+async function loadFunction(dir, handler, format = 'auto') {
   dir = path.resolve(dir || '.');
   let st;
   try {
@@ -195,21 +322,30 @@ async function loadFunction(dir, handler) {
       if (!file) throw new NoHandler(`package.json main "${main}" not found in ${dir}`);
     } else {
       file = tryFile(path.join(dir, 'index.js')) || tryFile(path.join(dir, 'index.mjs'));
+      if (!file && format === 'openfaas') file = tryFile(path.join(dir, 'handler.js')); // the templates' file
       if (!file)
         throw new NoHandler(`no handler found in ${dir}: expected package.json "main" or index.js, or a handler setting FILE.EXPORT`);
     }
+    // the Functions Framework's way of naming the entry point
+    if ((format === 'gcf' || format === 'auto') && process.env.FUNCTION_TARGET) exportName = process.env.FUNCTION_TARGET;
   }
-  const mod = await importFile(file);
-  const fn = pickExport(mod, exportName);
+  const plainMain = format === 'auto' || format === 'openwhisk';
+  const { mod, plain } = await importFile(file, plainMain);
+  let fn = plain && (!exportName || exportName === 'main') ? mod : pickExport(mod, exportName, format);
+  if (!fn && !exportName && (format === 'gcf' || format === 'auto')) {
+    const only = soleFunction(mod);
+    if (only && (format === 'gcf' || isReqRes(only))) fn = only;
+  }
   if (!fn) {
     const rel = path.relative(dir, file);
     throw new NoHandler(
       exportName
         ? `${rel} has no exported function "${exportName}"`
-        : `${rel} exports no function (module.exports = fn, exports.handler or exports.main)`,
+        : `${rel} exports no function (module.exports = fn, exports.handler or exports.main${plainMain ? ', or a plain script with a top-level function main' : ''})`,
     );
   }
-  return fn;
+  if (format === 'auto') format = plain ? 'openwhisk' : isReqRes(fn) ? 'gcf' : 'json';
+  return { fn, format };
 }
 
 // ------------------------------------------------------------------ calling
@@ -217,9 +353,7 @@ async function loadFunction(dir, handler) {
 let current = null; // { reject } of the running call, for stray async errors
 
 function makeContext(id) {
-  // read now: a call's own variables (ZFAAS_DEADLINE) are gone from process.env once it returns
-  const deadline = Number(process.env.ZFAAS_DEADLINE); // epoch ms
-  const end = deadline > 0 ? deadline : Date.now() + Number(process.env.ZFAAS_TIMEOUT || 30) * 1000;
+  const end = callEnd(); // read now: a call's own variables (ZFAAS_DEADLINE) are gone once it returns
   return {
     awsRequestId: String(id),
     requestId: String(id),
@@ -289,6 +423,27 @@ function formatError(e) {
   }
 }
 
+// A call's reply with the function's value as its result.
+function valueReply(id, value) {
+  const result = toResult(value);
+  const reply = { op: 'result', id, ok: true, result };
+  if (result.length > RESULT_LIMIT) {
+    reply.result = result.slice(0, RESULT_LIMIT);
+    reply.truncated = true;
+  }
+  return reply;
+}
+
+// A web call's reply: the response (and the value, when the function answered a plain one).
+function webReply(id, r) {
+  if (r.body.length > RESULT_LIMIT) throw new ReplyError(`response too large: its body is ${r.body.length} bytes, at most ${RESULT_LIMIT}`);
+  const reply = r.value === undefined ? { op: 'result', id, ok: true } : valueReply(id, r.value);
+  reply.http = { status: r.status, headers: r.headers, body: r.body.toString('base64') };
+  return reply;
+}
+
+const errorText = (e) => (e instanceof ReplyError ? e.message : formatError(e));
+
 // Processes in this container other than init (pid 1) and this loader: what a call left running.
 // One readdir of /proc (its pid entries are the only ones starting with a digit).
 const SELF = String(process.pid);
@@ -310,6 +465,931 @@ function strayProcesses() {
 function strayError(e) {
   if (current) current.reject(e);
   else realStderrWrite(`zfaas loader: uncaught error outside a call: ${formatError(e)}\n`);
+}
+
+// ------------------------------------------------------------------ formats
+
+const EMPTY = Buffer.alloc(0);
+const isUtf8 =
+  require('buffer').isUtf8 ||
+  ((b) => {
+    try {
+      new TextDecoder('utf-8', { fatal: true }).decode(b);
+      return true;
+    } catch (_) {
+      return false;
+    }
+  });
+const statusText = (code) => require('http').STATUS_CODES[code];
+const hasOwn = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
+
+// When a call's own variables are gone (read at the start of the call): ZFAAS_DEADLINE, else ZFAAS_TIMEOUT s.
+function callEnd() {
+  const deadline = Number(process.env.ZFAAS_DEADLINE); // epoch ms
+  return deadline > 0 ? deadline : Date.now() + Number(process.env.ZFAAS_TIMEOUT || 30) * 1000;
+}
+
+// sets obj[k] = v, also for k = "__proto__" (an own property, not the object's prototype)
+function setKey(obj, k, v) {
+  if (k === '__proto__') Object.defineProperty(obj, k, { value: v, enumerable: true, writable: true, configurable: true });
+  else obj[k] = v;
+}
+
+function assignParams(into, from) {
+  for (const k of Object.keys(from)) setKey(into, k, from[k]);
+}
+
+// A query string as an object; a repeated name keeps its last value (join 'last'), all of them in an array
+// ('array') or them joined by the string `join`.
+function parseQuery(q, join) {
+  const out = {};
+  if (!q) return out;
+  for (const [k, v] of new URLSearchParams(q)) {
+    if (!hasOwn(out, k)) setKey(out, k, v);
+    else if (join === 'last') out[k] = v;
+    else if (join === 'array') out[k] = Array.isArray(out[k]) ? out[k].concat(v) : [out[k], v];
+    else out[k] += join + v;
+  }
+  return out;
+}
+
+function mediaType(ct) {
+  if (Array.isArray(ct)) ct = ct[0];
+  if (typeof ct !== 'string' || !ct) return '';
+  const i = ct.indexOf(';');
+  return (i === -1 ? ct : ct.slice(0, i)).trim().toLowerCase();
+}
+const TEXTUAL = /^text\/|json|xml|javascript|x-www-form-urlencoded/;
+const BINARY = /^(?:image|audio|video|font)\/|^application\/(?:octet-stream|pdf|zip|gzip|x-gzip|x-tar|wasm)$/;
+const isBinary = (mt) => BINARY.test(mt) && !mt.endsWith('+xml');
+
+// A request body for an event: the text when its content type is textual and it is valid UTF-8, else base64.
+function eventBody(h) {
+  if (TEXTUAL.test(mediaType(h.headers['content-type']))) {
+    const buf = Buffer.from(h.body, 'base64');
+    if (isUtf8(buf)) return { text: buf.toString('utf8'), base64: false };
+  }
+  return { text: h.body, base64: true };
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const pad2 = (n) => (n < 10 ? '0' + n : String(n));
+function clfTime(ms) {
+  const d = new Date(ms);
+  const time = `${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}:${pad2(d.getUTCSeconds())}`;
+  return `${pad2(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${time} +0000`;
+}
+
+// ---- checking what a function answered
+
+const malformed = (what) => new ReplyError('malformed response: ' + what);
+
+function describe(v) {
+  if (v === undefined || v === null) return String(v);
+  if (Array.isArray(v)) return 'an array';
+  if (Buffer.isBuffer(v)) return 'a Buffer';
+  if (typeof v === 'object') return 'an object';
+  if (typeof v === 'function') return 'a function';
+  if (typeof v === 'string') return JSON.stringify(v.length > 60 ? v.slice(0, 60) + '...' : v);
+  return String(v);
+}
+
+function statusOf(v, field) {
+  const n = typeof v === 'string' && /^\d{3}$/.test(v) ? Number(v) : v;
+  if (Number.isInteger(n) && n >= 100 && n <= 599) return n;
+  throw malformed(`${field} must be an integer from 100 to 599, got ${describe(v)}`);
+}
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const CRLF = /[\r\n]/;
+const BAD_VALUE_CHAR = /[^\t\x20-\x7e\x80-\xff]/;
+
+function headerName(name) {
+  if (CRLF.test(name)) throw malformed(`header name ${JSON.stringify(name)} contains CR or LF`);
+  if (!TOKEN.test(name)) throw malformed(`header name ${JSON.stringify(name)} is not a valid token`);
+  return name.toLowerCase();
+}
+
+// A header's value as the protocol carries it: a string or an array of strings. Numbers (and, where the
+// platform allows them, booleans) become strings.
+function headerValue(name, v, bools) {
+  const one = (x) => {
+    if (typeof x === 'string') {
+      if (CRLF.test(x)) throw malformed(`header ${JSON.stringify(name)} contains CR or LF`);
+      if (BAD_VALUE_CHAR.test(x)) throw malformed(`header ${JSON.stringify(name)} contains a control character or one beyond U+00FF`);
+      return x;
+    }
+    if ((typeof x === 'number' && Number.isFinite(x)) || (bools && typeof x === 'boolean')) return String(x);
+    throw malformed(`header ${JSON.stringify(name)} must be a string, a number or an array of them, got ${describe(v)}`);
+  };
+  if (!Array.isArray(v)) return one(v);
+  const out = new Array(v.length);
+  for (let i = 0; i < v.length; i++) out[i] = one(v[i]);
+  return out;
+}
+
+// Adds a response's headers object to `out` (names in lower case; set-cookie values add up).
+function addHeaders(out, obj, field, bools) {
+  if (obj === undefined || obj === null) return;
+  if (typeof obj !== 'object' || Array.isArray(obj)) throw malformed(`${field} must be an object, got ${describe(obj)}`);
+  for (const name of Object.keys(obj)) {
+    const v = obj[name];
+    if (v === undefined) continue; // as JSON leaves it out
+    const key = headerName(name);
+    const value = headerValue(name, v, bools);
+    out[key] = key === 'set-cookie' && out[key] !== undefined ? [].concat(out[key], value) : value;
+  }
+}
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+function fromBase64(s, what) {
+  const t = /\s/.test(s) ? s.replace(/\s+/g, '') : s;
+  if (!BASE64.test(t) || t.length % 4 === 1 || (t.endsWith('=') && t.length % 4 !== 0)) throw malformed(what);
+  return Buffer.from(t, 'base64');
+}
+
+const jsonAnswer = (v, text) => ({
+  status: 200,
+  headers: { 'content-type': 'application/json' },
+  body: Buffer.from(text === undefined ? 'null' : text, 'utf8'),
+  value: v,
+});
+
+// ---- lambda, lambda-v1
+
+const ACCOUNT = '000000000000';
+
+// What a Lambda context says of the function: fixed at load.
+function lambdaInfo() {
+  const name = process.env.ZFAAS_FUNCTION || process.env.AWS_LAMBDA_FUNCTION_NAME || 'function';
+  const version = process.env.ZFAAS_FUNCTION_VERSION || '$LATEST';
+  const d = new Date();
+  let host = 'zfaas';
+  try {
+    host = require('os').hostname();
+  } catch (_) {
+    /* keep */
+  }
+  return {
+    name,
+    version,
+    arn: `arn:aws:lambda:${process.env.AWS_REGION || 'local'}:${ACCOUNT}:function:${name}`,
+    memory: process.env.ZFAAS_MEMORY || '128',
+    group: `/aws/lambda/${name}`,
+    stream: `${d.getUTCFullYear()}/${pad2(d.getUTCMonth() + 1)}/${pad2(d.getUTCDate())}/[${version}]${host}`,
+  };
+}
+
+const requestId = (id) => process.env.ZFAAS_CALL || String(id);
+
+function lambdaContext(info, rid) {
+  const end = callEnd();
+  return {
+    callbackWaitsForEmptyEventLoop: true,
+    functionName: info.name,
+    functionVersion: info.version,
+    invokedFunctionArn: info.arn,
+    memoryLimitInMB: info.memory,
+    awsRequestId: rid,
+    logGroupName: info.group,
+    logStreamName: info.stream,
+    identity: undefined,
+    clientContext: undefined,
+    getRemainingTimeInMillis: () => Math.max(0, end - Date.now()),
+    done: undefined, // set by runLambda
+    succeed: undefined,
+    fail: undefined,
+  };
+}
+
+// Runs a Lambda handler: its answer is the first of callback(err, value), context.done/succeed/fail, the
+// promise it returns, or (with fewer than 3 parameters) the value it returns.
+function runLambda(fn, event, ctx) {
+  return new Promise((resolve, reject) => {
+    current = { reject };
+    let done = false;
+    const settle = (err, value) => {
+      if (done) return;
+      done = true;
+      if (err !== undefined && err !== null) reject(err);
+      else resolve(value);
+    };
+    ctx.done = settle;
+    ctx.succeed = (value) => settle(null, value);
+    ctx.fail = (err) => settle(err === undefined || err === null ? new Error('context.fail()') : err);
+    try {
+      const r = fn(event, ctx, settle);
+      if (r && typeof r.then === 'function')
+        r.then(
+          (v) => settle(null, v),
+          (e) => settle(e === undefined || e === null ? new Error('rejected') : e),
+        );
+      else if (fn.length < 3) settle(null, r);
+    } catch (e) {
+      settle(e === undefined || e === null ? new Error('threw ' + e) : e);
+    }
+  }).finally(() => {
+    current = null;
+  });
+}
+
+function hostOf(h) {
+  const host = (h.headers.host || 'localhost').replace(/:\d+$/, '');
+  return { domainName: host, domainPrefix: host.split('.')[0] };
+}
+
+// API Gateway HTTP API, payload format 2.0
+function lambdaEventV2(h, rid, info) {
+  const now = Date.now();
+  const headers = {};
+  let cookies = null;
+  for (const k in h.headers) {
+    if (k === 'cookie') cookies = h.headers[k].split(/;\s*/).filter(Boolean);
+    else setKey(headers, k, h.headers[k]);
+  }
+  const ev = { version: '2.0', routeKey: '$default', rawPath: h.path, rawQueryString: h.query };
+  if (cookies && cookies.length) ev.cookies = cookies;
+  ev.headers = headers;
+  if (h.query) ev.queryStringParameters = parseQuery(h.query, ',');
+  const { domainName, domainPrefix } = hostOf(h);
+  ev.requestContext = {
+    accountId: ACCOUNT,
+    apiId: info.name,
+    domainName,
+    domainPrefix,
+    http: { method: h.method, path: h.path, protocol: 'HTTP/1.1', sourceIp: h.sourceIp, userAgent: headers['user-agent'] || '' },
+    requestId: rid,
+    routeKey: '$default',
+    stage: '$default',
+    time: clfTime(now),
+    timeEpoch: now,
+  };
+  if (h.body) {
+    const b = eventBody(h);
+    ev.body = b.text;
+    ev.isBase64Encoded = b.base64;
+  } else ev.isBase64Encoded = false;
+  return ev;
+}
+
+// API Gateway REST API (proxy resource), payload format 1.0
+function lambdaEventV1(h, rid, info) {
+  const now = Date.now();
+  let headers = null;
+  let multiHeaders = null;
+  for (const k in h.headers) {
+    if (!headers) ((headers = {}), (multiHeaders = {}));
+    setKey(headers, k, h.headers[k]);
+    setKey(multiHeaders, k, [h.headers[k]]);
+  }
+  let query = null;
+  let multiQuery = null;
+  if (h.query) {
+    query = {};
+    multiQuery = {};
+    for (const [k, v] of new URLSearchParams(h.query)) {
+      setKey(query, k, v);
+      if (hasOwn(multiQuery, k)) multiQuery[k].push(v);
+      else setKey(multiQuery, k, [v]);
+    }
+  }
+  const root = h.path === '/' || h.path === '';
+  const resource = root ? '/' : '/{proxy+}';
+  const b = h.body ? eventBody(h) : null;
+  const { domainName, domainPrefix } = hostOf(h);
+  const nulls = { accessKey: null, accountId: null, caller: null, cognitoAuthenticationProvider: null, cognitoAuthenticationType: null };
+  return {
+    resource,
+    path: h.path,
+    httpMethod: h.method,
+    headers,
+    multiValueHeaders: multiHeaders,
+    queryStringParameters: query,
+    multiValueQueryStringParameters: multiQuery,
+    pathParameters: root ? null : { proxy: h.path.slice(1) },
+    stageVariables: null,
+    requestContext: {
+      accountId: ACCOUNT,
+      apiId: info.name,
+      domainName,
+      domainPrefix,
+      extendedRequestId: rid,
+      httpMethod: h.method,
+      identity: {
+        ...nulls,
+        cognitoIdentityId: null,
+        cognitoIdentityPoolId: null,
+        principalOrgId: null,
+        sourceIp: h.sourceIp,
+        user: null,
+        userAgent: h.headers['user-agent'] || null,
+        userArn: null,
+      },
+      path: h.path,
+      protocol: 'HTTP/1.1',
+      requestId: rid,
+      requestTime: clfTime(now),
+      requestTimeEpoch: now,
+      resourceId: null,
+      resourcePath: resource,
+      stage: '$default',
+    },
+    body: b ? b.text : null,
+    isBase64Encoded: b ? b.base64 : false,
+  };
+}
+
+// The response API Gateway makes of a Lambda's answer.
+function lambdaResponse(v, v1) {
+  if (v === null || typeof v !== 'object' || Array.isArray(v) || !('statusCode' in v)) {
+    if (v1)
+      throw malformed(
+        `statusCode is missing: payload 1.0 needs {statusCode, headers, body} (API Gateway: "Malformed Lambda proxy response"), got ${describe(v)}`,
+      );
+    // payload 2.0: the value is the body, as JSON (a string as it is)
+    return jsonAnswer(v, typeof v === 'string' ? v : JSON.stringify(v));
+  }
+  const status = statusOf(v.statusCode, 'statusCode');
+  const headers = {};
+  addHeaders(headers, v.headers, 'headers', false);
+  if (v1 && v.multiValueHeaders !== undefined && v.multiValueHeaders !== null) {
+    const multi = v.multiValueHeaders;
+    if (typeof multi !== 'object' || Array.isArray(multi)) throw malformed(`multiValueHeaders must be an object, got ${describe(multi)}`);
+    for (const name of Object.keys(multi)) {
+      const key = headerName(name);
+      if (!Array.isArray(multi[name]))
+        throw malformed(`multiValueHeaders[${JSON.stringify(name)}] must be an array, got ${describe(multi[name])}`);
+      headers[key] = headerValue(name, multi[name], false); // API Gateway: these win over `headers`
+    }
+  }
+  if (!v1 && v.cookies !== undefined && v.cookies !== null) {
+    if (!Array.isArray(v.cookies) || v.cookies.some((c) => typeof c !== 'string'))
+      throw malformed(`cookies must be an array of strings, got ${describe(v.cookies)}`);
+    const set = headerValue('set-cookie', v.cookies, false);
+    if (set.length) headers['set-cookie'] = headers['set-cookie'] === undefined ? set : [].concat(headers['set-cookie'], set);
+  }
+  const body = v.body;
+  let buf = EMPTY;
+  if (body !== undefined && body !== null) {
+    if (typeof body !== 'string') throw malformed(`body must be a string, got ${describe(body)}`);
+    if (v.isBase64Encoded === true) buf = fromBase64(body, 'isBase64Encoded is true but body is not valid base64');
+    else buf = Buffer.from(body, 'utf8');
+  }
+  return { status, headers, body: buf };
+}
+
+// ---- openwhisk
+
+// A web action's arguments: query parameters, then the body's (a JSON object or a form), then __ow_*.
+function owArgs(h) {
+  const args = parseQuery(h.query, 'last');
+  if (h.body) {
+    const b = eventBody(h);
+    if (!b.base64) {
+      const mt = mediaType(h.headers['content-type']);
+      if (mt === 'application/json' || mt.endsWith('+json')) {
+        let v = null;
+        try {
+          v = JSON.parse(b.text);
+        } catch (_) {
+          /* not an object: only in __ow_body */
+        }
+        if (v && typeof v === 'object' && !Array.isArray(v)) assignParams(args, v);
+      } else if (mt === 'application/x-www-form-urlencoded') assignParams(args, parseQuery(b.text, 'last'));
+    }
+    args.__ow_body = b.text;
+  }
+  args.__ow_method = h.method.toLowerCase();
+  args.__ow_headers = h.headers;
+  args.__ow_path = h.path === '/' ? '' : h.path;
+  args.__ow_query = h.query;
+  return args;
+}
+
+function owResponse(v) {
+  if (v === null || typeof v !== 'object' || Array.isArray(v) || !('statusCode' in v || 'headers' in v || 'body' in v))
+    return jsonAnswer(v, JSON.stringify(v === undefined ? {} : v));
+  const explicit = v.statusCode === undefined || v.statusCode === null ? 0 : statusOf(v.statusCode, 'statusCode');
+  const headers = {};
+  addHeaders(headers, v.headers, 'headers', true);
+  const ct = headers['content-type'];
+  const body = v.body;
+  let buf = EMPTY;
+  if (typeof body === 'string') {
+    const mt = mediaType(ct);
+    if (isBinary(mt)) buf = fromBase64(body, `body is not valid base64 (content-type ${mt} is binary: its body must be base64)`);
+    else {
+      buf = Buffer.from(body, 'utf8');
+      if (ct === undefined && buf.length) headers['content-type'] = 'text/html; charset=utf-8';
+    }
+  } else if (body !== undefined && body !== null) {
+    buf = Buffer.from(JSON.stringify(body) || '', 'utf8');
+    if (ct === undefined) headers['content-type'] = 'application/json';
+  }
+  return { status: explicit || (buf.length ? 200 : 204), headers, body: buf };
+}
+
+function callOne(fn, arg) {
+  return new Promise((resolve, reject) => {
+    current = { reject };
+    Promise.resolve(fn(arg)).then(resolve, reject);
+  }).finally(() => {
+    current = null;
+  });
+}
+
+// ---- Express-like: gcf, openfaas
+
+// req.body as Express's body parsers leave it: JSON, text and forms parsed, the rest as bytes; none: {}.
+function parsedBody(raw, mt) {
+  if (raw.length === 0) return {};
+  if (mt === 'application/json' || mt.endsWith('+json')) return JSON.parse(raw.toString('utf8'));
+  if (mt.startsWith('text/')) return raw.toString('utf8');
+  if (mt === 'application/x-www-form-urlencoded') return parseQuery(raw.toString('utf8'), 'array');
+  return raw;
+}
+
+// -> { raw, body } or { bad }: the 400 the framework answers for a JSON body that does not parse
+function expressBody(h, defaultType) {
+  const raw = h.body ? Buffer.from(h.body, 'base64') : EMPTY;
+  try {
+    return { raw, body: parsedBody(raw, mediaType(h.headers['content-type']) || defaultType) };
+  } catch (e) {
+    const text = `Bad Request: the body is not valid JSON (${e.message})\n`;
+    return { bad: { status: 400, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: Buffer.from(text, 'utf8') } };
+  }
+}
+
+const TYPES = {
+  html: 'text/html',
+  htm: 'text/html',
+  text: 'text/plain',
+  txt: 'text/plain',
+  css: 'text/css',
+  csv: 'text/csv',
+  md: 'text/markdown',
+  json: 'application/json',
+  js: 'application/javascript',
+  xml: 'application/xml',
+  form: 'application/x-www-form-urlencoded',
+  urlencoded: 'application/x-www-form-urlencoded',
+  png: 'image/png',
+  jpg: 'image/jpeg',
+  jpeg: 'image/jpeg',
+  gif: 'image/gif',
+  webp: 'image/webp',
+  svg: 'image/svg+xml',
+  ico: 'image/x-icon',
+  pdf: 'application/pdf',
+  zip: 'application/zip',
+  wasm: 'application/wasm',
+  mp3: 'audio/mpeg',
+  mp4: 'video/mp4',
+  bin: 'application/octet-stream',
+};
+const lookupType = (t) =>
+  String(t).includes('/') ? String(t) : TYPES[String(t).replace(/^\./, '').toLowerCase()] || 'application/octet-stream';
+const HAS_CHARSET = /;\s*charset\s*=/i;
+// Express adds the charset of text types to a Content-Type that has none
+const withCharset = (ct) =>
+  !HAS_CHARSET.test(ct) && /^\s*(?:text\/|application\/(?:json|javascript)\s*(?:;|$))/i.test(ct) ? ct + '; charset=utf-8' : ct;
+// and a string body makes it utf-8
+const utf8Charset = (ct) => (HAS_CHARSET.test(ct) ? ct.replace(/(;\s*charset\s*=\s*)[^;]*/i, '$1utf-8') : ct + '; charset=utf-8');
+
+class WebRequest {
+  constructor(h, body, raw, query) {
+    this.method = h.method;
+    this.headers = h.headers;
+    this.url = h.query ? `${h.path}?${h.query}` : h.path;
+    this.originalUrl = this.url;
+    this.baseUrl = '';
+    this.path = h.path;
+    this.query = query;
+    this.params = {};
+    this.body = body;
+    this.rawBody = raw;
+    this.ip = h.sourceIp;
+    this.ips = [];
+    this.protocol = 'http';
+    this.secure = false;
+    this.hostname = (h.headers.host || '').replace(/:\d+$/, '');
+  }
+
+  get(name) {
+    const k = String(name).toLowerCase();
+    if (k === 'referer' || k === 'referrer') return this.headers.referrer || this.headers.referer;
+    return this.headers[k];
+  }
+
+  header(name) {
+    return this.get(name);
+  }
+
+  is(...types) {
+    const mt = mediaType(this.headers['content-type']);
+    if (!mt) return null;
+    for (const t of types.flat()) {
+      const want = lookupType(t).replace(/\*\//, '');
+      if (mt === want || (want.endsWith('/*') && mt.startsWith(want.slice(0, -1))) || (want.startsWith('+') && mt.endsWith(want))) return t;
+    }
+    return false;
+  }
+}
+
+function headersSentError() {
+  const e = new Error('Cannot set headers after they are sent to the client');
+  e.code = 'ERR_HTTP_HEADERS_SENT';
+  return e;
+}
+
+// A response as Express (over node's http.ServerResponse) lets a function make it; `onFinish` hears when
+// it is finished (send, json, end, sendStatus, redirect).
+class WebResponse extends EventEmitter {
+  constructor(method, onFinish) {
+    super();
+    this.statusCode = 200;
+    this.statusMessage = '';
+    this.headersSent = false;
+    this.finished = false;
+    this.writableEnded = false;
+    this.writableFinished = false;
+    this.locals = {};
+    this._method = method;
+    this._onFinish = onFinish;
+    this._headers = Object.create(null); // lower-case name -> value
+    this._names = Object.create(null); // lower-case name -> the name as set
+    this._chunks = [];
+  }
+
+  setHeader(name, value) {
+    if (this.headersSent) throw headersSentError();
+    const k = String(name).toLowerCase();
+    this._headers[k] = value;
+    this._names[k] = String(name);
+    return this;
+  }
+
+  getHeader(name) {
+    return this._headers[String(name).toLowerCase()];
+  }
+
+  getHeaders() {
+    const out = {};
+    for (const k in this._headers) setKey(out, k, this._headers[k]);
+    return out;
+  }
+
+  getHeaderNames() {
+    return Object.keys(this._headers);
+  }
+
+  hasHeader(name) {
+    return String(name).toLowerCase() in this._headers;
+  }
+
+  removeHeader(name) {
+    if (this.headersSent) throw headersSentError();
+    delete this._headers[String(name).toLowerCase()];
+  }
+
+  writeHead(code, message, headers) {
+    if (typeof message === 'string') this.statusMessage = message;
+    else headers = message;
+    this.statusCode = code;
+    if (Array.isArray(headers)) for (let i = 0; i + 1 < headers.length; i += 2) this.setHeader(headers[i], headers[i + 1]);
+    else if (headers) for (const k of Object.keys(headers)) this.setHeader(k, headers[k]);
+    this.headersSent = true;
+    return this;
+  }
+
+  write(chunk, encoding, cb) {
+    if (typeof encoding === 'function') ((cb = encoding), (encoding = undefined));
+    if (this.finished) throw new Error('write after end');
+    this._push(chunk, encoding);
+    this.headersSent = true;
+    if (typeof cb === 'function') process.nextTick(cb);
+    return true;
+  }
+
+  end(chunk, encoding, cb) {
+    if (typeof chunk === 'function') ((cb = chunk), (chunk = undefined));
+    else if (typeof encoding === 'function') ((cb = encoding), (encoding = undefined));
+    if (!this.finished) {
+      if (chunk !== undefined && chunk !== null) this._push(chunk, encoding);
+      this._finish();
+    }
+    if (typeof cb === 'function') process.nextTick(cb);
+    return this;
+  }
+
+  status(code) {
+    this.statusCode = code;
+    return this;
+  }
+
+  set(field, value) {
+    if (value === undefined && field !== null && typeof field === 'object') {
+      for (const k of Object.keys(field)) this.set(k, field[k]);
+      return this;
+    }
+    let v = Array.isArray(value) ? value.map(String) : String(value);
+    if (String(field).toLowerCase() === 'content-type') {
+      if (Array.isArray(v)) throw new TypeError('Content-Type cannot be set to an Array');
+      v = withCharset(v);
+    }
+    return this.setHeader(field, v);
+  }
+
+  header(field, value) {
+    return this.set(field, value);
+  }
+
+  get(field) {
+    return this.getHeader(field);
+  }
+
+  append(field, value) {
+    const prev = this.get(field);
+    return this.set(field, prev === undefined ? value : [].concat(prev, value));
+  }
+
+  type(t) {
+    return this.set('Content-Type', lookupType(t));
+  }
+
+  contentType(t) {
+    return this.type(t);
+  }
+
+  location(url) {
+    return this.set('Location', url);
+  }
+
+  vary(field) {
+    return this.append('Vary', field);
+  }
+
+  cookie(name, value, opts = {}) {
+    let c = `${name}=${encodeURIComponent(typeof value === 'object' ? 'j:' + JSON.stringify(value) : String(value))}`;
+    if (opts.maxAge !== undefined) {
+      const ms = Number(opts.maxAge);
+      c += `; Max-Age=${Math.floor(ms / 1000)}; Expires=${new Date(Date.now() + ms).toUTCString()}`;
+    } else if (opts.expires) c += `; Expires=${new Date(opts.expires).toUTCString()}`;
+    if (opts.domain) c += `; Domain=${opts.domain}`;
+    c += `; Path=${opts.path || '/'}`;
+    if (opts.httpOnly) c += '; HttpOnly';
+    if (opts.secure) c += '; Secure';
+    if (opts.sameSite) c += `; SameSite=${opts.sameSite === true ? 'Strict' : opts.sameSite[0].toUpperCase() + opts.sameSite.slice(1)}`;
+    return this.append('Set-Cookie', c);
+  }
+
+  clearCookie(name, opts = {}) {
+    return this.cookie(name, '', { ...opts, maxAge: undefined, expires: 1 });
+  }
+
+  redirect(a, b) {
+    const [code, url] = typeof a === 'number' ? [a, b] : [typeof b === 'number' ? b : 302, a];
+    this.statusCode = code;
+    this.location(url).type('txt');
+    return this.send(`${statusText(code) || 'Found'}. Redirecting to ${url}`);
+  }
+
+  send(body) {
+    let chunk = body;
+    if (typeof chunk === 'number' && arguments.length === 1) {
+      // Express 4: res.send(status)
+      if (this.get('Content-Type') === undefined) this.type('txt');
+      this.statusCode = chunk;
+      chunk = statusText(chunk) || String(chunk);
+    }
+    switch (typeof chunk) {
+      case 'string':
+        if (this.get('Content-Type') === undefined) this.type('html');
+        break;
+      case 'boolean':
+      case 'number':
+      case 'object':
+        if (chunk === null) chunk = '';
+        else if (chunk instanceof Uint8Array) {
+          if (this.get('Content-Type') === undefined) this.type('bin');
+        } else return this.json(chunk);
+        break;
+    }
+    if (typeof chunk === 'string') {
+      const ct = this.get('Content-Type');
+      if (typeof ct === 'string') this.setHeader('Content-Type', utf8Charset(ct));
+    }
+    return this.end(chunk);
+  }
+
+  json(obj) {
+    const body = JSON.stringify(obj);
+    if (this.get('Content-Type') === undefined) this.set('Content-Type', 'application/json');
+    return this.send(body);
+  }
+
+  sendStatus(code) {
+    this.statusCode = code;
+    this.type('txt');
+    return this.send(statusText(code) || String(code));
+  }
+
+  _push(chunk, encoding) {
+    if (typeof chunk === 'string') this._chunks.push(Buffer.from(chunk, encoding || 'utf8'));
+    else if (chunk instanceof Uint8Array) this._chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    else throw new TypeError(`the chunk must be a string, a Buffer or a Uint8Array, got ${describe(chunk)}`);
+  }
+
+  _finish() {
+    this.finished = this.writableEnded = this.writableFinished = this.headersSent = true;
+    this._onFinish(this);
+    process.nextTick(() => {
+      this.emit('finish');
+      this.emit('close');
+    });
+  }
+
+  // The response as the protocol carries it (throws a ReplyError for a malformed one).
+  _answer(field) {
+    const status = statusOf(this.statusCode, field);
+    const headers = {};
+    for (const k in this._headers) {
+      const v = this._headers[k];
+      if (v !== undefined) headers[headerName(this._names[k])] = headerValue(this._names[k], v, true);
+    }
+    const n = this._chunks.length;
+    let body = n === 0 ? EMPTY : n === 1 ? this._chunks[0] : Buffer.concat(this._chunks);
+    if (status === 204 || status === 304) {
+      delete headers['content-type'];
+      delete headers['content-length'];
+      delete headers['transfer-encoding'];
+      body = EMPTY;
+    } else if (this._method === 'HEAD') body = EMPTY;
+    return { status, headers, body };
+  }
+}
+
+// Runs a (req, res) function: its answer is the response once finished, whenever that is.
+function runGcf(fn, req) {
+  return new Promise((resolve, reject) => {
+    current = { reject };
+    let settled = false;
+    const res = new WebResponse(req.method, (r) => {
+      if (settled) return;
+      settled = true;
+      try {
+        resolve(r._answer('statusCode'));
+      } catch (e) {
+        reject(e);
+      }
+    });
+    const failed = (e) => {
+      if (!settled) {
+        settled = true;
+        reject(e);
+      } else process.stderr.write(`zfaas: the function failed after its response was sent: ${formatError(e)}\n`);
+    };
+    try {
+      const r = fn(req, res);
+      if (r && typeof r.then === 'function') r.then(null, failed);
+    } catch (e) {
+      failed(e);
+    }
+  }).finally(() => {
+    current = null;
+  });
+}
+
+// The context of the OpenFaaS node templates.
+class FaasContext {
+  constructor(answer) {
+    this.statusCode = 200;
+    this.headerValues = {};
+    this.cbCalled = 0;
+    this.cb = answer;
+  }
+
+  status(code) {
+    if (!code) return this.statusCode;
+    this.statusCode = code;
+    return this;
+  }
+
+  headers(value) {
+    if (!value) return this.headerValues;
+    this.headerValues = value;
+    return this;
+  }
+
+  succeed(value) {
+    this.cbCalled++;
+    this.cb(undefined, value);
+  }
+
+  fail(value) {
+    if (Number(this.statusCode) === 200) this.statusCode = 500;
+    this.cbCalled++;
+    this.cb(value);
+  }
+}
+
+// Runs an OpenFaaS handler(event, context, callback): its answer is the first of succeed/fail/callback, or
+// the value its promise gives when it called none of them.
+function runOpenfaas(fn, event, method) {
+  return new Promise((resolve, reject) => {
+    current = { reject };
+    let answered = false;
+    const res = new WebResponse(method, () => {});
+    const answer = (err, value) => {
+      if (answered) return;
+      answered = true;
+      try {
+        if (err) res.status(ctx.statusCode).send(typeof err.toString === 'function' ? err.toString() : String(err));
+        else {
+          const hv = ctx.headerValues;
+          if (hv !== undefined && hv !== null && (typeof hv !== 'object' || Array.isArray(hv)))
+            throw malformed(`headers must be an object, got ${describe(hv)}`);
+          if (hv) res.set(hv);
+          res.status(ctx.statusCode);
+          if (value !== null && typeof value === 'object' && !(value instanceof Uint8Array)) {
+            if (res.get('Content-Type') === undefined) res.set('Content-Type', 'application/json');
+            res.send(JSON.stringify(value));
+          } else res.send(typeof value === 'number' ? String(value) : value);
+        }
+        resolve(res._answer('status'));
+      } catch (e) {
+        reject(e);
+      }
+    };
+    const ctx = new FaasContext(answer);
+    try {
+      const r = fn(event, ctx, answer);
+      Promise.resolve(r).then(
+        (v) => ctx.cbCalled || ctx.succeed(v),
+        (e) => answered || ((answered = true), reject(e)),
+      );
+    } catch (e) {
+      answered = true;
+      reject(e);
+    }
+  }).finally(() => {
+    current = null;
+  });
+}
+
+// A call without `http` to a function that answers HTTP: the body is the result; a status >= 400 fails.
+function bodyResult(r) {
+  const text = r.body.toString('utf8');
+  if (r.status >= 400)
+    throw new ReplyError(`the function answered ${r.status}: ${text.length > 2000 ? text.slice(0, 2000) + '...' : text}`);
+  return text;
+}
+
+// What a format does with a call: web(http, id) -> {status, headers, body: Buffer, value?} for calls with
+// `http` (null: the format does not use it), direct(params, id) -> the value for the others.
+function makeRunner(fn, format) {
+  switch (format) {
+    case 'lambda':
+    case 'lambda-v1': {
+      const info = lambdaInfo();
+      const v1 = format === 'lambda-v1';
+      const event = v1 ? lambdaEventV1 : lambdaEventV2;
+      return {
+        web: (h, id) => {
+          const rid = requestId(id);
+          return runLambda(fn, event(h, rid, info), lambdaContext(info, rid)).then((v) => lambdaResponse(v, v1));
+        },
+        direct: (params, id) => runLambda(fn, params, lambdaContext(info, requestId(id))),
+      };
+    }
+    case 'openwhisk':
+      return { web: (h) => callOne(fn, owArgs(h)).then(owResponse), direct: (params) => callOne(fn, params) };
+    case 'openfaas':
+      return {
+        web: (h) => {
+          const b = expressBody(h, 'text/plain'); // the template's default type
+          if (b.bad) return Promise.resolve(b.bad);
+          const event = { body: b.body, headers: h.headers, method: h.method, query: parseQuery(h.query, 'array'), path: h.path };
+          return runOpenfaas(fn, event, h.method);
+        },
+        direct: (params) => runOpenfaas(fn, { body: params, headers: {}, method: 'POST', query: {}, path: '/' }, 'POST').then(bodyResult),
+      };
+    case 'gcf':
+      return {
+        web: (h) => {
+          const b = expressBody(h, '');
+          if (b.bad) return Promise.resolve(b.bad);
+          return runGcf(fn, new WebRequest(h, b.body, b.raw, parseQuery(h.query, 'array')));
+        },
+        direct: (params) => {
+          const raw = Buffer.from(JSON.stringify(params), 'utf8');
+          const h = { method: 'POST', path: '/', query: '', headers: { 'content-type': 'application/json' }, sourceIp: '' };
+          return runGcf(fn, new WebRequest(h, params, raw, {})).then(bodyResult);
+        },
+      };
+    default:
+      return { web: null, direct: (params, id) => invoke(fn, params, id) };
+  }
 }
 
 // ------------------------------------------------------------------ warm mode
@@ -335,6 +1415,16 @@ function setEnv(env) {
     process.env[keys[i]] = env[keys[i]];
   }
   return { keys, prev };
+}
+
+// A call's `http`, as protocol/loader.ts has HttpRequestSchema.
+function isHttp(h) {
+  if (h === null || typeof h !== 'object' || Array.isArray(h)) return false;
+  for (const k of ['method', 'path', 'query', 'body', 'sourceIp']) if (typeof h[k] !== 'string') return false;
+  const hd = h.headers;
+  if (hd === null || typeof hd !== 'object' || Array.isArray(hd)) return false;
+  for (const k in hd) if (typeof hd[k] !== 'string') return false;
+  return true;
 }
 
 function restoreEnv(saved) {
@@ -439,8 +1529,9 @@ function speak(input, send, onEnd) {
     send(reply);
   };
   const ENV_EXPECTED = 'an object of strings named [A-Za-z_][A-Za-z0-9_]*';
+  const HTTP_EXPECTED = 'an object {method, path, query, headers (an object of strings), body (base64), sourceIp} of strings';
 
-  let fn = null;
+  let runner = null; // makeRunner's, for the loaded function
   let chain = Promise.resolve();
   const handle = async (msg) => {
     const op = msg.op;
@@ -449,26 +1540,22 @@ function speak(input, send, onEnd) {
       if (!Number.isInteger(id) || id < 1) return refuse('call needs id: a positive integer', id);
       const env = msg.env === undefined ? {} : msg.env;
       if (!isEnv(env)) return refuse(`call needs env: ${ENV_EXPECTED}`, id);
-      if (!fn) {
+      if (!runner) {
         send({ op: 'result', id, ok: false, error: 'no function loaded', logs: '' });
         return;
       }
+      // a json function never sees `http` (the node made its params of it)
+      const http = runner.web && msg.http !== undefined ? msg.http : null;
+      if (http && !isHttp(http)) return refuse(`call needs http: ${HTTP_EXPECTED}`, id);
       const params = msg.params === undefined ? null : msg.params;
       const saved = setEnv(env);
       process.env.ZFAAS_PARAMS = JSON.stringify(params);
       startCapture();
       let reply;
       try {
-        const value = await invoke(fn, params, id);
-        let result = toResult(value);
-        reply = { op: 'result', id, ok: true, result };
-        if (result.length > RESULT_LIMIT) {
-          result = result.slice(0, RESULT_LIMIT);
-          reply.result = result;
-          reply.truncated = true;
-        }
+        reply = http ? webReply(id, await runner.web(http, id)) : valueReply(id, await runner.direct(params, id));
       } catch (e) {
-        reply = { op: 'result', id, ok: false, error: formatError(e) };
+        reply = { op: 'result', id, ok: false, error: errorText(e) };
       }
       reply.logs = stopCapture();
       restoreEnv(saved);
@@ -481,14 +1568,17 @@ function speak(input, send, onEnd) {
       if (typeof msg.dir !== 'string') return refuse('load needs dir: a string');
       if (msg.handler !== null && typeof msg.handler !== 'string') return refuse('load needs handler: a string or null');
       if (!isEnv(msg.env)) return refuse(`load needs env: ${ENV_EXPECTED}`);
+      const format = msg.format === undefined || msg.format === null ? 'auto' : msg.format;
+      if (!FORMATS.includes(format)) return refuse(`load needs format: one of ${FORMATS.join(', ')}`);
       process.env.ZFAAS_PARAMS = '{}';
       // A stem cell learns its function (and the function's environment) only when it is given one.
       for (const k of Object.keys(msg.env)) process.env[k] = msg.env[k];
       try {
-        fn = await loadFunction(msg.dir || '/ws', msg.handler);
-        send({ op: 'loaded', ok: true });
+        const loaded = await loadFunction(msg.dir || '/ws', msg.handler, format);
+        runner = makeRunner(loaded.fn, loaded.format);
+        send({ op: 'loaded', ok: true, format: loaded.format });
       } catch (e) {
-        fn = null;
+        runner = null;
         send({ op: 'loaded', ok: false, error: e instanceof NoHandler ? e.message : formatError(e) });
       }
     } else {
@@ -554,17 +1644,20 @@ async function once() {
     return fail(1, `zfaas: params are not valid JSON: ${e.message}`);
   }
   process.env.ZFAAS_PARAMS = JSON.stringify(params);
-  let fn;
+  const format = process.env.ZFAAS_FORMAT || 'auto';
+  if (!FORMATS.includes(format)) return fail(1, `zfaas: ZFAAS_FORMAT=${format} is not one of ${FORMATS.join(', ')}`);
+  let runner;
   try {
-    fn = await loadFunction(process.env.ZFAAS_DIR || process.cwd(), process.env.ZFAAS_HANDLER || null);
+    const loaded = await loadFunction(process.env.ZFAAS_DIR || process.cwd(), process.env.ZFAAS_HANDLER || null, format);
+    runner = makeRunner(loaded.fn, loaded.format);
   } catch (e) {
     return fail(e instanceof NoHandler ? 2 : 1, e instanceof NoHandler ? `zfaas: ${e.message}` : formatError(e));
   }
   let result;
   try {
-    result = toResult(await invoke(fn, params, 1));
+    result = toResult(await runner.direct(params, 1));
   } catch (e) {
-    return fail(1, formatError(e));
+    return fail(1, errorText(e));
   }
   // The platform keeps the first 6 MiB of a result: one character more tells it there was more.
   if (result.length > RESULT_LIMIT + 1) result = result.slice(0, RESULT_LIMIT + 1);

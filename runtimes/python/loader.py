@@ -16,11 +16,27 @@ Prints the result string to stdout (no newline added) and exits 0; the function'
 to stderr; an exception prints the traceback to stderr and exits 1; no handler file exits 2.
 
 Entry: handler "FILE.EXPORT" (last dot separates, FILE may hold slashes) -> FILE.py, attribute EXPORT;
-otherwise handler.py, else main.py, with a function named handler or main. Handlers taking two
-arguments get a Lambda-like context (get_remaining_time_in_millis counts down to $ZFAAS_DEADLINE, else
-to $ZFAAS_TIMEOUT seconds after the call started).
+otherwise handler.py, else main.py, else lambda_function.py (AWS's default), with a function named
+handler, main, lambda_handler or handle. Handlers taking two arguments get a Lambda-like context
+(get_remaining_time_in_millis counts down to $ZFAAS_DEADLINE, else to $ZFAAS_TIMEOUT seconds after the
+call started).
+
+Formats (protocol/loader.ts, "Web calls"): `load` may name the function's calling convention, `format`
+(json, lambda, lambda-v1, openwhisk, openfaas; auto or missing: told from the entry where that is
+unambiguous: lambda_handler -> lambda, handle(event, context) -> openfaas, anything else json; gcf is
+node only and refused), and `loaded` says which it chose. A call carrying `http` (a web request) is
+given to the function in its platform's shape and answered with `http` {status, headers, body (base64)}:
+the response the function chose, or, for a plain value where its platform makes one (lambda 2.0,
+openwhisk), a 200 of the value as JSON with the value also as `result`. A json function ignores `http`
+(its params already hold the request). A response the function shaped wrongly fails the call
+("malformed response: ..."), as does a body over RESULT_LIMIT bytes ("response too large: ...").
+Without `http` (a direct call) every format gets the params, as its platform's direct invoke does
+(openfaas: an event whose body is the params as JSON), and answers the value as `result`. Run-once mode
+takes the format from $ZFAAS_FORMAT (default auto) and makes a direct call.
 """
 import asyncio
+import base64
+import binascii
 import importlib.util
 import inspect
 import io
@@ -31,6 +47,7 @@ import socket
 import sys
 import time
 import traceback
+from urllib.parse import parse_qsl
 
 # as protocol/loader.ts has them (LOADER_PROTOCOL, LOG_LIMIT, RESULT_LIMIT, LINE_ENV)
 PROTOCOL = 1
@@ -41,6 +58,7 @@ CONNECT_FOR = 5.0  # seconds to keep dialing it
 ERR_LIMIT = 8 * 1024
 LOADER_FILE = os.path.abspath(__file__)
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+ACCOUNT_ID = "000000000000"  # what the lambda formats say for an AWS account
 
 
 class NoHandler(Exception):
@@ -120,13 +138,17 @@ class Capture(io.TextIOBase):
 
 
 class Context:
-    """A minimal AWS-Lambda-like context for handlers that take (event, context)."""
+    """An AWS-Lambda-like context for handlers that take (event, context). What is cheap is set, the rest
+    is worked out only when asked for (a json call makes one for every call)."""
+
+    identity = None
+    client_context = None
 
     def __init__(self, call_id):
-        self.aws_request_id = str(call_id)
-        self.request_id = str(call_id)
+        self.aws_request_id = os.environ.get("ZFAAS_CALL") or str(call_id)
+        self.request_id = self.aws_request_id
         self.function_name = os.environ.get("ZFAAS_FUNCTION", "")
-        self.function_version = os.environ.get("ZFAAS_FUNCTION_VERSION", "")
+        self.function_version = os.environ.get("ZFAAS_FUNCTION_VERSION") or "$LATEST"
         self.memory_limit_in_mb = os.environ.get("ZFAAS_MEMORY", "")
         # read now: a call's own variables (ZFAAS_DEADLINE, epoch ms) are gone once it returns
         try:
@@ -138,6 +160,19 @@ class Context:
                 self._end = time.time() + float(os.environ.get("ZFAAS_TIMEOUT") or 30)
             except ValueError:
                 self._end = time.time() + 30
+
+    @property
+    def invoked_function_arn(self):
+        return "arn:aws:lambda:zfaas:%s:function:%s" % (ACCOUNT_ID, self.function_name)
+
+    @property
+    def log_group_name(self):
+        return "/aws/lambda/" + self.function_name
+
+    @property
+    def log_stream_name(self):
+        return "%s/[%s]%s" % (time.strftime("%Y/%m/%d", time.gmtime()), self.function_version,
+                              os.environ.get("HOSTNAME", "zfaas"))
 
     def get_remaining_time_in_millis(self):
         return max(0, int((self._end - time.time()) * 1000))
@@ -159,8 +194,13 @@ def _import_file(path, modname):
     return module
 
 
+ENTRY_FILES = ("handler", "main", "lambda_function")
+ENTRY_NAMES = ("handler", "main", "lambda_handler", "handle")
+
+
 def load_function(directory, handler):
-    """Returns the callable. Raises NoHandler when no entry file/function exists."""
+    """Returns (the callable, the name it was found under). Raises NoHandler when no entry file/function
+    exists."""
     directory = os.path.abspath(directory or ".")
     if not os.path.isdir(directory):
         raise NoHandler("function directory %s does not exist" % directory)
@@ -187,19 +227,21 @@ def load_function(directory, handler):
         fn = getattr(module, export, None)
         if not callable(fn):
             raise NoHandler("%s.py has no function %r" % (rel, export))
-        return fn
+        return fn, export
 
-    for name in ("handler", "main"):
+    for name in ENTRY_FILES:
         path = os.path.join(directory, name + ".py")
         if os.path.isfile(path):
             module = _import_file(path, name)
-            for attr in ("handler", "main"):
+            for attr in ENTRY_NAMES:
                 fn = getattr(module, attr, None)
                 if callable(fn):
-                    return fn
-            raise NoHandler("%s.py defines no function handler(event) or main(params)" % name)
-    raise NoHandler("no handler found in %s: expected handler.py or main.py with handler(event) "
-                    "or main(params), or a handler setting FILE.EXPORT" % directory)
+                    return fn, attr
+            raise NoHandler("%s.py defines no function handler(event), main(params), "
+                            "lambda_handler(event, context) or handle(event, context)" % name)
+    raise NoHandler("no handler found in %s: expected handler.py, main.py or lambda_function.py with "
+                    "handler(event), main(params), lambda_handler(event, context) or handle(event, context), "
+                    "or a handler setting FILE.EXPORT" % directory)
 
 
 def _arity(fn):
@@ -224,15 +266,15 @@ def _arity(fn):
 _loop = None
 
 
-def invoke(fn, n, params, call_id):
-    """Calls fn with n (its _arity) arguments."""
+def invoke(fn, n, params, call_id, context=None):
+    """Calls fn with n (its _arity) arguments: params and, for two, context (else a Lambda-like one)."""
     global _loop
     if n == 0:
         value = fn()
     elif n == 1:
         value = fn(params)
     else:
-        value = fn(params, Context(call_id))
+        value = fn(params, Context(call_id) if context is None else context)
     if inspect.isawaitable(value):
         if _loop is None or _loop.is_closed():
             _loop = asyncio.new_event_loop()
@@ -265,6 +307,487 @@ def format_error(exc):
 def _exit_error(exc):
     """SystemExit(0|None) from a handler is a normal end, anything else an error."""
     return not (isinstance(exc, SystemExit) and exc.code in (0, None))
+
+
+# ---------------------------------------------------------------- formats and web calls
+# protocol/loader.ts, "Web calls": a function's calling convention (its format), the request a web call
+# carries (`http`, body base64) and the response it answers with (`http`: status, headers, body base64).
+
+FORMATS = ("auto", "json", "lambda", "lambda-v1", "openwhisk", "openfaas", "gcf")
+FORMATS_TEXT = ", ".join('"%s"' % f for f in FORMATS)
+GCF_REFUSED = ('format "gcf" (Google Cloud Functions, handler(req, res)) is for node functions only: a python '
+               'function takes "json", "lambda", "lambda-v1", "openwhisk" or "openfaas" (or "auto")')
+HTTP_EXPECTED = "an object {method, path, query, headers, body, sourceIp} of strings, headers an object of strings"
+TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
+TEXT_HINTS = ("json", "xml", "javascript", "x-www-form-urlencoded")
+API_ID = "zfaas"  # what the lambda formats say for an API Gateway API id
+HTML = "text/html; charset=utf-8"
+JSON_TYPE = "application/json"
+
+
+def choose_format(fmt, name, n):
+    """The format a function is called in: fmt unless it is auto; auto decides only where the entry is
+    unambiguous (lambda_handler -> lambda, handle(event, context) -> openfaas), else json."""
+    if fmt != "auto":
+        return fmt
+    if name == "lambda_handler":
+        return "lambda"
+    if name == "handle" and n == 2:
+        return "openfaas"
+    return "json"
+
+
+class ReplyError(Exception):
+    """A web answer the loader cannot give: the call fails with this message (no traceback)."""
+
+
+class Malformed(ReplyError):
+    """A web answer the function shaped wrongly: the call fails saying what is wrong."""
+
+    def __init__(self, what):
+        super().__init__("malformed response: " + what)
+
+
+def _show(v):
+    text = repr(v)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+class WebRequest:
+    """A call's `http`, checked, its body decoded."""
+
+    __slots__ = ("method", "path", "query", "headers", "body", "source_ip")
+
+    def __init__(self, h):
+        if type(h) is not dict:
+            raise ValueError("got " + type(h).__name__)
+        for key in ("method", "path", "query", "body", "sourceIp"):
+            if type(h.get(key)) is not str:
+                raise ValueError("%s is not a string" % key)
+        headers = h.get("headers")
+        if type(headers) is not dict or any(type(v) is not str for v in headers.values()):
+            raise ValueError("headers is not an object of strings")
+        try:
+            self.body = base64.b64decode(h["body"], validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("body is not base64") from None
+        self.method = h["method"]
+        self.path = h["path"] or "/"
+        self.query = h["query"]
+        self.headers = {k.lower(): v for k, v in headers.items()}
+        self.source_ip = h["sourceIp"]
+
+
+def _mime(content_type):
+    return content_type.split(";", 1)[0].strip().lower() if content_type else ""
+
+
+def _textual(content_type):
+    """A text content type (text/*, json, xml, javascript, form data), as opposed to a binary one."""
+    mime = _mime(content_type)
+    return mime.startswith("text/") or any(h in mime for h in TEXT_HINTS)
+
+
+def _body_text(body, content_type):
+    """A request body as the platforms put it in an event: (text, False) for a textual content type and
+    valid UTF-8, else (base64, True)."""
+    if not body:
+        return "", False
+    if _textual(content_type):
+        try:
+            return body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            pass
+    return base64.b64encode(body).decode("ascii"), True
+
+
+def _unbase64(text, what):
+    try:
+        return base64.b64decode(re.sub(r"\s+", "", text), validate=True)
+    except (binascii.Error, ValueError):
+        raise Malformed(what) from None
+
+
+def _json_bytes(value):
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8", "replace")
+
+
+def _text_bytes(text):
+    return text.encode("utf-8", "replace")
+
+
+def _host(headers):
+    host = headers.get("host", "")
+    if host.startswith("["):
+        return host.split("]", 1)[0] + "]"
+    return host.split(":", 1)[0]
+
+
+def _status(value, field="statusCode"):
+    if type(value) is int and 100 <= value <= 599:
+        return value
+    raise Malformed("%s must be an integer from 100 to 599, got %s" % (field, _show(value)))
+
+
+def _add_header(out, name, value):
+    """Adds a header the function chose to out (lower-case name -> list of values), checking it."""
+    if type(name) is not str or not name:
+        raise Malformed("a header name must be a non-empty string, got %s" % _show(name))
+    if "\r" in name or "\n" in name:
+        raise Malformed("header name %s contains CR or LF" % _show(name))
+    if not TOKEN.match(name):
+        raise Malformed("header name %s is not an HTTP token" % _show(name))
+    values = []
+    for v in (value if type(value) in (list, tuple) else (value,)):
+        if type(v) is int:
+            v = str(v)
+        elif type(v) is not str:
+            raise Malformed("header %s must be a string, an integer or a list of them, got %s"
+                            % (_show(name), _show(value)))
+        if "\r" in v or "\n" in v:
+            raise Malformed("header %s has a value containing CR or LF: %s" % (_show(name), _show(v)))
+        values.append(v)
+    if values:
+        out.setdefault(name.lower(), []).extend(values)
+
+
+def _add_headers(out, headers, field="headers", pairs=False):
+    if headers is None:
+        return
+    if isinstance(headers, dict):
+        items = headers.items()
+    elif pairs and type(headers) in (list, tuple):
+        items = []
+        for pair in headers:
+            if type(pair) not in (list, tuple) or len(pair) != 2:
+                raise Malformed("%s must be an object or a list of (name, value) pairs, got %s"
+                                % (field, _show(pair)))
+            items.append(pair)
+    else:
+        raise Malformed("%s must be an object, got %s" % (field, _show(headers)))
+    for name, value in items:
+        _add_header(out, name, value)
+
+
+def http_reply(status, headers, body):
+    """The `http` of a result: headers with one value as a string, several as a list."""
+    if len(body) > RESULT_LIMIT:
+        raise ReplyError("response too large: its body is %d bytes, at most %d" % (len(body), RESULT_LIMIT))
+    return {"status": status,
+            "headers": {k: v[0] if len(v) == 1 else v for k, v in headers.items()},
+            "body": base64.b64encode(body).decode("ascii")}
+
+
+# -- lambda: API Gateway, HTTP API payload 2.0 (lambda) or REST API payload 1.0 (lambda-v1)
+
+def _clf_time(now):
+    return time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now))
+
+
+def lambda_event_v2(req, call_id):
+    now = time.time()
+    headers = dict(req.headers)
+    cookie = headers.pop("cookie", None)
+    params = {}
+    for k, v in parse_qsl(req.query, keep_blank_values=True):
+        params[k] = params[k] + "," + v if k in params else v
+    host = _host(headers)
+    request_id = os.environ.get("ZFAAS_CALL") or str(call_id)
+    event = {"version": "2.0", "routeKey": "$default", "rawPath": req.path, "rawQueryString": req.query}
+    if cookie:
+        event["cookies"] = [c.strip() for c in cookie.split(";") if c.strip()]
+    event["headers"] = headers
+    if params:
+        event["queryStringParameters"] = params
+    event["requestContext"] = {
+        "accountId": ACCOUNT_ID, "apiId": API_ID, "domainName": host, "domainPrefix": host.split(".", 1)[0],
+        "http": {"method": req.method, "path": req.path, "protocol": "HTTP/1.1", "sourceIp": req.source_ip,
+                 "userAgent": headers.get("user-agent", "")},
+        "requestId": request_id, "routeKey": "$default", "stage": "$default",
+        "time": _clf_time(now), "timeEpoch": int(now * 1000)}
+    if req.body:
+        event["body"], event["isBase64Encoded"] = _body_text(req.body, headers.get("content-type"))
+    else:
+        event["isBase64Encoded"] = False
+    return event
+
+
+def lambda_event_v1(req, call_id):
+    now = time.time()
+    headers = req.headers
+    single, multi = {}, {}
+    for k, v in parse_qsl(req.query, keep_blank_values=True):
+        single[k] = v
+        multi.setdefault(k, []).append(v)
+    root = req.path == "/"
+    resource = "/" if root else "/{proxy+}"
+    host = _host(headers)
+    request_id = os.environ.get("ZFAAS_CALL") or str(call_id)
+    body, b64 = _body_text(req.body, headers.get("content-type")) if req.body else (None, False)
+    user_agent = headers.get("user-agent", "")
+    return {
+        "resource": resource, "path": req.path, "httpMethod": req.method,
+        "headers": dict(headers), "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": single or None, "multiValueQueryStringParameters": multi or None,
+        "pathParameters": None if root else {"proxy": req.path[1:]}, "stageVariables": None,
+        "requestContext": {
+            "accountId": ACCOUNT_ID, "apiId": API_ID, "resourceId": API_ID, "resourcePath": resource,
+            "httpMethod": req.method, "extendedRequestId": request_id, "requestTime": _clf_time(now),
+            "requestTimeEpoch": int(now * 1000), "path": req.path, "protocol": "HTTP/1.1", "stage": "$default",
+            "domainPrefix": host.split(".", 1)[0], "domainName": host,
+            "identity": {"sourceIp": req.source_ip, "userAgent": user_agent, "accessKey": None,
+                         "accountId": None, "caller": None, "user": None, "userArn": None,
+                         "cognitoIdentityId": None, "cognitoIdentityPoolId": None,
+                         "cognitoAuthenticationType": None, "cognitoAuthenticationProvider": None},
+            "requestId": request_id},
+        "body": body, "isBase64Encoded": b64}
+
+
+def lambda_response(value, v2):
+    """(status, headers, body, plain) of a Lambda proxy answer: {statusCode, headers, multiValueHeaders,
+    cookies (2.0), body, isBase64Encoded}; for 2.0 any other value is a plain one, answered 200 as JSON (a
+    str as it is), for 1.0 it is malformed."""
+    if not (isinstance(value, dict) and "statusCode" in value):
+        if not v2:
+            raise Malformed("a lambda-v1 (payload 1.0) answer must be an object with statusCode, got %s"
+                            % _show(value))
+        # the value is the body, as JSON (a str as it is)
+        body = _text_bytes(value) if isinstance(value, str) else _json_bytes(value)
+        return 200, {"content-type": [JSON_TYPE]}, body, True
+    status = _status(value["statusCode"])
+    headers = {}
+    _add_headers(headers, value.get("headers"))
+    if value.get("multiValueHeaders") is not None:
+        multi = {}  # a name in both: the multiValueHeaders values, as API Gateway merges them
+        _add_headers(multi, value["multiValueHeaders"], "multiValueHeaders")
+        headers.update(multi)
+    if v2 and value.get("cookies") is not None:
+        cookies = value["cookies"]
+        if type(cookies) is not list or any(type(c) is not str for c in cookies):
+            raise Malformed("cookies must be a list of strings, got %s" % _show(cookies))
+        for c in cookies:
+            _add_header(headers, "set-cookie", c)
+    b64 = value.get("isBase64Encoded")
+    if b64 is not None and type(b64) is not bool:
+        raise Malformed("isBase64Encoded must be true or false, got %s" % _show(b64))
+    body = value.get("body")
+    if body is None:
+        data = b""
+    elif type(body) is not str:
+        raise Malformed("body must be a string, got %s (JSON-encode it: json.dumps(...))" % type(body).__name__)
+    elif b64:
+        data = _unbase64(body, "isBase64Encoded is true but body is not valid base64")
+    else:
+        data = _text_bytes(body)
+    if "content-type" not in headers:
+        headers["content-type"] = [JSON_TYPE]
+    return status, headers, data, False
+
+
+# -- openwhisk: (web) actions
+
+def openwhisk_args(req):
+    """main(args): the query parameters, then the body's (a JSON object or form data), then __ow_*."""
+    args = dict(parse_qsl(req.query, keep_blank_values=True))
+    content_type = req.headers.get("content-type")
+    mime = _mime(content_type)
+    if req.body:
+        if mime == JSON_TYPE or mime.endswith("+json"):
+            try:
+                parsed = json.loads(req.body)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, dict):
+                args.update(parsed)
+        elif mime == "application/x-www-form-urlencoded":
+            try:
+                args.update(parse_qsl(req.body.decode("utf-8"), keep_blank_values=True))
+            except UnicodeDecodeError:
+                pass
+    args["__ow_method"] = req.method.lower()
+    args["__ow_headers"] = dict(req.headers)
+    args["__ow_path"] = "" if req.path == "/" else req.path
+    args["__ow_query"] = req.query
+    args["__ow_body"] = _body_text(req.body, content_type)[0]
+    return args
+
+
+def openwhisk_response(value):
+    """(status, headers, body, plain) of an answer {statusCode, headers, body}: a str body is base64 for
+    a binary content type, a dict or list is JSON; no statusCode: 200, or 204 without a body. An answer
+    with none of the three is a plain value, answered 200 as JSON."""
+    if not (isinstance(value, dict) and ("statusCode" in value or "headers" in value or "body" in value)):
+        return 200, {"content-type": [JSON_TYPE]}, _json_bytes(value), True
+    status = value.get("statusCode")
+    status = None if status is None else _status(status)
+    headers = {}
+    _add_headers(headers, value.get("headers"))
+    content_type = headers["content-type"][0] if "content-type" in headers else None
+    body = value.get("body")
+    if body is None:
+        data = b""
+    elif type(body) is str:
+        if content_type is None:
+            data = _text_bytes(body)
+            if data:
+                headers["content-type"] = [HTML]
+        elif not _textual(content_type):
+            data = _unbase64(body, "body must be base64 for content-type %s, got %s" % (content_type, _show(body)))
+        else:
+            data = _text_bytes(body)
+            if _mime(content_type) == JSON_TYPE:
+                # a JSON body may come base64 encoded (as OpenWhisk's own examples send it)
+                try:
+                    json.loads(body)
+                except ValueError:
+                    try:
+                        decoded = base64.b64decode(body, validate=True)
+                        json.loads(decoded)
+                        data = decoded
+                    except ValueError:
+                        pass
+    elif isinstance(body, (dict, list)) or type(body) in (int, float, bool):
+        data = _json_bytes(body)
+        headers.setdefault("content-type", [JSON_TYPE])
+    else:
+        raise Malformed("body must be a string, an object or an array, got %s" % type(body).__name__)
+    return (status or (200 if data else 204)), headers, data, False
+
+
+# -- openfaas: the python3-http template, handle(event, context)
+
+class FaasHeaders(dict):
+    """Request headers as the template's Flask gives them: Title-Case names, looked up in any case."""
+
+    def __getitem__(self, key):
+        return dict.__getitem__(self, key.title() if isinstance(key, str) else key)
+
+    def get(self, key, default=None):
+        return dict.get(self, key.title() if isinstance(key, str) else key, default)
+
+    def __contains__(self, key):
+        return dict.__contains__(self, key.title() if isinstance(key, str) else key)
+
+
+class FaasQuery(dict):
+    """Query parameters as Flask's request.args: the first value of each name; getlist for all."""
+
+    def __init__(self, pairs=()):
+        super().__init__()
+        self._all = {}
+        for k, v in pairs:
+            self._all.setdefault(k, []).append(v)
+            self.setdefault(k, v)
+
+    def getlist(self, key):
+        return list(self._all.get(key, ()))
+
+
+class FaasEvent:
+    """What handle(event, context) gets: .body (bytes), .headers, .method, .query, .path."""
+
+    def __init__(self, body, headers, method, query, path):
+        self.body = body
+        self.headers = headers
+        self.method = method
+        self.query = query
+        self.path = path
+
+
+class FaasContext:
+    def __init__(self):
+        self.hostname = os.environ.get("HOSTNAME", "localhost")
+
+
+def openfaas_event(req):
+    return FaasEvent(req.body, FaasHeaders((k.title(), v) for k, v in req.headers.items()), req.method.upper(),
+                     FaasQuery(parse_qsl(req.query, keep_blank_values=True)), req.path)
+
+
+def openfaas_direct_event(params):
+    body = json.dumps(params, separators=(",", ":")).encode("utf-8")
+    return FaasEvent(body, FaasHeaders({"Content-Type": JSON_TYPE, "Content-Length": str(len(body))}),
+                     "POST", FaasQuery(), "/")
+
+
+def _faas_plain(body, headers):
+    """A value Flask makes a response of: a dict or list is JSON, bytes as they are, the rest text."""
+    if isinstance(body, (dict, list)):
+        headers.setdefault("content-type", [JSON_TYPE])
+        return _json_bytes(body)
+    headers.setdefault("content-type", [HTML])
+    if body is None:
+        return b""
+    if isinstance(body, (bytes, bytearray)):
+        return bytes(body)
+    return _text_bytes(body if isinstance(body, str) else str(body))
+
+
+def openfaas_response(value):
+    """As the template formats it: a dict with statusCode/body/headers is the response (a dict body is
+    JSON, bytes as they are, else str(body)); a tuple is Flask's (body, status[, headers]) or (body,
+    headers); any other value is the body of a 200 (a dict or list as JSON)."""
+    headers = {}
+    if isinstance(value, dict) and ("statusCode" in value or "body" in value or "headers" in value):
+        status = value.get("statusCode")
+        status = 200 if status is None else _status(status)
+        _add_headers(headers, value.get("headers"), pairs=True)
+        body = value.get("body")
+        if body is None:
+            data = b""
+        elif isinstance(body, dict):
+            data = _json_bytes(body)
+            headers.setdefault("content-type", [JSON_TYPE])
+        elif isinstance(body, (bytes, bytearray)):
+            data = bytes(body)
+        else:
+            data = _text_bytes(body if isinstance(body, str) else str(body))
+        headers.setdefault("content-type", [HTML])
+        return status, headers, data, False
+    if isinstance(value, tuple) and 2 <= len(value) <= 3:
+        body, status, extra = value[0], 200, None
+        if len(value) == 3:
+            status, extra = _status(value[1], "the status of a (body, status, headers) answer"), value[2]
+        elif isinstance(value[1], (dict, list)):
+            extra = value[1]
+        else:
+            status = _status(value[1], "the status of a (body, status) answer")
+        _add_headers(headers, extra, pairs=True)
+        return status, headers, _faas_plain(body, headers), False
+    return 200, headers, _faas_plain(value, headers), False
+
+
+def _bytes_note(o):
+    return "<%d bytes>" % len(o) if isinstance(o, (bytes, bytearray)) else str(o)
+
+
+def web_result(value):
+    """`result` of a web call answered with a plain value: the value, as for any call (bytes inside it
+    are noted by their size)."""
+    if value is None or isinstance(value, (str, bytes, bytearray)):
+        return to_result(value)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_bytes_note)
+
+
+def web_call(fmt, fn, n, req, call_id):
+    """Calls fn with the web request req in its format: (its return value, (status, headers, body,
+    plain)); plain: the function answered a value, not a response."""
+    if fmt == "openfaas":
+        value = invoke(fn, n, openfaas_event(req), call_id, FaasContext())
+        return value, openfaas_response(value)
+    if fmt == "openwhisk":
+        value = invoke(fn, n, openwhisk_args(req), call_id)
+        return value, openwhisk_response(value)
+    v2 = fmt == "lambda"
+    value = invoke(fn, n, lambda_event_v2(req, call_id) if v2 else lambda_event_v1(req, call_id), call_id)
+    return value, lambda_response(value, v2)
+
+
+def direct_call(fmt, fn, n, params, call_id):
+    """A call without a web request: every format gets the params (openfaas: as its event's body)."""
+    if fmt == "openfaas":
+        return invoke(fn, n, openfaas_direct_event(params), call_id, FaasContext())
+    return invoke(fn, n, params, call_id)
 
 
 _SELF = str(os.getpid())
@@ -398,6 +921,7 @@ def _speak(reader, send, refuse, capture):
     """One request at a time, each answered in order, until the input ends."""
     fn = None
     arity = 1
+    fmt = "json"
     while True:
         try:
             line = reader.readline()
@@ -429,6 +953,15 @@ def _speak(reader, send, refuse, capture):
                 send({"op": "result", "id": call_id, "ok": False,
                       "error": "no function loaded", "logs": ""})
                 continue
+            web = None
+            if fmt != "json":  # a json function ignores `http`: its params hold the request
+                web = msg.get("http")
+                if web is not None:
+                    try:
+                        web = WebRequest(web)
+                    except ValueError as e:
+                        refuse("call needs http: %s (%s)" % (HTTP_EXPECTED, e), call_id)
+                        continue
             saved = []
             try:
                 for k, v in env.items():
@@ -444,12 +977,27 @@ def _speak(reader, send, refuse, capture):
             sys.stdin = io.StringIO(params_json)
             capture.start()
             try:
-                result = to_result(invoke(fn, arity, params, call_id))
-                reply = {"op": "result", "id": call_id, "ok": True, "result": result}
-                if len(result) > RESULT_LIMIT:
+                if web is None:
+                    if fmt == "json":
+                        result = to_result(invoke(fn, arity, params, call_id))
+                    else:
+                        result = to_result(direct_call(fmt, fn, arity, params, call_id))
+                    reply = {"op": "result", "id": call_id, "ok": True, "result": result}
+                else:
+                    # a response comes back as `http` only; a plain value also as `result`
+                    value, (status, headers, body, plain) = web_call(fmt, fn, arity, web, call_id)
+                    result = web_result(value) if plain else None
+                    reply = {"op": "result", "id": call_id, "ok": True}
+                    if plain:
+                        reply["result"] = result
+                    reply["http"] = http_reply(status, headers, body)
+                    del value, body
+                if result is not None and len(result) > RESULT_LIMIT:
                     reply["result"] = result[:RESULT_LIMIT]
                     reply["truncated"] = True
                 del result
+            except ReplyError as e:
+                reply = {"op": "result", "id": call_id, "ok": False, "error": str(e)}
             except BaseException as e:  # noqa: BLE001
                 if isinstance(e, KeyboardInterrupt):
                     raise
@@ -480,14 +1028,25 @@ def _speak(reader, send, refuse, capture):
             if not _is_env(env):
                 refuse("load needs env: " + ENV_EXPECTED)
                 continue
+            wanted = msg.get("format")
+            if wanted is None:
+                wanted = "auto"
+            elif wanted not in FORMATS:
+                refuse("load needs format: one of %s (or none: auto)" % FORMATS_TEXT)
+                continue
+            if wanted == "gcf":
+                fn = None
+                send({"op": "loaded", "ok": False, "error": GCF_REFUSED})
+                continue
             try:
                 os.environ["ZFAAS_PARAMS"] = "{}"
                 # a stem cell learns its function (and its environment) only when given one
                 for k, v in env.items():
                     os.environ[k] = v
-                fn = load_function(directory or "/ws", handler)
+                fn, name = load_function(directory or "/ws", handler)
                 arity = _arity(fn)
-                send({"op": "loaded", "ok": True})
+                fmt = choose_format(wanted, name, arity)
+                send({"op": "loaded", "ok": True, "format": fmt})
             except _Hangup:
                 raise
             except BaseException as e:  # noqa: BLE001
@@ -527,8 +1086,14 @@ def once():
         return 1
     os.environ["ZFAAS_PARAMS"] = json.dumps(params, separators=(",", ":"))
     sys.stdin = io.StringIO(os.environ["ZFAAS_PARAMS"])
+    wanted = os.environ.get("ZFAAS_FORMAT") or "auto"
+    if wanted not in FORMATS or wanted == "gcf":
+        sys.stderr.write("zfaas: %s\n" % (GCF_REFUSED if wanted == "gcf" else
+                                           "ZFAAS_FORMAT must be one of " + FORMATS_TEXT))
+        sys.stderr.flush()
+        return 2
     try:
-        fn = load_function(os.environ.get("ZFAAS_DIR") or os.getcwd(), os.environ.get("ZFAAS_HANDLER") or None)
+        fn, name = load_function(os.environ.get("ZFAAS_DIR") or os.getcwd(), os.environ.get("ZFAAS_HANDLER") or None)
     except NoHandler as e:
         sys.stderr.write("zfaas: %s\n" % e)
         sys.stderr.flush()
@@ -540,7 +1105,8 @@ def once():
         sys.stderr.flush()
         return 1
     try:
-        result = to_result(invoke(fn, _arity(fn), params, 1))
+        n = _arity(fn)
+        result = to_result(direct_call(choose_format(wanted, name, n), fn, n, params, 1))
     except BaseException as e:  # noqa: BLE001
         if not _exit_error(e):
             return 0
