@@ -56,7 +56,7 @@ const fnMeta = (name: string, version = 1): FunctionMeta => ({
   size: 1,
   format: 'tar.gz',
   createdAt: '2026-11-23T00:00:00.000Z',
-  settings: { timeout: 30, memory: 256, cpus: 1, pids: 128, network: false, retry: true, env: {} },
+  settings: { timeout: 30, memory: 256, cpus: 1, pids: 128, network: false, retry: true, env: {}, public: false },
 });
 const done: CallOutcome = { status: 'DONE', result: '42' };
 

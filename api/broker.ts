@@ -15,6 +15,7 @@ import { SendQueue } from '../common/zmq.js';
 import type { CallOutcome, FunctionMeta, Runtime } from '../common/model.js';
 import type { DbClient } from '../db/client.js';
 import { decode, encode } from '../protocol/codec.js';
+import type { HttpRequest } from '../protocol/loader.js';
 import {
   HEARTBEAT_LIVENESS,
   HEARTBEAT_MS,
@@ -39,6 +40,7 @@ export interface QueuedCall {
   params: unknown;
   def: Definition;
   redundant?: boolean;
+  http?: HttpRequest; // a call through the function's web path
 }
 
 // What anyone outside the broker may read of a node.
@@ -196,7 +198,7 @@ export class Broker implements NodeRegistry, NodeControl {
     const { fn, runtime } = call.def;
     const m: ToInstance = {
       type: 'invoke',
-      call: { callNum: call.callNum, params: call.params, redundant: call.redundant },
+      call: { callNum: call.callNum, params: call.params, redundant: call.redundant, http: call.http },
       fn: { name: fn.functionName, version: fn.version },
       def: first ? { fn, runtime } : undefined,
     };

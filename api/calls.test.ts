@@ -18,7 +18,7 @@ const fnMeta = (name: string, retry = true, runtimeName = 'node'): FunctionMeta 
   size: 1,
   format: 'tar.gz',
   createdAt: '2026-11-23T00:00:00.000Z',
-  settings: { timeout: 30, memory: 256, cpus: 1, pids: 128, network: false, retry, env: {} },
+  settings: { timeout: 30, memory: 256, cpus: 1, pids: 128, network: false, retry, env: {}, public: false },
 });
 
 // The DB service's call and function records, with its rule that the first final state wins.

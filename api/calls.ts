@@ -6,7 +6,8 @@
 // arrives twice is recorded once (the DB keeps the first final state).
 import { EventEmitter } from 'node:events';
 import { errText, type Logger } from '../common/log.js';
-import { isFinal, type Call, type CallOutcome, type FunctionMeta } from '../common/model.js';
+import { isFinal, type Call, type CallOutcome, type FunctionMeta, type WebRequest } from '../common/model.js';
+import type { HttpRequest } from '../protocol/loader.js';
 import type { DbClient } from '../db/client.js';
 import type { BrokerEvents, Listen, QueuedCall } from './broker.js';
 import { hasRuntime, type MetaCache, type MetaEntry } from './meta-cache.js';
@@ -72,15 +73,26 @@ export class Calls {
     funcName: string,
     params: unknown,
     version?: number,
-    opts: { redundant?: boolean } = {},
+    opts: { redundant?: boolean; http?: HttpRequest; request?: WebRequest } = {},
   ): Promise<{ call: Call; fn: FunctionMeta }> {
     const def = await this.resolveFunction(funcName, version);
+    return this.invokeResolved(def, params, opts);
+  }
+
+  // As invoke(), for a caller that already resolved the function (the web path checks its settings first).
+  async invokeResolved(
+    def: MetaEntry,
+    params: unknown,
+    opts: { redundant?: boolean; http?: HttpRequest; request?: WebRequest } = {},
+  ): Promise<{ call: Call; fn: FunctionMeta }> {
     const { fn } = def;
-    const call = await this.db.request('createCall', { funcName, version: fn.version, params: params ?? {} });
+    const funcName = fn.functionName;
+    const call = await this.db.request('createCall', { funcName, version: fn.version, params: params ?? {}, request: opts.request });
     this.open.set(call.callNum, { funcName, version: fn.version, at: Date.now(), redundant: opts.redundant });
     this.events.emit('accepted', call);
     if (!hasRuntime(def)) await this.fail(call.callNum, `runtime ${fn.runtimeName} no longer exists`);
-    else this.o.scheduler.enqueue({ callNum: call.callNum, funcName, params: call.params, def, redundant: opts.redundant });
+    else
+      this.o.scheduler.enqueue({ callNum: call.callNum, funcName, params: call.params, def, redundant: opts.redundant, http: opts.http });
     return { call, fn };
   }
 

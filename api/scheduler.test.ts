@@ -15,7 +15,7 @@ const fn = (name: string, concurrency?: number): FunctionMeta => ({
   size: 1,
   format: 'tar.gz',
   createdAt: '2026-11-23T00:00:00.000Z',
-  settings: { timeout: 30, memory: 256, cpus: 1, pids: 128, network: false, retry: true, env: {}, concurrency },
+  settings: { timeout: 30, memory: 256, cpus: 1, pids: 128, network: false, retry: true, env: {}, public: false, concurrency },
 });
 
 interface FakeNode {

@@ -13,12 +13,13 @@ import { MetaCache } from './meta-cache.js';
 import { Scheduler } from './scheduler.js';
 import { errorResponder, HttpError } from './http.js';
 import { preloadAfterDeploy } from './preload.js';
-import { isLoopback, requireToken } from './auth.js';
+import { isLoopback, requireToken, tokenCheck } from './auth.js';
 import { UsageError } from '../common/errors.js';
 import { curvePublicKey, type CurveServer } from '../common/curve.js';
 import { callsRouter } from './handlers/calls.js';
 import { functionsRouter } from './handlers/functions.js';
 import { invokeRouter } from './handlers/invoke.js';
+import { webRouter } from './handlers/web.js';
 import { nodesRouter } from './handlers/nodes.js';
 import { runtimesRouter } from './handlers/runtimes.js';
 import { Batches } from './batches.js';
@@ -72,15 +73,16 @@ export class ApiServer {
     app.disable('x-powered-by');
     app.set('etag', false);
     app.use(dashboardRouter()); // the page and its scripts hold no data: open, like /health
-    if (this.o.token) app.use(requireToken(this.o.token, this.o.log));
+    const token = this.o.token ? tokenCheck(this.o.token, this.o.log) : undefined;
+    // A function's web path checks the token itself: a public function answers without it.
+    app.use(webRouter({ calls: this.calls, token, log: this.o.log }));
+    if (token) app.use(requireToken(token));
     app.use(batchesRouter(new Batches(this.calls, this.broker, this.db))); // parses its own, larger bodies
-    // /function/:name parses its own body (any JSON value); everything else takes JSON objects.
-    const json = express.json({ limit: '1mb' });
-    app.use((req, res, next) => (/^\/function\/[^/]+\/?$/.test(req.path) ? next() : json(req, res, next)));
+    app.use(express.json({ limit: '1mb' }));
     app.use(runtimesRouter(this.db));
     // Any change to runtimes or functions clears the API's cache of their definitions.
     app.use((req, res, next) => {
-      if (req.method !== 'GET' && !/^\/(function\/[^/]+\/?$|invokeFunction)/.test(req.path)) {
+      if (req.method !== 'GET' && req.path !== '/invokeFunction') {
         this.meta.clear();
         res.on('finish', () => this.meta.clear()); // and again once the change is in the DB
       }

@@ -19,6 +19,8 @@ const LOAD_S = QUICK ? 3 : 8;
 const CLIENTS = 16;
 const IMAGE = 'zfaas/node:latest';
 const FN_SOURCE = "module.exports = (p) => ({ hello: (p && p.name) || 'world' });\n";
+const WEB_SOURCE =
+  "export const handler = async (e) => ({ statusCode: 200, headers: { 'content-type': 'text/plain' }, body: 'hello ' + (e.queryStringParameters?.name ?? 'world') });\n";
 
 interface Latency {
   n: number;
@@ -169,6 +171,21 @@ async function main(): Promise<void> {
     const warmRps = await throughput(`${p.api}/function/warm`, body, CLIENTS, LOAD_S);
     const check = JSON.parse(await post(`${p.api}/function/warm`, body)) as { hello: string };
     if (check.hello !== 'bench') throw new Error('warm function answered wrongly');
+
+    // The same work as a web function: a GET with a query, a small text answer, in the Lambda form.
+    const web = await upload(`${p.api}/registerFunction/node/web`, await packFiles({ 'index.mjs': WEB_SOURCE }), 'web.tar.gz', {
+      policy: 'function',
+      format: 'lambda',
+      handler: 'index.handler',
+    });
+    if (web.status !== 201) throw new Error(`deploy web: ${web.status}`);
+    await waitFor('the preloaded web container', async () => ((await warmContainers(p)).warm['web@1'] ?? 0) >= 1 || undefined, 30_000);
+    const get = async (): Promise<void> => {
+      const r = await fetch(`${p.api}/function/web/hello?name=bench`);
+      const text = await r.text();
+      if (r.status !== 200 || text !== 'hello bench') throw new Error(`web call: ${r.status} ${text.slice(0, 200)}`);
+    };
+    const webWarm = await timeN(N_WARM, get, 200);
     await p.stop();
 
     console.error('zfaas: out of the box (no --policy)');
@@ -187,7 +204,7 @@ async function main(): Promise<void> {
     }
     const defaultFirst = stats(outFirst);
     const defaultSecond = stats(outSecond);
-    raw.zfaas = { idleRssMiB: idleRss, idleResidentMiB: idleResident, cold, first, warm, warmRps, defaultFirst, defaultSecond };
+    raw.zfaas = { idleRssMiB: idleRss, idleResidentMiB: idleResident, cold, first, warm, warmRps, webWarm, defaultFirst, defaultSecond };
 
     const row = (scenario: string, v: number, base: number, unit: string, baseName: string, goal: number, higherIsBetter = false): void => {
       const ratio = v / base;
@@ -203,6 +220,7 @@ async function main(): Promise<void> {
     row('warm call p50 (policy function, 1 client)', warm.p50, echoLat.p50, 'ms', 'express echo', 3);
     row('warm call p99 (policy function, 1 client)', warm.p99, echoLat.p99, 'ms', 'express echo', 2.5);
     row(`warm throughput (${CLIENTS} clients)`, warmRps, echoRps, 'req/s', 'express echo', 0.35, true);
+    row('warm web call p50 (GET with a query, Lambda form)', webWarm.p50, warm.p50, 'ms', 'warm JSON call', 1.1);
     row('cold call p50 (policy none)', cold.p50, dockerRun.p50, 'ms', 'docker run --rm', 1.15);
     row('first calls of 6 new functions, policy runtime, on a none node (median)', first.p50, cold.p50, 'ms', 'cold call', 0.5);
     row('out of the box: first call of a new function', defaultFirst.p50, cold.p50, 'ms', 'cold call', Infinity);

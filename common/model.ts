@@ -62,6 +62,7 @@ export const SETTING_LIMITS = {
   cpus: { min: 0.05, max: 64, default: 1 },
   pids: { min: 8, max: 4096, default: 128 },
   concurrency: { min: 1, max: 10_000 },
+  rateLimit: { min: 1, max: 100_000, default: 50 }, // web requests per second of a public function
 } as const;
 export const ENV_KEY_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export const ENV_VALUE_MAX = 32768;
@@ -85,6 +86,12 @@ export const FunctionSettingsSchema = z.object({
     .refine((h) => !h.startsWith('/') && !h.split('/').includes('..'), 'must name a file inside the function (no leading "/", no "..")')
     .optional(),
   env: z.record(z.string().regex(ENV_KEY_RE), z.string().max(ENV_VALUE_MAX)).default({}),
+  // The calling convention (protocol/loader.ts): unset is `auto`, the loader tells it from the handler.
+  format: z.enum(['auto', 'json', 'lambda', 'lambda-v1', 'openwhisk', 'openfaas', 'gcf']).optional(),
+  // Its web path (/function/NAME/...) answers without the API token; every other route still needs it.
+  public: z.boolean().default(false),
+  // Web requests per second a public function takes (more get 429 with Retry-After); unset: the default.
+  rateLimit: z.number().int().min(L.rateLimit.min).max(L.rateLimit.max).optional(),
 });
 export type FunctionSettings = z.infer<typeof FunctionSettingsSchema>;
 
@@ -107,6 +114,24 @@ export type CallStatus = z.infer<typeof CallStatusSchema>;
 export const FINAL_STATUSES: readonly CallStatus[] = ['DONE', 'ERROR', 'TIMEOUT'];
 export const isFinal = (s: CallStatus): boolean => FINAL_STATUSES.includes(s);
 
+// A call made through the function's web path: what was asked (the body only as a bounded prefix).
+export const WebRequestSchema = z.object({
+  method: z.string().max(16),
+  path: z.string().max(2048),
+  query: z.string().max(4096),
+});
+export type WebRequest = z.infer<typeof WebRequestSchema>;
+
+// The web response a function chose. The body (base64) travels to the API that answers the caller; the
+// call record keeps only the status, the headers and the size.
+export const WebResponseSchema = z.object({
+  status: z.number().int().min(100).max(599),
+  headers: z.record(z.string(), z.union([z.string(), z.array(z.string())])),
+  body: z.string().optional(),
+  bytes: z.number().int().min(0).optional(),
+});
+export type WebResponse = z.infer<typeof WebResponseSchema>;
+
 export const CallSchema = z.object({
   callNum: z.number().int().min(1),
   funcName: nameSchema,
@@ -122,6 +147,8 @@ export const CallSchema = z.object({
   startedAt: z.string().optional(),
   finishedAt: z.string().optional(),
   durationMs: z.number().optional(),
+  request: WebRequestSchema.optional(),
+  response: WebResponseSchema.optional(),
 });
 export type Call = z.infer<typeof CallSchema>;
 
@@ -132,5 +159,6 @@ export const CallOutcomeSchema = z.object({
   error: z.string().optional(),
   logs: z.string().optional(),
   durationMs: z.number().optional(),
+  response: WebResponseSchema.optional(), // a web call's answer, as the function chose it
 });
 export type CallOutcome = z.infer<typeof CallOutcomeSchema>;

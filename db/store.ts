@@ -4,7 +4,7 @@
 import { Level } from 'level';
 import { createHash } from 'node:crypto';
 import type { AbstractBatchOperation, AbstractSublevel } from 'abstract-level';
-import { isFinal, type Call, type CallOutcome, type FunctionMeta, type Runtime } from '../common/model.js';
+import { isFinal, type WebRequest, type Call, type CallOutcome, type FunctionMeta, type Runtime } from '../common/model.js';
 import type { DbContent } from '../protocol/db.js';
 
 type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
@@ -17,6 +17,8 @@ interface FunctionHead {
 }
 
 export class NotFoundError extends Error {}
+
+const bodyBytes = (b64: string | undefined): number => (b64 ? Buffer.byteLength(b64, 'base64') : 0);
 export class ConflictError extends Error {}
 
 const pad = (n: number): string => n.toString().padStart(12, '0');
@@ -153,7 +155,7 @@ export class Store {
   }
 
   // Calls. Each write below is a group of one; the server groups many (see CallGroup).
-  async createCall(c: { funcName: string; version: number; params?: unknown }): Promise<Call> {
+  async createCall(c: { funcName: string; version: number; params?: unknown; request?: WebRequest }): Promise<Call> {
     const g = this.group();
     const call = g.createCall(c);
     await g.commit();
@@ -259,12 +261,13 @@ export class CallGroup {
     this.touched.set(call.callNum, call);
   }
 
-  createCall(c: { funcName: string; version: number; params?: unknown }): Call {
+  createCall(c: { funcName: string; version: number; params?: unknown; request?: WebRequest }): Call {
     const call: Call = {
       callNum: this.lastCall + 1,
       funcName: c.funcName,
       version: c.version,
       params: c.params ?? {},
+      ...(c.request ? { request: c.request } : {}),
       status: 'PENDING',
       result: '',
       attempts: 0,
@@ -298,7 +301,16 @@ export class CallGroup {
   async finishCall(callNum: number, outcome: CallOutcome, node?: string): Promise<CallChange> {
     const call = await this.read(callNum);
     if (!call || isFinal(call.status)) return { call, changed: false };
-    const next: Call = { ...call, ...outcome, node: node ?? call.node, finishedAt: new Date().toISOString() };
+    // A web answer's body went to its caller; the record keeps its status, headers and size.
+    const { response, ...rest } = outcome;
+    const kept = response && { status: response.status, headers: response.headers, bytes: response.bytes ?? bodyBytes(response.body) };
+    const next: Call = {
+      ...call,
+      ...rest,
+      ...(kept ? { response: kept } : {}),
+      node: node ?? call.node,
+      finishedAt: new Date().toISOString(),
+    };
     this.stage(next);
     return { call: { ...next }, changed: true };
   }

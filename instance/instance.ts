@@ -222,7 +222,7 @@ export class Instance {
       const treeDir = await this.trees.prepare(fn, runtime);
       const policy = this.policyOf(fn);
       if (policy === 'runtime') this.pool.keepStems(runtime);
-      const work: Work = { callNum, params: m.call.params, fn, runtime, treeDir, policy };
+      const work: Work = { callNum, params: m.call.params, fn, runtime, treeDir, policy, http: m.call.http };
       if (m.call.redundant) {
         this.replicas.set(callNum, { left: 2, decided: false });
         this.pool.submit({ ...work, replica: 0 });
@@ -263,9 +263,11 @@ export class Instance {
     await this.link
       .send({ type: 'result', callNum, outcome })
       .catch((e) => this.o.log.warn({ callNum, err: errText(e) }, 'result not sent to API'));
+    // The record keeps a web answer's status, headers and size; its body went to the API.
+    const record = outcome.response ? { ...outcome, response: { ...outcome.response, body: undefined } } : outcome;
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.db.request('finishCall', { callNum, node: this.nodeId, outcome });
+        await this.db.request('finishCall', { callNum, node: this.nodeId, outcome: record });
         break;
       } catch (e) {
         if (attempt === 0) this.o.log.warn({ callNum, err: errText(e) }, 'could not record result yet; retrying');

@@ -8,8 +8,8 @@ import { chown, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { callEnv, functionEnv, limitsOf, paramsOf, UID } from '../common/container-spec.js';
 import { errText, type Logger } from '../common/log.js';
-import type { CallOutcome, FunctionMeta, Policy, Runtime } from '../common/model.js';
-import { RESULT_LIMIT } from '../protocol/loader.js';
+import type { CallOutcome, FunctionMeta, Policy, Runtime, WebResponse } from '../common/model.js';
+import { HttpResponseSchema, RESULT_LIMIT, type HttpRequest } from '../protocol/loader.js';
 import type { DepsJob, DepsRun, ExitReport, RunJob } from '../protocol/worker.js';
 import { ContainerTable, decide, fnKey, rtKey, toEvict, type ContainerRec, type Decision } from './containers.js';
 import { LineBroken, LineClosed, LineTimeout, LoaderLine } from './line.js';
@@ -25,6 +25,8 @@ export interface Work {
   treeDir: string;
   policy: Policy;
   replica?: number; // redundant calls: which of the two runs
+  http?: HttpRequest; // a call through the function's web path
+  spend?: boolean; // its container is removed after it (a web call under policy none)
 }
 
 export interface PoolSettings {
@@ -266,7 +268,9 @@ export class Pool {
     for (let i = 0; i < this.queue.length;) {
       const work = this.queue[i]!;
       const d = decide(this.table, {
-        policy: work.policy,
+        // Policy none runs the `run` command, which cannot answer a web request in a platform's form: a
+        // web call for a runtime with a loader gets a container of its own that is removed after it.
+        policy: work.http && work.policy === 'none' && work.runtime.loader ? 'function' : work.policy,
         key: fnKey(work.fn.functionName, work.fn.version),
         runtime: work.runtime.name,
         stemsAllowed: !work.fn.settings.network,
@@ -278,6 +282,7 @@ export class Pool {
         continue;
       }
       this.queue.splice(i, 1);
+      if (work.http && work.policy === 'none' && work.runtime.loader) work.spend = true;
       void this.serve(work, d);
     }
     this.replenish();
@@ -413,7 +418,10 @@ export class Pool {
   private async load(rec: ContainerRec, fn: FunctionMeta, rt: Runtime, timeoutMs: number): Promise<void> {
     const line = this.lines.get(rec.id);
     if (!line) return; // exec mode: nothing to load
-    const r = await line.request({ op: 'load', dir: rt.path, handler: fn.settings.handler ?? null, env: functionEnv(fn, rt) }, timeoutMs);
+    const r = await line.request(
+      { op: 'load', dir: rt.path, handler: fn.settings.handler ?? null, env: functionEnv(fn, rt), format: fn.settings.format ?? 'auto' },
+      timeoutMs,
+    );
     if (r.op === 'loaded' && r.ok) return;
     throw new LoadFailed(r.op === 'loaded' || r.op === 'error' ? (r.error ?? 'the function could not be loaded') : 'unexpected reply');
   }
@@ -445,6 +453,7 @@ export class Pool {
           id: ++this.callSeq,
           params: paramsOf(work.params),
           env: callEnv({ callNum: work.callNum, replica: work.replica, deadline }),
+          ...(work.http ? { http: work.http } : {}),
         },
         timeoutS * 1000,
       );
@@ -456,8 +465,14 @@ export class Pool {
       if (r.stray && r.stray > 0) {
         void this.discard(rec);
         logs += `${logs && !logs.endsWith('\n') ? '\n' : ''}[zfaas: the call left ${r.stray} process${r.stray === 1 ? '' : 'es'} running; the container was removed]\n`;
-      } else if (rec.calls >= RECYCLE_AFTER_CALLS) void this.discard(rec);
+      } else if (rec.calls >= RECYCLE_AFTER_CALLS || work.spend) void this.discard(rec);
       else if (rec.state === 'busy') this.table.move(rec.id, 'idle');
+      if (r.ok && r.http !== undefined) {
+        // A web answer is checked like a request: what comes out of a container is untrusted.
+        const checked = checkResponse(r.http);
+        if (typeof checked === 'string') return { status: 'ERROR', result: '', error: `malformed response: ${checked}`, logs, durationMs };
+        return { status: 'DONE', result: textPrefix(checked.body), logs, durationMs, response: checked };
+      }
       if (r.ok) {
         const result = (r.result ?? '').slice(0, RESULT_LIMIT);
         return { status: 'DONE', result: r.truncated ? result + TRUNCATION_MARK : result, logs, durationMs };
@@ -583,6 +598,45 @@ export class Pool {
 }
 
 class LoadFailed extends Error {}
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+  'trailer',
+  'content-length',
+]);
+
+// A function's web response as a proxy may send it on, or what is wrong with it.
+export function checkResponse(raw: unknown): WebResponse | string {
+  const r = HttpResponseSchema.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    return `${issue?.path.join('.') || 'response'}: ${issue?.message ?? 'invalid'}`;
+  }
+  const headers: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(r.data.headers)) {
+    if (!TOKEN.test(name)) return `header name ${JSON.stringify(name.slice(0, 60))} is not a token`;
+    for (const v of Array.isArray(value) ? value : [value]) if (/[\r\n\0]/.test(v)) return `header ${name} contains CR, LF or NUL`;
+    const lower = name.toLowerCase();
+    if (!HOP_BY_HOP.has(lower)) headers[lower] = value;
+  }
+  const body = r.data.body;
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body) || body.length % 4 !== 0) return 'body is not valid base64';
+  return { status: r.data.status, headers, body, bytes: Buffer.byteLength(body, 'base64') };
+}
+
+// What the call record keeps of a web answer's body: its start, when it is text.
+function textPrefix(b64: string | undefined): string {
+  if (!b64) return '';
+  const bytes = Buffer.from(b64.slice(0, 1368), 'base64'); // about 1 KiB
+  const text = bytes.toString('utf8');
+  return text.includes('\uFFFD') ? '' : text;
+}
 
 // Why a loader went away in the middle of a call, in the words a function's author needs.
 function diedText(exit: ExitReport | undefined, memoryMiB: number): string {

@@ -15,6 +15,7 @@
 //                                                  the API records the outcome it was sent.
 // Archives do not travel here: a node reads them from the DB service directly.
 import { z } from 'zod';
+import { HttpRequestSchema } from './loader.js';
 import { CallOutcomeSchema, FunctionMetaSchema, nameSchema, PolicySchema, RuntimeSchema } from '../common/model.js';
 
 export const HEARTBEAT_MS = 1_000;
@@ -73,7 +74,13 @@ export const ToApiSchema = z.discriminatedUnion('type', [
 export type ToApi = z.infer<typeof ToApiSchema>;
 
 // redundant: the node runs it twice; the first DONE wins and the other run is cancelled.
-export const InvokeCallSchema = z.object({ callNum, params: z.unknown(), redundant: z.boolean().optional() });
+// http: a call through the function's web path carries the request as it came (protocol/loader.ts).
+export const InvokeCallSchema = z.object({
+  callNum,
+  params: z.unknown(),
+  redundant: z.boolean().optional(),
+  http: HttpRequestSchema.optional(),
+});
 
 // Which function version a call is for; the definition itself travels once per node (see `def`).
 export const FnRefSchema = z.object({ name: nameSchema, version: z.number().int().min(1) });

@@ -7,6 +7,7 @@ import {
   CallStatusSchema,
   FunctionSettingsSchema,
   nameSchema,
+  WebRequestSchema,
   RuntimeSchema,
   type Call,
   type FunctionMeta,
@@ -42,7 +43,12 @@ export const DbRequestSchema = z.discriminatedUnion('msgType', [
   z.object({ msgType: z.literal('deleteFunction'), content: z.object({ name: nameSchema }) }),
   z.object({
     msgType: z.literal('createCall'),
-    content: z.object({ funcName: nameSchema, version: z.number().int().min(1), params: z.unknown() }),
+    content: z.object({
+      funcName: nameSchema,
+      version: z.number().int().min(1),
+      params: z.unknown(),
+      request: WebRequestSchema.optional(),
+    }),
   }),
   z.object({ msgType: z.literal('startCall'), content: z.object({ callNum: z.number().int().min(1), node: z.string().max(256) }) }),
   z.object({ msgType: z.literal('requeueCall'), content: z.object({ callNum: z.number().int().min(1) }) }),

@@ -251,7 +251,7 @@ describe('init, deploy, versions, rollback', () => {
     const dir = join(work, 'hello');
     await writeFile(join(dir, 'index.js'), 'module.exports = async (p) => ({ hello: p.name, v: 2, greeting: process.env.GREETING });\n');
     // No --runtime: a redeploy keeps the function's runtime.
-    const d = await zf(['deploy', 'hello', dir, '--env', 'GREETING=hi']);
+    const d = await zf(['deploy', 'hello', dir, '--env', 'GREETING=hi', '--format', 'json', '--public', '--rate-limit', '200']);
     expect(d.code).toBe(0);
     expect(d.stdout).toMatch(/^deployed hello version 2 \(runtime node, /);
 
@@ -263,6 +263,8 @@ describe('init, deploy, versions, rollback', () => {
     expect(JSON.parse(v2.stdout)).toEqual({ hello: 'ana', v: 2, greeting: 'hi' });
     expect(JSON.parse(v1.stdout)).toEqual({ hello: 'ana' });
     expect(desc.stdout).toMatch(/^version:\s+2$/m);
+    expect(desc.stdout).toMatch(/^format:\s+json$/m);
+    expect(desc.stdout).toMatch(/^public:\s+yes: its web path answers without the token, at most 200 requests\/s$/m);
     expect(desc.stdout).toMatch(/^\s+1\s+\d/m);
     expect(desc.stdout).toMatch(/^\*\s+2\s+\d/m);
 
@@ -293,12 +295,14 @@ describe('init, deploy, versions, rollback', () => {
 
   it('refuses what cannot be deployed, with one line and the right code', async () => {
     const hello = join(work, 'hello');
-    const [noPath, notArchive, noRuntime, badEnv, badPolicy] = await Promise.all([
+    const [noPath, notArchive, noRuntime, badEnv, badPolicy, badFormat, badRate] = await Promise.all([
       zf(['deploy', 'x', join(work, 'missing'), '--runtime', 'node']),
       zf(['deploy', 'x', join(work, 'runtime.json'), '--runtime', 'node']),
       zf(['deploy', 'x', hello, '--runtime', 'nort']),
       zf(['deploy', 'x', hello, '--runtime', 'node', '--env', 'NOEQUALS']),
       zf(['deploy', 'x', hello, '--runtime', 'node', '--policy', 'sometimes']),
+      zf(['deploy', 'x', hello, '--runtime', 'node', '--format', 'soap']),
+      zf(['deploy', 'x', hello, '--runtime', 'node', '--public', '--rate-limit', '100001']),
     ]);
     expect(noPath.code).toBe(2);
     expectOneLine(noPath, /no such file or directory/);
@@ -310,6 +314,10 @@ describe('init, deploy, versions, rollback', () => {
     expectOneLine(badEnv, /invalid --env "NOEQUALS"/);
     expect(badPolicy.code).toBe(2);
     expect(badPolicy.stderr).toMatch(/Allowed choices are none, runtime, function/);
+    expect(badFormat.code).toBe(2);
+    expect(badFormat.stderr).toMatch(/Allowed choices are auto, json, lambda, lambda-v1, openwhisk, openfaas, gcf/);
+    expect(badRate.code).toBe(1);
+    expectOneLine(badRate, /rateLimit: expected a whole number of web requests per second from 1 to 100000 \(unset: 50\), got "100001"/);
   });
 });
 

@@ -104,7 +104,7 @@ describe('node functions and the blocking forms', () => {
   it('runs at most `concurrency` calls of a function at once; the others wait, then run', async () => {
     const slow = await packFiles({ 'index.js': 'module.exports = (p) => new Promise((r) => setTimeout(() => r(p.i), 400));' });
     expect((await upload(`${p.api}/registerFunction/node/onebyone`, slow, 'onebyone.tar.gz', { concurrency: '1' })).status).toBe(201);
-    expect((await http<{ settings: { concurrency?: number } }>('GET', `${p.api}/function/onebyone`)).body.settings.concurrency).toBe(1);
+    expect((await http<{ settings: { concurrency?: number } }>('GET', `${p.api}/functions/onebyone`)).body.settings.concurrency).toBe(1);
     const answers = await Promise.all([0, 1, 2, 3].map((i) => http<number>('POST', `${p.api}/function/onebyone`, { i })));
     expect(answers.map((a) => a.body)).toEqual([0, 1, 2, 3]);
     const runs = await Promise.all(answers.map((a) => waitCall(p.api, Number(a.headers.get('x-zfaas-call')))));
@@ -232,7 +232,7 @@ describe('refused input', () => {
       const r = await upload<{ error: string }>(`${p.api}/registerFunction/node/evil`, arc, kind === 'zip' ? 'evil.zip' : 'evil.tar.gz');
       expect(r.status).toBe(400);
       expect(r.body.error).toMatch(/archive/);
-      expect((await http('GET', `${p.api}/function/evil`)).status).toBe(404);
+      expect((await http('GET', `${p.api}/functions/evil`)).status).toBe(404);
       expect((await http<string[]>('GET', `${p.api}/functions`)).body).not.toContain('evil');
     });
   }
@@ -279,6 +279,6 @@ describe('refused input', () => {
       'invalid function settings: memory: expected a size such as 128, 128m, 128Mi or 1g (16 MiB to 8 GiB), got "12x"',
     );
     // The refused deploy stored nothing: version 1 is still the only one.
-    expect((await http<{ version: number }>('GET', `${p.api}/function/sized`)).body.version).toBe(1);
+    expect((await http<{ version: number }>('GET', `${p.api}/functions/sized`)).body.version).toBe(1);
   });
 });

@@ -64,9 +64,9 @@ const routes = (): [string, string, { json?: unknown; form?: () => FormData }?][
   ['POST', '/registerFunction/node/intruder', { form: moduleForm }],
   ['POST', '/registerFunction/node/guarded', { form: moduleForm }],
   ['GET', '/functions'],
-  ['GET', '/function/guarded'],
-  ['DELETE', '/function/guarded'],
-  ['POST', '/function/guarded/rollback', { json: { version: 1 } }],
+  ['GET', '/functions/guarded'],
+  ['DELETE', '/functions/guarded'],
+  ['POST', '/functions/guarded/rollback', { json: { version: 1 } }],
   ['POST', '/invokeFunction', { json: { funcName: 'guarded', params: { who: 'intruder' }, wait: true } }],
   ['POST', '/function/guarded', { json: { who: 'intruder' } }],
   ['GET', '/calls'],
@@ -88,7 +88,7 @@ async function state(token = T1): Promise<unknown> {
   return {
     runtimes: await get('/runtimes?detail=true'),
     functions: await get('/functions?detail=true'),
-    guarded: await get('/function/guarded'),
+    guarded: await get('/functions/guarded'),
     calls: await get('/calls?format=list&limit=1000'),
     nodes: nodes.map((n) => ({ id: n.id, settings: n.settings, miniworkers: n.miniworkers })),
   };
@@ -206,7 +206,7 @@ describe('REST credentials', () => {
     expect(h.status).toBe(200);
     expect(Object.keys(h.body as object).sort()).toEqual(['db', 'nodes', 'ok', 'queued']);
     for (const method of ['HEAD', 'OPTIONS']) {
-      for (const path of ['/functions', '/calls', '/function/guarded', '/nodes'])
+      for (const path of ['/functions', '/calls', '/functions/guarded', '/nodes'])
         expect((await req(method, path, {})).status, `${method} ${path}`).toBe(401);
     }
     // Only GET /health is open: not POST, nor a path that looks like it.

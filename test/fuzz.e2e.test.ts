@@ -196,9 +196,9 @@ let smallArchive: Buffer;
 const ROUTES: Route[] = [
   { method: 'GET', path: (n) => `/runtime/${n}`, unknown: 404 },
   { method: 'DELETE', path: (n) => `/runtime/${n}`, unknown: 404 },
-  { method: 'GET', path: (n) => `/function/${n}`, unknown: 404 },
-  { method: 'DELETE', path: (n) => `/function/${n}`, unknown: 404 },
-  { method: 'POST', path: (n) => `/function/${n}/rollback`, unknown: 404, body: () => json({}) },
+  { method: 'GET', path: (n) => `/functions/${n}`, unknown: 404 },
+  { method: 'DELETE', path: (n) => `/functions/${n}`, unknown: 404 },
+  { method: 'POST', path: (n) => `/functions/${n}/rollback`, unknown: 404, body: () => json({}) },
   { method: 'POST', path: (n) => `/function/${n}`, unknown: 404, body: () => json({ a: 1 }) },
   { method: 'POST', path: (n) => `/registerFunction/${n}/fn`, unknown: 404, body: () => ({ body: form(smallArchive) }) },
   { method: 'GET', path: (n) => `/call/${n}`, unknown: 400 },
@@ -251,7 +251,7 @@ describe('the REST API under a fuzzer', () => {
     const targets = [
       { path: '/registerRuntime', valid: (v: unknown) => RuntimeInputSchema.safeParse(v).success },
       { path: '/invokeFunction', valid: (v: unknown) => JSON.stringify(v ?? null).includes('"echo') },
-      { path: `/function/${MARK}-nope/rollback`, valid: () => false },
+      { path: `/functions/${MARK}-nope/rollback`, valid: () => false },
       { path: `/node/${nodeId}`, method: 'PUT', valid: (v: unknown) => NodeSettingsSchema.safeParse(v).success },
       { path: `/function/${MARK}-nope`, valid: () => false },
     ];
@@ -427,8 +427,8 @@ describe('the REST API under a fuzzer', () => {
       ['POST to a GET route', 'POST', '/health', json({}), 404],
       ['DELETE on the call store', 'DELETE', '/calls', {}, 404],
       ['a bad percent escape in the path', 'GET', '/%zz', {}, 404],
-      ['a bad percent escape in a name', 'GET', '/function/%zz', {}, 400],
-      ['a 12 KB path', 'GET', `/function/${'a'.repeat(12_000)}`, {}, 400],
+      ['a bad percent escape in a name', 'GET', '/functions/%zz', {}, 400],
+      ['a 12 KB path', 'GET', `/functions/${'a'.repeat(12_000)}`, {}, 400],
     ];
     const failures: string[] = [];
     for (const [what, method, path, init, status] of cases) {
@@ -504,7 +504,7 @@ describe('the REST API under a fuzzer', () => {
       const a = await send('POST', `/registerFunction/node/${name}${q}`, init());
       const bad = refusal(a, what) ?? (a.status === status ? null : `${what}: ${a.status}, expected ${status}: ${a.text.slice(0, 200)}`);
       if (bad) failures.push(bad);
-      if ((await send('GET', `/function/${name}`)).status !== 404) failures.push(`${what}: function ${name} exists`);
+      if ((await send('GET', `/functions/${name}`)).status !== 404) failures.push(`${what}: function ${name} exists`);
     }
     expect(failures).toEqual([]);
   });
@@ -557,7 +557,7 @@ describe('a corpus of crafted archives', () => {
       else if (a.status !== 400) failures.push(`${item.what}: ${a.status} ${a.text.slice(0, 200)}`);
       else if (!/^bad archive: /.test(String(a.json?.error)) || (item.error && !item.error.test(String(a.json?.error))))
         failures.push(`${item.what}: unexpected reason: ${String(a.json?.error).slice(0, 300)}`);
-      if ((await send('GET', `/function/${name}`)).status !== 404) failures.push(`${item.what}: function ${name} was stored`);
+      if ((await send('GET', `/functions/${name}`)).status !== 404) failures.push(`${item.what}: function ${name} was stored`);
     }
     expect(failures).toEqual([]);
     expect((await http<string[]>('GET', `${p.api}/functions`)).body).toEqual(['echo']);

@@ -108,8 +108,8 @@ it('matches the real responses of a running platform', async () => {
   );
   await call('GET', '/functions', '/functions');
   await call('GET', '/functions?detail=true', '/functions');
-  await call('GET', '/function/echo', '/function/{target}');
-  await call('POST', '/function/echo/rollback', '/function/{name}/rollback', {});
+  await call('GET', '/functions/echo', '/functions/{name}');
+  await call('POST', '/functions/echo/rollback', '/functions/{name}/rollback', {});
 
   // calls, every form
   const accepted = await call('POST', '/invokeFunction', '/invokeFunction', { funcName: 'echo', params: { n: 1 } });
@@ -156,8 +156,8 @@ it('matches the real responses of a running platform', async () => {
   expectDocumented('GET', '/', { status: page.status, body: await page.text(), headers: page.headers }, 'text/html');
 
   // deletions last
-  await call('DELETE', '/function/echo', '/function/{target}');
-  await call('DELETE', '/function/echo', '/function/{target}');
+  await call('DELETE', '/functions/echo', '/functions/{name}');
+  await call('DELETE', '/functions/echo', '/functions/{name}');
   await call('DELETE', '/runtime/node2', '/runtime/{name}');
 
   // Every operation of the document was exercised at least once, except the event stream (next test).

@@ -3,7 +3,7 @@
 import { api } from './api.js';
 import { $, ago, fillTable, h, ms, tile } from './dom.js';
 
-const versionsSeen = new Map(); // function -> {version, count}: GET /function/:name only when it changed
+const versionsSeen = new Map(); // function -> {version, count}: GET /functions/:name only when it changed
 
 const counts = (obj) =>
   Object.entries(obj || {})
@@ -43,7 +43,7 @@ function nodeRows(nodes) {
 async function versionCount(fn) {
   const seen = versionsSeen.get(fn.functionName);
   if (seen && seen.version === fn.version) return seen.count;
-  const detail = await api(`/function/${encodeURIComponent(fn.functionName)}`);
+  const detail = await api(`/functions/${encodeURIComponent(fn.functionName)}`);
   const count = detail.versions.length;
   versionsSeen.set(fn.functionName, { version: fn.version, count });
   return count;

@@ -1,5 +1,6 @@
 // registerFunction's settings without Docker: the forms people write read into stored numbers, and each
-// refused setting answered 400 with what was expected, through the API's one error responder.
+// refused setting answered 400 with what was expected, through the API's one error responder; and the
+// management routes under the plural /functions/NAME (the singular is the function's own web path).
 import express from 'express';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
@@ -17,7 +18,16 @@ describe('settingsFrom', () => {
     expect(settingsFrom(req({ memory: '128m', timeout: '1m30s' }))).toMatchObject({ memory: 128, timeout: 90 });
     expect(settingsFrom(req({}, { memory: '1Gi', timeout: '2m' }))).toMatchObject({ memory: 1024, timeout: 120 });
     expect(settingsFrom(req({ memory: '64' }, { memory: '128MB' }))).toMatchObject({ memory: 128 }); // fields win
-    expect(settingsFrom(req({}))).toEqual({ timeout: 30, memory: 256, cpus: 1, pids: 128, network: false, retry: true, env: {} });
+    expect(settingsFrom(req({}))).toEqual({
+      timeout: 30,
+      memory: 256,
+      cpus: 1,
+      pids: 128,
+      network: false,
+      retry: true,
+      env: {},
+      public: false,
+    });
   });
 
   it('reads the other settings as before', () => {
@@ -44,7 +54,25 @@ describe('settingsFrom', () => {
       concurrency: 3,
       handler: 'lib/main.run',
       env: { A: '1', B: '2', C: 'true' },
+      public: false,
     });
+  });
+
+  it('reads the web settings: format, public and rateLimit', () => {
+    expect(settingsFrom(req({ format: 'lambda', public: 'true', rateLimit: '200' }))).toMatchObject({
+      format: 'lambda',
+      public: true,
+      rateLimit: 200,
+    });
+    expect(settingsFrom(req({}, { format: 'auto', public: 'no', rateLimit: '100000' }))).toMatchObject({
+      format: 'auto',
+      public: false,
+      rateLimit: 100000,
+    });
+    for (const format of ['json', 'lambda-v1', 'openwhisk', 'openfaas', 'gcf']) expect(settingsFrom(req({ format })).format).toBe(format);
+    const unset = settingsFrom(req({}));
+    expect(unset.format).toBeUndefined();
+    expect(unset.rateLimit).toBeUndefined();
   });
 });
 
@@ -100,6 +128,11 @@ describe('POST /registerFunction with a bad setting', () => {
     ['env', 'NOEQUALS', 'env: expected KEY=VALUE (repeatable) or a JSON object such as {"KEY": "VALUE"}, got "NOEQUALS"'],
     ['env', '1BAD=x', 'env: expected a KEY of letters, digits and _, not starting with a digit, got "1BAD"'],
     ['env', '{"A": {"b": 1}}', 'env: expected the value of "A" to be a string, number or boolean, got {"b":1}'],
+    ['format', 'soap', 'format: expected one of auto, json, lambda, lambda-v1, openwhisk, openfaas, gcf (unset: auto), got "soap"'],
+    ['public', 'sometimes', 'public: expected true or false (or 1/0, yes/no), got "sometimes"'],
+    ['rateLimit', '0', 'rateLimit: expected a whole number of web requests per second from 1 to 100000 (unset: 50), got "0"'],
+    ['rateLimit', '2.5', 'rateLimit: expected a whole number of web requests per second from 1 to 100000 (unset: 50), got "2.5"'],
+    ['rateLimit', '100001', 'rateLimit: expected a whole number of web requests per second from 1 to 100000 (unset: 50), got "100001"'],
   ];
   for (const [name, value, message] of cases) {
     it(`${name}=${value}: 400 saying what was expected`, async () => {
@@ -118,5 +151,66 @@ describe('POST /registerFunction with a bad setting', () => {
         ['timeout', '60'],
       ]),
     ).toMatchObject({ status: 400, error: expect.stringMatching(/^invalid function settings: timeout: expected .*, got \["30","60"\]$/) });
+  });
+});
+
+describe('the management routes under /functions/NAME', () => {
+  let server: Server;
+  let base: string;
+  const meta = { functionName: 'fn', runtimeName: 'node', version: 2, digest: 'd'.repeat(64), size: 1, format: 'tar.gz' };
+  const db = {
+    request: async (type: string, content: { name?: string; version?: number }) => {
+      if (content.name !== 'fn') return type === 'deleteFunction' ? { deleted: false } : null;
+      if (type === 'getFunction') return meta;
+      if (type === 'listVersions') return [1, 2].map((version) => ({ ...meta, version, createdAt: 'then' }));
+      if (type === 'setCurrentVersion') return content.version === 1 ? { ...meta, version: 1 } : null;
+      if (type === 'deleteFunction') return { deleted: true };
+      throw new Error(`unexpected DB request ${type}`);
+    },
+  } as unknown as DbClient;
+
+  beforeAll(async () => {
+    const app = express();
+    app.use(express.json());
+    app.use(functionsRouter(db));
+    app.use((_req, res) => void res.status(404).json({ error: 'no route' }));
+    app.use(errorResponder(pino({ level: 'silent' })));
+    server = app.listen(0, '127.0.0.1');
+    await new Promise((ok) => server.once('listening', ok));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((ok) => server.close(() => ok())));
+
+  const send = async (method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> => {
+    const r = await fetch(`${base}${path}`, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: r.status, body: await r.json() };
+  };
+
+  it('describes, rolls back and deletes a function', async () => {
+    expect(await send('GET', '/functions/fn')).toMatchObject({
+      status: 200,
+      body: { version: 2, versions: [{ version: 1 }, { version: 2 }] },
+    });
+    expect(await send('POST', '/functions/fn/rollback', {})).toMatchObject({ status: 200, body: { version: 1 } });
+    expect(await send('POST', '/functions/fn/rollback', { version: 5 })).toEqual({
+      status: 404,
+      body: { error: 'function fn has no version 5' },
+    });
+    expect(await send('DELETE', '/functions/fn')).toEqual({ status: 200, body: { deleted: 'fn' } });
+    expect(await send('GET', '/functions/nope')).toEqual({ status: 404, body: { error: 'function nope not found' } });
+    expect(await send('DELETE', '/functions/nope')).toEqual({ status: 404, body: { error: 'function nope not found' } });
+  });
+
+  it('leaves the singular /function/NAME to the web path', async () => {
+    for (const [method, path] of [
+      ['GET', '/function/fn'],
+      ['DELETE', '/function/fn'],
+      ['POST', '/function/fn/rollback'],
+    ] as const)
+      expect(await send(method, path, method === 'POST' ? {} : undefined)).toEqual({ status: 404, body: { error: 'no route' } });
   });
 });

@@ -1,5 +1,6 @@
 // POST /registerFunction/:runtime/:funcName (multipart field `module`), GET /functions,
-// GET /function/:name, DELETE /function/:name, POST /function/:name/rollback
+// GET /functions/:name, DELETE /functions/:name, POST /functions/:name/rollback
+// (the singular /function/NAME/... is the function's own web path: handlers/web.ts)
 import { Router, type Request, type RequestHandler } from 'express';
 import multer from 'multer';
 import { createHash } from 'node:crypto';
@@ -51,6 +52,15 @@ const readBool = (v: unknown): Reading<boolean> => {
 const readPolicy = (v: unknown): Reading<Policy> => {
   const r = PolicySchema.safeParse(v);
   return r.success ? { ok: true, value: r.data } : refuse(`one of ${POLICIES.join(', ')} (unset: the node's policy)`, v);
+};
+
+// The calling conventions the stored schema knows, so the two cannot disagree.
+const FormatSchema = FunctionSettingsSchema.shape.format.unwrap();
+const FORMATS = FormatSchema.options;
+type Format = (typeof FORMATS)[number];
+const readFormat = (v: unknown): Reading<Format> => {
+  const r = FormatSchema.safeParse(v);
+  return r.success ? { ok: true, value: r.data } : refuse(`one of ${FORMATS.join(', ')} (unset: auto)`, v);
 };
 
 // The stored schema's own check, so the handler and the store cannot disagree on what a handler may be.
@@ -128,15 +138,24 @@ const SettingsInputSchema = z
     concurrency: setting(readNumber(`a whole number of calls from ${L.concurrency.min} to ${L.concurrency.max}`, L.concurrency, true)),
     handler: setting(readHandler),
     env: setting(readEnv),
+    format: setting(readFormat),
+    public: setting(readBool),
+    rateLimit: setting(
+      readNumber(
+        `a whole number of web requests per second from ${L.rateLimit.min} to ${L.rateLimit.max} (unset: ${L.rateLimit.default})`,
+        L.rateLimit,
+        true,
+      ),
+    ),
   })
   .passthrough();
 
 export function settingsFrom(req: Request): FunctionSettings {
   const raw = parse(SettingsInputSchema, { ...(req.query as object), ...(req.body as object) }, 'function settings');
-  const { env, timeout, memory, cpus, pids, policy, network, retry, concurrency, handler } = raw;
+  const { env, timeout, memory, cpus, pids, policy, network, retry, concurrency, handler, format, rateLimit } = raw;
   return parse(
     FunctionSettingsSchema,
-    { timeout, memory, cpus, pids, policy, network, retry, concurrency, handler, env },
+    { timeout, memory, cpus, pids, policy, network, retry, concurrency, handler, env, format, public: raw.public, rateLimit },
     'function settings',
   );
 }
@@ -195,7 +214,7 @@ export function functionsRouter(db: DbClient): Router {
   );
 
   r.get(
-    '/function/:name',
+    '/functions/:name',
     wrap(async (req, res) => {
       const name = parse(nameSchema, req.params.name, 'function name');
       const fn = await db.request('getFunction', { name });
@@ -206,7 +225,7 @@ export function functionsRouter(db: DbClient): Router {
   );
 
   r.post(
-    '/function/:name/rollback',
+    '/functions/:name/rollback',
     wrap(async (req, res) => {
       const name = parse(nameSchema, req.params.name, 'function name');
       const body = parse(z.object({ version: z.number().int().min(1).optional() }).default({}), req.body ?? {}, 'rollback');
@@ -220,7 +239,7 @@ export function functionsRouter(db: DbClient): Router {
   );
 
   r.delete(
-    '/function/:name',
+    '/functions/:name',
     wrap(async (req, res) => {
       const name = parse(nameSchema, req.params.name, 'function name');
       const { deleted } = await db.request('deleteFunction', { name });

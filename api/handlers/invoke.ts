@@ -1,15 +1,15 @@
 // POST /invokeFunction ({funcName, params}; `wait` in the body or query answers with the finished call,
 // `wait: N` waits at most N seconds)
-// POST /function/:funcName (params are the JSON body; answers with the result itself, 5xx on failure)
-import express, { Router } from 'express';
+// (the function's own web path, /function/:name/..., is in web.ts)
+import { Router } from 'express';
 import { z } from 'zod';
-import { nameSchema, type CallOutcome, type FunctionMeta } from '../../common/model.js';
+import { nameSchema, type FunctionMeta } from '../../common/model.js';
 import type { DbClient } from '../../db/client.js';
 import { withOutcome, type Calls } from '../calls.js';
-import { checkParams, HttpError, parse, wrap } from '../http.js';
+import { checkParams, parse, wrap } from '../http.js';
 
 // "name" or "name@version"
-const targetSchema = z
+export const targetSchema = z
   .string()
   .regex(/^[^@]+(@\d+)?$/, 'must be NAME or NAME@VERSION')
   .transform((s, ctx) => {
@@ -62,46 +62,5 @@ export function invokeRouter(db: DbClient, calls: Calls): Router {
     }),
   );
 
-  r.post(
-    '/function/:target',
-    express.json({ limit: '1mb', strict: false, type: () => true }),
-    wrap(async (req, res) => {
-      const target = parse(targetSchema, req.params.target, 'function name');
-      const params: unknown =
-        req.body === undefined ||
-        (typeof req.body === 'object' &&
-          req.body !== null &&
-          Object.keys(req.body as object).length === 0 &&
-          !req.headers['content-length'])
-          ? {}
-          : req.body;
-      checkParams(params);
-      const { call, fn } = await calls.invoke(target.name, params, target.version, { redundant: isTrue(req.query.redundant) });
-      res.setHeader('X-Zfaas-Call', String(call.callNum));
-      const outcome = await calls.waiters.wait(call.callNum, waitBudgetMs(fn));
-      sendOutcome(res, call.callNum, outcome);
-    }),
-  );
-
   return r;
-}
-
-function sendOutcome(res: express.Response, callNum: number, o: CallOutcome | null): void {
-  if (!o) throw new HttpError(504, `call ${callNum} has not finished yet; poll GET /call/${callNum}`);
-  res.setHeader('X-Zfaas-Status', o.status);
-  if (o.status === 'DONE') {
-    let json = false;
-    try {
-      JSON.parse(o.result);
-      json = o.result.trim() !== '';
-    } catch {
-      json = false;
-    }
-    res
-      .status(200)
-      .type(json ? 'application/json' : 'text/plain')
-      .send(o.result);
-    return;
-  }
-  res.status(o.status === 'TIMEOUT' ? 504 : 500).json({ error: o.error ?? o.status, status: o.status, callNum });
 }

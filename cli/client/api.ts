@@ -143,7 +143,7 @@ export class ApiClient {
   }
 
   async fn(name: string): Promise<FunctionDetail> {
-    return (await this.send('GET', `/function/${enc(name)}`, FunctionDetailSchema)).data;
+    return (await this.send('GET', `/functions/${enc(name)}`, FunctionDetailSchema)).data;
   }
 
   /** Returns null when the function does not exist (any other failure still throws). */
@@ -182,12 +182,12 @@ export class ApiClient {
 
   async rollback(name: string, version?: number): Promise<FunctionMeta> {
     return (
-      await this.send('POST', `/function/${enc(name)}/rollback`, FunctionMetaSchema, { json: version === undefined ? {} : { version } })
+      await this.send('POST', `/functions/${enc(name)}/rollback`, FunctionMetaSchema, { json: version === undefined ? {} : { version } })
     ).data;
   }
 
   async deleteFunction(name: string): Promise<void> {
-    await this.send('DELETE', `/function/${enc(name)}`, DeletedSchema);
+    await this.send('DELETE', `/functions/${enc(name)}`, DeletedSchema);
   }
 
   // --- calls -----------------------------------------------------------------------------------------

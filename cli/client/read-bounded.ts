@@ -5,6 +5,16 @@ import type { Readable } from 'node:stream';
 import { UsageError, errText } from './errors.js';
 
 export async function readBounded(source: string | Readable, limitBytes: number, what: string): Promise<string> {
+  return (await readBoundedBytes(source, limitBytes, what)).toString('utf8');
+}
+
+// The bytes as they are (a binary body); `most` says whose limit it is.
+export async function readBoundedBytes(
+  source: string | Readable,
+  limitBytes: number,
+  what: string,
+  most = 'the most the API takes',
+): Promise<Buffer> {
   const stream = typeof source === 'string' ? createReadStream(source) : source;
   const chunks: Buffer[] = [];
   let size = 0;
@@ -12,7 +22,7 @@ export async function readBounded(source: string | Readable, limitBytes: number,
     for await (const c of stream) {
       const b = typeof c === 'string' ? Buffer.from(c) : (c as Buffer);
       size += b.length;
-      if (size > limitBytes) throw new UsageError(`${what} is larger than ${limitBytes / (1024 * 1024)} MiB, the most the API takes`);
+      if (size > limitBytes) throw new UsageError(`${what} is larger than ${limitBytes / (1024 * 1024)} MiB, ${most}`);
       chunks.push(b);
     }
   } catch (e) {
@@ -21,5 +31,5 @@ export async function readBounded(source: string | Readable, limitBytes: number,
   } finally {
     if (typeof source === 'string') stream.destroy();
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
 }

@@ -1,13 +1,53 @@
 // The files `zfaas init` writes: the smallest function that deploys and runs as is on the built-in
-// runtimes (no dependencies to fetch, since containers have no network).
+// runtimes (no dependencies to fetch, since containers have no network). `node` and `python` are
+// zfaas's own form (params in, a value out); `lambda`, `openwhisk`, `openfaas` and `gcf` are a web
+// hello-world in that platform's own convention (protocol/loader.ts, "Web calls"), with a zfaas.json
+// telling `zfaas deploy` the runtime, format and handler that load it (runtimes/node/loader.js).
 
 export type TemplateRuntime = 'node' | 'python';
 export const TEMPLATE_RUNTIMES: readonly TemplateRuntime[] = ['node', 'python'];
 
-export function templateFiles(name: string, runtime: TemplateRuntime): Record<string, string> {
-  if (runtime === 'node') {
-    return {
-      'index.js': `'use strict';
+export type Template = TemplateRuntime | 'lambda' | 'openwhisk' | 'openfaas' | 'gcf';
+export const TEMPLATES: readonly Template[] = ['node', 'python', 'lambda', 'openwhisk', 'openfaas', 'gcf'];
+
+/** The runtime a template's code is written for. */
+export const templateRuntime = (t: Template): TemplateRuntime => (t === 'python' ? 'python' : 'node');
+
+/** Whether the template answers web requests in a platform's own form (then invoke it with --path). */
+export const isWebTemplate = (t: Template): boolean => t !== 'node' && t !== 'python';
+
+// Every template leaves zfaas.json out of the archive: it is for `zfaas deploy`, not for the function.
+const NODE_IGNORE = `# Left out of the archive by "zfaas deploy" (gitignore-like patterns).
+# Containers have no network: dependencies travel in the archive, so node_modules is NOT ignored.
+.git/
+.env
+*.log
+test/
+/zfaas.json
+`;
+
+const PYTHON_IGNORE = `# Left out of the archive by "zfaas deploy" (gitignore-like patterns).
+.git/
+.env
+.venv/
+__pycache__/
+*.pyc
+tests/
+/zfaas.json
+`;
+
+const json = (v: unknown): string => `${JSON.stringify(v, null, 2)}\n`;
+const packageJson = (name: string, main: string): string => json({ name, version: '1.0.0', private: true, main });
+
+/** What `zfaas deploy` reads from a web template's zfaas.json (see cli/pack/defaults.ts). */
+const deployDefaults = (format: string, handler?: string): string =>
+  json(handler === undefined ? { runtime: 'node', format } : { runtime: 'node', format, handler });
+
+export function templateFiles(name: string, template: Template): Record<string, string> {
+  switch (template) {
+    case 'node':
+      return {
+        'index.js': `'use strict';
 // ${name}: a zfaas function. A call's params arrive as \`params\`; what it returns (or resolves to) is
 // the result. What it prints is kept as the call's logs ("zfaas logs CALL").
 module.exports = async (params) => {
@@ -16,35 +56,101 @@ module.exports = async (params) => {
   return { hello: name };
 };
 `,
-      'package.json': `${JSON.stringify({ name, version: '1.0.0', private: true, main: 'index.js' }, null, 2)}\n`,
-      '.zfaasignore': `# Left out of the archive by "zfaas deploy" (gitignore-like patterns).
-# Containers have no network: dependencies travel in the archive, so node_modules is NOT ignored.
-.git/
-.env
-*.log
-test/
-`,
-    };
-  }
-  return {
-    'handler.py': `# ${name}: a zfaas function. A call's params arrive as \`event\`; what it returns is the result
+        'package.json': packageJson(name, 'index.js'),
+        '.zfaasignore': NODE_IGNORE,
+      };
+
+    case 'python':
+      return {
+        'handler.py': `# ${name}: a zfaas function. A call's params arrive as \`event\`; what it returns is the result
 # (JSON-encoded). What it prints is kept as the call's logs ("zfaas logs CALL").
 def handler(event):
     name = (event or {}).get("name", "world")
     print(f"greeting {name}")
     return {"hello": name}
 `,
-    'requirements.txt': `# One package per line, installed once per version with pip into .deps.
+        'requirements.txt': `# One package per line, installed once per version with pip into .deps.
 # Containers have no network unless the function is deployed with --network:
 # otherwise vendor pure-python packages next to handler.py instead.
 `,
-    '.zfaasignore': `# Left out of the archive by "zfaas deploy" (gitignore-like patterns).
-.git/
-.env
-.venv/
-__pycache__/
-*.pyc
-tests/
-`,
+        '.zfaasignore': PYTHON_IGNORE,
+      };
+
+    case 'lambda':
+      return {
+        'index.mjs': `// ${name}: an AWS Lambda function (Node.js, ES module) behind an HTTP API. zfaas calls it with
+// format lambda: a web request arrives as an API Gateway event (payload 2.0) and the object returned
+// is the response. Invoked without a request (zfaas invoke ${name} name=ana), the event is the params.
+export const handler = async (event) => {
+  const name = event.queryStringParameters?.name ?? event.name ?? 'world';
+  console.log(\`greeting \${name}\`);
+  return {
+    statusCode: 200,
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ message: \`Hello, \${name}!\` }),
   };
+};
+`,
+        'package.json': packageJson(name, 'index.mjs'),
+        '.zfaasignore': NODE_IGNORE,
+        'zfaas.json': deployDefaults('lambda', 'index.handler'),
+      };
+
+    case 'openwhisk':
+      return {
+        'index.js': `// ${name}: an Apache OpenWhisk web action, a plain script whose main(args) is called. A web
+// request's query and body parameters arrive in args (with __ow_method, __ow_path, __ow_headers ...);
+// the object returned is the response. zfaas calls it with format openwhisk.
+function main(args) {
+  const name = args.name || 'stranger';
+  console.log(\`greeting \${name}\`);
+  return {
+    statusCode: 200,
+    headers: { 'Content-Type': 'text/plain; charset=utf-8' },
+    body: \`Hello, \${name}!\`,
+  };
+}
+`,
+        'package.json': packageJson(name, 'index.js'),
+        '.zfaasignore': NODE_IGNORE,
+        'zfaas.json': deployDefaults('openwhisk', 'index.main'),
+      };
+
+    case 'openfaas':
+      // No handler setting: package.json's main names handler.js, which exports the function itself.
+      return {
+        'handler.js': `'use strict';
+// ${name}: an OpenFaaS function as the node templates write it: handler.js exports (event, context);
+// event holds the request (method, path, query, headers, body) and context builds the response.
+// zfaas calls it with format openfaas; invoked without a request, the params are event.body.
+module.exports = async (event, context) => {
+  const name = (event.query && event.query.name) || (event.body && event.body.name) || 'world';
+  console.log(\`greeting \${name}\`);
+  return context
+    .status(200)
+    .headers({ 'Content-Type': 'application/json' })
+    .succeed({ message: \`Hello, \${name}!\` });
+};
+`,
+        'package.json': packageJson(name, 'handler.js'),
+        '.zfaasignore': NODE_IGNORE,
+        'zfaas.json': deployDefaults('openfaas'),
+      };
+
+    case 'gcf':
+      return {
+        'index.js': `'use strict';
+// ${name}: a Google Cloud Function (HTTP, Node.js): an Express-like (req, res) handler, exported under
+// its entry point's name. zfaas calls it with format gcf; the call ends when the response is sent.
+exports.hello = (req, res) => {
+  const name = req.query.name || (req.body && req.body.name) || 'World';
+  console.log(\`greeting \${name}\`);
+  res.status(200).set('Content-Type', 'text/plain; charset=utf-8').send(\`Hello, \${name}!\`);
+};
+`,
+        'package.json': packageJson(name, 'index.js'),
+        '.zfaasignore': NODE_IGNORE,
+        'zfaas.json': deployDefaults('gcf', 'index.hello'),
+      };
+  }
 }

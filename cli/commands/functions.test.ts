@@ -21,6 +21,15 @@ describe('deploy settings', () => {
     ]);
   });
 
+  it('sends --format, --public and --rate-limit as the fields format, public and rateLimit', () => {
+    expect(settingsFields({ format: 'lambda', public: true, rateLimit: 200, retry: true })).toEqual([
+      ['format', 'lambda'],
+      ['public', 'true'],
+      ['rateLimit', '200'],
+    ]);
+    expect(settingsFields({ public: false, retry: true })).toEqual([]);
+  });
+
   async function deploy(...flags: string[]): Promise<{ code: number; notes: string[]; fetched: boolean }> {
     const notes: string[] = [];
     let code = 0;

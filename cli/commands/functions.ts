@@ -1,9 +1,10 @@
 // deploy, functions, function NAME, rollback, delete
 import { Option, type Command } from 'commander';
-import { POLICIES, type FunctionMeta } from '../../common/model.js';
+import { FunctionSettingsSchema, POLICIES, SETTING_LIMITS, type FunctionMeta } from '../../common/model.js';
 import { MEMORY_EXPECTED, TIMEOUT_EXPECTED, readMemory, readTimeout, type Reading } from '../../common/units.js';
 import { UsageError } from '../client/errors.js';
 import { ago, bytes } from '../client/format.js';
+import { withDeployDefaults } from '../pack/defaults.js';
 import { guessRuntime, loadUpload } from '../pack/deploy.js';
 import { act, clientCommand, collect, examples, positiveInt, positiveNumber, type Deps } from './common.js';
 
@@ -19,8 +20,15 @@ interface DeployOpts {
   network?: boolean;
   retry: boolean;
   concurrency?: number;
+  format?: string;
+  public?: boolean;
+  rateLimit?: number;
   json?: boolean;
 }
+
+// The calling conventions the API stores (--format's choices).
+const FORMATS = FunctionSettingsSchema.shape.format.unwrap().options;
+const RATE = SETTING_LIMITS.rateLimit;
 
 const ENV_RE = /^[A-Za-z_][A-Za-z0-9_]*=/;
 
@@ -44,12 +52,18 @@ export function settingsFields(o: DeployOpts): Array<[string, string]> {
   if (o.network) f.push(['network', 'true']);
   if (!o.retry) f.push(['retry', 'false']);
   if (o.concurrency !== undefined) f.push(['concurrency', String(o.concurrency)]);
+  if (o.format !== undefined) f.push(['format', o.format]);
+  if (o.public) f.push(['public', 'true']);
+  if (o.rateLimit !== undefined) f.push(['rateLimit', String(o.rateLimit)]);
   for (const e of o.env ?? []) {
     if (!ENV_RE.test(e)) throw new UsageError(`invalid --env "${e}": expected KEY=VALUE with KEY made of letters, digits and _`);
     f.push(['env', e]);
   }
   return f;
 }
+
+const publicLine = (f: FunctionMeta): string =>
+  f.settings.public ? `yes: its web path answers without the token, at most ${f.settings.rateLimit ?? RATE.default} requests/s` : 'no';
 
 const settingsLine = (f: FunctionMeta): string =>
   `timeout ${f.settings.timeout}s, memory ${f.settings.memory} MiB, cpus ${f.settings.cpus}, policy ${f.settings.policy ?? 'node default'}${f.settings.concurrency ? `, at most ${f.settings.concurrency} at once` : ''}`;
@@ -81,14 +95,25 @@ export function functionCommands(p: Command, deps: Deps): void {
         'at most this many calls of it running at once across the cluster (default: no limit)',
         positiveInt('--concurrency'),
       )
+      .addOption(
+        new Option('--format <format>', 'calling convention of its handler (default: auto, told from the handler)').choices([...FORMATS]),
+      )
+      .option('--public', 'its web path (/function/NAME/...) answers without the API token (off by default)')
+      .option(
+        '--rate-limit <n>',
+        `web requests per second it takes when public, ${RATE.min} to ${RATE.max} (default ${RATE.default})`,
+        positiveInt('--rate-limit'),
+      )
       .option('--json', 'print the new version as JSON'),
     [
       'zfaas deploy hello ./hello --runtime node',
       'zfaas deploy dice ../runtimes/python/dice/python.tar.gz --runtime pythonruntime --timeout 10s --memory 128m',
       'zfaas deploy hello ./hello --env GREETING=hi --env LANG=es --policy function',
+      'zfaas deploy api ./api --format lambda --public --rate-limit 200',
     ],
   ).action(
     act(deps, async (name: string, path: string, o: DeployOpts, cmd: Command) => {
+      o = await withDeployDefaults(path, o); // DIR/zfaas.json's runtime, format, handler, ...: where no flag was given
       const fields = settingsFields(o);
       // Local problems (missing path, not an archive) are reported before anything is asked of the API.
       const up = await loadUpload(path, name);
@@ -149,6 +174,8 @@ export function functionCommands(p: Command, deps: Deps): void {
         ['version', String(f.version)],
         ['settings', settingsLine(f)],
         ['handler', f.settings.handler ?? '(default)'],
+        ['format', f.settings.format ?? 'auto'],
+        ['public', publicLine(f)],
         ['network', f.settings.network ? 'allowed' : 'none'],
         ['env', env.length ? env.join(', ') : '(none)'],
         ['digest', f.digest],

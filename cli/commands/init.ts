@@ -1,10 +1,19 @@
-// init NAME --runtime node|python: a function folder that deploys as is
+// init NAME --template node|python|lambda|openwhisk|openfaas|gcf (or --runtime node|python): a function
+// folder that deploys as is; the platform templates also write the zfaas.json `zfaas deploy` reads.
 import { Option, type Command } from 'commander';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { NAME_RE } from '../../common/model.js';
 import { CliError, UsageError } from '../client/errors.js';
-import { TEMPLATE_RUNTIMES, templateFiles, type TemplateRuntime } from '../client/templates.js';
+import {
+  TEMPLATE_RUNTIMES,
+  TEMPLATES,
+  isWebTemplate,
+  templateFiles,
+  templateRuntime,
+  type Template,
+  type TemplateRuntime,
+} from '../client/templates.js';
 import { act, clientCommand, examples, type Deps } from './common.js';
 
 async function isEmptyOrMissing(dir: string): Promise<boolean> {
@@ -16,33 +25,61 @@ async function isEmptyOrMissing(dir: string): Promise<boolean> {
   }
 }
 
+/** The template --template and --runtime ask for together; a usage error when they disagree or both are missing. */
+export function chooseTemplate(o: { template?: Template; runtime?: TemplateRuntime }): Template {
+  if (o.template === undefined && o.runtime === undefined)
+    throw new UsageError(`give --template (${TEMPLATES.join(', ')}) or --runtime (${TEMPLATE_RUNTIMES.join(', ')})`);
+  const template = o.template ?? o.runtime ?? 'node';
+  if (o.runtime !== undefined && templateRuntime(template) !== o.runtime)
+    throw new UsageError(`--template ${template} is written for the ${templateRuntime(template)} runtime, not ${o.runtime}`);
+  return template;
+}
+
 export function initCommand(p: Command, deps: Deps): void {
   const { out } = deps;
   examples(
-    clientCommand(p, 'init <name>', 'create a function folder (handler, dependency file, .zfaasignore) ready to deploy')
+    clientCommand(
+      p,
+      'init <name>',
+      "create a function folder ready to deploy: zfaas's own form (node, python) or a platform's (lambda, openwhisk, openfaas, gcf)",
+    )
       .addOption(
-        new Option('-r, --runtime <runtime>', 'the built-in runtime it is written for')
-          .choices([...TEMPLATE_RUNTIMES])
-          .makeOptionMandatory(),
+        new Option(
+          '-t, --template <template>',
+          "what to write: node or python (params in, a value out), or a web hello-world in a platform's own form, node runtime",
+        ).choices([...TEMPLATES]),
       )
-      .option('-d, --dir <dir>', 'where to create it (default ./NAME)'),
+      .addOption(
+        new Option('-r, --runtime <runtime>', 'the built-in runtime: same as --template node or python').choices([...TEMPLATE_RUNTIMES]),
+      )
+      .option('-d, --dir <dir>', 'where to create it (default ./NAME)')
+      .addHelpText(
+        'after',
+        '\nTemplates lambda, openwhisk, openfaas and gcf also write zfaas.json, the defaults "zfaas deploy DIR" reads\n(runtime, format, handler; flags given to deploy win), and answer web requests: invoke them with\n--path, -q, -H or -d (see "zfaas invoke --help").',
+      ),
     [
       'zfaas init hello --runtime node && zfaas deploy hello ./hello && zfaas invoke hello name=ana',
-      'zfaas init greet --runtime python --dir functions/greet',
+      'zfaas init greet --template python --dir functions/greet',
+      'zfaas init api --template lambda && zfaas deploy api ./api && zfaas invoke api -q name=ana -i',
+      'zfaas init action --template openwhisk   # also: openfaas, gcf',
     ],
   ).action(
-    act(deps, async (name: string, o: { runtime: TemplateRuntime; dir?: string }) => {
+    act(deps, async (name: string, o: { template?: Template; runtime?: TemplateRuntime; dir?: string }) => {
       if (!NAME_RE.test(name))
         throw new UsageError(`invalid name "${name}": use letters, digits, ".", "_" or "-", starting with a letter or digit`);
+      const template = chooseTemplate(o);
       const dir = o.dir ?? name;
       if (!(await isEmptyOrMissing(dir))) throw new CliError(`${dir} already exists and is not empty`);
       await mkdir(dir, { recursive: true });
-      const files = templateFiles(name, o.runtime);
+      const files = templateFiles(name, template);
       for (const [f, text] of Object.entries(files)) await writeFile(join(dir, f), text, { flag: 'wx' });
       const shown = relative(process.cwd(), dir) || '.';
-      out.print(`created ${shown}/ (${o.runtime}): ${Object.keys(files).join(', ')}`);
+      const arg = shown.startsWith('.') || shown.startsWith('/') ? shown : `./${shown}`;
+      out.print(`created ${shown}/ (${template}): ${Object.keys(files).join(', ')}`);
       out.note(
-        `next:\n  zfaas deploy ${name} ${shown.startsWith('.') || shown.startsWith('/') ? shown : `./${shown}`} --runtime ${o.runtime}\n  zfaas invoke ${name} name=ana`,
+        isWebTemplate(template)
+          ? `next:\n  zfaas deploy ${name} ${arg}   # runtime, format and handler from zfaas.json\n  zfaas invoke ${name} -q name=ana -i`
+          : `next:\n  zfaas deploy ${name} ${arg} --runtime ${templateRuntime(template)}\n  zfaas invoke ${name} name=ana`,
       );
     }),
   );

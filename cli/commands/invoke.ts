@@ -1,13 +1,15 @@
 // invoke NAME[@VERSION] [key=value ...] [-]: waits for the result and prints it; exit code tells the end.
+// With --method, --path, -q, -H or -d it is a web request to the function's own path instead (client/web.ts).
 import type { Command } from 'commander';
 import type { Call } from '../../common/model.js';
 import { EXIT, printable, UsageError } from '../client/errors.js';
 import { prettyResult } from '../client/format.js';
 import { readParams } from '../client/params.js';
+import { isWebForm, streamSink, webInvoke, type ByteSink, type WebFlags } from '../client/web.js';
 import { runBatch } from './batch.js';
-import { act, clientCommand, examples, type Deps } from './common.js';
+import { act, clientCommand, collect, examples, type Deps } from './common.js';
 
-interface InvokeOpts {
+interface InvokeOpts extends WebFlags {
   params?: string;
   file?: string;
   async?: boolean;
@@ -26,7 +28,29 @@ export function callExitCode(c: Call): number {
   return EXIT.CALL_PENDING;
 }
 
-export function invokeCommand(p: Command, deps: Deps): void {
+/** What the web form writes its answer to and sends with (tests give their own). */
+export interface WebIo {
+  stdout: ByteSink;
+  fetchFn: typeof fetch;
+}
+
+const defaultWebIo = (): WebIo => ({ stdout: streamSink(process.stdout), fetchFn: (input, init) => fetch(input, init) });
+
+// What the key=value form takes that a web request does not.
+function notWithWeb(words: string[], o: InvokeOpts): string[] {
+  const given: Array<[boolean, string]> = [
+    [words.length > 0, 'key=value words'],
+    [o.params !== undefined, '--params'],
+    [o.file !== undefined, '--file'],
+    [o.async === true, '--async'],
+    [o.batch !== undefined, '--batch'],
+    [o.json === true, '--json'],
+    [o.logs === true, '--logs'],
+  ];
+  return given.filter(([g]) => g).map(([, name]) => name);
+}
+
+export function invokeCommand(p: Command, deps: Deps, io: WebIo = defaultWebIo()): void {
   const { out } = deps;
   examples(
     clientCommand(p, 'invoke <function> [params...]', 'call a function (NAME or NAME@VERSION) and print its result')
@@ -39,9 +63,15 @@ export function invokeCommand(p: Command, deps: Deps): void {
         '-b, --batch <file>',
         'fan out: one call per params item of FILE (a JSON array or JSON lines; "-" for stdin), a progress bar, then a summary',
       )
+      .option('-X, --method <method>', 'web form: the HTTP method (default GET, POST with -d)')
+      .option('--path <path>', 'web form: the path below the function, e.g. /users/1 (default: its root)')
+      .option('-q, --query <key=value>', 'web form: a query parameter (repeatable)', collect)
+      .option('-H, --header <"Name: value">', 'web form: a request header (repeatable)', collect)
+      .option('-d, --data <data>', 'web form: the request body as is: text, @FILE, or @- for stdin')
+      .option('-i, --include', 'web form: print the status line and the headers before the body, as curl -i')
       .addHelpText(
         'after',
-        '\nParams: key=value pairs (values parsed as JSON when they are JSON, else strings), --params, --file,\nor stdin ("-", or piped in). With none of these the params are {}.\n\nWith --batch, the exit code is 3 when any call failed (4 when every failure was a TIMEOUT).\n\nExit codes: 0 DONE, 3 ERROR, 4 TIMEOUT, 5 not finished yet, 1 refused by the API, 2 bad usage, 69 API unreachable.',
+        '\nParams: key=value pairs (values parsed as JSON when they are JSON, else strings), --params, --file,\nor stdin ("-", or piped in). With none of these the params are {}.\n\nWith --batch, the exit code is 3 when any call failed (4 when every failure was a TIMEOUT).\n\nWeb form: with --method, --path, -q, -H or -d, invoke sends that HTTP request to the function\'s web\npath (/function/NAME[@VERSION]/PATH?QUERY), the way a Lambda, OpenWhisk, OpenFaaS or Cloud Functions\nhandler expects one, and prints the body of the response the function chose exactly as it came (no\nnewline added): exit 0 whatever its status. -d sends its bytes as they are, with no Content-Type unless\n-H gives one. The API token goes as Authorization: Bearer, unless -H gives an Authorization of its own.\n\nExit codes: 0 DONE, 3 ERROR, 4 TIMEOUT, 5 not finished yet, 1 refused by the API, 2 bad usage, 69 API unreachable.',
       ),
     [
       'zfaas invoke hello name=ana',
@@ -50,10 +80,28 @@ export function invokeCommand(p: Command, deps: Deps): void {
       'echo \'{"n": 3}\' | zfaas invoke fib',
       'zfaas invoke slow --async',
       'zfaas invoke resize --batch images.jsonl',
+      'zfaas invoke api --path /users/1 -q fields=name -i',
+      'zfaas invoke api -X PUT --path /users/1 -H "Content-Type: application/json" -d \'{"name":"ana"}\'',
+      'zfaas invoke thumbs --path /resize -H "Content-Type: image/png" -d @photo.png > thumb.png',
     ],
   ).action(
     act(deps, async (target: string, words: string[], o: InvokeOpts, cmd: Command) => {
       if (!TARGET_RE.test(target)) throw new UsageError(`invalid function "${target}": expected NAME or NAME@VERSION`);
+      if (isWebForm(o)) {
+        const others = notWithWeb(words, o);
+        if (others.length)
+          throw new UsageError(`a web request (--method, --path, -q, -H, -d) takes no ${others.join(', ')}: drop them, or the web flags`);
+        return webInvoke({
+          target,
+          flags: o,
+          stdin: deps.stdin,
+          config: () => deps.config(cmd),
+          fetchFn: io.fetchFn,
+          sink: io.stdout,
+          note: (t) => out.note(t),
+        });
+      }
+      if (o.include) throw new UsageError('-i shows the answer to a web request: add --path / (or --method, -q, -H, -d)');
       if (o.batch !== undefined) {
         if (words.length || o.params !== undefined || o.file !== undefined || o.async)
           throw new UsageError('--batch takes the params from its file: drop --params, --file, --async and key=value words');

@@ -196,11 +196,12 @@ export async function upload<T = unknown>(
   archive: Buffer,
   filename: string,
   fields: Record<string, string> = {},
+  headers: Record<string, string> = {},
 ): Promise<Reply<T>> {
   const form = new FormData();
   form.append('module', new Blob([new Uint8Array(archive)]), filename);
   for (const [k, v] of Object.entries(fields)) form.append(k, v);
-  return reply<T>(await fetch(url, { method: 'POST', body: form }));
+  return reply<T>(await fetch(url, { method: 'POST', body: form, headers }));
 }
 
 export interface CallView {

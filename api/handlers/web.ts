@@ -1,0 +1,185 @@
+// ANY /function/:name[@version][/sub/path] — the function as a plain web API, as the OpenFaaS gateway's
+// /function/NAME is: the function gets the request (method, path below the function, query, headers, body
+// as raw bytes) and chooses the response (status, headers, body) in its own platform's convention
+// (protocol/loader.ts). A function in the JSON contract gets a JSON body (or the query) as its params and
+// its result is the answer, as always. Hop-by-hop headers are handled as a proxy must (RFC 9110 7.6.1);
+// a body over the limit gets 413 before any container is used. A function deployed with public=true
+// answers without the API token, within its rate limit (429 with Retry-After past it).
+import express, { Router, type Request, type Response } from 'express';
+import type { CallOutcome, FunctionMeta } from '../../common/model.js';
+import { errText, type Logger } from '../../common/log.js';
+import type { HttpRequest } from '../../protocol/loader.js';
+import type { TokenCheck } from '../auth.js';
+import type { Calls } from '../calls.js';
+import { checkParams, HttpError, parse, wrap } from '../http.js';
+import { RateLimits } from '../rate-limits.js';
+import { targetSchema, waitBudgetMs } from './invoke.js';
+
+// AWS Lambda's limit for a synchronous request; the OpenFaaS gateway and OpenWhisk are in the same range.
+export const WEB_BODY_LIMIT = 6 * 1024 * 1024;
+const PARAMS_LIMIT = 1024 * 1024; // a JSON body becomes the params (and the call record) up to this size
+
+const HOP_BY_HOP = [
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+];
+const ERROR_OF_PROXYING = /^(malformed response|response too large|the loader sent)/;
+
+export interface WebDeps {
+  calls: Calls;
+  token?: TokenCheck; // unset: no token configured
+  log: Logger;
+}
+
+export function webRouter(d: WebDeps): Router {
+  const r = Router();
+  const limits = new RateLimits();
+  const raw = express.raw({ type: () => true, limit: WEB_BODY_LIMIT });
+
+  r.all(
+    /^\/function\/([^/]+)(\/.*)?$/,
+    wrap(async (req, res) => {
+      const params = req.params as Record<string, string | undefined>;
+      const target = parse(targetSchema, decodeURIComponent(params[0] ?? ''), 'function name');
+      // The token first: without it, a function that is not public does not exist for the caller.
+      const tokenOk = d.token ? d.token(req) : 'ok';
+      let def;
+      try {
+        def = await d.calls.resolveFunction(target.name, target.version);
+      } catch (e) {
+        if (tokenOk !== 'ok') return d.token!.refuse(req, res, tokenOk);
+        throw e;
+      }
+      const fn = def.fn;
+      if (!fn.settings.public && tokenOk !== 'ok') return d.token!.refuse(req, res, tokenOk);
+      if (fn.settings.public) {
+        const wait = limits.take(fn.functionName, fn.settings.rateLimit ?? 50);
+        if (wait > 0) {
+          res.setHeader('Retry-After', String(Math.ceil(wait / 1000)));
+          throw new HttpError(429, `function ${fn.functionName} takes at most ${fn.settings.rateLimit ?? 50} requests a second`);
+        }
+      }
+      await new Promise<void>((resolve, reject) => raw(req, res, (e?: unknown) => (e ? reject(e) : resolve())));
+      const body: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      const subPath = params[1] ?? '/';
+      const query = rawQuery(req);
+      const http: HttpRequest = {
+        method: req.method,
+        path: subPath,
+        query,
+        headers: forwardHeaders(req, !fn.settings.public),
+        body: body.toString('base64'),
+        sourceIp: req.socket.remoteAddress ?? '',
+      };
+      const callParams = paramsOf(req, body, fn);
+      checkParams(callParams);
+      const { call } = await d.calls.invokeResolved(def, callParams, {
+        redundant: isTrue(req.query.redundant),
+        http,
+        request: { method: req.method, path: subPath.slice(0, 2048), query: query.slice(0, 4096) },
+      });
+      res.setHeader('X-Zfaas-Call', String(call.callNum));
+      const outcome = await d.calls.waiters.wait(call.callNum, waitBudgetMs(fn));
+      answer(req, res, call.callNum, outcome, d.log);
+    }),
+  );
+  return r;
+}
+
+const isTrue = (v: unknown): boolean => v === 'true' || v === '1' || v === '';
+
+function rawQuery(req: Request): string {
+  const q = req.originalUrl.indexOf('?');
+  return q < 0 ? '' : req.originalUrl.slice(q + 1);
+}
+
+// The request's headers as the function gets them: names in lower case, repeated ones joined, hop-by-hop
+// ones and those the Connection header names left out, and the platform's own token kept from the code.
+function forwardHeaders(req: Request, dropAuthorization: boolean): Record<string, string> {
+  const named = String(req.headers.connection ?? '')
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter(Boolean);
+  const drop = new Set([...HOP_BY_HOP, ...named, ...(dropAuthorization ? ['authorization'] : [])]);
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (drop.has(name) || value === undefined) continue;
+    out[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return out;
+}
+
+// The params of a function in the JSON contract: a JSON body, else the query (a function in another
+// convention reads the request itself). A body sent as JSON must be JSON, as the JSON contract and the
+// Express-like platforms have it; a function whose format is not set explicitly may be in the JSON
+// contract, so its JSON bodies keep that contract's 1 MiB limit.
+function paramsOf(req: Request, body: Buffer, fn: FunctionMeta): unknown {
+  const format = fn.settings.format ?? 'auto';
+  const raw = format === 'lambda' || format === 'lambda-v1';
+  const sentAsJson =
+    /^application\/([\w.+-]*\+)?json\b/i.test(req.headers['content-type'] ?? '') || req.headers['content-type'] === undefined;
+  if (body.length > PARAMS_LIMIT) {
+    if ((format === 'auto' || format === 'json') && sentAsJson)
+      throw new HttpError(413, `a JSON body is at most 1 MiB for a function in the JSON contract (its format is ${format})`);
+  } else if (body.length > 0) {
+    try {
+      return JSON.parse(body.toString('utf8')) as unknown;
+    } catch (e) {
+      if (!raw && (format === 'json' || /json/i.test(req.headers['content-type'] ?? '')))
+        throw new HttpError(400, `bad JSON in request body: ${(e as Error).message}`);
+    }
+  }
+  const q: Record<string, string | string[]> = {};
+  for (const [k, v] of new URLSearchParams(rawQuery(req))) {
+    const had = q[k];
+    q[k] = had === undefined ? v : Array.isArray(had) ? [...had, v] : [had, v];
+  }
+  return q;
+}
+
+function answer(req: Request, res: Response, callNum: number, o: CallOutcome | null, log: Logger): void {
+  if (!o) throw new HttpError(504, `call ${callNum} has not finished yet; poll GET /call/${callNum}`);
+  res.setHeader('X-Zfaas-Status', o.status);
+  if (o.status === 'DONE' && o.response) {
+    const w = o.response;
+    for (const [name, value] of Object.entries(w.headers)) {
+      if (HOP_BY_HOP.includes(name) || name === 'content-length') continue;
+      try {
+        res.setHeader(name, value);
+      } catch (e) {
+        // The node checked every header; one Node still refuses is not sent, and said so.
+        log.warn({ callNum, header: name, err: errText(e) }, 'response header refused');
+      }
+    }
+    res.status(w.status);
+    const noBody = req.method === 'HEAD' || w.status === 204 || w.status === 304 || (w.status >= 100 && w.status < 200);
+    if (noBody || w.body === undefined) res.end();
+    else res.end(Buffer.from(w.body, 'base64'));
+    return;
+  }
+  if (o.status === 'DONE') {
+    let json = false;
+    try {
+      JSON.parse(o.result);
+      json = o.result.trim() !== '';
+    } catch {
+      json = false;
+    }
+    res
+      .status(200)
+      .type(json ? 'application/json' : 'text/plain')
+      .send(o.result);
+    return;
+  }
+  // The caller learns that the call failed and how to read it; the function's stack stays in the record.
+  const error = (o.error ?? o.status).split('\n')[0]!.slice(0, 500);
+  const status = o.status === 'TIMEOUT' ? 504 : ERROR_OF_PROXYING.test(o.error ?? '') ? 502 : 500;
+  res.status(status).json({ error, status: o.status, callNum });
+}

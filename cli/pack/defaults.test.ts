@@ -1,0 +1,197 @@
+// zfaas.json, a function folder's deploy defaults: read and checked (a bad one is a usage error naming the
+// file and what is wrong, before anything is sent), filled in under the flags (a flag given wins), and
+// what `zfaas deploy DIR` then sends.
+import { Command } from 'commander';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EXIT, UsageError } from '../client/errors.js';
+import type { Output } from '../client/output.js';
+import { makeDeps } from '../commands/common.js';
+import { registerClientCommands } from '../commands/index.js';
+import { DEFAULTS_FILE, parseDeployDefaults, readDeployDefaults, withDeployDefaults } from './defaults.js';
+
+let root: string;
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'zfaas-defaults-'));
+});
+afterAll(async () => root && rm(root, { recursive: true, force: true }));
+
+let n = 0;
+async function fnDir(zfaasJson?: string): Promise<string> {
+  const dir = join(root, `fn${++n}`);
+  await mkdir(dir);
+  await writeFile(join(dir, 'index.mjs'), 'export const handler = async () => ({ statusCode: 200, body: "hi" });\n');
+  if (zfaasJson !== undefined) await writeFile(join(dir, DEFAULTS_FILE), zfaasJson);
+  return dir;
+}
+
+const refusal = async (text: string): Promise<string> => {
+  const dir = await fnDir(text);
+  const e = await readDeployDefaults(dir).catch((x: unknown) => x);
+  expect(e).toBeInstanceOf(UsageError);
+  expect((e as UsageError).exitCode).toBe(EXIT.USAGE);
+  return (e as Error).message.replace(join(dir, DEFAULTS_FILE), 'zfaas.json');
+};
+
+describe('zfaas.json', () => {
+  it('reads every default, memory and timeout into what the flags take', async () => {
+    const dir = await fnDir(
+      JSON.stringify({
+        runtime: 'node',
+        format: 'lambda',
+        handler: 'index.handler',
+        policy: 'function',
+        memory: '1g',
+        timeout: '1m30s',
+        public: true,
+      }),
+    );
+    expect(await readDeployDefaults(dir)).toEqual({
+      runtime: 'node',
+      format: 'lambda',
+      handler: 'index.handler',
+      policy: 'function',
+      memory: '1024',
+      timeout: '90',
+      public: true,
+    });
+    expect(parseDeployDefaults({ memory: 128, timeout: 30 }, 'f')).toEqual({ memory: '128', timeout: '30' });
+    expect(parseDeployDefaults({}, 'f')).toEqual({});
+  });
+
+  it('has no defaults for an archive, a missing path or a folder without zfaas.json', async () => {
+    const dir = await fnDir();
+    expect(await readDeployDefaults(dir)).toEqual({});
+    expect(await readDeployDefaults(join(dir, 'index.mjs'))).toEqual({});
+    expect(await readDeployDefaults(join(root, 'nonexistent'))).toEqual({});
+  });
+
+  it('refuses a malformed file saying what is wrong', async () => {
+    expect(await refusal('{"runtime": "node",}')).toMatch(/^zfaas\.json is not valid JSON: /);
+    expect(await refusal('["node"]')).toBe(
+      'zfaas.json: expected a JSON object such as {"runtime": "node", "format": "lambda"}, got ["node"]',
+    );
+    expect(await refusal('{"memroy": 128}')).toBe(
+      'zfaas.json: unknown key "memroy" (it may hold runtime, format, handler, policy, memory, timeout, public)',
+    );
+    expect(await refusal('{"format": "azure"}')).toBe(
+      'zfaas.json: format: expected a calling convention: one of auto, json, lambda, lambda-v1, openwhisk, openfaas, gcf, got "azure"',
+    );
+    expect(await refusal('{"memory": "12x"}')).toBe(
+      'zfaas.json: memory: expected a size such as 128, 128m, 128Mi or 1g (16 MiB to 8 GiB), got "12x"',
+    );
+    expect(await refusal('{"timeout": 0}')).toMatch(/^zfaas\.json: timeout: expected a duration such as 30, .*, got 0$/);
+    expect(await refusal('{"public": "yes"}')).toBe('zfaas.json: public: expected true or false, got "yes"');
+    expect(await refusal('{"policy": "warm"}')).toBe(
+      'zfaas.json: policy: expected a preload policy: one of none, runtime, function, got "warm"',
+    );
+    expect(await refusal('{"runtime": "no such/runtime"}')).toBe(
+      'zfaas.json: runtime: expected a runtime name such as node or python, got "no such/runtime"',
+    );
+    expect(await refusal('{"handler": "index"}')).toBe(
+      'zfaas.json: handler: expected an entry point FILE.EXPORT such as index.handler, got "index"',
+    );
+    expect(await refusal('{"handler": "../up.handler"}')).toBe(
+      'zfaas.json: handler: expected an entry point FILE.EXPORT such as index.handler, got "../up.handler", which must name a file inside the function (no leading "/", no "..")',
+    );
+  });
+
+  it('refuses a zfaas.json that is not a readable file', async () => {
+    const dir = await fnDir();
+    await mkdir(join(dir, DEFAULTS_FILE));
+    await expect(readDeployDefaults(dir)).rejects.toThrow(/zfaas\.json is not a file$/);
+    const big = await fnDir(`{"runtime": "node", "x": "${'x'.repeat(70 * 1024)}"}`);
+    await expect(readDeployDefaults(big)).rejects.toThrow(/larger than 64 KiB/);
+  });
+
+  it('fills in what no flag gave; a flag given wins', async () => {
+    const dir = await fnDir(JSON.stringify({ runtime: 'node', format: 'lambda', handler: 'index.handler', memory: 256, public: true }));
+    const flags: { runtime?: string; memory?: string; format?: string; timeout?: string; retry: boolean } = {
+      runtime: undefined,
+      memory: '512m',
+      retry: true,
+    };
+    expect(await withDeployDefaults(dir, flags)).toEqual({
+      runtime: 'node',
+      format: 'lambda',
+      handler: 'index.handler',
+      memory: '512m',
+      public: true,
+      retry: true,
+    });
+    expect(await withDeployDefaults(dir, { format: 'json', handler: 'other.main', retry: false })).toMatchObject({
+      format: 'json',
+      handler: 'other.main',
+      retry: false,
+      runtime: 'node',
+    });
+    // An archive (or a missing path): the flags as they are.
+    expect(await withDeployDefaults(join(root, 'fn.tar.gz'), flags)).toEqual({ memory: '512m', retry: true });
+  });
+});
+
+describe('zfaas deploy DIR with a zfaas.json', () => {
+  async function deploy(dir: string, ...flags: string[]): Promise<{ code: number; notes: string[]; sent?: { url: string; body: string } }> {
+    const notes: string[] = [];
+    let code = 0;
+    let sent: { url: string; body: string } | undefined;
+    const out: Output = {
+      print: () => undefined,
+      note: (t) => void notes.push(t),
+      json: () => undefined,
+      table: () => undefined,
+      fields: () => undefined,
+      progress: () => undefined,
+    };
+    const p = new Command('zfaas');
+    registerClientCommands(
+      p,
+      makeDeps({
+        out,
+        env: { ZFAAS_CONFIG: join(root, 'no-config.json') },
+        stdin: Object.assign(Readable.from([]), { isTTY: true }),
+        fetchFn: async (url, init) => {
+          sent = { url: String(url), body: await new Response(init?.body).text() };
+          return new Response(JSON.stringify({ error: 'seen, not stored' }), { status: 400 });
+        },
+        setExitCode: (c) => {
+          code = c;
+        },
+      }),
+    );
+    await p.parseAsync(['deploy', 'web', dir, ...flags], { from: 'user' });
+    return { code, notes, sent };
+  }
+
+  const field = (body: string, name: string): string | undefined =>
+    new RegExp(`name="${name}"\\r\\n\\r\\n([^\\r]*)\\r\\n`).exec(body)?.[1] ?? undefined;
+
+  it("sends zfaas.json's runtime and settings, under the flags given", async () => {
+    const dir = await fnDir(JSON.stringify({ runtime: 'node', format: 'lambda', handler: 'index.handler', timeout: '10s', public: true }));
+    const r = await deploy(dir, '--timeout', '20');
+    expect(r.code).toBe(EXIT.FAILURE); // the fake API's refusal, after the upload was seen
+    expect(r.sent?.url).toBe('http://127.0.0.1:3000/registerFunction/node/web');
+    const body = r.sent?.body ?? '';
+    expect([field(body, 'format'), field(body, 'handler'), field(body, 'timeout'), field(body, 'public')]).toEqual([
+      'lambda',
+      'index.handler',
+      '20',
+      'true',
+    ]);
+    // zfaas.json named the runtime: nothing was guessed or looked up first.
+    expect(r.notes).toEqual(['zfaas: seen, not stored']);
+  });
+
+  it('refuses a malformed zfaas.json with exit 2, sending nothing', async () => {
+    const dir = await fnDir('{"format": "lamda"}');
+    const r = await deploy(dir);
+    expect(r.code).toBe(EXIT.USAGE);
+    expect(r.sent).toBeUndefined();
+    expect(r.notes).toEqual([
+      `zfaas: ${join(dir, DEFAULTS_FILE)}: format: expected a calling convention: one of auto, json, lambda, lambda-v1, openwhisk, openfaas, gcf, got "lamda"`,
+    ]);
+  });
+});
