@@ -269,8 +269,9 @@ export class Pool {
       const work = this.queue[i]!;
       const d = decide(this.table, {
         // Policy none runs the `run` command, which cannot answer a web request in a platform's form: a
-        // web call for a runtime with a loader gets a container of its own that is removed after it.
-        policy: work.http && work.policy === 'none' && work.runtime.loader ? 'function' : work.policy,
+        // web call of a function in another platform's convention gets a container of its own (a loader
+        // to answer it) that is removed after it.
+        policy: ownContainer(work) ? 'function' : work.policy,
         key: fnKey(work.fn.functionName, work.fn.version),
         runtime: work.runtime.name,
         stemsAllowed: !work.fn.settings.network,
@@ -282,7 +283,7 @@ export class Pool {
         continue;
       }
       this.queue.splice(i, 1);
-      if (work.http && work.policy === 'none' && work.runtime.loader) work.spend = true;
+      if (ownContainer(work)) work.spend = true;
       void this.serve(work, d);
     }
     this.replenish();
@@ -598,6 +599,12 @@ export class Pool {
 }
 
 class LoadFailed extends Error {}
+
+const ownContainer = (w: Work): boolean =>
+  w.http !== undefined &&
+  w.policy === 'none' &&
+  w.runtime.loader !== undefined &&
+  !['auto', 'json'].includes(w.fn.settings.format ?? 'auto');
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const HOP_BY_HOP = new Set([

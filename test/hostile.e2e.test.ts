@@ -430,8 +430,13 @@ module.exports = (p) => {
     expect(warmLogs).toMatch(/^\[\.\.\. \d+ characters of logs truncated \.\.\.\]\n/);
     expect(warmLogs.length).toBeLessThan(70 * 1024);
     // Everything that leaves the container as a stream stops at 16 MiB: ERROR, the kept output marked.
-    for (const r of [seedGiB, printCold, fdWarm, pyFd]) {
-      expect(r.status).toBe(500);
+    for (const [what, r] of [
+      ['seed 1 GiB', seedGiB],
+      ['cold print', printCold],
+      ['warm fd', fdWarm],
+      ['python fd', pyFd],
+    ] as const) {
+      expect(r.status, what).toBe(500);
       expect((r.body as unknown as Failed).error).toBe(STOPPED);
     }
     expect((await call(seedGiB)).result).toBe('x'.repeat(6 * MiB) + TRUNC);

@@ -118,6 +118,9 @@ it('matches the real responses of a running platform', async () => {
   await call('POST', '/invokeFunction', '/invokeFunction', { funcName: 'nope', params: {} });
   await call('POST', '/invokeFunction', '/invokeFunction', '{bad json');
   expect((await call('POST', '/function/echo', '/function/{target}', { n: 3 })).body).toEqual({ n: 3 });
+  expect((await call('GET', '/function/echo?n=3', '/function/{target}')).body).toEqual({ n: '3' });
+  expect((await call('GET', '/function/echo/a/b?n=5', '/function/{target}/{path}')).body).toEqual({ n: '5' });
+  expect((await call('POST', '/function/echo/a/b', '/function/{target}/{path}', { n: 4 })).body).toEqual({ n: 4 });
   expect((await call('POST', '/function/echo', '/function/{target}', { fail: true })).status).toBe(500);
   await waitFor('call 1 to finish', async () =>
     (await http<{ status: string }>('GET', `${api}/call/1`)).body.status === 'DONE' ? true : undefined,

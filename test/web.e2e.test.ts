@@ -4,12 +4,13 @@
 // status, headers and body they chose; a malformed answer is a 502 and never a header injected; bodies over
 // the limit are refused before a container is used; hop-by-hop headers and the API token never reach a
 // function; a public function answers without the token, within its rate limit.
-import { readdir, readFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packFiles } from './helpers/archives.js';
-import { ROOT, startUp, upload, type Platform } from './helpers/platform.js';
+import { CLI, ROOT, startUp, tempDir, upload, type Platform } from './helpers/platform.js';
 
 const TOKEN = 'web-test-token-0123456789';
 let p: Platform;
@@ -240,4 +241,42 @@ describe('the proxy', () => {
     expect((await call('/functions', { noToken: true })).status).toBe(401);
     expect((await call('/calls', { noToken: true })).status).toBe(401);
   });
+});
+
+describe('the CLI', () => {
+  const zf = async (args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> => {
+    const env = Object.fromEntries(
+      Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined && !e[0].startsWith('ZFAAS_')),
+    );
+    const child = spawn(process.execPath, [CLI, ...args], {
+      cwd,
+      env: { ...env, ZFAAS_API: p.api, ZFAAS_TOKEN: TOKEN, ZFAAS_CONFIG: join(cwd, 'no-config.json') },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const code = await new Promise<number | null>((res) => child.once('close', (c) => res(c)));
+    return { code, stdout, stderr };
+  };
+
+  for (const template of ['lambda', 'openwhisk', 'openfaas', 'gcf']) {
+    it(`zfaas init --template ${template} scaffolds a function that deploys as is and answers a web invoke`, async () => {
+      const dir = await tempDir('zfaas-web-cli-');
+      try {
+        const name = `tpl-${template}`;
+        const init = await zf(['init', name, '--template', template], dir);
+        expect(init.code, init.stderr).toBe(0);
+        const dep = await zf(['deploy', name, join(dir, name)], dir);
+        expect(dep.code, dep.stderr).toBe(0);
+        const r = await zf(['invoke', name, '--path', '/', '-q', 'name=ana', '-i'], dir);
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stdout).toMatch(/^HTTP\/1\.1 200/);
+        expect(r.stdout).toMatch(/ana/);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+  }
 });

@@ -47,7 +47,7 @@ export function webRouter(d: WebDeps): Router {
     /^\/function\/([^/]+)(\/.*)?$/,
     wrap(async (req, res) => {
       const params = req.params as Record<string, string | undefined>;
-      const target = parse(targetSchema, decodeURIComponent(params[0] ?? ''), 'function name');
+      const target = parse(targetSchema, params[0] ?? '', 'function name');
       // The token first: without it, a function that is not public does not exist for the caller.
       const tokenOk = d.token ? d.token(req) : 'ok';
       let def;
