@@ -103,7 +103,7 @@ export interface NodeRegistry {
 }
 
 // Messages anyone may send a node; calls go only through the scheduler.
-export type ControlMessage = Extract<ToInstance, { type: 'configure' | 'preload' }>;
+export type ControlMessage = Extract<ToInstance, { type: 'configure' | 'preload' | 'cancel' }>;
 export interface NodeControl {
   tell(nodeId: string, m: ControlMessage): void;
 }
@@ -180,6 +180,12 @@ export class Broker implements NodeRegistry, NodeControl {
 
   nodes(): Iterable<NodeView> {
     return this.table.values();
+  }
+
+  // The node a call was handed to and has not finished, if any.
+  holder(callNum: number): string | undefined {
+    for (const n of this.table.values()) if (n.inflight.has(callNum)) return n.info.id;
+    return undefined;
   }
 
   holds(callNum: number): boolean {

@@ -73,27 +73,37 @@ export class Calls {
     funcName: string,
     params: unknown,
     version?: number,
-    opts: { redundant?: boolean; http?: HttpRequest; request?: WebRequest } = {},
-  ): Promise<{ call: Call; fn: FunctionMeta }> {
+    opts: Parameters<Calls['invokeResolved']>[2] = {},
+  ): Promise<{ call: Call; fn: FunctionMeta; replayed: boolean }> {
     const def = await this.resolveFunction(funcName, version);
     return this.invokeResolved(def, params, opts);
   }
 
   // As invoke(), for a caller that already resolved the function (the web path checks its settings first).
+  // With an idempotency key (api/idempotency.ts) already used for the same request, the DB answers the call
+  // that key made (`replayed`): it was dispatched then (or has ended), so it is not dispatched again.
   async invokeResolved(
     def: MetaEntry,
     params: unknown,
-    opts: { redundant?: boolean; http?: HttpRequest; request?: WebRequest } = {},
-  ): Promise<{ call: Call; fn: FunctionMeta }> {
+    opts: {
+      redundant?: boolean;
+      http?: HttpRequest;
+      request?: WebRequest;
+      idempotency?: { key: string; hash: string; ttlS?: number };
+    } = {},
+  ): Promise<{ call: Call; fn: FunctionMeta; replayed: boolean }> {
     const { fn } = def;
     const funcName = fn.functionName;
-    const call = await this.db.request('createCall', { funcName, version: fn.version, params: params ?? {}, request: opts.request });
+    const { request, idempotency } = opts;
+    const created = await this.db.request('createCall', { funcName, version: fn.version, params: params ?? {}, request, idempotency });
+    const { replayed, ...call } = created;
+    if (replayed) return { call, fn, replayed: true };
     this.open.set(call.callNum, { funcName, version: fn.version, at: Date.now(), redundant: opts.redundant });
     this.events.emit('accepted', call);
     if (!hasRuntime(def)) await this.fail(call.callNum, `runtime ${fn.runtimeName} no longer exists`);
     else
       this.o.scheduler.enqueue({ callNum: call.callNum, funcName, params: call.params, def, redundant: opts.redundant, http: opts.http });
-    return { call, fn };
+    return { call, fn, replayed: false };
   }
 
   // A call taken from the DB (rescued or recovered) goes back to the scheduler with today's definition.
@@ -183,8 +193,8 @@ export class Calls {
     clearTimeout(this.recoverTimer);
   }
 
-  // A call reached its final state: wake its waiters and tell the observers.
-  private settle(callNum: number, outcome: CallOutcome, node?: string): void {
+  // A call reached its final state (also a cancelled one): wake its waiters and tell the observers.
+  settle(callNum: number, outcome: CallOutcome, node?: string): void {
     this.waiters.settle(callNum, outcome);
     const o = this.open.get(callNum);
     this.open.delete(callNum);

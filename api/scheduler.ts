@@ -69,6 +69,13 @@ export class Scheduler implements QueueView {
     return this.queue.length;
   }
 
+  // Takes a call out of the queue (it was cancelled); whether it was there.
+  drop(callNum: number): boolean {
+    if (!this.queued.has(callNum)) return false;
+    this.withdraw([callNum]);
+    return true;
+  }
+
   // Calls a node turned out to hold already leave the queue, so they do not run twice.
   private withdraw(callNums: number[]): void {
     let any = false;

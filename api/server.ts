@@ -17,9 +17,11 @@ import { isLoopback, requireToken, tokenCheck } from './auth.js';
 import { UsageError } from '../common/errors.js';
 import { curvePublicKey, type CurveServer } from '../common/curve.js';
 import { callsRouter } from './handlers/calls.js';
+import { cancelRouter } from './handlers/cancel.js';
 import { functionsRouter } from './handlers/functions.js';
 import { invokeRouter } from './handlers/invoke.js';
 import { webRouter } from './handlers/web.js';
+import { IDEMPOTENCY_TTL_S } from '../protocol/db.js';
 import { nodesRouter } from './handlers/nodes.js';
 import { runtimesRouter } from './handlers/runtimes.js';
 import { Batches } from './batches.js';
@@ -39,6 +41,7 @@ export interface ApiOptions {
   token?: string; // required when host is not loopback
   curve?: CurveServer; // the broker's keys and the instance keys it accepts (the DB client uses the same pair)
   log: Logger;
+  idempotencyTtlS?: number; // how long an Idempotency-Key stands for its call (default 24 h)
 }
 
 export class ApiServer {
@@ -47,9 +50,11 @@ export class ApiServer {
   readonly scheduler: Scheduler;
   readonly meta: MetaCache;
   readonly calls: Calls;
+  private readonly idempotencyTtlS: number;
   private http?: Server;
 
   constructor(private readonly o: ApiOptions) {
+    this.idempotencyTtlS = o.idempotencyTtlS ?? IDEMPOTENCY_TTL_S;
     if (!o.token && !isLoopback(o.host)) {
       throw new UsageError(`the API listens on ${o.host}, beyond this machine: set a token (--token or ZFAAS_TOKEN)`);
     }
@@ -75,7 +80,7 @@ export class ApiServer {
     app.use(dashboardRouter()); // the page and its scripts hold no data: open, like /health
     const token = this.o.token ? tokenCheck(this.o.token, this.o.log) : undefined;
     // A function's web path checks the token itself: a public function answers without it.
-    app.use(webRouter({ calls: this.calls, token, log: this.o.log }));
+    app.use(webRouter({ calls: this.calls, token, log: this.o.log, idempotencyTtlS: this.idempotencyTtlS }));
     if (token) app.use(requireToken(token));
     app.use(batchesRouter(new Batches(this.calls, this.broker, this.db))); // parses its own, larger bodies
     app.use(express.json({ limit: '1mb' }));
@@ -90,8 +95,16 @@ export class ApiServer {
     });
     app.use(preloadAfterDeploy(this.db, this.broker, this.o.log));
     app.use(functionsRouter(this.db));
-    app.use(invokeRouter(this.db, this.calls));
+    app.use(invokeRouter(this.db, this.calls, this.idempotencyTtlS));
     app.use(callsRouter(this.db, this.calls));
+    app.use(
+      cancelRouter({
+        db: this.db,
+        queue: this.scheduler,
+        nodes: this.broker,
+        settle: (callNum, outcome) => this.calls.settle(callNum, outcome),
+      }),
+    );
     app.use(nodesRouter(this.db, this.broker, this.scheduler));
     app.use(
       metricsRouter(new Metrics(this.calls, this.broker, this.scheduler)),

@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ApiServer } from '../api/server.js';
+import { idempotencyTtl } from '../api/idempotency.js';
 import { createLogger, errText, type Logger } from '../common/log.js';
 import { RuntimeSchema, type Policy, type Runtime } from '../common/model.js';
 import { DbClient } from '../db/client.js';
@@ -116,6 +117,7 @@ const beyondLoopback = (addr: string): boolean => !/^(tcp:\/\/(127\.|localhost|\
 
 export async function up(o: UpOptions): Promise<() => Promise<void>> {
   const log = createLogger('zfaas');
+  const idempotencyTtlS = idempotencyTtl(process.env.ZFAAS_IDEMPOTENCY_TTL); // checked before anything starts
   const docker = await dockerOrExit();
   const runtimes = await builtinRuntimes();
   await ensureImages(docker, runtimes, log);
@@ -139,6 +141,7 @@ export async function up(o: UpOptions): Promise<() => Promise<void>> {
     brokerAlsoBind: [inproc],
     brokerBind: o.brokerBind,
     log: log.child({ part: 'api' }),
+    idempotencyTtlS,
   });
   await api.start();
   const own = curve ? { secretKey: curve.secretKey, serverKey: curvePublicKey(curve.secretKey) } : undefined;
@@ -183,7 +186,17 @@ export async function startApi(
       { broker: o.brokerBind },
       'node links are not authenticated: any host that reaches the broker can join (set --curve-secret-key and --curve-allowed)',
     );
-  const api = new ApiServer({ port: o.port, host: o.host, db: o.db, brokerBind: o.brokerBind, token: o.token, curve, log });
+  const idempotencyTtlS = idempotencyTtl(process.env.ZFAAS_IDEMPOTENCY_TTL);
+  const api = new ApiServer({
+    port: o.port,
+    host: o.host,
+    db: o.db,
+    brokerBind: o.brokerBind,
+    token: o.token,
+    curve,
+    log,
+    idempotencyTtlS,
+  });
   if (o.builtins) {
     for (const rt of await builtinRuntimes()) {
       await api.db.request('putRuntime', rt).catch((e) => log.warn({ err: errText(e) }, 'could not register built-in runtime'));

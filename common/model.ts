@@ -149,6 +149,7 @@ export const CallSchema = z.object({
   durationMs: z.number().optional(),
   request: WebRequestSchema.optional(),
   response: WebResponseSchema.optional(),
+  cancelled: z.boolean().optional(), // ended by DELETE /call/N (status ERROR)
 });
 export type Call = z.infer<typeof CallSchema>;
 
@@ -160,5 +161,6 @@ export const CallOutcomeSchema = z.object({
   logs: z.string().optional(),
   durationMs: z.number().optional(),
   response: WebResponseSchema.optional(), // a web call's answer, as the function chose it
+  cancelled: z.boolean().optional(),
 });
 export type CallOutcome = z.infer<typeof CallOutcomeSchema>;

@@ -4,12 +4,21 @@
 import { Level } from 'level';
 import { createHash } from 'node:crypto';
 import type { AbstractBatchOperation, AbstractSublevel } from 'abstract-level';
-import { isFinal, type WebRequest, type Call, type CallOutcome, type FunctionMeta, type Runtime } from '../common/model.js';
-import type { DbContent } from '../protocol/db.js';
+import { isFinal, type Call, type CallOutcome, type FunctionMeta, type Runtime } from '../common/model.js';
+import { IDEMPOTENCY_TTL_S, type CreatedCall, type DbContent } from '../protocol/db.js';
 
 type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
 type BatchOp = AbstractBatchOperation<Level<string, unknown>, string, unknown>;
 type CallChange = { call: Call | null; changed: boolean };
+type NewCall = Omit<DbContent<'createCall'>, 'params'> & { params?: unknown };
+
+// What an idempotency key made: the call, for which request (`hash`, see api/idempotency.ts), when (ms).
+interface KeyEntry {
+  funcName: string;
+  hash: string;
+  callNum: number;
+  at: number;
+}
 
 interface FunctionHead {
   current: number;
@@ -33,6 +42,7 @@ export class Store {
   private readonly calls: Sub<Call>;
   private readonly meta: Sub<number>;
   private readonly openCalls: Sub<number>; // index of calls not yet final, so recovery never scans every call
+  private readonly keys: Sub<KeyEntry>; // idempotency key -> the call it made (an expired one is overwritten)
   // The calls not yet final, as last committed: a call is read back twice (RUNNING, then final) within
   // milliseconds of being written, and the warm path should not wait on LevelDB for what it just wrote.
   // Only a committed batch changes it, so a concurrent read never sees a write that may still fail.
@@ -48,6 +58,7 @@ export class Store {
     this.calls = this.db.sublevel<string, Call>('call', { valueEncoding: 'json' });
     this.meta = this.db.sublevel<string, number>('meta', { valueEncoding: 'json' });
     this.openCalls = this.db.sublevel<string, number>('open', { valueEncoding: 'json' });
+    this.keys = this.db.sublevel<string, KeyEntry>('idem', { valueEncoding: 'json' });
   }
 
   async open(): Promise<void> {
@@ -155,9 +166,9 @@ export class Store {
   }
 
   // Calls. Each write below is a group of one; the server groups many (see CallGroup).
-  async createCall(c: { funcName: string; version: number; params?: unknown; request?: WebRequest }): Promise<Call> {
+  async createCall(c: NewCall): Promise<CreatedCall> {
     const g = this.group();
-    const call = g.createCall(c);
+    const call = await g.createCall(c);
     await g.commit();
     return call;
   }
@@ -191,6 +202,8 @@ export class Store {
     return new CallGroup({
       lastCall: this.lastCall,
       read: (callNum) => this.getCall(callNum),
+      readKey: async (key) => (await this.keys.get(key)) ?? null,
+      keyOps: (key, entry) => [{ type: 'put', sublevel: this.keys, key, value: entry }],
       ops: (call, created) => {
         const key = pad(call.callNum);
         const ops: BatchOp[] = [{ type: 'put', sublevel: this.calls, key, value: call }];
@@ -235,6 +248,8 @@ export class Store {
 interface CallTable {
   lastCall: number; // the newest call number committed
   read(callNum: number): Promise<Call | null>; // as committed (`live`, else LevelDB)
+  readKey(key: string): Promise<KeyEntry | null>; // an idempotency key's entry, as committed
+  keyOps(key: string, entry: KeyEntry): BatchOp[]; // the batch operations writing it
   ops(call: Call, created: boolean): BatchOp[]; // the batch operations writing this state of the call
   commit(ops: BatchOp[], touched: Iterable<Call>, lastCall: number): Promise<void>;
 }
@@ -245,6 +260,7 @@ interface CallTable {
 export class CallGroup {
   private readonly ops: BatchOp[] = [];
   private readonly touched = new Map<number, Call>(); // the newest state of each call this group wrote
+  private readonly keys = new Map<string, KeyEntry>(); // the idempotency keys this group wrote
   private lastCall: number;
 
   constructor(private readonly table: CallTable) {
@@ -261,7 +277,26 @@ export class CallGroup {
     this.touched.set(call.callNum, call);
   }
 
-  createCall(c: { funcName: string; version: number; params?: unknown; request?: WebRequest }): Call {
+  // A new PENDING call. With an idempotency key: a key used within its window for the same request (same
+  // hash) answers the call it made, flagged `replayed`; for another request it is a conflict; else the
+  // key is written with the new call, in the same batch. Keys are checked against this group's own first,
+  // so the same key sent many times at once makes one call.
+  async createCall(c: NewCall): Promise<CreatedCall> {
+    const idem = c.idempotency;
+    if (idem) {
+      const ttlS = idem.ttlS ?? IDEMPOTENCY_TTL_S;
+      const had = this.keys.get(idem.key) ?? (await this.table.readKey(idem.key));
+      const existing = had && Date.now() - had.at < ttlS * 1000 ? await this.read(had.callNum) : null;
+      if (had && existing) {
+        if (had.hash !== idem.hash) {
+          const what = had.funcName === c.funcName ? `for call ${had.callNum} with other params` : 'for another function';
+          throw new ConflictError(
+            `idempotency key ${JSON.stringify(idem.key)} was already used ${what} within the last ${ttlS} s: use a new key for a new request`,
+          );
+        }
+        return { ...existing, replayed: true };
+      }
+    }
     const call: Call = {
       callNum: this.lastCall + 1,
       funcName: c.funcName,
@@ -274,6 +309,11 @@ export class CallGroup {
       createdAt: new Date().toISOString(),
     };
     this.stage(call, true);
+    if (idem) {
+      const entry: KeyEntry = { funcName: c.funcName, hash: idem.hash, callNum: call.callNum, at: Date.now() };
+      for (const op of this.table.keyOps(idem.key, entry)) this.ops.push(op);
+      this.keys.set(idem.key, entry);
+    }
     this.lastCall = call.callNum;
     return { ...call };
   }

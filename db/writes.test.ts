@@ -1,43 +1,18 @@
 // Reads beside the write queue, and group commit of writes: over a real ZMQ socket and through local(),
 // on a real LevelDB in a temp dir.
-import { rm } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { pino } from 'pino';
-import { DbServer } from './server.js';
-import { DbClient } from './client.js';
-import { freePort, tempDir } from '../test/helpers/platform.js';
+import { DbUnderTest } from '../test/helpers/db-service.js';
 import type { CallOutcome } from '../common/model.js';
 
-const log = pino({ level: 'silent' });
-let dir: string;
-let bind: string;
-let server: DbServer;
-let remote: DbClient; // over the socket
-let local: DbClient; // through local(), as the API in `zfaas up`
-
-async function start(): Promise<void> {
-  server = new DbServer({ bind, dataDir: dir, log });
-  await server.start();
-  remote = new DbClient(bind, 30_000);
-  local = new DbClient(server);
-}
-
-async function stop(): Promise<void> {
-  remote.close();
-  local.close();
-  await server.stop();
-}
+let t: DbUnderTest;
 
 beforeEach(async () => {
-  dir = await tempDir('zfaas-db-writes-');
-  bind = `tcp://127.0.0.1:${await freePort()}`;
-  await start();
+  t = await DbUnderTest.open('zfaas-db-writes-');
 });
 
 afterEach(async () => {
-  await stop();
-  await rm(dir, { recursive: true, force: true });
+  await t.remove();
 });
 
 const outcome = (result: string): CallOutcome => ({ status: 'DONE', result, logs: '', durationMs: 1 });
@@ -54,7 +29,7 @@ async function arrivals(requests: [string, () => Promise<unknown>][]): Promise<s
 describe('db reads and grouped writes', () => {
   for (const via of ['socket', 'local'] as const) {
     it(`answers a read while a large batch of writes is queued (${via})`, async () => {
-      const db = via === 'socket' ? remote : local;
+      const db = via === 'socket' ? t.remote : t.local;
       const first = await db.request('createCall', newCall);
       const requests: [string, () => Promise<unknown>][] = range(2_000).map((i) => [`create${i}`, () => db.request('createCall', newCall)]);
       requests.push(['ping', () => db.request('ping', {})]);
@@ -72,7 +47,7 @@ describe('db reads and grouped writes', () => {
   it('gives 500 concurrent calls over the socket and local() unique, gap-free numbers and the first final state', async () => {
     const flows = await Promise.all(
       range(500).map(async (i) => {
-        const [db, other] = i % 2 ? [remote, local] : [local, remote];
+        const [db, other] = i % 2 ? [t.remote, t.local] : [t.local, t.remote];
         const call = await db.request('createCall', { funcName: 'f', version: 1, params: { i } });
         const started = await db.request('startCall', { callNum: call.callNum, node: `n${i}` });
         expect(started.changed).toBe(true);
@@ -94,57 +69,57 @@ describe('db reads and grouped writes', () => {
     );
     expect(flows.map((f) => f.callNum).sort((x, y) => x - y)).toEqual(range(500));
     for (const f of flows) {
-      const call = await remote.request('getCall', { callNum: f.callNum });
+      const call = await t.remote.request('getCall', { callNum: f.callNum });
       expect(call).toMatchObject({ status: 'DONE', result: f.winner, params: { i: f.i }, node: `n${f.i}`, attempts: 1 });
     }
-    expect(await local.request('listUnfinished', {})).toEqual([]);
-    expect(await remote.request('listCalls', { status: 'DONE' })).toHaveLength(500);
+    expect(await t.local.request('listUnfinished', {})).toEqual([]);
+    expect(await t.remote.request('listCalls', { status: 'DONE' })).toHaveLength(500);
   });
 
   it('keeps grouped writes, mixed with other writes, across close and reopen', async () => {
-    await local.request('putRuntime', { name: 'py', image: 'img', path: '/ws', dependencies: '', run: 'true' });
+    await t.local.request('putRuntime', { name: 'py', image: 'img', path: '/ws', dependencies: '', run: 'true' });
     const blob = Buffer.from('archive bytes');
     const digest = createHash('sha256').update(blob).digest('hex');
     const fn = { functionName: 'f', runtimeName: 'py', digest, size: blob.length, format: 'tar.gz' as const, settings: {} };
     // All at once: calls on both paths, with an archive and two deploys sent among them (the archive
     // before the deploy on the same path, so that it is there first).
-    const writes: (() => Promise<unknown>)[] = range(600).map((i) => () => (i % 2 ? remote : local).request('createCall', newCall));
-    writes.splice(100, 0, () => local.request('putArchive', { digest }, [blob]));
-    writes.splice(200, 0, () => local.request('addFunction', fn));
-    writes.splice(300, 0, () => remote.request('addFunction', fn));
+    const writes: (() => Promise<unknown>)[] = range(600).map((i) => () => (i % 2 ? t.remote : t.local).request('createCall', newCall));
+    writes.splice(100, 0, () => t.local.request('putArchive', { digest }, [blob]));
+    writes.splice(200, 0, () => t.local.request('addFunction', fn));
+    writes.splice(300, 0, () => t.remote.request('addFunction', fn));
     await Promise.all(writes.map((send) => send()));
     await Promise.all(
       range(600).map((n) =>
         n % 2 === 0
-          ? remote.request('finishCall', { callNum: n, outcome: outcome(`r${n}`) })
+          ? t.remote.request('finishCall', { callNum: n, outcome: outcome(`r${n}`) })
           : n % 3 === 0
-            ? local.request('startCall', { callNum: n, node: 'n1' })
+            ? t.local.request('startCall', { callNum: n, node: 'n1' })
             : Promise.resolve(),
       ),
     );
 
-    await stop();
-    await start();
+    await t.stop();
+    await t.start();
 
-    const calls = await local.request('listCalls', {});
+    const calls = await t.local.request('listCalls', {});
     expect(calls.map((c) => c.callNum)).toEqual(range(600));
     for (const c of calls) {
       if (c.callNum % 2 === 0) expect(c).toMatchObject({ status: 'DONE', result: `r${c.callNum}` });
       else expect(c.status).toBe(c.callNum % 3 === 0 ? 'RUNNING' : 'PENDING');
     }
-    const open = await remote.request('listUnfinished', {});
+    const open = await t.remote.request('listUnfinished', {});
     expect(open.map((c) => c.callNum)).toEqual(range(600).filter((n) => n % 2 === 1));
-    expect((await remote.request('listVersions', { name: 'f' })).map((v) => v.version)).toEqual([1, 2]);
-    expect((await local.request('createCall', newCall)).callNum).toBe(601);
+    expect((await t.remote.request('listVersions', { name: 'f' })).map((v) => v.version)).toEqual([1, 2]);
+    expect((await t.local.request('createCall', newCall)).callNum).toBe(601);
   });
 
   it('fails only the write that fails, and uses up no call number for it', async () => {
     const results = await Promise.allSettled(
       range(300).map((i) =>
         i === 150
-          ? local.request('createCall', { funcName: 'f', version: 1, params: { n: 1n } }) // JSON cannot hold it: the batch fails
+          ? t.local.request('createCall', { funcName: 'f', version: 1, params: { n: 1n } }) // JSON cannot hold it: the batch fails
           : i === 200
-            ? local.request('addFunction', {
+            ? t.local.request('addFunction', {
                 functionName: 'g',
                 runtimeName: 'nope',
                 digest: 'a'.repeat(64),
@@ -153,8 +128,8 @@ describe('db reads and grouped writes', () => {
                 settings: {},
               })
             : i === 250
-              ? local.request('finishCall', { callNum: 10_000, outcome: outcome('x') })
-              : local.request('createCall', newCall),
+              ? t.local.request('finishCall', { callNum: 10_000, outcome: outcome('x') })
+              : t.local.request('createCall', newCall),
       ),
     );
     expect(results[149]).toMatchObject({ status: 'rejected', reason: { code: 'INTERNAL' } });
@@ -164,7 +139,7 @@ describe('db reads and grouped writes', () => {
     expect(created.every((r) => r.status === 'fulfilled')).toBe(true);
     const nums = created.map((r) => (r.status === 'fulfilled' ? (r.value as { callNum: number }).callNum : 0));
     expect(nums).toEqual(range(297));
-    expect((await remote.request('listUnfinished', {})).map((c) => c.callNum)).toEqual(range(297));
-    expect((await remote.request('createCall', newCall)).callNum).toBe(298);
+    expect((await t.remote.request('listUnfinished', {})).map((c) => c.callNum)).toEqual(range(297));
+    expect((await t.remote.request('createCall', newCall)).callNum).toBe(298);
   });
 });

@@ -51,6 +51,7 @@ export class Instance {
   private readonly defs = new Map<string, FnDef>();
   // redundant calls: runs not yet answered, and whether the call is decided
   private readonly replicas = new Map<number, { left: number; decided: boolean }>();
+  private readonly cancelled = new Set<number>(); // cancelled while still being prepared
 
   constructor(private readonly o: InstanceOptions) {
     this.db = new DbClient(o.db, 10_000, o.curve);
@@ -168,6 +169,9 @@ export class Instance {
         this.o.log.info({ settings }, 'pool configured');
         break;
       }
+      case 'cancel':
+        this.cancel(m.callNum);
+        break;
       case 'preload':
         this.defs.set(defKey({ name: m.fn.functionName, version: m.fn.version }), { fn: m.fn, runtime: m.runtime });
         this.pool.drain(m.fn.functionName, m.fn.version);
@@ -220,6 +224,7 @@ export class Instance {
       const { fn, runtime } = await this.definition(m.fn);
       await this.images.ensure(runtime.image);
       const treeDir = await this.trees.prepare(fn, runtime);
+      if (this.cancelled.delete(callNum)) return; // cancelled while its tree was prepared: reported already
       const policy = this.policyOf(fn);
       if (policy === 'runtime') this.pool.keepStems(runtime);
       const work: Work = { callNum, params: m.call.params, fn, runtime, treeDir, policy, http: m.call.http };
@@ -249,6 +254,15 @@ export class Instance {
     this.replicas.delete(work.callNum);
     this.pool.cancel(work.callNum, work.replica);
     void this.report(work.callNum, outcome);
+  }
+
+  // The API cancelled the call (its final state is already recorded): it stops here, its container is
+  // killed, and the node reports it ended so that the API frees its place.
+  private cancel(callNum: number): void {
+    if (!this.accepted.has(callNum)) return;
+    this.replicas.delete(callNum);
+    if (!this.pool.cancel(callNum)) this.cancelled.add(callNum);
+    void this.report(callNum, { status: 'ERROR', result: '', error: 'cancelled by request', cancelled: true });
   }
 
   private async fetchArchive(digest: string): Promise<Buffer> {

@@ -165,14 +165,21 @@ export class Pool {
     return { ...this.settings };
   }
 
-  // A redundant call got its answer: its other run is dropped if still queued, cancelled if it runs.
-  cancel(callNum: number, keepReplica: number | undefined): void {
+  // Stops a call's runs (all of them, or a redundant call's other one once it has its answer): queued ones
+  // are dropped, running ones cancelled (their containers killed). Whether the pool had any.
+  cancel(callNum: number, keepReplica?: number): boolean {
+    const keep = (w: Work): boolean => keepReplica !== undefined && w.replica === keepReplica;
+    let had = false;
     for (let i = this.queue.length - 1; i >= 0; i--) {
       const w = this.queue[i]!;
-      if (w.callNum === callNum && w.replica !== keepReplica) this.queue.splice(i, 1);
+      if (w.callNum === callNum && !keep(w)) {
+        this.queue.splice(i, 1);
+        had = true;
+      }
     }
     for (const [k, a] of this.active) {
-      if (a.work.callNum !== callNum || a.work.replica === keepReplica) continue;
+      if (a.work.callNum !== callNum || keep(a.work)) continue;
+      had = true;
       this.cancelled.add(k);
       const rec = a.container ? this.table.get(a.container) : undefined;
       if (rec && rec.state === 'busy') {
@@ -180,6 +187,7 @@ export class Pool {
         void this.discard(rec);
       } else if (a.run) void this.workers.remove(a.run.owner, a.run.name);
     }
+    return had;
   }
 
   stats(): {

@@ -95,6 +95,8 @@ export const ToInstanceSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('reregister') }),
   z.object({ type: z.literal('invoke'), call: InvokeCallSchema, fn: FnRefSchema, def: FnDefSchema.optional() }),
   z.object({ type: z.literal('configure'), ...NodeSettingsSchema.shape }),
+  // The call was cancelled (it is already final in the DB service): stop it, kill its container.
+  z.object({ type: z.literal('cancel'), callNum }),
   // A function was deployed that wants containers ready before its first call: with policy `function`
   // the node prepares it and starts a container holding it; with `runtime` it keeps stem cells of its
   // runtime. Sent to every node where that is the function's policy (its own setting, else the node's).

@@ -16,6 +16,10 @@ import {
 
 const digest = z.string().regex(/^[a-f0-9]{64}$/);
 
+// An idempotency key: 1 to 255 printable ASCII characters; kept this long unless the API says otherwise.
+export const IDEMPOTENCY_KEY = /^[\x20-\x7e]{1,255}$/;
+export const IDEMPOTENCY_TTL_S = 24 * 3600;
+
 export const DbRequestSchema = z.discriminatedUnion('msgType', [
   z.object({ msgType: z.literal('ping'), content: z.object({}).passthrough().default({}) }),
   z.object({ msgType: z.literal('putRuntime'), content: RuntimeSchema }),
@@ -48,6 +52,15 @@ export const DbRequestSchema = z.discriminatedUnion('msgType', [
       version: z.number().int().min(1),
       params: z.unknown(),
       request: WebRequestSchema.optional(),
+      // An idempotency key (api/idempotency.ts): the same key with the same hash within ttlS seconds
+      // answers the call it made (flagged `replayed`) instead of making another; another hash is CONFLICT.
+      idempotency: z
+        .object({
+          key: z.string().regex(IDEMPOTENCY_KEY, 'must be 1 to 255 printable ASCII characters'),
+          hash: digest,
+          ttlS: z.number().int().min(1).optional(), // default: IDEMPOTENCY_TTL_S
+        })
+        .optional(),
     }),
   }),
   z.object({ msgType: z.literal('startCall'), content: z.object({ callNum: z.number().int().min(1), node: z.string().max(256) }) }),
@@ -76,6 +89,10 @@ export type DbMsgType = DbRequest['msgType'];
 export type DbContent<K extends DbMsgType> =
   z.input<typeof DbRequestSchema> extends infer U ? (U extends { msgType: K; content?: infer C } ? C : never) : never;
 
+// createCall's answer: the new call, or, for an idempotency key already used with the same request, the
+// call it made then, as it stands now, with `replayed: true`.
+export type CreatedCall = Call & { replayed?: true };
+
 // What each request answers with (in `data`).
 export interface DbResults {
   ping: { ok: true };
@@ -91,7 +108,7 @@ export interface DbResults {
   listVersions: FunctionMeta[];
   setCurrentVersion: FunctionMeta | null;
   deleteFunction: { deleted: boolean };
-  createCall: Call;
+  createCall: CreatedCall;
   startCall: { call: Call | null; changed: boolean };
   requeueCall: { call: Call | null; changed: boolean };
   finishCall: { call: Call | null; changed: boolean };

@@ -128,6 +128,8 @@ it('matches the real responses of a running platform', async () => {
   await call('GET', '/call/1', '/call/{callNum}');
   await call('GET', '/call/999999', '/call/{callNum}');
   await call('GET', '/call/abc', '/call/{callNum}');
+  await call('DELETE', '/call/1', '/call/{callNum}'); // ended: 409
+  await call('DELETE', '/call/999999', '/call/{callNum}');
   await call('GET', '/calls', '/calls');
   await call('GET', '/calls?format=list&funcName=echo&limit=2', '/calls');
   await call('GET', '/calls?status=bogus', '/calls');

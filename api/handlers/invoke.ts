@@ -1,5 +1,6 @@
 // POST /invokeFunction ({funcName, params}; `wait` in the body or query answers with the finished call,
-// `wait: N` waits at most N seconds)
+// `wait: N` waits at most N seconds; an idempotency key, `Idempotency-Key` or `idempotencyKey`, answers the
+// call it made before instead of making another, with `Idempotent-Replayed: true`: see ../idempotency.ts)
 // (the function's own web path, /function/:name/..., is in web.ts)
 import { Router } from 'express';
 import { z } from 'zod';
@@ -7,6 +8,7 @@ import { nameSchema, type FunctionMeta } from '../../common/model.js';
 import type { DbClient } from '../../db/client.js';
 import { withOutcome, type Calls } from '../calls.js';
 import { checkParams, parse, wrap } from '../http.js';
+import { idempotencyKey, idempotencyOf, keyField, REPLAYED_HEADER, replayOutcome } from '../idempotency.js';
 
 // "name" or "name@version"
 export const targetSchema = z
@@ -32,6 +34,8 @@ const InvokeBodySchema = z
     wait: z.union([z.boolean(), z.number().int().min(1).max(3600)]).optional(),
     // run it twice in parallel: the first good result wins, the other run is cancelled (seed 001)
     redundant: z.boolean().optional(),
+    // the same key for the same request within the retention window: the call it made, not a new one
+    idempotencyKey: z.string().regex(keyField.pattern, keyField.message).optional(),
   })
   .strict();
 
@@ -40,7 +44,7 @@ const isTrue = (v: unknown): boolean => v === 'true' || v === '1' || v === '';
 // How long a blocking call may wait: the function's own timeout plus time to queue and start a container.
 export const waitBudgetMs = (fn: FunctionMeta): number => fn.settings.timeout * 1000 + 60_000;
 
-export function invokeRouter(db: DbClient, calls: Calls): Router {
+export function invokeRouter(db: DbClient, calls: Calls, idempotencyTtlS: number): Router {
   const r = Router();
 
   r.post(
@@ -50,13 +54,19 @@ export function invokeRouter(db: DbClient, calls: Calls): Router {
       checkParams(body.params);
       const wait = body.wait ?? isTrue(req.query.wait);
       const redundant = body.redundant ?? isTrue(req.query.redundant);
-      const { call, fn } = await calls.invoke(body.funcName.name, body.params, body.version ?? body.funcName.version, { redundant });
+      const key = idempotencyKey(req, body.idempotencyKey);
+      const idempotency = key === undefined ? undefined : idempotencyOf(key, idempotencyTtlS, body.funcName.name, body.params);
+      const version = body.version ?? body.funcName.version;
+      const { call, fn, replayed } = await calls.invoke(body.funcName.name, body.params, version, { redundant, idempotency });
+      if (replayed) res.setHeader(REPLAYED_HEADER, 'true');
       if (!wait) {
         res.status(202).location(`/call/${call.callNum}`).json(call);
         return;
       }
       const budget = waitBudgetMs(fn);
-      const outcome = await calls.waiters.wait(call.callNum, typeof wait === 'number' ? Math.min(wait * 1000, budget) : budget);
+      const ms = typeof wait === 'number' ? Math.min(wait * 1000, budget) : budget;
+      // A replayed call may have ended already, or be running since the first request.
+      const outcome = await (replayed ? replayOutcome(calls.waiters, call, ms) : calls.waiters.wait(call.callNum, ms));
       const final = withOutcome((await db.request('getCall', { callNum: call.callNum })) ?? call, outcome);
       res.status(outcome ? 200 : 202).json(final);
     }),

@@ -4,7 +4,8 @@
 // (protocol/loader.ts). A function in the JSON contract gets a JSON body (or the query) as its params and
 // its result is the answer, as always. Hop-by-hop headers are handled as a proxy must (RFC 9110 7.6.1);
 // a body over the limit gets 413 before any container is used. A function deployed with public=true
-// answers without the API token, within its rate limit (429 with Retry-After past it).
+// answers without the API token, within its rate limit (429 with Retry-After past it). An `Idempotency-Key`
+// header already used for the same request answers that call's outcome, or waits for it (../idempotency.ts).
 import express, { Router, type Request, type Response } from 'express';
 import type { CallOutcome, FunctionMeta } from '../../common/model.js';
 import { errText, type Logger } from '../../common/log.js';
@@ -12,6 +13,7 @@ import type { HttpRequest } from '../../protocol/loader.js';
 import type { TokenCheck } from '../auth.js';
 import type { Calls } from '../calls.js';
 import { checkParams, HttpError, parse, wrap } from '../http.js';
+import { idempotencyKey, idempotencyOf, REPLAYED_HEADER, replayOutcome } from '../idempotency.js';
 import { RateLimits } from '../rate-limits.js';
 import { targetSchema, waitBudgetMs } from './invoke.js';
 
@@ -35,6 +37,7 @@ const ERROR_OF_PROXYING = /^(malformed response|response too large|the loader se
 export interface WebDeps {
   calls: Calls;
   token?: TokenCheck; // unset: no token configured
+  idempotencyTtlS: number; // how long an Idempotency-Key stands for its call
   log: Logger;
 }
 
@@ -80,13 +83,21 @@ export function webRouter(d: WebDeps): Router {
       };
       const callParams = paramsOf(req, body, fn);
       checkParams(callParams);
-      const { call } = await d.calls.invokeResolved(def, callParams, {
+      const key = idempotencyKey(req);
+      const asked = { method: req.method, path: subPath, query, body };
+      const { call, replayed } = await d.calls.invokeResolved(def, callParams, {
         redundant: isTrue(req.query.redundant),
         http,
         request: { method: req.method, path: subPath.slice(0, 2048), query: query.slice(0, 4096) },
+        idempotency: key === undefined ? undefined : idempotencyOf(key, d.idempotencyTtlS, fn.functionName, callParams, asked),
       });
       res.setHeader('X-Zfaas-Call', String(call.callNum));
-      const outcome = await d.calls.waiters.wait(call.callNum, waitBudgetMs(fn));
+      if (replayed) res.setHeader(REPLAYED_HEADER, 'true');
+      const budget = waitBudgetMs(fn);
+      const outcome = await (replayed ? replayOutcome(d.calls.waiters, call, budget) : d.calls.waiters.wait(call.callNum, budget));
+      // A replay from the record: a body larger than its first KiB of text was not kept, only its size.
+      const w = outcome?.response;
+      if (w && w.body === undefined && (w.bytes ?? 0) > 0) res.setHeader('X-Zfaas-Body-Not-Kept', String(w.bytes));
       answer(req, res, call.callNum, outcome, d.log);
     }),
   );

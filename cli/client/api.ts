@@ -217,6 +217,10 @@ export class ApiClient {
     return (await this.send('GET', `/call/${callNum}`, CallSchema)).data;
   }
 
+  async cancel(callNum: number): Promise<Call> {
+    return (await this.send('DELETE', `/call/${callNum}`, CallSchema)).data;
+  }
+
   // --- nodes -----------------------------------------------------------------------------------------
 
   async nodes(): Promise<NodeView[]> {

@@ -77,4 +77,18 @@ export function callCommands(p: Command, deps: Deps): void {
       if (c.logs) out.print(`logs: (zfaas logs ${c.callNum})`);
     }),
   );
+
+  examples(
+    clientCommand(p, 'cancel <callNum>', 'stop a queued or running call: it ends ERROR (cancelled), never runs again').option(
+      '--json',
+      'print JSON',
+    ),
+    ['zfaas cancel 42'],
+  ).action(
+    act(deps, async (n: string, o: { json?: boolean }, cmd: Command) => {
+      const c = await (await deps.client(cmd)).cancel(positiveInt('call number')(n));
+      if (o.json) return out.json(c);
+      out.print(`cancelled call ${c.callNum} (${target(c)})`);
+    }),
+  );
 }

@@ -1,0 +1,29 @@
+// Cancelling a call: its final state is written first (ERROR, cancelled), so nothing can run it again
+// (the first final state wins, and the retry rule leaves final calls alone); then it leaves the queue, or
+// the node running it is told to stop it and kill its container. Anyone waiting on it wakes at once.
+import { isFinal, type Call, type CallOutcome } from '../common/model.js';
+import type { DbClient } from '../db/client.js';
+import type { NodeControl } from './broker.js';
+import { HttpError } from './http.js';
+
+export const CANCELLED: CallOutcome = { status: 'ERROR', result: '', error: 'cancelled by request', cancelled: true };
+
+export interface CancelDeps {
+  db: Pick<DbClient, 'request'>;
+  queue: { drop(callNum: number): boolean };
+  nodes: NodeControl & { holder(callNum: number): string | undefined };
+  settle(callNum: number, outcome: CallOutcome): void; // wakes the call's waiters and tells observers
+}
+
+export async function cancelCall(d: CancelDeps, callNum: number): Promise<Call> {
+  const call = await d.db.request('getCall', { callNum });
+  if (!call) throw new HttpError(404, `call ${callNum} not found`);
+  if (isFinal(call.status)) throw new HttpError(409, `call ${callNum} already ended ${call.status}`);
+  const { call: after, changed } = await d.db.request('finishCall', { callNum, outcome: CANCELLED });
+  if (!changed) throw new HttpError(409, `call ${callNum} already ended ${after?.status ?? ''}`.trim());
+  d.queue.drop(callNum);
+  const node = d.nodes.holder(callNum);
+  if (node) d.nodes.tell(node, { type: 'cancel', callNum });
+  d.settle(callNum, CANCELLED);
+  return after ?? { ...call, ...CANCELLED };
+}

@@ -1,0 +1,231 @@
+// Idempotency keys on the API side without Docker: the request hash, reading the key, what a replay
+// answers from the record; and POST /invokeFunction and the web path through express, against the real DB
+// service in this process (LevelDB in a temp dir) with a scheduler that only records what it is given and
+// results sent by hand as a node's would be.
+import express from 'express';
+import { createHash } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Request } from 'express';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Call, CallOutcome } from '../common/model.js';
+import { DbClient } from '../db/client.js';
+import { DbServer } from '../db/server.js';
+import { freePort, tempDir } from '../test/helpers/platform.js';
+import { Emitter, type BrokerEvents, type QueuedCall } from './broker.js';
+import { Calls } from './calls.js';
+import { errorResponder } from './http.js';
+import { canonicalJson, idempotencyKey, idempotencyOf, idempotencyTtl, recordedOutcome } from './idempotency.js';
+import { invokeRouter } from './handlers/invoke.js';
+import { webRouter } from './handlers/web.js';
+import { MetaCache } from './meta-cache.js';
+
+const log = pino({ level: 'silent' });
+const withHeaders = (h: Record<string, string[]>): Request => ({ headersDistinct: h }) as unknown as Request;
+
+describe('the request a key stands for', () => {
+  it('is the function by name and the params as canonical JSON, and for a web call what was asked', () => {
+    expect(canonicalJson({ b: 1, a: [{ d: 2, c: null }] })).toBe('{"a":[{"c":null,"d":2}],"b":1}');
+    const h = (name: string, params: unknown): string => idempotencyOf('k', 86400, name, params).hash;
+    expect(h('f', { a: 1, b: { c: 2, d: 3 } })).toBe(h('f', { b: { d: 3, c: 2 }, a: 1 }));
+    expect(h('f', undefined)).toBe(h('f', {}));
+    expect(h('f', { a: 1 })).not.toBe(h('f', { a: 2 }));
+    expect(h('f', { a: 1 })).not.toBe(h('g', { a: 1 }));
+    const web = { method: 'POST', path: '/', query: '', body: Buffer.from([1, 2]) };
+    const w = (over: Partial<typeof web>): string => idempotencyOf('k', 86400, 'f', {}, { ...web, ...over }).hash;
+    expect(w({})).toBe(w({ body: Buffer.from([1, 2]) }));
+    for (const other of [w({ body: Buffer.from([1, 3]) }), w({ method: 'PUT' }), w({ path: '/x' }), w({ query: 'a=1' }), h('f', {})])
+      expect(other).not.toBe(w({}));
+    expect(idempotencyOf('k', 60, 'f', {}).ttlS).toBe(60);
+    expect(idempotencyTtl(undefined)).toBe(24 * 3600);
+    expect(idempotencyTtl('90')).toBe(90);
+    expect(() => idempotencyTtl('soon')).toThrow(/ZFAAS_IDEMPOTENCY_TTL/);
+  });
+
+  it('reads the key from the header or the body field, and refuses a bad or repeated header', () => {
+    expect(idempotencyKey(withHeaders({}))).toBeUndefined();
+    expect(idempotencyKey(withHeaders({}), 'b')).toBe('b');
+    expect(idempotencyKey(withHeaders({ 'idempotency-key': ['h'] }))).toBe('h');
+    expect(idempotencyKey(withHeaders({ 'idempotency-key': ['h'] }), 'h')).toBe('h');
+    const refused = (h: string[], body?: string): unknown => {
+      try {
+        idempotencyKey(withHeaders({ 'idempotency-key': h }), body);
+      } catch (e) {
+        return { status: (e as { status?: number }).status, message: (e as Error).message };
+      }
+      return 'accepted';
+    };
+    expect(refused(['h'], 'b')).toEqual({ status: 400, message: expect.stringMatching(/header and the idempotencyKey field differ/) });
+    expect(refused([''])).toEqual({ status: 400, message: expect.stringMatching(/^invalid Idempotency-Key header: must be 1 to 255/) });
+    expect(refused(['x'.repeat(256)])).toMatchObject({ status: 400 });
+    expect(refused(['ü'])).toMatchObject({ status: 400 });
+    expect(refused(['a', 'b'])).toEqual({ status: 400, message: expect.stringMatching(/sent more than once/) });
+  });
+
+  it('gives back a web answer from the record when the record holds its whole body', () => {
+    const call = (result: string, bytes: number): Call => ({
+      callNum: 1,
+      funcName: 'f',
+      params: {},
+      status: 'DONE',
+      result,
+      attempts: 1,
+      createdAt: '',
+      response: { status: 201, headers: { 'content-type': 'text/plain' }, bytes },
+    });
+    expect(recordedOutcome(call('hi', 2)).response).toEqual({
+      status: 201,
+      headers: { 'content-type': 'text/plain' },
+      bytes: 2,
+      body: 'aGk=',
+    });
+    expect(recordedOutcome(call('hi', 5000)).response?.body).toBeUndefined();
+    expect(recordedOutcome({ ...call('6', 0), response: undefined })).toEqual({ status: 'DONE', result: '6' });
+  });
+});
+
+// The API's invocation routes in front of a real DB service; calls go nowhere (`queued`) until finish().
+describe('invocations with a key', () => {
+  let dir: string;
+  let dbServer: DbServer;
+  let db: DbClient;
+  let calls: Calls;
+  let links: Emitter<BrokerEvents>;
+  let queued: QueuedCall[];
+  let http: Server;
+  let base: string;
+
+  beforeEach(async () => {
+    dir = await tempDir('zfaas-api-idem-');
+    dbServer = new DbServer({ bind: `tcp://127.0.0.1:${await freePort()}`, dataDir: dir, log });
+    await dbServer.start();
+    db = new DbClient(dbServer);
+    await db.request('putRuntime', { name: 'node', image: 'img', path: '/ws', dependencies: '', run: 'true' });
+    const blob = Buffer.from('archive');
+    const digest = createHash('sha256').update(blob).digest('hex');
+    await db.request('putArchive', { digest }, [blob]);
+    for (const functionName of ['f', 'g'])
+      await db.request('addFunction', { functionName, runtimeName: 'node', digest, size: blob.length, format: 'tar.gz', settings: {} });
+    queued = [];
+    links = new Emitter<BrokerEvents>();
+    const scheduler = { enqueue: (c: QueuedCall) => void queued.push(c), knows: () => true };
+    calls = new Calls({ db, log, meta: new MetaCache(db), scheduler, links });
+    const app = express();
+    app.use(webRouter({ calls, log, idempotencyTtlS: 86400 }));
+    app.use(express.json());
+    app.use(invokeRouter(db, calls, 86400));
+    app.use(errorResponder(log));
+    http = app.listen(0, '127.0.0.1');
+    await new Promise((r) => http.once('listening', r));
+    base = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+  });
+
+  afterEach(async () => {
+    calls.stop();
+    http.closeAllConnections();
+    await new Promise((r) => http.close(r));
+    db.close();
+    await dbServer.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  // What a node does when a call ends: the API hears the result, then the DB records it (without the body).
+  async function finish(callNum: number, outcome: CallOutcome): Promise<void> {
+    links.emit('result', { callNum, node: 'n1', outcome });
+    const record = outcome.response ? { ...outcome, response: { ...outcome.response, body: undefined } } : outcome;
+    await db.request('finishCall', { callNum, node: 'n1', outcome: record });
+  }
+
+  const invoke = (body: object, headers: Record<string, string> = {}, query = ''): Promise<Response> =>
+    fetch(`${base}/invokeFunction${query}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify(body),
+    });
+
+  it('makes one call of 50 requests with one key, dispatched once; other params are 409; a bad key is 400', async () => {
+    const answers = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        invoke({ funcName: 'f', params: { a: 1, b: 2 } }, i % 2 ? { 'Idempotency-Key': 'order-1' } : {}, '').then(async (r) => ({
+          status: r.status,
+          replayed: r.headers.get('idempotent-replayed'),
+          call: (await r.json()) as Call,
+        })),
+      ),
+    );
+    // Half sent no key: 25 calls of their own; the 25 with the key share one.
+    const keyed = answers.filter((_, i) => i % 2);
+    expect(new Set(keyed.map((a) => a.call.callNum)).size).toBe(1);
+    expect(keyed.filter((a) => a.replayed === null)).toHaveLength(1);
+    expect(keyed.filter((a) => a.replayed === 'true')).toHaveLength(24);
+    expect(answers.every((a) => a.status === 202 && !('replayed' in a.call))).toBe(true);
+    expect(queued).toHaveLength(26);
+    expect(await db.request('listCalls', {})).toHaveLength(26);
+
+    // The body field works as the header does, whatever the key order of the params and the version named.
+    const callNum = keyed[0]!.call.callNum;
+    const again = await invoke({ funcName: 'f@1', params: { b: 2, a: 1 }, idempotencyKey: 'order-1' });
+    expect(again.status).toBe(202);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(((await again.json()) as Call).callNum).toBe(callNum);
+
+    const other = await invoke({ funcName: 'f', params: { a: 2 } }, { 'Idempotency-Key': 'order-1' });
+    expect(other.status).toBe(409);
+    expect(((await other.json()) as { error: string }).error).toMatch(
+      /idempotency key "order-1" was already used for call \d+ with other params/,
+    );
+    expect((await invoke({ funcName: 'g', params: { a: 1, b: 2 } }, { 'Idempotency-Key': 'order-1' })).status).toBe(409);
+
+    const bad = await invoke({ funcName: 'f', params: {}, idempotencyKey: '' });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: string }).error).toMatch(/idempotencyKey/);
+    const badHeader = await invoke({ funcName: 'f', params: {} }, { 'Idempotency-Key': 'x'.repeat(256) });
+    expect(badHeader.status).toBe(400);
+    expect(((await badHeader.json()) as { error: string }).error).toMatch(/Idempotency-Key/);
+    expect(queued).toHaveLength(26);
+  });
+
+  it('with wait, answers a replay with the finished call, waiting for it while it runs', async () => {
+    const first = invoke({ funcName: 'f', params: {}, wait: true }, { 'Idempotency-Key': 'w' });
+    while (queued.length === 0) await new Promise((r) => setTimeout(r, 5));
+    const callNum = queued[0]!.callNum;
+    const second = invoke({ funcName: 'f', params: {}, wait: true }, { 'Idempotency-Key': 'w' });
+    await new Promise((r) => setTimeout(r, 100)); // the replay is waiting
+    await finish(callNum, { status: 'DONE', result: '42' });
+    for (const r of [await first, await second]) {
+      expect(r.status).toBe(200);
+      expect(await r.json()).toMatchObject({ callNum, status: 'DONE', result: '42' });
+    }
+    const third = await invoke({ funcName: 'f', params: {} }, { 'Idempotency-Key': 'w' }, '?wait=true');
+    expect(third.status).toBe(200);
+    expect(third.headers.get('idempotent-replayed')).toBe('true');
+    expect(await third.json()).toMatchObject({ callNum, status: 'DONE', result: '42' });
+    expect(queued).toHaveLength(1);
+  });
+
+  it("answers a replay on the web path with the call's outcome, or waits for it", async () => {
+    const web = (body: string, key = 'web-1'): Promise<Response> =>
+      fetch(`${base}/function/f/orders?x=1`, { method: 'POST', headers: { 'content-type': 'text/plain', 'Idempotency-Key': key }, body });
+    const first = web('hello');
+    while (queued.length === 0) await new Promise((r) => setTimeout(r, 5));
+    const callNum = queued[0]!.callNum;
+    const waiting = web('hello');
+    await new Promise((r) => setTimeout(r, 100));
+    const body = Buffer.from('created').toString('base64');
+    await finish(callNum, { status: 'DONE', result: 'created', response: { status: 201, headers: { 'x-order': '7' }, body, bytes: 7 } });
+    for (const r of [await first, await waiting, await web('hello')]) {
+      expect(r.status).toBe(201);
+      expect(r.headers.get('x-order')).toBe('7');
+      expect(r.headers.get('x-zfaas-call')).toBe(String(callNum));
+      expect(await r.text()).toBe('created');
+    }
+    expect((await web('hello')).headers.get('idempotent-replayed')).toBe('true');
+    expect((await web('other body')).status).toBe(409);
+    expect((await web('hello', '')).status).toBe(400);
+    // The same key on POST /invokeFunction is another request.
+    expect((await invoke({ funcName: 'f', params: {} }, { 'Idempotency-Key': 'web-1' })).status).toBe(409);
+    expect(queued).toHaveLength(1);
+  });
+});

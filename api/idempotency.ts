@@ -1,0 +1,96 @@
+// Idempotency keys on invocations, as Stripe's API has them: a client that sends `Idempotency-Key` (or
+// `idempotencyKey` in the body of POST /invokeFunction) may send the same request again, after a timeout
+// or a lost answer, and gets the call the first one made instead of a second run. The DB service decides,
+// inside its ordered write groups (db/store.ts CallGroup.createCall), so that many requests with one key
+// at once still make one call, and the keys outlive an API restart. Here: reading the key, the hash that
+// tells "the same request" from another one, the retention window, and what a replay answers with.
+import { createHash } from 'node:crypto';
+import type { Request } from 'express';
+import { UsageError } from '../common/errors.js';
+import { isFinal, type Call, type CallOutcome } from '../common/model.js';
+import { IDEMPOTENCY_KEY, IDEMPOTENCY_TTL_S } from '../protocol/db.js';
+import { HttpError } from './http.js';
+import type { Waiters } from './waiters.js';
+
+export const KEY_HEADER = 'Idempotency-Key';
+export const REPLAYED_HEADER = 'Idempotent-Replayed';
+const KEY_RULE = 'must be 1 to 255 printable ASCII characters';
+
+// What createCall is given (protocol/db.ts).
+export interface Idempotency {
+  key: string;
+  hash: string;
+  ttlS: number;
+}
+
+// The retention window of an API's keys, in seconds, from ZFAAS_IDEMPOTENCY_TTL (default 24 h).
+export function idempotencyTtl(value: string | undefined): number {
+  if (value === undefined || value === '') return IDEMPOTENCY_TTL_S;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1)
+    throw new UsageError(`ZFAAS_IDEMPOTENCY_TTL must be a whole number of seconds (at least 1), not "${value}"`);
+  return n;
+}
+
+// The key of a request: the header, or for POST /invokeFunction the body field (both: they must agree).
+export function idempotencyKey(req: Request, bodyKey?: string): string | undefined {
+  const values = req.headersDistinct[KEY_HEADER.toLowerCase()];
+  if (values && (values.length !== 1 || !IDEMPOTENCY_KEY.test(values[0] ?? '')))
+    throw new HttpError(400, `invalid ${KEY_HEADER} header: ${values.length !== 1 ? 'sent more than once' : KEY_RULE}`);
+  const header = values?.[0];
+  if (header !== undefined && bodyKey !== undefined && header !== bodyKey)
+    throw new HttpError(400, `invalid idempotencyKey: the ${KEY_HEADER} header and the idempotencyKey field differ`);
+  return header ?? bodyKey;
+}
+
+// The body field's rule, for the handlers' zod schemas.
+export const keyField = { pattern: IDEMPOTENCY_KEY, message: KEY_RULE };
+
+// What a web call asked beyond its params: a function may read all of it.
+export interface WebAsked {
+  method: string;
+  path: string;
+  query: string;
+  body: Buffer;
+}
+
+// The request a key stands for: the function (by name, whatever its version), the params as canonical JSON
+// (objects' keys sorted), and for a web call its method, path, query and body.
+export function idempotencyOf(key: string, ttlS: number, funcName: string, params: unknown, web?: WebAsked): Idempotency {
+  const asked = web && { method: web.method, path: web.path, query: web.query, body: createHash('sha256').update(web.body).digest('hex') };
+  const hash = createHash('sha256')
+    .update(canonicalJson([funcName, params ?? {}, asked ?? null]))
+    .digest('hex');
+  return { key, hash, ttlS };
+}
+
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+}
+
+// A replayed call's outcome: from its record when it is final, else when it ends (null after `ms`). A
+// result that reaches this API between the DB's answer and the wait still wakes it (`recorded`, calls.ts).
+export function replayOutcome(waiters: Waiters, call: Call, ms: number): Promise<CallOutcome | null> {
+  return isFinal(call.status) ? Promise.resolve(recordedOutcome(call)) : waiters.wait(call.callNum, ms);
+}
+
+// The outcome a final call record holds. A web answer's body is not kept, only its first KiB of text (as
+// `result`): the body is given back when that is all of it, else it is left out (`response.body` unset).
+export function recordedOutcome(call: Call): CallOutcome {
+  const { status, result, error, logs, durationMs, response, cancelled } = call;
+  const outcome: CallOutcome = { status: status as CallOutcome['status'], result };
+  if (error !== undefined) outcome.error = error;
+  if (logs !== undefined) outcome.logs = logs;
+  if (durationMs !== undefined) outcome.durationMs = durationMs;
+  if (cancelled !== undefined) outcome.cancelled = cancelled;
+  if (response) {
+    const whole = Buffer.from(result, 'utf8');
+    const bytes = response.bytes ?? 0;
+    outcome.response = { ...response, ...(whole.length === bytes ? { body: whole.toString('base64') } : {}) };
+  }
+  return outcome;
+}
