@@ -6,7 +6,7 @@
 // arrives twice is recorded once (the DB keeps the first final state).
 import { EventEmitter } from 'node:events';
 import { errText, type Logger } from '../common/log.js';
-import { isFinal, type Call, type CallOutcome, type FunctionMeta, type WebRequest } from '../common/model.js';
+import { isFinal, type Call, type CallOutcome, type FunctionMeta, type ScheduleRef, type WebRequest } from '../common/model.js';
 import type { HttpRequest } from '../protocol/loader.js';
 import type { DbClient } from '../db/client.js';
 import type { BrokerEvents, Listen, QueuedCall } from './broker.js';
@@ -53,13 +53,30 @@ export class Calls {
   private recoverTimer?: NodeJS.Timeout;
   private stopped = false;
 
+  // Outcomes that reached this API before their node recorded them: a client reading the call in between
+  // sees it ended, as the caller that was answered did.
+  private readonly unrecorded = new Map<number, CallOutcome>();
+
+  // A call as the DB holds it, with an outcome this API already knows applied.
+  known(call: Call): Call {
+    return withOutcome(call, this.unrecorded.get(call.callNum) ?? null);
+  }
+
   constructor(private readonly o: CallsOptions) {
     this.db = o.db;
     this.log = o.log;
     this.meta = o.meta;
-    o.links.on('result', ({ callNum, node, outcome }) => this.settle(callNum, outcome, node));
+    o.links.on('result', ({ callNum, node, outcome }) => {
+      this.unrecorded.set(callNum, outcome);
+      // Bounded whatever happens to a node's recording; the oldest go first.
+      if (this.unrecorded.size > 50_000) this.unrecorded.delete(this.unrecorded.keys().next().value!);
+      this.settle(callNum, outcome, node);
+    });
     // A waiter that came after the result (it read the call from the DB before it was recorded) wakes now.
-    o.links.on('recorded', ({ callNum, outcome }) => this.waiters.settle(callNum, outcome));
+    o.links.on('recorded', ({ callNum, outcome }) => {
+      this.unrecorded.delete(callNum);
+      this.waiters.settle(callNum, outcome);
+    });
     o.links.on('nodeLost', ({ node, calls, why }) => void this.onNodeLost(node, calls, why));
   }
 
@@ -90,12 +107,20 @@ export class Calls {
       http?: HttpRequest;
       request?: WebRequest;
       idempotency?: { key: string; hash: string; ttlS?: number };
+      schedule?: ScheduleRef; // api/schedules.ts: the schedule and tick that start it
     } = {},
   ): Promise<{ call: Call; fn: FunctionMeta; replayed: boolean }> {
     const { fn } = def;
     const funcName = fn.functionName;
-    const { request, idempotency } = opts;
-    const created = await this.db.request('createCall', { funcName, version: fn.version, params: params ?? {}, request, idempotency });
+    const { request, idempotency, schedule } = opts;
+    const created = await this.db.request('createCall', {
+      funcName,
+      version: fn.version,
+      params: params ?? {},
+      request,
+      idempotency,
+      ...(schedule ? { schedule } : {}),
+    });
     const { replayed, ...call } = created;
     if (replayed) return { call, fn, replayed: true };
     this.open.set(call.callNum, { funcName, version: fn.version, at: Date.now(), redundant: opts.redundant });

@@ -19,6 +19,7 @@ import { curvePublicKey, type CurveServer } from '../common/curve.js';
 import { callsRouter } from './handlers/calls.js';
 import { cancelRouter } from './handlers/cancel.js';
 import { functionsRouter } from './handlers/functions.js';
+import { schedulesRouter } from './handlers/schedules.js';
 import { invokeRouter } from './handlers/invoke.js';
 import { webRouter } from './handlers/web.js';
 import { IDEMPOTENCY_TTL_S } from '../protocol/db.js';
@@ -95,6 +96,7 @@ export class ApiServer {
     });
     app.use(preloadAfterDeploy(this.db, this.broker, this.o.log));
     app.use(functionsRouter(this.db));
+    app.use(schedulesRouter({ db: this.db, calls: this.calls, log: this.o.log }));
     app.use(invokeRouter(this.db, this.calls, this.idempotencyTtlS));
     app.use(callsRouter(this.db, this.calls));
     app.use(

@@ -132,6 +132,10 @@ export const WebResponseSchema = z.object({
 });
 export type WebResponse = z.infer<typeof WebResponseSchema>;
 
+// The schedule (cron trigger) and the tick a call was started for (api/schedules.ts).
+export const ScheduleRefSchema = z.object({ id: z.string().regex(/^[a-f0-9]{1,64}$/), tick: z.string().max(64) });
+export type ScheduleRef = z.infer<typeof ScheduleRefSchema>;
+
 export const CallSchema = z.object({
   callNum: z.number().int().min(1),
   funcName: nameSchema,
@@ -150,6 +154,7 @@ export const CallSchema = z.object({
   request: WebRequestSchema.optional(),
   response: WebResponseSchema.optional(),
   cancelled: z.boolean().optional(), // ended by DELETE /call/N (status ERROR)
+  schedule: ScheduleRefSchema.optional(), // started by a schedule, for this tick
 });
 export type Call = z.infer<typeof CallSchema>;
 

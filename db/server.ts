@@ -44,6 +44,7 @@ const READS: ReadonlySet<DbMsgType> = new Set<DbMsgType>([
   'getCall',
   'listCalls',
   'listUnfinished',
+  'listSchedules',
 ]);
 
 type CallWrite = Extract<DbRequest, { msgType: 'createCall' | 'startCall' | 'requeueCall' | 'finishCall' }>;
@@ -300,6 +301,14 @@ export class DbServer {
         return { data: await s.listCalls(req.content) };
       case 'listUnfinished':
         return { data: await s.listUnfinished() };
+      case 'putSchedule':
+        return { data: await s.putSchedule(req.content) };
+      case 'listSchedules':
+        return { data: await s.listSchedules(req.content.funcName) };
+      case 'deleteSchedule':
+        return { data: await s.deleteSchedule(req.content.funcName, req.content.id) };
+      case 'recordScheduleRun':
+        return { data: await s.recordScheduleRun(req.content) };
       default: {
         const never: never = req;
         throw new ProtocolError(`unknown msgType ${String((never as { msgType?: unknown }).msgType)}`);

@@ -5,7 +5,7 @@ import { Level } from 'level';
 import { createHash } from 'node:crypto';
 import type { AbstractBatchOperation, AbstractSublevel } from 'abstract-level';
 import { isFinal, type Call, type CallOutcome, type FunctionMeta, type Runtime } from '../common/model.js';
-import { IDEMPOTENCY_TTL_S, type CreatedCall, type DbContent } from '../protocol/db.js';
+import { IDEMPOTENCY_TTL_S, type CreatedCall, type DbContent, type Schedule } from '../protocol/db.js';
 
 type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
 type BatchOp = AbstractBatchOperation<Level<string, unknown>, string, unknown>;
@@ -43,6 +43,7 @@ export class Store {
   private readonly meta: Sub<number>;
   private readonly openCalls: Sub<number>; // index of calls not yet final, so recovery never scans every call
   private readonly keys: Sub<KeyEntry>; // idempotency key -> the call it made (an expired one is overwritten)
+  private readonly schedules: Sub<Schedule>; // "funcName!id" -> a schedule (cron trigger)
   // The calls not yet final, as last committed: a call is read back twice (RUNNING, then final) within
   // milliseconds of being written, and the warm path should not wait on LevelDB for what it just wrote.
   // Only a committed batch changes it, so a concurrent read never sees a write that may still fail.
@@ -59,6 +60,7 @@ export class Store {
     this.meta = this.db.sublevel<string, number>('meta', { valueEncoding: 'json' });
     this.openCalls = this.db.sublevel<string, number>('open', { valueEncoding: 'json' });
     this.keys = this.db.sublevel<string, KeyEntry>('idem', { valueEncoding: 'json' });
+    this.schedules = this.db.sublevel<string, Schedule>('sched', { valueEncoding: 'json' });
   }
 
   async open(): Promise<void> {
@@ -158,8 +160,10 @@ export class Store {
   async deleteFunction(name: string): Promise<{ deleted: boolean }> {
     if (!(await this.heads.get(name))) return { deleted: false };
     const keys = await this.versions.keys({ gt: `${name}!`, lt: `${name}!~` }).all();
+    const schedules = await this.schedules.keys({ gt: `${name}!`, lt: `${name}!~` }).all(); // they go with it
     await this.db.batch([
       ...keys.map((key) => ({ type: 'del' as const, sublevel: this.versions, key })),
+      ...schedules.map((key) => ({ type: 'del' as const, sublevel: this.schedules, key })),
       { type: 'del' as const, sublevel: this.heads, key: name },
     ]);
     return { deleted: true };
@@ -234,6 +238,30 @@ export class Store {
     }
     return out;
   }
+  // Schedules (api/schedules.ts fires them; the calls' idempotency keys make each tick fire once).
+  async putSchedule(sc: Omit<Schedule, 'lastRun'>): Promise<Schedule> {
+    const had = await this.schedules.get(`${sc.funcName}!${sc.id}`);
+    const stored: Schedule = { ...sc, ...(had?.lastRun ? { lastRun: had.lastRun } : {}) };
+    await this.schedules.put(`${sc.funcName}!${sc.id}`, stored);
+    return stored;
+  }
+  listSchedules(funcName?: string): Promise<Schedule[]> {
+    return this.schedules.values(funcName ? { gt: `${funcName}!`, lt: `${funcName}!~` } : {}).all();
+  }
+  async deleteSchedule(funcName: string, id: string): Promise<{ deleted: boolean }> {
+    if (!(await this.schedules.get(`${funcName}!${id}`))) return { deleted: false };
+    await this.schedules.del(`${funcName}!${id}`);
+    return { deleted: true };
+  }
+  async recordScheduleRun(r: { funcName: string; id: string; tick: string; callNum: number }): Promise<Schedule | null> {
+    const sc = await this.schedules.get(`${r.funcName}!${r.id}`);
+    if (!sc) return null;
+    if (sc.lastRun && Date.parse(sc.lastRun.tick) >= Date.parse(r.tick)) return sc;
+    const next: Schedule = { ...sc, lastRun: { tick: r.tick, callNum: r.callNum, at: new Date().toISOString() } };
+    await this.schedules.put(`${r.funcName}!${r.id}`, next);
+    return next;
+  }
+
   async listUnfinished(): Promise<Call[]> {
     const out: Call[] = [];
     for await (const callNum of this.openCalls.values()) {
@@ -303,6 +331,7 @@ export class CallGroup {
       version: c.version,
       params: c.params ?? {},
       ...(c.request ? { request: c.request } : {}),
+      ...(c.schedule ? { schedule: c.schedule } : {}),
       status: 'PENDING',
       result: '',
       attempts: 0,

@@ -9,12 +9,27 @@ import {
   nameSchema,
   WebRequestSchema,
   RuntimeSchema,
+  ScheduleRefSchema,
   type Call,
   type FunctionMeta,
   type Runtime,
 } from '../common/model.js';
 
 const digest = z.string().regex(/^[a-f0-9]{64}$/);
+
+// A schedule (cron trigger) of a function, as stored (api/schedules.ts fires it). `lastRun`: the newest
+// tick a call was made for.
+export const ScheduleSchema = z.object({
+  id: z.string().regex(/^[a-f0-9]{1,64}$/),
+  funcName: nameSchema,
+  cron: z.string().min(1).max(256),
+  timezone: z.string().min(1).max(64),
+  params: z.unknown(),
+  missed: z.enum(['skip', 'once']),
+  createdAt: z.string(),
+  lastRun: z.object({ tick: z.string(), callNum: z.number().int().min(1), at: z.string() }).optional(),
+});
+export type Schedule = z.infer<typeof ScheduleSchema>;
 
 // An idempotency key: 1 to 255 printable ASCII characters; kept this long unless the API says otherwise.
 export const IDEMPOTENCY_KEY = /^[\x20-\x7e]{1,255}$/;
@@ -61,6 +76,7 @@ export const DbRequestSchema = z.discriminatedUnion('msgType', [
           ttlS: z.number().int().min(1).optional(), // default: IDEMPOTENCY_TTL_S
         })
         .optional(),
+      schedule: ScheduleRefSchema.optional(), // the schedule and tick that started it
     }),
   }),
   z.object({ msgType: z.literal('startCall'), content: z.object({ callNum: z.number().int().min(1), node: z.string().max(256) }) }),
@@ -83,6 +99,13 @@ export const DbRequestSchema = z.discriminatedUnion('msgType', [
       .default({}),
   }),
   z.object({ msgType: z.literal('listUnfinished'), content: z.object({}).passthrough().default({}) }),
+  z.object({ msgType: z.literal('putSchedule'), content: ScheduleSchema.omit({ lastRun: true }) }),
+  z.object({ msgType: z.literal('listSchedules'), content: z.object({ funcName: nameSchema.optional() }).default({}) }),
+  z.object({ msgType: z.literal('deleteSchedule'), content: z.object({ funcName: nameSchema, id: ScheduleSchema.shape.id }) }),
+  z.object({
+    msgType: z.literal('recordScheduleRun'), // moves lastRun forward only (a later tick replaces an earlier one)
+    content: z.object({ funcName: nameSchema, id: ScheduleSchema.shape.id, tick: z.string().max(64), callNum: z.number().int().min(1) }),
+  }),
 ]);
 export type DbRequest = z.infer<typeof DbRequestSchema>;
 export type DbMsgType = DbRequest['msgType'];
@@ -115,6 +138,10 @@ export interface DbResults {
   getCall: Call | null;
   listCalls: Call[];
   listUnfinished: Call[];
+  putSchedule: Schedule;
+  listSchedules: Schedule[];
+  deleteSchedule: { deleted: boolean };
+  recordScheduleRun: Schedule | null;
 }
 
 export const DbReplySchema = z.union([

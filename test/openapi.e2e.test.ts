@@ -160,6 +160,16 @@ it('matches the real responses of a running platform', async () => {
   const page = await fetch(`${api}/`);
   expectDocumented('GET', '/', { status: page.status, body: await page.text(), headers: page.headers }, 'text/html');
 
+  // schedules (once a year: nothing fires during the test)
+  const sc = await call('POST', '/functions/echo/schedules', '/functions/{name}/schedules', { cron: '0 0 1 1 *', params: { n: 9 } });
+  expect(sc.status).toBe(201);
+  expect((await call('POST', '/functions/echo/schedules', '/functions/{name}/schedules', { cron: 'bad' })).status).toBe(400);
+  await call('POST', '/functions/nope/schedules', '/functions/{name}/schedules', { cron: '* * * * *' });
+  await call('GET', '/functions/echo/schedules', '/functions/{name}/schedules');
+  const scheduleId = (sc.body as { id: string }).id;
+  await call('DELETE', `/functions/echo/schedules/${scheduleId}`, '/functions/{name}/schedules/{id}');
+  await call('DELETE', `/functions/echo/schedules/${scheduleId}`, '/functions/{name}/schedules/{id}'); // 404
+
   // deletions last
   await call('DELETE', '/functions/echo', '/functions/{name}');
   await call('DELETE', '/functions/echo', '/functions/{name}');

@@ -56,8 +56,9 @@ export function callsRouter(db: DbClient, calls: Calls): Router {
     wrap(async (req, res) => {
       const callNum = parse(int, req.params.callNum, 'call number');
       const { wait } = parse(CallQuerySchema, req.query, 'query');
-      let call = await db.request('getCall', { callNum });
-      if (!call) throw new HttpError(404, `call ${callNum} not found`);
+      const stored = await db.request('getCall', { callNum });
+      if (!stored) throw new HttpError(404, `call ${callNum} not found`);
+      let call = calls.known(stored);
       if (wait === undefined) {
         res.json(call);
         return;

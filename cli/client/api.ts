@@ -20,6 +20,7 @@ import {
   type NodeView,
 } from './schemas.js';
 import { multipartBody, progressStream } from './upload.js';
+import { ScheduleSchema, type Schedule } from '../../protocol/db.js';
 
 type Schema<T> = ZodType<T, ZodTypeDef, unknown>;
 type Query = Record<string, string | number | boolean | undefined>;
@@ -221,6 +222,20 @@ export class ApiClient {
     return (await this.send('DELETE', `/call/${callNum}`, CallSchema)).data;
   }
 
+  // --- schedules -------------------------------------------------------------------------------------
+
+  async addSchedule(name: string, input: ScheduleInput): Promise<ScheduleView> {
+    return (await this.send('POST', `/functions/${enc(name)}/schedules`, ScheduleViewSchema, { json: input })).data;
+  }
+
+  async schedules(name: string): Promise<ScheduleView[]> {
+    return (await this.send('GET', `/functions/${enc(name)}/schedules`, ScheduleViewSchema.array())).data;
+  }
+
+  async deleteSchedule(name: string, id: string): Promise<void> {
+    await this.send('DELETE', `/functions/${enc(name)}/schedules/${enc(id)}`, ScheduleViewSchema.pick({ id: true }));
+  }
+
   // --- nodes -----------------------------------------------------------------------------------------
 
   async nodes(): Promise<NodeView[]> {
@@ -229,3 +244,13 @@ export class ApiClient {
 }
 
 const enc = encodeURIComponent;
+
+// A function's schedule as the API shows it (with its next tick), and what adding one sends.
+const ScheduleViewSchema = ScheduleSchema.extend({ next: ScheduleSchema.shape.createdAt.nullable() });
+export type ScheduleView = Schedule & { next: string | null };
+export interface ScheduleInput {
+  cron: string;
+  timezone?: string;
+  params?: unknown;
+  missed?: 'skip' | 'once';
+}

@@ -12,6 +12,7 @@ import { invokeCommand } from './invoke.js';
 import { logsCommand } from './logs.js';
 import { nodeCommands } from './nodes.js';
 import { runtimeCommands } from './runtimes.js';
+import { scheduleCommands } from './schedules.js';
 
 export function defaultDeps(): Deps {
   return makeDeps({
@@ -43,6 +44,7 @@ export function registerClientCommands(p: Command, deps: Deps = defaultDeps()): 
   callCommands(p, deps);
   logsCommand(p, deps);
   batchCommand(p, deps);
+  scheduleCommands(p, deps);
   nodeCommands(p, deps);
   initCommand(p, deps);
   configCommands(p, deps);

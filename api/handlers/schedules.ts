@@ -1,0 +1,114 @@
+// POST /functions/:name/schedules, GET /functions/:name/schedules, DELETE /functions/:name/schedules/:id:
+// the cron triggers of a function, stored by the DB service and fired by a ScheduleRunner (api/schedules.ts)
+// that this router makes and starts (it stops itself when the DB client is closed).
+import { randomBytes } from 'node:crypto';
+import { Router } from 'express';
+import { z } from 'zod';
+import { nameSchema } from '../../common/model.js';
+import { errText, type Logger } from '../../common/log.js';
+import type { DbClient } from '../../db/client.js';
+import type { Schedule } from '../../protocol/db.js';
+import type { Calls } from '../calls.js';
+import { checkParams, HttpError, parse, wrap } from '../http.js';
+import { cronOf, MISSED, ScheduleError, ScheduleRunner } from '../schedules.js';
+
+export interface SchedulesDeps {
+  db: DbClient;
+  calls: Pick<Calls, 'invoke'>;
+  log: Logger;
+  syncMs?: number;
+}
+
+const BodySchema = z
+  .object({
+    cron: z.string({ required_error: 'is required', invalid_type_error: 'must be a string' }).min(1, 'is required').max(256),
+    timezone: z.string({ invalid_type_error: 'must be a string' }).min(1).max(64).optional(),
+    params: z.unknown().optional(),
+    missed: z.enum(MISSED, { errorMap: () => ({ message: 'must be "skip" or "once"' }) }).optional(),
+  })
+  .strict();
+
+const IdSchema = z.string().regex(/^[a-f0-9]{1,64}$/, 'is not a schedule id');
+
+// A schedule as the API shows it: as stored, with its next tick.
+function view(runner: ScheduleRunner, s: Schedule): Schedule & { next: string | null } {
+  let next: string | null = null;
+  try {
+    next = runner.nextOf(s)?.toISOString() ?? null;
+  } catch {
+    next = null;
+  }
+  return { ...s, next };
+}
+
+export function schedulesRouter(d: SchedulesDeps): Router {
+  const runner = new ScheduleRunner({
+    db: d.db,
+    invoke: (funcName, params, version, opts) => d.calls.invoke(funcName, params, version, opts),
+    log: d.log,
+    syncMs: d.syncMs,
+  });
+  // The DB service may still be starting: try again until the schedules are read.
+  const start = (): void => {
+    runner.start().catch((e: unknown) => {
+      if ((e as { code?: unknown }).code === 'CLOSED') return;
+      d.log.warn({ err: errText(e) }, 'schedules not read yet; trying again');
+      setTimeout(start, 1000).unref();
+    });
+  };
+  start();
+
+  const fnExists = async (name: string): Promise<void> => {
+    if (!(await d.db.request('getFunction', { name }))) throw new HttpError(404, `function ${name} not found`);
+  };
+
+  const r = Router();
+  r.post(
+    '/functions/:name/schedules',
+    wrap(async (req, res) => {
+      const name = parse(nameSchema, req.params.name, 'function name');
+      const body = parse(BodySchema, req.body ?? {}, 'schedule');
+      const timezone = body.timezone ?? 'UTC';
+      try {
+        cronOf(body.cron, timezone);
+      } catch (e) {
+        if (e instanceof ScheduleError) throw new HttpError(400, e.message);
+        throw e;
+      }
+      checkParams(body.params);
+      await fnExists(name);
+      const s = await d.db.request('putSchedule', {
+        id: randomBytes(8).toString('hex'),
+        funcName: name,
+        cron: body.cron.trim(),
+        timezone,
+        params: body.params ?? {},
+        missed: body.missed ?? 'skip',
+        createdAt: new Date().toISOString(),
+      });
+      runner.add(s);
+      res.status(201).json(view(runner, s));
+    }),
+  );
+  r.get(
+    '/functions/:name/schedules',
+    wrap(async (req, res) => {
+      const name = parse(nameSchema, req.params.name, 'function name');
+      const list = await d.db.request('listSchedules', { funcName: name });
+      if (list.length === 0) await fnExists(name);
+      res.json(list.map((s) => view(runner, s)));
+    }),
+  );
+  r.delete(
+    '/functions/:name/schedules/:id',
+    wrap(async (req, res) => {
+      const name = parse(nameSchema, req.params.name, 'function name');
+      const id = parse(IdSchema, req.params.id, 'schedule id');
+      const { deleted } = await d.db.request('deleteSchedule', { funcName: name, id });
+      if (!deleted) throw new HttpError(404, `function ${name} has no schedule ${id}`);
+      runner.remove(id);
+      res.json({ deleted: true, id });
+    }),
+  );
+  return r;
+}
