@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { callEnv, functionEnv, limitsOf, paramsOf, UID } from '../common/container-spec.js';
 import { errText, type Logger } from '../common/log.js';
 import type { CallOutcome, FunctionMeta, Policy, Runtime, WebResponse } from '../common/model.js';
-import { HttpResponseSchema, RESULT_LIMIT, type HttpRequest } from '../protocol/loader.js';
+import { HOP_BY_HOP, HttpResponseSchema, RESULT_LIMIT, type HttpRequest } from '../protocol/loader.js';
+import { MAX_OUTPUT } from '../common/docker.js';
+import { TRUNCATION_MARK } from '../miniworker/outcome.js';
 import type { DepsJob, DepsRun, ExitReport, RunJob } from '../protocol/worker.js';
 import { ContainerTable, decide, fnKey, rtKey, toEvict, type ContainerRec, type Decision } from './containers.js';
 import { LineBroken, LineClosed, LineTimeout, LoaderLine } from './line.js';
@@ -50,7 +52,6 @@ export interface PoolOptions {
 
 const STEM_TTL_MS = 60_000; // a stem cell beyond its runtime's target goes after this long unused
 const START_TIMEOUT_MS = 30_000; // a new container's loader must dial in within this
-const TRUNCATION_MARK = '\n[zfaas: output truncated]';
 // A loader's process environment grows a little with every call (the C library keeps every value a
 // variable ever had): a warm container is replaced after this many calls, long before that matters.
 const RECYCLE_AFTER_CALLS = 10_000;
@@ -72,6 +73,7 @@ export class Pool {
   private readonly active = new Map<string, { work: Work; container?: string; run?: { owner: string; name: string } }>();
   private readonly cancelled = new Set<string>();
   private readonly stemsStarting = new Map<string, number>();
+  private readonly stemRuntimes = new Map<string, Runtime>(); // the runtimes this node keeps stem cells of
   private readonly orphans = new Set<string>(); // containers whose miniworker died (their calls are its jobs)
   private settings: PoolSettings;
   private sweep: 'todo' | 'running' | 'done' = 'todo';
@@ -117,8 +119,6 @@ export class Pool {
     if (expectCall) this.stems.expect(rt.name);
     this.dispatch();
   }
-  private readonly stemRuntimes = new Map<string, Runtime>();
-
   // Policy `function`: a warm container holding the function before its first call.
   preload(fn: FunctionMeta, runtime: Runtime, treeDir: string): void {
     const key = fnKey(fn.functionName, fn.version);
@@ -615,16 +615,6 @@ const ownContainer = (w: Work): boolean =>
   !['auto', 'json'].includes(w.fn.settings.format ?? 'auto');
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'upgrade',
-  'te',
-  'trailer',
-  'content-length',
-]);
 
 // A function's web response as a proxy may send it on, or what is wrong with it.
 export function checkResponse(raw: unknown): WebResponse | string {
@@ -638,7 +628,7 @@ export function checkResponse(raw: unknown): WebResponse | string {
     if (!TOKEN.test(name)) return `header name ${JSON.stringify(name.slice(0, 60))} is not a token`;
     for (const v of Array.isArray(value) ? value : [value]) if (/[\r\n\0]/.test(v)) return `header ${name} contains CR, LF or NUL`;
     const lower = name.toLowerCase();
-    if (!HOP_BY_HOP.has(lower)) headers[lower] = value;
+    if (!HOP_BY_HOP.has(lower) && lower !== 'content-length') headers[lower] = value; // the API sets its own length
   }
   const body = r.data.body;
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body) || body.length % 4 !== 0) return 'body is not valid base64';
@@ -655,7 +645,7 @@ function textPrefix(b64: string | undefined): string {
 
 // Why a loader went away in the middle of a call, in the words a function's author needs.
 function diedText(exit: ExitReport | undefined, memoryMiB: number): string {
-  if (exit?.flooded) return 'function wrote more than 16 MiB of output and was stopped';
+  if (exit?.flooded) return `function wrote more than ${MAX_OUTPUT / (1024 * 1024)} MiB of output and was stopped`;
   if (exit?.oomKilled) return `function was killed: it exceeded its memory limit of ${memoryMiB} MiB`;
   const tail = exit?.stderr.trim().slice(-4000) ?? '';
   const code = exit?.exitCode;

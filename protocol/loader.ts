@@ -58,6 +58,20 @@ export const FORMATS = ['auto', 'json', 'lambda', 'lambda-v1', 'openwhisk', 'ope
 export const FormatSchema = z.enum(FORMATS);
 export type Format = z.infer<typeof FormatSchema>;
 
+// Headers that belong to one connection, not to the request or response a proxy passes on (RFC 9110
+// 7.6.1), with those the Connection header names; both the API and the node leave them out.
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
 // A web request as the node received it (hop-by-hop headers already removed).
 export const HttpRequestSchema = z.object({
   method: z.string(),

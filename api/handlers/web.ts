@@ -9,7 +9,7 @@
 import express, { Router, type Request, type Response } from 'express';
 import type { CallOutcome, FunctionMeta } from '../../common/model.js';
 import { errText, type Logger } from '../../common/log.js';
-import type { HttpRequest } from '../../protocol/loader.js';
+import { HOP_BY_HOP, type HttpRequest } from '../../protocol/loader.js';
 import type { TokenCheck } from '../auth.js';
 import type { Calls } from '../calls.js';
 import { checkParams, HttpError, parse, wrap } from '../http.js';
@@ -21,17 +21,6 @@ import { targetSchema, waitBudgetMs } from './invoke.js';
 export const WEB_BODY_LIMIT = 6 * 1024 * 1024;
 const PARAMS_LIMIT = 1024 * 1024; // a JSON body becomes the params (and the call record) up to this size
 
-const HOP_BY_HOP = [
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-];
 const ERROR_OF_PROXYING = /^(malformed response|response too large|the loader sent)/;
 
 export interface WebDeps {
@@ -161,7 +150,7 @@ function answer(req: Request, res: Response, callNum: number, o: CallOutcome | n
   if (o.status === 'DONE' && o.response) {
     const w = o.response;
     for (const [name, value] of Object.entries(w.headers)) {
-      if (HOP_BY_HOP.includes(name) || name === 'content-length') continue;
+      if (HOP_BY_HOP.has(name) || name === 'content-length') continue;
       try {
         res.setHeader(name, value);
       } catch (e) {

@@ -1,13 +1,9 @@
 // `zfaas deploy`'s --memory and --timeout: read like the API reads them, sent as plain numbers, and a bad
 // one refused locally (exit 2, the API's words) before anything is packed or sent.
-import { Command } from 'commander';
-import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { EXIT } from '../client/errors.js';
-import type { Output } from '../client/output.js';
-import { makeDeps } from './common.js';
 import { settingsFields } from './functions.js';
-import { registerClientCommands } from './index.js';
+import { runCli } from '../../test/helpers/cli-run.js';
 
 describe('deploy settings', () => {
   it('sends sizes and durations as the plain numbers the API stores', () => {
@@ -31,36 +27,14 @@ describe('deploy settings', () => {
   });
 
   async function deploy(...flags: string[]): Promise<{ code: number; notes: string[]; fetched: boolean }> {
-    const notes: string[] = [];
-    let code = 0;
     let fetched = false;
-    const out: Output = {
-      print: () => undefined,
-      note: (t) => void notes.push(t),
-      json: () => undefined,
-      table: () => undefined,
-      fields: () => undefined,
-      progress: () => undefined,
+    const fetchFn = async (): Promise<Response> => {
+      fetched = true;
+      throw new Error('nothing may be sent');
     };
-    const p = new Command('zfaas');
-    registerClientCommands(
-      p,
-      makeDeps({
-        out,
-        env: {},
-        stdin: Object.assign(Readable.from([]), { isTTY: true }),
-        fetchFn: async () => {
-          fetched = true;
-          throw new Error('nothing may be sent');
-        },
-        setExitCode: (c) => {
-          code = c;
-        },
-      }),
-    );
     // The path does not exist: a refusal that names the setting shows it was checked before packing.
-    await p.parseAsync(['deploy', 'fn', '/nonexistent/fn', '--runtime', 'node', ...flags], { from: 'user' });
-    return { code, notes, fetched };
+    const r = await runCli(['deploy', 'fn', '/nonexistent/fn', '--runtime', 'node', ...flags], { fetchFn });
+    return { code: r.code, notes: r.notes, fetched };
   }
 
   it('refuses a bad --memory or --timeout with exit 2 and the message the API would give, sending nothing', async () => {

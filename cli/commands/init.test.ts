@@ -1,24 +1,20 @@
 // `zfaas init`: --template and --runtime, the files each template writes, a zfaas.json that `zfaas deploy`
 // reads as it is and that stays out of the archive, and (through the node runtime's own loader, no Docker)
 // each platform template answering a web request in its platform's form with the format zfaas.json names.
-import { Command } from 'commander';
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { extractArchive } from '../../common/archive/extract.js';
 import { EXIT, UsageError } from '../client/errors.js';
-import type { Output } from '../client/output.js';
 import { TEMPLATES, type Template } from '../client/templates.js';
 import { readDeployDefaults } from '../pack/defaults.js';
 import { loadUpload } from '../pack/deploy.js';
-import { makeDeps } from './common.js';
 import { chooseTemplate } from './init.js';
-import { registerClientCommands } from './index.js';
+import { runCli, type CliRun } from '../../test/helpers/cli-run.js';
 
 const LOADER = resolve(dirname(fileURLToPath(import.meta.url)), '../../runtimes/node/loader.js');
 
@@ -28,36 +24,7 @@ beforeAll(async () => {
 });
 afterAll(async () => root && rm(root, { recursive: true, force: true }));
 
-async function init(...args: string[]): Promise<{ code: number; printed: string[]; notes: string[] }> {
-  let code = 0;
-  const printed: string[] = [];
-  const notes: string[] = [];
-  const out: Output = {
-    print: (t) => void printed.push(t),
-    note: (t) => void notes.push(t),
-    json: () => undefined,
-    table: () => undefined,
-    fields: () => undefined,
-    progress: () => undefined,
-  };
-  const p = new Command('zfaas');
-  registerClientCommands(
-    p,
-    makeDeps({
-      out,
-      env: {},
-      stdin: Object.assign(Readable.from([]), { isTTY: true }),
-      fetchFn: async () => {
-        throw new Error('init sends nothing');
-      },
-      setExitCode: (c) => {
-        code = c;
-      },
-    }),
-  );
-  await p.parseAsync(['init', ...args], { from: 'user' });
-  return { code, printed, notes };
-}
+const init = (...args: string[]): Promise<CliRun> => runCli(['init', ...args]);
 
 describe('init --template / --runtime', () => {
   it('takes either, or both when they agree', () => {

@@ -1,16 +1,12 @@
 // zfaas.json, a function folder's deploy defaults: read and checked (a bad one is a usage error naming the
 // file and what is wrong, before anything is sent), filled in under the flags (a flag given wins), and
 // what `zfaas deploy DIR` then sends.
-import { Command } from 'commander';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT, UsageError } from '../client/errors.js';
-import type { Output } from '../client/output.js';
-import { makeDeps } from '../commands/common.js';
-import { registerClientCommands } from '../commands/index.js';
+import { runCli } from '../../test/helpers/cli-run.js';
 import { DEFAULTS_FILE, parseDeployDefaults, readDeployDefaults, withDeployDefaults } from './defaults.js';
 
 let root: string;
@@ -135,35 +131,13 @@ describe('zfaas.json', () => {
 
 describe('zfaas deploy DIR with a zfaas.json', () => {
   async function deploy(dir: string, ...flags: string[]): Promise<{ code: number; notes: string[]; sent?: { url: string; body: string } }> {
-    const notes: string[] = [];
-    let code = 0;
     let sent: { url: string; body: string } | undefined;
-    const out: Output = {
-      print: () => undefined,
-      note: (t) => void notes.push(t),
-      json: () => undefined,
-      table: () => undefined,
-      fields: () => undefined,
-      progress: () => undefined,
+    const fetchFn = async (url: string | URL | Request, init?: RequestInit): Promise<Response> => {
+      sent = { url: String(url), body: await new Response(init?.body).text() };
+      return new Response(JSON.stringify({ error: 'seen, not stored' }), { status: 400 });
     };
-    const p = new Command('zfaas');
-    registerClientCommands(
-      p,
-      makeDeps({
-        out,
-        env: { ZFAAS_CONFIG: join(root, 'no-config.json') },
-        stdin: Object.assign(Readable.from([]), { isTTY: true }),
-        fetchFn: async (url, init) => {
-          sent = { url: String(url), body: await new Response(init?.body).text() };
-          return new Response(JSON.stringify({ error: 'seen, not stored' }), { status: 400 });
-        },
-        setExitCode: (c) => {
-          code = c;
-        },
-      }),
-    );
-    await p.parseAsync(['deploy', 'web', dir, ...flags], { from: 'user' });
-    return { code, notes, sent };
+    const r = await runCli(['deploy', 'web', dir, ...flags], { env: { ZFAAS_CONFIG: join(root, 'no-config.json') }, fetchFn });
+    return { code: r.code, notes: r.notes, sent };
   }
 
   const field = (body: string, name: string): string | undefined =>
