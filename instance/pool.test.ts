@@ -517,6 +517,21 @@ describe('a miniworker that dies', () => {
     expect(results).toHaveLength(1);
   });
 
+  it('lets go of a preload whose miniworker died creating it, and serves the next call', async () => {
+    let first = true;
+    fake.hold = (_w, c) => c.type === 'create' && first && !(first = false);
+    pool.preload(fnMeta({}, 'pre'), nodeRuntime, '/srv/trees/pre-1');
+    await vi.waitFor(() => expect(fake.of('create')).toHaveLength(1));
+    const dead = fake.of('create')[0]!.worker;
+    fake.die(dead);
+    await settleDown();
+    expect(pool.table.live()).toBe(0);
+    pool.submit(work(1));
+    await resultsIn(1);
+    expect(results[0]!.outcome).toMatchObject({ status: 'DONE', result: '{"n":1}' });
+    expect(fake.of('create')[1]!.worker).not.toBe(dead);
+  });
+
   it('puts back a policy-function call whose container was being created', async () => {
     let first = true;
     fake.hold = (_w, c) => c.type === 'create' && first && !(first = false);

@@ -271,7 +271,12 @@ export class Pool {
   private dispatch(): void {
     if (this.stopping || this.sweep !== 'done') return;
     for (let ready = this.workers.ready(); this.chores.length && ready.length; ready = this.workers.ready()) {
-      void this.chores.shift()!.run(this.leastLoaded(ready));
+      // A chore's failure was said where it happened (a miniworker that died, its own log line); the
+      // pool carries on.
+      this.chores
+        .shift()!
+        .run(this.leastLoaded(ready))
+        .catch((e: unknown) => this.o.log.debug({ err: errText(e) }, 'a chore did not finish'));
     }
     for (let i = 0; i < this.queue.length;) {
       const work = this.queue[i]!;

@@ -1,6 +1,7 @@
 // Starts real zfaas processes (built CLI in dist/) on free ports with a temp data folder, and stops them by
 // their own pid. Every integration test goes through here so that cleanup is the same everywhere.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -46,6 +47,12 @@ export function zfaas(args: string[], env: Record<string, string> = {}): Proc {
   };
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
+  // With ZFAAS_TEST_LOGDIR set, each process's whole output is also kept there, also of one a test killed.
+  if (process.env.ZFAAS_TEST_LOGDIR) {
+    const f = createWriteStream(join(process.env.ZFAAS_TEST_LOGDIR, `${args[0]}-${child.pid}.log`));
+    child.stdout!.pipe(f);
+    child.stderr!.pipe(f);
+  }
   const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
   return {
     child,
