@@ -3,7 +3,7 @@
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { z } from 'zod';
-import type { CallOutcome, FunctionMeta, Runtime } from '../common/model.js';
+import { FunctionSettingsSchema, type CallOutcome, type FunctionMeta, type Runtime } from '../common/model.js';
 import { encode } from '../protocol/codec.js';
 import { HEARTBEAT_LIVENESS, HEARTBEAT_MS, type ToApiSchema, type ToInstance } from '../protocol/broker.js';
 import { Broker, type BrokerEvents, type Definition, type NodeTransport, type QueuedCall } from './broker.js';
@@ -56,7 +56,7 @@ const fnMeta = (name: string, version = 1): FunctionMeta => ({
   size: 1,
   format: 'tar.gz',
   createdAt: '2026-11-23T00:00:00.000Z',
-  settings: { timeout: 30, memory: 256, cpus: 1, pids: 128, network: false, retry: true, env: {}, public: false },
+  settings: FunctionSettingsSchema.parse({}),
 });
 const done: CallOutcome = { status: 'DONE', result: '42' };
 
@@ -84,8 +84,9 @@ async function setup(): Promise<Setup> {
   const logs: Setup['logs'] = [];
   const log = pino({ level: 'debug' }, { write: (s: string) => void logs.push(JSON.parse(s) as Setup['logs'][0]) });
   const broker = new Broker({ transport: net, db, log });
-  const heard: Setup['heard'] = { room: [], adopted: [], result: [], recorded: [], nodeLost: [] };
+  const heard: Setup['heard'] = { room: [], adopted: [], result: [], recorded: [], nodeLost: [], retrying: [] };
   broker.events.on('result', (r) => heard.result.push(r));
+  broker.events.on('retrying', (r) => heard.retrying.push(r));
   broker.events.on('recorded', (r) => heard.recorded.push(r));
   broker.events.on('nodeLost', (l) => heard.nodeLost.push(l));
   broker.events.on('adopted', (a) => heard.adopted.push(a));
@@ -241,7 +242,7 @@ describe('Broker', () => {
       const { broker, db, heard, c } = await withResult();
       vi.advanceTimersByTime(HEARTBEAT_MS * (HEARTBEAT_LIVENESS + 1));
       await settle();
-      expect(db.finished).toEqual([{ callNum: c.callNum, node: 'n1', outcome: done }]);
+      expect(db.finished).toEqual([{ callNum: c.callNum, node: 'n1', outcome: done, ran: true }]);
       expect(heard.recorded).toEqual([{ callNum: c.callNum, node: 'n1', outcome: done }]);
       expect(heard.nodeLost).toEqual([]); // the call itself had ended: nothing to retry
       broker.stop();
@@ -251,7 +252,7 @@ describe('Broker', () => {
       const { broker, net, db, c } = await withResult();
       net.from('n1', { type: 'bye' });
       await settle();
-      expect(db.finished).toEqual([{ callNum: c.callNum, node: 'n1', outcome: done }]);
+      expect(db.finished).toEqual([{ callNum: c.callNum, node: 'n1', outcome: done, ran: true }]);
       expect(broker.get('n1')).toBeUndefined();
       broker.stop();
     });
@@ -269,7 +270,7 @@ describe('Broker', () => {
       const other = await withResult();
       other.net.from('n1', register('n1', 'L2'));
       await settle();
-      expect(other.db.finished).toEqual([{ callNum: other.c.callNum, node: 'n1', outcome: done }]);
+      expect(other.db.finished).toEqual([{ callNum: other.c.callNum, node: 'n1', outcome: done, ran: true }]);
       other.broker.stop();
     });
 
@@ -286,7 +287,7 @@ describe('Broker', () => {
       db.down = false;
       vi.advanceTimersByTime(HEARTBEAT_MS);
       await settle();
-      expect(db.finished).toEqual([{ callNum: c.callNum, node: 'n1', outcome: done }]);
+      expect(db.finished).toEqual([{ callNum: c.callNum, node: 'n1', outcome: done, ran: true }]);
       expect(broker.holds(c.callNum)).toBe(false);
       broker.stop();
     });
@@ -308,7 +309,7 @@ describe('Broker', () => {
       net.from('stranger', { type: 'result', callNum: 77, outcome: done });
       await settle();
       expect(heard.result).toEqual([{ callNum: 77, node: 'stranger', outcome: done }]);
-      expect(db.finished).toEqual([{ callNum: 77, node: 'stranger', outcome: done }]);
+      expect(db.finished).toEqual([{ callNum: 77, node: 'stranger', outcome: done, ran: true }]);
       expect(net.of('reregister', 'stranger')).toHaveLength(1);
       broker.stop();
     });

@@ -41,6 +41,7 @@ export interface QueuedCall {
   def: Definition;
   redundant?: boolean;
   http?: HttpRequest; // a call through the function's web path
+  attempt?: number; // which run of the call this will be (unset: the first)
 }
 
 // What anyone outside the broker may read of a node.
@@ -91,6 +92,7 @@ export interface BrokerEvents {
   adopted: [a: { node: string; calls: number[] }]; // a node reports holding calls: they must not be dispatched again
   result: [r: { callNum: number; node: string; outcome: CallOutcome }]; // a call ended (maybe not recorded yet)
   recorded: [r: { callNum: number; node: string; outcome: CallOutcome }]; // its final state is in the DB now
+  retrying: [r: { callNum: number; node: string; outcome: CallOutcome; retryAt: string }]; // a failed run, recorded: it runs again then
   nodeLost: [l: { node: string; calls: number[]; why: string }]; // calls it held that ended with it, unreported
 }
 
@@ -204,7 +206,7 @@ export class Broker implements NodeRegistry, NodeControl {
     const { fn, runtime } = call.def;
     const m: ToInstance = {
       type: 'invoke',
-      call: { callNum: call.callNum, params: call.params, redundant: call.redundant, http: call.http },
+      call: { callNum: call.callNum, params: call.params, redundant: call.redundant, http: call.http, attempt: call.attempt },
       fn: { name: fn.functionName, version: fn.version },
       def: first ? { fn, runtime } : undefined,
     };
@@ -268,10 +270,12 @@ export class Broker implements NodeRegistry, NodeControl {
     for (const [callNum, orphan] of this.orphans) {
       if (orphan.busy || this.closed) continue;
       orphan.busy = true;
-      this.o.db.request('finishCall', { callNum, node: orphan.node, outcome: orphan.outcome }).then(
-        () => {
+      this.o.db.request('finishCall', { callNum, node: orphan.node, outcome: orphan.outcome, ran: true }).then(
+        ({ call }) => {
           this.orphans.delete(callNum);
-          this.events.emit('recorded', { callNum, node: orphan.node, outcome: orphan.outcome });
+          if (call?.status === 'PENDING' && call.retryAt)
+            this.events.emit('retrying', { callNum, node: orphan.node, outcome: orphan.outcome, retryAt: call.retryAt });
+          else this.events.emit('recorded', { callNum, node: orphan.node, outcome: orphan.outcome });
         },
         (e: unknown) => {
           orphan.busy = false;
@@ -305,7 +309,9 @@ export class Broker implements NodeRegistry, NodeControl {
       // We do not know this node (we restarted, or declared it lost): it must register again. Its result
       // still wakes whoever waits, and is recorded from here too: the node may not live to record it.
       if (m.type !== 'bye') this.send(nodeId, { type: 'reregister' });
-      if (m.type === 'result') {
+      if (m.type === 'result' && m.retryAt) {
+        this.events.emit('retrying', { callNum: m.callNum, node: nodeId, outcome: m.outcome, retryAt: m.retryAt });
+      } else if (m.type === 'result') {
         this.events.emit('result', { callNum: m.callNum, node: nodeId, outcome: m.outcome });
         this.orphans.set(m.callNum, { node: nodeId, outcome: m.outcome, busy: false, failures: 0 });
         this.recordOrphans();
@@ -322,8 +328,12 @@ export class Broker implements NodeRegistry, NodeControl {
       case 'result': {
         const freed = n.inflight.delete(m.callNum);
         n.sentAt.delete(m.callNum);
-        n.unrecorded.set(m.callNum, m.outcome);
-        this.events.emit('result', { callNum: m.callNum, node: nodeId, outcome: m.outcome });
+        if (m.retryAt) {
+          this.events.emit('retrying', { callNum: m.callNum, node: nodeId, outcome: m.outcome, retryAt: m.retryAt });
+        } else {
+          n.unrecorded.set(m.callNum, m.outcome);
+          this.events.emit('result', { callNum: m.callNum, node: nodeId, outcome: m.outcome });
+        }
         if (freed) this.events.emit('room');
         break;
       }

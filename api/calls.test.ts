@@ -2,7 +2,7 @@
 // it is given, and broker events sent by hand. Covers acceptance, results, the retry rule and recovery.
 import { pino } from 'pino';
 import { beforeEach, describe, expect, it } from 'vitest';
-import type { Call, CallOutcome, FunctionMeta, Runtime } from '../common/model.js';
+import { FunctionSettingsSchema, type Call, type CallOutcome, type FunctionMeta, type Runtime } from '../common/model.js';
 import type { DbClient } from '../db/client.js';
 import type { DbContent, DbMsgType, DbResults } from '../protocol/db.js';
 import { Emitter, type BrokerEvents, type QueuedCall } from './broker.js';
@@ -18,7 +18,7 @@ const fnMeta = (name: string, retry = true, runtimeName = 'node'): FunctionMeta 
   size: 1,
   format: 'tar.gz',
   createdAt: '2026-11-23T00:00:00.000Z',
-  settings: { timeout: 30, memory: 256, cpus: 1, pids: 128, network: false, retry, env: {}, public: false },
+  settings: FunctionSettingsSchema.parse({ retry }),
 });
 
 // The DB service's call and function records, with its rule that the first final state wins.
@@ -217,6 +217,66 @@ describe('Calls', () => {
       links.emit('nodeLost', { node: 'n1', calls: [call.callNum], why: 'fell silent' });
       expect(await waiting).toMatchObject({ status: 'DONE', result: '3' });
       expect(scheduler.queued).toHaveLength(0);
+    });
+  });
+
+  describe('retries after a failed run (the `retrying` event)', () => {
+    const failed: CallOutcome = { status: 'ERROR', result: '', error: 'boom' };
+    // What the DB does when a node records a failed run of a function with `retries`.
+    const putBack = (callNum: number, inMs: number): string => {
+      const retryAt = new Date(Date.now() + inMs).toISOString();
+      Object.assign(db.calls.get(callNum)!, { status: 'PENDING', retryAt });
+      return retryAt;
+    };
+
+    it('does not wake waiters, and dispatches the call again at retryAt as its next attempt', async () => {
+      const { call } = await calls.invoke('f', {});
+      db.start(call.callNum);
+      scheduler.queued.length = 0;
+      const heard: CallEvents['retrying'][0][] = [];
+      calls.events.on('retrying', (r) => heard.push(r));
+      const waiting = calls.waiters.wait(call.callNum, 600);
+      const retryAt = putBack(call.callNum, 150);
+      links.emit('retrying', { callNum: call.callNum, node: 'n1', outcome: failed, retryAt });
+      expect(heard).toMatchObject([{ callNum: call.callNum, funcName: 'f', retryAt }]);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(scheduler.queued).toHaveLength(0); // not before its time
+      await new Promise((r) => setTimeout(r, 250));
+      expect(scheduler.queued).toMatchObject([{ callNum: call.callNum, attempt: 2 }]);
+      expect(await waiting).toBeNull(); // the failed run woke nobody
+    });
+
+    it('does not dispatch a call that ended meanwhile (cancelled while it waited)', async () => {
+      const { call } = await calls.invoke('f', {});
+      db.start(call.callNum);
+      scheduler.queued.length = 0;
+      const retryAt = putBack(call.callNum, 100);
+      links.emit('retrying', { callNum: call.callNum, node: 'n1', outcome: failed, retryAt });
+      Object.assign(db.calls.get(call.callNum)!, { status: 'ERROR', cancelled: true });
+      await new Promise((r) => setTimeout(r, 250));
+      expect(scheduler.queued).toHaveLength(0);
+    });
+
+    it('recovery leaves a call waiting for its retry until retryAt (after an API restart)', async () => {
+      const { call } = await calls.invoke('f', {});
+      db.start(call.callNum);
+      db.old(call.callNum);
+      scheduler.queued.length = 0;
+      putBack(call.callNum, 200);
+      expect(await calls.recover()).toBe(0);
+      expect(scheduler.queued).toHaveLength(0);
+      await new Promise((r) => setTimeout(r, 350));
+      expect(scheduler.queued.map((q) => q.callNum)).toEqual([call.callNum]);
+    });
+
+    it("does not count runs retried by the function's own `retries` against the node-loss limit", async () => {
+      const { call } = await calls.invoke('f', {});
+      for (let i = 0; i < MAX_ATTEMPTS; i++) db.start(call.callNum);
+      db.calls.get(call.callNum)!.history = [1, 2].map((attempt) => ({ attempt, status: 'ERROR' as const, finishedAt: '' }));
+      scheduler.queued.length = 0;
+      links.emit('nodeLost', { node: 'n1', calls: [call.callNum], why: 'fell silent' });
+      await settle();
+      expect(scheduler.queued).toMatchObject([{ callNum: call.callNum, attempt: MAX_ATTEMPTS + 1 }]);
     });
   });
 

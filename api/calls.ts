@@ -1,9 +1,11 @@
 // Everything that moves a call through its life on the API side: accept (stored PENDING before we answer),
 // hand it to the scheduler, settle it when its result comes, and rescue calls whose node died or that this
 // API forgot when it restarted. Calls hears about nodes only through the broker's events.
-// Retry rule: a call runs again only when its node died (or vanished) before reporting, and only if its
-// function allows retries (setting `retry`, default true), at most MAX_ATTEMPTS in all. A result that
-// arrives twice is recorded once (the DB keeps the first final state).
+// Retry rules. A call whose node died (or vanished) before reporting runs again if its function allows it
+// (setting `retry`, default true), at most MAX_ATTEMPTS such times. A call whose run ended in ERROR or
+// TIMEOUT runs again only if its function opted in (`retries`, common/retry.ts): the DB puts it back to
+// PENDING with a `retryAt` (the broker's `retrying` event) and it is dispatched here at that time. A
+// result that arrives twice is recorded once (the DB keeps the first final state).
 import { EventEmitter } from 'node:events';
 import { errText, type Logger } from '../common/log.js';
 import { isFinal, type Call, type CallOutcome, type FunctionMeta, type ScheduleRef, type WebRequest } from '../common/model.js';
@@ -20,6 +22,7 @@ export const MAX_ATTEMPTS = 3;
 // What observers (metrics, the dashboard's live view, batches) hear about calls, without touching their path.
 export interface CallEvents {
   accepted: [call: Call];
+  retrying: [info: { callNum: number; funcName?: string; retryAt: string; outcome: CallOutcome }]; // a run failed; another follows
   finished: [info: { callNum: number; funcName?: string; version?: number; node?: string; outcome: CallOutcome; latencyMs?: number }];
 }
 
@@ -51,6 +54,7 @@ export class Calls {
   private readonly log: Logger;
   private readonly startedAt = Date.now();
   private recoverTimer?: NodeJS.Timeout;
+  private readonly retryTimers = new Map<number, NodeJS.Timeout>(); // calls waiting for their retryAt
   private stopped = false;
 
   // Outcomes that reached this API before their node recorded them: a client reading the call in between
@@ -78,6 +82,34 @@ export class Calls {
       this.waiters.settle(callNum, outcome);
     });
     o.links.on('nodeLost', ({ node, calls, why }) => void this.onNodeLost(node, calls, why));
+    o.links.on('retrying', ({ callNum, retryAt, outcome }) => {
+      this.events.emit('retrying', { callNum, funcName: this.open.get(callNum)?.funcName, retryAt, outcome });
+      this.retryAt(callNum, retryAt);
+    });
+  }
+
+  // Dispatches a call that waits for its retry when its time comes, if it still waits then (it may have
+  // been cancelled, or another API dispatched it).
+  private retryAt(callNum: number, at: string): void {
+    if (this.retryTimers.has(callNum) || this.stopped) return;
+    const t = setTimeout(
+      () => {
+        this.retryTimers.delete(callNum);
+        void this.db
+          .request('getCall', { callNum })
+          .then((call) => {
+            if (!call || call.status !== 'PENDING' || this.o.scheduler.knows(callNum)) return;
+            this.log.info({ callNum, attempt: call.attempts + 1 }, 'call retried');
+            return this.dispatch(call);
+          })
+          .catch((e: unknown) => {
+            // The DB service is down: recovery finds the call PENDING and dispatches it.
+            this.log.warn({ callNum, err: errText(e) }, 'retry not dispatched yet');
+          });
+      },
+      Math.max(0, Date.parse(at) - Date.now()),
+    );
+    this.retryTimers.set(callNum, t);
   }
 
   async resolveFunction(funcName: string, version?: number): Promise<MetaEntry> {
@@ -108,11 +140,13 @@ export class Calls {
       request?: WebRequest;
       idempotency?: { key: string; hash: string; ttlS?: number };
       schedule?: ScheduleRef; // api/schedules.ts: the schedule and tick that start it
+      callbackUrl?: string; // checked against the allow-list already (api/callbacks)
+      replayOf?: number; // a dead letter this call replays
     } = {},
   ): Promise<{ call: Call; fn: FunctionMeta; replayed: boolean }> {
     const { fn } = def;
     const funcName = fn.functionName;
-    const { request, idempotency, schedule } = opts;
+    const { request, idempotency, schedule, callbackUrl, replayOf } = opts;
     const created = await this.db.request('createCall', {
       funcName,
       version: fn.version,
@@ -120,6 +154,8 @@ export class Calls {
       request,
       idempotency,
       ...(schedule ? { schedule } : {}),
+      ...(callbackUrl ? { callback: { url: callbackUrl } } : {}),
+      ...(replayOf ? { replayOf } : {}),
     });
     const { replayed, ...call } = created;
     if (replayed) return { call, fn, replayed: true };
@@ -137,7 +173,8 @@ export class Calls {
     if (!def) return this.fail(call.callNum, `function ${call.funcName}@${call.version} no longer exists`);
     if (!hasRuntime(def)) return this.fail(call.callNum, `runtime ${def.fn.runtimeName} no longer exists`);
     const redundant = this.open.get(call.callNum)?.redundant;
-    this.o.scheduler.enqueue({ callNum: call.callNum, funcName: call.funcName, params: call.params, def, redundant });
+    const attempt = call.attempts + 1; // `attempts` counts the runs that started
+    this.o.scheduler.enqueue({ callNum: call.callNum, funcName: call.funcName, params: call.params, def, redundant, attempt });
   }
 
   private async fail(callNum: number, error: string): Promise<void> {
@@ -177,7 +214,8 @@ export class Calls {
         return this.fail(callNum, `${why} while running the call; not retried (the function has retry=false)`);
       }
     }
-    if (call.attempts >= MAX_ATTEMPTS) {
+    // Runs that failed and were retried by the function's own `retries` do not count here.
+    if (call.attempts - (call.history?.length ?? 0) >= MAX_ATTEMPTS) {
       return this.fail(callNum, `${why}; gave up after ${call.attempts} attempts`);
     }
     if (call.status === 'RUNNING') await this.db.request('requeueCall', { callNum });
@@ -191,7 +229,11 @@ export class Calls {
     if (Date.now() - this.startedAt < (this.o.recoveryGraceMs ?? 4000)) return 0; // let nodes re-register and report what they hold
     let n = 0;
     for (const call of await this.db.request('listUnfinished', {})) {
-      if (this.o.scheduler.knows(call.callNum)) continue;
+      if (this.o.scheduler.knows(call.callNum) || this.retryTimers.has(call.callNum)) continue;
+      if (call.status === 'PENDING' && call.retryAt) {
+        this.retryAt(call.callNum, call.retryAt); // its retry is due then, whoever was to dispatch it
+        continue;
+      }
       if (Date.now() - Date.parse(call.createdAt) < 2000) continue; // being accepted right now
       n++;
       await this.rescue(
@@ -216,6 +258,8 @@ export class Calls {
   stop(): void {
     this.stopped = true;
     clearTimeout(this.recoverTimer);
+    for (const t of this.retryTimers.values()) clearTimeout(t);
+    this.retryTimers.clear();
   }
 
   // A call reached its final state (also a cancelled one): wake its waiters and tell the observers.

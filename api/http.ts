@@ -1,7 +1,7 @@
 // HTTP plumbing shared by the handlers: one error type, async wrapping, and the error responder that maps
 // every failure to a status code and a one-line message.
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { ZodError, type ZodType, type ZodTypeDef } from 'zod';
+import { z, ZodError, type ZodType, type ZodTypeDef } from 'zod';
 import { ArchiveError } from '../common/archive/index.js';
 import { MAX_JSON_DEPTH, jsonDepth } from '../common/json-depth.js';
 import { DbError } from '../db/client.js';
@@ -32,6 +32,13 @@ export function parse<T>(schema: ZodType<T, ZodTypeDef, unknown>, value: unknown
   }
   return r.data;
 }
+
+// A positive whole number sent as text: a call number in a path, a limit in a query.
+export const positiveInt = z
+  .string()
+  .regex(/^\d+$/, 'must be a positive integer')
+  .transform(Number)
+  .pipe(z.number().int().min(1).max(Number.MAX_SAFE_INTEGER, 'is too large'));
 
 export function checkParams(params: unknown): void {
   if (jsonDepth(params, MAX_JSON_DEPTH) > MAX_JSON_DEPTH)

@@ -1,11 +1,22 @@
-// What the API measures about calls, for Prometheus (GET /metrics) and for the dashboard's per-function
-// latency (GET /metrics/functions). Everything is fed by Calls' events, so the call path stays untouched;
-// gauges that describe the cluster (queue, nodes, warm containers) are read from the node registry and the queue at scrape time.
+// What the API measures about calls, for Prometheus (GET /metrics) and for the dashboard: per-function
+// latency (GET /metrics/functions) and the last hour minute by minute (GET /metrics/functions/timeline).
+// Everything is fed by events (Calls', the schedule runners', the callback deliverer's), so the call path
+// stays untouched; gauges that describe the cluster (queue, nodes, warm containers) are read from the node
+// registry and the queue at scrape time. The timeline is filled at start from the calls the DB service
+// holds, so the dashboard's charts survive an API restart.
+import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { NodeRegistry } from './broker.js';
-import type { Calls, CallEvents } from './calls.js';
-import { Recent } from './quantiles.js';
+import { errText, type Logger } from '../common/log.js';
+import { isFinal, SETTING_LIMITS, type Call } from '../common/model.js';
+import { afterRun } from '../common/retry.js';
+import type { DbClient } from '../db/client.js';
+import type { Listen, NodeRegistry } from './broker.js';
+import type { DeliveryEvents } from './callbacks/deliverer.js';
+import type { CallEvents } from './calls.js';
+import type { MetaCache } from './meta-cache.js';
+import { Recent, Sample } from './quantiles.js';
 import type { QueueView } from './scheduler.js';
+import { scheduleEvents, type ScheduleEvents } from './schedules.js';
 
 type Finished = CallEvents['finished'][0];
 
@@ -23,12 +34,143 @@ export interface FunctionStats {
   lastAt: string | null;
 }
 
+// ---- The last hour, minute by minute -------------------------------------------------------------------
+
+export const MINUTE_MS = 60_000;
+export const TIMELINE_MINUTES = 60;
+const SAMPLE_SIZE = 128; // latencies kept per function and minute: exact quantiles up to this many calls
+const MAX_FUNCTIONS = 10_000;
+
+interface Minute {
+  minute: number; // minutes since the epoch
+  calls: number;
+  errors: number;
+  latency: Sample;
+  q?: (number | null)[]; // p50 and p95 of `latency`, until it changes
+}
+
+// One function's hour, oldest minute first; the last minute is the current one (still filling).
+export interface FunctionTimeline {
+  calls: number[]; // calls that ended in that minute
+  errors: number[]; // of which ERROR or TIMEOUT
+  p50: (number | null)[]; // ms, acceptance to final state; null: no call that minute
+  p95: (number | null)[];
+}
+
+export interface TimelineView {
+  minuteMs: number;
+  minutes: number[]; // the start of each minute, epoch ms, oldest first
+  functions: Record<string, FunctionTimeline>; // functions with a call in the hour, by name
+}
+
+// Per function, a ring of 60 per-minute buckets (calls, errors, a bounded sample of latencies): memory is
+// at most functions × 60 × SAMPLE_SIZE numbers, and a function without a call for an hour is dropped.
+export class Timeline {
+  private readonly fns = new Map<string, (Minute | undefined)[]>();
+  private prunedAt = 0;
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  /** A call of `fn` that ended at `at` (epoch ms). False when it is outside the hour (or over the bounds). */
+  add(fn: string, at: number, latencyMs: number | undefined, failed: boolean): boolean {
+    const current = Math.floor(this.now() / MINUTE_MS);
+    const minute = Math.min(current, Math.floor(at / MINUTE_MS)); // a clock ahead of ours: this minute
+    if (!Number.isFinite(minute) || minute <= current - TIMELINE_MINUTES) return false;
+    if (current !== this.prunedAt) this.prune(current);
+    let ring = this.fns.get(fn);
+    if (!ring) {
+      if (this.fns.size >= MAX_FUNCTIONS) return false;
+      ring = new Array<Minute | undefined>(TIMELINE_MINUTES);
+      this.fns.set(fn, ring);
+    }
+    const slot = minute % TIMELINE_MINUTES;
+    let m = ring[slot];
+    if (!m || m.minute !== minute) ring[slot] = m = { minute, calls: 0, errors: 0, latency: new Sample(SAMPLE_SIZE) };
+    m.calls++;
+    if (failed) m.errors++;
+    if (latencyMs !== undefined && Number.isFinite(latencyMs) && latencyMs >= 0) {
+      m.latency.add(latencyMs);
+      m.q = undefined;
+    }
+    return true;
+  }
+
+  // Drops the functions that had no call in the hour, and works out the quantiles of the minutes that are
+  // over (they change no more, but for stored calls at start), so that a view computes only this minute's.
+  private prune(current: number): void {
+    this.prunedAt = current;
+    for (const [fn, ring] of this.fns) {
+      let live = false;
+      for (const m of ring) {
+        if (!m || m.minute <= current - TIMELINE_MINUTES) continue;
+        live = true;
+        if (m.minute < current) m.q ??= m.latency.quantiles([0.5, 0.95]);
+      }
+      if (!live) this.fns.delete(fn);
+    }
+  }
+
+  view(only?: string): TimelineView {
+    const current = Math.floor(this.now() / MINUTE_MS);
+    this.prune(current);
+    const first = current - TIMELINE_MINUTES + 1;
+    const minutes = Array.from({ length: TIMELINE_MINUTES }, (_, i) => (first + i) * MINUTE_MS);
+    const entries: [string, FunctionTimeline][] = [];
+    for (const fn of [...this.fns.keys()].sort()) {
+      if (only !== undefined && fn !== only) continue;
+      const ring = this.fns.get(fn)!;
+      const t: FunctionTimeline = { calls: [], errors: [], p50: [], p95: [] };
+      for (let minute = first; minute <= current; minute++) {
+        const m = ring[minute % TIMELINE_MINUTES];
+        const here = m && m.minute === minute ? m : undefined;
+        if (here) here.q ??= here.latency.quantiles([0.5, 0.95]); // a past minute's are computed once
+        t.calls.push(here?.calls ?? 0);
+        t.errors.push(here?.errors ?? 0);
+        t.p50.push(here?.q?.[0] ?? null);
+        t.p95.push(here?.q?.[1] ?? null);
+      }
+      entries.push([fn, t]);
+    }
+    return { minuteMs: MINUTE_MS, minutes, functions: Object.fromEntries(entries) };
+  }
+}
+
+// ---- Metrics -------------------------------------------------------------------------------------------
+
+export interface MetricsOptions {
+  db?: Pick<DbClient, 'request'>; // to fill the timeline at start from the calls of the last hour
+  deliveries?: Listen<DeliveryEvents>; // the callback deliverer's tries
+  schedules?: Listen<ScheduleEvents>; // the schedule runners' ticks (default: this process's, scheduleEvents)
+  log?: Logger;
+  now?: () => number; // the clock (tests)
+  backfill?: { maxCalls?: number; pageSize?: number; tries?: number; retryMs?: number };
+}
+
+// What Metrics reads of Calls: its events, and the function definitions (to tell a dead letter).
+export interface CallsView {
+  events: Listen<CallEvents>;
+  meta: Pick<MetaCache, 'get'>;
+}
+
 export class Metrics {
   readonly registry = new Registry();
+  readonly timeline: Timeline;
+  /** Resolves with the number of stored calls the timeline was filled with at start (0 without a DB). */
+  readonly filled: Promise<number>;
   private readonly recent = new Map<string, Recent>(); // function -> latencies of its last calls
   private readonly totals = new Map<string, { calls: number; errors: number; lastAt: number }>();
+  private readonly now: () => number;
+  private readonly startedAt: number;
 
-  constructor(calls: Calls, nodes: NodeRegistry, queue: QueueView) {
+  constructor(
+    private readonly calls: CallsView,
+    nodes: NodeRegistry,
+    queue: QueueView,
+    private readonly o: MetricsOptions = {},
+  ) {
+    this.now = o.now ?? Date.now;
+    this.startedAt = this.now();
+    this.timeline = new Timeline(this.now);
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
 
@@ -58,15 +200,44 @@ export class Metrics {
       buckets: LATENCY_BUCKETS,
       registers,
     });
+    const retries = new Counter({
+      name: 'zfaas_call_retries_total',
+      help: "Runs that failed and are run again (the function's `retries` setting), by function",
+      labelNames: ['function'],
+      registers,
+    });
+    const deadLetters = new Counter({
+      name: 'zfaas_dead_letters_total',
+      help: 'Calls that failed every run their function allowed and were listed as dead letters, by function',
+      labelNames: ['function'],
+      registers,
+    });
+    const ticks = new Counter({
+      name: 'zfaas_schedule_ticks_total',
+      help: 'Schedule ticks, by function and outcome: fired, late (a missed tick fired at start), skipped (no such function), failed (no call after every try)',
+      labelNames: ['function', 'outcome'],
+      registers,
+    });
+    const deliveries = new Counter({
+      name: 'zfaas_callback_deliveries_total',
+      help: 'Callback delivery tries, by function and result: delivered, retry (failed, tried again later), failed (given up)',
+      labelNames: ['function', 'result'],
+      registers,
+    });
 
     calls.events.on('accepted', (call) => accepted.inc({ function: call.funcName }));
+    calls.events.on('retrying', (r) => retries.inc({ function: r.funcName ?? UNKNOWN }));
     calls.events.on('finished', (f: Finished) => {
       const fn = f.funcName ?? UNKNOWN;
       finished.inc({ function: fn, status: f.outcome.status });
       if (f.latencyMs !== undefined) latency.observe({ function: fn }, f.latencyMs / 1000);
       if (f.outcome.durationMs !== undefined) duration.observe({ function: fn }, f.outcome.durationMs / 1000);
       this.remember(fn, f);
+      this.timeline.add(fn, this.now(), f.latencyMs, f.outcome.status !== 'DONE');
+      void this.isDeadLetter(f).then((dead) => dead && deadLetters.inc({ function: fn }));
     });
+    (o.schedules ?? scheduleEvents).on('tick', (t) => ticks.inc({ function: t.funcName, outcome: t.outcome }));
+    o.deliveries?.on('delivery', (d) => deliveries.inc({ function: d.funcName, result: d.result }));
 
     // Gauges computed when scraped: they describe the cluster now, not a history.
     new Gauge({
@@ -119,6 +290,25 @@ export class Metrics {
         }
       },
     });
+
+    this.filled = o.db ? this.fillFromDb(o.db) : Promise.resolve(0);
+  }
+
+  // A final failed run of a function that allows retries is a dead letter: the DB service's own rule
+  // (common/retry.ts), applied to the version's settings. A `finished` event has no record, so this is
+  // what tells it: the outcome came from a node (a run, not the platform ending the call), it failed and
+  // was not cancelled, and the function version has `retries` (a run that is retried is `retrying`, not
+  // `finished`). Calls this API did not accept (no name here) are not counted.
+  private async isDeadLetter(f: Finished): Promise<boolean> {
+    if (f.funcName === undefined || f.node === undefined || f.outcome.status === 'DONE' || f.outcome.cancelled) return false;
+    try {
+      const def = await this.calls.meta.get(f.funcName, f.version);
+      if (!def) return false;
+      const after = afterRun(def.fn.settings, def.fn.settings.retries, f.outcome);
+      return after.kind === 'final' && after.deadLetter;
+    } catch {
+      return false; // the DB service is unreachable: not counted rather than guessed
+    }
   }
 
   private remember(fn: string, f: Finished): void {
@@ -130,6 +320,61 @@ export class Metrics {
     if (f.outcome.status !== 'DONE') t.errors++;
     t.lastAt = Date.now();
     this.totals.set(fn, t);
+  }
+
+  /**
+   * Adds stored calls that ended in the hour before this API started to the timeline (calls that end
+   * later come as events). Latency as the DB recorded it: from createdAt to finishedAt. Returns how many.
+   */
+  addStored(calls: readonly Call[]): number {
+    let n = 0;
+    const from = this.startedAt - TIMELINE_MINUTES * MINUTE_MS;
+    for (const c of calls) {
+      if (!isFinal(c.status) || !c.finishedAt) continue;
+      const end = Date.parse(c.finishedAt);
+      if (!Number.isFinite(end) || end < from || end >= this.startedAt) continue;
+      const begin = Date.parse(c.createdAt);
+      const latency = Number.isFinite(begin) && end >= begin ? end - begin : undefined;
+      if (this.timeline.add(c.funcName, end, latency, c.status !== 'DONE')) n++;
+    }
+    return n;
+  }
+
+  // Reads the newest calls page by page (newest first) until they were created well before the hour (a
+  // call may end up to the longest timeout after it was made), or maxCalls were read. The DB service may
+  // still be starting: a failed read is tried again a few times.
+  private async fillFromDb(db: Pick<DbClient, 'request'>): Promise<number> {
+    const b = this.o.backfill ?? {};
+    const maxCalls = b.maxCalls ?? 20_000;
+    const pageSize = b.pageSize ?? 500;
+    const oldest = this.startedAt - TIMELINE_MINUTES * MINUTE_MS - SETTING_LIMITS.timeout.max * 1000;
+    let read = 0;
+    let used = 0;
+    let before: number | undefined;
+    let attempt = 1;
+    while (read < maxCalls) {
+      const limit = Math.min(pageSize, maxCalls - read);
+      let page: Call[];
+      try {
+        page = await db.request('listCalls', { order: 'desc', limit, ...(before ? { before } : {}) });
+      } catch (e) {
+        if ((e as { code?: unknown } | null)?.code === 'CLOSED' || attempt >= (b.tries ?? 5)) {
+          this.o.log?.warn({ err: errText(e), read, used }, 'metrics timeline not filled from the stored calls');
+          return used;
+        }
+        attempt++;
+        await sleep(b.retryMs ?? 2000, undefined, { ref: false });
+        continue; // from the same page on: nothing is added twice
+      }
+      read += page.length;
+      used += this.addStored(page);
+      const last = page[page.length - 1];
+      if (!last || page.length < limit || Date.parse(last.createdAt) < oldest) break;
+      before = last.callNum;
+      await yieldToLoop(); // a page at a time: requests are served in between
+    }
+    this.o.log?.info({ read, used }, 'metrics timeline filled from the stored calls');
+    return used;
   }
 
   // Per function, for people (the dashboard): counts since start and latency over the most recent calls.

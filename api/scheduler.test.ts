@@ -1,7 +1,7 @@
 // The scheduling decision on its own: capacity, warm first, and the per-function concurrency limit. The
 // node links are a fake that counts what it is given, as the broker does.
 import { describe, expect, it } from 'vitest';
-import type { FunctionMeta, Runtime } from '../common/model.js';
+import { FunctionSettingsSchema, type FunctionMeta, type Runtime } from '../common/model.js';
 import type { NodeInfo, NodeLoad } from '../protocol/broker.js';
 import { Emitter, type BrokerEvents, type NodeView, type QueuedCall } from './broker.js';
 import { choose, Scheduler, type NodeLinks } from './scheduler.js';
@@ -15,7 +15,7 @@ const fn = (name: string, concurrency?: number): FunctionMeta => ({
   size: 1,
   format: 'tar.gz',
   createdAt: '2026-11-23T00:00:00.000Z',
-  settings: { timeout: 30, memory: 256, cpus: 1, pids: 128, network: false, retry: true, env: {}, public: false, concurrency },
+  settings: FunctionSettingsSchema.parse({ concurrency }),
 });
 
 interface FakeNode {

@@ -6,6 +6,7 @@
 // and restarted between ticks, a retry after a DB error, or a second API process on the same DB making
 // the same tick's call all get the call that tick already made (`replayed`), never a second one.
 import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { Cron } from 'croner';
 import { errText, type Logger } from '../common/log.js';
 import type { Call, ScheduleRef } from '../common/model.js';
@@ -71,6 +72,19 @@ export function tickKey(id: string, tick: Date): { key: string; hash: string } {
   return { key, hash: createHash('sha256').update(key).digest('hex') };
 }
 
+// What a runner tells of each tick it handled (for GET /metrics): `fired` started the tick's call, `late`
+// started the call of a tick missed while no API ran (a `missed: once` schedule, at start), `skipped`
+// found no function to call, `failed` could not start the call after every try. A tick whose call was
+// made already (by another API process, or before a restart) is not told again.
+export interface ScheduleEvents {
+  tick: [t: { scheduleId: string; funcName: string; tick: string; outcome: 'fired' | 'late' | 'skipped' | 'failed' }];
+}
+
+type TickSink = { emit(event: 'tick', ...t: ScheduleEvents['tick']): unknown };
+
+// Every runner of this process tells its ticks here unless given its own emitter (one API per process).
+export const scheduleEvents = new EventEmitter<ScheduleEvents>();
+
 export interface ScheduleRunnerDeps {
   db: Pick<DbClient, 'request'>;
   invoke(
@@ -83,6 +97,7 @@ export interface ScheduleRunnerDeps {
   now?: () => number; // the clock (tests)
   syncMs?: number; // how often the schedules are read again (another API may have changed them)
   retryMs?: number; // after a failed tick, the same tick is tried again this much later (a few times)
+  events?: TickSink; // where ticks are told (default: scheduleEvents)
 }
 
 interface Entry {
@@ -112,7 +127,7 @@ export class ScheduleRunner {
     const now = new Date(this.now());
     for (const s of all) {
       const missed = missedTick(safe(s), now);
-      if (missed) void this.fire(s, missed);
+      if (missed) void this.fire(s, missed, 1, true);
       this.add(s);
     }
     this.scheduleSync();
@@ -175,15 +190,20 @@ export class ScheduleRunner {
   }
 
   // Starts the call of one tick (again, after a failure: the key makes it once) and records the run.
-  async fire(s: Schedule, tick: Date, attempt = 1): Promise<void> {
+  async fire(s: Schedule, tick: Date, attempt = 1, late = false): Promise<void> {
     if (this.stopped) return;
     const { key, hash } = tickKey(s.id, tick);
     const ref: ScheduleRef = { id: s.id, tick: tick.toISOString() };
+    const tell = (outcome: ScheduleEvents['tick'][0]['outcome']): void => {
+      const sink: TickSink = this.d.events ?? scheduleEvents;
+      sink.emit('tick', { scheduleId: s.id, funcName: s.funcName, tick: ref.tick, outcome });
+    };
     try {
       // Removed meanwhile (perhaps through another API, which this one hears of only at its next read)?
       const still = await this.d.db.request('listSchedules', { funcName: s.funcName });
       if (!still.some((x) => x.id === s.id)) return this.remove(s.id);
       const { call, replayed } = await this.d.invoke(s.funcName, s.params ?? {}, undefined, { idempotency: { key, hash }, schedule: ref });
+      if (!replayed) tell(late ? 'late' : 'fired');
       this.d.log.info({ schedule: s.id, funcName: s.funcName, tick: ref.tick, callNum: call.callNum, replayed }, 'schedule fired');
       const updated = await this.d.db.request('recordScheduleRun', {
         funcName: s.funcName,
@@ -197,12 +217,12 @@ export class ScheduleRunner {
       if (isClosed(err)) return this.stop();
       if (err instanceof NotFound) {
         this.d.log.warn({ schedule: s.id, funcName: s.funcName, err: errText(err) }, 'scheduled function not found; tick skipped');
-        return;
+        return tell('skipped');
       }
       this.d.log.warn({ schedule: s.id, tick: ref.tick, attempt, err: errText(err) }, 'schedule tick failed');
       if (attempt < RETRIES && !this.stopped) {
-        setTimeout(() => void this.fire(s, tick, attempt + 1), this.d.retryMs ?? 1000).unref();
-      }
+        setTimeout(() => void this.fire(s, tick, attempt + 1, late), this.d.retryMs ?? 1000).unref();
+      } else if (!this.stopped) tell('failed');
     }
   }
 

@@ -18,6 +18,7 @@ import { UsageError } from '../common/errors.js';
 import { curvePublicKey, type CurveServer } from '../common/curve.js';
 import { callsRouter } from './handlers/calls.js';
 import { cancelRouter } from './handlers/cancel.js';
+import { deadLettersRouter } from './handlers/dead-letters.js';
 import { functionsRouter } from './handlers/functions.js';
 import { schedulesRouter } from './handlers/schedules.js';
 import { invokeRouter } from './handlers/invoke.js';
@@ -32,6 +33,8 @@ import { dashboardRouter } from './handlers/dashboard.js';
 import { CallFeed, eventsRouter } from './handlers/events.js';
 import { metricsRouter } from './handlers/metrics.js';
 import { openapiRouter } from './handlers/openapi.js';
+import { AllowList } from './callbacks/allow-list.js';
+import { Deliverer } from './callbacks/deliverer.js';
 
 export interface ApiOptions {
   port: number;
@@ -43,6 +46,8 @@ export interface ApiOptions {
   curve?: CurveServer; // the broker's keys and the instance keys it accepts (the DB client uses the same pair)
   log: Logger;
   idempotencyTtlS?: number; // how long an Idempotency-Key stands for its call (default 24 h)
+  callbackAllow?: string; // where call callbacks may go (api/callbacks/allow-list.ts; default: loopback only)
+  callbackBackoffMs?: number; // the first step of a failed callback's retries (default 1 s; tests shorten it)
 }
 
 export class ApiServer {
@@ -51,6 +56,8 @@ export class ApiServer {
   readonly scheduler: Scheduler;
   readonly meta: MetaCache;
   readonly calls: Calls;
+  readonly callbackAllow: AllowList;
+  readonly deliverer: Deliverer;
   private readonly idempotencyTtlS: number;
   private http?: Server;
 
@@ -59,6 +66,7 @@ export class ApiServer {
     if (!o.token && !isLoopback(o.host)) {
       throw new UsageError(`the API listens on ${o.host}, beyond this machine: set a token (--token or ZFAAS_TOKEN)`);
     }
+    this.callbackAllow = AllowList.parse(o.callbackAllow); // a bad list stops the start, before any socket opens
     this.db = new DbClient(
       o.db,
       10_000,
@@ -72,6 +80,13 @@ export class ApiServer {
     this.scheduler = new Scheduler(this.broker);
     this.meta = new MetaCache(this.db);
     this.calls = new Calls({ db: this.db, log: o.log, meta: this.meta, scheduler: this.scheduler, links: this.broker.events });
+    this.deliverer = new Deliverer({
+      db: this.db,
+      allow: this.callbackAllow,
+      log: o.log,
+      events: this.calls.events,
+      ...(o.callbackBackoffMs ? { backoff: { firstMs: o.callbackBackoffMs } } : {}),
+    });
   }
 
   app(): express.Express {
@@ -97,8 +112,9 @@ export class ApiServer {
     app.use(preloadAfterDeploy(this.db, this.broker, this.o.log));
     app.use(functionsRouter(this.db));
     app.use(schedulesRouter({ db: this.db, calls: this.calls, log: this.o.log }));
-    app.use(invokeRouter(this.db, this.calls, this.idempotencyTtlS));
+    app.use(invokeRouter(this.db, this.calls, this.idempotencyTtlS, this.callbackAllow));
     app.use(callsRouter(this.db, this.calls));
+    app.use(deadLettersRouter(this.db, this.calls));
     app.use(
       cancelRouter({
         db: this.db,
@@ -109,7 +125,9 @@ export class ApiServer {
     );
     app.use(nodesRouter(this.db, this.broker, this.scheduler));
     app.use(
-      metricsRouter(new Metrics(this.calls, this.broker, this.scheduler)),
+      metricsRouter(
+        new Metrics(this.calls, this.broker, this.scheduler, { db: this.db, log: this.o.log, deliveries: this.deliverer.events }),
+      ),
       eventsRouter(new CallFeed(this.calls, this.db, this.o.log)),
       openapiRouter(),
     );
@@ -127,6 +145,7 @@ export class ApiServer {
       this.http.once('error', (e) => reject(new Error(`cannot listen on ${this.o.host}:${this.o.port}: ${errText(e)}`)));
     });
     this.http!.keepAliveTimeout = 65_000;
+    this.deliverer.start();
     // Requests too broken for express (bad HTTP, oversized headers) still get a JSON error, not a bare line.
     this.http!.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       if (!socket.writable) return socket.destroy();
@@ -141,6 +160,7 @@ export class ApiServer {
         url: `http://${this.o.host}:${this.o.port}`,
         broker: this.o.brokerBind,
         db: typeof this.o.db === 'string' ? this.o.db : 'in-process',
+        callbackAllow: this.callbackAllow.describe(),
       },
       'api listening',
     );
@@ -148,6 +168,7 @@ export class ApiServer {
 
   async stop(): Promise<void> {
     this.calls.stop();
+    await this.deliverer.stop(); // before the DB client closes: a try that ended is recorded
     this.broker.stop();
     await new Promise<void>((resolve) => {
       if (!this.http) return resolve();

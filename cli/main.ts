@@ -51,6 +51,13 @@ async function serve(start: () => Promise<() => Promise<void>>): Promise<void> {
 // The REST API's bearer token: the global --token, else ZFAAS_TOKEN (required beyond loopback).
 const apiToken = (p: Command): string | undefined => (p.opts() as { token?: string }).token ?? (process.env.ZFAAS_TOKEN || undefined);
 
+// Where call callbacks may go (api/callbacks/allow-list.ts): the same flag on `up` and `api`.
+const callbackAllowOpt = (): Option =>
+  new Option(
+    '--callback-allow <list>',
+    "where call callbacks may be sent, comma separated: CIDRs (10.0.0.0/8), addresses, host names, *.domain wildcards, each with an optional :port; 'loopback' (the default) is 127.0.0.0/8,::1,localhost; 'none' refuses every callback",
+  ).env('ZFAAS_CALLBACK_ALLOW');
+
 const policyOpt = (): Option =>
   new Option('--policy <policy>', 'preload policy of this node (runtime: stem cells, and a container kept warm after a call)')
     .choices([...POLICIES])
@@ -73,9 +80,10 @@ export function program(): Command {
     .addOption(
       new Option('--curve-allowed <keys>', 'CURVE public keys of the instances let in, comma separated').env('ZFAAS_CURVE_ALLOWED'),
     )
+    .addOption(callbackAllowOpt())
     .addHelpText(
       'after',
-      '\nExample:\n  zfaas up --port 3000 --data ./data --miniworkers 4 --policy function\n  ZFAAS_TOKEN=s3cret zfaas up --host 0.0.0.0   # beyond loopback a token is required',
+      '\nExample:\n  zfaas up --port 3000 --data ./data --miniworkers 4 --policy function\n  ZFAAS_TOKEN=s3cret zfaas up --host 0.0.0.0   # beyond loopback a token is required\n  zfaas up --callback-allow loopback,10.0.0.0/8,hooks.example.com:443   # where callbacks may go',
     )
     .action(
       (o: {
@@ -88,6 +96,7 @@ export function program(): Command {
         brokerBind: string;
         curveSecretKey?: string;
         curveAllowed?: string;
+        callbackAllow?: string;
       }) => serve(async () => (await services()).up({ ...o, data: resolve(o.data), token: apiToken(p), curveSecret: o.curveSecretKey })),
     );
 
@@ -117,7 +126,11 @@ export function program(): Command {
     .addOption(
       new Option('--curve-allowed <keys>', 'CURVE public keys of the instances let in, comma separated').env('ZFAAS_CURVE_ALLOWED'),
     )
-    .addHelpText('after', '\nExample:\n  zfaas api --port 3000 --db tcp://127.0.0.1:5560 --broker-bind tcp://0.0.0.0:5561')
+    .addOption(callbackAllowOpt())
+    .addHelpText(
+      'after',
+      '\nExample:\n  zfaas api --port 3000 --db tcp://127.0.0.1:5560 --broker-bind tcp://0.0.0.0:5561\n  zfaas api --callback-allow loopback,10.0.0.0/8,*.hooks.example.com   # where callbacks may go',
+    )
     .action(
       (o: {
         port: number;
@@ -127,6 +140,7 @@ export function program(): Command {
         builtins: boolean;
         curveSecretKey?: string;
         curveAllowed?: string;
+        callbackAllow?: string;
       }) => serve(async () => (await services()).startApi({ ...o, token: apiToken(p), curveSecret: o.curveSecretKey })),
     );
 

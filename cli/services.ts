@@ -7,6 +7,8 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ApiServer } from '../api/server.js';
 import { idempotencyTtl } from '../api/idempotency.js';
+import { AllowList } from '../api/callbacks/allow-list.js';
+import { firstBackoffMs } from '../api/callbacks/deliverer.js';
 import { createLogger, errText, type Logger } from '../common/log.js';
 import { RuntimeSchema, type Policy, type Runtime } from '../common/model.js';
 import { DbClient } from '../db/client.js';
@@ -72,6 +74,7 @@ export interface UpOptions {
   token?: string;
   curveSecret?: string;
   curveAllowed?: string;
+  callbackAllow?: string;
 }
 
 export interface Keys {
@@ -106,6 +109,13 @@ function clientCurve(k: Keys): CurveClient | undefined {
   return { secretKey: k.curveSecret, serverKey: k.curveServerKey };
 }
 
+// The API's callback settings, checked before anything starts: the allow-list (--callback-allow) and the
+// first backoff step (ZFAAS_CALLBACK_BACKOFF_MS, for tests).
+function callbackOptions(callbackAllow: string | undefined): { callbackAllow?: string; callbackBackoffMs?: number } {
+  AllowList.parse(callbackAllow);
+  return { callbackAllow, callbackBackoffMs: firstBackoffMs(process.env.ZFAAS_CALLBACK_BACKOFF_MS) };
+}
+
 // ZFAAS_INSECURE_NETWORK=1: the operator accepts unauthenticated links (a private network, compose).
 function insecureAllowed(log: Logger): boolean {
   if (process.env.ZFAAS_INSECURE_NETWORK !== '1') return false;
@@ -118,6 +128,7 @@ const beyondLoopback = (addr: string): boolean => !/^(tcp:\/\/(127\.|localhost|\
 export async function up(o: UpOptions): Promise<() => Promise<void>> {
   const log = createLogger('zfaas');
   const idempotencyTtlS = idempotencyTtl(process.env.ZFAAS_IDEMPOTENCY_TTL); // checked before anything starts
+  const callbacks = callbackOptions(o.callbackAllow);
   const docker = await dockerOrExit();
   const runtimes = await builtinRuntimes();
   await ensureImages(docker, runtimes, log);
@@ -142,6 +153,7 @@ export async function up(o: UpOptions): Promise<() => Promise<void>> {
     brokerBind: o.brokerBind,
     log: log.child({ part: 'api' }),
     idempotencyTtlS,
+    ...callbacks,
   });
   await api.start();
   const own = curve ? { secretKey: curve.secretKey, serverKey: curvePublicKey(curve.secretKey) } : undefined;
@@ -177,7 +189,7 @@ export async function startDb(o: { bind: string; data: string } & Keys): Promise
 }
 
 export async function startApi(
-  o: { port: number; host: string; db: string; brokerBind: string; builtins: boolean; token?: string } & Keys,
+  o: { port: number; host: string; db: string; brokerBind: string; builtins: boolean; token?: string; callbackAllow?: string } & Keys,
 ): Promise<() => Promise<void>> {
   const log = createLogger('api');
   const curve = serverCurve(o);
@@ -187,6 +199,7 @@ export async function startApi(
       'node links are not authenticated: any host that reaches the broker can join (set --curve-secret-key and --curve-allowed)',
     );
   const idempotencyTtlS = idempotencyTtl(process.env.ZFAAS_IDEMPOTENCY_TTL);
+  const callbacks = callbackOptions(o.callbackAllow);
   const api = new ApiServer({
     port: o.port,
     host: o.host,
@@ -196,6 +209,7 @@ export async function startApi(
     curve,
     log,
     idempotencyTtlS,
+    ...callbacks,
   });
   if (o.builtins) {
     for (const rt of await builtinRuntimes()) {

@@ -83,6 +83,7 @@ export function functionEnv(fn: FunctionMeta, rt: Runtime): Record<string, strin
 export interface CallIdentity {
   callNum: number;
   replica?: number; // redundant calls: which of the two runs
+  attempt?: number; // which run of the call (a retry, or a rerun after its node died, is 2 or more)
   deadline: number; // epoch ms by which the call must end
 }
 
@@ -92,6 +93,7 @@ export function callEnv(c: CallIdentity): Record<string, string> {
     ZFAAS_CALL: String(c.callNum),
     ZFAAS_DEADLINE: String(c.deadline),
     ...(c.replica !== undefined ? { ZFAAS_REPLICA: String(c.replica) } : {}),
+    ZFAAS_ATTEMPT: String(c.attempt ?? 1),
   };
 }
 

@@ -63,6 +63,8 @@ export const SETTING_LIMITS = {
   pids: { min: 8, max: 4096, default: 128 },
   concurrency: { min: 1, max: 10_000 },
   rateLimit: { min: 1, max: 100_000, default: 50 }, // web requests per second of a public function
+  retries: { min: 0, max: 10, default: 0 }, // runs after a first that ended in ERROR or TIMEOUT
+  retryBackoff: { min: 100, max: 3_600_000, default: 1000 }, // ms before the first retry; doubles each time
 } as const;
 export const ENV_KEY_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export const ENV_VALUE_MAX = 32768;
@@ -76,6 +78,10 @@ export const FunctionSettingsSchema = z.object({
   policy: PolicySchema.optional(), // unset: the node's policy
   network: z.boolean().default(false),
   retry: z.boolean().default(true), // may a call be run again when its node died before reporting?
+  // Opt-in: a call whose run ended in ERROR or TIMEOUT runs again up to `retries` times, the first after
+  // `retryBackoff` ms, each next one after twice as long; one that fails them all is a dead letter.
+  retries: z.number().int().min(L.retries.min).max(L.retries.max).default(L.retries.default),
+  retryBackoff: z.number().int().min(L.retryBackoff.min).max(L.retryBackoff.max).default(L.retryBackoff.default),
   // At most this many calls of the function run at once across the cluster (unset: no limit beyond the
   // nodes' capacity); more wait in the API's queue without holding up other functions' calls.
   concurrency: z.number().int().min(L.concurrency.min).max(L.concurrency.max).optional(),
@@ -136,6 +142,37 @@ export type WebResponse = z.infer<typeof WebResponseSchema>;
 export const ScheduleRefSchema = z.object({ id: z.string().regex(/^[a-f0-9]{1,64}$/), tick: z.string().max(64) });
 export type ScheduleRef = z.infer<typeof ScheduleRefSchema>;
 
+// A run of a call that failed and was followed by another (the call's own fields hold the last run).
+export const AttemptSchema = z.object({
+  attempt: z.number().int().min(1),
+  status: z.enum(['ERROR', 'TIMEOUT']),
+  error: z.string().optional(),
+  logs: z.string().optional(),
+  node: z.string().optional(),
+  startedAt: z.string().optional(),
+  finishedAt: z.string(),
+  durationMs: z.number().optional(),
+});
+export type Attempt = z.infer<typeof AttemptSchema>;
+
+// One try at POSTing a call's final record to its callback URL: the receiver's HTTP status, or why none came.
+export const DeliverySchema = z.object({
+  at: z.string(),
+  status: z.number().int().optional(),
+  error: z.string().optional(),
+});
+export type Delivery = z.infer<typeof DeliverySchema>;
+
+// Where a call's final record goes (api/callbacks): `waiting` for the call to end, then `pending` until a
+// 2xx answer (`delivered`) or until its tries ran out (`failed`); each try is kept.
+export const CallbackSchema = z.object({
+  url: z.string().max(2048),
+  state: z.enum(['waiting', 'pending', 'delivered', 'failed']),
+  deliveries: z.array(DeliverySchema).default([]),
+  nextAt: z.string().optional(), // while pending: the next try (or when a claimed try's lease runs out)
+});
+export type Callback = z.infer<typeof CallbackSchema>;
+
 export const CallSchema = z.object({
   callNum: z.number().int().min(1),
   funcName: nameSchema,
@@ -155,6 +192,14 @@ export const CallSchema = z.object({
   response: WebResponseSchema.optional(),
   cancelled: z.boolean().optional(), // ended by DELETE /call/N (status ERROR)
   schedule: ScheduleRefSchema.optional(), // started by a schedule, for this tick
+  history: z.array(AttemptSchema).optional(), // earlier runs that failed and were retried
+  retryAt: z.string().optional(), // PENDING after a failed run: when it runs again
+  // A dead letter: it failed every run its function's `retries` allowed. `listed` in GET /dead-letters
+  // until replayed (as `replayedAs`) or dismissed.
+  deadLetter: z.enum(['listed', 'replayed', 'dismissed']).optional(),
+  replayOf: z.number().int().min(1).optional(), // made by replaying that dead letter
+  replayedAs: z.number().int().min(1).optional(),
+  callback: CallbackSchema.optional(),
 });
 export type Call = z.infer<typeof CallSchema>;
 

@@ -117,3 +117,18 @@ export function readTimeout(v: unknown): Reading {
   if (value < TIMEOUT.min || value > TIMEOUT.max) return refuse(TIMEOUT_EXPECTED, v, /[a-z]/.test(text) ? `, which is ${value} s` : '');
   return { ok: true, value };
 }
+
+const BACKOFF = SETTING_LIMITS.retryBackoff;
+export const BACKOFF_EXPECTED = `a duration such as 500ms, 1s, 0.5 or 2m (no unit: seconds; ${BACKOFF.min} ms to ${BACKOFF.max / 60_000} min)`;
+
+/** The wait before a call's first retry: "500ms", "1s", "0.5", "2m" ... into whole milliseconds. */
+export function readBackoff(v: unknown): Reading {
+  const text = typeof v === 'number' ? String(v) : typeof v === 'string' && v.length <= INPUT_MAX ? v.trim().toLowerCase() : null;
+  if (text === null || (typeof v === 'number' && !Number.isFinite(v))) return refuse(BACKOFF_EXPECTED, v);
+  const ms = new RegExp(`^${NUMBER}$`).test(text) ? durationMs(`${text}s`) : durationMs(text);
+  if (!ms) return refuse(BACKOFF_EXPECTED, v);
+  if (ms.num % ms.den !== 0n) return refuse(BACKOFF_EXPECTED, v, ', which is not a whole number of milliseconds');
+  const value = Number(ms.num / ms.den);
+  if (value < BACKOFF.min || value > BACKOFF.max) return refuse(BACKOFF_EXPECTED, v, `, which is ${value} ms`);
+  return { ok: true, value };
+}

@@ -45,11 +45,20 @@ const READS: ReadonlySet<DbMsgType> = new Set<DbMsgType>([
   'listCalls',
   'listUnfinished',
   'listSchedules',
+  'listDeadLetters',
 ]);
 
-type CallWrite = Extract<DbRequest, { msgType: 'createCall' | 'startCall' | 'requeueCall' | 'finishCall' }>;
-const isCallWrite = (req: DbRequest): req is CallWrite =>
-  req.msgType === 'createCall' || req.msgType === 'startCall' || req.msgType === 'requeueCall' || req.msgType === 'finishCall';
+const CALL_WRITES = [
+  'createCall',
+  'startCall',
+  'requeueCall',
+  'finishCall',
+  'dismissDeadLetter',
+  'claimDeliveries',
+  'recordDelivery',
+] as const;
+type CallWrite = Extract<DbRequest, { msgType: (typeof CALL_WRITES)[number] }>;
+const isCallWrite = (req: DbRequest): req is CallWrite => (CALL_WRITES as readonly string[]).includes(req.msgType);
 
 interface WriteJob {
   req: DbRequest;
@@ -293,8 +302,20 @@ export class DbServer {
         return { data: await s.startCall(req.content.callNum, req.content.node) };
       case 'requeueCall':
         return { data: await s.requeueCall(req.content.callNum) };
-      case 'finishCall':
-        return { data: await s.finishCall(req.content.callNum, req.content.outcome, req.content.node) };
+      case 'finishCall': {
+        const { callNum, outcome, node, ran, attempt } = req.content;
+        return { data: await s.finishCall(callNum, outcome, node, ran, attempt) };
+      }
+      case 'listDeadLetters':
+        return { data: await s.listDeadLetters(req.content) };
+      case 'dismissDeadLetter':
+      case 'claimDeliveries':
+      case 'recordDelivery': {
+        const g = s.group();
+        const data = await planCall(g, req);
+        await g.commit();
+        return { data };
+      }
       case 'getCall':
         return { data: await s.getCall(req.content.callNum) };
       case 'listCalls':
@@ -326,8 +347,18 @@ async function planCall(group: CallGroup, req: CallWrite): Promise<Answer['data'
       return group.startCall(req.content.callNum, req.content.node);
     case 'requeueCall':
       return group.requeueCall(req.content.callNum);
-    case 'finishCall':
-      return group.finishCall(req.content.callNum, req.content.outcome, req.content.node);
+    case 'finishCall': {
+      const { callNum, outcome, node, ran, attempt } = req.content;
+      return group.finishCall(callNum, outcome, node, ran, attempt);
+    }
+    case 'dismissDeadLetter':
+      return group.dismissDeadLetter(req.content.callNum);
+    case 'claimDeliveries':
+      return group.claimDeliveries(req.content.leaseMs, req.content.limit);
+    case 'recordDelivery': {
+      const { callNum, delivery, state, nextAt } = req.content;
+      return group.recordDelivery(callNum, delivery, state, nextAt);
+    }
   }
 }
 

@@ -4,7 +4,16 @@
 import { Level } from 'level';
 import { createHash } from 'node:crypto';
 import type { AbstractBatchOperation, AbstractSublevel } from 'abstract-level';
-import { isFinal, type Call, type CallOutcome, type FunctionMeta, type Runtime } from '../common/model.js';
+import {
+  isFinal,
+  type Call,
+  type CallOutcome,
+  type Delivery,
+  type FunctionMeta,
+  type FunctionSettings,
+  type Runtime,
+} from '../common/model.js';
+import { afterRun, attemptOf } from '../common/retry.js';
 import { IDEMPOTENCY_TTL_S, type CreatedCall, type DbContent, type Schedule } from '../protocol/db.js';
 
 type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
@@ -44,6 +53,10 @@ export class Store {
   private readonly openCalls: Sub<number>; // index of calls not yet final, so recovery never scans every call
   private readonly keys: Sub<KeyEntry>; // idempotency key -> the call it made (an expired one is overwritten)
   private readonly schedules: Sub<Schedule>; // "funcName!id" -> a schedule (cron trigger)
+  // Indexes kept by each call write from the call's own state (CallTable.ops): the dead letters still
+  // listed, and the callback deliveries still pending (value: when the next try is due, ms).
+  private readonly deadLetters: Sub<number>;
+  private readonly outbox: Sub<number>;
   // The calls not yet final, as last committed: a call is read back twice (RUNNING, then final) within
   // milliseconds of being written, and the warm path should not wait on LevelDB for what it just wrote.
   // Only a committed batch changes it, so a concurrent read never sees a write that may still fail.
@@ -61,6 +74,8 @@ export class Store {
     this.openCalls = this.db.sublevel<string, number>('open', { valueEncoding: 'json' });
     this.keys = this.db.sublevel<string, KeyEntry>('idem', { valueEncoding: 'json' });
     this.schedules = this.db.sublevel<string, Schedule>('sched', { valueEncoding: 'json' });
+    this.deadLetters = this.db.sublevel<string, number>('dead', { valueEncoding: 'json' });
+    this.outbox = this.db.sublevel<string, number>('outbox', { valueEncoding: 'json' });
   }
 
   async open(): Promise<void> {
@@ -193,11 +208,22 @@ export class Store {
     await g.commit();
     return r;
   }
-  async finishCall(callNum: number, outcome: CallOutcome, node?: string): Promise<CallChange> {
+  async finishCall(callNum: number, outcome: CallOutcome, node?: string, ran = false, attempt?: number): Promise<CallChange> {
     const g = this.group();
-    const r = await g.finishCall(callNum, outcome, node);
+    const r = await g.finishCall(callNum, outcome, node, ran, attempt);
     await g.commit();
     return r;
+  }
+
+  async listDeadLetters(q: { funcName?: string; limit?: number }): Promise<Call[]> {
+    const out: Call[] = [];
+    for await (const callNum of this.deadLetters.values({ reverse: true })) {
+      const call = await this.getCall(callNum);
+      if (!call || call.deadLetter !== 'listed' || (q.funcName && call.funcName !== q.funcName)) continue;
+      out.push(call);
+      if (out.length >= (q.limit ?? 1000)) break;
+    }
+    return out;
   }
 
   // A new group of call writes, starting from what is committed now. One group at a time: the next is
@@ -208,12 +234,27 @@ export class Store {
       read: (callNum) => this.getCall(callNum),
       readKey: async (key) => (await this.keys.get(key)) ?? null,
       keyOps: (key, entry) => [{ type: 'put', sublevel: this.keys, key, value: entry }],
+      settings: async (funcName, version) =>
+        version === undefined ? null : ((await this.versions.get(`${funcName}!${pad(version)}`))?.settings ?? null),
+      due: async (now, limit) => {
+        const out: number[] = [];
+        for await (const [key, at] of this.outbox.iterator()) {
+          if (at <= now) out.push(Number(key));
+          if (out.length >= limit) break;
+        }
+        return out;
+      },
       ops: (call, created) => {
         const key = pad(call.callNum);
         const ops: BatchOp[] = [{ type: 'put', sublevel: this.calls, key, value: call }];
         // The index of open calls: in it from creation until final.
         if (created) ops.push({ type: 'put', sublevel: this.openCalls, key, value: call.callNum });
         if (isFinal(call.status)) ops.push({ type: 'del', sublevel: this.openCalls, key });
+        if (call.deadLetter === 'listed') ops.push({ type: 'put', sublevel: this.deadLetters, key, value: call.callNum });
+        else if (call.deadLetter) ops.push({ type: 'del', sublevel: this.deadLetters, key });
+        const cb = call.callback;
+        if (cb?.state === 'pending') ops.push({ type: 'put', sublevel: this.outbox, key, value: Date.parse(cb.nextAt ?? '') || 0 });
+        else if (cb && cb.state !== 'waiting') ops.push({ type: 'del', sublevel: this.outbox, key });
         return ops;
       },
       commit: async (ops, touched, lastCall) => {
@@ -278,7 +319,9 @@ interface CallTable {
   read(callNum: number): Promise<Call | null>; // as committed (`live`, else LevelDB)
   readKey(key: string): Promise<KeyEntry | null>; // an idempotency key's entry, as committed
   keyOps(key: string, entry: KeyEntry): BatchOp[]; // the batch operations writing it
-  ops(call: Call, created: boolean): BatchOp[]; // the batch operations writing this state of the call
+  settings(funcName: string, version: number | undefined): Promise<FunctionSettings | null>; // of that version
+  due(now: number, limit: number): Promise<number[]>; // calls whose callback delivery is due, as committed
+  ops(call: Call, created: boolean): BatchOp[]; // the batch operations writing this state of the call (and its indexes)
   commit(ops: BatchOp[], touched: Iterable<Call>, lastCall: number): Promise<void>;
 }
 
@@ -325,6 +368,18 @@ export class CallGroup {
         return { ...existing, replayed: true };
       }
     }
+    const original = c.replayOf === undefined ? undefined : await this.read(c.replayOf);
+    if (c.replayOf !== undefined) {
+      if (!original) throw new NotFoundError(`call ${c.replayOf} not found`);
+      if (original.funcName !== c.funcName)
+        throw new ConflictError(`call ${c.replayOf} is a call of ${original.funcName}, not ${c.funcName}`);
+      if (original.deadLetter !== 'listed')
+        throw new ConflictError(
+          original.replayedAs
+            ? `call ${c.replayOf} was already replayed as call ${original.replayedAs}`
+            : `call ${c.replayOf} is not a listed dead letter`,
+        );
+    }
     const call: Call = {
       callNum: this.lastCall + 1,
       funcName: c.funcName,
@@ -332,12 +387,15 @@ export class CallGroup {
       params: c.params ?? {},
       ...(c.request ? { request: c.request } : {}),
       ...(c.schedule ? { schedule: c.schedule } : {}),
+      ...(c.callback ? { callback: { url: c.callback.url, state: 'waiting' as const, deliveries: [] } } : {}),
+      ...(original ? { replayOf: original.callNum } : {}),
       status: 'PENDING',
       result: '',
       attempts: 0,
       createdAt: new Date().toISOString(),
     };
     this.stage(call, true);
+    if (original) this.stage({ ...original, deadLetter: 'replayed', replayedAs: call.callNum });
     if (idem) {
       const entry: KeyEntry = { funcName: c.funcName, hash: idem.hash, callNum: call.callNum, at: Date.now() };
       for (const op of this.table.keyOps(idem.key, entry)) this.ops.push(op);
@@ -352,6 +410,7 @@ export class CallGroup {
     const call = await this.read(callNum);
     if (!call || isFinal(call.status)) return { call, changed: false };
     const next: Call = { ...call, status: 'RUNNING', node, attempts: call.attempts + 1, startedAt: new Date().toISOString() };
+    delete next.retryAt; // a retry's run has begun
     this.stage(next);
     return { call: { ...next }, changed: true };
   }
@@ -366,10 +425,28 @@ export class CallGroup {
     return { call: { ...next }, changed: true };
   }
 
-  // The first final outcome wins: a result reported twice is recorded once.
-  async finishCall(callNum: number, outcome: CallOutcome, node?: string): Promise<CallChange> {
+  // The first final outcome wins: a result reported twice is recorded once. The outcome of a run (`ran`)
+  // of a function with `retries` may instead put the call back to PENDING until `retryAt`, keeping the
+  // run in its history (common/retry.ts); the same run reported again meanwhile changes nothing.
+  async finishCall(callNum: number, outcome: CallOutcome, node?: string, ran = false, attempt?: number): Promise<CallChange> {
     const call = await this.read(callNum);
     if (!call || isFinal(call.status)) return { call, changed: false };
+    if (ran && (call.retryAt || (attempt !== undefined && attempt < call.attempts))) return { call, changed: false };
+    const now = new Date();
+    const settings = ran ? await this.table.settings(call.funcName, call.version) : null;
+    const after = settings ? afterRun(settings, call.history?.length ?? 0, outcome) : ({ kind: 'final', deadLetter: false } as const);
+    if (after.kind === 'retry') {
+      const next: Call = {
+        ...call,
+        status: 'PENDING',
+        result: '',
+        history: [...(call.history ?? []), attemptOf({ ...call, node: node ?? call.node }, outcome, now)],
+        retryAt: new Date(now.getTime() + after.delayMs).toISOString(),
+      };
+      for (const k of ['node', 'error', 'logs', 'startedAt', 'durationMs', 'response'] as const) delete next[k];
+      this.stage(next);
+      return { call: { ...next }, changed: true };
+    }
     // A web answer's body went to its caller; the record keeps its status, headers and size.
     const { response, ...rest } = outcome;
     const kept = response && { status: response.status, headers: response.headers, bytes: response.bytes ?? bodyBytes(response.body) };
@@ -377,9 +454,59 @@ export class CallGroup {
       ...call,
       ...rest,
       ...(kept ? { response: kept } : {}),
+      ...(after.deadLetter ? { deadLetter: 'listed' as const } : {}),
+      ...(call.callback ? { callback: { ...call.callback, state: 'pending' as const, nextAt: now.toISOString() } } : {}),
       node: node ?? call.node,
-      finishedAt: new Date().toISOString(),
+      finishedAt: now.toISOString(),
     };
+    delete next.retryAt; // ended while waiting for a retry (cancelled): it will not run again
+    this.stage(next);
+    return { call: { ...next }, changed: true };
+  }
+
+  // A listed dead letter leaves the list without being replayed.
+  async dismissDeadLetter(callNum: number): Promise<CallChange> {
+    const call = await this.read(callNum);
+    if (!call || call.deadLetter !== 'listed') return { call, changed: false };
+    const next: Call = { ...call, deadLetter: 'dismissed' };
+    this.stage(next);
+    return { call: { ...next }, changed: true };
+  }
+
+  // Due callback deliveries, each claimed for leaseMs: its next try moves that far out, so that another
+  // claim (another API) passes it by until then; recordDelivery() sets the real next try.
+  async claimDeliveries(leaseMs: number, limit: number): Promise<Call[]> {
+    const now = Date.now();
+    const out: Call[] = [];
+    // `due` is as committed: up to touched.size of its first ones may be claimed (or ended) in this group
+    // already, so look that much further, lest claims grouped together share the same first `limit`.
+    for (const callNum of await this.table.due(now, limit + this.touched.size)) {
+      if (out.length >= limit) break;
+      const call = await this.read(callNum);
+      const cb = call?.callback;
+      if (!call || cb?.state !== 'pending' || Date.parse(cb.nextAt ?? '') > now) continue; // claimed in this group
+      const next: Call = { ...call, callback: { ...cb, nextAt: new Date(now + leaseMs).toISOString() } };
+      this.stage(next);
+      out.push({ ...next });
+    }
+    return out;
+  }
+
+  // One delivery try: kept on the call; then the next try, or the end of its callback.
+  async recordDelivery(
+    callNum: number,
+    delivery: Delivery,
+    state: 'pending' | 'delivered' | 'failed',
+    nextAt?: string,
+  ): Promise<CallChange> {
+    const call = await this.read(callNum);
+    const cb = call?.callback;
+    if (!call || !cb || cb.state !== 'pending') return { call, changed: false };
+    const next: Call = {
+      ...call,
+      callback: { ...cb, state, deliveries: [...cb.deliveries, delivery], ...(state === 'pending' ? { nextAt } : {}) },
+    };
+    if (state !== 'pending') delete next.callback!.nextAt;
     this.stage(next);
     return { call: { ...next }, changed: true };
   }

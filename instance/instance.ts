@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CurveClient } from '../common/curve.js';
 import { errText, type Logger } from '../common/log.js';
-import type { CallOutcome, FunctionMeta, Policy, Runtime } from '../common/model.js';
+import type { Call, CallOutcome, FunctionMeta, Policy, Runtime } from '../common/model.js';
 import { DbClient, type LocalDb } from '../db/client.js';
 import type { FnDef, FnRef, ToInstance } from '../protocol/broker.js';
 import { Images } from './images.js';
@@ -227,7 +227,7 @@ export class Instance {
       if (this.cancelled.delete(callNum)) return; // cancelled while its tree was prepared: reported already
       const policy = this.policyOf(fn);
       if (policy === 'runtime') this.pool.keepStems(runtime);
-      const work: Work = { callNum, params: m.call.params, fn, runtime, treeDir, policy, http: m.call.http };
+      const work: Work = { callNum, params: m.call.params, fn, runtime, treeDir, policy, http: m.call.http, attempt: m.call.attempt };
       if (m.call.redundant) {
         this.replicas.set(callNum, { left: 2, decided: false });
         this.pool.submit({ ...work, replica: 0 });
@@ -245,7 +245,7 @@ export class Instance {
   // other run, and only when both failed is the last failure the answer.
   private onRunResult(work: Work, outcome: CallOutcome): void {
     const r = this.replicas.get(work.callNum);
-    if (!r) return void this.report(work.callNum, outcome);
+    if (!r) return void this.report(work.callNum, outcome, work);
     r.left--;
     if (r.left <= 0) this.replicas.delete(work.callNum);
     if (r.decided) return;
@@ -253,7 +253,7 @@ export class Instance {
     r.decided = true;
     this.replicas.delete(work.callNum);
     this.pool.cancel(work.callNum, work.replica);
-    void this.report(work.callNum, outcome);
+    void this.report(work.callNum, outcome, work);
   }
 
   // The API cancelled the call (its final state is already recorded): it stops here, its container is
@@ -273,15 +273,29 @@ export class Instance {
 
   // The API hears first (its waiters wake now); the record follows, retried until the DB service has it.
   // Until then the call stays in this node's `running`, so that an API that loses this node records it.
-  private async report(callNum: number, outcome: CallOutcome): Promise<void> {
-    await this.link
-      .send({ type: 'result', callNum, outcome })
-      .catch((e) => this.o.log.warn({ callNum, err: errText(e) }, 'result not sent to API'));
+  // A failed run of a function with `retries` is recorded first: the DB says whether it runs again, and
+  // the API hears that with the result. `ran`: the outcome is of a run (not a cancel or a failed start).
+  private async report(callNum: number, outcome: CallOutcome, run?: Pick<Work, 'fn' | 'attempt'>): Promise<void> {
+    const fn = run?.fn;
+    const ran = fn !== undefined && !outcome.cancelled;
+    const recordFirst = ran && outcome.status !== 'DONE' && fn.settings.retries > 0;
+    const send = (retryAt?: string): Promise<void> =>
+      this.link
+        .send({ type: 'result', callNum, outcome, ...(retryAt ? { retryAt } : {}) })
+        .catch((e) => this.o.log.warn({ callNum, err: errText(e) }, 'result not sent to API'));
+    if (!recordFirst) await send();
     // The record keeps a web answer's status, headers and size; its body went to the API.
     const record = outcome.response ? { ...outcome, response: { ...outcome.response, body: undefined } } : outcome;
+    let recorded: Call | null = null;
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.db.request('finishCall', { callNum, node: this.nodeId, outcome: record });
+        ({ call: recorded } = await this.db.request('finishCall', {
+          callNum,
+          node: this.nodeId,
+          outcome: record,
+          ran,
+          attempt: run?.attempt,
+        }));
         break;
       } catch (e) {
         if (attempt === 0) this.o.log.warn({ callNum, err: errText(e) }, 'could not record result yet; retrying');
@@ -289,6 +303,7 @@ export class Instance {
         await new Promise((r) => setTimeout(r, Math.min(200 * 2 ** attempt, 2000)));
       }
     }
+    if (recordFirst) await send(recorded?.status === 'PENDING' ? recorded.retryAt : undefined);
     this.accepted.delete(callNum);
   }
 }

@@ -27,6 +27,7 @@ export interface Work {
   treeDir: string;
   policy: Policy;
   replica?: number; // redundant calls: which of the two runs
+  attempt?: number; // which run of the call this is (ZFAAS_ATTEMPT)
   http?: HttpRequest; // a call through the function's web path
   spend?: boolean; // its container is removed after it (a web call under policy none)
 }
@@ -466,7 +467,7 @@ export class Pool {
           op: 'call',
           id: ++this.callSeq,
           params: paramsOf(work.params),
-          env: callEnv({ callNum: work.callNum, replica: work.replica, deadline }),
+          env: callEnv({ callNum: work.callNum, replica: work.replica, attempt: work.attempt, deadline }),
           ...(work.http ? { http: work.http } : {}),
         },
         timeoutS * 1000,
@@ -529,6 +530,7 @@ export class Pool {
       runtime: work.runtime,
       treeDir: work.treeDir,
       replica: work.replica,
+      attempt: work.attempt,
       deadline: Date.now() + work.fn.settings.timeout * 1000,
     };
   }

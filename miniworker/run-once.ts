@@ -1,15 +1,16 @@
 // Policy `none`: a fresh container per call, running the runtime's `run` command, removed after. The
 // container is named by the instance, so a call can be cancelled by removing it while it runs.
 import type Docker from 'dockerode';
-import { callContainer, callEnv, functionEnv, paramsOf, type Owner } from '../common/container-spec.js';
+import { callContainer, callEnv, functionEnv, paramsOf, type CallIdentity, type Owner } from '../common/container-spec.js';
 import { runContainer } from '../common/docker.js';
 import type { CallOutcome } from '../common/model.js';
 import type { RunJob } from '../protocol/worker.js';
 import { outcomeOf } from './outcome.js';
 
-const identity = (job: RunJob): { callNum: number; replica?: number; deadline: number } => ({
+const identity = (job: RunJob): CallIdentity => ({
   callNum: job.callNum,
   replica: job.replica,
+  attempt: job.attempt,
   deadline: job.deadline,
 });
 

@@ -13,6 +13,9 @@
 //                                                  (heartbeats) until the DB service has its final state; if
 //                                                  the node's life ends first (`life` changes, or it is lost),
 //                                                  the API records the outcome it was sent.
+//   node -> result {callNum, outcome, retryAt}     a failed run of a function with `retries`: recorded first,
+//                                                  and the DB put the call back to PENDING until `retryAt`
+//                                                  (common/retry.ts); the API dispatches it again then.
 // Archives do not travel here: a node reads them from the DB service directly.
 import { z } from 'zod';
 import { HttpRequestSchema } from './loader.js';
@@ -68,7 +71,7 @@ export type NodeSettings = z.infer<typeof NodeSettingsSchema>;
 export const ToApiSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('register'), node: NodeInfoSchema, load: NodeLoadSchema }),
   z.object({ type: z.literal('heartbeat'), load: NodeLoadSchema }),
-  z.object({ type: z.literal('result'), callNum, outcome: CallOutcomeSchema }),
+  z.object({ type: z.literal('result'), callNum, outcome: CallOutcomeSchema, retryAt: z.string().max(64).optional() }),
   z.object({ type: z.literal('bye') }),
 ]);
 export type ToApi = z.infer<typeof ToApiSchema>;
@@ -80,6 +83,7 @@ export const InvokeCallSchema = z.object({
   params: z.unknown(),
   redundant: z.boolean().optional(),
   http: HttpRequestSchema.optional(),
+  attempt: z.number().int().min(1).max(1000).optional(), // which run of the call this is (1: the first)
 });
 
 // Which function version a call is for; the definition itself travels once per node (see `def`).

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import {
   CallOutcomeSchema,
   CallStatusSchema,
+  DeliverySchema,
   FunctionSettingsSchema,
   nameSchema,
   WebRequestSchema,
@@ -77,13 +78,26 @@ export const DbRequestSchema = z.discriminatedUnion('msgType', [
         })
         .optional(),
       schedule: ScheduleRefSchema.optional(), // the schedule and tick that started it
+      callback: z.object({ url: z.string().min(1).max(2048) }).optional(), // its final record is POSTed there
+      // A replay of that dead letter (listed, not replayed yet; else CONFLICT), which is marked replayed.
+      replayOf: z.number().int().min(1).optional(),
     }),
   }),
   z.object({ msgType: z.literal('startCall'), content: z.object({ callNum: z.number().int().min(1), node: z.string().max(256) }) }),
   z.object({ msgType: z.literal('requeueCall'), content: z.object({ callNum: z.number().int().min(1) }) }),
   z.object({
     msgType: z.literal('finishCall'),
-    content: z.object({ callNum: z.number().int().min(1), node: z.string().max(256).optional(), outcome: CallOutcomeSchema }),
+    content: z.object({
+      callNum: z.number().int().min(1),
+      node: z.string().max(256).optional(),
+      outcome: CallOutcomeSchema,
+      // The outcome of a run of the function (a node's report), to which its retry rule applies
+      // (common/retry.ts); unset: the platform ended the call (cancelled, could not run it).
+      ran: z.boolean().optional(),
+      // Which run reported it (the call's `attempts` when it started): a late report of an earlier run
+      // changes nothing.
+      attempt: z.number().int().min(1).optional(),
+    }),
   }),
   z.object({ msgType: z.literal('getCall'), content: z.object({ callNum: z.number().int().min(1) }) }),
   z.object({
@@ -99,6 +113,28 @@ export const DbRequestSchema = z.discriminatedUnion('msgType', [
       .default({}),
   }),
   z.object({ msgType: z.literal('listUnfinished'), content: z.object({}).passthrough().default({}) }),
+  z.object({
+    msgType: z.literal('listDeadLetters'), // newest first
+    content: z.object({ funcName: nameSchema.optional(), limit: z.number().int().min(1).max(10_000).optional() }).default({}),
+  }),
+  z.object({ msgType: z.literal('dismissDeadLetter'), content: z.object({ callNum: z.number().int().min(1) }) }),
+  z.object({
+    // Callback deliveries that are due, each claimed for leaseMs (its next try moves that far out), so
+    // that two APIs never deliver the same one at once.
+    msgType: z.literal('claimDeliveries'),
+    content: z.object({ leaseMs: z.number().int().min(100).max(600_000), limit: z.number().int().min(1).max(1000).default(50) }),
+  }),
+  z.object({
+    msgType: z.literal('recordDelivery'), // one try: the next one at `nextAt`, or the end (`state`)
+    content: z
+      .object({
+        callNum: z.number().int().min(1),
+        delivery: DeliverySchema,
+        nextAt: z.string().datetime().optional(),
+        state: z.enum(['pending', 'delivered', 'failed']),
+      })
+      .refine((c) => c.state !== 'pending' || c.nextAt !== undefined, { message: 'a pending delivery needs nextAt', path: ['nextAt'] }),
+  }),
   z.object({ msgType: z.literal('putSchedule'), content: ScheduleSchema.omit({ lastRun: true }) }),
   z.object({ msgType: z.literal('listSchedules'), content: z.object({ funcName: nameSchema.optional() }).default({}) }),
   z.object({ msgType: z.literal('deleteSchedule'), content: z.object({ funcName: nameSchema, id: ScheduleSchema.shape.id }) }),
@@ -138,6 +174,10 @@ export interface DbResults {
   getCall: Call | null;
   listCalls: Call[];
   listUnfinished: Call[];
+  listDeadLetters: Call[];
+  dismissDeadLetter: { call: Call | null; changed: boolean };
+  claimDeliveries: Call[];
+  recordDelivery: { call: Call | null; changed: boolean };
   putSchedule: Schedule;
   listSchedules: Schedule[];
   deleteSchedule: { deleted: boolean };

@@ -52,6 +52,7 @@ export const RunJobSchema = z.object({
   runtime: RuntimeSchema,
   treeDir: z.string().min(1),
   replica: z.number().int().min(0).max(1).optional(),
+  attempt: z.number().int().min(1).max(1000).optional(),
   deadline: z.number().int(),
 });
 export type RunJob = z.infer<typeof RunJobSchema>;

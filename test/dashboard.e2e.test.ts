@@ -1,15 +1,19 @@
 // The web dashboard (issue 7 item 1) in headless Chromium (Debian's, driven by playwright-core), against
 // a platform that requires a token: the page loads and asks for it, shows nodes, functions and runtimes,
 // an invoke from the form shows its result, calls appear live, and a running batch updates.
+// Then the views of the last hour's charts, schedules, callback deliveries and dead letters show real data,
+// a dead letter's Replay button makes a replay and Dismiss takes one off the list (each asking first).
 // Screenshots of each view go to $ZFAAS_SCREENSHOTS when set (the README's come from
 // `ZFAAS_SCREENSHOTS=docs/screenshots npx vitest run test/dashboard.e2e.test.ts`), else to a temp folder.
 import { existsSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packFiles } from './helpers/archives.js';
-import { ROOT, startUp, tempDir, waitFor, type Platform } from './helpers/platform.js';
+import { freePort, ROOT, startUp, tempDir, waitFor, type Platform } from './helpers/platform.js';
 
 const CHROMIUM = process.env.ZFAAS_CHROMIUM ?? '/usr/bin/chromium';
 const TOKEN = 'dashboard-test-token-42';
@@ -19,6 +23,8 @@ let browser: Browser;
 let page: Page;
 let shots: string;
 const pageErrors: string[] = [];
+let receiver: Server; // answers callbacks with 204
+const received: number[] = []; // the calls whose callback it got
 
 const authed = (path: string, init: RequestInit = {}): Promise<Response> =>
   fetch(`${p.api}${path}`, {
@@ -30,10 +36,11 @@ const authed = (path: string, init: RequestInit = {}): Promise<Response> =>
     },
   });
 
-async function deploy(name: string, code: string, policy = 'function'): Promise<void> {
+async function deploy(name: string, code: string, policy = 'function', fields: Record<string, string> = {}): Promise<void> {
   const form = new FormData();
   form.append('module', new Blob([new Uint8Array(await packFiles({ 'index.js': code }))]), `${name}.tar.gz`);
   form.append('policy', policy);
+  for (const [k, v] of Object.entries(fields)) form.append(k, v);
   expect((await authed(`/registerFunction/node/${name}`, { method: 'POST', body: form })).status).toBe(201);
 }
 
@@ -51,12 +58,24 @@ describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)('the dashboard in a br
       'square',
       'module.exports = async (p) => { await new Promise((r) => setTimeout(r, 25)); if (p.n % 50 === 7) throw new Error(`no square for ${p.n}`); return p.n * p.n; };',
     );
+    // Fails every run, with markup in its error (shown as text, never as markup); retried once.
+    await deploy('doomed', "module.exports = (p) => { throw new Error('<b>bold</b> failed ' + p.n); };", 'function', {
+      retries: '1',
+      retryBackoff: '100ms',
+    });
+    receiver = createServer((req, res) => {
+      received.push(Number(req.headers['x-zfaas-call']));
+      req.resume();
+      req.on('end', () => res.writeHead(204).end());
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
     page = await browser.newPage({ viewport: { width: 1360, height: 860 } });
     page.on('pageerror', (e) => pageErrors.push(e.message));
   });
 
   afterAll(async () => {
+    receiver?.close();
     await browser?.close();
     await p?.stop();
     if (!process.env.ZFAAS_SCREENSHOTS && shots) await rm(shots, { recursive: true, force: true });
@@ -170,6 +189,118 @@ describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)('the dashboard in a br
       .first()
       .waitFor();
     await shot('calls');
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('shows the last hour per function: calls per minute and p50/p95 latency, as charts', async () => {
+    await page.goto(`${p.api}/#charts`);
+    const square = page.locator('#charts .chart-card[data-fn="square"]');
+    await square.locator('canvas').first().waitFor();
+    expect(await square.locator('.chart[data-kind="calls"] canvas').count()).toBeGreaterThan(0);
+    expect(await square.locator('.chart[data-kind="latency"] canvas').count()).toBeGreaterThan(0);
+    expect(await square.locator('h3').innerText()).toMatch(/square\s+300 calls · 6 failed in the hour · worst minute p95 \d/);
+    expect(await square.innerText()).toMatch(/calls \/ min/);
+    expect(await square.innerText()).toMatch(/p95/);
+    await page.locator('#charts .chart-card[data-fn="greet"]').waitFor();
+    expect(await page.locator('#charts-note').isHidden()).toBe(true);
+    await shot('charts');
+  });
+
+  it('shows every schedule with its next and last run', async () => {
+    const r = await authed('/functions/greet/schedules', {
+      method: 'POST',
+      body: JSON.stringify({ cron: '*/2 * * * * *', params: { name: 'cron' } }),
+    });
+    expect(r.status).toBe(201);
+    const { id } = (await r.json()) as { id: string };
+    try {
+      const last = await waitFor('the schedule to fire', async () => {
+        const list = (await (await authed('/functions/greet/schedules')).json()) as { id: string; lastRun?: { callNum: number } }[];
+        return list.find((s) => s.id === id)?.lastRun;
+      });
+      await page.goto(`${p.api}/#schedules`);
+      const row = page.locator(`#schedules-table tr[data-schedule="${id}"]`);
+      await row.waitFor();
+      const cells = await row.innerText();
+      expect(cells).toMatch(/greet\s+\*\/2 \* \* \* \* \*\s+UTC\s+skip/);
+      expect(cells).toContain('{"name":"cron"}');
+      expect(cells).toMatch(/in \ds|now/); // the next run
+      await row.getByText(/call \d+/).waitFor();
+      expect(Number(/call (\d+)/.exec(await row.innerText())![1])).toBeGreaterThanOrEqual(last.callNum);
+      await shot('schedules');
+    } finally {
+      expect((await authed(`/functions/greet/schedules/${id}`, { method: 'DELETE' })).status).toBe(200);
+    }
+    await page.locator(`#schedules-table tr[data-schedule="${id}"]`).waitFor({ state: 'detached' });
+  });
+
+  it('shows recent callback deliveries: state, tries and the last answer', async () => {
+    const port = (receiver.address() as AddressInfo).port;
+    const invoke = async (callbackUrl: string): Promise<number> => {
+      const r = await authed('/invokeFunction', {
+        method: 'POST',
+        body: JSON.stringify({ funcName: 'greet', params: { name: 'cb' }, callbackUrl }),
+      });
+      expect(r.status, await r.clone().text()).toBe(202);
+      return ((await r.json()) as { callNum: number }).callNum;
+    };
+    const ok = await invoke(`http://127.0.0.1:${port}/hook?from=dashboard`);
+    const refused = await invoke(`http://127.0.0.1:${await freePort()}/nobody-listens`);
+    await waitFor('the callback to arrive', async () => (received.includes(ok) ? true : undefined));
+    await page.goto(`${p.api}/#callbacks`);
+    const delivered = page.locator(`#callbacks-table tr[data-call="${ok}"]`);
+    await delivered.getByText('delivered').waitFor();
+    expect(await delivered.innerText()).toMatch(/greet@1\s+DONE\s+delivered\s+1\s+HTTP 204/);
+    expect(await delivered.innerText()).toContain(`127.0.0.1:${port}/hook`);
+    const failing = page.locator(`#callbacks-table tr[data-call="${refused}"]`);
+    await failing.getByText(/pending|failed/).waitFor({ timeout: 15_000 });
+    await waitFor('a failed try on the page', async () => (/pending\s+[1-9]/.test(await failing.innerText()) ? true : undefined), 15_000);
+    expect(await page.locator('#callbacks-note').innerText()).toMatch(/with a callback URL/);
+    await shot('callbacks');
+  });
+
+  it('lists dead letters; Replay (once confirmed) makes a replay, Dismiss takes one off the list', async () => {
+    const fail = async (n: number): Promise<number> => {
+      const r = await authed('/invokeFunction', { method: 'POST', body: JSON.stringify({ funcName: 'doomed', params: { n } }) });
+      return ((await r.json()) as { callNum: number }).callNum;
+    };
+    const [a, b] = [await fail(1), await fail(2)];
+    await waitFor('both dead letters', async () => {
+      const list = (await (await authed('/dead-letters')).json()) as { callNum: number }[];
+      return [a, b].every((n) => list.some((c) => c.callNum === n)) ? true : undefined;
+    });
+    await page.goto(`${p.api}/#dead-letters`);
+    const rowA = page.locator(`#dead-letters-table tr[data-call="${a}"]`);
+    await rowA.waitFor();
+    expect(await rowA.innerText()).toMatch(/doomed@1\s+ERROR\s+2\s+.*<b>bold<\/b> failed 1/);
+    expect(await page.locator('#dead-letters-table b').count()).toBe(0); // the error is text, not markup
+
+    // Asked first: cancelling does nothing.
+    page.once('dialog', (d) => void d.dismiss());
+    await rowA.locator('button[data-action="replay"]').click();
+    await page.waitForTimeout(300);
+    expect(((await (await authed(`/call/${a}`)).json()) as { deadLetter?: string }).deadLetter).toBe('listed');
+
+    let question = '';
+    page.once('dialog', (d) => {
+      question = d.message();
+      void d.accept();
+    });
+    await rowA.locator('button[data-action="replay"]').click();
+    await page.locator('#dead-letters-done', { hasText: `call ${a} replayed as call` }).waitFor();
+    expect(question).toMatch(new RegExp(`^Replay call ${a} of doomed@1\\?`));
+    const replay = Number(/replayed as call (\d+)/.exec(await text('#dead-letters-done'))![1]);
+    const original = (await (await authed(`/call/${a}`)).json()) as { deadLetter?: string; replayedAs?: number };
+    expect(original).toMatchObject({ deadLetter: 'replayed', replayedAs: replay });
+    expect(((await (await authed(`/call/${replay}`)).json()) as { replayOf?: number }).replayOf).toBe(a);
+    await rowA.waitFor({ state: 'detached' });
+
+    page.once('dialog', (d) => void d.accept());
+    await page.locator(`#dead-letters-table tr[data-call="${b}"] button[data-action="dismiss"]`).click();
+    await page.locator('#dead-letters-done', { hasText: `call ${b} dismissed` }).waitFor();
+    expect(((await (await authed(`/call/${b}`)).json()) as { deadLetter?: string }).deadLetter).toBe('dismissed');
+    await page.locator(`#dead-letters-table tr[data-call="${b}"]`).waitFor({ state: 'detached' });
+    await shot('dead-letters');
     expect(pageErrors).toEqual([]);
   });
 });

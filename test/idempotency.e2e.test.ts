@@ -5,7 +5,7 @@
 import { rm } from 'node:fs/promises';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { packFiles } from './helpers/archives.js';
-import { freePort, startUp, waitHealthy, zfaas, type CallView, type Platform, type Proc } from './helpers/platform.js';
+import { freePort, restartUp, startUp, zfaas, type CallView, type Platform, type Proc } from './helpers/platform.js';
 
 let p: Platform;
 let proc: Proc; // the running `zfaas up` (the first is p.proc)
@@ -100,19 +100,7 @@ it("answers the web path's replays with the call's outcome", async () => {
 
 it('keeps the keys across a restart of the API and the DB service', async () => {
   expect(await proc.stop()).toBe(0);
-  const [dbPort, brokerPort] = [await freePort(), await freePort()];
-  proc = zfaas([
-    'up',
-    '--port',
-    String(p.port),
-    '--data',
-    p.data,
-    '--db-bind',
-    `tcp://127.0.0.1:${dbPort}`,
-    '--broker-bind',
-    `tcp://127.0.0.1:${brokerPort}`,
-  ]);
-  await waitHealthy(p.api, 1, proc);
+  proc = await restartUp(p);
 
   const replay = await invoke({ funcName: 'idem', params: { n: 1 }, wait: true }, 'k-50');
   expect(replay).toMatchObject({ status: 200, replayed: 'true', body: { callNum: first.callNum, result: first.result } });

@@ -1,12 +1,16 @@
 // Observability (issue 7 items 3 and 4): GET /metrics in Prometheus format with the calls' counters and
 // latency histograms and the cluster's gauges; per-function stats for the dashboard; `zfaas logs NAME`
-// and `zfaas logs NAME --follow` streaming new calls' logs.
+// and `zfaas logs NAME --follow` streaming new calls' logs. Then the counters of retries, dead letters and
+// schedule ticks, the per-minute timeline of the last hour, and that timeline after an API restart
+// (filled from the stored calls).
 import { spawn } from 'node:child_process';
+import { rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packFiles } from './helpers/archives.js';
-import { CLI, http, startUp, upload, waitFor, type Platform } from './helpers/platform.js';
+import { CLI, http, sleep, startUp, upload, waitCall, waitFor, restartUp, type Platform, type Proc } from './helpers/platform.js';
 
 let p: Platform;
+let proc: Proc; // the running `zfaas up` (p.proc until the restart)
 
 // Prints a marker (its logs), returns it; {fail: true} throws.
 const LOUD = `module.exports = (p) => {
@@ -15,15 +19,23 @@ const LOUD = `module.exports = (p) => {
   return { m: p.m };
 };`;
 
+const UP = ['--miniworkers', '2', '--policy', 'function'];
+
 beforeAll(async () => {
-  p = await startUp(['--miniworkers', '2', '--policy', 'function']);
+  p = await startUp(UP);
+  proc = p.proc;
   for (const name of ['loud', 'other']) {
     expect((await upload(`${p.api}/registerFunction/node/${name}`, await packFiles({ 'index.js': LOUD }), `${name}.tar.gz`)).status).toBe(
       201,
     );
   }
 });
-afterAll(async () => p?.stop());
+afterAll(async () => {
+  await proc?.stop();
+  if (p) await rm(p.data, { recursive: true, force: true });
+});
+
+const metrics = async (): Promise<string> => (await fetch(`${p.api}/metrics`)).text();
 
 /** The value of one sample line of the exposition, e.g. metric('zfaas_nodes_alive'). */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
@@ -129,5 +141,91 @@ describe('zfaas logs', () => {
     expect(num.err).toMatch(/--follow follows a function/);
     expect(unknown.code).toBe(1);
     expect(unknown.err).toMatch(/function nope not found/);
+  });
+});
+
+interface Timeline {
+  minuteMs: number;
+  minutes: number[];
+  functions: Record<string, { calls: number[]; errors: number[]; p50: (number | null)[]; p95: (number | null)[] }>;
+}
+const timeline = async (query = ''): Promise<Timeline> => (await http<Timeline>('GET', `${p.api}/metrics/functions/timeline${query}`)).body;
+const sum = (xs: number[]): number => xs.reduce((a, n) => a + n, 0);
+
+describe('retries, dead letters, schedule ticks and the last hour', () => {
+  it('counts the retries of a function with retries=1 that fails twice, and its dead letter', async () => {
+    const r = await upload(`${p.api}/registerFunction/node/doomed`, await packFiles({ 'index.js': LOUD }), 'doomed.tar.gz', {
+      retries: '1',
+      retryBackoff: '100ms',
+    });
+    expect(r.status).toBe(201);
+    const n = (await http<{ callNum: number }>('POST', `${p.api}/invokeFunction`, { funcName: 'doomed', params: { m: 'x', fail: true } }))
+      .body.callNum;
+    const c = await waitCall(p.api, n);
+    expect(c).toMatchObject({ status: 'ERROR', attempts: 2 });
+    await waitFor('the dead letter in /metrics', async () =>
+      sample(await metrics(), 'zfaas_dead_letters_total', { function: 'doomed' }) === 1 ? true : undefined,
+    );
+    const text = await metrics();
+    expect(text).toContain('# TYPE zfaas_call_retries_total counter');
+    expect(sample(text, 'zfaas_call_retries_total', { function: 'doomed' })).toBe(1);
+    expect(sample(text, 'zfaas_calls_total', { function: 'doomed', status: 'ERROR' })).toBe(1);
+    // A function without retries fails without a retry or a dead letter.
+    expect(sample(text, 'zfaas_call_retries_total', { function: 'loud' })).toBeUndefined();
+    expect(sample(text, 'zfaas_dead_letters_total', { function: 'loud' })).toBeUndefined();
+    expect(text).toContain('# TYPE zfaas_callback_deliveries_total counter');
+  });
+
+  it('counts the ticks a schedule fired, one per call it made', async () => {
+    const r = await upload(`${p.api}/registerFunction/node/ticker`, await packFiles({ 'index.js': LOUD }), 'ticker.tar.gz');
+    expect(r.status).toBe(201);
+    const s = await http<{ id: string }>('POST', `${p.api}/functions/ticker/schedules`, { cron: '*/1 * * * * *', params: { m: 'tick' } });
+    expect(s.status).toBe(201);
+    await sleep(3200);
+    expect((await http('DELETE', `${p.api}/functions/ticker/schedules/${s.body.id}`)).status).toBe(200);
+    await sleep(1000); // a tick being fired as it was deleted ends
+    const fired = sample(await metrics(), 'zfaas_schedule_ticks_total', { function: 'ticker', outcome: 'fired' }) ?? 0;
+    expect(fired).toBeGreaterThanOrEqual(2);
+    expect(fired).toBeLessThanOrEqual(5);
+    const calls = (await http<{ schedule?: { id: string } }[]>('GET', `${p.api}/calls?format=list&funcName=ticker`)).body;
+    expect(calls.filter((c) => c.schedule?.id === s.body.id)).toHaveLength(fired);
+    expect(sample(await metrics(), 'zfaas_schedule_ticks_total', { function: 'ticker', outcome: 'skipped' })).toBeUndefined();
+  });
+
+  it('GET /metrics/functions/timeline gives the last hour per minute: calls, failures, p50 and p95', async () => {
+    const t = await timeline();
+    expect(t.minuteMs).toBe(60_000);
+    expect(t.minutes).toHaveLength(60);
+    expect(t.minutes.at(-1)).toBe(Math.floor(Date.now() / 60_000) * 60_000);
+    const loud = t.functions.loud!;
+    for (const k of ['calls', 'errors', 'p50', 'p95'] as const) expect(loud[k]).toHaveLength(60);
+    const stats = (await http<Record<string, { calls: number; errors: number }>>('GET', `${p.api}/metrics/functions`)).body;
+    expect(sum(loud.calls)).toBe(stats.loud!.calls);
+    expect(sum(loud.errors)).toBe(stats.loud!.errors);
+    expect(sum(t.functions.doomed!.errors)).toBe(1);
+    loud.calls.forEach((n, i) => {
+      expect(loud.p50[i] === null).toBe(n === 0);
+      if (n > 0) expect(loud.p95[i]!).toBeGreaterThanOrEqual(loud.p50[i]!);
+    });
+    const only = await timeline('?funcName=doomed');
+    expect(Object.keys(only.functions)).toEqual(['doomed']);
+    expect((await http('GET', `${p.api}/metrics/functions/timeline?funcName=no%20such`)).status).toBe(400);
+  });
+
+  it('keeps the timeline over an API restart: filled from the stored calls', async () => {
+    const before = await timeline();
+    expect(await proc.stop()).toBe(0);
+    proc = await restartUp(p, UP);
+    // The counters start again; the hour does not.
+    expect(sample(await metrics(), 'zfaas_calls_total', { function: 'loud', status: 'DONE' })).toBeUndefined();
+    const after = await waitFor('the timeline filled', async () => {
+      const t = await timeline();
+      return t.functions.loud ? t : undefined;
+    });
+    for (const fn of ['loud', 'doomed', 'ticker']) {
+      expect(sum(after.functions[fn]!.calls), fn).toBe(sum(before.functions[fn]!.calls));
+      expect(sum(after.functions[fn]!.errors), fn).toBe(sum(before.functions[fn]!.errors));
+    }
+    expect(after.functions.loud!.p50.some((v) => v !== null)).toBe(true);
   });
 });

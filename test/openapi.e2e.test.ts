@@ -133,6 +133,11 @@ it('matches the real responses of a running platform', async () => {
   await call('GET', '/calls', '/calls');
   await call('GET', '/calls?format=list&funcName=echo&limit=2', '/calls');
   await call('GET', '/calls?status=bogus', '/calls');
+  await call('GET', '/dead-letters?funcName=echo', '/dead-letters');
+  await call('GET', '/dead-letters?limit=0', '/dead-letters');
+  await call('POST', '/dead-letters/1/replay', '/dead-letters/{callNum}/replay', {}); // not a dead letter: 409
+  await call('POST', '/dead-letters/999999/replay', '/dead-letters/{callNum}/replay', {});
+  await call('DELETE', '/dead-letters/1', '/dead-letters/{callNum}');
 
   // batches
   const b = await call('POST', '/batch/echo', '/batch/{target}', [{ n: 1 }, { n: 2 }, { fail: true }]);
@@ -153,6 +158,10 @@ it('matches the real responses of a running platform', async () => {
   await call('PUT', '/node/nope', '/node/{id}', { miniworkers: 1 });
   await call('GET', '/health', '/health');
   await call('GET', '/metrics/functions', '/metrics/functions');
+  const tl = await call('GET', '/metrics/functions/timeline', '/metrics/functions/timeline');
+  expect(Object.keys((tl.body as { functions: object }).functions)).toContain('echo');
+  await call('GET', '/metrics/functions/timeline?funcName=echo', '/metrics/functions/timeline');
+  expect((await call('GET', '/metrics/functions/timeline?funcName=a%20b', '/metrics/functions/timeline')).status).toBe(400);
   const metrics = await fetch(`${api}/metrics`);
   expect(metrics.headers.get('content-type')).toMatch(/^text\/plain/);
   expectDocumented('GET', '/metrics', { status: metrics.status, body: await metrics.text(), headers: metrics.headers }, 'text/plain');

@@ -70,6 +70,25 @@ export function ago(iso) {
   return `${Math.floor(s / 86400)}d ago`;
 }
 
+/** How long until a time to come: "in 5s", "in 3m"; "now" once it passed. */
+export function until(iso) {
+  if (!iso) return '';
+  const s = Math.round((Date.parse(iso) - Date.now()) / 1000);
+  if (s <= 0) return 'now';
+  if (s < 60) return `in ${s}s`;
+  if (s < 3600) return `in ${Math.floor(s / 60)}m`;
+  if (s < 86400) return `in ${Math.floor(s / 3600)}h`;
+  return `in ${Math.floor(s / 86400)}d`;
+}
+
+/** A time as a person reads it here: the local time today, else the local date and time. */
+export function clock(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return String(iso);
+  return d.toDateString() === new Date().toDateString() ? d.toLocaleTimeString() : d.toLocaleString();
+}
+
 export function preview(text, max = 60) {
   if (!text) return '';
   const one = String(text).replace(/\s+/g, ' ').trim();

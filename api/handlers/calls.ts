@@ -5,24 +5,18 @@ import { z } from 'zod';
 import { CallStatusSchema, isFinal, nameSchema } from '../../common/model.js';
 import type { DbClient } from '../../db/client.js';
 import { withOutcome, type Calls } from '../calls.js';
-import { HttpError, parse, wrap } from '../http.js';
+import { HttpError, parse, positiveInt, wrap } from '../http.js';
 import { waitBudgetMs } from './invoke.js';
-
-const int = z
-  .string()
-  .regex(/^\d+$/, 'must be a positive integer')
-  .transform(Number)
-  .pipe(z.number().int().min(1).max(Number.MAX_SAFE_INTEGER, 'is too large'));
 
 const ListQuerySchema = z.object({
   funcName: nameSchema.optional(),
   status: CallStatusSchema.optional(),
-  limit: int.optional(),
-  before: int.optional(),
+  limit: positiveInt.optional(),
+  before: positiveInt.optional(),
   format: z.enum(['store', 'list']).optional(),
 });
 
-const CallQuerySchema = z.object({ wait: int.pipe(z.number().max(300, 'is at most 300 seconds')).optional() });
+const CallQuerySchema = z.object({ wait: positiveInt.pipe(z.number().max(300, 'is at most 300 seconds')).optional() });
 
 export function callsRouter(db: DbClient, calls: Calls): Router {
   const r = Router();
@@ -54,7 +48,7 @@ export function callsRouter(db: DbClient, calls: Calls): Router {
   r.get(
     '/call/:callNum',
     wrap(async (req, res) => {
-      const callNum = parse(int, req.params.callNum, 'call number');
+      const callNum = parse(positiveInt, req.params.callNum, 'call number');
       const { wait } = parse(CallQuerySchema, req.query, 'query');
       const stored = await db.request('getCall', { callNum });
       if (!stored) throw new HttpError(404, `call ${callNum} not found`);

@@ -1,8 +1,10 @@
-// The web dashboard: GET / (the page) and /ui/* (its scripts and styles: plain files, no build step).
+// The web dashboard: GET / (the page) and /ui/* (its scripts and styles: plain files, no build step), with
+// /ui/vendor/uplot.js and uplot.css (uPlot, the charts' library) served from node_modules as installed.
 // Mounted ahead of the token check: the page holds no data and no secret; everything it shows comes from
 // the REST API, which it calls with the token the person pastes into it.
 import express, { Router, type Response } from 'express';
-import { join, resolve, sep } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve, sep } from 'node:path';
 import { HttpError } from '../http.js';
 
 // The checkout's api/ folder, whether this runs from api/handlers (sources) or dist/api/handlers (built):
@@ -10,6 +12,17 @@ import { HttpError } from '../http.js';
 const HERE = import.meta.dirname;
 export const API_SOURCES = resolve(HERE, ...(HERE.split(sep).includes('dist') ? ['..', '..', '..', 'api'] : ['..']));
 const DASHBOARD = join(API_SOURCES, 'dashboard');
+
+// uPlot's built files (its package's dist/ folder), wherever npm put the package; null when it is missing,
+// and then the page shows its tables without charts.
+function uplotDist(): string | null {
+  try {
+    return dirname(createRequire(import.meta.url).resolve('uplot'));
+  } catch {
+    return null;
+  }
+}
+const VENDOR: Record<string, string> = { 'uplot.js': 'uPlot.esm.js', 'uplot.css': 'uPlot.min.css' };
 
 // Only our own files run on the page: results and logs are shown as text, and any script a function's
 // output might smuggle in would not run anyway.
@@ -26,6 +39,17 @@ export function dashboardRouter(): Router {
     secure(res);
     res.set('cache-control', 'no-cache');
     res.sendFile(join(DASHBOARD, 'index.html'), (e) => e && next(e));
+  });
+  const uplot = uplotDist();
+  // Static files as the rest of /ui: two fixed names, nothing else of the package.
+  r.use('/ui/vendor', (req, res, next) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return next();
+    const name = req.path.slice(1);
+    const file = Object.hasOwn(VENDOR, name) ? VENDOR[name] : undefined;
+    if (!file || !uplot) return next(new HttpError(404, `no file /ui/vendor${req.path}`));
+    secure(res);
+    res.set('cache-control', 'no-cache');
+    res.sendFile(join(uplot, file), (e) => e && next(e));
   });
   r.use('/ui', express.static(DASHBOARD, { index: false, maxAge: 0, setHeaders: secure }), (req, _res, next) =>
     next(new HttpError(404, `no file /ui${req.path}`)),

@@ -25,6 +25,8 @@ describe('settingsFrom', () => {
       pids: 128,
       network: false,
       retry: true,
+      retries: 0,
+      retryBackoff: 1000,
       env: {},
       public: false,
     });
@@ -51,11 +53,25 @@ describe('settingsFrom', () => {
       policy: 'function',
       network: true,
       retry: false,
+      retries: 0,
+      retryBackoff: 1000,
       concurrency: 3,
       handler: 'lib/main.run',
       env: { A: '1', B: '2', C: 'true' },
       public: false,
     });
+  });
+
+  it('reads retries and retryBackoff (no unit: seconds), and refuses what is out of range naming the setting', () => {
+    expect(settingsFrom(req({ retries: '3', retryBackoff: '500ms' }))).toMatchObject({ retries: 3, retryBackoff: 500 });
+    expect(settingsFrom(req({ retryBackoff: '2' })).retryBackoff).toBe(2000);
+    expect(settingsFrom(req({ retryBackoff: '0.25' })).retryBackoff).toBe(250);
+    expect(settingsFrom(req({ retryBackoff: '1m30s' })).retryBackoff).toBe(90_000);
+    expect(() => settingsFrom(req({ retries: '11' }))).toThrow(/retries: expected a whole number of retries from 0 to 10/);
+    expect(() => settingsFrom(req({ retries: '-1' }))).toThrow(/retries/);
+    expect(() => settingsFrom(req({ retryBackoff: '10ms' }))).toThrow(/retryBackoff: expected a duration .* which is 10 ms/);
+    expect(() => settingsFrom(req({ retryBackoff: 'soon' }))).toThrow(/retryBackoff: expected a duration/);
+    expect(() => settingsFrom(req({ retryBackoff: '0.0001' }))).toThrow(/not a whole number of milliseconds/);
   });
 
   it('reads the web settings: format, public and rateLimit', () => {

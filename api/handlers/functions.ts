@@ -17,7 +17,7 @@ import {
   type FunctionSettings,
   type Policy,
 } from '../../common/model.js';
-import { quote, readMemory, readTimeout, refuse, type Reading } from '../../common/units.js';
+import { quote, readBackoff, readMemory, readTimeout, refuse, type Reading } from '../../common/units.js';
 import type { DbClient } from '../../db/client.js';
 import { HttpError, parse, wrap } from '../http.js';
 
@@ -135,6 +135,10 @@ const SettingsInputSchema = z
     policy: setting(readPolicy),
     network: setting(readBool),
     retry: setting(readBool),
+    retries: setting(
+      readNumber(`a whole number of retries from ${L.retries.min} to ${L.retries.max} (unset: ${L.retries.default})`, L.retries, true),
+    ),
+    retryBackoff: setting(readBackoff),
     concurrency: setting(readNumber(`a whole number of calls from ${L.concurrency.min} to ${L.concurrency.max}`, L.concurrency, true)),
     handler: setting(readHandler),
     env: setting(readEnv),
@@ -152,10 +156,26 @@ const SettingsInputSchema = z
 
 export function settingsFrom(req: Request): FunctionSettings {
   const raw = parse(SettingsInputSchema, { ...(req.query as object), ...(req.body as object) }, 'function settings');
-  const { env, timeout, memory, cpus, pids, policy, network, retry, concurrency, handler, format, rateLimit } = raw;
+  const { env, timeout, memory, cpus, pids, policy, network, retry, retries, retryBackoff, concurrency, handler, format, rateLimit } = raw;
   return parse(
     FunctionSettingsSchema,
-    { timeout, memory, cpus, pids, policy, network, retry, concurrency, handler, env, format, public: raw.public, rateLimit },
+    {
+      timeout,
+      memory,
+      cpus,
+      pids,
+      policy,
+      network,
+      retry,
+      retries,
+      retryBackoff,
+      concurrency,
+      handler,
+      env,
+      format,
+      public: raw.public,
+      rateLimit,
+    },
     'function settings',
   );
 }

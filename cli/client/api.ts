@@ -6,6 +6,7 @@ import { ApiError, CliError, UnreachableError, errText } from './errors.js';
 import {
   CallSchema,
   CallsSchema,
+  DeadLettersSchema,
   DeletedSchema,
   DeployedSchema,
   ErrorBodySchema,
@@ -39,6 +40,19 @@ export interface CallFilter {
   limit?: number;
   before?: number;
 }
+
+export interface InvokeOptions {
+  /** Where the API POSTs the call's final record when it ends. */
+  callbackUrl?: string;
+}
+
+export interface DeadLetterFilter {
+  funcName?: string;
+  limit?: number;
+}
+
+/** The version a replay runs: a number, the dead letter's own ('same'), or unset (the current one). */
+export type ReplayVersion = number | 'same';
 
 export interface Progress {
   start(total: number): void;
@@ -198,9 +212,10 @@ export class ApiClient {
    * for it (the function's timeout and a minute). Each request waits at most WAIT_ROUND_S, well inside
    * fetch's five-minute limit on an answer, so a function that runs for many minutes is still followed.
    */
-  async invoke(target: string, params: unknown, wait: boolean): Promise<{ finished: boolean; call: Call }> {
+  async invoke(target: string, params: unknown, wait: boolean, o: InvokeOptions = {}): Promise<{ finished: boolean; call: Call }> {
+    const callback = o.callbackUrl === undefined ? {} : { callbackUrl: o.callbackUrl };
     let r = await this.send('POST', '/invokeFunction', CallSchema, {
-      json: { funcName: target, params, wait: wait ? WAIT_ROUND_S : false },
+      json: { funcName: target, params, wait: wait ? WAIT_ROUND_S : false, ...callback },
     });
     if (!wait) return { finished: false, call: r.data };
     while (r.status === 202) {
@@ -220,6 +235,23 @@ export class ApiClient {
 
   async cancel(callNum: number): Promise<Call> {
     return (await this.send('DELETE', `/call/${callNum}`, CallSchema)).data;
+  }
+
+  // --- dead letters ----------------------------------------------------------------------------------
+
+  async deadLetters(f: DeadLetterFilter): Promise<Call[]> {
+    return (await this.send('GET', '/dead-letters', DeadLettersSchema, { query: { ...f } })).data;
+  }
+
+  /** A new call with the dead letter's params; the API answers 409 when it is not listed (or was replayed). */
+  async replayDeadLetter(callNum: number, version?: ReplayVersion): Promise<Call> {
+    return (await this.send('POST', `/dead-letters/${callNum}/replay`, CallSchema, { json: version === undefined ? {} : { version } }))
+      .data;
+  }
+
+  /** Takes a listed dead letter off the list without a replay; returns it (deadLetter: 'dismissed'). */
+  async dismissDeadLetter(callNum: number): Promise<Call> {
+    return (await this.send('DELETE', `/dead-letters/${callNum}`, CallSchema)).data;
   }
 
   // --- schedules -------------------------------------------------------------------------------------

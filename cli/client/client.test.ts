@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ApiClient } from './api.js';
 import { configPath, normalizeApi, resolveConfig, writeConfigFile } from './config.js';
 import { ApiError, EXIT, UnreachableError, UsageError, describeFailure, printable } from './errors.js';
-import { bytes, prettyResult, preview } from './format.js';
+import { bytes, firstLine, msSetting, prettyResult, preview, until } from './format.js';
 import { renderTable } from './output.js';
 import { ignoreLines } from '../pack/ignore.js';
 import { parsePair, readParams } from './params.js';
@@ -208,6 +208,21 @@ describe('formatting', () => {
     expect(prettyResult('{"a":1}')).toBe('{\n  "a": 1\n}');
     expect(prettyResult('plain text\n')).toBe('plain text');
     expect(prettyResult('')).toBe('');
+  });
+
+  it('first lines, times to come and millisecond settings', () => {
+    expect(firstLine('\n Error: boom\n    at f (x.js:1:1)')).toBe('Error: boom');
+    expect(firstLine('x'.repeat(20), 5)).toBe('xxxx…');
+    expect(firstLine('\x1b[2Jred')).toBe('\\u001b[2Jred');
+    expect(firstLine(undefined)).toBe('');
+    const now = Date.parse('2026-11-23T12:00:00Z');
+    expect(until('2026-11-23T12:00:30Z', now)).toBe('in 30s');
+    expect(until('2026-11-23T12:05:00Z', now)).toBe('in 5m');
+    expect(until('2026-11-23T11:59:00Z', now)).toBe('due');
+    expect(msSetting(500)).toBe('500ms');
+    expect(msSetting(1500)).toBe('1.5s');
+    expect(msSetting(120_000)).toBe('2m');
+    expect(msSetting(90_000)).toBe('1m30s');
   });
 
   it('sizes, previews, tables and ignore files', () => {

@@ -1,4 +1,5 @@
 // Small formatters for tables: sizes, durations, ages, one-line previews.
+import { printable } from './errors.js';
 
 export function bytes(n: number): string {
   if (n < 1024) return `${n} B`;
@@ -48,4 +49,32 @@ export function prettyResult(result: string): string {
   } catch {
     return result.replace(/\n$/, '');
   }
+}
+
+/** The first line of a text (a stack trace's message line), cut to `max` characters, for a table cell. */
+export function firstLine(text: string | undefined, max = 60): string {
+  const line = printable((text ?? '').trim().split('\n')[0]?.trim() ?? '');
+  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
+}
+
+/** "in 12s", "in 3m", ... until an ISO date; "due" once it has passed; the date itself when unreadable. */
+export function until(iso: string | undefined, now = Date.now()): string {
+  if (!iso) return '';
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return iso;
+  const s = Math.round((t - now) / 1000);
+  if (s <= 0) return 'due';
+  if (s < 60) return `in ${s}s`;
+  if (s < 3600) return `in ${Math.floor(s / 60)}m`;
+  if (s < 86_400) return `in ${Math.floor(s / 3600)}h`;
+  return `in ${Math.floor(s / 86_400)}d`;
+}
+
+/** Milliseconds as a setting is written: 500ms, 1.5s, 2m, 1m30s. */
+export function msSetting(ms: number): string {
+  if (ms < 1000) return `${ms}ms`;
+  if (ms < 60_000) return `${ms / 1000}s`;
+  const m = Math.floor(ms / 60_000);
+  const rest = ms % 60_000;
+  return rest === 0 ? `${m}m` : `${m}m${rest / 1000}s`;
 }

@@ -10,6 +10,8 @@ export const NamesSchema = z.array(z.string());
 export const RuntimesSchema = z.array(RuntimeSchema);
 export const FunctionsSchema = z.array(FunctionMetaSchema);
 export const CallsSchema = z.array(CallSchema);
+// GET /dead-letters: calls that failed every run their function's `retries` allowed, newest first.
+export const DeadLettersSchema = z.array(CallSchema);
 
 export const DeployedSchema = FunctionMetaSchema.extend({ files: z.array(z.string()).optional() });
 export type Deployed = z.infer<typeof DeployedSchema>;

@@ -1,8 +1,13 @@
-// `zfaas deploy`'s --memory and --timeout: read like the API reads them, sent as plain numbers, and a bad
-// one refused locally (exit 2, the API's words) before anything is packed or sent.
-import { describe, expect, it } from 'vitest';
+// `zfaas deploy`'s --memory, --timeout, --retries and --retry-backoff: read like the API reads them, sent
+// as the numbers it stores, and a bad one refused locally (exit 2, the API's words) before anything is
+// packed or sent; the function's settings line shows its retries only when it has some.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { FunctionMetaSchema } from '../../common/model.js';
 import { EXIT } from '../client/errors.js';
-import { settingsFields } from './functions.js';
+import { settingsFields, settingsLine } from './functions.js';
 import { runCli } from '../../test/helpers/cli-run.js';
 
 describe('deploy settings', () => {
@@ -24,6 +29,22 @@ describe('deploy settings', () => {
       ['rateLimit', '200'],
     ]);
     expect(settingsFields({ public: false, retry: true })).toEqual([]);
+  });
+
+  it('sends --retries as is and --retry-backoff in milliseconds, with their unit', () => {
+    expect(settingsFields({ retries: '3', retryBackoff: '500ms', retry: true })).toEqual([
+      ['retries', '3'],
+      ['retryBackoff', '500ms'],
+    ]);
+    // A plain number is seconds, as the API reads it; sent as the milliseconds it is.
+    expect(settingsFields({ retries: 0, retryBackoff: '1.5', retry: true })).toEqual([
+      ['retries', '0'],
+      ['retryBackoff', '1500ms'],
+    ]);
+    expect(settingsFields({ retryBackoff: '2m', retry: false })).toEqual([
+      ['retry', 'false'],
+      ['retryBackoff', '120000ms'],
+    ]);
   });
 
   async function deploy(...flags: string[]): Promise<{ code: number; notes: string[]; fetched: boolean }> {
@@ -50,5 +71,66 @@ describe('deploy settings', () => {
       ],
       fetched: false,
     });
+  });
+
+  it("refuses a bad --retries or --retry-backoff with exit 2 in the API's words, sending nothing", async () => {
+    expect(await deploy('--retries', '11')).toEqual({
+      code: EXIT.USAGE,
+      notes: ['zfaas: retries: expected a whole number of retries from 0 to 10 (unset: 0), got "11"'],
+      fetched: false,
+    });
+    expect((await deploy('--retries', '-1')).code).toBe(EXIT.USAGE);
+    expect(await deploy('--retry-backoff', '50ms')).toEqual({
+      code: EXIT.USAGE,
+      notes: [
+        'zfaas: retryBackoff: expected a duration such as 500ms, 1s, 0.5 or 2m (no unit: seconds; 100 ms to 60 min), got "50ms", which is 50 ms',
+      ],
+      fetched: false,
+    });
+    expect(await deploy('--retry-backoff', 'soon')).toMatchObject({ code: EXIT.USAGE, fetched: false });
+  });
+});
+
+describe('deploy --retries --retry-backoff', () => {
+  let dir: string | undefined;
+  afterAll(async () => dir && rm(dir, { recursive: true, force: true }));
+
+  it('sends them as the multipart fields retries and retryBackoff', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'zfaas-deploy-'));
+    await writeFile(join(dir, 'index.js'), 'module.exports = () => 1;\n');
+    let sent = '';
+    const fetchFn = async (_url: string | URL | Request, init?: RequestInit): Promise<Response> => {
+      sent = Buffer.from(await new Response(init?.body).arrayBuffer()).toString('latin1');
+      return Response.json({ ...meta({ retries: 3, retryBackoff: 500 }), files: ['index.js'] }, { status: 201 });
+    };
+    const r = await runCli(['deploy', 'charge', dir, '--runtime', 'node', '--retries', '3', '--retry-backoff', '500ms'], { fetchFn });
+    expect(r).toMatchObject({ code: 0, printed: [expect.stringMatching(/^deployed charge version 1 \(runtime node, /)] });
+    expect(sent).toContain('name="retries"\r\n\r\n3\r\n');
+    expect(sent).toContain('name="retryBackoff"\r\n\r\n500ms\r\n');
+  });
+});
+
+const meta = (settings: Record<string, unknown>) =>
+  FunctionMetaSchema.parse({
+    functionName: 'charge',
+    runtimeName: 'node',
+    version: 1,
+    digest: 'a'.repeat(64),
+    size: 100,
+    format: 'tar.gz',
+    createdAt: '2026-11-23T00:00:00.000Z',
+    settings,
+  });
+
+describe('the settings line of "zfaas function NAME"', () => {
+  it('shows retries and their first wait only when the function has retries', () => {
+    expect(settingsLine(meta({}))).toBe('timeout 30s, memory 256 MiB, cpus 1, policy node default');
+    expect(settingsLine(meta({ retries: 3, retryBackoff: 500 }))).toBe(
+      'timeout 30s, memory 256 MiB, cpus 1, policy node default, retries 3 (first after 500ms, doubling)',
+    );
+    expect(settingsLine(meta({ retries: 1, retryBackoff: 90_000, concurrency: 2 }))).toBe(
+      'timeout 30s, memory 256 MiB, cpus 1, policy node default, at most 2 at once, retries 1 (first after 1m30s, doubling)',
+    );
+    expect(settingsLine(meta({ retries: 0, retryBackoff: 5000 }))).not.toContain('retries');
   });
 });

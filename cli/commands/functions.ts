@@ -1,9 +1,18 @@
 // deploy, functions, function NAME, rollback, delete
 import { Option, type Command } from 'commander';
 import { FunctionSettingsSchema, POLICIES, SETTING_LIMITS, type FunctionMeta } from '../../common/model.js';
-import { MEMORY_EXPECTED, TIMEOUT_EXPECTED, readMemory, readTimeout, type Reading } from '../../common/units.js';
+import {
+  BACKOFF_EXPECTED,
+  MEMORY_EXPECTED,
+  TIMEOUT_EXPECTED,
+  readBackoff,
+  readMemory,
+  readTimeout,
+  refuse,
+  type Reading,
+} from '../../common/units.js';
 import { UsageError } from '../client/errors.js';
-import { ago, bytes } from '../client/format.js';
+import { ago, bytes, msSetting } from '../client/format.js';
 import { withDeployDefaults } from '../pack/defaults.js';
 import { guessRuntime, loadUpload } from '../pack/deploy.js';
 import { act, clientCommand, collect, examples, positiveInt, positiveNumber, type Deps } from './common.js';
@@ -19,6 +28,10 @@ interface DeployOpts {
   handler?: string;
   network?: boolean;
   retry: boolean;
+  /** As `--retries` takes it (a string; a number from elsewhere is read the same way). */
+  retries?: string | number;
+  /** As `--retry-backoff` takes it: 500ms, 2s, a plain number of seconds. */
+  retryBackoff?: string | number;
   concurrency?: number;
   format?: string;
   public?: boolean;
@@ -29,15 +42,24 @@ interface DeployOpts {
 // The calling conventions the API stores (--format's choices).
 const FORMATS = FunctionSettingsSchema.shape.format.unwrap().options;
 const RATE = SETTING_LIMITS.rateLimit;
+const RETRIES = SETTING_LIMITS.retries;
+const BACKOFF = SETTING_LIMITS.retryBackoff;
+const RETRIES_EXPECTED = `a whole number of retries from ${RETRIES.min} to ${RETRIES.max} (unset: ${RETRIES.default})`;
 
 const ENV_RE = /^[A-Za-z_][A-Za-z0-9_]*=/;
 
 // --memory and --timeout read as the API reads them (common/units.ts), so "12x" is refused here, in the
 // API's words, before anything is packed or sent; what is sent is the plain number (MiB, seconds).
-function unitSetting(name: string, v: string, read: (v: unknown) => Reading): string {
+function unitSetting(name: string, v: string | number, read: (v: unknown) => Reading): string {
   const r = read(v);
   if (!r.ok) throw new UsageError(`${name}: ${r.error}`);
   return String(r.value);
+}
+
+// As the API reads `retries` (api/handlers/functions.ts): a whole number within the limits.
+function readRetries(v: unknown): Reading {
+  const n = typeof v === 'number' ? v : typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : NaN;
+  return Number.isInteger(n) && n >= RETRIES.min && n <= RETRIES.max ? { ok: true, value: n } : refuse(RETRIES_EXPECTED, v);
 }
 
 /** The settings as the multipart fields registerFunction reads; unset ones are left to the API. */
@@ -51,6 +73,9 @@ export function settingsFields(o: DeployOpts): Array<[string, string]> {
   if (o.handler !== undefined) f.push(['handler', o.handler]);
   if (o.network) f.push(['network', 'true']);
   if (!o.retry) f.push(['retry', 'false']);
+  if (o.retries !== undefined) f.push(['retries', unitSetting('retries', o.retries, readRetries)]);
+  // Sent in milliseconds with their unit: a plain number would be read as seconds.
+  if (o.retryBackoff !== undefined) f.push(['retryBackoff', `${unitSetting('retryBackoff', o.retryBackoff, readBackoff)}ms`]);
   if (o.concurrency !== undefined) f.push(['concurrency', String(o.concurrency)]);
   if (o.format !== undefined) f.push(['format', o.format]);
   if (o.public) f.push(['public', 'true']);
@@ -65,8 +90,12 @@ export function settingsFields(o: DeployOpts): Array<[string, string]> {
 const publicLine = (f: FunctionMeta): string =>
   f.settings.public ? `yes: its web path answers without the token, at most ${f.settings.rateLimit ?? RATE.default} requests/s` : 'no';
 
-const settingsLine = (f: FunctionMeta): string =>
-  `timeout ${f.settings.timeout}s, memory ${f.settings.memory} MiB, cpus ${f.settings.cpus}, policy ${f.settings.policy ?? 'node default'}${f.settings.concurrency ? `, at most ${f.settings.concurrency} at once` : ''}`;
+// Only a function that opted in to retries shows them: "retries 3 (first after 1s, doubling)".
+const retriesPart = (f: FunctionMeta): string =>
+  f.settings.retries > 0 ? `, retries ${f.settings.retries} (first after ${msSetting(f.settings.retryBackoff)}, doubling)` : '';
+
+export const settingsLine = (f: FunctionMeta): string =>
+  `timeout ${f.settings.timeout}s, memory ${f.settings.memory} MiB, cpus ${f.settings.cpus}, policy ${f.settings.policy ?? 'node default'}${f.settings.concurrency ? `, at most ${f.settings.concurrency} at once` : ''}${retriesPart(f)}`;
 
 export function functionCommands(p: Command, deps: Deps): void {
   const { out } = deps;
@@ -91,6 +120,14 @@ export function functionCommands(p: Command, deps: Deps): void {
       .option('--network', 'allow network access from the function (off by default)')
       .option('--no-retry', 'never run a call again after its node died')
       .option(
+        '--retries <n>',
+        `run a call again when a run ends in ERROR or TIMEOUT, up to n more times, ${RETRIES.min} to ${RETRIES.max} (default ${RETRIES.default}); one that fails them all is a dead letter (see "zfaas dead-letters")`,
+      )
+      .option(
+        '--retry-backoff <duration>',
+        `wait before the first retry, doubling for each next one: ${BACKOFF_EXPECTED} (default ${msSetting(BACKOFF.default)})`,
+      )
+      .option(
         '--concurrency <n>',
         'at most this many calls of it running at once across the cluster (default: no limit)',
         positiveInt('--concurrency'),
@@ -110,6 +147,7 @@ export function functionCommands(p: Command, deps: Deps): void {
       'zfaas deploy dice ../runtimes/python/dice/python.tar.gz --runtime pythonruntime --timeout 10s --memory 128m',
       'zfaas deploy hello ./hello --env GREETING=hi --env LANG=es --policy function',
       'zfaas deploy api ./api --format lambda --public --rate-limit 200',
+      'zfaas deploy charge ./charge --retries 3 --retry-backoff 500ms',
     ],
   ).action(
     act(deps, async (name: string, path: string, o: DeployOpts, cmd: Command) => {

@@ -6,6 +6,7 @@ import { batchCommand } from './batch.js';
 import { callCommands } from './calls.js';
 import { makeDeps, type Deps } from './common.js';
 import { configCommands } from './config.js';
+import { deadLetterCommands } from './dead-letters.js';
 import { functionCommands } from './functions.js';
 import { initCommand } from './init.js';
 import { invokeCommand } from './invoke.js';
@@ -44,6 +45,7 @@ export function registerClientCommands(p: Command, deps: Deps = defaultDeps()): 
   callCommands(p, deps);
   logsCommand(p, deps);
   batchCommand(p, deps);
+  deadLetterCommands(p, deps);
   scheduleCommands(p, deps);
   nodeCommands(p, deps);
   initCommand(p, deps);

@@ -16,9 +16,23 @@ interface InvokeOpts extends WebFlags {
   json?: boolean;
   logs?: boolean;
   batch?: string;
+  callbackUrl?: string;
 }
 
 const TARGET_RE = /^[^@\s]+(@[1-9]\d*)?$/;
+
+/** --callback-url as the API takes it: an http(s) URL (whether the API allows that host is its own check). */
+export function callbackUrl(v: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(v);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:'))
+    throw new UsageError(`--callback-url: expected an http:// or https:// URL, got ${JSON.stringify(v)}`);
+  return v;
+}
 
 /** The exit code a finished (or unfinished) call maps to. */
 export function callExitCode(c: Call): number {
@@ -63,6 +77,10 @@ export function invokeCommand(p: Command, deps: Deps, io: WebIo = defaultWebIo()
         '-b, --batch <file>',
         'fan out: one call per params item of FILE (a JSON array or JSON lines; "-" for stdin), a progress bar, then a summary',
       )
+      .option(
+        '--callback-url <url>',
+        'when the call ends, the API POSTs its final record (as --json prints it) to this URL; "zfaas call N" shows the deliveries',
+      )
       .option('-X, --method <method>', 'web form: the HTTP method (default GET, POST with -d)')
       .option('--path <path>', 'web form: the path below the function, e.g. /users/1 (default: its root)')
       .option('-q, --query <key=value>', 'web form: a query parameter (repeatable)', collect)
@@ -79,6 +97,7 @@ export function invokeCommand(p: Command, deps: Deps, io: WebIo = defaultWebIo()
       'zfaas invoke hello@1 --file params.json',
       'echo \'{"n": 3}\' | zfaas invoke fib',
       'zfaas invoke slow --async',
+      'zfaas invoke report --async --callback-url https://hooks.example.com/zfaas',
       'zfaas invoke resize --batch images.jsonl',
       'zfaas invoke api --path /users/1 -q fields=name -i',
       'zfaas invoke api -X PUT --path /users/1 -H "Content-Type: application/json" -d \'{"name":"ana"}\'',
@@ -88,6 +107,12 @@ export function invokeCommand(p: Command, deps: Deps, io: WebIo = defaultWebIo()
     act(deps, async (target: string, words: string[], o: InvokeOpts, cmd: Command) => {
       if (!TARGET_RE.test(target)) throw new UsageError(`invalid function "${target}": expected NAME or NAME@VERSION`);
       if (isWebForm(o)) {
+        // The web form goes to the function's own path and answers with its response; only /invokeFunction
+        // (the key=value form) takes a callback.
+        if (o.callbackUrl !== undefined)
+          throw new UsageError(
+            "--callback-url goes with a JSON call (key=value, --params, --file), not a web request (--method, --path, -q, -H, -d), which answers with the function's own response: drop one or the other",
+          );
         const others = notWithWeb(words, o);
         if (others.length)
           throw new UsageError(`a web request (--method, --path, -q, -H, -d) takes no ${others.join(', ')}: drop them, or the web flags`);
@@ -105,11 +130,14 @@ export function invokeCommand(p: Command, deps: Deps, io: WebIo = defaultWebIo()
       if (o.batch !== undefined) {
         if (words.length || o.params !== undefined || o.file !== undefined || o.async)
           throw new UsageError('--batch takes the params from its file: drop --params, --file, --async and key=value words');
+        if (o.callbackUrl !== undefined)
+          throw new UsageError('--callback-url goes with one call: a batch takes none (follow it with "zfaas batch ID")');
         return runBatch(deps, cmd, target, o.batch, o.json === true);
       }
+      const callback = o.callbackUrl === undefined ? {} : { callbackUrl: callbackUrl(o.callbackUrl) };
       const params = await readParams({ params: o.params, file: o.file, words, stdin: deps.stdin });
       const api = await deps.client(cmd);
-      const { call } = await api.invoke(target, params, !o.async);
+      const { call } = await api.invoke(target, params, !o.async, callback);
       if (o.async) {
         if (o.json) out.json(call);
         else out.print(String(call.callNum));

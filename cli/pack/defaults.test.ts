@@ -56,6 +56,11 @@ describe('zfaas.json', () => {
     });
     expect(parseDeployDefaults({ memory: 128, timeout: 30 }, 'f')).toEqual({ memory: '128', timeout: '30' });
     expect(parseDeployDefaults({}, 'f')).toEqual({});
+    expect(parseDeployDefaults({ retries: 3, retryBackoff: '1.5s' }, 'f')).toEqual({ retries: '3', retryBackoff: '1500ms' });
+    expect(parseDeployDefaults({ retryBackoff: 2 }, 'f')).toEqual({ retryBackoff: '2000ms' });
+    expect(() => parseDeployDefaults({ retries: 11 }, 'f')).toThrow(/f: retries: expected a whole number of retries from 0 to 10, got 11/);
+    expect(() => parseDeployDefaults({ retries: '3' }, 'f')).toThrow(/f: retries: expected/);
+    expect(() => parseDeployDefaults({ retryBackoff: '5ms' }, 'f')).toThrow(/f: retryBackoff: expected a duration/);
   });
 
   it('has no defaults for an archive, a missing path or a folder without zfaas.json', async () => {
@@ -71,7 +76,7 @@ describe('zfaas.json', () => {
       'zfaas.json: expected a JSON object such as {"runtime": "node", "format": "lambda"}, got ["node"]',
     );
     expect(await refusal('{"memroy": 128}')).toBe(
-      'zfaas.json: unknown key "memroy" (it may hold runtime, format, handler, policy, memory, timeout, public)',
+      'zfaas.json: unknown key "memroy" (it may hold runtime, format, handler, policy, memory, timeout, public, retries, retryBackoff)',
     );
     expect(await refusal('{"format": "azure"}')).toBe(
       'zfaas.json: format: expected a calling convention: one of auto, json, lambda, lambda-v1, openwhisk, openfaas, gcf, got "azure"',

@@ -1,10 +1,10 @@
 // zfaas.json: a function folder's own deploy defaults (runtime, format, handler, policy, memory, timeout,
-// public), written by `zfaas init` and read by `zfaas deploy DIR`; a flag given on the command line wins.
+// public, retries, retryBackoff), written by `zfaas init` and read by `zfaas deploy DIR`; a flag given on the command line wins.
 // A file that is not right is a usage error naming the file and what is wrong, before anything is sent.
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FunctionSettingsSchema, NAME_RE, POLICIES, type Policy } from '../../common/model.js';
-import { quote, readMemory, readTimeout, refuse, type Reading } from '../../common/units.js';
+import { FunctionSettingsSchema, NAME_RE, POLICIES, SETTING_LIMITS, type Policy } from '../../common/model.js';
+import { quote, readBackoff, readMemory, readTimeout, refuse, type Reading } from '../../common/units.js';
 import { FORMATS, type Format } from '../../protocol/loader.js';
 import { UsageError, errText } from '../client/errors.js';
 
@@ -22,7 +22,13 @@ export interface DeployDefaults {
   /** As `--timeout` takes it: the seconds, as a string. */
   timeout?: string;
   public?: boolean;
+  /** As `--retries` takes it: the number, as a string. */
+  retries?: string;
+  /** As `--retry-backoff` takes it: the milliseconds with their unit ("1500ms"; a bare number is seconds). */
+  retryBackoff?: string;
 }
+
+const RETRIES = SETTING_LIMITS.retries;
 
 const oneOf =
   <T extends string>(choices: readonly T[], what: string) =>
@@ -53,6 +59,14 @@ const READERS: { [K in keyof Required<DeployDefaults>]: (v: unknown) => Reading<
   memory: asString(readMemory),
   timeout: asString(readTimeout),
   public: (v) => (typeof v === 'boolean' ? { ok: true, value: v } : refuse('true or false', v)),
+  retries: (v) =>
+    typeof v === 'number' && Number.isInteger(v) && v >= RETRIES.min && v <= RETRIES.max
+      ? { ok: true, value: String(v) }
+      : refuse(`a whole number of retries from ${RETRIES.min} to ${RETRIES.max}`, v),
+  retryBackoff: (v) => {
+    const r = readBackoff(v);
+    return r.ok ? { ok: true, value: `${r.value}ms` } : r;
+  },
 };
 export const DEFAULT_KEYS = Object.keys(READERS) as Array<keyof DeployDefaults>;
 

@@ -162,6 +162,26 @@ export async function startUp(extra: string[] = [], env: Record<string, string> 
   };
 }
 
+// `zfaas up` again on the same API port and data folder (after the first was stopped), waited until its
+// node has joined: the calls, keys and schedules it finds are the first one's.
+export async function restartUp(p: Pick<Platform, 'api' | 'port' | 'data'>, extra: string[] = []): Promise<Proc> {
+  const [dbPort, brokerPort] = [await freePort(), await freePort()];
+  const proc = zfaas([
+    'up',
+    '--port',
+    String(p.port),
+    '--data',
+    p.data,
+    '--db-bind',
+    `tcp://127.0.0.1:${dbPort}`,
+    '--broker-bind',
+    `tcp://127.0.0.1:${brokerPort}`,
+    ...extra,
+  ]);
+  await waitHealthy(p.api, 1, proc);
+  return proc;
+}
+
 export const docker = new Docker();
 
 export async function labelledContainers(filters: Record<string, string> = {}): Promise<string[]> {
