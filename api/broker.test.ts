@@ -7,7 +7,7 @@ import { FunctionSettingsSchema, type CallOutcome, type FunctionMeta, type Runti
 import { encode } from '../protocol/codec.js';
 import { HEARTBEAT_LIVENESS, HEARTBEAT_MS, type ToApiSchema, type ToInstance } from '../protocol/broker.js';
 import { Broker, type BrokerEvents, type Definition, type NodeTransport, type QueuedCall } from './broker.js';
-import { Scheduler } from './scheduler.js';
+import { choose, Scheduler } from './scheduler.js';
 
 type FromNode = z.input<typeof ToApiSchema>;
 
@@ -84,7 +84,8 @@ async function setup(): Promise<Setup> {
   const logs: Setup['logs'] = [];
   const log = pino({ level: 'debug' }, { write: (s: string) => void logs.push(JSON.parse(s) as Setup['logs'][0]) });
   const broker = new Broker({ transport: net, db, log });
-  const heard: Setup['heard'] = { room: [], adopted: [], result: [], recorded: [], nodeLost: [], retrying: [] };
+  const heard: Setup['heard'] = { room: [], adopted: [], result: [], recorded: [], nodeLost: [], retrying: [], givenBack: [] };
+  broker.events.on('givenBack', (g) => heard.givenBack.push(g));
   broker.events.on('result', (r) => heard.result.push(r));
   broker.events.on('retrying', (r) => heard.retrying.push(r));
   broker.events.on('recorded', (r) => heard.recorded.push(r));
@@ -136,6 +137,21 @@ describe('Broker', () => {
     expect(broker.get('n1')?.state).toBe('dead');
     expect(heard.nodeLost).toEqual([{ node: 'n1', calls: [c.callNum], why: 'fell silent' }]);
     expect(broker.holds(c.callNum)).toBe(false);
+    broker.stop();
+  });
+
+  it('hears a draining node: calls it gives back leave its count and go to Calls; it takes no new call', async () => {
+    const { broker, net, heard } = await setup();
+    net.from('n1', register('n1', 'L1'));
+    const [a, b] = [call({ fn: fnMeta('f'), runtime }), call({ fn: fnMeta('f'), runtime })];
+    await broker.invoke('n1', a);
+    await broker.invoke('n1', b);
+    net.from('n1', { type: 'heartbeat', load: { running: [a.callNum, b.callNum], draining: true } });
+    expect(choose(call({ fn: fnMeta('f'), runtime }), broker.nodes())).toBeUndefined();
+    net.from('n1', { type: 'giveBack', calls: [b.callNum, 999] });
+    expect(heard.givenBack).toEqual([{ node: 'n1', calls: [b.callNum] }]); // not one it never had
+    expect([...broker.get('n1')!.inflight.keys()]).toEqual([a.callNum]);
+    expect(heard.nodeLost).toEqual([]);
     broker.stop();
   });
 

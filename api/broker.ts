@@ -94,6 +94,7 @@ export interface BrokerEvents {
   recorded: [r: { callNum: number; node: string; outcome: CallOutcome }]; // its final state is in the DB now
   retrying: [r: { callNum: number; node: string; outcome: CallOutcome; retryAt: string }]; // a failed run, recorded: it runs again then
   nodeLost: [l: { node: string; calls: number[]; why: string }]; // calls it held that ended with it, unreported
+  givenBack: [g: { node: string; calls: number[] }]; // calls a draining node will not run: they never started
 }
 
 // The node table, read-only.
@@ -335,6 +336,13 @@ export class Broker implements NodeRegistry, NodeControl {
           this.events.emit('result', { callNum: m.callNum, node: nodeId, outcome: m.outcome });
         }
         if (freed) this.events.emit('room');
+        break;
+      }
+      case 'giveBack': {
+        const calls = m.calls.filter((c) => n.inflight.delete(c));
+        for (const c of calls) n.sentAt.delete(c);
+        if (calls.length > 0) this.events.emit('givenBack', { node: nodeId, calls });
+        this.events.emit('room');
         break;
       }
       case 'bye':

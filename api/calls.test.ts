@@ -280,6 +280,17 @@ describe('Calls', () => {
     });
   });
 
+  it('dispatches again a call a draining node gave back, even for retry=false, its unstarted run not counted', async () => {
+    const { call } = await calls.invoke('once', {});
+    db.start(call.callNum);
+    scheduler.queued.length = 0;
+    links.emit('givenBack', { node: 'n1', calls: [call.callNum] });
+    await settle();
+    expect(db.log).toContain('requeueCall');
+    expect(db.calls.get(call.callNum)).toMatchObject({ status: 'PENDING' });
+    expect(scheduler.queued.map((q) => q.callNum)).toEqual([call.callNum]);
+  });
+
   describe('recover()', () => {
     it('rescues unfinished calls that no node and no queue knows of, and only those', async () => {
       const made = [];

@@ -82,6 +82,7 @@ export class Calls {
       this.waiters.settle(callNum, outcome);
     });
     o.links.on('nodeLost', ({ node, calls, why }) => void this.onNodeLost(node, calls, why));
+    o.links.on('givenBack', ({ node, calls }) => void this.onGivenBack(node, calls));
     o.links.on('retrying', ({ callNum, retryAt, outcome }) => {
       this.events.emit('retrying', { callNum, funcName: this.open.get(callNum)?.funcName, retryAt, outcome });
       this.retryAt(callNum, retryAt);
@@ -197,6 +198,21 @@ export class Calls {
       await this.rescue(callNum, `node ${nodeId} lost (${why})`).catch((e) =>
         this.log.error({ callNum, err: errText(e) }, 'could not rescue call'),
       );
+    }
+  }
+
+  // Calls a draining node gave back before running them: PENDING again (the run it was counted for never
+  // started, so even a retry=false function's call goes), to another node.
+  private async onGivenBack(nodeId: string, callNums: number[]): Promise<void> {
+    for (const callNum of callNums) {
+      try {
+        const { call } = await this.db.request('requeueCall', { callNum, unstartedOn: nodeId });
+        if (!call || isFinal(call.status)) continue;
+        this.log.info({ callNum, node: nodeId }, 'call given back by a draining node; dispatched again');
+        await this.dispatch(call);
+      } catch (e) {
+        this.log.error({ callNum, err: errText(e) }, 'could not dispatch a call given back'); // recovery will
+      }
     }
   }
 

@@ -17,7 +17,7 @@ export function choose(call: QueuedCall, nodes: Iterable<NodeView>): NodeView | 
   const key = warmKey(call.def.fn);
   for (const n of nodes) {
     const cap = capacityOf(n);
-    if (n.state !== 'alive' || n.inflight.size >= cap) continue;
+    if (n.state !== 'alive' || n.load.draining || n.inflight.size >= cap) continue;
     const warm = (n.load.warm[key] ?? 0) > 0 ? 0 : 1;
     const score = warm * 10 + n.inflight.size / cap;
     if (score < bestScore) {

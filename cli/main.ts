@@ -6,6 +6,8 @@ import { errText } from '../common/log.js';
 import { POLICIES, type Policy } from '../common/model.js';
 import { printable } from './client/errors.js';
 import { registerClientCommands } from './commands/index.js';
+import { registerBackupCommands } from './backup.js';
+import { settingsFromFiles } from './env-files.js';
 
 // Loaded by the service commands only: dockerode, zeromq and level would cost every client command ~0.4 s.
 const services = () => import('./services.js');
@@ -81,6 +83,8 @@ export function program(): Command {
       new Option('--curve-allowed <keys>', 'CURVE public keys of the instances let in, comma separated').env('ZFAAS_CURVE_ALLOWED'),
     )
     .addOption(callbackAllowOpt())
+    // Read by the ./zfaas script, which prepares a Docker engine for `up` when none answers (as root).
+    .option('--no-setup', 'from ./zfaas: do not prepare a Docker engine when none answers (env ZFAAS_NO_SETUP=1)')
     .addHelpText(
       'after',
       '\nExample:\n  zfaas up --port 3000 --data ./data --miniworkers 4 --policy function\n  ZFAAS_TOKEN=s3cret zfaas up --host 0.0.0.0   # beyond loopback a token is required\n  zfaas up --callback-allow loopback,10.0.0.0/8,hooks.example.com:443   # where callbacks may go',
@@ -208,10 +212,17 @@ export function program(): Command {
       }),
     );
 
+  registerBackupCommands(p); // before the client commands: they set every command's usage exit code
   registerClientCommands(p);
   return p;
 }
 
+try {
+  settingsFromFiles();
+} catch (e) {
+  console.error(`zfaas: ${errText(e)}`);
+  process.exit(2);
+}
 program()
   .parseAsync(process.argv)
   .catch((e) => {

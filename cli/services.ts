@@ -281,7 +281,14 @@ export async function pushBuiltinImages(o: { registry: string }): Promise<void> 
 }
 
 // Container pool sizes of a node (also changeable at run time with PUT /node/:id).
-function poolEnv(): { stemCells?: number; stemCellsMax?: number; idleTtlMs?: number; maxContainers?: number; depsMaxMiB?: number } {
+function poolEnv(): {
+  stemCells?: number;
+  stemCellsMax?: number;
+  idleTtlMs?: number;
+  maxContainers?: number;
+  depsMaxMiB?: number;
+  drainMs?: number;
+} {
   const num = (name: string): number | undefined => {
     const v = process.env[name];
     if (v === undefined || v === '') return undefined;
@@ -291,6 +298,7 @@ function poolEnv(): { stemCells?: number; stemCellsMax?: number; idleTtlMs?: num
   };
   const ttl = num('ZFAAS_IDLE_TTL');
   const depsMaxMiB = num('ZFAAS_DEPS_MAX_MIB');
+  const drain = num('ZFAAS_DRAIN_TIMEOUT'); // seconds a stopping node gives its running calls to finish
   if (depsMaxMiB === 0) throw new UsageError('ZFAAS_DEPS_MAX_MIB must be at least 1');
   return {
     stemCells: num('ZFAAS_STEM_CELLS'),
@@ -298,5 +306,6 @@ function poolEnv(): { stemCells?: number; stemCellsMax?: number; idleTtlMs?: num
     idleTtlMs: ttl === undefined ? undefined : ttl * 1000,
     maxContainers: num('ZFAAS_MAX_CONTAINERS'),
     depsMaxMiB,
+    drainMs: drain === undefined ? undefined : drain * 1000,
   };
 }

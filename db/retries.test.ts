@@ -402,3 +402,20 @@ describe('replays and dismissals of dead letters', () => {
     expect(await listed(t.remote)).toEqual([]);
   });
 });
+
+describe('a call given back by a draining node', () => {
+  it('is PENDING again without the start it was counted for; from another node, or once ended, nothing changes', async () => {
+    const db = t.remote;
+    const version = await deploy(db, 'g', {});
+    const { callNum } = await db.request('createCall', { funcName: 'g', version, params: {} });
+    await db.request('startCall', { callNum, node: 'n1' });
+    expect((await db.request('requeueCall', { callNum, unstartedOn: 'n2' })).call).toMatchObject({ status: 'PENDING', attempts: 1 });
+    await db.request('startCall', { callNum, node: 'n1' });
+    const back = await db.request('requeueCall', { callNum, unstartedOn: 'n1' });
+    expect(back).toMatchObject({ changed: true, call: { status: 'PENDING', attempts: 1 } });
+    expect(back.call!.node).toBeUndefined();
+    await run(db, callNum, 'n3', done('1'));
+    expect((await db.request('requeueCall', { callNum, unstartedOn: 'n3' })).changed).toBe(false);
+    expect(await db.request('getCall', { callNum })).toMatchObject({ status: 'DONE', attempts: 2 });
+  });
+});

@@ -17,6 +17,7 @@ import { errText, type Logger } from '../common/log.js';
 import { parseJsonFrame, ProtocolError, validate } from '../protocol/codec.js';
 import { DbEnvelopeSchema, DbRequestSchema, type DbMsgType, type DbRequest, type DbResults } from '../protocol/db.js';
 import { ConflictError, NotFoundError, Store, type CallGroup } from './store.js';
+import { BackupSessions, type BackupOptions } from './backup.js';
 import { DbError } from './client.js';
 import { FunctionSettingsSchema } from '../common/model.js';
 
@@ -25,6 +26,7 @@ export interface DbServerOptions {
   dataDir: string;
   curve?: CurveServer; // with keys: only the API's and known instances' keys get in
   log: Logger;
+  backup?: BackupOptions; // backup sessions' limits (db/backup.ts); the defaults unless a test sets them
 }
 
 interface Answer {
@@ -46,6 +48,10 @@ const READS: ReadonlySet<DbMsgType> = new Set<DbMsgType>([
   'listUnfinished',
   'listSchedules',
   'listDeadLetters',
+  // Backups read a snapshot; their session table is not the store.
+  'backupOpen',
+  'backupNext',
+  'backupClose',
 ]);
 
 const CALL_WRITES = [
@@ -81,6 +87,7 @@ export class DbServer {
   private readonly socket: Router;
   private readonly out: SendQueue;
   private readonly store: Store;
+  private readonly backups: BackupSessions;
   private readonly writes: WriteJob[] = []; // arrived, not yet taken into a group
   private writing = false; // a drain() is running
   private readonly inFlight = new Set<Promise<unknown>>(); // every request not yet answered, for stop()
@@ -90,6 +97,7 @@ export class DbServer {
     this.socket = new Router(serverOptions(opts.curve));
     this.out = new SendQueue(this.socket);
     this.store = new Store(opts.dataDir);
+    this.backups = new BackupSessions(this.store.root(), opts.log, opts.backup);
   }
 
   async start(): Promise<void> {
@@ -109,6 +117,7 @@ export class DbServer {
     this.socket.close();
     // Every request already taken gets its answer before LevelDB closes; none is taken after `closed`.
     await Promise.allSettled([...this.inFlight]);
+    await this.backups.closeAll();
     await this.store.close();
   }
 
@@ -301,7 +310,7 @@ export class DbServer {
       case 'startCall':
         return { data: await s.startCall(req.content.callNum, req.content.node) };
       case 'requeueCall':
-        return { data: await s.requeueCall(req.content.callNum) };
+        return { data: await s.requeueCall(req.content.callNum, req.content.unstartedOn) };
       case 'finishCall': {
         const { callNum, outcome, node, ran, attempt } = req.content;
         return { data: await s.finishCall(callNum, outcome, node, ran, attempt) };
@@ -330,6 +339,14 @@ export class DbServer {
         return { data: await s.deleteSchedule(req.content.funcName, req.content.id) };
       case 'recordScheduleRun':
         return { data: await s.recordScheduleRun(req.content) };
+      case 'backupOpen':
+        return { data: this.backups.open() };
+      case 'backupNext': {
+        const { frames, ...data } = await this.backups.next(req.content.id);
+        return { data, blobs: frames };
+      }
+      case 'backupClose':
+        return { data: await this.backups.close(req.content.id) };
       default: {
         const never: never = req;
         throw new ProtocolError(`unknown msgType ${String((never as { msgType?: unknown }).msgType)}`);
@@ -346,7 +363,7 @@ async function planCall(group: CallGroup, req: CallWrite): Promise<Answer['data'
     case 'startCall':
       return group.startCall(req.content.callNum, req.content.node);
     case 'requeueCall':
-      return group.requeueCall(req.content.callNum);
+      return group.requeueCall(req.content.callNum, req.content.unstartedOn);
     case 'finishCall': {
       const { callNum, outcome, node, ran, attempt } = req.content;
       return group.finishCall(callNum, outcome, node, ran, attempt);

@@ -95,6 +95,11 @@ export class Store {
     return this.db.close();
   }
 
+  // The whole database, every sublevel under its prefix: what a backup reads (db/backup.ts).
+  root(): Level<string, unknown> {
+    return this.db;
+  }
+
   // Runtimes
   async putRuntime(rt: Runtime): Promise<Runtime> {
     await this.runtimes.put(rt.name, rt);
@@ -202,9 +207,9 @@ export class Store {
     await g.commit();
     return r;
   }
-  async requeueCall(callNum: number): Promise<CallChange> {
+  async requeueCall(callNum: number, unstartedOn?: string): Promise<CallChange> {
     const g = this.group();
-    const r = await g.requeueCall(callNum);
+    const r = await g.requeueCall(callNum, unstartedOn);
     await g.commit();
     return r;
   }
@@ -415,11 +420,13 @@ export class CallGroup {
     return { call: { ...next }, changed: true };
   }
 
-  // RUNNING -> PENDING when its node died before reporting.
-  async requeueCall(callNum: number): Promise<CallChange> {
+  // RUNNING -> PENDING when its node died before reporting, or gave it back unstarted (`unstartedOn`: that
+  // node; then the run it was counted for never happened).
+  async requeueCall(callNum: number, unstartedOn?: string): Promise<CallChange> {
     const call = await this.read(callNum);
     if (!call || isFinal(call.status)) return { call, changed: false };
-    const next: Call = { ...call, status: 'PENDING' };
+    const unstarted = unstartedOn !== undefined && call.status === 'RUNNING' && call.node === unstartedOn;
+    const next: Call = { ...call, status: 'PENDING', ...(unstarted ? { attempts: Math.max(0, call.attempts - 1) } : {}) };
     delete next.node;
     this.stage(next);
     return { call: { ...next }, changed: true };

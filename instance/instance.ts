@@ -33,6 +33,7 @@ export interface InstanceOptions {
   registry?: string; // HOST:PORT of the private registry images are pulled from
   depsNetwork?: boolean;
   depsMaxMiB?: number;
+  drainMs?: number; // on stop, how long the calls it runs may take to finish (default 10 s)
   log: Logger;
 }
 
@@ -46,6 +47,7 @@ export class Instance {
   private nodeId = '';
   private readonly life = randomBytes(6).toString('hex');
   private readonly accepted = new Set<number>(); // calls this node holds and the DB service has not recorded
+  private draining = false;
   // Function versions as the API sent them, validated once (a version never changes; a runtime may, and
   // then the API sends the definition again).
   private readonly defs = new Map<string, FnDef>();
@@ -123,6 +125,7 @@ export class Instance {
           containers: st.containers,
           stems: st.stems,
           settings: this.pool.current,
+          ...(this.draining ? { draining: true } : {}),
         };
       },
       onMessage: (m) => this.onMessage(m),
@@ -135,9 +138,38 @@ export class Instance {
   }
 
   async stop(): Promise<void> {
+    await this.drain(this.o.drainMs ?? 10_000);
     await this.link?.close();
     await this.pool?.stop();
     this.db.close();
+  }
+
+  // Stopping without losing or repeating a call: the API hears at once that this node takes no more
+  // (its heartbeat says `draining`), the calls waiting here go back to it to run elsewhere, and the ones
+  // running get graceMs to finish and be reported. What still runs then is the API's to rescue, as for a
+  // node that died.
+  private async drain(graceMs: number): Promise<void> {
+    if (!this.link || this.draining) return;
+    this.draining = true;
+    this.link.heartbeat();
+    this.giveBack(this.pool.withdraw());
+    const t0 = Date.now();
+    const running = this.accepted.size;
+    while (this.accepted.size > 0 && Date.now() - t0 < graceMs) await new Promise((r) => setTimeout(r, 50));
+    this.o.log.info(
+      { running, unfinished: this.accepted.size, ms: Date.now() - t0 },
+      this.accepted.size ? 'drain time is up: the API reruns what is left' : 'drained',
+    );
+  }
+
+  private giveBack(calls: number[]): void {
+    if (calls.length === 0) return;
+    for (const c of calls) {
+      this.accepted.delete(c);
+      this.replicas.delete(c);
+    }
+    this.o.log.info({ calls: calls.length }, 'calls given back to the API (draining)');
+    this.link.send({ type: 'giveBack', calls }).catch((e) => this.o.log.warn({ err: errText(e) }, 'calls not given back'));
   }
 
   private async stableId(): Promise<string> {
@@ -213,6 +245,7 @@ export class Instance {
   private async accept(m: Extract<ToInstance, { type: 'invoke' }>): Promise<void> {
     const callNum = m.call.callNum;
     if (this.accepted.has(callNum)) return; // a duplicate dispatch: already ours
+    if (this.draining) return this.giveBack([callNum]); // sent before the API heard we are draining
     this.accepted.add(callNum);
     try {
       // RUNNING is recorded on the way, not waited for: the DB applies writes in order, so it lands before
@@ -225,6 +258,7 @@ export class Instance {
       await this.images.ensure(runtime.image);
       const treeDir = await this.trees.prepare(fn, runtime);
       if (this.cancelled.delete(callNum)) return; // cancelled while its tree was prepared: reported already
+      if (this.draining) return this.giveBack([callNum]);
       const policy = this.policyOf(fn);
       if (policy === 'runtime') this.pool.keepStems(runtime);
       const work: Work = { callNum, params: m.call.params, fn, runtime, treeDir, policy, http: m.call.http, attempt: m.call.attempt };

@@ -76,6 +76,11 @@ export class ApiLink {
     );
   }
 
+  // A heartbeat now (its load changed in a way the API must hear at once).
+  heartbeat(): void {
+    this.send({ type: 'heartbeat', load: this.o.load() }).catch(() => undefined);
+  }
+
   private tick(): void {
     if (Date.now() - this.lastHeard > HEARTBEAT_MS * HEARTBEAT_LIVENESS) {
       if (this.connected) this.o.log.warn({ broker: this.o.broker }, 'API fell silent; reconnecting');
@@ -86,7 +91,7 @@ export class ApiLink {
       this.open();
       return;
     }
-    this.send({ type: 'heartbeat', load: this.o.load() }).catch(() => undefined);
+    this.heartbeat();
   }
 
   private async loop(socket: Dealer): Promise<void> {

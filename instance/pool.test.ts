@@ -486,6 +486,20 @@ describe('redundant calls', () => {
   });
 });
 
+describe('withdraw (a draining node)', () => {
+  it('takes the calls still waiting out of the queue, and leaves the running ones alone', async () => {
+    fake.hold = (_w, c) => c.type === 'run';
+    for (const n of [1, 2, 3, 4]) pool.submit(work(n, { policy: 'none' }));
+    await vi.waitFor(() => expect(fake.of('run')).toHaveLength(2)); // two miniworkers: two run, two wait
+    expect(pool.withdraw().sort()).toEqual([3, 4]);
+    fake.release();
+    await resultsIn(2);
+    await settleDown();
+    expect(results.map((r) => r.work.callNum).sort()).toEqual([1, 2]);
+    expect(fake.of('run')).toHaveLength(2);
+  });
+});
+
 describe('a miniworker that dies', () => {
   it('puts its call back in the queue, and the call runs on the other miniworker', async () => {
     let first = true;

@@ -191,6 +191,19 @@ export class Pool {
     return had;
   }
 
+  // Takes every call still waiting in the queue out of it (the node is draining): their numbers, once each.
+  withdraw(): number[] {
+    const calls = new Set(this.queue.map((w) => w.callNum));
+    for (const w of this.queue) if (this.activeCall(w.callNum)) calls.delete(w.callNum); // a replica runs: it stays
+    for (let i = this.queue.length - 1; i >= 0; i--) if (calls.has(this.queue[i]!.callNum)) this.queue.splice(i, 1);
+    return [...calls];
+  }
+
+  private activeCall(callNum: number): boolean {
+    for (const a of this.active.values()) if (a.work.callNum === callNum) return true;
+    return false;
+  }
+
   stats(): {
     miniworkers: number;
     busy: number;

@@ -48,6 +48,7 @@ export const NodeLoadSchema = z.object({
   settings: z
     .object({ miniworkers: z.number().int(), stemCells: z.number().int(), idleTtlMs: z.number().int(), maxContainers: z.number().int() })
     .optional(),
+  draining: z.boolean().optional(), // stopping: it takes no new calls, finishes those it runs, gives back the rest
 });
 export type NodeLoad = z.infer<typeof NodeLoadSchema>;
 
@@ -72,6 +73,8 @@ export const ToApiSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('register'), node: NodeInfoSchema, load: NodeLoadSchema }),
   z.object({ type: z.literal('heartbeat'), load: NodeLoadSchema }),
   z.object({ type: z.literal('result'), callNum, outcome: CallOutcomeSchema, retryAt: z.string().max(64).optional() }),
+  // Calls it accepted and will not run (it is draining): they never started, and go to another node.
+  z.object({ type: z.literal('giveBack'), calls: z.array(callNum).max(100_000) }),
   z.object({ type: z.literal('bye') }),
 ]);
 export type ToApi = z.infer<typeof ToApiSchema>;

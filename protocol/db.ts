@@ -36,6 +36,9 @@ export type Schedule = z.infer<typeof ScheduleSchema>;
 export const IDEMPOTENCY_KEY = /^[\x20-\x7e]{1,255}$/;
 export const IDEMPOTENCY_TTL_S = 24 * 3600;
 
+// A backup session of the DB service (db/backup.ts): its id, as backupOpen hands it out.
+export const BackupIdSchema = z.string().regex(/^[a-f0-9]{32}$/);
+
 export const DbRequestSchema = z.discriminatedUnion('msgType', [
   z.object({ msgType: z.literal('ping'), content: z.object({}).passthrough().default({}) }),
   z.object({ msgType: z.literal('putRuntime'), content: RuntimeSchema }),
@@ -84,7 +87,11 @@ export const DbRequestSchema = z.discriminatedUnion('msgType', [
     }),
   }),
   z.object({ msgType: z.literal('startCall'), content: z.object({ callNum: z.number().int().min(1), node: z.string().max(256) }) }),
-  z.object({ msgType: z.literal('requeueCall'), content: z.object({ callNum: z.number().int().min(1) }) }),
+  z.object({
+    msgType: z.literal('requeueCall'),
+    // unstartedOn: that node gave it back without running it (draining): its start is not counted.
+    content: z.object({ callNum: z.number().int().min(1), unstartedOn: z.string().max(256).optional() }),
+  }),
   z.object({
     msgType: z.literal('finishCall'),
     content: z.object({
@@ -142,6 +149,13 @@ export const DbRequestSchema = z.discriminatedUnion('msgType', [
     msgType: z.literal('recordScheduleRun'), // moves lastRun forward only (a later tick replaces an earlier one)
     content: z.object({ funcName: nameSchema, id: ScheduleSchema.shape.id, tick: z.string().max(64), callNum: z.number().int().min(1) }),
   }),
+  // Backups (db/backup.ts, zfaas backup): backupOpen takes a snapshot of the whole store (every key as of
+  // that instant) and answers a session id; each backupNext answers the next entries of it as records in
+  // its blob frames (their layout is there), `done` with the last; backupClose ends a session early.
+  // A session not asked for anything for a while is closed by the service.
+  z.object({ msgType: z.literal('backupOpen'), content: z.object({}).passthrough().default({}) }),
+  z.object({ msgType: z.literal('backupNext'), content: z.object({ id: BackupIdSchema }) }),
+  z.object({ msgType: z.literal('backupClose'), content: z.object({ id: BackupIdSchema }) }),
 ]);
 export type DbRequest = z.infer<typeof DbRequestSchema>;
 export type DbMsgType = DbRequest['msgType'];
@@ -182,6 +196,10 @@ export interface DbResults {
   listSchedules: Schedule[];
   deleteSchedule: { deleted: boolean };
   recordScheduleRun: Schedule | null;
+  // idleMs: the session is closed after that long without a request; chunkBytes: a chunk's usual size.
+  backupOpen: { id: string; startedAt: string; idleMs: number; chunkBytes: number };
+  backupNext: { done: boolean; entries: number; bytes: number }; // the records are the blob frames, in order
+  backupClose: { closed: boolean };
 }
 
 export const DbReplySchema = z.union([

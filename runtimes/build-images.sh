@@ -25,6 +25,16 @@ export PATH="$PATH:/usr/sbin:/sbin"
 
 log() { echo "build-images: $*"; }
 die() { echo "build-images: ERROR: $*" >&2; exit 1; }
+# Runs "$@" with its output in OUT and, while it runs, says every 15 s that WHAT is still going (a step
+# can take minutes).
+with_progress() {
+  local what="$1" out="$2" t; shift 2; t="$(now)"
+  "$@" >"$out" 2>&1 & local pid=$!
+  while ! wait_for "$pid" 15; do log "$what: still working ($(since "$t"))"; done
+  wait "$pid"
+}
+# True once pid has exited within SECONDS; false if it still runs then.
+wait_for() { local i; for ((i = 0; i < $2 * 2; i++)); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.5; done; ! kill -0 "$1" 2>/dev/null; }
 image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
 now() { date +%s.%N; }
 since() { awk -v s="$1" -v e="$(now)" 'BEGIN { printf "%.1f s", e - s }'; }
@@ -79,7 +89,7 @@ build_base() {
   WORK="$(mktemp -d "${TMPDIR:-/tmp}/zfaas-base.XXXXXX")"
   local root="$WORK/rootfs"
   log "debootstrap --variant=minbase bookworm from $mirror"
-  if ! debootstrap --variant=minbase bookworm "$root" "$mirror" >"$WORK/debootstrap.log" 2>&1; then
+  if ! with_progress "debootstrap" "$WORK/debootstrap.log" debootstrap --variant=minbase bookworm "$root" "$mirror"; then
     tail -n 30 "$WORK/debootstrap.log" >&2
     die "debootstrap failed"
   fi
@@ -117,7 +127,8 @@ build_runtime() {
   fi
   local t; t="$(now)"
   log "building $image from ${dockerfile#"$HERE"/}"
-  if ! docker build -q --label "zfaas.source=$src" -f "$dockerfile" -t "$image" -t "$alias" "$HERE/$rt" >"${TMPDIR:-/tmp}/zfaas-build-$rt.log" 2>&1; then
+  if ! with_progress "building $image" "${TMPDIR:-/tmp}/zfaas-build-$rt.log" \
+      docker build -q --label "zfaas.source=$src" -f "$dockerfile" -t "$image" -t "$alias" "$HERE/$rt"; then
     tail -n 40 "${TMPDIR:-/tmp}/zfaas-build-$rt.log" >&2
     die "docker build of $image failed"
   fi

@@ -11,6 +11,7 @@ import { packFiles } from './helpers/archives.js';
 import {
   freePort,
   http,
+  instanceProc,
   labelledContainers,
   sleep,
   tempDir,
@@ -35,21 +36,7 @@ const nodes: Record<string, Proc> = {};
 const startDb = (): Proc => zfaas(['db', '--bind', dbAddr, '--data', join(data, 'db')]);
 const startApi = (): Proc => zfaas(['api', '--port', String(port), '--db', dbAddr, '--broker-bind', brokerAddr]);
 const startNode = (id: string): Proc =>
-  (nodes[id] = zfaas([
-    'instance',
-    '--broker',
-    brokerAddr,
-    '--db',
-    dbAddr,
-    '--data',
-    join(data, id),
-    '--node-id',
-    id,
-    '--miniworkers',
-    '3',
-    '--policy',
-    'function',
-  ]));
+  (nodes[id] = instanceProc({ broker: brokerAddr, db: dbAddr, data, id, miniworkers: 3, policy: 'function' }));
 
 beforeAll(async () => {
   data = await tempDir();

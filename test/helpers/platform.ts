@@ -69,6 +69,20 @@ export function zfaas(args: string[], env: Record<string, string> = {}): Proc {
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+// `zfaas instance` with its own data folder under `data` and a fixed node id, linked to that broker and DB.
+export function instanceProc(o: {
+  broker: string;
+  db: string;
+  data: string;
+  id: string;
+  miniworkers: number;
+  policy: 'none' | 'runtime' | 'function';
+  env?: Record<string, string>;
+}): Proc {
+  const args = ['instance', '--broker', o.broker, '--db', o.db, '--data', join(o.data, o.id), '--node-id', o.id];
+  return zfaas([...args, '--miniworkers', String(o.miniworkers), '--policy', o.policy], o.env);
+}
+
 // How long the steps of a long test took, for its log: `timed` runs a step, `since` records a span.
 export function stopwatch(): {
   timings: Record<string, string>;

@@ -1,0 +1,515 @@
+// zfaas backup and zfaas restore: a consistent copy of the DB service's whole store, taken while it runs and
+// serves writes, and a new LevelDB folder made from it that `zfaas db --data DIR` serves as it was.
+//
+// backup asks the DB service for a snapshot (backupOpen: one LevelDB iterator, so every key as of one
+// instant; see db/backup.ts) and reads it chunk by chunk (backupNext, about 4 MiB of records each) into
+// the file. restore writes the records into a new LevelDB in batches; it is not offered into a running
+// service: a LevelDB folder has one writer, the service that holds its lock, and a store merged into a
+// live one would not be any instant's state.
+//
+// The file (version 1), gzip-compressed as a whole:
+//   header   one JSON line: {"format":"zfaas-backup","version":1,"createdAt":ISO,"snapshotAt":ISO,"source":ADDR}
+//   records  per entry: key length (uint32 BE), key, value length (uint32 BE), value; the raw keys and
+//            values of the root database (every sublevel, its prefix in the key), in key order
+//   end      the uint32 0xFFFFFFFF where a key length would be
+//   trailer  one JSON line: {"entries":N,"bytes":B,"sha256":HEX}, B and HEX of the records' bytes
+// and nothing after it. restore checks the header, the records' structure, the trailer's count, size and
+// checksum (and gzip its CRC), and refuses anything else: not a backup, truncated or corrupted.
+//
+// Only light modules are loaded here (main.ts registers these commands with the others); the DB client,
+// zeromq and level are imported when a command runs.
+import { Option, type Command } from 'commander';
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { basename, resolve } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip, createGzip } from 'node:zlib';
+import type { Level } from 'level';
+import { z } from 'zod';
+import { CliError, describeFailure, EXIT, printable, UsageError, errText } from './client/errors.js';
+
+export const BACKUP_FORMAT = 'zfaas-backup';
+export const BACKUP_VERSION = 1;
+const END = 0xffffffff;
+const MAX_LINE = 64 * 1024; // header and trailer
+const MAX_KEY = 64 * 1024 * 1024; // a length beyond these is corruption, not a record
+const MAX_VALUE = 1024 * 1024 * 1024;
+const BATCH_BYTES = 4 * 1024 * 1024; // restore writes batches of about this much, or BATCH_ENTRIES
+const BATCH_ENTRIES = 10_000;
+
+const HeaderSchema = z.object({
+  format: z.literal(BACKUP_FORMAT),
+  version: z.number().int(),
+  createdAt: z.string(),
+  snapshotAt: z.string(),
+  source: z.string().optional(),
+});
+export type BackupHeader = z.infer<typeof HeaderSchema>;
+const TrailerSchema = z.object({
+  entries: z.number().int().min(0),
+  bytes: z.number().int().min(0),
+  sha256: z.string().regex(/^[a-f0-9]{64}$/),
+});
+
+export interface BackupSummary {
+  entries: number;
+  bytes: number; // of records, uncompressed
+  fileBytes: number; // as written (compressed)
+  snapshotAt: string;
+  ms: number;
+}
+
+export interface RestoreSummary {
+  entries: number;
+  bytes: number;
+  snapshotAt: string;
+  createdAt: string;
+  ms: number;
+}
+
+export interface BackupRun {
+  db: string; // the DB service's address
+  out: string; // a file, or '-' for `stdout`
+  curveSecret?: string;
+  curveServerKey?: string;
+  timeoutMs?: number; // per request
+  stdout?: Writable;
+}
+
+export interface RestoreRun {
+  data: string; // the new LevelDB folder
+  file: string; // a backup file, or '-' for `stdin`
+  force?: boolean; // replace the store DIR holds
+  stdin?: Readable;
+}
+
+// The file is not a zfaas backup, or not all of one: exit 1.
+class BadBackup extends CliError {}
+
+const size = (n: number): string => (n < 1024 * 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1024 / 1024).toFixed(1)} MiB`);
+
+async function curveOf(o: BackupRun): Promise<{ secretKey: string; serverKey: string } | undefined> {
+  if (!o.curveSecret && !o.curveServerKey) return undefined;
+  if (!o.curveSecret || !o.curveServerKey) throw new UsageError('CURVE needs both --curve-secret-key and --curve-server-key');
+  const { curvePublicKey, parseKeyList } = await import('../common/curve.js');
+  try {
+    curvePublicKey(o.curveSecret);
+    if (parseKeyList(o.curveServerKey).length !== 1) throw new Error('--curve-server-key is one public key');
+  } catch (e) {
+    throw new UsageError(`bad CURVE key: ${errText(e)}`);
+  }
+  return { secretKey: o.curveSecret, serverKey: o.curveServerKey };
+}
+
+// zfaas backup: the whole store as of one instant, into o.out (a partial file never takes its name).
+export async function runBackup(o: BackupRun): Promise<BackupSummary> {
+  const curve = await curveOf(o);
+  const [{ DbClient, DbError }, { RecordCounter }] = await Promise.all([import('../db/client.js'), import('../db/backup.js')]);
+  const t0 = Date.now();
+  const db = new DbClient(o.db, o.timeoutMs ?? 60_000, curve);
+  const hash = createHash('sha256');
+  let entries = 0;
+  let bytes = 0;
+  let snapshotAt = '';
+  let fileBytes = 0;
+
+  async function* produce(): AsyncGenerator<Buffer> {
+    const opened = await db.request('backupOpen', {});
+    snapshotAt = opened.startedAt;
+    const header: BackupHeader = {
+      format: BACKUP_FORMAT,
+      version: BACKUP_VERSION,
+      createdAt: new Date().toISOString(),
+      snapshotAt,
+      source: o.db,
+    };
+    yield Buffer.from(`${JSON.stringify(header)}\n`);
+    let done = false;
+    try {
+      while (!done) {
+        const r = await db.requestWithBlobs('backupNext', { id: opened.id });
+        const counter = new RecordCounter();
+        for (const frame of r.blobs) counter.push(frame);
+        const got = r.blobs.reduce((n, b) => n + b.length, 0);
+        if (got !== r.data.bytes || !counter.whole || counter.count !== r.data.entries)
+          throw new Error(
+            `the DB service sent a malformed chunk (${got} bytes, ${counter.count} entries; ${r.data.bytes} and ${r.data.entries} announced)`,
+          );
+        entries += r.data.entries;
+        bytes += got;
+        done = r.data.done;
+        for (const frame of r.blobs) {
+          hash.update(frame);
+          yield frame;
+        }
+      }
+    } finally {
+      // Given up (the file cannot be written, a request failed): free the service's snapshot now.
+      if (!done) await db.request('backupClose', { id: opened.id }).catch(() => undefined);
+    }
+    const end = Buffer.alloc(4);
+    end.writeUInt32BE(END, 0);
+    yield end;
+    yield Buffer.from(`${JSON.stringify({ entries, bytes, sha256: hash.digest('hex') })}\n`);
+  }
+
+  const counted = async function* (source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    for await (const b of source) {
+      fileBytes += b.length;
+      yield b;
+    }
+  };
+
+  const partial = o.out === '-' ? undefined : `${resolve(o.out)}.partial-${process.pid}`;
+  try {
+    // gzip at its default level: call records (JSON) shrink a lot; archives, compressed already, do not.
+    await pipeline(produce, createGzip(), counted, partial ? createWriteStream(partial) : (o.stdout ?? process.stdout));
+    if (partial) {
+      const fh = await open(partial, 'r');
+      await fh.sync().finally(() => fh.close()); // on disk before it takes its name
+      await rename(partial, resolve(o.out));
+    }
+  } catch (e) {
+    if (partial) await unlink(partial).catch(() => undefined);
+    if (e instanceof DbError) {
+      if (e.code === 'UNAVAILABLE')
+        throw new CliError(
+          `${e.message.replace(/^db service/, 'the DB service')}: is "zfaas db" running there${curve ? ', and does it let this CURVE key in' : ' (without CURVE keys)'}?`,
+          EXIT.UNREACHABLE,
+        );
+      throw new CliError(`backup failed: ${e.message}`);
+    }
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR' || code === 'ENOTDIR')
+      throw new UsageError(`cannot write ${o.out}: ${errText(e)}`);
+    throw new CliError(`backup failed: ${errText(e)}`);
+  } finally {
+    db.close();
+  }
+  return { entries, bytes, fileBytes, snapshotAt, ms: Date.now() - t0 };
+}
+
+// Reads exact byte counts and lines from a stream of chunks.
+class ByteReader {
+  private readonly chunks: Buffer[] = [];
+  private head = 0; // chunks before this one are used up
+  private offset = 0; // into chunks[head]
+  private buffered = 0;
+  private ended = false;
+  total = 0;
+
+  constructor(private readonly it: AsyncIterator<Buffer>) {}
+
+  private async fill(n: number): Promise<boolean> {
+    while (this.buffered < n && !this.ended) {
+      const r = await this.it.next();
+      if (r.done) this.ended = true;
+      else if (r.value.length > 0) {
+        this.chunks.push(r.value);
+        this.buffered += r.value.length;
+        this.total += r.value.length;
+      }
+    }
+    return this.buffered >= n;
+  }
+
+  private advance(k: number): void {
+    this.offset += k;
+    this.buffered -= k;
+    if (this.offset === this.chunks[this.head]?.length) {
+      this.head++;
+      this.offset = 0;
+      if (this.head > 1024) {
+        this.chunks.splice(0, this.head);
+        this.head = 0;
+      }
+    }
+  }
+
+  // The next n bytes, or null if the stream ends first.
+  async take(n: number): Promise<Buffer | null> {
+    if (!(await this.fill(n))) return null;
+    const first = this.chunks[this.head]!;
+    if (first.length - this.offset >= n) {
+      const out = first.subarray(this.offset, this.offset + n);
+      this.advance(n);
+      return out;
+    }
+    const out = Buffer.allocUnsafe(n);
+    let at = 0;
+    while (at < n) {
+      const c = this.chunks[this.head]!;
+      const k = Math.min(c.length - this.offset, n - at);
+      c.copy(out, at, this.offset, this.offset + k);
+      at += k;
+      this.advance(k);
+    }
+    return out;
+  }
+
+  async u32(): Promise<number | null> {
+    const b = await this.take(4);
+    return b ? b.readUInt32BE(0) : null;
+  }
+
+  // The next line (without its \n); null if the stream ends first; 'long' beyond max bytes.
+  async line(max: number): Promise<string | null | 'long'> {
+    const parts: Buffer[] = [];
+    let len = 0;
+    for (;;) {
+      if (!(await this.fill(1))) return null;
+      const c = this.chunks[this.head]!;
+      const nl = c.indexOf(10, this.offset);
+      const end = nl === -1 ? c.length : nl;
+      const piece = c.subarray(this.offset, end);
+      len += piece.length;
+      if (len > max) return 'long';
+      parts.push(piece);
+      this.advance(end - this.offset + (nl === -1 ? 0 : 1));
+      if (nl !== -1) return Buffer.concat(parts).toString('utf8');
+    }
+  }
+
+  async atEnd(): Promise<boolean> {
+    return !(await this.fill(1));
+  }
+}
+
+// What DIR holds before a restore: nothing (or no folder at all), a LevelDB store, or something else.
+const LEVELDB_FILE = /^(CURRENT|LOCK|LOG|LOG\.old|MANIFEST-\d+|\d+\.(log|ldb|sst|dbtmp))$/;
+async function folderState(dir: string): Promise<'missing' | 'empty' | 'store'> {
+  let names: string[];
+  try {
+    if (!(await stat(dir)).isDirectory()) throw new UsageError(`${dir} is not a folder`);
+    names = await readdir(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 'missing';
+    if (e instanceof UsageError) throw e;
+    throw new UsageError(`cannot read ${dir}: ${errText(e)}`);
+  }
+  if (names.length === 0) return 'empty';
+  if (names.includes('CURRENT') && names.every((n) => LEVELDB_FILE.test(n))) return 'store';
+  throw new UsageError(`${dir} is neither empty nor a LevelDB store: restore into a new folder`);
+}
+
+const levelLocked = (e: unknown): boolean => {
+  const err = e as { code?: unknown; cause?: { code?: unknown } };
+  return err.code === 'LEVEL_LOCKED' || err.cause?.code === 'LEVEL_LOCKED';
+};
+
+// zfaas restore: the backup into a new LevelDB at o.data. On any failure nothing is left that `zfaas db`
+// could mistake for the store: a folder restore made is removed, a store replaced (--force) is left empty.
+export async function runRestore(o: RestoreRun): Promise<RestoreSummary> {
+  const t0 = Date.now();
+  const dir = resolve(o.data);
+  const name = o.file === '-' ? 'stdin' : o.file;
+  const state = await folderState(dir);
+  if (state === 'store' && !o.force)
+    throw new UsageError(`${dir} holds a LevelDB store already: restore into a new folder, or add --force to replace it`);
+  let input: Readable;
+  if (o.file === '-') input = o.stdin ?? process.stdin;
+  else {
+    try {
+      if (!(await stat(o.file)).isFile()) throw new UsageError(`${o.file} is not a file`);
+    } catch (e) {
+      if (e instanceof UsageError) throw e;
+      throw new UsageError(`cannot read ${o.file}: ${errText(e)}`);
+    }
+    input = createReadStream(o.file, { highWaterMark: 1024 * 1024 });
+  }
+
+  const { Level: LevelDb } = await import('level');
+  const db: Level<Buffer, Buffer> = new LevelDb<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+  try {
+    await db.open({ createIfMissing: true });
+  } catch (e) {
+    input.destroy();
+    if (levelLocked(e)) throw new UsageError(`${dir} is in use (is "zfaas db" running on it?): stop that service first`);
+    throw new CliError(`cannot open a LevelDB store at ${dir}: ${errText(e)}`);
+  }
+
+  let header: BackupHeader | undefined;
+  let wrote = false; // the store was changed (the header was read)
+  let compressed = 0;
+  let entries = 0;
+  let bytes = 0;
+  const consume = async (source: AsyncIterable<Buffer>): Promise<void> => {
+    const r = new ByteReader(source[Symbol.asyncIterator]());
+    const first = await r.line(MAX_LINE);
+    if (first === null && r.total === 0) throw new BadBackup(`${name} is not a zfaas backup: it is empty once decompressed`);
+    let head: unknown;
+    try {
+      head = typeof first === 'string' ? JSON.parse(first) : undefined;
+    } catch {
+      head = undefined;
+    }
+    const parsedHead = HeaderSchema.safeParse(head);
+    if (!parsedHead.success) throw new BadBackup(`${name} is not a zfaas backup (no "${BACKUP_FORMAT}" header)`);
+    header = parsedHead.data;
+    if (header.version !== BACKUP_VERSION)
+      throw new BadBackup(`${name} is a zfaas backup of version ${header.version}; this zfaas reads version ${BACKUP_VERSION}`);
+    wrote = true;
+    if (state === 'store') await db.clear(); // --force: the old store's keys go, the backup's come
+    const hash = createHash('sha256');
+    const truncated = (): BadBackup => new BadBackup(`${name} is truncated: it ends after ${entries} entries, before its trailer`);
+    let ops: Array<{ type: 'put'; key: Buffer; value: Buffer }> = [];
+    let batchBytes = 0;
+    for (;;) {
+      const keyHead = await r.take(4);
+      if (!keyHead) throw truncated();
+      const keyLen = keyHead.readUInt32BE(0);
+      if (keyLen === END) break;
+      if (keyLen > MAX_KEY) throw new BadBackup(`${name} is corrupted: entry ${entries + 1} has a key of ${keyLen} bytes`);
+      const key = await r.take(keyLen);
+      const valueHead = key && (await r.take(4));
+      if (!key || !valueHead) throw truncated();
+      const valueLen = valueHead.readUInt32BE(0);
+      if (valueLen > MAX_VALUE) throw new BadBackup(`${name} is corrupted: entry ${entries + 1} has a value of ${valueLen} bytes`);
+      const value = await r.take(valueLen);
+      if (!value) throw truncated();
+      hash.update(keyHead).update(key).update(valueHead).update(value);
+      entries++;
+      bytes += 8 + keyLen + valueLen;
+      ops.push({ type: 'put', key, value });
+      batchBytes += 8 + keyLen + valueLen;
+      if (batchBytes >= BATCH_BYTES || ops.length >= BATCH_ENTRIES) {
+        await db.batch(ops);
+        ops = [];
+        batchBytes = 0;
+      }
+    }
+    const last = await r.line(MAX_LINE);
+    if (last === null) throw truncated();
+    let tail: unknown;
+    try {
+      tail = typeof last === 'string' ? JSON.parse(last) : undefined;
+    } catch {
+      tail = undefined;
+    }
+    const trailer = TrailerSchema.safeParse(tail);
+    if (!trailer.success) throw new BadBackup(`${name} is corrupted: its trailer is unreadable`);
+    if (!(await r.atEnd())) throw new BadBackup(`${name} is corrupted: it goes on after its trailer`);
+    const t = trailer.data;
+    if (t.entries !== entries || t.bytes !== bytes)
+      throw new BadBackup(`${name} is corrupted: ${entries} entries of ${bytes} bytes, its trailer says ${t.entries} of ${t.bytes}`);
+    if (t.sha256 !== hash.digest('hex')) throw new BadBackup(`${name} is corrupted: the records do not match their checksum`);
+    // The last batch is synced: LevelDB then has every write of this restore on disk.
+    await db.batch(ops, { sync: true });
+  };
+  const countIn = async function* (source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    for await (const b of source) {
+      compressed += b.length;
+      yield b;
+    }
+  };
+
+  try {
+    await pipeline(input, countIn, createGunzip(), consume);
+  } catch (e) {
+    await discard(db, dir, state, wrote);
+    throw restoreError(e, name, compressed);
+  }
+  await db.close();
+  return { entries, bytes, snapshotAt: header?.snapshotAt ?? '', createdAt: header?.createdAt ?? '', ms: Date.now() - t0 };
+}
+
+// A failed restore: what it wrote goes (a replaced store is left empty, a folder it made is removed).
+async function discard(db: Level<Buffer, Buffer>, dir: string, state: 'missing' | 'empty' | 'store', wrote: boolean): Promise<void> {
+  try {
+    if (state === 'store' && wrote) await db.clear();
+    await db.close();
+    if (state === 'missing') await rm(dir, { recursive: true, force: true });
+    else if (state === 'empty') for (const n of await readdir(dir)) if (LEVELDB_FILE.test(n)) await rm(`${dir}/${n}`, { force: true });
+  } catch {
+    // the error that got us here is the one to report
+  }
+}
+
+function restoreError(e: unknown, name: string, compressed: number): CliError {
+  if (e instanceof CliError) return e;
+  const code = (e as { code?: unknown }).code;
+  // zlib: a bad gzip header, a stream cut short, or damaged data (a bad block or CRC).
+  if (code === 'Z_DATA_ERROR' && /header/i.test(errText(e)))
+    return new BadBackup(`${name} is not a zfaas backup (not gzip-compressed: ${errText(e)})`);
+  if (code === 'Z_BUF_ERROR')
+    return compressed === 0
+      ? new BadBackup(`${name} is not a zfaas backup: it is empty`)
+      : new BadBackup(`${name} is truncated (${errText(e)} after ${compressed} bytes)`);
+  if (typeof code === 'string' && code.startsWith('Z_')) return new BadBackup(`${name} is corrupted (${errText(e)})`);
+  if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR') return new UsageError(`cannot read ${name}: ${errText(e)}`);
+  return new CliError(`restore failed: ${errText(e)}`);
+}
+
+// Runs a command: its failure is one line on stderr and an exit code (client/errors.ts).
+async function act(fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (e) {
+    const f = describeFailure(e);
+    console.error(`zfaas: ${printable(f.message)}`);
+    process.exitCode = f.exitCode;
+  }
+}
+
+export function registerBackupCommands(p: Command): void {
+  p.command('backup')
+    .description("copy the DB service's whole store, as of one instant, into a file while it runs")
+    .addOption(new Option('--db <addr>', 'DB service address').default('tcp://127.0.0.1:5560').env('ZFAAS_DB'))
+    .requiredOption('--out <file>', "the backup file ('-': stdout)")
+    .addOption(new Option('--curve-secret-key <z85>', 'CURVE secret key of a key pair the DB service allows').env('ZFAAS_CURVE_SECRET'))
+    .addOption(new Option('--curve-server-key <z85>', 'CURVE public key of the DB service').env('ZFAAS_CURVE_SERVER_KEY'))
+    .addHelpText(
+      'after',
+      [
+        '',
+        'The DB service keeps serving (writes too) meanwhile; the file holds every key as it was when the backup',
+        'started. It is gzip-compressed, with a count and a SHA-256 of its records that `zfaas restore` checks.',
+        'With CURVE keys, use a key pair the DB service lets in: its own (it always allows its public key) or',
+        "an instance's, and the DB service's public key as --curve-server-key.",
+        '',
+        'Examples:',
+        '  zfaas backup --db tcp://127.0.0.1:5560 --out zfaas-$(date +%F).backup',
+        '  zfaas backup --out - | ssh backup-host "cat > zfaas.backup"',
+        '  zfaas backup --db tcp://db-host:5560 --curve-secret-key "$SECRET" --curve-server-key "$DB_PUBLIC" --out zfaas.backup',
+      ].join('\n'),
+    )
+    .action((o: { db: string; out: string; curveSecretKey?: string; curveServerKey?: string }) =>
+      act(async () => {
+        const s = await runBackup({ db: o.db, out: o.out, curveSecret: o.curveSecretKey, curveServerKey: o.curveServerKey });
+        const where = o.out === '-' ? 'stdout' : o.out;
+        console.error(
+          `zfaas: backup of ${o.db} as of ${s.snapshotAt}: ${s.entries} entries (${size(s.bytes)}) in ${(s.ms / 1000).toFixed(1)} s, ${size(s.fileBytes)} written to ${where}`,
+        );
+      }),
+    );
+
+  p.command('restore')
+    .description('make a new DB service store (LevelDB folder) from a backup file')
+    .argument('<file>', "the backup file ('-': stdin)")
+    .requiredOption('--data <dir>', 'the new LevelDB folder (missing or empty)')
+    .option('--force', 'replace the LevelDB store DIR holds (its data is deleted; a failed restore leaves it empty)')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Then `zfaas db --data DIR` (or `zfaas up --data D` for DIR = D/db) serves exactly what was backed up.',
+        'Restoring into a running DB service is not offered: a LevelDB store has one writer, the service that',
+        'holds its lock, and merging into live data would give a state no instant ever had. Restore into a new',
+        'folder, then stop the service and start it on that folder.',
+        '',
+        'Examples:',
+        '  zfaas restore --data ./data-restored/db zfaas.backup && zfaas db --data ./data-restored/db',
+        '  ssh backup-host "cat zfaas.backup" | zfaas restore --data ./data/db -',
+      ].join('\n'),
+    )
+    .action((file: string, o: { data: string; force?: boolean }) =>
+      act(async () => {
+        const s = await runRestore({ data: o.data, file, force: o.force });
+        console.log(
+          `restored ${s.entries} entries (${size(s.bytes)}) of the backup as of ${s.snapshotAt} from ${file === '-' ? 'stdin' : basename(file)} into ${resolve(o.data)} in ${(s.ms / 1000).toFixed(1)} s`,
+        );
+      }),
+    );
+}
