@@ -1,11 +1,12 @@
 // Issue 5 item 6: docker-compose.yml brought up for real on this machine's Docker engine. The application
-// image and the registry image are built offline (scripts/build-app-image.sh), the variables come from
-// scripts/compose-env.sh (token, CURVE keys) as the README says, and the run goes through the published API
-// port only: two instances join over CURVE, a function deployed over REST runs in a sibling container.
+// image and the registry image are built offline (scripts/build-app-image.sh), the variables and the secret
+// files (token, CURVE secret keys) come from scripts/compose-env.sh as the README says, and the run goes
+// through the published API port only: two instances join over CURVE, a function deployed over REST runs
+// in a sibling container.
 // `docker-compose down -v` must leave nothing behind: no container, volume or network of the project, no
 // function container of its nodes.
 import { execFile, execFileSync } from 'node:child_process';
-import { appendFile, mkdir, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -88,9 +89,9 @@ describe.skipIf(!isRoot)('docker-compose.yml on this machine', () => {
     await timed('images (app + registry, offline)', () => sh('bash', ['scripts/build-app-image.sh', '--registry-image'], 600_000));
     dir = await tempDir('zfaas-compose-');
     envFile = join(dir, 'zfaas.env');
-    // The README's way: generated variables, plus this run's own ports and data folders.
-    const generated = await sh('bash', ['scripts/compose-env.sh'], 30_000);
-    token = /^ZFAAS_TOKEN=(.+)$/m.exec(generated)![1]!;
+    // The README's way: generated variables and secret files, plus this run's own ports and data folders.
+    const generated = await sh('bash', ['scripts/compose-env.sh', join(dir, 'secrets')], 30_000);
+    token = (await readFile(join(dir, 'secrets', 'api-token'), 'utf8')).trim();
     const apiPort = await freePort();
     registryPort = await freePort();
     api = `http://127.0.0.1:${apiPort}`;
@@ -138,7 +139,7 @@ describe.skipIf(!isRoot)('docker-compose.yml on this machine', () => {
 
   it.skipIf(!stackConfig)('is, unchanged, a valid stack file (docker stack config), with a global instance service', async () => {
     const env: Record<string, string> = {};
-    for (const line of (await sh('bash', ['scripts/compose-env.sh'], 30_000)).split('\n')) {
+    for (const line of (await sh('bash', ['scripts/compose-env.sh', join(dir, 'secrets-check')], 30_000)).split('\n')) {
       const m = /^(\w+)=(.*)$/.exec(line);
       if (m) env[m[1]!] = m[2]!.replace(/^'(.*)'$/, '$1');
     }
@@ -146,9 +147,27 @@ describe.skipIf(!isRoot)('docker-compose.yml on this machine', () => {
     expect(out).toMatch(/instance:[\s\S]*?mode: global/);
     // Z85 keys may start with YAML indicators (*, &, !, {...): the emitter then quotes them.
     const yamlValue = (name: string, v: string | undefined): RegExp => new RegExp(`${name}: (${esc(v)}|"${esc(v)}"|'${esc(v)}')\\n`);
-    expect(out).toMatch(yamlValue('ZFAAS_CURVE_SECRET', env.ZFAAS_SERVER_SECRET_KEY));
     expect(out).toMatch(yamlValue('ZFAAS_CURVE_SERVER_KEY', env.ZFAAS_SERVER_PUBLIC_KEY));
-    expect(out).toContain('node.role == manager');
+    expect(out).toMatch(yamlValue('ZFAAS_CURVE_ALLOWED', env.ZFAAS_INSTANCE_PUBLIC_KEY));
+    // The secret halves are swarm secrets made from the files, read by the services from /run/secrets:
+    // none of them is in the stack's configuration.
+    expect(out).toContain('ZFAAS_CURVE_SECRET_FILE: /run/secrets/server-secret-key');
+    expect(out).toContain('ZFAAS_CURVE_SECRET_FILE: /run/secrets/instance-secret-key');
+    expect(out).toContain('ZFAAS_TOKEN_FILE: /run/secrets/api-token');
+    for (const f of ['api-token', 'server-secret-key', 'instance-secret-key']) {
+      expect(out).toContain(`file: ${join(env.ZFAAS_SECRETS!, f)}`);
+      expect(out).not.toContain((await readFile(join(env.ZFAAS_SECRETS!, f), 'utf8')).trim());
+    }
+    expect(out).not.toMatch(/ZFAAS_TOKEN:|ZFAAS_CURVE_SECRET:/);
+    // Without IPVS: names resolve to the tasks (dnsrr) and ports are published on their host.
+    const service = (name: string): string => new RegExp(`\\n  ${esc(name)}:\\n([\\s\\S]*?)(?=\\n  \\S|\\n\\S)`).exec(out)?.[1] ?? '';
+    for (const name of ['registry', 'registry-relay', 'db', 'api', 'instance', 'instance-2'])
+      expect(service(name), name).toContain('endpoint_mode: dnsrr');
+    for (const name of ['registry-relay', 'api']) expect(service(name), name).toContain('mode: host');
+    expect(service('registry-relay')).toContain('mode: global');
+    expect(service('instance-2')).toContain('node.labels.zfaas.instance-2 == true'); // in a swarm: where labelled only
+    // The registry, the DB service and the API stay with their volumes, on the labelled server node.
+    for (const name of ['registry', 'db', 'api']) expect(service(name), name).toContain('node.labels.zfaas.server == true');
     // Without the variables it refuses with the README's pointer instead of starting an open cluster.
     const bare = Object.fromEntries(Object.keys(env).map((k) => [k, '']));
     await expect(sh('docker', ['stack', 'config', '-c', join(ROOT, 'docker-compose.yml')], 30_000, bare)).rejects.toThrow(/see the README/);
