@@ -3,7 +3,7 @@
 // then to the DB service; the node keeps reporting the call as its own until the DB service has it.
 import Docker from 'dockerode';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -71,6 +71,7 @@ export class Instance {
       throw new Error(`no Docker engine answers (${errText(e)}); start dockerd or set DOCKER_HOST`);
     }
     this.nodeId = this.o.nodeId ?? (await this.stableId());
+    await this.removeStaleSockets();
     this.images = new Images(this.docker, this.o.registry, this.o.log);
     this.pool = new Pool({
       address: `ipc://${join(tmpdir(), `zfaas-${this.nodeId}-${process.pid}.sock`)}`,
@@ -170,6 +171,16 @@ export class Instance {
     }
     this.o.log.info({ calls: calls.length }, 'calls given back to the API (draining)');
     this.link.send({ type: 'giveBack', calls }).catch((e) => this.o.log.warn({ err: errText(e) }, 'calls not given back'));
+  }
+
+  // The miniworkers' socket of an earlier life of this node that was killed (it could not remove it).
+  private async removeStaleSockets(): Promise<void> {
+    const prefix = `zfaas-${this.nodeId}-`;
+    for (const name of await readdir(tmpdir()).catch(() => [] as string[])) {
+      const pid = Number(name.slice(prefix.length, -'.sock'.length));
+      if (!name.startsWith(prefix) || !name.endsWith('.sock') || !Number.isInteger(pid) || pid <= 0) continue;
+      if (pid !== process.pid && !alive(pid)) await rm(join(tmpdir(), name), { force: true }).catch(() => undefined);
+    }
   }
 
   private async stableId(): Promise<string> {
@@ -343,6 +354,16 @@ export class Instance {
 }
 
 const defKey = (ref: FnRef): string => `${ref.name}@${ref.version}`;
+
+// Whether a process with that id exists (signal 0 checks without sending anything).
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 // Calls a node takes at once: one running per miniworker plus one waiting behind each, so a miniworker
 // that finishes finds its next call already on the node instead of a round trip away at the API.

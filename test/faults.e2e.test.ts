@@ -3,7 +3,8 @@
 // call the API accepted must end DONE (recorded once, none left PENDING/RUNNING); a function with
 // retry=false that loses its node ends ERROR instead of running twice.
 import { execFile } from 'node:child_process';
-import { rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -64,6 +65,9 @@ afterAll(async () => {
   await Promise.all([...Object.values(nodes).map((p) => p.stop()), api?.stop(), db?.stop()]);
   // Containers of killed nodes were removed when they restarted and stopped.
   for (const id of ids) expect(await labelledContainers({ 'zfaas.node': id })).toEqual([]);
+  // Nor their miniworkers' sockets: a killed node's is removed by its next life.
+  const sockets = (await readdir(tmpdir())).filter((f) => ids.some((id) => f.startsWith(`zfaas-${id}-`) && f.endsWith('.sock')));
+  expect(sockets).toEqual([]);
   await rm(data, { recursive: true, force: true });
 });
 
