@@ -70,6 +70,7 @@ export class Batch {
     readonly funcName: string,
     readonly version: number,
     public params: (unknown | undefined)[], // each dropped once its call exists
+    readonly by?: string, // the key that sent it: its calls are that key's
   ) {
     this.callNums = new Float64Array(params.length);
     this.state = new Uint8Array(params.length);
@@ -138,10 +139,10 @@ export class Batches {
   }
 
   /** Starts a batch (the function is resolved first: an unknown one is refused before anything runs). */
-  async start(funcName: string, version: number | undefined, params: unknown[]): Promise<Batch> {
+  async start(funcName: string, version: number | undefined, params: unknown[], by?: string): Promise<Batch> {
     const { fn } = await this.calls.resolveFunction(funcName, version);
     this.makeRoom();
-    const b = new Batch(randomBytes(6).toString('hex'), funcName, fn.version, params);
+    const b = new Batch(randomBytes(6).toString('hex'), funcName, fn.version, params, by);
     this.batches.set(b.id, b);
     this.pump(b);
     return b;
@@ -151,8 +152,12 @@ export class Batches {
     return this.batches.get(id);
   }
 
-  list(): BatchProgress[] {
-    return [...this.batches.values()].reverse().map((b) => b.progress());
+  // Newest first; `sees`: the batches the caller may see.
+  list(sees: (b: Batch) => boolean = () => true): BatchProgress[] {
+    return [...this.batches.values()]
+      .reverse()
+      .filter(sees)
+      .map((b) => b.progress());
   }
 
   callNums(b: Batch): (number | null)[] {
@@ -197,7 +202,7 @@ export class Batches {
     b.params[index] = undefined;
     let call: Call;
     try {
-      ({ call } = await this.calls.invoke(b.funcName, params, b.version));
+      ({ call } = await this.calls.invoke(b.funcName, params, b.version, b.by ? { by: b.by } : {}));
     } catch (e) {
       b.refused.set(index, `not started: ${errText(e)}`);
       b.settle(index, false, 0);

@@ -6,6 +6,8 @@
 // TIMEOUT runs again only if its function opted in (`retries`, common/retry.ts): the DB puts it back to
 // PENDING with a `retryAt` (the broker's `retrying` event) and it is dispatched here at that time. A
 // result that arrives twice is recorded once (the DB keeps the first final state).
+import { bareName, namespaceOf } from '../common/namespace.js';
+import type { Quotas } from './tenancy/quotas.js';
 import { EventEmitter } from 'node:events';
 import { errText, type Logger } from '../common/log.js';
 import { isFinal, type Call, type CallOutcome, type FunctionMeta, type ScheduleRef, type WebRequest } from '../common/model.js';
@@ -33,6 +35,8 @@ export interface CallsOptions {
   scheduler: { enqueue(call: QueuedCall): void; knows(callNum: number): boolean };
   links: Listen<BrokerEvents>; // the broker's events
   recoveryGraceMs?: number; // after start, time for nodes to re-register before recovery looks
+  // A namespace's quotas (api/tenancy/quotas.ts): a call past its calls per minute is refused (429).
+  quotas?: Pick<Quotas, 'admit' | 'of'>;
 }
 
 // A call the DB holds PENDING or RUNNING, as the retry rule reads it.
@@ -115,7 +119,8 @@ export class Calls {
 
   async resolveFunction(funcName: string, version?: number): Promise<MetaEntry> {
     const hit = await this.meta.get(funcName, version);
-    if (!hit) throw new NotFound(version ? `function ${funcName} has no version ${version}` : `function ${funcName} not found`);
+    const name = bareName(funcName); // as the caller knows it
+    if (!hit) throw new NotFound(version ? `function ${name} has no version ${version}` : `function ${name} not found`);
     return hit;
   }
 
@@ -143,11 +148,13 @@ export class Calls {
       schedule?: ScheduleRef; // api/schedules.ts: the schedule and tick that start it
       callbackUrl?: string; // checked against the allow-list already (api/callbacks)
       replayOf?: number; // a dead letter this call replays
+      by?: string; // the key that makes it
     } = {},
   ): Promise<{ call: Call; fn: FunctionMeta; replayed: boolean }> {
     const { fn } = def;
     const funcName = fn.functionName;
-    const { request, idempotency, schedule, callbackUrl, replayOf } = opts;
+    const { request, idempotency, schedule, callbackUrl, replayOf, by } = opts;
+    await this.o.quotas?.admit(namespaceOf(funcName));
     const created = await this.db.request('createCall', {
       funcName,
       version: fn.version,
@@ -157,6 +164,7 @@ export class Calls {
       ...(schedule ? { schedule } : {}),
       ...(callbackUrl ? { callback: { url: callbackUrl } } : {}),
       ...(replayOf ? { replayOf } : {}),
+      ...(by ? { by } : {}),
     });
     const { replayed, ...call } = created;
     if (replayed) return { call, fn, replayed: true };
@@ -170,6 +178,7 @@ export class Calls {
 
   // A call taken from the DB (rescued or recovered) goes back to the scheduler with today's definition.
   private async dispatch(call: OpenCall): Promise<void> {
+    await this.o.quotas?.of(namespaceOf(call.funcName)); // its running limit known before it is queued
     const def = await this.meta.get(call.funcName, call.version);
     if (!def) return this.fail(call.callNum, `function ${call.funcName}@${call.version} no longer exists`);
     if (!hasRuntime(def)) return this.fail(call.callNum, `runtime ${def.fn.runtimeName} no longer exists`);

@@ -15,9 +15,10 @@ export interface CancelDeps {
   settle(callNum: number, outcome: CallOutcome): void; // wakes the call's waiters and tells observers
 }
 
-export async function cancelCall(d: CancelDeps, callNum: number): Promise<Call> {
+// `sees`: whether the caller may see the call (its namespace's; an invoker's own): else it is not found.
+export async function cancelCall(d: CancelDeps, callNum: number, sees: (call: Call) => boolean = () => true): Promise<Call> {
   const call = await d.db.request('getCall', { callNum });
-  if (!call) throw new HttpError(404, `call ${callNum} not found`);
+  if (!call || !sees(call)) throw new HttpError(404, `call ${callNum} not found`);
   if (isFinal(call.status)) throw new HttpError(409, `call ${callNum} already ended ${call.status}`);
   const { call: after, changed } = await d.db.request('finishCall', { callNum, outcome: CANCELLED });
   if (!changed) throw new HttpError(409, `call ${callNum} already ended ${after?.status ?? ''}`.trim());

@@ -7,6 +7,7 @@ import { MAX_JSON_DEPTH, jsonDepth } from '../common/json-depth.js';
 import { DbError } from '../db/client.js';
 import type { Logger } from '../common/log.js';
 import { NotFound } from './calls.js';
+import { QuotaExceeded } from './tenancy/quotas.js';
 
 export class HttpError extends Error {
   constructor(
@@ -58,7 +59,10 @@ export function errorResponder(log: Logger) {
     let message = 'internal error';
     if (err instanceof HttpError) [status, message] = [err.status, err.message];
     else if (err instanceof NotFound) [status, message] = [404, err.message];
-    else if (err instanceof ArchiveError) [status, message] = [400, `bad archive: ${err.message}`];
+    else if (err instanceof QuotaExceeded) {
+      [status, message] = [err.status, err.message];
+      if (err.retryAfterS !== undefined && !res.headersSent) res.setHeader('Retry-After', String(err.retryAfterS));
+    } else if (err instanceof ArchiveError) [status, message] = [400, `bad archive: ${err.message}`];
     else if (err instanceof ZodError) [status, message] = [400, err.issues[0]?.message ?? 'invalid input'];
     else if (err instanceof DbError) {
       if (err.code === 'NOT_FOUND') [status, message] = [404, err.message];

@@ -6,6 +6,7 @@ import type { Logger } from '../common/log.js';
 import { errText } from '../common/log.js';
 import type { DbClient } from '../db/client.js';
 import type { NodeControl, NodeRegistry } from './broker.js';
+import { scopeOf } from './tenancy/scope.js';
 
 const PRELOADED = new Set(['function', 'runtime']);
 
@@ -15,7 +16,8 @@ export function preloadAfterDeploy(db: Pick<DbClient, 'request'>, nodes: NodeReg
     if (req.method === 'POST' && m) {
       res.on('finish', () => {
         if (res.statusCode !== 201) return;
-        void preload(db, nodes, decodeURIComponent(m[1]!)).catch((e) => log.warn({ err: errText(e) }, 'preload after deploy failed'));
+        const name = scopeOf(res).q(decodeURIComponent(m[1]!));
+        void preload(db, nodes, name).catch((e) => log.warn({ err: errText(e) }, 'preload after deploy failed'));
       });
     }
     next();

@@ -71,10 +71,13 @@ class FakeLinks implements NodeLinks {
   }
 }
 
-function setup(nodes: FakeNode[]): { s: Scheduler; links: FakeLinks; sent: [string, number][] } {
+function setup(
+  nodes: FakeNode[],
+  nsLimit?: (qualifiedName: string) => number | undefined,
+): { s: Scheduler; links: FakeLinks; sent: [string, number][] } {
   const links = new FakeLinks();
   for (const n of nodes) links.table.set(n.info.id, n);
-  return { s: new Scheduler(links), links, sent: links.sent };
+  return { s: new Scheduler(links, nsLimit), links, sent: links.sent };
 }
 
 let num = 0;
@@ -147,6 +150,22 @@ describe('Scheduler', () => {
     links.release('a', o3!.callNum);
     s.enqueue(call(one));
     expect(sent).toHaveLength(6);
+  });
+
+  it("holds a namespace to its running quota without holding up other namespaces' calls", () => {
+    const limits: Record<string, number> = { flood: 2 };
+    const { s, links, sent } = setup([node('a', 8)], (q) => limits[q.split('~')[0]!]);
+    const [f1, f2] = [fn('flood~one'), fn('flood~two')];
+    const flood = [call(f1), call(f2), call(f1), call(f2)];
+    const neighbour = [call(fn('hello')), call(fn('team~hello'))];
+    for (const c of [...flood, ...neighbour]) s.enqueue(c);
+    // Two of the flooding namespace's calls, over both its functions; the others go past the rest.
+    expect(sent.map(([, n]) => n)).toEqual([flood[0]!.callNum, flood[1]!.callNum, neighbour[0]!.callNum, neighbour[1]!.callNum]);
+    expect(s.queueLength).toBe(2);
+    links.release('a', neighbour[0]!.callNum);
+    expect(sent).toHaveLength(4);
+    links.release('a', flood[1]!.callNum);
+    expect(sent.map(([, n]) => n).slice(4)).toEqual([flood[2]!.callNum]);
   });
 
   it('puts a call whose send failed back at the front, ahead of later calls', async () => {

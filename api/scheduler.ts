@@ -5,6 +5,7 @@
 // they stand; the Scheduler only keeps the queue and hands calls to the node links (the broker), which
 // own the node table.
 import type { FunctionMeta } from '../common/model.js';
+import { namespaceOf } from '../common/namespace.js';
 import { capacityOf, type BrokerEvents, type Listen, type NodeView, type QueuedCall } from './broker.js';
 
 export const warmKey = (fn: FunctionMeta): string => `${fn.functionName}@${fn.version}`;
@@ -47,7 +48,11 @@ export class Scheduler implements QueueView {
   private readonly queue: QueuedCall[] = [];
   private readonly queued = new Set<number>();
 
-  constructor(private readonly links: NodeLinks) {
+  // `nsLimit`: how many calls of a function's namespace may be in nodes' hands at once (its quota).
+  constructor(
+    private readonly links: NodeLinks,
+    private readonly nsLimit: (qualifiedName: string) => number | undefined = () => undefined,
+  ) {
     links.events.on('room', () => this.pump());
     links.events.on('adopted', ({ calls }) => this.withdraw(calls));
   }
@@ -84,25 +89,36 @@ export class Scheduler implements QueueView {
     for (let i = this.queue.length - 1; i >= 0; i--) if (!this.queued.has(this.queue[i]!.callNum)) this.queue.splice(i, 1);
   }
 
-  // Calls in nodes' hands, by function: derived from what each node holds, so it cannot drift from it.
-  private runningByFunction(): Map<string, number> {
+  // Calls in nodes' hands, by function and by namespace ("ns:" keys): derived from what each node holds,
+  // so it cannot drift from it.
+  private runningCounts(): Map<string, number> {
     const running = new Map<string, number>();
+    const add = (k: string): void => void running.set(k, (running.get(k) ?? 0) + 1);
     for (const n of this.links.nodes()) {
-      for (const c of n.inflight.values()) if (c) running.set(c.funcName, (running.get(c.funcName) ?? 0) + 1);
+      for (const c of n.inflight.values()) {
+        if (!c) continue;
+        add(c.funcName);
+        add(`ns:${namespaceOf(c.funcName)}`);
+      }
     }
     return running;
   }
 
-  // Hands out queued calls in order. A call whose function is at its limit keeps its place; the scan
-  // stops at the first call no node has room for (none has room for any then).
+  // Hands out queued calls in order. A call whose function or namespace is at its limit keeps its place;
+  // the scan stops at the first call no node has room for (none has room for any then).
   pump(): void {
     let running: Map<string, number> | undefined; // counted only when a queued call has a limit
     for (let i = 0; i < this.queue.length;) {
       const call = this.queue[i]!;
       const limit = call.def.fn.settings.concurrency;
-      if (limit !== undefined) {
-        running ??= this.runningByFunction();
-        if ((running.get(call.funcName) ?? 0) >= limit) {
+      const nsLimit = this.nsLimit(call.funcName);
+      const nsKey = `ns:${namespaceOf(call.funcName)}`;
+      if (limit !== undefined || nsLimit !== undefined) {
+        running ??= this.runningCounts();
+        if (
+          (limit !== undefined && (running.get(call.funcName) ?? 0) >= limit) ||
+          (nsLimit !== undefined && (running.get(nsKey) ?? 0) >= nsLimit)
+        ) {
           i++;
           continue;
         }
@@ -114,6 +130,7 @@ export class Scheduler implements QueueView {
       // A call that never reached its node goes back to the front: it keeps its turn (the broker logged it).
       this.links.invoke(node.info.id, call).catch(() => this.enqueue(call, true));
       running?.set(call.funcName, (running.get(call.funcName) ?? 0) + 1);
+      running?.set(nsKey, (running.get(nsKey) ?? 0) + 1);
     }
   }
 }

@@ -13,7 +13,11 @@ import { MetaCache } from './meta-cache.js';
 import { Scheduler } from './scheduler.js';
 import { errorResponder, HttpError } from './http.js';
 import { preloadAfterDeploy } from './preload.js';
-import { isLoopback, requireToken, tokenCheck } from './auth.js';
+import { isLoopback } from './auth.js';
+import { Identity } from './tenancy/identity.js';
+import { Quotas } from './tenancy/quotas.js';
+import { namespacesRouter } from './handlers/namespaces.js';
+import { secretsRouter } from './handlers/secrets.js';
 import { UsageError } from '../common/errors.js';
 import { curvePublicKey, type CurveServer } from '../common/curve.js';
 import { callsRouter } from './handlers/calls.js';
@@ -55,6 +59,7 @@ export class ApiServer {
   readonly broker: Broker;
   readonly scheduler: Scheduler;
   readonly meta: MetaCache;
+  readonly quotas: Quotas;
   readonly calls: Calls;
   readonly callbackAllow: AllowList;
   readonly deliverer: Deliverer;
@@ -77,9 +82,17 @@ export class ApiServer {
       db: this.db,
       log: o.log,
     });
-    this.scheduler = new Scheduler(this.broker);
+    this.quotas = new Quotas(this.db);
+    this.scheduler = new Scheduler(this.broker, (name) => this.quotas.runningLimit(name));
     this.meta = new MetaCache(this.db);
-    this.calls = new Calls({ db: this.db, log: o.log, meta: this.meta, scheduler: this.scheduler, links: this.broker.events });
+    this.calls = new Calls({
+      db: this.db,
+      log: o.log,
+      meta: this.meta,
+      scheduler: this.scheduler,
+      links: this.broker.events,
+      quotas: this.quotas,
+    });
     this.deliverer = new Deliverer({
       db: this.db,
       allow: this.callbackAllow,
@@ -94,12 +107,14 @@ export class ApiServer {
     app.disable('x-powered-by');
     app.set('etag', false);
     app.use(dashboardRouter()); // the page and its scripts hold no data: open, like /health
-    const token = this.o.token ? tokenCheck(this.o.token, this.o.log) : undefined;
-    // A function's web path checks the token itself: a public function answers without it.
-    app.use(webRouter({ calls: this.calls, token, log: this.o.log, idempotencyTtlS: this.idempotencyTtlS }));
-    if (token) app.use(requireToken(token));
+    // Every request from here on acts as the operator or as a key of one namespace (api/tenancy).
+    const identity = new Identity({ db: this.db, log: this.o.log, token: this.o.token });
+    app.use(identity.middleware());
+    // A function's web path answers an anonymous caller when the function is public.
+    app.use(webRouter({ calls: this.calls, log: this.o.log, idempotencyTtlS: this.idempotencyTtlS }));
     app.use(batchesRouter(new Batches(this.calls, this.broker, this.db))); // parses its own, larger bodies
     app.use(express.json({ limit: '1mb' }));
+    app.use(namespacesRouter({ db: this.db, forget: (id) => identity.forget(id) }), secretsRouter(this.db));
     app.use(runtimesRouter(this.db));
     // Any change to runtimes or functions clears the API's cache of their definitions.
     app.use((req, res, next) => {
@@ -110,7 +125,7 @@ export class ApiServer {
       next();
     });
     app.use(preloadAfterDeploy(this.db, this.broker, this.o.log));
-    app.use(functionsRouter(this.db));
+    app.use(functionsRouter(this.db, this.quotas));
     app.use(schedulesRouter({ db: this.db, calls: this.calls, log: this.o.log }));
     app.use(invokeRouter(this.db, this.calls, this.idempotencyTtlS, this.callbackAllow));
     app.use(callsRouter(this.db, this.calls));

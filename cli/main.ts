@@ -36,7 +36,10 @@ async function serve(start: () => Promise<() => Promise<void>>): Promise<void> {
     if (stopping) return;
     stopping = true;
     console.error(`zfaas: ${sig} received, stopping`);
-    const force = setTimeout(() => process.exit(1), 20_000);
+    // A node may drain for ZFAAS_DRAIN_TIMEOUT seconds and then needs time to remove its containers:
+    // only past both does a stop that hangs end the process.
+    const drainS = Number(process.env.ZFAAS_DRAIN_TIMEOUT);
+    const force = setTimeout(() => process.exit(1), ((Number.isInteger(drainS) && drainS >= 0 ? drainS : 10) + 10) * 1000);
     force.unref();
     stop().then(
       () => process.exit(0),
@@ -59,6 +62,12 @@ const callbackAllowOpt = (): Option =>
     '--callback-allow <list>',
     "where call callbacks may be sent, comma separated: CIDRs (10.0.0.0/8), addresses, host names, *.domain wildcards, each with an optional :port; 'loopback' (the default) is 127.0.0.0/8,::1,localhost; 'none' refuses every callback",
   ).env('ZFAAS_CALLBACK_ALLOW');
+
+const secretsKeyOpt = (): Option =>
+  new Option(
+    '--secrets-key-file <file>',
+    'file holding the master key that seals secrets (or the key itself in ZFAAS_SECRETS_KEY); keep it apart from the data',
+  ).env('ZFAAS_SECRETS_KEY_FILE');
 
 const policyOpt = (): Option =>
   new Option('--policy <policy>', 'preload policy of this node (runtime: stem cells, and a container kept warm after a call)')
@@ -83,6 +92,7 @@ export function program(): Command {
       new Option('--curve-allowed <keys>', 'CURVE public keys of the instances let in, comma separated').env('ZFAAS_CURVE_ALLOWED'),
     )
     .addOption(callbackAllowOpt())
+    .addOption(secretsKeyOpt())
     // Read by the ./zfaas script, which prepares a Docker engine for `up` when none answers (as root).
     .option('--no-setup', 'from ./zfaas: do not prepare a Docker engine when none answers (env ZFAAS_NO_SETUP=1)')
     .addHelpText(
@@ -101,6 +111,7 @@ export function program(): Command {
         curveSecretKey?: string;
         curveAllowed?: string;
         callbackAllow?: string;
+        secretsKeyFile?: string;
       }) => serve(async () => (await services()).up({ ...o, data: resolve(o.data), token: apiToken(p), curveSecret: o.curveSecretKey })),
     );
 
@@ -112,10 +123,17 @@ export function program(): Command {
     .addOption(
       new Option('--curve-allowed <keys>', 'CURVE public keys of the instances let in, comma separated').env('ZFAAS_CURVE_ALLOWED'),
     )
-    .addHelpText('after', '\nExample:\n  zfaas db --bind tcp://127.0.0.1:5560 --data ./data/db')
-    .action((o: { bind: string; data: string; curveSecretKey?: string; curveAllowed?: string }) =>
+    .addOption(secretsKeyOpt())
+    .addHelpText('after', '\nExample:\n  zfaas db --bind tcp://127.0.0.1:5560 --data ./data/db --secrets-key-file /etc/zfaas/secrets.key')
+    .action((o: { bind: string; data: string; curveSecretKey?: string; curveAllowed?: string; secretsKeyFile?: string }) =>
       serve(async () =>
-        (await services()).startDb({ bind: o.bind, data: resolve(o.data), curveSecret: o.curveSecretKey, curveAllowed: o.curveAllowed }),
+        (await services()).startDb({
+          bind: o.bind,
+          data: resolve(o.data),
+          curveSecret: o.curveSecretKey,
+          curveAllowed: o.curveAllowed,
+          secretsKeyFile: o.secretsKeyFile,
+        }),
       ),
     );
 

@@ -2,8 +2,11 @@
 import '../common/lean.js'; // first: keeps what zfaas never uses of dockerode out of memory
 import Docker from 'dockerode';
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { sealingKey } from '../db/tenancy.js';
 import { fileURLToPath } from 'node:url';
 import { ApiServer } from '../api/server.js';
 import { idempotencyTtl } from '../api/idempotency.js';
@@ -75,6 +78,7 @@ export interface UpOptions {
   curveSecret?: string;
   curveAllowed?: string;
   callbackAllow?: string;
+  secretsKeyFile?: string;
 }
 
 export interface Keys {
@@ -123,6 +127,31 @@ function insecureAllowed(log: Logger): boolean {
   return true;
 }
 
+// The master key of secrets (db/tenancy.ts): ZFAAS_SECRETS_KEY, else the file --secrets-key-file
+// (ZFAAS_SECRETS_KEY_FILE). `zfaas up` with neither makes one in the user's config folder, apart from the
+// data; a DB service alone runs without one and refuses secrets, saying how to give it one.
+export async function secretsKey(file: string | undefined, makeIfMissing: boolean, log: Logger): Promise<Buffer | undefined> {
+  const fromEnv = process.env.ZFAAS_SECRETS_KEY;
+  try {
+    if (fromEnv) return sealingKey(fromEnv);
+    const path =
+      file ?? (makeIfMissing ? join(process.env.XDG_CONFIG_HOME || join(homedir(), '.config'), 'zfaas', 'secrets.key') : undefined);
+    if (!path) return undefined;
+    const had = await readFile(path, 'utf8').catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT' && makeIfMissing) return undefined;
+      throw e;
+    });
+    if (had !== undefined) return sealingKey(had);
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    await writeFile(path, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
+    await chmod(path, 0o600);
+    log.info({ file: path }, 'made a master key for secrets (keep it apart from the data and back it up)');
+    return sealingKey(await readFile(path, 'utf8'));
+  } catch (e) {
+    throw new UsageError(`the secrets master key: ${errText(e)}`);
+  }
+}
+
 const beyondLoopback = (addr: string): boolean => !/^(tcp:\/\/(127\.|localhost|\[::1\])|ipc:|inproc:)/.test(addr);
 
 export async function up(o: UpOptions): Promise<() => Promise<void>> {
@@ -135,7 +164,13 @@ export async function up(o: UpOptions): Promise<() => Promise<void>> {
   const curve = serverCurve(o);
   if (!curve && beyondLoopback(o.dbBind) && !insecureAllowed(log))
     throw new UsageError(`the DB service would listen on ${o.dbBind}, beyond this machine: set CURVE keys (--curve-secret-key)`);
-  const db = new DbServer({ bind: o.dbBind, dataDir: join(o.data, 'db'), curve, log: log.child({ part: 'db' }) });
+  const db = new DbServer({
+    bind: o.dbBind,
+    dataDir: join(o.data, 'db'),
+    curve,
+    log: log.child({ part: 'db' }),
+    secretsKey: await secretsKey(o.secretsKeyFile, true, log),
+  });
   await db.start();
   // The API and the instance in this process reach the DB service directly; other processes use its socket.
   const client = new DbClient(db);
@@ -176,14 +211,15 @@ export async function up(o: UpOptions): Promise<() => Promise<void>> {
   };
 }
 
-export async function startDb(o: { bind: string; data: string } & Keys): Promise<() => Promise<void>> {
+export async function startDb(o: { bind: string; data: string; secretsKeyFile?: string } & Keys): Promise<() => Promise<void>> {
   const curve = serverCurve(o);
   // The DB service holds everything: beyond this machine it only listens with CURVE keys.
   if (!curve && beyondLoopback(o.bind) && !insecureAllowed(createLogger('db')))
     throw new UsageError(
       `the DB service would listen on ${o.bind}, beyond this machine: set CURVE keys (--curve-secret-key, --curve-allowed)`,
     );
-  const db = new DbServer({ bind: o.bind, dataDir: o.data, curve, log: createLogger('db') });
+  const log = createLogger('db');
+  const db = new DbServer({ bind: o.bind, dataDir: o.data, curve, log, secretsKey: await secretsKey(o.secretsKeyFile, false, log) });
   await db.start();
   return () => db.stop();
 }

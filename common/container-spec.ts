@@ -1,10 +1,13 @@
 // The one place that says what a function container is: image, command, mounts, limits, security options,
 // labels and environment, for every kind of run (a call in a fresh container, a warm container holding a
 // function, a stem cell, the dependencies step), and the environment each call sees, warm or cold.
+// Secrets are never part of a spec: the container of a function that names secrets, and every stem cell, gets
+// an empty tmpfs at SECRETS_DIR that only the function's uid can read, filled later over the loader's line
+// or by a `docker exec` (miniworker/secrets.ts).
 // Miniworkers create containers only from these; the instance uses the per-call environment.
 import type Docker from 'dockerode';
 import type { FunctionMeta, Runtime } from './model.js';
-import { LINE_DIR, LINE_ENV, LINE_FILE } from '../protocol/loader.js';
+import { LINE_DIR, LINE_ENV, LINE_FILE, SECRETS_DIR } from '../protocol/loader.js';
 
 export const LABEL = 'zfaas';
 export const USER = '1000:1000';
@@ -36,11 +39,23 @@ export const limitsOf = (fn: FunctionMeta): Limits => ({
 // A stem cell's limits until it takes a function (then it gets the function's own, see `limitUpdate`).
 export const STEM_LIMITS: Limits = { memoryMiB: 256, cpus: 1, pids: 128, network: false };
 
+// The folder of a function's secrets: in memory (never on the node's disk), owned by the function's uid and
+// closed to everyone else; 0500, so the function cannot write it (its writer opens it up while it writes).
+// 4 MiB holds 32 secrets of 64 KiB with room for the temporary copies; its pages count against the memory
+// limit only when used.
+export const SECRETS_TMPFS = `rw,nosuid,nodev,noexec,size=4m,uid=${UID},gid=${UID},mode=0500`;
+
+export interface Extras {
+  isolation?: string; // the runtime's Docker (OCI) runtime, e.g. runsc: HostConfig.Runtime
+  secrets?: boolean; // the secrets tmpfs (a function naming secrets, a stem cell; never the dependencies step)
+}
+
 // The security baseline every function container gets: nothing from the host but its own tree (and, for a
 // loader, the read-only folder holding the node's socket).
-export function hostConfig(binds: string[], l: Limits): NonNullable<Docker.ContainerCreateOptions['HostConfig']> {
+export function hostConfig(binds: string[], l: Limits, x: Extras = {}): NonNullable<Docker.ContainerCreateOptions['HostConfig']> {
   const tmpfsMiB = l.tmpfsMiB ?? 64;
   return {
+    ...(x.isolation ? { Runtime: x.isolation } : {}),
     Binds: binds,
     NetworkMode: l.network ? 'bridge' : 'none',
     Memory: l.memoryMiB * 1024 * 1024,
@@ -49,7 +64,7 @@ export function hostConfig(binds: string[], l: Limits): NonNullable<Docker.Conta
     PidsLimit: l.pids,
     ReadonlyRootfs: true,
     // The only writable places: /tmp and /dev/shm, both memory-backed and bounded.
-    Tmpfs: { '/tmp': `rw,nosuid,nodev,size=${tmpfsMiB}m,mode=1777` },
+    Tmpfs: { '/tmp': `rw,nosuid,nodev,size=${tmpfsMiB}m,mode=1777`, ...(x.secrets ? { [SECRETS_DIR]: SECRETS_TMPFS } : {}) },
     ShmSize: tmpfsMiB * 1024 * 1024,
     CapDrop: ['ALL'],
     SecurityOpt: ['no-new-privileges'],
@@ -123,7 +138,12 @@ export interface CallContainer {
   treeDir: string;
   call: CallIdentity;
   params: unknown;
+  gated?: boolean; // the run waits for a line on stdin: its secrets are written into the tmpfs first
 }
+
+// A gated run reads one line from stdin (sh's `read` takes it byte by byte, never more), then becomes the
+// run command with the rest of stdin (the params). The run command is an argument, not interpolated.
+export const GATE = 'IFS= read -r _ || exit 125; exec sh -c "$1"';
 
 // Policy `none`: one call in a fresh container running the runtime's `run` command, params on stdin.
 export function callContainer(c: CallContainer, owner: Owner): Docker.ContainerCreateOptions {
@@ -133,7 +153,7 @@ export function callContainer(c: CallContainer, owner: Owner): Docker.ContainerC
   return {
     name: c.name,
     Image: c.runtime.image,
-    Cmd: ['sh', '-c', c.runtime.run],
+    Cmd: c.gated ? ['sh', '-c', GATE, 'zfaas-gate', c.runtime.run] : ['sh', '-c', c.runtime.run],
     WorkingDir: c.runtime.path,
     Env: toList(env),
     User: USER,
@@ -145,7 +165,10 @@ export function callContainer(c: CallContainer, owner: Owner): Docker.ContainerC
     AttachStderr: true,
     Tty: false,
     NetworkDisabled: !c.fn.settings.network,
-    HostConfig: hostConfig([`${c.treeDir}:${c.runtime.path}:ro`], limitsOf(c.fn)),
+    HostConfig: hostConfig([`${c.treeDir}:${c.runtime.path}:ro`], limitsOf(c.fn), {
+      isolation: c.runtime.isolation,
+      secrets: c.fn.settings.secrets.length > 0,
+    }),
   };
 }
 
@@ -180,7 +203,11 @@ export function heldContainer(c: HeldContainer, owner: Owner): Docker.ContainerC
     AttachStdout: true,
     AttachStderr: true,
     NetworkDisabled: !(c.fn?.settings.network ?? false),
-    HostConfig: hostConfig(binds, c.fn ? limitsOf(c.fn) : STEM_LIMITS),
+    // Every stem cell: a mount cannot be added once it takes a function that has secrets.
+    HostConfig: hostConfig(binds, c.fn ? limitsOf(c.fn) : STEM_LIMITS, {
+      isolation: c.runtime.isolation,
+      secrets: c.fn ? c.fn.settings.secrets.length > 0 : true,
+    }),
   };
 }
 
@@ -199,7 +226,8 @@ export interface DependenciesContainer {
 // count against the memory limit, so the limit grows by what the tree may hold.
 export function dependenciesContainer(c: DependenciesContainer, owner: Owner): Docker.ContainerCreateOptions {
   const l: Limits = { memoryMiB: Math.max(c.fn.settings.memory, 512), cpus: 1, pids: 256, network: c.network, tmpfsMiB: 256 };
-  const base = hostConfig([`${c.srcDir}:${c.srcMount}:ro`], l);
+  // It runs code the function brings (setup.py, install scripts): isolated as its calls are; no secrets.
+  const base = hostConfig([`${c.srcDir}:${c.srcMount}:ro`], l, { isolation: c.runtime.isolation });
   const memory = (l.memoryMiB + c.maxMiB) * 1024 * 1024;
   return {
     name: c.name,

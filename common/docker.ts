@@ -12,6 +12,8 @@ export interface RunOptions {
   maxStderr?: number;
   /** Output (stdout and stderr together) past which the container is killed: see MAX_OUTPUT. */
   maxOutput?: number;
+  /** Runs once the container has started, before stdin is fed (a gated run's secrets); throwing fails the run. */
+  beforeInput?(container: Docker.Container): Promise<void>;
 }
 
 // What zfaas keeps of a call's output: the head of stdout (the result) and the end of stderr (the logs).
@@ -135,6 +137,7 @@ export async function runContainer(docker: Docker, create: Docker.ContainerCreat
       stream.on('error', () => resolve());
     });
     await container.start();
+    if (spec.beforeInput) await spec.beforeInput(container);
     stream.end(spec.stdin ?? '');
     const exit = await waitOrKill(container, spec.timeoutMs);
     // The attach stream ends just after the process; give it a moment to flush the last bytes.

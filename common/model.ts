@@ -1,10 +1,17 @@
 // The objects every part shares: Runtime, FunctionMeta, Call. The seed's fields stay; we only add.
 import { z } from 'zod';
+import { NAMESPACE_RE, NS_SEP } from './namespace.js';
 
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export const nameSchema = z
   .string()
   .regex(NAME_RE, 'must be 1-128 characters: letters, digits, ".", "_" or "-", starting with a letter or digit');
+// A name inside the services: NAME in the default namespace, NAMESPACE~NAME in another
+// (common/namespace.ts). What people send is a bare name (nameSchema); the API qualifies it.
+export const QUALIFIED_NAME_RE = new RegExp(`^(?:${NAMESPACE_RE.source.slice(1, -1)}${NS_SEP})?${NAME_RE.source.slice(1)}`);
+export const qualifiedNameSchema = z
+  .string()
+  .regex(QUALIFIED_NAME_RE, 'must be NAME or NAMESPACE~NAME (NAME: letters, digits, ".", "_" or "-")');
 // Images may carry a registry, path and tag; keep the charset tight so it never reaches a shell.
 export const imageSchema = z
   .string()
@@ -16,8 +23,14 @@ export const absPathSchema = z
   .regex(/^\/[A-Za-z0-9._\-/]*$/, 'must be an absolute path')
   .refine((p) => !p.split('/').includes('..'), 'must not contain ".."');
 
+// The Docker (OCI) runtime its containers run under, such as runsc (gVisor) or kata-runtime, for
+// code that must not share the host's kernel; unset: the engine's default (runc).
+const isolationSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'must name a Docker runtime the nodes have, such as runsc or kata-runtime');
+
 export const RuntimeSchema = z.object({
-  name: nameSchema,
+  name: qualifiedNameSchema, // a runtime private to a namespace has a qualified name; a shared one a bare name
   image: imageSchema,
   path: absPathSchema,
   dependencies: z.string().max(4096).default(''),
@@ -30,6 +43,7 @@ export const RuntimeSchema = z.object({
     .array(z.string().regex(/^[A-Za-z0-9._-]+$/))
     .max(16)
     .optional(),
+  isolation: isolationSchema.optional(),
 });
 export type Runtime = z.infer<typeof RuntimeSchema>;
 
@@ -46,6 +60,7 @@ export const RuntimeInputSchema = z
       .array(z.string().regex(/^[A-Za-z0-9._-]+$/))
       .max(16)
       .optional(),
+    isolation: isolationSchema.optional(),
   })
   .strict();
 export type RuntimeInput = z.infer<typeof RuntimeInputSchema>;
@@ -96,14 +111,19 @@ export const FunctionSettingsSchema = z.object({
   format: z.enum(['auto', 'json', 'lambda', 'lambda-v1', 'openwhisk', 'openfaas', 'gcf']).optional(),
   // Its web path (/function/NAME/...) answers without the API token; every other route still needs it.
   public: z.boolean().default(false),
+  // Secrets of its namespace it reads, each a file /var/zfaas/secrets/NAME in its container.
+  secrets: z
+    .array(z.lazy(() => secretNameSchema))
+    .max(32)
+    .default([]),
   // Web requests per second a public function takes (more get 429 with Retry-After); unset: the default.
   rateLimit: z.number().int().min(L.rateLimit.min).max(L.rateLimit.max).optional(),
 });
 export type FunctionSettings = z.infer<typeof FunctionSettingsSchema>;
 
 export const FunctionMetaSchema = z.object({
-  functionName: nameSchema,
-  runtimeName: nameSchema,
+  functionName: qualifiedNameSchema,
+  runtimeName: qualifiedNameSchema,
   version: z.number().int().min(1),
   digest: z.string().regex(/^[a-f0-9]{64}$/),
   size: z.number().int().min(0),
@@ -175,7 +195,7 @@ export type Callback = z.infer<typeof CallbackSchema>;
 
 export const CallSchema = z.object({
   callNum: z.number().int().min(1),
-  funcName: nameSchema,
+  funcName: qualifiedNameSchema,
   version: z.number().int().min(1).optional(),
   params: z.unknown(),
   status: CallStatusSchema,
@@ -197,6 +217,7 @@ export const CallSchema = z.object({
   // A dead letter: it failed every run its function's `retries` allowed. `listed` in GET /dead-letters
   // until replayed (as `replayedAs`) or dismissed.
   deadLetter: z.enum(['listed', 'replayed', 'dismissed']).optional(),
+  by: z.string().max(64).optional(), // the id of the key that made it (an invoker reads only its own calls)
   replayOf: z.number().int().min(1).optional(), // made by replaying that dead letter
   replayedAs: z.number().int().min(1).optional(),
   callback: CallbackSchema.optional(),
@@ -214,3 +235,58 @@ export const CallOutcomeSchema = z.object({
   cancelled: z.boolean().optional(),
 });
 export type CallOutcome = z.infer<typeof CallOutcomeSchema>;
+
+// Tenancy (api/tenancy): namespaces, their keys and quotas, and the secrets of each.
+export const ROLES = ['invoker', 'developer', 'admin'] as const;
+export const RoleSchema = z.enum(ROLES);
+export type Role = z.infer<typeof RoleSchema>;
+
+// What one namespace may use; unset: no limit beyond the platform's own.
+export const QuotasSchema = z
+  .object({
+    running: z.number().int().min(1).max(100_000).optional(), // calls running (or starting) at once
+    perMinute: z.number().int().min(1).max(10_000_000).optional(), // calls made per minute (429 beyond)
+    functions: z.number().int().min(0).max(100_000).optional(), // functions deployed
+    archiveBytes: z.number().int().min(0).optional(), // bytes of the current versions' archives, summed
+    memory: z.number().int().min(SETTING_LIMITS.memory.min).max(SETTING_LIMITS.memory.max).optional(), // MiB a function may ask for
+  })
+  .strict();
+export type Quotas = z.infer<typeof QuotasSchema>;
+
+export const NamespaceSchema = z.object({
+  name: z.string().regex(NAMESPACE_RE),
+  createdAt: z.string(),
+  quotas: QuotasSchema.default({}),
+});
+export type Namespace = z.infer<typeof NamespaceSchema>;
+
+// A key as stored: never the key itself, only its salt and slow hash (api/tenancy/keys.ts).
+export const KEY_ID_RE = /^[a-f0-9]{16}$/;
+export const KeyRecordSchema = z.object({
+  id: z.string().regex(KEY_ID_RE),
+  namespace: z.string().regex(NAMESPACE_RE),
+  role: RoleSchema,
+  salt: z.string().regex(/^[a-f0-9]{32}$/),
+  hash: z.string().regex(/^[a-f0-9]{64}$/),
+  createdAt: z.string(),
+  rotatedAt: z.string().optional(),
+  revokedAt: z.string().optional(),
+});
+export type KeyRecord = z.infer<typeof KeyRecordSchema>;
+// A key as shown: what it is, never what opens it.
+export type KeyInfo = Omit<KeyRecord, 'salt' | 'hash'>;
+
+export const SECRET_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+export const secretNameSchema = z
+  .string()
+  .regex(SECRET_NAME_RE, 'must be 1-64 characters: letters, digits, ".", "_" or "-", starting with a letter or digit');
+export const SECRET_VALUE_MAX = 64 * 1024;
+// A secret as listed: never its value.
+export const SecretInfoSchema = z.object({
+  name: secretNameSchema,
+  version: z.number().int().min(1),
+  bytes: z.number().int().min(0),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+export type SecretInfo = z.infer<typeof SecretInfoSchema>;

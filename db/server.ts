@@ -18,6 +18,8 @@ import { parseJsonFrame, ProtocolError, validate } from '../protocol/codec.js';
 import { DbEnvelopeSchema, DbRequestSchema, type DbMsgType, type DbRequest, type DbResults } from '../protocol/db.js';
 import { ConflictError, NotFoundError, Store, type CallGroup } from './store.js';
 import { BackupSessions, type BackupOptions } from './backup.js';
+import { Tenancy, TenancyError } from './tenancy.js';
+import { migrate } from './migrate.js';
 import { DbError } from './client.js';
 import { FunctionSettingsSchema } from '../common/model.js';
 
@@ -27,6 +29,7 @@ export interface DbServerOptions {
   curve?: CurveServer; // with keys: only the API's and known instances' keys get in
   log: Logger;
   backup?: BackupOptions; // backup sessions' limits (db/backup.ts); the defaults unless a test sets them
+  secretsKey?: Buffer; // the sealing key of secrets (db/tenancy.ts sealingKey); none: secrets are refused
 }
 
 interface Answer {
@@ -48,6 +51,12 @@ const READS: ReadonlySet<DbMsgType> = new Set<DbMsgType>([
   'listUnfinished',
   'listSchedules',
   'listDeadLetters',
+  'getNamespace',
+  'listNamespaces',
+  'getKey',
+  'listKeys',
+  'listSecrets',
+  'readSecrets',
   // Backups read a snapshot; their session table is not the store.
   'backupOpen',
   'backupNext',
@@ -86,8 +95,9 @@ const MAX_GROUP = 1024;
 export class DbServer {
   private readonly socket: Router;
   private readonly out: SendQueue;
-  private readonly store: Store;
-  private readonly backups: BackupSessions;
+  private store!: Store; // opened (and migrated) by start()
+  private backups!: BackupSessions;
+  private tenancy!: Tenancy;
   private readonly writes: WriteJob[] = []; // arrived, not yet taken into a group
   private writing = false; // a drain() is running
   private readonly inFlight = new Set<Promise<unknown>>(); // every request not yet answered, for stop()
@@ -96,13 +106,13 @@ export class DbServer {
   constructor(private readonly opts: DbServerOptions) {
     this.socket = new Router(serverOptions(opts.curve));
     this.out = new SendQueue(this.socket);
-    this.store = new Store(opts.dataDir);
-    this.backups = new BackupSessions(this.store.root(), opts.log, opts.backup);
   }
 
   async start(): Promise<void> {
     await mkdir(this.opts.dataDir, { recursive: true });
-    await this.store.open();
+    this.store = await migrate(this.opts.dataDir, this.opts.log);
+    this.backups = new BackupSessions(this.store.root(), this.opts.log, this.opts.backup);
+    this.tenancy = new Tenancy(this.store.root(), this.opts.secretsKey);
     if (this.opts.curve) {
       await startZap(this.opts.curve.allowed, this.opts.log);
       logFailedHandshakes(this.socket, this.opts.log, 'db client');
@@ -117,8 +127,8 @@ export class DbServer {
     this.socket.close();
     // Every request already taken gets its answer before LevelDB closes; none is taken after `closed`.
     await Promise.allSettled([...this.inFlight]);
-    await this.backups.closeAll();
-    await this.store.close();
+    await this.backups?.closeAll(); // unset when start() never ran
+    await this.store?.close();
   }
 
   private track<T>(p: Promise<T>): Promise<T> {
@@ -272,6 +282,7 @@ export class DbServer {
   // here apply one as a group of its own).
   private async apply(req: DbRequest, blobs: Buffer[]): Promise<Answer> {
     const s = this.store;
+    const t = this.tenancy;
     switch (req.msgType) {
       case 'ping':
         return { data: { ok: true } };
@@ -334,11 +345,38 @@ export class DbServer {
       case 'putSchedule':
         return { data: await s.putSchedule(req.content) };
       case 'listSchedules':
-        return { data: await s.listSchedules(req.content.funcName) };
+        return { data: await s.listSchedules(req.content.funcName, req.content.namespace) };
       case 'deleteSchedule':
         return { data: await s.deleteSchedule(req.content.funcName, req.content.id) };
       case 'recordScheduleRun':
         return { data: await s.recordScheduleRun(req.content) };
+      case 'createNamespace':
+        return { data: await t.createNamespace(req.content.name, req.content.quotas) };
+      case 'getNamespace':
+        return { data: await t.getNamespace(req.content.name) };
+      case 'listNamespaces':
+        return { data: await t.listNamespaces() };
+      case 'setQuotas':
+        return { data: await t.setQuotas(req.content.name, req.content.quotas) };
+      case 'putKey':
+        return { data: await t.putKey(req.content) };
+      case 'getKey':
+        return { data: await t.getKey(req.content.id) };
+      case 'listKeys':
+        return { data: await t.listKeys(req.content.namespace) };
+      case 'putSecret': {
+        const value = blobs[0];
+        if (!value) throw new ProtocolError('putSecret needs the value as the frame after the request');
+        return { data: await t.putSecret(req.content.namespace, req.content.name, value) };
+      }
+      case 'listSecrets':
+        return { data: await t.listSecrets(req.content.namespace) };
+      case 'deleteSecret':
+        return { data: await t.deleteSecret(req.content.namespace, req.content.name) };
+      case 'readSecrets': {
+        const { values, ...data } = await t.readSecrets(req.content.namespace, req.content.names);
+        return { data, blobs: values };
+      }
       case 'backupOpen':
         return { data: this.backups.open() };
       case 'backupNext': {
@@ -380,10 +418,12 @@ async function planCall(group: CallGroup, req: CallWrite): Promise<Answer['data'
 }
 
 const codeOf = (e: unknown): string =>
-  e instanceof ProtocolError
-    ? 'BAD_REQUEST'
-    : e instanceof NotFoundError
-      ? 'NOT_FOUND'
-      : e instanceof ConflictError
-        ? 'CONFLICT'
-        : 'INTERNAL';
+  e instanceof TenancyError
+    ? e.code
+    : e instanceof ProtocolError
+      ? 'BAD_REQUEST'
+      : e instanceof NotFoundError
+        ? 'NOT_FOUND'
+        : e instanceof ConflictError
+          ? 'CONFLICT'
+          : 'INTERNAL';

@@ -14,6 +14,7 @@ import {
   type Runtime,
 } from '../common/model.js';
 import { afterRun, attemptOf } from '../common/retry.js';
+import { namespaceOf } from '../common/namespace.js';
 import { IDEMPOTENCY_TTL_S, type CreatedCall, type DbContent, type Schedule } from '../protocol/db.js';
 
 type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
@@ -93,6 +94,18 @@ export class Store {
 
   close(): Promise<void> {
     return this.db.close();
+  }
+
+  // The store's layout version (db/migrate.ts); 0 for a store written before it was kept.
+  async schema(): Promise<number> {
+    return (await this.meta.get('schema')) ?? 0;
+  }
+  async setSchema(v: number): Promise<void> {
+    await this.meta.put('schema', v);
+  }
+  async isEmpty(): Promise<boolean> {
+    for await (const _ of this.db.keys({ limit: 1 })) return false;
+    return true;
   }
 
   // The whole database, every sublevel under its prefix: what a backup reads (db/backup.ts).
@@ -220,11 +233,12 @@ export class Store {
     return r;
   }
 
-  async listDeadLetters(q: { funcName?: string; limit?: number }): Promise<Call[]> {
+  async listDeadLetters(q: { funcName?: string; namespace?: string; limit?: number }): Promise<Call[]> {
     const out: Call[] = [];
     for await (const callNum of this.deadLetters.values({ reverse: true })) {
       const call = await this.getCall(callNum);
       if (!call || call.deadLetter !== 'listed' || (q.funcName && call.funcName !== q.funcName)) continue;
+      if (q.namespace && namespaceOf(call.funcName) !== q.namespace) continue;
       out.push(call);
       if (out.length >= (q.limit ?? 1000)) break;
     }
@@ -272,12 +286,22 @@ export class Store {
     });
   }
 
-  async listCalls(q: { funcName?: string; status?: string; limit?: number; before?: number; order?: 'asc' | 'desc' }): Promise<Call[]> {
+  async listCalls(q: {
+    funcName?: string;
+    namespace?: string;
+    by?: string;
+    status?: string;
+    limit?: number;
+    before?: number;
+    order?: 'asc' | 'desc';
+  }): Promise<Call[]> {
     const out: Call[] = [];
     const limit = q.limit ?? Infinity;
     const range = q.before ? { lt: pad(q.before) } : {};
     for await (const call of this.calls.values({ ...range, reverse: q.order === 'desc' })) {
       if (q.funcName && call.funcName !== q.funcName) continue;
+      if (q.namespace && namespaceOf(call.funcName) !== q.namespace) continue;
+      if (q.by && call.by !== q.by) continue;
       if (q.status && call.status !== q.status) continue;
       out.push(call);
       if (out.length >= limit) break;
@@ -291,8 +315,9 @@ export class Store {
     await this.schedules.put(`${sc.funcName}!${sc.id}`, stored);
     return stored;
   }
-  listSchedules(funcName?: string): Promise<Schedule[]> {
-    return this.schedules.values(funcName ? { gt: `${funcName}!`, lt: `${funcName}!~` } : {}).all();
+  async listSchedules(funcName?: string, namespace?: string): Promise<Schedule[]> {
+    const all = await this.schedules.values(funcName ? { gt: `${funcName}!`, lt: `${funcName}!~` } : {}).all();
+    return namespace ? all.filter((sc) => namespaceOf(sc.funcName) === namespace) : all;
   }
   async deleteSchedule(funcName: string, id: string): Promise<{ deleted: boolean }> {
     if (!(await this.schedules.get(`${funcName}!${id}`))) return { deleted: false };
@@ -394,6 +419,7 @@ export class CallGroup {
       ...(c.schedule ? { schedule: c.schedule } : {}),
       ...(c.callback ? { callback: { url: c.callback.url, state: 'waiting' as const, deliveries: [] } } : {}),
       ...(original ? { replayOf: original.callNum } : {}),
+      ...(c.by ? { by: c.by } : {}),
       status: 'PENDING',
       result: '',
       attempts: 0,

@@ -43,6 +43,8 @@ export interface ContainerRec {
   lastUsed: number;
   calls: number;
   slotDir?: string; // stem cells: the host folder the function's tree is put into
+  secrets?: Map<string, string>; // lined: the secrets its folder holds (name -> stamp), as its loader said
+  spent?: boolean; // removed once its call ends instead of serving another (a secret it holds is gone)
 }
 
 export class IllegalTransition extends Error {}

@@ -15,6 +15,8 @@ import type { FnDef, FnRef, ToInstance } from '../protocol/broker.js';
 import { Images } from './images.js';
 import { ApiLink } from './link.js';
 import { Pool, type Work } from './pool.js';
+import { SecretCache, type SecretSet } from './secrets.js';
+import { namespaceOf } from '../common/namespace.js';
 import { TreeCache } from './trees.js';
 
 export interface InstanceOptions {
@@ -54,9 +56,11 @@ export class Instance {
   // redundant calls: runs not yet answered, and whether the call is decided
   private readonly replicas = new Map<number, { left: number; decided: boolean }>();
   private readonly cancelled = new Set<number>(); // cancelled while still being prepared
+  private readonly secrets: SecretCache;
 
   constructor(private readonly o: InstanceOptions) {
     this.db = new DbClient(o.db, 10_000, o.curve);
+    this.secrets = new SecretCache((namespace, names) => this.db.requestWithBlobs('readSecrets', { namespace, names }));
   }
 
   get id(): string {
@@ -270,9 +274,32 @@ export class Instance {
       const treeDir = await this.trees.prepare(fn, runtime);
       if (this.cancelled.delete(callNum)) return; // cancelled while its tree was prepared: reported already
       if (this.draining) return this.giveBack([callNum]);
+      // Its secrets as they are now (within the cache's second): the container gets any that changed.
+      let secrets: SecretSet | undefined;
+      if (fn.settings.secrets.length) {
+        const namespace = namespaceOf(fn.functionName);
+        secrets = await this.secrets.get(namespace, fn.settings.secrets);
+        if (this.cancelled.delete(callNum)) return;
+        if (secrets.missing.length) {
+          // The function cannot run without it; its containers may hold a value that was deleted.
+          this.pool.revoke(fn.functionName, fn.version);
+          const error = secrets.missing.map((n) => `secret ${n} not found in namespace ${namespace}`).join('; ');
+          return void this.report(callNum, { status: 'ERROR', result: '', error });
+        }
+      }
       const policy = this.policyOf(fn);
       if (policy === 'runtime') this.pool.keepStems(runtime);
-      const work: Work = { callNum, params: m.call.params, fn, runtime, treeDir, policy, http: m.call.http, attempt: m.call.attempt };
+      const work: Work = {
+        callNum,
+        params: m.call.params,
+        fn,
+        runtime,
+        treeDir,
+        policy,
+        http: m.call.http,
+        attempt: m.call.attempt,
+        ...(secrets ? { secrets: secrets.files } : {}),
+      };
       if (m.call.redundant) {
         this.replicas.set(callNum, { left: 2, decided: false });
         this.pool.submit({ ...work, replica: 0 });

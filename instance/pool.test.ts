@@ -5,7 +5,8 @@
 // the first call and sends that call and the next ones over the line, with no miniworker job; a loader
 // that answers another call, or does not answer in time, ends the call (ERROR, TIMEOUT) and its container
 // is removed; a call's per-call env reaches the loader; a miniworker dying puts its call back in the queue
-// unless the function says retry=false; cancelling a redundant call drops its other run.
+// unless the function says retry=false; cancelling a redundant call drops its other run; a call's secrets
+// reach a loader (only the changed ones) before the call, and a `run` or `exec` job with the call.
 // Two tests marked `it.fails` pin down bugs in pool.ts (see their comments): drop `.fails` once fixed.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
@@ -15,7 +16,7 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FunctionSettingsSchema, RuntimeSchema, type CallOutcome, type FunctionMeta, type Runtime } from '../common/model.js';
 import { LINE_FILE, LOADER_PROTOCOL } from '../protocol/loader.js';
-import type { ExitReport, FromWorker } from '../protocol/worker.js';
+import type { ExitReport, FromWorker, SecretFile } from '../protocol/worker.js';
 import { WorkerDied, type JobCommand, type JobReply, type WorkerHooks, type WorkerPort } from './miniworkers.js';
 import { Pool, type Work } from './pool.js';
 
@@ -58,6 +59,7 @@ function echo(req: Msg, l: FakeLoader): void {
   if (req.op === 'load') l.send({ op: 'loaded', ok: true });
   else if (req.op === 'call') l.send({ op: 'result', id: req.id, ok: true, result: JSON.stringify(req.params), logs: '' });
   else if (req.op === 'ping') l.send({ op: 'pong' });
+  else if (req.op === 'secrets') l.send({ op: 'secretsSet', ok: true });
 }
 
 // Miniworkers as the pool sees them (WorkerPort), answering like protocol/worker.ts says.
@@ -562,5 +564,99 @@ describe('a miniworker that dies', () => {
     const [lost, kept] = created().map((c) => c.plan.id);
     expect(pool.table.get(lost!)).toBeUndefined();
     expect(pool.table.get(kept!)).toMatchObject({ state: 'idle', owner: creates[1]!.worker });
+  });
+});
+
+describe('secrets', () => {
+  const b64 = (t: string): string => Buffer.from(t).toString('base64');
+  const sec = (name: string, stamp: string, value: string): SecretFile => ({ name, stamp, value: b64(value) });
+
+  it('writes a lined container`s secrets before its first call, and again only the ones that changed', async () => {
+    pool.submit(work(1, { secrets: [sec('db', '1@t1', 'pw1'), sec('api', '1@t1', 'k1')] }));
+    await resultsIn(1);
+    const loader = fake.loaders.get(created()[0]!.plan.id)!;
+    expect(loader.requests.map((r) => r.op)).toEqual(['load', 'secrets', 'call']);
+    expect(loader.requests[1]).toEqual({
+      op: 'secrets',
+      dir: '/var/zfaas/secrets',
+      files: { db: b64('pw1'), api: b64('k1') },
+      keep: ['db', 'api'],
+    });
+    // the call itself carries no value: not in its env, not in its params
+    expect(JSON.stringify(loader.requests[2])).not.toContain(b64('pw1'));
+    pool.submit(work(2, { secrets: [sec('db', '1@t1', 'pw1'), sec('api', '1@t1', 'k1')] }));
+    await resultsIn(2);
+    expect(loader.requests.map((r) => r.op)).toEqual(['load', 'secrets', 'call', 'call']); // unchanged: nothing sent
+    pool.submit(work(3, { secrets: [sec('db', '2@t2', 'pw2'), sec('api', '1@t1', 'k1')] }));
+    await resultsIn(3);
+    expect(loader.requests.map((r) => r.op)).toEqual(['load', 'secrets', 'call', 'call', 'secrets', 'call']);
+    expect(loader.requests[4]).toMatchObject({ files: { db: b64('pw2') }, keep: ['db', 'api'] });
+    expect(results.map((r) => r.outcome.status)).toEqual(['DONE', 'DONE', 'DONE']);
+  });
+
+  it('ends the call in ERROR, without calling, and removes the container when the loader cannot write them', async () => {
+    fake.script = (req, l) => {
+      if (req.op === 'secrets')
+        l.send({ op: 'secretsSet', ok: false, error: "EACCES: permission denied, open '/var/zfaas/secrets/.db.tmp'" });
+      else echo(req, l);
+    };
+    pool.submit(work(1, { secrets: [sec('db', '1@t1', 'pw1')] }));
+    await resultsIn(1);
+    expect(results[0]!.outcome.status).toBe('ERROR');
+    expect(results[0]!.outcome.error).toMatch(/could not write the function's secrets: EACCES.*the container was removed/);
+    const id = created()[0]!.plan.id;
+    expect(fake.loaders.get(id)!.calls).toEqual([]);
+    await vi.waitFor(() => expect(fake.removed.map((r) => r.id)).toContain(id));
+  });
+
+  it('treats a reply of the wrong kind to `secrets` as a broken line', async () => {
+    fake.script = (req, l) => {
+      if (req.op === 'secrets') l.send({ op: 'pong' });
+      else echo(req, l);
+    };
+    pool.submit(work(1, { secrets: [sec('db', '1@t1', 'pw1')] }));
+    await resultsIn(1);
+    expect(results[0]!.outcome).toMatchObject({ status: 'ERROR' });
+    expect(results[0]!.outcome.error).toMatch(/out of order/);
+  });
+
+  it('hands the secrets to the miniworker with a `run` (policy none) or `exec` job', async () => {
+    const secrets = [sec('db', '1@t1', 'pw1')];
+    pool.submit(work(1, { policy: 'none', secrets }));
+    pool.submit(work(2, { runtime: execRuntime, secrets }));
+    await resultsIn(2);
+    const run = fake.of('run')[0]!.cmd as Extract<JobCommand, { type: 'run' }>;
+    const exec = fake.of('exec')[0]!.cmd as Extract<JobCommand, { type: 'exec' }>;
+    expect(run.job.secrets).toEqual(secrets);
+    expect(exec.job.secrets).toEqual(secrets);
+    pool.submit(work(3, { policy: 'none' }));
+    await resultsIn(3);
+    expect((fake.of('run')[1]!.cmd as Extract<JobCommand, { type: 'run' }>).job.secrets).toBeUndefined();
+  });
+
+  it('revoke() removes the idle containers of that version at once and a busy one when its call ends', async () => {
+    pool.submit(work(1, { secrets: [sec('db', '1@t1', 'pw1')] }));
+    await resultsIn(1);
+    const idle = created()[0]!.plan.id;
+    pool.submit(work(2, { fn: fnMeta({}, 'f', 2) }));
+    await resultsIn(2);
+    pool.revoke('f', 1);
+    await vi.waitFor(() => expect(fake.removed.map((r) => r.id)).toEqual([idle]));
+    expect(pool.stats().warm).toEqual({ 'f@2': 1 }); // the other version stays
+    // busy: its call finishes, then it goes
+    let answer: (() => void) | undefined;
+    fake.script = (req, l) => {
+      if (req.op === 'call') answer = () => echo(req, l);
+      else echo(req, l);
+    };
+    pool.submit(work(3, { fn: fnMeta({}, 'f', 2) }));
+    await vi.waitFor(() => expect(answer).toBeDefined());
+    pool.revoke('f', 2);
+    const busy = created()[1]!.plan.id;
+    expect(fake.removed.map((r) => r.id)).not.toContain(busy);
+    answer!();
+    await resultsIn(3);
+    expect(results[2]!.outcome.status).toBe('DONE');
+    await vi.waitFor(() => expect(fake.removed.map((r) => r.id)).toContain(busy));
   });
 });

@@ -9,10 +9,10 @@ import { join } from 'node:path';
 import { callEnv, functionEnv, limitsOf, paramsOf, UID } from '../common/container-spec.js';
 import { errText, type Logger } from '../common/log.js';
 import type { CallOutcome, FunctionMeta, Policy, Runtime, WebResponse } from '../common/model.js';
-import { HOP_BY_HOP, HttpResponseSchema, RESULT_LIMIT, type HttpRequest } from '../protocol/loader.js';
+import { HOP_BY_HOP, HttpResponseSchema, RESULT_LIMIT, SECRETS_DIR, type HttpRequest } from '../protocol/loader.js';
 import { MAX_OUTPUT } from '../common/docker.js';
 import { TRUNCATION_MARK } from '../miniworker/outcome.js';
-import type { DepsJob, DepsRun, ExitReport, RunJob } from '../protocol/worker.js';
+import { inSync, type DepsJob, type DepsRun, type ExitReport, type RunJob, type SecretFile } from '../protocol/worker.js';
 import { ContainerTable, decide, fnKey, rtKey, toEvict, type ContainerRec, type Decision } from './containers.js';
 import { LineBroken, LineClosed, LineTimeout, LoaderLine } from './line.js';
 import { Miniworkers, WorkerDied, type JobCommand, type WorkerHooks, type WorkerPort } from './miniworkers.js';
@@ -30,6 +30,7 @@ export interface Work {
   attempt?: number; // which run of the call this is (ZFAAS_ATTEMPT)
   http?: HttpRequest; // a call through the function's web path
   spend?: boolean; // its container is removed after it (a web call under policy none)
+  secrets?: SecretFile[]; // the secrets its function names, current when the node accepted it
 }
 
 export interface PoolSettings {
@@ -56,6 +57,7 @@ const START_TIMEOUT_MS = 30_000; // a new container's loader must dial in within
 // A loader's process environment grows a little with every call (the C library keeps every value a
 // variable ever had): a warm container is replaced after this many calls, long before that matters.
 const RECYCLE_AFTER_CALLS = 10_000;
+const SECRETS_TIMEOUT_MS = 10_000; // a loader writes a function's secrets (a few small files) within this
 
 // A Docker job waiting for a free miniworker (stem cells, preloads, dependency steps).
 interface Chore {
@@ -150,6 +152,17 @@ export class Pool {
     for (const r of this.table.all()) {
       if (!r.key.startsWith(`fn:${name}@`) || r.key === fnKey(name, keepVersion)) continue;
       if (r.state === 'idle' || r.state === 'warm') void this.discard(r);
+    }
+  }
+
+  // A secret a function version names is gone: its containers hold a value that must not be read any more.
+  // Spare ones go now, busy ones once their call ends (the function cannot run again without the secret).
+  revoke(name: string, version: number): void {
+    const key = fnKey(name, version);
+    for (const r of this.table.all()) {
+      if (r.key !== key) continue;
+      if (r.state === 'idle' || r.state === 'warm') void this.discard(r);
+      else r.spent = true;
     }
   }
 
@@ -475,6 +488,7 @@ export class Pool {
     const deadline = started + timeoutS * 1000;
     try {
       if (!line) throw new LineClosed('the container has no line');
+      if (!inSync(work.secrets, (rec.secrets ??= new Map()))) await this.giveSecrets(line, rec, work.secrets ?? []);
       const r = await line.request(
         {
           op: 'call',
@@ -493,7 +507,7 @@ export class Pool {
       if (r.stray && r.stray > 0) {
         void this.discard(rec);
         logs += `${logs && !logs.endsWith('\n') ? '\n' : ''}[zfaas: the call left ${r.stray} process${r.stray === 1 ? '' : 'es'} running; the container was removed]\n`;
-      } else if (rec.calls >= RECYCLE_AFTER_CALLS || work.spend) void this.discard(rec);
+      } else if (rec.calls >= RECYCLE_AFTER_CALLS || work.spend || rec.spent) void this.discard(rec);
       else if (rec.state === 'busy') this.table.move(rec.id, 'idle');
       if (r.ok && r.http !== undefined) {
         // A web answer is checked like a request: what comes out of a container is untrusted.
@@ -524,11 +538,33 @@ export class Pool {
     }
   }
 
+  // Brings the container's secrets folder to what the call needs: the values that are new or changed since
+  // it last got them, and the names to keep (a secret the function no longer names is removed). Any failure
+  // breaks the line: what the folder holds is not known any more, so the container goes.
+  private async giveSecrets(line: LoaderLine, rec: ContainerRec, want: SecretFile[]): Promise<void> {
+    const held = (rec.secrets ??= new Map());
+    const files: Record<string, string> = {};
+    for (const f of want) if (held.get(f.name) !== f.stamp) files[f.name] = f.value;
+    held.clear(); // until the loader says it has them
+    let r;
+    try {
+      r = await line.request({ op: 'secrets', dir: SECRETS_DIR, files, keep: want.map((f) => f.name) }, SECRETS_TIMEOUT_MS);
+    } catch (e) {
+      if (e instanceof LineTimeout) throw new LineBroken("the loader did not write the function's secrets in time");
+      throw e;
+    }
+    if (r.op === 'error') throw new LineBroken(`the loader refused the function's secrets: ${r.error}`);
+    if (r.op !== 'secretsSet') throw new LineBroken('unexpected reply');
+    if (!r.ok) throw new LineBroken(`the loader could not write the function's secrets: ${r.error ?? 'no reason given'}`);
+    for (const f of want) held.set(f.name, f.stamp);
+  }
+
   // A call as a `docker exec` in a held container of a runtime without a loader.
   private async exec(rec: ContainerRec, work: Work): Promise<CallOutcome> {
     const name = this.newId('exec');
     const reply = await this.workers.job(rec.owner, { type: 'exec', jobId: ++this.jobSeq, id: rec.id, job: this.runJob(work, name) });
-    if (reply.alive) {
+    if (reply.alive && rec.spent) void this.discard(rec);
+    else if (reply.alive) {
       if (rec.state === 'busy') this.table.move(rec.id, 'idle');
     } else this.forget(rec);
     return reply.outcome;
@@ -545,6 +581,7 @@ export class Pool {
       replica: work.replica,
       attempt: work.attempt,
       deadline: Date.now() + work.fn.settings.timeout * 1000,
+      ...(work.secrets?.length ? { secrets: work.secrets } : {}),
     };
   }
 

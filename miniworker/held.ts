@@ -9,10 +9,12 @@ import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
 import { limitUpdate, paramsOf, USER, type Limits } from '../common/container-spec.js';
 import { Bounded, inspectExited, MAX_OUTPUT, Output, type Demuxer } from '../common/docker.js';
+import { errText } from '../common/errors.js';
 import type { CallOutcome } from '../common/model.js';
-import type { ExitReport, RunJob } from '../protocol/worker.js';
+import { inSync, type ExitReport, type RunJob, type SecretStamps } from '../protocol/worker.js';
 import { outcomeOf } from './outcome.js';
 import { callEnvList } from './run-once.js';
+import { syncSecrets } from './secrets.js';
 
 const run = promisify(execFile);
 
@@ -22,6 +24,7 @@ export class Held {
   private flooded = false;
   private gone = false;
   private idleProcesses = -1; // exec mode: what runs in the container between calls (docker-init, sleep)
+  private readonly secrets: SecretStamps = new Map(); // exec mode: the stamp of each secret written into it
   private onExit: () => void = () => undefined;
 
   private constructor(
@@ -96,6 +99,15 @@ export class Held {
   async exec(job: RunJob): Promise<{ outcome: CallOutcome; alive: boolean }> {
     const started = Date.now();
     const s = job.fn.settings;
+    // Its secrets as this call knows them (a value changed since the last call is written before it runs).
+    if (!inSync(job.secrets, this.secrets)) {
+      try {
+        await syncSecrets(this.container, job.secrets ?? [], this.secrets);
+      } catch (e) {
+        await this.remove(); // what its folder holds is not known any more
+        return { outcome: { status: 'ERROR', result: '', error: errText(e) }, alive: false };
+      }
+    }
     const exec = await this.container.exec({
       Cmd: ['sh', '-c', job.runtime.run],
       Env: callEnvList(job),

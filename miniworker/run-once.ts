@@ -1,11 +1,14 @@
 // Policy `none`: a fresh container per call, running the runtime's `run` command, removed after. The
-// container is named by the instance, so a call can be cancelled by removing it while it runs.
+// container is named by the instance, so a call can be cancelled by removing it while it runs. A function
+// with secrets runs gated: the container starts, its secrets are written into its tmpfs by `docker exec`s,
+// and only then does the line on stdin that lets the run command start arrive (the params after it).
 import type Docker from 'dockerode';
 import { callContainer, callEnv, functionEnv, paramsOf, type CallIdentity, type Owner } from '../common/container-spec.js';
 import { runContainer } from '../common/docker.js';
 import type { CallOutcome } from '../common/model.js';
 import type { RunJob } from '../protocol/worker.js';
 import { outcomeOf } from './outcome.js';
+import { syncSecrets } from './secrets.js';
 
 const identity = (job: RunJob): CallIdentity => ({
   callNum: job.callNum,
@@ -23,13 +26,17 @@ export function callEnvList(job: RunJob): string[] {
 
 export async function runOnce(docker: Docker, job: RunJob, owner: Owner): Promise<CallOutcome> {
   const s = job.fn.settings;
+  const secrets = job.secrets ?? [];
+  const gated = secrets.length > 0;
   const create = callContainer(
-    { name: job.name, fn: job.fn, runtime: job.runtime, treeDir: job.treeDir, call: identity(job), params: job.params },
+    { name: job.name, fn: job.fn, runtime: job.runtime, treeDir: job.treeDir, call: identity(job), params: job.params, gated },
     owner,
   );
+  const params = JSON.stringify(paramsOf(job.params));
   const r = await runContainer(docker, create, {
-    stdin: JSON.stringify(paramsOf(job.params)),
+    stdin: gated ? `\n${params}` : params,
     timeoutMs: s.timeout * 1000,
+    ...(gated ? { beforeInput: (c: Docker.Container) => syncSecrets(c, secrets) } : {}),
   });
   return outcomeOf(r, s.timeout, s.memory);
 }

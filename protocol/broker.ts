@@ -19,7 +19,7 @@
 // Archives do not travel here: a node reads them from the DB service directly.
 import { z } from 'zod';
 import { HttpRequestSchema } from './loader.js';
-import { CallOutcomeSchema, FunctionMetaSchema, nameSchema, PolicySchema, RuntimeSchema } from '../common/model.js';
+import { CallOutcomeSchema, FunctionMetaSchema, qualifiedNameSchema, PolicySchema, RuntimeSchema } from '../common/model.js';
 
 export const HEARTBEAT_MS = 1_000;
 export const HEARTBEAT_LIVENESS = 3;
@@ -90,7 +90,7 @@ export const InvokeCallSchema = z.object({
 });
 
 // Which function version a call is for; the definition itself travels once per node (see `def`).
-export const FnRefSchema = z.object({ name: nameSchema, version: z.number().int().min(1) });
+export const FnRefSchema = z.object({ name: qualifiedNameSchema, version: z.number().int().min(1) });
 export type FnRef = z.infer<typeof FnRefSchema>;
 export const FnDefSchema = z.object({ fn: FunctionMetaSchema, runtime: RuntimeSchema });
 export type FnDef = z.infer<typeof FnDefSchema>;

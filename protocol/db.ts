@@ -6,15 +6,22 @@ import {
   CallOutcomeSchema,
   CallStatusSchema,
   DeliverySchema,
+  KeyRecordSchema,
+  QuotasSchema,
+  secretNameSchema,
   FunctionSettingsSchema,
-  nameSchema,
+  qualifiedNameSchema,
   WebRequestSchema,
   RuntimeSchema,
   ScheduleRefSchema,
   type Call,
   type FunctionMeta,
+  type KeyRecord,
+  type Namespace,
   type Runtime,
+  type SecretInfo,
 } from '../common/model.js';
+import { namespaceSchema } from '../common/namespace.js';
 
 const digest = z.string().regex(/^[a-f0-9]{64}$/);
 
@@ -22,7 +29,7 @@ const digest = z.string().regex(/^[a-f0-9]{64}$/);
 // tick a call was made for.
 export const ScheduleSchema = z.object({
   id: z.string().regex(/^[a-f0-9]{1,64}$/),
-  funcName: nameSchema,
+  funcName: qualifiedNameSchema,
   cron: z.string().min(1).max(256),
   timezone: z.string().min(1).max(64),
   params: z.unknown(),
@@ -34,6 +41,8 @@ export type Schedule = z.infer<typeof ScheduleSchema>;
 
 // An idempotency key: 1 to 255 printable ASCII characters; kept this long unless the API says otherwise.
 export const IDEMPOTENCY_KEY = /^[\x20-\x7e]{1,255}$/;
+// As the DB service keeps it: the API prefixes a key made in a namespace other than default ("NS~KEY").
+export const STORED_IDEMPOTENCY_KEY = /^[\x20-\x7e]{1,300}$/;
 export const IDEMPOTENCY_TTL_S = 24 * 3600;
 
 // A backup session of the DB service (db/backup.ts): its id, as backupOpen hands it out.
@@ -42,16 +51,16 @@ export const BackupIdSchema = z.string().regex(/^[a-f0-9]{32}$/);
 export const DbRequestSchema = z.discriminatedUnion('msgType', [
   z.object({ msgType: z.literal('ping'), content: z.object({}).passthrough().default({}) }),
   z.object({ msgType: z.literal('putRuntime'), content: RuntimeSchema }),
-  z.object({ msgType: z.literal('getRuntime'), content: z.object({ name: nameSchema }) }),
+  z.object({ msgType: z.literal('getRuntime'), content: z.object({ name: qualifiedNameSchema }) }),
   z.object({ msgType: z.literal('listRuntimes'), content: z.object({}).passthrough().default({}) }),
-  z.object({ msgType: z.literal('deleteRuntime'), content: z.object({ name: nameSchema }) }),
+  z.object({ msgType: z.literal('deleteRuntime'), content: z.object({ name: qualifiedNameSchema }) }),
   z.object({ msgType: z.literal('putArchive'), content: z.object({ digest }) }),
   z.object({ msgType: z.literal('getArchive'), content: z.object({ digest }) }),
   z.object({
     msgType: z.literal('addFunction'),
     content: z.object({
-      functionName: nameSchema,
-      runtimeName: nameSchema,
+      functionName: qualifiedNameSchema,
+      runtimeName: qualifiedNameSchema,
       digest,
       size: z.number().int().min(0),
       format: z.enum(['tar.gz', 'tar', 'zip']),
@@ -59,15 +68,18 @@ export const DbRequestSchema = z.discriminatedUnion('msgType', [
       settings: FunctionSettingsSchema,
     }),
   }),
-  z.object({ msgType: z.literal('getFunction'), content: z.object({ name: nameSchema, version: z.number().int().min(1).optional() }) }),
+  z.object({
+    msgType: z.literal('getFunction'),
+    content: z.object({ name: qualifiedNameSchema, version: z.number().int().min(1).optional() }),
+  }),
   z.object({ msgType: z.literal('listFunctions'), content: z.object({}).passthrough().default({}) }),
-  z.object({ msgType: z.literal('listVersions'), content: z.object({ name: nameSchema }) }),
-  z.object({ msgType: z.literal('setCurrentVersion'), content: z.object({ name: nameSchema, version: z.number().int().min(1) }) }),
-  z.object({ msgType: z.literal('deleteFunction'), content: z.object({ name: nameSchema }) }),
+  z.object({ msgType: z.literal('listVersions'), content: z.object({ name: qualifiedNameSchema }) }),
+  z.object({ msgType: z.literal('setCurrentVersion'), content: z.object({ name: qualifiedNameSchema, version: z.number().int().min(1) }) }),
+  z.object({ msgType: z.literal('deleteFunction'), content: z.object({ name: qualifiedNameSchema }) }),
   z.object({
     msgType: z.literal('createCall'),
     content: z.object({
-      funcName: nameSchema,
+      funcName: qualifiedNameSchema,
       version: z.number().int().min(1),
       params: z.unknown(),
       request: WebRequestSchema.optional(),
@@ -75,7 +87,7 @@ export const DbRequestSchema = z.discriminatedUnion('msgType', [
       // answers the call it made (flagged `replayed`) instead of making another; another hash is CONFLICT.
       idempotency: z
         .object({
-          key: z.string().regex(IDEMPOTENCY_KEY, 'must be 1 to 255 printable ASCII characters'),
+          key: z.string().regex(STORED_IDEMPOTENCY_KEY, 'must be 1 to 300 printable ASCII characters'),
           hash: digest,
           ttlS: z.number().int().min(1).optional(), // default: IDEMPOTENCY_TTL_S
         })
@@ -84,6 +96,7 @@ export const DbRequestSchema = z.discriminatedUnion('msgType', [
       callback: z.object({ url: z.string().min(1).max(2048) }).optional(), // its final record is POSTed there
       // A replay of that dead letter (listed, not replayed yet; else CONFLICT), which is marked replayed.
       replayOf: z.number().int().min(1).optional(),
+      by: z.string().max(64).optional(), // the key that made it
     }),
   }),
   z.object({ msgType: z.literal('startCall'), content: z.object({ callNum: z.number().int().min(1), node: z.string().max(256) }) }),
@@ -111,7 +124,9 @@ export const DbRequestSchema = z.discriminatedUnion('msgType', [
     msgType: z.literal('listCalls'),
     content: z
       .object({
-        funcName: nameSchema.optional(),
+        funcName: qualifiedNameSchema.optional(),
+        namespace: namespaceSchema.optional(), // only its calls
+        by: z.string().max(64).optional(), // only the calls this key made
         status: CallStatusSchema.optional(),
         limit: z.number().int().min(1).max(100_000).optional(),
         before: z.number().int().min(1).optional(),
@@ -122,7 +137,13 @@ export const DbRequestSchema = z.discriminatedUnion('msgType', [
   z.object({ msgType: z.literal('listUnfinished'), content: z.object({}).passthrough().default({}) }),
   z.object({
     msgType: z.literal('listDeadLetters'), // newest first
-    content: z.object({ funcName: nameSchema.optional(), limit: z.number().int().min(1).max(10_000).optional() }).default({}),
+    content: z
+      .object({
+        funcName: qualifiedNameSchema.optional(),
+        namespace: namespaceSchema.optional(),
+        limit: z.number().int().min(1).max(10_000).optional(),
+      })
+      .default({}),
   }),
   z.object({ msgType: z.literal('dismissDeadLetter'), content: z.object({ callNum: z.number().int().min(1) }) }),
   z.object({
@@ -143,16 +164,43 @@ export const DbRequestSchema = z.discriminatedUnion('msgType', [
       .refine((c) => c.state !== 'pending' || c.nextAt !== undefined, { message: 'a pending delivery needs nextAt', path: ['nextAt'] }),
   }),
   z.object({ msgType: z.literal('putSchedule'), content: ScheduleSchema.omit({ lastRun: true }) }),
-  z.object({ msgType: z.literal('listSchedules'), content: z.object({ funcName: nameSchema.optional() }).default({}) }),
-  z.object({ msgType: z.literal('deleteSchedule'), content: z.object({ funcName: nameSchema, id: ScheduleSchema.shape.id }) }),
+  z.object({
+    msgType: z.literal('listSchedules'),
+    content: z.object({ funcName: qualifiedNameSchema.optional(), namespace: namespaceSchema.optional() }).default({}),
+  }),
+  z.object({ msgType: z.literal('deleteSchedule'), content: z.object({ funcName: qualifiedNameSchema, id: ScheduleSchema.shape.id }) }),
   z.object({
     msgType: z.literal('recordScheduleRun'), // moves lastRun forward only (a later tick replaces an earlier one)
-    content: z.object({ funcName: nameSchema, id: ScheduleSchema.shape.id, tick: z.string().max(64), callNum: z.number().int().min(1) }),
+    content: z.object({
+      funcName: qualifiedNameSchema,
+      id: ScheduleSchema.shape.id,
+      tick: z.string().max(64),
+      callNum: z.number().int().min(1),
+    }),
   }),
   // Backups (db/backup.ts, zfaas backup): backupOpen takes a snapshot of the whole store (every key as of
   // that instant) and answers a session id; each backupNext answers the next entries of it as records in
   // its blob frames (their layout is there), `done` with the last; backupClose ends a session early.
   // A session not asked for anything for a while is closed by the service.
+  // Tenancy (db/tenancy.ts): namespaces with their quotas, keys (salted slow hashes only), secrets.
+  z.object({ msgType: z.literal('createNamespace'), content: z.object({ name: namespaceSchema, quotas: QuotasSchema.default({}) }) }),
+  z.object({ msgType: z.literal('getNamespace'), content: z.object({ name: namespaceSchema }) }),
+  z.object({ msgType: z.literal('listNamespaces'), content: z.object({}).passthrough().default({}) }),
+  z.object({ msgType: z.literal('setQuotas'), content: z.object({ name: namespaceSchema, quotas: QuotasSchema }) }),
+  z.object({ msgType: z.literal('putKey'), content: KeyRecordSchema }), // a new key, or a rotated or revoked one
+  z.object({ msgType: z.literal('getKey'), content: z.object({ id: KeyRecordSchema.shape.id }) }),
+  z.object({ msgType: z.literal('listKeys'), content: z.object({ namespace: namespaceSchema }) }),
+  z.object({
+    msgType: z.literal('putSecret'), // the value (UTF-8 or binary) is the frame after the request
+    content: z.object({ namespace: namespaceSchema, name: secretNameSchema }),
+  }),
+  z.object({ msgType: z.literal('listSecrets'), content: z.object({ namespace: namespaceSchema }) }),
+  z.object({ msgType: z.literal('deleteSecret'), content: z.object({ namespace: namespaceSchema, name: secretNameSchema }) }),
+  // For the nodes only: the values, decrypted, as blob frames in the order of `secrets` in the answer.
+  z.object({
+    msgType: z.literal('readSecrets'),
+    content: z.object({ namespace: namespaceSchema, names: z.array(secretNameSchema).max(32) }),
+  }),
   z.object({ msgType: z.literal('backupOpen'), content: z.object({}).passthrough().default({}) }),
   z.object({ msgType: z.literal('backupNext'), content: z.object({ id: BackupIdSchema }) }),
   z.object({ msgType: z.literal('backupClose'), content: z.object({ id: BackupIdSchema }) }),
@@ -196,6 +244,17 @@ export interface DbResults {
   listSchedules: Schedule[];
   deleteSchedule: { deleted: boolean };
   recordScheduleRun: Schedule | null;
+  createNamespace: Namespace;
+  getNamespace: Namespace | null;
+  listNamespaces: Namespace[];
+  setQuotas: Namespace;
+  putKey: KeyRecord;
+  getKey: KeyRecord | null;
+  listKeys: KeyRecord[];
+  putSecret: SecretInfo;
+  listSecrets: SecretInfo[];
+  deleteSecret: { deleted: boolean };
+  readSecrets: { secrets: SecretInfo[]; missing: string[] }; // values: the blob frames, in that order
   // idleMs: the session is closed after that long without a request; chunkBytes: a chunk's usual size.
   backupOpen: { id: string; startedAt: string; idleMs: number; chunkBytes: number };
   backupNext: { done: boolean; entries: number; bytes: number }; // the records are the blob frames, in order

@@ -13,6 +13,8 @@
 //   node -> loader   {"op":"call","id":N,"params","env"}                 -> {"op":"result","id":N,"ok":true,"result","logs"}
 //                                                                           | {"op":"result","id":N,"ok":false,"error","logs"}
 //   node -> loader   {"op":"ping"}                                       -> {"op":"pong"}
+//   node -> loader   {"op":"secrets","dir","files","keep"}               -> {"op":"secretsSet","ok":true}
+//                                                                           | {"op":"secretsSet","ok":false,"error"}
 //   anything it cannot read                                              -> {"op":"error","error","id"?}
 //
 // One request at a time: the node never sends the next before the reply. A call's `env` holds what is
@@ -21,6 +23,14 @@
 // call that leaves processes running in the container says how many in `stray` (the node then discards
 // the container). A reply that does not parse, is longer than MAX_LINE, or answers something that was
 // not asked, ends the call in ERROR and the container is discarded.
+//
+// Secrets (added to version 1; a loader without them answers `error` and the node discards the container).
+// A function whose settings name secrets reads each as the file SECRETS_DIR/NAME, on a tmpfs owned by the
+// function's uid (0500; the loader makes it 0700 while it writes). Before a call whose secrets' versions
+// differ from what the container holds, the node sends `secrets`: `files` maps a name to its new value
+// (base64), each written to a temporary file (0400) and renamed over the old one, so a file is never seen
+// half-written; every file whose name is not in `keep` is removed. Values travel only over this line:
+// never in the environment, a command line or a label.
 //
 // Web calls. A function has a calling convention, its `format` (sent with `load`; `auto` lets the loader
 // tell it from the handler's shape where that is unambiguous, and `loaded` says which it chose):
@@ -51,6 +61,9 @@ export const MAX_LINE = 48 * 1024 * 1024;
 export const LINE_ENV = 'ZFAAS_LINE'; // where the loader finds the node's socket inside the container
 export const LINE_DIR = '/run/zfaas'; // the folder mounted read-only into the container
 export const LINE_FILE = 'line.sock';
+export const SECRETS_DIR = '/var/zfaas/secrets'; // a tmpfs in every function container (container-spec.ts)
+// As SECRET_NAME_RE in common/model.ts: a file name with no "/" and no leading dot.
+const secretName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/);
 
 const envSchema = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string());
 
@@ -107,7 +120,14 @@ export const CallRequestSchema = z.object({
   http: HttpRequestSchema.optional(),
 });
 export type CallRequest = z.infer<typeof CallRequestSchema>;
-export type LoaderRequest = LoadRequest | CallRequest | { op: 'ping' };
+export const SecretsRequestSchema = z.object({
+  op: z.literal('secrets'),
+  dir: z.string(),
+  files: z.record(secretName, z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/)), // base64 values, new or changed
+  keep: z.array(secretName).max(32), // every file the folder holds after this; others are removed
+});
+export type SecretsRequest = z.infer<typeof SecretsRequestSchema>;
+export type LoaderRequest = LoadRequest | CallRequest | SecretsRequest | { op: 'ping' };
 
 export const HelloSchema = z.object({ op: z.literal('hello'), v: z.number().int(), pid: z.number().int().optional() });
 
@@ -138,13 +158,28 @@ export const ResultSchema = z.object({
 });
 export type LoaderResult = z.infer<typeof ResultSchema>;
 export const PongSchema = z.object({ op: z.literal('pong') });
+export const SecretsSetSchema = z.object({
+  op: z.literal('secretsSet'),
+  ok: z.boolean(),
+  error: z
+    .string()
+    .max(64 * 1024)
+    .optional(),
+});
 export const LoaderErrorSchema = z.object({ op: z.literal('error'), error: z.string().max(64 * 1024), id: z.number().int().optional() });
 
-export const LoaderReplySchema = z.discriminatedUnion('op', [HelloSchema, LoadedSchema, ResultSchema, PongSchema, LoaderErrorSchema]);
+export const LoaderReplySchema = z.discriminatedUnion('op', [
+  HelloSchema,
+  LoadedSchema,
+  ResultSchema,
+  PongSchema,
+  SecretsSetSchema,
+  LoaderErrorSchema,
+]);
 export type LoaderReply = z.infer<typeof LoaderReplySchema>;
 
 // What each request is answered by: a reply of another kind (or another call's id) is out of order.
-export const expectedReply = { load: 'loaded', call: 'result', ping: 'pong' } as const satisfies Record<
+export const expectedReply = { load: 'loaded', call: 'result', ping: 'pong', secrets: 'secretsSet' } as const satisfies Record<
   LoaderRequest['op'],
   LoaderReply['op']
 >;

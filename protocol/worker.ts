@@ -21,7 +21,7 @@
 //   shutdown                                                  finish what is in flight, remove all, exit
 //                            <- exited {id}                  unasked: a held container's process ended
 import { z } from 'zod';
-import { CallOutcomeSchema, FunctionMetaSchema, RuntimeSchema } from '../common/model.js';
+import { CallOutcomeSchema, FunctionMetaSchema, RuntimeSchema, secretNameSchema } from '../common/model.js';
 
 const id = z.string().min(1).max(200);
 const jobId = z.number().int().min(1);
@@ -43,6 +43,22 @@ export const PlanSchema = z.object({
 });
 export type Plan = z.infer<typeof PlanSchema>;
 
+// A secret a call's function reads as a file (protocol/loader.ts, "Secrets"): `stamp` says which version of
+// it this is (a container holding that stamp already has the value); the value, base64, only ever travels
+// on this in-memory socket and into the container through an exec's stdin.
+export const SecretFileSchema = z.object({
+  name: secretNameSchema,
+  stamp: z.string().min(1).max(100),
+  value: z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/),
+});
+export type SecretFile = z.infer<typeof SecretFileSchema>;
+
+// Which secrets a container's folder holds: name -> stamp.
+export type SecretStamps = Map<string, string>;
+// Whether a folder holding `held` is what a call with `files` needs: each at its stamp, nothing else.
+export const inSync = (files: readonly SecretFile[] | undefined, held: SecretStamps): boolean =>
+  (files ?? []).length === held.size && (files ?? []).every((f) => held.get(f.name) === f.stamp);
+
 // One call, for a run in a fresh container or a `docker exec`.
 export const RunJobSchema = z.object({
   name: id, // the fresh container's name (run), so that it can be cancelled before it answers
@@ -54,6 +70,7 @@ export const RunJobSchema = z.object({
   replica: z.number().int().min(0).max(1).optional(),
   attempt: z.number().int().min(1).max(1000).optional(),
   deadline: z.number().int(),
+  secrets: z.array(SecretFileSchema).max(32).optional(), // every secret the function names, current
 });
 export type RunJob = z.infer<typeof RunJobSchema>;
 

@@ -38,7 +38,7 @@ it('refuses requests without the token or with a wrong one, and answers with it'
   ac.abort();
   // Health stays open for load balancers and probes.
   expect((await get('/health')).status).toBe(200);
-  expect(p.proc.output()).toContain('request refused: bad token');
+  expect(p.proc.output()).toContain('request refused: bad token or key');
   expect(p.proc.output()).not.toContain('Bearer wrong');
 });
 

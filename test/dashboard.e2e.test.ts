@@ -3,6 +3,8 @@
 // an invoke from the form shows its result, calls appear live, and a running batch updates.
 // Then the views of the last hour's charts, schedules, callback deliveries and dead letters show real data,
 // a dead letter's Replay button makes a replay and Dismiss takes one off the list (each asking first).
+// A namespace's key pasted as the token shows its namespace and role, only its functions, no nodes, and
+// (for an admin) a Secrets view that never shows a value.
 // Screenshots of each view go to $ZFAAS_SCREENSHOTS when set (the README's come from
 // `ZFAAS_SCREENSHOTS=docs/screenshots npx vitest run test/dashboard.e2e.test.ts`), else to a temp folder.
 import { existsSync } from 'node:fs';
@@ -301,6 +303,58 @@ describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)('the dashboard in a br
     expect(((await (await authed(`/call/${b}`)).json()) as { deadLetter?: string }).deadLetter).toBe('dismissed');
     await page.locator(`#dead-letters-table tr[data-call="${b}"]`).waitFor({ state: 'detached' });
     await shot('dead-letters');
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('takes a namespace key as it takes the token: shows its namespace and role, only its functions and the views it may use', async () => {
+    expect((await authed('/namespaces', { method: 'POST', body: JSON.stringify({ name: 'team-ui' }) })).status).toBe(201);
+    const keyOf = async (role: string): Promise<string> => {
+      const r = await authed('/namespaces/team-ui/keys', { method: 'POST', body: JSON.stringify({ role }) });
+      expect(r.status).toBe(201);
+      return ((await r.json()) as { key: string }).key;
+    };
+    const [dev, admin] = [await keyOf('developer'), await keyOf('admin')];
+    const form = new FormData();
+    form.append('module', new Blob([new Uint8Array(await packFiles({ 'index.js': 'module.exports = () => 1;' }))]), 'ui-only.tar.gz');
+    const deployed = await fetch(`${p.api}/registerFunction/node/ui-only`, {
+      method: 'POST',
+      body: form,
+      headers: { authorization: `Bearer ${dev}` },
+    });
+    expect(deployed.status).toBe(201);
+
+    const login = async (t: string): Promise<void> => {
+      await page.goto(`${p.api}/#overview`);
+      await page.fill('#token', t);
+      await page.click('#token-form button');
+    };
+    await login(dev);
+    await page.locator('#who', { hasText: 'team-ui · developer' }).waitFor();
+    await page.locator('#functions-table').getByText('ui-only').waitFor();
+    expect(await text('#functions-table')).not.toContain('greet'); // the default namespace's
+    expect(await page.locator('#nodes-card').isHidden()).toBe(true); // the operator's
+    expect(await page.locator('#tabs a[data-view="secrets"]').isHidden()).toBe(true); // an admin's
+    expect(await page.locator('#banner').isHidden()).toBe(true);
+
+    // An admin key manages the namespace's secrets; a value is never shown.
+    await login(admin);
+    await page.locator('#who', { hasText: 'team-ui · admin' }).waitFor();
+    await page.goto(`${p.api}/#secrets`);
+    await page.fill('#secret-name', 'ui-secret');
+    await page.fill('#secret-value', 'value-never-shown-42');
+    await page.click('#secret-create');
+    await page.locator('#secrets-done', { hasText: 'secret ui-secret created' }).waitFor();
+    await page.locator('#secrets-table tr[data-secret="ui-secret"]').waitFor();
+    expect(await page.inputValue('#secret-value')).toBe('');
+    expect(await page.content()).not.toContain('value-never-shown-42');
+    page.once('dialog', (d) => void d.accept());
+    await page.locator('#secrets-table tr[data-secret="ui-secret"] button[data-action="delete"]').click();
+    await page.locator('#secrets-table tr[data-secret="ui-secret"]').waitFor({ state: 'detached' });
+
+    // The operator token again: the nodes come back.
+    await login(TOKEN);
+    await page.locator('#who', { hasText: 'default · operator' }).waitFor();
+    expect(await page.locator('#nodes-card').isVisible()).toBe(true);
     expect(pageErrors).toEqual([]);
   });
 });

@@ -6,7 +6,11 @@
 // registry (`zfaas push-images`); ~150 calls spread over the three hosts; a worker host crashed mid-load
 // (kill -9 of its dockerd, containerd, shims and containers) loses no accepted call, and once its dockerd
 // is restarted it rejoins the swarm and its instance registers again; `docker stack rm` and
-// `hosts.sh down` leave nothing behind. Skipped, with the reason, where the hosts cannot be built.
+// `hosts.sh down` leave nothing behind. Rolling updates under a steady load: the instance service moved to a
+// new image tag (pushed through the stack's registry) one host at a time, each old instance draining
+// before it exits, then the API service itself; every call accepted meanwhile ends in the store (DONE for
+// the instances' update), and the accepted, finished and lost calls and the longest pause in answers of
+// each update are printed as a table. Skipped, with the reason, where the hosts cannot be built.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, rm } from 'node:fs/promises';
@@ -14,8 +18,9 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isFinal, type CallStatus } from '../common/model.js';
 import { packFiles } from './helpers/archives.js';
-import { ROOT, stopwatch, tempDir, waitFor } from './helpers/platform.js';
+import { ROOT, sleep, stopwatch, tempDir, waitFor } from './helpers/platform.js';
 
 const run = promisify(execFile);
 const PATH = `${process.env.PATH ?? ''}:/usr/sbin:/sbin:/usr/bin:/bin`;
@@ -26,6 +31,9 @@ const IMAGE = process.env.ZFAAS_IMAGE ?? 'zfaas/zfaas:latest';
 const RUNTIME_IMAGES = ['zfaas/node:latest', 'zfaas/python:latest', 'noderuntime:latest', 'pythonruntime:latest'];
 const DATA = '/run/zfaas/instance'; // each host's own /run: the instance folder is the host's, at one path
 const CALLS = 150;
+// The same application image under a new tag, in the stack's registry: every host's engine pulls it from
+// 127.0.0.1:5000 (registry-relay), as the runtime images.
+const NEW_IMAGE = '127.0.0.1:5000/zfaas/zfaas:update';
 
 // Why this machine cannot build the hosts (undefined: it can).
 const unsupported = ((): string | undefined => {
@@ -129,6 +137,7 @@ interface Call {
   result?: string;
   node?: string;
   attempts?: number;
+  params?: { i?: number };
 }
 
 const nodes = async (): Promise<NodeInfo[]> => (await api('GET', '/nodes')).json as NodeInfo[];
@@ -160,6 +169,115 @@ async function stopRelay(): Promise<void> {
   const exited = new Promise((res) => r.once('exit', res));
   r.kill('SIGTERM');
   await exited;
+}
+
+// A steady load until stopped: `callers` callers, each with one blocking call of `ms` at a time. Each answer
+// that carries a call (its callNum) is timed; a request that fails (the API away) is counted and tried
+// again 250 ms later.
+interface Load {
+  accepted: { i: number; callNum: number }[];
+  answers: number[]; // when each of them was answered (ms since the epoch)
+  errors: { at: number; error: string }[];
+  stop(): Promise<void>;
+}
+function steadyLoad(callers: number, ms: number, firstI: number): Load {
+  const load: Omit<Load, 'stop'> = { accepted: [], answers: [], errors: [] };
+  let stopped = false;
+  let next = firstI;
+  const caller = async (): Promise<void> => {
+    while (!stopped) {
+      const i = next++;
+      try {
+        const r = await api('POST', '/invokeFunction', { funcName: 'nap', params: { i, ms }, wait: 100 });
+        const call = r.json as Partial<Call>;
+        if (typeof call.callNum !== 'number') throw new Error(`${r.status} ${JSON.stringify(r.json).slice(0, 200)}`);
+        load.accepted.push({ i, callNum: call.callNum });
+        load.answers.push(Date.now());
+      } catch (e) {
+        load.errors.push({ at: Date.now(), error: e instanceof Error ? e.message : String(e) });
+        await sleep(250);
+      }
+    }
+  };
+  const all = Promise.all(Array.from({ length: callers }, caller));
+  return {
+    ...load,
+    stop: async () => {
+      stopped = true;
+      await all;
+    },
+  };
+}
+
+// The longest time without an answer within [from, to]: from the last answer before `from` (or `from`) to
+// the next, and so on, to `to`.
+function longestPause(answers: number[], from: number, to: number): number {
+  const t = [...answers].sort((a, b) => a - b);
+  let prev = from;
+  for (const a of t) if (a <= from) prev = a;
+  let longest = 0;
+  for (const a of t) {
+    if (a <= from || a > to) continue;
+    longest = Math.max(longest, a - prev);
+    prev = a;
+  }
+  return Math.max(longest, to - prev);
+}
+
+// A call's final state as the store holds it (long-polled), or its last state if it never ends.
+async function finalCall(callNum: number): Promise<Call> {
+  let call = (await api('GET', `/call/${callNum}`)).json as Call;
+  for (let k = 0; k < 3 && !isFinal(call.status as CallStatus); k++) call = (await api('GET', `/call/${callNum}?wait=30`)).json as Call;
+  return call;
+}
+
+// `docker service update --detach ...` of a stack service, then until its update is completed (any other
+// end, e.g. paused or rolled back, fails); `probe` runs meanwhile.
+async function serviceUpdate(service: string, args: string[], probe: () => Promise<void> = async () => undefined): Promise<void> {
+  await dockerOn('a', ['service', 'update', '--detach', ...args, service], 60_000);
+  let state = '';
+  await waitFor(
+    `the update of ${service} to complete`,
+    async () => {
+      await probe().catch(() => undefined);
+      state = (
+        await dockerOn('a', ['service', 'inspect', '-f', '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}', service], 10_000)
+      ).trim();
+      return ['completed', 'paused', 'rollback_started', 'rollback_paused', 'rollback_completed'].includes(state) ? state : undefined;
+    },
+    240_000,
+  );
+  if (state !== 'completed') {
+    const why = await dockerOn('a', ['service', 'inspect', '-f', '{{json .UpdateStatus}}', service], 10_000).catch((e: unknown) =>
+      String(e),
+    );
+    const ps = await dockerOn('a', ['service', 'ps', '--no-trunc', service], 10_000).catch((e: unknown) => String(e));
+    throw new Error(`the update of ${service} ended ${state}: ${why}\n${ps}`);
+  }
+}
+
+// The measurements of each update, printed as a table at the end.
+const measured: {
+  update: string;
+  seconds: number;
+  accepted: number;
+  finished: number;
+  lost: number;
+  errors: number;
+  pause: number;
+  rerun: number;
+}[] = [];
+function printMeasured(): void {
+  if (measured.length === 0) return;
+  const head = ['update', 'took s', 'accepted', 'finished', 'lost', 'caller errors', 'longest pause s', 'run again'];
+  const rows = measured.map((m) =>
+    [m.update, m.seconds.toFixed(1), m.accepted, m.finished, m.lost, m.errors, (m.pause / 1000).toFixed(2), m.rerun].map(String),
+  );
+  const w = head.map((h, k) => Math.max(h.length, ...rows.map((r) => r[k]!.length)));
+  const fmt = (r: string[]): string => `| ${r.map((c, k) => c.padEnd(w[k]!)).join(' | ')} |`;
+  console.log(
+    ['swarm.e2e: rolling updates under load', fmt(head), `|${w.map((n) => '-'.repeat(n + 2)).join('|')}|`, ...rows.map(fmt)].join('\n'),
+  );
 }
 
 // Earlier runs of this test that died before their `hosts.sh down` (their pid is gone): removed now, found
@@ -195,6 +313,7 @@ describe.skipIf(unsupported !== undefined)('docker-compose.yml as a stack on a t
     await stopRelay();
     if (!downDone) await hosts(['down', PREFIX], 180_000).catch((e: unknown) => console.error(String(e)));
     if (dir) await rm(dir, { recursive: true, force: true });
+    printMeasured();
     console.log(`swarm.e2e timings: ${JSON.stringify(timings, null, 1)}`);
   }, 240_000);
 
@@ -427,6 +546,168 @@ describe.skipIf(unsupported !== undefined)('docker-compose.yml as a stack on a t
     expect(again.every((c) => c.status === 'DONE')).toBe(true);
     expect(again.some((c) => c.node === cId)).toBe(true);
   }, 400_000);
+
+  it('rolls the instance service to a new image tag under load, one host at a time: each drains, no call is lost', async () => {
+    // The README's update: the same image under a new tag, pushed from the manager to the stack's registry.
+    await timed('new app image tag pushed to the stack registry (from host a)', async () => {
+      await dockerOn('a', ['tag', IMAGE, NEW_IMAGE]);
+      await dockerOn('a', ['push', '-q', NEW_IMAGE], 180_000);
+    });
+    const before = (await nodes()).filter((n) => n.state === 'alive');
+    expect(before.map(hostLabel).sort()).toEqual(['a', 'b', 'c']);
+    // What the stack file set: one host at a time, stopped before replaced, 30 s to drain.
+    const spec = JSON.parse(
+      await dockerOn('a', [
+        'service',
+        'inspect',
+        '-f',
+        '{{json .Spec.UpdateConfig}} {{json .Spec.TaskTemplate.ContainerSpec.StopGracePeriod}}',
+        'zfaas_instance',
+      ]).then((o) => `[${o.trim().replace(' ', ',')}]`),
+    ) as [{ Parallelism: number; Order: string; FailureAction: string }, number];
+    expect(spec[0]).toMatchObject({ Parallelism: 1, Order: 'stop-first', FailureAction: 'rollback' });
+    expect(spec[1]).toBe(30e9);
+
+    const load = steadyLoad(8, 300, 100_000);
+    await waitFor('the load to be answered', async () => (load.answers.length >= 20 ? true : undefined), 60_000);
+    const t0 = Date.now();
+    let fewest = 3; // the fewest nodes the API saw alive during the update
+    let t1 = 0;
+    try {
+      await serviceUpdate('zfaas_instance', ['--image', NEW_IMAGE], async () => {
+        fewest = Math.min(fewest, (await nodes()).filter((n) => n.state === 'alive').length);
+      }).finally(() => since('instance update: 3 hosts, one at a time', t0));
+      t1 = Date.now();
+      // The new nodes take calls: answers go on after the update.
+      await waitFor('answers after the update', async () => (load.answers.some((a) => a > t1 + 1000) ? true : undefined), 30_000);
+    } finally {
+      await load.stop();
+    }
+
+    // Every accepted call ended DONE with its own result, checked one by one in the store.
+    const finals = await Promise.all(load.accepted.map(async ({ i, callNum }) => ({ i, call: await finalCall(callNum) })));
+    const lost = finals.filter(
+      ({ i, call }) => call.status !== 'DONE' || (JSON.parse(call.result ?? 'null') as { i?: number } | null)?.i !== i,
+    );
+    measured.push({
+      update: 'instance (new image tag)',
+      seconds: (t1 - t0) / 1000,
+      accepted: load.accepted.length,
+      finished: finals.length - lost.length,
+      lost: lost.length,
+      errors: load.errors.length,
+      pause: longestPause(load.answers, t0, t1),
+      rerun: finals.filter(({ call }) => (call.attempts ?? 1) > 1).length,
+    });
+    expect(lost.map(({ call }) => `${call.callNum} ${call.status} ${call.result ?? ''}`)).toEqual([]);
+    expect(load.errors.map((e) => e.error)).toEqual([]);
+
+    // Every task runs the new image, one per host, and each node came back under its id with a new life.
+    const tasks = lines(
+      await dockerOn('a', [
+        'service',
+        'ps',
+        '--filter',
+        'desired-state=running',
+        '--format',
+        '{{.Node}} {{.Image}} {{.CurrentState}}',
+        'zfaas_instance',
+      ]),
+    );
+    expect(tasks.map((t) => t.split(' ')[0]).sort()).toEqual(['a', 'b', 'c'].map((h) => `${PREFIX}-${h}`));
+    for (const t of tasks) expect(t).toMatch(new RegExp(`^\\S+ ${NEW_IMAGE.replace(/[.]/g, '\\.')}(@sha256:\\w+)? Running`));
+    const after = (await nodes()).filter((n) => n.state === 'alive');
+    expect(after.map((n) => n.id).sort()).toEqual(before.map((n) => n.id).sort());
+    for (const n of after) expect(Date.parse((n as NodeInfo & { joinedAt: string }).joinedAt)).toBeGreaterThan(t0);
+
+    // Each old instance drained before it exited (its last words), with exit code 0, within the grace period.
+    const drains: string[] = [];
+    for (const h of ['a', 'b', 'c']) {
+      const containers = lines(
+        await dockerOn(h, [
+          'ps',
+          '-a',
+          '--filter',
+          'label=com.docker.swarm.service.name=zfaas_instance',
+          '--format',
+          '{{.ID}} {{.Image}} {{.State}}',
+        ]),
+      ).map((l) => l.split(' '));
+      expect(containers.find(([, , state]) => state === 'running')?.[1]).toContain(NEW_IMAGE);
+      const old = containers.find(([, image, state]) => image === IMAGE && state === 'exited'); // newest first: the one the update stopped
+      expect(old, `host ${h}: ${JSON.stringify(containers)}`).toBeDefined();
+      const exit = (await dockerOn(h, ['inspect', '-f', '{{.State.ExitCode}}', old![0]!])).trim();
+      // Its output and its errors both (the container's stderr comes as docker logs' own).
+      const said = await sh('sh', ['-c', 'bash "$0" docker "$1" "$2" logs "$3" 2>&1', HOSTS_SH, PREFIX, h, old![0]!], 30_000);
+      const drained = lines(said)
+        .map((l) => {
+          try {
+            return JSON.parse(l) as { msg?: string; running?: number; unfinished?: number; ms?: number };
+          } catch {
+            return {};
+          }
+        })
+        .find((m) => m.msg === 'drained' || m.msg?.startsWith('drain time is up'));
+      expect(drained, `host ${h}: the old instance's log has no drain line`).toBeDefined();
+      expect(drained!.msg).toBe('drained');
+      expect(exit).toBe('0');
+      drains.push(`${h}: ${drained!.running} running when told to stop, drained in ${drained!.ms} ms`);
+    }
+    console.log(`swarm.e2e: instance update: ${drains.join('; ')}; the API saw at least ${fewest} of 3 nodes alive throughout`);
+    expect(fewest).toBeGreaterThanOrEqual(2); // one host at a time
+  }, 300_000);
+
+  it('updates the API service itself under load: every call it accepted ends in the store, and it answers again', async () => {
+    const newest = (await api('GET', '/calls?format=list&limit=1')).json as Call[];
+    const floor = newest[0]?.callNum ?? 0;
+    const load = steadyLoad(8, 300, 200_000);
+    await waitFor('the load to be answered', async () => (load.answers.length >= 20 ? true : undefined), 60_000);
+    const t0 = Date.now();
+    let t1 = 0;
+    try {
+      await serviceUpdate('zfaas_api', ['--image', NEW_IMAGE]).finally(() => since('API update', t0));
+      t1 = Date.now();
+      // The API answers again: calls answered after the update.
+      await waitFor('answers after the update', async () => (load.answers.some((a) => a > t1 + 1000) ? true : undefined), 60_000);
+    } finally {
+      await load.stop();
+    }
+    const tasks = lines(
+      await dockerOn('a', ['service', 'ps', '--filter', 'desired-state=running', '--format', '{{.Image}} {{.CurrentState}}', 'zfaas_api']),
+    );
+    expect(tasks).toHaveLength(1);
+    expect(tasks[0]).toMatch(new RegExp(`^${NEW_IMAGE.replace(/[.]/g, '\\.')}(@sha256:\\w+)? Running`));
+    await waitFor(
+      'three nodes registered with the new API',
+      async () => ((await nodes()).filter((n) => n.state === 'alive').length === 3 ? true : undefined),
+      60_000,
+    );
+    expect((await api('GET', '/health')).json).toMatchObject({ ok: true, nodes: 3 });
+
+    // Every call the API accepted (stored with a callNum), whether or not its caller got the answer, ends in
+    // a final state; every callNum a caller was given is among them.
+    const stored = ((await api('GET', '/calls?format=list&funcName=nap&limit=2000')).json as Call[]).filter((c) => c.callNum > floor);
+    const storedNums = new Set(stored.map((c) => c.callNum));
+    expect(load.accepted.filter(({ callNum }) => !storedNums.has(callNum))).toEqual([]);
+    const finals = await Promise.all(stored.map((c) => finalCall(c.callNum)));
+    const open = finals.filter((c) => !isFinal(c.status as CallStatus));
+    const done = finals.filter((c) => c.status === 'DONE');
+    measured.push({
+      update: 'API (new image tag)',
+      seconds: (t1 - t0) / 1000,
+      accepted: stored.length,
+      finished: finals.length - open.length,
+      lost: open.length,
+      errors: load.errors.length,
+      pause: longestPause(load.answers, t0, t1),
+      rerun: finals.filter((c) => (c.attempts ?? 1) > 1).length,
+    });
+    console.log(
+      `swarm.e2e: API update: ${stored.length} calls stored (${load.accepted.length} answered to their callers, ${stored.length - load.accepted.length} accepted with the caller cut off), ${done.length} DONE, ${finals.length - open.length - done.length} other final; callers saw ${load.errors.length} errors: ${[...new Set(load.errors.map((e) => e.error.slice(0, 60)))].join(', ')}`,
+    );
+    expect(open.map((c) => `${c.callNum} ${c.status}`)).toEqual([]);
+    for (const c of done) expect(JSON.parse(c.result!)).toEqual({ i: c.params?.i });
+  }, 300_000);
 
   it('docker stack rm, then hosts.sh down, leave nothing on any host or on this machine', async () => {
     const t0 = Date.now();

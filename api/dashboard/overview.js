@@ -88,11 +88,14 @@ const runtimeRows = (rts) =>
     ),
   );
 
-/** Loads everything the overview shows; returns the function names (for the other views' selects). */
-export async function refreshOverview() {
+/**
+ * Loads everything the overview shows; returns the function names (for the other views' selects). The
+ * nodes are the operator's to see: with `nodes` false (a namespace's key) they are not asked for.
+ */
+export async function refreshOverview({ nodes: withNodes = true } = {}) {
   const [health, nodes, runtimes, fns, stats] = await Promise.all([
     api('/health').catch((e) => ({ ok: false, db: e.message, nodes: 0, queued: 0 })),
-    api('/nodes'),
+    withNodes ? api('/nodes') : [],
     api('/runtimes?detail=true'),
     api('/functions?detail=true'),
     api('/metrics/functions'),
@@ -107,12 +110,13 @@ export async function refreshOverview() {
     tile('failed', errors, errors ? 'bad' : ''),
     tile('database', health.db, health.ok ? 'good' : 'bad'),
   );
-  fillTable(
-    $('nodes-table'),
-    ['node', 'state', 'running / capacity', 'miniworkers', 'policy', 'containers', 'warm per function', 'stem cells', 'heartbeat'],
-    nodeRows(nodes),
-    'no node has joined',
-  );
+  if (withNodes)
+    fillTable(
+      $('nodes-table'),
+      ['node', 'state', 'running / capacity', 'miniworkers', 'policy', 'containers', 'warm per function', 'stem cells', 'heartbeat'],
+      nodeRows(nodes),
+      'no node has joined',
+    );
   fillTable(
     $('functions-table'),
     ['function', 'runtime', 'version', 'policy', 'limits', 'calls', 'failed', 'p50', 'p95', 'last call'],

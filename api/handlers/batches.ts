@@ -1,11 +1,12 @@
 // POST /batch/:funcName (a JSON array of params, or JSON lines), GET /batches, GET /batch/:id,
 // GET /batch/:id/results. Mounted before the API's 1 MB JSON parser: a batch body may be larger.
-import express, { Router, type Request } from 'express';
+import express, { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { JsonLinesError, parseJsonLines } from '../../common/jsonlines.js';
 import { nameSchema } from '../../common/model.js';
 import { MAX_BATCH_ITEMS, TooManyBatches, type Batch, type Batches } from '../batches.js';
 import { HttpError, parse, wrap } from '../http.js';
+import { scopeOf, type Scope } from '../tenancy/scope.js';
 
 const BODY_LIMIT = '32mb';
 const NDJSON_TYPES = [
@@ -49,12 +50,16 @@ function itemsOf(req: Request): unknown[] {
   return parse(ItemsSchema, req.body, 'batch (expected a JSON array of params)');
 }
 
+// A batch is its namespace's, and an invoker's batches are those it sent.
+const sees = (scope: Scope, b: Batch): boolean => scope.sees({ funcName: b.funcName, by: b.by });
+
 export function batchesRouter(batches: Batches): Router {
   const r = Router();
-  const find = (raw: unknown): Batch => {
+  const find = (res: Response, raw: unknown): Batch => {
     const id = parse(z.string().regex(/^[a-f0-9]{1,64}$/, 'is not a batch id'), raw, 'batch id');
     const b = batches.get(id);
-    if (!b) throw new HttpError(404, `batch ${id} not found (batches are kept in the API's memory: the newest 100, until it restarts)`);
+    if (!b || !sees(scopeOf(res), b))
+      throw new HttpError(404, `batch ${id} not found (batches are kept in the API's memory: the newest 100, until it restarts)`);
     return b;
   };
 
@@ -67,7 +72,8 @@ export function batchesRouter(batches: Batches): Router {
       const items = itemsOf(req);
       let b: Batch;
       try {
-        b = await batches.start(target.name, target.version, items);
+        const scope = scopeOf(res);
+        b = await batches.start(scope.q(target.name), target.version, items, scope.keyId);
       } catch (e) {
         if (e instanceof TooManyBatches) throw new HttpError(429, e.message);
         throw e;
@@ -77,18 +83,19 @@ export function batchesRouter(batches: Batches): Router {
   );
 
   r.get('/batches', (_req, res) => {
-    res.json(batches.list());
+    const scope = scopeOf(res);
+    res.json(batches.list((b) => sees(scope, b)));
   });
 
   r.get('/batch/:id', (req, res) => {
-    const b = find(req.params.id);
+    const b = find(res, req.params.id);
     res.json({ ...b.progress(), callNums: batches.callNums(b) });
   });
 
   r.get(
     '/batch/:id/results',
     wrap(async (req, res) => {
-      const b = find(req.params.id);
+      const b = find(res, req.params.id);
       const page = parse(PageSchema, req.query, 'query');
       const offset = page.offset ?? 0;
       const items = await batches.results(b, offset, page.limit ?? 1000);

@@ -7,6 +7,7 @@ import type { DbClient } from '../../db/client.js';
 import { withOutcome, type Calls } from '../calls.js';
 import { HttpError, parse, positiveInt, wrap } from '../http.js';
 import { waitBudgetMs } from './invoke.js';
+import { scopeOf } from '../tenancy/scope.js';
 
 const ListQuerySchema = z.object({
   funcName: nameSchema.optional(),
@@ -25,15 +26,20 @@ export function callsRouter(db: DbClient, calls: Calls): Router {
     '/calls',
     wrap(async (req, res) => {
       const q = parse(ListQuerySchema, req.query, 'query');
+      const scope = scopeOf(res);
+      // Only the namespace's calls; an invoker's only its own.
+      const mine = {
+        funcName: q.funcName === undefined ? undefined : scope.q(q.funcName),
+        namespace: scope.namespace,
+        ...(scope.actor === 'invoker' ? { by: scope.keyId } : {}),
+      };
       if (q.format === 'list') {
-        res.json(
-          await db.request('listCalls', { funcName: q.funcName, status: q.status, limit: q.limit ?? 100, before: q.before, order: 'desc' }),
-        );
+        res.json(await db.request('listCalls', { ...mine, status: q.status, limit: q.limit ?? 100, before: q.before, order: 'desc' }));
         return;
       }
       // The seed's form: an object keyed "c<N>" in call order. Bounded to the newest `limit` (default 1000).
       const newest = await db.request('listCalls', {
-        funcName: q.funcName,
+        ...mine,
         status: q.status,
         limit: q.limit ?? 1000,
         before: q.before,
@@ -51,7 +57,7 @@ export function callsRouter(db: DbClient, calls: Calls): Router {
       const callNum = parse(positiveInt, req.params.callNum, 'call number');
       const { wait } = parse(CallQuerySchema, req.query, 'query');
       const stored = await db.request('getCall', { callNum });
-      if (!stored) throw new HttpError(404, `call ${callNum} not found`);
+      if (!stored || !scopeOf(res).sees(stored)) throw new HttpError(404, `call ${callNum} not found`);
       let call = calls.known(stored);
       if (wait === undefined) {
         res.json(call);

@@ -3,6 +3,7 @@
 import { Router } from 'express';
 import { cancelCall, type CancelDeps } from '../cancel.js';
 import { parse, positiveInt, wrap } from '../http.js';
+import { scopeOf } from '../tenancy/scope.js';
 
 export function cancelRouter(d: CancelDeps): Router {
   const r = Router();
@@ -10,7 +11,8 @@ export function cancelRouter(d: CancelDeps): Router {
     '/call/:callNum',
     wrap(async (req, res) => {
       const callNum = parse(positiveInt, req.params.callNum, 'call number');
-      res.json(await cancelCall(d, callNum));
+      const scope = scopeOf(res);
+      res.json(await cancelCall(d, callNum, (call) => scope.sees(call)));
     }),
   );
   return r;

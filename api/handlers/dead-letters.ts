@@ -8,6 +8,7 @@ import { nameSchema } from '../../common/model.js';
 import type { DbClient } from '../../db/client.js';
 import type { Calls } from '../calls.js';
 import { HttpError, parse, positiveInt, wrap } from '../http.js';
+import { scopeOf } from '../tenancy/scope.js';
 
 const ListQuerySchema = z.object({
   funcName: nameSchema.optional(),
@@ -23,7 +24,9 @@ export function deadLettersRouter(db: Pick<DbClient, 'request'>, calls: Calls): 
     '/dead-letters',
     wrap(async (req, res) => {
       const q = parse(ListQuerySchema, req.query, 'query');
-      res.json(await db.request('listDeadLetters', { funcName: q.funcName, limit: q.limit ?? 100 }));
+      const scope = scopeOf(res);
+      const funcName = q.funcName === undefined ? undefined : scope.q(q.funcName);
+      res.json(await db.request('listDeadLetters', { funcName, namespace: scope.namespace, limit: q.limit ?? 100 }));
     }),
   );
 
@@ -33,7 +36,7 @@ export function deadLettersRouter(db: Pick<DbClient, 'request'>, calls: Calls): 
       const callNum = parse(positiveInt, req.params.callNum, 'call number');
       const body = parse(ReplayBodySchema, req.body ?? {}, 'replay');
       const dead = await db.request('getCall', { callNum });
-      if (!dead) throw new HttpError(404, `call ${callNum} not found`);
+      if (!dead || !scopeOf(res).sees(dead)) throw new HttpError(404, `call ${callNum} not found`);
       if (dead.deadLetter !== 'listed') {
         throw new HttpError(
           409,
@@ -53,6 +56,8 @@ export function deadLettersRouter(db: Pick<DbClient, 'request'>, calls: Calls): 
     '/dead-letters/:callNum',
     wrap(async (req, res) => {
       const callNum = parse(positiveInt, req.params.callNum, 'call number');
+      const had = await db.request('getCall', { callNum });
+      if (!had || !scopeOf(res).sees(had)) throw new HttpError(404, `call ${callNum} not found`);
       const { call, changed } = await db.request('dismissDeadLetter', { callNum });
       if (!call) throw new HttpError(404, `call ${callNum} not found`);
       if (!changed) throw new HttpError(409, `call ${callNum} is not a listed dead letter`);

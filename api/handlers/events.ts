@@ -1,6 +1,7 @@
 // GET /events: a Server-Sent Events stream of calls as they are accepted and finished (the dashboard's
 // live view, `zfaas logs NAME --follow`). `?funcName=` keeps one function's calls. Browsers cannot put a
-// header on an EventSource, so with a token it comes as `?token=` (see auth.ts).
+// header on an EventSource, so with a token it comes as `?token=` (see tenancy/identity.ts). A key sees
+// its namespace's calls only, an invoker key only the calls it made, names shown bare.
 import { Router, type Response } from 'express';
 import { z } from 'zod';
 import { errText, type Logger } from '../../common/log.js';
@@ -8,6 +9,8 @@ import { nameSchema, type Call, type CallStatus } from '../../common/model.js';
 import type { DbClient } from '../../db/client.js';
 import type { CallEvents, Calls } from '../calls.js';
 import { parse } from '../http.js';
+import { DEFAULT_NAMESPACE } from '../../common/namespace.js';
+import { scopeOf, type Scope } from '../tenancy/scope.js';
 
 const MAX_TEXT = 2000; // result and error, per event: the whole call is one GET /call/N away
 const MAX_LOGS = 8000;
@@ -27,11 +30,13 @@ export interface CallEvent {
   logs?: string;
   truncated?: boolean; // some text was cut: GET /call/N has all of it
   at: string;
+  by?: string; // the key that made it
 }
 
 interface Client {
   res: Response;
-  funcName?: string;
+  scope: Scope;
+  funcName?: string; // qualified
 }
 
 const cut = (s: string | undefined, max: number): [string | undefined, boolean] =>
@@ -48,7 +53,7 @@ export class CallFeed {
     private readonly log: Logger,
   ) {
     calls.events.on('accepted', (c: Call) =>
-      this.publish({ callNum: c.callNum, funcName: c.funcName, version: c.version, status: c.status, at: c.createdAt }),
+      this.publish({ callNum: c.callNum, funcName: c.funcName, version: c.version, status: c.status, at: c.createdAt, by: c.by }),
     );
     calls.events.on('finished', (f) => {
       this.finished(f).catch((e) => this.log.warn({ callNum: f.callNum, err: errText(e) }, 'call event not sent'));
@@ -59,7 +64,9 @@ export class CallFeed {
   // only while someone is listening.
   private async finished(f: CallEvents['finished'][0]): Promise<void> {
     if (this.clients.size === 0) return;
-    const call = f.funcName && f.node ? null : await this.db.request('getCall', { callNum: f.callNum }).catch(() => null);
+    // An invoker listening sees only its own calls: who made the call is then looked up too.
+    const invokers = [...this.clients].some((c) => c.scope.actor === 'invoker');
+    const call = f.funcName && f.node && !invokers ? null : await this.db.request('getCall', { callNum: f.callNum }).catch(() => null);
     const funcName = f.funcName ?? call?.funcName;
     if (!funcName) return;
     const [result, t1] = cut(f.outcome.result, MAX_TEXT);
@@ -78,24 +85,28 @@ export class CallFeed {
       logs,
       truncated: t1 || t2 || t3 || undefined,
       at: new Date().toISOString(),
+      by: call?.by,
     });
   }
 
   private publish(e: CallEvent): void {
     if (this.clients.size === 0) return;
-    const frame = `id: ${++this.seq}\nevent: call\ndata: ${JSON.stringify(e)}\n\n`;
+    const seq = ++this.seq;
+    const frameOf = (x: CallEvent): string => `id: ${seq}\nevent: call\ndata: ${JSON.stringify(x)}\n\n`;
+    const frame = frameOf(e);
     for (const c of this.clients) {
       if (c.funcName && c.funcName !== e.funcName) continue;
+      if (!c.scope.sees(e)) continue;
       if (c.res.writableLength > MAX_BUFFERED) {
         c.res.end();
         continue;
       }
-      c.res.write(frame);
+      c.res.write(c.scope.namespace === DEFAULT_NAMESPACE ? frame : frameOf(c.scope.show(e)));
     }
   }
 
-  add(res: Response, funcName?: string): void {
-    const c: Client = { res, funcName };
+  add(res: Response, scope: Scope, funcName?: string): void {
+    const c: Client = { res, scope, funcName };
     this.clients.add(c);
     res.on('close', () => {
       this.clients.delete(c);
@@ -129,7 +140,8 @@ export function eventsRouter(feed: CallFeed): Router {
     res.flushHeaders();
     // `hello` tells a client the stream is open: events from here on will reach it.
     res.write(`retry: 2000\nevent: hello\ndata: ${JSON.stringify({ funcName: q.funcName ?? null })}\n\n`);
-    feed.add(res, q.funcName);
+    const scope = scopeOf(res);
+    feed.add(res, scope, q.funcName === undefined ? undefined : scope.q(q.funcName));
   });
   return r;
 }

@@ -27,6 +27,7 @@ describe('settingsFrom', () => {
       retry: true,
       retries: 0,
       retryBackoff: 1000,
+      secrets: [],
       env: {},
       public: false,
     });
@@ -55,6 +56,7 @@ describe('settingsFrom', () => {
       retry: false,
       retries: 0,
       retryBackoff: 1000,
+      secrets: [],
       concurrency: 3,
       handler: 'lib/main.run',
       env: { A: '1', B: '2', C: 'true' },

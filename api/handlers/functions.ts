@@ -12,6 +12,7 @@ import {
   FunctionSettingsSchema,
   POLICIES,
   PolicySchema,
+  SECRET_NAME_RE,
   SETTING_LIMITS,
   nameSchema,
   type FunctionSettings,
@@ -20,6 +21,10 @@ import {
 import { quote, readBackoff, readMemory, readTimeout, refuse, type Reading } from '../../common/units.js';
 import type { DbClient } from '../../db/client.js';
 import { HttpError, parse, wrap } from '../http.js';
+import { bareName } from '../../common/namespace.js';
+import { scopeOf } from '../tenancy/scope.js';
+import type { Quotas } from '../tenancy/quotas.js';
+import { resolveRuntime } from './runtimes.js';
 
 export const MAX_UPLOAD_BYTES = 50 * 1024 * 1024;
 
@@ -111,6 +116,29 @@ function readEnv(v: unknown): Reading<Record<string, string>> {
   return { ok: true, value: out };
 }
 
+// `secrets` as names: comma separated, repeated fields, or a JSON array; each must name a secret.
+const SECRETS_EXPECTED = 'secret names separated by commas (or repeated), such as db-password,api-token';
+function readSecrets(v: unknown): Reading<string[]> {
+  const items = (Array.isArray(v) ? (v as unknown[]) : [v]).flatMap((item) => {
+    if (typeof item !== 'string') return [item];
+    const t = item.trim();
+    if (t.startsWith('[')) {
+      try {
+        return JSON.parse(t) as unknown[];
+      } catch {
+        return [item];
+      }
+    }
+    return t === '' ? [] : t.split(',').map((x) => x.trim());
+  });
+  const out: string[] = [];
+  for (const item of items) {
+    if (typeof item !== 'string' || !SECRET_NAME_RE.test(item)) return refuse(SECRETS_EXPECTED, item);
+    if (!out.includes(item)) out.push(item);
+  }
+  return { ok: true, value: out };
+}
+
 // A setting read by `read`; its refusal becomes a zod issue at the setting's path, so parse() (api/http.ts)
 // words it like every other bad input: "invalid function settings: memory: expected ..., got "12x"".
 const setting = <T>(read: (v: unknown) => Reading<T>) =>
@@ -142,6 +170,7 @@ const SettingsInputSchema = z
     concurrency: setting(readNumber(`a whole number of calls from ${L.concurrency.min} to ${L.concurrency.max}`, L.concurrency, true)),
     handler: setting(readHandler),
     env: setting(readEnv),
+    secrets: setting(readSecrets),
     format: setting(readFormat),
     public: setting(readBool),
     rateLimit: setting(
@@ -152,35 +181,16 @@ const SettingsInputSchema = z
       ),
     ),
   })
-  .passthrough();
+  .strip();
 
 export function settingsFrom(req: Request): FunctionSettings {
+  // Fields it does not know (the archive's, a client's own) are dropped here, not refused.
   const raw = parse(SettingsInputSchema, { ...(req.query as object), ...(req.body as object) }, 'function settings');
-  const { env, timeout, memory, cpus, pids, policy, network, retry, retries, retryBackoff, concurrency, handler, format, rateLimit } = raw;
-  return parse(
-    FunctionSettingsSchema,
-    {
-      timeout,
-      memory,
-      cpus,
-      pids,
-      policy,
-      network,
-      retry,
-      retries,
-      retryBackoff,
-      concurrency,
-      handler,
-      env,
-      format,
-      public: raw.public,
-      rateLimit,
-    },
-    'function settings',
-  );
+  return parse(FunctionSettingsSchema, raw, 'function settings');
 }
 
-export function functionsRouter(db: DbClient): Router {
+// `quotas`: the namespaces' deploy limits (unset: none, as for a router used alone).
+export function functionsRouter(db: DbClient, quotas?: Pick<Quotas, 'deployRoom'>): Router {
   const r = Router();
   const upload = multer({
     storage: multer.memoryStorage(),
@@ -201,13 +211,21 @@ export function functionsRouter(db: DbClient): Router {
     '/registerFunction/:runtime/:funcName',
     receive,
     wrap(async (req, res) => {
-      const runtimeName = parse(nameSchema, req.params.runtime, 'runtime name');
-      const functionName = parse(nameSchema, req.params.funcName, 'function name');
-      if (!(await db.request('getRuntime', { name: runtimeName }))) throw new HttpError(404, `runtime ${runtimeName} not found`);
+      const scope = scopeOf(res);
+      const runtimeAsked = parse(nameSchema, req.params.runtime, 'runtime name');
+      const name = parse(nameSchema, req.params.funcName, 'function name');
+      const functionName = scope.q(name);
+      const runtime = await resolveRuntime(db, scope, runtimeAsked);
+      if (!runtime) throw new HttpError(404, `runtime ${runtimeAsked} not found`);
+      const runtimeName = runtime.name;
       const file = req.file;
       if (!file)
         throw new HttpError(400, "the archive is missing: send it as the multipart field 'module' (e.g. curl -F module=@fn.tar.gz)");
       const settings = settingsFrom(req);
+      if (quotas) {
+        const mine = (await db.request('listFunctions', {})).filter((f) => scope.owns(f.functionName));
+        await quotas.deployRoom(scope.namespace, mine, { functionName, size: file.size, memory: settings.memory });
+      }
       // Checked whole before anything is stored: a refused archive writes nothing.
       const summary = await inspectArchive(file.buffer);
       const digest = createHash('sha256').update(file.buffer).digest('hex');
@@ -228,17 +246,19 @@ export function functionsRouter(db: DbClient): Router {
   r.get(
     '/functions',
     wrap(async (req, res) => {
-      const list = await db.request('listFunctions', {});
-      res.json(req.query.detail === 'true' ? list : list.map((f) => f.functionName));
+      const scope = scopeOf(res);
+      const list = (await db.request('listFunctions', {})).filter((f) => scope.owns(f.functionName));
+      res.json(req.query.detail === 'true' ? list : list.map((f) => bareName(f.functionName)));
     }),
   );
 
   r.get(
     '/functions/:name',
     wrap(async (req, res) => {
-      const name = parse(nameSchema, req.params.name, 'function name');
+      const bare = parse(nameSchema, req.params.name, 'function name');
+      const name = scopeOf(res).q(bare);
       const fn = await db.request('getFunction', { name });
-      if (!fn) throw new HttpError(404, `function ${name} not found`);
+      if (!fn) throw new HttpError(404, `function ${bare} not found`);
       const versions = await db.request('listVersions', { name });
       res.json({ ...fn, versions: versions.map((v) => ({ version: v.version, digest: v.digest, size: v.size, createdAt: v.createdAt })) });
     }),
@@ -247,13 +267,14 @@ export function functionsRouter(db: DbClient): Router {
   r.post(
     '/functions/:name/rollback',
     wrap(async (req, res) => {
-      const name = parse(nameSchema, req.params.name, 'function name');
+      const bare = parse(nameSchema, req.params.name, 'function name');
+      const name = scopeOf(res).q(bare);
       const body = parse(z.object({ version: z.number().int().min(1).optional() }).default({}), req.body ?? {}, 'rollback');
       const fn = await db.request('getFunction', { name });
-      if (!fn) throw new HttpError(404, `function ${name} not found`);
+      if (!fn) throw new HttpError(404, `function ${bare} not found`);
       const target = body.version ?? fn.version - 1;
       const meta = target >= 1 ? await db.request('setCurrentVersion', { name, version: target }) : null;
-      if (!meta) throw new HttpError(404, `function ${name} has no version ${target}`);
+      if (!meta) throw new HttpError(404, `function ${bare} has no version ${target}`);
       res.json(meta);
     }),
   );
@@ -261,10 +282,10 @@ export function functionsRouter(db: DbClient): Router {
   r.delete(
     '/functions/:name',
     wrap(async (req, res) => {
-      const name = parse(nameSchema, req.params.name, 'function name');
-      const { deleted } = await db.request('deleteFunction', { name });
-      if (!deleted) throw new HttpError(404, `function ${name} not found`);
-      res.json({ deleted: name });
+      const bare = parse(nameSchema, req.params.name, 'function name');
+      const { deleted } = await db.request('deleteFunction', { name: scopeOf(res).q(bare) });
+      if (!deleted) throw new HttpError(404, `function ${bare} not found`);
+      res.json({ deleted: bare });
     }),
   );
 

@@ -12,6 +12,7 @@ import { withOutcome, type Calls } from '../calls.js';
 import { checkParams, HttpError, parse, wrap } from '../http.js';
 import { idempotencyKey, idempotencyOf, keyField, REPLAYED_HEADER, replayOutcome } from '../idempotency.js';
 import { AllowList, CallbackUrlError } from '../callbacks/allow-list.js';
+import { scopeOf } from '../tenancy/scope.js';
 
 // "name" or "name@version"
 export const targetSchema = z
@@ -80,13 +81,16 @@ export function invokeRouter(db: DbClient, calls: Calls, idempotencyTtlS: number
       checkParams(body.params);
       const wait = body.wait ?? isTrue(req.query.wait);
       const redundant = body.redundant ?? isTrue(req.query.redundant);
+      const scope = scopeOf(res);
+      const funcName = scope.q(body.funcName.name);
       const key = idempotencyKey(req, body.idempotencyKey);
-      const idempotency = key === undefined ? undefined : idempotencyOf(key, idempotencyTtlS, body.funcName.name, body.params);
+      const idempotency = key === undefined ? undefined : idempotencyOf(scope.idempotencyKey(key), idempotencyTtlS, funcName, body.params);
       const version = body.version ?? body.funcName.version;
       const callback = await callbackUrl(req, allow, body.callbackUrl); // before anything is made
-      const { call, fn, replayed } = await calls.invoke(body.funcName.name, body.params, version, {
+      const { call, fn, replayed } = await calls.invoke(funcName, body.params, version, {
         redundant,
         idempotency,
+        ...(scope.keyId ? { by: scope.keyId } : {}),
         ...(callback ? { callbackUrl: callback } : {}),
       });
       if (replayed) res.setHeader(REPLAYED_HEADER, 'true');

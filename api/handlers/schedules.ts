@@ -5,6 +5,8 @@ import { randomBytes } from 'node:crypto';
 import { Router } from 'express';
 import { z } from 'zod';
 import { nameSchema } from '../../common/model.js';
+import { bareName } from '../../common/namespace.js';
+import { scopeOf } from '../tenancy/scope.js';
 import { errText, type Logger } from '../../common/log.js';
 import type { DbClient } from '../../db/client.js';
 import type { Schedule } from '../../protocol/db.js';
@@ -59,7 +61,7 @@ export function schedulesRouter(d: SchedulesDeps): Router {
   start();
 
   const fnExists = async (name: string): Promise<void> => {
-    if (!(await d.db.request('getFunction', { name }))) throw new HttpError(404, `function ${name} not found`);
+    if (!(await d.db.request('getFunction', { name }))) throw new HttpError(404, `function ${bareName(name)} not found`);
   };
 
   const r = Router();
@@ -67,6 +69,7 @@ export function schedulesRouter(d: SchedulesDeps): Router {
     '/functions/:name/schedules',
     wrap(async (req, res) => {
       const name = parse(nameSchema, req.params.name, 'function name');
+      const qname = scopeOf(res).q(name);
       const body = parse(BodySchema, req.body ?? {}, 'schedule');
       const timezone = body.timezone ?? 'UTC';
       try {
@@ -76,10 +79,10 @@ export function schedulesRouter(d: SchedulesDeps): Router {
         throw e;
       }
       checkParams(body.params);
-      await fnExists(name);
+      await fnExists(qname);
       const s = await d.db.request('putSchedule', {
         id: randomBytes(8).toString('hex'),
-        funcName: name,
+        funcName: qname,
         cron: body.cron.trim(),
         timezone,
         params: body.params ?? {},
@@ -94,8 +97,9 @@ export function schedulesRouter(d: SchedulesDeps): Router {
     '/functions/:name/schedules',
     wrap(async (req, res) => {
       const name = parse(nameSchema, req.params.name, 'function name');
-      const list = await d.db.request('listSchedules', { funcName: name });
-      if (list.length === 0) await fnExists(name);
+      const qname = scopeOf(res).q(name);
+      const list = await d.db.request('listSchedules', { funcName: qname });
+      if (list.length === 0) await fnExists(qname);
       res.json(list.map((s) => view(runner, s)));
     }),
   );
@@ -103,8 +107,9 @@ export function schedulesRouter(d: SchedulesDeps): Router {
     '/functions/:name/schedules/:id',
     wrap(async (req, res) => {
       const name = parse(nameSchema, req.params.name, 'function name');
+      const qname = scopeOf(res).q(name);
       const id = parse(IdSchema, req.params.id, 'schedule id');
-      const { deleted } = await d.db.request('deleteSchedule', { funcName: name, id });
+      const { deleted } = await d.db.request('deleteSchedule', { funcName: qname, id });
       if (!deleted) throw new HttpError(404, `function ${name} has no schedule ${id}`);
       runner.remove(id);
       res.json({ deleted: true, id });

@@ -10,7 +10,8 @@ import express, { Router, type Request, type Response } from 'express';
 import type { CallOutcome, FunctionMeta } from '../../common/model.js';
 import { errText, type Logger } from '../../common/log.js';
 import { HOP_BY_HOP, type HttpRequest } from '../../protocol/loader.js';
-import type { TokenCheck } from '../auth.js';
+import { refuse, type Refusal } from '../tenancy/identity.js';
+import { scopeOf } from '../tenancy/scope.js';
 import type { Calls } from '../calls.js';
 import { checkParams, HttpError, parse, wrap } from '../http.js';
 import { idempotencyKey, idempotencyOf, REPLAYED_HEADER, replayOutcome } from '../idempotency.js';
@@ -25,7 +26,6 @@ const ERROR_OF_PROXYING = /^(malformed response|response too large|the loader se
 
 export interface WebDeps {
   calls: Calls;
-  token?: TokenCheck; // unset: no token configured
   idempotencyTtlS: number; // how long an Idempotency-Key stands for its call
   log: Logger;
 }
@@ -40,22 +40,24 @@ export function webRouter(d: WebDeps): Router {
     wrap(async (req, res) => {
       const params = req.params as Record<string, string | undefined>;
       const target = parse(targetSchema, params[0] ?? '', 'function name');
-      // The token first: without it, a function that is not public does not exist for the caller.
-      const tokenOk = d.token ? d.token(req) : 'ok';
+      // Credentials first: without them, a function that is not public does not exist for the caller
+      // (an anonymous caller reaches the default namespace's public functions).
+      const refusal = res.locals.refusal as Refusal | undefined;
+      const scope = scopeOf(res);
       let def;
       try {
-        def = await d.calls.resolveFunction(target.name, target.version);
+        def = await d.calls.resolveFunction(scope.q(target.name), target.version);
       } catch (e) {
-        if (tokenOk !== 'ok') return d.token!.refuse(req, res, tokenOk);
+        if (refusal) return refuse(req, res, refusal, d.log);
         throw e;
       }
       const fn = def.fn;
-      if (!fn.settings.public && tokenOk !== 'ok') return d.token!.refuse(req, res, tokenOk);
+      if (!fn.settings.public && refusal) return refuse(req, res, refusal, d.log);
       if (fn.settings.public) {
         const wait = limits.take(fn.functionName, fn.settings.rateLimit ?? 50);
         if (wait > 0) {
           res.setHeader('Retry-After', String(Math.ceil(wait / 1000)));
-          throw new HttpError(429, `function ${fn.functionName} takes at most ${fn.settings.rateLimit ?? 50} requests a second`);
+          throw new HttpError(429, `function ${target.name} takes at most ${fn.settings.rateLimit ?? 50} requests a second`);
         }
       }
       await new Promise<void>((resolve, reject) => raw(req, res, (e?: unknown) => (e ? reject(e) : resolve())));
@@ -66,7 +68,7 @@ export function webRouter(d: WebDeps): Router {
         method: req.method,
         path: subPath,
         query,
-        headers: forwardHeaders(req, !fn.settings.public),
+        headers: forwardHeaders(req, !fn.settings.public || !refusal), // accepted credentials stay with the platform
         body: body.toString('base64'),
         sourceIp: req.socket.remoteAddress ?? '',
       };
@@ -78,7 +80,9 @@ export function webRouter(d: WebDeps): Router {
         redundant: isTrue(req.query.redundant),
         http,
         request: { method: req.method, path: subPath.slice(0, 2048), query: query.slice(0, 4096) },
-        idempotency: key === undefined ? undefined : idempotencyOf(key, d.idempotencyTtlS, fn.functionName, callParams, asked),
+        idempotency:
+          key === undefined ? undefined : idempotencyOf(scope.idempotencyKey(key), d.idempotencyTtlS, fn.functionName, callParams, asked),
+        ...(refusal || !scope.keyId ? {} : { by: scope.keyId }),
       });
       res.setHeader('X-Zfaas-Call', String(call.callNum));
       if (replayed) res.setHeader(REPLAYED_HEADER, 'true');

@@ -1,7 +1,18 @@
 // The REST API as typed calls. Uses the global fetch; every reply is checked against its schema, every
 // failure becomes a CliError carrying its exit code (see errors.ts).
 import type { ZodType, ZodTypeDef } from 'zod';
-import type { Call, CallStatus, FunctionMeta, Runtime, RuntimeInput } from '../../common/model.js';
+import {
+  SecretInfoSchema,
+  type Call,
+  type CallStatus,
+  type FunctionMeta,
+  type Quotas,
+  type Role,
+  type Runtime,
+  type RuntimeInput,
+  type SecretInfo,
+} from '../../common/model.js';
+import { NAMESPACE_HEADER } from './config.js';
 import { ApiError, CliError, UnreachableError, errText } from './errors.js';
 import {
   CallSchema,
@@ -13,12 +24,20 @@ import {
   FunctionDetailSchema,
   FunctionMetaSchema,
   FunctionsSchema,
+  KeyViewSchema,
+  NamespaceViewSchema,
+  NewKeySchema,
   NodesSchema,
   RuntimeSchema,
   RuntimesSchema,
   type Deployed,
   type FunctionDetail,
+  type KeyView,
+  type NamespaceView,
+  type NewKey,
   type NodeView,
+  type WhoAmI,
+  WhoAmISchema,
 } from './schemas.js';
 import { multipartBody, progressStream } from './upload.js';
 import { ScheduleSchema, type Schedule } from '../../protocol/db.js';
@@ -67,6 +86,8 @@ export class ApiClient {
     readonly api: string,
     private readonly token?: string,
     private readonly fetchFn: typeof fetch = fetch,
+    /** Sent as X-Zfaas-Namespace: the operator acts in that namespace (a key only in its own). */
+    readonly namespace?: string,
   ) {}
 
   async send<T>(
@@ -79,6 +100,7 @@ export class ApiClient {
     for (const [k, v] of Object.entries(o.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     const headers: Record<string, string> = { accept: 'application/json', ...o.headers };
     if (this.token) headers.authorization = `Bearer ${this.token}`;
+    if (this.namespace) headers[NAMESPACE_HEADER] = this.namespace;
     // Node's fetch streams a ReadableStream body only with duplex 'half' (missing from the DOM typings).
     const init: RequestInit & { duplex?: 'half' } = { method, headers };
     if (o.json !== undefined) {
@@ -266,6 +288,64 @@ export class ApiClient {
 
   async deleteSchedule(name: string, id: string): Promise<void> {
     await this.send('DELETE', `/functions/${enc(name)}/schedules/${enc(id)}`, ScheduleViewSchema.pick({ id: true }));
+  }
+
+  // --- tenancy: who a key is, namespaces, their keys, secrets -----------------------------------------
+
+  async whoami(): Promise<WhoAmI> {
+    return (await this.send('GET', '/whoami', WhoAmISchema)).data;
+  }
+
+  async namespaces(): Promise<NamespaceView[]> {
+    return (await this.send('GET', '/namespaces', NamespaceViewSchema.array())).data;
+  }
+
+  async namespaceInfo(name: string): Promise<NamespaceView> {
+    return (await this.send('GET', `/namespaces/${enc(name)}`, NamespaceViewSchema)).data;
+  }
+
+  async createNamespace(name: string, quotas?: Quotas): Promise<NamespaceView> {
+    return (await this.send('POST', '/namespaces', NamespaceViewSchema, { json: quotas ? { name, quotas } : { name } })).data;
+  }
+
+  async setQuotas(name: string, quotas: Quotas): Promise<NamespaceView> {
+    return (await this.send('PUT', `/namespaces/${enc(name)}/quotas`, NamespaceViewSchema, { json: quotas })).data;
+  }
+
+  async createKey(namespace: string, role: Role): Promise<NewKey> {
+    return (await this.send('POST', `/namespaces/${enc(namespace)}/keys`, NewKeySchema, { json: { role } })).data;
+  }
+
+  async keys(namespace: string): Promise<KeyView[]> {
+    return (await this.send('GET', `/namespaces/${enc(namespace)}/keys`, KeyViewSchema.array())).data;
+  }
+
+  async rotateKey(namespace: string, id: string): Promise<NewKey> {
+    return (await this.send('POST', `/namespaces/${enc(namespace)}/keys/${enc(id)}/rotate`, NewKeySchema)).data;
+  }
+
+  async revokeKey(namespace: string, id: string): Promise<KeyView> {
+    return (await this.send('DELETE', `/namespaces/${enc(namespace)}/keys/${enc(id)}`, KeyViewSchema)).data;
+  }
+
+  async secrets(): Promise<SecretInfo[]> {
+    return (await this.send('GET', '/secrets', SecretInfoSchema.array())).data;
+  }
+
+  /** Makes a secret (the API answers 409 when it exists); the value goes as base64, byte for byte. */
+  async createSecret(name: string, value: Uint8Array): Promise<SecretInfo> {
+    const json = { name, valueBase64: Buffer.from(value).toString('base64') };
+    return (await this.send('POST', '/secrets', SecretInfoSchema, { json })).data;
+  }
+
+  /** Makes or replaces a secret's value. */
+  async setSecret(name: string, value: Uint8Array): Promise<SecretInfo> {
+    const json = { valueBase64: Buffer.from(value).toString('base64') };
+    return (await this.send('PUT', `/secrets/${enc(name)}`, SecretInfoSchema, { json })).data;
+  }
+
+  async deleteSecret(name: string): Promise<void> {
+    await this.send('DELETE', `/secrets/${enc(name)}`, DeletedSchema);
   }
 
   // --- nodes -----------------------------------------------------------------------------------------

@@ -1,20 +1,24 @@
-// Where the CLI finds the API and its token: --api/--token, then ZFAAS_API/ZFAAS_TOKEN, then the config
-// file (ZFAAS_CONFIG, else $XDG_CONFIG_HOME/zfaas/config.json, else ~/.config/zfaas/config.json), then
+// Where the CLI finds the API, its token (or key) and the namespace to act in: --api/--token/--namespace,
+// then ZFAAS_API/ZFAAS_TOKEN/ZFAAS_NAMESPACE, then the config file (ZFAAS_CONFIG, else $XDG_CONFIG_HOME/zfaas/config.json, else ~/.config/zfaas/config.json), then
 // the default. The file holds a token, so it is written readable by its owner only.
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
+import { namespaceSchema } from '../../common/namespace.js';
 import { CliError, UsageError, errText } from './errors.js';
 
 export const DEFAULT_API = 'http://127.0.0.1:3000';
+/** The header that picks the namespace a request acts in (api/tenancy/identity.ts). */
+export const NAMESPACE_HEADER = 'x-zfaas-namespace';
 
 export const ConfigFileSchema = z.object({
   api: z.string().min(1).optional(),
   token: z.string().min(1).optional(),
+  namespace: namespaceSchema.optional(),
 });
 export type ConfigFile = z.infer<typeof ConfigFileSchema>;
-export const CONFIG_KEYS = ['api', 'token'] as const;
+export const CONFIG_KEYS = ['api', 'token', 'namespace'] as const;
 export type ConfigKey = (typeof CONFIG_KEYS)[number];
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -22,6 +26,8 @@ export type Env = Readonly<Record<string, string | undefined>>;
 export interface ClientConfig {
   api: string;
   token?: string;
+  /** Sent as X-Zfaas-Namespace on every request; unset: the key's own namespace (the operator's: default). */
+  namespace?: string;
   /** Where `api` came from, for `zfaas config` and for error messages. */
   apiFrom: 'flag' | 'env' | 'file' | 'default';
   file: string;
@@ -77,7 +83,14 @@ export function normalizeApi(raw: string): string {
   return u.toString().replace(/\/+$/, '');
 }
 
-export async function resolveConfig(flags: { api?: string; token?: string }, env: Env): Promise<ClientConfig> {
+/** A namespace name as the API takes it, else a usage error naming where it came from. */
+export function checkNamespace(raw: string, from: string): string {
+  const r = namespaceSchema.safeParse(raw);
+  if (!r.success) throw new UsageError(`invalid namespace "${raw}" (${from}): ${r.error.issues[0]?.message ?? 'bad value'}`);
+  return r.data;
+}
+
+export async function resolveConfig(flags: { api?: string; token?: string; namespace?: string }, env: Env): Promise<ClientConfig> {
   const file = configPath(env);
   const fromFile = await readConfigFile(file);
   const [raw, apiFrom]: [string, ClientConfig['apiFrom']] = flags.api
@@ -88,5 +101,10 @@ export async function resolveConfig(flags: { api?: string; token?: string }, env
         ? [fromFile.api, 'file']
         : [DEFAULT_API, 'default'];
   const token = flags.token || env.ZFAAS_TOKEN || fromFile.token || undefined;
-  return { api: normalizeApi(raw), token, apiFrom, file };
+  const namespace = flags.namespace
+    ? checkNamespace(flags.namespace, '--namespace')
+    : env.ZFAAS_NAMESPACE
+      ? checkNamespace(env.ZFAAS_NAMESPACE, 'ZFAAS_NAMESPACE')
+      : fromFile.namespace;
+  return { api: normalizeApi(raw), token, namespace, apiFrom, file };
 }

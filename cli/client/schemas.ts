@@ -2,7 +2,7 @@
 // instead of surfacing later as "undefined" in a table. Object schemas strip unknown keys, so the API
 // may add fields without breaking the CLI.
 import { z } from 'zod';
-import { CallSchema, FunctionMetaSchema, RuntimeSchema } from '../../common/model.js';
+import { CallSchema, FunctionMetaSchema, RoleSchema, RuntimeSchema } from '../../common/model.js';
 
 export { CallSchema, FunctionMetaSchema, RuntimeSchema };
 
@@ -42,5 +42,29 @@ export const NodeSchema = z.object({
 });
 export type NodeView = z.infer<typeof NodeSchema>;
 export const NodesSchema = z.array(NodeSchema);
+
+// Tenancy (api/handlers/namespaces.ts): who a key is, namespaces with their quotas, keys (never their
+// secret part, except `key` once when a key is made or rotated).
+export const WhoAmISchema = z.object({ namespace: z.string(), role: z.string(), keyId: z.string().optional() });
+export type WhoAmI = z.infer<typeof WhoAmISchema>;
+
+export const NamespaceViewSchema = z.object({
+  name: z.string(),
+  createdAt: z.string(),
+  quotas: z.record(z.string(), z.number()).default({}),
+});
+export type NamespaceView = z.infer<typeof NamespaceViewSchema>;
+
+export const KeyViewSchema = z.object({
+  id: z.string(),
+  namespace: z.string(),
+  role: RoleSchema,
+  createdAt: z.string(),
+  rotatedAt: z.string().optional(),
+  revokedAt: z.string().optional(),
+});
+export type KeyView = z.infer<typeof KeyViewSchema>;
+export const NewKeySchema = KeyViewSchema.extend({ key: z.string().min(1) });
+export type NewKey = z.infer<typeof NewKeySchema>;
 
 export const ErrorBodySchema = z.object({ error: z.string() });

@@ -6,6 +6,7 @@
 // ERROR exits 3 and TIMEOUT 4; an answer without it is the API's own refusal ({"error"}), exit 1.
 import type { Readable } from 'node:stream';
 import { NAME_RE } from '../../common/model.js';
+import { NAMESPACE_HEADER } from './config.js';
 import { ApiError, CliError, EXIT, UnreachableError, UsageError, errText, printable } from './errors.js';
 import { readBoundedBytes } from './read-bounded.js';
 
@@ -174,8 +175,17 @@ export interface FetchRequest {
   init: RequestInit;
 }
 
-/** The fetch that makes it. The API token goes as always (Authorization: Bearer), unless -H gave an Authorization. */
-export function toFetchRequest(api: string, token: string | undefined, plan: WebPlan, body: Uint8Array | undefined): FetchRequest {
+/**
+ * The fetch that makes it. The API token goes as always (Authorization: Bearer), unless -H gave an
+ * Authorization; the namespace (--namespace) as X-Zfaas-Namespace, unless -H gave one.
+ */
+export function toFetchRequest(
+  api: string,
+  token: string | undefined,
+  plan: WebPlan,
+  body: Uint8Array | undefined,
+  namespace?: string,
+): FetchRequest {
   const base = new URL(api);
   const url = new URL(api + plan.target);
   // Nothing may have been rewritten on the way (a dot segment, a backslash): the API gets exactly this.
@@ -184,6 +194,7 @@ export function toFetchRequest(api: string, token: string | undefined, plan: Web
     throw new UsageError(`the request would go to ${url.pathname}${url.search}, not ${expected}; check --path`);
   const headers = new Headers();
   if (token && !plan.headers.some(([k]) => k.toLowerCase() === 'authorization')) headers.set('authorization', `Bearer ${token}`);
+  if (namespace && !plan.headers.some(([k]) => k.toLowerCase() === NAMESPACE_HEADER)) headers.set(NAMESPACE_HEADER, namespace);
   for (const [k, v] of plan.headers) headers.append(k, v);
   // A redirect the function answers is shown, not followed (as curl without -L).
   const init: RequestInit = { method: plan.method, headers, redirect: 'manual' };
@@ -311,7 +322,7 @@ export interface WebInvoke {
   flags: WebFlags;
   stdin: Readable;
   /** The API address and token, resolved only once the flags are known to be right. */
-  config: () => Promise<{ api: string; token?: string }>;
+  config: () => Promise<{ api: string; token?: string; namespace?: string }>;
   fetchFn: typeof fetch;
   sink: ByteSink;
   note: (text: string) => void;
@@ -321,7 +332,7 @@ export interface WebInvoke {
 export async function webInvoke(w: WebInvoke): Promise<number> {
   const plan = planWebRequest(w.target, w.flags);
   const body = await readWebBody(plan.data, w.stdin);
-  const { api, token } = await w.config();
-  const res = await sendWeb(w.fetchFn, api, toFetchRequest(api, token, plan, body));
+  const { api, token, namespace } = await w.config();
+  const res = await sendWeb(w.fetchFn, api, toFetchRequest(api, token, plan, body, namespace));
   return printWebAnswer(res, w.sink, { include: w.flags.include, note: w.note });
 }

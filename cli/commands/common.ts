@@ -11,7 +11,7 @@ export interface Deps {
   out: Output;
   env: Env;
   stdin: Readable & { isTTY?: boolean };
-  /** The configuration for this command: its own and its parents' --api/--token, env, config file. */
+  /** The configuration for this command: its own and its parents' --api/--token/--namespace, env, config file. */
   config(cmd: Command): Promise<ClientConfig>;
   /** An API client built from config(cmd). */
   client(cmd: Command): Promise<ApiClient>;
@@ -26,8 +26,8 @@ export function makeDeps(io: {
   setExitCode: (code: number) => void;
 }): Deps {
   const config = (cmd: Command): Promise<ClientConfig> => {
-    const o = cmd.optsWithGlobals<{ api?: string; token?: string }>();
-    return resolveConfig({ api: o.api, token: o.token }, io.env);
+    const o = cmd.optsWithGlobals<{ api?: string; token?: string; namespace?: string }>();
+    return resolveConfig({ api: o.api, token: o.token, namespace: o.namespace }, io.env);
   };
   return {
     out: io.out,
@@ -36,7 +36,7 @@ export function makeDeps(io: {
     config,
     client: async (cmd) => {
       const c = await config(cmd);
-      return new ApiClient(c.api, c.token, io.fetchFn);
+      return new ApiClient(c.api, c.token, io.fetchFn, c.namespace);
     },
     setExitCode: io.setExitCode,
   };

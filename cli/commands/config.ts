@@ -1,21 +1,36 @@
 // config: show where the CLI sends its requests; config set/unset KEY VALUE edits the config file
 import { Argument, type Command } from 'commander';
-import { CONFIG_KEYS, normalizeApi, readConfigFile, writeConfigFile, type ConfigKey } from '../client/config.js';
+import { CONFIG_KEYS, checkNamespace, normalizeApi, readConfigFile, writeConfigFile, type ConfigKey } from '../client/config.js';
 import { act, clientCommand, examples, type Deps } from './common.js';
 
 export function configCommands(p: Command, deps: Deps): void {
   const { out } = deps;
   const config = examples(
-    clientCommand(p, 'config', 'show the API address and token the CLI uses, and where they come from').option('--json', 'print JSON'),
-    ['zfaas config', 'zfaas config set api http://10.0.0.5:3000', 'zfaas config set token "$(cat token.txt)"'],
+    clientCommand(p, 'config', 'show the API address, token and namespace the CLI uses, and where they come from').option(
+      '--json',
+      'print JSON',
+    ),
+    [
+      'zfaas config',
+      'zfaas config set api http://10.0.0.5:3000',
+      'zfaas config set token "$(cat token.txt)"',
+      'zfaas config set namespace team-a',
+    ],
   ).action(
     act(deps, async (o: { json?: boolean }, cmd: Command) => {
       const c = await deps.config(cmd);
-      const view = { api: c.api, apiFrom: c.apiFrom, token: c.token ? 'set' : 'not set', file: c.file };
+      const view = {
+        api: c.api,
+        apiFrom: c.apiFrom,
+        token: c.token ? 'set' : 'not set',
+        ...(c.namespace ? { namespace: c.namespace } : {}),
+        file: c.file,
+      };
       if (o.json) return out.json(view);
       out.fields([
         ['api', `${c.api} (from ${c.apiFrom})`],
         ['token', view.token],
+        ['namespace', c.namespace ?? "(not set: the key's own; the operator's default)"],
         ['config file', c.file],
       ]);
     }),
@@ -32,7 +47,7 @@ export function configCommands(p: Command, deps: Deps): void {
     act(deps, async (key: ConfigKey, value: string, _o: unknown, cmd: Command) => {
       const file = (await deps.config(cmd)).file;
       const cfg = await readConfigFile(file);
-      cfg[key] = key === 'api' ? normalizeApi(value) : value;
+      cfg[key] = key === 'api' ? normalizeApi(value) : key === 'namespace' ? checkNamespace(value, 'config set namespace') : value;
       await writeConfigFile(file, cfg);
       out.print(`${key} saved in ${file}`);
     }),

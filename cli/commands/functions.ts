@@ -1,6 +1,6 @@
 // deploy, functions, function NAME, rollback, delete
 import { Option, type Command } from 'commander';
-import { FunctionSettingsSchema, POLICIES, SETTING_LIMITS, type FunctionMeta } from '../../common/model.js';
+import { FunctionSettingsSchema, POLICIES, SECRET_NAME_RE, SETTING_LIMITS, type FunctionMeta } from '../../common/model.js';
 import {
   BACKOFF_EXPECTED,
   MEMORY_EXPECTED,
@@ -36,6 +36,8 @@ interface DeployOpts {
   format?: string;
   public?: boolean;
   rateLimit?: number;
+  /** Secret names: --secrets (repeatable, comma separated), or zfaas.json's list. */
+  secrets?: string[] | string;
   json?: boolean;
 }
 
@@ -80,6 +82,17 @@ export function settingsFields(o: DeployOpts): Array<[string, string]> {
   if (o.format !== undefined) f.push(['format', o.format]);
   if (o.public) f.push(['public', 'true']);
   if (o.rateLimit !== undefined) f.push(['rateLimit', String(o.rateLimit)]);
+  const secrets = (typeof o.secrets === 'string' ? [o.secrets] : (o.secrets ?? []))
+    .flatMap((s) => s.split(','))
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  for (const s of secrets) {
+    if (!SECRET_NAME_RE.test(s))
+      throw new UsageError(
+        `invalid --secrets name ${JSON.stringify(s)}: a secret name is letters, digits, ".", "_" or "-" (see "zfaas secret list")`,
+      );
+  }
+  if (secrets.length) f.push(['secrets', secrets.join(',')]);
   for (const e of o.env ?? []) {
     if (!ENV_RE.test(e)) throw new UsageError(`invalid --env "${e}": expected KEY=VALUE with KEY made of letters, digits and _`);
     f.push(['env', e]);
@@ -141,6 +154,11 @@ export function functionCommands(p: Command, deps: Deps): void {
         `web requests per second it takes when public, ${RATE.min} to ${RATE.max} (default ${RATE.default})`,
         positiveInt('--rate-limit'),
       )
+      .option(
+        '--secrets <names>',
+        'secrets of its namespace it reads as files /var/zfaas/secrets/NAME, comma separated (repeatable; see "zfaas secret")',
+        collect,
+      )
       .option('--json', 'print the new version as JSON'),
     [
       'zfaas deploy hello ./hello --runtime node',
@@ -148,6 +166,7 @@ export function functionCommands(p: Command, deps: Deps): void {
       'zfaas deploy hello ./hello --env GREETING=hi --env LANG=es --policy function',
       'zfaas deploy api ./api --format lambda --public --rate-limit 200',
       'zfaas deploy charge ./charge --retries 3 --retry-backoff 500ms',
+      'zfaas deploy api ./api --secrets db-password,api-token',
     ],
   ).action(
     act(deps, async (name: string, path: string, o: DeployOpts, cmd: Command) => {
@@ -216,6 +235,7 @@ export function functionCommands(p: Command, deps: Deps): void {
         ['public', publicLine(f)],
         ['network', f.settings.network ? 'allowed' : 'none'],
         ['env', env.length ? env.join(', ') : '(none)'],
+        ...(f.settings.secrets.length ? [['secrets', f.settings.secrets.join(', ')] as const] : []),
         ['digest', f.digest],
       ]);
       out.print('');

@@ -14,6 +14,7 @@ import { logsCommand } from './logs.js';
 import { nodeCommands } from './nodes.js';
 import { runtimeCommands } from './runtimes.js';
 import { scheduleCommands } from './schedules.js';
+import { tenancyCommands } from './tenancy.js';
 
 export function defaultDeps(): Deps {
   return makeDeps({
@@ -38,7 +39,13 @@ export function registerClientCommands(p: Command, deps: Deps = defaultDeps()): 
   p.addOption(
     new Option('--api <url>', 'zfaas API address for client commands (env ZFAAS_API, else the config file, else http://127.0.0.1:3000)'),
   );
-  p.addOption(new Option('--token <token>', 'bearer token for the API (env ZFAAS_TOKEN, else the config file)'));
+  p.addOption(new Option('--token <token>', 'bearer token or namespace key for the API (env ZFAAS_TOKEN, else the config file)'));
+  p.addOption(
+    new Option(
+      '--namespace <name>',
+      "namespace the client commands act in, sent as X-Zfaas-Namespace (env ZFAAS_NAMESPACE, else the config file; unset: the key's own, the operator's default)",
+    ),
+  );
   runtimeCommands(p, deps);
   functionCommands(p, deps);
   invokeCommand(p, deps);
@@ -48,6 +55,7 @@ export function registerClientCommands(p: Command, deps: Deps = defaultDeps()): 
   deadLetterCommands(p, deps);
   scheduleCommands(p, deps);
   nodeCommands(p, deps);
+  tenancyCommands(p, deps);
   initCommand(p, deps);
   configCommands(p, deps);
   usageExitCodes(p);

@@ -4,7 +4,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { z } from 'zod';
 import { CallStatusSchema, isFinal, nameSchema, type Call } from '../../common/model.js';
 import type { ApiClient } from '../client/api.js';
-import type { ClientConfig } from '../client/config.js';
+import { NAMESPACE_HEADER, type ClientConfig } from '../client/config.js';
 import { ApiError, UnreachableError, UsageError, errText } from '../client/errors.js';
 import { duration } from '../client/format.js';
 import { act, clientCommand, examples, positiveInt, type Deps } from './common.js';
@@ -109,6 +109,7 @@ async function follow(deps: Deps, cfg: ClientConfig, api: ApiClient, name: strin
 
   const headers: Record<string, string> = { accept: 'text/event-stream' };
   if (cfg.token) headers.authorization = `Bearer ${cfg.token}`;
+  if (cfg.namespace) headers[NAMESPACE_HEADER] = cfg.namespace;
   const url = `${cfg.api}/events?funcName=${encodeURIComponent(name)}`;
   let first = true;
   for (;;) {

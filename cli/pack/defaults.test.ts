@@ -63,6 +63,34 @@ describe('zfaas.json', () => {
     expect(() => parseDeployDefaults({ retryBackoff: '5ms' }, 'f')).toThrow(/f: retryBackoff: expected a duration/);
   });
 
+  it('reads secrets as a list or a comma-separated string, into the names joined with commas', () => {
+    expect(parseDeployDefaults({ secrets: ['db-password', 'api-token'] }, 'f')).toEqual({ secrets: 'db-password,api-token' });
+    expect(parseDeployDefaults({ secrets: 'db-password, api_token.v2 ,db-password' }, 'f')).toEqual({
+      secrets: 'db-password,api_token.v2',
+    });
+    expect(parseDeployDefaults({ secrets: 'one' }, 'f')).toEqual({ secrets: 'one' });
+    expect(parseDeployDefaults({ secrets: [] }, 'f')).toEqual({ secrets: '' });
+    expect(parseDeployDefaults({ secrets: '' }, 'f')).toEqual({ secrets: '' });
+    expect(parseDeployDefaults({ secrets: ['A1', 'x'.repeat(64)] }, 'f')).toEqual({ secrets: `A1,${'x'.repeat(64)}` });
+  });
+
+  it('refuses secrets that are not secret names, saying which', () => {
+    const expected = 'expected secret names, as a list such as ["db-password", "api-token"] or a string such as "db-password,api-token"';
+    const rule = '(1-64 letters, digits, ".", "_" or "-", starting with a letter or digit)';
+    expect(() => parseDeployDefaults({ secrets: 'db password' }, 'f')).toThrow(
+      `f: secrets: ${expected}, got "db password", and "db password" is not one ${rule}`,
+    );
+    expect(() => parseDeployDefaults({ secrets: ['ok', 'no/slash'] }, 'f')).toThrow(
+      `f: secrets: ${expected}, got ["ok","no/slash"], and "no/slash" is not one ${rule}`,
+    );
+    expect(() => parseDeployDefaults({ secrets: ['ok', 3] }, 'f')).toThrow(`f: secrets: ${expected}, got ["ok",3], and 3 is not one`);
+    expect(() => parseDeployDefaults({ secrets: 'a,,b' }, 'f')).toThrow(/and "" is not one/);
+    expect(() => parseDeployDefaults({ secrets: ['-leading'] }, 'f')).toThrow(/and "-leading" is not one/);
+    expect(() => parseDeployDefaults({ secrets: ['x'.repeat(65)] }, 'f')).toThrow(/is not one/);
+    expect(() => parseDeployDefaults({ secrets: { db: true } }, 'f')).toThrow(`f: secrets: ${expected}, got {"db":true}`);
+    expect(() => parseDeployDefaults({ secrets: true }, 'f')).toThrow(`f: secrets: ${expected}, got true`);
+  });
+
   it('has no defaults for an archive, a missing path or a folder without zfaas.json', async () => {
     const dir = await fnDir();
     expect(await readDeployDefaults(dir)).toEqual({});
@@ -76,7 +104,7 @@ describe('zfaas.json', () => {
       'zfaas.json: expected a JSON object such as {"runtime": "node", "format": "lambda"}, got ["node"]',
     );
     expect(await refusal('{"memroy": 128}')).toBe(
-      'zfaas.json: unknown key "memroy" (it may hold runtime, format, handler, policy, memory, timeout, public, retries, retryBackoff)',
+      'zfaas.json: unknown key "memroy" (it may hold runtime, format, handler, policy, memory, timeout, public, retries, retryBackoff, secrets)',
     );
     expect(await refusal('{"format": "azure"}')).toBe(
       'zfaas.json: format: expected a calling convention: one of auto, json, lambda, lambda-v1, openwhisk, openfaas, gcf, got "azure"',
@@ -162,6 +190,20 @@ describe('zfaas deploy DIR with a zfaas.json', () => {
     ]);
     // zfaas.json named the runtime: nothing was guessed or looked up first.
     expect(r.notes).toEqual(['zfaas: seen, not stored']);
+  });
+
+  it("sends zfaas.json's secrets as one comma-separated field; --secrets wins", async () => {
+    const dir = await fnDir(JSON.stringify({ runtime: 'node', secrets: ['db-password', 'api-token'] }));
+    const fromFile = await deploy(dir);
+    expect(fromFile.sent?.url).toBe('http://127.0.0.1:3000/registerFunction/node/web');
+    expect(field(fromFile.sent?.body ?? '', 'secrets')).toBe('db-password,api-token');
+    const fromFlag = await deploy(dir, '--secrets', 'tls-key');
+    expect(field(fromFlag.sent?.body ?? '', 'secrets')).toBe('tls-key');
+    const none = await deploy(await fnDir(JSON.stringify({ runtime: 'node', secrets: [] })));
+    expect(none.sent?.body).not.toMatch(/name="secrets"/);
+    const bad = await deploy(await fnDir(JSON.stringify({ runtime: 'node', secrets: 'a b' })));
+    expect(bad.code).toBe(EXIT.USAGE);
+    expect(bad.sent).toBeUndefined();
   });
 
   it('refuses a malformed zfaas.json with exit 2, sending nothing', async () => {

@@ -1,9 +1,10 @@
 // zfaas.json: a function folder's own deploy defaults (runtime, format, handler, policy, memory, timeout,
-// public, retries, retryBackoff), written by `zfaas init` and read by `zfaas deploy DIR`; a flag given on the command line wins.
+// public, retries, retryBackoff, secrets), written by `zfaas init` and read by `zfaas deploy DIR`; a flag
+// given on the command line wins.
 // A file that is not right is a usage error naming the file and what is wrong, before anything is sent.
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FunctionSettingsSchema, NAME_RE, POLICIES, SETTING_LIMITS, type Policy } from '../../common/model.js';
+import { FunctionSettingsSchema, NAME_RE, POLICIES, SECRET_NAME_RE, SETTING_LIMITS, type Policy } from '../../common/model.js';
 import { quote, readBackoff, readMemory, readTimeout, refuse, type Reading } from '../../common/units.js';
 import { FORMATS, type Format } from '../../protocol/loader.js';
 import { UsageError, errText } from '../client/errors.js';
@@ -26,6 +27,8 @@ export interface DeployDefaults {
   retries?: string;
   /** As `--retry-backoff` takes it: the milliseconds with their unit ("1500ms"; a bare number is seconds). */
   retryBackoff?: string;
+  /** As `--secrets` takes it: the names, joined with commas ("db-password,api-token"). */
+  secrets?: string;
 }
 
 const RETRIES = SETTING_LIMITS.retries;
@@ -41,6 +44,26 @@ const asString =
     const r = read(v);
     return r.ok ? { ok: true, value: String(r.value) } : r;
   };
+
+// Secret names: a list (["db-password", "api-token"]) or one string of names separated by commas; sent on
+// as `--secrets` sends them, joined with commas (repeated names once).
+const SECRETS_EXPECTED = 'secret names, as a list such as ["db-password", "api-token"] or a string such as "db-password,api-token"';
+function readSecrets(v: unknown): Reading<string> {
+  const items: unknown[] | undefined =
+    typeof v === 'string' ? (v.trim() === '' ? [] : v.split(',').map((s) => s.trim())) : Array.isArray(v) ? v : undefined;
+  if (!items) return refuse(SECRETS_EXPECTED, v);
+  const names: string[] = [];
+  for (const item of items) {
+    if (typeof item !== 'string' || !SECRET_NAME_RE.test(item))
+      return refuse(
+        SECRETS_EXPECTED,
+        v,
+        `, and ${quote(item)} is not one (1-64 letters, digits, ".", "_" or "-", starting with a letter or digit)`,
+      );
+    if (!names.includes(item)) names.push(item);
+  }
+  return { ok: true, value: names.join(',') };
+}
 
 function readHandler(v: unknown): Reading<string> {
   const r = FunctionSettingsSchema.shape.handler.safeParse(v);
@@ -67,6 +90,7 @@ const READERS: { [K in keyof Required<DeployDefaults>]: (v: unknown) => Reading<
     const r = readBackoff(v);
     return r.ok ? { ok: true, value: `${r.value}ms` } : r;
   },
+  secrets: readSecrets,
 };
 export const DEFAULT_KEYS = Object.keys(READERS) as Array<keyof DeployDefaults>;
 

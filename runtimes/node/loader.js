@@ -5,8 +5,8 @@
  * Warm mode (default) speaks the loader protocol, version 1: protocol/loader.ts is the spec (messages,
  * limits, transport). In short: with $ZFAAS_LINE set it dials that unix socket (retrying for up to 5 s,
  * then exit 1) and exits 0 when the connection ends; without it, it speaks on stdin/stdout and exits 0
- * at the end of stdin. Either way it says {"op":"hello","v":1,"pid":N} first, then answers load, call
- * and ping one at a time; a request it cannot read gets {"op":"error"} and it carries on. A call's
+ * at the end of stdin. Either way it says {"op":"hello","v":1,"pid":N} first, then answers load, call,
+ * secrets and ping one at a time; a request it cannot read gets {"op":"error"} and it carries on. A call's
  * `env` is set in process.env for that call only. What the function writes (console.*,
  * process.stdout/stderr) during a call is captured into "logs"; outside a call it goes to stderr;
  * never to the protocol.
@@ -1564,6 +1564,16 @@ function speak(input, send, onEnd) {
       send(reply);
     } else if (op === 'ping') {
       send({ op: 'pong' });
+    } else if (op === 'secrets') {
+      const bad = secretsProblem(msg);
+      if (bad) return refuse(`secrets needs ${bad}`);
+      try {
+        writeSecrets(msg.dir, msg.files, msg.keep);
+        send({ op: 'secretsSet', ok: true });
+      } catch (e) {
+        // an errno message names a file, never a value
+        send({ op: 'secretsSet', ok: false, error: String((e && e.message) || e).slice(0, 1000) });
+      }
     } else if (op === 'load') {
       if (typeof msg.dir !== 'string') return refuse('load needs dir: a string');
       if (msg.handler !== null && typeof msg.handler !== 'string') return refuse('load needs handler: a string or null');
@@ -1586,7 +1596,7 @@ function speak(input, send, onEnd) {
       if (op === undefined || op === null) what = 'no op';
       else if (typeof op === 'string') what = 'unknown op ' + JSON.stringify(op.length > 40 ? op.slice(0, 40) + '...' : op);
       else what = 'op of type ' + typeof op;
-      refuse(`${what}: expected "load", "call" or "ping"`, msg.id);
+      refuse(`${what}: expected "load", "call", "secrets" or "ping"`, msg.id);
     }
   };
 
@@ -1608,6 +1618,45 @@ function speak(input, send, onEnd) {
     },
     () => chain.then(onEnd),
   );
+}
+
+// ------------------------------------------------------------------ secrets
+
+// protocol/loader.ts, "Secrets": each value a file of the folder (0400), written to a temporary name and
+// renamed over the old one; files not in `keep` removed. The folder is 0500 between writes.
+const SECRET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+function secretsProblem(msg) {
+  if (typeof msg.dir !== 'string' || !msg.dir.startsWith('/')) return 'dir: an absolute path';
+  if (!Array.isArray(msg.keep) || !msg.keep.every((n) => typeof n === 'string' && SECRET_NAME.test(n))) return 'keep: a list of names';
+  if (!msg.files || typeof msg.files !== 'object' || Array.isArray(msg.files)) return 'files: an object of base64 strings';
+  for (const [name, value] of Object.entries(msg.files)) {
+    if (!msg.keep.includes(name)) return `files: ${JSON.stringify(name.slice(0, 64))} is not in keep`;
+    if (typeof value !== 'string' || !BASE64.test(value) || value.length % 4 !== 0) return 'files: an object of base64 strings';
+  }
+  return null;
+}
+
+function writeSecrets(dir, files, keep) {
+  fs.chmodSync(dir, 0o700);
+  try {
+    for (const name of Object.keys(files)) {
+      const tmp = path.join(dir, `.${name}.tmp`); // a name never starts with a dot
+      fs.rmSync(tmp, { force: true });
+      const data = Buffer.from(files[name], 'base64');
+      const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o400);
+      try {
+        for (let off = 0; off < data.length;) off += fs.writeSync(fd, data, off);
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.renameSync(tmp, path.join(dir, name));
+    }
+    const wanted = new Set(keep);
+    for (const f of fs.readdirSync(dir)) if (!wanted.has(f)) fs.rmSync(path.join(dir, f), { force: true, recursive: true });
+  } finally {
+    fs.chmodSync(dir, 0o500);
+  }
 }
 
 // ------------------------------------------------------------------ run-once mode

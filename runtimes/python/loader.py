@@ -4,8 +4,8 @@
 Warm mode (default) speaks the loader protocol, version 1: protocol/loader.ts is the spec (messages,
 limits, transport). In short: with $ZFAAS_LINE set it dials that unix socket (retrying for up to 5 s,
 then exit 1) and exits 0 when the connection ends; without it, it speaks on stdin/stdout and exits 0 at
-the end of stdin. Either way it says {"op":"hello","v":1,"pid":N} first, then answers load, call and ping
-one at a time; a request it cannot read gets {"op":"error"} and it carries on. A call's `env` is set in
+the end of stdin. Either way it says {"op":"hello","v":1,"pid":N} first, then answers load, call, secrets
+and ping one at a time; a request it cannot read gets {"op":"error"} and it carries on. A call's `env` is set in
 os.environ for that call only. Everything the function prints while a call runs is captured into "logs";
 outside a call it goes to stderr; it never reaches the protocol (fd 1 is re-pointed to stderr, and on
 stdin/stdout the protocol uses private duplicates of them).
@@ -43,6 +43,7 @@ import io
 import json
 import os
 import re
+import shutil
 import socket
 import sys
 import time
@@ -1017,6 +1018,16 @@ def _speak(reader, send, refuse, capture):
             send(reply)
         elif op == "ping":
             send({"op": "pong"})
+        elif op == "secrets":
+            bad = _secrets_problem(msg)
+            if bad:
+                refuse("secrets needs " + bad)
+                continue
+            try:
+                _write_secrets(msg["dir"], msg["files"], msg["keep"])
+                send({"op": "secretsSet", "ok": True})
+            except OSError as e:  # names a file, never a value
+                send({"op": "secretsSet", "ok": False, "error": str(e)[:1000]})
         elif op == "load":
             directory, handler, env = msg.get("dir"), msg.get("handler", 0), msg.get("env")
             if type(directory) is not str:
@@ -1062,7 +1073,61 @@ def _speak(reader, send, refuse, capture):
                 what = "unknown op " + json.dumps(op[:40] + "..." if len(op) > 40 else op)
             else:
                 what = "op of type " + type(op).__name__
-            refuse('%s: expected "load", "call" or "ping"' % what, msg.get("id"))
+            refuse('%s: expected "load", "call", "secrets" or "ping"' % what, msg.get("id"))
+
+
+# ---------------------------------------------------------------- secrets
+
+# protocol/loader.ts, "Secrets": each value a file of the folder (0400), written to a temporary name and
+# renamed over the old one; files not in `keep` removed. The folder is 0500 between writes.
+SECRET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+SECRET_VALUE = re.compile(r"[A-Za-z0-9+/]*={0,2}\Z")
+
+
+def _secrets_problem(msg):
+    directory, files, keep = msg.get("dir"), msg.get("files"), msg.get("keep")
+    if type(directory) is not str or not directory.startswith("/"):
+        return "dir: an absolute path"
+    if type(keep) is not list or not all(type(n) is str and SECRET_NAME.match(n) for n in keep):
+        return "keep: a list of names"
+    if type(files) is not dict:
+        return "files: an object of base64 strings"
+    for name, value in files.items():
+        if name not in keep:
+            return "files: %s is not in keep" % json.dumps(name[:64])
+        if type(value) is not str or not SECRET_VALUE.match(value) or len(value) % 4:
+            return "files: an object of base64 strings"
+    return None
+
+
+def _write_secrets(directory, files, keep):
+    os.chmod(directory, 0o700)
+    try:
+        for name, value in files.items():
+            tmp = os.path.join(directory, "." + name + ".tmp")  # a name never starts with a dot
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            data = base64.b64decode(value)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+            os.rename(tmp, os.path.join(directory, name))
+        wanted = set(keep)
+        for f in os.listdir(directory):
+            if f not in wanted:
+                p = os.path.join(directory, f)
+                if os.path.isdir(p) and not os.path.islink(p):
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    os.unlink(p)
+    finally:
+        os.chmod(directory, 0o500)
 
 
 # ---------------------------------------------------------------- run-once mode

@@ -36,9 +36,18 @@ export interface Proc {
 }
 
 // Spawns `zfaas ARGS`; output is kept (last 200 kB) so a failing test can show it.
+export const TEST_SECRETS_KEY = 'zfaas-test-master-key-0123456789abcdef';
+
 export function zfaas(args: string[], env: Record<string, string> = {}): Proc {
   const child = spawn(process.execPath, [CLI, ...args], {
-    env: { ...process.env, ZFAAS_LOG_FORMAT: 'json', ZFAAS_LOG_LEVEL: process.env.ZFAAS_LOG_LEVEL ?? 'info', ...env },
+    env: {
+      ...process.env,
+      ZFAAS_LOG_FORMAT: 'json',
+      ZFAAS_LOG_LEVEL: process.env.ZFAAS_LOG_LEVEL ?? 'info',
+      // Secrets' master key: given, so that no test writes one into the user's config folder.
+      ZFAAS_SECRETS_KEY: TEST_SECRETS_KEY,
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -212,11 +221,16 @@ export interface Reply<T = unknown> {
   headers: Headers;
 }
 
-export async function http<T = unknown>(method: string, url: string, body?: unknown): Promise<Reply<T>> {
-  const init: RequestInit = { method };
+export async function http<T = unknown>(
+  method: string,
+  url: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<Reply<T>> {
+  const init: RequestInit = { method, headers: { ...headers } };
   if (body !== undefined) {
     init.body = typeof body === 'string' ? body : JSON.stringify(body);
-    init.headers = { 'content-type': 'application/json' };
+    init.headers = { ...headers, 'content-type': 'application/json' };
   }
   return reply<T>(await fetch(url, init));
 }

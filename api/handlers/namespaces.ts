@@ -1,0 +1,134 @@
+// Namespaces and their keys. The operator (the admin token) makes namespaces and sets their quotas:
+// POST /namespaces {name, quotas?} (201), GET /namespaces, PUT /namespaces/:ns/quotas. A namespace's admin
+// (or the operator) manages its keys: POST /namespaces/:ns/keys {role} answers 201 with {id, key}, the
+// key shown only then; GET .../keys lists them without secrets; POST .../keys/:id/rotate gives the same
+// key id a new secret (the old one stops); DELETE .../keys/:id revokes. GET /whoami says who a key is.
+import { Router, type Response } from 'express';
+import { z } from 'zod';
+import { KEY_ID_RE, QuotasSchema, RoleSchema, type KeyInfo, type KeyRecord } from '../../common/model.js';
+import { namespaceSchema } from '../../common/namespace.js';
+import type { DbClient } from '../../db/client.js';
+import { HttpError, parse, wrap } from '../http.js';
+import { makeKey } from '../tenancy/keys.js';
+import { scopeOf } from '../tenancy/scope.js';
+
+const CreateSchema = z.object({ name: namespaceSchema, quotas: QuotasSchema.optional() }).strict();
+const keyIdSchema = z.string().regex(KEY_ID_RE, 'must be a key id (16 hex digits)');
+
+const info = ({ salt: _s, hash: _h, ...k }: KeyRecord): KeyInfo => k;
+
+export interface NamespacesDeps {
+  db: DbClient;
+  forget(keyId: string): void; // a key revoked or rotated stops at once on this API
+}
+
+export function namespacesRouter(d: NamespacesDeps): Router {
+  const r = Router();
+  const db = d.db;
+
+  // The namespace of a path, as the caller may reach it: a key reaches only its own (any other is
+  // "not found", so names do not leak); the operator any that exists.
+  const reach = async (res: Response, raw: unknown): Promise<string> => {
+    const name = parse(namespaceSchema, raw, 'namespace');
+    const scope = scopeOf(res);
+    if (!scope.operator && name !== scope.namespace) throw new HttpError(404, `namespace ${name} not found`);
+    if (!(await db.request('getNamespace', { name }))) throw new HttpError(404, `namespace ${name} not found`);
+    return name;
+  };
+
+  r.get('/whoami', (_req, res) => {
+    const s = scopeOf(res);
+    res.json({ namespace: s.namespace, role: s.actor, ...(s.keyId ? { keyId: s.keyId } : {}) });
+  });
+
+  r.post(
+    '/namespaces',
+    wrap(async (req, res) => {
+      const body = parse(CreateSchema, req.body, 'namespace');
+      res
+        .status(201)
+        .location(`/namespaces/${body.name}`)
+        .json(await db.request('createNamespace', { name: body.name, quotas: body.quotas ?? {} }));
+    }),
+  );
+
+  r.get(
+    '/namespaces',
+    wrap(async (_req, res) => {
+      res.json(await db.request('listNamespaces', {}));
+    }),
+  );
+
+  r.get(
+    '/namespaces/:ns',
+    wrap(async (req, res) => {
+      const name = await reach(res, req.params.ns);
+      res.json(await db.request('getNamespace', { name }));
+    }),
+  );
+
+  r.put(
+    '/namespaces/:ns/quotas',
+    wrap(async (req, res) => {
+      const name = await reach(res, req.params.ns);
+      res.json(await db.request('setQuotas', { name, quotas: parse(QuotasSchema, req.body, 'quotas') }));
+    }),
+  );
+
+  r.post(
+    '/namespaces/:ns/keys',
+    wrap(async (req, res) => {
+      const namespace = await reach(res, req.params.ns);
+      const { role } = parse(z.object({ role: RoleSchema }).strict(), req.body, 'key');
+      const { key, record } = await makeKey(namespace, role);
+      await db.request('putKey', record);
+      res
+        .status(201)
+        .location(`/namespaces/${namespace}/keys/${record.id}`)
+        .json({ ...info(record), key });
+    }),
+  );
+
+  r.get(
+    '/namespaces/:ns/keys',
+    wrap(async (req, res) => {
+      const namespace = await reach(res, req.params.ns);
+      res.json((await db.request('listKeys', { namespace })).map(info));
+    }),
+  );
+
+  // The key of a path in a namespace the caller reached, live (not revoked), else 404.
+  const liveKey = async (namespace: string, raw: unknown): Promise<KeyRecord> => {
+    const id = parse(keyIdSchema, raw, 'key id');
+    const k = await db.request('getKey', { id });
+    if (!k || k.namespace !== namespace || k.revokedAt) throw new HttpError(404, `key ${id} not found`);
+    return k;
+  };
+
+  r.post(
+    '/namespaces/:ns/keys/:id/rotate',
+    wrap(async (req, res) => {
+      const namespace = await reach(res, req.params.ns);
+      const had = await liveKey(namespace, req.params.id);
+      const { key, record } = await makeKey(namespace, had.role, had.id);
+      const rotated = { ...record, createdAt: had.createdAt, rotatedAt: new Date().toISOString() };
+      await db.request('putKey', rotated);
+      d.forget(had.id);
+      res.json({ ...info(rotated), key });
+    }),
+  );
+
+  r.delete(
+    '/namespaces/:ns/keys/:id',
+    wrap(async (req, res) => {
+      const namespace = await reach(res, req.params.ns);
+      const had = await liveKey(namespace, req.params.id);
+      const revoked = { ...had, revokedAt: new Date().toISOString() };
+      await db.request('putKey', revoked);
+      d.forget(had.id);
+      res.json(info(revoked));
+    }),
+  );
+
+  return r;
+}
