@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Fresh credentials for docker-compose.yml: a REST API token and two CURVE key pairs (the API/DB service's,
-# and the one instances use). The secret halves go into files in DIR (default ./zfaas-secrets; the folder
-# 0700, each file 0600): api-token, server-secret-key, instance-secret-key, which compose mounts and
+# Fresh credentials for docker-compose.yml: a REST API token, two CURVE key pairs (the API/DB service's,
+# and the one instances use) and the master key that seals functions' secrets in the DB service. The
+# secret halves go into files in DIR (default ./zfaas-secrets; the folder 0700, each file 0600): api-token,
+# server-secret-key, instance-secret-key, secrets-master-key, which compose mounts and
 # `docker stack deploy` turns into swarm secrets. The variables the stack file needs are printed:
 # ZFAAS_SECRETS (DIR, absolute) and the two public keys.
 #   scripts/compose-env.sh [--force] [DIR] > zfaas.env
@@ -27,7 +28,7 @@ for a in "$@"; do
   esac
 done
 DIR="${DIR:-./zfaas-secrets}"
-NAMES=(api-token server-secret-key instance-secret-key)
+NAMES=(api-token server-secret-key instance-secret-key secrets-master-key)
 if [ "$FORCE" = 0 ]; then
   for n in "${NAMES[@]}"; do
     if [ -e "$DIR/$n" ]; then
@@ -51,6 +52,7 @@ DIR="$(cd "$DIR" && pwd)"
 node -e 'process.stdout.write(require("crypto").randomBytes(24).toString("base64url"))' >"$DIR/api-token"
 field secretKey <<<"$server" >"$DIR/server-secret-key"
 field secretKey <<<"$instance" >"$DIR/instance-secret-key"
+node -e 'process.stdout.write(require("crypto").randomBytes(32).toString("hex"))' >"$DIR/secrets-master-key"
 echo "compose-env: secrets written to $DIR (${NAMES[*]})" >&2
 # Single quotes: Z85 keys may hold '$', which env-file readers would otherwise expand.
 echo "ZFAAS_SECRETS='$DIR'"

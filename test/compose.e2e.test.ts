@@ -154,7 +154,8 @@ describe.skipIf(!isRoot)('docker-compose.yml on this machine', () => {
     expect(out).toContain('ZFAAS_CURVE_SECRET_FILE: /run/secrets/server-secret-key');
     expect(out).toContain('ZFAAS_CURVE_SECRET_FILE: /run/secrets/instance-secret-key');
     expect(out).toContain('ZFAAS_TOKEN_FILE: /run/secrets/api-token');
-    for (const f of ['api-token', 'server-secret-key', 'instance-secret-key']) {
+    expect(out).toContain('ZFAAS_SECRETS_KEY_FILE: /run/secrets/secrets-master-key');
+    for (const f of ['api-token', 'server-secret-key', 'instance-secret-key', 'secrets-master-key']) {
       expect(out).toContain(`file: ${join(env.ZFAAS_SECRETS!, f)}`);
       expect(out).not.toContain((await readFile(join(env.ZFAAS_SECRETS!, f), 'utf8')).trim());
     }

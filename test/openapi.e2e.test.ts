@@ -179,6 +179,50 @@ it('matches the real responses of a running platform', async () => {
   await call('DELETE', `/functions/echo/schedules/${scheduleId}`, '/functions/{name}/schedules/{id}');
   await call('DELETE', `/functions/echo/schedules/${scheduleId}`, '/functions/{name}/schedules/{id}'); // 404
 
+  // tenancy: namespaces, keys, whoami, secrets (a key's role and a namespace's quota too)
+  const as = async (key: string, method: string, path: string, tpl: string, body?: unknown): Promise<Reply> => {
+    const r = await http(method, `${api}${path}`, body, { authorization: `Bearer ${key}` });
+    expectDocumented(method, tpl, r);
+    return r;
+  };
+  await call('GET', '/whoami', '/whoami');
+  expect((await call('POST', '/namespaces', '/namespaces', { name: 'team-a', quotas: { perMinute: 1 } })).status).toBe(201);
+  await call('POST', '/namespaces', '/namespaces', { name: 'team-a' }); // 409
+  await call('GET', '/namespaces', '/namespaces');
+  await call('GET', '/namespaces/team-a', '/namespaces/{ns}');
+  await call('GET', '/namespaces/nope', '/namespaces/{ns}');
+  await call('PUT', '/namespaces/team-a/quotas', '/namespaces/{ns}/quotas', { perMinute: 1, functions: 5 });
+  const admin = (await call('POST', '/namespaces/team-a/keys', '/namespaces/{ns}/keys', { role: 'admin' })).body as { key: string };
+  const inv = (await call('POST', '/namespaces/team-a/keys', '/namespaces/{ns}/keys', { role: 'invoker' })).body as { id: string };
+  await call('GET', '/namespaces/team-a/keys', '/namespaces/{ns}/keys');
+  const rotated = (await call('POST', `/namespaces/team-a/keys/${inv.id}/rotate`, '/namespaces/{ns}/keys/{id}/rotate', {})).body as {
+    key: string;
+  };
+  await as(admin.key, 'GET', '/whoami', '/whoami');
+  await as(rotated.key, 'GET', '/functions', '/functions'); // 403: an invoker
+  await as(admin.key, 'POST', '/secrets', '/secrets', { name: 'db', value: 'pw' });
+  await as(admin.key, 'POST', '/secrets', '/secrets', { name: 'db', value: 'pw' }); // 409
+  await as(admin.key, 'PUT', '/secrets/db', '/secrets/{name}', { value: 'pw2' });
+  await as(admin.key, 'GET', '/secrets', '/secrets');
+  expectDocumented(
+    'POST',
+    '/registerFunction/{runtime}/{funcName}',
+    await upload(
+      `${api}/registerFunction/node/echo`,
+      await packFiles({ 'index.js': code }),
+      'echo.tar.gz',
+      { secrets: 'db' },
+      {
+        authorization: `Bearer ${admin.key}`,
+      },
+    ),
+  );
+  await as(rotated.key, 'POST', '/invokeFunction', '/invokeFunction', { funcName: 'echo', params: { n: 1 } }); // 202, with `by`
+  await as(rotated.key, 'POST', '/invokeFunction', '/invokeFunction', { funcName: 'echo', params: { n: 2 } }); // 429: perMinute
+  await as(admin.key, 'DELETE', '/secrets/db', '/secrets/{name}');
+  await as(admin.key, 'DELETE', '/secrets/db', '/secrets/{name}'); // 404
+  await call('DELETE', `/namespaces/team-a/keys/${inv.id}`, '/namespaces/{ns}/keys/{id}');
+  await call('DELETE', `/namespaces/team-a/keys/${inv.id}`, '/namespaces/{ns}/keys/{id}'); // 404: revoked already
   // deletions last
   await call('DELETE', '/functions/echo', '/functions/{name}');
   await call('DELETE', '/functions/echo', '/functions/{name}');

@@ -383,7 +383,8 @@ describe.skipIf(unsupported !== undefined)('docker-compose.yml as a stack on a t
     expect(service).toContain('ZFAAS_TOKEN_FILE=/run/secrets/api-token');
     expect(service).toContain('ZFAAS_CURVE_SECRET_FILE=/run/secrets/server-secret-key');
     expect(service).toContain('ZFAAS_CURVE_SECRET_FILE=/run/secrets/instance-secret-key');
-    for (const f of ['api-token', 'server-secret-key', 'instance-secret-key'])
+    expect(service).toContain('ZFAAS_SECRETS_KEY_FILE=/run/secrets/secrets-master-key');
+    for (const f of ['api-token', 'server-secret-key', 'instance-secret-key', 'secrets-master-key'])
       expect(service).not.toContain((await readFile(join(stackEnv.ZFAAS_SECRETS!, f), 'utf8')).trim());
     // CURVE: the DB service listens beyond loopback, which it refuses to do without its CURVE key.
     expect(await dockerOn('a', ['service', 'inspect', '-f', '{{json .Spec.TaskTemplate.ContainerSpec.Args}}', 'zfaas_db'])).toContain(
