@@ -111,7 +111,7 @@ const refusals = (out: string): LogLine[] =>
         return {};
       }
     })
-    .filter((l) => l.msg === 'request refused: bad token');
+    .filter((l) => l.msg === 'request refused: bad token or key');
 
 // The log lines of the refusals after the first `skip`, once `count` of them have been written (logs are async).
 const loggedRefusals = (skip: number, count: number): Promise<LogLine[]> =>

@@ -91,6 +91,19 @@ const lines = (s: string): string[] => s.split('\n').filter(Boolean);
 // The API, through a relay inside host a (a unix socket here, 127.0.0.1:3000 there): no TCP on this
 // machine's own network.
 async function api(method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
+  // A connect refused with EAGAIN (the relay's backlog full while the machine is loaded) sent nothing:
+  // it is tried again, so that no call is made twice.
+  for (let tries = 1; ; tries++) {
+    try {
+      return await apiOnce(method, path, body);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN' || tries >= 50) throw e;
+      await sleep(50);
+    }
+  }
+}
+
+async function apiOnce(method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
   let payload: Buffer | undefined;
   let type: string | undefined;
   if (body instanceof FormData) {

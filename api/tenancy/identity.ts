@@ -2,8 +2,9 @@
 // applies the route table (policy.ts). The operator's token is compared in constant time; a key is found
 // by its id and checked against its slow hash once, then remembered by its digest, its record looked at
 // again at least every second (a revoked or rotated key stops within a second, at once on this API).
-// Key checks are budgeted per client address (a good key's check is given back): past the budget the
-// client gets 429 before any check is made, so guessing keys costs the guesser time and the API little. A function's web path lets
+// Checks of keys are budgeted per client address (a good key's check is given back): past the budget the
+// client gets 429 before any check is made, so guessing keys costs the guesser time and the API little.
+// A wrong token, or anything not shaped like a key, costs no check and is simply refused. A function's web path lets
 // an anonymous request through to its handler, which answers for a public function only.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Request, RequestHandler, Response } from 'express';
@@ -28,7 +29,7 @@ interface Known {
   checkedAt: number;
 }
 
-export type Refusal = { status: 401 | 429; message: string; retryAfterS?: number };
+export type Refusal = { status: 401 | 429; why: 'missing' | 'wrong' | 'too many'; message: string; retryAfterS?: number };
 
 export interface IdentityDeps {
   db: DbClient;
@@ -105,7 +106,7 @@ export class Identity {
     const given = m?.[1] ?? fromQuery;
     if (given === undefined) {
       if (!this.tokenDigest) return new Scope(DEFAULT_NAMESPACE, 'operator');
-      return { status: 401, message: 'this API needs a token or a key: send Authorization: Bearer KEY' };
+      return { status: 401, why: 'missing', message: 'this API needs a token or a key: send Authorization: Bearer KEY' };
     }
     const d = digest(given);
     if (this.tokenDigest && timingSafeEqual(d, this.tokenDigest)) return new Scope(DEFAULT_NAMESPACE, 'operator');
@@ -116,16 +117,24 @@ export class Identity {
     if (known) {
       const record = await this.recheck(cacheKey, known);
       if (record) return new Scope(record.namespace, record.role, record.id);
-      return { status: 401, message: 'the key is not valid' };
+      return { status: 401, why: 'wrong', message: 'the key is not valid' };
     }
-    // A check is charged as a failure before it is made (and given back when the key is good), so that
-    // many guesses sent at once cannot all be checked before the first is counted.
-    const wait = this.charge(req);
-    if (wait > 0) return { status: 429, message: 'too many failed credentials from this address', retryAfterS: Math.ceil(wait / 1000) };
+    // Not shaped like a key (nor the token): refused with no check to make.
     const parsed = parseKey(given);
-    const record = parsed ? await this.d.db.request('getKey', { id: parsed.id }) : null;
-    if (!parsed || !record || record.revokedAt || !(await keyMatches(parsed.secret, record)))
-      return { status: 401, message: this.tokenDigest || parsed ? 'the token or key is not valid' : 'the key is not valid' };
+    if (!parsed) return { status: 401, why: 'wrong', message: 'the token or key is not valid' };
+    // A key's check (a slow hash) is charged before it is made and given back when the key is good, so
+    // that many guesses sent at once cannot all be checked before the first is counted.
+    const wait = this.charge(req);
+    if (wait > 0)
+      return {
+        status: 429,
+        why: 'too many',
+        message: 'too many failed credentials from this address',
+        retryAfterS: Math.ceil(wait / 1000),
+      };
+    const record = await this.d.db.request('getKey', { id: parsed.id });
+    if (!record || record.revokedAt || !(await keyMatches(parsed.secret, record)))
+      return { status: 401, why: 'wrong', message: 'the token or key is not valid' };
     this.refund(req);
     this.remember(cacheKey, record);
     return new Scope(record.namespace, record.role, record.id);
@@ -169,7 +178,7 @@ export class Identity {
 export function refuse(req: Request, res: Response, r: Refusal, log: Logger): void {
   // A client past its budget is not logged each time: a guessing run would flood the log.
   if (r.status === 401)
-    log.warn({ method: req.method, path: req.path, from: req.socket.remoteAddress, status: r.status }, 'request refused: bad token or key');
+    log.warn({ method: req.method, path: req.path, from: req.socket.remoteAddress, why: r.why }, 'request refused: bad token or key');
   if (r.status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="zfaas"');
   if (r.retryAfterS !== undefined) res.setHeader('Retry-After', String(r.retryAfterS));
   res.status(r.status).json({ error: r.message });
