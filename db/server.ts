@@ -356,6 +356,8 @@ export class DbServer {
         return { data: await t.getNamespace(req.content.name) };
       case 'listNamespaces':
         return { data: await t.listNamespaces() };
+      case 'deleteNamespace':
+        return { data: await t.deleteNamespace(req.content.name) };
       case 'setQuotas':
         return { data: await t.setQuotas(req.content.name, req.content.quotas) };
       case 'putKey':

@@ -41,7 +41,7 @@ export class Tenancy {
   private readonly secrets: Sub<SealedSecret>; // "NAMESPACE!NAME"
 
   constructor(
-    db: Level<string, unknown>,
+    private readonly db: Level<string, unknown>,
     private readonly sealing?: Buffer, // no master key: secrets cannot be written or read
   ) {
     this.namespaces = db.sublevel<string, Namespace>('ns', { valueEncoding: 'json' });
@@ -74,6 +74,20 @@ export class Tenancy {
     const next = { ...ns, quotas };
     await this.namespaces.put(name, next);
     return next;
+  }
+
+  // A namespace goes with its keys and secrets (its functions must be gone first: the API sees to it).
+  async deleteNamespace(name: string): Promise<{ deleted: boolean; keys: string[] }> {
+    if (name === DEFAULT_NAMESPACE) throw new TenancyError('CONFLICT', 'the default namespace cannot be deleted');
+    if (!(await this.namespaces.get(name))) return { deleted: false, keys: [] };
+    const keys = (await this.listKeys(name)).map((k) => k.id);
+    const secrets = await this.secrets.keys({ gt: `${name}!`, lt: `${name}!~` }).all();
+    await this.db.batch([
+      ...keys.map((key) => ({ type: 'del' as const, sublevel: this.keys, key })),
+      ...secrets.map((key) => ({ type: 'del' as const, sublevel: this.secrets, key })),
+      { type: 'del' as const, sublevel: this.namespaces, key: name },
+    ]);
+    return { deleted: true, keys };
   }
 
   async putKey(k: KeyRecord): Promise<KeyRecord> {

@@ -186,6 +186,7 @@ export const DbRequestSchema = z.discriminatedUnion('msgType', [
   z.object({ msgType: z.literal('createNamespace'), content: z.object({ name: namespaceSchema, quotas: QuotasSchema.default({}) }) }),
   z.object({ msgType: z.literal('getNamespace'), content: z.object({ name: namespaceSchema }) }),
   z.object({ msgType: z.literal('listNamespaces'), content: z.object({}).passthrough().default({}) }),
+  z.object({ msgType: z.literal('deleteNamespace'), content: z.object({ name: namespaceSchema }) }), // with its keys and secrets
   z.object({ msgType: z.literal('setQuotas'), content: z.object({ name: namespaceSchema, quotas: QuotasSchema }) }),
   z.object({ msgType: z.literal('putKey'), content: KeyRecordSchema }), // a new key, or a rotated or revoked one
   z.object({ msgType: z.literal('getKey'), content: z.object({ id: KeyRecordSchema.shape.id }) }),
@@ -248,6 +249,7 @@ export interface DbResults {
   getNamespace: Namespace | null;
   listNamespaces: Namespace[];
   setQuotas: Namespace;
+  deleteNamespace: { deleted: boolean; keys: string[] }; // the ids of the keys that went with it
   putKey: KeyRecord;
   getKey: KeyRecord | null;
   listKeys: KeyRecord[];

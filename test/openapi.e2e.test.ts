@@ -223,6 +223,9 @@ it('matches the real responses of a running platform', async () => {
   await as(admin.key, 'DELETE', '/secrets/db', '/secrets/{name}'); // 404
   await call('DELETE', `/namespaces/team-a/keys/${inv.id}`, '/namespaces/{ns}/keys/{id}');
   await call('DELETE', `/namespaces/team-a/keys/${inv.id}`, '/namespaces/{ns}/keys/{id}'); // 404: revoked already
+  await call('DELETE', '/namespaces/team-a', '/namespaces/{ns}'); // 409: it still has a function
+  expect((await call('POST', '/namespaces', '/namespaces', { name: 'team-z' })).status).toBe(201);
+  expect((await call('DELETE', '/namespaces/team-z', '/namespaces/{ns}')).status).toBe(200);
   // deletions last
   await call('DELETE', '/functions/echo', '/functions/{name}');
   await call('DELETE', '/functions/echo', '/functions/{name}');

@@ -352,3 +352,39 @@ describe('quotas', () => {
     expect((await req('PUT', '/namespaces/team-b/quotas', OP, {})).status).toBe(200);
   }, 120_000);
 });
+
+describe('web paths and the end of a namespace', () => {
+  it('a public function of a namespace answers anonymous callers at /ns/NAMESPACE/function/NAME', async () => {
+    const dev = keys['a-developer']!.key;
+    expect((await deploy(dev, 'pub', "module.exports = () => 'public A';", { public: 'true' })).status).toBe(201);
+    const anonymous = await fetch(`${p.api}/ns/team-a/function/pub`);
+    expect([anonymous.status, await anonymous.text()]).toEqual([200, 'public A']);
+    expect((await fetch(`${p.api}/function/pub`)).status).toBe(401); // the default namespace has no such function
+    expect((await fetch(`${p.api}/ns/team-a/function/hello`)).status).toBe(401); // not public
+    const own = await fetch(`${p.api}/ns/team-a/function/hello`, { headers: { authorization: `Bearer ${keys['a-invoker']!.key}` } });
+    expect(await own.text()).toBe('from A');
+    const other = await fetch(`${p.api}/ns/team-a/function/pub`, { headers: { authorization: `Bearer ${keys['b-invoker']!.key}` } });
+    expect(other.status).toBe(404); // a key reaches its own namespace only
+    expect((await req('DELETE', '/functions/pub', dev)).status).toBe(200);
+  });
+
+  it('a namespace is removed by the operator once empty, with its keys and secrets', async () => {
+    expect((await req('POST', '/namespaces', OP, { name: 'team-c' })).status).toBe(201);
+    const admin = await makeKey('team-c', 'admin');
+    expect((await deploy(admin.key, 'f', "module.exports = () => 'c';")).status).toBe(201);
+    expect((await req('POST', '/secrets', admin.key, { name: 's', value: 'v' })).status).toBe(201);
+    expect((await req('DELETE', '/namespaces/team-c', admin.key)).status).toBe(403);
+    const busy = await req<{ error: string }>('DELETE', '/namespaces/team-c', OP);
+    expect([busy.status, busy.body.error]).toEqual([409, expect.stringMatching(/still has 1 function\(s\) \(f\)/)]);
+    expect((await req('DELETE', '/functions/f', admin.key)).status).toBe(200);
+    expect((await req('DELETE', '/namespaces/team-c', OP)).body).toEqual({ deleted: 'team-c', keys: 1 });
+    expect((await req('GET', '/functions', admin.key)).status).toBe(401); // its keys went with it
+    expect((await req<{ name: string }[]>('GET', '/namespaces', OP)).body.map((n) => n.name)).not.toContain('team-c');
+    expect((await req('DELETE', '/namespaces/team-c', OP)).status).toBe(404);
+    expect((await req('DELETE', '/namespaces/default', OP)).status).toBe(409);
+    // A namespace made again under the name starts empty: no secret of the old one comes back.
+    expect((await req('POST', '/namespaces', OP, { name: 'team-c' })).status).toBe(201);
+    const again = await makeKey('team-c', 'admin');
+    expect((await req('GET', '/secrets', again.key)).body).toEqual([]);
+  });
+});

@@ -3,10 +3,12 @@
 // (or the operator) manages its keys: POST /namespaces/:ns/keys {role} answers 201 with {id, key}, the
 // key shown only then; GET .../keys lists them without secrets; POST .../keys/:id/rotate gives the same
 // key id a new secret (the old one stops); DELETE .../keys/:id revokes. GET /whoami says who a key is.
+// DELETE /namespaces/:ns (operator) removes an empty namespace (no functions left) with its keys, secrets
+// and private runtimes; its calls stay in the store, as a deleted function's do.
 import { Router, type Response } from 'express';
 import { z } from 'zod';
 import { KEY_ID_RE, QuotasSchema, RoleSchema, type KeyInfo, type KeyRecord } from '../../common/model.js';
-import { namespaceSchema } from '../../common/namespace.js';
+import { bareName, DEFAULT_NAMESPACE, namespaceOf, namespaceSchema } from '../../common/namespace.js';
 import type { DbClient } from '../../db/client.js';
 import { HttpError, parse, wrap } from '../http.js';
 import { makeKey } from '../tenancy/keys.js';
@@ -64,6 +66,29 @@ export function namespacesRouter(d: NamespacesDeps): Router {
     wrap(async (req, res) => {
       const name = await reach(res, req.params.ns);
       res.json(await db.request('getNamespace', { name }));
+    }),
+  );
+
+  r.delete(
+    '/namespaces/:ns',
+    wrap(async (req, res) => {
+      const name = parse(namespaceSchema, req.params.ns, 'namespace');
+      if (name === DEFAULT_NAMESPACE) throw new HttpError(409, 'the default namespace cannot be deleted');
+      if (!(await db.request('getNamespace', { name }))) throw new HttpError(404, `namespace ${name} not found`);
+      const fns = (await db.request('listFunctions', {})).filter((f) => namespaceOf(f.functionName) === name);
+      if (fns.length > 0)
+        throw new HttpError(
+          409,
+          `namespace ${name} still has ${fns.length} function(s) (${fns
+            .slice(0, 5)
+            .map((f) => bareName(f.functionName))
+            .join(', ')}): delete them first`,
+        );
+      for (const rt of (await db.request('listRuntimes', {})).filter((x) => namespaceOf(x.name) === name))
+        await db.request('deleteRuntime', { name: rt.name });
+      const { keys } = await db.request('deleteNamespace', { name });
+      for (const id of keys) d.forget(id);
+      res.json({ deleted: name, keys: keys.length });
     }),
   );
 

@@ -11,8 +11,9 @@ import type { CallOutcome, FunctionMeta } from '../../common/model.js';
 import { errText, type Logger } from '../../common/log.js';
 import { HOP_BY_HOP, type HttpRequest } from '../../protocol/loader.js';
 import { refuse, type Refusal } from '../tenancy/identity.js';
-import { scopeOf } from '../tenancy/scope.js';
-import type { Calls } from '../calls.js';
+import { scopeOf, type Scope } from '../tenancy/scope.js';
+import { namespaceSchema, qualify } from '../../common/namespace.js';
+import { NotFound, type Calls } from '../calls.js';
 import { checkParams, HttpError, parse, wrap } from '../http.js';
 import { idempotencyKey, idempotencyOf, REPLAYED_HEADER, replayOutcome } from '../idempotency.js';
 import { RateLimits } from '../rate-limits.js';
@@ -35,18 +36,21 @@ export function webRouter(d: WebDeps): Router {
   const limits = new RateLimits();
   const raw = express.raw({ type: () => true, limit: WEB_BODY_LIMIT });
 
+  // /function/NAME[/sub/path] in the caller's namespace (anonymous: default's), or
+  // /ns/NAMESPACE/function/NAME[/sub/path] in that one (what an anonymous caller of a public function of
+  // another namespace uses; a key reaches only its own namespace this way too).
   r.all(
-    /^\/function\/([^/]+)(\/.*)?$/,
+    /^(?:\/ns\/([^/]+))?\/function\/([^/]+)(\/.*)?$/,
     wrap(async (req, res) => {
       const params = req.params as Record<string, string | undefined>;
-      const target = parse(targetSchema, params[0] ?? '', 'function name');
+      const target = parse(targetSchema, params[1] ?? '', 'function name');
       // Credentials first: without them, a function that is not public does not exist for the caller
       // (an anonymous caller reaches the default namespace's public functions).
       const refusal = res.locals.refusal as Refusal | undefined;
       const scope = scopeOf(res);
       let def;
       try {
-        def = await d.calls.resolveFunction(scope.q(target.name), target.version);
+        def = await d.calls.resolveFunction(qualify(namespaceOf(params[0], scope, !!refusal, target.name), target.name), target.version);
       } catch (e) {
         if (refusal) return refuse(req, res, refusal, d.log);
         throw e;
@@ -62,7 +66,7 @@ export function webRouter(d: WebDeps): Router {
       }
       await new Promise<void>((resolve, reject) => raw(req, res, (e?: unknown) => (e ? reject(e) : resolve())));
       const body: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-      const subPath = params[1] ?? '/';
+      const subPath = params[2] ?? '/';
       const query = rawQuery(req);
       const http: HttpRequest = {
         method: req.method,
@@ -95,6 +99,16 @@ export function webRouter(d: WebDeps): Router {
     }),
   );
   return r;
+}
+
+// The namespace a web path names, as this caller may reach it: a key's own only (another is, for it, a
+// namespace with no such function), any for the operator or an anonymous caller (who reaches public
+// functions only).
+function namespaceOf(asked: string | undefined, scope: Scope, anonymous: boolean, name: string): string {
+  if (asked === undefined) return scope.namespace;
+  const ns = namespaceSchema.safeParse(asked);
+  if (!ns.success || (!anonymous && !scope.operator && ns.data !== scope.namespace)) throw new NotFound(`function ${name} not found`);
+  return ns.data;
 }
 
 const isTrue = (v: unknown): boolean => v === 'true' || v === '1' || v === '';

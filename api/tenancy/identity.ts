@@ -57,7 +57,7 @@ export class Identity {
       if (needed === 'open') return next();
       this.resolve(req).then(
         (who) => {
-          const web = /^\/function\//.test(req.path);
+          const web = /^(\/ns\/[^/]+)?\/function\//.test(req.path);
           if ('status' in who) {
             // A function's web path decides itself: a public function answers anyone.
             if (web) {

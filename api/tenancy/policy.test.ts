@@ -7,6 +7,8 @@ describe('route policy', () => {
     ['GET', '/health', 'open'],
     ['POST', '/invokeFunction', 'invoker'],
     ['PUT', '/function/hello/a/b', 'invoker'],
+    ['GET', '/ns/team-a/function/hello', 'invoker'],
+    ['DELETE', '/namespaces/team-a', 'operator'],
     ['GET', '/call/12', 'invoker'],
     ['GET', '/calls', 'invoker'],
     ['DELETE', '/call/12', 'invoker'],

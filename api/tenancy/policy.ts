@@ -16,7 +16,7 @@ const RULES: ReadonlyArray<readonly [method: string, path: RegExp, need: Need]> 
   // The nodes are shared by every namespace: what runs where is the operator's to see.
   ['*', /^\/nodes?(\/.*)?$/, 'operator'],
   ['POST', /^\/invokeFunction$/, 'invoker'],
-  ['*', /^\/function\//, 'invoker'], // a public function's web path also answers anonymous callers
+  ['*', /^(\/ns\/[^/]+)?\/function\//, 'invoker'], // a public function's web path also answers anonymous callers
   ['POST', /^\/batch\/[^/]+$/, 'invoker'],
   ['GET', /^\/batch\/[^/]+(\/results)?$/, 'invoker'],
   ['GET', /^\/calls?(\/\d+)?$/, 'invoker'],
