@@ -62,7 +62,10 @@ beforeAll(async () => {
 
 afterAll(async () => {
   const ids = Object.keys(nodes);
-  await Promise.all([...Object.values(nodes).map((p) => p.stop()), api?.stop(), db?.stop()]);
+  // The nodes first, while the API and the DB service still answer them: a node's stop records what it
+  // ran and then removes its containers and sockets, which it cannot do against services being stopped.
+  await Promise.all(Object.values(nodes).map((p) => p.stop()));
+  await Promise.all([api?.stop(), db?.stop()]);
   // Containers of killed nodes were removed when they restarted and stopped.
   for (const id of ids) expect(await labelledContainers({ 'zfaas.node': id })).toEqual([]);
   // Nor their miniworkers' sockets: a killed node's is removed by its next life.
