@@ -222,10 +222,9 @@ export function functionsRouter(db: DbClient, quotas?: Pick<Quotas, 'deployRoom'
       if (!file)
         throw new HttpError(400, "the archive is missing: send it as the multipart field 'module' (e.g. curl -F module=@fn.tar.gz)");
       const settings = settingsFrom(req);
-      if (quotas) {
-        const mine = (await db.request('listFunctions', {})).filter((f) => scope.owns(f.functionName));
-        await quotas.deployRoom(scope.namespace, mine, { functionName, size: file.size, memory: settings.memory });
-      }
+      await quotas?.deployRoom(scope.namespace, { functionName, size: file.size, memory: settings.memory }, async () =>
+        (await db.request('listFunctions', {})).filter((f) => scope.owns(f.functionName)),
+      );
       // Checked whole before anything is stored: a refused archive writes nothing.
       const summary = await inspectArchive(file.buffer);
       const digest = createHash('sha256').update(file.buffer).digest('hex');

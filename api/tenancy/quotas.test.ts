@@ -36,10 +36,16 @@ describe('Quotas', () => {
   it('refuses deploys past memory, functions and bytes, counting a redeploy once', async () => {
     const q = new Quotas(fakeDb({ memory: 128, functions: 2, archiveBytes: 100 }).db);
     const have = [fn('team~a', 40), fn('team~b', 40)];
-    await expect(q.deployRoom('team', have, { functionName: 'team~a', size: 50, memory: 128 })).resolves.toBeUndefined();
-    await expect(q.deployRoom('team', have, { functionName: 'team~a', size: 10, memory: 256 })).rejects.toMatchObject({ status: 400 });
-    await expect(q.deployRoom('team', have, { functionName: 'team~c', size: 1, memory: 64 })).rejects.toMatchObject({ status: 403 });
-    await expect(q.deployRoom('team', have, { functionName: 'team~a', size: 61, memory: 64 })).rejects.toMatchObject({ status: 413 });
+    await expect(q.deployRoom('team', { functionName: 'team~a', size: 50, memory: 128 }, async () => have)).resolves.toBeUndefined();
+    await expect(q.deployRoom('team', { functionName: 'team~a', size: 10, memory: 256 }, async () => have)).rejects.toMatchObject({
+      status: 400,
+    });
+    await expect(q.deployRoom('team', { functionName: 'team~c', size: 1, memory: 64 }, async () => have)).rejects.toMatchObject({
+      status: 403,
+    });
+    await expect(q.deployRoom('team', { functionName: 'team~a', size: 61, memory: 64 }, async () => have)).rejects.toMatchObject({
+      status: 413,
+    });
   });
 
   it('gives the scheduler the running limit it read, and reads again when stale', async () => {

@@ -63,15 +63,21 @@ export class Quotas {
     throw new QuotaExceeded(`namespace ${namespace} makes at most ${perMinute} calls a minute`, 429, waitS);
   }
 
-  // Whether a deploy fits the namespace's quotas, given its functions as they stand (current versions).
-  async deployRoom(namespace: string, fns: FunctionMeta[], next: { functionName: string; size: number; memory: number }): Promise<void> {
+  // Whether a deploy fits the namespace's quotas. Its functions as they stand (current versions) are read
+  // only when a quota counts them.
+  async deployRoom(
+    namespace: string,
+    next: { functionName: string; size: number; memory: number },
+    functions: () => Promise<FunctionMeta[]>,
+  ): Promise<void> {
     const q = await this.of(namespace);
     if (q.memory !== undefined && next.memory > q.memory)
       throw new QuotaExceeded(
         `namespace ${namespace} lets a function ask for at most ${q.memory} MiB of memory (asked: ${next.memory})`,
         400,
       );
-    const others = fns.filter((f) => f.functionName !== next.functionName);
+    if (q.functions === undefined && q.archiveBytes === undefined) return;
+    const others = (await functions()).filter((f) => f.functionName !== next.functionName);
     if (q.functions !== undefined && others.length + 1 > q.functions)
       throw new QuotaExceeded(`namespace ${namespace} holds at most ${q.functions} functions`, 403);
     const bytes = others.reduce((sum, f) => sum + f.size, 0) + next.size;
