@@ -75,6 +75,11 @@ const policyOpt = (): Option =>
     .default('runtime')
     .env('ZFAAS_POLICY');
 
+const maxContainersOpt = (): Option =>
+  new Option('--max-containers <n>', 'containers this node holds at most, of every kind (default: 4 per miniworker, at least 8)')
+    .argParser(int)
+    .env('ZFAAS_MAX_CONTAINERS');
+
 export function program(): Command {
   const p = new Command('zfaas').description('zfaas: functions as a service over ZeroMQ and Docker').showHelpAfterError();
 
@@ -84,6 +89,7 @@ export function program(): Command {
     .addOption(new Option('--host <host>', 'REST API listen address').default('127.0.0.1').env('ZFAAS_HOST'))
     .addOption(new Option('--data <dir>', 'data folder').default('./data').env('ZFAAS_DATA'))
     .addOption(new Option('--miniworkers <n>', 'miniworkers on this node').argParser(int).default(4).env('ZFAAS_MINIWORKERS'))
+    .addOption(maxContainersOpt())
     .addOption(policyOpt())
     .addOption(new Option('--db-bind <addr>', 'DB service address').default('tcp://127.0.0.1:5560').env('ZFAAS_DB_BIND'))
     .addOption(new Option('--broker-bind <addr>', 'node broker address').default('tcp://127.0.0.1:5561').env('ZFAAS_BROKER_BIND'))
@@ -105,6 +111,7 @@ export function program(): Command {
         host: string;
         data: string;
         miniworkers: number;
+        maxContainers?: number;
         policy: Policy;
         dbBind: string;
         brokerBind: string;
@@ -173,6 +180,7 @@ export function program(): Command {
     .addOption(new Option('--data <dir>', 'local cache folder').default('./data/instance').env('ZFAAS_INSTANCE_DATA'))
     .addOption(new Option('--miniworkers <n>', 'miniworker processes').argParser(int).default(4).env('ZFAAS_MINIWORKERS'))
     .addOption(new Option('--node-id <id>', 'node id (default: kept in the data folder)').env('ZFAAS_NODE_ID'))
+    .addOption(maxContainersOpt())
     .addOption(policyOpt())
     .option('--no-build-images', 'do not build missing built-in runtime images')
     .addOption(new Option('--registry <host:port>', 'private registry to pull missing runtime images from').env('ZFAAS_REGISTRY'))
@@ -189,6 +197,7 @@ export function program(): Command {
         db: string;
         data: string;
         miniworkers: number;
+        maxContainers?: number;
         policy: Policy;
         nodeId?: string;
         buildImages: boolean;

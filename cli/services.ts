@@ -71,6 +71,7 @@ export interface UpOptions {
   host: string;
   data: string;
   miniworkers: number;
+  maxContainers?: number;
   policy: Policy;
   dbBind: string;
   brokerBind: string;
@@ -199,7 +200,7 @@ export async function up(o: UpOptions): Promise<() => Promise<void>> {
     dataDir: join(o.data, 'instance'),
     miniworkers: o.miniworkers,
     policy: o.policy,
-    ...poolEnv(),
+    ...poolEnv(o.maxContainers),
     log: log.child({ part: 'instance' }),
   });
   await instance.start();
@@ -262,6 +263,7 @@ export async function startInstance(
     db: string;
     data: string;
     miniworkers: number;
+    maxContainers?: number;
     policy: Policy;
     nodeId?: string;
     buildImages: boolean;
@@ -285,7 +287,7 @@ export async function startInstance(
     labels,
     curve,
     registry: o.registry,
-    ...poolEnv(),
+    ...poolEnv(o.maxContainers),
     log,
   });
   await instance.start();
@@ -316,8 +318,9 @@ export async function pushBuiltinImages(o: { registry: string }): Promise<void> 
   await pushImages(docker, o.registry, images, log);
 }
 
-// Container pool sizes of a node (also changeable at run time with PUT /node/:id).
-function poolEnv(): {
+// Container pool sizes of a node (also changeable at run time with PUT /node/:id); `maxContainers` as
+// the flag gave it (commander reads ZFAAS_MAX_CONTAINERS for it too).
+function poolEnv(maxContainers?: number): {
   stemCells?: number;
   stemCellsMax?: number;
   idleTtlMs?: number;
@@ -340,7 +343,7 @@ function poolEnv(): {
     stemCells: num('ZFAAS_STEM_CELLS'),
     stemCellsMax: num('ZFAAS_STEM_CELLS_MAX'),
     idleTtlMs: ttl === undefined ? undefined : ttl * 1000,
-    maxContainers: num('ZFAAS_MAX_CONTAINERS'),
+    maxContainers: maxContainers ?? num('ZFAAS_MAX_CONTAINERS'),
     depsMaxMiB,
     drainMs: drain === undefined ? undefined : drain * 1000,
   };

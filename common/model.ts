@@ -77,6 +77,7 @@ export const SETTING_LIMITS = {
   cpus: { min: 0.05, max: 64, default: 1 },
   pids: { min: 8, max: 4096, default: 128 },
   concurrency: { min: 1, max: 10_000 },
+  maxContainers: { min: 1, max: 1024 }, // a function's containers on one node
   rateLimit: { min: 1, max: 100_000, default: 50 }, // web requests per second of a public function
   retries: { min: 0, max: 10, default: 0 }, // runs after a first that ended in ERROR or TIMEOUT
   retryBackoff: { min: 100, max: 3_600_000, default: 1000 }, // ms before the first retry; doubles each time
@@ -100,6 +101,9 @@ export const FunctionSettingsSchema = z.object({
   // At most this many calls of the function run at once across the cluster (unset: no limit beyond the
   // nodes' capacity); more wait in the API's queue without holding up other functions' calls.
   concurrency: z.number().int().min(L.concurrency.min).max(L.concurrency.max).optional(),
+  // At most this many containers of the function on one node (unset: the node's own limit); its further
+  // calls on that node wait for one of them instead of starting another.
+  maxContainers: z.number().int().min(L.maxContainers.min).max(L.maxContainers.max).optional(),
   handler: z
     .string()
     .max(256)

@@ -1,6 +1,6 @@
-// The node's containers as explicit state machines, and the one decision of which container serves a call
-// (after Apache OpenWhisk's invoker and its ContainerProxy). Pure bookkeeping: the side effects live in
-// pool.ts, which moves a container only through `move`.
+// The node's containers as explicit state machines (after Apache OpenWhisk's invoker and its
+// ContainerProxy). Pure bookkeeping: each container's session (session.ts) moves it only through `move`,
+// and the placement decision (placement.ts) reads the table.
 //
 //   creating ─► starting ─► loading ─► warm ─► busy ─► idle ─► busy ...
 //                  │                     │       │
@@ -16,8 +16,6 @@
 // removing:   the remove was sent to its miniworker
 // A stem cell becomes a function's container (key fn:NAME@VERSION) when it takes its first call, and never
 // changes function again: a container never carries one function's state into another's call.
-import type { Policy } from '../common/model.js';
-
 export type ContainerState = 'creating' | 'starting' | 'loading' | 'warm' | 'busy' | 'idle' | 'cancelling' | 'removing' | 'removed';
 
 const NEXT: Record<ContainerState, readonly ContainerState[]> = {
@@ -33,19 +31,18 @@ const NEXT: Record<ContainerState, readonly ContainerState[]> = {
 };
 
 export interface ContainerRec {
-  id: string; // its Docker name
-  owner: string; // the miniworker that holds it
-  key: string; // rt:RUNTIME (stem cell) or fn:NAME@VERSION
-  runtime: string;
-  state: ContainerState;
-  lined: boolean; // calls go to its loader over the node's socket; else a `docker exec` by its owner
-  createdAt: number;
-  lastUsed: number;
-  calls: number;
-  slotDir?: string; // stem cells: the host folder the function's tree is put into
-  secrets?: Map<string, string>; // lined: the secrets its folder holds (name -> stamp), as its loader said
-  spent?: boolean; // removed once its call ends instead of serving another (a secret it holds is gone)
+  readonly id: string; // its Docker name
+  readonly owner: string; // the miniworker that holds it
+  readonly key: string; // rt:RUNTIME (stem cell) or fn:NAME@VERSION
+  readonly runtime: string;
+  readonly state: ContainerState;
+  readonly lined: boolean; // calls go to its loader over the node's socket; else a `docker exec` by its owner
+  readonly createdAt: number;
+  readonly lastUsed: number;
+  readonly calls: number;
 }
+
+type Rec = { -readonly [K in keyof ContainerRec]: ContainerRec[K] };
 
 export class IllegalTransition extends Error {}
 
@@ -55,10 +52,10 @@ export const rtKey = (runtime: string): string => `rt:${runtime}`;
 const LIVE: readonly ContainerState[] = ['creating', 'starting', 'loading', 'warm', 'busy', 'idle'];
 
 export class ContainerTable {
-  private readonly recs = new Map<string, ContainerRec>();
+  private readonly recs = new Map<string, Rec>();
 
-  add(rec: Omit<ContainerRec, 'state' | 'lastUsed' | 'calls' | 'createdAt'>, now = Date.now()): ContainerRec {
-    const r: ContainerRec = { ...rec, state: 'creating', createdAt: now, lastUsed: now, calls: 0 };
+  add(rec: Pick<ContainerRec, 'id' | 'owner' | 'key' | 'runtime' | 'lined'>, now = Date.now()): ContainerRec {
+    const r: Rec = { ...rec, state: 'creating', createdAt: now, lastUsed: now, calls: 0 };
     this.recs.set(r.id, r);
     return r;
   }
@@ -76,6 +73,15 @@ export class ContainerTable {
     if (to === 'busy') r.calls++;
     if (to === 'idle' || to === 'busy') r.lastUsed = now;
     if (to === 'removed') this.recs.delete(id);
+    return r;
+  }
+
+  // A warm stem cell takes a function: it is that function's container from now on, being loaded.
+  adopt(id: string, key: string): ContainerRec {
+    const r = this.recs.get(id);
+    if (!r || !r.key.startsWith('rt:') || r.state !== 'warm') throw new IllegalTransition(`container ${id}: not a warm stem cell`);
+    r.state = 'loading';
+    r.key = key;
     return r;
   }
 
@@ -123,81 +129,4 @@ export class ContainerTable {
     for (const r of this.recs.values()) out[r.state]++;
     return out;
   }
-}
-
-export interface PlacementInput {
-  policy: Policy;
-  key: string; // fn:NAME@VERSION
-  runtime: string;
-  stemsAllowed: boolean; // stem cells have no network: a function that asks for one cannot use them
-  ready: readonly string[]; // miniworkers whose job slot is free now
-  leaving?: readonly string[]; // miniworkers on their way out: their containers take no more calls
-}
-
-export type Decision =
-  | { kind: 'wait' }
-  | { kind: 'once'; worker: string } // policy none: a fresh container for this call
-  | { kind: 'use'; id: string } // a warm/idle container that holds the function
-  | { kind: 'adopt'; worker: string; id: string } // a stem cell of the runtime takes the function
-  | { kind: 'create'; worker: string }; // start a container for the function and keep it
-
-// The one place that decides which container serves a call. A call never waits for a container that is
-// still starting: if none is free, a new one is started (the node's capacity bounds how many).
-export function decide(t: ContainerTable, p: PlacementInput): Decision {
-  const ready = new Set(p.ready);
-  const leaving = new Set(p.leaving ?? []);
-  if (p.policy === 'none') return p.ready.length ? { kind: 'once', worker: leastLoaded(t, p.ready) } : { kind: 'wait' };
-  // 1. a container that already holds this function: the most recently used stays hot. A loader is
-  //    called directly; a `docker exec` needs its owner's job slot.
-  let best: ContainerRec | undefined;
-  for (const r of t.all()) {
-    if (r.key !== p.key || (r.state !== 'warm' && r.state !== 'idle') || leaving.has(r.owner)) continue;
-    if (!r.lined && !ready.has(r.owner)) continue;
-    if (!best || r.lastUsed > best.lastUsed) best = r;
-  }
-  if (best) return { kind: 'use', id: best.id };
-  if (p.ready.length === 0) return { kind: 'wait' };
-  // 2. a stem cell of the function's runtime (any policy may use one that is there)
-  const stem = p.stemsAllowed ? t.all().find((r) => r.key === rtKey(p.runtime) && r.state === 'warm' && ready.has(r.owner)) : undefined;
-  if (stem) return { kind: 'adopt', worker: stem.owner, id: stem.id };
-  // 3. a new container for the function, held by the miniworker holding the fewest
-  return { kind: 'create', worker: leastLoaded(t, p.ready) };
-}
-
-function leastLoaded(t: ContainerTable, ready: readonly string[]): string {
-  let best = ready[0]!;
-  let bestN = Infinity;
-  for (const w of ready) {
-    const n = t.ownedBy(w).length;
-    if (n < bestN) [best, bestN] = [w, n];
-  }
-  return best;
-}
-
-export interface EvictInput {
-  idleTtlMs: number;
-  maxContainers: number;
-  stemTarget(runtime: string): number; // stem cells each runtime should keep now (see stems.ts)
-  stemTtlMs: number; // a stem cell beyond its runtime's target goes after this long unused
-  now?: number;
-}
-
-// Idle function containers past their TTL, stem cells beyond their runtime's target past theirs, and the
-// least recently used spare containers while the node holds more than its cap.
-export function toEvict(t: ContainerTable, o: EvictInput): ContainerRec[] {
-  const now = o.now ?? Date.now();
-  const out = new Set<ContainerRec>();
-  const spare = t.all().filter((r) => r.state === 'idle' || r.state === 'warm');
-  for (const r of spare) if (r.key.startsWith('fn:') && now - r.lastUsed > o.idleTtlMs) out.add(r);
-  const stems = new Map<string, ContainerRec[]>();
-  for (const r of spare) if (r.key.startsWith('rt:')) stems.set(r.runtime, [...(stems.get(r.runtime) ?? []), r]);
-  for (const [runtime, cells] of stems) {
-    const extra = cells.length - o.stemTarget(runtime);
-    const old = cells.filter((r) => now - r.lastUsed > o.stemTtlMs).sort((a, b) => a.lastUsed - b.lastUsed);
-    for (let i = 0; i < extra && i < old.length; i++) out.add(old[i]!);
-  }
-  const live = t.live() - out.size;
-  const byAge = spare.filter((r) => !out.has(r)).sort((a, b) => a.lastUsed - b.lastUsed);
-  for (let i = 0; i < live - o.maxContainers && i < byAge.length; i++) out.add(byAge[i]!);
-  return [...out];
 }

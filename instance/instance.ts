@@ -11,6 +11,7 @@ import type { CurveClient } from '../common/curve.js';
 import { errText, type Logger } from '../common/log.js';
 import type { Call, CallOutcome, FunctionMeta, Policy, Runtime } from '../common/model.js';
 import { DbClient, type LocalDb } from '../db/client.js';
+import { removeLabelled } from '../common/docker.js';
 import type { FnDef, FnRef, ToInstance } from '../protocol/broker.js';
 import { Images } from './images.js';
 import { ApiLink } from './link.js';
@@ -146,7 +147,23 @@ export class Instance {
     await this.drain(this.o.drainMs ?? 10_000);
     await this.link?.close();
     await this.pool?.stop();
+    await this.sweep();
     this.db.close();
+  }
+
+  // The miniworkers removed what they held; whatever one could not (it was killed, a create the engine
+  // finished late) goes here, by the node's label, so that nothing of this node outlives its stop.
+  private async sweep(): Promise<void> {
+    if (!this.nodeId) return;
+    let removed = 0;
+    for (const wait of [0, 500]) {
+      await new Promise((r) => setTimeout(r, wait));
+      removed += await removeLabelled(this.docker, { 'zfaas.node': this.nodeId }).catch((e: unknown) => {
+        this.o.log.warn({ err: errText(e) }, 'could not sweep the containers of the node');
+        return 0;
+      });
+    }
+    if (removed) this.o.log.warn({ removed }, 'removed containers the miniworkers left behind');
   }
 
   // Stopping without losing or repeating a call: the API hears at once that this node takes no more

@@ -1,7 +1,9 @@
 // The instance's miniworkers: child processes it supervises and the ROUTER it speaks protocol/worker.ts
 // on. Each miniworker's life is a small state machine (starting, ready, busy, leaving, gone); its one job
-// slot takes one command at a time and the reply frees it, while removals go to it at any time. A
-// miniworker that dies fails the job it held (the pool puts the call back) and the removals it owed.
+// slot is claimed as a lease, which carries one command at a time and is released by its holder (a call
+// that needs a container made and then a `docker exec` in it keeps the same miniworker for both), while
+// removals go to it at any time. A miniworker that dies fails the job it held (the pool puts the call
+// back) and the removals it owed.
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
@@ -31,8 +33,30 @@ interface Worker {
   proc: ChildProcess;
   state: WorkerState;
   told?: boolean; // shutdown sent
+  leased?: Lease; // who holds its job slot
   job?: { cmd?: JobCommand; resolve(r: FromWorker): void; reject(e: Error): void }; // cmd: once it is made
   removals: Map<string, ((exit: ExitReport | undefined) => void)[]>;
+}
+
+// A miniworker's job slot, held from claim() to release(): its jobs go one at a time.
+export interface Lease {
+  readonly worker: string;
+  job<C extends JobCommand>(cmd: C | Promise<C>): Promise<JobReply<C>>;
+  release(): void;
+}
+
+// One job on a miniworker, its slot released with the reply.
+export async function oneJob<C extends JobCommand>(
+  port: Pick<WorkerPort, 'claim'>,
+  name: string,
+  cmd: C | Promise<C>,
+): Promise<JobReply<C>> {
+  const lease = port.claim(name);
+  try {
+    return await lease.job(cmd);
+  } finally {
+    lease.release();
+  }
 }
 
 export interface MiniworkersOptions extends WorkerHooks {
@@ -51,7 +75,8 @@ export interface WorkerPort {
   readonly size: number;
   ready(): string[];
   busy(): number;
-  job<C extends JobCommand>(name: string, cmd: C | Promise<C>): Promise<JobReply<C>>;
+  // Takes a ready miniworker's job slot (throws WorkerDied when it is not ready).
+  claim(name: string): Lease;
   remove(name: string, id: string, report?: boolean): Promise<ExitReport | undefined>;
   stop(): Promise<void>;
 }
@@ -104,7 +129,7 @@ export class Miniworkers implements WorkerPort {
   // Lets go the leaving miniworkers whose job is done and whose containers serve no call.
   dismiss(): void {
     for (const w of this.workers.values()) {
-      if (w.state !== 'leaving' || w.job || w.told) continue;
+      if (w.state !== 'leaving' || w.job || w.leased || w.told) continue;
       if (this.o.mayLeave && !this.o.mayLeave(w.name)) continue;
       w.told = true;
       this.send(w, { type: 'shutdown' });
@@ -128,12 +153,28 @@ export class Miniworkers implements WorkerPort {
     return n;
   }
 
-  // Gives a ready miniworker its next job; the promise holds its reply (or WorkerDied). The slot is taken
-  // at once, also while the command is still being made (a folder or socket it needs).
-  job<C extends JobCommand>(name: string, cmd: C | Promise<C>): Promise<JobReply<C>> {
+  claim(name: string): Lease {
     const w = this.workers.get(name);
-    if (!w || w.state !== 'ready') return Promise.reject(new WorkerDied(`miniworker ${name} cannot take a job now`));
+    if (!w || w.state !== 'ready') throw new WorkerDied(`miniworker ${name} cannot take a job now`);
     this.move(w, 'busy');
+    const lease: Lease = {
+      worker: name,
+      job: (cmd) => this.give(w, lease, cmd),
+      release: () => {
+        if (w.leased !== lease) return;
+        w.leased = undefined;
+        if (!w.job) this.freed(w);
+      },
+    };
+    w.leased = lease;
+    return lease;
+  }
+
+  // A job on a leased slot; the promise holds its reply (or WorkerDied). The command may still be being
+  // made (a folder or socket it needs): the slot is the lease's meanwhile.
+  private give<C extends JobCommand>(w: Worker, lease: Lease, cmd: C | Promise<C>): Promise<JobReply<C>> {
+    if (w.leased !== lease || w.state === 'gone') return Promise.reject(new WorkerDied(`the miniworker ${w.name} is gone`));
+    if (w.job) return Promise.reject(new Error(`invariant broken: miniworker ${w.name} was given a second job`));
     return new Promise<FromWorker>((resolve, reject) => {
       const entry: NonNullable<Worker['job']> = { resolve, reject };
       w.job = entry;
@@ -146,12 +187,18 @@ export class Miniworkers implements WorkerPort {
         (e: Error) => {
           if (w.job !== entry) return;
           w.job = undefined;
-          if (w.state === 'busy') this.move(w, 'ready');
           reject(e);
-          this.o.onReady();
         },
       );
     }) as Promise<JobReply<C>>;
+  }
+
+  // Its slot is free again: the reply to its last job came and nobody holds it.
+  private freed(w: Worker): void {
+    if (w.state === 'leaving') return this.dismiss();
+    if (w.state !== 'busy') return;
+    this.move(w, 'ready');
+    this.o.onReady();
   }
 
   // Kills and removes a container its miniworker holds, at once (also while that miniworker is busy).
@@ -171,10 +218,11 @@ export class Miniworkers implements WorkerPort {
         new Promise<void>((resolve) => {
           if (w.proc.exitCode !== null || w.proc.signalCode !== null) return resolve();
           w.proc.once('exit', () => resolve());
-          // It finishes its job, removes every container it holds (also creates still in flight), then exits.
+          // It removes every container it holds (also creates still in flight), which ends its job, then
+          // exits; one that does not within a few seconds is killed (the instance sweeps what it left).
           this.send(w, { type: 'shutdown' });
-          setTimeout(() => w.proc.kill('SIGTERM'), 15_000).unref();
-          setTimeout(() => w.proc.kill('SIGKILL'), 25_000).unref();
+          setTimeout(() => w.proc.kill('SIGTERM'), 4000).unref();
+          setTimeout(() => w.proc.kill('SIGKILL'), 6000).unref();
         }),
     );
     await Promise.all(exits);
@@ -217,6 +265,7 @@ export class Miniworkers implements WorkerPort {
     this.move(w, 'gone');
     this.workers.delete(w.name);
     w.job = undefined;
+    w.leased = undefined;
     had?.reject(new WorkerDied(`the miniworker running it died (${signal ?? `exit ${code}`})`));
     for (const list of w.removals.values()) for (const r of list) r(undefined);
     w.removals.clear();
@@ -269,11 +318,10 @@ export class Miniworkers implements WorkerPort {
       return;
     }
     w.job = undefined;
-    // The reply is also its ready; one that is leaving goes once its containers are free.
-    if (w.state === 'leaving') this.dismiss();
-    else this.move(w, 'ready');
     job.resolve(msg);
-    this.o.onReady();
+    // The reply is also its ready, unless a lease still holds it; one that is leaving goes once its
+    // containers are free.
+    if (!w.leased) this.freed(w);
   }
 
   private send(w: Worker, m: ToWorker): void {

@@ -17,7 +17,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FunctionSettingsSchema, RuntimeSchema, type CallOutcome, type FunctionMeta, type Runtime } from '../common/model.js';
 import { LINE_FILE, LOADER_PROTOCOL } from '../protocol/loader.js';
 import type { ExitReport, FromWorker, SecretFile } from '../protocol/worker.js';
-import { WorkerDied, type JobCommand, type JobReply, type WorkerHooks, type WorkerPort } from './miniworkers.js';
+import { WorkerDied, type JobCommand, type JobReply, type Lease, type WorkerHooks, type WorkerPort } from './miniworkers.js';
 import { Pool, type Work } from './pool.js';
 
 type Msg = Record<string, unknown>;
@@ -108,15 +108,44 @@ class FakeWorkers implements WorkerPort {
     return this.commands.filter((c) => c.cmd.type === type);
   }
 
-  job<C extends JobCommand>(name: string, cmd: C | Promise<C>): Promise<JobReply<C>> {
-    if (this.state.get(name) !== 'ready') return Promise.reject(new WorkerDied(`miniworker ${name} cannot take a job now`));
+  // Takes a ready miniworker's slot; its jobs go one at a time (a second one while one runs is a bug).
+  claim(name: string): Lease {
+    if (this.state.get(name) !== 'ready') throw new WorkerDied(`miniworker ${name} cannot take a job now`);
     this.state.set(name, 'busy');
+    let inFlight = false;
+    let released = false;
+    const lease: Lease = {
+      worker: name,
+      job: <C extends JobCommand>(cmd: C | Promise<C>): Promise<JobReply<C>> => {
+        if (this.state.get(name) === 'gone') return Promise.reject(new WorkerDied(`the miniworker ${name} is gone`));
+        if (inFlight) throw new Error(`invariant broken: miniworker ${name} was given a second job`);
+        inFlight = true;
+        return this.give(name, cmd).finally(() => {
+          inFlight = false;
+          if (released) this.free(name);
+        });
+      },
+      release: () => {
+        if (released) return;
+        released = true;
+        if (!inFlight) this.free(name);
+      },
+    };
+    return lease;
+  }
+
+  private free(name: string): void {
+    if (this.state.get(name) !== 'busy') return;
+    this.state.set(name, 'ready');
+    this.hooks.onReady(); // its reply is also its ready
+  }
+
+  private give<C extends JobCommand>(name: string, cmd: C | Promise<C>): Promise<JobReply<C>> {
     return new Promise<FromWorker>((resolve, reject) => {
       this.jobs.set(name, reject);
       const done = (): boolean => {
         if (this.jobs.get(name) !== reject) return false; // it died meanwhile
         this.jobs.delete(name);
-        this.state.set(name, 'ready');
         return true;
       };
       void (async () => {
@@ -133,7 +162,6 @@ class FakeWorkers implements WorkerPort {
         const reply = await this.answer(c);
         if (!done()) return;
         resolve(reply);
-        this.hooks.onReady(); // its reply is also its ready
       })().catch((e: Error) => {
         if (done()) reject(e);
       });
@@ -155,6 +183,11 @@ class FakeWorkers implements WorkerPort {
   }
 
   async remove(worker: string, id: string, report = false): Promise<ExitReport | undefined> {
+    // As a miniworker does: a container whose create was sent is removed once the engine has made it.
+    if (this.commands.some((c) => c.cmd.type === 'create' && c.cmd.plan.id === id)) {
+      await vi.waitFor(() => expect(this.engine.has(id)).toBe(true), { timeout: 30_000 }).catch(() => undefined);
+    }
+    this.engine.delete(id);
     this.removed.push({ worker, id, report });
     this.loaders.get(id)?.socket.destroy(); // killing the container ends its loader
     return undefined;
@@ -165,12 +198,28 @@ class FakeWorkers implements WorkerPort {
     for (const l of this.loaders.values()) l.socket.destroy();
   }
 
+  // The containers the engine would hold now (created and not removed, fresh runs under way), and the most.
+  readonly engine = new Set<string>();
+  peak = 0;
+  // How long a job takes before its answer (default: at once).
+  delay: (cmd: JobCommand) => number = () => 0;
+
+  private made(id: string): void {
+    this.engine.add(id);
+    this.peak = Math.max(this.peak, this.engine.size);
+  }
+
   private async answer(c: JobCommand): Promise<FromWorker> {
+    if (c.type === 'run') this.made(c.job.name);
+    const ms = this.delay(c);
+    if (ms > 0) await new Promise((r) => setTimeout(r, ms));
+    if (c.type === 'run') this.engine.delete(c.job.name);
     switch (c.type) {
       case 'sweep':
         return { type: 'swept', removed: 0 };
       case 'create': {
         const { id, lineDir } = c.plan;
+        this.made(id);
         if (lineDir) {
           const socket = connect(join(lineDir, LINE_FILE));
           await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
@@ -241,6 +290,7 @@ beforeEach(async () => {
     log: pino({ level: 'silent' }),
     onResult: (w, outcome) => results.push({ work: w, outcome }),
     workers: (hooks) => (fake = new FakeWorkers(hooks, ['w1', 'w2'])),
+    lateSweepMs: 300,
   });
   await pool.start();
   // Nothing happens before the first sweep, which goes to the first ready miniworker.
@@ -560,10 +610,17 @@ describe('a miniworker that dies', () => {
     const creates = fake.of('create');
     expect(creates).toHaveLength(2);
     expect(creates[1]!.worker).not.toBe(dead);
-    // the first container is forgotten, the second holds the function
+    // the second holds the function; the first counts against the node (its create may still finish on
+    // the engine) until the later sweep of what the dead miniworker made
     const [lost, kept] = created().map((c) => c.plan.id);
-    expect(pool.table.get(lost!)).toBeUndefined();
     expect(pool.table.get(kept!)).toMatchObject({ state: 'idle', owner: creates[1]!.worker });
+    expect(pool.table.get(lost!)).toMatchObject({ state: 'removing' });
+    await vi.waitFor(() => expect(pool.table.get(lost!)).toBeUndefined());
+    expect(fake.of('sweep').map((c) => c.cmd)).toEqual([
+      { type: 'sweep' },
+      { type: 'sweep', miniworker: dead },
+      { type: 'sweep', miniworker: dead },
+    ]);
   });
 });
 
@@ -658,5 +715,123 @@ describe('secrets', () => {
     await resultsIn(3);
     expect(results[2]!.outcome.status).toBe('DONE');
     await vi.waitFor(() => expect(fake.removed.map((r) => r.id)).toContain(busy));
+  });
+});
+
+describe('more calls than miniworkers and containers', () => {
+  const exec = (n: number, o: Partial<Work> = {}): Work => work(n, { runtime: execRuntime, ...o });
+
+  it('runs exec-mode calls with one container per miniworker, each create and its exec on the same lease', async () => {
+    fake.delay = (c) => (c.type === 'exec' ? 15 : 0);
+    for (let i = 1; i <= 12; i++) pool.submit(exec(i));
+    await resultsIn(12);
+    expect(results.map((r) => r.outcome.status)).toEqual(Array(12).fill('DONE'));
+    expect(results.map((r) => r.outcome.result).sort()).toEqual(Array.from({ length: 12 }, (_, i) => `{"n":${i + 1}}`).sort());
+    // two miniworkers: two containers, each made for a call and then reused
+    expect(created()).toHaveLength(2);
+    expect(fake.peak).toBe(2);
+    for (const c of created()) {
+      const [creator] = fake.commands.filter((x) => x.cmd.type === 'create' && (x.cmd as { plan: { id: string } }).plan.id === c.plan.id);
+      const execs = fake.of('exec').filter((x) => (x.cmd as { id: string }).id === c.plan.id);
+      expect(execs.every((x) => x.worker === creator!.worker)).toBe(true);
+    }
+    expect(pool.table.all().map((r) => r.state)).toEqual(['idle', 'idle']);
+  });
+
+  it.each(['none', 'function'] as const)(
+    'never holds more containers than the node limit, policy %s, a loader and an exec runtime mixed',
+    async (policy) => {
+      pool.configure({ maxContainers: 3 });
+      fake.delay = (c) => (c.type === 'exec' || c.type === 'run' ? 10 : 0);
+      let n = 0;
+      for (let i = 0; i < 8; i++) {
+        pool.submit(work(++n, { policy, fn: fnMeta({}, `lined${i % 4}`) }));
+        pool.submit(exec(++n, { policy, fn: fnMeta({}, `exec${i % 4}`) }));
+      }
+      await resultsIn(16);
+      expect(results.every((r) => r.outcome.status === 'DONE')).toBe(true);
+      expect(fake.peak).toBeLessThanOrEqual(3);
+      expect(pool.table.all().length).toBeLessThanOrEqual(3);
+    },
+  );
+
+  it('makes room on a full node by removing the least recently used spare container of another function', async () => {
+    pool.configure({ maxContainers: 2 });
+    pool.submit(work(1, { fn: fnMeta({}, 'a') }));
+    await resultsIn(1);
+    pool.submit(work(2, { fn: fnMeta({}, 'b') }));
+    await resultsIn(2);
+    const [a] = created().map((c) => c.plan.id);
+    pool.submit(work(3, { fn: fnMeta({}, 'c') }));
+    await resultsIn(3);
+    expect(fake.removed.map((r) => r.id)).toEqual([a]);
+    expect(fake.peak).toBe(2);
+    expect(results.map((r) => r.outcome.status)).toEqual(['DONE', 'DONE', 'DONE']);
+  });
+
+  it('holds a function to its own maxContainers: its further calls wait for one of them', async () => {
+    let answers: (() => void)[] = [];
+    fake.script = (req, l) => {
+      if (req.op === 'call') answers.push(() => echo(req, l));
+      else echo(req, l);
+    };
+    const fn = fnMeta({ maxContainers: 2 });
+    for (let i = 1; i <= 5; i++) pool.submit(work(i, { fn }));
+    await vi.waitFor(() => expect(answers).toHaveLength(2));
+    await settleDown();
+    expect(created()).toHaveLength(2);
+    expect(pool.stats().queued).toBe(3);
+    while (results.length < 5) {
+      const now = answers;
+      answers = [];
+      for (const a of now) a();
+      await vi.waitFor(() => expect(answers.length > 0 || results.length === 5).toBe(true));
+    }
+    expect(created()).toHaveLength(2);
+  });
+
+  it('removes a container at once when the call it was made for is cancelled while it is created', async () => {
+    fake.hold = (_w, c) => c.type === 'create';
+    pool.submit(work(1));
+    await vi.waitFor(() => expect(fake.of('create')).toHaveLength(1));
+    const id = created()[0]!.plan.id;
+    expect(pool.cancel(1)).toBe(true);
+    fake.hold = () => false;
+    fake.release();
+    await vi.waitFor(() => expect(pool.table.get(id)).toBeUndefined());
+    expect(fake.removed.map((r) => r.id)).toContain(id);
+    expect(fake.engine.size).toBe(0);
+    await settleDown();
+    expect(results).toEqual([]);
+    // the miniworker is free again and the next call is served
+    pool.submit(work(2));
+    await resultsIn(1);
+    expect(results[0]!.outcome.status).toBe('DONE');
+  });
+
+  it('removes a container only after its create was answered, so a cancel right after the decision leaves nothing', async () => {
+    for (const runtime of [nodeRuntime, execRuntime]) {
+      const n = results.length + 10;
+      pool.submit(work(n, { runtime }));
+      expect(pool.cancel(n)).toBe(true); // before the create command has even been sent
+      await vi.waitFor(() => expect(pool.table.all()).toEqual([]));
+      await settleDown();
+      expect(fake.engine.size).toBe(0);
+    }
+    expect(fake.of('create')).toHaveLength(2);
+    expect(results).toEqual([]);
+  });
+
+  it('an exec-mode call whose miniworker dies between create and exec goes back to the queue, and its container counts until swept', async () => {
+    fake.hold = (_w, c) => c.type === 'exec';
+    pool.submit(work(1, { runtime: execRuntime }));
+    await vi.waitFor(() => expect(fake.of('exec')).toHaveLength(1));
+    const first = fake.of('exec')[0]!;
+    fake.hold = () => false;
+    fake.die(first.worker);
+    await resultsIn(1);
+    expect(results[0]!.outcome.status).toBe('DONE');
+    expect(fake.of('exec')[1]!.worker).not.toBe(first.worker);
+    await vi.waitFor(() => expect(pool.table.all().map((r) => r.state)).toEqual(['idle']));
   });
 });

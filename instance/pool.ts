@@ -1,37 +1,23 @@
-// The node's calls and containers: takes the calls the node accepted, asks decide() which container serves
-// each, and carries the decision out: a warm loader is called over its line (line.ts), Docker work goes to
-// a miniworker (miniworkers.ts). Each container moves only through the state machine in containers.ts.
-// Stem cells follow stems.ts; idle containers are reaped. A miniworker that dies puts its call back in the
-// queue (one crashing loses no job) and its containers are removed. Sizes change at any time.
+// The node's pool: the calls the node accepted wait here, placement.ts decides what each one gets, and the
+// pool carries each decision out at once: a container's session (session.ts) runs the call, Docker work
+// goes to a miniworker (miniworkers.ts) on a lease of its job slot. Stem cells follow stems.ts; spare
+// containers are reaped. A miniworker that dies puts its call back in the queue (one crashing loses no
+// job); its containers count until a sweep has removed them. Sizes change at any time.
 import { randomBytes } from 'node:crypto';
-import { chown, mkdir, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { callEnv, functionEnv, limitsOf, paramsOf, UID } from '../common/container-spec.js';
 import { errText, type Logger } from '../common/log.js';
-import type { CallOutcome, FunctionMeta, Policy, Runtime, WebResponse } from '../common/model.js';
-import { HOP_BY_HOP, HttpResponseSchema, RESULT_LIMIT, SECRETS_DIR, type HttpRequest } from '../protocol/loader.js';
-import { MAX_OUTPUT } from '../common/docker.js';
-import { TRUNCATION_MARK } from '../miniworker/outcome.js';
-import { inSync, type DepsJob, type DepsRun, type ExitReport, type RunJob, type SecretFile } from '../protocol/worker.js';
-import { ContainerTable, decide, fnKey, rtKey, toEvict, type ContainerRec, type Decision } from './containers.js';
-import { LineBroken, LineClosed, LineTimeout, LoaderLine } from './line.js';
-import { Miniworkers, WorkerDied, type JobCommand, type WorkerHooks, type WorkerPort } from './miniworkers.js';
+import type { CallOutcome, FunctionMeta, Runtime } from '../common/model.js';
+import type { DepsJob, DepsRun, RunJob } from '../protocol/worker.js';
+import { ContainerTable, fnKey, rtKey } from './containers.js';
+import { Miniworkers, oneJob, WorkerDied, type JobCommand, type Lease, type WorkerHooks, type WorkerPort } from './miniworkers.js';
+import { plan, toEvict, type CallNeed, type Decision } from './placement.js';
+import { ContainerSession, Gone, StemRefused, type SessionDeps } from './session.js';
 import { StemPlanner } from './stems.js';
+import type { Work } from './work.js';
 
-// A call the node accepted, with its prepared tree.
-export interface Work {
-  callNum: number;
-  params: unknown;
-  fn: FunctionMeta;
-  runtime: Runtime;
-  treeDir: string;
-  policy: Policy;
-  replica?: number; // redundant calls: which of the two runs
-  attempt?: number; // which run of the call this is (ZFAAS_ATTEMPT)
-  http?: HttpRequest; // a call through the function's web path
-  spend?: boolean; // its container is removed after it (a web call under policy none)
-  secrets?: SecretFile[]; // the secrets its function names, current when the node accepted it
-}
+export type { Work } from './work.js';
+export { checkResponse } from './session.js';
 
 export interface PoolSettings {
   miniworkers: number;
@@ -50,39 +36,51 @@ export interface PoolOptions {
   log: Logger;
   onResult(work: Work, outcome: CallOutcome): void;
   workers?(hooks: WorkerHooks): WorkerPort; // the real miniworkers unless a test brings fakes
+  lateSweepMs?: number; // after a miniworker died, when the second sweep of what it made goes (default 5 s)
 }
 
 const STEM_TTL_MS = 60_000; // a stem cell beyond its runtime's target goes after this long unused
-const START_TIMEOUT_MS = 30_000; // a new container's loader must dial in within this
-// A loader's process environment grows a little with every call (the C library keeps every value a
-// variable ever had): a warm container is replaced after this many calls, long before that matters.
-const RECYCLE_AFTER_CALLS = 10_000;
-const SECRETS_TIMEOUT_MS = 10_000; // a loader writes a function's secrets (a few small files) within this
+const PRELOAD_TIMEOUT_MS = 30_000; // a preloaded function loads within this
+const MAX_REQUEUES = 3; // a call whose miniworker died under it this many times ends in ERROR
 
-// A Docker job waiting for a free miniworker (stem cells, preloads, dependency steps).
+// Docker work waiting for a free miniworker: urgent (a sweep, a dependencies step a call waits for) or
+// spare (a stem cell, a preload); `room`: it makes a container.
 interface Chore {
-  run(worker: string): Promise<void>;
+  urgent: boolean;
+  room: boolean;
+  evicts?: boolean;
+  run(lease: Lease): Promise<void>;
+  drop?(): void; // a spare chore there was no room for
 }
 
-class Requeue extends Error {}
+// A call being served: what it holds, so that a cancel can stop it.
+interface Active {
+  work: Work;
+  session?: ContainerSession;
+  run?: { owner: string; name: string }; // a fresh container of policy none
+  cancelled?: boolean;
+}
 
 export class Pool {
   readonly table = new ContainerTable();
   private readonly workers: WorkerPort;
-  private readonly lines = new Map<string, LoaderLine>();
+  private readonly sessions = new Map<string, ContainerSession>();
   private readonly stems: StemPlanner;
   private readonly queue: Work[] = [];
+  private readonly requeues = new WeakMap<Work, number>();
   private readonly chores: Chore[] = [];
-  private readonly active = new Map<string, { work: Work; container?: string; run?: { owner: string; name: string } }>();
-  private readonly cancelled = new Set<string>();
+  private readonly active = new Map<string, Active>();
   private readonly stemsStarting = new Map<string, number>();
   private readonly stemRuntimes = new Map<string, Runtime>(); // the runtimes this node keeps stem cells of
-  private readonly orphans = new Set<string>(); // containers whose miniworker died (their calls are its jobs)
+  private transient = 0; // fresh containers (policy none) and dependency steps under way
+  private readonly ghosts = new Map<string, number>(); // such containers of miniworkers that died, until swept
+  private readonly deps: SessionDeps;
   private settings: PoolSettings;
   private sweep: 'todo' | 'running' | 'done' = 'todo';
   private stopping = false;
+  private dispatching = false;
+  private again = false;
   private jobSeq = 0;
-  private callSeq = 0;
   private reaper?: NodeJS.Timeout;
 
   constructor(private readonly o: PoolOptions) {
@@ -91,25 +89,36 @@ export class Pool {
     const hooks: WorkerHooks = {
       onReady: () => this.onReady(),
       onGone: (name) => this.onWorkerGone(name),
-      onExited: (id) => this.onExited(id),
+      onExited: (id) => this.sessions.get(id)?.exited(),
       mayLeave: (name) => this.table.ownedBy(name).length === 0,
     };
     this.workers = o.workers?.(hooks) ?? new Miniworkers({ address: o.address, nodeId: o.nodeId, script: o.script, log: o.log, ...hooks });
+    this.deps = {
+      table: this.table,
+      workers: this.workers,
+      linesDir: join(o.dataDir, 'lines'),
+      slotsDir: join(o.dataDir, 'slots'),
+      log: o.log,
+      runJob: (work, name) => this.runJob(work, name),
+      jobId: () => ++this.jobSeq,
+      forgotten: (s) => {
+        this.sessions.delete(s.id);
+        this.workers.dismiss();
+        this.dispatch(); // its room is free
+      },
+    };
   }
 
   async start(): Promise<void> {
-    await rm(this.linesDir, { recursive: true, force: true });
-    await mkdir(this.linesDir, { recursive: true, mode: 0o700 });
+    await rm(this.deps.linesDir, { recursive: true, force: true });
+    await mkdir(this.deps.linesDir, { recursive: true, mode: 0o700 });
     await this.workers.start(this.settings.miniworkers);
     this.reaper = setInterval(() => this.reap(), 1000);
     this.reaper.unref();
   }
 
-  private get linesDir(): string {
-    return join(this.o.dataDir, 'lines');
-  }
-
   submit(work: Work): void {
+    if (ownContainer(work)) work.spend = true;
     this.queue.push(work);
     this.dispatch();
   }
@@ -122,24 +131,49 @@ export class Pool {
     if (expectCall) this.stems.expect(rt.name);
     this.dispatch();
   }
-  // Policy `function`: a warm container holding the function before its first call.
+
+  // Policy `function`: a warm container holding the function before its first call, where there is room.
   preload(fn: FunctionMeta, runtime: Runtime, treeDir: string): void {
     const key = fnKey(fn.functionName, fn.version);
     if (this.table.count(key) > 0) return;
-    this.chores.push({ run: (w) => this.startContainer(w, { key, runtime, fn, treeDir }).then(() => undefined) });
+    this.chores.push({
+      urgent: false,
+      room: true,
+      evicts: true,
+      run: async (lease) => {
+        if (this.table.count(key) > 0) return;
+        const s = this.open({ owner: lease.worker, key, runtime, stem: false });
+        try {
+          await s.start(lease, { fn, treeDir });
+          await s.load(fn, PRELOAD_TIMEOUT_MS);
+          s.ready();
+        } catch (e) {
+          this.o.log.warn({ key, err: errText(e) }, 'warm container did not start');
+        }
+      },
+      drop: () => this.o.log.debug({ key }, 'no room to preload the function; its first call starts it'),
+    });
     this.dispatch();
   }
 
-  // The dependencies step of a function version, run by a miniworker.
+  // The dependencies step of a function version, run by a miniworker in a container of its own.
   runDeps(deps: Omit<DepsJob, 'name'>): Promise<DepsRun> {
     return new Promise<DepsRun>((resolve, reject) => {
       this.chores.push({
-        run: async (w) => {
+        urgent: true,
+        room: true,
+        run: async (lease) => {
+          this.transient++;
+          let ghost = false;
           try {
-            const reply = await this.workers.job(w, { type: 'deps', jobId: ++this.jobSeq, deps: { ...deps, name: this.newId('deps') } });
+            const reply = await lease.job({ type: 'deps', jobId: ++this.jobSeq, deps: { ...deps, name: this.newId('deps') } });
             resolve(reply.run);
           } catch (e) {
+            ghost = e instanceof WorkerDied;
             reject(e as Error);
+          } finally {
+            this.transient--;
+            if (ghost) this.haunt(lease.worker);
           }
         },
       });
@@ -149,9 +183,10 @@ export class Pool {
 
   // A version was replaced: its idle containers go now instead of after their TTL.
   drain(name: string, keepVersion: number): void {
-    for (const r of this.table.all()) {
-      if (!r.key.startsWith(`fn:${name}@`) || r.key === fnKey(name, keepVersion)) continue;
-      if (r.state === 'idle' || r.state === 'warm') void this.discard(r);
+    for (const s of this.sessions.values()) {
+      const r = s.rec;
+      if (!r || !r.key.startsWith(`fn:${name}@`) || r.key === fnKey(name, keepVersion)) continue;
+      if (r.state === 'idle' || r.state === 'warm') void s.discard();
     }
   }
 
@@ -159,11 +194,7 @@ export class Pool {
   // Spare ones go now, busy ones once their call ends (the function cannot run again without the secret).
   revoke(name: string, version: number): void {
     const key = fnKey(name, version);
-    for (const r of this.table.all()) {
-      if (r.key !== key) continue;
-      if (r.state === 'idle' || r.state === 'warm') void this.discard(r);
-      else r.spent = true;
-    }
+    for (const s of this.sessions.values()) if (s.rec?.key === key) s.spend();
   }
 
   configure(s: Partial<PoolSettings>): PoolSettings {
@@ -180,7 +211,8 @@ export class Pool {
   }
 
   // Stops a call's runs (all of them, or a redundant call's other one once it has its answer): queued ones
-  // are dropped, running ones cancelled (their containers killed). Whether the pool had any.
+  // are dropped, running ones cancelled (their containers killed, also one still being made for them).
+  // Whether the pool had any.
   cancel(callNum: number, keepReplica?: number): boolean {
     const keep = (w: Work): boolean => keepReplica !== undefined && w.replica === keepReplica;
     let had = false;
@@ -191,15 +223,12 @@ export class Pool {
         had = true;
       }
     }
-    for (const [k, a] of this.active) {
+    for (const a of this.active.values()) {
       if (a.work.callNum !== callNum || keep(a.work)) continue;
       had = true;
-      this.cancelled.add(k);
-      const rec = a.container ? this.table.get(a.container) : undefined;
-      if (rec && rec.state === 'busy') {
-        this.table.move(rec.id, 'cancelling');
-        void this.discard(rec);
-      } else if (a.run) void this.workers.remove(a.run.owner, a.run.name);
+      a.cancelled = true;
+      if (a.session) a.session.cancel();
+      else if (a.run) void this.workers.remove(a.run.owner, a.run.name);
     }
     return had;
   }
@@ -207,14 +236,9 @@ export class Pool {
   // Takes every call still waiting in the queue out of it (the node is draining): their numbers, once each.
   withdraw(): number[] {
     const calls = new Set(this.queue.map((w) => w.callNum));
-    for (const w of this.queue) if (this.activeCall(w.callNum)) calls.delete(w.callNum); // a replica runs: it stays
+    for (const a of this.active.values()) calls.delete(a.work.callNum); // a replica runs: it stays
     for (let i = this.queue.length - 1; i >= 0; i--) if (calls.has(this.queue[i]!.callNum)) this.queue.splice(i, 1);
     return [...calls];
-  }
-
-  private activeCall(callNum: number): boolean {
-    for (const a of this.active.values()) if (a.work.callNum === callNum) return true;
-    return false;
   }
 
   stats(): {
@@ -224,6 +248,7 @@ export class Pool {
     containers: Record<string, number>;
     warm: Record<string, number>;
     stems: Record<string, number>;
+    transient: number;
   } {
     return {
       miniworkers: this.workers.size,
@@ -232,16 +257,36 @@ export class Pool {
       containers: this.table.byState(),
       warm: this.table.warmByFunction(),
       stems: this.table.stemsByRuntime(),
+      transient: this.onEngine() - this.table.all().length,
     };
   }
 
+  // Every miniworker removes what it holds and exits (what runs is cut short: the node drained first).
   async stop(): Promise<void> {
     this.stopping = true;
     clearInterval(this.reaper);
-    for (const line of this.lines.values()) line.close();
+    for (const s of this.sessions.values()) s.closeLine();
     await this.workers.stop();
-    await rm(this.linesDir, { recursive: true, force: true }).catch(() => undefined);
-    await rm(join(this.o.dataDir, 'slots'), { recursive: true, force: true }).catch(() => undefined);
+    await rm(this.deps.linesDir, { recursive: true, force: true }).catch(() => undefined);
+    await rm(this.deps.slotsDir, { recursive: true, force: true }).catch(() => undefined);
+  }
+
+  // Containers on the engine, as far as this node knows: its table, and the fresh ones under way.
+  private onEngine(): number {
+    let n = this.table.all().length + this.transient;
+    for (const g of this.ghosts.values()) n += g;
+    return n;
+  }
+
+  private open(o: { owner: string; key: string; runtime: Runtime; stem: boolean }): ContainerSession {
+    const s = ContainerSession.open(this.deps, { id: this.newId(o.stem ? 'stem' : 'fn'), ...o });
+    this.sessions.set(s.id, s);
+    return s;
+  }
+
+  // A fresh container of a miniworker that died under it: counted until a sweep of what it held.
+  private haunt(worker: string): void {
+    this.ghosts.set(worker, (this.ghosts.get(worker) ?? 0) + 1);
   }
 
   private onReady(): void {
@@ -251,13 +296,12 @@ export class Pool {
       const w = this.workers.ready()[0];
       if (!w) return;
       this.sweep = 'running';
-      void this.workers
-        .job(w, { type: 'sweep' })
+      void oneJob(this.workers, w, { type: 'sweep' })
         .then(
           (r) => {
             if (r.removed) this.o.log.info({ removed: r.removed }, 'removed containers left by an earlier run');
           },
-          () => undefined,
+          () => undefined, // that miniworker died: the next ones' sweeps of it remove what it made
         )
         .finally(() => {
           this.sweep = 'done';
@@ -268,306 +312,217 @@ export class Pool {
     this.dispatch();
   }
 
+  // A miniworker died: its containers went with it or go with a sweep by another miniworker, and are
+  // counted until then. A second sweep later takes a create the engine finished after the first.
   private onWorkerGone(name: string): void {
-    for (const r of this.table.ownedBy(name)) {
-      this.orphans.add(r.id);
-      this.lines.get(r.id)?.close();
-      this.forget(r);
-    }
+    const late: ContainerSession[] = [];
+    const now: ContainerSession[] = [];
+    for (const s of this.sessions.values()) if (s.owner === name) (s.lostOwner() ? late : now).push(s);
     if (this.stopping) return;
-    // What it held (and a create of its that the engine finishes late) is removed by another miniworker.
-    const sweep = (): void =>
-      void this.chores.push({ run: (w) => this.workers.job(w, { type: 'sweep', miniworker: name }).then(() => undefined) });
-    sweep();
+    const sweep = (forget: ContainerSession[], last: boolean): void => {
+      const chore: Chore = {
+        urgent: true,
+        room: false,
+        run: async (lease) => {
+          try {
+            await lease.job({ type: 'sweep', miniworker: name });
+          } catch (e) {
+            // The sweeper died too: another one sweeps (the containers stay counted until then).
+            if (!this.stopping) this.chores.push(chore);
+            throw e;
+          }
+          for (const s of forget) s.forget(true);
+          if (last) this.ghosts.delete(name);
+        },
+      };
+      this.chores.push(chore);
+    };
+    sweep(now, false);
     setTimeout(() => {
-      sweep();
+      sweep(late, true);
       this.dispatch();
-    }, 5000).unref();
-  }
-
-  // A container's process ended on its own: a call on its line learns it from the line; one waiting for
-  // its loader to dial in, at once; one holding no call is removed.
-  private onExited(id: string): void {
-    const r = this.table.get(id);
-    if (!r) return;
-    this.lines.get(id)?.close(new LineClosed('the container exited'));
-    if (r.state === 'warm' || r.state === 'idle') void this.discard(r);
-  }
-
-  // Hands out chores first, then calls in arrival order; a call that must wait does not hold up the next.
-  private dispatch(): void {
-    if (this.stopping || this.sweep !== 'done') return;
-    for (let ready = this.workers.ready(); this.chores.length && ready.length; ready = this.workers.ready()) {
-      // A chore's failure was said where it happened (a miniworker that died, its own log line); the
-      // pool carries on.
-      this.chores
-        .shift()!
-        .run(this.leastLoaded(ready))
-        .catch((e: unknown) => this.o.log.debug({ err: errText(e) }, 'a chore did not finish'));
-    }
-    for (let i = 0; i < this.queue.length;) {
-      const work = this.queue[i]!;
-      const d = decide(this.table, {
-        // Policy none runs the `run` command, which cannot answer a web request in a platform's form: a
-        // web call of a function in another platform's convention gets a container of its own (a loader
-        // to answer it) that is removed after it.
-        policy: ownContainer(work) ? 'function' : work.policy,
-        key: fnKey(work.fn.functionName, work.fn.version),
-        runtime: work.runtime.name,
-        stemsAllowed: !work.fn.settings.network,
-        ready: this.workers.ready(),
-        leaving: this.workers.leaving(),
-      });
-      if (d.kind === 'wait') {
-        i++;
-        continue;
-      }
-      this.queue.splice(i, 1);
-      if (ownContainer(work)) work.spend = true;
-      void this.serve(work, d);
-    }
-    this.replenish();
-  }
-
-  // Carries out one decision for one call and reports the outcome. The synchronous part of each branch
-  // claims its container or miniworker, so the next decision sees them taken.
-  private async serve(work: Work, d: Exclude<Decision, { kind: 'wait' }>): Promise<void> {
-    const k = `${work.callNum}:${work.replica ?? ''}`;
-    const a: { work: Work; container?: string; run?: { owner: string; name: string } } = { work };
-    this.active.set(k, a);
-    let outcome: CallOutcome;
-    try {
-      outcome = await this.execute(work, d, a);
-    } catch (e) {
-      if (e instanceof Requeue || (e instanceof WorkerDied && work.fn.settings.retry !== false)) {
-        this.active.delete(k);
-        if (!this.cancelled.delete(k) && !this.stopping) {
-          this.o.log.warn({ callNum: work.callNum, why: errText(e) }, 'call goes back to the queue');
-          this.queue.unshift(work);
-        }
-        this.dispatch();
-        return;
-      }
-      const error =
-        e instanceof WorkerDied
-          ? `${e.message}; not retried (the function has retry=false)`
-          : `zfaas could not run the function: ${errText(e)}`;
-      outcome = { status: 'ERROR', result: '', error };
-    }
-    this.active.delete(k);
-    // Its container may be free again: a call that waited for it goes now.
-    if (!this.cancelled.delete(k)) this.o.onResult(work, outcome);
+    }, this.o.lateSweepMs ?? 5000).unref();
     this.dispatch();
   }
 
-  private async execute(
-    work: Work,
-    d: Exclude<Decision, { kind: 'wait' }>,
-    a: { container?: string; run?: { owner: string; name: string } },
-  ): Promise<CallOutcome> {
+  // Asks placement.ts what happens next and carries it out before anything else can change the table.
+  private dispatch(): void {
+    if (this.stopping || this.sweep !== 'done') return;
+    if (this.dispatching) {
+      this.again = true;
+      return;
+    }
+    this.dispatching = true;
+    try {
+      do {
+        this.again = false;
+        this.replenish();
+        const queue = [...this.queue];
+        const chores = [...this.chores];
+        const actions = plan({
+          containers: this.table.all(),
+          transient: this.onEngine() - this.table.all().length,
+          calls: queue.map(needOf),
+          chores,
+          ready: this.workers.ready(),
+          leaving: this.workers.leaving(),
+          maxContainers: this.settings.maxContainers,
+        });
+        if (actions.length === 0) break;
+        const before = this.onEngine();
+        const calls = new Set<Work>();
+        const done = new Set<Chore>();
+        for (const a of actions) {
+          if (a.kind === 'call') calls.add(queue[a.index]!);
+          else if (a.kind !== 'evict') done.add(chores[a.index]!);
+        }
+        removeAll(this.queue, calls);
+        removeAll(this.chores, done);
+        for (const a of actions) {
+          if (a.kind === 'evict') void this.sessions.get(a.id)?.discard();
+          else if (a.kind === 'drop') chores[a.index]!.drop?.();
+          else if (a.kind === 'chore') this.runChore(chores[a.index]!, a.worker);
+          else this.serve(queue[a.index]!, a.decision);
+        }
+        const after = this.onEngine();
+        if (after > this.settings.maxContainers && after > before)
+          this.o.log.error({ containers: after, max: this.settings.maxContainers }, 'invariant broken: more containers than the limit');
+      } while (this.again);
+    } finally {
+      this.dispatching = false;
+    }
+  }
+
+  private runChore(c: Chore, worker: string): void {
+    const lease = this.workers.claim(worker);
+    c.run(lease)
+      // A chore's failure was said where it happened (a miniworker that died, its own log line).
+      .catch((e: unknown) => this.o.log.debug({ err: errText(e) }, 'a chore did not finish'))
+      .finally(() => lease.release());
+  }
+
+  // Serves one call as decided. The synchronous part claims its container and miniworker.
+  private serve(work: Work, d: Decision): void {
+    const k = `${work.callNum}:${work.replica ?? ''}`;
+    const a: Active = { work };
+    this.active.set(k, a);
+    this.o.log.debug({ callNum: work.callNum, attempt: work.attempt ?? 1, replica: work.replica, how: d.kind }, 'run starts');
+    let outcome: Promise<CallOutcome>;
+    try {
+      outcome = this.execute(work, d, a);
+    } catch (e) {
+      outcome = Promise.reject(e as Error);
+    }
+    outcome.then(
+      (o) => this.finish(k, a, o),
+      (e: unknown) => this.failed(k, a, e),
+    );
+  }
+
+  private execute(work: Work, d: Decision, a: Active): Promise<CallOutcome> {
     const key = fnKey(work.fn.functionName, work.fn.version);
     switch (d.kind) {
       case 'once': {
+        const lease = this.workers.claim(d.worker);
         const name = this.newId('call');
         a.run = { owner: d.worker, name };
-        const reply = await this.workers.job(d.worker, { type: 'run', jobId: ++this.jobSeq, job: this.runJob(work, name) });
-        return reply.outcome;
+        this.transient++;
+        let ghost = false;
+        return lease
+          .job({ type: 'run', jobId: ++this.jobSeq, job: this.runJob(work, name) })
+          .then(
+            (r) => r.outcome,
+            (e: unknown) => {
+              ghost = e instanceof WorkerDied;
+              throw e;
+            },
+          )
+          .finally(() => {
+            this.transient--;
+            if (ghost) this.haunt(d.worker);
+            lease.release();
+          });
       }
       case 'use': {
-        const rec = this.table.move(d.id, 'busy')!;
-        a.container = rec.id;
-        return rec.lined ? this.callLine(rec, work) : this.exec(rec, work);
+        const s = this.sessions.get(d.id)!;
+        s.take(work);
+        a.session = s;
+        if (!d.worker) return s.call(work);
+        const lease = this.workers.claim(d.worker);
+        return s.exec(lease, work).finally(() => lease.release());
       }
       case 'adopt': {
-        const rec = this.table.move(d.id, 'loading')!;
-        a.container = rec.id;
-        rec.key = key;
-        this.stems.tookOne(rec.runtime);
-        const reply = await this.workers
-          .job(d.worker, { type: 'adopt', id: rec.id, treeDir: work.treeDir, slotDir: rec.slotDir!, limits: limitsOf(work.fn) })
-          .catch((e: Error) => ({ ok: false, error: errText(e) }));
-        if (!reply.ok) {
-          // The stem cell cannot take it: the call is decided again (a fresh container, most likely).
-          this.o.log.warn({ container: rec.id, err: reply.error }, 'could not put the function into a stem cell');
-          void this.discard(rec);
-          throw new Requeue();
-        }
-        return this.loadAndCall(rec, work);
+        const s = this.sessions.get(d.id)!;
+        const lease = this.workers.claim(d.worker);
+        this.table.adopt(d.id, key);
+        this.stems.tookOne(s.runtime.name);
+        a.session = s;
+        return s
+          .adopt(lease, work)
+          .finally(() => lease.release())
+          .then(() => s.loadAndCall(work));
       }
       case 'create': {
-        const rec = await this.startContainer(d.worker, { key, runtime: work.runtime, fn: work.fn, treeDir: work.treeDir, forCall: true });
-        if (!rec.ok) return { status: 'ERROR', result: '', error: `zfaas could not start a container for the function: ${rec.error}` };
-        a.container = rec.rec.id;
-        if (!rec.rec.lined) {
-          this.table.move(rec.rec.id, 'busy');
-          return this.exec(rec.rec, work);
-        }
-        return this.loadAndCall(rec.rec, work);
+        const lease = this.workers.claim(d.worker);
+        const s = this.open({ owner: d.worker, key, runtime: work.runtime, stem: false });
+        a.session = s;
+        return this.createFor(s, lease, work, a);
       }
     }
   }
 
-  // Creates a held container on a miniworker: a stem cell (no fn), or one for a function, loaded and
-  // left warm (preload) or taken for the call that asked for it (forCall: left in `loading`).
-  private async startContainer(
-    worker: string,
-    c: { key: string; runtime: Runtime; fn?: FunctionMeta; treeDir?: string; forCall?: boolean },
-  ): Promise<{ ok: true; rec: ContainerRec } | { ok: false; error: string }> {
-    const id = this.newId(c.fn ? 'fn' : 'stem');
-    const lined = c.runtime.loader !== undefined;
-    const slotDir = c.fn ? undefined : join(this.o.dataDir, 'slots', id);
-    const rec = this.table.add({ id, owner: worker, key: c.key, runtime: c.runtime.name, lined, slotDir });
-    const reply = this.workers.job(
-      worker,
-      (async () => {
-        if (slotDir) await makeSlot(slotDir);
-        const lineDir = lined ? join(this.linesDir, id) : undefined;
-        if (lineDir) this.lines.set(id, await LoaderLine.listen(lineDir));
-        return { type: 'create' as const, plan: { id, runtime: c.runtime, fn: c.fn, treeDir: slotDir ?? c.treeDir!, lineDir } };
-      })(),
-    );
+  // A container made for this call: a lined one serves it over its line once started; an exec one runs it
+  // with the same lease, so its miniworker cannot be given other work between the create and the exec.
+  private async createFor(s: ContainerSession, lease: Lease, work: Work, a: Active): Promise<CallOutcome> {
     try {
-      const r = await reply;
-      if (!r.ok) throw new Error(r.error ?? 'create failed');
-      this.table.move(id, 'starting');
-      const line = this.lines.get(id);
-      if (line) await line.ready(START_TIMEOUT_MS);
-      if (!c.fn) {
-        this.table.move(id, 'warm');
-        this.stems.started(c.runtime.name, true);
-      } else if (c.forCall) {
-        this.table.move(id, 'loading');
-      } else {
-        await this.load(rec, c.fn, c.runtime, START_TIMEOUT_MS);
-        this.table.move(id, 'warm');
+      try {
+        await s.start(lease, { fn: work.fn, treeDir: work.treeDir });
+      } catch (e) {
+        if (e instanceof WorkerDied || a.cancelled) throw e;
+        return { status: 'ERROR', result: '', error: `zfaas could not start a container for the function: ${errText(e)}` };
       }
-      return { ok: true, rec };
-    } catch (e) {
-      if (!c.fn) {
-        const delay = this.stems.started(c.runtime.name, false);
-        this.o.log.warn({ runtime: c.runtime.name, retryInMs: delay, err: errText(e) }, 'a stem cell did not start; trying again later');
-        setTimeout(() => this.dispatch(), delay).unref();
-      } else if (!c.forCall) {
-        this.o.log.warn({ key: c.key, err: errText(e) }, 'warm container did not start');
+      if (!s.lined) {
+        s.take(work);
+        return await s.exec(lease, work);
       }
-      if (e instanceof WorkerDied) throw e;
-      void this.discard(rec);
-      return { ok: false, error: errText(e) };
+    } finally {
+      lease.release();
     }
+    return s.loadAndCall(work);
   }
 
-  private async load(rec: ContainerRec, fn: FunctionMeta, rt: Runtime, timeoutMs: number): Promise<void> {
-    const line = this.lines.get(rec.id);
-    if (!line) return; // exec mode: nothing to load
-    const r = await line.request(
-      { op: 'load', dir: rt.path, handler: fn.settings.handler ?? null, env: functionEnv(fn, rt), format: fn.settings.format ?? 'auto' },
-      timeoutMs,
-    );
-    if (r.op === 'loaded' && r.ok) return;
-    throw new LoadFailed(r.op === 'loaded' || r.op === 'error' ? (r.error ?? 'the function could not be loaded') : 'unexpected reply');
+  private finish(k: string, a: Active, outcome: CallOutcome): void {
+    this.release(k, a);
+    if (!a.cancelled) this.o.onResult(a.work, outcome);
+    this.dispatch();
   }
 
-  private async loadAndCall(rec: ContainerRec, work: Work): Promise<CallOutcome> {
-    try {
-      await this.load(rec, work.fn, work.runtime, work.fn.settings.timeout * 1000);
-    } catch (e) {
-      // A function that cannot load (no handler, a syntax error) fails its call; the container is spent.
-      void this.discard(rec);
-      const error = e instanceof LineTimeout ? 'the function did not finish loading within its timeout' : errText(e);
-      return { status: 'ERROR', result: '', error };
-    }
-    this.table.move(rec.id, 'busy');
-    return this.callLine(rec, work);
-  }
-
-  // One call over the container's line: no process starts, nothing passes through Docker.
-  private async callLine(rec: ContainerRec, work: Work): Promise<CallOutcome> {
-    const line = this.lines.get(rec.id);
-    const started = Date.now();
-    const timeoutS = work.fn.settings.timeout;
-    const deadline = started + timeoutS * 1000;
-    try {
-      if (!line) throw new LineClosed('the container has no line');
-      if (!inSync(work.secrets, (rec.secrets ??= new Map()))) await this.giveSecrets(line, rec, work.secrets ?? []);
-      const r = await line.request(
-        {
-          op: 'call',
-          id: ++this.callSeq,
-          params: paramsOf(work.params),
-          env: callEnv({ callNum: work.callNum, replica: work.replica, attempt: work.attempt, deadline }),
-          ...(work.http ? { http: work.http } : {}),
-        },
-        timeoutS * 1000,
-      );
-      const durationMs = Date.now() - started;
-      if (r.op === 'error') throw new LineBroken(`the loader refused the call: ${r.error}`);
-      if (r.op !== 'result') throw new LineBroken('unexpected reply');
-      let logs = r.logs ?? '';
-      // A call that leaves processes behind (a fork bomb, a daemon, a miner) spends its container.
-      if (r.stray && r.stray > 0) {
-        void this.discard(rec);
-        logs += `${logs && !logs.endsWith('\n') ? '\n' : ''}[zfaas: the call left ${r.stray} process${r.stray === 1 ? '' : 'es'} running; the container was removed]\n`;
-      } else if (rec.calls >= RECYCLE_AFTER_CALLS || work.spend || rec.spent) void this.discard(rec);
-      else if (rec.state === 'busy') this.table.move(rec.id, 'idle');
-      if (r.ok && r.http !== undefined) {
-        // A web answer is checked like a request: what comes out of a container is untrusted.
-        const checked = checkResponse(r.http);
-        if (typeof checked === 'string') return { status: 'ERROR', result: '', error: `malformed response: ${checked}`, logs, durationMs };
-        return { status: 'DONE', result: textPrefix(checked.body), logs, durationMs, response: checked };
+  private failed(k: string, a: Active, e: unknown): void {
+    this.release(k, a);
+    const work = a.work;
+    if (a.cancelled || this.stopping) return this.dispatch();
+    let error: string;
+    if ((e instanceof WorkerDied && work.fn.settings.retry !== false) || e instanceof StemRefused) {
+      const n = (this.requeues.get(work) ?? 0) + 1;
+      if (n <= MAX_REQUEUES) {
+        this.requeues.set(work, n);
+        this.o.log.warn({ callNum: work.callNum, why: errText(e) }, 'call goes back to the queue');
+        this.queue.unshift(work);
+        return this.dispatch();
       }
-      if (r.ok) {
-        const result = (r.result ?? '').slice(0, RESULT_LIMIT);
-        return { status: 'DONE', result: r.truncated ? result + TRUNCATION_MARK : result, logs, durationMs };
-      }
-      return { status: 'ERROR', result: '', error: r.error ?? 'the function failed', logs, durationMs };
-    } catch (e) {
-      const durationMs = Date.now() - started;
-      if (e instanceof LineTimeout) {
-        void this.discard(rec);
-        return { status: 'TIMEOUT', result: '', error: `function ran past its timeout of ${timeoutS} s and was killed`, durationMs };
-      }
-      if (e instanceof LineBroken) {
-        void this.discard(rec);
-        return { status: 'ERROR', result: '', error: `${e.message}: the container was removed`, durationMs };
-      }
-      // The miniworker holding the container died: the call was its job as much as the container was.
-      if (this.orphans.delete(rec.id)) throw new WorkerDied('the miniworker holding its container died');
-      // The loader went away during the call: out of memory, process.exit(), a crash in native code.
-      const exit = await this.discard(rec, true);
-      return { status: 'ERROR', result: '', error: diedText(exit, work.fn.settings.memory), durationMs };
-    }
+      error = `${errText(e)}; gave up after ${MAX_REQUEUES} tries on this node`;
+    } else if (e instanceof WorkerDied) error = `${e.message}; not retried (the function has retry=false)`;
+    else if (e instanceof Gone) error = `zfaas lost the container of the call: ${e.message}`;
+    else error = `zfaas could not run the function: ${errText(e)}`;
+    this.o.onResult(work, { status: 'ERROR', result: '', error });
+    this.dispatch();
   }
 
-  // Brings the container's secrets folder to what the call needs: the values that are new or changed since
-  // it last got them, and the names to keep (a secret the function no longer names is removed). Any failure
-  // breaks the line: what the folder holds is not known any more, so the container goes.
-  private async giveSecrets(line: LoaderLine, rec: ContainerRec, want: SecretFile[]): Promise<void> {
-    const held = (rec.secrets ??= new Map());
-    const files: Record<string, string> = {};
-    for (const f of want) if (held.get(f.name) !== f.stamp) files[f.name] = f.value;
-    held.clear(); // until the loader says it has them
-    let r;
-    try {
-      r = await line.request({ op: 'secrets', dir: SECRETS_DIR, files, keep: want.map((f) => f.name) }, SECRETS_TIMEOUT_MS);
-    } catch (e) {
-      if (e instanceof LineTimeout) throw new LineBroken("the loader did not write the function's secrets in time");
-      throw e;
-    }
-    if (r.op === 'error') throw new LineBroken(`the loader refused the function's secrets: ${r.error}`);
-    if (r.op !== 'secretsSet') throw new LineBroken('unexpected reply');
-    if (!r.ok) throw new LineBroken(`the loader could not write the function's secrets: ${r.error ?? 'no reason given'}`);
-    for (const f of want) held.set(f.name, f.stamp);
-  }
-
-  // A call as a `docker exec` in a held container of a runtime without a loader.
-  private async exec(rec: ContainerRec, work: Work): Promise<CallOutcome> {
-    const name = this.newId('exec');
-    const reply = await this.workers.job(rec.owner, { type: 'exec', jobId: ++this.jobSeq, id: rec.id, job: this.runJob(work, name) });
-    if (reply.alive && rec.spent) void this.discard(rec);
-    else if (reply.alive) {
-      if (rec.state === 'busy') this.table.move(rec.id, 'idle');
-    } else this.forget(rec);
-    return reply.outcome;
+  // The call no longer holds its container: one left half made or marked busy goes.
+  private release(k: string, a: Active): void {
+    this.active.delete(k);
+    if (a.session?.settle(a.work) && !a.cancelled)
+      this.o.log.warn({ callNum: a.work.callNum, container: a.session.id }, 'a container was left behind by its call; removed');
   }
 
   private runJob(work: Work, name: string): RunJob {
@@ -585,7 +540,7 @@ export class Pool {
     };
   }
 
-  // Keeps each stem runtime at its target, within the node's cap.
+  // Keeps each stem runtime at its target; placement.ts starts them only into room no call waits for.
   private replenish(): void {
     if (this.stopping) return;
     for (const name of this.stems.list()) {
@@ -593,31 +548,45 @@ export class Pool {
       if (!rt || !this.stems.mayStart(name)) continue;
       const starting = this.stemsStarting.get(name) ?? 0;
       let missing = this.stems.target(name) - this.table.count(rtKey(name), ['creating', 'starting', 'warm']) - starting;
-      while (missing-- > 0 && this.table.live() + this.startingStems() < this.settings.maxContainers) {
+      while (missing-- > 0) {
         this.stemsStarting.set(name, (this.stemsStarting.get(name) ?? 0) + 1);
+        const settled = (): void => void this.stemsStarting.set(name, (this.stemsStarting.get(name) ?? 1) - 1);
         this.chores.push({
-          run: (w) => {
-            this.stemsStarting.set(name, (this.stemsStarting.get(name) ?? 1) - 1);
-            return this.startContainer(w, { key: rtKey(name), runtime: rt }).then(() => undefined);
+          urgent: false,
+          room: true,
+          run: (lease) => {
+            settled();
+            return this.startStem(lease, rt);
           },
+          drop: settled,
         });
       }
     }
   }
 
-  private startingStems(): number {
-    let n = 0;
-    for (const v of this.stemsStarting.values()) n += v;
-    return n;
+  private async startStem(lease: Lease, rt: Runtime): Promise<void> {
+    const s = this.open({ owner: lease.worker, key: rtKey(rt.name), runtime: rt, stem: true });
+    try {
+      await s.start(lease, {});
+      s.ready();
+      this.stems.started(rt.name, true);
+    } catch (e) {
+      if (e instanceof WorkerDied || e instanceof Gone) return;
+      const delay = this.stems.started(rt.name, false);
+      this.o.log.warn({ runtime: rt.name, retryInMs: delay, err: errText(e) }, 'a stem cell did not start; trying again later');
+      setTimeout(() => this.dispatch(), delay).unref();
+    }
   }
 
   private reap(): void {
     // A miniworker that is leaving takes its containers along once they serve no call.
-    for (const name of this.workers.leaving()) {
-      for (const r of this.table.ownedBy(name)) if (r.state === 'warm' || r.state === 'idle') void this.discard(r);
+    const leaving = new Set(this.workers.leaving());
+    for (const s of this.sessions.values()) {
+      const st = s.rec?.state;
+      if (leaving.has(s.owner) && (st === 'warm' || st === 'idle')) void s.discard();
     }
     this.workers.dismiss();
-    const evict = toEvict(this.table, {
+    const evict = toEvict(this.table.all(), {
       idleTtlMs: this.settings.idleTtlMs,
       maxContainers: this.settings.maxContainers,
       stemTarget: (rt) => this.stems.target(rt),
@@ -625,37 +594,9 @@ export class Pool {
     });
     for (const r of evict) {
       this.o.log.debug({ container: r.id, key: r.key }, 'removing idle container');
-      void this.discard(r);
+      void this.sessions.get(r.id)?.discard();
     }
     if (this.stems.list().length) this.dispatch();
-  }
-
-  // Tells its miniworker to remove a container; with `report`, says how it ended.
-  private async discard(r: ContainerRec, report = false): Promise<ExitReport | undefined> {
-    if (!this.table.get(r.id) || r.state === 'removing') return undefined;
-    this.table.move(r.id, 'removing');
-    this.lines.get(r.id)?.close();
-    const exit = await this.workers.remove(r.owner, r.id, report);
-    this.forget(r);
-    return exit;
-  }
-
-  private forget(r: ContainerRec): void {
-    if (this.table.get(r.id)) this.table.move(r.id, 'removed');
-    this.workers.dismiss();
-    this.lines.get(r.id)?.close();
-    this.lines.delete(r.id);
-    if (r.slotDir) void rm(r.slotDir, { recursive: true, force: true }).catch(() => undefined);
-  }
-
-  private leastLoaded(ready: string[]): string {
-    let best = ready[0]!;
-    let bestN = Infinity;
-    for (const w of ready) {
-      const n = this.table.ownedBy(w).length;
-      if (n < bestN) [best, bestN] = [w, n];
-    }
-    return best;
   }
 
   private newId(kind: string): string {
@@ -663,55 +604,27 @@ export class Pool {
   }
 }
 
-class LoadFailed extends Error {}
-
+// Policy none runs the `run` command, which cannot answer a web request in a platform's form: a web call of
+// a function in another platform's convention gets a container of its own (a loader to answer it) that
+// is removed after it.
 const ownContainer = (w: Work): boolean =>
   w.http !== undefined &&
   w.policy === 'none' &&
   w.runtime.loader !== undefined &&
   !['auto', 'json'].includes(w.fn.settings.format ?? 'auto');
 
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-
-// A function's web response as a proxy may send it on, or what is wrong with it.
-export function checkResponse(raw: unknown): WebResponse | string {
-  const r = HttpResponseSchema.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    return `${issue?.path.join('.') || 'response'}: ${issue?.message ?? 'invalid'}`;
-  }
-  const headers: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(r.data.headers)) {
-    if (!TOKEN.test(name)) return `header name ${JSON.stringify(name.slice(0, 60))} is not a token`;
-    for (const v of Array.isArray(value) ? value : [value]) if (/[\r\n\0]/.test(v)) return `header ${name} contains CR, LF or NUL`;
-    const lower = name.toLowerCase();
-    if (!HOP_BY_HOP.has(lower) && lower !== 'content-length') headers[lower] = value; // the API sets its own length
-  }
-  const body = r.data.body;
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body) || body.length % 4 !== 0) return 'body is not valid base64';
-  return { status: r.data.status, headers, body, bytes: Buffer.byteLength(body, 'base64') };
+function needOf(w: Work): CallNeed {
+  return {
+    key: fnKey(w.fn.functionName, w.fn.version),
+    runtime: w.runtime.name,
+    policy: ownContainer(w) ? 'function' : w.policy,
+    stemsAllowed: !w.fn.settings.network,
+    maxContainers: w.fn.settings.maxContainers,
+  };
 }
 
-// What the call record keeps of a web answer's body: its start, when it is text.
-function textPrefix(b64: string | undefined): string {
-  if (!b64) return '';
-  const bytes = Buffer.from(b64.slice(0, 1368), 'base64'); // about 1 KiB
-  const text = bytes.toString('utf8');
-  return text.includes('\uFFFD') ? '' : text;
-}
-
-// Why a loader went away in the middle of a call, in the words a function's author needs.
-function diedText(exit: ExitReport | undefined, memoryMiB: number): string {
-  if (exit?.flooded) return `function wrote more than ${MAX_OUTPUT / (1024 * 1024)} MiB of output and was stopped`;
-  if (exit?.oomKilled) return `function was killed: it exceeded its memory limit of ${memoryMiB} MiB`;
-  const tail = exit?.stderr.trim().slice(-4000) ?? '';
-  const code = exit?.exitCode;
-  return `the function process exited${code !== null && code !== undefined ? ` (code ${code})` : ''}${tail ? `: ${tail}` : ''}`;
-}
-
-async function makeSlot(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  if (process.getuid?.() === 0) await chown(dir, UID, UID);
+function removeAll<T>(list: T[], gone: Set<T>): void {
+  for (let i = list.length - 1; i >= 0; i--) if (gone.has(list[i]!)) list.splice(i, 1);
 }
 
 export type { JobCommand };

@@ -44,22 +44,45 @@ export async function runMiniworker(opts: MiniworkerOptions): Promise<void> {
 
   const stop = (): void => {
     state = 'stopping';
-    socket.close();
+    if (!socket.closed) socket.close();
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
-  process.on('disconnect', stop); // the instance is our parent: if it goes, so do we
+  // The instance is our parent: if it dies, so do we, within a second, whatever we were doing. What we
+  // held is removed as far as that second allows; the node's next start sweeps the rest by its labels.
+  const orphaned = (): void => {
+    stop();
+    setTimeout(() => process.exit(0), 800).unref();
+    for (const id of [...held.keys(), ...running])
+      void docker
+        .getContainer(id)
+        .remove({ force: true })
+        .catch(() => undefined);
+  };
+  process.on('disconnect', orphaned);
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) orphaned();
+  }, 250).unref();
 
   const remove = async (id: string, report: boolean): Promise<FromWorker> => {
     const h = held.get(id);
     held.delete(id);
     const container = await h?.catch(() => undefined);
     if (container) return { type: 'removed', id, exit: await container.remove(report) };
-    // A fresh container of a call (or a create that failed half-way): by name.
+    // A fresh container of a call (or a create that failed half-way): by name. A call's run whose create
+    // the engine has not done yet is removed again until its job ends, so a cancel cannot be overtaken.
     await docker
       .getContainer(id)
       .remove({ force: true })
       .catch(() => undefined);
+    while (running.has(id)) {
+      await new Promise((r) => setTimeout(r, 200));
+      await docker
+        .getContainer(id)
+        .remove({ force: true })
+        .catch(() => undefined);
+    }
     return { type: 'removed', id };
   };
 
@@ -149,6 +172,19 @@ export async function runMiniworker(opts: MiniworkerOptions): Promise<void> {
         void remove(msg.id, msg.report ?? false).then(send);
         continue;
       }
+      if (state === 'working') {
+        // The instance leases one job at a time: a second one means its bookkeeping is broken.
+        console.error(
+          JSON.stringify({
+            level: 50,
+            time: Date.now(),
+            name: `miniworker ${opts.name}`,
+            msg: 'invariant broken: a second job while one runs',
+            job: msg.type,
+          }),
+        );
+        break;
+      }
       state = 'working';
       current = work(msg).then(async (reply) => {
         if (state === 'working') state = 'idle';
@@ -170,7 +206,7 @@ export async function runMiniworker(opts: MiniworkerOptions): Promise<void> {
     () => (settled = true),
     () => (settled = true),
   );
-  for (let round = 0; round < 20; round++) {
+  for (let round = 0; round < 6; round++) {
     await Promise.all([...held.keys()].map((id) => remove(id, false)));
     await Promise.all([...running].map((name) => remove(name, false)));
     await removeLabelled(docker, { 'zfaas.miniworker': opts.name }).catch(() => 0);

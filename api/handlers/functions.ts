@@ -168,6 +168,9 @@ const SettingsInputSchema = z
     ),
     retryBackoff: setting(readBackoff),
     concurrency: setting(readNumber(`a whole number of calls from ${L.concurrency.min} to ${L.concurrency.max}`, L.concurrency, true)),
+    maxContainers: setting(
+      readNumber(`a whole number of containers per node from ${L.maxContainers.min} to ${L.maxContainers.max}`, L.maxContainers, true),
+    ),
     handler: setting(readHandler),
     env: setting(readEnv),
     secrets: setting(readSecrets),

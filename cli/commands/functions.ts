@@ -33,6 +33,7 @@ interface DeployOpts {
   /** As `--retry-backoff` takes it: 500ms, 2s, a plain number of seconds. */
   retryBackoff?: string | number;
   concurrency?: number;
+  maxContainers?: number;
   format?: string;
   public?: boolean;
   rateLimit?: number;
@@ -79,6 +80,7 @@ export function settingsFields(o: DeployOpts): Array<[string, string]> {
   // Sent in milliseconds with their unit: a plain number would be read as seconds.
   if (o.retryBackoff !== undefined) f.push(['retryBackoff', `${unitSetting('retryBackoff', o.retryBackoff, readBackoff)}ms`]);
   if (o.concurrency !== undefined) f.push(['concurrency', String(o.concurrency)]);
+  if (o.maxContainers !== undefined) f.push(['maxContainers', String(o.maxContainers)]);
   if (o.format !== undefined) f.push(['format', o.format]);
   if (o.public) f.push(['public', 'true']);
   if (o.rateLimit !== undefined) f.push(['rateLimit', String(o.rateLimit)]);
@@ -108,7 +110,7 @@ const retriesPart = (f: FunctionMeta): string =>
   f.settings.retries > 0 ? `, retries ${f.settings.retries} (first after ${msSetting(f.settings.retryBackoff)}, doubling)` : '';
 
 export const settingsLine = (f: FunctionMeta): string =>
-  `timeout ${f.settings.timeout}s, memory ${f.settings.memory} MiB, cpus ${f.settings.cpus}, policy ${f.settings.policy ?? 'node default'}${f.settings.concurrency ? `, at most ${f.settings.concurrency} at once` : ''}${retriesPart(f)}`;
+  `timeout ${f.settings.timeout}s, memory ${f.settings.memory} MiB, cpus ${f.settings.cpus}, policy ${f.settings.policy ?? 'node default'}${f.settings.concurrency ? `, at most ${f.settings.concurrency} at once` : ''}${f.settings.maxContainers ? `, at most ${f.settings.maxContainers} containers per node` : ''}${retriesPart(f)}`;
 
 export function functionCommands(p: Command, deps: Deps): void {
   const { out } = deps;
@@ -144,6 +146,11 @@ export function functionCommands(p: Command, deps: Deps): void {
         '--concurrency <n>',
         'at most this many calls of it running at once across the cluster (default: no limit)',
         positiveInt('--concurrency'),
+      )
+      .option(
+        '--max-containers <n>',
+        'at most this many containers of it on each node; more of its calls there wait for one (default: the node limit)',
+        positiveInt('--max-containers'),
       )
       .addOption(
         new Option('--format <format>', 'calling convention of its handler (default: auto, told from the handler)').choices([...FORMATS]),

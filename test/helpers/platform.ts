@@ -38,7 +38,8 @@ export interface Proc {
 // Spawns `zfaas ARGS`; output is kept (last 200 kB) so a failing test can show it.
 export const TEST_SECRETS_KEY = 'zfaas-test-master-key-0123456789abcdef';
 
-export function zfaas(args: string[], env: Record<string, string> = {}): Proc {
+// `logFile`: the process's whole output is also written there (appended: a restarted service adds to it).
+export function zfaas(args: string[], env: Record<string, string> = {}, logFile?: string): Proc {
   const child = spawn(process.execPath, [CLI, ...args], {
     env: {
       ...process.env,
@@ -57,8 +58,12 @@ export function zfaas(args: string[], env: Record<string, string> = {}): Proc {
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
   // With ZFAAS_TEST_LOGDIR set, each process's whole output is also kept there, also of one a test killed.
-  if (process.env.ZFAAS_TEST_LOGDIR) {
-    const f = createWriteStream(join(process.env.ZFAAS_TEST_LOGDIR, `${args[0]}-${child.pid}.log`));
+  const files = [
+    ...(process.env.ZFAAS_TEST_LOGDIR ? [join(process.env.ZFAAS_TEST_LOGDIR, `${args[0]}-${child.pid}.log`)] : []),
+    ...(logFile ? [logFile] : []),
+  ];
+  for (const file of files) {
+    const f = createWriteStream(file, { flags: 'a' });
     child.stdout!.pipe(f);
     child.stderr!.pipe(f);
   }
@@ -87,9 +92,10 @@ export function instanceProc(o: {
   miniworkers: number;
   policy: 'none' | 'runtime' | 'function';
   env?: Record<string, string>;
+  logFile?: string;
 }): Proc {
   const args = ['instance', '--broker', o.broker, '--db', o.db, '--data', join(o.data, o.id), '--node-id', o.id];
-  return zfaas([...args, '--miniworkers', String(o.miniworkers), '--policy', o.policy], o.env);
+  return zfaas([...args, '--miniworkers', String(o.miniworkers), '--policy', o.policy], o.env, o.logFile);
 }
 
 // How long the steps of a long test took, for its log: `timed` runs a step, `since` records a span.

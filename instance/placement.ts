@@ -1,0 +1,197 @@
+// The node's one scheduling decision, as a pure function: given its containers, the calls and Docker chores
+// that wait, the miniworkers that are free and the node's limit, what happens next. Every rule of the
+// node's pool lives here and is unit-tested without Docker (placement.test.ts); pool.ts only carries the
+// actions out, in order, before anything else can change the table.
+//
+// The rules:
+// - A call takes what it needs together or waits without making anything: a container and, where the call
+//   goes through Docker (a fresh container, a `docker exec`, a create, a stem cell taking a function), the
+//   miniworker that does it. A lined (loader) container needs no miniworker for the call itself.
+// - A container that holds the call's function comes first (the most recently used), then a stem cell of
+//   its runtime, then a new container on the free miniworker holding the fewest.
+// - Nothing that makes a container (a create, a fresh container of policy none, a dependencies step) starts
+//   while the node holds `maxContainers` containers, counting every one on the engine: starting, serving,
+//   spare and on its way out. A function with its own `maxContainers` never holds more on this node.
+// - When the node is full, room is made by removing spare containers (stem cells and idle function
+//   containers, least recently used first), one for each waiting call that cannot get room otherwise; a
+//   removal already under way counts as room coming, so a burst does not empty the node of warm containers.
+// - Chores: urgent ones (a sweep, a dependencies step a call waits for) go before calls; spare ones (a stem
+//   cell, a preload) only into room no call waits for, and are dropped when a call waits for room. A stem
+//   cell is also dropped when the node is full; a preload (the function's owner asked for it to be warm)
+//   has room made for it as a call would.
+import type { Policy } from '../common/model.js';
+import { rtKey, type ContainerRec } from './containers.js';
+
+// A call waiting on the node, as the decision sees it.
+export interface CallNeed {
+  key: string; // fn:NAME@VERSION
+  runtime: string;
+  policy: Policy; // `none`: a fresh container for this call alone
+  stemsAllowed: boolean; // stem cells have no network: a function that asks for one cannot use them
+  maxContainers?: number; // the most containers of this function the node may hold
+}
+
+export interface ChoreNeed {
+  urgent: boolean; // a sweep, a dependencies step: before calls; else a stem cell or a preload
+  room: boolean; // it makes a container
+  evicts?: boolean; // a spare chore that may make room by removing spare containers (a preload)
+}
+
+export interface PlanInput {
+  containers: readonly ContainerRec[]; // every container the node holds, in any state
+  transient: number; // containers of fresh runs and dependency steps under way (not in the table)
+  calls: readonly CallNeed[]; // in arrival order
+  chores: readonly ChoreNeed[]; // in arrival order
+  ready: readonly string[]; // miniworkers whose job slot is free now
+  leaving?: readonly string[]; // miniworkers on their way out: their containers take no more calls
+  maxContainers: number;
+}
+
+export type Decision =
+  | { kind: 'once'; worker: string } // policy none: a fresh container for this call
+  | { kind: 'use'; id: string; worker?: string } // a container holding the function (worker: exec mode, its owner)
+  | { kind: 'adopt'; worker: string; id: string } // a stem cell of the runtime takes the function
+  | { kind: 'create'; worker: string }; // a container for the function, made for this call and kept
+
+export type Action =
+  | { kind: 'chore'; index: number; worker: string }
+  | { kind: 'drop'; index: number } // a spare chore there is no room for
+  | { kind: 'call'; index: number; decision: Decision }
+  | { kind: 'evict'; id: string }; // a spare container removed to make room
+
+const LIVE = new Set(['creating', 'starting', 'loading', 'warm', 'busy', 'idle']);
+const GOING = new Set(['cancelling', 'removing']);
+
+export function plan(p: PlanInput): Action[] {
+  const actions: Action[] = [];
+  const ready = [...p.ready];
+  const leaving = new Set(p.leaving ?? []);
+  const taken = new Set<string>(); // containers claimed by this plan
+  const owned = new Map<string, number>();
+  const perKey = new Map<string, number>();
+  let coming = 0;
+  for (const r of p.containers) {
+    owned.set(r.owner, (owned.get(r.owner) ?? 0) + 1);
+    if (LIVE.has(r.state)) perKey.set(r.key, (perKey.get(r.key) ?? 0) + 1);
+    if (GOING.has(r.state)) coming++;
+  }
+  let room = p.maxContainers - p.containers.length - p.transient;
+  // Spare containers, the least recently used first: what goes when room is needed.
+  const spares = p.containers.filter((r) => r.state === 'warm' || r.state === 'idle').sort((a, b) => a.lastUsed - b.lastUsed);
+
+  const isReady = (w: string): boolean => ready.includes(w);
+  const takeWorker = (w: string): void => {
+    ready.splice(ready.indexOf(w), 1);
+    owned.set(w, (owned.get(w) ?? 0) + 1);
+  };
+  const leastLoaded = (): string => {
+    let best = ready[0]!;
+    for (const w of ready) if ((owned.get(w) ?? 0) < (owned.get(best) ?? 0)) best = w;
+    return best;
+  };
+  // Claims room for one new container; when there is none, makes some come (or counts on a removal that is
+  // under way) and says to wait.
+  const claimRoom = (forKey?: string): boolean => {
+    if (room > 0) {
+      room--;
+      return true;
+    }
+    if (coming > 0) {
+      coming--;
+      return false;
+    }
+    const spare = spares.find((r) => !taken.has(r.id) && r.key !== forKey) ?? spares.find((r) => !taken.has(r.id));
+    if (spare) {
+      taken.add(spare.id);
+      actions.push({ kind: 'evict', id: spare.id });
+    }
+    return false;
+  };
+
+  p.chores.forEach((c, index) => {
+    if (!c.urgent || ready.length === 0) return;
+    if (c.room && !claimRoom()) return;
+    const worker = leastLoaded();
+    takeWorker(worker);
+    actions.push({ kind: 'chore', index, worker });
+  });
+
+  let roomWanted = false;
+  p.calls.forEach((c, index) => {
+    if (c.policy === 'none') {
+      if (ready.length === 0) return;
+      if (!claimRoom()) return void (roomWanted = true);
+      const worker = leastLoaded();
+      takeWorker(worker);
+      return void actions.push({ kind: 'call', index, decision: { kind: 'once', worker } });
+    }
+    let best: ContainerRec | undefined;
+    for (const r of p.containers) {
+      if (r.key !== c.key || (r.state !== 'warm' && r.state !== 'idle') || taken.has(r.id) || leaving.has(r.owner)) continue;
+      if (!r.lined && !isReady(r.owner)) continue;
+      if (!best || r.lastUsed > best.lastUsed) best = r;
+    }
+    if (best) {
+      taken.add(best.id);
+      if (best.lined) return void actions.push({ kind: 'call', index, decision: { kind: 'use', id: best.id } });
+      takeWorker(best.owner);
+      return void actions.push({ kind: 'call', index, decision: { kind: 'use', id: best.id, worker: best.owner } });
+    }
+    if (ready.length === 0) return;
+    // Its own containers serve calls now: it waits for one of them rather than holding more.
+    if (c.maxContainers !== undefined && (perKey.get(c.key) ?? 0) >= c.maxContainers) return;
+    const stem = c.stemsAllowed
+      ? p.containers.find((r) => r.key === rtKey(c.runtime) && r.state === 'warm' && !taken.has(r.id) && isReady(r.owner))
+      : undefined;
+    if (stem) {
+      taken.add(stem.id);
+      takeWorker(stem.owner);
+      perKey.set(c.key, (perKey.get(c.key) ?? 0) + 1);
+      return void actions.push({ kind: 'call', index, decision: { kind: 'adopt', worker: stem.owner, id: stem.id } });
+    }
+    if (!claimRoom(c.key)) return void (roomWanted = true);
+    const worker = leastLoaded();
+    takeWorker(worker);
+    perKey.set(c.key, (perKey.get(c.key) ?? 0) + 1);
+    actions.push({ kind: 'call', index, decision: { kind: 'create', worker } });
+  });
+
+  p.chores.forEach((c, index) => {
+    if (c.urgent) return;
+    if (c.room && (roomWanted || (room <= 0 && !c.evicts))) return void actions.push({ kind: 'drop', index });
+    if (ready.length === 0) return;
+    if (c.room && !claimRoom()) return; // a preload: room is being made for it
+    const worker = leastLoaded();
+    takeWorker(worker);
+    actions.push({ kind: 'chore', index, worker });
+  });
+  return actions;
+}
+
+export interface EvictInput {
+  idleTtlMs: number;
+  maxContainers: number;
+  stemTarget(runtime: string): number; // stem cells each runtime should keep now (see stems.ts)
+  stemTtlMs: number; // a stem cell beyond its runtime's target goes after this long unused
+  now?: number;
+}
+
+// Idle function containers past their TTL, stem cells beyond their runtime's target past theirs, and the
+// least recently used spare containers while the node holds more than its cap (after the cap was lowered).
+export function toEvict(containers: readonly ContainerRec[], o: EvictInput): ContainerRec[] {
+  const now = o.now ?? Date.now();
+  const out = new Set<ContainerRec>();
+  const spare = containers.filter((r) => r.state === 'idle' || r.state === 'warm');
+  for (const r of spare) if (r.key.startsWith('fn:') && now - r.lastUsed > o.idleTtlMs) out.add(r);
+  const stems = new Map<string, ContainerRec[]>();
+  for (const r of spare) if (r.key.startsWith('rt:')) stems.set(r.runtime, [...(stems.get(r.runtime) ?? []), r]);
+  for (const [runtime, cells] of stems) {
+    const extra = cells.length - o.stemTarget(runtime);
+    const old = cells.filter((r) => now - r.lastUsed > o.stemTtlMs).sort((a, b) => a.lastUsed - b.lastUsed);
+    for (let i = 0; i < extra && i < old.length; i++) out.add(old[i]!);
+  }
+  const live = containers.filter((r) => LIVE.has(r.state)).length - out.size;
+  const byAge = spare.filter((r) => !out.has(r)).sort((a, b) => a.lastUsed - b.lastUsed);
+  for (let i = 0; i < live - o.maxContainers && i < byAge.length; i++) out.add(byAge[i]!);
+  return [...out];
+}

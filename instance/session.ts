@@ -1,0 +1,386 @@
+// One container's life on the node, from its create to its removal (after OpenWhisk's ContainerProxy): the
+// session owns the container's line to its loader, the secrets its folder holds, the call it runs and its
+// removal, and moves its record in the table (containers.ts) only along the declared transitions. The
+// Docker work goes to the miniworker that holds the container, through a lease on its job slot that the
+// pool took when it decided; a removal goes to that miniworker at any time. Whatever way a call ends, the
+// session leaves its container either ready for the next call (idle) or on its way out: never in between.
+import { chown, mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { callEnv, functionEnv, limitsOf, paramsOf, UID } from '../common/container-spec.js';
+import { MAX_OUTPUT } from '../common/docker.js';
+import { errText, type Logger } from '../common/log.js';
+import type { CallOutcome, FunctionMeta, Runtime, WebResponse } from '../common/model.js';
+import { TRUNCATION_MARK } from '../miniworker/outcome.js';
+import { HOP_BY_HOP, HttpResponseSchema, RESULT_LIMIT, SECRETS_DIR } from '../protocol/loader.js';
+import { inSync, type ExitReport, type RunJob, type SecretFile } from '../protocol/worker.js';
+import type { ContainerTable } from './containers.js';
+import { LineBroken, LineClosed, LineTimeout, LoaderLine } from './line.js';
+import { WorkerDied, type Lease, type WorkerPort } from './miniworkers.js';
+import type { Work } from './work.js';
+
+const START_TIMEOUT_MS = 30_000; // a new container's loader must dial in within this
+const SECRETS_TIMEOUT_MS = 10_000; // a loader writes a function's secrets (a few small files) within this
+// A loader's process environment grows a little with every call (the C library keeps every value a
+// variable ever had): a warm container is replaced after this many calls, long before that matters.
+export const RECYCLE_AFTER_CALLS = 10_000;
+
+export interface SessionDeps {
+  table: ContainerTable;
+  workers: Pick<WorkerPort, 'remove'>;
+  linesDir: string;
+  slotsDir: string;
+  log: Logger;
+  runJob(work: Work, name: string): RunJob;
+  jobId(): number;
+  forgotten(s: ContainerSession): void; // out of the table: its room is free
+}
+
+export class LoadFailed extends Error {}
+// The container was removed while a call was being set up in it (the call was cancelled, its container
+// exited): the flow stops there.
+export class Gone extends Error {}
+// A stem cell could not take the function: the call is decided again.
+export class StemRefused extends Error {}
+
+export class ContainerSession {
+  private line?: LoaderLine;
+  private readonly held = new Map<string, string>(); // lined: the secrets its folder holds (name -> stamp)
+  private removal?: Promise<ExitReport | undefined>;
+  private spent = false; // removed once its call ends instead of serving another
+  private orphan = false; // its miniworker died: the container went (or goes) with it
+  private serving?: Work; // the call it runs
+  private creating?: Promise<unknown>; // its create, until the miniworker answered it
+  readonly slotDir?: string; // stem cells: the host folder a function's tree is put into
+
+  private constructor(
+    private readonly d: SessionDeps,
+    readonly id: string,
+    readonly owner: string,
+    readonly runtime: Runtime,
+    stem: boolean,
+  ) {
+    if (stem) this.slotDir = join(d.slotsDir, id);
+  }
+
+  // A new session, in the table from now on (`creating`): the container counts against the node's limit
+  // from the moment it is decided, before its create is sent.
+  static open(d: SessionDeps, o: { id: string; owner: string; key: string; runtime: Runtime; stem: boolean }): ContainerSession {
+    const lined = o.runtime.loader !== undefined;
+    d.table.add({ id: o.id, owner: o.owner, key: o.key, runtime: o.runtime.name, lined });
+    return new ContainerSession(d, o.id, o.owner, o.runtime, o.stem);
+  }
+
+  get rec() {
+    return this.d.table.get(this.id);
+  }
+
+  get lined(): boolean {
+    return this.runtime.loader !== undefined;
+  }
+
+  // Creates the container on the lease's miniworker and waits until it runs (with a loader: until the
+  // loader has dialled in). A failure removes it and throws.
+  async start(lease: Lease, o: { fn?: FunctionMeta; treeDir?: string }): Promise<void> {
+    try {
+      const reply = await (this.creating = lease.job(
+        (async () => {
+          if (this.slotDir) await makeSlot(this.slotDir);
+          const lineDir = this.lined ? join(this.d.linesDir, this.id) : undefined;
+          if (lineDir) this.line = await LoaderLine.listen(lineDir);
+          const plan = { id: this.id, runtime: this.runtime, fn: o.fn, treeDir: this.slotDir ?? o.treeDir!, lineDir };
+          return { type: 'create' as const, plan };
+        })(),
+      ));
+      if (!reply.ok) throw new Error(reply.error ?? 'create failed');
+      this.move('starting');
+      if (this.line) await this.line.ready(START_TIMEOUT_MS);
+    } catch (e) {
+      if (!(e instanceof WorkerDied)) void this.discard();
+      throw e;
+    }
+  }
+
+  // Its function loaded into its loader (nothing to do without one). A failure removes it and throws.
+  async load(fn: FunctionMeta, timeoutMs: number): Promise<void> {
+    if (!this.line) return;
+    this.move('loading');
+    try {
+      const r = await this.line.request(
+        {
+          op: 'load',
+          dir: this.runtime.path,
+          handler: fn.settings.handler ?? null,
+          env: functionEnv(fn, this.runtime),
+          format: fn.settings.format ?? 'auto',
+        },
+        timeoutMs,
+      );
+      if (r.op === 'loaded' && r.ok) return;
+      throw new LoadFailed(r.op === 'loaded' || r.op === 'error' ? (r.error ?? 'the function could not be loaded') : 'unexpected reply');
+    } catch (e) {
+      if (this.orphan) throw new WorkerDied('the miniworker holding its container died');
+      void this.discard();
+      throw e;
+    }
+  }
+
+  // Ready, never used: a stem cell, or a container that holds its function before its first call.
+  ready(): void {
+    this.move('warm');
+  }
+
+  // Taken for a call that runs in it now.
+  take(work: Work): void {
+    this.move('busy');
+    this.serving = work;
+  }
+
+  // The call it was taken or made for has ended, however: if the container is still being set up for it
+  // or still marked busy with it, it goes (nothing else would ever free it). Whether it had to.
+  settle(work: Work): boolean {
+    const s = this.rec?.state;
+    const mine = s === 'busy' ? this.serving === work : s === 'creating' || s === 'starting' || s === 'loading';
+    if (!mine) return false;
+    void this.discard();
+    return true;
+  }
+
+  // A stem cell (already adopted in the table) takes the function: its tree and limits, then its load.
+  async adopt(lease: Lease, work: Work): Promise<void> {
+    let error: string | undefined;
+    try {
+      const reply = await lease.job({
+        type: 'adopt',
+        id: this.id,
+        treeDir: work.treeDir,
+        slotDir: this.slotDir!,
+        limits: limitsOf(work.fn),
+      });
+      if (!reply.ok) error = reply.error ?? 'adopt failed';
+    } catch (e) {
+      if (e instanceof WorkerDied) throw e;
+      error = errText(e);
+    }
+    if (error === undefined) return;
+    void this.discard();
+    throw new StemRefused(`could not put the function into a stem cell: ${error}`);
+  }
+
+  // Loads the function (a new container, or a stem cell that just took it), then runs the call in it.
+  async loadAndCall(work: Work): Promise<CallOutcome> {
+    try {
+      await this.load(work.fn, work.fn.settings.timeout * 1000);
+    } catch (e) {
+      if (e instanceof WorkerDied) throw e;
+      // A function that cannot load (no handler, a syntax error) fails its call; the container is spent.
+      const error = e instanceof LineTimeout ? 'the function did not finish loading within its timeout' : errText(e);
+      return { status: 'ERROR', result: '', error };
+    }
+    this.take(work);
+    return this.call(work);
+  }
+
+  // One call over the container's line: no process starts, nothing passes through Docker.
+  async call(work: Work): Promise<CallOutcome> {
+    const line = this.line;
+    const started = Date.now();
+    const timeoutS = work.fn.settings.timeout;
+    const deadline = started + timeoutS * 1000;
+    try {
+      if (!line) throw new LineClosed('the container has no line');
+      if (!inSync(work.secrets, this.held)) await this.giveSecrets(line, work.secrets ?? []);
+      const r = await line.request(
+        {
+          op: 'call',
+          id: work.callNum * 2 + (work.replica ?? 0),
+          params: paramsOf(work.params),
+          env: callEnv({ callNum: work.callNum, replica: work.replica, attempt: work.attempt, deadline }),
+          ...(work.http ? { http: work.http } : {}),
+        },
+        timeoutS * 1000,
+      );
+      const durationMs = Date.now() - started;
+      if (r.op === 'error') throw new LineBroken(`the loader refused the call: ${r.error}`);
+      if (r.op !== 'result') throw new LineBroken('unexpected reply');
+      let logs = r.logs ?? '';
+      // A call that leaves processes behind (a fork bomb, a daemon, a miner) spends its container.
+      if (r.stray && r.stray > 0) {
+        void this.discard();
+        logs += `${logs && !logs.endsWith('\n') ? '\n' : ''}[zfaas: the call left ${r.stray} process${r.stray === 1 ? '' : 'es'} running; the container was removed]\n`;
+      } else this.done(work);
+      if (r.ok && r.http !== undefined) {
+        // A web answer is checked like a request: what comes out of a container is untrusted.
+        const checked = checkResponse(r.http);
+        if (typeof checked === 'string') return { status: 'ERROR', result: '', error: `malformed response: ${checked}`, logs, durationMs };
+        return { status: 'DONE', result: textPrefix(checked.body), logs, durationMs, response: checked };
+      }
+      if (r.ok) {
+        const result = (r.result ?? '').slice(0, RESULT_LIMIT);
+        return { status: 'DONE', result: r.truncated ? result + TRUNCATION_MARK : result, logs, durationMs };
+      }
+      return { status: 'ERROR', result: '', error: r.error ?? 'the function failed', logs, durationMs };
+    } catch (e) {
+      const durationMs = Date.now() - started;
+      if (e instanceof LineTimeout) {
+        void this.discard();
+        return { status: 'TIMEOUT', result: '', error: `function ran past its timeout of ${timeoutS} s and was killed`, durationMs };
+      }
+      if (e instanceof LineBroken) {
+        void this.discard();
+        return { status: 'ERROR', result: '', error: `${e.message}: the container was removed`, durationMs };
+      }
+      // The miniworker holding the container died: the call was its job as much as the container was.
+      if (this.orphan) throw new WorkerDied('the miniworker holding its container died');
+      // The loader went away during the call: out of memory, process.exit(), a crash in native code.
+      const exit = await this.discard(true);
+      return { status: 'ERROR', result: '', error: diedText(exit, work.fn.settings.memory), durationMs };
+    }
+  }
+
+  // A call as a `docker exec` in the container (a runtime without a loader), on its miniworker's lease.
+  async exec(lease: Lease, work: Work): Promise<CallOutcome> {
+    const reply = await lease.job({ type: 'exec', jobId: this.d.jobId(), id: this.id, job: this.d.runJob(work, `${this.id}-exec`) });
+    if (reply.alive) this.done(work);
+    else this.forget(); // its miniworker removed it (a timeout, a crash, a call that left processes)
+    return reply.outcome;
+  }
+
+  // After a call: ready for the next one, unless it must go.
+  private done(work: Work): void {
+    const rec = this.rec;
+    if (!rec || rec.state !== 'busy' || this.serving !== work) return;
+    this.serving = undefined;
+    if (rec.calls >= RECYCLE_AFTER_CALLS || work.spend || this.spent) void this.discard();
+    else this.move('idle');
+  }
+
+  // Brings the container's secrets folder to what the call needs: the values that are new or changed since
+  // it last got them, and the names to keep (a secret the function no longer names is removed). Any failure
+  // breaks the line: what the folder holds is not known any more, so the container goes.
+  private async giveSecrets(line: LoaderLine, want: SecretFile[]): Promise<void> {
+    const files: Record<string, string> = {};
+    for (const f of want) if (this.held.get(f.name) !== f.stamp) files[f.name] = f.value;
+    this.held.clear(); // until the loader says it has them
+    let r;
+    try {
+      r = await line.request({ op: 'secrets', dir: SECRETS_DIR, files, keep: want.map((f) => f.name) }, SECRETS_TIMEOUT_MS);
+    } catch (e) {
+      if (e instanceof LineTimeout) throw new LineBroken("the loader did not write the function's secrets in time");
+      throw e;
+    }
+    if (r.op === 'error') throw new LineBroken(`the loader refused the function's secrets: ${r.error}`);
+    if (r.op !== 'secretsSet') throw new LineBroken('unexpected reply');
+    if (!r.ok) throw new LineBroken(`the loader could not write the function's secrets: ${r.error ?? 'no reason given'}`);
+    for (const f of want) this.held.set(f.name, f.stamp);
+  }
+
+  // Removed once the call it runs ends (now, when it runs none): a secret it holds is gone.
+  spend(): void {
+    this.spent = true;
+    const s = this.rec?.state;
+    if (s === 'idle' || s === 'warm') void this.discard();
+  }
+
+  // Its call was cancelled: the container is killed with whatever runs in it.
+  cancel(): void {
+    if (this.rec?.state === 'busy' && !this.removal) this.move('cancelling');
+    void this.discard();
+  }
+
+  // Kills and removes the container (once, however many ask); with `report`, says how it ended.
+  discard(report = false): Promise<ExitReport | undefined> {
+    if (this.removal) return this.removal;
+    if (!this.rec) return Promise.resolve(undefined);
+    this.d.table.move(this.id, 'removing');
+    this.line?.close();
+    // A remove that overtook its create would find nothing, and the create would then make a container
+    // nobody counts: it goes once the miniworker has answered the create.
+    const created = (this.creating ?? Promise.resolve()).catch(() => undefined);
+    this.removal = created.then(() => this.d.workers.remove(this.owner, this.id, report)).finally(() => this.forget());
+    return this.removal;
+  }
+
+  // Its miniworker died: the line goes now; the record stays (`removing`) until a sweep has removed what
+  // the miniworker held (forget(true)), so that the node never counts fewer containers than the engine has.
+  // Whether its create was still under way (the engine may finish it after a first sweep).
+  lostOwner(): boolean {
+    const creating = this.rec?.state === 'creating';
+    this.orphan = true;
+    this.line?.close(new LineClosed('the miniworker holding the container died'));
+    if (this.rec && this.rec.state !== 'removing') this.d.table.move(this.id, 'removing');
+    this.removal ??= Promise.resolve(undefined);
+    return creating;
+  }
+
+  // The node stops: its line goes (the miniworker removes the container).
+  closeLine(): void {
+    this.line?.close();
+  }
+
+  // Out of the table: the engine no longer has it (for a container of a miniworker that died: once swept).
+  forget(swept = false): void {
+    if (this.orphan && !swept) return;
+    if (!this.rec) return;
+    this.d.table.move(this.id, 'removed');
+    this.line?.close();
+    this.line = undefined;
+    if (this.slotDir) void rm(this.slotDir, { recursive: true, force: true }).catch(() => undefined);
+    this.d.forgotten(this);
+  }
+
+  // The container's process ended on its own: a call on its line learns it from the line; one waiting for
+  // its loader to dial in, at once; one holding no call is removed.
+  exited(): void {
+    this.line?.close(new LineClosed('the container exited'));
+    const s = this.rec?.state;
+    if (s === 'warm' || s === 'idle') void this.discard();
+  }
+
+  private move(to: Parameters<ContainerTable['move']>[1]): void {
+    if (this.removal) throw new Gone('the container was removed');
+    this.d.table.move(this.id, to);
+  }
+}
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+// A function's web response as a proxy may send it on, or what is wrong with it.
+export function checkResponse(raw: unknown): WebResponse | string {
+  const r = HttpResponseSchema.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    return `${issue?.path.join('.') || 'response'}: ${issue?.message ?? 'invalid'}`;
+  }
+  const headers: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(r.data.headers)) {
+    if (!TOKEN.test(name)) return `header name ${JSON.stringify(name.slice(0, 60))} is not a token`;
+    for (const v of Array.isArray(value) ? value : [value]) if (/[\r\n\0]/.test(v)) return `header ${name} contains CR, LF or NUL`;
+    const lower = name.toLowerCase();
+    if (!HOP_BY_HOP.has(lower) && lower !== 'content-length') headers[lower] = value; // the API sets its own length
+  }
+  const body = r.data.body;
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body) || body.length % 4 !== 0) return 'body is not valid base64';
+  return { status: r.data.status, headers, body, bytes: Buffer.byteLength(body, 'base64') };
+}
+
+// What the call record keeps of a web answer's body: its start, when it is text.
+function textPrefix(b64: string | undefined): string {
+  if (!b64) return '';
+  const bytes = Buffer.from(b64.slice(0, 1368), 'base64'); // about 1 KiB
+  const text = bytes.toString('utf8');
+  return text.includes('\uFFFD') ? '' : text;
+}
+
+// Why a loader went away in the middle of a call, in the words a function's author needs.
+function diedText(exit: ExitReport | undefined, memoryMiB: number): string {
+  if (exit?.flooded) return `function wrote more than ${MAX_OUTPUT / (1024 * 1024)} MiB of output and was stopped`;
+  if (exit?.oomKilled) return `function was killed: it exceeded its memory limit of ${memoryMiB} MiB`;
+  const tail = exit?.stderr.trim().slice(-4000) ?? '';
+  const code = exit?.exitCode;
+  return `the function process exited${code !== null && code !== undefined ? ` (code ${code})` : ''}${tail ? `: ${tail}` : ''}`;
+}
+
+async function makeSlot(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  if (process.getuid?.() === 0) await chown(dir, UID, UID);
+}
