@@ -162,6 +162,10 @@ describe('Calls', () => {
     expect(finished).toHaveLength(1); // recording is not a second finish
     // What a client is shown meanwhile: the call with its outcome.
     expect(withOutcome(db.calls.get(call.callNum)!, done)).toMatchObject({ status: 'DONE', result: '6' });
+    // ... counting the run that ended, when the record has not heard that it began
+    const shown = withOutcome({ ...db.calls.get(call.callNum)!, attempts: 0 }, { ...done, attempt: 1 });
+    expect(shown).toMatchObject({ status: 'DONE', attempts: 1 });
+    expect(shown).not.toHaveProperty('attempt');
   });
 
   describe('node lost: the retry rule', () => {

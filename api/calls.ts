@@ -45,7 +45,9 @@ type OpenCall = Pick<Call, 'callNum' | 'funcName' | 'version' | 'params' | 'stat
 // The DB may not have a call's final state yet when its result has reached us (the node records it just
 // after): what a client is shown is the call with that outcome.
 export function withOutcome(call: Call, outcome: CallOutcome | null): Call {
-  return outcome && !isFinal(call.status) ? { ...call, ...outcome } : call;
+  if (!outcome || isFinal(call.status)) return call;
+  const { attempt, ...said } = outcome;
+  return { ...call, ...said, attempts: Math.max(call.attempts, attempt ?? 0) };
 }
 
 export class Calls {

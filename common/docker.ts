@@ -155,7 +155,7 @@ export async function runContainer(docker: Docker, create: Docker.ContainerCreat
       durationMs: Date.now() - started,
     };
   } finally {
-    await container.remove({ force: true }).catch(() => undefined);
+    await removeContainer(container);
   }
 }
 
@@ -189,17 +189,28 @@ export async function inspectExited(container: Docker.Container, killedByUs = fa
   return info;
 }
 
+// Kills and removes a container, and resolves once the engine no longer has it: a removal already under
+// way (409) is waited for, so that whoever counts containers never counts one gone that still stands.
+// Whether it is gone (false: the engine kept refusing, which the caller may log).
+export async function removeContainer(c: Docker.Container): Promise<boolean> {
+  for (let i = 0; i < 50; i++) {
+    try {
+      await c.remove({ force: true });
+      return true;
+    } catch (e) {
+      const code = (e as { statusCode?: number }).statusCode;
+      if (code === 404) return true;
+      if (code !== 409 && i >= 2) return false;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
+
 // Removes every container this label selector matches (a node's leftovers after a crash or on shutdown).
 export async function removeLabelled(docker: Docker, filters: Record<string, string>): Promise<number> {
   const label = [LABEL + '=true', ...Object.entries(filters).map(([k, v]) => `${k}=${v}`)];
   const list = await docker.listContainers({ all: true, filters: { label } });
-  await Promise.all(
-    list.map((c) =>
-      docker
-        .getContainer(c.Id)
-        .remove({ force: true })
-        .catch(() => undefined),
-    ),
-  );
+  await Promise.all(list.map((c) => removeContainer(docker.getContainer(c.Id))));
   return list.length;
 }

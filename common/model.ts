@@ -237,6 +237,9 @@ export const CallOutcomeSchema = z.object({
   durationMs: z.number().optional(),
   response: WebResponseSchema.optional(), // a web call's answer, as the function chose it
   cancelled: z.boolean().optional(),
+  // Which run of the call it ended (ZFAAS_ATTEMPT): the record counts at least that many attempts, even when
+  // the node's word that the run began was lost. Never stored as a field of its own.
+  attempt: z.number().int().min(1).max(1000).optional(),
 });
 export type CallOutcome = z.infer<typeof CallOutcomeSchema>;
 

@@ -191,6 +191,17 @@ describe('retries of a failed run', () => {
     expect(await listed(db)).toEqual([]);
   });
 
+  it('counts the run an outcome says ended, even when the word that it began never came', async () => {
+    const db = t.remote;
+    const version = await deploy(db, 'f', { retries: 2, retryBackoff: 1000 });
+    const { callNum } = await db.request('createCall', { funcName: 'f', version, params: {} });
+    expect(await run(db, callNum, 'n1', failed('boom1'))).toMatchObject({ status: 'PENDING', attempts: 1 });
+    // the second run's startCall was lost (the DB service was down): its outcome says which run it was
+    const r = await db.request('finishCall', { callNum, node: 'n2', outcome: { ...done('42'), attempt: 2 }, ran: true, attempt: 2 });
+    expect(r.call).toMatchObject({ status: 'DONE', result: '42', attempts: 2, history: [{ attempt: 1 }] });
+    expect(r.call).not.toHaveProperty('attempt');
+  });
+
   it('ends at once a call the platform ended (ran unset or false), even with retries left', async () => {
     const db = t.remote;
     const version = await deploy(db, 'f', { retries: 3, retryBackoff: 1000 });

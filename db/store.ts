@@ -464,8 +464,15 @@ export class CallGroup {
   async finishCall(callNum: number, outcome: CallOutcome, node?: string, ran = false, attempt?: number): Promise<CallChange> {
     const call = await this.read(callNum);
     if (!call || isFinal(call.status)) return { call, changed: false };
-    if (ran && (call.retryAt || (attempt !== undefined && attempt < call.attempts))) return { call, changed: false };
-    const now = new Date();
+    // The run that ended counts even when the word that it began was lost (then a call waiting for its
+    // retry hears of a run newer than the one it waits after).
+    const { attempt: ranAs, ...said } = outcome;
+    const newer = ranAs !== undefined && ranAs > call.attempts;
+    if (ran && ((call.retryAt && !newer) || (attempt !== undefined && attempt < call.attempts))) return { call, changed: false };
+    return this.finish({ ...call, attempts: Math.max(call.attempts, ranAs ?? 0) }, said, new Date(), node, ran);
+  }
+
+  private async finish(call: Call, outcome: CallOutcome, now: Date, node: string | undefined, ran: boolean): Promise<CallChange> {
     const settings = ran ? await this.table.settings(call.funcName, call.version) : null;
     const after = settings ? afterRun(settings, call.history?.length ?? 0, outcome) : ({ kind: 'final', deadLetter: false } as const);
     if (after.kind === 'retry') {

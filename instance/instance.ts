@@ -367,6 +367,7 @@ export class Instance {
   private async report(callNum: number, outcome: CallOutcome, run?: Pick<Work, 'fn' | 'attempt'>): Promise<void> {
     const fn = run?.fn;
     const ran = fn !== undefined && !outcome.cancelled;
+    if (ran) outcome = { ...outcome, attempt: run?.attempt ?? 1 };
     const recordFirst = ran && outcome.status !== 'DONE' && fn.settings.retries > 0;
     const send = (retryAt?: string): Promise<void> =>
       this.link

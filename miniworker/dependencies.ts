@@ -8,7 +8,7 @@ import type Docker from 'dockerode';
 import { Transform, type Readable, type TransformCallback, type Writable } from 'node:stream';
 import { x as untar } from 'tar';
 import { dependenciesContainer, type Owner } from '../common/container-spec.js';
-import { Bounded, inspectExited, waitOrKill } from '../common/docker.js';
+import { Bounded, inspectExited, removeContainer, waitOrKill } from '../common/docker.js';
 import type { DepsJob, DepsRun } from '../protocol/worker.js';
 
 const SRC = '/zfaas/src';
@@ -77,7 +77,7 @@ export async function runDependencies(docker: Docker, s: DepsJob, owner: Owner):
       log: log.text(),
     };
   } finally {
-    await container.remove({ force: true }).catch(() => undefined);
+    await removeContainer(container);
   }
 }
 

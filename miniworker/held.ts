@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
 import { limitUpdate, paramsOf, USER, type Limits } from '../common/container-spec.js';
-import { Bounded, inspectExited, MAX_OUTPUT, Output, type Demuxer } from '../common/docker.js';
+import { Bounded, inspectExited, MAX_OUTPUT, Output, removeContainer, type Demuxer } from '../common/docker.js';
 import { errText } from '../common/errors.js';
 import type { CallOutcome } from '../common/model.js';
 import { inSync, type ExitReport, type RunJob, type SecretStamps } from '../protocol/worker.js';
@@ -187,7 +187,7 @@ export class Held {
         flooded: this.flooded,
       };
     }
-    await this.container.remove({ force: true }).catch(() => undefined);
+    await removeContainer(this.container);
     return exit;
   }
 }

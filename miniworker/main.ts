@@ -8,7 +8,7 @@ import '../common/lean.js'; // first: keeps what the miniworker never uses out o
 import Docker from 'dockerode';
 import { Dealer } from 'zeromq';
 import { heldContainer, type Owner } from '../common/container-spec.js';
-import { removeLabelled } from '../common/docker.js';
+import { removeContainer, removeLabelled } from '../common/docker.js';
 import { errText } from '../common/errors.js';
 import type { CallOutcome } from '../common/model.js';
 import { SendQueue } from '../common/zmq.js';
@@ -53,11 +53,7 @@ export async function runMiniworker(opts: MiniworkerOptions): Promise<void> {
   const orphaned = (): void => {
     stop();
     setTimeout(() => process.exit(0), 800).unref();
-    for (const id of [...held.keys(), ...running])
-      void docker
-        .getContainer(id)
-        .remove({ force: true })
-        .catch(() => undefined);
+    for (const id of [...held.keys(), ...running]) void removeContainer(docker.getContainer(id));
   };
   process.on('disconnect', orphaned);
   const parent = process.ppid;
@@ -72,16 +68,10 @@ export async function runMiniworker(opts: MiniworkerOptions): Promise<void> {
     if (container) return { type: 'removed', id, exit: await container.remove(report) };
     // A fresh container of a call (or a create that failed half-way): by name. A call's run whose create
     // the engine has not done yet is removed again until its job ends, so a cancel cannot be overtaken.
-    await docker
-      .getContainer(id)
-      .remove({ force: true })
-      .catch(() => undefined);
+    await removeContainer(docker.getContainer(id));
     while (running.has(id)) {
       await new Promise((r) => setTimeout(r, 200));
-      await docker
-        .getContainer(id)
-        .remove({ force: true })
-        .catch(() => undefined);
+      await removeContainer(docker.getContainer(id));
     }
     return { type: 'removed', id };
   };
@@ -125,8 +115,12 @@ export async function runMiniworker(opts: MiniworkerOptions): Promise<void> {
         return { type: 'ran', jobId: m.jobId, outcome };
       }
       case 'exec': {
+        // `alive: false` tells the instance the container is gone: it is removed before that is said (one
+        // whose process ended on its own, or was killed, still stands on the engine until then).
         const h = await held.get(m.id)?.catch(() => undefined);
         if (!h?.alive) {
+          held.delete(m.id);
+          await (h ? h.remove() : removeContainer(docker.getContainer(m.id)));
           const outcome: CallOutcome = { status: 'ERROR', result: '', error: 'zfaas lost the container for this call' };
           return { type: 'ran', jobId: m.jobId, outcome, alive: false };
         }
@@ -134,7 +128,10 @@ export async function runMiniworker(opts: MiniworkerOptions): Promise<void> {
           outcome: { status: 'ERROR', result: '', error: `zfaas could not run the function: ${errText(e)}` },
           alive: false,
         }));
-        if (!r.alive) held.delete(m.id);
+        if (!r.alive) {
+          held.delete(m.id);
+          await h.remove();
+        }
         return { type: 'ran', jobId: m.jobId, outcome: r.outcome as CallOutcome, alive: r.alive };
       }
       case 'deps': {
