@@ -52,7 +52,7 @@ export async function runMiniworker(opts: MiniworkerOptions): Promise<void> {
   // held is removed as far as that second allows; the node's next start sweeps the rest by its labels.
   const orphaned = (): void => {
     stop();
-    setTimeout(() => process.exit(0), 800).unref();
+    setTimeout(() => process.exit(0), 500).unref();
     for (const id of [...held.keys(), ...running]) void removeContainer(docker.getContainer(id));
   };
   process.on('disconnect', orphaned);

@@ -114,6 +114,14 @@ async function descendantsOf(pid: number): Promise<number[]> {
   return out;
 }
 
+// Whether a process runs: it exists and has not exited (a zombie waiting for its new parent to reap it, as
+// the children of a killed process are, has exited).
+export async function running(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  return stat !== '' && state !== 'Z' && state !== 'X';
+}
+
 export const alive = (pid: number): boolean => {
   try {
     process.kill(pid, 0);

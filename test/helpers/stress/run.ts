@@ -8,7 +8,7 @@ import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
-import { alive } from '../cluster.js';
+import { running } from '../cluster.js';
 import { http, labelledContainers, sleep, upload, type CallView } from '../platform.js';
 import { archiveOf, runtimeOf, SEED_RUNTIMES } from './functions.js';
 import type { CallPlan, FaultPlan, Scenario } from './scenario.js';
@@ -211,7 +211,7 @@ function paramsOf(p: CallPlan, tok: string, timeoutS: number): Record<string, un
     case 'flaky':
       return { tok, ms: p.ms, failUntil: p.failUntil };
     case 'timeout':
-      return { tok, ms: timeoutS * 1000 + 1500 };
+      return { tok, ms: timeoutS * 1000 + 1000 };
     case 'cancel':
       return { tok, ms: Math.max(p.ms, 800) };
     default:
@@ -328,7 +328,7 @@ async function inject(f: FaultPlan, svc: Services, problems: string[]): Promise<
       const killed = svc.kill(node, f.downMs);
       // Its miniworkers are gone within a second of their instance.
       await sleep(1200);
-      const still = workers.filter(alive);
+      const still = (await Promise.all(workers.map(async (w) => ((await running(w)) ? w : 0)))).filter(Boolean);
       if (still.length) problems.push(`node ${node} was killed and ${still.length} of its miniworkers still ran 1.2 s later`);
       await killed;
       return { kind: 'node', node, at, until: Date.now() };
