@@ -50,6 +50,7 @@ export class Instance {
   private nodeId = '';
   private readonly life = randomBytes(6).toString('hex');
   private readonly accepted = new Set<number>(); // calls this node holds and the DB service has not recorded
+  private readonly started = new Set<number>(); // calls of which a run began here
   private draining = false;
   // Function versions as the API sent them, validated once (a version never changes; a runtime may, and
   // then the API sends the definition again).
@@ -92,6 +93,7 @@ export class Instance {
       },
       log: this.o.log,
       onResult: (work, outcome) => this.onRunResult(work, outcome),
+      onStart: (work) => this.onRunStart(work),
     });
     this.trees = new TreeCache({
       dataDir: this.o.dataDir,
@@ -280,12 +282,6 @@ export class Instance {
     if (this.draining) return this.giveBack([callNum]); // sent before the API heard we are draining
     this.accepted.add(callNum);
     try {
-      // RUNNING is recorded on the way, not waited for: the DB applies writes in order, so it lands before
-      // the result. A call that was already final (a duplicate after a redispatch) runs again at worst, and
-      // its second result is not recorded (the first final state wins).
-      this.db
-        .request('startCall', { callNum, node: this.nodeId })
-        .catch((e) => this.o.log.warn({ callNum, err: errText(e) }, 'could not mark call RUNNING'));
       const { fn, runtime } = await this.definition(m.fn);
       await this.images.ensure(runtime.image);
       const treeDir = await this.trees.prepare(fn, runtime);
@@ -328,6 +324,20 @@ export class Instance {
       const error = `could not prepare ${m.fn.name}@${m.fn.version}: ${errText(e)}`;
       void this.report(callNum, { status: 'ERROR', result: '', error });
     }
+  }
+
+  // A run begins: the call is RUNNING from now on, and this run counts as one of its attempts (a call that
+  // waited on this node and never ran does not). Recorded on the way, not waited for: the DB applies
+  // writes in order, so it lands before the result; the result also says which attempt it was. A call
+  // already final (a duplicate after a redispatch) runs again at worst, and its second result is not
+  // recorded (the first final state wins). Once per call: a redundant call's second run, or a run again
+  // after its miniworker died, is the same attempt.
+  private onRunStart(work: Work): void {
+    if (this.started.has(work.callNum)) return;
+    this.started.add(work.callNum);
+    this.db
+      .request('startCall', { callNum: work.callNum, node: this.nodeId })
+      .catch((e) => this.o.log.warn({ callNum: work.callNum, err: errText(e) }, 'could not mark call RUNNING'));
   }
 
   // Redundant calls: the first DONE is the answer and the other run is cancelled; a failure waits for the
@@ -395,6 +405,7 @@ export class Instance {
     }
     if (recordFirst) await send(recorded?.status === 'PENDING' ? recorded.retryAt : undefined);
     this.accepted.delete(callNum);
+    this.started.delete(callNum);
   }
 }
 

@@ -277,10 +277,12 @@ let dataDir: string;
 let pool: Pool;
 let fake: FakeWorkers;
 let results: { work: Work; outcome: CallOutcome }[];
+let starts: number[]; // calls whose run began, in order
 
 beforeEach(async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'zfaas-pool-'));
   results = [];
+  starts = [];
   pool = new Pool({
     address: 'ipc:///nonexistent',
     nodeId: 'n1',
@@ -289,6 +291,7 @@ beforeEach(async () => {
     settings: { miniworkers: 2, stemCells: 0, stemCellsMax: 0, idleTtlMs: 3_600_000, maxContainers: 16 },
     log: pino({ level: 'silent' }),
     onResult: (w, outcome) => results.push({ work: w, outcome }),
+    onStart: (w) => starts.push(w.callNum),
     workers: (hooks) => (fake = new FakeWorkers(hooks, ['w1', 'w2'])),
     lateSweepMs: 300,
   });
@@ -807,6 +810,18 @@ describe('more calls than miniworkers and containers', () => {
     pool.submit(work(2));
     await resultsIn(1);
     expect(results[0]!.outcome.status).toBe('DONE');
+  });
+
+  it('says a run began only when it does: a call waiting for a miniworker has not started', async () => {
+    fake.hold = (_w, c) => c.type === 'run';
+    for (let i = 1; i <= 3; i++) pool.submit(work(i, { policy: 'none' }));
+    await vi.waitFor(() => expect(fake.of('run')).toHaveLength(2));
+    expect(starts).toEqual([1, 2]);
+    expect(pool.withdraw()).toEqual([3]); // a draining node gives it back: it never ran here
+    fake.hold = () => false;
+    fake.release();
+    await resultsIn(2);
+    expect(starts).toEqual([1, 2]);
   });
 
   it('removes a container only after its create was answered, so a cancel right after the decision leaves nothing', async () => {

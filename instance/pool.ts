@@ -35,6 +35,7 @@ export interface PoolOptions {
   settings: PoolSettings;
   log: Logger;
   onResult(work: Work, outcome: CallOutcome): void;
+  onStart?(work: Work): void; // a run of the call begins (also again, after its miniworker died)
   workers?(hooks: WorkerHooks): WorkerPort; // the real miniworkers unless a test brings fakes
   lateSweepMs?: number; // after a miniworker died, when the second sweep of what it made goes (default 5 s)
 }
@@ -407,6 +408,7 @@ export class Pool {
     const a: Active = { work };
     this.active.set(k, a);
     this.o.log.debug({ callNum: work.callNum, attempt: work.attempt ?? 1, replica: work.replica, how: d.kind }, 'run starts');
+    this.o.onStart?.(work);
     let outcome: Promise<CallOutcome>;
     try {
       outcome = this.execute(work, d, a);

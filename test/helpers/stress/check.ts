@@ -78,7 +78,11 @@ export function check(s: Scenario, ob: Observations): string[] {
 
     // Runs the nodes started for it (the node logs each one).
     const runs = ob.runs.get(callNum) ?? [];
-    const touched = ob.faults.some((f) => m && f.at <= (m.finalSeenAt || Date.now()) && f.until >= m.submittedAt - 1000);
+    // A call no caller holds (its caller lost the API's answer and asked again) has no known window: any
+    // fault may have touched it.
+    const touched = m
+      ? ob.faults.some((f) => f.at <= (m.finalSeenAt || Date.now()) && f.until >= m.submittedAt - 1000)
+      : ob.faults.length > 0;
     if (!fn.retry && runs.length > fn.retries + 1)
       say(callNum, `ran ${runs.length} times; its function has retry=false and ${fn.retries} retries`);
     if (touched) continue;
