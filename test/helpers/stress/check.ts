@@ -67,12 +67,11 @@ export function check(s: Scenario, ob: Observations): string[] {
       if (r && r.attempt !== c.attempts) say(callNum, `DONE by run ${r.attempt}, but the record counts ${c.attempts} attempts`);
     }
 
-    // History: its failed runs, numbered in order, no more than its retries.
+    // History: its failed runs in the order they ran (a run lost with its node has no outcome, so no entry),
+    // each one of the attempts the record counts, no more than its retries.
     const h = c.history ?? [];
-    h.forEach((x, i) => {
-      if (x.attempt !== i + 1 && !(i > 0 && x.attempt > h[i - 1]!.attempt))
-        say(callNum, `history is out of order: ${h.map((y) => y.attempt).join(',')}`);
-    });
+    if (h.some((x, i) => x.attempt < 1 || x.attempt > c.attempts || (i > 0 && x.attempt <= h[i - 1]!.attempt)))
+      say(callNum, `history is out of order: ${h.map((y) => y.attempt).join(',')} of ${c.attempts} attempts`);
     if (h.length > fn.retries) say(callNum, `history holds ${h.length} failed runs, its function retries ${fn.retries}`);
     if (c.attempts < h.length) say(callNum, `${c.attempts} attempts but ${h.length} failed runs in its history`);
 
