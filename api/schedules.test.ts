@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Call, ScheduleRef } from '../common/model.js';
 import type { DbClient } from '../db/client.js';
 import type { Schedule } from '../protocol/db.js';
-import { cronOf, missedTick, nextTick, ScheduleError, ScheduleRunner, tickKey } from './schedules.js';
+import { cronOf, missedTick, nextTick, ScheduleError, ScheduleRunner, shortestGapS, tickKey } from './schedules.js';
 
 const log = pino({ level: 'silent' });
 const at = (iso: string): Date => new Date(iso);
@@ -48,6 +48,27 @@ describe('next tick', () => {
     const { key, hash } = tickKey('ab12', at('2026-01-01T00:00:02Z'));
     expect(key).toBe('schedule:ab12:2026-01-01T00:00:02.000Z');
     expect(hash).toBe(createHash('sha256').update(key).digest('hex'));
+  });
+});
+
+describe('how close ticks come', () => {
+  const from = new Date('2030-01-01T00:00:30Z');
+  it.each([
+    ['* * * * * *', 1],
+    ['*/20 * * * * *', 20],
+    ['0,59 * * * * *', 1], // 59 s, then 1 s into the next minute
+    ['* * * * *', 60],
+    ['*/5 * * * *', 300],
+    ['0,1 * * * *', 60],
+    ['59 23,0 * * *', 3600],
+    ['0 0 * * *', 86400],
+  ])('%s: %i s at the closest', (cron, gap) => {
+    expect(shortestGapS(cronOf(cron), 0, 200, from)).toBe(gap);
+  });
+
+  it('stops at the first gap closer than asked', () => {
+    expect(shortestGapS(cronOf('* * * * * *'), 60, 200, from)).toBe(1);
+    expect(shortestGapS(cronOf('0 0 1 1 *'), 60, 3, from)).toBe(365 * 86400);
   });
 });
 

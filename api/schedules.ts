@@ -51,6 +51,23 @@ export function cronOf(cron: string, timezone = 'UTC'): Cron {
   }
 }
 
+// How close, in seconds, two ticks of a schedule come: the least gap over its next `runs` ticks, stopping
+// early at one closer than `below`. Ticks less than a minute apart show within the first minute that has
+// a tick (they need two values in the seconds field); wider patterns repeat hourly or daily, within the
+// ticks read for any cron that ticks often enough to matter. Infinity when it ticks once or never.
+export function shortestGapS(c: Cron, below: number, runs = 200, from = new Date()): number {
+  let least = Infinity;
+  let prev = c.nextRun(from);
+  for (let i = 1; prev && i < runs; i++) {
+    const next = c.nextRun(prev);
+    if (!next) break;
+    least = Math.min(least, (next.getTime() - prev.getTime()) / 1000);
+    if (least < below) break;
+    prev = next;
+  }
+  return least;
+}
+
 // The first tick strictly after `after`, or null if there is none.
 export function nextTick(s: Pick<Schedule, 'cron' | 'timezone'>, after: Date): Date | null {
   return cronOf(s.cron, s.timezone).nextRun(after);

@@ -15,6 +15,8 @@ import { errorResponder, HttpError } from './http.js';
 import { preloadAfterDeploy } from './preload.js';
 import { isLoopback } from './auth.js';
 import { Identity } from './tenancy/identity.js';
+import { gate } from './tenancy/gate.js';
+import { checkRoutes } from './routes.js';
 import { Quotas } from './tenancy/quotas.js';
 import { namespacesRouter } from './handlers/namespaces.js';
 import { secretsRouter } from './handlers/secrets.js';
@@ -106,16 +108,20 @@ export class ApiServer {
     const app = express();
     app.disable('x-powered-by');
     app.set('etag', false);
-    app.use(dashboardRouter()); // the page and its scripts hold no data: open, like /health
-    // Every request from here on acts as the operator or as a key of one namespace (api/tenancy).
+    // Another case, a trailing slash: another path, which is no route (and so needs the operator).
+    app.set('case sensitive routing', true);
+    app.set('strict routing', true);
+    // Every request is authorized first, for the route it will reach, as that route declared (api/routes.ts).
     const identity = new Identity({ db: this.db, log: this.o.log, token: this.o.token });
-    app.use(identity.middleware());
+    const first = gate(app, identity);
+    app.use(first);
+    app.use(dashboardRouter()); // the page and its scripts hold no data: open, like /health
     // A function's web path answers an anonymous caller when the function is public.
     app.use(webRouter({ calls: this.calls, log: this.o.log, idempotencyTtlS: this.idempotencyTtlS }));
     app.use(batchesRouter(new Batches(this.calls, this.broker, this.db))); // parses its own, larger bodies
     app.use(express.json({ limit: '1mb' }));
     app.use(namespacesRouter({ db: this.db, forget: (id) => identity.forget(id) }), secretsRouter(this.db));
-    app.use(runtimesRouter(this.db));
+    app.use(runtimesRouter(this.db, this.quotas));
     // Any change to runtimes or functions clears the API's cache of their definitions.
     app.use((req, res, next) => {
       if (req.method !== 'GET' && req.path !== '/invokeFunction') {
@@ -126,7 +132,7 @@ export class ApiServer {
     });
     app.use(preloadAfterDeploy(this.db, this.broker, this.o.log));
     app.use(functionsRouter(this.db, this.quotas));
-    app.use(schedulesRouter({ db: this.db, calls: this.calls, log: this.o.log }));
+    app.use(schedulesRouter({ db: this.db, calls: this.calls, log: this.o.log, quotas: this.quotas }));
     app.use(invokeRouter(this.db, this.calls, this.idempotencyTtlS, this.callbackAllow));
     app.use(callsRouter(this.db, this.calls));
     app.use(deadLettersRouter(this.db, this.calls));
@@ -143,11 +149,13 @@ export class ApiServer {
       metricsRouter(
         new Metrics(this.calls, this.broker, this.scheduler, { db: this.db, log: this.o.log, deliveries: this.deliverer.events }),
       ),
-      eventsRouter(new CallFeed(this.calls, this.db, this.o.log)),
+      eventsRouter(new CallFeed(this.calls, this.db, this.o.log), identity),
       openapiRouter(),
     );
+    // Only the operator gets this far on a path that is no route (the gate saw to it).
     app.use((req, _res, next) => next(new HttpError(404, `no route ${req.method} ${req.path}`)));
     app.use(errorResponder(this.o.log));
+    checkRoutes(app, first); // a route without a declared rule stops the start
     return app;
   }
 

@@ -25,7 +25,7 @@ export const absPathSchema = z
 
 // The Docker (OCI) runtime its containers run under, such as runsc (gVisor) or kata-runtime, for
 // code that must not share the host's kernel; unset: the engine's default (runc).
-const isolationSchema = z
+export const isolationSchema = z
   .string()
   .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'must name a Docker runtime the nodes have, such as runsc or kata-runtime');
 
@@ -254,8 +254,18 @@ export const QuotasSchema = z
     running: z.number().int().min(1).max(100_000).optional(), // calls running (or starting) at once
     perMinute: z.number().int().min(1).max(10_000_000).optional(), // calls made per minute (429 beyond)
     functions: z.number().int().min(0).max(100_000).optional(), // functions deployed
-    archiveBytes: z.number().int().min(0).optional(), // bytes of the current versions' archives, summed
+    archiveBytes: z.number().int().min(0).optional(), // bytes of every stored version's archive, summed
     memory: z.number().int().min(SETTING_LIMITS.memory.min).max(SETTING_LIMITS.memory.max).optional(), // MiB a function may ask for
+    cpus: z.number().min(SETTING_LIMITS.cpus.min).max(SETTING_LIMITS.cpus.max).optional(), // CPUs a function may ask for
+    pids: z.number().int().min(SETTING_LIMITS.pids.min).max(SETTING_LIMITS.pids.max).optional(), // processes a function may ask for
+    schedules: z.number().int().min(0).max(100_000).optional(), // schedules of its functions, together
+    // Seconds a schedule's ticks are apart at the closest (unset: 60 for keys; the operator is not held to it).
+    scheduleInterval: z.number().int().min(1).max(31_536_000).optional(),
+    // The runtimes its functions may use, by the names the namespace uses (a shared one's, or its own).
+    runtimes: z.array(nameSchema).max(256).optional(),
+    // The Docker runtimes its functions' containers must run under: a runtime without `isolation` runs
+    // under the engine's default, runc (list "runc" to allow it).
+    isolation: z.array(isolationSchema).min(1, 'names at least one Docker runtime').max(16).optional(),
   })
   .strict();
 export type Quotas = z.infer<typeof QuotasSchema>;

@@ -316,6 +316,8 @@ export class DbServer {
         return { data: await s.setCurrentVersion(req.content.name, req.content.version) };
       case 'deleteFunction':
         return { data: await s.deleteFunction(req.content.name) };
+      case 'deleteVersion':
+        return { data: await s.deleteVersion(req.content.name, req.content.version) };
       case 'createCall':
         return { data: await s.createCall(req.content) };
       case 'startCall':

@@ -192,14 +192,34 @@ export class Store {
   }
   async deleteFunction(name: string): Promise<{ deleted: boolean }> {
     if (!(await this.heads.get(name))) return { deleted: false };
-    const keys = await this.versions.keys({ gt: `${name}!`, lt: `${name}!~` }).all();
+    const versions = await this.versions.iterator({ gt: `${name}!`, lt: `${name}!~` }).all();
     const schedules = await this.schedules.keys({ gt: `${name}!`, lt: `${name}!~` }).all(); // they go with it
     await this.db.batch([
-      ...keys.map((key) => ({ type: 'del' as const, sublevel: this.versions, key })),
+      ...versions.map(([key]) => ({ type: 'del' as const, sublevel: this.versions, key })),
       ...schedules.map((key) => ({ type: 'del' as const, sublevel: this.schedules, key })),
       { type: 'del' as const, sublevel: this.heads, key: name },
     ]);
+    await this.dropArchives(versions.map(([, v]) => v.digest));
     return { deleted: true };
+  }
+  // An old version goes; the current one stays (`current`: refused for that).
+  async deleteVersion(name: string, version: number): Promise<{ deleted: boolean; current?: true }> {
+    const head = await this.heads.get(name);
+    const meta = head ? await this.versions.get(`${name}!${pad(version)}`) : undefined;
+    if (!head || !meta) return { deleted: false };
+    if (head.current === version) return { deleted: false, current: true };
+    await this.versions.del(`${name}!${pad(version)}`);
+    await this.dropArchives([meta.digest]);
+    return { deleted: true };
+  }
+  // Archives no version of any function holds any more: stored once by digest, they go with the last one.
+  private async dropArchives(digests: string[]): Promise<void> {
+    const left = new Set(digests);
+    for await (const v of this.versions.values()) {
+      if (left.size === 0) return;
+      left.delete(v.digest);
+    }
+    for (const digest of left) await this.archives.del(digest);
   }
 
   // Calls. Each write below is a group of one; the server groups many (see CallGroup).

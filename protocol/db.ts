@@ -76,6 +76,8 @@ export const DbRequestSchema = z.discriminatedUnion('msgType', [
   z.object({ msgType: z.literal('listVersions'), content: z.object({ name: qualifiedNameSchema }) }),
   z.object({ msgType: z.literal('setCurrentVersion'), content: z.object({ name: qualifiedNameSchema, version: z.number().int().min(1) }) }),
   z.object({ msgType: z.literal('deleteFunction'), content: z.object({ name: qualifiedNameSchema }) }),
+  // An old version (and its archive, when no other version holds it); the current one is refused (`current`).
+  z.object({ msgType: z.literal('deleteVersion'), content: z.object({ name: qualifiedNameSchema, version: z.number().int().min(1) }) }),
   z.object({
     msgType: z.literal('createCall'),
     content: z.object({
@@ -230,6 +232,7 @@ export interface DbResults {
   listVersions: FunctionMeta[];
   setCurrentVersion: FunctionMeta | null;
   deleteFunction: { deleted: boolean };
+  deleteVersion: { deleted: boolean; current?: true };
   createCall: CreatedCall;
   startCall: { call: Call | null; changed: boolean };
   requeueCall: { call: Call | null; changed: boolean };

@@ -1,4 +1,4 @@
-// The REST API's bearer token (issue 5 item 5): required beyond loopback, checked on every route.
+// The REST API's bearer token: required beyond loopback, checked on every route, never taken from a URL.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { freePort, startUp, tempDir, zfaas, type Platform } from './helpers/platform.js';
 import { rm } from 'node:fs/promises';
@@ -30,12 +30,19 @@ it('refuses requests without the token or with a wrong one, and answers with it'
   });
   expect(reg.status).toBe(401);
   expect(await (await get('/runtimes', { authorization: `Bearer ${TOKEN}` })).json()).not.toContain('x');
-  // ?token= is only for the event stream (browsers cannot give EventSource a header).
+  // A token is never taken from a URL; the event stream takes a one-use ticket there (browsers cannot give
+  // EventSource a header), made with the token in the header.
   expect((await get(`/functions?token=${TOKEN}`)).status).toBe(401);
+  expect((await get(`/events?token=${TOKEN}`)).status).toBe(401);
+  const made = await fetch(`${p.api}/events/ticket`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
+  expect(made.status).toBe(201);
+  const { ticket } = (await made.json()) as { ticket: string };
+  expect((await get(`/functions?ticket=${ticket}`)).status).toBe(401); // the stream's only
   const ac = new AbortController();
-  const events = await fetch(`${p.api}/events?token=${TOKEN}`, { signal: ac.signal });
+  const events = await fetch(`${p.api}/events?ticket=${ticket}`, { signal: ac.signal });
   expect(events.status).toBe(200);
   ac.abort();
+  expect((await get(`/events?ticket=${ticket}`)).status).toBe(401); // used once
   // Health stays open for load balancers and probes.
   expect((await get('/health')).status).toBe(200);
   expect(p.proc.output()).toContain('request refused: bad token or key');

@@ -1,6 +1,7 @@
-// The web dashboard (issue 7 item 1) in headless Chromium (Debian's, driven by playwright-core), against
+// The web dashboard in headless Chromium (Debian's, driven by playwright-core), against
 // a platform that requires a token: the page loads and asks for it, shows nodes, functions and runtimes,
-// an invoke from the form shows its result, calls appear live, and a running batch updates.
+// an invoke from the form shows its result, calls appear live (over a stream opened with a one-use ticket:
+// the token is in no URL the page asks for), and a running batch updates.
 // Then the views of the last hour's charts, schedules, callback deliveries and dead letters show real data,
 // a dead letter's Replay button makes a replay and Dismiss takes one off the list (each asking first).
 // A namespace's key pasted as the token shows its namespace and role, only its functions, no nodes, and
@@ -25,6 +26,7 @@ let browser: Browser;
 let page: Page;
 let shots: string;
 const pageErrors: string[] = [];
+const urls: string[] = []; // every URL the page asked for
 let receiver: Server; // answers callbacks with 204
 const received: number[] = []; // the calls whose callback it got
 
@@ -74,6 +76,7 @@ describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)('the dashboard in a br
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
     page = await browser.newPage({ viewport: { width: 1360, height: 860 } });
     page.on('pageerror', (e) => pageErrors.push(e.message));
+    page.on('request', (r) => void urls.push(r.url()));
   });
 
   afterAll(async () => {
@@ -132,6 +135,9 @@ describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)('the dashboard in a br
     const row = page.locator(`#calls-table tr[data-call="${callNum}"]`);
     await row.getByText('DONE').waitFor(); // no reload: it came over GET /events
     expect(await row.innerText()).toContain('{"hello":"live-bo"}');
+    // The stream was opened with a one-use ticket: the token was never in a URL (histories, logs).
+    expect(urls.some((u) => /\/events\?ticket=[A-Za-z0-9_-]+$/.test(u))).toBe(true);
+    expect(urls.filter((u) => u.includes(TOKEN))).toEqual([]);
     await row.click();
     await page.locator('#call-detail').getByText('greeting live-bo').waitFor();
   });
@@ -355,6 +361,7 @@ describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)('the dashboard in a br
     await login(TOKEN);
     await page.locator('#who', { hasText: 'default · operator' }).waitFor();
     expect(await page.locator('#nodes-card').isVisible()).toBe(true);
+    for (const secret of [TOKEN, dev, admin]) expect(urls.filter((u) => u.includes(secret))).toEqual([]);
     expect(pageErrors).toEqual([]);
   });
 });

@@ -1,7 +1,8 @@
 // Namespaces, keys and secrets from the built `zfaas` CLI (child processes) against one `zfaas up` with an
 // operator token: the operator makes a namespace and its keys (each printed once); the namespace's admin
-// key stores a secret from stdin that no listing shows; its developer key deploys a function that reads the
-// secret (--secrets) and invokes it; the operator sees that namespace's functions only with --namespace
+// key stores a secret from stdin that no listing shows; its developer key may not name the secret in a
+// deploy (the secrets are the admin's), the admin key deploys a function that reads it (--secrets) and the
+// developer key invokes it; the operator sees that namespace's functions only with --namespace
 // (or ZFAAS_NAMESPACE); a revoked key is refused at once (exit 77, one line).
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -125,14 +126,17 @@ describe('a namespace key', () => {
     expect(refused.stderr).toMatch(/needs the admin role/);
   });
 
-  it('developer: deploys a function that reads the secret, and invokes it', async () => {
+  it("developer: may not name the secret in a deploy; the admin's function that reads it, it invokes", async () => {
     const dir = join(work, 'reader');
     await mkdir(dir, { recursive: true });
     await writeFile(
       join(dir, 'index.js'),
       "const { createHash } = require('node:crypto');\nconst { readFileSync } = require('node:fs');\nmodule.exports = (p) => ({ hi: p.name, sha: createHash('sha256').update(readFileSync('/var/zfaas/secrets/db')).digest('hex') });\n",
     );
-    const d = ok(await zf(['deploy', 'reader', dir, '--runtime', 'node', '--secrets', 'db'], { token: devKey }));
+    const refused = await zf(['deploy', 'reader', dir, '--runtime', 'node', '--secrets', 'db'], { token: devKey });
+    expect(refused.code).toBe(77);
+    expect(refused.stderr).toMatch(/^zfaas: naming secrets \(db\) in a deploy needs the admin role/);
+    const d = ok(await zf(['deploy', 'reader', dir, '--runtime', 'node', '--secrets', 'db'], { token: admin.key }));
     expect(d.stdout).toMatch(/^deployed reader version 1 \(runtime node, /);
     const shown = ok(await zf(['function', 'reader'], { token: devKey }));
     expect(shown.stdout).toMatch(/\nsecrets:\s+db\n/);

@@ -1,8 +1,11 @@
 // The REST API from the page: the token pasted into the page (kept in localStorage) goes in the
-// Authorization header; the live stream takes it as ?token= because EventSource cannot send headers.
-/* global localStorage, fetch, EventSource */
+// Authorization header. EventSource cannot send headers, and a token in a URL would end up in histories and
+// logs: the live stream is opened with a one-use ticket (POST /events/ticket, with the header), a new one
+// for every reconnection.
+/* global localStorage, fetch, EventSource, setTimeout, clearTimeout */
 
 const TOKEN_KEY = 'zfaas.token';
+const RECONNECT_MS = 2000;
 
 export const token = {
   get: () => localStorage.getItem(TOKEN_KEY) || '',
@@ -47,10 +50,37 @@ export async function api(path, { method = 'GET', json, body, headers = {} } = {
  * Returns a function that closes it.
  */
 export function liveCalls(onCall, onState) {
-  const t = token.get();
-  const es = new EventSource(`/events${t ? `?token=${encodeURIComponent(t)}` : ''}`);
-  es.addEventListener('hello', () => onState('live'));
-  es.addEventListener('call', (e) => onCall(JSON.parse(e.data)));
-  es.onerror = () => onState('reconnecting');
-  return () => es.close();
+  let es = null;
+  let timer = null;
+  let closed = false;
+  const retry = () => {
+    onState('reconnecting');
+    if (!closed) timer = setTimeout(open, RECONNECT_MS);
+  };
+  async function open() {
+    let url = '/events';
+    if (token.get()) {
+      try {
+        const t = await api('/events/ticket', { method: 'POST' });
+        url += `?ticket=${encodeURIComponent(t.ticket)}`;
+      } catch {
+        return retry();
+      }
+    }
+    if (closed) return;
+    es = new EventSource(url);
+    es.addEventListener('hello', () => onState('live'));
+    es.addEventListener('call', (e) => onCall(JSON.parse(e.data)));
+    // A ticket is good once: the stream is opened again here, with a new one, rather than by EventSource.
+    es.onerror = () => {
+      es.close();
+      retry();
+    };
+  }
+  void open();
+  return () => {
+    closed = true;
+    clearTimeout(timer);
+    if (es) es.close();
+  };
 }

@@ -1,14 +1,17 @@
 // POST /batch/:funcName (a JSON array of params, or JSON lines), GET /batches, GET /batch/:id,
-// GET /batch/:id/results. Mounted before the API's 1 MB JSON parser: a batch body may be larger.
-import express, { Router, type Request, type Response } from 'express';
+// GET /batch/:id/results. Mounted before the API's 1 MB JSON parser: a batch body may be larger, yet
+// each item is held to what the params of one call may be (as deep, as large), item by item.
+import express, { type Request, type Response, type Router } from 'express';
 import { z } from 'zod';
 import { JsonLinesError, parseJsonLines } from '../../common/jsonlines.js';
 import { nameSchema } from '../../common/model.js';
 import { MAX_BATCH_ITEMS, TooManyBatches, type Batch, type Batches } from '../batches.js';
-import { HttpError, parse, wrap } from '../http.js';
+import { checkParams, HttpError, parse, wrap } from '../http.js';
+import { route, router } from '../routes.js';
 import { scopeOf, type Scope } from '../tenancy/scope.js';
 
 const BODY_LIMIT = '32mb';
+const ITEM_MAX_BYTES = 1024 * 1024; // the params of one call, as POST /invokeFunction's body limit has them
 const NDJSON_TYPES = [
   'application/x-ndjson',
   'application/ndjson',
@@ -50,11 +53,29 @@ function itemsOf(req: Request): unknown[] {
   return parse(ItemsSchema, req.body, 'batch (expected a JSON array of params)');
 }
 
+// Each item as the params of one call: no deeper, and no larger than POST /invokeFunction takes them.
+export function checkItems(items: unknown[]): void {
+  items.forEach((item, i) => {
+    try {
+      checkParams(item);
+    } catch (e) {
+      if (e instanceof HttpError) throw new HttpError(e.status, `item ${i} of the batch: ${e.message}`);
+      throw e;
+    }
+    const bytes = Buffer.byteLength(JSON.stringify(item) ?? '');
+    if (bytes > ITEM_MAX_BYTES)
+      throw new HttpError(
+        413,
+        `item ${i} of the batch: a call's params are at most ${ITEM_MAX_BYTES} bytes of JSON, this item is ${bytes}`,
+      );
+  });
+}
+
 // A batch is its namespace's, and an invoker's batches are those it sent.
 const sees = (scope: Scope, b: Batch): boolean => scope.sees({ funcName: b.funcName, by: b.by });
 
 export function batchesRouter(batches: Batches): Router {
-  const r = Router();
+  const r = router();
   const find = (res: Response, raw: unknown): Batch => {
     const id = parse(z.string().regex(/^[a-f0-9]{1,64}$/, 'is not a batch id'), raw, 'batch id');
     const b = batches.get(id);
@@ -63,13 +84,17 @@ export function batchesRouter(batches: Batches): Router {
     return b;
   };
 
-  r.post(
+  route(
+    r,
+    'POST',
     '/batch/:target',
+    'invoker',
     express.json({ limit: BODY_LIMIT }),
     express.text({ type: NDJSON_TYPES, limit: BODY_LIMIT }),
     wrap(async (req, res) => {
       const target = parse(targetSchema, req.params.target, 'function name');
       const items = itemsOf(req);
+      checkItems(items);
       let b: Batch;
       try {
         const scope = scopeOf(res);
@@ -82,18 +107,21 @@ export function batchesRouter(batches: Batches): Router {
     }),
   );
 
-  r.get('/batches', (_req, res) => {
+  route(r, 'GET', '/batches', 'developer', (_req, res) => {
     const scope = scopeOf(res);
     res.json(batches.list((b) => sees(scope, b)));
   });
 
-  r.get('/batch/:id', (req, res) => {
+  route(r, 'GET', '/batch/:id', 'invoker', (req, res) => {
     const b = find(res, req.params.id);
     res.json({ ...b.progress(), callNums: batches.callNums(b) });
   });
 
-  r.get(
+  route(
+    r,
+    'GET',
     '/batch/:id/results',
+    'invoker',
     wrap(async (req, res) => {
       const b = find(res, req.params.id);
       const page = parse(PageSchema, req.query, 'query');

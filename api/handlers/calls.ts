@@ -1,11 +1,12 @@
 // GET /calls (the seed's callstore {"c1": {...}}; ?format=list for an array, newest first) and GET /call/:n
 // (?wait=S: long-polls up to S seconds for the call to end; 202 while it has not)
-import { Router } from 'express';
+import type { Router } from 'express';
 import { z } from 'zod';
 import { CallStatusSchema, isFinal, nameSchema } from '../../common/model.js';
 import type { DbClient } from '../../db/client.js';
 import { withOutcome, type Calls } from '../calls.js';
 import { HttpError, parse, positiveInt, wrap } from '../http.js';
+import { route, router } from '../routes.js';
 import { waitBudgetMs } from './invoke.js';
 import { scopeOf } from '../tenancy/scope.js';
 
@@ -20,10 +21,13 @@ const ListQuerySchema = z.object({
 const CallQuerySchema = z.object({ wait: positiveInt.pipe(z.number().max(300, 'is at most 300 seconds')).optional() });
 
 export function callsRouter(db: DbClient, calls: Calls): Router {
-  const r = Router();
+  const r = router();
 
-  r.get(
+  route(
+    r,
+    'GET',
     '/calls',
+    'invoker',
     wrap(async (req, res) => {
       const q = parse(ListQuerySchema, req.query, 'query');
       const scope = scopeOf(res);
@@ -51,8 +55,11 @@ export function callsRouter(db: DbClient, calls: Calls): Router {
     }),
   );
 
-  r.get(
+  route(
+    r,
+    'GET',
     '/call/:callNum',
+    'invoker',
     wrap(async (req, res) => {
       const callNum = parse(positiveInt, req.params.callNum, 'call number');
       const { wait } = parse(CallQuerySchema, req.query, 'query');

@@ -2,12 +2,13 @@
 // ?funcName=NAME, ?limit=N), POST /dead-letters/:n/replay (a new call with the same params, to the
 // function's current version unless the body names one; the dead letter leaves the list, marked
 // `replayedAs`), DELETE /dead-letters/:n (it leaves the list without a replay).
-import { Router } from 'express';
+import type { Router } from 'express';
 import { z } from 'zod';
 import { nameSchema } from '../../common/model.js';
 import type { DbClient } from '../../db/client.js';
 import type { Calls } from '../calls.js';
 import { HttpError, parse, positiveInt, wrap } from '../http.js';
+import { route, router } from '../routes.js';
 import { scopeOf } from '../tenancy/scope.js';
 
 const ListQuerySchema = z.object({
@@ -18,10 +19,13 @@ const ListQuerySchema = z.object({
 const ReplayBodySchema = z.object({ version: z.union([z.number().int().min(1), z.literal('same')]).optional() }).strict();
 
 export function deadLettersRouter(db: Pick<DbClient, 'request'>, calls: Calls): Router {
-  const r = Router();
+  const r = router();
 
-  r.get(
+  route(
+    r,
+    'GET',
     '/dead-letters',
+    'developer',
     wrap(async (req, res) => {
       const q = parse(ListQuerySchema, req.query, 'query');
       const scope = scopeOf(res);
@@ -30,8 +34,11 @@ export function deadLettersRouter(db: Pick<DbClient, 'request'>, calls: Calls): 
     }),
   );
 
-  r.post(
+  route(
+    r,
+    'POST',
     '/dead-letters/:callNum/replay',
+    'developer',
     wrap(async (req, res) => {
       const callNum = parse(positiveInt, req.params.callNum, 'call number');
       const body = parse(ReplayBodySchema, req.body ?? {}, 'replay');
@@ -52,8 +59,11 @@ export function deadLettersRouter(db: Pick<DbClient, 'request'>, calls: Calls): 
     }),
   );
 
-  r.delete(
+  route(
+    r,
+    'DELETE',
     '/dead-letters/:callNum',
+    'developer',
     wrap(async (req, res) => {
       const callNum = parse(positiveInt, req.params.callNum, 'call number');
       const had = await db.request('getCall', { callNum });

@@ -1,14 +1,18 @@
 // GET /events: a Server-Sent Events stream of calls as they are accepted and finished (the dashboard's
 // live view, `zfaas logs NAME --follow`). `?funcName=` keeps one function's calls. Browsers cannot put a
-// header on an EventSource, so with a token it comes as `?token=` (see tenancy/identity.ts). A key sees
-// its namespace's calls only, an invoker key only the calls it made, names shown bare.
-import { Router, type Response } from 'express';
+// header on an EventSource, and a token or key in a URL would end up in histories and logs: a page asks
+// POST /events/ticket (with its header) for a one-use ticket that lasts 30 s and opens
+// /events?ticket=... with it (tenancy/tickets.ts). A key sees its namespace's calls only, an invoker key
+// only the calls it made, names shown bare.
+import type { Response, Router } from 'express';
 import { z } from 'zod';
 import { errText, type Logger } from '../../common/log.js';
 import { nameSchema, type Call, type CallStatus } from '../../common/model.js';
 import type { DbClient } from '../../db/client.js';
 import type { CallEvents, Calls } from '../calls.js';
 import { parse } from '../http.js';
+import { route, router } from '../routes.js';
+import type { Ticket } from '../tenancy/tickets.js';
 import { DEFAULT_NAMESPACE } from '../../common/namespace.js';
 import { scopeOf, type Scope } from '../tenancy/scope.js';
 
@@ -130,9 +134,10 @@ export class CallFeed {
   }
 }
 
-export function eventsRouter(feed: CallFeed): Router {
-  const r = Router();
-  r.get('/events', (req, res) => {
+// `tickets`: makes the one-use tickets of the stream (tenancy/identity.ts).
+export function eventsRouter(feed: CallFeed, tickets: { ticket(res: Response): Ticket }): Router {
+  const r = router();
+  route(r, 'GET', '/events', { need: 'invoker', ticket: true }, (req, res) => {
     const q = parse(z.object({ funcName: nameSchema.optional() }).passthrough(), req.query, 'query');
     res
       .status(200)
@@ -142,6 +147,9 @@ export function eventsRouter(feed: CallFeed): Router {
     res.write(`retry: 2000\nevent: hello\ndata: ${JSON.stringify({ funcName: q.funcName ?? null })}\n\n`);
     const scope = scopeOf(res);
     feed.add(res, scope, q.funcName === undefined ? undefined : scope.q(q.funcName));
+  });
+  route(r, 'POST', '/events/ticket', 'invoker', (_req, res) => {
+    res.status(201).set('cache-control', 'no-store').json(tickets.ticket(res));
   });
   return r;
 }

@@ -1,6 +1,8 @@
 // registerFunction's settings without Docker: the forms people write read into stored numbers, and each
-// refused setting answered 400 with what was expected, through the API's one error responder; and the
-// management routes under the plural /functions/NAME (the singular is the function's own web path).
+// refused setting answered 400 with what was expected, through the API's one error responder; the
+// management routes under the plural /functions/NAME (the singular is the function's own web path); and
+// what a role and the namespace's quotas allow: secrets named only by an admin, a rollback held to the
+// quotas and runtime rules of today, old versions removed one by one.
 import express from 'express';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
@@ -8,7 +10,11 @@ import type { Request } from 'express';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DbClient } from '../../db/client.js';
+import { packFiles } from '../../test/helpers/archives.js';
+import type { FunctionMeta, Quotas as QuotaSet } from '../../common/model.js';
 import { errorResponder } from '../http.js';
+import { Quotas } from '../tenancy/quotas.js';
+import { Scope } from '../tenancy/scope.js';
 import { functionsRouter, settingsFrom } from './functions.js';
 
 const req = (query: Record<string, unknown>, body: Record<string, unknown> = {}): Request => ({ query, body }) as unknown as Request;
@@ -178,8 +184,10 @@ describe('the management routes under /functions/NAME', () => {
   const meta = { functionName: 'fn', runtimeName: 'node', version: 2, digest: 'd'.repeat(64), size: 1, format: 'tar.gz' };
   const db = {
     request: async (type: string, content: { name?: string; version?: number }) => {
+      if (type === 'getRuntime') return { name: 'node', image: 'zfaas/node', path: '/ws', run: 'true' };
       if (content.name !== 'fn') return type === 'deleteFunction' ? { deleted: false } : null;
-      if (type === 'getFunction') return meta;
+      if (type === 'getFunction')
+        return content.version === undefined || content.version <= 2 ? { ...meta, version: content.version ?? 2 } : null;
       if (type === 'listVersions') return [1, 2].map((version) => ({ ...meta, version, createdAt: 'then' }));
       if (type === 'setCurrentVersion') return content.version === 1 ? { ...meta, version: 1 } : null;
       if (type === 'deleteFunction') return { deleted: true };
@@ -230,5 +238,139 @@ describe('the management routes under /functions/NAME', () => {
       ['POST', '/function/fn/rollback'],
     ] as const)
       expect(await send(method, path, method === 'POST' ? {} : undefined)).toEqual({ status: 404, body: { error: 'no route' } });
+  });
+});
+
+describe('roles and quotas at deploy and rollback', () => {
+  let server: Server;
+  let base: string;
+  let quotas: QuotaSet = {};
+  const writes: string[] = [];
+  const v = (version: number, memory: number, runtimeName = 'node'): FunctionMeta =>
+    ({
+      functionName: 'team-a~fn',
+      runtimeName,
+      version,
+      digest: String(version).repeat(64),
+      size: 10,
+      format: 'tar.gz',
+      createdAt: 'then',
+      settings: settingsFrom(req({ memory: String(memory) })),
+    }) as FunctionMeta;
+  const versions = [v(1, 512), v(2, 128), v(3, 128, 'team-a~mine')];
+  const db = {
+    request: async (type: string, c: { name?: string; version?: number }) => {
+      if (type === 'getNamespace') return { name: 'team-a', createdAt: '', quotas };
+      if (type === 'getRuntime')
+        return c.name === 'team-a~mine' ? { name: 'team-a~mine', isolation: 'runsc' } : c.name === 'node' ? { name: 'node' } : null;
+      if (type === 'listFunctions') return [versions[1]];
+      if (type === 'listVersions') return versions;
+      if (type === 'getFunction') return c.name === 'team-a~fn' ? (versions.find((x) => x.version === (c.version ?? 2)) ?? null) : null;
+      writes.push(type);
+      if (type === 'putArchive') return { digest: 'd', size: 1 };
+      if (type === 'addFunction') return v(4, 128);
+      if (type === 'setCurrentVersion') return versions.find((x) => x.version === c.version);
+      if (type === 'deleteVersion') return c.version === 2 ? { deleted: false, current: true } : { deleted: c.version === 1 };
+      throw new Error(`unexpected DB request ${type}`);
+    },
+  } as unknown as DbClient;
+
+  beforeAll(async () => {
+    const app = express();
+    app.use(express.json());
+    // The scope the gate would set: a key of team-a with the role the test names.
+    app.use((request, res, next) => {
+      res.locals.scope = new Scope('team-a', request.headers['x-role'] as 'developer' | 'admin', 'k1');
+      next();
+    });
+    // Quotas read afresh on every request (the real ones keep them a few seconds), as each test sets its own.
+    const fresh = (): Quotas => new Quotas(db);
+    app.use(
+      functionsRouter(db, {
+        fits: (ns, st) => fresh().fits(ns, st),
+        runtimeAllowed: (ns, rt, doing) => fresh().runtimeAllowed(ns, rt, doing),
+        deployRoom: (ns, next, stored) => fresh().deployRoom(ns, next, stored),
+      }),
+    );
+    app.use(errorResponder(pino({ level: 'silent' })));
+    server = app.listen(0, '127.0.0.1');
+    await new Promise((ok) => server.once('listening', ok));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((ok) => server.close(() => ok())));
+
+  const as = async (role: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: { error?: string } }> => {
+    const r = await fetch(`${base}${path}`, {
+      method,
+      headers: { 'x-role': role, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: r.status, body: (await r.json()) as { error?: string } };
+  };
+
+  async function deploy(role: string, fields: [string, string][]): Promise<{ status: number; error?: string }> {
+    const form = new FormData();
+    form.append('module', new Blob([new Uint8Array(await packFiles({ 'index.js': 'module.exports = () => 1;' }))]), 'fn.tar.gz');
+    for (const [k, val] of fields) form.append(k, val);
+    const r = await fetch(`${base}/registerFunction/node/fn`, { method: 'POST', body: form, headers: { 'x-role': role } });
+    return { status: r.status, error: ((await r.json()) as { error?: string }).error };
+  }
+
+  it("lets only an admin name secrets in a deploy, as the secrets are the admin's", async () => {
+    writes.length = 0;
+    const dev = await deploy('developer', [['secrets', 'db-password']]);
+    expect(dev.status).toBe(403);
+    expect(dev.error).toMatch(/naming secrets \(db-password\) in a deploy needs the admin role/);
+    expect(writes).toEqual([]); // nothing stored
+    expect((await deploy('developer', [])).status).toBe(201);
+    expect((await deploy('admin', [['secrets', 'db-password']])).status).toBe(201);
+  });
+
+  it("holds a deploy to the namespace's CPUs, processes and runtimes", async () => {
+    quotas = { cpus: 0.5, pids: 64 };
+    writes.length = 0;
+    expect(
+      await deploy('admin', [
+        ['cpus', '1'],
+        ['pids', '64'],
+      ]),
+    ).toMatchObject({ status: 400, error: expect.stringMatching(/0.5 CPUs/) });
+    expect(
+      await deploy('admin', [
+        ['cpus', '0.5'],
+        ['pids', '65'],
+      ]),
+    ).toMatchObject({ status: 400, error: expect.stringMatching(/64 processes/) });
+    quotas = { runtimes: ['python'] };
+    expect(await deploy('admin', [])).toMatchObject({ status: 403, error: expect.stringMatching(/only the runtimes python, not node/) });
+    expect(writes).toEqual([]);
+    quotas = {};
+  });
+
+  it('rolls back only to a version that fits the quotas and runtime rules of today', async () => {
+    quotas = { memory: 256 };
+    writes.length = 0;
+    expect(await as('developer', 'POST', '/functions/fn/rollback', { version: 1 })).toMatchObject({
+      status: 400,
+      body: { error: expect.stringMatching(/at most 256 MiB of memory \(asked: 512 MiB\)/) },
+    });
+    quotas = { isolation: ['kata-runtime'] };
+    expect(await as('developer', 'POST', '/functions/fn/rollback', { version: 3 })).toMatchObject({
+      status: 403,
+      body: { error: expect.stringMatching(/only under kata-runtime: runtime mine runs under runsc/) },
+    });
+    expect(writes).toEqual([]);
+    quotas = {};
+    expect((await as('developer', 'POST', '/functions/fn/rollback', { version: 1 })).status).toBe(200);
+  });
+
+  it('removes an old version, never the current one', async () => {
+    expect(await as('developer', 'DELETE', '/functions/fn/versions/1')).toEqual({ status: 200, body: { deleted: 'fn', version: 1 } });
+    expect(await as('developer', 'DELETE', '/functions/fn/versions/2')).toMatchObject({
+      status: 409,
+      body: { error: expect.stringMatching(/version 2 is the current version of fn: roll back or deploy first/) },
+    });
+    expect((await as('developer', 'DELETE', '/functions/fn/versions/7')).status).toBe(404);
+    expect((await as('developer', 'DELETE', '/functions/fn/versions/x')).status).toBe(400);
   });
 });

@@ -1,7 +1,10 @@
 // POST /registerFunction/:runtime/:funcName (multipart field `module`), GET /functions,
-// GET /functions/:name, DELETE /functions/:name, POST /functions/:name/rollback
+// GET /functions/:name, DELETE /functions/:name, POST /functions/:name/rollback,
+// DELETE /functions/:name/versions/:version (an old version goes, and its archive with it when nothing
+// else holds it). A deploy and a rollback keep to the namespace's quotas and runtime rules
+// (tenancy/quotas.ts); naming secrets in a deploy needs the admin role, as the secrets are the admin's.
 // (the singular /function/NAME/... is the function's own web path: handlers/web.ts)
-import { Router, type Request, type RequestHandler } from 'express';
+import type { Request, RequestHandler, Router } from 'express';
 import multer from 'multer';
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
@@ -15,14 +18,16 @@ import {
   SECRET_NAME_RE,
   SETTING_LIMITS,
   nameSchema,
+  type FunctionMeta,
   type FunctionSettings,
   type Policy,
 } from '../../common/model.js';
 import { quote, readBackoff, readMemory, readTimeout, refuse, type Reading } from '../../common/units.js';
-import type { DbClient } from '../../db/client.js';
-import { HttpError, parse, wrap } from '../http.js';
+import { DbError, type DbClient } from '../../db/client.js';
+import { HttpError, parse, positiveInt, wrap } from '../http.js';
 import { bareName } from '../../common/namespace.js';
-import { scopeOf } from '../tenancy/scope.js';
+import { route, router } from '../routes.js';
+import { atLeast, scopeOf, type Scope } from '../tenancy/scope.js';
 import type { Quotas } from '../tenancy/quotas.js';
 import { resolveRuntime } from './runtimes.js';
 
@@ -192,9 +197,15 @@ export function settingsFrom(req: Request): FunctionSettings {
   return parse(FunctionSettingsSchema, raw, 'function settings');
 }
 
-// `quotas`: the namespaces' deploy limits (unset: none, as for a router used alone).
-export function functionsRouter(db: DbClient, quotas?: Pick<Quotas, 'deployRoom'>): Router {
-  const r = Router();
+// Every stored version of the scope's functions (what the archive-bytes quota counts).
+async function storedVersions(db: DbClient, scope: Scope): Promise<FunctionMeta[]> {
+  const own = (await db.request('listFunctions', {})).filter((f) => scope.owns(f.functionName));
+  return (await Promise.all(own.map((f) => db.request('listVersions', { name: f.functionName })))).flat();
+}
+
+// `quotas`: the namespaces' limits and runtime rules (unset: none, as for a router used alone).
+export function functionsRouter(db: DbClient, quotas?: Pick<Quotas, 'deployRoom' | 'fits' | 'runtimeAllowed'>): Router {
+  const r = router();
   const upload = multer({
     storage: multer.memoryStorage(),
     limits: { fileSize: MAX_UPLOAD_BYTES, files: 1, fields: 64, fieldSize: 64 * 1024 },
@@ -210,8 +221,11 @@ export function functionsRouter(db: DbClient, quotas?: Pick<Quotas, 'deployRoom'
       next(new HttpError(400, `upload refused: ${e instanceof Error ? e.message : String(e)}`));
     });
 
-  r.post(
+  route(
+    r,
+    'POST',
     '/registerFunction/:runtime/:funcName',
+    'developer',
     receive,
     wrap(async (req, res) => {
       const scope = scopeOf(res);
@@ -225,28 +239,43 @@ export function functionsRouter(db: DbClient, quotas?: Pick<Quotas, 'deployRoom'
       if (!file)
         throw new HttpError(400, "the archive is missing: send it as the multipart field 'module' (e.g. curl -F module=@fn.tar.gz)");
       const settings = settingsFrom(req);
-      await quotas?.deployRoom(scope.namespace, { functionName, size: file.size, memory: settings.memory }, async () =>
-        (await db.request('listFunctions', {})).filter((f) => scope.owns(f.functionName)),
-      );
+      if (settings.secrets.length > 0 && !atLeast(scope.actor, 'admin'))
+        throw new HttpError(
+          403,
+          `naming secrets (${settings.secrets.join(', ')}) in a deploy needs the admin role, as the secrets are the admin's; this key is ${scope.actor}`,
+        );
+      await quotas?.fits(scope.namespace, settings);
+      await quotas?.runtimeAllowed(scope.namespace, { name: bareName(runtimeName), isolation: runtime.isolation }, 'deploy');
+      await quotas?.deployRoom(scope.namespace, { functionName, size: file.size }, () => storedVersions(db, scope));
       // Checked whole before anything is stored: a refused archive writes nothing.
       const summary = await inspectArchive(file.buffer);
       const digest = createHash('sha256').update(file.buffer).digest('hex');
       await db.request('putArchive', { digest }, [file.buffer]);
-      const meta = await db.request('addFunction', {
-        functionName,
-        runtimeName,
-        digest,
-        size: file.size,
-        format: summary.format,
-        originalname: file.originalname?.slice(0, 1024),
-        settings,
+      const add = (): Promise<FunctionMeta> =>
+        db.request('addFunction', {
+          functionName,
+          runtimeName,
+          digest,
+          size: file.size,
+          format: summary.format,
+          originalname: file.originalname?.slice(0, 1024),
+          settings,
+        });
+      // The archive went in between (the last other version that held it was removed): stored again, once.
+      const meta = await add().catch(async (e: unknown) => {
+        if (!(e instanceof DbError && e.code === 'NOT_FOUND' && e.message.startsWith('archive '))) throw e;
+        await db.request('putArchive', { digest }, [file.buffer]);
+        return add();
       });
       res.status(201).json({ ...meta, files: summary.files.slice(0, 50) });
     }),
   );
 
-  r.get(
+  route(
+    r,
+    'GET',
     '/functions',
+    'developer',
     wrap(async (req, res) => {
       const scope = scopeOf(res);
       const list = (await db.request('listFunctions', {})).filter((f) => scope.owns(f.functionName));
@@ -254,8 +283,11 @@ export function functionsRouter(db: DbClient, quotas?: Pick<Quotas, 'deployRoom'
     }),
   );
 
-  r.get(
+  route(
+    r,
+    'GET',
     '/functions/:name',
+    'developer',
     wrap(async (req, res) => {
       const bare = parse(nameSchema, req.params.name, 'function name');
       const name = scopeOf(res).q(bare);
@@ -266,28 +298,63 @@ export function functionsRouter(db: DbClient, quotas?: Pick<Quotas, 'deployRoom'
     }),
   );
 
-  r.post(
+  // A rollback makes an old version run again: it keeps to the namespace's rules as they are now.
+  route(
+    r,
+    'POST',
     '/functions/:name/rollback',
+    'developer',
     wrap(async (req, res) => {
+      const scope = scopeOf(res);
       const bare = parse(nameSchema, req.params.name, 'function name');
-      const name = scopeOf(res).q(bare);
+      const name = scope.q(bare);
       const body = parse(z.object({ version: z.number().int().min(1).optional() }).default({}), req.body ?? {}, 'rollback');
       const fn = await db.request('getFunction', { name });
       if (!fn) throw new HttpError(404, `function ${bare} not found`);
       const target = body.version ?? fn.version - 1;
-      const meta = target >= 1 ? await db.request('setCurrentVersion', { name, version: target }) : null;
+      const old = target >= 1 ? await db.request('getFunction', { name, version: target }) : null;
+      if (!old) throw new HttpError(404, `function ${bare} has no version ${target}`);
+      await quotas?.fits(scope.namespace, old.settings);
+      const runtime = await db.request('getRuntime', { name: old.runtimeName });
+      if (!runtime) throw new HttpError(409, `version ${target} of ${bare} runs on runtime ${bareName(old.runtimeName)}, which is gone`);
+      await quotas?.runtimeAllowed(scope.namespace, { name: bareName(runtime.name), isolation: runtime.isolation }, 'deploy');
+      const meta = await db.request('setCurrentVersion', { name, version: target });
       if (!meta) throw new HttpError(404, `function ${bare} has no version ${target}`);
       res.json(meta);
     }),
   );
 
-  r.delete(
+  route(
+    r,
+    'DELETE',
     '/functions/:name',
+    'developer',
     wrap(async (req, res) => {
       const bare = parse(nameSchema, req.params.name, 'function name');
       const { deleted } = await db.request('deleteFunction', { name: scopeOf(res).q(bare) });
       if (!deleted) throw new HttpError(404, `function ${bare} not found`);
       res.json({ deleted: bare });
+    }),
+  );
+
+  // An old version goes (its archive too, unless another version holds the same one): the current one
+  // stays until another is current (rollback, deploy) or the function goes.
+  route(
+    r,
+    'DELETE',
+    '/functions/:name/versions/:version',
+    'developer',
+    wrap(async (req, res) => {
+      const bare = parse(nameSchema, req.params.name, 'function name');
+      const version = parse(positiveInt, req.params.version, 'version');
+      const { deleted, current } = await db.request('deleteVersion', { name: scopeOf(res).q(bare), version });
+      if (current)
+        throw new HttpError(
+          409,
+          `version ${version} is the current version of ${bare}: roll back or deploy first (DELETE /functions/${bare} removes it all)`,
+        );
+      if (!deleted) throw new HttpError(404, `function ${bare} has no version ${version}`);
+      res.json({ deleted: bare, version });
     }),
   );
 

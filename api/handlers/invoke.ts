@@ -4,12 +4,13 @@
 // (the function's own web path, /function/:name/..., is in web.ts); a callback URL, `X-Callback-Url` (as
 // OpenFaaS takes it) or `callbackUrl`, gets the call's final record when it ends (../callbacks): checked
 // here against the operator's allow-list, a URL refused is a 400 naming the field and no call is made.
-import { Router, type Request } from 'express';
+import type { Request, Router } from 'express';
 import { z } from 'zod';
 import { nameSchema, type FunctionMeta } from '../../common/model.js';
 import type { DbClient } from '../../db/client.js';
 import { withOutcome, type Calls } from '../calls.js';
 import { checkParams, HttpError, parse, wrap } from '../http.js';
+import { route, router } from '../routes.js';
 import { idempotencyKey, idempotencyOf, keyField, REPLAYED_HEADER, replayOutcome } from '../idempotency.js';
 import { AllowList, CallbackUrlError } from '../callbacks/allow-list.js';
 import { scopeOf } from '../tenancy/scope.js';
@@ -72,10 +73,13 @@ export const waitBudgetMs = (fn: FunctionMeta): number => fn.settings.timeout * 
 
 // `allow`: where callbacks may go (default: loopback only, as with no --callback-allow).
 export function invokeRouter(db: DbClient, calls: Calls, idempotencyTtlS: number, allow = AllowList.parse(undefined)): Router {
-  const r = Router();
+  const r = router();
 
-  r.post(
+  route(
+    r,
+    'POST',
     '/invokeFunction',
+    'invoker',
     wrap(async (req, res) => {
       const body = parse(InvokeBodySchema, req.body, 'invocation');
       checkParams(body.params);

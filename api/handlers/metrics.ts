@@ -2,11 +2,12 @@
 // JSON, for the dashboard) and GET /metrics/functions/timeline (the last hour, minute by minute, per
 // function, for the dashboard's charts). A key sees its namespace's functions only, named bare; the
 // platform's own series (nodes, queue) are the operator's.
-import { Router } from 'express';
+import type { Router } from 'express';
 import { z } from 'zod';
 import { nameSchema } from '../../common/model.js';
 import type { Metrics } from '../metrics.js';
 import { parse, wrap } from '../http.js';
+import { route, router } from '../routes.js';
 import { bareName } from '../../common/namespace.js';
 import { scopeOf, type Scope } from '../tenancy/scope.js';
 
@@ -36,10 +37,13 @@ function ownSeries(text: string, scope: Scope): string {
 const TimelineQuerySchema = z.object({ funcName: nameSchema.optional() });
 
 export function metricsRouter(metrics: Metrics): Router {
-  const r = Router();
+  const r = router();
 
-  r.get(
+  route(
+    r,
+    'GET',
     '/metrics',
+    'developer',
     wrap(async (_req, res) => {
       const text = await metrics.text();
       const scope = scopeOf(res);
@@ -47,7 +51,7 @@ export function metricsRouter(metrics: Metrics): Router {
     }),
   );
 
-  r.get('/metrics/functions', (_req, res) => {
+  route(r, 'GET', '/metrics/functions', 'developer', (_req, res) => {
     res.json(own(metrics.functions(), scopeOf(res)));
   });
 
@@ -58,8 +62,11 @@ export function metricsRouter(metrics: Metrics): Router {
   //                           "p50": [60 ms or null], "p95": [60 ms or null]}}}
   // Latency is from acceptance to final state; calls are counted in the minute they ended. It covers the
   // calls this API process saw end, and those stored that ended in the hour before it started.
-  r.get(
+  route(
+    r,
+    'GET',
     '/metrics/functions/timeline',
+    'developer',
     wrap(async (req, res) => {
       const q = parse(TimelineQuerySchema, req.query, 'query');
       const scope = scopeOf(res);

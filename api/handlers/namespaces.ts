@@ -5,12 +5,13 @@
 // key id a new secret (the old one stops); DELETE .../keys/:id revokes. GET /whoami says who a key is.
 // DELETE /namespaces/:ns (operator) removes an empty namespace (no functions left) with its keys, secrets
 // and private runtimes; its calls stay in the store, as a deleted function's do.
-import { Router, type Response } from 'express';
+import type { Router, Response } from 'express';
 import { z } from 'zod';
 import { KEY_ID_RE, QuotasSchema, RoleSchema, type KeyInfo, type KeyRecord } from '../../common/model.js';
 import { bareName, DEFAULT_NAMESPACE, namespaceOf, namespaceSchema } from '../../common/namespace.js';
 import type { DbClient } from '../../db/client.js';
 import { HttpError, parse, wrap } from '../http.js';
+import { route, router } from '../routes.js';
 import { makeKey } from '../tenancy/keys.js';
 import { scopeOf } from '../tenancy/scope.js';
 
@@ -25,7 +26,7 @@ export interface NamespacesDeps {
 }
 
 export function namespacesRouter(d: NamespacesDeps): Router {
-  const r = Router();
+  const r = router();
   const db = d.db;
 
   // The namespace of a path, as the caller may reach it: a key reaches only its own (any other is
@@ -38,13 +39,16 @@ export function namespacesRouter(d: NamespacesDeps): Router {
     return name;
   };
 
-  r.get('/whoami', (_req, res) => {
+  route(r, 'GET', '/whoami', 'invoker', (_req, res) => {
     const s = scopeOf(res);
     res.json({ namespace: s.namespace, role: s.actor, ...(s.keyId ? { keyId: s.keyId } : {}) });
   });
 
-  r.post(
+  route(
+    r,
+    'POST',
     '/namespaces',
+    'operator',
     wrap(async (req, res) => {
       const body = parse(CreateSchema, req.body, 'namespace');
       res
@@ -54,23 +58,33 @@ export function namespacesRouter(d: NamespacesDeps): Router {
     }),
   );
 
-  r.get(
+  route(
+    r,
+    'GET',
     '/namespaces',
+    'operator',
     wrap(async (_req, res) => {
       res.json(await db.request('listNamespaces', {}));
     }),
   );
 
-  r.get(
+  // A namespace's admin reads its own record (reach() keeps it there).
+  route(
+    r,
+    'GET',
     '/namespaces/:ns',
+    'admin',
     wrap(async (req, res) => {
       const name = await reach(res, req.params.ns);
       res.json(await db.request('getNamespace', { name }));
     }),
   );
 
-  r.delete(
+  route(
+    r,
+    'DELETE',
     '/namespaces/:ns',
+    'operator',
     wrap(async (req, res) => {
       const name = parse(namespaceSchema, req.params.ns, 'namespace');
       if (name === DEFAULT_NAMESPACE) throw new HttpError(409, 'the default namespace cannot be deleted');
@@ -92,16 +106,23 @@ export function namespacesRouter(d: NamespacesDeps): Router {
     }),
   );
 
-  r.put(
+  route(
+    r,
+    'PUT',
     '/namespaces/:ns/quotas',
+    'operator',
     wrap(async (req, res) => {
       const name = await reach(res, req.params.ns);
       res.json(await db.request('setQuotas', { name, quotas: parse(QuotasSchema, req.body, 'quotas') }));
     }),
   );
 
-  r.post(
+  // A namespace's admin manages its keys (reach() keeps it to its own namespace).
+  route(
+    r,
+    'POST',
     '/namespaces/:ns/keys',
+    'admin',
     wrap(async (req, res) => {
       const namespace = await reach(res, req.params.ns);
       const { role } = parse(z.object({ role: RoleSchema }).strict(), req.body, 'key');
@@ -114,8 +135,11 @@ export function namespacesRouter(d: NamespacesDeps): Router {
     }),
   );
 
-  r.get(
+  route(
+    r,
+    'GET',
     '/namespaces/:ns/keys',
+    'admin',
     wrap(async (req, res) => {
       const namespace = await reach(res, req.params.ns);
       res.json((await db.request('listKeys', { namespace })).map(info));
@@ -130,8 +154,11 @@ export function namespacesRouter(d: NamespacesDeps): Router {
     return k;
   };
 
-  r.post(
+  route(
+    r,
+    'POST',
     '/namespaces/:ns/keys/:id/rotate',
+    'admin',
     wrap(async (req, res) => {
       const namespace = await reach(res, req.params.ns);
       const had = await liveKey(namespace, req.params.id);
@@ -143,8 +170,11 @@ export function namespacesRouter(d: NamespacesDeps): Router {
     }),
   );
 
-  r.delete(
+  route(
+    r,
+    'DELETE',
     '/namespaces/:ns/keys/:id',
+    'admin',
     wrap(async (req, res) => {
       const namespace = await reach(res, req.params.ns);
       const had = await liveKey(namespace, req.params.id);

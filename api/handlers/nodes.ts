@@ -1,17 +1,19 @@
 // GET /nodes, PUT /node/:id (resize its pools), GET /health
-import { Router } from 'express';
+import type { Router } from 'express';
 import type { DbClient } from '../../db/client.js';
 import { NodeInfoSchema, NodeSettingsSchema } from '../../protocol/broker.js';
 import { capacityOf, type NodeControl, type NodeRegistry } from '../broker.js';
 import type { QueueView } from '../scheduler.js';
 import { HttpError, parse, wrap } from '../http.js';
+import { route, router } from '../routes.js';
 
 const NodeIdSchema = NodeInfoSchema.shape.id;
 
 export function nodesRouter(db: Pick<DbClient, 'request'>, nodes: NodeRegistry & NodeControl, queue: QueueView): Router {
-  const r = Router();
+  const r = router();
 
-  r.get('/nodes', (_req, res) => {
+  // The nodes are shared by every namespace: what runs where is the operator's to see.
+  route(r, 'GET', '/nodes', 'operator', (_req, res) => {
     const now = Date.now();
     res.json(
       nodes.list().map((n) => ({
@@ -33,7 +35,7 @@ export function nodesRouter(db: Pick<DbClient, 'request'>, nodes: NodeRegistry &
   });
 
   // Pool sizes change on the running node; calls in flight are kept (shrinking waits for busy miniworkers).
-  r.put('/node/:id', (req, res) => {
+  route(r, 'PUT', '/node/:id', 'operator', (req, res) => {
     const id = parse(NodeIdSchema, req.params.id, 'node id');
     const n = nodes.get(id);
     if (!n || n.state !== 'alive') throw new HttpError(404, `node ${id} not found`);
@@ -43,8 +45,12 @@ export function nodesRouter(db: Pick<DbClient, 'request'>, nodes: NodeRegistry &
     res.status(202).json({ id: n.info.id, requested: settings });
   });
 
-  r.get(
+  // Open, for load balancers and probes: it tells nothing that needs a credential.
+  route(
+    r,
+    'GET',
     '/health',
+    'open',
     wrap(async (_req, res) => {
       const db_ok = await db.request('ping', {}).then(
         () => true,

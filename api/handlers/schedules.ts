@@ -1,8 +1,9 @@
 // POST /functions/:name/schedules, GET /functions/:name/schedules, DELETE /functions/:name/schedules/:id:
 // the cron triggers of a function, stored by the DB service and fired by a ScheduleRunner (api/schedules.ts)
-// that this router makes and starts (it stops itself when the DB client is closed).
+// that this router makes and starts (it stops itself when the DB client is closed). A new schedule keeps to
+// the namespace's quotas: how many schedules it holds, and how close a key's schedule may tick.
 import { randomBytes } from 'node:crypto';
-import { Router } from 'express';
+import type { Router } from 'express';
 import { z } from 'zod';
 import { nameSchema } from '../../common/model.js';
 import { bareName } from '../../common/namespace.js';
@@ -12,13 +13,16 @@ import type { DbClient } from '../../db/client.js';
 import type { Schedule } from '../../protocol/db.js';
 import type { Calls } from '../calls.js';
 import { checkParams, HttpError, parse, wrap } from '../http.js';
-import { cronOf, MISSED, ScheduleError, ScheduleRunner } from '../schedules.js';
+import { route, router } from '../routes.js';
+import { cronOf, MISSED, ScheduleError, ScheduleRunner, shortestGapS } from '../schedules.js';
+import { DEFAULT_SCHEDULE_INTERVAL_S, type Quotas } from '../tenancy/quotas.js';
 
 export interface SchedulesDeps {
   db: DbClient;
   calls: Pick<Calls, 'invoke'>;
   log: Logger;
   syncMs?: number;
+  quotas?: Pick<Quotas, 'scheduleRoom' | 'of'>; // the namespaces' limits (unset: none, as for a router used alone)
 }
 
 const BodySchema = z
@@ -64,22 +68,34 @@ export function schedulesRouter(d: SchedulesDeps): Router {
     if (!(await d.db.request('getFunction', { name }))) throw new HttpError(404, `function ${bareName(name)} not found`);
   };
 
-  const r = Router();
-  r.post(
+  const r = router();
+  route(
+    r,
+    'POST',
     '/functions/:name/schedules',
+    'developer',
     wrap(async (req, res) => {
+      const scope = scopeOf(res);
       const name = parse(nameSchema, req.params.name, 'function name');
-      const qname = scopeOf(res).q(name);
+      const qname = scope.q(name);
       const body = parse(BodySchema, req.body ?? {}, 'schedule');
       const timezone = body.timezone ?? 'UTC';
+      let cron;
       try {
-        cronOf(body.cron, timezone);
+        cron = cronOf(body.cron, timezone);
       } catch (e) {
         if (e instanceof ScheduleError) throw new HttpError(400, e.message);
         throw e;
       }
       checkParams(body.params);
       await fnExists(qname);
+      if (d.quotas) {
+        const below = (await d.quotas.of(scope.namespace)).scheduleInterval ?? DEFAULT_SCHEDULE_INTERVAL_S;
+        const gap = scope.operator ? Infinity : shortestGapS(cron, below);
+        await d.quotas.scheduleRoom(scope.namespace, gap, scope.operator, async () => {
+          return (await d.db.request('listSchedules', { namespace: scope.namespace })).length;
+        });
+      }
       const s = await d.db.request('putSchedule', {
         id: randomBytes(8).toString('hex'),
         funcName: qname,
@@ -93,8 +109,11 @@ export function schedulesRouter(d: SchedulesDeps): Router {
       res.status(201).json(view(runner, s));
     }),
   );
-  r.get(
+  route(
+    r,
+    'GET',
     '/functions/:name/schedules',
+    'developer',
     wrap(async (req, res) => {
       const name = parse(nameSchema, req.params.name, 'function name');
       const qname = scopeOf(res).q(name);
@@ -103,8 +122,11 @@ export function schedulesRouter(d: SchedulesDeps): Router {
       res.json(list.map((s) => view(runner, s)));
     }),
   );
-  r.delete(
+  route(
+    r,
+    'DELETE',
     '/functions/:name/schedules/:id',
+    'developer',
     wrap(async (req, res) => {
       const name = parse(nameSchema, req.params.name, 'function name');
       const qname = scopeOf(res).q(name);

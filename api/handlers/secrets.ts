@@ -1,12 +1,14 @@
 // Secrets of the caller's namespace: POST /secrets {name, value} (201; 409 if it exists), PUT
 // /secrets/:name {value} (made or replaced), GET /secrets (names, versions and sizes: a value is never
 // answered), DELETE /secrets/:name. A value is UTF-8 text (`value`) or bytes (`valueBase64`). The DB
-// service seals it (db/tenancy.ts); functions that name it read it as a file (README "Secrets").
-import { Router } from 'express';
+// service seals it (db/tenancy.ts); functions that name it read it as a file (README "Secrets"). Secrets are
+// the admin's: every route here needs the admin role.
+import type { Router } from 'express';
 import { z } from 'zod';
 import { secretNameSchema, SECRET_VALUE_MAX } from '../../common/model.js';
 import type { DbClient } from '../../db/client.js';
 import { HttpError, parse, wrap } from '../http.js';
+import { route, router } from '../routes.js';
 import { scopeOf } from '../tenancy/scope.js';
 
 const ValueSchema = z
@@ -27,10 +29,13 @@ function valueOf(b: z.infer<typeof ValueSchema>): Buffer {
 }
 
 export function secretsRouter(db: DbClient): Router {
-  const r = Router();
+  const r = router();
 
-  r.post(
+  route(
+    r,
+    'POST',
     '/secrets',
+    'admin',
     wrap(async (req, res) => {
       const { name, ...rest } = parse(z.object({ name: secretNameSchema }).passthrough(), req.body, 'secret');
       const value = valueOf(parse(ValueSchema, rest, 'secret'));
@@ -41,8 +46,11 @@ export function secretsRouter(db: DbClient): Router {
     }),
   );
 
-  r.put(
+  route(
+    r,
+    'PUT',
     '/secrets/:name',
+    'admin',
     wrap(async (req, res) => {
       const name = parse(secretNameSchema, req.params.name, 'secret name');
       const value = valueOf(parse(ValueSchema, req.body, 'secret'));
@@ -50,15 +58,21 @@ export function secretsRouter(db: DbClient): Router {
     }),
   );
 
-  r.get(
+  route(
+    r,
+    'GET',
     '/secrets',
+    'admin',
     wrap(async (_req, res) => {
       res.json(await db.request('listSecrets', { namespace: scopeOf(res).namespace }));
     }),
   );
 
-  r.delete(
+  route(
+    r,
+    'DELETE',
     '/secrets/:name',
+    'admin',
     wrap(async (req, res) => {
       const name = parse(secretNameSchema, req.params.name, 'secret name');
       const { deleted } = await db.request('deleteSecret', { namespace: scopeOf(res).namespace, name });

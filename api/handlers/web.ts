@@ -6,7 +6,7 @@
 // a body over the limit gets 413 before any container is used. A function deployed with public=true
 // answers without the API token, within its rate limit (429 with Retry-After past it). An `Idempotency-Key`
 // header already used for the same request answers that call's outcome, or waits for it (../idempotency.ts).
-import express, { Router, type Request, type Response } from 'express';
+import express, { type Request, type Response, type Router } from 'express';
 import type { CallOutcome, FunctionMeta } from '../../common/model.js';
 import { errText, type Logger } from '../../common/log.js';
 import { HOP_BY_HOP, type HttpRequest } from '../../protocol/loader.js';
@@ -15,6 +15,7 @@ import { scopeOf, type Scope } from '../tenancy/scope.js';
 import { namespaceSchema, qualify } from '../../common/namespace.js';
 import { NotFound, type Calls } from '../calls.js';
 import { checkParams, HttpError, parse, wrap } from '../http.js';
+import { route, router } from '../routes.js';
 import { idempotencyKey, idempotencyOf, REPLAYED_HEADER, replayOutcome } from '../idempotency.js';
 import { RateLimits } from '../rate-limits.js';
 import { targetSchema, waitBudgetMs } from './invoke.js';
@@ -32,15 +33,19 @@ export interface WebDeps {
 }
 
 export function webRouter(d: WebDeps): Router {
-  const r = Router();
+  const r = router();
   const limits = new RateLimits();
   const raw = express.raw({ type: () => true, limit: WEB_BODY_LIMIT });
 
   // /function/NAME[/sub/path] in the caller's namespace (anonymous: default's), or
   // /ns/NAMESPACE/function/NAME[/sub/path] in that one (what an anonymous caller of a public function of
   // another namespace uses; a key reaches only its own namespace this way too).
-  r.all(
+  // `public`: a caller without credentials reaches the handler, which answers it for a public function only.
+  route(
+    r,
+    'ALL',
     /^(?:\/ns\/([^/]+))?\/function\/([^/]+)(\/.*)?$/,
+    'public',
     wrap(async (req, res) => {
       const params = req.params as Record<string, string | undefined>;
       const target = parse(targetSchema, params[1] ?? '', 'function name');

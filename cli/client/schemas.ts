@@ -2,7 +2,7 @@
 // instead of surfacing later as "undefined" in a table. Object schemas strip unknown keys, so the API
 // may add fields without breaking the CLI.
 import { z } from 'zod';
-import { CallSchema, FunctionMetaSchema, RoleSchema, RuntimeSchema } from '../../common/model.js';
+import { CallSchema, FunctionMetaSchema, QuotasSchema, RoleSchema, RuntimeSchema } from '../../common/model.js';
 
 export { CallSchema, FunctionMetaSchema, RuntimeSchema };
 
@@ -51,7 +51,7 @@ export type WhoAmI = z.infer<typeof WhoAmISchema>;
 export const NamespaceViewSchema = z.object({
   name: z.string(),
   createdAt: z.string(),
-  quotas: z.record(z.string(), z.number()).default({}),
+  quotas: QuotasSchema.passthrough().default({}), // quotas a newer API adds pass through unread
 });
 export type NamespaceView = z.infer<typeof NamespaceViewSchema>;
 

@@ -200,6 +200,44 @@ describe('zfaas namespace', () => {
     expect(a.seen[1]?.body).toEqual({ name: 'team-b' });
   });
 
+  it("sets the limits of one function, of schedules, and the namespace's runtimes and isolation", async () => {
+    const a = fakeApi({
+      'GET /namespaces/team-a': () => [200, ns('team-a', { running: 5 })],
+      'PUT /namespaces/team-a/quotas': (r) => [200, ns('team-a', r.body as Record<string, number>)],
+    });
+    const flags = [
+      '--cpus',
+      '0.5',
+      '--pids',
+      '64',
+      '--schedules',
+      '10',
+      '--schedule-interval',
+      '300',
+      '--runtimes',
+      'node, safe',
+      '--isolation',
+      'runsc',
+    ];
+    const r = await run(['namespace', 'quotas', 'team-a', ...flags], a.fetchFn);
+    expect(r.code).toBe(EXIT.OK);
+    expect(a.seen[1]?.body).toEqual({
+      running: 5,
+      cpus: 0.5,
+      pids: 64,
+      schedules: 10,
+      scheduleInterval: 300,
+      runtimes: ['node', 'safe'],
+      isolation: ['runsc'],
+    });
+    expect(r.stdout).toContain('cpus:       0.5 per function\npids:       64 per function\nschedules:  10\n');
+    expect(r.stdout).toContain('runtimes:   node, safe\nisolation:  runsc');
+    const list = fakeApi({
+      'GET /namespaces': () => [200, [ns('team-a', { cpus: 0.5, runtimes: ['node'], isolation: ['runsc', 'kata-runtime'] } as never)]],
+    });
+    expect((await run(['namespace', 'list'], list.fetchFn)).stdout).toContain('cpus 0.5, runtimes node, isolation runsc/kata-runtime');
+  });
+
   it('refuses a bad quota before sending anything (exit 2)', async () => {
     const a = fakeApi({});
     for (const bad of [
@@ -207,6 +245,10 @@ describe('zfaas namespace', () => {
       ['--per-minute', 'lots'],
       ['--archive-bytes', '12x'],
       ['--memory', '1t'],
+      ['--cpus', '0'],
+      ['--pids', '4'],
+      ['--runtimes', 'no/slash'],
+      ['--isolation', 'Bad Name'],
     ]) {
       const r = await run(['namespace', 'create', 'team-a', ...bad], a.fetchFn);
       expect(r.code, bad.join(' ')).toBe(EXIT.USAGE);
@@ -436,5 +478,10 @@ describe('quota readers', () => {
     expect(() => parseBytes('-1', 'x')).toThrow(/expected a size/);
     expect(readQuotas({ running: 'none', functions: '0', memory: '1g' })).toEqual({ running: null, functions: 0, memory: 1024 });
     expect(mergeQuotas({ running: 3, perMinute: 60 }, { running: null, functions: 2 })).toEqual({ perMinute: 60, functions: 2 });
+    expect(readQuotas({ runtimes: 'node,python,node', isolation: 'none', schedules: '0' })).toEqual({
+      runtimes: ['node', 'python'],
+      isolation: null,
+      schedules: 0,
+    });
   });
 });

@@ -7,7 +7,7 @@
 // (ZFAAS_NAMESPACE, `zfaas config set namespace`) is sent as X-Zfaas-Namespace on every request.
 // A key is printed once, when it is made or rotated; a secret's value is never printed.
 import { Option, type Command } from 'commander';
-import { ROLES, SECRET_VALUE_MAX, SETTING_LIMITS, type Quotas, type Role } from '../../common/model.js';
+import { NAME_RE, ROLES, SECRET_VALUE_MAX, SETTING_LIMITS, type Quotas, type Role } from '../../common/model.js';
 import { MEMORY_EXPECTED, readMemory } from '../../common/units.js';
 import type { ApiClient } from '../client/api.js';
 import { UsageError } from '../client/errors.js';
@@ -24,6 +24,12 @@ interface QuotaOpts {
   functions?: string;
   archiveBytes?: string;
   memory?: string;
+  cpus?: string;
+  pids?: string;
+  schedules?: string;
+  scheduleInterval?: string;
+  runtimes?: string;
+  isolation?: string;
 }
 
 const QUOTA_FLAGS: ReadonlyArray<readonly [keyof QuotaOpts & keyof Quotas, string]> = [
@@ -32,7 +38,16 @@ const QUOTA_FLAGS: ReadonlyArray<readonly [keyof QuotaOpts & keyof Quotas, strin
   ['functions', '--functions'],
   ['archiveBytes', '--archive-bytes'],
   ['memory', '--memory'],
+  ['cpus', '--cpus'],
+  ['pids', '--pids'],
+  ['schedules', '--schedules'],
+  ['scheduleInterval', '--schedule-interval'],
+  ['runtimes', '--runtimes'],
+  ['isolation', '--isolation'],
 ];
+
+type QuotaValue = number | string[];
+export type QuotaChange = Partial<Record<keyof Quotas, QuotaValue | null>>;
 
 /** "none" (or "unlimited") takes a quota off. */
 const NONE = /^(none|unlimited)$/i;
@@ -47,15 +62,37 @@ export function parseBytes(raw: string, what: string): number {
   return n;
 }
 
-function wholeNumber(raw: string, what: string, min: number): number {
-  if (!/^\d+$/.test(raw.trim()) || Number(raw) < min)
-    throw new UsageError(`${what}: expected a whole number from ${min}, or none; got "${raw}"`);
+function wholeNumber(raw: string, what: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (!/^\d+$/.test(raw.trim()) || Number(raw) < min || Number(raw) > max)
+    throw new UsageError(
+      `${what}: expected a whole number from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ''}, or none; got "${raw}"`,
+    );
   return Number(raw);
 }
 
-/** Quota flags read: a number, or null for "none" (take the quota off); flags not given are absent. */
-export function readQuotas(o: QuotaOpts): Partial<Record<keyof Quotas, number | null>> {
-  const q: Partial<Record<keyof Quotas, number | null>> = {};
+function cpuCount(raw: string, what: string): number {
+  const n = /^(\d+(\.\d+)?|\.\d+)$/.test(raw.trim()) ? Number(raw) : NaN;
+  const L = SETTING_LIMITS.cpus;
+  if (!(n >= L.min && n <= L.max))
+    throw new UsageError(`${what}: expected a number of CPUs from ${L.min} to ${L.max}, or none; got "${raw}"`);
+  return n;
+}
+
+/** Names separated by commas, each as `re` wants it. */
+function names(raw: string, what: string, re: RegExp, example: string): string[] {
+  const list = raw
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
+  const bad = list.find((x) => !re.test(x));
+  if (list.length === 0 || bad !== undefined)
+    throw new UsageError(`${what}: expected names separated by commas such as ${example}, or none; got "${raw}"`);
+  return [...new Set(list)];
+}
+
+/** Quota flags read: a value, or null for "none" (take the quota off); flags not given are absent. */
+export function readQuotas(o: QuotaOpts): QuotaChange {
+  const q: QuotaChange = {};
   for (const [k, flag] of QUOTA_FLAGS) {
     const raw = o[k];
     if (raw === undefined) continue;
@@ -68,14 +105,18 @@ export function readQuotas(o: QuotaOpts): Partial<Record<keyof Quotas, number | 
       const r = readMemory(raw);
       if (!r.ok) throw new UsageError(`${flag}: ${r.error}`);
       q[k] = r.value;
-    } else q[k] = wholeNumber(raw, flag, k === 'functions' ? 0 : 1);
+    } else if (k === 'cpus') q[k] = cpuCount(raw, flag);
+    else if (k === 'pids') q[k] = wholeNumber(raw, flag, SETTING_LIMITS.pids.min, SETTING_LIMITS.pids.max);
+    else if (k === 'runtimes') q[k] = names(raw, flag, NAME_RE, 'node,python');
+    else if (k === 'isolation') q[k] = names(raw, flag, /^[a-z0-9][a-z0-9._-]{0,63}$/, 'runsc,kata-runtime');
+    else q[k] = wholeNumber(raw, flag, k === 'functions' || k === 'schedules' ? 0 : 1);
   }
   return q;
 }
 
 /** The quotas with the changes applied (null takes one off). */
-export function mergeQuotas(had: Record<string, number>, change: Partial<Record<keyof Quotas, number | null>>): Quotas {
-  const next: Record<string, number> = { ...had };
+export function mergeQuotas(had: Quotas, change: QuotaChange): Quotas {
+  const next: Record<string, QuotaValue> = { ...had };
   for (const [k, v] of Object.entries(change)) {
     if (v === null) delete next[k];
     else if (v !== undefined) next[k] = v;
@@ -83,14 +124,20 @@ export function mergeQuotas(had: Record<string, number>, change: Partial<Record<
   return next as Quotas;
 }
 
-/** "running 5, per minute 600, functions 20, archives 1.0 GB, memory 512 MiB", or "none". */
-export function quotasText(q: Record<string, number>): string {
+/** "running 5, per minute 600, functions 20, archives 1.0 GB, memory 512 MiB, ...", or "none". */
+export function quotasText(q: Quotas): string {
   const parts: string[] = [];
   if (q.running !== undefined) parts.push(`running ${q.running}`);
   if (q.perMinute !== undefined) parts.push(`per minute ${q.perMinute}`);
   if (q.functions !== undefined) parts.push(`functions ${q.functions}`);
   if (q.archiveBytes !== undefined) parts.push(`archives ${bytes(q.archiveBytes)}`);
   if (q.memory !== undefined) parts.push(`memory ${q.memory} MiB`);
+  if (q.cpus !== undefined) parts.push(`cpus ${q.cpus}`);
+  if (q.pids !== undefined) parts.push(`pids ${q.pids}`);
+  if (q.schedules !== undefined) parts.push(`schedules ${q.schedules}`);
+  if (q.scheduleInterval !== undefined) parts.push(`schedule interval ${q.scheduleInterval} s`);
+  if (q.runtimes !== undefined) parts.push(`runtimes ${q.runtimes.join('/') || '(none)'}`);
+  if (q.isolation !== undefined) parts.push(`isolation ${q.isolation.join('/')}`);
   return parts.length ? parts.join(', ') : 'none';
 }
 
@@ -99,16 +146,33 @@ function quotaOptions(cmd: Command): Command {
     .option('--running <n>', 'calls running at once in the namespace (more wait)')
     .option('--per-minute <n>', 'calls made per minute (more are refused with 429)')
     .option('--functions <n>', 'functions deployed')
-    .option('--archive-bytes <size>', "bytes of the functions' current archives, summed: 500m, 2g, or bytes")
-    .option('--memory <size>', `memory a function may ask for: ${MEMORY_EXPECTED}`);
+    .option('--archive-bytes <size>', "bytes of the functions' stored archives (every version), summed: 500m, 2g, or bytes")
+    .option('--memory <size>', `memory a function may ask for: ${MEMORY_EXPECTED}`)
+    .option('--cpus <n>', 'CPUs a function may ask for (0.05 to 64)')
+    .option('--pids <n>', `processes a function may ask for (${SETTING_LIMITS.pids.min} to ${SETTING_LIMITS.pids.max})`)
+    .option('--schedules <n>', "schedules of the namespace's functions, together")
+    .option('--schedule-interval <seconds>', "how close a key's schedule may tick (unset: 60)")
+    .option('--runtimes <names>', 'the only runtimes its functions may use, comma separated (shared ones or its own)')
+    .option(
+      '--isolation <names>',
+      'the Docker runtimes its functions must run under, comma separated: runsc, kata-runtime (runc: the default)',
+    );
 }
 
-const quotaRows = (q: Record<string, number>): Array<[string, string]> => [
-  ['running', q.running === undefined ? 'no limit' : `${q.running} at once`],
-  ['per minute', q.perMinute === undefined ? 'no limit' : `${q.perMinute} calls`],
-  ['functions', q.functions === undefined ? 'no limit' : String(q.functions)],
-  ['archives', q.archiveBytes === undefined ? 'no limit' : `${bytes(q.archiveBytes)} (${q.archiveBytes} bytes)`],
-  ['memory', q.memory === undefined ? `no limit (the platform's ${SETTING_LIMITS.memory.max} MiB)` : `${q.memory} MiB per function`],
+const limit = <T>(v: T | undefined, shown: (v: T) => string, unset = 'no limit'): string => (v === undefined ? unset : shown(v));
+
+const quotaRows = (q: Quotas): Array<[string, string]> => [
+  ['running', limit(q.running, (n) => `${n} at once`)],
+  ['per minute', limit(q.perMinute, (n) => `${n} calls`)],
+  ['functions', limit(q.functions, String)],
+  ['archives', limit(q.archiveBytes, (n) => `${bytes(n)} (${n} bytes, every version)`)],
+  ['memory', limit(q.memory, (n) => `${n} MiB per function`, `no limit (the platform's ${SETTING_LIMITS.memory.max} MiB)`)],
+  ['cpus', limit(q.cpus, (n) => `${n} per function`)],
+  ['pids', limit(q.pids, (n) => `${n} per function`)],
+  ['schedules', limit(q.schedules, String)],
+  ['interval', limit(q.scheduleInterval, (n) => `${n} s between a schedule's ticks`, "60 s between a key's schedule's ticks")],
+  ['runtimes', limit(q.runtimes, (l) => l.join(', ') || '(none)', 'any')],
+  ['isolation', limit(q.isolation, (l) => l.join(', '), 'any')],
 ];
 
 // --- keys --------------------------------------------------------------------------------------------------
