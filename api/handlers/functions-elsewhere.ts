@@ -1,0 +1,24 @@
+// ANY /function/... and /ns/NS/function/... on the API's own origin, when functions are served on an origin
+// of their own (--functions-port, as Lambda function URLs and OpenWhisk web actions have one): the API's
+// origin (the dashboard's) then never answers with a function's content. With the functions' origin known,
+// a 308 sends the caller to the same path and query there (method and body kept, as 308 keeps them);
+// without it (an API listening beyond loopback with no --functions-origin), 404 says where functions are.
+import { Router } from 'express';
+import { HttpError } from '../http.js';
+import { WEB_PATH } from './web.js';
+
+export interface FunctionsElsewhere {
+  port: number; // the functions' own listener
+  origin?: string; // where callers reach it (scheme://host[:port]), if known
+}
+
+export function functionsElsewhereRouter(o: FunctionsElsewhere): Router {
+  const r = Router();
+  r.all(WEB_PATH, (req, res) => {
+    if (!o.origin)
+      throw new HttpError(404, `functions are served on their own origin (port ${o.port}), not on the API's: call ${req.path} there`);
+    res.setHeader('Cache-Control', 'no-store');
+    res.redirect(308, `${o.origin}${req.originalUrl}`);
+  });
+  return r;
+}
