@@ -143,15 +143,16 @@ function insecureAllowed(log: Logger, what: string): boolean {
 // enter its folder (zfaas up keeps its own in a 0700 folder: its user alone); tcp:// on loopback admits
 // every process of this machine, which is said; beyond loopback only CURVE keys on the allowed list get
 // in, and without keys the service does not start (unless ZFAAS_INSECURE_NETWORK=1).
-function checkExposure(addr: string, curve: CurveServer | undefined, what: string, flag: string, log: Logger): void {
-  if (curve || addr.startsWith('ipc:') || addr.startsWith('inproc:')) return;
+// Returns what to warn of, if anything (said once the service starts).
+function checkExposure(addr: string, curve: CurveServer | undefined, what: string, flag: string, log: Logger): string | undefined {
+  if (curve || addr.startsWith('ipc:') || addr.startsWith('inproc:')) return undefined;
   if (beyondLoopback(addr)) {
-    if (insecureAllowed(log, what)) return;
+    if (insecureAllowed(log, what)) return undefined;
     throw new UsageError(
       `${what} would listen on ${addr}, beyond this machine, where anyone who reaches it could use it: set CURVE keys (--curve-secret-key and --curve-allowed; see zfaas keys), bind it to loopback (${flag}), or set ZFAAS_INSECURE_NETWORK=1 on a network only zfaas uses`,
     );
   }
-  log.warn({ bind: addr }, `${what} listens on loopback TCP without CURVE keys: every process of this machine can connect to it`);
+  return `${what} listens on ${addr}, loopback TCP without CURVE keys: every process of this machine can connect to it`;
 }
 
 export const MIN_TOKEN_LENGTH = 16;
@@ -253,12 +254,15 @@ export async function up(o: UpOptions): Promise<() => Promise<void>> {
   const run = join(o.data, 'run');
   const dbBind = await ownSocket(o.dbBind, run, 'db.sock', '--db-bind');
   const brokerBind = await ownSocket(o.brokerBind, run, 'broker.sock', '--broker-bind');
-  checkExposure(dbBind, curve, 'the DB service', '--db-bind tcp://127.0.0.1:5560', log);
-  checkExposure(brokerBind, curve, 'the node broker', '--broker-bind tcp://127.0.0.1:5561', log);
+  const exposed = [
+    checkExposure(dbBind, curve, 'the DB service', '--db-bind tcp://127.0.0.1:5560', log),
+    checkExposure(brokerBind, curve, 'the node broker', '--broker-bind tcp://127.0.0.1:5561', log),
+  ];
   const docker = await dockerOrExit();
   const runtimes = await builtinRuntimes();
   await ensureImages(docker, runtimes, log);
   await keepBackupKey(o.backupKeyFile, log);
+  for (const w of exposed) if (w) log.warn(w);
   const db = new DbServer({
     bind: dbBind,
     dataDir: join(o.data, 'db'),
@@ -311,7 +315,8 @@ export async function startDb(o: { bind: string; data: string; secretsKeyFile?: 
   const curve = serverCurve(o);
   const log = createLogger('db');
   // The DB service holds everything: beyond this machine it only listens with CURVE keys.
-  checkExposure(o.bind, curve, 'the DB service', '--bind tcp://127.0.0.1:5560', log);
+  const exposed = checkExposure(o.bind, curve, 'the DB service', '--bind tcp://127.0.0.1:5560', log);
+  if (exposed) log.warn(exposed);
   const db = new DbServer({ bind: o.bind, dataDir: o.data, curve, log, secretsKey: await secretsKey(o.secretsKeyFile, false, log) });
   await db.start();
   return () => db.stop();
@@ -334,7 +339,8 @@ export async function startApi(
   const functions = functionsOrigin(o);
   const curve = serverCurve(o);
   // A node link speaks for the calls it holds: beyond this machine only known CURVE keys may open one.
-  checkExposure(o.brokerBind, curve, 'the node broker', '--broker-bind tcp://127.0.0.1:5561', log);
+  const exposed = checkExposure(o.brokerBind, curve, 'the node broker', '--broker-bind tcp://127.0.0.1:5561', log);
+  if (exposed) log.warn(exposed);
   const idempotencyTtlS = idempotencyTtl(process.env.ZFAAS_IDEMPOTENCY_TTL);
   const callbacks = callbackOptions(o.callbackAllow);
   const api = new ApiServer({
