@@ -26,7 +26,8 @@ async function* pieces(data: Buffer, sizes: number[] = [data.length || 1]): Asyn
   }
 }
 
-const seal = (data: Buffer, key = KEY, chunk = SMALL, sizes?: number[]): Promise<Buffer> => collect(sealer(key, chunk)(pieces(data, sizes)));
+const seal = (data: Buffer, key = KEY, chunk = SMALL, sizes?: number[]): Promise<Buffer> =>
+  collect(sealer(key, chunk)(pieces(data, sizes)));
 const open = (file: Buffer, key = KEY, sizes?: number[]): Promise<Buffer> => collect(opener(key, 'the file')(pieces(file, sizes)));
 const refusal = async (file: Buffer, key = KEY): Promise<string> => {
   const got: Buffer[] = [];
@@ -75,7 +76,9 @@ describe('the sealed stream of a backup', () => {
 
   it('refuses a file sealed under another key, saying so', async () => {
     const file = await seal(randomBytes(5000));
-    expect(await refusal(file, OTHER)).toMatch(/^the file was encrypted with another backup key \(its key id is [a-f0-9]{16}, this key's is [a-f0-9]{16}\)/);
+    expect(await refusal(file, OTHER)).toMatch(
+      /^the file was encrypted with another backup key \(its key id is [a-f0-9]{16}, this key's is [a-f0-9]{16}\)/,
+    );
     // Its header claiming the other key's id: the parts still do not open.
     const claimed = Buffer.from(file.toString('latin1').replace(keyIdOf(KEY), keyIdOf(OTHER)), 'latin1');
     expect(await refusal(claimed, OTHER)).toMatch(/has been changed or damaged: its part 1 does not authenticate/);

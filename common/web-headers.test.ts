@@ -48,7 +48,8 @@ describe("a function's web answer", () => {
     };
     const out = isolate(sent);
     expect(Object.keys(out).sort()).toEqual(['content-security-policy', 'x-content-type-options']);
-    for (const name of Object.keys(sent)) expect(FORBIDDEN_HEADERS.has(name.toLowerCase()) || name.toLowerCase().startsWith('x-zfaas-')).toBe(true);
+    for (const name of Object.keys(sent))
+      expect(FORBIDDEN_HEADERS.has(name.toLowerCase()) || name.toLowerCase().startsWith('x-zfaas-')).toBe(true);
   });
 
   it("passes what governs only the function's own response", () => {

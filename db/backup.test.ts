@@ -341,7 +341,10 @@ describe('what restore refuses', () => {
     const none = await runRestore({ data: join(tmp, 'out'), file, keyFile: join(tmp, 'missing.key') }).catch((x: unknown) =>
       describeFailure(x),
     );
-    expect(none).toMatchObject({ exitCode: EXIT.USAGE, message: expect.stringMatching(/no backup key at .*missing\.key: backups are encrypted/) });
+    expect(none).toMatchObject({
+      exitCode: EXIT.USAGE,
+      message: expect.stringMatching(/no backup key at .*missing\.key: backups are encrypted/),
+    });
     await writeFile(join(tmp, 'short.key'), 'too-short');
     const short = await runBackup({ db: 'tcp://127.0.0.1:9', out: join(tmp, 'x'), keyFile: join(tmp, 'short.key') }).catch((x: unknown) =>
       describeFailure(x),

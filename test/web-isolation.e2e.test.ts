@@ -186,6 +186,7 @@ describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)("a function's web page
       const moved = await fetch(`${p.api}/function/page/a%20b?x=1`, { redirect: 'manual', method: 'POST', body: '{}' });
       expect(moved.status).toBe(308);
       expect(moved.headers.get('location')).toBe(`${functions}/function/page/a%20b?x=1`);
+      expect(moved.headers.get('content-security-policy')).toBe(SANDBOX);
       const there = await fetch(`${functions}/function/page`);
       expect(there.status).toBe(200);
       expect(there.headers.get('content-security-policy')).toContain(SANDBOX);

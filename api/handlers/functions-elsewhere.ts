@@ -4,6 +4,7 @@
 // a 308 sends the caller to the same path and query there (method and body kept, as 308 keeps them);
 // without it (an API listening beyond loopback with no --functions-origin), 404 says where functions are.
 import { Router } from 'express';
+import { ISOLATION_HEADERS } from '../../common/web-headers.js';
 import { HttpError } from '../http.js';
 import { WEB_PATH } from './web.js';
 
@@ -15,6 +16,8 @@ export interface FunctionsElsewhere {
 export function functionsElsewhereRouter(o: FunctionsElsewhere): Router {
   const r = Router();
   r.all(WEB_PATH, (req, res) => {
+    // The redirect's small page quotes the path it was asked for: sandboxed as any answer on a web path.
+    for (const [name, value] of Object.entries(ISOLATION_HEADERS)) res.setHeader(name, value);
     if (!o.origin)
       throw new HttpError(404, `functions are served on their own origin (port ${o.port}), not on the API's: call ${req.path} there`);
     res.setHeader('Cache-Control', 'no-store');
