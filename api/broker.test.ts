@@ -3,7 +3,7 @@
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { z } from 'zod';
-import { FunctionSettingsSchema, type CallOutcome, type FunctionMeta, type Runtime } from '../common/model.js';
+import { FunctionSettingsSchema, type Call, type CallOutcome, type FunctionMeta, type Runtime } from '../common/model.js';
 import { encode } from '../protocol/codec.js';
 import { HEARTBEAT_LIVENESS, HEARTBEAT_MS, type ToApiSchema, type ToInstance } from '../protocol/broker.js';
 import { Broker, type BrokerEvents, type Definition, type NodeTransport, type QueuedCall } from './broker.js';
@@ -35,13 +35,16 @@ class FakeTransport implements NodeTransport {
   }
 }
 
-// The one request the broker makes of the DB service.
+// The requests the broker makes of the DB service: recording results, and reading a call's record to see
+// which node runs it.
 class FakeDb {
   readonly finished: { callNum: number; node?: string; outcome: CallOutcome }[] = [];
+  readonly records = new Map<number, Partial<Call>>();
   down = false;
   async request(msgType: string, content: unknown): Promise<never> {
-    if (msgType !== 'finishCall') throw new Error(`unexpected ${msgType}`);
     if (this.down) throw new Error('db service did not answer');
+    if (msgType === 'getCall') return (this.records.get((content as { callNum: number }).callNum) ?? null) as never;
+    if (msgType !== 'finishCall') throw new Error(`unexpected ${msgType}`);
     this.finished.push(content as FakeDb['finished'][0]);
     return { call: null, changed: true } as never;
   }
@@ -320,13 +323,91 @@ describe('Broker', () => {
       broker.stop();
     });
 
-    it('a result from a node it does not know still wakes waiters, is recorded, and the node is asked to register', async () => {
-      const { broker, net, db, heard } = await setup();
+    it('a result from a node it does not know counts only where the record says that node runs the call', async () => {
+      const { broker, net, db, heard, logs } = await setup();
+      db.records.set(77, { callNum: 77, status: 'RUNNING', node: 'stranger' }); // given by an API before a restart
+      db.records.set(78, { callNum: 78, status: 'RUNNING', node: 'n1' });
+      db.records.set(79, { callNum: 79, status: 'PENDING' });
       net.from('stranger', { type: 'result', callNum: 77, outcome: done });
+      net.from('stranger', { type: 'result', callNum: 78, outcome: { status: 'DONE', result: 'forged' } });
+      net.from('stranger', { type: 'result', callNum: 79, outcome: { status: 'DONE', result: 'forged' } });
+      net.from('stranger', { type: 'result', callNum: 80, outcome: { status: 'DONE', result: 'forged' } });
       await settle();
       expect(heard.result).toEqual([{ callNum: 77, node: 'stranger', outcome: done }]);
       expect(db.finished).toEqual([{ callNum: 77, node: 'stranger', outcome: done, ran: true }]);
-      expect(net.of('reregister', 'stranger')).toHaveLength(1);
+      expect(net.of('reregister', 'stranger')).toHaveLength(4);
+      expect(logs.filter((l) => l.msg.startsWith('result from a node not registered')).map((l) => l.callNum)).toEqual([78, 79, 80]);
+      // A retry the node recorded itself is heard only as the record has it.
+      db.records.set(81, { callNum: 81, status: 'PENDING', retryAt: '2026-11-23T00:00:01.000Z' });
+      net.from('stranger', { type: 'result', callNum: 81, outcome: { status: 'ERROR', result: '' }, retryAt: '2026-11-23T00:00:01.000Z' });
+      net.from('stranger', { type: 'result', callNum: 79, outcome: { status: 'ERROR', result: '' }, retryAt: '2026-11-23T00:00:01.000Z' });
+      await settle();
+      expect(heard.retrying.map((r) => r.callNum)).toEqual([81]);
+      broker.stop();
+    });
+
+    it('a node that was declared lost is not taken at its word for the calls it held then', async () => {
+      const { broker, net, db, heard } = await setup();
+      net.from('n1', register('n1', 'L1'));
+      const c = call({ fn: fnMeta('f'), runtime });
+      await broker.invoke('n1', c);
+      vi.advanceTimersByTime(HEARTBEAT_MS * (HEARTBEAT_LIVENESS + 1)); // silent: lost, the call went to the retry rule
+      db.records.set(c.callNum, { callNum: c.callNum, status: 'RUNNING', node: 'n2' }); // and runs elsewhere now
+      net.from('n1', { type: 'result', callNum: c.callNum, outcome: done, life: 'L1' });
+      await settle();
+      expect(heard.result).toEqual([]);
+      expect(db.finished).toEqual([]);
+      expect(net.of('reregister', 'n1')).toHaveLength(1);
+      broker.stop();
+    });
+  });
+
+  describe('only the node that holds a call, in its current life, speaks for it', () => {
+    it('drops a result from another registered node, and the holder still holds the call', async () => {
+      const { broker, net, db, heard, logs } = await setup();
+      net.from('n1', register('n1', 'L1'));
+      net.from('n2', register('n2', 'M1'));
+      const c = call({ fn: fnMeta('f'), runtime });
+      await broker.invoke('n1', c);
+      db.records.set(c.callNum, { callNum: c.callNum, status: 'RUNNING', node: 'n1' });
+      net.from('n2', { type: 'result', callNum: c.callNum, outcome: { status: 'DONE', result: 'forged' }, life: 'M1' });
+      net.from('n2', { type: 'result', callNum: 4242, outcome: { status: 'DONE', result: 'forged' }, life: 'M1' });
+      net.from('n2', { type: 'giveBack', calls: [c.callNum], life: 'M1' });
+      await settle();
+      expect(heard.result).toEqual([]);
+      expect(heard.givenBack).toEqual([]);
+      expect(db.finished).toEqual([]);
+      expect(broker.get('n1')?.inflight.has(c.callNum)).toBe(true);
+      expect(broker.holds(4242)).toBe(false);
+      expect(logs.filter((l) => l.msg === 'result for a call the node does not hold: dropped').map((l) => l.callNum)).toEqual([
+        c.callNum,
+        4242,
+      ]);
+      // The holder's own result is taken.
+      net.from('n1', { type: 'result', callNum: c.callNum, outcome: done, life: 'L1' });
+      expect(heard.result).toEqual([{ callNum: c.callNum, node: 'n1', outcome: done }]);
+      broker.stop();
+    });
+
+    it("drops another life's messages: its results, its giveBack and its bye leave the live one as it is", async () => {
+      const { broker, net, db, heard } = await setup();
+      net.from('n1', register('n1', 'L1'));
+      const c = call({ fn: fnMeta('f'), runtime });
+      net.from('n1', register('n1', 'L2')); // restarted
+      await broker.invoke('n1', c);
+      db.records.set(c.callNum, { callNum: c.callNum, status: 'RUNNING', node: 'n1' });
+      net.from('n1', { type: 'result', callNum: c.callNum, outcome: { status: 'DONE', result: 'old' }, life: 'L1' });
+      net.from('n1', { type: 'giveBack', calls: [c.callNum], life: 'L1' });
+      net.from('n1', { type: 'heartbeat', load: { running: [] }, life: 'L1' });
+      net.from('n1', { type: 'bye', life: 'L1' });
+      await settle();
+      expect(heard.result).toEqual([]);
+      expect(heard.givenBack).toEqual([]);
+      expect(db.finished).toEqual([]);
+      expect(broker.get('n1')).toMatchObject({ state: 'alive', info: { life: 'L2' } });
+      expect(broker.get('n1')?.inflight.has(c.callNum)).toBe(true);
+      net.from('n1', { type: 'result', callNum: c.callNum, outcome: done, life: 'L2' });
+      expect(heard.result).toEqual([{ callNum: c.callNum, node: 'n1', outcome: done }]);
       broker.stop();
     });
   });

@@ -8,6 +8,12 @@
 // listing the call in `running` with the same life: then the node recorded it. When the node's life ends
 // first (it falls silent, leaves, or registers with another life), the broker records those outcomes
 // itself, retrying while the DB service is down; the DB keeps the first final state, so a double is harmless.
+//
+// A result (or a giveBack) counts only from the node that holds the call in its current life: a node's
+// word about a call it was not given, or was given in an earlier life, is dropped and logged, whoever
+// sends it. A sender the broker does not know as alive in that life (the API restarted, the node was
+// declared lost, or an earlier life's message arrives late) is asked to register again; its result counts
+// only where the DB service's record says that node runs the call, since the API that gave it may be gone.
 import { Router } from 'zeromq';
 import { errText, type Logger } from '../common/log.js';
 import { logFailedHandshakes, serverOptions, startZap, type CurveServer } from '../common/curve.js';
@@ -112,6 +118,9 @@ export interface NodeControl {
 }
 
 export type BrokerDb = Pick<DbClient, 'request'>;
+
+// Messages a node sends after registering, each with the life it registered with (protocol/broker.ts).
+type NodeMessage = Exclude<ToApi, { type: 'register' }>;
 
 export interface BrokerOptions {
   transport: NodeTransport;
@@ -306,19 +315,7 @@ export class Broker implements NodeRegistry, NodeControl {
   private handle(nodeId: string, m: ToApi): void {
     if (m.type === 'register') return this.register(nodeId, m.node, m.load);
     const n = this.table.get(nodeId);
-    if (!n || n.state !== 'alive') {
-      // We do not know this node (we restarted, or declared it lost): it must register again. Its result
-      // still wakes whoever waits, and is recorded from here too: the node may not live to record it.
-      if (m.type !== 'bye') this.send(nodeId, { type: 'reregister' });
-      if (m.type === 'result' && m.retryAt) {
-        this.events.emit('retrying', { callNum: m.callNum, node: nodeId, outcome: m.outcome, retryAt: m.retryAt });
-      } else if (m.type === 'result') {
-        this.events.emit('result', { callNum: m.callNum, node: nodeId, outcome: m.outcome });
-        this.orphans.set(m.callNum, { node: nodeId, outcome: m.outcome, busy: false, failures: 0 });
-        this.recordOrphans();
-      }
-      return;
-    }
+    if (!n || n.state !== 'alive' || (m.life !== undefined && m.life !== n.info.life)) return this.stranger(nodeId, m, n);
     n.lastSeen = Date.now();
     switch (m.type) {
       case 'heartbeat':
@@ -327,7 +324,11 @@ export class Broker implements NodeRegistry, NodeControl {
         this.events.emit('room');
         break;
       case 'result': {
-        const freed = n.inflight.delete(m.callNum);
+        if (!n.inflight.has(m.callNum)) {
+          this.o.log.warn({ node: nodeId, callNum: m.callNum }, 'result for a call the node does not hold: dropped');
+          break;
+        }
+        n.inflight.delete(m.callNum);
         n.sentAt.delete(m.callNum);
         if (m.retryAt) {
           this.events.emit('retrying', { callNum: m.callNum, node: nodeId, outcome: m.outcome, retryAt: m.retryAt });
@@ -335,12 +336,14 @@ export class Broker implements NodeRegistry, NodeControl {
           n.unrecorded.set(m.callNum, m.outcome);
           this.events.emit('result', { callNum: m.callNum, node: nodeId, outcome: m.outcome });
         }
-        if (freed) this.events.emit('room');
+        this.events.emit('room');
         break;
       }
       case 'giveBack': {
         const calls = m.calls.filter((c) => n.inflight.delete(c));
         for (const c of calls) n.sentAt.delete(c);
+        if (calls.length < m.calls.length)
+          this.o.log.warn({ node: nodeId, calls: m.calls.length - calls.length }, 'calls given back that the node does not hold: dropped');
         if (calls.length > 0) this.events.emit('givenBack', { node: nodeId, calls });
         this.events.emit('room');
         break;
@@ -350,6 +353,44 @@ export class Broker implements NodeRegistry, NodeControl {
         this.table.delete(nodeId);
         break;
     }
+  }
+
+  // A message from a node that is not registered in this life: we restarted, declared it lost, or it comes
+  // from another life than the one alive here. It must register again. The result of a node we do not
+  // know alive still wakes whoever waits, and is recorded from here too (the node may not live to record
+  // it), but only where the DB service's record says this node runs the call; another life's result is
+  // never taken (what the live one holds is its own, and what an earlier life held went with it).
+  private stranger(nodeId: string, m: NodeMessage, n: NodeState | undefined): void {
+    if (m.type !== 'bye') this.send(nodeId, { type: 'reregister' });
+    if (m.type !== 'result') return;
+    const { callNum, outcome, retryAt } = m;
+    if (n?.state === 'alive') {
+      this.o.log.warn({ node: nodeId, callNum, life: m.life }, 'result from another life of the node: dropped');
+      return;
+    }
+    this.o.db.request('getCall', { callNum }).then(
+      (call) => {
+        if (this.closed) return;
+        const holds = retryAt
+          ? call?.status === 'PENDING' && call.retryAt === retryAt // the node recorded this run itself
+          : call?.status === 'RUNNING' && call.node === nodeId;
+        if (!holds) {
+          this.o.log.warn(
+            { node: nodeId, callNum, status: call?.status },
+            'result from a node not registered for a call it does not hold: dropped',
+          );
+          return;
+        }
+        if (retryAt) return this.events.emit('retrying', { callNum, node: nodeId, outcome, retryAt });
+        this.events.emit('result', { callNum, node: nodeId, outcome });
+        this.orphans.set(callNum, { node: nodeId, outcome, busy: false, failures: 0 });
+        this.recordOrphans();
+      },
+      (e: unknown) => {
+        // The node keeps the call as its own until the DB service has it, and registers again: it is not lost.
+        this.o.log.warn({ node: nodeId, callNum, err: errText(e) }, 'result from a node not registered: not checked, dropped');
+      },
+    );
   }
 
   private register(nodeId: string, info: NodeInfo, load: NodeLoad): void {

@@ -29,6 +29,7 @@ import { functionsRouter } from './handlers/functions.js';
 import { schedulesRouter } from './handlers/schedules.js';
 import { invokeRouter } from './handlers/invoke.js';
 import { webRouter } from './handlers/web.js';
+import { functionsElsewhereRouter } from './handlers/functions-elsewhere.js';
 import { IDEMPOTENCY_TTL_S } from '../protocol/db.js';
 import { nodesRouter } from './handlers/nodes.js';
 import { runtimesRouter } from './handlers/runtimes.js';
@@ -54,6 +55,10 @@ export interface ApiOptions {
   idempotencyTtlS?: number; // how long an Idempotency-Key stands for its call (default 24 h)
   callbackAllow?: string; // where call callbacks may go (api/callbacks/allow-list.ts; default: loopback only)
   callbackBackoffMs?: number; // the first step of a failed callback's retries (default 1 s; tests shorten it)
+  // Function web paths on a listener of their own (same host, this port): an origin apart from the API's
+  // and the dashboard's. The API's origin then sends them there (functionsOrigin: where callers reach it).
+  functionsPort?: number;
+  functionsOrigin?: string;
 }
 
 export class ApiServer {
@@ -67,6 +72,8 @@ export class ApiServer {
   readonly deliverer: Deliverer;
   private readonly idempotencyTtlS: number;
   private http?: Server;
+  private functionsHttp?: Server;
+  private identity?: Identity; // one for every listener: one cache of keys, one guessing budget
 
   constructor(private readonly o: ApiOptions) {
     this.idempotencyTtlS = o.idempotencyTtlS ?? IDEMPOTENCY_TTL_S;
@@ -112,12 +119,14 @@ export class ApiServer {
     app.set('case sensitive routing', true);
     app.set('strict routing', true);
     // Every request is authorized first, for the route it will reach, as that route declared (api/routes.ts).
-    const identity = new Identity({ db: this.db, log: this.o.log, token: this.o.token });
+    const identity = this.identityOf();
     const first = gate(app, identity);
     app.use(first);
     app.use(dashboardRouter()); // the page and its scripts hold no data: open, like /health
-    // A function's web path answers an anonymous caller when the function is public.
-    app.use(webRouter({ calls: this.calls, log: this.o.log, idempotencyTtlS: this.idempotencyTtlS }));
+    // A function's web path answers an anonymous caller when the function is public; with an origin of
+    // their own, functions are not answered on this one.
+    const { functionsPort: port, functionsOrigin: origin } = this.o;
+    app.use(port ? functionsElsewhereRouter({ port, origin }) : this.webRouter());
     app.use(batchesRouter(new Batches(this.calls, this.broker, this.db))); // parses its own, larger bodies
     app.use(express.json({ limit: '1mb' }));
     app.use(namespacesRouter({ db: this.db, forget: (id) => identity.forget(id) }), secretsRouter(this.db));
@@ -159,18 +168,58 @@ export class ApiServer {
     return app;
   }
 
+  private identityOf(): Identity {
+    return (this.identity ??= new Identity({ db: this.db, log: this.o.log, token: this.o.token }));
+  }
+
+  private webRouter(): express.Router {
+    return webRouter({ calls: this.calls, log: this.o.log, idempotencyTtlS: this.idempotencyTtlS });
+  }
+
+  // The functions' own listener (functionsPort): their web paths and nothing else.
+  functionsApp(): express.Express {
+    const app = express();
+    app.disable('x-powered-by');
+    app.set('etag', false);
+    app.set('case sensitive routing', true);
+    app.set('strict routing', true);
+    const first = gate(app, this.identityOf());
+    app.use(first);
+    app.use(this.webRouter());
+    app.use((req, _res, next) =>
+      next(new HttpError(404, `no route ${req.method} ${req.path}: this origin serves function web paths only`)),
+    );
+    app.use(errorResponder(this.o.log));
+    checkRoutes(app, first);
+    return app;
+  }
+
   async start(): Promise<void> {
     await this.broker.start();
     this.calls.startRecovery();
-    const app = this.app();
-    await new Promise<void>((resolve, reject) => {
-      this.http = app.listen(this.o.port, this.o.host, () => resolve());
-      this.http.once('error', (e) => reject(new Error(`cannot listen on ${this.o.host}:${this.o.port}: ${errText(e)}`)));
-    });
-    this.http!.keepAliveTimeout = 65_000;
+    this.http = await this.listen(this.app(), this.o.port);
+    if (this.o.functionsPort) this.functionsHttp = await this.listen(this.functionsApp(), this.o.functionsPort);
     this.deliverer.start();
+    this.o.log.info(
+      {
+        url: `http://${this.o.host}:${this.o.port}`,
+        broker: this.o.brokerBind,
+        db: typeof this.o.db === 'string' ? this.o.db : 'in-process',
+        callbackAllow: this.callbackAllow.describe(),
+        ...(this.o.functionsPort ? { functions: this.o.functionsOrigin ?? `port ${this.o.functionsPort}` } : {}),
+      },
+      'api listening',
+    );
+  }
+
+  private async listen(app: express.Express, port: number): Promise<Server> {
+    const server = await new Promise<Server>((resolve, reject) => {
+      const s = app.listen(port, this.o.host, () => resolve(s));
+      s.once('error', (e) => reject(new Error(`cannot listen on ${this.o.host}:${port}: ${errText(e)}`)));
+    });
+    server.keepAliveTimeout = 65_000;
     // Requests too broken for express (bad HTTP, oversized headers) still get a JSON error, not a bare line.
-    this.http!.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       if (!socket.writable) return socket.destroy();
       const big = err.code === 'HPE_HEADER_OVERFLOW';
       const body = JSON.stringify({ error: big ? 'request headers too large' : 'malformed HTTP request' });
@@ -178,26 +227,20 @@ export class ApiServer {
         `HTTP/1.1 ${big ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
       );
     });
-    this.o.log.info(
-      {
-        url: `http://${this.o.host}:${this.o.port}`,
-        broker: this.o.brokerBind,
-        db: typeof this.o.db === 'string' ? this.o.db : 'in-process',
-        callbackAllow: this.callbackAllow.describe(),
-      },
-      'api listening',
-    );
+    return server;
   }
 
   async stop(): Promise<void> {
     this.calls.stop();
     await this.deliverer.stop(); // before the DB client closes: a try that ended is recorded
     this.broker.stop();
-    await new Promise<void>((resolve) => {
-      if (!this.http) return resolve();
-      this.http.close(() => resolve());
-      this.http.closeAllConnections();
-    });
+    for (const server of [this.http, this.functionsHttp]) {
+      await new Promise<void>((resolve) => {
+        if (!server) return resolve();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    }
     this.db.close();
   }
 }

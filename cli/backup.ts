@@ -7,21 +7,24 @@
 // service: a LevelDB folder has one writer, the service that holds its lock, and a store merged into a
 // live one would not be any instant's state.
 //
-// The file (version 1), gzip-compressed as a whole:
-//   header   one JSON line: {"format":"zfaas-backup","version":1,"createdAt":ISO,"snapshotAt":ISO,"source":ADDR}
+// The file (version 2) is encrypted (backup-cipher.ts: AES-256-GCM, every part authenticated, under the
+// operator's backup key, backup-key.ts) and written 0600. What it seals is gzip-compressed as a whole:
+//   header   one JSON line: {"format":"zfaas-backup","version":2,"createdAt":ISO,"snapshotAt":ISO,"source":ADDR}
 //   records  per entry: key length (uint32 BE), key, value length (uint32 BE), value; the raw keys and
 //            values of the root database (every sublevel, its prefix in the key), in key order
 //   end      the uint32 0xFFFFFFFF where a key length would be
 //   trailer  one JSON line: {"entries":N,"bytes":B,"sha256":HEX}, B and HEX of the records' bytes
-// and nothing after it. restore checks the header, the records' structure, the trailer's count, size and
-// checksum (and gzip its CRC), and refuses anything else: not a backup, truncated or corrupted.
+// and nothing after it. restore opens the file with the key (refusing another key's file, and a file
+// changed, cut short or spliced), then checks the header, the records' structure, the trailer's count,
+// size and checksum, and refuses anything else. A version 1 file (the same, gzip only, from before backups
+// were encrypted) is restored only when asked with --unencrypted.
 //
 // Only light modules are loaded here (main.ts registers these commands with the others); the DB client,
 // zeromq and level are imported when a command runs.
 import { Option, type Command } from 'commander';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -29,9 +32,12 @@ import { createGunzip, createGzip } from 'node:zlib';
 import type { Level } from 'level';
 import { z } from 'zod';
 import { CliError, describeFailure, EXIT, printable, UsageError, errText } from './client/errors.js';
+import { opener, sealer, SEALED_VERSION, Unopenable } from './backup-cipher.js';
+import { backupKey, BackupKeyProblem } from './backup-key.js';
 
 export const BACKUP_FORMAT = 'zfaas-backup';
-export const BACKUP_VERSION = 1;
+export const BACKUP_VERSION = SEALED_VERSION;
+const UNSEALED_VERSION = 1; // gzip only, from before backups were encrypted
 const END = 0xffffffff;
 const MAX_LINE = 64 * 1024; // header and trailer
 const MAX_KEY = 64 * 1024 * 1024; // a length beyond these is corruption, not a record
@@ -72,6 +78,7 @@ export interface RestoreSummary {
 export interface BackupRun {
   db: string; // the DB service's address
   out: string; // a file, or '-' for `stdout`
+  keyFile?: string; // the backup key's file (backup-key.ts says where it is found otherwise)
   curveSecret?: string;
   curveServerKey?: string;
   timeoutMs?: number; // per request
@@ -82,11 +89,22 @@ export interface RestoreRun {
   data: string; // the new LevelDB folder
   file: string; // a backup file, or '-' for `stdin`
   force?: boolean; // replace the store DIR holds
+  keyFile?: string; // as for BackupRun
+  unencrypted?: boolean; // a version 1 file (gzip only) is restored too
   stdin?: Readable;
 }
 
 // The file is not a zfaas backup, or not all of one: exit 1.
 class BadBackup extends CliError {}
+
+async function keyMaterial(keyFile: string | undefined): Promise<string> {
+  try {
+    return (await backupKey({ file: keyFile, make: false })).material;
+  } catch (e) {
+    if (e instanceof BackupKeyProblem) throw new UsageError(e.message);
+    throw e;
+  }
+}
 
 const size = (n: number): string => (n < 1024 * 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1024 / 1024).toFixed(1)} MiB`);
 
@@ -106,6 +124,7 @@ async function curveOf(o: BackupRun): Promise<{ secretKey: string; serverKey: st
 // zfaas backup: the whole store as of one instant, into o.out (a partial file never takes its name).
 export async function runBackup(o: BackupRun): Promise<BackupSummary> {
   const curve = await curveOf(o);
+  const material = await keyMaterial(o.keyFile);
   const [{ DbClient, DbError }, { RecordCounter }] = await Promise.all([import('../db/client.js'), import('../db/backup.js')]);
   const t0 = Date.now();
   const db = new DbClient(o.db, o.timeoutMs ?? 60_000, curve);
@@ -165,7 +184,10 @@ export async function runBackup(o: BackupRun): Promise<BackupSummary> {
   const partial = o.out === '-' ? undefined : `${resolve(o.out)}.partial-${process.pid}`;
   try {
     // gzip at its default level: call records (JSON) shrink a lot; archives, compressed already, do not.
-    await pipeline(produce, createGzip(), counted, partial ? createWriteStream(partial) : (o.stdout ?? process.stdout));
+    // Then sealed: compression before encryption, as it only works that way round. Only the owner reads it.
+    if (partial) await unlink(partial).catch(() => undefined);
+    const sink = partial ? createWriteStream(partial, { mode: 0o600, flags: 'wx' }) : (o.stdout ?? process.stdout);
+    await pipeline(produce, createGzip(), sealer(material), counted, sink);
     if (partial) {
       const fh = await open(partial, 'r');
       await fh.sync().finally(() => fh.close()); // on disk before it takes its name
@@ -176,7 +198,7 @@ export async function runBackup(o: BackupRun): Promise<BackupSummary> {
     if (e instanceof DbError) {
       if (e.code === 'UNAVAILABLE')
         throw new CliError(
-          `${e.message.replace(/^db service/, 'the DB service')}: is "zfaas db" running there${curve ? ', and does it let this CURVE key in' : ' (without CURVE keys)'}?`,
+          `${e.message.replace(/^db service/, 'the DB service')}: is "zfaas db" running there${curve ? ', and does it let this CURVE key in' : ' (without CURVE keys)'}? (zfaas up's is ipc://DATA/run/db.sock)`,
           EXIT.UNREACHABLE,
         );
       throw new CliError(`backup failed: ${e.message}`);
@@ -320,12 +342,43 @@ export async function runRestore(o: RestoreRun): Promise<RestoreSummary> {
     input = createReadStream(o.file, { highWaterMark: 1024 * 1024 });
   }
 
+  // What the file is, from its first bytes, before anything is made: a sealed backup needs its key.
+  const source = input[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  let first: IteratorResult<Buffer>;
+  try {
+    first = await source.next();
+  } catch (e) {
+    throw restoreError(e, name, 0);
+  }
+  const kind =
+    first.done || first.value.length === 0 ? 'empty' : first.value[0] === 0x7b ? 'sealed' : first.value[0] === 0x1f ? 'gzip' : 'other';
+  const stop = (e: CliError): CliError => {
+    input.destroy();
+    return e;
+  };
+  if (kind === 'empty') throw stop(new BadBackup(`${name} is not a zfaas backup: it is empty`));
+  if (kind === 'other') throw stop(new BadBackup(`${name} is not a zfaas backup`));
+  if (kind === 'gzip' && !o.unencrypted)
+    throw stop(
+      new BadBackup(
+        `${name} is not encrypted (a backup from before backups were encrypted, or not a zfaas backup): add --unencrypted to restore it as it is`,
+      ),
+    );
+  const material = kind === 'sealed' ? await keyMaterial(o.keyFile).catch((e: CliError) => Promise.reject(stop(e))) : undefined;
+  const whole = async function* (): AsyncGenerator<Buffer> {
+    if (!first.done) yield first.value;
+    for (let r = await source.next(); !r.done; r = await source.next()) yield r.value;
+  };
+
+  // A folder restore makes is the owner's alone, as the DB service keeps its own.
+  if (state === 'missing') await mkdir(dir, { recursive: true, mode: 0o700 });
   const { Level: LevelDb } = await import('level');
   const db: Level<Buffer, Buffer> = new LevelDb<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
   try {
     await db.open({ createIfMissing: true });
   } catch (e) {
     input.destroy();
+    if (state === 'missing') await rm(dir, { recursive: true, force: true });
     if (levelLocked(e)) throw new UsageError(`${dir} is in use (is "zfaas db" running on it?): stop that service first`);
     throw new CliError(`cannot open a LevelDB store at ${dir}: ${errText(e)}`);
   }
@@ -348,8 +401,11 @@ export async function runRestore(o: RestoreRun): Promise<RestoreSummary> {
     const parsedHead = HeaderSchema.safeParse(head);
     if (!parsedHead.success) throw new BadBackup(`${name} is not a zfaas backup (no "${BACKUP_FORMAT}" header)`);
     header = parsedHead.data;
-    if (header.version !== BACKUP_VERSION)
-      throw new BadBackup(`${name} is a zfaas backup of version ${header.version}; this zfaas reads version ${BACKUP_VERSION}`);
+    const expected = material === undefined ? UNSEALED_VERSION : BACKUP_VERSION;
+    if (header.version !== expected)
+      throw new BadBackup(
+        `${name} holds a zfaas backup of version ${header.version} where version ${expected} belongs: it is not one this zfaas reads`,
+      );
     wrote = true;
     if (state === 'store') await db.clear(); // --force: the old store's keys go, the backup's come
     const hash = createHash('sha256');
@@ -406,8 +462,10 @@ export async function runRestore(o: RestoreRun): Promise<RestoreSummary> {
   };
 
   try {
-    await pipeline(input, countIn, createGunzip(), consume);
+    if (material === undefined) await pipeline(whole, countIn, createGunzip(), consume);
+    else await pipeline(whole, countIn, opener(material, name), createGunzip(), consume);
   } catch (e) {
+    input.destroy();
     await discard(db, dir, state, wrote);
     throw restoreError(e, name, compressed);
   }
@@ -429,6 +487,7 @@ async function discard(db: Level<Buffer, Buffer>, dir: string, state: 'missing' 
 
 function restoreError(e: unknown, name: string, compressed: number): CliError {
   if (e instanceof CliError) return e;
+  if (e instanceof Unopenable) return new BadBackup(e.message);
   const code = (e as { code?: unknown }).code;
   // zlib: a bad gzip header, a stream cut short, or damaged data (a bad block or CRC).
   if (code === 'Z_DATA_ERROR' && /header/i.test(errText(e)))
@@ -453,6 +512,12 @@ async function act(fn: () => Promise<void>): Promise<void> {
   }
 }
 
+const backupKeyOpt = (): Option =>
+  new Option(
+    '--backup-key-file <file>',
+    'file holding the key backups are encrypted with (or the key itself in ZFAAS_BACKUP_KEY); default: the one zfaas up keeps',
+  ).env('ZFAAS_BACKUP_KEY_FILE');
+
 export function registerBackupCommands(p: Command): void {
   p.command('backup')
     .description("copy the DB service's whole store, as of one instant, into a file while it runs")
@@ -460,24 +525,35 @@ export function registerBackupCommands(p: Command): void {
     .requiredOption('--out <file>', "the backup file ('-': stdout)")
     .addOption(new Option('--curve-secret-key <z85>', 'CURVE secret key of a key pair the DB service allows').env('ZFAAS_CURVE_SECRET'))
     .addOption(new Option('--curve-server-key <z85>', 'CURVE public key of the DB service').env('ZFAAS_CURVE_SERVER_KEY'))
+    .addOption(backupKeyOpt())
     .addHelpText(
       'after',
       [
         '',
         'The DB service keeps serving (writes too) meanwhile; the file holds every key as it was when the backup',
-        'started. It is gzip-compressed, with a count and a SHA-256 of its records that `zfaas restore` checks.',
+        'started. It is gzip-compressed, with a count and a SHA-256 of its records that `zfaas restore` checks,',
+        'and encrypted with AES-256-GCM under the backup key (ZFAAS_BACKUP_KEY, else --backup-key-file, else the',
+        'one zfaas up keeps: ~/.config/zfaas/backup.key); only its owner may read it (0600). Keep the key apart',
+        'from the backups: restore needs it, and nothing else opens the file.',
         'With CURVE keys, use a key pair the DB service lets in: its own (it always allows its public key) or',
         "an instance's, and the DB service's public key as --curve-server-key.",
         '',
         'Examples:',
-        '  zfaas backup --db tcp://127.0.0.1:5560 --out zfaas-$(date +%F).backup',
+        '  zfaas backup --db ipc://$PWD/data/run/db.sock --out zfaas-$(date +%F).backup   # zfaas up --data ./data',
+        '  zfaas backup --db tcp://127.0.0.1:5560 --backup-key-file /etc/zfaas/backup.key --out zfaas.backup',
         '  zfaas backup --out - | ssh backup-host "cat > zfaas.backup"',
         '  zfaas backup --db tcp://db-host:5560 --curve-secret-key "$SECRET" --curve-server-key "$DB_PUBLIC" --out zfaas.backup',
       ].join('\n'),
     )
-    .action((o: { db: string; out: string; curveSecretKey?: string; curveServerKey?: string }) =>
+    .action((o: { db: string; out: string; curveSecretKey?: string; curveServerKey?: string; backupKeyFile?: string }) =>
       act(async () => {
-        const s = await runBackup({ db: o.db, out: o.out, curveSecret: o.curveSecretKey, curveServerKey: o.curveServerKey });
+        const s = await runBackup({
+          db: o.db,
+          out: o.out,
+          curveSecret: o.curveSecretKey,
+          curveServerKey: o.curveServerKey,
+          keyFile: o.backupKeyFile,
+        });
         const where = o.out === '-' ? 'stdout' : o.out;
         console.error(
           `zfaas: backup of ${o.db} as of ${s.snapshotAt}: ${s.entries} entries (${size(s.bytes)}) in ${(s.ms / 1000).toFixed(1)} s, ${size(s.fileBytes)} written to ${where}`,
@@ -490,6 +566,8 @@ export function registerBackupCommands(p: Command): void {
     .argument('<file>', "the backup file ('-': stdin)")
     .requiredOption('--data <dir>', 'the new LevelDB folder (missing or empty)')
     .option('--force', 'replace the LevelDB store DIR holds (its data is deleted; a failed restore leaves it empty)')
+    .addOption(backupKeyOpt())
+    .option('--unencrypted', 'also restore a backup from before backups were encrypted (gzip only, version 1)')
     .addHelpText(
       'after',
       [
@@ -498,15 +576,17 @@ export function registerBackupCommands(p: Command): void {
         'Restoring into a running DB service is not offered: a LevelDB store has one writer, the service that',
         'holds its lock, and merging into live data would give a state no instant ever had. Restore into a new',
         'folder, then stop the service and start it on that folder.',
+        'The file is opened with the backup key it was made with; one made with another key, changed, cut short or',
+        'spliced is refused before any of it is used.',
         '',
         'Examples:',
         '  zfaas restore --data ./data-restored/db zfaas.backup && zfaas db --data ./data-restored/db',
         '  ssh backup-host "cat zfaas.backup" | zfaas restore --data ./data/db -',
       ].join('\n'),
     )
-    .action((file: string, o: { data: string; force?: boolean }) =>
+    .action((file: string, o: { data: string; force?: boolean; backupKeyFile?: string; unencrypted?: boolean }) =>
       act(async () => {
-        const s = await runRestore({ data: o.data, file, force: o.force });
+        const s = await runRestore({ data: o.data, file, force: o.force, keyFile: o.backupKeyFile, unencrypted: o.unencrypted });
         console.log(
           `restored ${s.entries} entries (${size(s.bytes)}) of the backup as of ${s.snapshotAt} from ${file === '-' ? 'stdin' : basename(file)} into ${resolve(o.data)} in ${(s.ms / 1000).toFixed(1)} s`,
         );

@@ -69,6 +69,20 @@ const secretsKeyOpt = (): Option =>
     'file holding the master key that seals secrets (or the key itself in ZFAAS_SECRETS_KEY); keep it apart from the data',
   ).env('ZFAAS_SECRETS_KEY_FILE');
 
+// Function web paths on an origin of their own: the same two flags on `up` and `api`.
+const functionsPortOpt = (): Option =>
+  new Option(
+    '--functions-port <port>',
+    "serve function web paths (/function/..., /ns/NS/function/...) on this port, an origin apart from the API's and the dashboard's; the API's port then redirects them there",
+  )
+    .argParser(int)
+    .env('ZFAAS_FUNCTIONS_PORT');
+const functionsOriginOpt = (): Option =>
+  new Option(
+    '--functions-origin <url>',
+    'where callers reach --functions-port (scheme://host[:port], e.g. https://fn.example.com); default: this host and that port on loopback',
+  ).env('ZFAAS_FUNCTIONS_ORIGIN');
+
 const policyOpt = (): Option =>
   new Option('--policy <policy>', 'preload policy of this node (runtime: stem cells, and a container kept warm after a call)')
     .choices([...POLICIES])
@@ -91,19 +105,35 @@ export function program(): Command {
     .addOption(new Option('--miniworkers <n>', 'miniworkers on this node').argParser(int).default(4).env('ZFAAS_MINIWORKERS'))
     .addOption(maxContainersOpt())
     .addOption(policyOpt())
-    .addOption(new Option('--db-bind <addr>', 'DB service address').default('tcp://127.0.0.1:5560').env('ZFAAS_DB_BIND'))
-    .addOption(new Option('--broker-bind <addr>', 'node broker address').default('tcp://127.0.0.1:5561').env('ZFAAS_BROKER_BIND'))
+    .addOption(
+      new Option('--db-bind <addr>', 'DB service address (default: ipc://DATA/run/db.sock, a folder only this user may enter)').env(
+        'ZFAAS_DB_BIND',
+      ),
+    )
+    .addOption(
+      new Option('--broker-bind <addr>', 'node broker address (default: ipc://DATA/run/broker.sock; beyond loopback: CURVE keys)').env(
+        'ZFAAS_BROKER_BIND',
+      ),
+    )
     .addOption(new Option('--curve-secret-key <z85>', 'CURVE secret key of this service (see zfaas keys)').env('ZFAAS_CURVE_SECRET'))
     .addOption(
       new Option('--curve-allowed <keys>', 'CURVE public keys of the instances let in, comma separated').env('ZFAAS_CURVE_ALLOWED'),
     )
     .addOption(callbackAllowOpt())
     .addOption(secretsKeyOpt())
+    .addOption(
+      new Option(
+        '--backup-key-file <file>',
+        'file holding the key backups are encrypted with (made on first start; or the key itself in ZFAAS_BACKUP_KEY); default ~/.config/zfaas/backup.key',
+      ).env('ZFAAS_BACKUP_KEY_FILE'),
+    )
+    .addOption(functionsPortOpt())
+    .addOption(functionsOriginOpt())
     // Read by the ./zfaas script, which prepares a Docker engine for `up` when none answers (as root).
     .option('--no-setup', 'from ./zfaas: do not prepare a Docker engine when none answers (env ZFAAS_NO_SETUP=1)')
     .addHelpText(
       'after',
-      '\nExample:\n  zfaas up --port 3000 --data ./data --miniworkers 4 --policy function\n  ZFAAS_TOKEN=s3cret zfaas up --host 0.0.0.0   # beyond loopback a token is required\n  zfaas up --callback-allow loopback,10.0.0.0/8,hooks.example.com:443   # where callbacks may go',
+      '\nExample:\n  zfaas up --port 3000 --data ./data --miniworkers 4 --policy function\n  ZFAAS_TOKEN=$(openssl rand -base64 24) zfaas up --host 0.0.0.0   # beyond loopback a token (16 characters or more) is required\n  zfaas up --callback-allow loopback,10.0.0.0/8,hooks.example.com:443   # where callbacks may go\n  zfaas up --functions-port 3001   # function web paths on their own origin, http://127.0.0.1:3001',
     )
     .action(
       (o: {
@@ -113,12 +143,15 @@ export function program(): Command {
         miniworkers: number;
         maxContainers?: number;
         policy: Policy;
-        dbBind: string;
-        brokerBind: string;
+        dbBind?: string;
+        brokerBind?: string;
         curveSecretKey?: string;
         curveAllowed?: string;
         callbackAllow?: string;
         secretsKeyFile?: string;
+        backupKeyFile?: string;
+        functionsPort?: number;
+        functionsOrigin?: string;
       }) => serve(async () => (await services()).up({ ...o, data: resolve(o.data), token: apiToken(p), curveSecret: o.curveSecretKey })),
     );
 
@@ -149,16 +182,22 @@ export function program(): Command {
     .addOption(new Option('--port <port>', 'REST API port').argParser(int).default(3000).env('ZFAAS_PORT'))
     .addOption(new Option('--host <host>', 'REST API listen address').default('127.0.0.1').env('ZFAAS_HOST'))
     .addOption(new Option('--db <addr>', 'DB service address').default('tcp://127.0.0.1:5560').env('ZFAAS_DB'))
-    .addOption(new Option('--broker-bind <addr>', 'address instances connect to').default('tcp://0.0.0.0:5561').env('ZFAAS_BROKER_BIND'))
+    .addOption(
+      new Option('--broker-bind <addr>', 'address instances connect to (beyond loopback: CURVE keys)')
+        .default('tcp://0.0.0.0:5561')
+        .env('ZFAAS_BROKER_BIND'),
+    )
     .option('--no-builtins', 'do not register the built-in node and python runtimes')
     .addOption(new Option('--curve-secret-key <z85>', 'CURVE secret key of this service (see zfaas keys)').env('ZFAAS_CURVE_SECRET'))
     .addOption(
       new Option('--curve-allowed <keys>', 'CURVE public keys of the instances let in, comma separated').env('ZFAAS_CURVE_ALLOWED'),
     )
     .addOption(callbackAllowOpt())
+    .addOption(functionsPortOpt())
+    .addOption(functionsOriginOpt())
     .addHelpText(
       'after',
-      '\nExample:\n  zfaas api --port 3000 --db tcp://127.0.0.1:5560 --broker-bind tcp://0.0.0.0:5561\n  zfaas api --callback-allow loopback,10.0.0.0/8,*.hooks.example.com   # where callbacks may go',
+      '\nExample:\n  zfaas api --port 3000 --db tcp://127.0.0.1:5560 --broker-bind tcp://0.0.0.0:5561 --curve-secret-key "$API_SECRET" --curve-allowed "$NODE_PUBLIC"\n  zfaas api --callback-allow loopback,10.0.0.0/8,*.hooks.example.com   # where callbacks may go',
     )
     .action(
       (o: {
@@ -170,6 +209,8 @@ export function program(): Command {
         curveSecretKey?: string;
         curveAllowed?: string;
         callbackAllow?: string;
+        functionsPort?: number;
+        functionsOrigin?: string;
       }) => serve(async () => (await services()).startApi({ ...o, token: apiToken(p), curveSecret: o.curveSecretKey })),
     );
 

@@ -19,6 +19,9 @@ import { DbServer } from '../db/server.js';
 import { curvePublicKey, parseKeyList, type CurveClient, type CurveServer } from '../common/curve.js';
 import { pushImages } from '../instance/images.js';
 import { Instance } from '../instance/instance.js';
+import { isLoopback } from '../api/auth.js';
+import { privateDir } from '../common/private-dir.js';
+import { backupKey, BackupKeyProblem } from './backup-key.js';
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const BUILTIN = ['python', 'node'] as const;
@@ -66,20 +69,27 @@ export async function ensureImages(docker: Docker, runtimes: Runtime[], log: Log
   });
 }
 
-export interface UpOptions {
+export interface UpOptions extends FunctionsOrigin {
   port: number;
   host: string;
   data: string;
   miniworkers: number;
   maxContainers?: number;
   policy: Policy;
-  dbBind: string;
-  brokerBind: string;
+  dbBind?: string; // default: ipc://DATA/run/db.sock
+  brokerBind?: string; // default: ipc://DATA/run/broker.sock
   token?: string;
   curveSecret?: string;
   curveAllowed?: string;
   callbackAllow?: string;
   secretsKeyFile?: string;
+  backupKeyFile?: string;
+}
+
+// Function web paths on an origin of their own (api/handlers/functions-elsewhere.ts).
+export interface FunctionsOrigin {
+  functionsPort?: number;
+  functionsOrigin?: string;
 }
 
 export interface Keys {
@@ -122,10 +132,88 @@ function callbackOptions(callbackAllow: string | undefined): { callbackAllow?: s
 }
 
 // ZFAAS_INSECURE_NETWORK=1: the operator accepts unauthenticated links (a private network, compose).
-function insecureAllowed(log: Logger): boolean {
+function insecureAllowed(log: Logger, what: string): boolean {
   if (process.env.ZFAAS_INSECURE_NETWORK !== '1') return false;
-  log.warn('ZFAAS_INSECURE_NETWORK=1: the DB service listens beyond this machine without CURVE keys');
+  log.warn(`ZFAAS_INSECURE_NETWORK=1: ${what} listens beyond this machine without CURVE keys`);
   return true;
+}
+
+// Who may reach a service's socket (the DB service, the broker), decided before it binds: anyone who can
+// connect to it can read and write the whole store or speak for a node. An ipc:// socket admits whoever may
+// enter its folder (zfaas up keeps its own in a 0700 folder: its user alone); tcp:// on loopback admits
+// every process of this machine, which is said; beyond loopback only CURVE keys on the allowed list get
+// in, and without keys the service does not start (unless ZFAAS_INSECURE_NETWORK=1).
+// Returns what to warn of, if anything (said once the service starts).
+function checkExposure(addr: string, curve: CurveServer | undefined, what: string, flag: string, log: Logger): string | undefined {
+  if (curve || addr.startsWith('ipc:') || addr.startsWith('inproc:')) return undefined;
+  if (beyondLoopback(addr)) {
+    if (insecureAllowed(log, what)) return undefined;
+    throw new UsageError(
+      `${what} would listen on ${addr}, beyond this machine, where anyone who reaches it could use it: set CURVE keys (--curve-secret-key and --curve-allowed; see zfaas keys), bind it to loopback (${flag}), or set ZFAAS_INSECURE_NETWORK=1 on a network only zfaas uses`,
+    );
+  }
+  return `${what} listens on ${addr}, loopback TCP without CURVE keys: every process of this machine can connect to it`;
+}
+
+export const MIN_TOKEN_LENGTH = 16;
+
+// The operator's token, checked before anything starts: a short one is guessed.
+function checkToken(token: string | undefined): void {
+  if (token === undefined || token.length >= MIN_TOKEN_LENGTH) return;
+  throw new UsageError(
+    `the operator token (--token or ZFAAS_TOKEN) is ${token.length} characters long: use at least ${MIN_TOKEN_LENGTH} random ones (for example: openssl rand -base64 24)`,
+  );
+}
+
+// Where function web paths are served when they have an origin of their own, checked before anything
+// starts. The origin callers are sent to defaults to this host and that port when the API is on loopback.
+function functionsOrigin(o: FunctionsOrigin & { host: string; port: number }): FunctionsOrigin {
+  if (o.functionsOrigin && !o.functionsPort)
+    throw new UsageError('--functions-origin needs --functions-port: the listener that origin reaches');
+  if (!o.functionsPort) return {};
+  if (o.functionsPort === o.port) throw new UsageError(`--functions-port must differ from --port (${o.port}): it is another origin`);
+  if (!o.functionsOrigin) {
+    if (!isLoopback(o.host)) return { functionsPort: o.functionsPort };
+    return {
+      functionsPort: o.functionsPort,
+      functionsOrigin: `http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.functionsPort}`,
+    };
+  }
+  let url: URL | undefined;
+  try {
+    url = new URL(o.functionsOrigin);
+  } catch {
+    url = undefined;
+  }
+  if (!url || !/^https?:$/.test(url.protocol) || url.origin !== o.functionsOrigin.replace(/\/+$/, ''))
+    throw new UsageError(
+      `--functions-origin must be an origin such as https://fn.example.com or http://127.0.0.1:3001 (scheme, host and port only), not "${o.functionsOrigin}"`,
+    );
+  return { functionsPort: o.functionsPort, functionsOrigin: url.origin };
+}
+
+// zfaas up's own sockets, by default: ipc:// in a folder of its data folder that only this user may enter.
+const MAX_IPC_PATH = 107; // sun_path holds 108 bytes with the final NUL
+async function ownSocket(given: string | undefined, dir: string, name: string, flag: string): Promise<string> {
+  if (given) return given;
+  await privateDir(dir);
+  const path = join(dir, name);
+  if (Buffer.byteLength(path) > MAX_IPC_PATH)
+    throw new UsageError(
+      `the socket ${path} is longer than ${MAX_IPC_PATH} bytes, which Unix sockets allow: use a shorter --data, or give ${flag}`,
+    );
+  return `ipc://${path}`;
+}
+
+// zfaas up keeps a key for backups beside the secrets' master key (cli/backup-key.ts), made on first start.
+async function keepBackupKey(file: string | undefined, log: Logger): Promise<void> {
+  try {
+    const k = await backupKey({ file, make: true });
+    if (k.made) log.info({ file: k.from }, 'made a key for encrypting backups (keep a copy apart from the backups: restore needs it)');
+  } catch (e) {
+    if (e instanceof BackupKeyProblem) throw new UsageError(e.message);
+    throw e;
+  }
 }
 
 // The master key of secrets (db/tenancy.ts): ZFAAS_SECRETS_KEY, else the file --secrets-key-file
@@ -157,16 +245,26 @@ const beyondLoopback = (addr: string): boolean => !/^(tcp:\/\/(127\.|localhost|\
 
 export async function up(o: UpOptions): Promise<() => Promise<void>> {
   const log = createLogger('zfaas');
+  checkToken(o.token);
+  const functions = functionsOrigin(o);
   const idempotencyTtlS = idempotencyTtl(process.env.ZFAAS_IDEMPOTENCY_TTL); // checked before anything starts
   const callbacks = callbackOptions(o.callbackAllow);
+  const curve = serverCurve(o);
+  await privateDir(o.data);
+  const run = join(o.data, 'run');
+  const dbBind = await ownSocket(o.dbBind, run, 'db.sock', '--db-bind');
+  const brokerBind = await ownSocket(o.brokerBind, run, 'broker.sock', '--broker-bind');
+  const exposed = [
+    checkExposure(dbBind, curve, 'the DB service', '--db-bind tcp://127.0.0.1:5560', log),
+    checkExposure(brokerBind, curve, 'the node broker', '--broker-bind tcp://127.0.0.1:5561', log),
+  ];
   const docker = await dockerOrExit();
   const runtimes = await builtinRuntimes();
   await ensureImages(docker, runtimes, log);
-  const curve = serverCurve(o);
-  if (!curve && beyondLoopback(o.dbBind) && !insecureAllowed(log))
-    throw new UsageError(`the DB service would listen on ${o.dbBind}, beyond this machine: set CURVE keys (--curve-secret-key)`);
+  await keepBackupKey(o.backupKeyFile, log);
+  for (const w of exposed) if (w) log.warn(w);
   const db = new DbServer({
-    bind: o.dbBind,
+    bind: dbBind,
     dataDir: join(o.data, 'db'),
     curve,
     log: log.child({ part: 'db' }),
@@ -186,10 +284,11 @@ export async function up(o: UpOptions): Promise<() => Promise<void>> {
     curve,
     db,
     brokerAlsoBind: [inproc],
-    brokerBind: o.brokerBind,
+    brokerBind,
     log: log.child({ part: 'api' }),
     idempotencyTtlS,
     ...callbacks,
+    ...functions,
   });
   await api.start();
   const own = curve ? { secretKey: curve.secretKey, serverKey: curvePublicKey(curve.secretKey) } : undefined;
@@ -214,27 +313,34 @@ export async function up(o: UpOptions): Promise<() => Promise<void>> {
 
 export async function startDb(o: { bind: string; data: string; secretsKeyFile?: string } & Keys): Promise<() => Promise<void>> {
   const curve = serverCurve(o);
-  // The DB service holds everything: beyond this machine it only listens with CURVE keys.
-  if (!curve && beyondLoopback(o.bind) && !insecureAllowed(createLogger('db')))
-    throw new UsageError(
-      `the DB service would listen on ${o.bind}, beyond this machine: set CURVE keys (--curve-secret-key, --curve-allowed)`,
-    );
   const log = createLogger('db');
+  // The DB service holds everything: beyond this machine it only listens with CURVE keys.
+  const exposed = checkExposure(o.bind, curve, 'the DB service', '--bind tcp://127.0.0.1:5560', log);
+  if (exposed) log.warn(exposed);
   const db = new DbServer({ bind: o.bind, dataDir: o.data, curve, log, secretsKey: await secretsKey(o.secretsKeyFile, false, log) });
   await db.start();
   return () => db.stop();
 }
 
 export async function startApi(
-  o: { port: number; host: string; db: string; brokerBind: string; builtins: boolean; token?: string; callbackAllow?: string } & Keys,
+  o: {
+    port: number;
+    host: string;
+    db: string;
+    brokerBind: string;
+    builtins: boolean;
+    token?: string;
+    callbackAllow?: string;
+  } & Keys &
+    FunctionsOrigin,
 ): Promise<() => Promise<void>> {
   const log = createLogger('api');
+  checkToken(o.token);
+  const functions = functionsOrigin(o);
   const curve = serverCurve(o);
-  if (!curve && beyondLoopback(o.brokerBind))
-    log.warn(
-      { broker: o.brokerBind },
-      'node links are not authenticated: any host that reaches the broker can join (set --curve-secret-key and --curve-allowed)',
-    );
+  // A node link speaks for the calls it holds: beyond this machine only known CURVE keys may open one.
+  const exposed = checkExposure(o.brokerBind, curve, 'the node broker', '--broker-bind tcp://127.0.0.1:5561', log);
+  if (exposed) log.warn(exposed);
   const idempotencyTtlS = idempotencyTtl(process.env.ZFAAS_IDEMPOTENCY_TTL);
   const callbacks = callbackOptions(o.callbackAllow);
   const api = new ApiServer({
@@ -247,6 +353,7 @@ export async function startApi(
     log,
     idempotencyTtlS,
     ...callbacks,
+    ...functions,
   });
   if (o.builtins) {
     for (const rt of await builtinRuntimes()) {

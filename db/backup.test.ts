@@ -1,17 +1,20 @@
 // Backups of the DB service (db/backup.ts, cli/backup.ts) on real LevelDB folders in temp dirs, through a
 // real DbServer over its ZMQ socket: a backup taken while 2,000 calls are being written restores into a
 // store that is one instant of the first (a prefix of the calls, each with its indexes); a quiet store
-// restores key for key, archives of several MiB byte for byte; files that are not whole backups are
-// refused and leave no store behind; sessions are bounded, and one left alone is closed after its idle time.
+// restores key for key, archives of several MiB byte for byte; the file is encrypted and its owner's alone,
+// and opens only with its key; files that are not whole backups are refused and leave no store behind;
+// sessions are bounded, and one left alone is closed after its idle time.
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { Level } from 'level';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { describeFailure, EXIT } from '../cli/client/errors.js';
-import { runBackup, runRestore } from '../cli/backup.js';
+import { runBackup as backupWith, runRestore as restoreWith, type BackupRun, type RestoreRun } from '../cli/backup.js';
+import { opener, sealer } from '../cli/backup-cipher.js';
 import { isFinal, type Call, type CallOutcome } from '../common/model.js';
 import { freePort, sleep, tempDir } from '../test/helpers/platform.js';
 import fc from 'fast-check';
@@ -43,6 +46,10 @@ async function service(dir: string, backup?: BackupOptions): Promise<Service> {
 }
 
 let tmp: string;
+let keyFile: string; // the backup key, as `zfaas up` keeps one
+const KEY = randomBytes(32).toString('hex');
+const runBackup = (o: BackupRun): ReturnType<typeof backupWith> => backupWith({ keyFile, ...o });
+const runRestore = (o: RestoreRun): ReturnType<typeof restoreWith> => restoreWith({ keyFile, ...o });
 const running: Service[] = [];
 const start = async (dir: string, backup?: BackupOptions): Promise<Service> => {
   const s = await service(dir, backup);
@@ -55,6 +62,8 @@ const stopAll = async (): Promise<void> => {
 
 beforeEach(async () => {
   tmp = await tempDir('zfaas-backup-');
+  keyFile = join(tmp, 'backup.key');
+  await writeFile(keyFile, `${KEY}\n`, { mode: 0o600 });
 });
 afterEach(async () => {
   await stopAll();
@@ -218,9 +227,14 @@ describe('a backup of a quiet store', () => {
 
     const file = join(tmp, 'quiet.backup');
     const b = await runBackup({ db: src.bind, out: file });
+    // Encrypted, and its owner's alone: no stretch of an archive is in it as it was, and only the owner reads it.
+    const bytes = await readFile(file);
+    for (const a of archives) expect(bytes.includes(a.subarray(4096, 4096 + 64))).toBe(false);
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
     const dir = join(tmp, 'restored');
     const r = await runRestore({ data: dir, file });
     expect(r).toMatchObject({ entries: b.entries, bytes: b.bytes, snapshotAt: b.snapshotAt });
+    expect((await stat(dir)).mode & 0o777).toBe(0o700); // the folder restore made, as the DB service keeps its own
 
     const dst = await start(dir);
     for (const a of archives) {
@@ -247,7 +261,7 @@ describe('a backup of a quiet store', () => {
     const src = await start(join(tmp, 'src'));
     await deploy(src.db, 'f', Buffer.from('x'));
     const parts: Buffer[] = [];
-    const { PassThrough, Readable } = await import('node:stream');
+    const { PassThrough } = await import('node:stream');
     const out = new PassThrough();
     out.on('data', (b: Buffer) => parts.push(b));
     const b = await runBackup({ db: src.bind, out: '-', stdout: out });
@@ -287,8 +301,19 @@ describe('what restore refuses', () => {
     return { ...f, left };
   }
 
-  const records = (b: Buffer): { header: string; body: Buffer } => {
-    const raw = gunzipSync(b);
+  // The file's sealed content (gzip of header, records, trailer), and a file sealed around such content.
+  const unsealed = async (b: Buffer): Promise<Buffer> => {
+    const out: Buffer[] = [];
+    for await (const x of opener(KEY, 'good')(Readable.from([b]))) out.push(x);
+    return Buffer.concat(out);
+  };
+  const sealed = async (content: Buffer): Promise<Buffer> => {
+    const out: Buffer[] = [];
+    for await (const x of sealer(KEY)(Readable.from([content]))) out.push(x);
+    return Buffer.concat(out);
+  };
+  const records = async (b: Buffer): Promise<{ header: string; body: Buffer }> => {
+    const raw = gunzipSync(await unsealed(b));
     const nl = raw.indexOf(10);
     return { header: raw.subarray(0, nl + 1).toString(), body: raw.subarray(nl + 1) };
   };
@@ -297,8 +322,9 @@ describe('what restore refuses', () => {
     for (const bytes of [
       Buffer.from('hello, I am a text file\n'),
       Buffer.alloc(0),
-      gzipSync(Buffer.from('{"format":"something-else","version":1}\n')),
-      gzipSync(randomBytes(100_000)),
+      await sealed(gzipSync(Buffer.from('{"format":"something-else","version":2}\n'))),
+      await sealed(gzipSync(randomBytes(100_000))),
+      await sealed(randomBytes(100_000)),
     ]) {
       const r = await refused(bytes);
       expect(r).toMatchObject({ exitCode: EXIT.FAILURE, left: false });
@@ -306,37 +332,72 @@ describe('what restore refuses', () => {
     }
   });
 
+  it('a file made with another key, saying so, and one with no key to open it', async () => {
+    const other = join(tmp, 'other.key');
+    await writeFile(other, randomBytes(32).toString('hex'));
+    const file = join(tmp, 'good.backup');
+    const e = await runRestore({ data: join(tmp, 'out'), file, keyFile: other }).catch((x: unknown) => describeFailure(x));
+    expect(e).toMatchObject({ exitCode: EXIT.FAILURE, message: expect.stringMatching(/was encrypted with another backup key/) });
+    const none = await runRestore({ data: join(tmp, 'out'), file, keyFile: join(tmp, 'missing.key') }).catch((x: unknown) =>
+      describeFailure(x),
+    );
+    expect(none).toMatchObject({
+      exitCode: EXIT.USAGE,
+      message: expect.stringMatching(/no backup key at .*missing\.key: backups are encrypted/),
+    });
+    await writeFile(join(tmp, 'short.key'), 'too-short');
+    const short = await runBackup({ db: 'tcp://127.0.0.1:9', out: join(tmp, 'x'), keyFile: join(tmp, 'short.key') }).catch((x: unknown) =>
+      describeFailure(x),
+    );
+    expect(short).toMatchObject({ exitCode: EXIT.USAGE, message: expect.stringMatching(/is 9 characters long/) });
+    await expect(stat(join(tmp, 'out'))).rejects.toThrow(); // nothing made
+  });
+
+  it('an unencrypted backup (from before backups were encrypted) only when asked', async () => {
+    const raw = gunzipSync(await unsealed(good));
+    const v1 = gzipSync(Buffer.from(raw.toString('latin1').replace('"version":2', '"version":1'), 'latin1'));
+    const r = await refused(v1);
+    expect(r).toMatchObject({ exitCode: EXIT.FAILURE, left: false });
+    expect(r.message).toMatch(/is not encrypted .*add --unencrypted/);
+    await writeFile(join(tmp, 'v1.backup'), v1);
+    const ok = await runRestore({ data: join(tmp, 'from-v1'), file: join(tmp, 'v1.backup'), unencrypted: true });
+    expect(ok.entries).toBeGreaterThan(30);
+    // A version 2 body without the encryption around it is not one.
+    const bare = await refused(gzipSync(raw));
+    expect(bare.message).toMatch(/is not encrypted/);
+  });
+
   it('a truncated file', async () => {
     for (const cut of [20, Math.floor(good.length / 2), good.length - 30]) {
       const r = await refused(good.subarray(0, cut));
       expect(r).toMatchObject({ exitCode: EXIT.FAILURE, left: false });
-      expect(r.message).toMatch(/is truncated/);
+      expect(r.message).toMatch(/is truncated|cut short/);
     }
-    // Whole gzip, the records cut short before the trailer.
-    const { header, body } = records(good);
-    const r = await refused(gzipSync(Buffer.concat([Buffer.from(header), body.subarray(0, Math.floor(body.length / 2))])));
+    // Whole and sealed, the records cut short before the trailer.
+    const { header, body } = await records(good);
+    const r = await refused(await sealed(gzipSync(Buffer.concat([Buffer.from(header), body.subarray(0, Math.floor(body.length / 2))]))));
     expect(r).toMatchObject({ exitCode: EXIT.FAILURE, left: false });
     expect(r.message).toMatch(/is truncated/);
   });
 
   it('a corrupted file', async () => {
-    // A byte of the compressed data changed: zlib finds it (a bad block, or the CRC).
+    // A byte of the file changed: its part does not authenticate.
     const flipped = Buffer.from(good);
     flipped[Math.floor(good.length / 2)]! ^= 0xff;
     const a = await refused(flipped);
     expect(a).toMatchObject({ exitCode: EXIT.FAILURE, left: false });
-    expect(a.message).toMatch(/is (corrupted|truncated|not a zfaas backup)/);
+    expect(a.message).toMatch(/has been changed or damaged: its part \d+ does not authenticate/);
 
-    // Valid gzip, one byte of a value changed: the checksum finds it.
-    const { header, body } = records(good);
+    // Sealed with the right key around records with one byte of a value changed: the checksum finds it.
+    const { header, body } = await records(good);
     const changed = Buffer.from(body);
     changed[100]! ^= 0x01;
-    const b = await refused(gzipSync(Buffer.concat([Buffer.from(header), changed])));
+    const b = await refused(await sealed(gzipSync(Buffer.concat([Buffer.from(header), changed]))));
     expect(b).toMatchObject({ exitCode: EXIT.FAILURE, left: false });
     expect(b.message).toMatch(/is corrupted: the records do not match their checksum/);
 
     // Something after the trailer.
-    const c = await refused(gzipSync(Buffer.concat([Buffer.from(header), body, Buffer.from('more')])));
+    const c = await refused(await sealed(gzipSync(Buffer.concat([Buffer.from(header), body, Buffer.from('more')]))));
     expect(c.message).toMatch(/is corrupted: it goes on after its trailer/);
   });
 
@@ -355,7 +416,7 @@ describe('what restore refuses', () => {
     expect(noForce).toMatchObject({ exitCode: EXIT.USAGE, message: expect.stringMatching(/holds a LevelDB store already/) });
 
     // With --force, a file that is not a backup leaves the store as it was.
-    await writeFile(join(tmp, 'junk'), gzipSync(Buffer.from('junk\n')));
+    await writeFile(join(tmp, 'junk'), await sealed(gzipSync(Buffer.from('junk\n'))));
     await expect(runRestore({ data: dir, file: join(tmp, 'junk'), force: true })).rejects.toThrow(/is not a zfaas backup/);
     let s = await start(dir);
     expect((await s.db.request('listRuntimes', {})).map((r) => r.name)).toEqual(['other']);

@@ -10,7 +10,7 @@
 // callers (local()) follow the same rules.
 import { Router } from 'zeromq';
 import { createHash } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { privateDir } from '../common/private-dir.js';
 import { SendQueue } from '../common/zmq.js';
 import { logFailedHandshakes, serverOptions, startZap, type CurveServer } from '../common/curve.js';
 import { errText, type Logger } from '../common/log.js';
@@ -109,7 +109,7 @@ export class DbServer {
   }
 
   async start(): Promise<void> {
-    await mkdir(this.opts.dataDir, { recursive: true });
+    await privateDir(this.opts.dataDir);
     this.store = await migrate(this.opts.dataDir, this.opts.log);
     this.backups = new BackupSessions(this.store.root(), this.opts.log, this.opts.backup);
     this.tenancy = new Tenancy(this.store.root(), this.opts.secretsKey);

@@ -3,7 +3,8 @@
 // then to the DB service; the node keeps reporting the call as its own until the DB service has it.
 import Docker from 'dockerode';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { privateDir } from '../common/private-dir.js';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -70,7 +71,8 @@ export class Instance {
   }
 
   async start(): Promise<void> {
-    await mkdir(this.o.dataDir, { recursive: true });
+    // Containers see only the folders mounted into them, never this one's path: it can be the owner's alone.
+    await privateDir(this.o.dataDir);
     try {
       await this.docker.ping();
     } catch (e) {

@@ -44,8 +44,9 @@ export class ApiLink {
     return this.stopped;
   }
 
+  // Every message after the register says which life of the node sends it (protocol/broker.ts).
   send(m: ToApi): Promise<void> {
-    return this.out.send(encode(m));
+    return this.out.send(encode(m.type === 'register' ? m : { ...m, life: this.o.node.life }));
   }
 
   async close(): Promise<void> {

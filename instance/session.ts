@@ -12,6 +12,7 @@ import { errText, type Logger } from '../common/log.js';
 import type { CallOutcome, FunctionMeta, Runtime, WebResponse } from '../common/model.js';
 import { TRUNCATION_MARK } from '../miniworker/outcome.js';
 import { HOP_BY_HOP, HttpResponseSchema, RESULT_LIMIT, SECRETS_DIR } from '../protocol/loader.js';
+import { isForbiddenHeader } from '../common/web-headers.js';
 import { inSync, type ExitReport, type RunJob, type SecretFile } from '../protocol/worker.js';
 import type { ContainerTable } from './containers.js';
 import { LineBroken, LineClosed, LineTimeout, LoaderLine } from './line.js';
@@ -356,7 +357,8 @@ export function checkResponse(raw: unknown): WebResponse | string {
     if (!TOKEN.test(name)) return `header name ${JSON.stringify(name.slice(0, 60))} is not a token`;
     for (const v of Array.isArray(value) ? value : [value]) if (/[\r\n\0]/.test(v)) return `header ${name} contains CR, LF or NUL`;
     const lower = name.toLowerCase();
-    if (!HOP_BY_HOP.has(lower) && lower !== 'content-length') headers[lower] = value; // the API sets its own length
+    // The API sets its own length; headers that would act for the API's origin are not the function's to send.
+    if (!HOP_BY_HOP.has(lower) && lower !== 'content-length' && !isForbiddenHeader(lower)) headers[lower] = value;
   }
   const body = r.data.body;
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body) || body.length % 4 !== 0) return 'body is not valid base64';

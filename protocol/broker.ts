@@ -16,6 +16,10 @@
 //   node -> result {callNum, outcome, retryAt}     a failed run of a function with `retries`: recorded first,
 //                                                  and the DB put the call back to PENDING until `retryAt`
 //                                                  (common/retry.ts); the API dispatches it again then.
+// Every message a node sends after its register carries the `life` it registered with. The API takes a
+// result (or a giveBack) only from the node that holds the call in its current life; any other sender is
+// asked to register again, and its word about a call counts only where the DB service's record says that
+// node runs it (api/broker.ts).
 // Archives do not travel here: a node reads them from the DB service directly.
 import { z } from 'zod';
 import { HttpRequestSchema } from './loader.js';
@@ -68,14 +72,17 @@ export const NodeSettingsSchema = z
   .strict();
 export type NodeSettings = z.infer<typeof NodeSettingsSchema>;
 
+// The sender's life (NodeInfo.life); optional for nodes of an earlier version, which do not send it.
+const life = z.string().max(64).optional();
+
 // instance -> API
 export const ToApiSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('register'), node: NodeInfoSchema, load: NodeLoadSchema }),
-  z.object({ type: z.literal('heartbeat'), load: NodeLoadSchema }),
-  z.object({ type: z.literal('result'), callNum, outcome: CallOutcomeSchema, retryAt: z.string().max(64).optional() }),
+  z.object({ type: z.literal('heartbeat'), load: NodeLoadSchema, life }),
+  z.object({ type: z.literal('result'), callNum, outcome: CallOutcomeSchema, retryAt: z.string().max(64).optional(), life }),
   // Calls it accepted and will not run (it is draining): they never started, and go to another node.
-  z.object({ type: z.literal('giveBack'), calls: z.array(callNum).max(100_000) }),
-  z.object({ type: z.literal('bye') }),
+  z.object({ type: z.literal('giveBack'), calls: z.array(callNum).max(100_000), life }),
+  z.object({ type: z.literal('bye'), life }),
 ]);
 export type ToApi = z.infer<typeof ToApiSchema>;
 

@@ -1,10 +1,12 @@
 // zfaas backup and zfaas restore against real processes: `zfaas up` runs a function and ~200 calls, then
-// `zfaas backup` copies its DB service while more calls are being made; `zfaas restore` makes a new folder
-// of it, and a new `zfaas db` with a `zfaas api` (no built-in runtimes: what it lists came from the backup)
-// and an instance on that folder serve every call, function and runtime of the backup, and run new calls.
-// The times of backup and restore and the file's size are printed.
+// `zfaas backup` copies its DB service (over the socket `zfaas up` keeps in its data folder) while more
+// calls are being made, into a file encrypted under the backup key and only its owner may read; `zfaas
+// restore` refuses it under another key, then makes a new folder of it with the right one, and a new
+// `zfaas db` with a `zfaas api` (no built-in runtimes: what it lists came from the backup) and an instance
+// on that folder serve every call, function and runtime of the backup, and run new calls. The times of
+// backup and restore and the file's size are printed.
 import { spawn } from 'node:child_process';
-import { rm, stat } from 'node:fs/promises';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { packFiles } from './helpers/archives.js';
@@ -28,6 +30,8 @@ let up: Proc | undefined;
 const procs: Proc[] = [];
 let api: string;
 let dbAddr: string;
+let keyFile: string;
+const KEY = 'backup-e2e-key-5b0f2e8c71a94d3690b2c4e1f7a8d6c5';
 
 // A CLI command run to its end: exit code, stdout, stderr, and how long it took.
 async function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
@@ -49,22 +53,12 @@ async function invoke(url: string, n: number): Promise<number> {
 
 beforeAll(async () => {
   data = await tempDir('zfaas-backup-e2e-');
+  keyFile = join(data, 'backup.key');
+  await writeFile(keyFile, `${KEY}\n`, { mode: 0o600 });
   const port = await freePort();
-  dbAddr = `tcp://127.0.0.1:${await freePort()}`;
+  dbAddr = `ipc://${join(data, 'live', 'run', 'db.sock')}`; // where zfaas up keeps its DB service's socket
   api = `http://127.0.0.1:${port}`;
-  up = zfaas([
-    'up',
-    '--port',
-    String(port),
-    '--data',
-    join(data, 'live'),
-    '--db-bind',
-    dbAddr,
-    '--broker-bind',
-    `tcp://127.0.0.1:${await freePort()}`,
-    '--miniworkers',
-    '2',
-  ]);
+  up = zfaas(['up', '--port', String(port), '--data', join(data, 'live'), '--miniworkers', '2']);
   await waitHealthy(api, 1, up);
 });
 
@@ -92,20 +86,30 @@ it('backs up a running platform while calls are made, and a restored one serves 
   })();
   await sleep(300);
   const file = join(data, 'zfaas.backup');
-  const backup = await run(['backup', '--db', dbAddr, '--out', file]);
+  const backup = await run(['backup', '--db', dbAddr, '--out', file, '--backup-key-file', keyFile]);
   making = false;
   await maker;
   expect(backup.code, backup.stderr).toBe(0);
   expect(backup.stderr).toMatch(/backup of .* as of .*: \d+ entries/);
   const size = (await stat(file)).size;
+  expect((await stat(file)).mode & 0o777).toBe(0o600);
+  expect((await readFile(file)).includes(Buffer.from('"funcName":"echo"'))).toBe(false); // no record in the clear
+
+  // Under another key: refused, saying so, and nothing made.
+  const otherKey = join(data, 'other.key');
+  await writeFile(otherKey, 'another-key-of-at-least-32-characters-0000');
+  const wrongKey = await run(['restore', '--data', join(data, 'never'), file, '--backup-key-file', otherKey]);
+  expect(wrongKey.code).toBe(1);
+  expect(wrongKey.stderr).toMatch(/was encrypted with another backup key/);
+  await expect(stat(join(data, 'never'))).rejects.toThrow();
 
   // Not into a folder that holds a store: exit 2.
-  const refused = await run(['restore', '--data', join(data, 'live', 'db'), file]);
+  const refused = await run(['restore', '--data', join(data, 'live', 'db'), file, '--backup-key-file', keyFile]);
   expect(refused.code).toBe(2);
   expect(refused.stderr.trim().split('\n')).toHaveLength(1);
 
   const restoredDb = join(data, 'restored', 'db');
-  const restore = await run(['restore', '--data', restoredDb, file]);
+  const restore = await run(['restore', '--data', restoredDb, file, '--backup-key-file', keyFile]);
   expect(restore.code, restore.stderr).toBe(0);
   expect(restore.stdout).toMatch(/^restored \d+ entries/);
   const entries = Number(/(\d+) entries/.exec(backup.stderr)![1]);

@@ -6,10 +6,13 @@
 // a body over the limit gets 413 before any container is used. A function deployed with public=true
 // answers without the API token, within its rate limit (429 with Retry-After past it). An `Idempotency-Key`
 // header already used for the same request answers that call's outcome, or waits for it (../idempotency.ts).
+// Every answer here is sandboxed away from the API's origin, and headers that would act for that origin
+// are not passed on (../../common/web-headers.ts).
 import express, { type Request, type Response, type Router } from 'express';
 import type { CallOutcome, FunctionMeta } from '../../common/model.js';
 import { errText, type Logger } from '../../common/log.js';
 import { HOP_BY_HOP, type HttpRequest } from '../../protocol/loader.js';
+import { isolate, ISOLATION_HEADERS } from '../../common/web-headers.js';
 import { refuse, type Refusal } from '../tenancy/identity.js';
 import { scopeOf, type Scope } from '../tenancy/scope.js';
 import { namespaceSchema, qualify } from '../../common/namespace.js';
@@ -23,6 +26,10 @@ import { targetSchema, waitBudgetMs } from './invoke.js';
 // AWS Lambda's limit for a synchronous request; the OpenFaaS gateway and OpenWhisk are in the same range.
 export const WEB_BODY_LIMIT = 6 * 1024 * 1024;
 const PARAMS_LIMIT = 1024 * 1024; // a JSON body becomes the params (and the call record) up to this size
+
+// /function/NAME[@VERSION][/sub/path] and /ns/NAMESPACE/function/NAME[@VERSION][/sub/path]: the namespace,
+// the name and the path below the function are its groups.
+export const WEB_PATH = /^(?:\/ns\/([^/]+))?\/function\/([^/]+)(\/.*)?$/;
 
 const ERROR_OF_PROXYING = /^(malformed response|response too large|the loader sent)/;
 
@@ -44,9 +51,11 @@ export function webRouter(d: WebDeps): Router {
   route(
     r,
     'ALL',
-    /^(?:\/ns\/([^/]+))?\/function\/([^/]+)(\/.*)?$/,
+    WEB_PATH,
     'public',
     wrap(async (req, res) => {
+      // First, so that whatever answers (the function, a refusal, an error) is never the API origin's page.
+      for (const [name, value] of Object.entries(ISOLATION_HEADERS)) res.setHeader(name, value);
       const params = req.params as Record<string, string | undefined>;
       const target = parse(targetSchema, params[1] ?? '', 'function name');
       // Credentials first: without them, a function that is not public does not exist for the caller
@@ -172,7 +181,7 @@ function answer(req: Request, res: Response, callNum: number, o: CallOutcome | n
   res.setHeader('X-Zfaas-Status', o.status);
   if (o.status === 'DONE' && o.response) {
     const w = o.response;
-    for (const [name, value] of Object.entries(w.headers)) {
+    for (const [name, value] of Object.entries(isolate(w.headers))) {
       if (HOP_BY_HOP.has(name) || name === 'content-length') continue;
       try {
         res.setHeader(name, value);

@@ -164,6 +164,34 @@ describe('the web request', () => {
     expect(e).toBeInstanceOf(UnreachableError);
     expect(describeFailure(e).exitCode).toBe(EXIT.UNREACHABLE);
   });
+
+  it("follows the API's own redirect to the functions' origin once, with the same request; never a function's", async () => {
+    const asked: { url: string; method?: string; auth: string | null; body?: string }[] = [];
+    const fake =
+      (answers: Response[]): typeof fetch =>
+      async (input, init) => {
+        asked.push({
+          url: String(input),
+          method: init?.method,
+          auth: new Headers(init?.headers).get('authorization'),
+          body: init?.body ? Buffer.from(init.body as Uint8Array).toString() : undefined,
+        });
+        return answers.shift()!;
+      };
+    const req = toFetchRequest(API, 'tok', planWebRequest('f', { path: '/x', query: ['a=1'], data: '{"n":1}' }), Buffer.from('{"n":1}'));
+    const moved = new Response(null, { status: 308, headers: { location: 'http://127.0.0.1:3001/function/f/x?a=1' } });
+    const res = await sendWeb(fake([moved, fnResponse('ok', 200)]), API, req);
+    expect(await res.text()).toBe('ok');
+    expect(asked).toEqual([
+      { url: `${API}/function/f/x?a=1`, method: 'POST', auth: 'Bearer tok', body: '{"n":1}' },
+      { url: 'http://127.0.0.1:3001/function/f/x?a=1', method: 'POST', auth: 'Bearer tok', body: '{"n":1}' },
+    ]);
+    // The function's own 308 (it has X-Zfaas-Status) is its answer, shown as it is.
+    asked.length = 0;
+    const own = fnResponse(null, 308, { location: 'http://elsewhere.example/' });
+    expect((await sendWeb(fake([own]), API, req)).status).toBe(308);
+    expect(asked).toHaveLength(1);
+  });
 });
 
 /** A sink that keeps the bytes, and the answer printed to it with the notes and the exit code (or failure). */

@@ -203,8 +203,22 @@ export function toFetchRequest(
   return { url, init };
 }
 
-/** fetch, with a failure to connect worded as every other command words it (exit 69). */
+/**
+ * fetch, with a failure to connect worded as every other command words it (exit 69). An API that serves
+ * functions on an origin of their own answers their paths with a 308 there, without X-Zfaas-Status (a
+ * function's own redirect always has it): that one is followed, once, with the same request.
+ */
 export async function sendWeb(fetchFn: typeof fetch, api: string, req: FetchRequest): Promise<Response> {
+  const res = await fetchOnce(fetchFn, api, req);
+  const location = res.headers.get('location');
+  if (res.status !== 308 || res.headers.has('x-zfaas-status') || !location) return res;
+  const url = new URL(location, req.url);
+  if (!/^https?:$/.test(url.protocol)) return res;
+  await res.body?.cancel().catch(() => undefined);
+  return fetchOnce(fetchFn, url.origin, { url, init: req.init });
+}
+
+async function fetchOnce(fetchFn: typeof fetch, api: string, req: FetchRequest): Promise<Response> {
   try {
     return await fetchFn(req.url, req.init);
   } catch (e) {

@@ -37,6 +37,7 @@ export interface Proc {
 
 // Spawns `zfaas ARGS`; output is kept (last 200 kB) so a failing test can show it.
 export const TEST_SECRETS_KEY = 'zfaas-test-master-key-0123456789abcdef';
+export const TEST_BACKUP_KEY = 'zfaas-test-backup-key-0123456789abcdef';
 
 // `logFile`: the process's whole output is also written there (appended: a restarted service adds to it).
 export function zfaas(args: string[], env: Record<string, string> = {}, logFile?: string): Proc {
@@ -47,6 +48,8 @@ export function zfaas(args: string[], env: Record<string, string> = {}, logFile?
       ZFAAS_LOG_LEVEL: process.env.ZFAAS_LOG_LEVEL ?? 'info',
       // Secrets' master key: given, so that no test writes one into the user's config folder.
       ZFAAS_SECRETS_KEY: TEST_SECRETS_KEY,
+      // The backup key `zfaas up` keeps: given, for the same reason.
+      ZFAAS_BACKUP_KEY: TEST_BACKUP_KEY,
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
