@@ -112,9 +112,25 @@ export class ApiServer {
     app.use(identity.middleware());
     // A function's web path answers an anonymous caller when the function is public.
     app.use(webRouter({ calls: this.calls, log: this.o.log, idempotencyTtlS: this.idempotencyTtlS }));
-    app.use(batchesRouter(new Batches(this.calls, this.broker, this.db))); // parses its own, larger bodies
+    const batches = new Batches(this.calls, this.broker, this.db);
+    const metrics = new Metrics(this.calls, this.broker, this.scheduler, {
+      db: this.db,
+      log: this.o.log,
+      deliveries: this.deliverer.events,
+    });
+    app.use(batchesRouter(batches)); // parses its own, larger bodies
     app.use(express.json({ limit: '1mb' }));
-    app.use(namespacesRouter({ db: this.db, forget: (id) => identity.forget(id) }), secretsRouter(this.db));
+    app.use(
+      namespacesRouter({
+        db: this.db,
+        forget: (id) => identity.forget(id),
+        forgetNamespace: async (ns) => {
+          batches.forgetNamespace(ns);
+          await metrics.forgetNamespace(ns);
+        },
+      }),
+      secretsRouter(this.db),
+    );
     app.use(runtimesRouter(this.db));
     // Any change to runtimes or functions clears the API's cache of their definitions.
     app.use((req, res, next) => {
@@ -139,13 +155,7 @@ export class ApiServer {
       }),
     );
     app.use(nodesRouter(this.db, this.broker, this.scheduler));
-    app.use(
-      metricsRouter(
-        new Metrics(this.calls, this.broker, this.scheduler, { db: this.db, log: this.o.log, deliveries: this.deliverer.events }),
-      ),
-      eventsRouter(new CallFeed(this.calls, this.db, this.o.log)),
-      openapiRouter(),
-    );
+    app.use(metricsRouter(metrics), eventsRouter(new CallFeed(this.calls, this.db, this.o.log)), openapiRouter());
     app.use((req, _res, next) => next(new HttpError(404, `no route ${req.method} ${req.path}`)));
     app.use(errorResponder(this.o.log));
     return app;
