@@ -19,6 +19,7 @@ import { DbServer } from '../db/server.js';
 import { curvePublicKey, parseKeyList, type CurveClient, type CurveServer } from '../common/curve.js';
 import { pushImages } from '../instance/images.js';
 import { Instance } from '../instance/instance.js';
+import { parseFunctionNetworkAllow } from '../instance/network.js';
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const BUILTIN = ['python', 'node'] as const;
@@ -79,6 +80,7 @@ export interface UpOptions {
   curveSecret?: string;
   curveAllowed?: string;
   callbackAllow?: string;
+  functionNetworkAllow?: string;
   secretsKeyFile?: string;
 }
 
@@ -159,6 +161,7 @@ export async function up(o: UpOptions): Promise<() => Promise<void>> {
   const log = createLogger('zfaas');
   const idempotencyTtlS = idempotencyTtl(process.env.ZFAAS_IDEMPOTENCY_TTL); // checked before anything starts
   const callbacks = callbackOptions(o.callbackAllow);
+  const functionNetworkAllow = parseFunctionNetworkAllow(o.functionNetworkAllow);
   const docker = await dockerOrExit();
   const runtimes = await builtinRuntimes();
   await ensureImages(docker, runtimes, log);
@@ -201,6 +204,7 @@ export async function up(o: UpOptions): Promise<() => Promise<void>> {
     miniworkers: o.miniworkers,
     policy: o.policy,
     ...poolEnv(o.maxContainers),
+    functionNetworkAllow,
     log: log.child({ part: 'instance' }),
   });
   await instance.start();
@@ -269,10 +273,12 @@ export async function startInstance(
     buildImages: boolean;
     registry?: string;
     label?: string[];
+    functionNetworkAllow?: string;
   } & Keys,
 ): Promise<() => Promise<void>> {
   const log = createLogger('instance');
   const curve = clientCurve(o);
+  const functionNetworkAllow = parseFunctionNetworkAllow(o.functionNetworkAllow);
   const labels = parseLabels(o.label ?? []);
   const docker = await dockerOrExit();
   // With a registry the node pulls what it lacks; without one it builds the built-in images itself.
@@ -288,6 +294,7 @@ export async function startInstance(
     curve,
     registry: o.registry,
     ...poolEnv(o.maxContainers),
+    functionNetworkAllow,
     log,
   });
   await instance.start();

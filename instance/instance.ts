@@ -19,6 +19,8 @@ import { Pool, type Work } from './pool.js';
 import { SecretCache, type SecretSet } from './secrets.js';
 import { namespaceOf } from '../common/namespace.js';
 import { TreeCache } from './trees.js';
+import { setUpFunctionNetwork, type FenceState } from './network.js';
+import type { AllowEntry } from '../api/callbacks/allow-list.js';
 
 export interface InstanceOptions {
   broker: string;
@@ -37,6 +39,7 @@ export interface InstanceOptions {
   depsNetwork?: boolean;
   depsMaxMiB?: number;
   drainMs?: number; // on stop, how long the calls it runs may take to finish (default 10 s)
+  functionNetworkAllow?: AllowEntry[]; // what network=true functions may reach beyond the internet (network.ts)
   log: Logger;
 }
 
@@ -58,6 +61,8 @@ export class Instance {
   private readonly replicas = new Map<number, { left: number; decided: boolean }>();
   private readonly cancelled = new Set<number>(); // cancelled while still being prepared
   private readonly secrets: SecretCache;
+  // The function network's fence: until it stands, no network=true function runs here.
+  private fence: FenceState = { ok: false, reason: 'the function network is not set up yet' };
 
   constructor(private readonly o: InstanceOptions) {
     this.db = new DbClient(o.db, 10_000, o.curve);
@@ -77,6 +82,16 @@ export class Instance {
     }
     this.nodeId = this.o.nodeId ?? (await this.stableId());
     await this.removeStaleSockets();
+    this.fence = await setUpFunctionNetwork({ docker: this.docker, allow: this.o.functionNetworkAllow ?? [], log: this.o.log });
+    if (this.fence.ok) {
+      const { subnet, openings } = this.fence;
+      this.o.log.info({ subnet, allowed: openings.map((x) => (x.port ? `${x.cidr}:${x.port}` : x.cidr)) }, 'function network fenced');
+    } else {
+      this.o.log.warn(
+        { reason: this.fence.reason },
+        'functions with network=true will not run on this node: the function network cannot be fenced',
+      );
+    }
     this.images = new Images(this.docker, this.o.registry, this.o.log);
     this.pool = new Pool({
       address: `ipc://${join(tmpdir(), `zfaas-${this.nodeId}-${process.pid}.sock`)}`,
@@ -97,7 +112,7 @@ export class Instance {
       dataDir: this.o.dataDir,
       fetchArchive: (digest) => this.fetchArchive(digest),
       runDeps: (job) => this.pool.runDeps(job),
-      depsNetwork: this.o.depsNetwork ?? false,
+      depsNetwork: (this.o.depsNetwork ?? false) && this.fence.ok,
       depsTimeoutMs: 300_000,
       depsMaxMiB: this.o.depsMaxMiB ?? 1024,
     });
@@ -220,7 +235,7 @@ export class Instance {
   private onMessage(m: ToInstance): void {
     switch (m.type) {
       case 'invoke':
-        if (m.def) this.defs.set(defKey(m.fn), m.def);
+        if (m.def) this.learn(m.def);
         void this.accept(m);
         break;
       case 'configure': {
@@ -237,8 +252,9 @@ export class Instance {
         this.cancel(m.callNum);
         break;
       case 'preload':
-        this.defs.set(defKey({ name: m.fn.functionName, version: m.fn.version }), { fn: m.fn, runtime: m.runtime });
+        this.learn({ fn: m.fn, runtime: m.runtime });
         this.pool.drain(m.fn.functionName, m.fn.version);
+        if (this.unfenced(m.fn)) break; // its calls say why
         if (this.policyOf(m.fn) === 'runtime') {
           this.pool.keepStems(m.runtime, true);
           break;
@@ -254,6 +270,23 @@ export class Instance {
       default:
         break;
     }
+  }
+
+  // A definition as the API sent it. The same name and version may be another deployment than the one this
+  // node holds (the function, or its whole namespace, was deleted and deployed anew, and versions began
+  // again at 1): the containers holding the other one must never serve it, so they go (busy ones after
+  // their call).
+  private learn(def: FnDef): void {
+    const ref = { name: def.fn.functionName, version: def.fn.version };
+    const had = this.defs.get(defKey(ref));
+    this.defs.set(defKey(ref), def);
+    if (had && (had.fn.digest !== def.fn.digest || had.fn.createdAt !== def.fn.createdAt)) this.pool.revoke(ref.name, ref.version);
+  }
+
+  // Why a function may not run here: it asks for the network and this node's function network is not fenced.
+  private unfenced(fn: FunctionMeta): string | undefined {
+    if (!fn.settings.network || this.fence.ok) return undefined;
+    return `node ${this.nodeId} runs no function with network=true: its function network cannot be fenced (${this.fence.reason})`;
   }
 
   private policyOf(fn: FunctionMeta): Policy {
@@ -287,6 +320,8 @@ export class Instance {
         .request('startCall', { callNum, node: this.nodeId })
         .catch((e) => this.o.log.warn({ callNum, err: errText(e) }, 'could not mark call RUNNING'));
       const { fn, runtime } = await this.definition(m.fn);
+      const refused = this.unfenced(fn);
+      if (refused) return void this.report(callNum, { status: 'ERROR', result: '', error: refused });
       await this.images.ensure(runtime.image);
       const treeDir = await this.trees.prepare(fn, runtime);
       if (this.cancelled.delete(callNum)) return; // cancelled while its tree was prepared: reported already
