@@ -28,7 +28,7 @@
 import type Docker from 'dockerode';
 import { spawn } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
-import { access, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import ipaddr from 'ipaddr.js';
 import { AllowList, type AllowEntry } from '../api/callbacks/allow-list.js';
@@ -286,8 +286,10 @@ export async function setUpFunctionNetwork(o: {
       );
     const ipam = facts.IPAM?.Config?.[0];
     if (!ipam?.Subnet || !ipam.Gateway) throw new Error(`the Docker network ${FUNCTION_NETWORK} has no IPv4 subnet`);
-    // Rules made here act only where the engine's bridge is: this process's network namespace.
-    if (!(await succeeds(access(`/sys/class/net/${FUNCTION_NETWORK}`))))
+    // Rules made here act only where the engine's bridge is: this process's network namespace (read from
+    // /proc/self/net, which is this process's; /sys shows the namespace of whoever mounted it).
+    const devices = await readFile('/proc/self/net/dev', 'utf8').catch(() => '');
+    if (!new RegExp(`^\\s*${FUNCTION_NETWORK}:`, 'm').test(devices))
       throw new Error(
         `the engine's bridge ${FUNCTION_NETWORK} is not in this process's network namespace (a node in a container must use the host's network and NET_ADMIN to fence it)`,
       );

@@ -7,7 +7,9 @@
 // 10.214.N.2 alone. A plain container on the function network serves HTTP as a neighbour, and the test
 // listens on the network's gateway address. Every target answers the test itself (so each refusal below is
 // the fence's doing), and the functions (a fresh container with the dependencies step, and a warm loader)
-// reach the allowed server and get EHOSTUNREACH (the fence's ICMP refusal) from every other.
+// reach the allowed server and get EHOSTUNREACH (the fence's ICMP refusal) from every other. A node that
+// cannot fence the network (one started inside the test's namespace, where the engine's bridges are not)
+// refuses such calls, saying why.
 // Needs root (namespaces, routes, iptables); skipped with the reason otherwise. Everything it made is
 // removed after: processes by their pids, the neighbour, the namespace, the route and rule, and the
 // function network with its rules when no container is left on it.
@@ -23,7 +25,7 @@ import { FUNCTION_NETWORK, LABEL } from '../common/container-spec.js';
 import { removeFunctionNetwork } from '../instance/network.js';
 import { packFiles } from './helpers/archives.js';
 import { sh } from './helpers/cluster.js';
-import { freePort, http, tempDir, upload, waitFor, waitHealthy, zfaas, type Proc } from './helpers/platform.js';
+import { CLI, freePort, http, tempDir, upload, waitFor, waitHealthy, zfaas, type Proc } from './helpers/platform.js';
 
 const docker = new Docker();
 const id = randomBytes(3).toString('hex');
@@ -105,6 +107,7 @@ describe.skipIf(why !== undefined)(`a function network fenced by the node${why ?
   let nsServer: ChildProcess | undefined;
   let gatewayListener: Server | undefined;
   let neighbour: Docker.Container | undefined;
+  let unfenced: ChildProcess | undefined;
   let api = '';
   const ports = { api: 0, broker: 0, db: 0, gateway: 0 };
   let gateway = '';
@@ -213,6 +216,10 @@ describe.skipIf(why !== undefined)(`a function network fenced by the node${why ?
   }, 180_000);
 
   afterAll(async () => {
+    if (unfenced && unfenced.exitCode === null) {
+      unfenced.kill('SIGTERM');
+      await new Promise((res) => unfenced!.once('exit', res));
+    }
     for (const p of procs.reverse()) await p.stop();
     await neighbour?.remove({ force: true }).catch(() => undefined);
     await new Promise((res) => (gatewayListener ? gatewayListener.close(res) : res(undefined)));
@@ -310,5 +317,54 @@ describe.skipIf(why !== undefined)(`a function network fenced by the node${why ?
     );
     expect(r.body.status, r.body.error).toBe('DONE');
     expect(JSON.parse(r.body.result)).toEqual(fenced());
+  });
+
+  it('has a node that cannot fence the network refuse network=true calls, saying why', async () => {
+    // The fenced node leaves; one in the test's namespace (the engine's bridges are not there) takes over.
+    await procs.pop()!.stop();
+    const other = `fnnet-unfenced-${id}`;
+    const args = ['instance', '--broker', `tcp://${HOST}:${ports.broker}`, '--db', `tcp://${HOST}:${ports.db}`];
+    const inst = spawn(
+      'nsenter',
+      [
+        `--net=/var/run/netns/${NS}`,
+        '--',
+        process.execPath,
+        CLI,
+        ...args,
+        '--data',
+        join(data, other),
+        '--node-id',
+        other,
+        '--miniworkers',
+        '1',
+        '--policy',
+        'none',
+      ],
+      {
+        env: { ...process.env, ZFAAS_LOG_FORMAT: 'json', ZFAAS_CURVE_SECRET: node.secretKey, ZFAAS_CURVE_SERVER_KEY: server.publicKey },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    inst.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+    inst.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+    unfenced = inst;
+    await waitFor(`node ${other} to join alone`, async () => {
+      const nodes = (await http<{ id: string; state: string }[]>('GET', `${api}/nodes`, undefined, auth)).body;
+      const alive = nodes.filter((n) => n.state === 'alive').map((n) => n.id);
+      return alive.length === 1 && alive[0] === other ? true : undefined;
+    });
+    expect(out).toContain('functions with network=true will not run on this node');
+    const r = await http<{ status: string; error?: string; node?: string }>(
+      'POST',
+      `${api}/invokeFunction`,
+      { funcName: 'probe', wait: true },
+      auth,
+    );
+    expect(r.body).toMatchObject({ status: 'ERROR', node: other });
+    expect(r.body.error).toMatch(
+      /runs no function with network=true: its function network cannot be fenced \(the engine's bridge zfaas-fn is not in this process's network namespace/,
+    );
   });
 });
