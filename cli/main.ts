@@ -67,7 +67,7 @@ const callbackAllowOpt = (): Option =>
 const functionNetworkAllowOpt = (): Option =>
   new Option(
     '--function-network-allow <list>',
-    'what functions with network=true may reach beyond the internet (private ranges, the host and link-local addresses are refused), comma separated: CIDRs (10.1.0.0/16), addresses, host names (resolved at start), each with an optional :port',
+    'what functions with network=true may reach beyond the internet (private ranges, the host and link-local addresses are refused), comma separated: CIDRs (10.1.0.0/16), addresses, host names (resolved when the node first runs such a function), each with an optional :port',
   ).env('ZFAAS_FUNCTION_NETWORK_ALLOW');
 
 const secretsKeyOpt = (): Option =>

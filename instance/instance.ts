@@ -61,8 +61,10 @@ export class Instance {
   private readonly replicas = new Map<number, { left: number; decided: boolean }>();
   private readonly cancelled = new Set<number>(); // cancelled while still being prepared
   private readonly secrets: SecretCache;
-  // The function network's fence: until it stands, no network=true function runs here.
-  private fence: FenceState = { ok: false, reason: 'the function network is not set up yet' };
+  // The function network's fence, set up when a function first needs it: until it stands, no network=true
+  // function runs here. A failure is tried again after a minute.
+  private fence?: Promise<FenceState>;
+  private fenceFailedAt = 0;
 
   constructor(private readonly o: InstanceOptions) {
     this.db = new DbClient(o.db, 10_000, o.curve);
@@ -82,16 +84,8 @@ export class Instance {
     }
     this.nodeId = this.o.nodeId ?? (await this.stableId());
     await this.removeStaleSockets();
-    this.fence = await setUpFunctionNetwork({ docker: this.docker, allow: this.o.functionNetworkAllow ?? [], log: this.o.log });
-    if (this.fence.ok) {
-      const { subnet, openings } = this.fence;
-      this.o.log.info({ subnet, allowed: openings.map((x) => (x.port ? `${x.cidr}:${x.port}` : x.cidr)) }, 'function network fenced');
-    } else {
-      this.o.log.warn(
-        { reason: this.fence.reason },
-        'functions with network=true will not run on this node: the function network cannot be fenced',
-      );
-    }
+    // Every dependencies step on the network (a test setting): the fence first.
+    const depsNetwork = (this.o.depsNetwork ?? false) && (await this.fenced()).ok;
     this.images = new Images(this.docker, this.o.registry, this.o.log);
     this.pool = new Pool({
       address: `ipc://${join(tmpdir(), `zfaas-${this.nodeId}-${process.pid}.sock`)}`,
@@ -112,7 +106,7 @@ export class Instance {
       dataDir: this.o.dataDir,
       fetchArchive: (digest) => this.fetchArchive(digest),
       runDeps: (job) => this.pool.runDeps(job),
-      depsNetwork: (this.o.depsNetwork ?? false) && this.fence.ok,
+      depsNetwork,
       depsTimeoutMs: 300_000,
       depsMaxMiB: this.o.depsMaxMiB ?? 1024,
     });
@@ -254,18 +248,17 @@ export class Instance {
       case 'preload':
         this.learn({ fn: m.fn, runtime: m.runtime });
         this.pool.drain(m.fn.functionName, m.fn.version);
-        if (this.unfenced(m.fn)) break; // its calls say why
         if (this.policyOf(m.fn) === 'runtime') {
           this.pool.keepStems(m.runtime, true);
           break;
         }
-        void this.images
-          .ensure(m.runtime.image)
-          .then(() => this.trees.prepare(m.fn, m.runtime))
-          .then(
-            (tree) => this.pool.preload(m.fn, m.runtime, tree),
-            (e) => this.o.log.warn({ fn: m.fn.functionName, err: errText(e) }, 'could not preload function'),
-          );
+        void this.unfenced(m.fn)
+          .then(async (refused) => {
+            if (refused) return; // its calls say why
+            await this.images.ensure(m.runtime.image);
+            this.pool.preload(m.fn, m.runtime, await this.trees.prepare(m.fn, m.runtime));
+          })
+          .catch((e: unknown) => this.o.log.warn({ fn: m.fn.functionName, err: errText(e) }, 'could not preload function'));
         break;
       default:
         break;
@@ -283,10 +276,33 @@ export class Instance {
     if (had && (had.fn.digest !== def.fn.digest || had.fn.createdAt !== def.fn.createdAt)) this.pool.revoke(ref.name, ref.version);
   }
 
+  // The function network and its fence (network.ts), made the first time a function needs it, so that a
+  // node that never runs one leaves the host's engine and firewall alone.
+  private fenced(): Promise<FenceState> {
+    if (!this.fence || (this.fenceFailedAt > 0 && Date.now() - this.fenceFailedAt > 60_000)) {
+      this.fenceFailedAt = 0;
+      this.fence = setUpFunctionNetwork({ docker: this.docker, allow: this.o.functionNetworkAllow ?? [], log: this.o.log }).then((f) => {
+        if (f.ok) {
+          const allowed = f.openings.map((x) => (x.port ? `${x.cidr}:${x.port}` : x.cidr));
+          this.o.log.info({ subnet: f.subnet, allowed }, 'function network fenced');
+        } else {
+          this.fenceFailedAt = Date.now();
+          this.o.log.warn(
+            { reason: f.reason },
+            'functions with network=true will not run on this node: the function network cannot be fenced',
+          );
+        }
+        return f;
+      });
+    }
+    return this.fence;
+  }
+
   // Why a function may not run here: it asks for the network and this node's function network is not fenced.
-  private unfenced(fn: FunctionMeta): string | undefined {
-    if (!fn.settings.network || this.fence.ok) return undefined;
-    return `node ${this.nodeId} runs no function with network=true: its function network cannot be fenced (${this.fence.reason})`;
+  private async unfenced(fn: FunctionMeta): Promise<string | undefined> {
+    if (!fn.settings.network) return undefined;
+    const f = await this.fenced();
+    return f.ok ? undefined : `node ${this.nodeId} runs no function with network=true: its function network cannot be fenced (${f.reason})`;
   }
 
   private policyOf(fn: FunctionMeta): Policy {
@@ -320,7 +336,7 @@ export class Instance {
         .request('startCall', { callNum, node: this.nodeId })
         .catch((e) => this.o.log.warn({ callNum, err: errText(e) }, 'could not mark call RUNNING'));
       const { fn, runtime } = await this.definition(m.fn);
-      const refused = this.unfenced(fn);
+      const refused = await this.unfenced(fn);
       if (refused) return void this.report(callNum, { status: 'ERROR', result: '', error: refused });
       await this.images.ensure(runtime.image);
       const treeDir = await this.trees.prepare(fn, runtime);

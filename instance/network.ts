@@ -13,18 +13,19 @@
 //    bridge included): nothing;
 //  - both let through replies to what the host opened, DNS (port 53) to the resolvers the host uses (which
 //    Docker's embedded DNS forwards to from inside the container), and what the operator's allow-list
-//    names (--function-network-allow: CIDRs, addresses, host names resolved when the node starts, each
-//    with an optional port), checked before the refusals;
+//    names (--function-network-allow: CIDRs, addresses, host names resolved when the network is set up,
+//    each with an optional port), checked before the refusals;
 //  - IPv6 from the bridge is refused outright (ip6tables, the same two chains): the network has no IPv6
 //    and Docker disables it in its containers; the rules stand in case that ever changes.
 // Refusals are ICMP "administratively prohibited", so a function's connect fails at once (EHOSTUNREACH).
 //
-// Chains are replaced atomically (iptables-restore) and the jumps to them added only when missing, so a
-// start is idempotent; every jump carries the comment RULE_TAG. Rules and network stay when a node stops
+// The node sets this up the first time a function needs it (instance.ts). Chains are replaced atomically
+// (iptables-restore) and the jumps to them added only when missing, so a set-up is idempotent; every jump
+// carries the comment RULE_TAG. Rules and network stay when a node stops
 // (other nodes on the host use them, and rules that outlive every container refuse traffic that no longer
 // exists); removeFunctionNetwork() takes both away. A node that cannot install them (no iptables, not
 // root, an engine whose bridges live in another network namespace, as for a node in a container) says why
-// at start and refuses network=true calls: it fails closed.
+// and refuses network=true calls: it fails closed.
 import type Docker from 'dockerode';
 import { spawn } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
@@ -88,8 +89,8 @@ export function parseFunctionNetworkAllow(raw: string | undefined): AllowEntry[]
 export type Lookup4 = (name: string) => Promise<string[]>;
 const lookup4: Lookup4 = async (name) => (await lookup(name, { all: true, family: 4 })).map((a) => a.address);
 
-// The allow-list as IPv4 openings: a host name by the addresses it has when the node starts (one that does
-// not resolve opens nothing, and the log says so).
+// The allow-list as IPv4 openings: a host name by the addresses it has now (one that does not resolve
+// opens nothing, and the log says so).
 export async function openingsOf(entries: AllowEntry[], resolve: Lookup4 = lookup4, log?: Logger): Promise<Opening[]> {
   const out: Opening[] = [];
   for (const e of entries) {
@@ -282,7 +283,7 @@ export async function setUpFunctionNetwork(o: {
     const opts = facts.Options ?? {};
     if (facts.Driver !== 'bridge' || Object.entries(BRIDGE_OPTIONS).some(([k, v]) => opts[k] !== v))
       throw new Error(
-        `the Docker network ${FUNCTION_NETWORK} exists with other settings than zfaas gives it: remove it (docker network rm ${FUNCTION_NETWORK}) and start the node again`,
+        `the Docker network ${FUNCTION_NETWORK} exists with other settings than zfaas gives it: remove it (docker network rm ${FUNCTION_NETWORK}) (the node tries again a minute later)`,
       );
     const ipam = facts.IPAM?.Config?.[0];
     if (!ipam?.Subnet || !ipam.Gateway) throw new Error(`the Docker network ${FUNCTION_NETWORK} has no IPv4 subnet`);

@@ -1,0 +1,3 @@
+import Docker from 'dockerode';
+import { removeFunctionNetwork } from './dist/instance/network.js';
+await removeFunctionNetwork(new Docker());
