@@ -1,3 +1,0 @@
-import Docker from 'dockerode';
-import { removeFunctionNetwork } from './dist/instance/network.js';
-await removeFunctionNetwork(new Docker());
