@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { errText } from '../common/log.js';
 import type { Call, CallStatus } from '../common/model.js';
+import { namespaceOf } from '../common/namespace.js';
 import type { DbClient } from '../db/client.js';
 import type { NodeRegistry } from './broker.js';
 import type { Calls, CallEvents } from './calls.js';
@@ -150,6 +151,11 @@ export class Batches {
 
   get(id: string): Batch | undefined {
     return this.batches.get(id);
+  }
+
+  /** Forgets a deleted namespace's batches: one made again under its name never sees them. */
+  forgetNamespace(namespace: string): void {
+    for (const [id, b] of this.batches) if (namespaceOf(b.funcName) === namespace) this.batches.delete(id);
   }
 
   // Newest first; `sees`: the batches the caller may see.

@@ -17,7 +17,10 @@ import { freePort, tempDir } from '../test/helpers/platform.js';
 import { Emitter, type BrokerEvents, type QueuedCall } from './broker.js';
 import { Calls } from './calls.js';
 import { errorResponder } from './http.js';
-import { canonicalJson, idempotencyKey, idempotencyOf, idempotencyTtl, recordedOutcome } from './idempotency.js';
+import { shownIdempotencyKey } from '../protocol/db.js';
+import { callerOf, canonicalJson, idempotencyKey, idempotencyOf, idempotencyTtl, recordedOutcome } from './idempotency.js';
+import { OPERATOR_DEFAULT, Scope } from './tenancy/scope.js';
+import type { Refusal } from './tenancy/identity.js';
 import { invokeRouter } from './handlers/invoke.js';
 import { webRouter } from './handlers/web.js';
 import { MetaCache } from './meta-cache.js';
@@ -28,20 +31,34 @@ const withHeaders = (h: Record<string, string[]>): Request => ({ headersDistinct
 describe('the request a key stands for', () => {
   it('is the function by name and the params as canonical JSON, and for a web call what was asked', () => {
     expect(canonicalJson({ b: 1, a: [{ d: 2, c: null }] })).toBe('{"a":[{"c":null,"d":2}],"b":1}');
-    const h = (name: string, params: unknown): string => idempotencyOf('k', 86400, name, params).hash;
+    const h = (name: string, params: unknown): string => idempotencyOf('k', 86400, 'operator', name, params).hash;
     expect(h('f', { a: 1, b: { c: 2, d: 3 } })).toBe(h('f', { b: { d: 3, c: 2 }, a: 1 }));
     expect(h('f', undefined)).toBe(h('f', {}));
     expect(h('f', { a: 1 })).not.toBe(h('f', { a: 2 }));
     expect(h('f', { a: 1 })).not.toBe(h('g', { a: 1 }));
     const web = { method: 'POST', path: '/', query: '', body: Buffer.from([1, 2]) };
-    const w = (over: Partial<typeof web>): string => idempotencyOf('k', 86400, 'f', {}, { ...web, ...over }).hash;
+    const w = (over: Partial<typeof web>): string => idempotencyOf('k', 86400, 'operator', 'f', {}, { ...web, ...over }).hash;
     expect(w({})).toBe(w({ body: Buffer.from([1, 2]) }));
     for (const other of [w({ body: Buffer.from([1, 3]) }), w({ method: 'PUT' }), w({ path: '/x' }), w({ query: 'a=1' }), h('f', {})])
       expect(other).not.toBe(w({}));
-    expect(idempotencyOf('k', 60, 'f', {}).ttlS).toBe(60);
+    expect(idempotencyOf('k', 60, 'operator', 'f', {}).ttlS).toBe(60);
     expect(idempotencyTtl(undefined)).toBe(24 * 3600);
     expect(idempotencyTtl('90')).toBe(90);
     expect(() => idempotencyTtl('soon')).toThrow(/ZFAAS_IDEMPOTENCY_TTL/);
+  });
+
+  it('keeps a key under the namespace of the function and the caller who sent it', () => {
+    const team = new Scope('team-a', 'invoker', '0123456789abcdef');
+    const keyOf = (scope: Scope, anonymous: boolean, fn: string): string =>
+      idempotencyOf('order-1', 60, callerOf(scope, anonymous, fn), fn, {}).key;
+    expect(keyOf(team, false, 'team-a~f')).toBe('team-a~key:0123456789abcdef~order-1');
+    expect(keyOf(OPERATOR_DEFAULT, false, 'f')).toBe('default~operator~order-1');
+    // The anonymous callers of a public function are one caller, apart from every keyed one.
+    expect(keyOf(OPERATOR_DEFAULT, true, 'team-a~f')).toBe('team-a~web:f~order-1');
+    expect(keyOf(OPERATOR_DEFAULT, true, 'g')).toBe('default~web:g~order-1');
+    // Messages show the key as it was sent.
+    expect(shownIdempotencyKey('team-a~key:0123456789abcdef~a~b')).toBe('a~b');
+    expect(shownIdempotencyKey('plain')).toBe('plain');
   });
 
   it('reads the key from the header or the body field, and refuses a bad or repeated header', () => {
@@ -106,13 +123,34 @@ describe('invocations with a key', () => {
     const blob = Buffer.from('archive');
     const digest = createHash('sha256').update(blob).digest('hex');
     await db.request('putArchive', { digest }, [blob]);
-    for (const functionName of ['f', 'g'])
+    await db.request('createNamespace', { name: 'team-a' });
+    for (const functionName of ['f', 'g', 'team-a~f'])
       await db.request('addFunction', { functionName, runtimeName: 'node', digest, size: blob.length, format: 'tar.gz', settings: {} });
+    for (const functionName of ['pub', 'team-a~pub'])
+      await db.request('addFunction', {
+        functionName,
+        runtimeName: 'node',
+        digest,
+        size: blob.length,
+        format: 'tar.gz',
+        settings: { public: true },
+      });
     queued = [];
     links = new Emitter<BrokerEvents>();
     const scheduler = { enqueue: (c: QueuedCall) => void queued.push(c), knows: () => true };
     calls = new Calls({ db, log, meta: new MetaCache(db), scheduler, links });
     const app = express();
+    // Who a request acts as, as the identity middleware would set it: `x-as: KEYID` a key of default,
+    // `x-as: team-a/KEYID` one of team-a, `x-as: anonymous` no credentials; none: the operator.
+    app.use((req, res, next) => {
+      const as = req.headers['x-as'];
+      if (as === 'anonymous') res.locals.refusal = { status: 401, why: 'missing', message: 'no credentials' } satisfies Refusal;
+      else if (typeof as === 'string') {
+        const [ns, id] = as.includes('/') ? as.split('/') : ['default', as];
+        res.locals.scope = new Scope(ns!, 'invoker', id);
+      }
+      next();
+    });
     app.use(webRouter({ calls, log, idempotencyTtlS: 86400 }));
     app.use(express.json());
     app.use(invokeRouter(db, calls, 86400));
@@ -227,5 +265,47 @@ describe('invocations with a key', () => {
     // The same key on POST /invokeFunction is another request.
     expect((await invoke({ funcName: 'f', params: {} }, { 'Idempotency-Key': 'web-1' })).status).toBe(409);
     expect(queued).toHaveLength(1);
+  });
+
+  it('gives each caller its own call for the same key and params: keys, the operator, namespaces, anonymous callers', async () => {
+    const A = '000000000000000a';
+    const B = '000000000000000b';
+    const callNum = async (r: Promise<Response>): Promise<{ callNum: number; replayed: boolean }> => {
+      const answer = await r;
+      expect(answer.status, await answer.clone().text()).toBeLessThan(300);
+      const n = answer.headers.get('x-zfaas-call') ?? String(((await answer.json()) as Call).callNum);
+      return { callNum: Number(n), replayed: answer.headers.get('idempotent-replayed') === 'true' };
+    };
+    const api = (as?: string) =>
+      callNum(invoke({ funcName: 'f', params: { n: 1 } }, { 'Idempotency-Key': 'same', ...(as ? { 'x-as': as } : {}) }));
+    const a = await api(A);
+    const b = await api(B);
+    const op = await api();
+    const team = await api(`team-a/${A}`);
+    expect(new Set([a.callNum, b.callNum, op.callNum, team.callNum]).size).toBe(4);
+    expect([a, b, op, team].some((x) => x.replayed)).toBe(false);
+    // Each caller sending its key again gets its own call back.
+    expect(await api(A)).toEqual({ callNum: a.callNum, replayed: true });
+    expect(await api(B)).toEqual({ callNum: b.callNum, replayed: true });
+    expect(await api(`team-a/${A}`)).toEqual({ callNum: team.callNum, replayed: true });
+
+    // The web path of a public function: the anonymous callers are one caller (per function), apart from keys.
+    const web = (path: string, as: string): Promise<Response> =>
+      fetch(`${base}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'Idempotency-Key': 'same', 'x-as': as },
+        body: '{}',
+      });
+    const C = '000000000000000c';
+    const pending = [web('/function/pub', 'anonymous'), web('/function/pub', C), web('/ns/team-a/function/pub', 'anonymous')];
+    for (let i = 0; i < 1000 && queued.length < 4 + 3; i++) await new Promise((r) => setTimeout(r, 5));
+    const byCall = new Map(queued.slice(4).map((q) => [q.callNum, q.funcName]));
+    expect([...byCall.values()].sort()).toEqual(['pub', 'pub', 'team-a~pub']);
+    for (const n of byCall.keys()) await finish(n, { status: 'DONE', result: '{}' });
+    const [anon1, keyed, anonTeam] = await Promise.all(pending.map(callNum));
+    expect(new Set([anon1!.callNum, keyed!.callNum, anonTeam!.callNum]).size).toBe(3);
+    const anon2 = await callNum(web('/function/pub', 'anonymous'));
+    expect(anon2).toEqual({ callNum: anon1!.callNum, replayed: true });
+    expect(queued).toHaveLength(7);
   });
 });

@@ -2,14 +2,18 @@
 // `idempotencyKey` in the body of POST /invokeFunction) may send the same request again, after a timeout
 // or a lost answer, and gets the call the first one made instead of a second run. The DB service decides,
 // inside its ordered write groups (db/store.ts CallGroup.createCall), so that many requests with one key
-// at once still make one call, and the keys outlive an API restart. Here: reading the key, the hash that
-// tells "the same request" from another one, the retention window, and what a replay answers with.
+// at once still make one call, and the keys outlive an API restart. Here: reading the key, whose it is
+// (a key is kept per namespace and per caller, so that a second caller sending the same key and params
+// gets a call of its own, never the first caller's result), the hash that tells "the same request" from
+// another one, the retention window, and what a replay answers with.
 import { createHash } from 'node:crypto';
 import type { Request } from 'express';
 import { UsageError } from '../common/errors.js';
 import { isFinal, type Call, type CallOutcome } from '../common/model.js';
-import { IDEMPOTENCY_KEY, IDEMPOTENCY_TTL_S } from '../protocol/db.js';
+import { bareName, namespaceOf } from '../common/namespace.js';
+import { IDEMPOTENCY_KEY, IDEMPOTENCY_TTL_S, scopedIdempotencyKey } from '../protocol/db.js';
 import { HttpError } from './http.js';
+import type { Scope } from './tenancy/scope.js';
 import type { Waiters } from './waiters.js';
 
 export const KEY_HEADER = 'Idempotency-Key';
@@ -54,14 +58,23 @@ export interface WebAsked {
   body: Buffer;
 }
 
+// Whose keys a request's are: a namespace's key by its id (a rotated key stays the same caller), the
+// operator's token as one caller, and the anonymous callers of a public function's web path as one caller
+// per function, apart from every keyed one. (Schedules' ticks are callers of their own: api/schedules.ts.)
+export function callerOf(scope: Scope, anonymous: boolean, funcName: string): string {
+  if (anonymous) return `web:${bareName(funcName)}`;
+  return scope.keyId ? `key:${scope.keyId}` : 'operator';
+}
+
 // The request a key stands for: the function (by name, whatever its version), the params as canonical JSON
-// (objects' keys sorted), and for a web call its method, path, query and body.
-export function idempotencyOf(key: string, ttlS: number, funcName: string, params: unknown, web?: WebAsked): Idempotency {
+// (objects' keys sorted), and for a web call its method, path, query and body. The key is stored under the
+// function's namespace and the caller, so that it goes when the namespace goes.
+export function idempotencyOf(key: string, ttlS: number, caller: string, funcName: string, params: unknown, web?: WebAsked): Idempotency {
   const asked = web && { method: web.method, path: web.path, query: web.query, body: createHash('sha256').update(web.body).digest('hex') };
   const hash = createHash('sha256')
     .update(canonicalJson([funcName, params ?? {}, asked ?? null]))
     .digest('hex');
-  return { key, hash, ttlS };
+  return { key: scopedIdempotencyKey(namespaceOf(funcName), caller, key), hash, ttlS };
 }
 
 export function canonicalJson(value: unknown): string {

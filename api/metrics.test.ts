@@ -192,6 +192,22 @@ describe('Metrics counters', () => {
     expect(text).toContain('# TYPE zfaas_schedule_ticks_total counter');
     expect(text).toContain('zfaas_callback_deliveries_total{function="hook",result="delivered"} 1');
   });
+
+  it("forgets a deleted namespace's functions everywhere, and no other namespace's", async () => {
+    for (const funcName of ['team-a~f', 'team-ab~f', 'f']) {
+      events.emit('accepted', { callNum: 1, funcName } as Call);
+      events.emit('finished', { callNum: 1, funcName, version: 1, node: 'n1', outcome: { status: 'DONE', result: '1' }, latencyMs: 5 });
+      ticks.emit('tick', { scheduleId: 'ab', funcName, tick: new Date().toISOString(), outcome: 'fired' });
+    }
+    await flush();
+    await m.forgetNamespace('team-a');
+    const text = await m.text();
+    expect(text).not.toContain('team-a~');
+    expect(text).toContain('zfaas_calls_total{function="team-ab~f",status="DONE"} 1');
+    expect(text).toContain('zfaas_call_latency_seconds_count{function="f"} 1');
+    expect(Object.keys(m.functions()).sort()).toEqual(['f', 'team-ab~f']);
+    expect(Object.keys(m.timeline.view().functions).sort()).toEqual(['f', 'team-ab~f']);
+  });
 });
 
 describe('schedule ticks as a ScheduleRunner tells them', () => {

@@ -8,6 +8,7 @@ import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/pr
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { errText, type Logger } from '../common/log.js';
 import { isFinal, SETTING_LIMITS, type Call } from '../common/model.js';
+import { namespaceOf } from '../common/namespace.js';
 import { afterRun } from '../common/retry.js';
 import type { DbClient } from '../db/client.js';
 import type { Listen, NodeRegistry } from './broker.js';
@@ -110,6 +111,11 @@ export class Timeline {
     }
   }
 
+  /** Drops the functions `gone` says went (their namespace was deleted). */
+  forget(gone: (fn: string) => boolean): void {
+    for (const fn of [...this.fns.keys()]) if (gone(fn)) this.fns.delete(fn);
+  }
+
   view(only?: string): TimelineView {
     const current = Math.floor(this.now() / MINUTE_MS);
     this.prune(current);
@@ -161,6 +167,7 @@ export class Metrics {
   private readonly totals = new Map<string, { calls: number; errors: number; lastAt: number }>();
   private readonly now: () => number;
   private readonly startedAt: number;
+  private readonly byFunction: (Counter | Histogram)[]; // the series with a `function` label
 
   constructor(
     private readonly calls: CallsView,
@@ -224,6 +231,8 @@ export class Metrics {
       labelNames: ['function', 'result'],
       registers,
     });
+
+    this.byFunction = [finished, accepted, latency, duration, retries, deadLetters, ticks, deliveries];
 
     calls.events.on('accepted', (call) => accepted.inc({ function: call.funcName }));
     calls.events.on('retrying', (r) => retries.inc({ function: r.funcName ?? UNKNOWN }));
@@ -375,6 +384,25 @@ export class Metrics {
     }
     this.o.log?.info({ read, used }, 'metrics timeline filled from the stored calls');
     return used;
+  }
+
+  // A namespace was deleted: every series and figure of its functions goes, so that a namespace made again
+  // under its name never sees the old one's function names or counts.
+  async forgetNamespace(namespace: string): Promise<void> {
+    const gone = (fn: string): boolean => namespaceOf(fn) === namespace;
+    for (const fn of [...this.recent.keys()]) if (gone(fn)) this.recent.delete(fn);
+    for (const fn of [...this.totals.keys()]) if (gone(fn)) this.totals.delete(fn);
+    this.timeline.forget(gone);
+    for (const metric of this.byFunction) {
+      const seen = new Set<string>();
+      for (const { labels } of (await metric.get()).values) {
+        const { le: _bucket, ...series } = labels; // a histogram's buckets are one series with it
+        const key = JSON.stringify(series);
+        if (typeof series.function !== 'string' || !gone(series.function) || seen.has(key)) continue;
+        seen.add(key);
+        metric.remove(series);
+      }
+    }
   }
 
   // Per function, for people (the dashboard): counts since start and latency over the most recent calls.

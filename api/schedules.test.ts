@@ -44,10 +44,15 @@ describe('next tick', () => {
     expect(refusal(() => cronOf('* * * * *', 'Nope/Nowhere')).message).toMatch(/^invalid timezone: /);
     expect(() => cronOf('*/2 * * * * *', 'America/New_York')).not.toThrow();
   });
-  it('keys a tick by schedule and time, hashed with sha256', () => {
-    const { key, hash } = tickKey('ab12', at('2026-01-01T00:00:02Z'));
-    expect(key).toBe('schedule:ab12:2026-01-01T00:00:02.000Z');
+  it('keys a tick by namespace, schedule and time, hashed with sha256', () => {
+    const { key, hash } = tickKey({ id: 'ab12', funcName: 'f' }, at('2026-01-01T00:00:02Z'));
+    expect(key).toBe('default~schedule:ab12~2026-01-01T00:00:02.000Z');
     expect(hash).toBe(createHash('sha256').update(key).digest('hex'));
+    // Another namespace's schedule with the same id, or a schedule made again (a new id), never meets it.
+    expect(tickKey({ id: 'ab12', funcName: 'team-a~f' }, at('2026-01-01T00:00:02Z')).key).toBe(
+      'team-a~schedule:ab12~2026-01-01T00:00:02.000Z',
+    );
+    expect(tickKey({ id: 'ab13', funcName: 'f' }, at('2026-01-01T00:00:02Z')).key).not.toBe(key);
   });
 });
 
@@ -275,7 +280,7 @@ describe('schedules in the DB service', () => {
         callNum: 1,
       });
       expect(older?.lastRun).toMatchObject({ tick, callNum: 2 });
-      const { key, hash } = tickKey('cc03', at(tick));
+      const { key, hash } = tickKey({ id: 'cc03', funcName: 'f' }, at(tick));
       const made = await t.remote.request('createCall', {
         funcName: 'f',
         version: 1,

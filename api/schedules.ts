@@ -2,7 +2,8 @@
 // `missed: once` schedule runs on return) and the ScheduleRunner that fires them. (api/scheduler.ts is
 // something else: which node runs a call.)
 // Exactly once per tick: every tick starts its call through Calls.invoke with the idempotency key
-// `schedule:<id>:<tick ISO time>`, which the DB service checks inside its ordered writes. An API killed
+// `<tick ISO time>` of the caller `schedule:<id>` in the function's namespace (tickKey), which the DB
+// service checks inside its ordered writes. An API killed
 // and restarted between ticks, a retry after a DB error, or a second API process on the same DB making
 // the same tick's call all get the call that tick already made (`replayed`), never a second one.
 import { createHash } from 'node:crypto';
@@ -11,7 +12,8 @@ import { Cron } from 'croner';
 import { errText, type Logger } from '../common/log.js';
 import type { Call, ScheduleRef } from '../common/model.js';
 import type { DbClient } from '../db/client.js';
-import type { Schedule } from '../protocol/db.js';
+import { namespaceOf } from '../common/namespace.js';
+import { scopedIdempotencyKey, type Schedule } from '../protocol/db.js';
 import { NotFound } from './calls.js';
 
 export const MISSED = ['skip', 'once'] as const;
@@ -83,9 +85,11 @@ export function missedTick(s: Pick<Schedule, 'cron' | 'timezone' | 'missed' | 'c
   return prev;
 }
 
-// The idempotency key of one tick, and its hash (sha256 of the same string).
-export function tickKey(id: string, tick: Date): { key: string; hash: string } {
-  const key = `schedule:${id}:${tick.toISOString()}`;
+// The idempotency key of one tick, and its hash (sha256 of the same string): kept under the function's
+// namespace and the schedule itself as the caller, so that ticks never meet another namespace's, another
+// schedule's (one deleted and made again has a new id) or any key a caller sends.
+export function tickKey(s: Pick<Schedule, 'id' | 'funcName'>, tick: Date): { key: string; hash: string } {
+  const key = scopedIdempotencyKey(namespaceOf(s.funcName), `schedule:${s.id}`, tick.toISOString());
   return { key, hash: createHash('sha256').update(key).digest('hex') };
 }
 
@@ -209,7 +213,7 @@ export class ScheduleRunner {
   // Starts the call of one tick (again, after a failure: the key makes it once) and records the run.
   async fire(s: Schedule, tick: Date, attempt = 1, late = false): Promise<void> {
     if (this.stopped) return;
-    const { key, hash } = tickKey(s.id, tick);
+    const { key, hash } = tickKey(s, tick);
     const ref: ScheduleRef = { id: s.id, tick: tick.toISOString() };
     const tell = (outcome: ScheduleEvents['tick'][0]['outcome']): void => {
       const sink: TickSink = this.d.events ?? scheduleEvents;

@@ -127,9 +127,25 @@ export class ApiServer {
     // their own, functions are not answered on this one.
     const { functionsPort: port, functionsOrigin: origin } = this.o;
     app.use(port ? functionsElsewhereRouter({ port, origin }) : this.webRouter());
-    app.use(batchesRouter(new Batches(this.calls, this.broker, this.db))); // parses its own, larger bodies
+    const batches = new Batches(this.calls, this.broker, this.db);
+    const metrics = new Metrics(this.calls, this.broker, this.scheduler, {
+      db: this.db,
+      log: this.o.log,
+      deliveries: this.deliverer.events,
+    });
+    app.use(batchesRouter(batches)); // parses its own, larger bodies
     app.use(express.json({ limit: '1mb' }));
-    app.use(namespacesRouter({ db: this.db, forget: (id) => identity.forget(id) }), secretsRouter(this.db));
+    app.use(
+      namespacesRouter({
+        db: this.db,
+        forget: (id) => identity.forget(id),
+        forgetNamespace: async (ns) => {
+          batches.forgetNamespace(ns);
+          await metrics.forgetNamespace(ns);
+        },
+      }),
+      secretsRouter(this.db),
+    );
     app.use(runtimesRouter(this.db, this.quotas));
     // Any change to runtimes or functions clears the API's cache of their definitions.
     app.use((req, res, next) => {
@@ -154,13 +170,7 @@ export class ApiServer {
       }),
     );
     app.use(nodesRouter(this.db, this.broker, this.scheduler));
-    app.use(
-      metricsRouter(
-        new Metrics(this.calls, this.broker, this.scheduler, { db: this.db, log: this.o.log, deliveries: this.deliverer.events }),
-      ),
-      eventsRouter(new CallFeed(this.calls, this.db, this.o.log), identity),
-      openapiRouter(),
-    );
+    app.use(metricsRouter(metrics), eventsRouter(new CallFeed(this.calls, this.db, this.o.log), identity), openapiRouter());
     // Only the operator gets this far on a path that is no route (the gate saw to it).
     app.use((req, _res, next) => next(new HttpError(404, `no route ${req.method} ${req.path}`)));
     app.use(errorResponder(this.o.log));

@@ -63,6 +63,13 @@ const callbackAllowOpt = (): Option =>
     "where call callbacks may be sent, comma separated: CIDRs (10.0.0.0/8), addresses, host names, *.domain wildcards, each with an optional :port; 'loopback' (the default) is 127.0.0.0/8,::1,localhost; 'none' refuses every callback",
   ).env('ZFAAS_CALLBACK_ALLOW');
 
+// What functions deployed with network=true may reach besides the internet (instance/network.ts).
+const functionNetworkAllowOpt = (): Option =>
+  new Option(
+    '--function-network-allow <list>',
+    'what functions with network=true may reach beyond the internet (private ranges, the host and link-local addresses are refused), comma separated: CIDRs (10.1.0.0/16), addresses, host names (resolved when the node first runs such a function), each with an optional :port',
+  ).env('ZFAAS_FUNCTION_NETWORK_ALLOW');
+
 const secretsKeyOpt = (): Option =>
   new Option(
     '--secrets-key-file <file>',
@@ -120,6 +127,7 @@ export function program(): Command {
       new Option('--curve-allowed <keys>', 'CURVE public keys of the instances let in, comma separated').env('ZFAAS_CURVE_ALLOWED'),
     )
     .addOption(callbackAllowOpt())
+    .addOption(functionNetworkAllowOpt())
     .addOption(secretsKeyOpt())
     .addOption(
       new Option(
@@ -148,6 +156,7 @@ export function program(): Command {
         curveSecretKey?: string;
         curveAllowed?: string;
         callbackAllow?: string;
+        functionNetworkAllow?: string;
         secretsKeyFile?: string;
         backupKeyFile?: string;
         functionsPort?: number;
@@ -228,9 +237,10 @@ export function program(): Command {
     .addOption(new Option('--label <k=v...>', 'node labels (repeatable)').env('ZFAAS_LABELS'))
     .addOption(new Option('--curve-secret-key <z85>', 'CURVE secret key of this node (see zfaas keys)').env('ZFAAS_CURVE_SECRET'))
     .addOption(new Option('--curve-server-key <z85>', 'CURVE public key of the API and DB service').env('ZFAAS_CURVE_SERVER_KEY'))
+    .addOption(functionNetworkAllowOpt())
     .addHelpText(
       'after',
-      '\nExample:\n  zfaas instance --broker tcp://api-host:5561 --db tcp://api-host:5560 --miniworkers 4 --policy function',
+      '\nExample:\n  zfaas instance --broker tcp://api-host:5561 --db tcp://api-host:5560 --miniworkers 4 --policy function\n  zfaas instance --function-network-allow 10.1.2.0/24:5432,pypi.internal   # beyond the internet, network=true functions reach these',
     )
     .action(
       (o: {
@@ -246,6 +256,7 @@ export function program(): Command {
         label?: string[] | string;
         curveSecretKey?: string;
         curveServerKey?: string;
+        functionNetworkAllow?: string;
       }) =>
         serve(async () =>
           (await services()).startInstance({

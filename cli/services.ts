@@ -22,6 +22,7 @@ import { Instance } from '../instance/instance.js';
 import { isLoopback } from '../api/auth.js';
 import { privateDir } from '../common/private-dir.js';
 import { backupKey, BackupKeyProblem } from './backup-key.js';
+import { parseFunctionNetworkAllow } from '../instance/network.js';
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const BUILTIN = ['python', 'node'] as const;
@@ -82,6 +83,7 @@ export interface UpOptions extends FunctionsOrigin {
   curveSecret?: string;
   curveAllowed?: string;
   callbackAllow?: string;
+  functionNetworkAllow?: string;
   secretsKeyFile?: string;
   backupKeyFile?: string;
 }
@@ -258,6 +260,7 @@ export async function up(o: UpOptions): Promise<() => Promise<void>> {
     checkExposure(dbBind, curve, 'the DB service', '--db-bind tcp://127.0.0.1:5560', log),
     checkExposure(brokerBind, curve, 'the node broker', '--broker-bind tcp://127.0.0.1:5561', log),
   ];
+  const functionNetworkAllow = parseFunctionNetworkAllow(o.functionNetworkAllow);
   const docker = await dockerOrExit();
   const runtimes = await builtinRuntimes();
   await ensureImages(docker, runtimes, log);
@@ -300,6 +303,7 @@ export async function up(o: UpOptions): Promise<() => Promise<void>> {
     miniworkers: o.miniworkers,
     policy: o.policy,
     ...poolEnv(o.maxContainers),
+    functionNetworkAllow,
     log: log.child({ part: 'instance' }),
   });
   await instance.start();
@@ -376,10 +380,12 @@ export async function startInstance(
     buildImages: boolean;
     registry?: string;
     label?: string[];
+    functionNetworkAllow?: string;
   } & Keys,
 ): Promise<() => Promise<void>> {
   const log = createLogger('instance');
   const curve = clientCurve(o);
+  const functionNetworkAllow = parseFunctionNetworkAllow(o.functionNetworkAllow);
   const labels = parseLabels(o.label ?? []);
   const docker = await dockerOrExit();
   // With a registry the node pulls what it lacks; without one it builds the built-in images itself.
@@ -395,6 +401,7 @@ export async function startInstance(
     curve,
     registry: o.registry,
     ...poolEnv(o.maxContainers),
+    functionNetworkAllow,
     log,
   });
   await instance.start();

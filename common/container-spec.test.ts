@@ -1,10 +1,11 @@
 // What a function container is (common/container-spec.ts), for the secrets and isolation settings: every
 // kind of container of a function naming secrets, and every stem cell, gets the secrets tmpfs (owned by the
 // function's uid, 0500), a function naming none and the dependencies step do not; a runtime's `isolation` becomes HostConfig.Runtime of all of them; a gated call waits for a
-// line on stdin before its run command starts; no value of a secret can be in any spec (there is none to put).
+// line on stdin before its run command starts; no value of a secret can be in any spec (there is none to put);
+// a function with network=true is on the node's function network, never Docker's default bridge.
 import { describe, expect, it } from 'vitest';
 import { FunctionSettingsSchema, RuntimeSchema, type FunctionMeta } from './model.js';
-import { callContainer, dependenciesContainer, GATE, heldContainer, SECRETS_TMPFS, UID } from './container-spec.js';
+import { callContainer, dependenciesContainer, FUNCTION_NETWORK, GATE, heldContainer, SECRETS_TMPFS, UID } from './container-spec.js';
 
 const runtime = RuntimeSchema.parse({ name: 'node', image: 'zfaas/node', path: '/ws', run: 'node run.js', loader: 'node loader.js' });
 const isolated = { ...runtime, isolation: 'runsc' };
@@ -65,6 +66,27 @@ describe('container specs', () => {
     for (const spec of Object.values(specs(runtime))) {
       expect(JSON.stringify(spec.Env)).not.toMatch(/secret/i);
       expect(JSON.stringify(spec.Labels)).not.toMatch(/secret/i);
+    }
+  });
+
+  it('put every container of a function with network=true on the function network, and every other on none', () => {
+    const networked = { ...fn, settings: FunctionSettingsSchema.parse({ network: true }) };
+    const on = [
+      callContainer({ name: 'c', fn: networked, runtime, treeDir: '/t', call, params: {} }, owner),
+      heldContainer({ name: 'w', runtime, treeDir: '/t', lineDir: '/l', fn: networked }, owner),
+      dependenciesContainer(
+        { name: 'd', fn: networked, runtime, srcDir: '/s', srcMount: '/zfaas/src', script: 'true', maxMiB: 10, network: true },
+        owner,
+      ),
+    ];
+    expect(FUNCTION_NETWORK).toBe('zfaas-fn');
+    for (const spec of on) {
+      expect(spec.HostConfig?.NetworkMode).toBe(FUNCTION_NETWORK);
+      expect(spec.NetworkDisabled).toBe(false);
+    }
+    for (const spec of Object.values(specs(runtime))) {
+      expect(spec.HostConfig?.NetworkMode).toBe('none');
+      expect(spec.NetworkDisabled).toBe(true);
     }
   });
 });

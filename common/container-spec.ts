@@ -10,6 +10,9 @@ import type { FunctionMeta, Runtime } from './model.js';
 import { LINE_DIR, LINE_ENV, LINE_FILE, SECRETS_DIR } from '../protocol/loader.js';
 
 export const LABEL = 'zfaas';
+// The Docker network (and Linux bridge) of functions deployed with network=true: made and fenced by the
+// node (instance/network.ts); never Docker's default bridge.
+export const FUNCTION_NETWORK = 'zfaas-fn';
 export const USER = '1000:1000';
 export const UID = 1000;
 
@@ -57,7 +60,7 @@ export function hostConfig(binds: string[], l: Limits, x: Extras = {}): NonNulla
   return {
     ...(x.isolation ? { Runtime: x.isolation } : {}),
     Binds: binds,
-    NetworkMode: l.network ? 'bridge' : 'none',
+    NetworkMode: l.network ? FUNCTION_NETWORK : 'none',
     Memory: l.memoryMiB * 1024 * 1024,
     MemorySwap: l.memoryMiB * 1024 * 1024,
     NanoCpus: Math.round(l.cpus * 1e9),

@@ -126,8 +126,8 @@ describe('createCall with an idempotency key', () => {
   });
 
   it('refuses a malformed key as a bad request', async () => {
-    // Up to 300 characters: the API prefixes a namespace's keys with "NAMESPACE~" (at most 33 more).
-    for (const key of ['', 'x'.repeat(301), 'tab\there', 'é']) {
+    // Up to 600 characters: the API keeps a key as "NAMESPACE~CALLER~KEY" (at most 166 more than its 255).
+    for (const key of ['', 'x'.repeat(601), 'tab\there', 'é']) {
       await expect(t.remote.request('createCall', keyed(key, 'a'))).rejects.toMatchObject({ code: 'BAD_REQUEST' });
     }
     expect((await t.remote.request('createCall', keyed('x'.repeat(255), 'a'))).callNum).toBe(1);

@@ -353,13 +353,13 @@ export class DbServer {
       case 'recordScheduleRun':
         return { data: await s.recordScheduleRun(req.content) };
       case 'createNamespace':
-        return { data: await t.createNamespace(req.content.name, req.content.quotas) };
+        return { data: await t.createNamespace(req.content.name, req.content.quotas, () => s.purgeNamespace(req.content.name)) };
       case 'getNamespace':
         return { data: await t.getNamespace(req.content.name) };
       case 'listNamespaces':
         return { data: await t.listNamespaces() };
       case 'deleteNamespace':
-        return { data: await t.deleteNamespace(req.content.name) };
+        return { data: await t.deleteNamespace(req.content.name, () => s.purgeNamespace(req.content.name)) };
       case 'setQuotas':
         return { data: await t.setQuotas(req.content.name, req.content.quotas) };
       case 'putKey':

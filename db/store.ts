@@ -14,8 +14,16 @@ import {
   type Runtime,
 } from '../common/model.js';
 import { afterRun, attemptOf } from '../common/retry.js';
-import { namespaceOf } from '../common/namespace.js';
-import { IDEMPOTENCY_TTL_S, type CreatedCall, type DbContent, type Schedule } from '../protocol/db.js';
+import { DEFAULT_NAMESPACE, namespaceOf, NS_SEP } from '../common/namespace.js';
+import {
+  IDEMPOTENCY_TTL_S,
+  idempotencyPrefix,
+  shownIdempotencyKey,
+  type CreatedCall,
+  type DbContent,
+  type Purged,
+  type Schedule,
+} from '../protocol/db.js';
 
 type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
 type BatchOp = AbstractBatchOperation<Level<string, unknown>, string, unknown>;
@@ -42,6 +50,7 @@ export class ConflictError extends Error {}
 
 const pad = (n: number): string => n.toString().padStart(12, '0');
 const MAX_LIVE = 20_000; // beyond this many unfinished calls, reads go to LevelDB
+const PURGE_BATCH = 4096; // deletions written at once when a namespace goes
 
 export class Store {
   private readonly db: Level<string, unknown>;
@@ -353,6 +362,47 @@ export class Store {
     return next;
   }
 
+  // Everything kept under a namespace's name: its calls (with their results, logs, history and callback
+  // deliveries) and their index entries (open, dead letters, outbox), its idempotency keys (schedule
+  // ticks' included), and any schedule, function version or runtime still under its name. A namespace
+  // that goes takes these along, and one made again under the same name starts from nothing, also on a
+  // store where an earlier namespace of that name went without them. Call numbers are never reused.
+  // Called in the write queue (nothing else writes meanwhile); written in batches of bounded size.
+  async purgeNamespace(namespace: string): Promise<Purged> {
+    if (namespace === DEFAULT_NAMESPACE) throw new ConflictError('the default namespace is never purged');
+    const ops: BatchOp[] = [];
+    const flush = async (): Promise<void> => {
+      if (ops.length > 0) await this.db.batch(ops.splice(0));
+    };
+    const gone: number[] = [];
+    for await (const [key, call] of this.calls.iterator()) {
+      if (namespaceOf(call.funcName) !== namespace) continue;
+      for (const sublevel of [this.calls, this.openCalls, this.deadLetters, this.outbox]) ops.push({ type: 'del', sublevel, key });
+      gone.push(call.callNum);
+      if (ops.length >= PURGE_BATCH) await flush();
+    }
+    let idempotencyKeys = 0;
+    const under = (prefix: string) => ({ gt: prefix, lt: `${prefix}\x7f` }); // stored names are printable ASCII
+    const named = `${namespace}${NS_SEP}`;
+    const sublevels: [Sub<unknown>, string][] = [
+      [this.keys as Sub<unknown>, idempotencyPrefix(namespace)],
+      [this.schedules as Sub<unknown>, named],
+      [this.versions as Sub<unknown>, named],
+      [this.heads as Sub<unknown>, named],
+      [this.runtimes as Sub<unknown>, named],
+    ];
+    for (const [sublevel, prefix] of sublevels) {
+      for await (const key of sublevel.keys(under(prefix))) {
+        ops.push({ type: 'del', sublevel, key });
+        if (sublevel === (this.keys as Sub<unknown>)) idempotencyKeys++;
+        if (ops.length >= PURGE_BATCH) await flush();
+      }
+    }
+    await flush();
+    for (const callNum of gone) this.live.delete(callNum);
+    return { calls: gone.length, idempotencyKeys };
+  }
+
   async listUnfinished(): Promise<Call[]> {
     const out: Call[] = [];
     for await (const callNum of this.openCalls.values()) {
@@ -412,7 +462,7 @@ export class CallGroup {
         if (had.hash !== idem.hash) {
           const what = had.funcName === c.funcName ? `for call ${had.callNum} with other params` : 'for another function';
           throw new ConflictError(
-            `idempotency key ${JSON.stringify(idem.key)} was already used ${what} within the last ${ttlS} s: use a new key for a new request`,
+            `idempotency key ${JSON.stringify(shownIdempotencyKey(idem.key))} was already used ${what} within the last ${ttlS} s: use a new key for a new request`,
           );
         }
         return { ...existing, replayed: true };

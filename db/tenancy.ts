@@ -8,6 +8,7 @@ import type { AbstractSublevel } from 'abstract-level';
 import type { Level } from 'level';
 import { NamespaceSchema, SECRET_VALUE_MAX, type KeyRecord, type Namespace, type Quotas, type SecretInfo } from '../common/model.js';
 import { DEFAULT_NAMESPACE } from '../common/namespace.js';
+import type { Purged } from '../protocol/db.js';
 
 type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
 
@@ -56,9 +57,12 @@ export class Tenancy {
     return true;
   }
 
-  async createNamespace(name: string, quotas: Quotas): Promise<Namespace> {
+  // `purge` clears whatever the store still holds under the name (a namespace deleted before its data
+  // went with it), so that a new namespace never sees an old one's calls or keys.
+  async createNamespace(name: string, quotas: Quotas, purge?: () => Promise<Purged>): Promise<Namespace> {
     if (await this.namespaces.get(name)) throw new TenancyError('CONFLICT', `namespace ${name} exists`);
     const ns = NamespaceSchema.parse({ name, createdAt: new Date().toISOString(), quotas });
+    await purge?.();
     await this.namespaces.put(name, ns);
     return ns;
   }
@@ -76,10 +80,13 @@ export class Tenancy {
     return next;
   }
 
-  // A namespace goes with its keys and secrets (its functions must be gone first: the API sees to it).
-  async deleteNamespace(name: string): Promise<{ deleted: boolean; keys: string[] }> {
+  // A namespace goes with its keys and secrets (its functions must be gone first: the API sees to it), and
+  // with what `purge` takes of the store (its calls, idempotency keys: Store.purgeNamespace). The record
+  // goes last: a purge cut short by a crash leaves the namespace in place, to be deleted again.
+  async deleteNamespace(name: string, purge?: () => Promise<Purged>): Promise<{ deleted: boolean; keys: string[] } & Partial<Purged>> {
     if (name === DEFAULT_NAMESPACE) throw new TenancyError('CONFLICT', 'the default namespace cannot be deleted');
     if (!(await this.namespaces.get(name))) return { deleted: false, keys: [] };
+    const purged = await purge?.();
     const keys = (await this.listKeys(name)).map((k) => k.id);
     const secrets = await this.secrets.keys({ gt: `${name}!`, lt: `${name}!~` }).all();
     await this.db.batch([
@@ -87,7 +94,7 @@ export class Tenancy {
       ...secrets.map((key) => ({ type: 'del' as const, sublevel: this.secrets, key })),
       { type: 'del' as const, sublevel: this.namespaces, key: name },
     ]);
-    return { deleted: true, keys };
+    return { deleted: true, keys, ...purged };
   }
 
   async putKey(k: KeyRecord): Promise<KeyRecord> {

@@ -20,6 +20,8 @@ import { Pool, type Work } from './pool.js';
 import { SecretCache, type SecretSet } from './secrets.js';
 import { namespaceOf } from '../common/namespace.js';
 import { TreeCache } from './trees.js';
+import { setUpFunctionNetwork, type FenceState } from './network.js';
+import type { AllowEntry } from '../api/callbacks/allow-list.js';
 
 export interface InstanceOptions {
   broker: string;
@@ -38,6 +40,7 @@ export interface InstanceOptions {
   depsNetwork?: boolean;
   depsMaxMiB?: number;
   drainMs?: number; // on stop, how long the calls it runs may take to finish (default 10 s)
+  functionNetworkAllow?: AllowEntry[]; // what network=true functions may reach beyond the internet (network.ts)
   log: Logger;
 }
 
@@ -60,6 +63,10 @@ export class Instance {
   private readonly replicas = new Map<number, { left: number; decided: boolean }>();
   private readonly cancelled = new Set<number>(); // cancelled while still being prepared
   private readonly secrets: SecretCache;
+  // The function network's fence, set up when a function first needs it: until it stands, no network=true
+  // function runs here. A failure is tried again after a minute.
+  private fence?: Promise<FenceState>;
+  private fenceFailedAt = 0;
 
   constructor(private readonly o: InstanceOptions) {
     this.db = new DbClient(o.db, 10_000, o.curve);
@@ -80,6 +87,8 @@ export class Instance {
     }
     this.nodeId = this.o.nodeId ?? (await this.stableId());
     await this.removeStaleSockets();
+    // Every dependencies step on the network (a test setting): the fence first.
+    const depsNetwork = (this.o.depsNetwork ?? false) && (await this.fenced()).ok;
     this.images = new Images(this.docker, this.o.registry, this.o.log);
     this.pool = new Pool({
       address: `ipc://${join(tmpdir(), `zfaas-${this.nodeId}-${process.pid}.sock`)}`,
@@ -101,7 +110,7 @@ export class Instance {
       dataDir: this.o.dataDir,
       fetchArchive: (digest) => this.fetchArchive(digest),
       runDeps: (job) => this.pool.runDeps(job),
-      depsNetwork: this.o.depsNetwork ?? false,
+      depsNetwork,
       depsTimeoutMs: 300_000,
       depsMaxMiB: this.o.depsMaxMiB ?? 1024,
     });
@@ -224,7 +233,7 @@ export class Instance {
   private onMessage(m: ToInstance): void {
     switch (m.type) {
       case 'invoke':
-        if (m.def) this.defs.set(defKey(m.fn), m.def);
+        if (m.def) this.learn(m.def);
         void this.accept(m);
         break;
       case 'configure': {
@@ -241,23 +250,63 @@ export class Instance {
         this.cancel(m.callNum);
         break;
       case 'preload':
-        this.defs.set(defKey({ name: m.fn.functionName, version: m.fn.version }), { fn: m.fn, runtime: m.runtime });
+        this.learn({ fn: m.fn, runtime: m.runtime });
         this.pool.drain(m.fn.functionName, m.fn.version);
         if (this.policyOf(m.fn) === 'runtime') {
           this.pool.keepStems(m.runtime, true);
           break;
         }
-        void this.images
-          .ensure(m.runtime.image)
-          .then(() => this.trees.prepare(m.fn, m.runtime))
-          .then(
-            (tree) => this.pool.preload(m.fn, m.runtime, tree),
-            (e) => this.o.log.warn({ fn: m.fn.functionName, err: errText(e) }, 'could not preload function'),
-          );
+        void this.unfenced(m.fn)
+          .then(async (refused) => {
+            if (refused) return; // its calls say why
+            await this.images.ensure(m.runtime.image);
+            this.pool.preload(m.fn, m.runtime, await this.trees.prepare(m.fn, m.runtime));
+          })
+          .catch((e: unknown) => this.o.log.warn({ fn: m.fn.functionName, err: errText(e) }, 'could not preload function'));
         break;
       default:
         break;
     }
+  }
+
+  // A definition as the API sent it. The same name and version may be another deployment than the one this
+  // node holds (the function, or its whole namespace, was deleted and deployed anew, and versions began
+  // again at 1): the containers holding the other one must never serve it, so they go (busy ones after
+  // their call).
+  private learn(def: FnDef): void {
+    const ref = { name: def.fn.functionName, version: def.fn.version };
+    const had = this.defs.get(defKey(ref));
+    this.defs.set(defKey(ref), def);
+    if (had && (had.fn.digest !== def.fn.digest || had.fn.createdAt !== def.fn.createdAt)) this.pool.revoke(ref.name, ref.version);
+  }
+
+  // The function network and its fence (network.ts), made the first time a function needs it, so that a
+  // node that never runs one leaves the host's engine and firewall alone.
+  private fenced(): Promise<FenceState> {
+    if (!this.fence || (this.fenceFailedAt > 0 && Date.now() - this.fenceFailedAt > 60_000)) {
+      this.fenceFailedAt = 0;
+      this.fence = setUpFunctionNetwork({ docker: this.docker, allow: this.o.functionNetworkAllow ?? [], log: this.o.log }).then((f) => {
+        if (f.ok) {
+          const allowed = f.openings.map((x) => (x.port ? `${x.cidr}:${x.port}` : x.cidr));
+          this.o.log.info({ subnet: f.subnet, allowed }, 'function network fenced');
+        } else {
+          this.fenceFailedAt = Date.now();
+          this.o.log.warn(
+            { reason: f.reason },
+            'functions with network=true will not run on this node: the function network cannot be fenced',
+          );
+        }
+        return f;
+      });
+    }
+    return this.fence;
+  }
+
+  // Why a function may not run here: it asks for the network and this node's function network is not fenced.
+  private async unfenced(fn: FunctionMeta): Promise<string | undefined> {
+    if (!fn.settings.network) return undefined;
+    const f = await this.fenced();
+    return f.ok ? undefined : `node ${this.nodeId} runs no function with network=true: its function network cannot be fenced (${f.reason})`;
   }
 
   private policyOf(fn: FunctionMeta): Policy {
@@ -285,6 +334,8 @@ export class Instance {
     this.accepted.add(callNum);
     try {
       const { fn, runtime } = await this.definition(m.fn);
+      const refused = await this.unfenced(fn);
+      if (refused) return void this.report(callNum, { status: 'ERROR', result: '', error: refused });
       await this.images.ensure(runtime.image);
       const treeDir = await this.trees.prepare(fn, runtime);
       if (this.cancelled.delete(callNum)) return; // cancelled while its tree was prepared: reported already

@@ -21,7 +21,7 @@ import {
   type Runtime,
   type SecretInfo,
 } from '../common/model.js';
-import { namespaceSchema } from '../common/namespace.js';
+import { NAMESPACE_RE, namespaceSchema, NS_SEP } from '../common/namespace.js';
 
 const digest = z.string().regex(/^[a-f0-9]{64}$/);
 
@@ -41,9 +41,29 @@ export type Schedule = z.infer<typeof ScheduleSchema>;
 
 // An idempotency key: 1 to 255 printable ASCII characters; kept this long unless the API says otherwise.
 export const IDEMPOTENCY_KEY = /^[\x20-\x7e]{1,255}$/;
-// As the DB service keeps it: the API prefixes a key made in a namespace other than default ("NS~KEY").
-export const STORED_IDEMPOTENCY_KEY = /^[\x20-\x7e]{1,300}$/;
+// As the DB service keeps it: "NAMESPACE~CALLER~KEY" (scopedIdempotencyKey), so that two callers, or two
+// namespaces, sending the same key never meet, and a namespace's keys go with it (by their prefix).
+export const STORED_IDEMPOTENCY_KEY = /^[\x20-\x7e]{1,600}$/;
 export const IDEMPOTENCY_TTL_S = 24 * 3600;
+
+// Who a key belongs to inside a namespace: `operator`, `key:ID` (a namespace's key, by its id, which a
+// rotation keeps), `web:NAME` (the anonymous callers of one public function, together) or `schedule:ID`
+// (one schedule's ticks). None holds a "~", so the stored key splits back into its parts.
+export const IDEMPOTENCY_CALLER = /^(operator|key:[a-f0-9]{16}|web:[A-Za-z0-9][A-Za-z0-9._-]{0,127}|schedule:[a-f0-9]{1,64})$/;
+
+export function scopedIdempotencyKey(namespace: string, caller: string, key: string): string {
+  if (!NAMESPACE_RE.test(namespace) || !IDEMPOTENCY_CALLER.test(caller)) throw new Error(`bad idempotency scope ${namespace} ${caller}`);
+  return `${namespace}${NS_SEP}${caller}${NS_SEP}${key}`;
+}
+
+// The key as its caller sent it (for messages): a stored key without its namespace and caller.
+export function shownIdempotencyKey(stored: string): string {
+  const m = /^[a-z0-9-]{1,32}~[^~]+~(.+)$/s.exec(stored);
+  return m ? m[1]! : stored;
+}
+
+// The prefix of every stored key of a namespace (what deleting it removes).
+export const idempotencyPrefix = (namespace: string): string => `${namespace}${NS_SEP}`;
 
 // A backup session of the DB service (db/backup.ts): its id, as backupOpen hands it out.
 export const BackupIdSchema = z.string().regex(/^[a-f0-9]{32}$/);
@@ -188,7 +208,9 @@ export const DbRequestSchema = z.discriminatedUnion('msgType', [
   z.object({ msgType: z.literal('createNamespace'), content: z.object({ name: namespaceSchema, quotas: QuotasSchema.default({}) }) }),
   z.object({ msgType: z.literal('getNamespace'), content: z.object({ name: namespaceSchema }) }),
   z.object({ msgType: z.literal('listNamespaces'), content: z.object({}).passthrough().default({}) }),
-  z.object({ msgType: z.literal('deleteNamespace'), content: z.object({ name: namespaceSchema }) }), // with its keys and secrets
+  // With its keys and secrets, and everything the store keeps under its name: calls (results, logs, dead
+  // letters, callback deliveries), idempotency keys, and any schedule, function or runtime left.
+  z.object({ msgType: z.literal('deleteNamespace'), content: z.object({ name: namespaceSchema }) }),
   z.object({ msgType: z.literal('setQuotas'), content: z.object({ name: namespaceSchema, quotas: QuotasSchema }) }),
   z.object({ msgType: z.literal('putKey'), content: KeyRecordSchema }), // a new key, or a rotated or revoked one
   z.object({ msgType: z.literal('getKey'), content: z.object({ id: KeyRecordSchema.shape.id }) }),
@@ -212,6 +234,12 @@ export type DbRequest = z.infer<typeof DbRequestSchema>;
 export type DbMsgType = DbRequest['msgType'];
 export type DbContent<K extends DbMsgType> =
   z.input<typeof DbRequestSchema> extends infer U ? (U extends { msgType: K; content?: infer C } ? C : never) : never;
+
+// What went with a namespace (or was found left under its name when it was made again).
+export interface Purged {
+  calls: number;
+  idempotencyKeys: number;
+}
 
 // createCall's answer: the new call, or, for an idempotency key already used with the same request, the
 // call it made then, as it stands now, with `replayed: true`.
@@ -252,7 +280,7 @@ export interface DbResults {
   getNamespace: Namespace | null;
   listNamespaces: Namespace[];
   setQuotas: Namespace;
-  deleteNamespace: { deleted: boolean; keys: string[] }; // the ids of the keys that went with it
+  deleteNamespace: { deleted: boolean; keys: string[] } & Partial<Purged>; // keys: the ids of the keys that went with it
   putKey: KeyRecord;
   getKey: KeyRecord | null;
   listKeys: KeyRecord[];

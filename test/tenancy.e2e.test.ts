@@ -380,7 +380,7 @@ describe('web paths and the end of a namespace', () => {
     const busy = await req<{ error: string }>('DELETE', '/namespaces/team-c', OP);
     expect([busy.status, busy.body.error]).toEqual([409, expect.stringMatching(/still has 1 function\(s\) \(f\)/)]);
     expect((await req('DELETE', '/functions/f', admin.key)).status).toBe(200);
-    expect((await req('DELETE', '/namespaces/team-c', OP)).body).toEqual({ deleted: 'team-c', keys: 1 });
+    expect((await req('DELETE', '/namespaces/team-c', OP)).body).toEqual({ deleted: 'team-c', keys: 1, calls: 0, idempotencyKeys: 0 });
     expect((await req('GET', '/functions', admin.key)).status).toBe(401); // its keys went with it
     expect((await req<{ name: string }[]>('GET', '/namespaces', OP)).body.map((n) => n.name)).not.toContain('team-c');
     expect((await req('DELETE', '/namespaces/team-c', OP)).status).toBe(404);

@@ -25,6 +25,11 @@ type Entry =
   | { kind: 'name'; name: string; port?: number; text: string }
   | { kind: 'suffix'; suffix: string; port?: number; text: string }; // "*.example.com": ".example.com"
 
+export type AllowEntry =
+  | { kind: 'range'; cidr: string; family: 4 | 6; port?: number; text: string }
+  | { kind: 'name'; name: string; port?: number; text: string }
+  | { kind: 'suffix'; suffix: string; port?: number; text: string };
+
 export interface Resolved {
   address: string;
   family: 4 | 6;
@@ -51,25 +56,25 @@ const ENTRY_FORMS =
   'expected a CIDR range (10.0.0.0/8, fd00::/8), an address (10.1.2.3, ::1), a host name (hooks.example.com), ' +
   "a wildcard (*.example.com), each optionally with :PORT (IPv6 in brackets: [fd00::/8]:443), or 'loopback', or 'none'";
 
-function parsePort(s: string, entry: string): number {
+function parsePort(s: string, entry: string, what: string): number {
   if (!/^\d{1,5}$/.test(s) || Number(s) < 1 || Number(s) > 65535)
-    throw new UsageError(`bad callback allow-list entry "${entry}": the port must be 1 to 65535`);
+    throw new UsageError(`bad ${what} entry "${entry}": the port must be 1 to 65535`);
   return Number(s);
 }
 
-function parseEntry(text: string): Entry {
+function parseEntry(text: string, what: string): Entry {
   let body = text;
   let port: number | undefined;
   const bracket = /^\[([^\]]+)\](?::(.*))?$/.exec(text);
   if (bracket) {
     body = bracket[1]!;
-    if (bracket[2] !== undefined) port = parsePort(bracket[2], text);
-    if (!body.includes(':')) throw new UsageError(`bad callback allow-list entry "${text}": brackets are for IPv6 addresses`);
+    if (bracket[2] !== undefined) port = parsePort(bracket[2], text, what);
+    if (!body.includes(':')) throw new UsageError(`bad ${what} entry "${text}": brackets are for IPv6 addresses`);
   } else if (text.split(':').length === 2) {
     // One colon: NAME:PORT or IPv4[/LEN]:PORT (more colons: a bare IPv6 address, which takes no port)
     const i = text.lastIndexOf(':');
     body = text.slice(0, i);
-    port = parsePort(text.slice(i + 1), text);
+    port = parsePort(text.slice(i + 1), text, what);
   }
   const slash = body.indexOf('/');
   if (slash >= 0) {
@@ -77,7 +82,7 @@ function parseEntry(text: string): Entry {
     const lenText = body.slice(slash + 1);
     const max = addr?.kind() === 'ipv6' ? 128 : 32;
     if (!addr || !/^\d{1,3}$/.test(lenText) || Number(lenText) > max)
-      throw new UsageError(`bad callback allow-list entry "${text}": a CIDR range is ADDRESS/BITS (0 to ${max}), e.g. 10.0.0.0/8`);
+      throw new UsageError(`bad ${what} entry "${text}": a CIDR range is ADDRESS/BITS (0 to ${max}), e.g. 10.0.0.0/8`);
     const bits = Number(lenText);
     // ::ffff:10.0.0.0/104 is 10.0.0.0/8: mapped addresses are matched as the IPv4 addresses they carry
     const mapped = addr.kind() === 'ipv6' && bits >= 96 && normal(addr).kind() === 'ipv4';
@@ -92,10 +97,10 @@ function parseEntry(text: string): Entry {
   if (name.startsWith('*.')) {
     const rest = name.slice(2);
     if (!NAME_RE.test(rest) || !rest.includes('.'))
-      throw new UsageError(`bad callback allow-list entry "${text}": a wildcard is *.DOMAIN with at least two labels, e.g. *.example.com`);
+      throw new UsageError(`bad ${what} entry "${text}": a wildcard is *.DOMAIN with at least two labels, e.g. *.example.com`);
     return { kind: 'suffix', suffix: `.${rest}`, port, text };
   }
-  if (!NAME_RE.test(name) || /^[\d.]+$/.test(name)) throw new UsageError(`bad callback allow-list entry "${text}": ${ENTRY_FORMS}`);
+  if (!NAME_RE.test(name) || /^[\d.]+$/.test(name)) throw new UsageError(`bad ${what} entry "${text}": ${ENTRY_FORMS}`);
   return { kind: 'name', name, port, text };
 }
 
@@ -121,19 +126,20 @@ export class AllowList {
     private readonly dnsTimeoutMs: number,
   ) {}
 
-  // The operator's list: comma-separated entries; unset or empty: loopback only; 'none': no callbacks.
-  // Throws a UsageError naming the bad entry and the forms expected.
-  static parse(raw: string | undefined, o: { lookup?: Lookup; dnsTimeoutMs?: number } = {}): AllowList {
-    const items = (raw?.trim() ? raw : DEFAULT_CALLBACK_ALLOW)
+  // The operator's list: comma-separated entries; unset or empty: `empty` (loopback only); 'none': nothing.
+  // Throws a UsageError naming the bad entry and the forms expected; `what` names the list in it.
+  static parse(raw: string | undefined, o: { lookup?: Lookup; dnsTimeoutMs?: number; what?: string; empty?: string } = {}): AllowList {
+    const what = o.what ?? 'callback allow-list';
+    const items = (raw?.trim() ? raw : (o.empty ?? DEFAULT_CALLBACK_ALLOW))
       .split(',')
       .map((s) => s.trim())
       .filter(Boolean);
     const entries: Entry[] = [];
     if (!(items.length === 1 && items[0]!.toLowerCase() === 'none')) {
       for (const item of items) {
-        if (item.toLowerCase() === 'none') throw new UsageError(`bad callback allow-list: 'none' cannot be combined with other entries`);
-        if (item === '*') throw new UsageError(`bad callback allow-list entry "*": to allow every address write 0.0.0.0/0,::/0`);
-        for (const text of item.toLowerCase() === 'loopback' ? LOOPBACK : [item]) entries.push(parseEntry(text));
+        if (item.toLowerCase() === 'none') throw new UsageError(`bad ${what}: 'none' cannot be combined with other entries`);
+        if (item === '*') throw new UsageError(`bad ${what} entry "*": to allow every address write 0.0.0.0/0,::/0`);
+        for (const text of item.toLowerCase() === 'loopback' ? LOOPBACK : [item]) entries.push(parseEntry(text, what));
       }
     }
     return new AllowList(entries, o.lookup ?? defaultLookup, o.dnsTimeoutMs ?? DNS_TIMEOUT_MS);
@@ -142,6 +148,24 @@ export class AllowList {
   // Callbacks are refused altogether ('none').
   get disabled(): boolean {
     return this.entries.length === 0;
+  }
+
+  // The entries, each as a CIDR range, a host name or a *.domain suffix, with its port if it named one
+  // (for rules outside the API: the function network's firewall, instance/network.ts).
+  list(): AllowEntry[] {
+    return this.entries.map((e) =>
+      e.kind === 'range'
+        ? {
+            kind: 'range',
+            cidr: `${e.range[0].toString()}/${e.range[1]}`,
+            family: e.range[0].kind() === 'ipv6' ? 6 : 4,
+            port: e.port,
+            text: e.text,
+          }
+        : e.kind === 'name'
+          ? { kind: 'name', name: e.name, port: e.port, text: e.text }
+          : { kind: 'suffix', suffix: e.suffix, port: e.port, text: e.text },
+    );
   }
 
   // The list as the operator wrote it (for the API's start-up log).

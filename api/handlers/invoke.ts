@@ -11,7 +11,7 @@ import type { DbClient } from '../../db/client.js';
 import { withOutcome, type Calls } from '../calls.js';
 import { checkParams, HttpError, parse, wrap } from '../http.js';
 import { route, router } from '../routes.js';
-import { idempotencyKey, idempotencyOf, keyField, REPLAYED_HEADER, replayOutcome } from '../idempotency.js';
+import { callerOf, idempotencyKey, idempotencyOf, keyField, REPLAYED_HEADER, replayOutcome } from '../idempotency.js';
 import { AllowList, CallbackUrlError } from '../callbacks/allow-list.js';
 import { scopeOf } from '../tenancy/scope.js';
 
@@ -88,7 +88,8 @@ export function invokeRouter(db: DbClient, calls: Calls, idempotencyTtlS: number
       const scope = scopeOf(res);
       const funcName = scope.q(body.funcName.name);
       const key = idempotencyKey(req, body.idempotencyKey);
-      const idempotency = key === undefined ? undefined : idempotencyOf(scope.idempotencyKey(key), idempotencyTtlS, funcName, body.params);
+      const idempotency =
+        key === undefined ? undefined : idempotencyOf(key, idempotencyTtlS, callerOf(scope, false, funcName), funcName, body.params);
       const version = body.version ?? body.funcName.version;
       const callback = await callbackUrl(req, allow, body.callbackUrl); // before anything is made
       const { call, fn, replayed } = await calls.invoke(funcName, body.params, version, {

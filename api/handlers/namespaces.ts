@@ -4,7 +4,9 @@
 // key shown only then; GET .../keys lists them without secrets; POST .../keys/:id/rotate gives the same
 // key id a new secret (the old one stops); DELETE .../keys/:id revokes. GET /whoami says who a key is.
 // DELETE /namespaces/:ns (operator) removes an empty namespace (no functions left) with its keys, secrets
-// and private runtimes; its calls stay in the store, as a deleted function's do.
+// and private runtimes, and deletes its calls (results, logs, dead letters, pending callbacks) and
+// idempotency keys; what this API holds of it in memory (batches, metrics) goes too. A namespace made
+// again under the same name starts from nothing (the DB service clears the name then as well).
 import type { Router, Response } from 'express';
 import { z } from 'zod';
 import { KEY_ID_RE, QuotasSchema, RoleSchema, type KeyInfo, type KeyRecord } from '../../common/model.js';
@@ -23,6 +25,7 @@ const info = ({ salt: _s, hash: _h, ...k }: KeyRecord): KeyInfo => k;
 export interface NamespacesDeps {
   db: DbClient;
   forget(keyId: string): void; // a key revoked or rotated stops at once on this API
+  forgetNamespace?(namespace: string): Promise<void>; // a deleted namespace's batches and metrics on this API
 }
 
 export function namespacesRouter(d: NamespacesDeps): Router {
@@ -100,9 +103,10 @@ export function namespacesRouter(d: NamespacesDeps): Router {
         );
       for (const rt of (await db.request('listRuntimes', {})).filter((x) => namespaceOf(x.name) === name))
         await db.request('deleteRuntime', { name: rt.name });
-      const { keys } = await db.request('deleteNamespace', { name });
+      const { keys, calls = 0, idempotencyKeys = 0 } = await db.request('deleteNamespace', { name });
       for (const id of keys) d.forget(id);
-      res.json({ deleted: name, keys: keys.length });
+      await d.forgetNamespace?.(name);
+      res.json({ deleted: name, keys: keys.length, calls, idempotencyKeys });
     }),
   );
 

@@ -19,7 +19,7 @@ import { namespaceSchema, qualify } from '../../common/namespace.js';
 import { NotFound, type Calls } from '../calls.js';
 import { checkParams, HttpError, parse, wrap } from '../http.js';
 import { route, router } from '../routes.js';
-import { idempotencyKey, idempotencyOf, REPLAYED_HEADER, replayOutcome } from '../idempotency.js';
+import { callerOf, idempotencyKey, idempotencyOf, REPLAYED_HEADER, replayOutcome } from '../idempotency.js';
 import { RateLimits } from '../rate-limits.js';
 import { targetSchema, waitBudgetMs } from './invoke.js';
 
@@ -99,7 +99,9 @@ export function webRouter(d: WebDeps): Router {
         http,
         request: { method: req.method, path: subPath.slice(0, 2048), query: query.slice(0, 4096) },
         idempotency:
-          key === undefined ? undefined : idempotencyOf(scope.idempotencyKey(key), d.idempotencyTtlS, fn.functionName, callParams, asked),
+          key === undefined
+            ? undefined
+            : idempotencyOf(key, d.idempotencyTtlS, callerOf(scope, !!refusal, fn.functionName), fn.functionName, callParams, asked),
         ...(refusal || !scope.keyId ? {} : { by: scope.keyId }),
       });
       res.setHeader('X-Zfaas-Call', String(call.callNum));

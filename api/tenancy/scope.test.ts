@@ -42,9 +42,4 @@ describe('Scope', () => {
     const same = { funcName: 'hello' };
     expect(op.show(same)).toBe(same); // nothing to do in the default namespace
   });
-
-  it('keeps idempotency keys of namespaces apart', () => {
-    expect(team.idempotencyKey('k')).toBe('team-a~k');
-    expect(op.idempotencyKey('k')).toBe('k');
-  });
 });

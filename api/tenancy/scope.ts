@@ -44,11 +44,6 @@ export class Scope {
     if (!atLeast(this.actor, actor)) throw new HttpError(403, `${what} needs the ${actor} role; this key is ${this.actor}`);
   }
 
-  // An idempotency key as stored: keys of different namespaces never meet.
-  idempotencyKey(key: string): string {
-    return this.namespace === DEFAULT_NAMESPACE ? key : `${this.namespace}${NS_SEP}${key}`;
-  }
-
   // What is answered, with this namespace's names shown bare (a deep copy only when there is a prefix).
   show<T>(value: T): T {
     if (this.namespace === DEFAULT_NAMESPACE) return value;
