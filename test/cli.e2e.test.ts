@@ -498,7 +498,7 @@ describe('listings', () => {
     expect(again.code).toBe(1);
     expect(json<CallJson>(kept).funcName).toBe('big');
     expect(inUse.code).toBe(1);
-    expectOneLine(inUse, /used by function/);
+    expectOneLine(inUse, /used by \d+ function\(s\)/);
   });
 });
 
