@@ -104,7 +104,9 @@ export class DbServer {
   private closed = false;
 
   constructor(private readonly opts: DbServerOptions) {
-    this.socket = new Router(serverOptions(opts.curve));
+    // mandatory: a reply to a client whose queue is full waits for room (a few seconds at most) instead
+    // of being dropped, which a burst of thousands of requests from one client would otherwise cause.
+    this.socket = new Router({ ...serverOptions(opts.curve), mandatory: true, sendTimeout: 5000 });
     this.out = new SendQueue(this.socket);
   }
 

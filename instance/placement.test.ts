@@ -335,6 +335,14 @@ describe('preloads', () => {
     ]);
     expect(run({ chores: [preload], maxContainers: 3 })).toEqual([{ kind: 'chore', index: 0, worker: 'w2' }]);
   });
+
+  it('never removes a stem cell for a chore: a full node of stem cells and busy containers makes no room for it', () => {
+    const t = new ContainerTable();
+    put(t, 'b', 'busy', { owner: 'w1' });
+    put(t, 's', 'warm', { owner: 'w1', key: rtKey('python'), runtime: 'python' });
+    const actions = plan({ containers: t.all(), transient: 0, calls: [], chores: [preload], ready: ['w2'], maxContainers: 2 });
+    expect(actions).toEqual([]);
+  });
 });
 
 describe('a plan, for any table and queue', () => {

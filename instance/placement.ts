@@ -16,9 +16,8 @@
 //   containers, least recently used first), one for each waiting call that cannot get room otherwise; a
 //   removal already under way counts as room coming, so a burst does not empty the node of warm containers.
 // - Chores: urgent ones (a sweep, a dependencies step a call waits for) go before calls; spare ones (a stem
-//   cell, a preload) only into room no call waits for, and are dropped when a call waits for room. A stem
-//   cell is also dropped when the node is full; a preload (the function's owner asked for it to be warm)
-//   has room made for it as a call would.
+//   cell, a preload) only into room no call waits for, and are dropped when a call waits for room. A chore
+//   makes room only by removing an idle function container, never a stem cell (which would be made again).
 import type { Policy } from '../common/model.js';
 import { rtKey, type ContainerRec } from './containers.js';
 
@@ -91,7 +90,9 @@ export function plan(p: PlanInput): Action[] {
   };
   // Claims room for one new container; when there is none, makes some come (or counts on a removal that is
   // under way) and says to wait.
-  const claimRoom = (forKey?: string): boolean => {
+  // A chore (a stem cell, a preload, a dependencies step) makes room only from idle function containers: a
+  // stem cell removed for another runtime's stem cell would only be made again.
+  const claimRoom = (forKey?: string, chore = false): boolean => {
     if (room > 0) {
       room--;
       return true;
@@ -100,7 +101,8 @@ export function plan(p: PlanInput): Action[] {
       coming--;
       return false;
     }
-    const spare = spares.find((r) => !taken.has(r.id) && r.key !== forKey) ?? spares.find((r) => !taken.has(r.id));
+    const candidates = chore ? spares.filter((r) => r.key.startsWith('fn:')) : spares;
+    const spare = candidates.find((r) => !taken.has(r.id) && r.key !== forKey) ?? candidates.find((r) => !taken.has(r.id));
     if (spare) {
       taken.add(spare.id);
       actions.push({ kind: 'evict', id: spare.id });
@@ -110,7 +112,7 @@ export function plan(p: PlanInput): Action[] {
 
   p.chores.forEach((c, index) => {
     if (!c.urgent || ready.length === 0) return;
-    if (c.room && !claimRoom()) return;
+    if (c.room && !claimRoom(undefined, true)) return;
     const worker = leastLoaded();
     takeWorker(worker);
     actions.push({ kind: 'chore', index, worker });
@@ -160,7 +162,7 @@ export function plan(p: PlanInput): Action[] {
     if (c.urgent) return;
     if (c.room && (roomWanted || (room <= 0 && !c.evicts))) return void actions.push({ kind: 'drop', index });
     if (ready.length === 0) return;
-    if (c.room && !claimRoom()) return; // a preload: room is being made for it
+    if (c.room && !claimRoom(undefined, true)) return; // a preload or a stem cell: room is being made for it
     const worker = leastLoaded();
     takeWorker(worker);
     actions.push({ kind: 'chore', index, worker });

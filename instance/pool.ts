@@ -556,6 +556,7 @@ export class Pool {
         this.chores.push({
           urgent: false,
           room: true,
+          evicts: true, // the runtime's stem cells are the node's policy: idle function containers make room
           run: (lease) => {
             settled();
             return this.startStem(lease, rt);
