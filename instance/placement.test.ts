@@ -320,7 +320,7 @@ describe('chores', () => {
 });
 
 describe('preloads', () => {
-  const preload: ChoreNeed = { urgent: false, room: true, evicts: true };
+  const preload: ChoreNeed = { urgent: false, room: true, evicts: 0 };
   it('makes room for a preload on a full node by removing a spare container, unless a call waits for room', () => {
     const t = new ContainerTable();
     put(t, 'b', 'busy', { owner: 'w1' });
@@ -342,6 +342,17 @@ describe('preloads', () => {
     put(t, 's', 'warm', { owner: 'w1', key: rtKey('python'), runtime: 'python' });
     const actions = plan({ containers: t.all(), transient: 0, calls: [], chores: [preload], ready: ['w2'], maxContainers: 2 });
     expect(actions).toEqual([]);
+  });
+
+  it('a stem cell takes the place of an idle function container only once it has been unused long enough', () => {
+    const stem: ChoreNeed = { urgent: false, room: true, evicts: 10_000 };
+    const t = new ContainerTable();
+    put(t, 'b', 'busy', { owner: 'w1' });
+    put(t, 'i', 'idle', { owner: 'w1', key: fnKey('g', 1), at: 1000 });
+    const run = (now: number) =>
+      plan({ containers: t.all(), transient: 0, calls: [], chores: [stem], ready: ['w2'], maxContainers: 2, now });
+    expect(run(5000)).toEqual([]);
+    expect(run(11_000)).toEqual([{ kind: 'evict', id: 'i' }]);
   });
 });
 

@@ -33,7 +33,9 @@ export interface CallNeed {
 export interface ChoreNeed {
   urgent: boolean; // a sweep, a dependencies step: before calls; else a stem cell or a preload
   room: boolean; // it makes a container
-  evicts?: boolean; // a spare chore that may make room by removing spare containers (a preload)
+  // A spare chore that may make room by removing an idle function container unused for at least this many ms:
+  // 0 for a preload (its owner asked for it), longer for a stem cell (a function just used is worth more).
+  evicts?: number;
 }
 
 export interface PlanInput {
@@ -44,6 +46,7 @@ export interface PlanInput {
   ready: readonly string[]; // miniworkers whose job slot is free now
   leaving?: readonly string[]; // miniworkers on their way out: their containers take no more calls
   maxContainers: number;
+  now?: number; // for chores that remove only containers idle long enough (default: any idle one qualifies)
 }
 
 export type Decision =
@@ -90,9 +93,10 @@ export function plan(p: PlanInput): Action[] {
   };
   // Claims room for one new container; when there is none, makes some come (or counts on a removal that is
   // under way) and says to wait.
-  // A chore (a stem cell, a preload, a dependencies step) makes room only from idle function containers: a
-  // stem cell removed for another runtime's stem cell would only be made again.
-  const claimRoom = (forKey?: string, chore = false): boolean => {
+  // A chore (a stem cell, a preload, a dependencies step) makes room only from idle function containers (a
+  // stem cell removed for another runtime's stem cell would only be made again), unused for `idleForMs`.
+  const now = p.now ?? Number.POSITIVE_INFINITY;
+  const claimRoom = (forKey?: string, choreIdleForMs?: number): boolean => {
     if (room > 0) {
       room--;
       return true;
@@ -101,7 +105,8 @@ export function plan(p: PlanInput): Action[] {
       coming--;
       return false;
     }
-    const candidates = chore ? spares.filter((r) => r.key.startsWith('fn:')) : spares;
+    const candidates =
+      choreIdleForMs === undefined ? spares : spares.filter((r) => r.key.startsWith('fn:') && now - r.lastUsed >= choreIdleForMs);
     const spare = candidates.find((r) => !taken.has(r.id) && r.key !== forKey) ?? candidates.find((r) => !taken.has(r.id));
     if (spare) {
       taken.add(spare.id);
@@ -112,7 +117,7 @@ export function plan(p: PlanInput): Action[] {
 
   p.chores.forEach((c, index) => {
     if (!c.urgent || ready.length === 0) return;
-    if (c.room && !claimRoom(undefined, true)) return;
+    if (c.room && !claimRoom(undefined, 0)) return;
     const worker = leastLoaded();
     takeWorker(worker);
     actions.push({ kind: 'chore', index, worker });
@@ -160,9 +165,9 @@ export function plan(p: PlanInput): Action[] {
 
   p.chores.forEach((c, index) => {
     if (c.urgent) return;
-    if (c.room && (roomWanted || (room <= 0 && !c.evicts))) return void actions.push({ kind: 'drop', index });
+    if (c.room && (roomWanted || (room <= 0 && c.evicts === undefined))) return void actions.push({ kind: 'drop', index });
     if (ready.length === 0) return;
-    if (c.room && !claimRoom(undefined, true)) return; // a preload or a stem cell: room is being made for it
+    if (c.room && !claimRoom(undefined, c.evicts)) return; // a preload or a stem cell: room is being made for it
     const worker = leastLoaded();
     takeWorker(worker);
     actions.push({ kind: 'chore', index, worker });

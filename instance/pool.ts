@@ -44,12 +44,16 @@ const STEM_TTL_MS = 60_000; // a stem cell beyond its runtime's target goes afte
 const PRELOAD_TIMEOUT_MS = 30_000; // a preloaded function loads within this
 const MAX_REQUEUES = 3; // a call whose miniworker died under it this many times ends in ERROR
 
+// A stem cell on a full node takes the place of a function container only once that one has been idle this
+// long: a function used a moment ago is likelier to be called again than a new function is to arrive.
+const STEM_EVICTS_IDLE_MS = 10_000;
+
 // Docker work waiting for a free miniworker: urgent (a sweep, a dependencies step a call waits for) or
 // spare (a stem cell, a preload); `room`: it makes a container.
 interface Chore {
   urgent: boolean;
   room: boolean;
-  evicts?: boolean;
+  evicts?: number; // may remove idle function containers unused this long to make room (see placement.ts)
   run(lease: Lease): Promise<void>;
   drop?(): void; // a spare chore there was no room for
 }
@@ -140,7 +144,7 @@ export class Pool {
     this.chores.push({
       urgent: false,
       room: true,
-      evicts: true,
+      evicts: 0, // its owner asked for it to be warm: room is made as for a call
       run: async (lease) => {
         if (this.table.count(key) > 0) return;
         const s = this.open({ owner: lease.worker, key, runtime, stem: false });
@@ -368,6 +372,7 @@ export class Pool {
           ready: this.workers.ready(),
           leaving: this.workers.leaving(),
           maxContainers: this.settings.maxContainers,
+          now: Date.now(),
         });
         if (actions.length === 0) break;
         const before = this.onEngine();
@@ -556,7 +561,7 @@ export class Pool {
         this.chores.push({
           urgent: false,
           room: true,
-          evicts: true, // the runtime's stem cells are the node's policy: idle function containers make room
+          evicts: STEM_EVICTS_IDLE_MS, // the node's policy keeps stem cells: long-idle function containers make room
           run: (lease) => {
             settled();
             return this.startStem(lease, rt);

@@ -96,7 +96,10 @@ export class ContainerSession {
       this.move('starting');
       if (this.line) await this.line.ready(START_TIMEOUT_MS);
     } catch (e) {
-      if (!(e instanceof WorkerDied)) void this.discard();
+      if (e instanceof WorkerDied) throw e;
+      // Its line closed because its miniworker died while the loader was starting: the same loss.
+      if (this.orphan) throw new WorkerDied('the miniworker holding its container died');
+      void this.discard();
       throw e;
     }
   }
