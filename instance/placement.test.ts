@@ -372,7 +372,11 @@ describe('a plan, for any table and queue', () => {
     stemsAllowed: fc.boolean(),
     maxContainers: fc.option(fc.integer({ min: 1, max: 4 }), { nil: undefined }),
   });
-  const arbChore = fc.record({ urgent: fc.boolean(), room: fc.boolean(), evicts: fc.boolean() });
+  const arbChore = fc.record({
+    urgent: fc.boolean(),
+    room: fc.boolean(),
+    evicts: fc.option(fc.constantFrom(0, 10_000), { nil: undefined }),
+  });
 
   it('never gives a miniworker two jobs, a container two calls, or the node more containers than its limit', () => {
     fc.assert(
@@ -390,7 +394,7 @@ describe('a plan, for any table and queue', () => {
             put(t, `c${i}`, c.state, { owner: c.owner, key, lined: c.fn === 'stem' ? true : c.lined, at: c.at });
           });
           const needs: CallNeed[] = calls.map((c) => ({ ...c, key: fnKey(c.fn, 1), runtime: 'node' }));
-          const actions = plan({ containers: t.all(), transient, calls: needs, chores, ready, maxContainers: max });
+          const actions = plan({ containers: t.all(), transient, calls: needs, chores, ready, maxContainers: max, now: 5000 });
           const usedWorkers: string[] = [];
           const usedContainers: string[] = [];
           let made = 0;
