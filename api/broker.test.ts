@@ -3,7 +3,7 @@
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { z } from 'zod';
-import { FunctionSettingsSchema, type Call, type CallOutcome, type FunctionMeta, type Runtime } from '../common/model.js';
+import { FunctionSettingsSchema, type CallOutcome, type FunctionMeta, type Runtime } from '../common/model.js';
 import { encode } from '../protocol/codec.js';
 import { HEARTBEAT_LIVENESS, HEARTBEAT_MS, type ToApiSchema, type ToInstance } from '../protocol/broker.js';
 import { Broker, type BrokerEvents, type Definition, type NodeTransport, type QueuedCall } from './broker.js';
@@ -35,21 +35,6 @@ class FakeTransport implements NodeTransport {
   }
 }
 
-// The requests the broker makes of the DB service: recording results, and reading a call's record to see
-// which node runs it.
-class FakeDb {
-  readonly finished: { callNum: number; node?: string; outcome: CallOutcome }[] = [];
-  readonly records = new Map<number, Partial<Call>>();
-  down = false;
-  async request(msgType: string, content: unknown): Promise<never> {
-    if (this.down) throw new Error('db service did not answer');
-    if (msgType === 'getCall') return (this.records.get((content as { callNum: number }).callNum) ?? null) as never;
-    if (msgType !== 'finishCall') throw new Error(`unexpected ${msgType}`);
-    this.finished.push(content as FakeDb['finished'][0]);
-    return { call: null, changed: true } as never;
-  }
-}
-
 const runtime = { name: 'node', image: 'zfaas/node:latest', path: '/ws', dependencies: '', run: 'node index.js' } as Runtime;
 const fnMeta = (name: string, version = 1): FunctionMeta => ({
   functionName: name,
@@ -76,26 +61,24 @@ const heartbeat = (running: number[]): FromNode => ({ type: 'heartbeat', load: {
 interface Setup {
   broker: Broker;
   net: FakeTransport;
-  db: FakeDb;
   logs: { msg: string; [k: string]: unknown }[];
   heard: { [K in keyof BrokerEvents]: BrokerEvents[K][0][] };
 }
 
 async function setup(): Promise<Setup> {
   const net = new FakeTransport();
-  const db = new FakeDb();
   const logs: Setup['logs'] = [];
   const log = pino({ level: 'debug' }, { write: (s: string) => void logs.push(JSON.parse(s) as Setup['logs'][0]) });
-  const broker = new Broker({ transport: net, db, log });
-  const heard: Setup['heard'] = { room: [], adopted: [], result: [], recorded: [], nodeLost: [], retrying: [], givenBack: [] };
+  const broker = new Broker({ transport: net, log });
+  const heard: Setup['heard'] = { room: [], adopted: [], started: [], outcome: [], nodeLost: [], givenBack: [] };
   broker.events.on('givenBack', (g) => heard.givenBack.push(g));
-  broker.events.on('result', (r) => heard.result.push(r));
-  broker.events.on('retrying', (r) => heard.retrying.push(r));
-  broker.events.on('recorded', (r) => heard.recorded.push(r));
+  broker.events.on('started', (r) => heard.started.push(r));
+  broker.events.on('outcome', (r) => heard.outcome.push(r));
+  broker.events.on('room', () => heard.room.push(undefined));
   broker.events.on('nodeLost', (l) => heard.nodeLost.push(l));
   broker.events.on('adopted', (a) => heard.adopted.push(a));
   await broker.start();
-  return { broker, net, db, logs, heard };
+  return { broker, net, logs, heard };
 }
 
 const settle = async (): Promise<void> => {
@@ -138,7 +121,7 @@ describe('Broker', () => {
     expect(net.of('heartbeat', 'n1')).toHaveLength(1);
     vi.advanceTimersByTime(HEARTBEAT_MS * HEARTBEAT_LIVENESS);
     expect(broker.get('n1')?.state).toBe('dead');
-    expect(heard.nodeLost).toEqual([{ node: 'n1', calls: [c.callNum], why: 'fell silent' }]);
+    expect(heard.nodeLost).toEqual([{ node: 'n1', life: 'L1', calls: [c.callNum], why: 'fell silent' }]);
     expect(broker.holds(c.callNum)).toBe(false);
     broker.stop();
   });
@@ -168,7 +151,7 @@ describe('Broker', () => {
     expect(heard.nodeLost).toEqual([]);
     vi.advanceTimersByTime(2 * HEARTBEAT_MS + 1);
     net.from('n1', heartbeat([a.callNum]));
-    expect(heard.nodeLost).toEqual([{ node: 'n1', calls: [b.callNum], why: 'no longer holds the call' }]);
+    expect(heard.nodeLost).toEqual([{ node: 'n1', life: 'L1', calls: [b.callNum], why: 'no longer holds the call' }]);
     expect(broker.get('n1')?.inflight.has(a.callNum)).toBe(true);
     expect(broker.get('n1')?.inflight.has(b.callNum)).toBe(false);
     broker.stop();
@@ -181,7 +164,7 @@ describe('Broker', () => {
     expect(broker.holds(501)).toBe(true);
     expect(broker.get('n1')?.inflight.size).toBe(2);
     // Its result for an adopted call frees the slot.
-    net.from('n1', { type: 'result', callNum: 501, outcome: done });
+    net.from('n1', { type: 'outcome', callNum: 501, outcome: done, ran: true, life: 'L1' });
     expect(broker.get('n1')?.inflight.size).toBe(1);
     broker.stop();
   });
@@ -232,182 +215,129 @@ describe('Broker', () => {
     broker.stop();
   });
 
-  describe('results before they are recorded', () => {
-    async function withResult(): Promise<Setup & { c: QueuedCall }> {
+  describe("a node's word about its calls", () => {
+    async function running(): Promise<Setup & { c: QueuedCall }> {
       const s = await setup();
       s.net.from('n1', register('n1', 'L1'));
       const c = call({ fn: fnMeta('f'), runtime });
       await s.broker.invoke('n1', c);
-      s.net.from('n1', { type: 'result', callNum: c.callNum, outcome: done });
       return { ...s, c };
     }
 
-    it('passes a result on at once and frees the slot; the node recording it (it leaves `running`) ends it', async () => {
-      const { broker, net, db, heard, c } = await withResult();
-      expect(heard.result).toEqual([{ callNum: c.callNum, node: 'n1', outcome: done }]);
+    it('passes a start and an outcome on with the node and life, frees the slot, and records nothing itself', async () => {
+      const { broker, net, heard, c } = await running();
+      net.from('n1', { type: 'started', callNum: c.callNum, attempt: 1, life: 'L1' });
+      expect(heard.started).toEqual([{ callNum: c.callNum, node: 'n1', life: 'L1', attempt: 1 }]);
+      net.from('n1', { type: 'outcome', callNum: c.callNum, attempt: 1, outcome: done, ran: true, life: 'L1' });
+      expect(heard.outcome).toEqual([{ callNum: c.callNum, node: 'n1', life: 'L1', outcome: done, ran: true, attempt: 1, holder: true }]);
       expect(broker.get('n1')?.inflight.size).toBe(0);
-      expect(broker.holds(c.callNum)).toBe(true); // not recorded yet: recovery must leave it alone
-      net.from('n1', heartbeat([c.callNum]));
-      expect(heard.recorded).toEqual([]);
-      net.from('n1', heartbeat([]));
-      expect(heard.recorded).toEqual([{ callNum: c.callNum, node: 'n1', outcome: done }]);
-      expect(broker.holds(c.callNum)).toBe(false);
-      vi.advanceTimersByTime(HEARTBEAT_MS * 10);
-      expect(db.finished).toEqual([]); // the node recorded it: no second write from here
-      broker.stop();
-    });
-
-    it('records them itself when the node falls silent', async () => {
-      const { broker, db, heard, c } = await withResult();
-      vi.advanceTimersByTime(HEARTBEAT_MS * (HEARTBEAT_LIVENESS + 1));
-      await settle();
-      expect(db.finished).toEqual([{ callNum: c.callNum, node: 'n1', outcome: done, ran: true }]);
-      expect(heard.recorded).toEqual([{ callNum: c.callNum, node: 'n1', outcome: done }]);
-      expect(heard.nodeLost).toEqual([]); // the call itself had ended: nothing to retry
-      broker.stop();
-    });
-
-    it('records them itself when the node leaves', async () => {
-      const { broker, net, db, c } = await withResult();
-      net.from('n1', { type: 'bye' });
-      await settle();
-      expect(db.finished).toEqual([{ callNum: c.callNum, node: 'n1', outcome: done, ran: true }]);
-      expect(broker.get('n1')).toBeUndefined();
-      broker.stop();
-    });
-
-    it('records them itself when the node comes back with a new life, not when it comes back with the same one', async () => {
-      const same = await withResult();
-      same.net.from('n1', register('n1', 'L1', [same.c.callNum]));
-      await settle();
-      expect(same.db.finished).toEqual([]);
-      expect(same.broker.get('n1')?.inflight.has(same.c.callNum)).toBe(false); // ended: not adopted again
-      same.net.from('n1', heartbeat([]));
-      expect(same.heard.recorded.map((r) => r.callNum)).toEqual([same.c.callNum]);
-      same.broker.stop();
-
-      const other = await withResult();
-      other.net.from('n1', register('n1', 'L2'));
-      await settle();
-      expect(other.db.finished).toEqual([{ callNum: other.c.callNum, node: 'n1', outcome: done, ran: true }]);
-      other.broker.stop();
-    });
-
-    it('keeps trying while the DB service is down, and recovery leaves the call alone meanwhile', async () => {
-      const { broker, net, db, logs, c } = await withResult();
-      db.down = true;
-      net.from('n1', { type: 'bye' });
-      await settle();
-      expect(db.finished).toEqual([]);
-      expect(broker.holds(c.callNum)).toBe(true);
-      vi.advanceTimersByTime(HEARTBEAT_MS * 3);
-      await settle();
-      expect(logs.filter((l) => l.msg === 'result not recorded yet; retrying')).toHaveLength(1); // said once
-      db.down = false;
-      vi.advanceTimersByTime(HEARTBEAT_MS);
-      await settle();
-      expect(db.finished).toEqual([{ callNum: c.callNum, node: 'n1', outcome: done, ran: true }]);
       expect(broker.holds(c.callNum)).toBe(false);
       broker.stop();
     });
 
-    it('a node that restarts loses what its last life held, except what the new life lists', async () => {
+    it('tells the node its outcome is recorded when asked to', async () => {
+      const { broker, net, c } = await running();
+      broker.ack('n1', c.callNum);
+      expect(net.of('recorded', 'n1')).toEqual([{ type: 'recorded', callNum: c.callNum }]);
+      broker.stop();
+    });
+
+    it('an outcome sent again after it was passed on goes on with holder false: the table takes it once', async () => {
+      const { broker, net, heard, c } = await running();
+      const msg = { type: 'outcome' as const, callNum: c.callNum, attempt: 1, outcome: done, ran: true, life: 'L1' };
+      net.from('n1', msg);
+      net.from('n1', msg);
+      expect(heard.outcome.map((o) => o.holder)).toEqual([true, false]);
+      expect(heard.room).toHaveLength(2); // register, and the first outcome only
+      broker.stop();
+    });
+
+    it('a start of a call the node does not hold is dropped', async () => {
+      const { broker, net, heard, logs } = await running();
+      net.from('n1', { type: 'started', callNum: 4242, attempt: 1, life: 'L1' });
+      expect(heard.started).toEqual([]);
+      expect(logs.some((l) => l.msg === 'start of a call the node does not hold: dropped' && l.callNum === 4242)).toBe(true);
+      broker.stop();
+    });
+
+    it('a node that restarts loses what its last life held (with that life), except what the new life lists', async () => {
       const { broker, net, heard } = await setup();
       net.from('n1', register('n1', 'L1'));
       const [a, b] = [call({ fn: fnMeta('f'), runtime }), call({ fn: fnMeta('f'), runtime })];
       await broker.invoke('n1', a);
       await broker.invoke('n1', b);
       net.from('n1', register('n1', 'L2', [b.callNum]));
-      expect(heard.nodeLost).toEqual([{ node: 'n1', calls: [a.callNum], why: 'restarted' }]);
+      expect(heard.nodeLost).toEqual([{ node: 'n1', life: 'L1', calls: [a.callNum], why: 'restarted' }]);
       expect([...broker.get('n1')!.inflight.keys()]).toEqual([b.callNum]);
       broker.stop();
     });
 
-    it('a result from a node it does not know counts only where the record says that node runs the call', async () => {
-      const { broker, net, db, heard, logs } = await setup();
-      db.records.set(77, { callNum: 77, status: 'RUNNING', node: 'stranger' }); // given by an API before a restart
-      db.records.set(78, { callNum: 78, status: 'RUNNING', node: 'n1' });
-      db.records.set(79, { callNum: 79, status: 'PENDING' });
-      net.from('stranger', { type: 'result', callNum: 77, outcome: done });
-      net.from('stranger', { type: 'result', callNum: 78, outcome: { status: 'DONE', result: 'forged' } });
-      net.from('stranger', { type: 'result', callNum: 79, outcome: { status: 'DONE', result: 'forged' } });
-      net.from('stranger', { type: 'result', callNum: 80, outcome: { status: 'DONE', result: 'forged' } });
-      await settle();
-      expect(heard.result).toEqual([{ callNum: 77, node: 'stranger', outcome: done }]);
-      expect(db.finished).toEqual([{ callNum: 77, node: 'stranger', outcome: done, ran: true }]);
-      expect(net.of('reregister', 'stranger')).toHaveLength(4);
-      expect(logs.filter((l) => l.msg.startsWith('result from a node not registered')).map((l) => l.callNum)).toEqual([78, 79, 80]);
-      // A retry the node recorded itself is heard only as the record has it.
-      db.records.set(81, { callNum: 81, status: 'PENDING', retryAt: '2026-11-23T00:00:01.000Z' });
-      net.from('stranger', { type: 'result', callNum: 81, outcome: { status: 'ERROR', result: '' }, retryAt: '2026-11-23T00:00:01.000Z' });
-      net.from('stranger', { type: 'result', callNum: 79, outcome: { status: 'ERROR', result: '' }, retryAt: '2026-11-23T00:00:01.000Z' });
-      await settle();
-      expect(heard.retrying.map((r) => r.callNum)).toEqual([81]);
+    it('a node it does not know is asked to register again, and nothing it says is taken meanwhile', async () => {
+      const { broker, net, heard } = await setup();
+      net.from('stranger', { type: 'outcome', callNum: 77, outcome: done, ran: true });
+      net.from('stranger', { type: 'started', callNum: 77, attempt: 1 });
+      net.from('stranger', { type: 'giveBack', calls: [77] });
+      expect(heard.outcome).toEqual([]);
+      expect(heard.started).toEqual([]);
+      expect(heard.givenBack).toEqual([]);
+      expect(net.of('reregister', 'stranger')).toHaveLength(3);
+      // Registered, it lists the call (its outcome is not recorded yet): adopted, and its outcome is heard.
+      net.from('stranger', register('stranger', 'S1', [77]));
+      expect(heard.adopted).toEqual([{ node: 'stranger', calls: [77] }]);
+      net.from('stranger', { type: 'outcome', callNum: 77, outcome: done, ran: true, life: 'S1' });
+      expect(heard.outcome).toEqual([{ callNum: 77, node: 'stranger', life: 'S1', outcome: done, ran: true, holder: true }]);
       broker.stop();
     });
 
     it('a node that was declared lost is not taken at its word for the calls it held then', async () => {
-      const { broker, net, db, heard } = await setup();
-      net.from('n1', register('n1', 'L1'));
-      const c = call({ fn: fnMeta('f'), runtime });
-      await broker.invoke('n1', c);
+      const { broker, net, heard, c } = await running();
       vi.advanceTimersByTime(HEARTBEAT_MS * (HEARTBEAT_LIVENESS + 1)); // silent: lost, the call went to the retry rule
-      db.records.set(c.callNum, { callNum: c.callNum, status: 'RUNNING', node: 'n2' }); // and runs elsewhere now
-      net.from('n1', { type: 'result', callNum: c.callNum, outcome: done, life: 'L1' });
-      await settle();
-      expect(heard.result).toEqual([]);
-      expect(db.finished).toEqual([]);
+      expect(heard.nodeLost).toEqual([{ node: 'n1', life: 'L1', calls: [c.callNum], why: 'fell silent' }]);
+      net.from('n1', { type: 'outcome', callNum: c.callNum, outcome: done, ran: true, life: 'L1' });
+      expect(heard.outcome).toEqual([]);
       expect(net.of('reregister', 'n1')).toHaveLength(1);
       broker.stop();
     });
   });
 
-  describe('only the node that holds a call, in its current life, speaks for it', () => {
-    it('drops a result from another registered node, and the holder still holds the call', async () => {
-      const { broker, net, db, heard, logs } = await setup();
+  describe('only a node registered in its current life speaks for a call', () => {
+    it("passes on another registered node's outcome as not the holder's, and the holder still holds the call", async () => {
+      const { broker, net, heard, logs } = await setup();
       net.from('n1', register('n1', 'L1'));
       net.from('n2', register('n2', 'M1'));
       const c = call({ fn: fnMeta('f'), runtime });
       await broker.invoke('n1', c);
-      db.records.set(c.callNum, { callNum: c.callNum, status: 'RUNNING', node: 'n1' });
-      net.from('n2', { type: 'result', callNum: c.callNum, outcome: { status: 'DONE', result: 'forged' }, life: 'M1' });
-      net.from('n2', { type: 'result', callNum: 4242, outcome: { status: 'DONE', result: 'forged' }, life: 'M1' });
+      const forged = { status: 'DONE' as const, result: 'forged' };
+      net.from('n2', { type: 'outcome', callNum: c.callNum, outcome: forged, ran: true, life: 'M1' });
       net.from('n2', { type: 'giveBack', calls: [c.callNum], life: 'M1' });
-      await settle();
-      expect(heard.result).toEqual([]);
+      net.from('n2', { type: 'started', callNum: c.callNum, attempt: 1, life: 'M1' });
+      expect(heard.outcome).toEqual([{ callNum: c.callNum, node: 'n2', life: 'M1', outcome: forged, ran: true, holder: false }]);
       expect(heard.givenBack).toEqual([]);
-      expect(db.finished).toEqual([]);
+      expect(heard.started).toEqual([]);
+      expect(logs.some((l) => l.msg === 'start of a call the node does not hold: dropped')).toBe(true);
       expect(broker.get('n1')?.inflight.has(c.callNum)).toBe(true);
-      expect(broker.holds(4242)).toBe(false);
-      expect(logs.filter((l) => l.msg === 'result for a call the node does not hold: dropped').map((l) => l.callNum)).toEqual([
-        c.callNum,
-        4242,
-      ]);
-      // The holder's own result is taken.
-      net.from('n1', { type: 'result', callNum: c.callNum, outcome: done, life: 'L1' });
-      expect(heard.result).toEqual([{ callNum: c.callNum, node: 'n1', outcome: done }]);
+      // The holder's own outcome is its holder's.
+      net.from('n1', { type: 'outcome', callNum: c.callNum, outcome: done, ran: true, life: 'L1' });
+      expect(heard.outcome[1]).toMatchObject({ node: 'n1', holder: true });
       broker.stop();
     });
 
-    it("drops another life's messages: its results, its giveBack and its bye leave the live one as it is", async () => {
-      const { broker, net, db, heard } = await setup();
+    it("drops another life's messages: its outcomes, its giveBack and its bye leave the live one as it is", async () => {
+      const { broker, net, heard } = await setup();
       net.from('n1', register('n1', 'L1'));
       const c = call({ fn: fnMeta('f'), runtime });
       net.from('n1', register('n1', 'L2')); // restarted
       await broker.invoke('n1', c);
-      db.records.set(c.callNum, { callNum: c.callNum, status: 'RUNNING', node: 'n1' });
-      net.from('n1', { type: 'result', callNum: c.callNum, outcome: { status: 'DONE', result: 'old' }, life: 'L1' });
+      net.from('n1', { type: 'outcome', callNum: c.callNum, outcome: { status: 'DONE', result: 'old' }, ran: true, life: 'L1' });
       net.from('n1', { type: 'giveBack', calls: [c.callNum], life: 'L1' });
       net.from('n1', { type: 'heartbeat', load: { running: [] }, life: 'L1' });
       net.from('n1', { type: 'bye', life: 'L1' });
-      await settle();
-      expect(heard.result).toEqual([]);
+      expect(heard.outcome).toEqual([]);
       expect(heard.givenBack).toEqual([]);
-      expect(db.finished).toEqual([]);
       expect(broker.get('n1')).toMatchObject({ state: 'alive', info: { life: 'L2' } });
       expect(broker.get('n1')?.inflight.has(c.callNum)).toBe(true);
-      net.from('n1', { type: 'result', callNum: c.callNum, outcome: done, life: 'L2' });
-      expect(heard.result).toEqual([{ callNum: c.callNum, node: 'n1', outcome: done }]);
+      net.from('n1', { type: 'outcome', callNum: c.callNum, outcome: done, ran: true, life: 'L2' });
+      expect(heard.outcome).toEqual([{ callNum: c.callNum, node: 'n1', life: 'L2', outcome: done, ran: true, holder: true }]);
       broker.stop();
     });
   });
@@ -426,12 +356,12 @@ describe('Broker', () => {
     await settle();
     expect(logs.find((l) => l.msg.startsWith('could not send call to node'))).toMatchObject({ node: 'bad', callNum: c1.callNum });
     expect(broker.get('bad')?.state).toBe('dead');
-    expect(heard.nodeLost).toEqual([{ node: 'bad', calls: [held.callNum], why: 'send failed: Host unreachable' }]);
+    expect(heard.nodeLost).toEqual([{ node: 'bad', life: 'B', calls: [held.callNum], why: 'send failed: Host unreachable' }]);
     expect(net.of('invoke', 'good').map((m) => m.call.callNum)).toEqual([c1.callNum]);
     // It kept its turn: later calls queue behind it.
     scheduler.enqueue(c2);
     scheduler.enqueue(c3);
-    net.from('good', { type: 'result', callNum: c1.callNum, outcome: done });
+    net.from('good', { type: 'outcome', callNum: c1.callNum, outcome: done, ran: true, life: 'G' });
     expect(net.of('invoke', 'good').map((m) => m.call.callNum)).toEqual([c1.callNum, c2.callNum]);
     broker.stop();
   });

@@ -3,23 +3,17 @@
 // holds, and which function definitions each node has been sent. Others read the table through
 // NodeRegistry and hear about it through typed events; nobody else changes it.
 //
-// Results come before the node has recorded them in the DB service (protocol/broker.ts). The broker passes
-// each one on at once (`result`) and keeps its outcome as "unrecorded" until the node's heartbeats stop
-// listing the call in `running` with the same life: then the node recorded it. When the node's life ends
-// first (it falls silent, leaves, or registers with another life), the broker records those outcomes
-// itself, retrying while the DB service is down; the DB keeps the first final state, so a double is harmless.
-//
-// A result (or a giveBack) counts only from the node that holds the call in its current life: a node's
-// word about a call it was not given, or was given in an earlier life, is dropped and logged, whoever
-// sends it. A sender the broker does not know as alive in that life (the API restarted, the node was
-// declared lost, or an earlier life's message arrives late) is asked to register again; its result counts
-// only where the DB service's record says that node runs the call, since the API that gave it may be gone.
+// A node's word about a call (protocol/broker.ts: `started`, `outcome`) is passed on as an event for the
+// API to record through the call's table (db/call-life.ts); the broker records nothing itself. It takes such
+// word only from a node registered in that life: any other sender is asked to register again (it says again,
+// after its register, what it has not been told was recorded). Whether the node holds the call goes with
+// the word (`holder`): the call's table takes a node's outcome of a call it does not hold only where the
+// record says that very node and life run it.
 import { Router } from 'zeromq';
 import { errText, type Logger } from '../common/log.js';
 import { logFailedHandshakes, serverOptions, startZap, type CurveServer } from '../common/curve.js';
 import { SendQueue } from '../common/zmq.js';
 import type { CallOutcome, FunctionMeta, Runtime } from '../common/model.js';
-import type { DbClient } from '../db/client.js';
 import { decode, encode } from '../protocol/codec.js';
 import type { HttpRequest } from '../protocol/loader.js';
 import {
@@ -96,11 +90,21 @@ export interface NodeTransport {
 export interface BrokerEvents {
   room: []; // a node may have room it did not have: it joined, a call ended or was given back, a heartbeat
   adopted: [a: { node: string; calls: number[] }]; // a node reports holding calls: they must not be dispatched again
-  result: [r: { callNum: number; node: string; outcome: CallOutcome }]; // a call ended (maybe not recorded yet)
-  recorded: [r: { callNum: number; node: string; outcome: CallOutcome }]; // its final state is in the DB now
-  retrying: [r: { callNum: number; node: string; outcome: CallOutcome; retryAt: string }]; // a failed run, recorded: it runs again then
-  nodeLost: [l: { node: string; calls: number[]; why: string }]; // calls it held that ended with it, unreported
+  started: [s: { callNum: number; node: string; life: string; attempt: number }]; // a run of it began on the node
+  // It ended on the node (not recorded yet): `holder`, the node held it when it said so.
+  outcome: [o: NodeOutcome];
+  nodeLost: [l: { node: string; life: string; calls: number[]; why: string }]; // calls it held, gone with that life
   givenBack: [g: { node: string; calls: number[] }]; // calls a draining node will not run: they never started
+}
+
+export interface NodeOutcome {
+  callNum: number;
+  node: string;
+  life: string;
+  outcome: CallOutcome;
+  ran: boolean;
+  attempt?: number;
+  holder: boolean;
 }
 
 // The node table, read-only.
@@ -117,14 +121,11 @@ export interface NodeControl {
   tell(nodeId: string, m: ControlMessage): void;
 }
 
-export type BrokerDb = Pick<DbClient, 'request'>;
-
 // Messages a node sends after registering, each with the life it registered with (protocol/broker.ts).
 type NodeMessage = Exclude<ToApi, { type: 'register' }>;
 
 export interface BrokerOptions {
   transport: NodeTransport;
-  db: BrokerDb;
   log: Logger;
 }
 
@@ -137,21 +138,11 @@ interface NodeState extends NodeView {
   joinedAt: number;
   sentAt: Map<number, number>; // when each in-flight call was handed to the node
   defs: WeakSet<Definition>; // definitions this life of the node has been sent
-  unrecorded: Map<number, CallOutcome>; // results it sent and has not recorded yet (still in its `running`)
-}
-
-// Outcomes the API records itself because the node that sent them is gone.
-interface Orphan {
-  node: string;
-  outcome: CallOutcome;
-  busy: boolean;
-  failures: number;
 }
 
 export class Broker implements NodeRegistry, NodeControl {
   readonly events = new Emitter<BrokerEvents>();
   private readonly table = new Map<string, NodeState>();
-  private readonly orphans = new Map<number, Orphan>();
   private timer?: NodeJS.Timeout;
   private closed = false;
 
@@ -201,9 +192,13 @@ export class Broker implements NodeRegistry, NodeControl {
   }
 
   holds(callNum: number): boolean {
-    if (this.orphans.has(callNum)) return true;
-    for (const n of this.table.values()) if (n.inflight.has(callNum) || n.unrecorded.has(callNum)) return true;
+    for (const n of this.table.values()) if (n.inflight.has(callNum)) return true;
     return false;
+  }
+
+  // The call's outcome from this node is recorded (or refused as said before): the node forgets it.
+  ack(nodeId: string, callNum: number): void {
+    this.send(nodeId, { type: 'recorded', callNum });
   }
 
   invoke(nodeId: string, call: QueuedCall): Promise<void> {
@@ -255,46 +250,16 @@ export class Broker implements NodeRegistry, NodeControl {
       }
       this.send(n.info.id, { type: 'heartbeat' });
     }
-    this.recordOrphans();
   }
 
-  // The node's life is over: the calls it held go to the retry rule, its unrecorded results to the DB.
+  // The node's life is over: the calls it held go to the retry rule (the call's table says what follows).
   private lose(n: NodeState, why: string): void {
     n.state = 'dead';
     const calls = [...n.inflight.keys()];
     n.inflight.clear();
     n.sentAt.clear();
-    this.o.log.warn({ node: n.info.id, why, calls: calls.length, unrecorded: n.unrecorded.size }, 'node lost');
-    this.orphan(n);
-    if (calls.length > 0) this.events.emit('nodeLost', { node: n.info.id, calls, why });
-  }
-
-  private orphan(n: NodeState): void {
-    if (n.unrecorded.size === 0) return;
-    for (const [callNum, outcome] of n.unrecorded) this.orphans.set(callNum, { node: n.info.id, outcome, busy: false, failures: 0 });
-    n.unrecorded.clear();
-    this.recordOrphans();
-  }
-
-  private recordOrphans(): void {
-    for (const [callNum, orphan] of this.orphans) {
-      if (orphan.busy || this.closed) continue;
-      orphan.busy = true;
-      this.o.db.request('finishCall', { callNum, node: orphan.node, outcome: orphan.outcome, ran: true }).then(
-        ({ call }) => {
-          this.orphans.delete(callNum);
-          if (call?.status === 'PENDING' && call.retryAt)
-            this.events.emit('retrying', { callNum, node: orphan.node, outcome: orphan.outcome, retryAt: call.retryAt });
-          else this.events.emit('recorded', { callNum, node: orphan.node, outcome: orphan.outcome });
-        },
-        (e: unknown) => {
-          orphan.busy = false;
-          // Tried again every heartbeat interval; said once, not every second while the DB is down.
-          if (orphan.failures++ === 0)
-            this.o.log.error({ callNum, node: orphan.node, err: errText(e) }, 'result not recorded yet; retrying');
-        },
-      );
-    }
+    this.o.log.warn({ node: n.info.id, why, calls: calls.length }, 'node lost');
+    if (calls.length > 0) this.events.emit('nodeLost', { node: n.info.id, life: n.info.life, calls, why });
   }
 
   private receive(nodeId: string, frames: Buffer[]): void {
@@ -315,7 +280,7 @@ export class Broker implements NodeRegistry, NodeControl {
   private handle(nodeId: string, m: ToApi): void {
     if (m.type === 'register') return this.register(nodeId, m.node, m.load);
     const n = this.table.get(nodeId);
-    if (!n || n.state !== 'alive' || (m.life !== undefined && m.life !== n.info.life)) return this.stranger(nodeId, m, n);
+    if (!n || n.state !== 'alive' || (m.life !== undefined && m.life !== n.info.life)) return this.stranger(nodeId, m);
     n.lastSeen = Date.now();
     switch (m.type) {
       case 'heartbeat':
@@ -323,20 +288,19 @@ export class Broker implements NodeRegistry, NodeControl {
         this.reconcile(n, m.load.running);
         this.events.emit('room');
         break;
-      case 'result': {
+      case 'started':
         if (!n.inflight.has(m.callNum)) {
-          this.o.log.warn({ node: nodeId, callNum: m.callNum }, 'result for a call the node does not hold: dropped');
+          this.o.log.warn({ node: nodeId, callNum: m.callNum }, 'start of a call the node does not hold: dropped');
           break;
         }
-        n.inflight.delete(m.callNum);
+        this.events.emit('started', { callNum: m.callNum, node: nodeId, life: n.info.life, attempt: m.attempt });
+        break;
+      case 'outcome': {
+        const holder = n.inflight.delete(m.callNum);
         n.sentAt.delete(m.callNum);
-        if (m.retryAt) {
-          this.events.emit('retrying', { callNum: m.callNum, node: nodeId, outcome: m.outcome, retryAt: m.retryAt });
-        } else {
-          n.unrecorded.set(m.callNum, m.outcome);
-          this.events.emit('result', { callNum: m.callNum, node: nodeId, outcome: m.outcome });
-        }
-        this.events.emit('room');
+        const { callNum, outcome, ran, attempt } = m;
+        this.events.emit('outcome', { callNum, node: nodeId, life: n.info.life, outcome, ran, ...(attempt ? { attempt } : {}), holder });
+        if (holder) this.events.emit('room');
         break;
       }
       case 'giveBack': {
@@ -355,42 +319,11 @@ export class Broker implements NodeRegistry, NodeControl {
     }
   }
 
-  // A message from a node that is not registered in this life: we restarted, declared it lost, or it comes
-  // from another life than the one alive here. It must register again. The result of a node we do not
-  // know alive still wakes whoever waits, and is recorded from here too (the node may not live to record
-  // it), but only where the DB service's record says this node runs the call; another life's result is
-  // never taken (what the live one holds is its own, and what an earlier life held went with it).
-  private stranger(nodeId: string, m: NodeMessage, n: NodeState | undefined): void {
+  // A message from a node that is not registered in this life (we restarted, declared it lost, or it comes
+  // from another life than the one alive here): it must register again, and then says again what we have
+  // not told it we recorded. Nothing it says now is taken.
+  private stranger(nodeId: string, m: NodeMessage): void {
     if (m.type !== 'bye') this.send(nodeId, { type: 'reregister' });
-    if (m.type !== 'result') return;
-    const { callNum, outcome, retryAt } = m;
-    if (n?.state === 'alive') {
-      this.o.log.warn({ node: nodeId, callNum, life: m.life }, 'result from another life of the node: dropped');
-      return;
-    }
-    this.o.db.request('getCall', { callNum }).then(
-      (call) => {
-        if (this.closed) return;
-        const holds = retryAt
-          ? call?.status === 'PENDING' && call.retryAt === retryAt // the node recorded this run itself
-          : call?.status === 'RUNNING' && call.node === nodeId;
-        if (!holds) {
-          this.o.log.warn(
-            { node: nodeId, callNum, status: call?.status },
-            'result from a node not registered for a call it does not hold: dropped',
-          );
-          return;
-        }
-        if (retryAt) return this.events.emit('retrying', { callNum, node: nodeId, outcome, retryAt });
-        this.events.emit('result', { callNum, node: nodeId, outcome });
-        this.orphans.set(callNum, { node: nodeId, outcome, busy: false, failures: 0 });
-        this.recordOrphans();
-      },
-      (e: unknown) => {
-        // The node keeps the call as its own until the DB service has it, and registers again: it is not lost.
-        this.o.log.warn({ node: nodeId, callNum, err: errText(e) }, 'result from a node not registered: not checked, dropped');
-      },
-    );
   }
 
   private register(nodeId: string, info: NodeInfo, load: NodeLoad): void {
@@ -411,22 +344,20 @@ export class Broker implements NodeRegistry, NodeControl {
         lastSeen: now,
         joinedAt: now,
         defs: new WeakSet(),
-        unrecorded: new Map(),
       };
       this.table.set(nodeId, n);
     } else if (n.info.life !== info.life) {
       if (wasAlive) {
-        // It restarted before we noticed: what its last life held and did not report is lost (calls the
-        // new life already lists were sent to it and stay), its unrecorded results are ours to record.
+        // It restarted before we noticed: what its last life held is lost with it (calls the new life
+        // already lists were sent to it and stay).
         const running = new Set(load.running);
         const lost = [...n.inflight.keys()].filter((c) => !running.has(c));
         for (const c of lost) {
           n.inflight.delete(c);
           n.sentAt.delete(c);
         }
-        this.orphan(n);
         this.o.log.warn({ node: nodeId, calls: lost.length }, 'node came back with a new life');
-        if (lost.length > 0) this.events.emit('nodeLost', { node: nodeId, calls: lost, why: 'restarted' });
+        if (lost.length > 0) this.events.emit('nodeLost', { node: nodeId, life: n.info.life, calls: lost, why: 'restarted' });
       }
       n.defs = new WeakSet();
       n.joinedAt = now;
@@ -442,7 +373,7 @@ export class Broker implements NodeRegistry, NodeControl {
     // merely silent): they count against its capacity and are not dispatched again.
     const adopted: number[] = [];
     for (const c of load.running) {
-      if (!n.inflight.has(c) && !n.unrecorded.has(c) && !this.holds(c)) {
+      if (!n.inflight.has(c) && !this.holds(c)) {
         n.inflight.set(c, null);
         n.sentAt.set(c, now);
         adopted.push(c);
@@ -455,16 +386,10 @@ export class Broker implements NodeRegistry, NodeControl {
     this.events.emit('room');
   }
 
-  // What the node reports holding, against what we think it holds. Results it no longer lists are in the DB
-  // now. Calls we handed it that it does not list, once they had time to arrive (two heartbeats), were
-  // lost on the way: they go back through the retry rule.
+  // What the node reports holding, against what we think it holds: calls we handed it that it does not
+  // list, once they had time to arrive (two heartbeats), were lost on the way and go to the retry rule.
   private reconcile(n: NodeState, running: number[]): void {
     const held = new Set(running);
-    for (const [c, outcome] of n.unrecorded) {
-      if (held.has(c)) continue;
-      n.unrecorded.delete(c);
-      this.events.emit('recorded', { callNum: c, node: n.info.id, outcome });
-    }
     const now = Date.now();
     const lost: number[] = [];
     for (const c of n.inflight.keys()) {
@@ -476,7 +401,7 @@ export class Broker implements NodeRegistry, NodeControl {
       n.sentAt.delete(c);
     }
     this.o.log.warn({ node: n.info.id, calls: lost.length }, 'node no longer holds calls it was given');
-    this.events.emit('nodeLost', { node: n.info.id, calls: lost, why: 'no longer holds the call' });
+    this.events.emit('nodeLost', { node: n.info.id, life: n.info.life, calls: lost, why: 'no longer holds the call' });
   }
 }
 

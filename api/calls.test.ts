@@ -1,12 +1,14 @@
-// A call's life on the API side against fakes: an in-memory DB service, a scheduler that only records what
-// it is given, and broker events sent by hand. Covers acceptance, results, the retry rule and recovery.
+// A call's life on the API side against fakes: an in-memory DB service (with the real call table,
+// db/call-life.ts), a scheduler that only records what it is given, and broker events sent by hand. Covers
+// acceptance, a node's word recorded before anyone wakes (and the node told), the retry rule and recovery.
 import { pino } from 'pino';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { FunctionSettingsSchema, type Call, type CallOutcome, type FunctionMeta, type Runtime } from '../common/model.js';
 import type { DbClient } from '../db/client.js';
-import type { DbContent, DbMsgType, DbResults } from '../protocol/db.js';
-import { Emitter, type BrokerEvents, type QueuedCall } from './broker.js';
-import { Calls, MAX_ATTEMPTS, NotFound, withOutcome, type CallEvents } from './calls.js';
+import type { CallIntent, DbContent, DbMsgType, DbResults } from '../protocol/db.js';
+import { applyIntent } from '../db/call-life.js';
+import { Emitter, type BrokerEvents, type NodeOutcome, type QueuedCall } from './broker.js';
+import { Calls, MAX_ATTEMPTS, NotFound, type CallEvents } from './calls.js';
 import { MetaCache } from './meta-cache.js';
 
 const runtime = { name: 'node', image: 'zfaas/node:latest', path: '/ws', dependencies: '', run: 'node index.js' } as Runtime;
@@ -58,14 +60,14 @@ class FakeDb implements Pick<DbClient, 'request'> {
       }
       case 'getCall':
         return call ? { ...call } : null;
-      case 'requeueCall':
-        if (!call || call.status !== 'RUNNING') return { call: call ?? null, changed: false };
-        call.status = 'PENDING';
-        return { call: { ...call }, changed: true };
-      case 'finishCall':
-        if (!call || ['DONE', 'ERROR', 'TIMEOUT'].includes(call.status)) return { call: call ?? null, changed: false };
-        Object.assign(call, c.outcome);
-        return { call: { ...call }, changed: true };
+      case 'callIntent': {
+        if (!call) return { call: null, changed: false, why: 'not found' };
+        const fn = this.functions.get(call.funcName);
+        const v = applyIntent(call, c.intent as CallIntent, { now: new Date(), settings: fn?.settings ?? null });
+        if (!v.changed) return { call: { ...call }, changed: false, why: v.why };
+        this.calls.set(num, v.next);
+        return { call: { ...v.next }, changed: true };
+      }
       case 'listUnfinished':
         return [...this.calls.values()].filter((x) => x.status === 'PENDING' || x.status === 'RUNNING').map((x) => ({ ...x }));
       default:
@@ -73,11 +75,10 @@ class FakeDb implements Pick<DbClient, 'request'> {
     }
   }
 
-  // What a node does when it starts a call.
+  // A run of the call begins on node n1 (life L1), as the API records it.
   start(callNum: number): void {
     const call = this.calls.get(callNum)!;
-    call.status = 'RUNNING';
-    call.attempts++;
+    this.calls.set(callNum, { ...call, status: 'RUNNING', attempts: call.attempts + 1, node: 'n1', life: 'L1' });
   }
 
   old(callNum: number): void {
@@ -106,6 +107,7 @@ let scheduler: FakeScheduler;
 let links: Emitter<BrokerEvents>;
 let meta: MetaCache;
 let calls: Calls;
+let acks: string[]; // node:callNum the nodes were told is recorded
 
 beforeEach(() => {
   db = new FakeDb();
@@ -114,10 +116,22 @@ beforeEach(() => {
   scheduler = new FakeScheduler();
   links = new Emitter<BrokerEvents>();
   meta = new MetaCache(db);
-  calls = new Calls({ db, log, meta, scheduler, links, recoveryGraceMs: 0 });
+  acks = [];
+  calls = new Calls({ db, log, meta, scheduler, links, nodes: { ack: (n, c) => void acks.push(`${n}:${c}`) }, recoveryGraceMs: 0 });
 });
 
 const done: CallOutcome = { status: 'DONE', result: '6' };
+// What a node says when a call it holds ends.
+const said = (callNum: number, outcome: CallOutcome, o: Partial<NodeOutcome> = {}): NodeOutcome => ({
+  callNum,
+  node: 'n1',
+  life: 'L1',
+  outcome,
+  ran: true,
+  attempt: 1,
+  holder: true,
+  ...o,
+});
 
 describe('Calls', () => {
   it('stores a call PENDING, then hands it to the scheduler with its cached definition and the redundant flag', async () => {
@@ -146,33 +160,74 @@ describe('Calls', () => {
     expect(scheduler.queued).toHaveLength(0);
   });
 
-  it('a result wakes waiters at once and tells the observers; a later waiter wakes when it is recorded', async () => {
+  it("records a node's outcome through the call's table, tells the node, then wakes waiters with the record", async () => {
     const finished: CallEvents['finished'][0][] = [];
     calls.events.on('finished', (f) => finished.push(f));
     const { call } = await calls.invoke('f', {});
+    db.start(call.callNum);
     const waiting = calls.waiters.wait(call.callNum, 10_000);
-    links.emit('result', { callNum: call.callNum, node: 'n1', outcome: done });
-    expect(await waiting).toEqual(done);
+    links.emit('outcome', said(call.callNum, done));
+    const ended = await waiting;
+    // what the waiter gets is the record, as GET /call/N reads it: status, result and attempts agree
+    expect(ended?.call).toEqual(db.calls.get(call.callNum));
+    expect(ended?.call).toMatchObject({ status: 'DONE', result: '6', attempts: 1, node: 'n1' });
+    expect(acks).toEqual([`n1:${call.callNum}`]);
     expect(finished).toMatchObject([{ callNum: call.callNum, funcName: 'f', version: 1, node: 'n1', outcome: done }]);
     expect(finished[0]!.latencyMs).toBeGreaterThanOrEqual(0);
-    // Someone who read the call from the DB before it was recorded, and waits now.
-    const late = calls.waiters.wait(call.callNum, 10_000);
-    links.emit('recorded', { callNum: call.callNum, node: 'n1', outcome: done });
-    expect(await late).toEqual(done);
-    expect(finished).toHaveLength(1); // recording is not a second finish
-    // What a client is shown meanwhile: the call with its outcome.
-    expect(withOutcome(db.calls.get(call.callNum)!, done)).toMatchObject({ status: 'DONE', result: '6' });
-    // ... counting the run that ended, when the record has not heard that it began
-    const shown = withOutcome({ ...db.calls.get(call.callNum)!, attempts: 0 }, { ...done, attempt: 1 });
-    expect(shown).toMatchObject({ status: 'DONE', attempts: 1 });
-    expect(shown).not.toHaveProperty('attempt');
+    // the same word again (the node did not hear the ack): taken once, the node told again, no second finish
+    links.emit('outcome', said(call.callNum, { ...done, result: '7' }));
+    await settle();
+    expect(db.calls.get(call.callNum)).toMatchObject({ result: '6' });
+    expect(acks).toEqual([`n1:${call.callNum}`, `n1:${call.callNum}`]);
+    expect(finished).toHaveLength(1);
+  });
+
+  it("records a run's start, and counts a run whose start was not heard from its outcome", async () => {
+    const { call } = await calls.invoke('f', {});
+    links.emit('started', { callNum: call.callNum, node: 'n1', life: 'L1', attempt: 1 });
+    await settle();
+    expect(db.calls.get(call.callNum)).toMatchObject({ status: 'RUNNING', node: 'n1', life: 'L1', attempts: 1 });
+    const { call: other } = await calls.invoke('f', {});
+    const waiting = calls.waiters.wait(other.callNum, 10_000);
+    links.emit('outcome', said(other.callNum, done));
+    expect((await waiting)?.call).toMatchObject({ status: 'DONE', attempts: 1 });
+  });
+
+  it('does not record, nor tell the node, while the DB service is away: the node says it again', async () => {
+    const { call } = await calls.invoke('f', {});
+    db.start(call.callNum);
+    const real = db.request.bind(db);
+    let away = true;
+    db.request = (async (msgType: DbMsgType, content: never) => {
+      if (away && msgType === 'callIntent') throw new Error('db service unreachable');
+      return real(msgType, content);
+    }) as typeof db.request;
+    links.emit('outcome', said(call.callNum, done));
+    await settle();
+    expect(acks).toEqual([]);
+    expect(db.calls.get(call.callNum)!.status).toBe('RUNNING');
+    expect(calls.knows(call.callNum)).toBe(false); // not recording any more: recovery may look at it
+    away = false;
+    links.emit('outcome', said(call.callNum, done));
+    await settle();
+    expect(acks).toEqual([`n1:${call.callNum}`]);
+    expect(db.calls.get(call.callNum)!.status).toBe('DONE');
+  });
+
+  it('refuses the word of a node that does not hold a call it does not run, and tells it to forget it', async () => {
+    const { call } = await calls.invoke('f', {});
+    db.start(call.callNum);
+    links.emit('outcome', said(call.callNum, { ...done, result: 'forged' }, { node: 'n9', holder: false }));
+    await settle();
+    expect(db.calls.get(call.callNum)).toMatchObject({ status: 'RUNNING' });
+    expect(acks).toEqual([`n9:${call.callNum}`]);
   });
 
   describe('node lost: the retry rule', () => {
     it('dispatches again a call that had not started, even for retry=false, keeping the redundant flag', async () => {
       const { call } = await calls.invoke('once', {}, undefined, { redundant: true });
       scheduler.queued.length = 0;
-      links.emit('nodeLost', { node: 'n1', calls: [call.callNum], why: 'fell silent' });
+      links.emit('nodeLost', { node: 'n1', life: 'L1', calls: [call.callNum], why: 'fell silent' });
       await settle();
       expect(scheduler.queued).toMatchObject([{ callNum: call.callNum, redundant: true }]);
       expect(db.calls.get(call.callNum)!.status).toBe('PENDING');
@@ -182,9 +237,9 @@ describe('Calls', () => {
       const { call } = await calls.invoke('f', {});
       db.start(call.callNum);
       scheduler.queued.length = 0;
-      links.emit('nodeLost', { node: 'n1', calls: [call.callNum], why: 'fell silent' });
+      links.emit('nodeLost', { node: 'n1', life: 'L1', calls: [call.callNum], why: 'fell silent' });
       await settle();
-      expect(db.log).toContain('requeueCall');
+      expect(db.log).toContain('callIntent');
       expect(db.calls.get(call.callNum)!.status).toBe('PENDING');
       expect(scheduler.queued.map((q) => q.callNum)).toEqual([call.callNum]);
     });
@@ -194,10 +249,10 @@ describe('Calls', () => {
       db.start(call.callNum);
       scheduler.queued.length = 0;
       const waiting = calls.waiters.wait(call.callNum, 10_000);
-      links.emit('nodeLost', { node: 'n1', calls: [call.callNum], why: 'left' });
-      const outcome = await waiting;
-      expect(outcome?.status).toBe('ERROR');
-      expect(outcome?.error).toMatch(/node n1 lost \(left\) while running the call; not retried/);
+      links.emit('nodeLost', { node: 'n1', life: 'L1', calls: [call.callNum], why: 'left' });
+      const ended = await waiting;
+      expect(ended?.call.status).toBe('ERROR');
+      expect(ended?.call.error).toMatch(/node n1 lost \(left\) while running the call; not retried/);
       expect(db.calls.get(call.callNum)!.status).toBe('ERROR');
       expect(scheduler.queued).toHaveLength(0);
     });
@@ -206,25 +261,25 @@ describe('Calls', () => {
       const { call } = await calls.invoke('f', {});
       for (let i = 0; i < MAX_ATTEMPTS; i++) db.start(call.callNum);
       scheduler.queued.length = 0;
-      links.emit('nodeLost', { node: 'n1', calls: [call.callNum], why: 'fell silent' });
+      links.emit('nodeLost', { node: 'n1', life: 'L1', calls: [call.callNum], why: 'fell silent' });
       await settle();
       expect(db.calls.get(call.callNum)).toMatchObject({ status: 'ERROR', error: expect.stringMatching(/gave up after 3 attempts/) });
       expect(scheduler.queued).toHaveLength(0);
     });
 
-    it('leaves alone a call the DB already holds finished, waking its waiters with that end', async () => {
+    it('leaves alone a call the DB already holds finished', async () => {
       const { call } = await calls.invoke('f', {});
       db.start(call.callNum);
       Object.assign(db.calls.get(call.callNum)!, { status: 'DONE', result: '3' });
       scheduler.queued.length = 0;
-      const waiting = calls.waiters.wait(call.callNum, 10_000);
-      links.emit('nodeLost', { node: 'n1', calls: [call.callNum], why: 'fell silent' });
-      expect(await waiting).toMatchObject({ status: 'DONE', result: '3' });
+      links.emit('nodeLost', { node: 'n1', life: 'L1', calls: [call.callNum], why: 'fell silent' });
+      await settle();
+      expect(db.calls.get(call.callNum)).toMatchObject({ status: 'DONE', result: '3' });
       expect(scheduler.queued).toHaveLength(0);
     });
   });
 
-  describe('retries after a failed run (the `retrying` event)', () => {
+  describe('retries after a failed run', () => {
     const failed: CallOutcome = { status: 'ERROR', result: '', error: 'boom' };
     // What the DB does when a node records a failed run of a function with `retries`.
     const putBack = (callNum: number, inMs: number): string => {
@@ -234,15 +289,18 @@ describe('Calls', () => {
     };
 
     it('does not wake waiters, and dispatches the call again at retryAt as its next attempt', async () => {
-      const { call } = await calls.invoke('f', {});
+      db.functions.set('r', { ...fnMeta('r'), settings: FunctionSettingsSchema.parse({ retries: 2, retryBackoff: 150 }) });
+      const { call } = await calls.invoke('r', {});
       db.start(call.callNum);
       scheduler.queued.length = 0;
       const heard: CallEvents['retrying'][0][] = [];
       calls.events.on('retrying', (r) => heard.push(r));
       const waiting = calls.waiters.wait(call.callNum, 600);
-      const retryAt = putBack(call.callNum, 150);
-      links.emit('retrying', { callNum: call.callNum, node: 'n1', outcome: failed, retryAt });
-      expect(heard).toMatchObject([{ callNum: call.callNum, funcName: 'f', retryAt }]);
+      links.emit('outcome', said(call.callNum, failed));
+      await settle();
+      const retryAt = db.calls.get(call.callNum)!.retryAt;
+      expect(heard).toMatchObject([{ callNum: call.callNum, funcName: 'r', retryAt }]);
+      expect(acks).toEqual([`n1:${call.callNum}`]);
       await new Promise((r) => setTimeout(r, 50));
       expect(scheduler.queued).toHaveLength(0); // not before its time
       await new Promise((r) => setTimeout(r, 250));
@@ -251,11 +309,12 @@ describe('Calls', () => {
     });
 
     it('does not dispatch a call that ended meanwhile (cancelled while it waited)', async () => {
-      const { call } = await calls.invoke('f', {});
+      db.functions.set('r', { ...fnMeta('r'), settings: FunctionSettingsSchema.parse({ retries: 2, retryBackoff: 100 }) });
+      const { call } = await calls.invoke('r', {});
       db.start(call.callNum);
       scheduler.queued.length = 0;
-      const retryAt = putBack(call.callNum, 100);
-      links.emit('retrying', { callNum: call.callNum, node: 'n1', outcome: failed, retryAt });
+      links.emit('outcome', said(call.callNum, failed));
+      await settle();
       Object.assign(db.calls.get(call.callNum)!, { status: 'ERROR', cancelled: true });
       await new Promise((r) => setTimeout(r, 250));
       expect(scheduler.queued).toHaveLength(0);
@@ -278,7 +337,7 @@ describe('Calls', () => {
       for (let i = 0; i < MAX_ATTEMPTS; i++) db.start(call.callNum);
       db.calls.get(call.callNum)!.history = [1, 2].map((attempt) => ({ attempt, status: 'ERROR' as const, finishedAt: '' }));
       scheduler.queued.length = 0;
-      links.emit('nodeLost', { node: 'n1', calls: [call.callNum], why: 'fell silent' });
+      links.emit('nodeLost', { node: 'n1', life: 'L1', calls: [call.callNum], why: 'fell silent' });
       await settle();
       expect(scheduler.queued).toMatchObject([{ callNum: call.callNum, attempt: MAX_ATTEMPTS + 1 }]);
     });
@@ -290,8 +349,7 @@ describe('Calls', () => {
     scheduler.queued.length = 0;
     links.emit('givenBack', { node: 'n1', calls: [call.callNum] });
     await settle();
-    expect(db.log).toContain('requeueCall');
-    expect(db.calls.get(call.callNum)).toMatchObject({ status: 'PENDING' });
+    expect(db.calls.get(call.callNum)).toMatchObject({ status: 'PENDING', attempts: 0 });
     expect(scheduler.queued.map((q) => q.callNum)).toEqual([call.callNum]);
   });
 
@@ -311,7 +369,7 @@ describe('Calls', () => {
     });
 
     it('waits after the API starts, for nodes to report what they hold', async () => {
-      const patient = new Calls({ db, log, meta, scheduler, links: new Emitter<BrokerEvents>() });
+      const patient = new Calls({ db, log, meta, scheduler, links: new Emitter<BrokerEvents>(), nodes: { ack: () => undefined } });
       const { call } = await patient.invoke('f', {});
       db.old(call.callNum);
       scheduler.queued.length = 0;

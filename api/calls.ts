@@ -1,11 +1,13 @@
-// Everything that moves a call through its life on the API side: accept (stored PENDING before we answer),
-// hand it to the scheduler, settle it when its result comes, and rescue calls whose node died or that this
-// API forgot when it restarted. Calls hears about nodes only through the broker's events.
-// Retry rules. A call whose node died (or vanished) before reporting runs again if its function allows it
-// (setting `retry`, default true), at most MAX_ATTEMPTS such times. A call whose run ended in ERROR or
-// TIMEOUT runs again only if its function opted in (`retries`, common/retry.ts): the DB puts it back to
-// PENDING with a `retryAt` (the broker's `retrying` event) and it is dispatched here at that time. A
-// result that arrives twice is recorded once (the DB keeps the first final state).
+// Everything that moves a call through its life on the API side: accept it (stored PENDING before we
+// answer), hand it to the scheduler, record what its node says of it, and rescue calls whose node died or
+// that this API forgot when it restarted. Calls hears about nodes only through the broker's events, and
+// changes a call only through its table in the DB service (db/call-life.ts: started, outcome, nodeLost,
+// givenBack, cancel, fail), which takes each word once. Waiters, GET /call/N, the event stream and
+// callbacks all read the record that table keeps: an outcome wakes a waiter only once it is recorded.
+// Retry rules (the table's): a run lost with its node runs again if its function allows it (setting
+// `retry`, default true), at most MAX_NODE_LOSSES such runs; a run that ended in ERROR or TIMEOUT runs again
+// only if its function opted in (`retries`, common/retry.ts): the record waits PENDING until `retryAt`, and
+// the call is dispatched here at that time.
 import { bareName, namespaceOf } from '../common/namespace.js';
 import type { Quotas } from './tenancy/quotas.js';
 import { EventEmitter } from 'node:events';
@@ -13,13 +15,22 @@ import { errText, type Logger } from '../common/log.js';
 import { isFinal, type Call, type CallOutcome, type FunctionMeta, type ScheduleRef, type WebRequest } from '../common/model.js';
 import type { HttpRequest } from '../protocol/loader.js';
 import type { DbClient } from '../db/client.js';
-import type { BrokerEvents, Listen, QueuedCall } from './broker.js';
+import type { CallChange, CallIntent } from '../protocol/db.js';
+import type { BrokerEvents, Listen, NodeOutcome, QueuedCall } from './broker.js';
+import { recordedOutcome } from './idempotency.js';
 import { hasRuntime, type MetaCache, type MetaEntry } from './meta-cache.js';
 import { Waiters } from './waiters.js';
 
 export class NotFound extends Error {}
 
-export const MAX_ATTEMPTS = 3;
+export { MAX_NODE_LOSSES as MAX_ATTEMPTS } from '../db/call-life.js';
+
+// A call that reached its final state: the record, and the outcome as its node told it (a web answer's body
+// is in it, and in the record only its first KiB of text).
+export interface Ended {
+  call: Call;
+  outcome: CallOutcome;
+}
 
 // What observers (metrics, the dashboard's live view, batches) hear about calls, without touching their path.
 export interface CallEvents {
@@ -34,6 +45,7 @@ export interface CallsOptions {
   meta: MetaCache;
   scheduler: { enqueue(call: QueuedCall): void; knows(callNum: number): boolean };
   links: Listen<BrokerEvents>; // the broker's events
+  nodes: { ack(node: string, callNum: number): void }; // tells a node its outcome of a call is recorded
   recoveryGraceMs?: number; // after start, time for nodes to re-register before recovery looks
   // A namespace's quotas (api/tenancy/quotas.ts): a call past its calls per minute is refused (429).
   quotas?: Pick<Quotas, 'admit' | 'of'>;
@@ -41,14 +53,6 @@ export interface CallsOptions {
 
 // A call the DB holds PENDING or RUNNING, as the retry rule reads it.
 type OpenCall = Pick<Call, 'callNum' | 'funcName' | 'version' | 'params' | 'status' | 'attempts'>;
-
-// The DB may not have a call's final state yet when its result has reached us (the node records it just
-// after): what a client is shown is the call with that outcome.
-export function withOutcome(call: Call, outcome: CallOutcome | null): Call {
-  if (!outcome || isFinal(call.status)) return call;
-  const { attempt, ...said } = outcome;
-  return { ...call, ...said, attempts: Math.max(call.attempts, attempt ?? 0) };
-}
 
 export class Calls {
   readonly waiters = new Waiters();
@@ -61,38 +65,75 @@ export class Calls {
   private readonly startedAt = Date.now();
   private recoverTimer?: NodeJS.Timeout;
   private readonly retryTimers = new Map<number, NodeJS.Timeout>(); // calls waiting for their retryAt
+  private readonly recording = new Set<number>(); // a node's outcome of it is being recorded
   private stopped = false;
-
-  // Outcomes that reached this API before their node recorded them: a client reading the call in between
-  // sees it ended, as the caller that was answered did.
-  private readonly unrecorded = new Map<number, CallOutcome>();
-
-  // A call as the DB holds it, with an outcome this API already knows applied.
-  known(call: Call): Call {
-    return withOutcome(call, this.unrecorded.get(call.callNum) ?? null);
-  }
 
   constructor(private readonly o: CallsOptions) {
     this.db = o.db;
     this.log = o.log;
     this.meta = o.meta;
-    o.links.on('result', ({ callNum, node, outcome }) => {
-      this.unrecorded.set(callNum, outcome);
-      // Bounded whatever happens to a node's recording; the oldest go first.
-      if (this.unrecorded.size > 50_000) this.unrecorded.delete(this.unrecorded.keys().next().value!);
-      this.settle(callNum, outcome, node);
-    });
-    // A waiter that came after the result (it read the call from the DB before it was recorded) wakes now.
-    o.links.on('recorded', ({ callNum, outcome }) => {
-      this.unrecorded.delete(callNum);
-      this.waiters.settle(callNum, outcome);
-    });
-    o.links.on('nodeLost', ({ node, calls, why }) => void this.onNodeLost(node, calls, why));
+    o.links.on('started', ({ callNum, node, life, attempt }) => void this.onStarted(callNum, node, life, attempt));
+    o.links.on('outcome', (r) => void this.onOutcome(r));
+    o.links.on('nodeLost', ({ node, life, calls, why }) => void this.onNodeLost(node, life, calls, why));
     o.links.on('givenBack', ({ node, calls }) => void this.onGivenBack(node, calls));
-    o.links.on('retrying', ({ callNum, retryAt, outcome }) => {
-      this.events.emit('retrying', { callNum, funcName: this.open.get(callNum)?.funcName, retryAt, outcome });
-      this.retryAt(callNum, retryAt);
-    });
+  }
+
+  // A node, a queue or an outcome being recorded knows it: recovery leaves it alone.
+  knows(callNum: number): boolean {
+    return this.recording.has(callNum) || this.retryTimers.has(callNum) || this.o.scheduler.knows(callNum);
+  }
+
+  private intent(callNum: number, intent: CallIntent): Promise<CallChange> {
+    return this.db.request('callIntent', { callNum, intent });
+  }
+
+  private async onStarted(callNum: number, node: string, life: string, attempt: number): Promise<void> {
+    try {
+      const r = await this.intent(callNum, { kind: 'started', node, life, attempt });
+      // Cancelled meanwhile, or a run left behind: its node stops it (its outcome will be refused).
+      if (!r.changed && r.call && isFinal(r.call.status) && r.call.cancelled) this.log.debug({ callNum, why: r.why }, 'start refused');
+    } catch (e) {
+      // Its outcome counts the run all the same (the table counts a run whose start it did not hear).
+      this.log.warn({ callNum, err: errText(e) }, 'start of a call not recorded');
+    }
+  }
+
+  // A node's outcome of a call: recorded through the call's table, then the node is told (it forgets the
+  // outcome) and, once the call is final, its waiters wake with the record. Not recorded (the DB service is
+  // away): the node says it again in a few seconds.
+  private async onOutcome(r: NodeOutcome): Promise<void> {
+    const { callNum, node, life, outcome, ran, attempt, holder } = r;
+    this.recording.add(callNum);
+    let change: CallChange;
+    try {
+      change = await this.intent(callNum, { kind: 'outcome', outcome, ran, node, life, holder, ...(attempt ? { attempt } : {}) });
+    } catch (e) {
+      this.recording.delete(callNum);
+      this.log.warn({ callNum, node, err: errText(e) }, 'outcome not recorded yet; the node says it again');
+      return;
+    }
+    this.recording.delete(callNum);
+    this.o.nodes.ack(node, callNum);
+    const call = change.call;
+    if (!call) return;
+    if (!change.changed) {
+      // A node speaking for a call it does not run is worth an operator's eye; a repeat is routine.
+      if (!holder) this.log.warn({ callNum, node, why: change.why }, 'outcome from a node that does not run the call: refused');
+      else this.log.debug({ callNum, node, why: change.why }, 'outcome not taken');
+      if (isFinal(call.status)) this.waiters.settle(callNum, { call, outcome: recordedOutcome(call) }); // a waiter who came late
+      return;
+    }
+    if (call.status === 'PENDING' && call.retryAt) {
+      this.events.emit('retrying', { callNum, funcName: this.open.get(callNum)?.funcName, retryAt: call.retryAt, outcome });
+      this.retryAt(callNum, call.retryAt);
+      return;
+    }
+    if (isFinal(call.status))
+      this.settle(
+        callNum,
+        { call, outcome: { ...recordedOutcome(call), ...(outcome.response ? { response: outcome.response } : {}) } },
+        node,
+      );
   }
 
   // Dispatches a call that waits for its retry when its time comes, if it still waits then (it may have
@@ -101,15 +142,16 @@ export class Calls {
     if (this.retryTimers.has(callNum) || this.stopped) return;
     const t = setTimeout(
       () => {
-        this.retryTimers.delete(callNum);
         void this.db
           .request('getCall', { callNum })
           .then((call) => {
+            this.retryTimers.delete(callNum);
             if (!call || call.status !== 'PENDING' || this.o.scheduler.knows(callNum)) return;
             this.log.info({ callNum, attempt: call.attempts + 1 }, 'call retried');
             return this.dispatch(call);
           })
           .catch((e: unknown) => {
+            this.retryTimers.delete(callNum);
             // The DB service is down: recovery finds the call PENDING and dispatches it.
             this.log.warn({ callNum, err: errText(e) }, 'retry not dispatched yet');
           });
@@ -189,65 +231,44 @@ export class Calls {
     this.o.scheduler.enqueue({ callNum: call.callNum, funcName: call.funcName, params: call.params, def, redundant, attempt });
   }
 
+  // The platform ends a call it cannot run (its function or runtime is gone).
   private async fail(callNum: number, error: string): Promise<void> {
-    const outcome: CallOutcome = { status: 'ERROR', result: '', error };
-    const { call, changed } = await this.db.request('finishCall', { callNum, outcome });
-    // Someone else's final state came first: that is the call's end.
-    if (!changed && call && isFinal(call.status)) {
-      return this.settle(callNum, {
-        status: call.status as CallOutcome['status'],
-        result: call.result,
-        error: call.error,
-        logs: call.logs,
-      });
-    }
-    this.settle(callNum, outcome);
+    const { call } = await this.intent(callNum, { kind: 'fail', error });
+    if (call && isFinal(call.status)) this.settle(callNum, { call, outcome: recordedOutcome(call) });
   }
 
-  private async onNodeLost(nodeId: string, callNums: number[], why: string): Promise<void> {
+  // Calls whose node is gone with that life: the table says whether each runs again (it goes back to the
+  // queue) or ends (its waiters wake).
+  private async onNodeLost(node: string, life: string, callNums: number[], why: string): Promise<void> {
     for (const callNum of callNums) {
-      await this.rescue(callNum, `node ${nodeId} lost (${why})`).catch((e) =>
+      await this.lost(callNum, { kind: 'nodeLost', node, life, why: `node ${node} lost (${why})` }).catch((e) =>
         this.log.error({ callNum, err: errText(e) }, 'could not rescue call'),
       );
     }
   }
 
-  // Calls a draining node gave back before running them: PENDING again (the run it was counted for never
-  // started, so even a retry=false function's call goes), to another node.
-  private async onGivenBack(nodeId: string, callNums: number[]): Promise<void> {
-    for (const callNum of callNums) {
-      try {
-        const { call } = await this.db.request('requeueCall', { callNum, unstartedOn: nodeId });
-        if (!call || isFinal(call.status)) continue;
-        this.log.info({ callNum, node: nodeId }, 'call given back by a draining node; dispatched again');
-        await this.dispatch(call);
-      } catch (e) {
-        this.log.error({ callNum, err: errText(e) }, 'could not dispatch a call given back'); // recovery will
-      }
+  private async lost(callNum: number, intent: Extract<CallIntent, { kind: 'nodeLost' | 'givenBack' }>): Promise<void> {
+    const { call, changed } = await this.intent(callNum, intent);
+    if (!call) return;
+    if (isFinal(call.status)) {
+      if (changed) this.settle(callNum, { call, outcome: recordedOutcome(call) });
+      return;
+    }
+    // PENDING: it runs again (a run lost with its node), or it never began where it was sent.
+    if (call.status === 'PENDING' && !call.retryAt && !this.knows(callNum)) {
+      this.log.info({ callNum, why: intent.kind === 'nodeLost' ? intent.why : `given back by ${intent.node}` }, 'call dispatched again');
+      await this.dispatch(call);
     }
   }
 
-  // A call whose node is gone: run it again when allowed, else end it with an error.
-  private async rescue(callNum: number, why: string): Promise<void> {
-    const call = await this.db.request('getCall', { callNum });
-    if (!call) return;
-    if (isFinal(call.status)) {
-      this.settle(callNum, { status: call.status as CallOutcome['status'], result: call.result, error: call.error, logs: call.logs });
-      return;
+  // Calls a draining node gave back before running them: to another node (they never began, so even a
+  // retry=false function's call goes, and no attempt is counted).
+  private async onGivenBack(node: string, callNums: number[]): Promise<void> {
+    for (const callNum of callNums) {
+      await this.lost(callNum, { kind: 'givenBack', node }).catch((e) =>
+        this.log.error({ callNum, err: errText(e) }, 'could not dispatch a call given back'),
+      );
     }
-    if (call.status === 'RUNNING') {
-      const def = await this.meta.get(call.funcName, call.version);
-      if (def && !def.fn.settings.retry) {
-        return this.fail(callNum, `${why} while running the call; not retried (the function has retry=false)`);
-      }
-    }
-    // Runs that failed and were retried by the function's own `retries` do not count here.
-    if (call.attempts - (call.history?.length ?? 0) >= MAX_ATTEMPTS) {
-      return this.fail(callNum, `${why}; gave up after ${call.attempts} attempts`);
-    }
-    if (call.status === 'RUNNING') await this.db.request('requeueCall', { callNum });
-    this.log.info({ callNum, why }, 'call redispatched');
-    await this.dispatch(call);
   }
 
   // Calls the DB holds unfinished that no node and no queue here knows of: after an API restart, a lost
@@ -256,17 +277,25 @@ export class Calls {
     if (Date.now() - this.startedAt < (this.o.recoveryGraceMs ?? 4000)) return 0; // let nodes re-register and report what they hold
     let n = 0;
     for (const call of await this.db.request('listUnfinished', {})) {
-      if (this.o.scheduler.knows(call.callNum) || this.retryTimers.has(call.callNum)) continue;
+      if (this.knows(call.callNum)) continue;
       if (call.status === 'PENDING' && call.retryAt) {
         this.retryAt(call.callNum, call.retryAt); // its retry is due then, whoever was to dispatch it
         continue;
       }
       if (Date.now() - Date.parse(call.createdAt) < 2000) continue; // being accepted right now
       n++;
-      await this.rescue(
-        call.callNum,
-        call.status === 'RUNNING' ? `node ${call.node ?? '?'} no longer holds it` : 'it was queued when the API stopped',
-      );
+      if (call.status === 'RUNNING') {
+        const node = call.node ?? '?';
+        await this.lost(call.callNum, {
+          kind: 'nodeLost',
+          node,
+          ...(call.life ? { life: call.life } : {}),
+          why: `node ${node} no longer holds it`,
+        });
+      } else {
+        this.log.info({ callNum: call.callNum }, 'call dispatched again (it was queued when the API stopped)');
+        await this.dispatch(call);
+      }
     }
     return n;
   }
@@ -289,17 +318,17 @@ export class Calls {
     this.retryTimers.clear();
   }
 
-  // A call reached its final state (also a cancelled one): wake its waiters and tell the observers.
-  settle(callNum: number, outcome: CallOutcome, node?: string): void {
-    this.waiters.settle(callNum, outcome);
+  // A call reached its final state (also a cancelled one), as recorded: wake its waiters and tell the observers.
+  settle(callNum: number, ended: Ended, node?: string): void {
+    this.waiters.settle(callNum, ended);
     const o = this.open.get(callNum);
     this.open.delete(callNum);
     this.events.emit('finished', {
       callNum,
-      funcName: o?.funcName,
-      version: o?.version,
-      node,
-      outcome,
+      funcName: o?.funcName ?? ended.call.funcName,
+      version: o?.version ?? ended.call.version,
+      node: node ?? ended.call.node,
+      outcome: ended.outcome,
       latencyMs: o ? Date.now() - o.at : undefined,
     });
   }

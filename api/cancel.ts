@@ -1,7 +1,8 @@
-// Cancelling a call: its final state is written first (ERROR, cancelled), so nothing can run it again
-// (the first final state wins, and the retry rule leaves final calls alone); then it leaves the queue, or
-// the node running it is told to stop it and kill its container. Anyone waiting on it wakes at once.
+// Cancelling a call: its table ends it first (ERROR, cancelled), so nothing can run it again (the first
+// final state wins, and a final call takes no other word); then it leaves the queue, or the node running it
+// is told to stop it and kill its container. Anyone waiting on it wakes at once, with that record.
 import { isFinal, type Call, type CallOutcome } from '../common/model.js';
+import type { Ended } from './calls.js';
 import type { DbClient } from '../db/client.js';
 import type { NodeControl } from './broker.js';
 import { HttpError } from './http.js';
@@ -12,7 +13,7 @@ export interface CancelDeps {
   db: Pick<DbClient, 'request'>;
   queue: { drop(callNum: number): boolean };
   nodes: NodeControl & { holder(callNum: number): string | undefined };
-  settle(callNum: number, outcome: CallOutcome): void; // wakes the call's waiters and tells observers
+  settle(callNum: number, ended: Ended): void; // wakes the call's waiters and tells observers
 }
 
 // `sees`: whether the caller may see the call (its namespace's; an invoker's own): else it is not found.
@@ -20,11 +21,11 @@ export async function cancelCall(d: CancelDeps, callNum: number, sees: (call: Ca
   const call = await d.db.request('getCall', { callNum });
   if (!call || !sees(call)) throw new HttpError(404, `call ${callNum} not found`);
   if (isFinal(call.status)) throw new HttpError(409, `call ${callNum} already ended ${call.status}`);
-  const { call: after, changed } = await d.db.request('finishCall', { callNum, outcome: CANCELLED });
-  if (!changed) throw new HttpError(409, `call ${callNum} already ended ${after?.status ?? ''}`.trim());
+  const { call: after, changed } = await d.db.request('callIntent', { callNum, intent: { kind: 'cancel' } });
+  if (!changed || !after) throw new HttpError(409, `call ${callNum} already ended ${after?.status ?? ''}`.trim());
   d.queue.drop(callNum);
   const node = d.nodes.holder(callNum);
   if (node) d.nodes.tell(node, { type: 'cancel', callNum });
-  d.settle(callNum, CANCELLED);
-  return after ?? { ...call, ...CANCELLED };
+  d.settle(callNum, { call: after, outcome: CANCELLED });
+  return after;
 }

@@ -113,6 +113,7 @@ describe('invocations with a key', () => {
   let queued: QueuedCall[];
   let http: Server;
   let base: string;
+  let acked: Map<number, () => void>; // calls whose outcome the API told the node it recorded
 
   beforeEach(async () => {
     dir = await tempDir('zfaas-api-idem-');
@@ -138,7 +139,9 @@ describe('invocations with a key', () => {
     queued = [];
     links = new Emitter<BrokerEvents>();
     const scheduler = { enqueue: (c: QueuedCall) => void queued.push(c), knows: () => true };
-    calls = new Calls({ db, log, meta: new MetaCache(db), scheduler, links });
+    acked = new Map();
+    const nodes = { ack: (_node: string, callNum: number) => acked.get(callNum)?.() };
+    calls = new Calls({ db, log, meta: new MetaCache(db), scheduler, links, nodes });
     const app = express();
     // Who a request acts as, as the identity middleware would set it: `x-as: KEYID` a key of default,
     // `x-as: team-a/KEYID` one of team-a, `x-as: anonymous` no credentials; none: the operator.
@@ -169,11 +172,12 @@ describe('invocations with a key', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  // What a node does when a call ends: the API hears the result, then the DB records it (without the body).
+  // What a node does when a call ends: it tells the API, which records the outcome through the call's table
+  // and then tells the node (`ack`) it was recorded.
   async function finish(callNum: number, outcome: CallOutcome): Promise<void> {
-    links.emit('result', { callNum, node: 'n1', outcome });
-    const record = outcome.response ? { ...outcome, response: { ...outcome.response, body: undefined } } : outcome;
-    await db.request('finishCall', { callNum, node: 'n1', outcome: record });
+    const recorded = new Promise<void>((res) => acked.set(callNum, res));
+    links.emit('outcome', { callNum, node: 'n1', life: 'L1', outcome, ran: true, holder: true });
+    await recorded;
   }
 
   const invoke = (body: object, headers: Record<string, string> = {}, query = ''): Promise<Response> =>

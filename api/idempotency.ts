@@ -15,6 +15,7 @@ import { IDEMPOTENCY_KEY, IDEMPOTENCY_TTL_S, scopedIdempotencyKey } from '../pro
 import { HttpError } from './http.js';
 import type { Scope } from './tenancy/scope.js';
 import type { Waiters } from './waiters.js';
+import type { Ended } from './calls.js';
 
 export const KEY_HEADER = 'Idempotency-Key';
 export const REPLAYED_HEADER = 'Idempotent-Replayed';
@@ -85,10 +86,9 @@ export function canonicalJson(value: unknown): string {
   );
 }
 
-// A replayed call's outcome: from its record when it is final, else when it ends (null after `ms`). A
-// result that reaches this API between the DB's answer and the wait still wakes it (`recorded`, calls.ts).
-export function replayOutcome(waiters: Waiters, call: Call, ms: number): Promise<CallOutcome | null> {
-  return isFinal(call.status) ? Promise.resolve(recordedOutcome(call)) : waiters.wait(call.callNum, ms);
+// A replayed call's end: from its record when it is final, else when it ends (null after `ms`).
+export function replayOutcome(waiters: Waiters, call: Call, ms: number): Promise<Ended | null> {
+  return isFinal(call.status) ? Promise.resolve({ call, outcome: recordedOutcome(call) }) : waiters.wait(call.callNum, ms);
 }
 
 // The outcome a final call record holds. A web answer's body is not kept, only its first KiB of text (as

@@ -88,7 +88,6 @@ export class ApiServer {
     );
     this.broker = new Broker({
       transport: new ZmqTransport({ bind: o.brokerBind, alsoBind: o.brokerAlsoBind, curve: o.curve, log: o.log }),
-      db: this.db,
       log: o.log,
     });
     this.quotas = new Quotas(this.db);
@@ -100,6 +99,7 @@ export class ApiServer {
       meta: this.meta,
       scheduler: this.scheduler,
       links: this.broker.events,
+      nodes: this.broker,
       quotas: this.quotas,
     });
     this.deliverer = new Deliverer({
@@ -166,7 +166,7 @@ export class ApiServer {
         db: this.db,
         queue: this.scheduler,
         nodes: this.broker,
-        settle: (callNum, outcome) => this.calls.settle(callNum, outcome),
+        settle: (callNum, ended) => this.calls.settle(callNum, ended),
       }),
     );
     app.use(nodesRouter(this.db, this.broker, this.scheduler));

@@ -1,19 +1,20 @@
-// Blocking invocations wait here until their call reaches a final state, whoever finished it.
-import type { CallOutcome } from '../common/model.js';
+// Blocking invocations wait here until their call reaches a final state, whoever finished it: they wake with
+// the record as the call's table keeps it (and the outcome as its node told it, for a web answer's body).
+import type { Ended } from './calls.js';
 
-type Resolve = (o: CallOutcome) => void;
+type Resolve = (e: Ended) => void;
 
 export class Waiters {
   private readonly waiting = new Map<number, Set<Resolve>>();
 
-  // Resolves with the outcome, or null after timeoutMs.
-  wait(callNum: number, timeoutMs: number): Promise<CallOutcome | null> {
+  // Resolves with the ended call, or null after timeoutMs.
+  wait(callNum: number, timeoutMs: number): Promise<Ended | null> {
     return new Promise((resolve) => {
       const set = this.waiting.get(callNum) ?? new Set<Resolve>();
       this.waiting.set(callNum, set);
-      const done: Resolve = (o) => {
+      const done: Resolve = (e) => {
         clearTimeout(timer);
-        resolve(o);
+        resolve(e);
       };
       const timer = setTimeout(() => {
         set.delete(done);
@@ -24,11 +25,11 @@ export class Waiters {
     });
   }
 
-  settle(callNum: number, outcome: CallOutcome): void {
+  settle(callNum: number, ended: Ended): void {
     const set = this.waiting.get(callNum);
     if (!set) return;
     this.waiting.delete(callNum);
-    for (const r of set) r(outcome);
+    for (const r of set) r(ended);
   }
 
   get size(): number {

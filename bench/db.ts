@@ -29,7 +29,7 @@ interface Row {
 
 const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0;
 
-// `pairs` createCall + finishCall pairs, IN_FLIGHT at a time; the latency of each pair in ms.
+// `pairs` createCall + callIntent(outcome) pairs, IN_FLIGHT at a time; the latency of each pair in ms.
 async function pairs(db: DbClient, pairs: number): Promise<number[]> {
   const latencies: number[] = [];
   let left = pairs;
@@ -39,7 +39,10 @@ async function pairs(db: DbClient, pairs: number): Promise<number[]> {
         left--;
         const t = performance.now();
         const call = await db.request('createCall', { funcName: 'dice', version: 1, params: { roll: '4d6' } });
-        const done = await db.request('finishCall', { callNum: call.callNum, outcome, node: 'n1' });
+        const done = await db.request('callIntent', {
+          callNum: call.callNum,
+          intent: { kind: 'outcome', outcome, ran: false, node: 'n1' },
+        });
         if (!done.changed) throw new Error(`call ${call.callNum} was not finished`);
         latencies.push(performance.now() - t);
       }

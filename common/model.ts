@@ -207,6 +207,7 @@ export const CallSchema = z.object({
   error: z.string().optional(),
   logs: z.string().optional(),
   node: z.string().optional(),
+  life: z.string().max(64).optional(), // while RUNNING: the life of the node process its run is on
   attempts: z.number().int().min(0).default(0),
   createdAt: z.string(),
   startedAt: z.string().optional(),

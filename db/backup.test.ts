@@ -4,6 +4,7 @@
 // restores key for key, archives of several MiB byte for byte; the file is encrypted and its owner's alone,
 // and opens only with its key; files that are not whole backups are refused and leave no store behind;
 // sessions are bounded, and one left alone is closed after its idle time.
+import { finishCall, startCall } from '../test/helpers/db-service.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
@@ -102,13 +103,13 @@ async function oneCall(db: DbClient, version: number, k: number): Promise<number
   });
   const callNum = c.callNum;
   if (k % 10 === 9) return callNum;
-  await db.request('startCall', { callNum, node: 'n1' });
+  await startCall(db, { callNum, node: 'n1' });
   if (k % 10 === 8) return callNum;
   if (k % 3 === 0) {
-    await db.request('finishCall', { callNum, node: 'n1', outcome: failed, ran: true });
-    await db.request('startCall', { callNum, node: 'n2' });
-    await db.request('finishCall', { callNum, node: 'n2', outcome: failed, ran: true });
-  } else await db.request('finishCall', { callNum, node: 'n1', outcome: done(k), ran: true });
+    await finishCall(db, { callNum, node: 'n1', outcome: failed, ran: true });
+    await startCall(db, { callNum, node: 'n2' });
+    await finishCall(db, { callNum, node: 'n2', outcome: failed, ran: true });
+  } else await finishCall(db, { callNum, node: 'n1', outcome: done(k), ran: true });
   return callNum;
 }
 

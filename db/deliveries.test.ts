@@ -5,7 +5,7 @@
 // real ZMQ socket and through local(), on a real LevelDB in a temp dir, restarted on the same folder.
 import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { DbUnderTest } from '../test/helpers/db-service.js';
+import { DbUnderTest, finishCall, startCall } from '../test/helpers/db-service.js';
 import type { DbClient } from './client.js';
 import type { Call, CallOutcome, Delivery } from '../common/model.js';
 import type { DbContent } from '../protocol/db.js';
@@ -42,8 +42,8 @@ async function deploy(db: DbClient, functionName: string, settings: DbContent<'a
 // A call with a callback that ran and ended with `outcome` (DONE by default): its delivery is due now.
 async function ended(db: DbClient, outcome: CallOutcome = done('ok'), version = 1): Promise<Call> {
   const { callNum } = await db.request('createCall', { funcName: 'f', version, params: {}, callback: { url } });
-  await db.request('startCall', { callNum, node: 'n1' });
-  return (await db.request('finishCall', { callNum, node: 'n1', outcome, ran: true })).call!;
+  await startCall(db, { callNum, node: 'n1' });
+  return (await finishCall(db, { callNum, node: 'n1', outcome, ran: true })).call!;
 }
 
 const claim = (db: DbClient, leaseMs = 5000, limit?: number): Promise<Call[]> =>
@@ -62,10 +62,10 @@ describe('callback deliveries', () => {
     const { callNum } = created;
     expect(created.callback).toEqual({ url, state: 'waiting', deliveries: [] });
     expect(await claim(db)).toEqual([]);
-    await db.request('startCall', { callNum, node: 'n1' });
+    await startCall(db, { callNum, node: 'n1' });
     expect(await claim(db)).toEqual([]); // running: nothing to tell yet
 
-    const fin = (await db.request('finishCall', { callNum, node: 'n1', outcome: done('42'), ran: true })).call!;
+    const fin = (await finishCall(db, { callNum, node: 'n1', outcome: done('42'), ran: true })).call!;
     expect(fin.callback).toEqual({ url, state: 'pending', deliveries: [], nextAt: fin.finishedAt });
 
     // Claimed once, with the final record, leased for 5 s: a second claim right after gets nothing.
@@ -147,7 +147,7 @@ describe('callback deliveries', () => {
 
   it('has nothing to deliver for a call without a callback', async () => {
     const { callNum } = await t.remote.request('createCall', { funcName: 'f', version: 1, params: {} });
-    const fin = await t.remote.request('finishCall', { callNum, outcome: done('ok') });
+    const fin = await finishCall(t.remote, { callNum, outcome: done('ok') });
     expect(fin.call).not.toHaveProperty('callback');
     expect(await claim(t.remote)).toEqual([]);
     expect(await t.remote.request('recordDelivery', { callNum, delivery: tried(200), state: 'delivered' })).toEqual({
@@ -164,19 +164,19 @@ describe('callback deliveries', () => {
     const db = t.remote;
     const version = await deploy(db, 'f', { retries: 1, retryBackoff: 100 });
     const { callNum } = await db.request('createCall', { funcName: 'f', version, params: {}, callback: { url } });
-    await db.request('startCall', { callNum, node: 'n1' });
-    const retrying = await db.request('finishCall', { callNum, node: 'n1', outcome: failed, ran: true });
+    await startCall(db, { callNum, node: 'n1' });
+    const retrying = await finishCall(db, { callNum, node: 'n1', outcome: failed, ran: true });
     expect(retrying.call).toMatchObject({ status: 'PENDING', callback: { state: 'waiting', deliveries: [] } });
     expect(await claim(db)).toEqual([]); // the failed run is not the call's end
-    await db.request('startCall', { callNum, node: 'n2' });
-    await db.request('finishCall', { callNum, node: 'n2', outcome: failed, ran: true });
+    await startCall(db, { callNum, node: 'n2' });
+    await finishCall(db, { callNum, node: 'n2', outcome: failed, ran: true });
     const [dead, ...more] = await claim(db);
     expect(more).toEqual([]);
     expect(dead).toMatchObject({ callNum, status: 'ERROR', deadLetter: 'listed', attempts: 2, history: [{ attempt: 1 }] });
 
     // Cancelled (the API ends it): delivered too.
     const c = await db.request('createCall', { funcName: 'f', version, params: {}, callback: { url } });
-    await db.request('finishCall', { callNum: c.callNum, outcome: { status: 'ERROR', result: '', error: 'cancelled', cancelled: true } });
+    await finishCall(db, { callNum: c.callNum, outcome: { status: 'ERROR', result: '', error: 'cancelled', cancelled: true } });
     expect(await claim(db)).toMatchObject([{ callNum: c.callNum, cancelled: true, callback: { state: 'pending' } }]);
   });
 
@@ -186,8 +186,8 @@ describe('callback deliveries', () => {
     const dead = async (): Promise<Call> => {
       const { callNum } = await db.request('createCall', { funcName: 'f', version, params: {}, callback: { url } });
       for (const node of ['n1', 'n2']) {
-        await db.request('startCall', { callNum, node });
-        await db.request('finishCall', { callNum, node, outcome: failed, ran: true });
+        await startCall(db, { callNum, node });
+        await finishCall(db, { callNum, node, outcome: failed, ran: true });
       }
       return (await db.request('getCall', { callNum }))!;
     };
@@ -223,7 +223,7 @@ describe('callback deliveries', () => {
     expect(more).toEqual([]);
     expect(again).toMatchObject({ callNum: due.callNum, callback: { state: 'pending', deliveries: [{ status: 500 }] } });
     expect((await t.remote.request('getCall', { callNum: waiting }))?.callback?.state).toBe('waiting');
-    await t.remote.request('finishCall', { callNum: waiting, outcome: done('late') });
+    await finishCall(t.remote, { callNum: waiting, outcome: done('late') });
     expect(nums(await claim(t.local, 60_000))).toEqual([waiting]);
     vi.spyOn(Date, 'now').mockReturnValue(Date.now() + 61_000);
     // Every lease ran out: all but the delivered one, in call order.

@@ -4,7 +4,7 @@
 // real ZMQ socket and through local(), on a real LevelDB in a temp dir.
 import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { DbUnderTest } from '../test/helpers/db-service.js';
+import { DbUnderTest, finishCall } from '../test/helpers/db-service.js';
 import type { CreatedCall } from '../protocol/db.js';
 
 let t: DbUnderTest;
@@ -33,7 +33,7 @@ describe('createCall with an idempotency key', () => {
     expect(first.replayed).toBeUndefined();
     const again = await t.remote.request('createCall', keyed('k1', 'a'));
     expect(again).toMatchObject({ callNum: first.callNum, status: 'PENDING', replayed: true });
-    await t.local.request('finishCall', { callNum: first.callNum, outcome: { status: 'DONE', result: '6' } });
+    await finishCall(t.local, { callNum: first.callNum, outcome: { status: 'DONE', result: '6' } });
     expect(await t.local.request('createCall', keyed('k1', 'a'))).toMatchObject({
       callNum: first.callNum,
       status: 'DONE',

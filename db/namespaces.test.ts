@@ -5,7 +5,7 @@
 // Call numbers are never reused. Over a real ZMQ socket and through local(), on a real LevelDB in a temp dir.
 import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DbUnderTest } from '../test/helpers/db-service.js';
+import { DbUnderTest, finishCall, startCall } from '../test/helpers/db-service.js';
 import type { DbClient } from './client.js';
 import { scopedIdempotencyKey } from '../protocol/db.js';
 
@@ -43,16 +43,16 @@ async function fill(db: DbClient, ns: string): Promise<{ calls: number[]; key: s
   const made = async (extra: object = {}): Promise<number> =>
     (await db.request('createCall', { funcName: fn, version: 1, params: { ns }, ...extra })).callNum;
   const done = await made();
-  await db.request('finishCall', { callNum: done, outcome: { status: 'DONE', result: `secret result of ${ns}`, logs: 'its logs' } });
+  await finishCall(db, { callNum: done, outcome: { status: 'DONE', result: `secret result of ${ns}`, logs: 'its logs' } });
   const dead = await made(); // two failed runs: with one retry, a dead letter
   for (let run = 0; run < 2; run++) {
-    await db.request('startCall', { callNum: dead, node: 'n1' });
-    await db.request('finishCall', { callNum: dead, outcome: { status: 'ERROR', result: '', error: 'boom' }, ran: true });
+    await startCall(db, { callNum: dead, node: 'n1' });
+    await finishCall(db, { callNum: dead, outcome: { status: 'ERROR', result: '', error: 'boom' }, ran: true });
   }
   const hooked = await made({ callback: { url: 'http://127.0.0.1:9/hook' } });
-  await db.request('finishCall', { callNum: hooked, outcome: { status: 'DONE', result: '1' } });
+  await finishCall(db, { callNum: hooked, outcome: { status: 'DONE', result: '1' } });
   const open = await made();
-  await db.request('startCall', { callNum: open, node: 'n1' });
+  await startCall(db, { callNum: open, node: 'n1' });
   const key = scopedIdempotencyKey(ns, 'key:0123456789abcdef', 'order-1');
   const keyed = await made({ idempotency: { key, hash: hash('a') } });
   const tickKey = scopedIdempotencyKey(ns, 'schedule:ab12', '2026-01-01T00:00:00.000Z');

@@ -5,7 +5,7 @@
 // a real ZMQ socket and through local(), on a real LevelDB in a temp dir, restarted on the same folder.
 import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DbUnderTest } from '../test/helpers/db-service.js';
+import { DbUnderTest, finishCall, requeueCall, startCall } from '../test/helpers/db-service.js';
 import type { DbClient } from './client.js';
 import type { Call, CallOutcome } from '../common/model.js';
 import type { DbContent } from '../protocol/db.js';
@@ -49,8 +49,8 @@ async function timed<T>(send: () => Promise<T>): Promise<{ value: T; before: num
 
 // One run of the call on `node` that ends with `outcome`, reported by the node (`ran`).
 async function run(db: DbClient, callNum: number, node: string, outcome: CallOutcome): Promise<Call> {
-  expect((await db.request('startCall', { callNum, node })).changed).toBe(true);
-  const r = await db.request('finishCall', { callNum, node, outcome, ran: true });
+  expect((await startCall(db, { callNum, node })).changed).toBe(true);
+  const r = await finishCall(db, { callNum, node, outcome, ran: true });
   expect(r.changed).toBe(true);
   return r.call!;
 }
@@ -74,8 +74,8 @@ describe('retries of a failed run', () => {
     const { callNum } = await db.request('createCall', { funcName: 'f', version, params: { x: 1 } });
 
     // Run 1 fails: back to PENDING until retryAt, the run in its history, nothing of it on the call.
-    await db.request('startCall', { callNum, node: 'n1' });
-    const first = await timed(() => db.request('finishCall', { callNum, node: 'n1', outcome: failed('boom1'), ran: true }));
+    await startCall(db, { callNum, node: 'n1' });
+    const first = await timed(() => finishCall(db, { callNum, node: 'n1', outcome: failed('boom1'), ran: true }));
     expect(first.value.changed).toBe(true);
     const pending = await db.request('getCall', { callNum });
     expect(pending).toEqual(first.value.call);
@@ -101,15 +101,15 @@ describe('retries of a failed run', () => {
     expect((await db.request('listUnfinished', {})).map((c) => c.callNum)).toEqual([callNum]);
 
     // The same run reported again (the node, then the API for it) changes nothing.
-    const dup = await t.local.request('finishCall', { callNum, node: 'n1', outcome: failed('boom1'), ran: true });
+    const dup = await finishCall(t.local, { callNum, node: 'n1', outcome: failed('boom1'), ran: true });
     expect(dup.changed).toBe(false);
     expect(await db.request('getCall', { callNum })).toEqual(pending);
 
     // Run 2 starts: no longer waiting; it times out, and the wait doubles.
-    const started = await db.request('startCall', { callNum, node: 'n2' });
+    const started = await startCall(db, { callNum, node: 'n2' });
     expect(started.call).toMatchObject({ status: 'RUNNING', node: 'n2', attempts: 2 });
     expect(started.call).not.toHaveProperty('retryAt');
-    const second = await timed(() => db.request('finishCall', { callNum, node: 'n2', outcome: failed('slow', 'TIMEOUT'), ran: true }));
+    const second = await timed(() => finishCall(db, { callNum, node: 'n2', outcome: failed('slow', 'TIMEOUT'), ran: true }));
     expect(second.value.call).toMatchObject({ status: 'PENDING', attempts: 2 });
     const retryAt2 = Date.parse(second.value.call!.retryAt!);
     expect(retryAt2).toBeGreaterThanOrEqual(second.before + 2000);
@@ -137,17 +137,17 @@ describe('retries of a failed run', () => {
     expect(await db.request('listDeadLetters', {})).toEqual([final]);
 
     // Reported again: the first final outcome stays.
-    expect((await db.request('finishCall', { callNum, node: 'n3', outcome: done('late'), ran: true })).changed).toBe(false);
+    expect((await finishCall(db, { callNum, node: 'n3', outcome: done('late'), ran: true })).changed).toBe(false);
     expect(await db.request('getCall', { callNum })).toEqual(final);
   });
 
   it('records a failed run once when it is reported many times at once (the node, and the API for it)', async () => {
     const version = await deploy(t.local, 'f', { retries: 1, retryBackoff: 100 });
     const { callNum } = await t.local.request('createCall', { funcName: 'f', version, params: {} });
-    await t.local.request('startCall', { callNum, node: 'n1' });
+    await startCall(t.local, { callNum, node: 'n1' });
     const reports = await Promise.all(
       Array.from({ length: 20 }, (_, i) =>
-        (i % 2 ? t.remote : t.local).request('finishCall', { callNum, node: 'n1', outcome: failed(`boom${i}`), ran: true }),
+        finishCall(i % 2 ? t.remote : t.local, { callNum, node: 'n1', outcome: failed(`boom${i}`), ran: true }),
       ),
     );
     expect(reports.filter((r) => r.changed)).toHaveLength(1);
@@ -197,7 +197,7 @@ describe('retries of a failed run', () => {
     const { callNum } = await db.request('createCall', { funcName: 'f', version, params: {} });
     expect(await run(db, callNum, 'n1', failed('boom1'))).toMatchObject({ status: 'PENDING', attempts: 1 });
     // the second run's startCall was lost (the DB service was down): its outcome says which run it was
-    const r = await db.request('finishCall', { callNum, node: 'n2', outcome: { ...done('42'), attempt: 2 }, ran: true, attempt: 2 });
+    const r = await finishCall(db, { callNum, node: 'n2', outcome: { ...done('42'), attempt: 2 }, ran: true, attempt: 2 });
     expect(r.call).toMatchObject({ status: 'DONE', result: '42', attempts: 2, history: [{ attempt: 1 }] });
     expect(r.call).not.toHaveProperty('attempt');
   });
@@ -207,8 +207,8 @@ describe('retries of a failed run', () => {
     const version = await deploy(db, 'f', { retries: 3, retryBackoff: 1000 });
     for (const ran of [undefined, false]) {
       const { callNum } = await db.request('createCall', { funcName: 'f', version, params: {} });
-      await db.request('startCall', { callNum, node: 'n1' });
-      const r = await db.request('finishCall', {
+      await startCall(db, { callNum, node: 'n1' });
+      const r = await finishCall(db, {
         callNum,
         node: 'n1',
         outcome: failed('no node could run it'),
@@ -233,7 +233,7 @@ describe('retries of a failed run', () => {
     // Cancelled between runs: the API ends it; its earlier run stays in its history.
     const b = await db.request('createCall', { funcName: 'f', version, params: {} });
     expect(await run(db, b.callNum, 'n1', failed('boom1'))).toMatchObject({ status: 'PENDING' });
-    const r = await db.request('finishCall', { callNum: b.callNum, outcome: cancelled });
+    const r = await finishCall(db, { callNum: b.callNum, outcome: cancelled });
     expect(r.changed).toBe(true);
     const call = await db.request('getCall', { callNum: b.callNum });
     expect(call).toMatchObject({ status: 'ERROR', cancelled: true, history: [{ attempt: 1, error: 'boom1' }] });
@@ -282,10 +282,10 @@ describe('retries of a failed run', () => {
     expect(await t.local.request('listUnfinished', {})).toEqual([waiting]);
     expect(await t.remote.request('listDeadLetters', {})).toEqual([dead]);
     // The run reported again after the restart is still the same run.
-    expect((await t.local.request('finishCall', { callNum, node: 'n1', outcome: failed('boom1'), ran: true })).changed).toBe(false);
+    expect((await finishCall(t.local, { callNum, node: 'n1', outcome: failed('boom1'), ran: true })).changed).toBe(false);
     // The next run fails: the wait doubles from where it was.
-    await t.remote.request('startCall', { callNum, node: 'n2' });
-    const second = await timed(() => t.remote.request('finishCall', { callNum, node: 'n2', outcome: failed('boom2'), ran: true }));
+    await startCall(t.remote, { callNum, node: 'n2' });
+    const second = await timed(() => finishCall(t.remote, { callNum, node: 'n2', outcome: failed('boom2'), ran: true }));
     expect(Date.parse(second.value.call!.retryAt!)).toBeGreaterThanOrEqual(second.before + 2000);
     expect(second.value.call!.history).toHaveLength(2);
     const last = await run(t.local, callNum, 'n3', failed('boom3'));
@@ -419,14 +419,14 @@ describe('a call given back by a draining node', () => {
     const db = t.remote;
     const version = await deploy(db, 'g', {});
     const { callNum } = await db.request('createCall', { funcName: 'g', version, params: {} });
-    await db.request('startCall', { callNum, node: 'n1' });
-    expect((await db.request('requeueCall', { callNum, unstartedOn: 'n2' })).call).toMatchObject({ status: 'PENDING', attempts: 1 });
-    await db.request('startCall', { callNum, node: 'n1' });
-    const back = await db.request('requeueCall', { callNum, unstartedOn: 'n1' });
-    expect(back).toMatchObject({ changed: true, call: { status: 'PENDING', attempts: 1 } });
+    await startCall(db, { callNum, node: 'n1' });
+    const other = await requeueCall(db, { callNum, unstartedOn: 'n2' });
+    expect(other).toMatchObject({ changed: false, call: { status: 'RUNNING', node: 'n1', attempts: 1 } });
+    const back = await requeueCall(db, { callNum, unstartedOn: 'n1' });
+    expect(back).toMatchObject({ changed: true, call: { status: 'PENDING', attempts: 0 } });
     expect(back.call!.node).toBeUndefined();
     await run(db, callNum, 'n3', done('1'));
-    expect((await db.request('requeueCall', { callNum, unstartedOn: 'n3' })).changed).toBe(false);
-    expect(await db.request('getCall', { callNum })).toMatchObject({ status: 'DONE', attempts: 2 });
+    expect((await requeueCall(db, { callNum, unstartedOn: 'n3' })).changed).toBe(false);
+    expect(await db.request('getCall', { callNum })).toMatchObject({ status: 'DONE', attempts: 1 });
   });
 });

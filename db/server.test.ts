@@ -1,4 +1,5 @@
 // The DB service over a real ZMQ socket and a real LevelDB on disk.
+import { finishCall, startCall } from '../test/helpers/db-service.js';
 import { Dealer } from 'zeromq';
 import { rm } from 'node:fs/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -74,10 +75,10 @@ describe('db service', () => {
     expect([c1.callNum, c2.callNum]).toEqual([1, 2]);
     expect(c1.status).toBe('PENDING');
 
-    await client.request('startCall', { callNum: 1, node: 'n1' });
-    const first = await client.request('finishCall', { callNum: 1, outcome: outcome('one'), node: 'n1' });
+    await startCall(client, { callNum: 1, node: 'n1' });
+    const first = await finishCall(client, { callNum: 1, outcome: outcome('one'), node: 'n1' });
     expect(first.changed).toBe(true);
-    const again = await client.request('finishCall', { callNum: 1, outcome: outcome('two'), node: 'n2' });
+    const again = await finishCall(client, { callNum: 1, outcome: outcome('two'), node: 'n2' });
     expect(again.changed).toBe(false);
 
     client.close();

@@ -6,7 +6,7 @@
 // wrote it). Writes are applied one at a time, in the order they arrived, since read-modify-write (call
 // numbers, versions, first final state wins) needs it. Writes that arrive while one group is being
 // written form the next group, and the call writes of a group go to LevelDB as one batch (group commit):
-// a warm call's createCall/startCall/finishCall cost one batch per group instead of a write each. In-process
+// a warm call's createCall and its callIntents cost one batch per group instead of a write each. In-process
 // callers (local()) follow the same rules.
 import { Router } from 'zeromq';
 import { createHash } from 'node:crypto';
@@ -63,15 +63,7 @@ const READS: ReadonlySet<DbMsgType> = new Set<DbMsgType>([
   'backupClose',
 ]);
 
-const CALL_WRITES = [
-  'createCall',
-  'startCall',
-  'requeueCall',
-  'finishCall',
-  'dismissDeadLetter',
-  'claimDeliveries',
-  'recordDelivery',
-] as const;
+const CALL_WRITES = ['createCall', 'callIntent', 'dismissDeadLetter', 'claimDeliveries', 'recordDelivery'] as const;
 type CallWrite = Extract<DbRequest, { msgType: (typeof CALL_WRITES)[number] }>;
 const isCallWrite = (req: DbRequest): req is CallWrite => (CALL_WRITES as readonly string[]).includes(req.msgType);
 
@@ -200,7 +192,7 @@ export class DbServer {
 
   // A read runs now; a write joins the queue (synchronously, so arrival order is write order).
   private dispatch(req: DbRequest, blobs: Buffer[]): Promise<Answer> {
-    if (READS.has(req.msgType)) return this.apply(req, blobs);
+    if (READS.has(req.msgType) && !isCallWrite(req)) return this.apply(req, blobs);
     return new Promise<Answer>((resolve, reject) => {
       this.writes.push({ req, blobs, resolve, reject });
       if (!this.writing) {
@@ -246,7 +238,7 @@ export class DbServer {
       group = this.store.group();
       planned = [];
       try {
-        job.resolve(await this.apply(job.req, job.blobs));
+        job.resolve(await this.apply(req, job.blobs));
       } catch (e) {
         job.reject(e);
       }
@@ -280,9 +272,8 @@ export class DbServer {
     for (const { job, data } of planned) job.resolve({ data });
   }
 
-  // Reads, and the writes other than call writes (those go through planCall into a group; their cases
-  // here apply one as a group of its own).
-  private async apply(req: DbRequest, blobs: Buffer[]): Promise<Answer> {
+  // Reads, and the writes other than call writes (those go through planCall into a group).
+  private async apply(req: Exclude<DbRequest, CallWrite>, blobs: Buffer[]): Promise<Answer> {
     const s = this.store;
     const t = this.tenancy;
     switch (req.msgType) {
@@ -320,26 +311,8 @@ export class DbServer {
         return { data: await s.deleteFunction(req.content.name) };
       case 'deleteVersion':
         return { data: await s.deleteVersion(req.content.name, req.content.version) };
-      case 'createCall':
-        return { data: await s.createCall(req.content) };
-      case 'startCall':
-        return { data: await s.startCall(req.content.callNum, req.content.node) };
-      case 'requeueCall':
-        return { data: await s.requeueCall(req.content.callNum, req.content.unstartedOn) };
-      case 'finishCall': {
-        const { callNum, outcome, node, ran, attempt } = req.content;
-        return { data: await s.finishCall(callNum, outcome, node, ran, attempt) };
-      }
       case 'listDeadLetters':
         return { data: await s.listDeadLetters(req.content) };
-      case 'dismissDeadLetter':
-      case 'claimDeliveries':
-      case 'recordDelivery': {
-        const g = s.group();
-        const data = await planCall(g, req);
-        await g.commit();
-        return { data };
-      }
       case 'getCall':
         return { data: await s.getCall(req.content.callNum) };
       case 'listCalls':
@@ -404,14 +377,8 @@ async function planCall(group: CallGroup, req: CallWrite): Promise<Answer['data'
   switch (req.msgType) {
     case 'createCall':
       return group.createCall(req.content);
-    case 'startCall':
-      return group.startCall(req.content.callNum, req.content.node);
-    case 'requeueCall':
-      return group.requeueCall(req.content.callNum, req.content.unstartedOn);
-    case 'finishCall': {
-      const { callNum, outcome, node, ran, attempt } = req.content;
-      return group.finishCall(callNum, outcome, node, ran, attempt);
-    }
+    case 'callIntent':
+      return group.callIntent(req.content.callNum, req.content.intent);
     case 'dismissDeadLetter':
       return group.dismissDeadLetter(req.content.callNum);
     case 'claimDeliveries':

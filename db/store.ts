@@ -4,21 +4,15 @@
 import { Level } from 'level';
 import { createHash } from 'node:crypto';
 import type { AbstractBatchOperation, AbstractSublevel } from 'abstract-level';
-import {
-  isFinal,
-  type Call,
-  type CallOutcome,
-  type Delivery,
-  type FunctionMeta,
-  type FunctionSettings,
-  type Runtime,
-} from '../common/model.js';
-import { afterRun, attemptOf } from '../common/retry.js';
+import { isFinal, type Call, type Delivery, type FunctionMeta, type FunctionSettings, type Runtime } from '../common/model.js';
+import { applyIntent } from './call-life.js';
 import { DEFAULT_NAMESPACE, namespaceOf, NS_SEP } from '../common/namespace.js';
 import {
   IDEMPOTENCY_TTL_S,
   idempotencyPrefix,
   shownIdempotencyKey,
+  type CallChange,
+  type CallIntent,
   type CreatedCall,
   type DbContent,
   type Purged,
@@ -27,7 +21,6 @@ import {
 
 type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
 type BatchOp = AbstractBatchOperation<Level<string, unknown>, string, unknown>;
-type CallChange = { call: Call | null; changed: boolean };
 type NewCall = Omit<DbContent<'createCall'>, 'params'> & { params?: unknown };
 
 // What an idempotency key made: the call, for which request (`hash`, see api/idempotency.ts), when (ms).
@@ -45,7 +38,6 @@ interface FunctionHead {
 
 export class NotFoundError extends Error {}
 
-const bodyBytes = (b64: string | undefined): number => (b64 ? Buffer.byteLength(b64, 'base64') : 0);
 export class ConflictError extends Error {}
 
 const pad = (n: number): string => n.toString().padStart(12, '0');
@@ -243,21 +235,10 @@ export class Store {
     if (live) return { ...live };
     return (await this.calls.get(pad(callNum))) ?? null;
   }
-  async startCall(callNum: number, node: string): Promise<CallChange> {
+  // Every change of a call after its creation: an intent its table (call-life.ts) accepts or refuses.
+  async callIntent(callNum: number, intent: CallIntent): Promise<CallChange> {
     const g = this.group();
-    const r = await g.startCall(callNum, node);
-    await g.commit();
-    return r;
-  }
-  async requeueCall(callNum: number, unstartedOn?: string): Promise<CallChange> {
-    const g = this.group();
-    const r = await g.requeueCall(callNum, unstartedOn);
-    await g.commit();
-    return r;
-  }
-  async finishCall(callNum: number, outcome: CallOutcome, node?: string, ran = false, attempt?: number): Promise<CallChange> {
-    const g = this.group();
-    const r = await g.finishCall(callNum, outcome, node, ran, attempt);
+    const r = await g.callIntent(callNum, intent);
     await g.commit();
     return r;
   }
@@ -506,72 +487,16 @@ export class CallGroup {
     return { ...call };
   }
 
-  // PENDING -> RUNNING on a node. A call already final is left alone.
-  async startCall(callNum: number, node: string): Promise<CallChange> {
+  // An intent for the call, as its table (call-life.ts) says: the next record, or why there is none.
+  async callIntent(callNum: number, intent: CallIntent): Promise<CallChange> {
     const call = await this.read(callNum);
-    if (!call || isFinal(call.status)) return { call, changed: false };
-    const next: Call = { ...call, status: 'RUNNING', node, attempts: call.attempts + 1, startedAt: new Date().toISOString() };
-    delete next.retryAt; // a retry's run has begun
-    this.stage(next);
-    return { call: { ...next }, changed: true };
-  }
-
-  // RUNNING -> PENDING when its node died before reporting, or gave it back unstarted (`unstartedOn`: that
-  // node; then the run it was counted for never happened).
-  async requeueCall(callNum: number, unstartedOn?: string): Promise<CallChange> {
-    const call = await this.read(callNum);
-    if (!call || isFinal(call.status)) return { call, changed: false };
-    const unstarted = unstartedOn !== undefined && call.status === 'RUNNING' && call.node === unstartedOn;
-    const next: Call = { ...call, status: 'PENDING', ...(unstarted ? { attempts: Math.max(0, call.attempts - 1) } : {}) };
-    delete next.node;
-    this.stage(next);
-    return { call: { ...next }, changed: true };
-  }
-
-  // The first final outcome wins: a result reported twice is recorded once. The outcome of a run (`ran`)
-  // of a function with `retries` may instead put the call back to PENDING until `retryAt`, keeping the
-  // run in its history (common/retry.ts); the same run reported again meanwhile changes nothing.
-  async finishCall(callNum: number, outcome: CallOutcome, node?: string, ran = false, attempt?: number): Promise<CallChange> {
-    const call = await this.read(callNum);
-    if (!call || isFinal(call.status)) return { call, changed: false };
-    // The run that ended counts even when the word that it began was lost (then a call waiting for its
-    // retry hears of a run newer than the one it waits after).
-    const { attempt: ranAs, ...said } = outcome;
-    const newer = ranAs !== undefined && ranAs > call.attempts;
-    if (ran && ((call.retryAt && !newer) || (attempt !== undefined && attempt < call.attempts))) return { call, changed: false };
-    return this.finish({ ...call, attempts: Math.max(call.attempts, ranAs ?? 0) }, said, new Date(), node, ran);
-  }
-
-  private async finish(call: Call, outcome: CallOutcome, now: Date, node: string | undefined, ran: boolean): Promise<CallChange> {
-    const settings = ran ? await this.table.settings(call.funcName, call.version) : null;
-    const after = settings ? afterRun(settings, call.history?.length ?? 0, outcome) : ({ kind: 'final', deadLetter: false } as const);
-    if (after.kind === 'retry') {
-      const next: Call = {
-        ...call,
-        status: 'PENDING',
-        result: '',
-        history: [...(call.history ?? []), attemptOf({ ...call, node: node ?? call.node }, outcome, now)],
-        retryAt: new Date(now.getTime() + after.delayMs).toISOString(),
-      };
-      for (const k of ['node', 'error', 'logs', 'startedAt', 'durationMs', 'response'] as const) delete next[k];
-      this.stage(next);
-      return { call: { ...next }, changed: true };
-    }
-    // A web answer's body went to its caller; the record keeps its status, headers and size.
-    const { response, ...rest } = outcome;
-    const kept = response && { status: response.status, headers: response.headers, bytes: response.bytes ?? bodyBytes(response.body) };
-    const next: Call = {
-      ...call,
-      ...rest,
-      ...(kept ? { response: kept } : {}),
-      ...(after.deadLetter ? { deadLetter: 'listed' as const } : {}),
-      ...(call.callback ? { callback: { ...call.callback, state: 'pending' as const, nextAt: now.toISOString() } } : {}),
-      node: node ?? call.node,
-      finishedAt: now.toISOString(),
-    };
-    delete next.retryAt; // ended while waiting for a retry (cancelled): it will not run again
-    this.stage(next);
-    return { call: { ...next }, changed: true };
+    if (!call) return { call: null, changed: false, why: `call ${callNum} not found` };
+    const needsSettings = intent.kind === 'nodeLost' || (intent.kind === 'outcome' && intent.ran);
+    const settings = needsSettings ? await this.table.settings(call.funcName, call.version) : null;
+    const v = applyIntent(call, intent, { now: new Date(), settings });
+    if (!v.changed) return { call, changed: false, why: v.why };
+    this.stage(v.next);
+    return { call: { ...v.next }, changed: true };
   }
 
   // A listed dead letter leaves the list without being replayed.

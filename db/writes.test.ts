@@ -2,7 +2,7 @@
 // on a real LevelDB in a temp dir.
 import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DbUnderTest } from '../test/helpers/db-service.js';
+import { DbUnderTest, finishCall, startCall } from '../test/helpers/db-service.js';
 import type { CallOutcome } from '../common/model.js';
 
 let t: DbUnderTest;
@@ -49,7 +49,7 @@ describe('db reads and grouped writes', () => {
       range(500).map(async (i) => {
         const [db, other] = i % 2 ? [t.remote, t.local] : [t.local, t.remote];
         const call = await db.request('createCall', { funcName: 'f', version: 1, params: { i } });
-        const started = await db.request('startCall', { callNum: call.callNum, node: `n${i}` });
+        const started = await startCall(db, { callNum: call.callNum, node: `n${i}` });
         expect(started.changed).toBe(true);
         // Answered, so seen by the other path's reads at once.
         expect((await other.request('getCall', { callNum: call.callNum }))?.status).toBe('RUNNING');
@@ -57,8 +57,8 @@ describe('db reads and grouped writes', () => {
         // paths either may, but exactly one wins and the loser reports the winner's result.
         const [a, b] = i % 3 ? [db, db] : [db, other];
         const [r1, r2] = await Promise.all([
-          a.request('finishCall', { callNum: call.callNum, outcome: outcome(`first${i}`), node: `n${i}` }),
-          b.request('finishCall', { callNum: call.callNum, outcome: outcome(`second${i}`), node: `n${i}` }),
+          finishCall(a, { callNum: call.callNum, outcome: outcome(`first${i}`), node: `n${i}` }),
+          finishCall(b, { callNum: call.callNum, outcome: outcome(`second${i}`), node: `n${i}` }),
         ]);
         expect(r1.changed !== r2.changed).toBe(true);
         const winner = r1.changed ? `first${i}` : `second${i}`;
@@ -91,9 +91,9 @@ describe('db reads and grouped writes', () => {
     await Promise.all(
       range(600).map((n) =>
         n % 2 === 0
-          ? t.remote.request('finishCall', { callNum: n, outcome: outcome(`r${n}`) })
+          ? finishCall(t.remote, { callNum: n, outcome: outcome(`r${n}`) })
           : n % 3 === 0
-            ? t.local.request('startCall', { callNum: n, node: 'n1' })
+            ? startCall(t.local, { callNum: n, node: 'n1' })
             : Promise.resolve(),
       ),
     );
@@ -128,7 +128,7 @@ describe('db reads and grouped writes', () => {
                 settings: {},
               })
             : i === 250
-              ? t.local.request('finishCall', { callNum: 10_000, outcome: outcome('x') })
+              ? finishCall(t.local, { callNum: 10_000, outcome: outcome('x') })
               : t.local.request('createCall', newCall),
       ),
     );

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CurveClient } from '../common/curve.js';
 import { errText, type Logger } from '../common/log.js';
-import type { Call, CallOutcome, FunctionMeta, Policy, Runtime } from '../common/model.js';
+import type { CallOutcome, FunctionMeta, Policy, Runtime } from '../common/model.js';
 import { DbClient, type LocalDb } from '../db/client.js';
 import { removeLabelled } from '../common/docker.js';
 import type { FnDef, FnRef, ToInstance } from '../protocol/broker.js';
@@ -55,6 +55,8 @@ export class Instance {
   private readonly life = randomBytes(6).toString('hex');
   private readonly accepted = new Set<number>(); // calls this node holds and the DB service has not recorded
   private readonly started = new Set<number>(); // calls of which a run began here
+  private readonly unacked = new Map<number, Unacked>(); // outcomes the API has not recorded yet
+  private resender?: NodeJS.Timeout;
   private draining = false;
   // Function versions as the API sent them, validated once (a version never changes; a runtime may, and
   // then the API sends the definition again).
@@ -148,8 +150,11 @@ export class Instance {
         };
       },
       onMessage: (m) => this.onMessage(m),
+      onRegistered: () => this.resend(true),
     });
     this.link.start();
+    this.resender = setInterval(() => this.resend(), RESEND_MS);
+    this.resender.unref();
     this.o.log.info(
       { node: this.nodeId, broker: this.o.broker, miniworkers: this.o.miniworkers, policy: this.o.policy },
       'instance started',
@@ -158,6 +163,7 @@ export class Instance {
 
   async stop(): Promise<void> {
     await this.drain(this.o.drainMs ?? 10_000);
+    clearInterval(this.resender);
     await this.link?.close();
     await this.pool?.stop();
     await this.sweep();
@@ -248,6 +254,9 @@ export class Instance {
       }
       case 'cancel':
         this.cancel(m.callNum);
+        break;
+      case 'recorded':
+        this.recorded(m.callNum);
         break;
       case 'preload':
         this.learn({ fn: m.fn, runtime: m.runtime });
@@ -379,18 +388,15 @@ export class Instance {
     }
   }
 
-  // A run begins: the call is RUNNING from now on, and this run counts as one of its attempts (a call that
-  // waited on this node and never ran does not). Recorded on the way, not waited for: the DB applies
-  // writes in order, so it lands before the result; the result also says which attempt it was. A call
-  // already final (a duplicate after a redispatch) runs again at worst, and its second result is not
-  // recorded (the first final state wins). Once per call: a redundant call's second run, or a run again
-  // after its miniworker died, is the same attempt.
+  // A run begins: the API records it (RUNNING, one more attempt) through the call's table; a call that
+  // waited on this node and never ran is not counted. Once per call: a redundant call's second run, or a
+  // run again after its miniworker died, is the same attempt.
   private onRunStart(work: Work): void {
     if (this.started.has(work.callNum)) return;
     this.started.add(work.callNum);
-    this.db
-      .request('startCall', { callNum: work.callNum, node: this.nodeId })
-      .catch((e) => this.o.log.warn({ callNum: work.callNum, err: errText(e) }, 'could not mark call RUNNING'));
+    this.link
+      .send({ type: 'started', callNum: work.callNum, attempt: work.attempt ?? 1 })
+      .catch((e) => this.o.log.warn({ callNum: work.callNum, err: errText(e) }, 'start not sent to the API'));
   }
 
   // Redundant calls: the first DONE is the answer and the other run is cancelled; a failure waits for the
@@ -423,44 +429,48 @@ export class Instance {
     return blobs[0];
   }
 
-  // The API hears first (its waiters wake now); the record follows, retried until the DB service has it.
-  // Until then the call stays in this node's `running`, so that an API that loses this node records it.
-  // A failed run of a function with `retries` is recorded first: the DB says whether it runs again, and
-  // the API hears that with the result. `ran`: the outcome is of a run (not a cancel or a failed start).
-  private async report(callNum: number, outcome: CallOutcome, run?: Pick<Work, 'fn' | 'attempt'>): Promise<void> {
-    const fn = run?.fn;
-    const ran = fn !== undefined && !outcome.cancelled;
-    if (ran) outcome = { ...outcome, attempt: run?.attempt ?? 1 };
-    const recordFirst = ran && outcome.status !== 'DONE' && fn.settings.retries > 0;
-    const send = (retryAt?: string): Promise<void> =>
-      this.link
-        .send({ type: 'result', callNum, outcome, ...(retryAt ? { retryAt } : {}) })
-        .catch((e) => this.o.log.warn({ callNum, err: errText(e) }, 'result not sent to API'));
-    if (!recordFirst) await send();
-    // The record keeps a web answer's status, headers and size; its body went to the API.
-    const record = outcome.response ? { ...outcome, response: { ...outcome.response, body: undefined } } : outcome;
-    let recorded: Call | null = null;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        ({ call: recorded } = await this.db.request('finishCall', {
-          callNum,
-          node: this.nodeId,
-          outcome: record,
-          ran,
-          attempt: run?.attempt,
-        }));
-        break;
-      } catch (e) {
-        if (attempt === 0) this.o.log.warn({ callNum, err: errText(e) }, 'could not record result yet; retrying');
-        if (this.link.closed) return; // stopping: the API records what this node held
-        await new Promise((r) => setTimeout(r, Math.min(200 * 2 ** attempt, 2000)));
-      }
-    }
-    if (recordFirst) await send(recorded?.status === 'PENDING' ? recorded.retryAt : undefined);
+  // The call ended here: the API records it through the call's table and says so (`recorded`). Until then
+  // the node keeps the outcome and the call in its `running`, and sends it again every few seconds and
+  // after each register, so that an API that restarted, or a message lost on the way, loses nothing; the
+  // table takes it once. `ran`: the outcome is of a run (not a cancel or a failed start).
+  private report(callNum: number, outcome: CallOutcome, run?: Pick<Work, 'fn' | 'attempt'>): void {
+    const ran = run?.fn !== undefined && !outcome.cancelled;
+    const o: Unacked = { outcome, ran, ...(ran ? { attempt: run?.attempt ?? 1 } : {}), sentAt: 0 };
+    this.unacked.set(callNum, o);
+    this.sendOutcome(callNum, o);
+  }
+
+  private sendOutcome(callNum: number, o: Unacked): void {
+    o.sentAt = Date.now();
+    this.link
+      .send({ type: 'outcome', callNum, outcome: o.outcome, ran: o.ran, ...(o.attempt ? { attempt: o.attempt } : {}) })
+      .catch((e) => this.o.log.warn({ callNum, err: errText(e) }, 'outcome not sent to the API yet'));
+  }
+
+  // Outcomes the API has not said it recorded: again, those sent longer than RESEND_MS ago (all, after a
+  // register: the API may be a new one).
+  private resend(all = false): void {
+    const now = Date.now();
+    for (const [callNum, o] of this.unacked) if (all || now - o.sentAt >= RESEND_MS) this.sendOutcome(callNum, o);
+  }
+
+  // The API recorded the call's outcome: it is no longer this node's.
+  private recorded(callNum: number): void {
+    if (!this.unacked.delete(callNum)) return;
     this.accepted.delete(callNum);
     this.started.delete(callNum);
   }
 }
+
+// An outcome sent to the API and not yet recorded.
+interface Unacked {
+  outcome: CallOutcome;
+  ran: boolean;
+  attempt?: number;
+  sentAt: number;
+}
+
+const RESEND_MS = 3000;
 
 const defKey = (ref: FnRef): string => `${ref.name}@${ref.version}`;
 

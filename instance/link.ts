@@ -22,6 +22,7 @@ export interface LinkOptions {
   log: Logger;
   load(): NodeLoad;
   onMessage(msg: ToInstance): void;
+  onRegistered?(): void; // the API welcomed this node (again): what it may not have heard is said again
 }
 
 export class ApiLink {
@@ -110,6 +111,7 @@ export class ApiLink {
         if (msg.type === 'welcome') {
           if (!this.connected) this.o.log.info({ broker: this.o.broker, node: this.o.node.id }, 'registered with the API');
           this.connected = true;
+          this.o.onRegistered?.();
         } else if (msg.type === 'reregister') {
           this.register();
         } else if (msg.type !== 'heartbeat') {

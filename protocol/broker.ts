@@ -3,23 +3,24 @@
 // Frames: [JSON]. Heartbeats go both ways every HEARTBEAT_MS; a peer silent for HEARTBEAT_LIVENESS
 // intervals is dead (Paranoid Pirate, ZeroMQ Guide ch. 4).
 //
-// A call's life on this link:
+// A call's life on this link. The node never writes a call: it tells the API, which records through the
+// DB service's call table (db/call-life.ts), the one owner of a call's state.
 //   API -> invoke {call, fn: name@version, def?}   `def` (the function version and its runtime) is sent the
 //                                                  first time a node gets that definition, then never again:
 //                                                  the node validates it once and keeps it (a node without it
 //                                                  reads it from the DB service itself).
-//   node -> result {callNum, outcome}              as soon as the call ends, before the node has recorded it:
-//                                                  waiters wake at once. The node keeps the call in `running`
-//                                                  (heartbeats) until the DB service has its final state; if
-//                                                  the node's life ends first (`life` changes, or it is lost),
-//                                                  the API records the outcome it was sent.
-//   node -> result {callNum, outcome, retryAt}     a failed run of a function with `retries`: recorded first,
-//                                                  and the DB put the call back to PENDING until `retryAt`
-//                                                  (common/retry.ts); the API dispatches it again then.
-// Every message a node sends after its register carries the `life` it registered with. The API takes a
-// result (or a giveBack) only from the node that holds the call in its current life; any other sender is
-// asked to register again, and its word about a call counts only where the DB service's record says that
-// node runs it (api/broker.ts).
+//   node -> started {callNum, attempt}             a run of it began (once per attempt).
+//   node -> outcome {callNum, attempt, outcome, ran}
+//                                                  it ended (`ran`: a run of the function ended so; else the
+//                                                  node could not run it, or it was cancelled). The node keeps
+//                                                  it, and keeps listing the call in `running`, until:
+//   API -> recorded {callNum}                      the call's table has taken (or refused) it: the node
+//                                                  forgets it. Until then it sends it again every few seconds
+//                                                  and after each register; the table takes it once.
+// Every message a node sends after its register carries the `life` it registered with. The API takes word
+// of a call only from a node registered in that life (any other is asked to register again); the call's
+// table then takes it only from the node and life that run it (or, for a run whose start was not heard,
+// from the node that holds it).
 // Archives do not travel here: a node reads them from the DB service directly.
 import { z } from 'zod';
 import { HttpRequestSchema } from './loader.js';
@@ -43,7 +44,7 @@ export const NodeInfoSchema = z.object({
 export type NodeInfo = z.infer<typeof NodeInfoSchema>;
 
 export const NodeLoadSchema = z.object({
-  running: z.array(callNum).default([]), // calls accepted and not yet recorded in the DB service
+  running: z.array(callNum).default([]), // calls it took and whose outcome is not recorded yet
   warm: z.record(z.string(), z.number().int().min(0)).default({}), // function key -> warm containers
   miniworkers: z.number().int().min(0).default(0),
   capacity: z.number().int().min(1).optional(), // calls it takes at once (running + queued on the node)
@@ -74,12 +75,14 @@ export type NodeSettings = z.infer<typeof NodeSettingsSchema>;
 
 // The sender's life (NodeInfo.life); optional for nodes of an earlier version, which do not send it.
 const life = z.string().max(64).optional();
+const attempt = z.number().int().min(1).max(1000);
 
 // instance -> API
 export const ToApiSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('register'), node: NodeInfoSchema, load: NodeLoadSchema }),
   z.object({ type: z.literal('heartbeat'), load: NodeLoadSchema, life }),
-  z.object({ type: z.literal('result'), callNum, outcome: CallOutcomeSchema, retryAt: z.string().max(64).optional(), life }),
+  z.object({ type: z.literal('started'), callNum, attempt, life }),
+  z.object({ type: z.literal('outcome'), callNum, attempt: attempt.optional(), outcome: CallOutcomeSchema, ran: z.boolean(), life }),
   // Calls it accepted and will not run (it is draining): they never started, and go to another node.
   z.object({ type: z.literal('giveBack'), calls: z.array(callNum).max(100_000), life }),
   z.object({ type: z.literal('bye'), life }),
@@ -108,6 +111,8 @@ export const ToInstanceSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('heartbeat') }),
   z.object({ type: z.literal('reregister') }),
   z.object({ type: z.literal('invoke'), call: InvokeCallSchema, fn: FnRefSchema, def: FnDefSchema.optional() }),
+  // The call's table has the node's outcome of it (taken, or refused as said before): the node forgets it.
+  z.object({ type: z.literal('recorded'), callNum }),
   z.object({ type: z.literal('configure'), ...NodeSettingsSchema.shape }),
   // The call was cancelled (it is already final in the DB service): stop it, kill its container.
   z.object({ type: z.literal('cancel'), callNum }),

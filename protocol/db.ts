@@ -65,6 +65,43 @@ export function shownIdempotencyKey(stored: string): string {
 // The prefix of every stored key of a namespace (what deleting it removes).
 export const idempotencyPrefix = (namespace: string): string => `${namespace}${NS_SEP}`;
 
+const node = z.string().min(1).max(256);
+const life = z.string().max(64).optional();
+const attempt = z.number().int().min(1).max(1000).optional();
+
+// What may happen to a call after its creation (db/call-life.ts says what each does to it).
+export const CallIntentSchema = z.discriminatedUnion('kind', [
+  // A run of it began on that node (attempt: which run; unset, the next).
+  z.object({ kind: z.literal('started'), node, life, attempt }),
+  // It ended: `ran`, a run of the function ended so (its retry rule applies); else the platform ended it.
+  // `holder`: the API gave the node the call (default); false, the table takes it only where the record
+  // says that very node and life run it.
+  z.object({
+    kind: z.literal('outcome'),
+    outcome: CallOutcomeSchema,
+    ran: z.boolean(),
+    node: node.optional(),
+    life,
+    attempt,
+    holder: z.boolean().optional(),
+  }),
+  // The node (in that life) it ran on is gone, its run with it.
+  z.object({ kind: z.literal('nodeLost'), node, life, why: z.string().max(1000) }),
+  // A draining node gave it back before running it.
+  z.object({ kind: z.literal('givenBack'), node }),
+  z.object({ kind: z.literal('cancel') }),
+  // The platform cannot run it (its function or runtime is gone, its tree could not be made).
+  z.object({ kind: z.literal('fail'), error: z.string().max(100_000) }),
+]);
+export type CallIntent = z.infer<typeof CallIntentSchema>;
+
+// What an intent did: the call as it stands after it, whether it changed, and why not when it did not.
+export interface CallChange {
+  call: Call | null;
+  changed: boolean;
+  why?: string;
+}
+
 // A backup session of the DB service (db/backup.ts): its id, as backupOpen hands it out.
 export const BackupIdSchema = z.string().regex(/^[a-f0-9]{32}$/);
 
@@ -121,26 +158,9 @@ export const DbRequestSchema = z.discriminatedUnion('msgType', [
       by: z.string().max(64).optional(), // the key that made it
     }),
   }),
-  z.object({ msgType: z.literal('startCall'), content: z.object({ callNum: z.number().int().min(1), node: z.string().max(256) }) }),
-  z.object({
-    msgType: z.literal('requeueCall'),
-    // unstartedOn: that node gave it back without running it (draining): its start is not counted.
-    content: z.object({ callNum: z.number().int().min(1), unstartedOn: z.string().max(256).optional() }),
-  }),
-  z.object({
-    msgType: z.literal('finishCall'),
-    content: z.object({
-      callNum: z.number().int().min(1),
-      node: z.string().max(256).optional(),
-      outcome: CallOutcomeSchema,
-      // The outcome of a run of the function (a node's report), to which its retry rule applies
-      // (common/retry.ts); unset: the platform ended the call (cancelled, could not run it).
-      ran: z.boolean().optional(),
-      // Which run reported it (the call's `attempts` when it started): a late report of an earlier run
-      // changes nothing.
-      attempt: z.number().int().min(1).optional(),
-    }),
-  }),
+  // Every change of a call after its creation: an intent the call's table (db/call-life.ts) accepts or
+  // refuses, idempotently per call, attempt and node life.
+  z.object({ msgType: z.literal('callIntent'), content: z.object({ callNum: z.number().int().min(1), intent: CallIntentSchema }) }),
   z.object({ msgType: z.literal('getCall'), content: z.object({ callNum: z.number().int().min(1) }) }),
   z.object({
     msgType: z.literal('listCalls'),
@@ -262,9 +282,7 @@ export interface DbResults {
   deleteFunction: { deleted: boolean };
   deleteVersion: { deleted: boolean; current?: true };
   createCall: CreatedCall;
-  startCall: { call: Call | null; changed: boolean };
-  requeueCall: { call: Call | null; changed: boolean };
-  finishCall: { call: Call | null; changed: boolean };
+  callIntent: CallChange;
   getCall: Call | null;
   listCalls: Call[];
   listUnfinished: Call[];

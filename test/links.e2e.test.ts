@@ -166,9 +166,12 @@ describe("zfaas up's own links", () => {
       node: { id: 'impostor', capacity: 1, policy: 'none', life: 'fake', labels: {}, images: [], version: '' },
       load: { running: [running.callNum], draining: true, warm: {}, miniworkers: 0, containers: {}, stems: {} },
     });
-    await send(impostor, { type: 'result', callNum: running.callNum, outcome: forged, life: 'fake' });
-    // Never registered.
-    await send(dealer('stranger'), { type: 'result', callNum: running.callNum, outcome: forged });
+    await send(impostor, { type: 'outcome', callNum: running.callNum, outcome: forged, ran: true, life: 'fake' });
+    // Never registered: told to register first, and not heard.
+    const stranger = dealer('stranger');
+    await send(stranger, { type: 'outcome', callNum: running.callNum, outcome: forged, ran: true });
+    const [told] = await stranger.receive();
+    expect(JSON.parse(told!.toString())).toEqual({ type: 'reregister' });
     const answered = await waiting;
     expect(answered.status).toBe(200);
     expect(answered.body).toMatchObject({ callNum: running.callNum, status: 'DONE' });
@@ -178,12 +181,8 @@ describe("zfaas up's own links", () => {
     expect(JSON.parse(record.body.result)).toEqual({ real: true });
     expect(JSON.stringify(record.body)).not.toContain('forged');
     await waitFor(
-      'the broker to drop both',
-      async () =>
-        /result for a call the node does not hold: dropped/.test(up.output()) &&
-        /result from a node not registered.*dropped/.test(up.output())
-          ? true
-          : undefined,
+      "the impostor's outcome refused",
+      async () => (/outcome from a node that does not run the call: refused/.test(up.output()) ? true : undefined),
       5_000,
       up,
     );

@@ -4,7 +4,7 @@ import type { Router } from 'express';
 import { z } from 'zod';
 import { CallStatusSchema, isFinal, nameSchema } from '../../common/model.js';
 import type { DbClient } from '../../db/client.js';
-import { withOutcome, type Calls } from '../calls.js';
+import type { Calls } from '../calls.js';
 import { HttpError, parse, positiveInt, wrap } from '../http.js';
 import { route, router } from '../routes.js';
 import { waitBudgetMs } from './invoke.js';
@@ -65,7 +65,7 @@ export function callsRouter(db: DbClient, calls: Calls): Router {
       const { wait } = parse(CallQuerySchema, req.query, 'query');
       const stored = await db.request('getCall', { callNum });
       if (!stored || !scopeOf(res).sees(stored)) throw new HttpError(404, `call ${callNum} not found`);
-      let call = calls.known(stored);
+      let call = stored;
       if (wait === undefined) {
         res.json(call);
         return;
@@ -78,10 +78,7 @@ export function callsRouter(db: DbClient, calls: Calls): Router {
       if (!isFinal(call.status) && ms > 0) {
         const ended = calls.waiters.wait(callNum, ms); // listening before looking again: no end is missed
         call = (await db.request('getCall', { callNum })) ?? call;
-        if (!isFinal(call.status)) {
-          const outcome = await ended;
-          if (outcome) call = withOutcome((await db.request('getCall', { callNum })) ?? call, outcome);
-        }
+        if (!isFinal(call.status)) call = (await ended)?.call ?? call;
       }
       res.setHeader('X-Zfaas-Wait-Left', String(Math.max(0, Math.ceil((budgetEnd - Date.now()) / 1000))));
       res.status(isFinal(call.status) ? 200 : 202).json(call);

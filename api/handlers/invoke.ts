@@ -8,7 +8,7 @@ import type { Request, Router } from 'express';
 import { z } from 'zod';
 import { nameSchema, type FunctionMeta } from '../../common/model.js';
 import type { DbClient } from '../../db/client.js';
-import { withOutcome, type Calls } from '../calls.js';
+import type { Calls } from '../calls.js';
 import { checkParams, HttpError, parse, wrap } from '../http.js';
 import { route, router } from '../routes.js';
 import { callerOf, idempotencyKey, idempotencyOf, keyField, REPLAYED_HEADER, replayOutcome } from '../idempotency.js';
@@ -106,9 +106,9 @@ export function invokeRouter(db: DbClient, calls: Calls, idempotencyTtlS: number
       const budget = waitBudgetMs(fn);
       const ms = typeof wait === 'number' ? Math.min(wait * 1000, budget) : budget;
       // A replayed call may have ended already, or be running since the first request.
-      const outcome = await (replayed ? replayOutcome(calls.waiters, call, ms) : calls.waiters.wait(call.callNum, ms));
-      const final = withOutcome((await db.request('getCall', { callNum: call.callNum })) ?? call, outcome);
-      res.status(outcome ? 200 : 202).json(final);
+      const ended = await (replayed ? replayOutcome(calls.waiters, call, ms) : calls.waiters.wait(call.callNum, ms));
+      // The record as the call's table keeps it: the caller is answered what GET /call/N answers.
+      res.status(ended ? 200 : 202).json(ended?.call ?? (await db.request('getCall', { callNum: call.callNum })) ?? call);
     }),
   );
 

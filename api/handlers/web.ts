@@ -107,7 +107,8 @@ export function webRouter(d: WebDeps): Router {
       res.setHeader('X-Zfaas-Call', String(call.callNum));
       if (replayed) res.setHeader(REPLAYED_HEADER, 'true');
       const budget = waitBudgetMs(fn);
-      const outcome = await (replayed ? replayOutcome(d.calls.waiters, call, budget) : d.calls.waiters.wait(call.callNum, budget));
+      const ended = await (replayed ? replayOutcome(d.calls.waiters, call, budget) : d.calls.waiters.wait(call.callNum, budget));
+      const outcome = ended?.outcome ?? null;
       // A replay from the record: a body larger than its first KiB of text was not kept, only its size.
       const w = outcome?.response;
       if (w && w.body === undefined && (w.bytes ?? 0) > 0) res.setHeader('X-Zfaas-Body-Not-Kept', String(w.bytes));

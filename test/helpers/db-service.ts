@@ -3,6 +3,7 @@
 import { rm } from 'node:fs/promises';
 import { pino } from 'pino';
 import { DbClient } from '../../db/client.js';
+import type { CallOutcome } from '../../common/model.js';
 import { DbServer } from '../../db/server.js';
 import { freePort, tempDir } from './platform.js';
 
@@ -40,3 +41,23 @@ export class DbUnderTest {
     await rm(this.dir, { recursive: true, force: true });
   }
 }
+
+// The call writes the DB service's tests make, as the intents of a call's table (db/call-life.ts): a run
+// began on a node; a call ended (`ran`: a run's outcome, to which its retry rule applies); a draining node
+// gave it back unstarted.
+type Requester = Pick<DbClient, 'request'>;
+export const startCall = (db: Requester, c: { callNum: number; node: string; attempt?: number }) =>
+  db.request('callIntent', { callNum: c.callNum, intent: { kind: 'started', node: c.node, ...(c.attempt ? { attempt: c.attempt } : {}) } });
+export const finishCall = (db: Requester, c: { callNum: number; outcome: CallOutcome; node?: string; ran?: boolean; attempt?: number }) =>
+  db.request('callIntent', {
+    callNum: c.callNum,
+    intent: {
+      kind: 'outcome',
+      outcome: c.outcome,
+      ran: c.ran ?? false,
+      ...(c.node ? { node: c.node } : {}),
+      ...(c.attempt ? { attempt: c.attempt } : {}),
+    },
+  });
+export const requeueCall = (db: Requester, c: { callNum: number; unstartedOn: string }) =>
+  db.request('callIntent', { callNum: c.callNum, intent: { kind: 'givenBack', node: c.unstartedOn } });
