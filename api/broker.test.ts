@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { z } from 'zod';
 import { FunctionSettingsSchema, type CallOutcome, type FunctionMeta, type Runtime } from '../common/model.js';
 import { encode } from '../protocol/codec.js';
-import { HEARTBEAT_LIVENESS, HEARTBEAT_MS, type ToApiSchema, type ToInstance } from '../protocol/broker.js';
+import { BROKER_PROTOCOL, HEARTBEAT_LIVENESS, HEARTBEAT_MS, type ToApiSchema, type ToInstance } from '../protocol/broker.js';
 import { Broker, type BrokerEvents, type Definition, type NodeTransport, type QueuedCall } from './broker.js';
 import { choose, Scheduler } from './scheduler.js';
 
@@ -53,7 +53,7 @@ const call = (def: Definition): QueuedCall => ({ callNum: ++num, funcName: def.f
 
 const register = (id: string, life: string, running: number[] = [], capacity = 4, warm: Record<string, number> = {}): FromNode => ({
   type: 'register',
-  node: { id, capacity, policy: 'none', life },
+  node: { id, capacity, policy: 'none', life, protocol: BROKER_PROTOCOL },
   load: { running, warm },
 });
 const heartbeat = (running: number[]): FromNode => ({ type: 'heartbeat', load: { running } });
@@ -109,6 +109,18 @@ describe('Broker', () => {
     // A node we do not know is asked to register again.
     net.from('n3', heartbeat([]));
     expect(net.of('reregister', 'n3')).toHaveLength(1);
+    broker.stop();
+  });
+
+  it('refuses a node of another protocol version, saying why, and gives it nothing', async () => {
+    const { broker, net } = await setup();
+    net.from('old', { type: 'register', node: { id: 'old', capacity: 4, policy: 'none', life: 'O1' }, load: { running: [7] } });
+    expect(broker.get('old')).toBeUndefined();
+    expect(net.of('welcome', 'old')).toEqual([]);
+    expect(net.of('refused', 'old')[0]?.why).toBe(
+      `this API speaks broker protocol ${BROKER_PROTOCOL} and the node 1: run the same zfaas version on both`,
+    );
+    expect(broker.holds(7)).toBe(false);
     broker.stop();
   });
 

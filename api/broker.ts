@@ -17,6 +17,7 @@ import type { CallOutcome, FunctionMeta, Runtime } from '../common/model.js';
 import { decode, encode } from '../protocol/codec.js';
 import type { HttpRequest } from '../protocol/loader.js';
 import {
+  BROKER_PROTOCOL,
   HEARTBEAT_LIVENESS,
   HEARTBEAT_MS,
   ToApiSchema,
@@ -329,6 +330,12 @@ export class Broker implements NodeRegistry, NodeControl {
   private register(nodeId: string, info: NodeInfo, load: NodeLoad): void {
     if (info.id !== nodeId) {
       this.o.log.warn({ node: nodeId, claimed: info.id }, 'node registered under another id; ignored');
+      return;
+    }
+    if (info.protocol !== BROKER_PROTOCOL) {
+      const why = `this API speaks broker protocol ${BROKER_PROTOCOL} and the node ${info.protocol}: run the same zfaas version on both`;
+      this.o.log.warn({ node: nodeId, protocol: info.protocol, version: info.version }, 'node of another protocol version refused');
+      this.send(nodeId, { type: 'refused', why });
       return;
     }
     const now = Date.now();

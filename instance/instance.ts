@@ -13,7 +13,8 @@ import { errText, type Logger } from '../common/log.js';
 import type { CallOutcome, FunctionMeta, Policy, Runtime } from '../common/model.js';
 import { DbClient, type LocalDb } from '../db/client.js';
 import { removeLabelled } from '../common/docker.js';
-import type { FnDef, FnRef, ToInstance } from '../protocol/broker.js';
+import { BROKER_PROTOCOL, type FnDef, type FnRef, type ToInstance } from '../protocol/broker.js';
+import { Definitions } from './definitions.js';
 import { Images } from './images.js';
 import { ApiLink } from './link.js';
 import { Pool, type Work } from './pool.js';
@@ -60,7 +61,7 @@ export class Instance {
   private draining = false;
   // Function versions as the API sent them, validated once (a version never changes; a runtime may, and
   // then the API sends the definition again).
-  private readonly defs = new Map<string, FnDef>();
+  private readonly defs = new Definitions((ref) => this.pool.holds(ref.name, ref.version));
   // redundant calls: runs not yet answered, and whether the call is decided
   private readonly replicas = new Map<number, { left: number; decided: boolean }>();
   private readonly cancelled = new Set<number>(); // cancelled while still being prepared
@@ -133,6 +134,7 @@ export class Instance {
         labels: this.o.labels ?? {},
         images,
         version: '0.1.0',
+        protocol: BROKER_PROTOCOL,
         life: this.life,
       },
       log: this.o.log,
@@ -284,8 +286,8 @@ export class Instance {
   // their call).
   private learn(def: FnDef): void {
     const ref = { name: def.fn.functionName, version: def.fn.version };
-    const had = this.defs.get(defKey(ref));
-    this.defs.set(defKey(ref), def);
+    const had = this.defs.peek(ref);
+    this.defs.keep(def);
     if (had && (had.fn.digest !== def.fn.digest || had.fn.createdAt !== def.fn.createdAt)) this.pool.revoke(ref.name, ref.version);
   }
 
@@ -325,14 +327,14 @@ export class Instance {
   // The definition of a function version: as the API sent it, else from the DB service (this node
   // restarted and the API did not notice).
   private async definition(ref: FnRef): Promise<FnDef> {
-    const known = this.defs.get(defKey(ref));
+    const known = this.defs.get(ref);
     if (known) return known;
     const fn = await this.db.request('getFunction', { name: ref.name, version: ref.version });
     if (!fn) throw new Error(`function ${ref.name}@${ref.version} no longer exists`);
     const runtime: Runtime | null = await this.db.request('getRuntime', { name: fn.runtimeName });
     if (!runtime) throw new Error(`runtime ${fn.runtimeName} no longer exists`);
     const def = { fn, runtime };
-    this.defs.set(defKey(ref), def);
+    this.defs.keep(def);
     return def;
   }
 
@@ -471,8 +473,6 @@ interface Unacked {
 }
 
 const RESEND_MS = 3000;
-
-const defKey = (ref: FnRef): string => `${ref.name}@${ref.version}`;
 
 // Whether a process with that id exists (signal 0 checks without sending anything).
 function alive(pid: number): boolean {

@@ -31,6 +31,7 @@ export class ApiLink {
   private timer?: NodeJS.Timeout;
   private lastHeard = Date.now();
   private stopped = false;
+  private refused = false;
   connected = false;
 
   constructor(private readonly o: LinkOptions) {}
@@ -111,9 +112,14 @@ export class ApiLink {
         if (msg.type === 'welcome') {
           if (!this.connected) this.o.log.info({ broker: this.o.broker, node: this.o.node.id }, 'registered with the API');
           this.connected = true;
+          this.refused = false;
           this.o.onRegistered?.();
         } else if (msg.type === 'reregister') {
           this.register();
+        } else if (msg.type === 'refused') {
+          // Said once: the link keeps trying (the operator may be upgrading the API or this node).
+          if (!this.refused) this.o.log.error({ broker: this.o.broker, why: msg.why }, 'the API refused this node');
+          this.refused = true;
         } else if (msg.type !== 'heartbeat') {
           this.o.onMessage(msg);
         }

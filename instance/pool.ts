@@ -202,6 +202,13 @@ export class Pool {
     for (const s of this.sessions.values()) if (s.rec?.key === key) s.spend();
   }
 
+  // Whether a container of that function version is on the node (in any state).
+  holds(name: string, version: number): boolean {
+    const key = fnKey(name, version);
+    for (const s of this.sessions.values()) if (s.rec?.key === key) return true;
+    return false;
+  }
+
   configure(s: Partial<PoolSettings>): PoolSettings {
     this.settings = { ...this.settings, ...Object.fromEntries(Object.entries(s).filter(([, v]) => v !== undefined)) };
     this.stems.configure({ min: this.settings.stemCells, max: Math.max(this.settings.stemCells, this.settings.stemCellsMax) });

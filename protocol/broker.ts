@@ -31,13 +31,19 @@ export const HEARTBEAT_LIVENESS = 3;
 
 const callNum = z.number().int().min(1);
 
+// The version of this protocol: a node registers with the one it speaks and the API refuses another
+// (`refused`). Changed whenever a message changes meaning: 2 when nodes stopped writing calls and began
+// reporting `started`/`outcome` until `recorded`.
+export const BROKER_PROTOCOL = 2;
+
 export const NodeInfoSchema = z.object({
   id: z.string().min(1).max(128),
   capacity: z.number().int().min(1).max(10_000),
   policy: PolicySchema,
   labels: z.record(z.string(), z.string()).default({}),
   images: z.array(z.string()).default([]),
-  version: z.string().default(''),
+  version: z.string().default(''), // the node's software, for the operator's eye
+  protocol: z.number().int().min(1).max(1000).default(1), // BROKER_PROTOCOL as the node speaks it (1: before it was sent)
   // Random per process start: a node that registers with a new life lost whatever its last life held.
   life: z.string().max(64).default(''),
 });
@@ -110,6 +116,8 @@ export const ToInstanceSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('welcome'), heartbeatMs: z.number().int().min(10) }),
   z.object({ type: z.literal('heartbeat') }),
   z.object({ type: z.literal('reregister') }),
+  // The register was refused (another protocol version): the node is not given calls; it says why to its operator.
+  z.object({ type: z.literal('refused'), why: z.string().max(1000) }),
   z.object({ type: z.literal('invoke'), call: InvokeCallSchema, fn: FnRefSchema, def: FnDefSchema.optional() }),
   // The call's table has the node's outcome of it (taken, or refused as said before): the node forgets it.
   z.object({ type: z.literal('recorded'), callNum }),

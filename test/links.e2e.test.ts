@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { Dealer } from 'zeromq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encode } from '../protocol/codec.js';
-import type { ToApi } from '../protocol/broker.js';
+import { BROKER_PROTOCOL, type ToApi } from '../protocol/broker.js';
 import { packFiles } from './helpers/archives.js';
 import { freePort, http, tempDir, upload, waitFor, waitHealthy, zfaas, type CallView, type Proc } from './helpers/platform.js';
 
@@ -163,7 +163,7 @@ describe("zfaas up's own links", () => {
     const impostor = dealer('impostor');
     await send(impostor, {
       type: 'register',
-      node: { id: 'impostor', capacity: 1, policy: 'none', life: 'fake', labels: {}, images: [], version: '' },
+      node: { id: 'impostor', capacity: 1, policy: 'none', life: 'fake', labels: {}, images: [], version: '', protocol: BROKER_PROTOCOL },
       load: { running: [running.callNum], draining: true, warm: {}, miniworkers: 0, containers: {}, stems: {} },
     });
     await send(impostor, { type: 'outcome', callNum: running.callNum, outcome: forged, ran: true, life: 'fake' });
