@@ -3,7 +3,7 @@ import { Dealer } from 'zeromq';
 import { SendQueue } from '../common/zmq.js';
 import { clientOptions, type CurveClient } from '../common/curve.js';
 import { errText } from '../common/log.js';
-import { DbReplySchema, type DbContent, type DbMsgType, type DbResults } from '../protocol/db.js';
+import { DB_MESSAGES, DbReplySchema, type DbContent, type DbMsgType, type DbResults } from '../protocol/db.js';
 
 export class DbError extends Error {
   constructor(
@@ -88,7 +88,7 @@ export class DbClient {
       throw new DbError(`db service at ${this.address} unreachable (${errText(e)})`, 'UNAVAILABLE');
     }
     const r = await result;
-    return { data: r.data as DbResults[K], blobs: r.blobs };
+    return { data: checkedReply(msgType, r.data, this.address), blobs: r.blobs };
   }
 
   close(): void {
@@ -124,4 +124,15 @@ export class DbClient {
       if (!this.closed) throw e;
     }
   }
+}
+
+// A reply from over the wire is input like any other: its data must have the shape its message declares
+// (protocol/db.ts) before anyone reads it. The data is handed on as it came (a field the schema does not
+// name is kept). In-process answers come from this very code and are not checked again.
+function checkedReply<K extends DbMsgType>(msgType: K, data: unknown, address: string): DbResults[K] {
+  const checked = DB_MESSAGES[msgType].reply.safeParse(data);
+  if (checked.success) return data as DbResults[K];
+  const first = checked.error.issues[0];
+  const where = first ? `${first.path.join('.') || '(root)'}: ${first.message}` : 'unknown';
+  throw new DbError(`db service at ${address} answered ${msgType} with a reply that does not match its declaration (${where})`, 'INTERNAL');
 }

@@ -15,7 +15,7 @@ import { SendQueue } from '../common/zmq.js';
 import { logFailedHandshakes, serverOptions, startZap, type CurveServer } from '../common/curve.js';
 import { errText, type Logger } from '../common/log.js';
 import { parseJsonFrame, ProtocolError, validate } from '../protocol/codec.js';
-import { DbEnvelopeSchema, DbRequestSchema, type DbMsgType, type DbRequest, type DbResults } from '../protocol/db.js';
+import { dbKind, DbEnvelopeSchema, DbRequestSchema, type DbMsgOfKind, type DbRequest, type DbResults } from '../protocol/db.js';
 import { ConflictError, NotFoundError, Store, type CallGroup } from './store.js';
 import { BackupSessions, type BackupOptions } from './backup.js';
 import { Tenancy, TenancyError } from './tenancy.js';
@@ -37,35 +37,8 @@ interface Answer {
   blobs?: Buffer[];
 }
 
-// Requests that change nothing: they bypass the write queue.
-const READS: ReadonlySet<DbMsgType> = new Set<DbMsgType>([
-  'ping',
-  'getRuntime',
-  'listRuntimes',
-  'getArchive',
-  'getFunction',
-  'listFunctions',
-  'listVersions',
-  'getCall',
-  'listCalls',
-  'listUnfinished',
-  'listSchedules',
-  'listDeadLetters',
-  'getNamespace',
-  'listNamespaces',
-  'getKey',
-  'listKeys',
-  'listSecrets',
-  'readSecrets',
-  // Backups read a snapshot; their session table is not the store.
-  'backupOpen',
-  'backupNext',
-  'backupClose',
-]);
-
-const CALL_WRITES = ['createCall', 'callIntent', 'dismissDeadLetter', 'claimDeliveries', 'recordDelivery'] as const;
-type CallWrite = Extract<DbRequest, { msgType: (typeof CALL_WRITES)[number] }>;
-const isCallWrite = (req: DbRequest): req is CallWrite => (CALL_WRITES as readonly string[]).includes(req.msgType);
+type CallWrite = Extract<DbRequest, { msgType: DbMsgOfKind<'callWrite'> }>;
+const isCallWrite = (req: DbRequest): req is CallWrite => dbKind(req.msgType) === 'callWrite';
 
 interface WriteJob {
   req: DbRequest;
@@ -192,7 +165,7 @@ export class DbServer {
 
   // A read runs now; a write joins the queue (synchronously, so arrival order is write order).
   private dispatch(req: DbRequest, blobs: Buffer[]): Promise<Answer> {
-    if (READS.has(req.msgType) && !isCallWrite(req)) return this.apply(req, blobs);
+    if (dbKind(req.msgType) === 'read' && !isCallWrite(req)) return this.apply(req, blobs);
     return new Promise<Answer>((resolve, reject) => {
       this.writes.push({ req, blobs, resolve, reject });
       if (!this.writing) {

@@ -4,7 +4,11 @@
 import { z } from 'zod';
 import {
   CallOutcomeSchema,
+  CallSchema,
   CallStatusSchema,
+  FunctionMetaSchema,
+  NamespaceSchema,
+  SecretInfoSchema,
   DeliverySchema,
   KeyRecordSchema,
   QuotasSchema,
@@ -15,11 +19,6 @@ import {
   RuntimeSchema,
   ScheduleRefSchema,
   type Call,
-  type FunctionMeta,
-  type KeyRecord,
-  type Namespace,
-  type Runtime,
-  type SecretInfo,
 } from '../common/model.js';
 import { NAMESPACE_RE, namespaceSchema, NS_SEP } from '../common/namespace.js';
 
@@ -105,17 +104,40 @@ export interface CallChange {
 // A backup session of the DB service (db/backup.ts): its id, as backupOpen hands it out.
 export const BackupIdSchema = z.string().regex(/^[a-f0-9]{32}$/);
 
-export const DbRequestSchema = z.discriminatedUnion('msgType', [
-  z.object({ msgType: z.literal('ping'), content: z.object({}).passthrough().default({}) }),
-  z.object({ msgType: z.literal('putRuntime'), content: RuntimeSchema }),
-  z.object({ msgType: z.literal('getRuntime'), content: z.object({ name: qualifiedNameSchema }) }),
-  z.object({ msgType: z.literal('listRuntimes'), content: z.object({}).passthrough().default({}) }),
-  z.object({ msgType: z.literal('deleteRuntime'), content: z.object({ name: qualifiedNameSchema }) }),
-  z.object({ msgType: z.literal('putArchive'), content: z.object({ digest }) }),
-  z.object({ msgType: z.literal('getArchive'), content: z.object({ digest }) }),
-  z.object({
-    msgType: z.literal('addFunction'),
-    content: z.object({
+// Every message of the DB service, declared once: whether it only reads (it runs beside the write queue),
+// writes, or writes a call (planned into the current group: one batch per group, db/server.ts); the schema
+// of its content; and the schema of its answer's `data`, which the client checks before anyone reads it.
+type Kind = 'read' | 'write' | 'callWrite';
+const message = <K extends Kind, C extends z.ZodTypeAny, R extends z.ZodTypeAny>(kind: K, content: C, reply: R) => ({
+  kind,
+  content,
+  reply,
+});
+
+const none = z.object({}).passthrough().default({});
+const callNumber = z.number().int().min(1);
+const versionNumber = z.number().int().min(1);
+const deleted = z.object({ deleted: z.boolean() });
+const change = z.object({ call: CallSchema.nullable(), changed: z.boolean(), why: z.string().optional() });
+const schedule = ScheduleSchema;
+
+// createCall's answer: the new call, or, for an idempotency key already used with the same request, the
+// call it made then, as it stands now, with `replayed: true`.
+const CreatedCallSchema = CallSchema.extend({ replayed: z.literal(true).optional() });
+
+export const DB_MESSAGES = {
+  ping: message('read', none, z.object({ ok: z.literal(true) })),
+  putRuntime: message('write', RuntimeSchema, RuntimeSchema),
+  getRuntime: message('read', z.object({ name: qualifiedNameSchema }), RuntimeSchema.nullable()),
+  listRuntimes: message('read', none, z.array(RuntimeSchema)),
+  deleteRuntime: message('write', z.object({ name: qualifiedNameSchema }), deleted),
+  // The archive is the frame after the request.
+  putArchive: message('write', z.object({ digest }), z.object({ digest, size: z.number().int().min(0) })),
+  // The archive itself is the blob frame of the answer.
+  getArchive: message('read', z.object({ digest }), z.object({ digest, size: z.number().int().min(0) }).nullable()),
+  addFunction: message(
+    'write',
+    z.object({
       functionName: qualifiedNameSchema,
       runtimeName: qualifiedNameSchema,
       digest,
@@ -124,22 +146,24 @@ export const DbRequestSchema = z.discriminatedUnion('msgType', [
       originalname: z.string().max(1024).optional(),
       settings: FunctionSettingsSchema,
     }),
-  }),
-  z.object({
-    msgType: z.literal('getFunction'),
-    content: z.object({ name: qualifiedNameSchema, version: z.number().int().min(1).optional() }),
-  }),
-  z.object({ msgType: z.literal('listFunctions'), content: z.object({}).passthrough().default({}) }),
-  z.object({ msgType: z.literal('listVersions'), content: z.object({ name: qualifiedNameSchema }) }),
-  z.object({ msgType: z.literal('setCurrentVersion'), content: z.object({ name: qualifiedNameSchema, version: z.number().int().min(1) }) }),
-  z.object({ msgType: z.literal('deleteFunction'), content: z.object({ name: qualifiedNameSchema }) }),
+    FunctionMetaSchema,
+  ),
+  getFunction: message('read', z.object({ name: qualifiedNameSchema, version: versionNumber.optional() }), FunctionMetaSchema.nullable()),
+  listFunctions: message('read', none, z.array(FunctionMetaSchema)),
+  listVersions: message('read', z.object({ name: qualifiedNameSchema }), z.array(FunctionMetaSchema)),
+  setCurrentVersion: message('write', z.object({ name: qualifiedNameSchema, version: versionNumber }), FunctionMetaSchema.nullable()),
+  deleteFunction: message('write', z.object({ name: qualifiedNameSchema }), deleted),
   // An old version (and its archive, when no other version holds it); the current one is refused (`current`).
-  z.object({ msgType: z.literal('deleteVersion'), content: z.object({ name: qualifiedNameSchema, version: z.number().int().min(1) }) }),
-  z.object({
-    msgType: z.literal('createCall'),
-    content: z.object({
+  deleteVersion: message(
+    'write',
+    z.object({ name: qualifiedNameSchema, version: versionNumber }),
+    z.object({ deleted: z.boolean(), current: z.literal(true).optional() }),
+  ),
+  createCall: message(
+    'callWrite',
+    z.object({
       funcName: qualifiedNameSchema,
-      version: z.number().int().min(1),
+      version: versionNumber,
       params: z.unknown(),
       request: WebRequestSchema.optional(),
       // An idempotency key (api/idempotency.ts): the same key with the same hash within ttlS seconds
@@ -154,106 +178,135 @@ export const DbRequestSchema = z.discriminatedUnion('msgType', [
       schedule: ScheduleRefSchema.optional(), // the schedule and tick that started it
       callback: z.object({ url: z.string().min(1).max(2048) }).optional(), // its final record is POSTed there
       // A replay of that dead letter (listed, not replayed yet; else CONFLICT), which is marked replayed.
-      replayOf: z.number().int().min(1).optional(),
+      replayOf: callNumber.optional(),
       by: z.string().max(64).optional(), // the key that made it
     }),
-  }),
+    CreatedCallSchema,
+  ),
   // Every change of a call after its creation: an intent the call's table (db/call-life.ts) accepts or
   // refuses, idempotently per call, attempt and node life.
-  z.object({ msgType: z.literal('callIntent'), content: z.object({ callNum: z.number().int().min(1), intent: CallIntentSchema }) }),
-  z.object({ msgType: z.literal('getCall'), content: z.object({ callNum: z.number().int().min(1) }) }),
-  z.object({
-    msgType: z.literal('listCalls'),
-    content: z
+  callIntent: message('callWrite', z.object({ callNum: callNumber, intent: CallIntentSchema }), change),
+  getCall: message('read', z.object({ callNum: callNumber }), CallSchema.nullable()),
+  listCalls: message(
+    'read',
+    z
       .object({
         funcName: qualifiedNameSchema.optional(),
         namespace: namespaceSchema.optional(), // only its calls
         by: z.string().max(64).optional(), // only the calls this key made
         status: CallStatusSchema.optional(),
         limit: z.number().int().min(1).max(100_000).optional(),
-        before: z.number().int().min(1).optional(),
+        before: callNumber.optional(),
         order: z.enum(['asc', 'desc']).default('asc'),
       })
       .default({}),
-  }),
-  z.object({ msgType: z.literal('listUnfinished'), content: z.object({}).passthrough().default({}) }),
-  z.object({
-    msgType: z.literal('listDeadLetters'), // newest first
-    content: z
+    z.array(CallSchema),
+  ),
+  listUnfinished: message('read', none, z.array(CallSchema)),
+  // Newest first.
+  listDeadLetters: message(
+    'read',
+    z
       .object({
         funcName: qualifiedNameSchema.optional(),
         namespace: namespaceSchema.optional(),
         limit: z.number().int().min(1).max(10_000).optional(),
       })
       .default({}),
-  }),
-  z.object({ msgType: z.literal('dismissDeadLetter'), content: z.object({ callNum: z.number().int().min(1) }) }),
-  z.object({
-    // Callback deliveries that are due, each claimed for leaseMs (its next try moves that far out), so
-    // that two APIs never deliver the same one at once.
-    msgType: z.literal('claimDeliveries'),
-    content: z.object({ leaseMs: z.number().int().min(100).max(600_000), limit: z.number().int().min(1).max(1000).default(50) }),
-  }),
-  z.object({
-    msgType: z.literal('recordDelivery'), // one try: the next one at `nextAt`, or the end (`state`)
-    content: z
+    z.array(CallSchema),
+  ),
+  dismissDeadLetter: message('callWrite', z.object({ callNum: callNumber }), change),
+  // Callback deliveries that are due, each claimed for leaseMs (its next try moves that far out), so that
+  // two APIs never deliver the same one at once.
+  claimDeliveries: message(
+    'callWrite',
+    z.object({ leaseMs: z.number().int().min(100).max(600_000), limit: z.number().int().min(1).max(1000).default(50) }),
+    z.array(CallSchema),
+  ),
+  // One try: the next one at `nextAt`, or the end (`state`).
+  recordDelivery: message(
+    'callWrite',
+    z
       .object({
-        callNum: z.number().int().min(1),
+        callNum: callNumber,
         delivery: DeliverySchema,
         nextAt: z.string().datetime().optional(),
         state: z.enum(['pending', 'delivered', 'failed']),
       })
       .refine((c) => c.state !== 'pending' || c.nextAt !== undefined, { message: 'a pending delivery needs nextAt', path: ['nextAt'] }),
-  }),
-  z.object({ msgType: z.literal('putSchedule'), content: ScheduleSchema.omit({ lastRun: true }) }),
-  z.object({
-    msgType: z.literal('listSchedules'),
-    content: z.object({ funcName: qualifiedNameSchema.optional(), namespace: namespaceSchema.optional() }).default({}),
-  }),
-  z.object({ msgType: z.literal('deleteSchedule'), content: z.object({ funcName: qualifiedNameSchema, id: ScheduleSchema.shape.id }) }),
-  z.object({
-    msgType: z.literal('recordScheduleRun'), // moves lastRun forward only (a later tick replaces an earlier one)
-    content: z.object({
-      funcName: qualifiedNameSchema,
-      id: ScheduleSchema.shape.id,
-      tick: z.string().max(64),
-      callNum: z.number().int().min(1),
-    }),
-  }),
-  // Backups (db/backup.ts, zfaas backup): backupOpen takes a snapshot of the whole store (every key as of
-  // that instant) and answers a session id; each backupNext answers the next entries of it as records in
-  // its blob frames (their layout is there), `done` with the last; backupClose ends a session early.
-  // A session not asked for anything for a while is closed by the service.
+    change,
+  ),
+  putSchedule: message('write', ScheduleSchema.omit({ lastRun: true }), schedule),
+  listSchedules: message(
+    'read',
+    z.object({ funcName: qualifiedNameSchema.optional(), namespace: namespaceSchema.optional() }).default({}),
+    z.array(schedule),
+  ),
+  deleteSchedule: message('write', z.object({ funcName: qualifiedNameSchema, id: ScheduleSchema.shape.id }), deleted),
+  // Moves lastRun forward only (a later tick replaces an earlier one).
+  recordScheduleRun: message(
+    'write',
+    z.object({ funcName: qualifiedNameSchema, id: ScheduleSchema.shape.id, tick: z.string().max(64), callNum: callNumber }),
+    schedule.nullable(),
+  ),
   // Tenancy (db/tenancy.ts): namespaces with their quotas, keys (salted slow hashes only), secrets.
-  z.object({ msgType: z.literal('createNamespace'), content: z.object({ name: namespaceSchema, quotas: QuotasSchema.default({}) }) }),
-  z.object({ msgType: z.literal('getNamespace'), content: z.object({ name: namespaceSchema }) }),
-  z.object({ msgType: z.literal('listNamespaces'), content: z.object({}).passthrough().default({}) }),
+  createNamespace: message('write', z.object({ name: namespaceSchema, quotas: QuotasSchema.default({}) }), NamespaceSchema),
+  getNamespace: message('read', z.object({ name: namespaceSchema }), NamespaceSchema.nullable()),
+  listNamespaces: message('read', none, z.array(NamespaceSchema)),
   // With its keys and secrets, and everything the store keeps under its name: calls (results, logs, dead
-  // letters, callback deliveries), idempotency keys, and any schedule, function or runtime left.
-  z.object({ msgType: z.literal('deleteNamespace'), content: z.object({ name: namespaceSchema }) }),
-  z.object({ msgType: z.literal('setQuotas'), content: z.object({ name: namespaceSchema, quotas: QuotasSchema }) }),
-  z.object({ msgType: z.literal('putKey'), content: KeyRecordSchema }), // a new key, or a rotated or revoked one
-  z.object({ msgType: z.literal('getKey'), content: z.object({ id: KeyRecordSchema.shape.id }) }),
-  z.object({ msgType: z.literal('listKeys'), content: z.object({ namespace: namespaceSchema }) }),
-  z.object({
-    msgType: z.literal('putSecret'), // the value (UTF-8 or binary) is the frame after the request
-    content: z.object({ namespace: namespaceSchema, name: secretNameSchema }),
-  }),
-  z.object({ msgType: z.literal('listSecrets'), content: z.object({ namespace: namespaceSchema }) }),
-  z.object({ msgType: z.literal('deleteSecret'), content: z.object({ namespace: namespaceSchema, name: secretNameSchema }) }),
+  // letters, callback deliveries), idempotency keys, and any schedule, function or runtime left. `keys`:
+  // the ids of the keys that went with it.
+  deleteNamespace: message(
+    'write',
+    z.object({ name: namespaceSchema }),
+    z.object({ deleted: z.boolean(), keys: z.array(z.string()), calls: z.number().optional(), idempotencyKeys: z.number().optional() }),
+  ),
+  setQuotas: message('write', z.object({ name: namespaceSchema, quotas: QuotasSchema }), NamespaceSchema),
+  putKey: message('write', KeyRecordSchema, KeyRecordSchema), // a new key, or a rotated or revoked one
+  getKey: message('read', z.object({ id: KeyRecordSchema.shape.id }), KeyRecordSchema.nullable()),
+  listKeys: message('read', z.object({ namespace: namespaceSchema }), z.array(KeyRecordSchema)),
+  // The value (UTF-8 or binary) is the frame after the request.
+  putSecret: message('write', z.object({ namespace: namespaceSchema, name: secretNameSchema }), SecretInfoSchema),
+  listSecrets: message('read', z.object({ namespace: namespaceSchema }), z.array(SecretInfoSchema)),
+  deleteSecret: message('write', z.object({ namespace: namespaceSchema, name: secretNameSchema }), deleted),
   // For the nodes only: the values, decrypted, as blob frames in the order of `secrets` in the answer.
-  z.object({
-    msgType: z.literal('readSecrets'),
-    content: z.object({ namespace: namespaceSchema, names: z.array(secretNameSchema).max(32) }),
-  }),
-  z.object({ msgType: z.literal('backupOpen'), content: z.object({}).passthrough().default({}) }),
-  z.object({ msgType: z.literal('backupNext'), content: z.object({ id: BackupIdSchema }) }),
-  z.object({ msgType: z.literal('backupClose'), content: z.object({ id: BackupIdSchema }) }),
-]);
-export type DbRequest = z.infer<typeof DbRequestSchema>;
-export type DbMsgType = DbRequest['msgType'];
-export type DbContent<K extends DbMsgType> =
-  z.input<typeof DbRequestSchema> extends infer U ? (U extends { msgType: K; content?: infer C } ? C : never) : never;
+  readSecrets: message(
+    'read',
+    z.object({ namespace: namespaceSchema, names: z.array(secretNameSchema).max(32) }),
+    z.object({ secrets: z.array(SecretInfoSchema), missing: z.array(z.string()) }),
+  ),
+  // Backups (db/backup.ts, zfaas backup): backupOpen takes a snapshot of the whole store (every key as of
+  // that instant) and answers a session id (closed after idleMs without a request); each backupNext answers
+  // the next entries of it as records in its blob frames (their layout is there), `done` with the last;
+  // backupClose ends a session early. Reads: a snapshot, and their session table is not the store.
+  backupOpen: message('read', none, z.object({ id: z.string(), startedAt: z.string(), idleMs: z.number(), chunkBytes: z.number() })),
+  backupNext: message('read', z.object({ id: BackupIdSchema }), z.object({ done: z.boolean(), entries: z.number(), bytes: z.number() })),
+  backupClose: message('read', z.object({ id: BackupIdSchema }), z.object({ closed: z.boolean() })),
+};
+
+type Messages = typeof DB_MESSAGES;
+export type DbMsgType = keyof Messages;
+export type DbRequest = { [K in DbMsgType]: { msgType: K; content: z.output<Messages[K]['content']> } }[DbMsgType];
+export type DbContent<K extends DbMsgType> = z.input<Messages[K]['content']>;
+// What each request answers with (in `data`).
+export type DbResults = { [K in DbMsgType]: z.output<Messages[K]['reply']> };
+// The message types of one kind (e.g. the call writes the DB service plans into a group).
+export type DbMsgOfKind<K extends Kind> = { [T in DbMsgType]: Messages[T]['kind'] extends K ? T : never }[DbMsgType];
+export const DB_MSG_TYPES = Object.keys(DB_MESSAGES) as DbMsgType[];
+export const dbKind = (t: DbMsgType): Kind => DB_MESSAGES[t].kind;
+
+// A request as it arrives: its type first, then its content by that type's schema.
+export const DbRequestSchema: z.ZodType<DbRequest, z.ZodTypeDef, unknown> = z
+  .object({ msgType: z.enum(DB_MSG_TYPES as [DbMsgType, ...DbMsgType[]]), content: z.unknown() })
+  .passthrough()
+  .transform((r, ctx) => {
+    const parsed = DB_MESSAGES[r.msgType].content.safeParse(r.content);
+    if (!parsed.success) {
+      for (const issue of parsed.error.issues) ctx.addIssue({ ...issue, path: ['content', ...issue.path] });
+      return z.NEVER;
+    }
+    return { msgType: r.msgType, content: parsed.data } as DbRequest;
+  });
 
 // What went with a namespace (or was found left under its name when it was made again).
 export interface Purged {
@@ -261,56 +314,7 @@ export interface Purged {
   idempotencyKeys: number;
 }
 
-// createCall's answer: the new call, or, for an idempotency key already used with the same request, the
-// call it made then, as it stands now, with `replayed: true`.
-export type CreatedCall = Call & { replayed?: true };
-
-// What each request answers with (in `data`).
-export interface DbResults {
-  ping: { ok: true };
-  putRuntime: Runtime;
-  getRuntime: Runtime | null;
-  listRuntimes: Runtime[];
-  deleteRuntime: { deleted: boolean };
-  putArchive: { digest: string; size: number };
-  getArchive: { digest: string; size: number } | null; // the archive itself is the blob frame
-  addFunction: FunctionMeta;
-  getFunction: FunctionMeta | null;
-  listFunctions: FunctionMeta[];
-  listVersions: FunctionMeta[];
-  setCurrentVersion: FunctionMeta | null;
-  deleteFunction: { deleted: boolean };
-  deleteVersion: { deleted: boolean; current?: true };
-  createCall: CreatedCall;
-  callIntent: CallChange;
-  getCall: Call | null;
-  listCalls: Call[];
-  listUnfinished: Call[];
-  listDeadLetters: Call[];
-  dismissDeadLetter: { call: Call | null; changed: boolean };
-  claimDeliveries: Call[];
-  recordDelivery: { call: Call | null; changed: boolean };
-  putSchedule: Schedule;
-  listSchedules: Schedule[];
-  deleteSchedule: { deleted: boolean };
-  recordScheduleRun: Schedule | null;
-  createNamespace: Namespace;
-  getNamespace: Namespace | null;
-  listNamespaces: Namespace[];
-  setQuotas: Namespace;
-  deleteNamespace: { deleted: boolean; keys: string[] } & Partial<Purged>; // keys: the ids of the keys that went with it
-  putKey: KeyRecord;
-  getKey: KeyRecord | null;
-  listKeys: KeyRecord[];
-  putSecret: SecretInfo;
-  listSecrets: SecretInfo[];
-  deleteSecret: { deleted: boolean };
-  readSecrets: { secrets: SecretInfo[]; missing: string[] }; // values: the blob frames, in that order
-  // idleMs: the session is closed after that long without a request; chunkBytes: a chunk's usual size.
-  backupOpen: { id: string; startedAt: string; idleMs: number; chunkBytes: number };
-  backupNext: { done: boolean; entries: number; bytes: number }; // the records are the blob frames, in order
-  backupClose: { closed: boolean };
-}
+export type CreatedCall = z.output<typeof CreatedCallSchema>;
 
 export const DbReplySchema = z.union([
   z.object({ id: z.number().optional(), ok: z.literal(true), data: z.unknown() }),
