@@ -167,7 +167,7 @@ setTimeout(() => finish('timed out'), 60_000).unref();
 
 const deadline = Date.now() + 60_000;
 const steps = [
-  [null, (m) => m.op === 'hello' && m.v === 1 && Number.isInteger(m.pid)],
+  [null, (m) => m.op === 'hello' && m.v === require(process.env.ZFAAS_PROTOCOL_JSON).version && Number.isInteger(m.pid)],
   [{ op: 'load', dir: '/ws', handler: null, env: { GREETING: 'hi' } }, (m) => m.op === 'loaded' && m.ok === true],
   [
     { op: 'call', id: 1, params: { a: 1 }, env: { ZFAAS_CALL: '17', ZFAAS_REPLICA: '0', ZFAAS_DEADLINE: String(deadline), GREETING: 'per-call' } },
