@@ -2,7 +2,7 @@
 // The zfaas command. Service commands start the parts; client commands talk to the REST API.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { resolve } from 'node:path';
-import { errText } from '../common/log.js';
+import { errText, LOG_FORMATS } from '../common/log.js';
 import { POLICIES, type Policy } from '../common/model.js';
 import { printable } from './client/errors.js';
 import { registerClientCommands } from './commands/index.js';
@@ -101,11 +101,24 @@ const maxContainersOpt = (): Option =>
     .argParser(int)
     .env('ZFAAS_MAX_CONTAINERS');
 
+// How a service writes its logs: the same flag on every service command, read once its options are parsed
+// (before the services, and their loggers, are loaded).
+const logFormatOpt = (): Option =>
+  new Option('--log-format <format>', 'logs as JSON lines or for a person (default: pretty on a terminal, json otherwise)')
+    .choices(LOG_FORMATS)
+    .env('ZFAAS_LOG_FORMAT');
+
 export function program(): Command {
   const p = new Command('zfaas').description('zfaas: functions as a service over ZeroMQ and Docker').showHelpAfterError();
 
+  p.hook('preAction', (_p, action) => {
+    const f = (action.opts() as { logFormat?: string }).logFormat;
+    if (f) process.env.ZFAAS_LOG_FORMAT = f;
+  });
+
   p.command('up')
     .description('start db, api and one instance with its miniworkers on this machine')
+    .addOption(logFormatOpt())
     .addOption(new Option('--port <port>', 'REST API port').argParser(int).default(3000).env('ZFAAS_PORT'))
     .addOption(new Option('--host <host>', 'REST API listen address').default('127.0.0.1').env('ZFAAS_HOST'))
     .addOption(new Option('--data <dir>', 'data folder').default('./data').env('ZFAAS_DATA'))
@@ -166,6 +179,7 @@ export function program(): Command {
 
   p.command('db')
     .description('run the DB service (LevelDB behind ZeroMQ)')
+    .addOption(logFormatOpt())
     .addOption(new Option('--bind <addr>', 'address to bind').default('tcp://127.0.0.1:5560').env('ZFAAS_DB_BIND'))
     .addOption(new Option('--data <dir>', 'LevelDB folder').default('./data/db').env('ZFAAS_DB_DATA'))
     .addOption(new Option('--curve-secret-key <z85>', 'CURVE secret key of this service (see zfaas keys)').env('ZFAAS_CURVE_SECRET'))
@@ -188,6 +202,7 @@ export function program(): Command {
 
   p.command('api')
     .description('run the REST API and the node broker')
+    .addOption(logFormatOpt())
     .addOption(new Option('--port <port>', 'REST API port').argParser(int).default(3000).env('ZFAAS_PORT'))
     .addOption(new Option('--host <host>', 'REST API listen address').default('127.0.0.1').env('ZFAAS_HOST'))
     .addOption(new Option('--db <addr>', 'DB service address').default('tcp://127.0.0.1:5560').env('ZFAAS_DB'))
@@ -225,6 +240,7 @@ export function program(): Command {
 
   p.command('instance')
     .description('run a node: registers with the API and runs calls in containers')
+    .addOption(logFormatOpt())
     .addOption(new Option('--broker <addr>', 'the API broker address').default('tcp://127.0.0.1:5561').env('ZFAAS_BROKER'))
     .addOption(new Option('--db <addr>', 'DB service address').default('tcp://127.0.0.1:5560').env('ZFAAS_DB'))
     .addOption(new Option('--data <dir>', 'local cache folder').default('./data/instance').env('ZFAAS_INSTANCE_DATA'))

@@ -11,7 +11,7 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { LINE_FILE, LOADER_PROTOCOL, MAX_LINE } from '../protocol/loader.js';
+import { LINE_FILE, LOADER_PROTOCOL, MAX_LINE, OLDEST_LOADER_PROTOCOL } from '../protocol/loader.js';
 import { LineBroken, LineClosed, LineTimeout, LoaderLine } from './line.js';
 
 // A loader as the node sees it: it dials the socket, reads requests as JSON lines and writes what it is told.
@@ -251,6 +251,26 @@ describe('a loader that breaks the protocol', () => {
     expect(hello.ok === false && hello.error.message).toMatch(`protocol ${LOADER_PROTOCOL + 1}`);
     await loader.closed;
     expect(line.open).toBe(false);
+  });
+
+  it('serves a loader of an older version it still speaks (an image built before the last change)', async () => {
+    const { line, dir } = await open();
+    const loader = await dial(dir);
+    loader.hello(OLDEST_LOADER_PROTOCOL);
+    await line.ready(10_000);
+    const r = line.request({ op: 'load', dir: '/ws', handler: null, env: {} }, 10_000);
+    expect(await loader.next()).toMatchObject({ op: 'load' });
+    loader.send({ op: 'loaded', ok: true }); // version 1: no format
+    expect(await r).toEqual({ op: 'loaded', ok: true });
+    expect(line.open).toBe(true);
+  });
+
+  it('refuses a loader older than the oldest version it speaks', async () => {
+    const { line, dir } = await open();
+    const ready = settle(line.ready(10_000));
+    (await dial(dir)).hello(OLDEST_LOADER_PROTOCOL - 1);
+    const refused = await ready;
+    expect(refused.ok === false && refused.error.message).toMatch(`protocol ${OLDEST_LOADER_PROTOCOL - 1}, this node`);
   });
 
   it('closes the line on a reply when nothing was asked', async () => {

@@ -13,6 +13,7 @@ import {
   HelloSchema,
   LINE_FILE,
   LOADER_PROTOCOL,
+  OLDEST_LOADER_PROTOCOL,
   LoaderReplySchema,
   MAX_LINE,
   type LoaderReply,
@@ -130,8 +131,10 @@ export class LoaderLine {
     }
     if (reply.op === 'hello') {
       const hello = validate(HelloSchema, reply);
-      if (hello.v !== LOADER_PROTOCOL)
-        return this.close(new LineBroken(`the loader speaks protocol ${hello.v}, this node ${LOADER_PROTOCOL}`));
+      if (hello.v < OLDEST_LOADER_PROTOCOL || hello.v > LOADER_PROTOCOL)
+        return this.close(
+          new LineBroken(`the loader speaks protocol ${hello.v}, this node ${OLDEST_LOADER_PROTOCOL} to ${LOADER_PROTOCOL}`),
+        );
       return this.hello?.resolve();
     }
     const p = this.pending;

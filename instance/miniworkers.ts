@@ -8,7 +8,8 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { Router } from 'zeromq';
-import { errText, type Logger } from '../common/log.js';
+import { createInterface } from 'node:readline';
+import { errText, logFormat, prettyLine, type Logger } from '../common/log.js';
 import { SendQueue } from '../common/zmq.js';
 import { decode, encode } from '../protocol/codec.js';
 import { FromWorkerSchema, replyTo, type ExitReport, type FromWorker, type ToWorker } from '../protocol/worker.js';
@@ -95,6 +96,8 @@ export class Miniworkers implements WorkerPort {
   private readonly workers = new Map<string, Worker>();
   private target = 0;
   private seq = 0;
+  // Made on the first miniworker whose lines it shows (only when the node writes to a terminal).
+  private pretty: ((line: string) => string) | undefined;
   private stopping = false;
 
   constructor(private readonly o: MiniworkersOptions) {}
@@ -244,14 +247,21 @@ export class Miniworkers implements WorkerPort {
   private spawn(): void {
     // Unique across lives of the node: a miniworker of an earlier life, cleaning up, removes only its own.
     const name = `${this.o.nodeId}-mw${++this.seq}-${randomBytes(3).toString('hex')}`;
+    // A miniworker logs JSON lines; on a terminal the node shows them as its own logger does.
+    const pretty = logFormat() === 'pretty';
     const proc = fork(this.o.script, [this.o.address, this.o.nodeId, name], {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      stdio: ['ignore', pretty ? 'pipe' : 'inherit', 'inherit', 'ipc'],
       // A node runs several miniworkers, so their memory counts several times. A miniworker mostly waits
       // on sockets: V8's interpreter and baseline compiler serve it well, one thread does its garbage
-      // collection, and its young generation stays small: about 50 MB each instead of 75.
-      execArgv: ['--lite-mode', '--single-threaded', '--max-semi-space-size=1'],
-      env: { ...process.env, ZFAAS_LOG_FORMAT: process.env.ZFAAS_LOG_FORMAT ?? 'json' },
+      // collection, and its young generation stays small: about 50 MB each instead of 75. Lite mode turns
+      // WebAssembly off (nothing here uses it); saying so keeps V8 from warning about it at every start.
+      execArgv: ['--lite-mode', '--no-expose-wasm', '--single-threaded', '--max-semi-space-size=1'],
+      env: { ...process.env, ZFAAS_LOG_FORMAT: 'json' },
     });
+    if (pretty && proc.stdout) {
+      const show = this.pretty ?? (this.pretty = prettyLine());
+      createInterface({ input: proc.stdout, crlfDelay: Infinity }).on('line', (line) => process.stdout.write(show(line)));
+    }
     const w: Worker = { name, proc, state: 'starting', removals: new Map() };
     this.workers.set(name, w);
     proc.on('exit', (code, signal) => this.onExit(w, code, signal));

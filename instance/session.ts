@@ -11,7 +11,7 @@ import { MAX_OUTPUT } from '../common/docker.js';
 import { errText, type Logger } from '../common/log.js';
 import type { CallOutcome, FunctionMeta, Runtime, WebResponse } from '../common/model.js';
 import { TRUNCATION_MARK } from '../miniworker/outcome.js';
-import { HOP_BY_HOP, HttpResponseSchema, RESULT_LIMIT, SECRETS_DIR } from '../protocol/loader.js';
+import { BASE64_RE, HEADER_TOKEN_RE, HOP_BY_HOP, HttpResponseSchema, RESULT_LIMIT, SECRETS_DIR } from '../protocol/loader.js';
 import { isForbiddenHeader } from '../common/web-headers.js';
 import { inSync, type ExitReport, type RunJob, type SecretFile } from '../protocol/worker.js';
 import type { ContainerTable } from './containers.js';
@@ -346,8 +346,6 @@ export class ContainerSession {
   }
 }
 
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-
 // A function's web response as a proxy may send it on, or what is wrong with it.
 export function checkResponse(raw: unknown): WebResponse | string {
   const r = HttpResponseSchema.safeParse(raw);
@@ -357,14 +355,14 @@ export function checkResponse(raw: unknown): WebResponse | string {
   }
   const headers: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(r.data.headers)) {
-    if (!TOKEN.test(name)) return `header name ${JSON.stringify(name.slice(0, 60))} is not a token`;
+    if (!HEADER_TOKEN_RE.test(name)) return `header name ${JSON.stringify(name.slice(0, 60))} is not a token`;
     for (const v of Array.isArray(value) ? value : [value]) if (/[\r\n\0]/.test(v)) return `header ${name} contains CR, LF or NUL`;
     const lower = name.toLowerCase();
     // The API sets its own length; headers that would act for the API's origin are not the function's to send.
     if (!HOP_BY_HOP.has(lower) && lower !== 'content-length' && !isForbiddenHeader(lower)) headers[lower] = value;
   }
   const body = r.data.body;
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body) || body.length % 4 !== 0) return 'body is not valid base64';
+  if (!BASE64_RE.test(body) || body.length % 4 !== 0) return 'body is not valid base64';
   return { status: r.data.status, headers, body, bytes: Buffer.byteLength(body, 'base64') };
 }
 

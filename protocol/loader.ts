@@ -1,14 +1,17 @@
-// The loader protocol, version 1: how a node talks to the loader that keeps a function warm inside its
+// The loader protocol, version 2: how a node talks to the loader that keeps a function warm inside its
 // container (runtimes/node/loader.js, runtimes/python/loader.py). The loaders check what they are sent
-// by hand (they run inside the container, with no dependencies); the node validates every reply with
-// these schemas, because whatever comes out of a container is untrusted input.
+// by hand (they run inside the container, with no dependencies), with the constants and patterns below:
+// runtimes/build/loaders.ts writes them into runtimes/loader-protocol.json and into each built loader, and
+// a test fails while those are not current. The node validates every reply with these schemas, because
+// whatever comes out of a container is untrusted input. runtimes/conformance.test.ts runs every loader
+// over these messages.
 //
 // Transport: JSON lines (one message a line, UTF-8, "\n"). The node listens on a unix socket in a folder
 // bind-mounted read-only into the container (ZFAAS_LINE names it inside); the loader dials in and says
 // hello. Without ZFAAS_LINE a loader speaks the same lines on stdin/stdout (its self-test, benchmarks).
 //
-//   loader -> node   {"op":"hello","v":1,"pid":N}                        once, first
-//   node -> loader   {"op":"load","dir","handler","env"}                 -> {"op":"loaded","ok":true}
+//   loader -> node   {"op":"hello","v":2,"pid":N}                        once, first
+//   node -> loader   {"op":"load","dir","handler","env","format"?}       -> {"op":"loaded","ok":true,"format"}
 //                                                                           | {"op":"loaded","ok":false,"error"}
 //   node -> loader   {"op":"call","id":N,"params","env"}                 -> {"op":"result","id":N,"ok":true,"result","logs"}
 //                                                                           | {"op":"result","id":N,"ok":false,"error","logs"}
@@ -24,8 +27,13 @@
 // the container). A reply that does not parse, is longer than MAX_LINE, or answers something that was
 // not asked, ends the call in ERROR and the container is discarded.
 //
-// Secrets (added to version 1; a loader without them answers `error` and the node discards the container).
-// A function whose settings name secrets reads each as the file SECRETS_DIR/NAME, on a tmpfs owned by the
+// Versions. Any change to a message is a new version, and the node says which versions it speaks with
+// (OLDEST_LOADER_PROTOCOL to LOADER_PROTOCOL). Version 2 declares what loaders of version 1 had come to
+// send: `format` in `loaded`, and the `secrets` request. A version 1 loader still works with this node:
+// it may leave `format` out (the node does not need it), and one without secrets answers `error` to them,
+// after which the node discards its container; a loader of a version the node does not speak is refused.
+//
+// Secrets. A function whose settings name secrets reads each as the file SECRETS_DIR/NAME, on a tmpfs owned by the
 // function's uid (0500; the loader makes it 0700 while it writes). Before a call whose secrets' versions
 // differ from what the container holds, the node sends `secrets`: `files` maps a name to its new value
 // (base64), each written to a temporary file (0400) and renamed over the old one, so a file is never seen
@@ -53,7 +61,8 @@
 // are tokens, no CR or LF) and answers 502 for one that is not right.
 import { z } from 'zod';
 
-export const LOADER_PROTOCOL = 1;
+export const LOADER_PROTOCOL = 2;
+export const OLDEST_LOADER_PROTOCOL = 1;
 export const RESULT_LIMIT = 6 * 1024 * 1024; // characters of a result the loaders keep
 export const LOG_LIMIT = 64 * 1024; // characters of a call's logs the loaders keep
 // JSON escaping can make a line up to six times longer than what it carries; past this it is broken.
@@ -62,10 +71,22 @@ export const LINE_ENV = 'ZFAAS_LINE'; // where the loader finds the node's socke
 export const LINE_DIR = '/run/zfaas'; // the folder mounted read-only into the container
 export const LINE_FILE = 'line.sock';
 export const SECRETS_DIR = '/var/zfaas/secrets'; // a tmpfs in every function container (container-spec.ts)
-// As SECRET_NAME_RE in common/model.ts: a file name with no "/" and no leading dot.
-const secretName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/);
+// What the loaders check names and values against, unanchored so that each language anchors them its own
+// way (the same syntax in JavaScript's and Python's regular expressions).
+export const PATTERNS = {
+  envName: '[A-Za-z_][A-Za-z0-9_]*', // a call's and a load's `env` names
+  headerToken: "[!#$%&'*+.^_`|~0-9A-Za-z-]+", // a header name (RFC 9110 token)
+  secretName: '[A-Za-z0-9][A-Za-z0-9._-]{0,63}', // as SECRET_NAME_RE in common/model.ts: no "/", no leading dot
+  base64: '[A-Za-z0-9+/]*={0,2}', // secrets' values and web bodies
+} as const;
+/** A pattern that must match the whole string. */
+export const whole = (pattern: string): RegExp => new RegExp(`^(?:${pattern})$`);
+export const HEADER_TOKEN_RE = whole(PATTERNS.headerToken);
+export const BASE64_RE = whole(PATTERNS.base64);
 
-const envSchema = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string());
+const secretName = z.string().regex(whole(PATTERNS.secretName));
+
+const envSchema = z.record(z.string().regex(whole(PATTERNS.envName)), z.string());
 
 export const FORMATS = ['auto', 'json', 'lambda', 'lambda-v1', 'openwhisk', 'openfaas', 'gcf'] as const;
 export const FormatSchema = z.enum(FORMATS);
@@ -123,7 +144,7 @@ export type CallRequest = z.infer<typeof CallRequestSchema>;
 export const SecretsRequestSchema = z.object({
   op: z.literal('secrets'),
   dir: z.string(),
-  files: z.record(secretName, z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/)), // base64 values, new or changed
+  files: z.record(secretName, z.string().regex(BASE64_RE)), // base64 values, new or changed
   keep: z.array(secretName).max(32), // every file the folder holds after this; others are removed
 });
 export type SecretsRequest = z.infer<typeof SecretsRequestSchema>;
@@ -134,6 +155,7 @@ export const HelloSchema = z.object({ op: z.literal('hello'), v: z.number().int(
 export const LoadedSchema = z.object({
   op: z.literal('loaded'),
   ok: z.boolean(),
+  format: FormatSchema.exclude(['auto']).optional(), // the format the function got (auto told from its shape); since version 2
   error: z
     .string()
     .max(64 * 1024)

@@ -13,6 +13,8 @@
 set -uo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# the protocol version the loaders must say in hello (generated from protocol/loader.ts)
+export ZFAAS_PROTOCOL_JSON="$HERE/loader-protocol.json"
 FIX="$HERE/fixtures"
 IMAGE="${ZFAAS_PYTHON_IMAGE:-zfaas/python:latest}"
 LOADER="$HERE/python/loader.py"
@@ -75,7 +77,7 @@ session() {
   if [ $rc = 0 ] && WANT="$(wc -l <"$in")" node -e '
       const r = require("fs").readFileSync(process.argv[1], "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l));
       const hello = r.shift();
-      if (!hello || hello.op !== "hello" || hello.v !== 1) throw new Error("no hello first");
+      if (!hello || hello.op !== "hello" || hello.v !== require(process.env.ZFAAS_PROTOCOL_JSON).version) throw new Error("no hello first");
       if (r.length !== Number(process.env.WANT)) throw new Error(`${r.length} replies to ${process.env.WANT} requests`);
       for (const m of r) {
         if (m.op === "result" && m.ok && !("http" in m) && typeof m.result !== "string") throw new Error(`call ${m.id}: no result`);

@@ -10,6 +10,8 @@
 set -uo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# the protocol version the loaders must say in hello (generated from protocol/loader.ts)
+export ZFAAS_PROTOCOL_JSON="$HERE/loader-protocol.json"
 ROOT="$(cd "$HERE/.." && pwd)"
 FIX="$HERE/fixtures"
 PY_IMAGE="${ZFAAS_PYTHON_IMAGE:-zfaas/python:latest}"
@@ -66,7 +68,7 @@ proto() {
       const res = (i) => JSON.parse(r[i].result);
       if (r.length !== 5) throw new Error("expected 5 lines, got " + r.length);
       const hello = r.shift();
-      if (hello.op !== "hello" || hello.v !== 1 || !Number.isInteger(hello.pid)) throw new Error("no hello first");
+      if (hello.op !== "hello" || hello.v !== require(process.env.ZFAAS_PROTOCOL_JSON).version || !Number.isInteger(hello.pid)) throw new Error("no hello first");
       if (r[0].op !== "pong") throw new Error("no pong");
       if (r[2].op !== "result" || r[2].id !== 1 || r[3].op !== "result" || r[3].id !== 2) throw new Error("bad result ids");
       if (!eval(process.env.CHECK)) throw new Error("check failed: " + process.env.CHECK);
@@ -165,7 +167,7 @@ setTimeout(() => finish('timed out'), 60_000).unref();
 
 const deadline = Date.now() + 60_000;
 const steps = [
-  [null, (m) => m.op === 'hello' && m.v === 1 && Number.isInteger(m.pid)],
+  [null, (m) => m.op === 'hello' && m.v === require(process.env.ZFAAS_PROTOCOL_JSON).version && Number.isInteger(m.pid)],
   [{ op: 'load', dir: '/ws', handler: null, env: { GREETING: 'hi' } }, (m) => m.op === 'loaded' && m.ok === true],
   [
     { op: 'call', id: 1, params: { a: 1 }, env: { ZFAAS_CALL: '17', ZFAAS_REPLICA: '0', ZFAAS_DEADLINE: String(deadline), GREETING: 'per-call' } },

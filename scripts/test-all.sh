@@ -19,6 +19,9 @@ bash scripts/ensure-cluster-tools.sh
 step "headless Chromium (the dashboard's browser test)"
 bash scripts/ensure-chromium.sh
 
+step "python linter for the python loader (Debian's pyflakes3)"
+bash scripts/ensure-pyflakes.sh
+
 step "runtime images (offline build when missing)"
 bash runtimes/build-images.sh
 
@@ -26,8 +29,9 @@ step "build, type check, lint"
 npm run --silent build
 npm run --silent typecheck
 npm run --silent lint
+npm run --silent lint:python
 
-step "runtime loaders (protocol, and each platform's calling convention)"
+step "runtime loaders in their images (protocol, and each platform's calling convention)"
 bash runtimes/test-loaders.sh
 bash runtimes/formats-node.sh
 bash runtimes/formats-python.sh

@@ -233,8 +233,12 @@ describe('the answer', () => {
         'x-zfaas-status: DONE',
         '',
         'hello ana',
-      ].join('\r\n'),
+      ].join('\r\n') + '\n', // the body's line ended, so the shell's prompt starts on its own line
     );
+    // A body that ends its line already, or an empty one, gets nothing more; without -i nothing is added.
+    expect((await answer(fnResponse('done\n', 200), true)).out.toString()).toMatch(/\r\n\r\ndone\n$/);
+    expect((await answer(fnResponse(null, 204), true)).out.toString()).toMatch(/\r\n\r\n$/);
+    expect((await answer(fnResponse('hello ana', 200))).out.toString()).toBe('hello ana');
     expect(formatHead(418, "I'm a Teapot", new Headers())).toBe("HTTP/1.1 418 I'm a Teapot\r\n\r\n");
     expect(formatHead(299, '', new Headers({ 'x-a': 'b' }))).toBe('HTTP/1.1 299\r\nx-a: b\r\n\r\n');
     expect(formatHead(200, 'Fine', new Headers({ 'x-c': 'caf\u009b' }))).toBe('HTTP/1.1 200 Fine\r\nx-c: caf\\u009b\r\n\r\n');
@@ -258,7 +262,7 @@ describe('the answer', () => {
     });
     const shown = await answer(failed('ERROR', 502), true);
     expect(shown.code).toBe(EXIT.CALL_ERROR);
-    expect(shown.out.toString()).toMatch(/^HTTP\/1\.1 502 Bad Gateway\r\n[^]*x-zfaas-status: ERROR\r\n\r\n\{"error":/);
+    expect(shown.out.toString()).toMatch(/^HTTP\/1\.1 502 Bad Gateway\r\n[^]*x-zfaas-status: ERROR\r\n\r\n\{"error":[^\n]*\}\n$/);
     expect((await answer(new Response('', { status: 500, headers: { 'x-zfaas-status': 'ERROR' } }))).notes).toEqual([
       'zfaas: the call ended in ERROR: no error text',
     ]);
@@ -340,7 +344,7 @@ describe('zfaas invoke, web form', () => {
       accept: 'text/plain',
       authorization: 'Bearer tok',
     });
-    expect(r.out.toString()).toMatch(/^HTTP\/1\.1 201 Created\r\n[^]*\r\n\r\nhello ana$/);
+    expect(r.out.toString()).toMatch(/^HTTP\/1\.1 201 Created\r\n[^]*\r\n\r\nhello ana\n$/);
     expect(r.printed).toEqual([]);
 
     const piped = await invoke(

@@ -2,7 +2,7 @@
 // own web path, /function/NAME[@VERSION]/PATH?QUERY, which answers with the response the function chose.
 // Everything typed is checked, and -d's file or stdin read, before anything is sent (a usage error, exit
 // 2, otherwise); the answer's body goes to stdout as it came (binary-safe, nothing added), after its
-// status line and headers with -i, as `curl -i` prints them. How the call ended is in X-Zfaas-Status:
+// status line and headers with -i, as `curl -i` prints them (and then ending the line). How the call ended is in X-Zfaas-Status:
 // ERROR exits 3 and TIMEOUT 4; an answer without it is the API's own refusal ({"error"}), exit 1.
 import type { Readable } from 'node:stream';
 import { NAME_RE } from '../../common/model.js';
@@ -284,9 +284,11 @@ function errorText(bytes: Uint8Array): string {
   return text.trim().slice(0, 200);
 }
 
-async function copyBody(res: Response, sink: ByteSink): Promise<void> {
+/** Copies the body as it comes; returns its last byte (undefined for an empty body). */
+async function copyBody(res: Response, sink: ByteSink): Promise<number | undefined> {
   const reader = res.body?.getReader();
-  if (!reader) return;
+  if (!reader) return undefined;
+  let last: number | undefined;
   for (;;) {
     let r: ReadableStreamReadResult<Uint8Array>;
     try {
@@ -294,9 +296,16 @@ async function copyBody(res: Response, sink: ByteSink): Promise<void> {
     } catch (e) {
       throw new CliError(`the answer was cut short: ${errText(e)}`);
     }
-    if (r.done) return;
+    if (r.done) return last;
+    if (r.value.length > 0) last = r.value[r.value.length - 1];
     await sink.write(r.value);
   }
+}
+
+// With -i the answer is read as text, as curl -i's is: a body that does not end a line gets one, so the
+// shell's prompt starts on a line of its own. Without -i the body stays byte for byte as it came.
+async function endLine(sink: ByteSink, last: number | undefined): Promise<void> {
+  if (last !== undefined && last !== 0x0a) await sink.write(Buffer.from('\n'));
 }
 
 /**
@@ -321,11 +330,15 @@ export async function printWebAnswer(
   }
   if (o.include) await sink.write(Buffer.from(formatHead(res.status, res.statusText, res.headers), 'latin1'));
   if (outcome !== 'ERROR' && outcome !== 'TIMEOUT') {
-    await copyBody(res, sink);
+    const last = await copyBody(res, sink);
+    if (o.include) await endLine(sink, last);
     return EXIT.OK;
   }
   const body = await bodyBytes(res);
-  if (o.include) await sink.write(body);
+  if (o.include) {
+    await sink.write(body);
+    await endLine(sink, body.length > 0 ? body[body.length - 1] : undefined);
+  }
   const error = printable(errorText(body).trim(), false) || 'no error text';
   o.note(`zfaas: ${callNum ? `call ${printable(callNum)}` : 'the call'} ended in ${outcome}: ${error}`);
   return outcome === 'ERROR' ? EXIT.CALL_ERROR : EXIT.CALL_TIMEOUT;

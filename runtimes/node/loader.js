@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 /*
  * zfaas node loader: keeps a function warm inside its container. No dependencies; Node 18+.
+ * Built from the modules in runtimes/node/src by `npm run loaders` (runtimes/build/loaders.ts): edit
+ * those, not the built runtimes/node/loader.js.
  *
- * Warm mode (default) speaks the loader protocol, version 1: protocol/loader.ts is the spec (messages,
+ * Warm mode (default) speaks the loader protocol (version PROTOCOL): protocol/loader.ts is the spec (messages,
  * limits, transport). In short: with $ZFAAS_LINE set it dials that unix socket (retrying for up to 5 s,
  * then exit 1) and exits 0 when the connection ends; without it, it speaks on stdin/stdout and exits 0
- * at the end of stdin. Either way it says {"op":"hello","v":1,"pid":N} first, then answers load, call,
+ * at the end of stdin. Either way it says {"op":"hello","v":PROTOCOL,"pid":N} first, then answers load, call,
  * secrets and ping one at a time; a request it cannot read gets {"op":"error"} and it carries on. A call's
  * `env` is set in process.env for that call only. What the function writes (console.*,
  * process.stdout/stderr) during a call is captured into "logs"; outside a call it goes to stderr;
@@ -46,6 +48,19 @@
  */
 'use strict';
 
+// ---- generated from protocol/loader.ts by runtimes/build/loaders.ts: do not edit
+const PROTOCOL = 2;
+const LOG_LIMIT = 65536;
+const RESULT_LIMIT = 6291456;
+const LINE_ENV = "ZFAAS_LINE"; // the node's unix socket, when it has one
+const FORMATS = ["auto","json","lambda","lambda-v1","openwhisk","openfaas","gcf"];
+const ENV_NAME = new RegExp("^(?:[A-Za-z_][A-Za-z0-9_]*)$");
+const TOKEN = new RegExp("^(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$");
+const SECRET_NAME = new RegExp("^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,63})$");
+const BASE64 = new RegExp("^(?:[A-Za-z0-9+/]*={0,2})$");
+
+// ---- node/src/base.js
+// The loader's own settings and the errors it words itself; Node's modules it uses.
 const fs = require('fs');
 const net = require('net');
 const path = require('path');
@@ -53,25 +68,18 @@ const Module = require('module');
 const { EventEmitter } = require('events');
 const { pathToFileURL } = require('url');
 
-// as protocol/loader.ts has them (LOADER_PROTOCOL, LOG_LIMIT, RESULT_LIMIT, LINE_ENV)
-const PROTOCOL = 1;
-const LOG_LIMIT = 64 * 1024;
-const RESULT_LIMIT = 6 * 1024 * 1024;
-const LINE_ENV = 'ZFAAS_LINE'; // the node's unix socket, when it has one
 const CONNECT_FOR_MS = 5000; // how long to keep dialing it
 const ERR_LIMIT = 8 * 1024;
 const LOADER_FILE = __filename;
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const INTERNAL_FRAME = /\(node:internal|at node:internal|at new Promise \(<anonymous>\)/;
-
-const FORMATS = ['auto', 'json', 'lambda', 'lambda-v1', 'openwhisk', 'openfaas', 'gcf'];
 
 class NoHandler extends Error {}
 // An error the loader words itself (a malformed response, one too large): its message is all it says.
 class ReplyError extends Error {}
 
-// ------------------------------------------------------------------ output plumbing
-
+// ---- node/src/capture.js
+// Output capture: what a function writes (console.*, process.stdout/stderr) during a call goes into the call's
+// `logs` (bounded, keeping the end); outside a call it goes to stderr; never to the protocol.
 const realStdoutWrite = process.stdout.write.bind(process.stdout);
 const realStderrWrite = process.stderr.write.bind(process.stderr);
 
@@ -130,8 +138,8 @@ function redirectOutput(toStderrOnly) {
   if (!toStderrOnly) process.stderr.write = captureWrite;
 }
 
-// ------------------------------------------------------------------ loading
-
+// ---- node/src/load.js
+// Loading a function: its entry file (CommonJS, ESM or a plain script), its export, and the format its shape says.
 function tryFile(base) {
   for (const cand of [base, base + '.js', base + '.cjs', base + '.mjs', path.join(base, 'index.js')]) {
     try {
@@ -348,8 +356,8 @@ async function loadFunction(dir, handler, format = 'auto') {
   return { fn, format };
 }
 
-// ------------------------------------------------------------------ calling
-
+// ---- node/src/call.js
+// Calling a function: a Lambda-like context, its value or error as a reply, and the processes a call left running.
 let current = null; // { reject } of the running call, for stray async errors
 
 function makeContext(id) {
@@ -467,8 +475,9 @@ function strayError(e) {
   else realStderrWrite(`zfaas loader: uncaught error outside a call: ${formatError(e)}\n`);
 }
 
-// ------------------------------------------------------------------ formats
-
+// ---- node/src/formats/http.js
+// What every web format shares: request bodies and queries as platforms give them, and the checks of the
+// response a function shaped (status, header names and values, base64).
 const EMPTY = Buffer.alloc(0);
 const isUtf8 =
   require('buffer').isUtf8 ||
@@ -560,7 +569,6 @@ function statusOf(v, field) {
   throw malformed(`${field} must be an integer from 100 to 599, got ${describe(v)}`);
 }
 
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const CRLF = /[\r\n]/;
 const BAD_VALUE_CHAR = /[^\t\x20-\x7e\x80-\xff]/;
 
@@ -601,7 +609,6 @@ function addHeaders(out, obj, field, bools) {
   }
 }
 
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 function fromBase64(s, what) {
   const t = /\s/.test(s) ? s.replace(/\s+/g, '') : s;
   if (!BASE64.test(t) || t.length % 4 === 1 || (t.endsWith('=') && t.length % 4 !== 0)) throw malformed(what);
@@ -615,8 +622,9 @@ const jsonAnswer = (v, text) => ({
   value: v,
 });
 
-// ---- lambda, lambda-v1
-
+// ---- node/src/formats/lambda.js
+// AWS Lambda behind API Gateway: the HTTP API event (payload 2.0), the REST API event (payload 1.0), the
+// context, and the response API Gateway makes of a Lambda's answer.
 const ACCOUNT = '000000000000';
 
 // What a Lambda context says of the function: fixed at load.
@@ -738,7 +746,10 @@ function lambdaEventV1(h, rid, info) {
   let headers = null;
   let multiHeaders = null;
   for (const k in h.headers) {
-    if (!headers) ((headers = {}), (multiHeaders = {}));
+    if (!headers) {
+      headers = {};
+      multiHeaders = {};
+    }
     setKey(headers, k, h.headers[k]);
     setKey(multiHeaders, k, [h.headers[k]]);
   }
@@ -838,8 +849,8 @@ function lambdaResponse(v, v1) {
   return { status, headers, body: buf };
 }
 
-// ---- openwhisk
-
+// ---- node/src/formats/openwhisk.js
+// Apache OpenWhisk web actions: main(args) with the __ow_* fields, and the response it makes of an answer.
 // A web action's arguments: query parameters, then the body's (a JSON object or a form), then __ow_*.
 function owArgs(h) {
   const args = parseQuery(h.query, 'last');
@@ -898,8 +909,8 @@ function callOne(fn, arg) {
   });
 }
 
-// ---- Express-like: gcf, openfaas
-
+// ---- node/src/formats/express.js
+// Express-like requests and responses, as Google Cloud Functions (gcf) give them to a (req, res) function.
 // req.body as Express's body parsers leave it: JSON, text and forms parsed, the rest as bytes; none: {}.
 function parsedBody(raw, mt) {
   if (raw.length === 0) return {};
@@ -1063,7 +1074,10 @@ class WebResponse extends EventEmitter {
   }
 
   write(chunk, encoding, cb) {
-    if (typeof encoding === 'function') ((cb = encoding), (encoding = undefined));
+    if (typeof encoding === 'function') {
+      cb = encoding;
+      encoding = undefined;
+    }
     if (this.finished) throw new Error('write after end');
     this._push(chunk, encoding);
     this.headersSent = true;
@@ -1072,8 +1086,13 @@ class WebResponse extends EventEmitter {
   }
 
   end(chunk, encoding, cb) {
-    if (typeof chunk === 'function') ((cb = chunk), (chunk = undefined));
-    else if (typeof encoding === 'function') ((cb = encoding), (encoding = undefined));
+    if (typeof chunk === 'function') {
+      cb = chunk;
+      chunk = undefined;
+    } else if (typeof encoding === 'function') {
+      cb = encoding;
+      encoding = undefined;
+    }
     if (!this.finished) {
       if (chunk !== undefined && chunk !== null) this._push(chunk, encoding);
       this._finish();
@@ -1260,6 +1279,8 @@ function runGcf(fn, req) {
   });
 }
 
+// ---- node/src/formats/openfaas.js
+// OpenFaaS's node templates: handler(event, context[, callback]) and its context.status().headers().succeed().
 // The context of the OpenFaaS node templates.
 class FaasContext {
   constructor(answer) {
@@ -1337,6 +1358,8 @@ function runOpenfaas(fn, event, method) {
   });
 }
 
+// ---- node/src/formats/runner.js
+// Which format runs a call: the web form with `http`, the direct one without.
 // A call without `http` to a function that answers HTTP: the body is the result; a status >= 400 fails.
 function bodyResult(r) {
   const text = r.body.toString('utf8');
@@ -1392,8 +1415,8 @@ function makeRunner(fn, format) {
   }
 }
 
-// ------------------------------------------------------------------ warm mode
-
+// ---- node/src/warm.js
+// Warm mode: the loader protocol over the node's unix socket or stdin/stdout, one request at a time.
 // A request's `env`: an object of strings named like environment variables (no NUL: setenv cannot hold it).
 function isEnv(env) {
   if (env === null || typeof env !== 'object' || Array.isArray(env)) return false;
@@ -1620,11 +1643,10 @@ function speak(input, send, onEnd) {
   );
 }
 
-// ------------------------------------------------------------------ secrets
-
+// ---- node/src/secrets.js
+// The `secrets` request: the function's secrets as files, replaced whole and never half-written.
 // protocol/loader.ts, "Secrets": each value a file of the folder (0400), written to a temporary name and
 // renamed over the old one; files not in `keep` removed. The folder is 0500 between writes.
-const SECRET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 function secretsProblem(msg) {
   if (typeof msg.dir !== 'string' || !msg.dir.startsWith('/')) return 'dir: an absolute path';
@@ -1659,8 +1681,8 @@ function writeSecrets(dir, files, keep) {
   }
 }
 
-// ------------------------------------------------------------------ run-once mode
-
+// ---- node/src/once.js
+// Run-once mode (`loader.js --once`, the `none` policy): one call from stdin, its result on stdout.
 function readStdin() {
   return new Promise((resolve) => {
     if (process.stdin.isTTY) return resolve('');
@@ -1713,5 +1735,7 @@ async function once() {
   realStdoutWrite(result, () => process.exit(0));
 }
 
+// ---- node/src/main.js
+// Warm unless asked to run once.
 if (process.argv.slice(2).includes('--once')) once();
 else serve();

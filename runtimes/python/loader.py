@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """zfaas python loader: keeps a function warm inside its container. No third-party dependencies; Python 3.11.
+Built from the modules in runtimes/python/src by `npm run loaders` (runtimes/build/loaders.ts): edit those,
+not the built runtimes/python/loader.py.
 
-Warm mode (default) speaks the loader protocol, version 1: protocol/loader.ts is the spec (messages,
+Warm mode (default) speaks the loader protocol (version PROTOCOL): protocol/loader.ts is the spec (messages,
 limits, transport). In short: with $ZFAAS_LINE set it dials that unix socket (retrying for up to 5 s,
 then exit 1) and exits 0 when the connection ends; without it, it speaks on stdin/stdout and exits 0 at
-the end of stdin. Either way it says {"op":"hello","v":1,"pid":N} first, then answers load, call, secrets
+the end of stdin. Either way it says {"op":"hello","v":PROTOCOL,"pid":N} first, then answers load, call, secrets
 and ping one at a time; a request it cannot read gets {"op":"error"} and it carries on. A call's `env` is set in
 os.environ for that call only. Everything the function prints while a call runs is captured into "logs";
 outside a call it goes to stderr; it never reaches the protocol (fd 1 is re-pointed to stderr, and on
@@ -50,22 +52,31 @@ import time
 import traceback
 from urllib.parse import parse_qsl
 
-# as protocol/loader.ts has them (LOADER_PROTOCOL, LOG_LIMIT, RESULT_LIMIT, LINE_ENV)
-PROTOCOL = 1
-LOG_LIMIT = 64 * 1024
-RESULT_LIMIT = 6 * 1024 * 1024
+# ---- generated from protocol/loader.ts by runtimes/build/loaders.ts: do not edit
+PROTOCOL = 2
+LOG_LIMIT = 65536
+RESULT_LIMIT = 6291456
 LINE_ENV = "ZFAAS_LINE"  # the node's unix socket, when it has one
+FORMATS = ("auto", "json", "lambda", "lambda-v1", "openwhisk", "openfaas", "gcf")
+ENV_NAME = re.compile("(?:[A-Za-z_][A-Za-z0-9_]*)\\Z")
+TOKEN = re.compile("(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+)\\Z")
+SECRET_NAME = re.compile("(?:[A-Za-z0-9][A-Za-z0-9._-]{0,63})\\Z")
+BASE64 = re.compile("(?:[A-Za-z0-9+/]*={0,2})\\Z")
+
+# ---- python/src/base.py
+# The loader's own settings and the error it raises when no handler is found.
 CONNECT_FOR = 5.0  # seconds to keep dialing it
 ERR_LIMIT = 8 * 1024
 LOADER_FILE = os.path.abspath(__file__)
-ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 ACCOUNT_ID = "000000000000"  # what the lambda formats say for an AWS account
 
 
 class NoHandler(Exception):
     """No handler file or function was found."""
 
-
+# ---- python/src/capture.py
+# Output capture: what a function prints during a call goes into the call's `logs` (bounded, keeping the
+# end); outside a call it goes to stderr; never to the protocol.
 class Capture(io.TextIOBase):
     """A text stream that collects a call's output (bounded, keeps the end) or, between calls,
     forwards to a fallback stream."""
@@ -137,7 +148,8 @@ class Capture(io.TextIOBase):
     def errors(self):
         return "replace"
 
-
+# ---- python/src/context.py
+# The Lambda-like context a two-argument handler gets.
 class Context:
     """An AWS-Lambda-like context for handlers that take (event, context). What is cheap is set, the rest
     is worked out only when asked for (a json call makes one for every call)."""
@@ -178,9 +190,8 @@ class Context:
     def get_remaining_time_in_millis(self):
         return max(0, int((self._end - time.time()) * 1000))
 
-
-# ---------------------------------------------------------------- loading
-
+# ---- python/src/load.py
+# Loading a function (its file and entry) and calling it: its value or error as a reply.
 def _import_file(path, modname):
     spec = importlib.util.spec_from_file_location(modname, path)
     if spec is None or spec.loader is None:
@@ -309,17 +320,16 @@ def _exit_error(exc):
     """SystemExit(0|None) from a handler is a normal end, anything else an error."""
     return not (isinstance(exc, SystemExit) and exc.code in (0, None))
 
-
-# ---------------------------------------------------------------- formats and web calls
+# ---- python/src/formats/http.py
+# What every web format shares: the request a web call carries, and the checks of the response a function
+# shaped (status, header names and values, base64).
 # protocol/loader.ts, "Web calls": a function's calling convention (its format), the request a web call
 # carries (`http`, body base64) and the response it answers with (`http`: status, headers, body base64).
 
-FORMATS = ("auto", "json", "lambda", "lambda-v1", "openwhisk", "openfaas", "gcf")
 FORMATS_TEXT = ", ".join('"%s"' % f for f in FORMATS)
 GCF_REFUSED = ('format "gcf" (Google Cloud Functions, handler(req, res)) is for node functions only: a python '
                'function takes "json", "lambda", "lambda-v1", "openwhisk" or "openfaas" (or "auto")')
 HTTP_EXPECTED = "an object {method, path, query, headers, body, sourceIp} of strings, headers an object of strings"
-TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 TEXT_HINTS = ("json", "xml", "javascript", "x-www-form-urlencoded")
 API_ID = "zfaas"  # what the lambda formats say for an API Gateway API id
 HTML = "text/html; charset=utf-8"
@@ -484,7 +494,9 @@ def http_reply(status, headers, body):
 def _clf_time(now):
     return time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now))
 
-
+# ---- python/src/formats/lambda_.py
+# AWS Lambda behind API Gateway: the HTTP API event (payload 2.0), the REST API event (payload 1.0) and the
+# response API Gateway makes of a Lambda's answer.
 def lambda_event_v2(req, call_id):
     now = time.time()
     headers = dict(req.headers)
@@ -587,6 +599,8 @@ def lambda_response(value, v2):
 
 # -- openwhisk: (web) actions
 
+# ---- python/src/formats/openwhisk.py
+# Apache OpenWhisk web actions: main(args) with the __ow_* fields, and the response it makes of an answer.
 def openwhisk_args(req):
     """main(args): the query parameters, then the body's (a JSON object or form data), then __ow_*."""
     args = dict(parse_qsl(req.query, keep_blank_values=True))
@@ -657,6 +671,8 @@ def openwhisk_response(value):
 
 # -- openfaas: the python3-http template, handle(event, context)
 
+# ---- python/src/formats/openfaas.py
+# OpenFaaS's python3-http template: handle(event, context) -> {statusCode, body, headers}.
 class FaasHeaders(dict):
     """Request headers as the template's Flask gives them: Title-Case names, looked up in any case."""
 
@@ -757,7 +773,8 @@ def openfaas_response(value):
         return status, headers, _faas_plain(body, headers), False
     return 200, headers, _faas_plain(value, headers), False
 
-
+# ---- python/src/formats/runner.py
+# Which format runs a call (the web form with `http`, the direct one without), and the processes a call left.
 def _bytes_note(o):
     return "<%d bytes>" % len(o) if isinstance(o, (bytes, bytearray)) else str(o)
 
@@ -803,9 +820,8 @@ def stray_processes():
         return 0
     return sum(1 for n in names if "0" <= n[0] <= "9" and n != "1" and n != _SELF)
 
-
-# ---------------------------------------------------------------- warm mode
-
+# ---- python/src/warm.py
+# Warm mode: the loader protocol over the node's unix socket or stdin/stdout, one request at a time.
 class _Hangup(Exception):
     """The other end of the protocol is gone."""
 
@@ -1075,13 +1091,10 @@ def _speak(reader, send, refuse, capture):
                 what = "op of type " + type(op).__name__
             refuse('%s: expected "load", "call", "secrets" or "ping"' % what, msg.get("id"))
 
-
-# ---------------------------------------------------------------- secrets
-
+# ---- python/src/secrets.py
+# The `secrets` request: the function's secrets as files, replaced whole and never half-written.
 # protocol/loader.ts, "Secrets": each value a file of the folder (0400), written to a temporary name and
 # renamed over the old one; files not in `keep` removed. The folder is 0500 between writes.
-SECRET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
-SECRET_VALUE = re.compile(r"[A-Za-z0-9+/]*={0,2}\Z")
 
 
 def _secrets_problem(msg):
@@ -1095,7 +1108,7 @@ def _secrets_problem(msg):
     for name, value in files.items():
         if name not in keep:
             return "files: %s is not in keep" % json.dumps(name[:64])
-        if type(value) is not str or not SECRET_VALUE.match(value) or len(value) % 4:
+        if type(value) is not str or not BASE64.match(value) or len(value) % 4:
             return "files: an object of base64 strings"
     return None
 
@@ -1129,9 +1142,8 @@ def _write_secrets(directory, files, keep):
     finally:
         os.chmod(directory, 0o500)
 
-
-# ---------------------------------------------------------------- run-once mode
-
+# ---- python/src/once.py
+# Run-once mode (`loader.py --once`, the `none` policy): one call from stdin, its result on stdout.
 def once():
     out_fd = os.dup(1)
     os.dup2(2, 1)  # the function's prints (even from C code / subprocesses) go to stderr
@@ -1186,7 +1198,8 @@ def once():
         data = data[n:]
     return 0
 
-
+# ---- python/src/main.py
+# Warm unless asked to run once.
 if __name__ == "__main__":
     if "--once" in sys.argv[1:]:
         code = once()

@@ -1,0 +1,233 @@
+// The loader conformance suite: runs every loader on this machine over its stdin/stdout line (the same
+// lines it speaks on the node's socket; no Docker) and checks that it speaks protocol/loader.ts: hello
+// first with this node's version, each request answered by the reply the node expects, every reply one the
+// node's schemas declare (no field they do not know), a call's env for that call only, output captured
+// into logs, failures as failed replies, web calls in the lambda convention, secrets as files, and
+// requests it cannot read answered with `error` while it carries on. A loader for another language is one
+// more entry in LOADERS, with its two functions in runtimes/conformance/LANG (see the README there).
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import {
+  HelloSchema,
+  HttpResponseSchema,
+  LoadedSchema,
+  LoaderErrorSchema,
+  LOADER_PROTOCOL,
+  PongSchema,
+  ResultSchema,
+  SecretsSetSchema,
+  expectedReply,
+  type HttpRequest,
+  type LoaderRequest,
+} from '../protocol/loader.js';
+
+const HERE = resolve(import.meta.dirname);
+
+interface LoaderUnderTest {
+  name: string;
+  command: string[]; // the loader in warm mode, without ZFAAS_LINE: it speaks on stdin/stdout
+  functions: string; // its folder of conformance functions (echo, web)
+  webHandler: string; // the web function's handler, FILE.EXPORT
+}
+
+const LOADERS: LoaderUnderTest[] = [
+  {
+    name: 'node',
+    command: [process.execPath, join(HERE, 'node/loader.js')],
+    functions: join(HERE, 'conformance/node'),
+    webHandler: 'index.handler',
+  },
+  {
+    name: 'python',
+    command: ['python3', join(HERE, 'python/loader.py')],
+    functions: join(HERE, 'conformance/python'),
+    webHandler: 'handler.handler',
+  },
+];
+
+// The node's schemas, refusing any field they do not declare: what a loader sends, the node must know of.
+const StrictReply = z.discriminatedUnion('op', [
+  HelloSchema.strict(),
+  LoadedSchema.strict(),
+  ResultSchema.strict(),
+  PongSchema.strict(),
+  SecretsSetSchema.strict(),
+  LoaderErrorSchema.strict(),
+]);
+type Reply = z.infer<typeof StrictReply>;
+
+class Speaker {
+  private readonly lines: string[] = [];
+  private waiting?: (line: string | undefined) => void;
+  private ended = false;
+  stderr = '';
+
+  constructor(private readonly proc: ChildProcessWithoutNullStreams) {
+    createInterface({ input: proc.stdout, crlfDelay: Infinity }).on('line', (l) => this.push(l));
+    proc.stdout.on('end', () => {
+      this.ended = true;
+      this.waiting?.(undefined);
+    });
+    proc.stderr.on('data', (b: Buffer) => (this.stderr += b.toString()));
+  }
+
+  private push(line: string): void {
+    if (this.waiting) {
+      const w = this.waiting;
+      this.waiting = undefined;
+      w(line);
+    } else this.lines.push(line);
+  }
+
+  /** The next line, parsed and checked against the strict schemas. */
+  async next(): Promise<Reply> {
+    const line = this.lines.shift() ?? (this.ended ? undefined : await new Promise<string | undefined>((res) => (this.waiting = res)));
+    if (line === undefined) throw new Error(`the loader ended its output; its stderr: ${this.stderr.slice(-2000)}`);
+    return StrictReply.parse(JSON.parse(line));
+  }
+
+  send(msg: LoaderRequest | Record<string, unknown> | string): void {
+    this.proc.stdin.write((typeof msg === 'string' ? msg : JSON.stringify(msg)) + '\n');
+  }
+
+  /** A request and its reply, which must be the kind the node expects for it. */
+  async ask(msg: LoaderRequest): Promise<Reply> {
+    this.send(msg);
+    const r = await this.next();
+    expect(r.op).toBe(expectedReply[msg.op]);
+    return r;
+  }
+
+  async end(): Promise<number | null> {
+    const exited = new Promise<number | null>((res) => this.proc.once('exit', (code) => res(code)));
+    this.proc.stdin.end();
+    return exited;
+  }
+}
+
+const started: Speaker[] = [];
+
+function start(l: LoaderUnderTest): Speaker {
+  const env = { ...process.env, PYTHONDONTWRITEBYTECODE: '1' };
+  delete env.ZFAAS_LINE;
+  const s = new Speaker(spawn(l.command[0]!, l.command.slice(1), { cwd: l.functions, env, stdio: ['pipe', 'pipe', 'pipe'] }));
+  started.push(s);
+  return s;
+}
+
+// A loader said hello; the function `fn` loaded (format `format`).
+async function loaded(l: LoaderUnderTest, fn: 'echo' | 'web', format: 'json' | 'lambda'): Promise<Speaker> {
+  const s = start(l);
+  expect((await s.next()).op).toBe('hello');
+  const r = await s.ask({ op: 'load', dir: join(l.functions, fn), handler: fn === 'web' ? l.webHandler : null, env: {}, format });
+  expect(r, s.stderr).toEqual({ op: 'loaded', ok: true, format });
+  return s;
+}
+
+const b64 = (s: string): string => Buffer.from(s).toString('base64');
+const webRequest = (path: string, query = ''): HttpRequest => ({
+  method: 'GET',
+  path,
+  query,
+  headers: { host: 'example.test', accept: 'text/plain' },
+  body: '',
+  sourceIp: '127.0.0.1',
+});
+
+afterEach(async () => {
+  for (const s of started.splice(0)) await s.end();
+});
+
+describe.each(LOADERS)('the $name loader', (l) => {
+  it('says hello first, with the version this node speaks and its pid, and exits 0 when its input ends', async () => {
+    const s = start(l);
+    const hello = await s.next();
+    expect(hello).toEqual({ op: 'hello', v: LOADER_PROTOCOL, pid: expect.any(Number) });
+    expect(await s.ask({ op: 'ping' })).toEqual({ op: 'pong' });
+    started.splice(started.indexOf(s), 1);
+    expect(await s.end()).toBe(0);
+  });
+
+  it("calls the function with the call's env for that call only, its output in the call's logs", async () => {
+    const s = await loaded(l, 'echo', 'json');
+    const first = await s.ask({ op: 'call', id: 1, params: { n: 3 }, env: { ZFAAS_CALL: '1', GREETING: 'hi' } });
+    expect(first).toMatchObject({ op: 'result', id: 1, ok: true });
+    expect(first.op === 'result' && JSON.parse(first.result ?? 'null')).toEqual({ n: 3, call: '1', greeting: 'hi' });
+    expect(first.op === 'result' && first.logs).toContain('echo 3');
+    const second = await s.ask({ op: 'call', id: 2, params: { n: 4 }, env: { ZFAAS_CALL: '2' } });
+    expect(second.op === 'result' && JSON.parse(second.result ?? 'null')).toEqual({ n: 4, call: '2', greeting: null });
+  });
+
+  it('answers a failing call with a failed result, and the next call as usual', async () => {
+    const s = await loaded(l, 'echo', 'json');
+    const failed = await s.ask({ op: 'call', id: 1, params: { fail: true }, env: {} });
+    expect(failed).toMatchObject({ op: 'result', id: 1, ok: false, error: expect.stringContaining('boom') });
+    expect(await s.ask({ op: 'call', id: 2, params: { n: 1 }, env: {} })).toMatchObject({ id: 2, ok: true });
+  });
+
+  it('says so when a call comes before a function is loaded, or the function is not there', async () => {
+    const s = start(l);
+    await s.next();
+    expect(await s.ask({ op: 'call', id: 1, params: {}, env: {} })).toMatchObject({ op: 'result', id: 1, ok: false });
+    const missing = await s.ask({ op: 'load', dir: join(l.functions, 'nowhere'), handler: null, env: {} });
+    expect(missing).toMatchObject({ op: 'loaded', ok: false, error: expect.any(String) });
+  });
+
+  it('answers a web call in the lambda convention with the response the function chose', async () => {
+    const s = await loaded(l, 'web', 'lambda');
+    const r = await s.ask({ op: 'call', id: 1, params: {}, env: {}, http: webRequest('/hello', 'name=ana') });
+    expect(r).toMatchObject({ op: 'result', id: 1, ok: true });
+    const http = HttpResponseSchema.parse(r.op === 'result' && r.http);
+    expect(http.status).toBe(201);
+    expect(http.headers).toMatchObject({ 'content-type': 'text/plain', 'x-path': '/hello' });
+    expect(Buffer.from(http.body, 'base64').toString()).toBe('hello ana');
+    const bad = await s.ask({ op: 'call', id: 2, params: {}, env: {}, http: webRequest('/bad') });
+    expect(bad).toMatchObject({ op: 'result', id: 2, ok: false, error: expect.stringMatching(/^malformed response:/) });
+  });
+
+  describe('secrets', () => {
+    let dir: string;
+    beforeAll(async () => {
+      dir = await mkdtemp(join(tmpdir(), `zfaas-conformance-${l.name}-`));
+    });
+    afterAll(async () => {
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    it('writes each secret as a file, and removes the files not kept', async () => {
+      const s = start(l);
+      await s.next();
+      await writeFile(join(dir, 'old'), 'x');
+      const set = await s.ask({
+        op: 'secrets',
+        dir,
+        files: { 'db-password': b64('s3cret'), token: b64('t') },
+        keep: ['db-password', 'token'],
+      });
+      expect(set).toEqual({ op: 'secretsSet', ok: true });
+      expect((await readdir(dir)).sort()).toEqual(['db-password', 'token']);
+      expect(await readFile(join(dir, 'db-password'), 'utf8')).toBe('s3cret');
+      expect(await s.ask({ op: 'secrets', dir, files: {}, keep: ['token'] })).toEqual({ op: 'secretsSet', ok: true });
+      expect(await readdir(dir)).toEqual(['token']);
+      // a name that could leave the folder is a request it cannot read
+      s.send({ op: 'secrets', dir, files: { '../escape': b64('x') }, keep: ['../escape'] });
+      expect(await s.next()).toMatchObject({ op: 'error' });
+      expect(await readdir(dir)).toEqual(['token']);
+    });
+  });
+
+  it('answers what it cannot read with an error, and carries on', async () => {
+    const s = start(l);
+    await s.next();
+    for (const bad of ['not json', '{"op":"fly"}', '[1,2]', JSON.stringify({ op: 'call', id: 1, params: {}, env: { '1BAD': 'x' } })]) {
+      s.send(bad);
+      expect(await s.next(), bad).toMatchObject({ op: 'error', error: expect.any(String) });
+    }
+    expect(await s.ask({ op: 'ping' })).toEqual({ op: 'pong' });
+  });
+});

@@ -1,0 +1,117 @@
+// Calling a function: a Lambda-like context, its value or error as a reply, and the processes a call left running.
+let current = null; // { reject } of the running call, for stray async errors
+
+function makeContext(id) {
+  const end = callEnd(); // read now: a call's own variables (ZFAAS_DEADLINE) are gone once it returns
+  return {
+    awsRequestId: String(id),
+    requestId: String(id),
+    functionName: process.env.ZFAAS_FUNCTION || '',
+    functionVersion: process.env.ZFAAS_FUNCTION_VERSION || '',
+    memoryLimitInMB: process.env.ZFAAS_MEMORY || '',
+    getRemainingTimeInMillis: () => Math.max(0, end - Date.now()),
+    callbackWaitsForEmptyEventLoop: false,
+  };
+}
+
+function invoke(fn, params, id) {
+  return new Promise((resolve, reject) => {
+    current = { reject };
+    try {
+      if (fn.length >= 3) {
+        let done = false;
+        const cb = (err, value) => {
+          if (done) return;
+          done = true;
+          if (err) reject(err);
+          else resolve(value);
+        };
+        const r = fn(params, makeContext(id), cb);
+        if (r && typeof r.then === 'function')
+          r.then(
+            (v) => cb(null, v),
+            (e) => cb(e || new Error('rejected')),
+          );
+      } else if (fn.length === 2) {
+        Promise.resolve(fn(params, makeContext(id))).then(resolve, reject);
+      } else {
+        Promise.resolve(fn(params)).then(resolve, reject);
+      }
+    } catch (e) {
+      reject(e);
+    }
+  }).finally(() => {
+    current = null;
+  });
+}
+
+function toResult(value) {
+  if (value === undefined) return '';
+  if (typeof value === 'string') return value;
+  if (Buffer.isBuffer(value) || value instanceof Uint8Array) return Buffer.from(value).toString('utf8');
+  const s = JSON.stringify(value);
+  return s === undefined ? '' : s;
+}
+
+function formatError(e) {
+  if (e instanceof Error) {
+    let stack = String(e.stack || `${e.name}: ${e.message}`);
+    stack = stack
+      .split('\n')
+      .filter((l) => !l.includes(LOADER_FILE) && !INTERNAL_FRAME.test(l))
+      .join('\n');
+    const head = `${e.name || 'Error'}: ${e.message}`;
+    if (!stack.startsWith(head)) stack = head + '\n' + stack;
+    if (stack.length > ERR_LIMIT) stack = stack.slice(0, 512) + '\n...\n' + stack.slice(-(ERR_LIMIT - 512));
+    return stack;
+  }
+  try {
+    return 'thrown: ' + (typeof e === 'string' ? e : JSON.stringify(e));
+  } catch (_) {
+    return 'thrown: ' + String(e);
+  }
+}
+
+// A call's reply with the function's value as its result.
+function valueReply(id, value) {
+  const result = toResult(value);
+  const reply = { op: 'result', id, ok: true, result };
+  if (result.length > RESULT_LIMIT) {
+    reply.result = result.slice(0, RESULT_LIMIT);
+    reply.truncated = true;
+  }
+  return reply;
+}
+
+// A web call's reply: the response (and the value, when the function answered a plain one).
+function webReply(id, r) {
+  if (r.body.length > RESULT_LIMIT) throw new ReplyError(`response too large: its body is ${r.body.length} bytes, at most ${RESULT_LIMIT}`);
+  const reply = r.value === undefined ? { op: 'result', id, ok: true } : valueReply(id, r.value);
+  reply.http = { status: r.status, headers: r.headers, body: r.body.toString('base64') };
+  return reply;
+}
+
+const errorText = (e) => (e instanceof ReplyError ? e.message : formatError(e));
+
+// Processes in this container other than init (pid 1) and this loader: what a call left running.
+// One readdir of /proc (its pid entries are the only ones starting with a digit).
+const SELF = String(process.pid);
+function strayProcesses() {
+  let names;
+  try {
+    names = fs.readdirSync('/proc');
+  } catch (_) {
+    return 0;
+  }
+  let n = 0;
+  for (let i = 0; i < names.length; i++) {
+    const c = names[i].charCodeAt(0);
+    if (c >= 48 && c <= 57 && names[i] !== '1' && names[i] !== SELF) n++;
+  }
+  return n;
+}
+
+function strayError(e) {
+  if (current) current.reject(e);
+  else realStderrWrite(`zfaas loader: uncaught error outside a call: ${formatError(e)}\n`);
+}

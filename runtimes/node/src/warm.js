@@ -1,0 +1,226 @@
+// Warm mode: the loader protocol over the node's unix socket or stdin/stdout, one request at a time.
+// A request's `env`: an object of strings named like environment variables (no NUL: setenv cannot hold it).
+function isEnv(env) {
+  if (env === null || typeof env !== 'object' || Array.isArray(env)) return false;
+  for (const k in env) {
+    const v = env[k];
+    if (typeof v !== 'string' || !ENV_NAME.test(k) || v.includes('\0')) return false;
+  }
+  return true;
+}
+
+// Sets a call's own variables; returns what restoreEnv puts back (undefined: the variable was not set).
+function setEnv(env) {
+  const keys = Object.keys(env);
+  if (keys.length === 0) return null;
+  const prev = new Array(keys.length);
+  for (let i = 0; i < keys.length; i++) {
+    const old = process.env[keys[i]];
+    prev[i] = typeof old === 'string' ? old : undefined;
+    process.env[keys[i]] = env[keys[i]];
+  }
+  return { keys, prev };
+}
+
+// A call's `http`, as protocol/loader.ts has HttpRequestSchema.
+function isHttp(h) {
+  if (h === null || typeof h !== 'object' || Array.isArray(h)) return false;
+  for (const k of ['method', 'path', 'query', 'body', 'sourceIp']) if (typeof h[k] !== 'string') return false;
+  const hd = h.headers;
+  if (hd === null || typeof hd !== 'object' || Array.isArray(hd)) return false;
+  for (const k in hd) if (typeof hd[k] !== 'string') return false;
+  return true;
+}
+
+function restoreEnv(saved) {
+  if (!saved) return;
+  for (let i = saved.keys.length - 1; i >= 0; i--) {
+    if (saved.prev[i] === undefined) delete process.env[saved.keys[i]];
+    else process.env[saved.keys[i]] = saved.prev[i];
+  }
+}
+
+// Calls onLine with each line of the stream (without its newline; a last line without one counts too),
+// then onEnd once, at its end.
+function readLines(stream, onLine, onEnd) {
+  let parts = [];
+  let ended = false;
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk) => {
+    let from = 0;
+    let nl;
+    while ((nl = chunk.indexOf('\n', from)) !== -1) {
+      let line = chunk.slice(from, nl);
+      if (parts.length) {
+        parts.push(line);
+        line = parts.join('');
+        parts = [];
+      }
+      onLine(line);
+      from = nl + 1;
+    }
+    if (from < chunk.length) parts.push(from ? chunk.slice(from) : chunk);
+  });
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    if (parts.length) onLine(parts.join(''));
+    parts = [];
+    onEnd();
+  };
+  stream.on('end', end);
+  stream.on('error', end);
+}
+
+// Dials the node's unix socket, retrying for CONNECT_FOR_MS; cannot: a line on stderr and exit 1.
+function dial(file, then) {
+  const until = Date.now() + CONNECT_FOR_MS;
+  let wait = 10;
+  const attempt = () => {
+    const sock = net.createConnection({ path: file, allowHalfOpen: true });
+    const failed = (e) => {
+      sock.destroy();
+      if (Date.now() + wait <= until) {
+        setTimeout(attempt, wait);
+        wait = Math.min(2 * wait, 250);
+        return;
+      }
+      realStderrWrite(`zfaas loader: cannot connect to ${LINE_ENV}=${file} (tried for ${CONNECT_FOR_MS / 1000} s): ${e.message}\n`, () =>
+        process.exit(1),
+      );
+    };
+    sock.once('error', failed);
+    sock.once('connect', () => {
+      sock.removeListener('error', failed);
+      then(sock);
+    });
+  };
+  attempt();
+}
+
+function serve() {
+  const line = process.env[LINE_ENV];
+  if (!line) {
+    // stdin/stdout; stdout pipes and files are written synchronously, so exiting at the end loses nothing
+    speak(
+      process.stdin,
+      (msg) => realStdoutWrite(JSON.stringify(msg) + '\n'),
+      () => process.exit(0),
+    );
+    return;
+  }
+  delete process.env[LINE_ENV]; // the function sees the variables a cold run sees
+  dial(line, (sock) => {
+    sock.on('error', () => process.exit(0)); // the node is gone: nobody to answer
+    sock.on('close', () => process.exit(0));
+    speak(
+      sock,
+      (msg) => sock.write(JSON.stringify(msg) + '\n'),
+      () => sock.end(), // the node hung up and its last request is answered: hang up too ('close' exits)
+    );
+  });
+}
+
+// The protocol over any line stream: hello first, then one request at a time, each answered in order.
+function speak(input, send, onEnd) {
+  redirectOutput(false);
+  process.on('uncaughtException', strayError);
+  process.on('unhandledRejection', (r) => strayError(r instanceof Error ? r : new Error('unhandled rejection: ' + formatError(r))));
+  send({ op: 'hello', v: PROTOCOL, pid: process.pid });
+
+  const refuse = (error, id) => {
+    const reply = { op: 'error', error };
+    if (Number.isInteger(id)) reply.id = id;
+    send(reply);
+  };
+  const ENV_EXPECTED = 'an object of strings named [A-Za-z_][A-Za-z0-9_]*';
+  const HTTP_EXPECTED = 'an object {method, path, query, headers (an object of strings), body (base64), sourceIp} of strings';
+
+  let runner = null; // makeRunner's, for the loaded function
+  let chain = Promise.resolve();
+  const handle = async (msg) => {
+    const op = msg.op;
+    if (op === 'call') {
+      const id = msg.id;
+      if (!Number.isInteger(id) || id < 1) return refuse('call needs id: a positive integer', id);
+      const env = msg.env === undefined ? {} : msg.env;
+      if (!isEnv(env)) return refuse(`call needs env: ${ENV_EXPECTED}`, id);
+      if (!runner) {
+        send({ op: 'result', id, ok: false, error: 'no function loaded', logs: '' });
+        return;
+      }
+      // a json function never sees `http` (the node made its params of it)
+      const http = runner.web && msg.http !== undefined ? msg.http : null;
+      if (http && !isHttp(http)) return refuse(`call needs http: ${HTTP_EXPECTED}`, id);
+      const params = msg.params === undefined ? null : msg.params;
+      const saved = setEnv(env);
+      process.env.ZFAAS_PARAMS = JSON.stringify(params);
+      startCapture();
+      let reply;
+      try {
+        reply = http ? webReply(id, await runner.web(http, id)) : valueReply(id, await runner.direct(params, id));
+      } catch (e) {
+        reply = { op: 'result', id, ok: false, error: errorText(e) };
+      }
+      reply.logs = stopCapture();
+      restoreEnv(saved);
+      const stray = strayProcesses();
+      if (stray > 0) reply.stray = stray;
+      send(reply);
+    } else if (op === 'ping') {
+      send({ op: 'pong' });
+    } else if (op === 'secrets') {
+      const bad = secretsProblem(msg);
+      if (bad) return refuse(`secrets needs ${bad}`);
+      try {
+        writeSecrets(msg.dir, msg.files, msg.keep);
+        send({ op: 'secretsSet', ok: true });
+      } catch (e) {
+        // an errno message names a file, never a value
+        send({ op: 'secretsSet', ok: false, error: String((e && e.message) || e).slice(0, 1000) });
+      }
+    } else if (op === 'load') {
+      if (typeof msg.dir !== 'string') return refuse('load needs dir: a string');
+      if (msg.handler !== null && typeof msg.handler !== 'string') return refuse('load needs handler: a string or null');
+      if (!isEnv(msg.env)) return refuse(`load needs env: ${ENV_EXPECTED}`);
+      const format = msg.format === undefined || msg.format === null ? 'auto' : msg.format;
+      if (!FORMATS.includes(format)) return refuse(`load needs format: one of ${FORMATS.join(', ')}`);
+      process.env.ZFAAS_PARAMS = '{}';
+      // A stem cell learns its function (and the function's environment) only when it is given one.
+      for (const k of Object.keys(msg.env)) process.env[k] = msg.env[k];
+      try {
+        const loaded = await loadFunction(msg.dir || '/ws', msg.handler, format);
+        runner = makeRunner(loaded.fn, loaded.format);
+        send({ op: 'loaded', ok: true, format: loaded.format });
+      } catch (e) {
+        runner = null;
+        send({ op: 'loaded', ok: false, error: e instanceof NoHandler ? e.message : formatError(e) });
+      }
+    } else {
+      let what;
+      if (op === undefined || op === null) what = 'no op';
+      else if (typeof op === 'string') what = 'unknown op ' + JSON.stringify(op.length > 40 ? op.slice(0, 40) + '...' : op);
+      else what = 'op of type ' + typeof op;
+      refuse(`${what}: expected "load", "call", "secrets" or "ping"`, msg.id);
+    }
+  };
+
+  readLines(
+    input,
+    (text) => {
+      text = text.trim();
+      if (!text) return;
+      let msg;
+      try {
+        msg = JSON.parse(text);
+        if (!msg || typeof msg !== 'object' || Array.isArray(msg)) throw new Error('message is not an object');
+      } catch (e) {
+        const error = `bad message: ${String(e.message).slice(0, 200)}: expected a JSON object`;
+        chain = chain.then(() => refuse(error));
+        return;
+      }
+      chain = chain.then(() => handle(msg)).catch((e) => realStderrWrite(`zfaas loader: ${formatError(e)}\n`));
+    },
+    () => chain.then(onEnd),
+  );
+}
