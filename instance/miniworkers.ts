@@ -249,7 +249,7 @@ export class Miniworkers implements WorkerPort {
     const name = `${this.o.nodeId}-mw${++this.seq}-${randomBytes(3).toString('hex')}`;
     // A miniworker logs JSON lines; on a terminal the node shows them as its own logger does.
     const pretty = logFormat() === 'pretty';
-    const proc = fork(this.o.script, [this.o.address, this.o.nodeId, name], {
+    const proc = fork(this.o.script, [this.o.address, this.o.nodeId, name, String(process.pid)], {
       stdio: ['ignore', pretty ? 'pipe' : 'inherit', 'inherit', 'ipc'],
       // A node runs several miniworkers, so their memory counts several times. A miniworker mostly waits
       // on sockets: V8's interpreter and baseline compiler serve it well, one thread does its garbage

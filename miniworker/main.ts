@@ -22,6 +22,8 @@ export interface MiniworkerOptions {
   broker: string;
   nodeId: string;
   name: string;
+  // The instance that spawned it, by pid: a parent that died before this process could look stays dead to it.
+  parent?: number;
 }
 
 type Job = Exclude<ToWorker, { type: 'remove' | 'shutdown' }>;
@@ -55,11 +57,16 @@ export async function runMiniworker(opts: MiniworkerOptions): Promise<void> {
     setTimeout(() => process.exit(0), 500).unref();
     for (const id of [...held.keys(), ...running]) void removeContainer(docker.getContainer(id));
   };
+  // The parent may have died while this process was loading, before any listener was there to hear it:
+  // its pid as given (not as found now) and the state of the IPC channel say so all the same.
   process.on('disconnect', orphaned);
-  const parent = process.ppid;
-  setInterval(() => {
-    if (process.ppid !== parent) orphaned();
-  }, 250).unref();
+  const parent = opts.parent ?? process.ppid;
+  const forked = process.send !== undefined;
+  const watch = (): void => {
+    if (state !== 'stopping' && (process.ppid !== parent || (forked && !process.connected))) orphaned();
+  };
+  setInterval(watch, 250).unref();
+  watch();
 
   const remove = async (id: string, report: boolean): Promise<FromWorker> => {
     const h = held.get(id);
@@ -213,14 +220,15 @@ export async function runMiniworker(opts: MiniworkerOptions): Promise<void> {
   if (!socket.closed) socket.close();
 }
 
-// Spawned by the instance: node miniworker/main.js BROKER NODE_ID NAME
+// Spawned by the instance: node miniworker/main.js BROKER NODE_ID NAME [PARENT_PID]
 if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
-  const [broker, nodeId, name] = process.argv.slice(2);
-  if (!broker || !nodeId || !name) {
-    console.error('usage: miniworker BROKER NODE_ID NAME');
+  const [broker, nodeId, name, parentPid] = process.argv.slice(2);
+  const parent = parentPid === undefined ? undefined : Number(parentPid);
+  if (!broker || !nodeId || !name || (parent !== undefined && !Number.isInteger(parent))) {
+    console.error('usage: miniworker BROKER NODE_ID NAME [PARENT_PID]');
     process.exit(2);
   }
-  runMiniworker({ broker, nodeId, name }).then(
+  runMiniworker({ broker, nodeId, name, parent }).then(
     () => process.exit(0),
     (e) => {
       console.error(errText(e));

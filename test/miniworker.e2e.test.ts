@@ -3,7 +3,7 @@
 // a reply that says a container is gone is true on the engine (an exec container killed under it), a
 // remove that comes before its run's container exists still removes it, a shutdown leaves nothing; a killed
 // instance's miniworkers are gone within a second and its next start removes what they left.
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -125,6 +125,29 @@ describe('one miniworker, spoken to directly', () => {
     await send({ type: 'shutdown' });
     await exited;
     expect(await labelledContainers({ 'zfaas.node': node })).toEqual([]);
+  });
+});
+
+describe('a miniworker whose instance died while it was still loading', () => {
+  it('exits all the same: it goes by the pid it was given and the state of its IPC channel', async () => {
+    // A parent that forks a miniworker (as the instance does) and dies at once, before the child has
+    // loaded its modules or set any listener: the child is reparented before it could look.
+    const script = `
+      const { fork } = require('node:child_process');
+      const c = fork(process.argv[1], ['ipc:///nonexistent', 'orphan-node', 'orphan-mw', String(process.pid)], { stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
+      console.log(c.pid);
+      process.exit(0);`;
+    const parent = spawn(process.execPath, ['-e', script, join(ROOT, 'dist', 'miniworker', 'main.js')], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const out = await new Promise<string>((res) => {
+      let text = '';
+      parent.stdout!.on('data', (b: Buffer) => (text += b.toString()));
+      parent.once('exit', () => res(text));
+    });
+    const child = Number(out.trim());
+    expect(Number.isInteger(child) && child > 0).toBe(true);
+    await waitFor('the orphaned miniworker to exit', async () => ((await running(child)) ? undefined : true), 5000);
   });
 });
 
