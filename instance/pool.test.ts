@@ -437,9 +437,7 @@ describe('policy function', () => {
     expect(fake.loaders.size).toBe(0);
   });
 
-  // BUG (pool.ts, execute(), case 'create'): a new exec-mode container is left in `loading` (startContainer
-  // with forCall) and exec() only moves a `busy` one to idle, so it is never reused nor reaped.
-  // Remove `.fails` once fixed.
+  // A container made for an exec-mode call is idle after it, not stuck half-started: reused and reaped.
   it('keeps an exec-mode container idle after its first call and serves the next call in it', async () => {
     pool.submit(work(1, { runtime: execRuntime }));
     await resultsIn(1);
@@ -451,8 +449,7 @@ describe('policy function', () => {
     expect(fake.of('exec').map((c) => (c.cmd as Extract<JobCommand, { type: 'exec' }>).id)).toEqual([id, id]);
   });
 
-  // BUG (pool.ts): nothing dispatches when a lined container becomes idle, so a call that waited for it
-  // (every miniworker busy) stays queued until some miniworker frees up. Remove `.fails` once fixed.
+  // A lined container that becomes idle is itself a reason to dispatch: a waiting call needs no miniworker.
   it('gives a waiting call the lined container that just became idle, while every miniworker is busy', async () => {
     pool.submit(work(1));
     await resultsIn(1);
