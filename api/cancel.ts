@@ -6,8 +6,9 @@ import type { Ended } from './calls.js';
 import type { DbClient } from '../db/client.js';
 import type { NodeControl } from './broker.js';
 import { HttpError } from './http.js';
+import { failure } from '../common/faults.js';
 
-export const CANCELLED: CallOutcome = { status: 'ERROR', result: '', error: 'cancelled by request', cancelled: true };
+export const CANCELLED: CallOutcome = { ...failure('cancelled', 'cancelled by request'), cancelled: true };
 
 export interface CancelDeps {
   db: Pick<DbClient, 'request'>;

@@ -1,6 +1,7 @@
 // The objects every part shares: Runtime, FunctionMeta, Call. The seed's fields stay; we only add.
 import { z } from 'zod';
 import { NAMESPACE_RE, NS_SEP } from './namespace.js';
+import { FaultSchema } from './faults.js';
 
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export const nameSchema = z
@@ -171,6 +172,7 @@ export const AttemptSchema = z.object({
   attempt: z.number().int().min(1),
   status: z.enum(['ERROR', 'TIMEOUT']),
   error: z.string().optional(),
+  fault: FaultSchema.optional(),
   logs: z.string().optional(),
   node: z.string().optional(),
   startedAt: z.string().optional(),
@@ -216,6 +218,7 @@ export const CallSchema = z.object({
   request: WebRequestSchema.optional(),
   response: WebResponseSchema.optional(),
   cancelled: z.boolean().optional(), // ended by DELETE /call/N (status ERROR)
+  fault: FaultSchema.optional(), // why it failed, as a kind (common/faults.ts); ERROR and TIMEOUT only
   schedule: ScheduleRefSchema.optional(), // started by a schedule, for this tick
   history: z.array(AttemptSchema).optional(), // earlier runs that failed and were retried
   retryAt: z.string().optional(), // PENDING after a failed run: when it runs again
@@ -238,6 +241,7 @@ export const CallOutcomeSchema = z.object({
   durationMs: z.number().optional(),
   response: WebResponseSchema.optional(), // a web call's answer, as the function chose it
   cancelled: z.boolean().optional(),
+  fault: FaultSchema.optional(), // a failure's kind (common/faults.ts)
   // Which run of the call it ended (ZFAAS_ATTEMPT): the record counts at least that many attempts, even when
   // the node's word that the run began was lost. Never stored as a field of its own.
   attempt: z.number().int().min(1).max(1000).optional(),

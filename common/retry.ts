@@ -27,6 +27,7 @@ export function attemptOf(call: Call, outcome: CallOutcome, now: Date): Attempt 
     attempt: Math.max(1, call.attempts),
     status: outcome.status === 'TIMEOUT' ? 'TIMEOUT' : 'ERROR',
     ...(outcome.error !== undefined ? { error: outcome.error } : {}),
+    ...(outcome.fault !== undefined ? { fault: outcome.fault } : {}),
     ...(logs !== undefined ? { logs } : {}),
     ...(call.node !== undefined ? { node: call.node } : {}),
     ...(call.startedAt !== undefined ? { startedAt: call.startedAt } : {}),

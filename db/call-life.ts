@@ -18,6 +18,7 @@
 //                                                    is gone, its tree could not be made)
 //   final            any                             -                    (the first final state wins)
 import { afterRun, attemptOf } from '../common/retry.js';
+import { failure } from '../common/faults.js';
 import { isFinal, type Call, type CallOutcome, type FunctionSettings } from '../common/model.js';
 import type { CallIntent } from '../protocol/db.js';
 
@@ -51,9 +52,9 @@ export function applyIntent(call: Call, intent: CallIntent, ctx: LifeContext): V
       return { changed: true, next };
     }
     case 'cancel':
-      return end(call, { status: 'ERROR', result: '', error: 'cancelled by request', cancelled: true }, ctx, false);
+      return end(call, { ...failure('cancelled', 'cancelled by request'), cancelled: true }, ctx, false);
     case 'fail':
-      return end(call, { status: 'ERROR', result: '', error: intent.error }, ctx, false);
+      return end(call, failure('platform', intent.error), ctx, false);
   }
 }
 
@@ -100,7 +101,7 @@ function end(call: Call, o: CallOutcome, ctx: LifeContext, ran: boolean): Verdic
       history: [...(call.history ?? []), attemptOf(call, o, ctx.now)],
       retryAt: new Date(ctx.now.getTime() + after.delayMs).toISOString(),
     };
-    for (const k of ['node', 'life', 'error', 'logs', 'startedAt', 'durationMs', 'response'] as const) delete next[k];
+    for (const k of ['node', 'life', 'error', 'fault', 'logs', 'startedAt', 'durationMs', 'response'] as const) delete next[k];
     return { changed: true, next };
   }
   // A web answer's body went to its caller; the record keeps its status, headers and size.
@@ -124,15 +125,9 @@ function nodeLost(call: Call, i: Extract<CallIntent, { kind: 'nodeLost' }>, ctx:
   if (call.node !== undefined && call.node !== i.node) return refuse(`it runs on node ${call.node}`);
   if (call.life !== undefined && i.life !== undefined && call.life !== i.life) return refuse('it runs on another life of the node');
   if (ctx.settings && !ctx.settings.retry)
-    return end(
-      call,
-      { status: 'ERROR', result: '', error: `${i.why} while running the call; not retried (the function has retry=false)` },
-      ctx,
-      false,
-    );
+    return end(call, failure('platform', `${i.why} while running the call; not retried (the function has retry=false)`), ctx, false);
   const lost = call.attempts - (call.history?.length ?? 0);
-  if (lost >= MAX_NODE_LOSSES)
-    return end(call, { status: 'ERROR', result: '', error: `${i.why}; gave up after ${call.attempts} attempts` }, ctx, false);
+  if (lost >= MAX_NODE_LOSSES) return end(call, failure('platform', `${i.why}; gave up after ${call.attempts} attempts`), ctx, false);
   const next: Call = { ...call, status: 'PENDING' };
   for (const k of ['node', 'life'] as const) delete next[k];
   return { changed: true, next };

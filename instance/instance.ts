@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import type { CurveClient } from '../common/curve.js';
 import { errText, type Logger } from '../common/log.js';
 import type { CallOutcome, FunctionMeta, Policy, Runtime } from '../common/model.js';
+import { failure } from '../common/faults.js';
 import { DbClient, type LocalDb } from '../db/client.js';
 import { removeLabelled } from '../common/docker.js';
 import { BROKER_PROTOCOL, type FnDef, type FnRef, type ToInstance } from '../protocol/broker.js';
@@ -346,7 +347,7 @@ export class Instance {
     try {
       const { fn, runtime } = await this.definition(m.fn);
       const refused = await this.unfenced(fn);
-      if (refused) return void this.report(callNum, { status: 'ERROR', result: '', error: refused });
+      if (refused) return void this.report(callNum, failure('platform', refused));
       await this.images.ensure(runtime.image);
       const treeDir = await this.trees.prepare(fn, runtime);
       if (this.cancelled.delete(callNum)) return; // cancelled while its tree was prepared: reported already
@@ -361,7 +362,7 @@ export class Instance {
           // The function cannot run without it; its containers may hold a value that was deleted.
           this.pool.revoke(fn.functionName, fn.version);
           const error = secrets.missing.map((n) => `secret ${n} not found in namespace ${namespace}`).join('; ');
-          return void this.report(callNum, { status: 'ERROR', result: '', error });
+          return void this.report(callNum, failure('platform', error));
         }
       }
       const policy = this.policyOf(fn);
@@ -386,7 +387,7 @@ export class Instance {
       }
     } catch (e) {
       const error = `could not prepare ${m.fn.name}@${m.fn.version}: ${errText(e)}`;
-      void this.report(callNum, { status: 'ERROR', result: '', error });
+      void this.report(callNum, failure('platform', error));
     }
   }
 
@@ -422,7 +423,7 @@ export class Instance {
     if (!this.accepted.has(callNum)) return;
     this.replicas.delete(callNum);
     if (!this.pool.cancel(callNum)) this.cancelled.add(callNum);
-    void this.report(callNum, { status: 'ERROR', result: '', error: 'cancelled by request', cancelled: true });
+    void this.report(callNum, { ...failure('cancelled', 'cancelled by request'), cancelled: true });
   }
 
   private async fetchArchive(digest: string): Promise<Buffer> {

@@ -8,6 +8,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errText, type Logger } from '../common/log.js';
 import type { CallOutcome, FunctionMeta, Runtime } from '../common/model.js';
+import { failure } from '../common/faults.js';
 import type { DepsJob, DepsRun, RunJob } from '../protocol/worker.js';
 import { ContainerTable, fnKey, rtKey } from './containers.js';
 import { Miniworkers, oneJob, WorkerDied, type JobCommand, type Lease, type WorkerHooks, type WorkerPort } from './miniworkers.js';
@@ -493,7 +494,7 @@ export class Pool {
         await s.start(lease, { fn: work.fn, treeDir: work.treeDir });
       } catch (e) {
         if (e instanceof WorkerDied || a.cancelled) throw e;
-        return { status: 'ERROR', result: '', error: `zfaas could not start a container for the function: ${errText(e)}` };
+        return failure('platform', `zfaas could not start a container for the function: ${errText(e)}`);
       }
       if (!s.lined) {
         s.take(work);
@@ -528,7 +529,7 @@ export class Pool {
     } else if (e instanceof WorkerDied) error = `${e.message}; not retried (the function has retry=false)`;
     else if (e instanceof Gone) error = `zfaas lost the container of the call: ${e.message}`;
     else error = `zfaas could not run the function: ${errText(e)}`;
-    this.o.onResult(work, { status: 'ERROR', result: '', error });
+    this.o.onResult(work, failure('platform', error));
     this.dispatch();
   }
 

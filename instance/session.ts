@@ -10,6 +10,7 @@ import { callEnv, functionEnv, limitsOf, paramsOf, UID } from '../common/contain
 import { MAX_OUTPUT } from '../common/docker.js';
 import { errText, type Logger } from '../common/log.js';
 import type { CallOutcome, FunctionMeta, Runtime, WebResponse } from '../common/model.js';
+import { failure } from '../common/faults.js';
 import { TRUNCATION_MARK } from '../miniworker/outcome.js';
 import { BASE64_RE, HEADER_TOKEN_RE, HOP_BY_HOP, HttpResponseSchema, RESULT_LIMIT, SECRETS_DIR } from '../protocol/loader.js';
 import { isForbiddenHeader } from '../common/web-headers.js';
@@ -178,7 +179,7 @@ export class ContainerSession {
       if (e instanceof WorkerDied) throw e;
       // A function that cannot load (no handler, a syntax error) fails its call; the container is spent.
       const error = e instanceof LineTimeout ? 'the function did not finish loading within its timeout' : errText(e);
-      return { status: 'ERROR', result: '', error };
+      return failure('function', error);
     }
     this.take(work);
     return this.call(work);
@@ -215,29 +216,30 @@ export class ContainerSession {
       if (r.ok && r.http !== undefined) {
         // A web answer is checked like a request: what comes out of a container is untrusted.
         const checked = checkResponse(r.http);
-        if (typeof checked === 'string') return { status: 'ERROR', result: '', error: `malformed response: ${checked}`, logs, durationMs };
+        if (typeof checked === 'string') return { ...failure('response', `malformed response: ${checked}`), logs, durationMs };
         return { status: 'DONE', result: textPrefix(checked.body), logs, durationMs, response: checked };
       }
       if (r.ok) {
         const result = (r.result ?? '').slice(0, RESULT_LIMIT);
         return { status: 'DONE', result: r.truncated ? result + TRUNCATION_MARK : result, logs, durationMs };
       }
-      return { status: 'ERROR', result: '', error: r.error ?? 'the function failed', logs, durationMs };
+      // The loader says when the function's answer was what failed (a response it could not carry).
+      return { ...failure(r.fault === 'response' ? 'response' : 'function', r.error ?? 'the function failed'), logs, durationMs };
     } catch (e) {
       const durationMs = Date.now() - started;
       if (e instanceof LineTimeout) {
         void this.discard();
-        return { status: 'TIMEOUT', result: '', error: `function ran past its timeout of ${timeoutS} s and was killed`, durationMs };
+        return { ...failure('timeout', `function ran past its timeout of ${timeoutS} s and was killed`), durationMs };
       }
       if (e instanceof LineBroken) {
         void this.discard();
-        return { status: 'ERROR', result: '', error: `${e.message}: the container was removed`, durationMs };
+        return { ...failure('response', `${e.message}: the container was removed`), durationMs };
       }
       // The miniworker holding the container died: the call was its job as much as the container was.
       if (this.orphan) throw new WorkerDied('the miniworker holding its container died');
       // The loader went away during the call: out of memory, process.exit(), a crash in native code.
       const exit = await this.discard(true);
-      return { status: 'ERROR', result: '', error: diedText(exit, work.fn.settings.memory), durationMs };
+      return { ...failure('function', diedText(exit, work.fn.settings.memory)), durationMs };
     }
   }
 

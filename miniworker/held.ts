@@ -9,6 +9,7 @@ import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
 import { limitUpdate, paramsOf, USER, type Limits } from '../common/container-spec.js';
 import { Bounded, inspectExited, MAX_OUTPUT, Output, removeContainer, type Demuxer } from '../common/docker.js';
+import { failure } from '../common/faults.js';
 import { errText } from '../common/errors.js';
 import type { CallOutcome } from '../common/model.js';
 import { inSync, type ExitReport, type RunJob, type SecretStamps } from '../protocol/worker.js';
@@ -105,7 +106,7 @@ export class Held {
         await syncSecrets(this.container, job.secrets ?? [], this.secrets);
       } catch (e) {
         await this.remove(); // what its folder holds is not known any more
-        return { outcome: { status: 'ERROR', result: '', error: errText(e) }, alive: false };
+        return { outcome: failure('platform', errText(e)), alive: false };
       }
     }
     const exec = await this.container.exec({

@@ -9,6 +9,7 @@ import Docker from 'dockerode';
 import { Dealer } from 'zeromq';
 import { heldContainer, type Owner } from '../common/container-spec.js';
 import { removeContainer, removeLabelled } from '../common/docker.js';
+import { failure } from '../common/faults.js';
 import { errText } from '../common/errors.js';
 import type { CallOutcome } from '../common/model.js';
 import { SendQueue } from '../common/zmq.js';
@@ -117,7 +118,7 @@ export async function runMiniworker(opts: MiniworkerOptions): Promise<void> {
       case 'run': {
         running.add(m.job.name);
         const outcome = await runOnce(docker, m.job, owner)
-          .catch((e): CallOutcome => ({ status: 'ERROR', result: '', error: `zfaas could not run the function: ${errText(e)}` }))
+          .catch((e): CallOutcome => failure('platform', `zfaas could not run the function: ${errText(e)}`))
           .finally(() => running.delete(m.job.name));
         return { type: 'ran', jobId: m.jobId, outcome };
       }
@@ -128,11 +129,11 @@ export async function runMiniworker(opts: MiniworkerOptions): Promise<void> {
         if (!h?.alive) {
           held.delete(m.id);
           await (h ? h.remove() : removeContainer(docker.getContainer(m.id)));
-          const outcome: CallOutcome = { status: 'ERROR', result: '', error: 'zfaas lost the container for this call' };
+          const outcome: CallOutcome = failure('platform', 'zfaas lost the container for this call');
           return { type: 'ran', jobId: m.jobId, outcome, alive: false };
         }
         const r = await h.exec(m.job).catch((e) => ({
-          outcome: { status: 'ERROR', result: '', error: `zfaas could not run the function: ${errText(e)}` },
+          outcome: failure('platform', `zfaas could not run the function: ${errText(e)}`),
           alive: false,
         }));
         if (!r.alive) {

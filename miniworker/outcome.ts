@@ -1,6 +1,7 @@
 // How a finished container run becomes a call's outcome (the function contract in the brief).
 import type { CallOutcome } from '../common/model.js';
 import type { RunResult } from '../common/docker.js';
+import { failure } from '../common/faults.js';
 
 export const TRUNCATION_MARK = '\n[zfaas: output truncated]';
 // Logs keep their end: the mark says that what came before was dropped.
@@ -12,27 +13,22 @@ export function outcomeOf(r: RunResult, timeoutS: number, memoryMiB: number): Ca
     const mib = Math.round(r.outputExceeded / (1024 * 1024));
     const result = r.stdoutTruncated ? r.stdout + TRUNCATION_MARK : r.stdout;
     return {
-      status: 'ERROR',
+      ...failure('function', `function wrote more than ${mib} MiB of output and was stopped`),
       result,
-      error: `function wrote more than ${mib} MiB of output and was stopped`,
       logs,
       durationMs: r.durationMs,
     };
   }
   if (r.timedOut) {
     return {
-      status: 'TIMEOUT',
-      result: '',
-      error: `function ran past its timeout of ${timeoutS} s and was killed`,
+      ...failure('timeout', `function ran past its timeout of ${timeoutS} s and was killed`),
       logs,
       durationMs: r.durationMs,
     };
   }
   if (r.oomKilled) {
     return {
-      status: 'ERROR',
-      result: '',
-      error: `function was killed: it exceeded its memory limit of ${memoryMiB} MiB`,
+      ...failure('function', `function was killed: it exceeded its memory limit of ${memoryMiB} MiB`),
       logs,
       durationMs: r.durationMs,
     };
@@ -40,9 +36,7 @@ export function outcomeOf(r: RunResult, timeoutS: number, memoryMiB: number): Ca
   if (r.exitCode !== 0) {
     const tail = r.stderr.trim().slice(-4000);
     return {
-      status: 'ERROR',
-      result: '',
-      error: tail ? `exit code ${r.exitCode}: ${tail}` : `exit code ${r.exitCode}`,
+      ...failure('function', tail ? `exit code ${r.exitCode}: ${tail}` : `exit code ${r.exitCode}`),
       logs,
       durationMs: r.durationMs,
     };

@@ -170,6 +170,9 @@ export const ResultSchema = z.object({
     .string()
     .max(64 * 1024)
     .optional(),
+  // With ok:false: `response`, the function answered but its response could not be carried (malformed, too
+  // large); unset, the function itself failed. The node answers a web caller 502 or 500 by it.
+  fault: z.enum(['response']).optional(),
   logs: z
     .string()
     .max(LOG_LIMIT + 256)

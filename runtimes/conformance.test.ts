@@ -167,6 +167,7 @@ describe.each(LOADERS)('the $name loader', (l) => {
     const s = await loaded(l, 'echo', 'json');
     const failed = await s.ask({ op: 'call', id: 1, params: { fail: true }, env: {} });
     expect(failed).toMatchObject({ op: 'result', id: 1, ok: false, error: expect.stringContaining('boom') });
+    expect(failed).not.toHaveProperty('fault'); // the function failed, not its response
     expect(await s.ask({ op: 'call', id: 2, params: { n: 1 }, env: {} })).toMatchObject({ id: 2, ok: true });
   });
 
@@ -187,7 +188,8 @@ describe.each(LOADERS)('the $name loader', (l) => {
     expect(http.headers).toMatchObject({ 'content-type': 'text/plain', 'x-path': '/hello' });
     expect(Buffer.from(http.body, 'base64').toString()).toBe('hello ana');
     const bad = await s.ask({ op: 'call', id: 2, params: {}, env: {}, http: webRequest('/bad') });
-    expect(bad).toMatchObject({ op: 'result', id: 2, ok: false, error: expect.stringMatching(/^malformed response:/) });
+    // The response was what failed, not the function: the node answers its web caller 502 by this.
+    expect(bad).toMatchObject({ op: 'result', id: 2, ok: false, fault: 'response', error: expect.stringMatching(/^malformed response:/) });
   });
 
   describe('secrets', () => {

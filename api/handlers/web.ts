@@ -10,6 +10,7 @@
 // are not passed on (../../common/web-headers.ts).
 import express, { type Request, type Response, type Router } from 'express';
 import type { CallOutcome, FunctionMeta } from '../../common/model.js';
+import { FAULTS, faultOf } from '../../common/faults.js';
 import { errText, type Logger } from '../../common/log.js';
 import { HOP_BY_HOP, type HttpRequest } from '../../protocol/loader.js';
 import { isolate, ISOLATION_HEADERS } from '../../common/web-headers.js';
@@ -30,8 +31,6 @@ const PARAMS_LIMIT = 1024 * 1024; // a JSON body becomes the params (and the cal
 // /function/NAME[@VERSION][/sub/path] and /ns/NAMESPACE/function/NAME[@VERSION][/sub/path]: the namespace,
 // the name and the path below the function are its groups.
 export const WEB_PATH = /^(?:\/ns\/([^/]+))?\/function\/([^/]+)(\/.*)?$/;
-
-const ERROR_OF_PROXYING = /^(malformed response|response too large|the loader sent)/;
 
 export interface WebDeps {
   calls: Calls;
@@ -215,6 +214,6 @@ function answer(req: Request, res: Response, callNum: number, o: CallOutcome | n
   }
   // The caller learns that the call failed and how to read it; the function's stack stays in the record.
   const error = (o.error ?? o.status).split('\n')[0]!.slice(0, 500);
-  const status = o.status === 'TIMEOUT' ? 504 : ERROR_OF_PROXYING.test(o.error ?? '') ? 502 : 500;
-  res.status(status).json({ error, status: o.status, callNum });
+  const fault = faultOf(o) ?? 'function';
+  res.status(FAULTS[fault].http).json({ error, status: o.status, fault, callNum });
 }

@@ -2,6 +2,7 @@
 // With --method, --path, -q, -H or -d it is a web request to the function's own path instead (client/web.ts).
 import type { Command } from 'commander';
 import type { Call } from '../../common/model.js';
+import { FAULTS, faultOf } from '../../common/faults.js';
 import { EXIT, printable, UsageError } from '../client/errors.js';
 import { prettyResult } from '../client/format.js';
 import { readParams } from '../client/params.js';
@@ -37,9 +38,8 @@ export function callbackUrl(v: string): string {
 /** The exit code a finished (or unfinished) call maps to. */
 export function callExitCode(c: Call): number {
   if (c.status === 'DONE') return EXIT.OK;
-  if (c.status === 'ERROR') return EXIT.CALL_ERROR;
-  if (c.status === 'TIMEOUT') return EXIT.CALL_TIMEOUT;
-  return EXIT.CALL_PENDING;
+  const fault = faultOf(c); // by its kind (common/faults.ts), never by the words of its error
+  return fault ? FAULTS[fault].exit : EXIT.CALL_PENDING;
 }
 
 /** What the web form writes its answer to and sends with (tests give their own). */

@@ -74,8 +74,11 @@ const LOADER_FILE = __filename;
 const INTERNAL_FRAME = /\(node:internal|at node:internal|at new Promise \(<anonymous>\)/;
 
 class NoHandler extends Error {}
-// An error the loader words itself (a malformed response, one too large): its message is all it says.
+// An error the loader words itself: its message is all it says.
 class ReplyError extends Error {}
+// The function answered, but with a response that cannot be carried (malformed, too large): the call's
+// result says `fault: 'response'`, and a web caller gets 502 instead of 500.
+class ResponseError extends ReplyError {}
 
 // ---- node/src/capture.js
 // Output capture: what a function writes (console.*, process.stdout/stderr) during a call goes into the call's
@@ -444,7 +447,8 @@ function valueReply(id, value) {
 
 // A web call's reply: the response (and the value, when the function answered a plain one).
 function webReply(id, r) {
-  if (r.body.length > RESULT_LIMIT) throw new ReplyError(`response too large: its body is ${r.body.length} bytes, at most ${RESULT_LIMIT}`);
+  if (r.body.length > RESULT_LIMIT)
+    throw new ResponseError(`response too large: its body is ${r.body.length} bytes, at most ${RESULT_LIMIT}`);
   const reply = r.value === undefined ? { op: 'result', id, ok: true } : valueReply(id, r.value);
   reply.http = { status: r.status, headers: r.headers, body: r.body.toString('base64') };
   return reply;
@@ -551,7 +555,7 @@ function clfTime(ms) {
 
 // ---- checking what a function answered
 
-const malformed = (what) => new ReplyError('malformed response: ' + what);
+const malformed = (what) => new ResponseError('malformed response: ' + what);
 
 function describe(v) {
   if (v === undefined || v === null) return String(v);
@@ -1579,6 +1583,7 @@ function speak(input, send, onEnd) {
         reply = http ? webReply(id, await runner.web(http, id)) : valueReply(id, await runner.direct(params, id));
       } catch (e) {
         reply = { op: 'result', id, ok: false, error: errorText(e) };
+        if (e instanceof ResponseError) reply.fault = 'response';
       }
       reply.logs = stopCapture();
       restoreEnv(saved);

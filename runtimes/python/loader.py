@@ -349,7 +349,8 @@ def choose_format(fmt, name, n):
 
 
 class ReplyError(Exception):
-    """A web answer the loader cannot give: the call fails with this message (no traceback)."""
+    """A web answer the loader cannot give: the call fails with this message (no traceback), and its
+    result says `fault: "response"` (a web caller gets 502, not 500)."""
 
 
 class Malformed(ReplyError):
@@ -1014,7 +1015,7 @@ def _speak(reader, send, refuse, capture):
                     reply["truncated"] = True
                 del result
             except ReplyError as e:
-                reply = {"op": "result", "id": call_id, "ok": False, "error": str(e)}
+                reply = {"op": "result", "id": call_id, "ok": False, "error": str(e), "fault": "response"}
             except BaseException as e:  # noqa: BLE001
                 if isinstance(e, KeyboardInterrupt):
                     raise

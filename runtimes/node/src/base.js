@@ -12,5 +12,8 @@ const LOADER_FILE = __filename;
 const INTERNAL_FRAME = /\(node:internal|at node:internal|at new Promise \(<anonymous>\)/;
 
 class NoHandler extends Error {}
-// An error the loader words itself (a malformed response, one too large): its message is all it says.
+// An error the loader words itself: its message is all it says.
 class ReplyError extends Error {}
+// The function answered, but with a response that cannot be carried (malformed, too large): the call's
+// result says `fault: 'response'`, and a web caller gets 502 instead of 500.
+class ResponseError extends ReplyError {}

@@ -85,7 +85,8 @@ function valueReply(id, value) {
 
 // A web call's reply: the response (and the value, when the function answered a plain one).
 function webReply(id, r) {
-  if (r.body.length > RESULT_LIMIT) throw new ReplyError(`response too large: its body is ${r.body.length} bytes, at most ${RESULT_LIMIT}`);
+  if (r.body.length > RESULT_LIMIT)
+    throw new ResponseError(`response too large: its body is ${r.body.length} bytes, at most ${RESULT_LIMIT}`);
   const reply = r.value === undefined ? { op: 'result', id, ok: true } : valueReply(id, r.value);
   reply.http = { status: r.status, headers: r.headers, body: r.body.toString('base64') };
   return reply;

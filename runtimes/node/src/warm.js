@@ -161,6 +161,7 @@ function speak(input, send, onEnd) {
         reply = http ? webReply(id, await runner.web(http, id)) : valueReply(id, await runner.direct(params, id));
       } catch (e) {
         reply = { op: 'result', id, ok: false, error: errorText(e) };
+        if (e instanceof ResponseError) reply.fault = 'response';
       }
       reply.logs = stopCapture();
       restoreEnv(saved);

@@ -191,7 +191,7 @@ def _speak(reader, send, refuse, capture):
                     reply["truncated"] = True
                 del result
             except ReplyError as e:
-                reply = {"op": "result", "id": call_id, "ok": False, "error": str(e)}
+                reply = {"op": "result", "id": call_id, "ok": False, "error": str(e), "fault": "response"}
             except BaseException as e:  # noqa: BLE001
                 if isinstance(e, KeyboardInterrupt):
                     raise

@@ -73,7 +73,7 @@ function clfTime(ms) {
 
 // ---- checking what a function answered
 
-const malformed = (what) => new ReplyError('malformed response: ' + what);
+const malformed = (what) => new ResponseError('malformed response: ' + what);
 
 function describe(v) {
   if (v === undefined || v === null) return String(v);

@@ -26,7 +26,8 @@ def choose_format(fmt, name, n):
 
 
 class ReplyError(Exception):
-    """A web answer the loader cannot give: the call fails with this message (no traceback)."""
+    """A web answer the loader cannot give: the call fails with this message (no traceback), and its
+    result says `fault: "response"` (a web caller gets 502, not 500)."""
 
 
 class Malformed(ReplyError):
