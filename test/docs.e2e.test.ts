@@ -2,9 +2,10 @@
 // CLI, the seed's curl session (from examples/, as it says) and the same function as a web API, and the
 // Lambda-style web function of docs/functions.md. Each fenced block runs in bash with `set -e`; `curl`
 // is the real curl told to fail on an HTTP error and pointed at this platform's port (the blocks say
-// localhost:3000), `zfaas` the built CLI with this platform as its API.
+// localhost:3000), `zfaas` the built CLI with this platform as its API. Where a block holds a placeholder
+// (a batch id, a key shown once), the test puts the real one in its place, and says so.
 import { spawn } from 'node:child_process';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, ROOT, startUp, tempDir, type Platform } from './helpers/platform.js';
@@ -40,17 +41,18 @@ async function blocks(file: string): Promise<Array<{ heading: string; code: stri
   return out;
 }
 
-/** Runs a block in bash from `cwd`; resolves with its exit code and output. */
-function run(code: string, cwd: string): Promise<{ code: number | null; out: string }> {
+/** Runs a block in bash from `cwd`; resolves with its exit code and output. $LAST holds curl's last answer. */
+function run(code: string, cwd: string, on: Platform = p): Promise<{ code: number | null; out: string }> {
   const prelude = [
     'set -euo pipefail',
-    `curl() { command curl -sS --fail-with-body "\${@//localhost:3000/127.0.0.1:${p.port}}"; }`,
+    `LAST='${join(work, 'last-answer')}'`,
+    `curl() { command curl -sS --fail-with-body "\${@//localhost:3000/127.0.0.1:${on.port}}" | tee "$LAST"; echo; }`,
     `zfaas() { node '${CLI}' "$@"; }`,
   ].join('\n');
   return new Promise((res) => {
     const child = spawn('bash', ['-c', `${prelude}\n${code}`], {
       cwd,
-      env: { ...process.env, ZFAAS_API: p.api, ZFAAS_CONFIG: join(work, 'no-config.json') },
+      env: { ...process.env, ZFAAS_API: on.api, ZFAAS_CONFIG: join(work, 'no-config.json') },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -95,5 +97,55 @@ describe("docs/functions.md's examples", () => {
     expect(r.code, r.out).toBe(0);
     expect(r.out).toMatch(/^HTTP\/1\.1 200 OK/m);
     expect(r.out).toMatch(/x-zfaas-status: DONE/i);
+  });
+});
+
+describe("docs/triggers.md's examples", () => {
+  it('a batch: started from a JSON array and from JSON lines, its progress, results and the list', async () => {
+    const fn = join(work, 'square');
+    await mkdir(fn);
+    await writeFile(join(fn, 'index.js'), 'module.exports = async (p) => p.n * p.n;\n');
+    for (let v = 1; v <= 2; v++) {
+      const d = await run('zfaas deploy square ./square --runtime node', work);
+      expect(d.code, d.out).toBe(0);
+    }
+    await writeFile(join(work, 'items.jsonl'), '{"n":4}\n{"n":5}\n');
+    const [batch] = (await blocks('docs/triggers.md')).filter((b) => b.code.includes('/batch/square'));
+    const [first, ...rest] = batch!.code.split('\n');
+    const started = await run(first!, work);
+    expect(started.code, started.out).toBe(0);
+    const id = (JSON.parse(started.out) as { batchId: string }).batchId;
+    // the page's batch id stands for the one just started
+    const r = await run(rest.join('\n').replaceAll('3fd0956c6afd', id), work);
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toContain(`"funcName":"square","version":2`);
+    expect(r.out).toMatch(/"items":\[\{"index":0,/);
+  });
+});
+
+describe("docs/teams-and-security.md's examples", () => {
+  const TOKEN = 'docs-test-operator-token-0123456789';
+  let teams: Platform;
+  beforeAll(async () => {
+    teams = await startUp(['--miniworkers', '1'], { ZFAAS_TOKEN: TOKEN });
+  });
+  afterAll(async () => {
+    await teams?.stop();
+  });
+
+  it('a namespace, a developer key, and the functions that key sees', async () => {
+    const [block] = (await blocks('docs/teams-and-security.md')).filter((b) => b.code.includes('/namespaces/team-a/keys'));
+    // The page makes a token for a new API; this API already has one. The key is the one just shown.
+    const code = block!.code
+      .replace('$(openssl rand -base64 24)', `'${TOKEN}'`)
+      .replace(
+        /^KEY=zfk_\.\.\..*$/m,
+        'KEY=$(node -e \'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).key)\' "$LAST")',
+      );
+    expect(code).not.toContain('zfk_...');
+    const r = await run(code, work, teams);
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toContain('"role":"developer"');
+    expect(r.out.trim().split('\n').at(-1)).toBe('[]'); // team-a has no functions yet
   });
 });
