@@ -21,7 +21,7 @@
 //   anything it cannot read                                              -> {"op":"error","error","id"?}
 //
 // One request at a time: the node never sends the next before the reply. A call's `env` holds what is
-// per call (ZFAAS_CALL, ZFAAS_REPLICA, ZFAAS_DEADLINE): set for that call only, so warm and cold runs
+// per call (ZFAAS_CALL, ZFAAS_ATTEMPT, ZFAAS_REPLICA, ZFAAS_DEADLINE): set for that call only, so warm and cold runs
 // see the same variables. A result longer than RESULT_LIMIT characters is cut and says `truncated`; a
 // call that leaves processes running in the container says how many in `stray` (the node then discards
 // the container). A reply that does not parse, is longer than MAX_LINE, or answers something that was

@@ -113,7 +113,7 @@ class Speaker {
 const started: Speaker[] = [];
 
 function start(l: LoaderUnderTest): Speaker {
-  const env = { ...process.env, PYTHONDONTWRITEBYTECODE: '1' };
+  const env: NodeJS.ProcessEnv = { ...process.env, PYTHONDONTWRITEBYTECODE: '1' };
   delete env.ZFAAS_LINE;
   const s = new Speaker(spawn(l.command[0]!, l.command.slice(1), { cwd: l.functions, env, stdio: ['pipe', 'pipe', 'pipe'] }));
   started.push(s);

@@ -15,6 +15,7 @@ import { readDeployDefaults } from '../pack/defaults.js';
 import { loadUpload } from '../pack/deploy.js';
 import { chooseTemplate } from './init.js';
 import { runCli, type CliRun } from '../../test/helpers/cli-run.js';
+import { LOADER_PROTOCOL } from '../../protocol/loader.js';
 
 const LOADER = resolve(dirname(fileURLToPath(import.meta.url)), '../../runtimes/node/loader.js');
 
@@ -86,7 +87,7 @@ async function webCall(dir: string, query: string): Promise<{ status: number; he
   const next = async (): Promise<Record<string, unknown>> => JSON.parse(String((await lines.next()).value)) as Record<string, unknown>;
   const send = (m: object): void => void child.stdin.write(`${JSON.stringify(m)}\n`);
   try {
-    expect(await next()).toMatchObject({ op: 'hello', v: 1 });
+    expect(await next()).toMatchObject({ op: 'hello', v: LOADER_PROTOCOL });
     send({ op: 'load', dir, handler: d.handler ?? null, env: {}, format: d.format });
     expect(await next()).toMatchObject({ op: 'loaded', ok: true, format: d.format });
     const http = { method: 'GET', path: '/', query, headers: { host: 'zfaas' }, body: '', sourceIp: '127.0.0.1' };

@@ -1543,6 +1543,95 @@ function serve() {
   });
 }
 
+const ENV_EXPECTED = 'an object of strings named [A-Za-z_][A-Za-z0-9_]*';
+const HTTP_EXPECTED = 'an object {method, path, query, headers (an object of strings), body (base64), sourceIp} of strings';
+
+// A session holds what the requests share: `send`, `refuse` (the answer to what cannot be read) and the
+// runner of the loaded function (makeRunner's; null until a load succeeds).
+
+// A call: the function run with the call's own env and params, its output captured into the reply.
+async function answerCall(s, msg) {
+  const id = msg.id;
+  if (!Number.isInteger(id) || id < 1) return s.refuse('call needs id: a positive integer', id);
+  const env = msg.env === undefined ? {} : msg.env;
+  if (!isEnv(env)) return s.refuse(`call needs env: ${ENV_EXPECTED}`, id);
+  if (!s.runner) return s.send({ op: 'result', id, ok: false, error: 'no function loaded', logs: '' });
+  // a json function never sees `http` (the node made its params of it)
+  const http = s.runner.web && msg.http !== undefined ? msg.http : null;
+  if (http && !isHttp(http)) return s.refuse(`call needs http: ${HTTP_EXPECTED}`, id);
+  const params = msg.params === undefined ? null : msg.params;
+  const saved = setEnv(env);
+  process.env.ZFAAS_PARAMS = JSON.stringify(params);
+  startCapture();
+  let reply;
+  try {
+    reply = http ? webReply(id, await s.runner.web(http, id)) : valueReply(id, await s.runner.direct(params, id));
+  } catch (e) {
+    reply = { op: 'result', id, ok: false, error: errorText(e) };
+    if (e instanceof ResponseError) reply.fault = 'response';
+  }
+  reply.logs = stopCapture();
+  restoreEnv(saved);
+  const stray = strayProcesses();
+  if (stray > 0) reply.stray = stray;
+  s.send(reply);
+}
+
+function answerSecrets(s, msg) {
+  const bad = secretsProblem(msg);
+  if (bad) return s.refuse(`secrets needs ${bad}`);
+  try {
+    writeSecrets(msg.dir, msg.files, msg.keep);
+    s.send({ op: 'secretsSet', ok: true });
+  } catch (e) {
+    // an errno message names a file, never a value
+    s.send({ op: 'secretsSet', ok: false, error: String((e && e.message) || e).slice(0, 1000) });
+  }
+}
+
+async function answerLoad(s, msg) {
+  if (typeof msg.dir !== 'string') return s.refuse('load needs dir: a string');
+  if (msg.handler !== null && typeof msg.handler !== 'string') return s.refuse('load needs handler: a string or null');
+  if (!isEnv(msg.env)) return s.refuse(`load needs env: ${ENV_EXPECTED}`);
+  const format = msg.format === undefined || msg.format === null ? 'auto' : msg.format;
+  if (!FORMATS.includes(format)) return s.refuse(`load needs format: one of ${FORMATS.join(', ')}`);
+  process.env.ZFAAS_PARAMS = '{}';
+  // A stem cell learns its function (and the function's environment) only when it is given one.
+  for (const k of Object.keys(msg.env)) process.env[k] = msg.env[k];
+  try {
+    const loaded = await loadFunction(msg.dir || '/ws', msg.handler, format);
+    s.runner = makeRunner(loaded.fn, loaded.format);
+    s.send({ op: 'loaded', ok: true, format: loaded.format });
+  } catch (e) {
+    s.runner = null;
+    s.send({ op: 'loaded', ok: false, error: e instanceof NoHandler ? e.message : formatError(e) });
+  }
+}
+
+function answerUnknown(s, msg) {
+  const op = msg.op;
+  let what;
+  if (op === undefined || op === null) what = 'no op';
+  else if (typeof op === 'string') what = 'unknown op ' + JSON.stringify(op.length > 40 ? op.slice(0, 40) + '...' : op);
+  else what = 'op of type ' + typeof op;
+  s.refuse(`${what}: expected "load", "call", "secrets" or "ping"`, msg.id);
+}
+
+function answer(s, msg) {
+  switch (msg.op) {
+    case 'call':
+      return answerCall(s, msg);
+    case 'ping':
+      return s.send({ op: 'pong' });
+    case 'secrets':
+      return answerSecrets(s, msg);
+    case 'load':
+      return answerLoad(s, msg);
+    default:
+      return answerUnknown(s, msg);
+  }
+}
+
 // The protocol over any line stream: hello first, then one request at a time, each answered in order.
 function speak(input, send, onEnd) {
   redirectOutput(false);
@@ -1555,79 +1644,8 @@ function speak(input, send, onEnd) {
     if (Number.isInteger(id)) reply.id = id;
     send(reply);
   };
-  const ENV_EXPECTED = 'an object of strings named [A-Za-z_][A-Za-z0-9_]*';
-  const HTTP_EXPECTED = 'an object {method, path, query, headers (an object of strings), body (base64), sourceIp} of strings';
-
-  let runner = null; // makeRunner's, for the loaded function
+  const s = { send, refuse, runner: null };
   let chain = Promise.resolve();
-  const handle = async (msg) => {
-    const op = msg.op;
-    if (op === 'call') {
-      const id = msg.id;
-      if (!Number.isInteger(id) || id < 1) return refuse('call needs id: a positive integer', id);
-      const env = msg.env === undefined ? {} : msg.env;
-      if (!isEnv(env)) return refuse(`call needs env: ${ENV_EXPECTED}`, id);
-      if (!runner) {
-        send({ op: 'result', id, ok: false, error: 'no function loaded', logs: '' });
-        return;
-      }
-      // a json function never sees `http` (the node made its params of it)
-      const http = runner.web && msg.http !== undefined ? msg.http : null;
-      if (http && !isHttp(http)) return refuse(`call needs http: ${HTTP_EXPECTED}`, id);
-      const params = msg.params === undefined ? null : msg.params;
-      const saved = setEnv(env);
-      process.env.ZFAAS_PARAMS = JSON.stringify(params);
-      startCapture();
-      let reply;
-      try {
-        reply = http ? webReply(id, await runner.web(http, id)) : valueReply(id, await runner.direct(params, id));
-      } catch (e) {
-        reply = { op: 'result', id, ok: false, error: errorText(e) };
-        if (e instanceof ResponseError) reply.fault = 'response';
-      }
-      reply.logs = stopCapture();
-      restoreEnv(saved);
-      const stray = strayProcesses();
-      if (stray > 0) reply.stray = stray;
-      send(reply);
-    } else if (op === 'ping') {
-      send({ op: 'pong' });
-    } else if (op === 'secrets') {
-      const bad = secretsProblem(msg);
-      if (bad) return refuse(`secrets needs ${bad}`);
-      try {
-        writeSecrets(msg.dir, msg.files, msg.keep);
-        send({ op: 'secretsSet', ok: true });
-      } catch (e) {
-        // an errno message names a file, never a value
-        send({ op: 'secretsSet', ok: false, error: String((e && e.message) || e).slice(0, 1000) });
-      }
-    } else if (op === 'load') {
-      if (typeof msg.dir !== 'string') return refuse('load needs dir: a string');
-      if (msg.handler !== null && typeof msg.handler !== 'string') return refuse('load needs handler: a string or null');
-      if (!isEnv(msg.env)) return refuse(`load needs env: ${ENV_EXPECTED}`);
-      const format = msg.format === undefined || msg.format === null ? 'auto' : msg.format;
-      if (!FORMATS.includes(format)) return refuse(`load needs format: one of ${FORMATS.join(', ')}`);
-      process.env.ZFAAS_PARAMS = '{}';
-      // A stem cell learns its function (and the function's environment) only when it is given one.
-      for (const k of Object.keys(msg.env)) process.env[k] = msg.env[k];
-      try {
-        const loaded = await loadFunction(msg.dir || '/ws', msg.handler, format);
-        runner = makeRunner(loaded.fn, loaded.format);
-        send({ op: 'loaded', ok: true, format: loaded.format });
-      } catch (e) {
-        runner = null;
-        send({ op: 'loaded', ok: false, error: e instanceof NoHandler ? e.message : formatError(e) });
-      }
-    } else {
-      let what;
-      if (op === undefined || op === null) what = 'no op';
-      else if (typeof op === 'string') what = 'unknown op ' + JSON.stringify(op.length > 40 ? op.slice(0, 40) + '...' : op);
-      else what = 'op of type ' + typeof op;
-      refuse(`${what}: expected "load", "call", "secrets" or "ping"`, msg.id);
-    }
-  };
-
   readLines(
     input,
     (text) => {
@@ -1642,7 +1660,7 @@ function speak(input, send, onEnd) {
         chain = chain.then(() => refuse(error));
         return;
       }
-      chain = chain.then(() => handle(msg)).catch((e) => realStderrWrite(`zfaas loader: ${formatError(e)}\n`));
+      chain = chain.then(() => answer(s, msg)).catch((e) => realStderrWrite(`zfaas loader: ${formatError(e)}\n`));
     },
     () => chain.then(onEnd),
   );

@@ -113,9 +113,7 @@ ENV_EXPECTED = "an object of strings named [A-Za-z_][A-Za-z0-9_]*"
 
 def _speak(reader, send, refuse, capture):
     """One request at a time, each answered in order, until the input ends."""
-    fn = None
-    arity = 1
-    fmt = "json"
+    session = _Session(send, refuse, capture)
     while True:
         try:
             line = reader.readline()
@@ -133,132 +131,28 @@ def _speak(reader, send, refuse, capture):
         except Exception as e:  # noqa: BLE001
             refuse("bad message: %s: expected a JSON object" % str(e)[:200])
             continue
+        session.answer(msg)
+
+
+class _Session:
+    """The loaded function (none until a load succeeds) and the answer to each kind of request."""
+
+    def __init__(self, send, refuse, capture):
+        self.send, self.refuse, self.capture = send, refuse, capture
+        self.fn = None
+        self.arity = 1
+        self.fmt = "json"
+
+    def answer(self, msg):
         op = msg.get("op")
         if op == "call":
-            call_id = _int(msg.get("id"))
-            if call_id is None or call_id < 1:
-                refuse("call needs id: a positive integer", call_id)
-                continue
-            env = msg.get("env", {})
-            if not _is_env(env):
-                refuse("call needs env: " + ENV_EXPECTED, call_id)
-                continue
-            if fn is None:
-                send({"op": "result", "id": call_id, "ok": False,
-                      "error": "no function loaded", "logs": ""})
-                continue
-            web = None
-            if fmt != "json":  # a json function ignores `http`: its params hold the request
-                web = msg.get("http")
-                if web is not None:
-                    try:
-                        web = WebRequest(web)
-                    except ValueError as e:
-                        refuse("call needs http: %s (%s)" % (HTTP_EXPECTED, e), call_id)
-                        continue
-            saved = []
-            try:
-                for k, v in env.items():
-                    saved.append((k, os.environ.get(k)))
-                    os.environ[k] = v
-            except (ValueError, UnicodeError) as e:
-                _restore_env(saved)
-                refuse("call needs env: %s (%s)" % (ENV_EXPECTED, e), call_id)
-                continue
-            params = msg.get("params")
-            params_json = json.dumps(params, separators=(",", ":"))
-            os.environ["ZFAAS_PARAMS"] = params_json
-            sys.stdin = io.StringIO(params_json)
-            capture.start()
-            try:
-                if web is None:
-                    if fmt == "json":
-                        result = to_result(invoke(fn, arity, params, call_id))
-                    else:
-                        result = to_result(direct_call(fmt, fn, arity, params, call_id))
-                    reply = {"op": "result", "id": call_id, "ok": True, "result": result}
-                else:
-                    # a response comes back as `http` only; a plain value also as `result`
-                    value, (status, headers, body, plain) = web_call(fmt, fn, arity, web, call_id)
-                    result = web_result(value) if plain else None
-                    reply = {"op": "result", "id": call_id, "ok": True}
-                    if plain:
-                        reply["result"] = result
-                    reply["http"] = http_reply(status, headers, body)
-                    del value, body
-                if result is not None and len(result) > RESULT_LIMIT:
-                    reply["result"] = result[:RESULT_LIMIT]
-                    reply["truncated"] = True
-                del result
-            except ReplyError as e:
-                reply = {"op": "result", "id": call_id, "ok": False, "error": str(e), "fault": "response"}
-            except BaseException as e:  # noqa: BLE001
-                if isinstance(e, KeyboardInterrupt):
-                    raise
-                if _exit_error(e):
-                    reply = {"op": "result", "id": call_id, "ok": False, "error": format_error(e)}
-                else:
-                    reply = {"op": "result", "id": call_id, "ok": True, "result": ""}
-            finally:
-                sys.stdout = capture
-                sys.stderr = capture
-                sys.stdin = io.StringIO("")
-                reply["logs"] = capture.stop()
-                _restore_env(saved)
-            stray = stray_processes()
-            if stray:
-                reply["stray"] = stray
-            send(reply)
+            self.call(msg)
         elif op == "ping":
-            send({"op": "pong"})
+            self.send({"op": "pong"})
         elif op == "secrets":
-            bad = _secrets_problem(msg)
-            if bad:
-                refuse("secrets needs " + bad)
-                continue
-            try:
-                _write_secrets(msg["dir"], msg["files"], msg["keep"])
-                send({"op": "secretsSet", "ok": True})
-            except OSError as e:  # names a file, never a value
-                send({"op": "secretsSet", "ok": False, "error": str(e)[:1000]})
+            self.secrets(msg)
         elif op == "load":
-            directory, handler, env = msg.get("dir"), msg.get("handler", 0), msg.get("env")
-            if type(directory) is not str:
-                refuse("load needs dir: a string")
-                continue
-            if handler is not None and type(handler) is not str:
-                refuse("load needs handler: a string or null")
-                continue
-            if not _is_env(env):
-                refuse("load needs env: " + ENV_EXPECTED)
-                continue
-            wanted = msg.get("format")
-            if wanted is None:
-                wanted = "auto"
-            elif wanted not in FORMATS:
-                refuse("load needs format: one of %s (or none: auto)" % FORMATS_TEXT)
-                continue
-            if wanted == "gcf":
-                fn = None
-                send({"op": "loaded", "ok": False, "error": GCF_REFUSED})
-                continue
-            try:
-                os.environ["ZFAAS_PARAMS"] = "{}"
-                # a stem cell learns its function (and its environment) only when given one
-                for k, v in env.items():
-                    os.environ[k] = v
-                fn, name = load_function(directory or "/ws", handler)
-                arity = _arity(fn)
-                fmt = choose_format(wanted, name, arity)
-                send({"op": "loaded", "ok": True, "format": fmt})
-            except _Hangup:
-                raise
-            except BaseException as e:  # noqa: BLE001
-                if isinstance(e, KeyboardInterrupt):
-                    raise
-                fn = None
-                send({"op": "loaded", "ok": False,
-                      "error": str(e) if isinstance(e, NoHandler) else format_error(e)})
+            self.load(msg)
         else:
             if op is None:
                 what = "no op"
@@ -266,4 +160,124 @@ def _speak(reader, send, refuse, capture):
                 what = "unknown op " + json.dumps(op[:40] + "..." if len(op) > 40 else op)
             else:
                 what = "op of type " + type(op).__name__
-            refuse('%s: expected "load", "call", "secrets" or "ping"' % what, msg.get("id"))
+            self.refuse('%s: expected "load", "call", "secrets" or "ping"' % what, msg.get("id"))
+
+    def call(self, msg):
+        call_id = _int(msg.get("id"))
+        if call_id is None or call_id < 1:
+            return self.refuse("call needs id: a positive integer", call_id)
+        env = msg.get("env", {})
+        if not _is_env(env):
+            return self.refuse("call needs env: " + ENV_EXPECTED, call_id)
+        if self.fn is None:
+            return self.send({"op": "result", "id": call_id, "ok": False, "error": "no function loaded", "logs": ""})
+        web = None
+        if self.fmt != "json":  # a json function ignores `http`: its params hold the request
+            web = msg.get("http")
+            if web is not None:
+                try:
+                    web = WebRequest(web)
+                except ValueError as e:
+                    return self.refuse("call needs http: %s (%s)" % (HTTP_EXPECTED, e), call_id)
+        saved = []
+        try:
+            for k, v in env.items():
+                saved.append((k, os.environ.get(k)))
+                os.environ[k] = v
+        except (ValueError, UnicodeError) as e:
+            _restore_env(saved)
+            return self.refuse("call needs env: %s (%s)" % (ENV_EXPECTED, e), call_id)
+        params = msg.get("params")
+        params_json = json.dumps(params, separators=(",", ":"))
+        os.environ["ZFAAS_PARAMS"] = params_json
+        sys.stdin = io.StringIO(params_json)
+        self.capture.start()
+        try:
+            reply = self._run(call_id, params, web)
+        finally:
+            sys.stdout = self.capture
+            sys.stderr = self.capture
+            sys.stdin = io.StringIO("")
+            logs = self.capture.stop()
+            _restore_env(saved)
+        reply["logs"] = logs
+        stray = stray_processes()
+        if stray:
+            reply["stray"] = stray
+        self.send(reply)
+
+    def _run(self, call_id, params, web):
+        """The function run with the call's params (or web request): the reply, but for its logs."""
+        fn, arity, fmt = self.fn, self.arity, self.fmt
+        try:
+            if web is None:
+                if fmt == "json":
+                    result = to_result(invoke(fn, arity, params, call_id))
+                else:
+                    result = to_result(direct_call(fmt, fn, arity, params, call_id))
+                reply = {"op": "result", "id": call_id, "ok": True, "result": result}
+            else:
+                # a response comes back as `http` only; a plain value also as `result`
+                value, (status, headers, body, plain) = web_call(fmt, fn, arity, web, call_id)
+                result = web_result(value) if plain else None
+                reply = {"op": "result", "id": call_id, "ok": True}
+                if plain:
+                    reply["result"] = result
+                reply["http"] = http_reply(status, headers, body)
+                del value, body
+            if result is not None and len(result) > RESULT_LIMIT:
+                reply["result"] = result[:RESULT_LIMIT]
+                reply["truncated"] = True
+            return reply
+        except ReplyError as e:
+            return {"op": "result", "id": call_id, "ok": False, "error": str(e), "fault": "response"}
+        except BaseException as e:  # noqa: BLE001
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            if _exit_error(e):
+                return {"op": "result", "id": call_id, "ok": False, "error": format_error(e)}
+            return {"op": "result", "id": call_id, "ok": True, "result": ""}
+
+    def secrets(self, msg):
+        bad = _secrets_problem(msg)
+        if bad:
+            return self.refuse("secrets needs " + bad)
+        try:
+            _write_secrets(msg["dir"], msg["files"], msg["keep"])
+            self.send({"op": "secretsSet", "ok": True})
+        except OSError as e:  # names a file, never a value
+            self.send({"op": "secretsSet", "ok": False, "error": str(e)[:1000]})
+
+    def load(self, msg):
+        directory, handler, env = msg.get("dir"), msg.get("handler", 0), msg.get("env")
+        if type(directory) is not str:
+            return self.refuse("load needs dir: a string")
+        if handler is not None and type(handler) is not str:
+            return self.refuse("load needs handler: a string or null")
+        if not _is_env(env):
+            return self.refuse("load needs env: " + ENV_EXPECTED)
+        wanted = msg.get("format")
+        if wanted is None:
+            wanted = "auto"
+        elif wanted not in FORMATS:
+            return self.refuse("load needs format: one of %s (or none: auto)" % FORMATS_TEXT)
+        if wanted == "gcf":
+            self.fn = None
+            return self.send({"op": "loaded", "ok": False, "error": GCF_REFUSED})
+        try:
+            os.environ["ZFAAS_PARAMS"] = "{}"
+            # a stem cell learns its function (and its environment) only when given one
+            for k, v in env.items():
+                os.environ[k] = v
+            fn, name = load_function(directory or "/ws", handler)
+            self.fn = fn
+            self.arity = _arity(fn)
+            self.fmt = choose_format(wanted, name, self.arity)
+            self.send({"op": "loaded", "ok": True, "format": self.fmt})
+        except _Hangup:
+            raise
+        except BaseException as e:  # noqa: BLE001
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            self.fn = None
+            self.send({"op": "loaded", "ok": False, "error": str(e) if isinstance(e, NoHandler) else format_error(e)})
