@@ -100,6 +100,9 @@ describe('the request a key stands for', () => {
     });
     expect(recordedOutcome(call('hi', 5000)).response?.body).toBeUndefined();
     expect(recordedOutcome({ ...call('6', 0), response: undefined })).toEqual({ status: 'DONE', result: '6' });
+    // A failure keeps its kind: a waiting web caller's status is chosen by it.
+    const failed: Call = { ...call('', 0), status: 'ERROR', error: 'malformed response: x', fault: 'response', response: undefined };
+    expect(recordedOutcome(failed)).toEqual({ status: 'ERROR', result: '', error: 'malformed response: x', fault: 'response' });
   });
 });
 

@@ -94,9 +94,10 @@ export function replayOutcome(waiters: Waiters, call: Call, ms: number): Promise
 // The outcome a final call record holds. A web answer's body is not kept, only its first KiB of text (as
 // `result`): the body is given back when that is all of it, else it is left out (`response.body` unset).
 export function recordedOutcome(call: Call): CallOutcome {
-  const { status, result, error, logs, durationMs, response, cancelled } = call;
+  const { status, result, error, fault, logs, durationMs, response, cancelled } = call;
   const outcome: CallOutcome = { status: status as CallOutcome['status'], result };
   if (error !== undefined) outcome.error = error;
+  if (fault !== undefined) outcome.fault = fault;
   if (logs !== undefined) outcome.logs = logs;
   if (durationMs !== undefined) outcome.durationMs = durationMs;
   if (cancelled !== undefined) outcome.cancelled = cancelled;
