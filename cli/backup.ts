@@ -166,6 +166,7 @@ export async function runBackup(o: BackupRun): Promise<BackupSummary> {
       }
     } finally {
       // Given up (the file cannot be written, a request failed): free the service's snapshot now.
+      // Safe to lose: the service closes a session left idle itself.
       if (!done) await db.request('backupClose', { id: opened.id }).catch(() => undefined);
     }
     const end = Buffer.alloc(4);
@@ -185,6 +186,7 @@ export async function runBackup(o: BackupRun): Promise<BackupSummary> {
   try {
     // gzip at its default level: call records (JSON) shrink a lot; archives, compressed already, do not.
     // Then sealed: compression before encryption, as it only works that way round. Only the owner reads it.
+    // Nothing to remove is what we want.
     if (partial) await unlink(partial).catch(() => undefined);
     const sink = partial ? createWriteStream(partial, { mode: 0o600, flags: 'wx' }) : (o.stdout ?? process.stdout);
     await pipeline(produce, createGzip(), sealer(material), counted, sink);
@@ -194,6 +196,7 @@ export async function runBackup(o: BackupRun): Promise<BackupSummary> {
       await rename(partial, resolve(o.out));
     }
   } catch (e) {
+    // Nothing to remove is what we want; the error that brought us here is the one to report.
     if (partial) await unlink(partial).catch(() => undefined);
     if (e instanceof DbError) {
       if (e.code === 'UNAVAILABLE')

@@ -122,6 +122,7 @@ export async function runContainer(docker: Docker, create: Docker.ContainerCreat
   const started = Date.now();
   const container = await docker.createContainer(create);
   const output = new Output(
+    // A container that is already gone needs no kill.
     () => void container.kill({ signal: 'SIGKILL' }).catch(() => undefined),
     spec.maxOutput,
     spec.maxStdout,
@@ -164,6 +165,7 @@ export async function waitOrKill(container: Docker.Container, timeoutMs: number)
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
+    // A container that is already gone needs no kill; the timeout is reported either way.
     container.kill({ signal: 'SIGKILL' }).catch(() => undefined);
   }, timeoutMs);
   try {
@@ -179,11 +181,13 @@ export async function waitOrKill(container: Docker.Container, timeoutMs: number)
  * come a moment after the exit: a SIGKILL exit (137) not (yet) marked OOMKilled is looked at again.
  */
 export async function inspectExited(container: Docker.Container, killedByUs = false): Promise<Docker.ContainerInspectInfo | null> {
+  // null: the container is gone, which the caller is told.
   let info = await container.inspect().catch(() => null);
   const again = (i: Docker.ContainerInspectInfo): boolean =>
     i.State.Running || (!killedByUs && i.State.ExitCode === 137 && !i.State.OOMKilled);
   for (let i = 0; i < 5 && info && again(info); i++) {
     await new Promise((r) => setTimeout(r, 100));
+    // A failed look keeps the last one.
     info = (await container.inspect().catch(() => null)) ?? info;
   }
   return info;

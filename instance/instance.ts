@@ -222,6 +222,7 @@ export class Instance {
     for (const name of await readdir(tmpdir()).catch(() => [] as string[])) {
       const pid = Number(name.slice(prefix.length, -'.sock'.length));
       if (!name.startsWith(prefix) || !name.endsWith('.sock') || !Number.isInteger(pid) || pid <= 0) continue;
+      // Another process may have removed it first: what we want either way.
       if (pid !== process.pid && !alive(pid)) await rm(join(tmpdir(), name), { force: true }).catch(() => undefined);
     }
   }

@@ -170,6 +170,7 @@ export class LoaderLine {
     }
     this.server?.close();
     this.socket?.destroy();
+    // A folder already gone is what we want; the node's stop removes the whole lines folder.
     void rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
   }
 }

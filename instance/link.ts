@@ -81,6 +81,7 @@ export class ApiLink {
 
   // A heartbeat now (its load changed in a way the API must hear at once).
   heartbeat(): void {
+    // A heartbeat that cannot go now is replaced by the next one within a second.
     this.send({ type: 'heartbeat', load: this.o.load() }).catch(() => undefined);
   }
 

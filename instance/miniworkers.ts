@@ -231,6 +231,7 @@ export class Miniworkers implements WorkerPort {
     await Promise.all(exits);
     this.socket.close();
     // ZeroMQ leaves the ipc socket file behind.
+    // A socket file already gone is what we want.
     if (this.o.address.startsWith('ipc://')) await rm(this.o.address.slice('ipc://'.length), { force: true }).catch(() => undefined);
   }
 

@@ -328,6 +328,7 @@ export async function removeFunctionNetwork(docker: Docker, run: Run = runComman
       for (let i = 0; i < 16 && (await succeeds(run(bin, ['-D', chain, ...jump(FUNCTION_NETWORK, target)]))); i++);
     }
     for (const chain of [FORWARD_CHAIN, INPUT_CHAIN]) {
+      // A chain that does not exist needs neither flushing nor deleting.
       await run(bin, ['-F', chain]).catch(() => undefined);
       await run(bin, ['-X', chain]).catch(() => undefined);
     }

@@ -280,6 +280,7 @@ export class Pool {
     clearInterval(this.reaper);
     for (const s of this.sessions.values()) s.closeLine();
     await this.workers.stop();
+    // Folders already gone are what we want.
     await rm(this.deps.linesDir, { recursive: true, force: true }).catch(() => undefined);
     await rm(this.deps.slotsDir, { recursive: true, force: true }).catch(() => undefined);
   }

@@ -330,6 +330,7 @@ export class ContainerSession {
     this.d.table.move(this.id, 'removed');
     this.line?.close();
     this.line = undefined;
+    // A folder already gone is what we want; the node's stop removes the whole slots folder.
     if (this.slotDir) void rm(this.slotDir, { recursive: true, force: true }).catch(() => undefined);
     this.d.forgotten(this);
   }

@@ -112,6 +112,7 @@ export class TreeCache {
 
   async archive(digest: string): Promise<Buffer> {
     const file = join(this.o.dataDir, 'archives', digest);
+    // Not cached (or unreadable): it is read again from the DB service below.
     const cached = await readFile(file).catch(() => null);
     if (cached && sha256(cached) === digest) return cached;
     let p = this.archiveFetches.get(digest);
@@ -135,6 +136,7 @@ export class TreeCache {
 export async function needsDependencies(tree: string, files: string[] | undefined): Promise<boolean> {
   if (!files || files.length === 0) return true;
   for (const f of files) {
+    // A file that is not there has nothing to check.
     const text = await readFile(join(tree, f), 'utf8').catch(() => null);
     if (text === null) continue;
     if (f.endsWith('.json')) {

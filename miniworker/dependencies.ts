@@ -44,6 +44,7 @@ export async function runDependencies(docker: Docker, s: DepsJob, owner: Owner):
   const log = new Bounded(8000, 'tail');
   let tooLarge = false;
   let unpackError: string | undefined;
+  // A container that is already gone needs no kill.
   const kill = (): void => void container.kill({ signal: 'SIGKILL' }).catch(() => undefined);
   try {
     const raw = (await container.attach({ stream: true, stdout: true, stderr: true })) as unknown as Readable;

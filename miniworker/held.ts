@@ -151,6 +151,7 @@ export class Held {
       return { outcome: outcomeOf(r, s.timeout, s.memory), alive: false };
     }
     const info = await exec.inspect();
+    // null: it cannot be told, and nothing is concluded from it.
     const cinfo = info.ExitCode === 0 ? null : await this.container.inspect().catch(() => null);
     const oomKilled = Boolean(cinfo?.State?.OOMKilled);
     if (oomKilled || (cinfo && !cinfo.State.Running)) await this.remove();
@@ -171,6 +172,7 @@ export class Held {
 
   // How many processes run in the container now (-1 when it cannot be told, so nothing is concluded).
   private async processes(): Promise<number> {
+    // null: it cannot be told (-1 below), and nothing is concluded from it.
     const top = (await this.container.top().catch(() => null)) as { Processes?: unknown[] } | null;
     return top?.Processes?.length ?? -1;
   }

@@ -38,6 +38,7 @@ export async function runMiniworker(opts: MiniworkerOptions): Promise<void> {
   const socket = new Dealer({ routingId: opts.name, linger: 1000 });
   const out = new SendQueue(socket);
   socket.connect(opts.broker);
+  // The instance is gone when a send fails: this process follows it (see `orphaned`).
   const send = (m: FromWorker): Promise<void> => out.send(encode(m)).catch(() => undefined);
 
   let state: State = 'idle';
@@ -72,6 +73,7 @@ export async function runMiniworker(opts: MiniworkerOptions): Promise<void> {
   const remove = async (id: string, report: boolean): Promise<FromWorker> => {
     const h = held.get(id);
     held.delete(id);
+    // A create that failed holds nothing: it is removed by name below.
     const container = await h?.catch(() => undefined);
     if (container) return { type: 'removed', id, exit: await container.remove(report) };
     // A fresh container of a call (or a create that failed half-way): by name. A call's run whose create
@@ -94,6 +96,7 @@ export async function runMiniworker(opts: MiniworkerOptions): Promise<void> {
         });
         held.set(
           m.plan.id,
+          // Its failure is answered below, to the create; the table keeps only what was made.
           p.catch(() => undefined),
         );
         try {
@@ -105,6 +108,7 @@ export async function runMiniworker(opts: MiniworkerOptions): Promise<void> {
         }
       }
       case 'adopt': {
+        // A create that failed holds nothing: the adopt says the stem cell is gone.
         const h = await held.get(m.id)?.catch(() => undefined);
         if (!h?.alive) return { type: 'adopted', id: m.id, ok: false, error: 'the stem cell is gone' };
         try {
@@ -125,6 +129,7 @@ export async function runMiniworker(opts: MiniworkerOptions): Promise<void> {
       case 'exec': {
         // `alive: false` tells the instance the container is gone: it is removed before that is said (one
         // whose process ended on its own, or was killed, still stands on the engine until then).
+        // A create that failed holds nothing: the call is told its container is gone.
         const h = await held.get(m.id)?.catch(() => undefined);
         if (!h?.alive) {
           held.delete(m.id);
@@ -216,6 +221,7 @@ export async function runMiniworker(opts: MiniworkerOptions): Promise<void> {
     await Promise.all([...running].map((name) => remove(name, false)));
     await removeLabelled(docker, { 'zfaas.miniworker': opts.name }).catch(() => 0);
     if (settled) break;
+    // Only waits for the job to end; its own outcome was already sent or is moot.
     await Promise.race([current.catch(() => undefined), new Promise((r) => setTimeout(r, 500))]);
   }
   if (!socket.closed) socket.close();

@@ -70,6 +70,7 @@ export class CallFeed {
     if (this.clients.size === 0) return;
     // An invoker listening sees only its own calls: who made the call is then looked up too.
     const invokers = [...this.clients].some((c) => c.scope.actor === 'invoker');
+    // A lookup that fails leaves the call unknown here: the event then reaches no invoker (it fails closed).
     const call = f.funcName && f.node && !invokers ? null : await this.db.request('getCall', { callNum: f.callNum }).catch(() => null);
     const funcName = f.funcName ?? call?.funcName;
     if (!funcName) return;

@@ -214,6 +214,7 @@ export async function sendWeb(fetchFn: typeof fetch, api: string, req: FetchRequ
   if (res.status !== 308 || res.headers.has('x-zfaas-status') || !location) return res;
   const url = new URL(location, req.url);
   if (!/^https?:$/.test(url.protocol)) return res;
+  // A body we will not read: a stream that already ended may refuse to be cancelled, harmlessly.
   await res.body?.cancel().catch(() => undefined);
   return fetchOnce(fetchFn, url.origin, { url, init: req.init });
 }
@@ -267,6 +268,7 @@ async function bodyBytes(res: Response, limit = Infinity): Promise<Uint8Array> {
       if (size >= limit) break;
     }
   } finally {
+    // Done reading: a stream that already ended may refuse to be cancelled, harmlessly.
     await reader.cancel().catch(() => undefined);
   }
   return Buffer.concat(chunks);
