@@ -264,7 +264,7 @@ export class Instance {
         break;
       case 'preload':
         this.learn({ fn: m.fn, runtime: m.runtime });
-        this.pool.drain(m.fn.functionName, m.fn.version);
+        this.pool.retireOthers(m.fn.functionName, m.fn.version);
         if (this.policyOf(m.fn) === 'runtime') {
           this.pool.keepStems(m.runtime, true);
           break;

@@ -188,7 +188,7 @@ export class Pool {
   }
 
   // A version was replaced: its idle containers go now instead of after their TTL.
-  drain(name: string, keepVersion: number): void {
+  retireOthers(name: string, keepVersion: number): void {
     for (const s of this.sessions.values()) {
       const r = s.rec;
       if (!r || !r.key.startsWith(`fn:${name}@`) || r.key === fnKey(name, keepVersion)) continue;
