@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { NAMESPACE_RE, NS_SEP } from './namespace.js';
 import { FaultSchema } from './faults.js';
+import { HttpRequestSchema, HttpResponseSchema } from '../protocol/loader.js';
 
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export const nameSchema = z
@@ -145,20 +146,16 @@ export type CallStatus = z.infer<typeof CallStatusSchema>;
 export const FINAL_STATUSES: readonly CallStatus[] = ['DONE', 'ERROR', 'TIMEOUT'];
 export const isFinal = (s: CallStatus): boolean => FINAL_STATUSES.includes(s);
 
-// A call made through the function's web path: what was asked (the body only as a bounded prefix).
-export const WebRequestSchema = z.object({
-  method: z.string().max(16),
-  path: z.string().max(2048),
-  query: z.string().max(4096),
-});
+// A call made through the function's web path, as its record keeps it: the request's line, bounded. The
+// request itself (headers, body) is the loader protocol's HttpRequest, which the record does not keep.
+const { method, path, query } = HttpRequestSchema.shape;
+export const WebRequestSchema = z.object({ method: method.max(16), path: path.max(2048), query: query.max(4096) });
 export type WebRequest = z.infer<typeof WebRequestSchema>;
 
-// The web response a function chose. The body (base64) travels to the API that answers the caller; the
-// call record keeps only the status, the headers and the size.
-export const WebResponseSchema = z.object({
-  status: z.number().int().min(100).max(599),
-  headers: z.record(z.string(), z.union([z.string(), z.array(z.string())])),
-  body: z.string().optional(),
+// The web response a function chose (the loader protocol's HttpResponse). The body (base64) travels to the
+// API that answers the caller; the call record keeps only the status, the headers and the size.
+export const WebResponseSchema = HttpResponseSchema.extend({
+  body: HttpResponseSchema.shape.body.optional(),
   bytes: z.number().int().min(0).optional(),
 });
 export type WebResponse = z.infer<typeof WebResponseSchema>;
