@@ -7,7 +7,7 @@ import { FunctionSettingsSchema, type CallOutcome, type FunctionMeta, type Runti
 import { encode } from '../protocol/codec.js';
 import { BROKER_PROTOCOL, HEARTBEAT_LIVENESS, HEARTBEAT_MS, type ToApiSchema, type ToInstance } from '../protocol/broker.js';
 import { Broker, type BrokerEvents, type Definition, type NodeTransport, type QueuedCall } from './broker.js';
-import { choose, Scheduler } from './scheduler.js';
+import { choose, Scheduler } from './dispatcher.js';
 
 type FromNode = z.input<typeof ToApiSchema>;
 

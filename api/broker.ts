@@ -180,7 +180,7 @@ export class Broker implements NodeRegistry, NodeControl {
     return c;
   }
 
-  // The scheduler's side (NodeLinks in scheduler.ts)
+  // The scheduler's side (NodeLinks in dispatcher.ts)
 
   nodes(): Iterable<NodeView> {
     return this.table.values();

@@ -16,7 +16,7 @@ import type { DeliveryEvents } from './callbacks/deliverer.js';
 import type { CallEvents } from './calls.js';
 import type { MetaCache } from './meta-cache.js';
 import { Recent, Sample } from './quantiles.js';
-import type { QueueView } from './scheduler.js';
+import type { QueueView } from './dispatcher.js';
 import { scheduleEvents, type ScheduleEvents } from './schedules.js';
 
 type Finished = CallEvents['finished'][0];

@@ -1,5 +1,5 @@
 // Schedules (cron triggers) of functions: the rules (parsing a schedule, its next tick, the tick a
-// `missed: once` schedule runs on return) and the ScheduleRunner that fires them. (api/scheduler.ts is
+// `missed: once` schedule runs on return) and the ScheduleRunner that fires them. (api/dispatcher.ts is
 // something else: which node runs a call.)
 // Exactly once per tick: every tick starts its call through Calls.invoke with the idempotency key
 // `<tick ISO time>` of the caller `schedule:<id>` in the function's namespace (tickKey), which the DB

@@ -10,7 +10,7 @@ import { DbClient, type LocalDb } from '../db/client.js';
 import { Broker, ZmqTransport } from './broker.js';
 import { Calls } from './calls.js';
 import { MetaCache } from './meta-cache.js';
-import { Scheduler } from './scheduler.js';
+import { Scheduler } from './dispatcher.js';
 import { errorResponder, HttpError } from './http.js';
 import { preloadAfterDeploy } from './preload.js';
 import { isLoopback } from './auth.js';

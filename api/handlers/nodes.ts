@@ -3,7 +3,7 @@ import type { Router } from 'express';
 import type { DbClient } from '../../db/client.js';
 import { NodeInfoSchema, NodeSettingsSchema } from '../../protocol/broker.js';
 import { capacityOf, type NodeControl, type NodeRegistry } from '../broker.js';
-import type { QueueView } from '../scheduler.js';
+import type { QueueView } from '../dispatcher.js';
 import { HttpError, parse, wrap } from '../http.js';
 import { route, router } from '../routes.js';
 

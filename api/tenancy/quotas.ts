@@ -1,7 +1,7 @@
 // Each namespace's quotas as the API applies them. Calls per minute: a token bucket per namespace
 // holding a minute's worth, refilled continuously; past it a call is refused with 429 and Retry-After
 // before anything is stored. Running calls: the scheduler keeps a namespace's further calls queued once
-// it has that many in nodes' hands, and lets other namespaces' calls go past them (api/scheduler.ts).
+// it has that many in nodes' hands, and lets other namespaces' calls go past them (api/dispatcher.ts).
 // A function's settings (memory, CPUs, processes) are held to the namespace's limits at deploy and at
 // rollback (fits); its runtime to the namespace's runtimes and isolation (runtimeAllowed), also when a
 // private runtime is registered; the deploy handler checks functions and archive bytes (every stored

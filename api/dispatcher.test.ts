@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { FunctionSettingsSchema, type FunctionMeta, type Runtime } from '../common/model.js';
 import type { NodeInfo, NodeLoad } from '../protocol/broker.js';
 import { Emitter, type BrokerEvents, type NodeView, type QueuedCall } from './broker.js';
-import { choose, Scheduler, type NodeLinks } from './scheduler.js';
+import { choose, Scheduler, type NodeLinks } from './dispatcher.js';
 
 const runtime = { name: 'node', image: 'zfaas/node:latest', path: '/ws', dependencies: '', run: 'node index.js' } as Runtime;
 const fn = (name: string, concurrency?: number): FunctionMeta => ({
