@@ -8,7 +8,8 @@ import type { DbClient } from '../db/client.js';
 import type { CallIntent, DbContent, DbMsgType, DbResults } from '../protocol/db.js';
 import { applyIntent } from '../db/call-life.js';
 import { Emitter, type BrokerEvents, type NodeOutcome, type QueuedCall } from './broker.js';
-import { Calls, MAX_ATTEMPTS, NotFound, type CallEvents } from './calls.js';
+import { Calls, MAX_ATTEMPTS, type CallEvents } from './calls.js';
+import { NotFoundError } from '../common/errors.js';
 import { MetaCache } from './meta-cache.js';
 
 const runtime = { name: 'node', image: 'zfaas/node:latest', path: '/ws', dependencies: '', run: 'node index.js' } as Runtime;
@@ -153,7 +154,7 @@ describe('Calls', () => {
   });
 
   it('refuses an unknown function, and ends a call whose runtime is gone in ERROR without dispatching it', async () => {
-    await expect(calls.invoke('nope', {})).rejects.toBeInstanceOf(NotFound);
+    await expect(calls.invoke('nope', {})).rejects.toBeInstanceOf(NotFoundError);
     db.functions.set('orphan', fnMeta('orphan', true, 'gone'));
     const { call } = await calls.invoke('orphan', {});
     expect(db.calls.get(call.callNum)).toMatchObject({ status: 'ERROR', error: 'runtime gone no longer exists' });

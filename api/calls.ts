@@ -12,6 +12,7 @@ import { bareName, namespaceOf } from '../common/namespace.js';
 import type { Quotas } from './tenancy/quotas.js';
 import { EventEmitter } from 'node:events';
 import { errText, type Logger } from '../common/log.js';
+import { NotFoundError } from '../common/errors.js';
 import { isFinal, type Call, type CallOutcome, type FunctionMeta, type ScheduleRef, type WebRequest } from '../common/model.js';
 import type { HttpRequest } from '../protocol/loader.js';
 import type { DbClient } from '../db/client.js';
@@ -20,8 +21,6 @@ import type { BrokerEvents, Listen, NodeOutcome, QueuedCall } from './broker.js'
 import { recordedOutcome } from './idempotency.js';
 import { hasRuntime, type MetaCache, type MetaEntry } from './meta-cache.js';
 import { Waiters } from './waiters.js';
-
-export class NotFound extends Error {}
 
 export { MAX_NODE_LOSSES as MAX_ATTEMPTS } from '../db/call-life.js';
 
@@ -164,7 +163,7 @@ export class Calls {
   async resolveFunction(funcName: string, version?: number): Promise<MetaEntry> {
     const hit = await this.meta.get(funcName, version);
     const name = bareName(funcName); // as the caller knows it
-    if (!hit) throw new NotFound(version ? `function ${name} has no version ${version}` : `function ${name} not found`);
+    if (!hit) throw new NotFoundError(version ? `function ${name} has no version ${version}` : `function ${name} not found`);
     return hit;
   }
 

@@ -6,7 +6,7 @@ import { ArchiveError } from '../common/archive/index.js';
 import { MAX_JSON_DEPTH, jsonDepth } from '../common/json-depth.js';
 import { DbError } from '../db/client.js';
 import type { Logger } from '../common/log.js';
-import { NotFound } from './calls.js';
+import { NotFoundError } from '../common/errors.js';
 import { QuotaExceeded } from './tenancy/quotas.js';
 
 export class HttpError extends Error {
@@ -58,7 +58,7 @@ export function errorResponder(log: Logger) {
     let status = 500;
     let message = 'internal error';
     if (err instanceof HttpError) [status, message] = [err.status, err.message];
-    else if (err instanceof NotFound) [status, message] = [404, err.message];
+    else if (err instanceof NotFoundError) [status, message] = [404, err.message];
     else if (err instanceof QuotaExceeded) {
       [status, message] = [err.status, err.message];
       if (err.retryAfterS !== undefined && !res.headersSent) res.setHeader('Retry-After', String(err.retryAfterS));

@@ -8,7 +8,8 @@ import { FunctionSettingsSchema, type Call, type CallOutcome, type FunctionMeta,
 import type { DbClient } from '../db/client.js';
 import type { DbContent, DbMsgType, DbResults, Schedule } from '../protocol/db.js';
 import { Emitter, type NodeRegistry } from './broker.js';
-import { NotFound, type CallEvents } from './calls.js';
+import type { CallEvents } from './calls.js';
+import { NotFoundError } from '../common/errors.js';
 import type { MetaEntry } from './meta-cache.js';
 import { MINUTE_MS, Metrics, Timeline, type CallsView } from './metrics.js';
 import type { DeliveryEvents } from './callbacks/deliverer.js';
@@ -244,7 +245,7 @@ describe('schedule ticks as a ScheduleRunner tells them', () => {
     let callNum = 0;
     const invoke = async (funcName: string, _p: unknown, _v: undefined, o: { schedule: ScheduleRef }) => {
       await Promise.resolve();
-      if (funcName === 'gone') throw new NotFound('function gone not found');
+      if (funcName === 'gone') throw new NotFoundError('function gone not found');
       if (funcName === 'broken') throw new Error('db service unavailable');
       return { call: { callNum: ++callNum, schedule: o.schedule } as Call, replayed: false };
     };

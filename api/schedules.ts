@@ -14,7 +14,7 @@ import type { Call, ScheduleRef } from '../common/model.js';
 import type { DbClient } from '../db/client.js';
 import { namespaceOf } from '../common/namespace.js';
 import { scopedIdempotencyKey, type Schedule } from '../protocol/db.js';
-import { NotFound } from './calls.js';
+import { NotFoundError } from '../common/errors.js';
 
 export const MISSED = ['skip', 'once'] as const;
 export type Missed = (typeof MISSED)[number];
@@ -236,7 +236,7 @@ export class ScheduleRunner {
       if (updated && e) e.s = updated;
     } catch (err) {
       if (isClosed(err)) return this.stop();
-      if (err instanceof NotFound) {
+      if (err instanceof NotFoundError) {
         this.d.log.warn({ schedule: s.id, funcName: s.funcName, err: errText(err) }, 'scheduled function not found; tick skipped');
         return tell('skipped');
       }

@@ -17,7 +17,8 @@ import { isolate, ISOLATION_HEADERS } from '../../common/web-headers.js';
 import { refuse, type Refusal } from '../tenancy/identity.js';
 import { scopeOf, type Scope } from '../tenancy/scope.js';
 import { namespaceSchema, qualify } from '../../common/namespace.js';
-import { NotFound, type Calls } from '../calls.js';
+import type { Calls } from '../calls.js';
+import { NotFoundError } from '../../common/errors.js';
 import { checkParams, HttpError, parse, wrap } from '../http.js';
 import { route, router } from '../routes.js';
 import { callerOf, idempotencyKey, idempotencyOf, REPLAYED_HEADER, replayOutcome } from '../idempotency.js';
@@ -123,7 +124,7 @@ export function webRouter(d: WebDeps): Router {
 function namespaceOf(asked: string | undefined, scope: Scope, anonymous: boolean, name: string): string {
   if (asked === undefined) return scope.namespace;
   const ns = namespaceSchema.safeParse(asked);
-  if (!ns.success || (!anonymous && !scope.operator && ns.data !== scope.namespace)) throw new NotFound(`function ${name} not found`);
+  if (!ns.success || (!anonymous && !scope.operator && ns.data !== scope.namespace)) throw new NotFoundError(`function ${name} not found`);
   return ns.data;
 }
 
