@@ -18,18 +18,11 @@ import type { HttpRequest } from '../protocol/loader.js';
 import type { DbClient } from '../db/client.js';
 import type { CallChange, CallIntent } from '../protocol/db.js';
 import type { BrokerEvents, Listen, NodeOutcome, QueuedCall } from './broker.js';
-import { recordedOutcome } from './idempotency.js';
+import { recordedOutcome, type Ended } from './ended.js';
 import { hasRuntime, type MetaCache, type MetaEntry } from './meta-cache.js';
 import { Waiters } from './waiters.js';
 
 export { MAX_NODE_LOSSES as MAX_ATTEMPTS } from '../db/call-life.js';
-
-// A call that reached its final state: the record, and the outcome as its node told it (a web answer's body
-// is in it, and in the record only its first KiB of text).
-export interface Ended {
-  call: Call;
-  outcome: CallOutcome;
-}
 
 // What observers (metrics, the dashboard's live view, batches) hear about calls, without touching their path.
 export interface CallEvents {

@@ -2,7 +2,7 @@
 // final state wins, and a final call takes no other word); then it leaves the queue, or the node running it
 // is told to stop it and kill its container. Anyone waiting on it wakes at once, with that record.
 import { isFinal, type Call, type CallOutcome } from '../common/model.js';
-import type { Ended } from './calls.js';
+import type { Ended } from './ended.js';
 import type { DbClient } from '../db/client.js';
 import type { NodeControl } from './broker.js';
 import { HttpError } from './http.js';

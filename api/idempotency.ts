@@ -9,13 +9,13 @@
 import { createHash } from 'node:crypto';
 import type { Request } from 'express';
 import { UsageError } from '../common/errors.js';
-import { isFinal, type Call, type CallOutcome } from '../common/model.js';
+import { isFinal, type Call } from '../common/model.js';
 import { bareName, namespaceOf } from '../common/namespace.js';
 import { IDEMPOTENCY_KEY, IDEMPOTENCY_TTL_S, scopedIdempotencyKey } from '../protocol/db.js';
 import { HttpError } from './http.js';
 import type { Scope } from './tenancy/scope.js';
 import type { Waiters } from './waiters.js';
-import type { Ended } from './calls.js';
+import { recordedOutcome, type Ended } from './ended.js';
 
 export const KEY_HEADER = 'Idempotency-Key';
 export const REPLAYED_HEADER = 'Idempotent-Replayed';
@@ -89,22 +89,4 @@ export function canonicalJson(value: unknown): string {
 // A replayed call's end: from its record when it is final, else when it ends (null after `ms`).
 export function replayOutcome(waiters: Waiters, call: Call, ms: number): Promise<Ended | null> {
   return isFinal(call.status) ? Promise.resolve({ call, outcome: recordedOutcome(call) }) : waiters.wait(call.callNum, ms);
-}
-
-// The outcome a final call record holds. A web answer's body is not kept, only its first KiB of text (as
-// `result`): the body is given back when that is all of it, else it is left out (`response.body` unset).
-export function recordedOutcome(call: Call): CallOutcome {
-  const { status, result, error, fault, logs, durationMs, response, cancelled } = call;
-  const outcome: CallOutcome = { status: status as CallOutcome['status'], result };
-  if (error !== undefined) outcome.error = error;
-  if (fault !== undefined) outcome.fault = fault;
-  if (logs !== undefined) outcome.logs = logs;
-  if (durationMs !== undefined) outcome.durationMs = durationMs;
-  if (cancelled !== undefined) outcome.cancelled = cancelled;
-  if (response) {
-    const whole = Buffer.from(result, 'utf8');
-    const bytes = response.bytes ?? 0;
-    outcome.response = { ...response, ...(whole.length === bytes ? { body: whole.toString('base64') } : {}) };
-  }
-  return outcome;
 }

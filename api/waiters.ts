@@ -1,6 +1,6 @@
 // Blocking invocations wait here until their call reaches a final state, whoever finished it: they wake with
 // the record as the call's table keeps it (and the outcome as its node told it, for a web answer's body).
-import type { Ended } from './calls.js';
+import type { Ended } from './ended.js';
 
 type Resolve = (e: Ended) => void;
 
