@@ -40,7 +40,7 @@ import { dashboardRouter } from './handlers/dashboard.js';
 import { CallFeed, eventsRouter } from './handlers/events.js';
 import { metricsRouter } from './handlers/metrics.js';
 import { openapiRouter } from './handlers/openapi.js';
-import { AllowList } from './callbacks/allow-list.js';
+import { AllowList } from '../common/allow-list.js';
 import { Deliverer } from './callbacks/deliverer.js';
 
 export interface ApiOptions {
@@ -53,7 +53,7 @@ export interface ApiOptions {
   curve?: CurveServer; // the broker's keys and the instance keys it accepts (the DB client uses the same pair)
   log: Logger;
   idempotencyTtlS?: number; // how long an Idempotency-Key stands for its call (default 24 h)
-  callbackAllow?: string; // where call callbacks may go (api/callbacks/allow-list.ts; default: loopback only)
+  callbackAllow?: string; // where call callbacks may go (common/allow-list.ts; default: loopback only)
   callbackBackoffMs?: number; // the first step of a failed callback's retries (default 1 s; tests shorten it)
   // Function web paths on a listener of their own (same host, this port): an origin apart from the API's
   // and the dashboard's. The API's origin then sends them there (functionsOrigin: where callers reach it).

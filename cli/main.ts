@@ -56,7 +56,7 @@ async function serve(start: () => Promise<() => Promise<void>>): Promise<void> {
 // The REST API's bearer token: the global --token, else ZFAAS_TOKEN (required beyond loopback).
 const apiToken = (p: Command): string | undefined => (p.opts() as { token?: string }).token ?? (process.env.ZFAAS_TOKEN || undefined);
 
-// Where call callbacks may go (api/callbacks/allow-list.ts): the same flag on `up` and `api`.
+// Where call callbacks may go (common/allow-list.ts): the same flag on `up` and `api`.
 const callbackAllowOpt = (): Option =>
   new Option(
     '--callback-allow <list>',

@@ -10,7 +10,7 @@ import { sealingKey } from '../db/tenancy.js';
 import { fileURLToPath } from 'node:url';
 import { ApiServer } from '../api/server.js';
 import { idempotencyTtl } from '../api/idempotency.js';
-import { AllowList } from '../api/callbacks/allow-list.js';
+import { AllowList } from '../common/allow-list.js';
 import { firstBackoffMs } from '../api/callbacks/deliverer.js';
 import { createLogger, errText, type Logger } from '../common/log.js';
 import { RuntimeSchema, type Policy, type Runtime } from '../common/model.js';

@@ -23,7 +23,7 @@ import { SecretCache, type SecretSet } from './secrets.js';
 import { namespaceOf } from '../common/namespace.js';
 import { TreeCache } from './trees.js';
 import { setUpFunctionNetwork, type FenceState } from './network.js';
-import type { AllowEntry } from '../api/callbacks/allow-list.js';
+import type { AllowEntry } from '../common/allow-list.js';
 
 export interface InstanceOptions {
   broker: string;

@@ -32,7 +32,7 @@ import { lookup } from 'node:dns/promises';
 import { readFile, writeFile } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import ipaddr from 'ipaddr.js';
-import { AllowList, type AllowEntry } from '../api/callbacks/allow-list.js';
+import { AllowList, type AllowEntry } from '../common/allow-list.js';
 import { FUNCTION_NETWORK } from '../common/container-spec.js';
 import { UsageError } from '../common/errors.js';
 import { errText, type Logger } from '../common/log.js';

@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Call, Delivery } from '../../common/model.js';
 import type { DbContent, DbMsgType, DbResults } from '../../protocol/db.js';
 import type { CallEvents } from '../calls.js';
-import { AllowList, type Lookup } from './allow-list.js';
+import { AllowList, type Lookup } from '../../common/allow-list.js';
 import { BACKOFF, Deliverer, nextTry, type DelivererOptions } from './deliverer.js';
 
 const log = pino({ level: 'silent' });

@@ -16,7 +16,7 @@ import type { Call, Delivery } from '../../common/model.js';
 import type { DbContent, DbMsgType, DbResults } from '../../protocol/db.js';
 import type { CallEvents } from '../calls.js';
 import { Emitter } from '../broker.js';
-import { hostOf, type AllowList, type Resolved } from './allow-list.js';
+import { hostOf, type AllowList, type Resolved } from '../../common/allow-list.js';
 
 // What the deliverer tells of each try (metrics count them): `delivered` (a 2xx answer), `retry` (it
 // failed and another try is due), `failed` (it failed and the tries ran out).

@@ -12,7 +12,7 @@ import type { Calls } from '../calls.js';
 import { checkParams, HttpError, parse, wrap } from '../http.js';
 import { route, router } from '../routes.js';
 import { callerOf, idempotencyKey, idempotencyOf, keyField, REPLAYED_HEADER, replayOutcome } from '../idempotency.js';
-import { AllowList, CallbackUrlError } from '../callbacks/allow-list.js';
+import { AllowList, CallbackUrlError } from '../../common/allow-list.js';
 import { scopeOf } from '../tenancy/scope.js';
 
 // "name" or "name@version"

@@ -7,7 +7,7 @@
 // cannot slip past. Addresses and ranges are matched with ipaddr.js.
 import { lookup as dnsLookup } from 'node:dns/promises';
 import ipaddr from 'ipaddr.js';
-import { UsageError } from '../../common/errors.js';
+import { UsageError } from './errors.js';
 
 type Ip = ipaddr.IPv4 | ipaddr.IPv6;
 

@@ -2,7 +2,7 @@
 // invocation, and the addresses checked at delivery, with a fake DNS so that a name can resolve one way at
 // invocation and another at delivery (rebinding).
 import { describe, expect, it } from 'vitest';
-import { UsageError } from '../../common/errors.js';
+import { UsageError } from './errors.js';
 import { AllowList, CallbackUrlError, type Lookup, type Resolved } from './allow-list.js';
 
 // A DNS that answers from a table (mutable, to change a name's addresses between two checks).
