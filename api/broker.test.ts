@@ -3,9 +3,10 @@
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { z } from 'zod';
-import { FunctionSettingsSchema, type CallOutcome, type FunctionMeta, type Runtime } from '../common/model.js';
+import type { CallOutcome } from '../common/model.js';
 import { encode } from '../protocol/codec.js';
 import { BROKER_PROTOCOL, HEARTBEAT_LIVENESS, HEARTBEAT_MS, type ToApiSchema, type ToInstance } from '../protocol/broker.js';
+import { fnMeta, nodeRuntime } from '../test/helpers/objects.js';
 import { Broker, type BrokerEvents, type Definition, type NodeTransport, type QueuedCall } from './broker.js';
 import { choose, Scheduler } from './dispatcher.js';
 
@@ -35,17 +36,7 @@ class FakeTransport implements NodeTransport {
   }
 }
 
-const runtime = { name: 'node', image: 'zfaas/node:latest', path: '/ws', dependencies: '', run: 'node index.js' } as Runtime;
-const fnMeta = (name: string, version = 1): FunctionMeta => ({
-  functionName: name,
-  runtimeName: 'node',
-  version,
-  digest: 'a'.repeat(64),
-  size: 1,
-  format: 'tar.gz',
-  createdAt: '2026-11-23T00:00:00.000Z',
-  settings: FunctionSettingsSchema.parse({}),
-});
+const runtime = nodeRuntime;
 const done: CallOutcome = { status: 'DONE', result: '42' };
 
 let num = 0;

@@ -1,22 +1,14 @@
 // The scheduling decision on its own: capacity, warm first, and the per-function concurrency limit. The
 // node links are a fake that counts what it is given, as the broker does.
 import { describe, expect, it } from 'vitest';
-import { FunctionSettingsSchema, type FunctionMeta, type Runtime } from '../common/model.js';
+import type { FunctionMeta } from '../common/model.js';
 import type { NodeInfo, NodeLoad } from '../protocol/broker.js';
 import { Emitter, type BrokerEvents, type NodeView, type QueuedCall } from './broker.js';
+import { fnMeta, nodeRuntime } from '../test/helpers/objects.js';
 import { choose, Scheduler, type NodeLinks } from './dispatcher.js';
 
-const runtime = { name: 'node', image: 'zfaas/node:latest', path: '/ws', dependencies: '', run: 'node index.js' } as Runtime;
-const fn = (name: string, concurrency?: number): FunctionMeta => ({
-  functionName: name,
-  runtimeName: 'node',
-  version: 1,
-  digest: 'a'.repeat(64),
-  size: 1,
-  format: 'tar.gz',
-  createdAt: '2026-11-23T00:00:00.000Z',
-  settings: FunctionSettingsSchema.parse({ concurrency }),
-});
+const runtime = nodeRuntime;
+const fn = (name: string, concurrency?: number): FunctionMeta => fnMeta(name, 1, { concurrency });
 
 interface FakeNode {
   info: NodeInfo;

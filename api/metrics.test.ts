@@ -4,7 +4,8 @@
 import { EventEmitter } from 'node:events';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { FunctionSettingsSchema, type Call, type CallOutcome, type FunctionMeta, type ScheduleRef } from '../common/model.js';
+import { fnMeta } from '../test/helpers/objects.js';
+import type { Call, CallOutcome, FunctionMeta, ScheduleRef } from '../common/model.js';
 import type { DbClient } from '../db/client.js';
 import type { DbContent, DbMsgType, DbResults, Schedule } from '../protocol/db.js';
 import { Emitter, type NodeRegistry } from './broker.js';
@@ -95,16 +96,7 @@ describe('Timeline', () => {
 
 // ---- Metrics against fakes ----
 
-const fnMeta = (name: string, retries: number): FunctionMeta => ({
-  functionName: name,
-  runtimeName: 'node',
-  version: 1,
-  digest: 'a'.repeat(64),
-  size: 1,
-  format: 'tar.gz',
-  createdAt: '2026-03-01T00:00:00.000Z',
-  settings: FunctionSettingsSchema.parse({ retries, retryBackoff: 100 }),
-});
+const metaOf = (name: string, retries: number): FunctionMeta => fnMeta(name, 1, { retries, retryBackoff: 100 });
 
 const nodes: NodeRegistry = { list: () => [], get: () => undefined, alive: () => [], capacity: () => 0 };
 const queue = { queueLength: 0 };
@@ -125,8 +117,8 @@ describe('Metrics counters', () => {
   let deliveries: Emitter<DeliveryEvents>;
   let m: Metrics;
   const fns = new Map<string, FunctionMeta>([
-    ['flaky', fnMeta('flaky', 2)],
-    ['plain', fnMeta('plain', 0)],
+    ['flaky', metaOf('flaky', 2)],
+    ['plain', metaOf('plain', 0)],
   ]);
 
   beforeEach(() => {

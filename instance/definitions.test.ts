@@ -1,24 +1,11 @@
 // The node's definitions cache: bounded, the least recently used go first, never one whose containers
 // are still on the node.
 import { describe, expect, it } from 'vitest';
-import { FunctionSettingsSchema, type Runtime } from '../common/model.js';
 import type { FnDef } from '../protocol/broker.js';
 import { Definitions } from './definitions.js';
+import { fnMeta, nodeRuntime } from '../test/helpers/objects.js';
 
-const runtime = { name: 'node', image: 'zfaas/node:latest', path: '/ws', dependencies: '', run: 'node index.js' } as Runtime;
-const def = (name: string, version = 1): FnDef => ({
-  fn: {
-    functionName: name,
-    runtimeName: 'node',
-    version,
-    digest: 'a'.repeat(64),
-    size: 1,
-    format: 'tar.gz',
-    createdAt: '2026-12-04T00:00:00.000Z',
-    settings: FunctionSettingsSchema.parse({}),
-  },
-  runtime,
-});
+const def = (name: string, version = 1): FnDef => ({ fn: fnMeta(name, version), runtime: nodeRuntime });
 
 describe('Definitions', () => {
   it('keeps at most its bound, dropping the least recently used first', () => {
