@@ -114,6 +114,10 @@ async function oneCall(db: DbClient, version: number, k: number): Promise<number
 }
 
 // Every entry of a LevelDB folder, raw.
+// The entries that are records (not indexes, not the store's own counters), as key and value in hex.
+const logical = (es: Array<[Buffer, Buffer]>): string[] =>
+  es.filter(([k]) => !/^!(open|dead|outbox|meta)!/.test(k.toString('latin1'))).map(([k, v]) => `${k.toString('latin1')}=${sha(v)}`);
+
 async function rawEntries(dir: string): Promise<Array<[Buffer, Buffer]>> {
   const db = new Level<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
   await db.open({ createIfMissing: false });
@@ -245,17 +249,15 @@ describe('a backup of a quiet store', () => {
     }
     await stopAll();
 
+    // Record for record as it was, and the indexes rebuilt from the calls: every sublevel is there.
     const before = await rawEntries(join(tmp, 'src'));
     const after = await rawEntries(dir);
-    expect(after.length).toBe(before.length);
-    expect(after.length).toBe(b.entries);
-    for (const [i, [k, v]] of before.entries()) {
-      expect(after[i]![0].equals(k)).toBe(true);
-      expect(after[i]![1].equals(v)).toBe(true);
-    }
-    // Every sublevel is in it, its prefix in the key.
+    expect(logical(after)).toEqual(logical(before));
+    expect(logical(after)).toHaveLength(b.entries);
+    const indexes = (es: Array<[Buffer, Buffer]>) => es.filter(([k]) => /^!(open|dead|outbox)!/.test(k.toString('latin1')));
+    expect(indexes(after)).toEqual(indexes(before));
     const prefixes = new Set(after.map(([k]) => k.toString('latin1').split('!')[1]));
-    for (const p of ['rt', 'ar', 'fn', 'fv', 'call', 'open', 'idem', 'sched', 'dead', 'outbox']) expect(prefixes).toContain(p);
+    for (const p of ['rt', 'ar', 'fn', 'fv', 'call', 'idem', 'sched', 'dead', 'outbox']) expect(prefixes).toContain(p);
   });
 
   it('goes to stdout and comes back from stdin', async () => {
@@ -474,8 +476,8 @@ describe('backup sessions', () => {
 
     const b = await s.db.request('backupOpen', {}); // the one slot is free again
     const last = await s.db.requestWithBlobs('backupNext', { id: b.id });
-    // A new store holds only the default namespace and its layout version: one chunk, the last.
-    expect(last.data).toMatchObject({ done: true, entries: 2 });
+    // A new store holds only the default namespace: one chunk, the last.
+    expect(last.data).toMatchObject({ done: true, entries: 1 });
     expect(await code(s.db.request('backupNext', { id: b.id }))).toBe('NOT_FOUND');
     await s.db.request('backupOpen', {});
   });

@@ -1,4 +1,5 @@
-// The DB service: a ZMQ ROUTER in front of LevelDB. Each request gets exactly one reply, and a malformed
+// The DB service: a ZMQ ROUTER in front of the store (db/store-api.ts: LevelDB in the data folder, or
+// PostgreSQL). Each request gets exactly one reply, and a malformed
 // request gets an error reply instead of a crash.
 //
 // Reads run at once, beside everything else: they see LevelDB and the store's `live` calls as of the last
@@ -10,22 +11,23 @@
 // callers (local()) follow the same rules.
 import { Router } from 'zeromq';
 import { createHash } from 'node:crypto';
-import { privateDir } from '../common/private-dir.js';
 import { SendQueue } from '../common/zmq.js';
 import { logFailedHandshakes, serverOptions, startZap, type CurveServer } from '../common/curve.js';
 import { errText, type Logger } from '../common/log.js';
 import { parseJsonFrame, ProtocolError, validate } from '../protocol/codec.js';
 import { DbEnvelopeSchema, DbRequestSchema, type DbMsgType, type DbRequest, type DbResults } from '../protocol/db.js';
-import { ConflictError, NotFoundError, Store, type CallGroup } from './store.js';
+import { ConflictError, NotFoundError, type StoreBackend } from './store-api.js';
+import type { CallGroup } from './call-group.js';
+import { openStore } from './open-store.js';
 import { BackupSessions, type BackupOptions } from './backup.js';
 import { Tenancy, TenancyError } from './tenancy.js';
-import { migrate } from './migrate.js';
 import { DbError } from './client.js';
 import { FunctionSettingsSchema } from '../common/model.js';
 
 export interface DbServerOptions {
   bind: string;
-  dataDir: string;
+  dataDir: string; // the LevelDB folder (unused with `store`)
+  store?: string; // a postgres:// URL: the store is there; none, LevelDB in dataDir (db/open-store.ts)
   curve?: CurveServer; // with keys: only the API's and known instances' keys get in
   log: Logger;
   backup?: BackupOptions; // backup sessions' limits (db/backup.ts); the defaults unless a test sets them
@@ -87,7 +89,7 @@ const MAX_GROUP = 1024;
 export class DbServer {
   private readonly socket: Router;
   private readonly out: SendQueue;
-  private store!: Store; // opened (and migrated) by start()
+  private store!: StoreBackend; // opened (and migrated) by start()
   private backups!: BackupSessions;
   private tenancy!: Tenancy;
   private readonly writes: WriteJob[] = []; // arrived, not yet taken into a group
@@ -103,16 +105,16 @@ export class DbServer {
   }
 
   async start(): Promise<void> {
-    await privateDir(this.opts.dataDir);
-    this.store = await migrate(this.opts.dataDir, this.opts.log);
-    this.backups = new BackupSessions(this.store.root(), this.opts.log, this.opts.backup);
-    this.tenancy = new Tenancy(this.store.root(), this.opts.secretsKey);
+    this.store = await openStore({ dataDir: this.opts.dataDir, store: this.opts.store }, this.opts.log);
+    this.backups = new BackupSessions(this.store, this.opts.log, this.opts.backup);
+    this.tenancy = new Tenancy(this.store.tenancy, this.opts.secretsKey);
     if (this.opts.curve) {
       await startZap(this.opts.curve.allowed, this.opts.log);
       logFailedHandshakes(this.socket, this.opts.log, 'db client');
     }
     await this.socket.bind(this.opts.bind);
-    this.opts.log.info({ bind: this.opts.bind, data: this.opts.dataDir }, 'db service listening');
+    const where = this.store.engine === 'leveldb' ? { data: this.opts.dataDir } : { store: 'postgres' };
+    this.opts.log.info({ bind: this.opts.bind, ...where }, 'db service listening');
     void this.loop();
   }
 
@@ -249,11 +251,10 @@ export class DbServer {
   // Answers a group's writes once its batch is written. If the batch fails (a value LevelDB cannot
   // encode, a disk error), each write is applied again alone, so that one bad write fails only itself.
   private async commit(planned: Planned[], group: CallGroup): Promise<void> {
-    if (planned.length === 0) return;
     try {
-      await group.commit();
+      await group.commit(); // also with nothing planned: a backend ends what the group's reads began
     } catch (e) {
-      if (planned.length === 1) {
+      if (planned.length <= 1) {
         planned[0]?.job.reject(e);
         return;
       }
@@ -357,7 +358,7 @@ export class DbServer {
         return { data, blobs: values };
       }
       case 'backupOpen':
-        return { data: this.backups.open() };
+        return { data: await this.backups.open() };
       case 'backupNext': {
         const { frames, ...data } = await this.backups.next(req.content.id);
         return { data, blobs: frames };
