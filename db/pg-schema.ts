@@ -17,7 +17,10 @@ const STEPS: string[][] = [
     `CREATE TABLE function_versions (name text NOT NULL, version int NOT NULL, digest text NOT NULL, runtime text NOT NULL,
        rec text NOT NULL, PRIMARY KEY (name, version))`,
     'CREATE INDEX function_versions_digest ON function_versions (digest)',
-    'CREATE SEQUENCE call_nums',
+    // The newest call number: a row, not a sequence, so that a group that fails (rolled back) uses up no
+    // number; its lock is held from a group's first new call to its commit.
+    'CREATE TABLE call_counter (one boolean PRIMARY KEY DEFAULT true CHECK (one), n bigint NOT NULL)',
+    'INSERT INTO call_counter (n) VALUES (0)',
     `CREATE TABLE calls (num bigint PRIMARY KEY, func_name text NOT NULL, namespace text NOT NULL, by_key text, status text NOT NULL,
        open boolean NOT NULL, dead_letter boolean NOT NULL, outbox_at bigint, rec text NOT NULL)`,
     'CREATE INDEX calls_open ON calls (num) WHERE open',

@@ -3,7 +3,7 @@
 // the calls it changes FOR UPDATE in one transaction and commits them together, so two services never both
 // move one call; a new idempotency key is a plain INSERT on a unique key (the loser's group fails and its
 // writes are applied again alone, where the key is found); due callback deliveries are claimed with
-// FOR UPDATE SKIP LOCKED; call numbers come from a sequence. Records are JSON text beside the columns
+// FOR UPDATE SKIP LOCKED; call numbers come from a counter row written in the group's transaction. Records are JSON text beside the columns
 // that are queried (JSON text, not jsonb: a call's logs may hold characters jsonb refuses).
 import pg from 'pg';
 import { createHash } from 'node:crypto';
@@ -250,7 +250,8 @@ export class PgStore implements StoreBackend {
       return c;
     };
     return new CallGroup<PgOp>({
-      nextCallNum: async () => Number(((await (await open()).query("SELECT nextval('call_nums') AS n")).rows[0] as { n: string }).n),
+      nextCallNum: async () =>
+        Number(((await (await open()).query('UPDATE call_counter SET n = n + 1 RETURNING n')).rows[0] as { n: string }).n),
       read: async (callNum) =>
         rec<Call>((await (await open()).query('SELECT rec FROM calls WHERE num = $1 FOR UPDATE', [callNum])).rows[0]),
       readKey: async (key) =>
@@ -271,7 +272,7 @@ export class PgStore implements StoreBackend {
       due: async (now, limit) => {
         const r = await (
           await open()
-        ).query('SELECT num FROM calls WHERE outbox_at <= $1 ORDER BY outbox_at, num LIMIT $2 FOR UPDATE SKIP LOCKED', [now, limit]);
+        ).query('SELECT num FROM calls WHERE outbox_at <= $1 ORDER BY num LIMIT $2 FOR UPDATE SKIP LOCKED', [now, limit]);
         return (r.rows as Array<{ num: string }>).map((row) => Number(row.num));
       },
       ops: () => [], // the calls are written from `touched` at commit, once each
@@ -467,7 +468,7 @@ export class PgStore implements StoreBackend {
   }
   async restored(): Promise<void> {
     // The next call number follows the newest restored call (never an old number again).
-    await this.pool.query("SELECT setval('call_nums', GREATEST((SELECT max(num) FROM calls), (SELECT last_value FROM call_nums), 1))");
+    await this.pool.query('UPDATE call_counter SET n = GREATEST(n, (SELECT coalesce(max(num), 0) FROM calls))');
   }
 }
 
