@@ -12,7 +12,15 @@ import { DEFAULT_NAMESPACE, namespaceOf, NS_SEP } from '../common/namespace.js';
 import { errText, type Logger } from '../common/log.js';
 import { idempotencyPrefix, type DbContent, type Purged, type Schedule } from '../protocol/db.js';
 import { CallGroup, type KeyEntry } from './call-group.js';
-import { ConflictError, NotFoundError, type CallQuery, type DeadLetterQuery, type StoreBackend, type StoreSnapshot } from './store-api.js';
+import {
+  ConflictError,
+  NotFoundError,
+  RetryableError,
+  type CallQuery,
+  type DeadLetterQuery,
+  type StoreBackend,
+  type StoreSnapshot,
+} from './store-api.js';
 import { PgTenancy } from './pg-tenancy.js';
 import type { BackupRecord } from './backup-records.js';
 import { PG_SCHEMA, pgSchema } from './pg-schema.js';
@@ -235,9 +243,14 @@ export class PgStore implements StoreBackend {
   }
 
   // Calls: writes go through a group (db/call-group.ts) over one transaction, begun by its first read.
+  // A query of the group that fails (a deadlock with another service's group, a lost connection) breaks
+  // its transaction: that write and those after it are applied again alone (RetryableError), and the
+  // group's commit rolls back what it planned, to be applied again alone too.
   group(): CallGroup {
     let conn: pg.PoolClient | null = null;
+    let broken: unknown = null;
     const open = async (): Promise<pg.PoolClient> => {
+      if (broken) throw new RetryableError(`the group's transaction failed: ${errText(broken)}`);
       if (conn) return conn;
       const c = await this.pool.connect();
       try {
@@ -248,6 +261,15 @@ export class PgStore implements StoreBackend {
       }
       conn = c;
       return c;
+    };
+    const query = async (text: string, values: unknown[]): Promise<pg.QueryResult> => {
+      const c = await open();
+      try {
+        return await c.query(text, values);
+      } catch (e) {
+        broken = e;
+        throw new RetryableError(errText(e));
+      }
     };
     return new CallGroup<PgOp>({
       nextCallNum: async () =>
@@ -270,24 +292,33 @@ export class PgStore implements StoreBackend {
             )?.settings ?? null),
       // Locked for this group, passing over those another service's group holds.
       due: async (now, limit) => {
-        const r = await (
-          await open()
-        ).query('SELECT num FROM calls WHERE outbox_at <= $1 ORDER BY num LIMIT $2 FOR UPDATE SKIP LOCKED', [now, limit]);
+        const r = await query('SELECT num FROM calls WHERE outbox_at <= $1 ORDER BY num LIMIT $2 FOR UPDATE SKIP LOCKED', [now, limit]);
         return (r.rows as Array<{ num: string }>).map((row) => Number(row.num));
       },
       ops: () => [], // the calls are written from `touched` at commit, once each
       commit: async (ops, touched) => {
-        if (!conn && touched.size === 0 && ops.length === 0) return;
-        const c = await open();
+        const c = conn;
+        conn = null;
+        if (broken) {
+          await c?.query('ROLLBACK').catch(() => undefined);
+          c?.release(true);
+          throw new RetryableError(`the group's transaction failed: ${errText(broken)}`);
+        }
+        if (!c && touched.size === 0 && ops.length === 0) return;
+        const tx = c ?? (await open());
         conn = null;
         try {
-          if (touched.size > 0) await c.query(upsertCalls([...touched.values()]));
-          for (const op of ops) await c.query(op);
-          await c.query('COMMIT');
-          c.release();
+          if (touched.size > 0) await tx.query(upsertCalls([...touched.values()]));
+          for (const op of ops) await tx.query(op);
+          await tx.query('COMMIT');
+          tx.release();
         } catch (e) {
-          await c.query('ROLLBACK').catch(() => undefined);
-          c.release(true);
+          await tx.query('ROLLBACK').catch(() => undefined);
+          tx.release(true);
+          // Another service wrote the same key first, or the two groups waited on each other: applied
+          // again alone, the write sees what the other wrote.
+          const code = (e as { code?: unknown }).code;
+          if (code === '23505' || code === '40P01' || code === '40001') throw new RetryableError(errText(e));
           throw e;
         }
       },

@@ -16,7 +16,7 @@ import { logFailedHandshakes, serverOptions, startZap, type CurveServer } from '
 import { errText, type Logger } from '../common/log.js';
 import { parseJsonFrame, ProtocolError, validate } from '../protocol/codec.js';
 import { DbEnvelopeSchema, DbRequestSchema, type DbMsgType, type DbRequest, type DbResults } from '../protocol/db.js';
-import { ConflictError, NotFoundError, type StoreBackend } from './store-api.js';
+import { ConflictError, NotFoundError, RetryableError, type StoreBackend } from './store-api.js';
 import type { CallGroup } from './call-group.js';
 import { openStore } from './open-store.js';
 import { BackupSessions, type BackupOptions } from './backup.js';
@@ -85,6 +85,7 @@ interface Planned {
 
 // At most this many writes in one group, so that one group's batch and replies stay short.
 const MAX_GROUP = 1024;
+const ALONE_TRIES = 5; // a write applied alone, while its failure is one that passes
 
 export class DbServer {
   private readonly socket: Router;
@@ -223,20 +224,30 @@ export class DbServer {
   // In order: runs of call writes are planned into one CallGroup and committed as one batch; any other
   // write (runtimes, archives, functions: rare, and with read-modify-write of their own) first commits
   // the run before it, then is applied alone.
+  // A write the store could not plan for a passing reason (RetryableError: a lock another DB service held)
+  // waits, with those after it in its group, until the group is written, then is applied alone.
   private async applyGroup(jobs: WriteJob[]): Promise<void> {
     let group = this.store.group();
     let planned: Planned[] = [];
+    const later: Array<{ job: WriteJob; req: CallWrite }> = [];
+    const flush = async (): Promise<void> => {
+      await this.commit(planned, group);
+      for (const { job, req } of later.splice(0)) await this.alone(job, req);
+    };
     for (const job of jobs) {
       const req = job.req;
       if (isCallWrite(req)) {
-        try {
-          planned.push({ job, req, data: await planCall(group, req) });
-        } catch (e) {
-          job.reject(e); // planning adds nothing to the group when it throws
-        }
+        if (later.length > 0) later.push({ job, req });
+        else
+          try {
+            planned.push({ job, req, data: await planCall(group, req) });
+          } catch (e) {
+            if (e instanceof RetryableError) later.push({ job, req });
+            else job.reject(e); // planning adds nothing to the group when it throws
+          }
         continue;
       }
-      await this.commit(planned, group);
+      await flush();
       group = this.store.group();
       planned = [];
       try {
@@ -245,29 +256,49 @@ export class DbServer {
         job.reject(e);
       }
     }
-    await this.commit(planned, group);
+    await flush();
+  }
+
+  // One call write in a group of its own, tried again (a few times) while the store says the reason it
+  // failed passes.
+  private async alone(job: WriteJob, req: CallWrite): Promise<void> {
+    for (let tries = 1; ; tries++) {
+      const group = this.store.group();
+      let data: Answer['data'];
+      try {
+        data = await planCall(group, req);
+      } catch (e) {
+        // The write staged nothing: this commit writes nothing, and ends what the group's reads began.
+        await group.commit().catch(() => undefined);
+        if (e instanceof RetryableError && tries < ALONE_TRIES) continue;
+        job.reject(e);
+        return;
+      }
+      try {
+        await group.commit();
+        job.resolve({ data });
+        return;
+      } catch (e) {
+        if (!(e instanceof RetryableError) || tries >= ALONE_TRIES) {
+          job.reject(e);
+          return;
+        }
+      }
+    }
   }
 
   // Answers a group's writes once its batch is written. If the batch fails (a value LevelDB cannot
-  // encode, a disk error), each write is applied again alone, so that one bad write fails only itself.
+  // encode, a disk error; on PostgreSQL, a key another DB service wrote first), each write is applied
+  // again alone, so that one bad write fails only itself.
   private async commit(planned: Planned[], group: CallGroup): Promise<void> {
     try {
       await group.commit(); // also with nothing planned: a backend ends what the group's reads began
     } catch (e) {
-      if (planned.length <= 1) {
+      if (planned.length <= 1 && !(e instanceof RetryableError)) {
         planned[0]?.job.reject(e);
         return;
       }
-      for (const { job, req } of planned) {
-        const alone = this.store.group();
-        try {
-          const data = await planCall(alone, req);
-          await alone.commit();
-          job.resolve({ data });
-        } catch (err) {
-          job.reject(err);
-        }
-      }
+      for (const { job, req } of planned) await this.alone(job, req);
       return;
     }
     for (const { job, data } of planned) job.resolve({ data });

@@ -11,6 +11,10 @@ export class NotFoundError extends Error {}
 
 export class ConflictError extends Error {}
 
+// A write that failed for a reason that passes (another DB service on the same database held a lock or
+// wrote the same key first): applied again, alone, it will see what the other wrote.
+export class RetryableError extends Error {}
+
 // A sealed secret as stored: the value never appears in clear (db/tenancy.ts seals and opens it).
 export interface SealedSecret extends SecretInfo {
   iv: string; // base64, 12 bytes

@@ -13,7 +13,7 @@ export class DbUnderTest {
   remote!: DbClient; // over the socket
   local!: DbClient; // through local(), as the API in `zfaas up`
 
-  private constructor(
+  constructor(
     readonly dir: string,
     readonly bind: string,
     readonly store?: string,
