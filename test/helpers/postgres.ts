@@ -40,6 +40,9 @@ async function runAs(): Promise<{ uid: number; gid: number; name: string } | nul
   throw new Error('running as root, and neither a postgres nor a nobody user exists to run PostgreSQL as');
 }
 
+// Settings for a test cluster: durability is not what tests measure, and the machine is shared.
+export const FAST_PG = { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off' };
+
 export interface PgOptions {
   settings?: Record<string, string>; // server settings (-c name=value)
 }

@@ -3,15 +3,12 @@
 // tests once per store with describe.each(stores()), so every guarantee it checks holds on both.
 import { randomBytes } from 'node:crypto';
 import { afterAll } from 'vitest';
-import { PgCluster } from './postgres.js';
+import { FAST_PG, PgCluster } from './postgres.js';
 
 export interface StoreKind {
   name: 'leveldb' | 'postgres';
   store(): Promise<string | undefined>; // a new, empty store: its URL (undefined: LevelDB in the test's folder)
 }
-
-// Settings for a test cluster: durability is not what these tests measure, and the machine is shared.
-export const FAST_PG = { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off' };
 
 let cluster: Promise<PgCluster> | undefined;
 
