@@ -3,8 +3,9 @@
 // the calls it changes FOR UPDATE in one transaction and commits them together, so two services never both
 // move one call; a new idempotency key is a plain INSERT on a unique key (the loser's group fails and its
 // writes are applied again alone, where the key is found); due callback deliveries are claimed with
-// FOR UPDATE SKIP LOCKED; call numbers come from a counter row written in the group's transaction. Records are JSON text beside the columns
-// that are queried (JSON text, not jsonb: a call's logs may hold characters jsonb refuses).
+// FOR UPDATE SKIP LOCKED; call numbers come from a counter row written in the group's transaction (a group
+// rolled back uses up none). Records are JSON text beside the columns that are queried (JSON text, not
+// jsonb: a call's logs may hold characters jsonb refuses).
 import pg from 'pg';
 import { createHash } from 'node:crypto';
 import { isFinal, type Call, type FunctionMeta, type Runtime } from '../common/model.js';
