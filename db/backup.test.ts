@@ -22,6 +22,9 @@ import fc from 'fast-check';
 import { recordFrames, RecordCounter, type BackupOptions } from './backup.js';
 import { DbClient, DbError } from './client.js';
 import { DbServer } from './server.js';
+import { usePostgres } from '../test/helpers/stores.js';
+
+const pgDatabase = usePostgres();
 
 // A DB service on `dir` with these backup limits, reached over its socket.
 interface Service {
@@ -368,6 +371,35 @@ describe('what restore refuses', () => {
     // A version 2 body without the encryption around it is not one.
     const bare = await refused(gzipSync(raw));
     expect(bare.message).toMatch(/is not encrypted/);
+  });
+
+  it('a backup of raw LevelDB keys (from before records were logical) only into a LevelDB folder, as it was', async () => {
+    // Such a file, made as older versions made it: every raw entry of the store's folder.
+    const entries = await rawEntries(join(tmp, 'src'));
+    const body = Buffer.concat(
+      entries.map(([k, v]) => {
+        const head = (n: number): Buffer => Buffer.from([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]);
+        return Buffer.concat([head(k.length), k, head(v.length), v]);
+      }),
+    );
+    const { header } = await records(good);
+    const trailer = JSON.stringify({ entries: entries.length, bytes: body.length, sha256: sha(body) });
+    const end = Buffer.from([255, 255, 255, 255]);
+    const file = join(tmp, 'raw.backup');
+    await writeFile(file, await sealed(gzipSync(Buffer.concat([Buffer.from(header), body, end, Buffer.from(`${trailer}\n`)]))));
+
+    const into = join(tmp, 'from-raw');
+    expect((await runRestore({ data: into, file })).entries).toBe(entries.length);
+    // Every entry as it was (and the call counter, which restore writes down).
+    expect((await rawEntries(into)).filter(([k]) => k.toString() !== '!meta!lastCall')).toEqual(entries);
+    const s = await start(into);
+    expect(await calls(s.db)).toHaveLength(30);
+
+    const r = await runRestore({ store: await pgDatabase(), file }).then(
+      () => new Error('restore took it'),
+      (x: unknown) => x,
+    );
+    expect(describeFailure(r).message).toMatch(/from before backups were logical .*restore it with --data DIR/);
   });
 
   it('a truncated file', async () => {

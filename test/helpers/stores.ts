@@ -22,12 +22,18 @@ export async function newPgDatabase(): Promise<string> {
   return (await testCluster()).database(`t_${randomBytes(6).toString('hex')}`);
 }
 
-export function stores(): StoreKind[] {
+// For a test file that makes PostgreSQL databases (newPgDatabase): its cluster is stopped after its last test.
+export function usePostgres(): () => Promise<string> {
   afterAll(async () => {
     const c = cluster;
     cluster = undefined;
     if (c) await (await c).stop();
   });
+  return newPgDatabase;
+}
+
+export function stores(): StoreKind[] {
+  usePostgres();
   return [
     { name: 'leveldb', store: () => Promise.resolve(undefined) },
     { name: 'postgres', store: newPgDatabase },
