@@ -181,6 +181,7 @@ async function main(): Promise<void> {
     const up: UpRow[] = [];
     up.push(await upRun('leveldb (default)', undefined));
     up.push(await upRun('postgres', await durable.database('up'), durable));
+    up.push(await upRun('postgres, synchronous_commit=off', await relaxed.database('up'), relaxed));
     console.log(
       `\nThe DB service alone: ${CALLS} warm-call-shaped write sequences (createCall, started, outcome), ${IN_FLIGHT} in flight, local()`,
     );
