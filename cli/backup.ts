@@ -32,6 +32,7 @@ import { createGunzip, createGzip } from 'node:zlib';
 import { z } from 'zod';
 import type { StoreBackend } from '../db/store-api.js';
 import type { Store as LevelStore } from '../db/store.js';
+import type { PgStore as PgStoreType } from '../db/pg-store.js';
 import { CliError, describeFailure, EXIT, printable, UsageError, errText } from './client/errors.js';
 import { opener, sealer, SEALED_VERSION, Unopenable } from './backup-cipher.js';
 import { backupKey, BackupKeyProblem } from './backup-key.js';
@@ -367,28 +368,38 @@ async function levelTarget(dir: string, force: boolean | undefined): Promise<Tar
   };
 }
 
-async function pgTarget(url: string): Promise<Target> {
+async function pgTarget(url: string, force: boolean | undefined): Promise<Target> {
   const [{ PgStore }, { createLogger }, { shownStore }] = await Promise.all([
     import('../db/pg-store.js'),
     import('../common/log.js'),
     import('../db/open-store.js'),
   ]);
-  let store: StoreBackend;
+  let store: PgStoreType;
   try {
     store = await PgStore.open(url, createLogger('restore'));
   } catch (e) {
     throw new CliError(errText(e));
   }
-  if (!(await store.isEmpty())) {
+  const empty = await store.isEmpty();
+  if (!empty && !force) {
     await store.close();
-    throw new UsageError(`the database at ${shownStore(url)} holds a zfaas store already: restore into an empty database`);
+    throw new UsageError(
+      `the database at ${shownStore(url)} holds a zfaas store already: restore into an empty database, or add --force to replace it (stop its DB services first)`,
+    );
   }
   return {
     store,
     where: shownStore(url),
-    clear: () => Promise.resolve(),
-    // Rows of a failed restore stay (each batch was its own transaction): the database is not served yet.
-    discard: () => store.close().catch(() => undefined),
+    clear: () => (empty ? Promise.resolve() : store.wipe()),
+    // What a failed restore wrote goes (each batch was its own transaction): the store is left empty.
+    discard: async (wrote) => {
+      try {
+        if (wrote) await store.wipe();
+        await store.close();
+      } catch {
+        // the error that got us here is the one to report
+      }
+    },
   };
 }
 
@@ -447,7 +458,7 @@ export async function runRestore(o: RestoreRun): Promise<RestoreSummary> {
 
   let target: Target;
   try {
-    target = dir ? await levelTarget(dir, o.force) : await pgTarget(o.store!);
+    target = dir ? await levelTarget(dir, o.force) : await pgTarget(o.store!, o.force);
   } catch (e) {
     input.destroy();
     throw e;
@@ -646,7 +657,7 @@ export function registerBackupCommands(p: Command): void {
     .argument('<file>', "the backup file ('-': stdin)")
     .option('--data <dir>', 'the new LevelDB folder (missing or empty)')
     .option('--store <url>', 'or: a postgres:// URL of an empty database, for zfaas db --store URL')
-    .option('--force', 'replace the LevelDB store DIR holds (its data is deleted; a failed restore leaves it empty)')
+    .option('--force', 'replace the store DIR (or the database) holds (its data is deleted; a failed restore leaves it empty)')
     .addOption(backupKeyOpt())
     .option('--unencrypted', 'also restore a backup from before backups were encrypted (gzip only, version 1)')
     .addHelpText(

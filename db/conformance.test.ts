@@ -6,7 +6,7 @@
 // PostgreSQL that cannot be reached at start, which is a clear error, not a wait. Real DB services over
 // ZMQ, real LevelDB folders, a real throwaway PostgreSQL cluster (test/helpers/postgres.ts).
 import { createHash, randomBytes } from 'node:crypto';
-import { rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -332,14 +332,22 @@ describe('backups across stores', () => {
         expect(await view(dst.remote)).toEqual(before);
         await checkAfterRestore(dst.remote);
       }
-      // A PostgreSQL database that holds a store already is refused.
-      if (url)
-        expect(
-          await runRestore({ store: url, file, keyFile }).then(
-            () => 'restored',
-            (e: Error) => e.message,
-          ),
-        ).toMatch(/holds a zfaas store already/);
+      if (!url) return;
+      // A PostgreSQL database that holds a store already is refused, unless replaced (--force); a restore
+      // that fails leaves it empty, not half restored.
+      const restore = (f: string, force?: boolean): Promise<string> =>
+        runRestore({ store: url, file: f, keyFile, force }).then(
+          () => 'restored',
+          (e: Error) => e.message,
+        );
+      expect(await restore(file)).toMatch(/holds a zfaas store already/);
+      expect(await restore(file, true)).toBe('restored');
+      expect(await view(dst.remote)).toEqual(before);
+      const whole = await readFile(file);
+      await writeFile(join(tmp, 'cut.backup'), whole.subarray(0, whole.length - 40));
+      expect(await restore(join(tmp, 'cut.backup'), true)).toMatch(/truncated|cut short/);
+      expect(await dst.remote.request('listCalls', {})).toEqual([]);
+      expect((await dst.remote.request('listNamespaces', {})).map((n) => n.name)).toEqual(['default']);
     });
   }
 

@@ -445,6 +445,16 @@ export class PgStore implements StoreBackend {
       close: end,
     };
   }
+  // Every record goes (a restore replacing the store, or one that failed): the store is as new.
+  async wipe(): Promise<void> {
+    await this.tx(async (c) => {
+      await c.query(
+        'TRUNCATE runtimes, archives, function_heads, function_versions, calls, idempotency_keys, schedules, namespaces, api_keys, secrets',
+      );
+      await c.query('UPDATE call_counter SET n = 0');
+    });
+    await this.tenancy.ensureDefault();
+  }
   async isEmpty(): Promise<boolean> {
     const r = await this.pool.query(
       `SELECT (SELECT count(*) FROM calls) + (SELECT count(*) FROM function_heads) + (SELECT count(*) FROM runtimes)
