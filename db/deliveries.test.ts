@@ -2,7 +2,8 @@
 // final, then its delivery is `pending` and claimable; a claim leases it (another claim passes it by until
 // the lease runs out), each try is recorded in order, and a delivered or failed one is never claimed again.
 // The outbox outlives a restart, and many claims at once hand each due call to exactly one claimant. Over a
-// real ZMQ socket and through local(), on a real LevelDB in a temp dir, restarted on the same folder.
+// real ZMQ socket and through local(), on each store (a real LevelDB in a temp
+// dir, a throwaway PostgreSQL: test/helpers/stores.ts), restarted on the same store.
 import { createHash } from 'node:crypto';
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DbUnderTest, finishCall, startCall } from '../test/helpers/db-service.js';

@@ -1,7 +1,8 @@
 // Idempotency keys in the DB service's createCall: the same key for the same request answers the call it
 // made (flagged `replayed`), another request is CONFLICT, many at once make one call (the key is checked
 // inside the ordered write group), an expired key makes a new call, and keys outlive a restart. Over a
-// real ZMQ socket and through local(), on a real LevelDB in a temp dir.
+// real ZMQ socket and through local(), on each store (a real LevelDB in a temp
+// dir, a throwaway PostgreSQL: test/helpers/stores.ts).
 import { createHash } from 'node:crypto';
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DbUnderTest, finishCall } from '../test/helpers/db-service.js';

@@ -2,7 +2,7 @@
 // name (calls with their results and logs, dead letters, pending callback deliveries, unfinished calls,
 // idempotency keys, schedules, leftover function versions and runtimes), leaving other namespaces alone;
 // one made again under the same name starts from nothing, also where an earlier one left data behind.
-// Call numbers are never reused. Over a real ZMQ socket and through local(), on a real LevelDB in a temp dir.
+// Call numbers are never reused. Over a real ZMQ socket and through local(), on each store (test/helpers/stores.ts).
 import { createHash } from 'node:crypto';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DbUnderTest, finishCall, startCall } from '../test/helpers/db-service.js';

@@ -2,7 +2,8 @@
 // function with `retries` puts the call back to PENDING until `retryAt` (the wait doubling), keeping the run
 // in its history; one that fails every run is a dead letter, listed until replayed (once) or dismissed.
 // What the platform ends itself, a cancelled call and a function without retries are final at once. Over
-// a real ZMQ socket and through local(), on a real LevelDB in a temp dir, restarted on the same folder.
+// a real ZMQ socket and through local(), on each store (a real LevelDB in a temp
+// dir, a throwaway PostgreSQL: test/helpers/stores.ts), restarted on the same store.
 import { createHash } from 'node:crypto';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DbUnderTest, finishCall, requeueCall, startCall } from '../test/helpers/db-service.js';

@@ -1,5 +1,5 @@
 // Old versions go one by one, the current one never; an archive goes with the last version that holds it,
-// and stays while another version (of any function) still does. Through the DB service, on a real LevelDB.
+// and stays while another version (of any function) still does. Through the DB service, on each store (LevelDB, PostgreSQL).
 import { createHash } from 'node:crypto';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DbUnderTest } from '../test/helpers/db-service.js';

@@ -1,5 +1,5 @@
 // Reads beside the write queue, and group commit of writes: over a real ZMQ socket and through local(),
-// on a real LevelDB in a temp dir.
+// on each store (a real LevelDB in a temp dir, a throwaway PostgreSQL: test/helpers/stores.ts).
 import { createHash } from 'node:crypto';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DbUnderTest, finishCall, startCall } from '../test/helpers/db-service.js';
