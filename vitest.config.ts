@@ -6,6 +6,8 @@ export default defineConfig({
     fileParallelism: false,
     testTimeout: 120_000,
     hookTimeout: 180_000,
+    // Removes what throwaway PostgreSQL clusters a test left behind (test/helpers/postgres.ts).
+    globalSetup: ['test/helpers/global-teardown.ts'],
     include: ['**/*.test.ts'],
     exclude: ['node_modules/**', 'dist/**'],
   },

@@ -5,7 +5,8 @@
 // is the server's. A cluster that cannot start is an error (with its log), never a skipped test.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { execFile } from 'node:child_process';
-import { chown, readdir, rm } from 'node:fs/promises';
+import { chown, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
@@ -47,6 +48,33 @@ export interface PgOptions {
   settings?: Record<string, string>; // server settings (-c name=value)
 }
 
+// Removes the folders of clusters whose server is gone (its test process ended without stop(), and the
+// server went with it): a folder of ours whose server ran (postmaster.opts) and runs no more (no
+// postmaster.pid naming a live process); one without either, older than a minute (initdb makes neither).
+export async function sweepClusters(): Promise<void> {
+  const root = tmpdir();
+  const alive = (pid: number): Promise<boolean> =>
+    pid > 0
+      ? stat(`/proc/${pid}`).then(
+          () => true,
+          () => false,
+        )
+      : Promise.resolve(false);
+  for (const name of await readdir(root).catch(() => [] as string[])) {
+    if (!name.startsWith('zfaas-pg-')) continue;
+    const dir = join(root, name);
+    const made = await stat(dir).catch(() => null);
+    if (!made) continue;
+    const pidFile = await readFile(join(dir, 'data', 'postmaster.pid'), 'utf8').catch(() => null);
+    const ran = await stat(join(dir, 'data', 'postmaster.opts')).then(
+      () => true,
+      () => false,
+    );
+    const gone = pidFile !== null ? !(await alive(Number(pidFile.split('\n')[0]))) : ran || Date.now() - made.mtimeMs > 60_000;
+    if (gone) await rm(dir, { recursive: true, force: true });
+  }
+}
+
 export class PgCluster {
   private constructor(
     readonly dir: string,
@@ -74,11 +102,14 @@ export class PgCluster {
 
   static async start(o: PgOptions = {}): Promise<PgCluster> {
     const bin = await binDir();
+    await sweepClusters();
     const dir = await tempDir('zfaas-pg-');
     const user = await runAs();
     const data = join(dir, 'data');
     const as = (cmd: string, args: string[]): [string, string[]] =>
-      user ? ['setpriv', [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', cmd, ...args]] : [cmd, args];
+      user
+        ? ['setpriv', [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', '--pdeathsig', 'SIGQUIT', cmd, ...args]]
+        : [cmd, args];
     try {
       if (user) await chown(dir, user.uid, user.gid);
       const [icmd, iargs] = as(join(bin, 'initdb'), ['-D', data, '-U', 'zfaas', '--auth=trust', '-E', 'UTF8', '--no-sync', '--locale=C']);
@@ -96,7 +127,9 @@ export class PgCluster {
       ...o.settings,
     };
     const args = ['-D', data, ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`])];
-    const [cmd, cargs] = as(join(bin, 'postgres'), args);
+    // The server goes with the process that started it (--pdeathsig): a test that ends its platform
+    // without stop() (a restart test stops zfaas and removes the data folder itself) leaves none running.
+    const [cmd, cargs] = user ? as(join(bin, 'postgres'), args) : ['setpriv', ['--pdeathsig', 'SIGQUIT', join(bin, 'postgres'), ...args]];
     const child = spawn(cmd, cargs, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     const keep = (b: Buffer): void => {
