@@ -361,7 +361,7 @@ describe('what restore refuses', () => {
 
   it('an unencrypted backup (from before backups were encrypted) only when asked', async () => {
     const raw = gunzipSync(await unsealed(good));
-    const v1 = gzipSync(Buffer.from(raw.toString('latin1').replace('"version":2', '"version":1'), 'latin1'));
+    const v1 = gzipSync(Buffer.from(raw.toString('latin1').replace('"version":3', '"version":1'), 'latin1'));
     const r = await refused(v1);
     expect(r).toMatchObject({ exitCode: EXIT.FAILURE, left: false });
     expect(r.message).toMatch(/is not encrypted .*add --unencrypted/);
@@ -382,7 +382,7 @@ describe('what restore refuses', () => {
         return Buffer.concat([head(k.length), k, head(v.length), v]);
       }),
     );
-    const { header } = await records(good);
+    const header = (await records(good)).header.replace('"version":3', '"version":2'); // as they were numbered
     const trailer = JSON.stringify({ entries: entries.length, bytes: body.length, sha256: sha(body) });
     const end = Buffer.from([255, 255, 255, 255]);
     const file = join(tmp, 'raw.backup');

@@ -28,6 +28,7 @@ export interface KeyEntry {
 export interface CallTable<Op = unknown> {
   nextCallNum(after: number): Promise<number>; // a new call's number (after: this group's newest one, or 0)
   read(callNum: number): Promise<Call | null>; // as committed (a backend shared by services: locked for this group)
+  lock?(callNums: number[]): Promise<void>; // reads ahead (and locks) the calls the group's writes name, at once
   readKey(key: string): Promise<KeyEntry | null>; // an idempotency key's entry, as committed (and locked)
   keyOps(key: string, entry: KeyEntry, had: KeyEntry | null): Op[]; // the operations writing it (over `had`)
   settings(funcName: string, version: number | undefined): Promise<FunctionSettings | null>; // of that version
@@ -48,6 +49,12 @@ export class CallGroup<Op = unknown> {
   private lastCall = 0; // the newest call number this group made
 
   constructor(private readonly table: CallTable<Op>) {}
+
+  // The calls the next writes name, read ahead at once where the backend can (one query for many).
+  async readAhead(callNums: number[]): Promise<void> {
+    const todo = callNums.filter((n) => !this.touched.has(n));
+    if (todo.length > 0) await this.table.lock?.(todo);
+  }
 
   private async read(callNum: number): Promise<Call | null> {
     const mine = this.touched.get(callNum);

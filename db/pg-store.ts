@@ -8,7 +8,7 @@
 // jsonb: a call's logs may hold characters jsonb refuses).
 import pg from 'pg';
 import { createHash } from 'node:crypto';
-import { isFinal, type Call, type FunctionMeta, type Runtime } from '../common/model.js';
+import { isFinal, type Call, type FunctionMeta, type FunctionSettings, type Runtime } from '../common/model.js';
 import { DEFAULT_NAMESPACE, namespaceOf, NS_SEP } from '../common/namespace.js';
 import { errText, type Logger } from '../common/log.js';
 import { idempotencyPrefix, type DbContent, type Purged, type Schedule } from '../protocol/db.js';
@@ -272,32 +272,54 @@ export class PgStore implements StoreBackend {
         throw new RetryableError(errText(e));
       }
     };
+    // The counter row, read (and locked) at the group's first new call; the numbers it hands out are
+    // written back at commit, so that a group rolled back uses up none.
+    let counter: number | null = null;
+    // Calls read ahead for the group's writes (lock()): one query for many, locked in order of number.
+    const ahead = new Map<number, string | null>();
+    // A version's settings, once per group.
+    const settings = new Map<string, FunctionSettings | null>();
     return new CallGroup<PgOp>({
-      nextCallNum: async () =>
-        Number(((await (await open()).query('UPDATE call_counter SET n = n + 1 RETURNING n')).rows[0] as { n: string }).n),
-      read: async (callNum) =>
-        rec<Call>((await (await open()).query('SELECT rec FROM calls WHERE num = $1 FOR UPDATE', [callNum])).rows[0]),
-      readKey: async (key) =>
-        rec<KeyEntry>((await (await open()).query('SELECT rec FROM idempotency_keys WHERE key = $1 FOR UPDATE', [key])).rows[0]),
+      nextCallNum: async () => {
+        counter ??= Number(((await query('SELECT n FROM call_counter FOR UPDATE', [])).rows[0] as { n: string }).n);
+        counter += 1;
+        return counter;
+      },
+      lock: async (callNums) => {
+        const todo = [...new Set(callNums)].filter((n) => !ahead.has(n)).sort((a, b) => a - b);
+        if (todo.length === 0) return;
+        const r = await query('SELECT num, rec FROM calls WHERE num = ANY($1) ORDER BY num FOR UPDATE', [todo]);
+        for (const n of todo) ahead.set(n, null);
+        for (const row of r.rows as Array<{ num: string; rec: string }>) ahead.set(Number(row.num), row.rec);
+      },
+      read: async (callNum) => {
+        const had = ahead.get(callNum);
+        if (had !== undefined) return had === null ? null : (JSON.parse(had) as Call);
+        return rec<Call>((await query('SELECT rec FROM calls WHERE num = $1 FOR UPDATE', [callNum])).rows[0]);
+      },
+      readKey: async (key) => rec<KeyEntry>((await query('SELECT rec FROM idempotency_keys WHERE key = $1 FOR UPDATE', [key])).rows[0]),
       // A key new to the table is inserted: of two services making the same key at once, one fails here.
       keyOps: (key, entry, had) => [
         had
           ? { text: 'UPDATE idempotency_keys SET rec = $2 WHERE key = $1', values: [key, JSON.stringify(entry)] }
           : { text: 'INSERT INTO idempotency_keys (key, rec) VALUES ($1, $2)', values: [key, JSON.stringify(entry)] },
       ],
-      settings: async (funcName, version) =>
-        version === undefined
-          ? null
-          : (rec<FunctionMeta>(
-              (await this.pool.query('SELECT rec FROM function_versions WHERE name = $1 AND version = $2', [funcName, version])).rows[0],
-            )?.settings ?? null),
+      settings: async (funcName, version) => {
+        if (version === undefined) return null;
+        const key = `${funcName}@${version}`;
+        if (!settings.has(key)) {
+          const r = await this.pool.query('SELECT rec FROM function_versions WHERE name = $1 AND version = $2', [funcName, version]);
+          settings.set(key, rec<FunctionMeta>(r.rows[0])?.settings ?? null);
+        }
+        return settings.get(key) ?? null;
+      },
       // Locked for this group, passing over those another service's group holds.
       due: async (now, limit) => {
         const r = await query('SELECT num FROM calls WHERE outbox_at <= $1 ORDER BY num LIMIT $2 FOR UPDATE SKIP LOCKED', [now, limit]);
         return (r.rows as Array<{ num: string }>).map((row) => Number(row.num));
       },
       ops: () => [], // the calls are written from `touched` at commit, once each
-      commit: async (ops, touched) => {
+      commit: async (ops, touched, lastCall) => {
         const c = conn;
         conn = null;
         if (broken) {
@@ -310,6 +332,7 @@ export class PgStore implements StoreBackend {
         conn = null;
         try {
           if (touched.size > 0) await tx.query(upsertCalls([...touched.values()]));
+          if (counter !== null && lastCall > 0) await tx.query('UPDATE call_counter SET n = $1', [lastCall]);
           for (const op of ops) await tx.query(op);
           await tx.query('COMMIT');
           tx.release();

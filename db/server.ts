@@ -234,7 +234,23 @@ export class DbServer {
       await this.commit(planned, group);
       for (const { job, req } of later.splice(0)) await this.alone(job, req);
     };
-    for (const job of jobs) {
+    // The calls a run of call writes names, read ahead into its group (from job `from` on).
+    const ahead = async (from: number): Promise<void> => {
+      const nums: number[] = [];
+      for (let i = from; i < jobs.length; i++) {
+        const req = jobs[i]!.req;
+        if (!isCallWrite(req)) break;
+        if (req.msgType === 'callIntent' || req.msgType === 'dismissDeadLetter' || req.msgType === 'recordDelivery')
+          nums.push(req.content.callNum);
+      }
+      try {
+        await group.readAhead(nums);
+      } catch (e) {
+        if (!(e instanceof RetryableError)) throw e; // the writes find out themselves, one by one
+      }
+    };
+    await ahead(0);
+    for (const [i, job] of jobs.entries()) {
       const req = job.req;
       if (isCallWrite(req)) {
         if (later.length > 0) later.push({ job, req });
@@ -255,6 +271,7 @@ export class DbServer {
       } catch (e) {
         job.reject(e);
       }
+      await ahead(i + 1); // after the write alone: it may need what the group would lock
     }
     await flush();
   }
