@@ -38,8 +38,11 @@ import { opener, sealer, SEALED_VERSION, Unopenable } from './backup-cipher.js';
 import { backupKey, BackupKeyProblem } from './backup-key.js';
 
 export const BACKUP_FORMAT = 'zfaas-backup';
-export const BACKUP_VERSION = SEALED_VERSION;
-const UNSEALED_VERSION = 1; // gzip only, from before backups were encrypted
+// 3: logical records (db/backup-records.ts), which an older zfaas refuses by this number rather than
+// misreads; 2: encrypted, raw LevelDB entries; 1: gzip only, raw, from before backups were encrypted.
+export const BACKUP_VERSION = 3;
+const RAW_VERSION = SEALED_VERSION;
+const UNSEALED_VERSION = 1;
 const END = 0xffffffff;
 const MAX_LINE = 64 * 1024; // header and trailer
 const MAX_KEY = 64 * 1024 * 1024; // a length beyond these is corruption, not a record
@@ -484,10 +487,10 @@ export async function runRestore(o: RestoreRun): Promise<RestoreSummary> {
     const parsedHead = HeaderSchema.safeParse(head);
     if (!parsedHead.success) throw new BadBackup(`${name} is not a zfaas backup (no "${BACKUP_FORMAT}" header)`);
     header = parsedHead.data;
-    const expected = material === undefined ? UNSEALED_VERSION : BACKUP_VERSION;
-    if (header.version !== expected)
+    const expected = material === undefined ? [UNSEALED_VERSION] : [RAW_VERSION, BACKUP_VERSION];
+    if (!expected.includes(header.version))
       throw new BadBackup(
-        `${name} holds a zfaas backup of version ${header.version} where version ${expected} belongs: it is not one this zfaas reads`,
+        `${name} holds a zfaas backup of version ${header.version} where version ${expected.join(' or ')} belongs: it is not one this zfaas reads`,
       );
     wrote = true;
     await target.clear(); // --force: the old store's keys go, the backup's come
