@@ -8,6 +8,8 @@ export default defineConfig({
     fileParallelism: false,
     testTimeout: 120_000,
     hookTimeout: 180_000,
+    // Removes what throwaway PostgreSQL clusters a test left behind (test/helpers/postgres.ts).
+    globalSetup: ['test/helpers/global-teardown.ts'],
     exclude: ['node_modules/**', 'dist/**'],
     projects: [
       { extends: true, test: { name: 'unit', include: ['**/*.test.ts'], exclude: ['node_modules/**', 'dist/**', '**/*.e2e.test.ts'] } },

@@ -29,15 +29,20 @@ import { basename, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
-import type { Level } from 'level';
 import { z } from 'zod';
+import type { StoreBackend } from '../db/store-api.js';
+import type { Store as LevelStore } from '../db/store.js';
+import type { PgStore as PgStoreType } from '../db/pg-store.js';
 import { CliError, describeFailure, EXIT, printable, UsageError, errText } from './client/errors.js';
 import { opener, sealer, SEALED_VERSION, Unopenable } from './backup-cipher.js';
 import { backupKey, BackupKeyProblem } from './backup-key.js';
 
 export const BACKUP_FORMAT = 'zfaas-backup';
-export const BACKUP_VERSION = SEALED_VERSION;
-const UNSEALED_VERSION = 1; // gzip only, from before backups were encrypted
+// 3: logical records (db/backup-records.ts), which an older zfaas refuses by this number rather than
+// misreads; 2: encrypted, raw LevelDB entries; 1: gzip only, raw, from before backups were encrypted.
+export const BACKUP_VERSION = 3;
+const RAW_VERSION = SEALED_VERSION;
+const UNSEALED_VERSION = 1;
 const END = 0xffffffff;
 const MAX_LINE = 64 * 1024; // header and trailer
 const MAX_KEY = 64 * 1024 * 1024; // a length beyond these is corruption, not a record
@@ -86,7 +91,8 @@ export interface BackupRun {
 }
 
 export interface RestoreRun {
-  data: string; // the new LevelDB folder
+  data?: string; // the new LevelDB folder (or `store`)
+  store?: string; // a postgres:// URL of an empty zfaas database (a logical backup only)
   file: string; // a backup file, or '-' for `stdin`
   force?: boolean; // replace the store DIR holds
   keyFile?: string; // as for BackupRun
@@ -324,15 +330,98 @@ const levelLocked = (e: unknown): boolean => {
   return err.code === 'LEVEL_LOCKED' || err.cause?.code === 'LEVEL_LOCKED';
 };
 
-// zfaas restore: the backup into a new LevelDB at o.data. On any failure nothing is left that `zfaas db`
-// could mistake for the store: a folder restore made is removed, a store replaced (--force) is left empty.
+// Where a restore writes: a LevelDB folder, or a PostgreSQL database. Records of a logical backup go
+// through the store's restore() (db/backup-records.ts), each backend rebuilding its own indexes; the raw
+// LevelDB entries of a backup from before backups were logical go into a LevelDB folder as they are.
+interface Target {
+  store: StoreBackend;
+  level?: LevelStore;
+  where: string;
+  clear(): Promise<void>; // --force: what the store held goes
+  discard(wrote: boolean): Promise<void>; // a failed restore: what it wrote goes
+}
+
+async function levelTarget(dir: string, force: boolean | undefined): Promise<Target> {
+  const state = await folderState(dir);
+  if (state === 'store' && !force)
+    throw new UsageError(`${dir} holds a LevelDB store already: restore into a new folder, or add --force to replace it`);
+  // A folder restore makes is the owner's alone, as the DB service keeps its own.
+  if (state === 'missing') await mkdir(dir, { recursive: true, mode: 0o700 });
+  const { Store } = await import('../db/store.js');
+  const store = new Store(dir);
+  try {
+    await store.open();
+  } catch (e) {
+    if (state === 'missing') await rm(dir, { recursive: true, force: true });
+    if (levelLocked(e)) throw new UsageError(`${dir} is in use (is "zfaas db" running on it?): stop that service first`);
+    throw new CliError(`cannot open a LevelDB store at ${dir}: ${errText(e)}`);
+  }
+  return {
+    store,
+    level: store,
+    where: dir,
+    clear: () => (state === 'store' ? store.root().clear() : Promise.resolve()),
+    discard: async (wrote) => {
+      try {
+        if (state === 'store' && wrote) await store.root().clear();
+        await store.close();
+        if (state === 'missing') await rm(dir, { recursive: true, force: true });
+        else if (state === 'empty') for (const n of await readdir(dir)) if (LEVELDB_FILE.test(n)) await rm(`${dir}/${n}`, { force: true });
+      } catch {
+        // the error that got us here is the one to report
+      }
+    },
+  };
+}
+
+async function pgTarget(url: string, force: boolean | undefined): Promise<Target> {
+  const [{ PgStore }, { createLogger }, { shownStore }] = await Promise.all([
+    import('../db/pg-store.js'),
+    import('../common/log.js'),
+    import('../db/open-store.js'),
+  ]);
+  let store: PgStoreType;
+  try {
+    store = await PgStore.open(url, createLogger('restore'));
+  } catch (e) {
+    throw new CliError(errText(e));
+  }
+  const empty = await store.isEmpty();
+  if (!empty && !force) {
+    await store.close();
+    throw new UsageError(
+      `the database at ${shownStore(url)} holds a zfaas store already: restore into an empty database, or add --force to replace it (stop its DB services first)`,
+    );
+  }
+  return {
+    store,
+    where: shownStore(url),
+    clear: () => (empty ? Promise.resolve() : store.wipe()),
+    // What a failed restore wrote goes (each batch was its own transaction): the store is left empty.
+    discard: async (wrote) => {
+      try {
+        if (wrote) await store.wipe();
+        await store.close();
+      } catch {
+        // the error that got us here is the one to report
+      }
+    },
+  };
+}
+
+// zfaas restore: the backup into a new LevelDB at o.data, or an empty PostgreSQL database at o.store. On
+// any failure nothing is left that `zfaas db` could mistake for the store: a folder restore made is
+// removed, a store replaced (--force) is left empty.
 export async function runRestore(o: RestoreRun): Promise<RestoreSummary> {
   const t0 = Date.now();
-  const dir = resolve(o.data);
+  if (!o.data === !o.store) throw new UsageError('restore into either --data DIR (LevelDB) or --store postgres://... (PostgreSQL)');
   const name = o.file === '-' ? 'stdin' : o.file;
-  const state = await folderState(dir);
-  if (state === 'store' && !o.force)
-    throw new UsageError(`${dir} holds a LevelDB store already: restore into a new folder, or add --force to replace it`);
+  const dir = o.data ? resolve(o.data) : undefined;
+  if (dir)
+    await folderState(dir).then((state) => {
+      if (state === 'store' && !o.force)
+        throw new UsageError(`${dir} holds a LevelDB store already: restore into a new folder, or add --force to replace it`);
+    });
   let input: Readable;
   if (o.file === '-') input = o.stdin ?? process.stdin;
   else {
@@ -373,24 +462,21 @@ export async function runRestore(o: RestoreRun): Promise<RestoreSummary> {
     for (let r = await source.next(); !r.done; r = await source.next()) yield r.value;
   };
 
-  // A folder restore makes is the owner's alone, as the DB service keeps its own.
-  if (state === 'missing') await mkdir(dir, { recursive: true, mode: 0o700 });
-  const { Level: LevelDb } = await import('level');
-  const db: Level<Buffer, Buffer> = new LevelDb<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+  let target: Target;
   try {
-    await db.open({ createIfMissing: true });
+    target = dir ? await levelTarget(dir, o.force) : await pgTarget(o.store!, o.force);
   } catch (e) {
     input.destroy();
-    if (state === 'missing') await rm(dir, { recursive: true, force: true });
-    if (levelLocked(e)) throw new UsageError(`${dir} is in use (is "zfaas db" running on it?): stop that service first`);
-    throw new CliError(`cannot open a LevelDB store at ${dir}: ${errText(e)}`);
+    throw e;
   }
+  const [{ decodeRecord, isLogicalKey }, { SCHEMA }] = await Promise.all([import('../db/backup-records.js'), import('../db/migrate.js')]);
 
   let header: BackupHeader | undefined;
   let wrote = false; // the store was changed (the header was read)
   let compressed = 0;
   let entries = 0;
   let bytes = 0;
+  let logical = false;
   const consume = async (source: AsyncIterable<Buffer>): Promise<void> => {
     const r = new ByteReader(source[Symbol.asyncIterator]());
     const first = await r.line(MAX_LINE);
@@ -404,17 +490,36 @@ export async function runRestore(o: RestoreRun): Promise<RestoreSummary> {
     const parsedHead = HeaderSchema.safeParse(head);
     if (!parsedHead.success) throw new BadBackup(`${name} is not a zfaas backup (no "${BACKUP_FORMAT}" header)`);
     header = parsedHead.data;
-    const expected = material === undefined ? UNSEALED_VERSION : BACKUP_VERSION;
-    if (header.version !== expected)
+    const expected = material === undefined ? [UNSEALED_VERSION] : [RAW_VERSION, BACKUP_VERSION];
+    if (!expected.includes(header.version))
       throw new BadBackup(
-        `${name} holds a zfaas backup of version ${header.version} where version ${expected} belongs: it is not one this zfaas reads`,
+        `${name} holds a zfaas backup of version ${header.version} where version ${expected.join(' or ')} belongs: it is not one this zfaas reads`,
       );
     wrote = true;
-    if (state === 'store') await db.clear(); // --force: the old store's keys go, the backup's come
+    await target.clear(); // --force: the old store's keys go, the backup's come
     const hash = createHash('sha256');
     const truncated = (): BadBackup => new BadBackup(`${name} is truncated: it ends after ${entries} entries, before its trailer`);
-    let ops: Array<{ type: 'put'; key: Buffer; value: Buffer }> = [];
+    let batch: Array<[Buffer, Buffer]> = [];
     let batchBytes = 0;
+    const flush = async (): Promise<void> => {
+      const raw = batch.filter(([key]) => !isLogicalKey(key));
+      if (raw.length > 0 && !target.level)
+        throw new BadBackup(
+          `${name} is a backup from before backups were logical (raw LevelDB keys): restore it with --data DIR, serve it with zfaas db, and take a new backup to move it to PostgreSQL`,
+        );
+      if (raw.length > 0) await target.level!.restoreRaw(raw);
+      const records = batch.filter(([key]) => isLogicalKey(key));
+      if (records.length > 0) logical = true;
+      try {
+        await target.store.restore(records.map(([key, value]) => decodeRecord(key, value)));
+      } catch (e) {
+        if (e instanceof z.ZodError || e instanceof SyntaxError)
+          throw new BadBackup(`${name} is corrupted: a record does not read (${errText(e)})`);
+        throw e;
+      }
+      batch = [];
+      batchBytes = 0;
+    };
     for (;;) {
       const keyHead = await r.take(4);
       if (!keyHead) throw truncated();
@@ -431,13 +536,11 @@ export async function runRestore(o: RestoreRun): Promise<RestoreSummary> {
       hash.update(keyHead).update(key).update(valueHead).update(value);
       entries++;
       bytes += 8 + keyLen + valueLen;
-      ops.push({ type: 'put', key, value });
+      batch.push([key, value]);
       batchBytes += 8 + keyLen + valueLen;
-      if (batchBytes >= BATCH_BYTES || ops.length >= BATCH_ENTRIES) {
-        await db.batch(ops);
-        ops = [];
-        batchBytes = 0;
-      }
+      // Written as they come, before the checksum is known: a bad file fails at the end, and what it
+      // wrote goes with discard().
+      if (batchBytes >= BATCH_BYTES || batch.length >= BATCH_ENTRIES) await flush();
     }
     const last = await r.line(MAX_LINE);
     if (last === null) throw truncated();
@@ -454,8 +557,11 @@ export async function runRestore(o: RestoreRun): Promise<RestoreSummary> {
     if (t.entries !== entries || t.bytes !== bytes)
       throw new BadBackup(`${name} is corrupted: ${entries} entries of ${bytes} bytes, its trailer says ${t.entries} of ${t.bytes}`);
     if (t.sha256 !== hash.digest('hex')) throw new BadBackup(`${name} is corrupted: the records do not match their checksum`);
-    // The last batch is synced: LevelDB then has every write of this restore on disk.
-    await db.batch(ops, { sync: true });
+    await flush();
+    // A logical backup's LevelDB store gets its layout version (it holds the default namespace already);
+    // the last write is synced, so LevelDB has every write of this restore on disk.
+    if (logical && target.level) await target.level.setSchema(SCHEMA);
+    await target.store.restored();
   };
   const countIn = async function* (source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
     for await (const b of source) {
@@ -469,23 +575,11 @@ export async function runRestore(o: RestoreRun): Promise<RestoreSummary> {
     else await pipeline(whole, countIn, opener(material, name), createGunzip(), consume);
   } catch (e) {
     input.destroy();
-    await discard(db, dir, state, wrote);
+    await target.discard(wrote);
     throw restoreError(e, name, compressed);
   }
-  await db.close();
+  await target.store.close();
   return { entries, bytes, snapshotAt: header?.snapshotAt ?? '', createdAt: header?.createdAt ?? '', ms: Date.now() - t0 };
-}
-
-// A failed restore: what it wrote goes (a replaced store is left empty, a folder it made is removed).
-async function discard(db: Level<Buffer, Buffer>, dir: string, state: 'missing' | 'empty' | 'store', wrote: boolean): Promise<void> {
-  try {
-    if (state === 'store' && wrote) await db.clear();
-    await db.close();
-    if (state === 'missing') await rm(dir, { recursive: true, force: true });
-    else if (state === 'empty') for (const n of await readdir(dir)) if (LEVELDB_FILE.test(n)) await rm(`${dir}/${n}`, { force: true });
-  } catch {
-    // the error that got us here is the one to report
-  }
 }
 
 function restoreError(e: unknown, name: string, compressed: number): CliError {
@@ -565,17 +659,19 @@ export function registerBackupCommands(p: Command): void {
     );
 
   p.command('restore')
-    .description('make a new DB service store (LevelDB folder) from a backup file')
+    .description('make a new DB service store (a LevelDB folder, or an empty PostgreSQL database) from a backup file')
     .argument('<file>', "the backup file ('-': stdin)")
-    .requiredOption('--data <dir>', 'the new LevelDB folder (missing or empty)')
-    .option('--force', 'replace the LevelDB store DIR holds (its data is deleted; a failed restore leaves it empty)')
+    .option('--data <dir>', 'the new LevelDB folder (missing or empty)')
+    .option('--store <url>', 'or: a postgres:// URL of an empty database, for zfaas db --store URL')
+    .option('--force', 'replace the store DIR (or the database) holds (its data is deleted; a failed restore leaves it empty)')
     .addOption(backupKeyOpt())
     .option('--unencrypted', 'also restore a backup from before backups were encrypted (gzip only, version 1)')
     .addHelpText(
       'after',
       [
         '',
-        'Then `zfaas db --data DIR` (or `zfaas up --data D` for DIR = D/db) serves exactly what was backed up.',
+        'Then `zfaas db --data DIR` (or `zfaas up --data D` for DIR = D/db) serves exactly what was backed up;',
+        'with --store URL, `zfaas db --store URL`. A backup taken from either store restores into either.',
         'Restoring into a running DB service is not offered: a LevelDB store has one writer, the service that',
         'holds its lock, and merging into live data would give a state no instant ever had. Restore into a new',
         'folder, then stop the service and start it on that folder.',
@@ -587,11 +683,18 @@ export function registerBackupCommands(p: Command): void {
         '  ssh backup-host "cat zfaas.backup" | zfaas restore --data ./data/db -',
       ].join('\n'),
     )
-    .action((file: string, o: { data: string; force?: boolean; backupKeyFile?: string; unencrypted?: boolean }) =>
+    .action((file: string, o: { data?: string; store?: string; force?: boolean; backupKeyFile?: string; unencrypted?: boolean }) =>
       act(async () => {
-        const s = await runRestore({ data: o.data, file, force: o.force, keyFile: o.backupKeyFile, unencrypted: o.unencrypted });
+        const s = await runRestore({
+          data: o.data,
+          store: o.store,
+          file,
+          force: o.force,
+          keyFile: o.backupKeyFile,
+          unencrypted: o.unencrypted,
+        });
         console.log(
-          `restored ${s.entries} entries (${size(s.bytes)}) of the backup as of ${s.snapshotAt} from ${file === '-' ? 'stdin' : basename(file)} into ${resolve(o.data)} in ${(s.ms / 1000).toFixed(1)} s`,
+          `restored ${s.entries} entries (${size(s.bytes)}) of the backup as of ${s.snapshotAt} from ${file === '-' ? 'stdin' : basename(file)} into ${o.data ? resolve(o.data) : 'the PostgreSQL database'} in ${(s.ms / 1000).toFixed(1)} s`,
         );
       }),
     );

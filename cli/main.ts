@@ -96,6 +96,13 @@ const policyOpt = (): Option =>
     .default('runtime')
     .env('ZFAAS_POLICY');
 
+// Where the DB service keeps its records: PostgreSQL at a URL, or (unset) LevelDB in the data folder.
+const storeOpt = (): Option =>
+  new Option(
+    '--store <url>',
+    "keep the DB service's records in PostgreSQL (postgres://user:pass@host/db); default: LevelDB in the data folder",
+  ).env('ZFAAS_STORE');
+
 const maxContainersOpt = (): Option =>
   new Option('--max-containers <n>', 'containers this node holds at most, of every kind (default: 4 per miniworker, at least 8)')
     .argParser(int)
@@ -122,6 +129,7 @@ export function program(): Command {
     .addOption(new Option('--port <port>', 'REST API port').argParser(int).default(3000).env('ZFAAS_PORT'))
     .addOption(new Option('--host <host>', 'REST API listen address').default('127.0.0.1').env('ZFAAS_HOST'))
     .addOption(new Option('--data <dir>', 'data folder').default('./data').env('ZFAAS_DATA'))
+    .addOption(storeOpt())
     .addOption(new Option('--miniworkers <n>', 'miniworkers on this node').argParser(int).default(4).env('ZFAAS_MINIWORKERS'))
     .addOption(maxContainersOpt())
     .addOption(policyOpt())
@@ -161,6 +169,7 @@ export function program(): Command {
         port: number;
         host: string;
         data: string;
+        store?: string;
         miniworkers: number;
         maxContainers?: number;
         policy: Policy;
@@ -178,21 +187,26 @@ export function program(): Command {
     );
 
   p.command('db')
-    .description('run the DB service (LevelDB behind ZeroMQ)')
+    .description('run the DB service (LevelDB, or PostgreSQL with --store, behind ZeroMQ)')
     .addOption(logFormatOpt())
     .addOption(new Option('--bind <addr>', 'address to bind').default('tcp://127.0.0.1:5560').env('ZFAAS_DB_BIND'))
     .addOption(new Option('--data <dir>', 'LevelDB folder').default('./data/db').env('ZFAAS_DB_DATA'))
+    .addOption(storeOpt())
     .addOption(new Option('--curve-secret-key <z85>', 'CURVE secret key of this service (see zfaas keys)').env('ZFAAS_CURVE_SECRET'))
     .addOption(
       new Option('--curve-allowed <keys>', 'CURVE public keys of the instances let in, comma separated').env('ZFAAS_CURVE_ALLOWED'),
     )
     .addOption(secretsKeyOpt())
-    .addHelpText('after', '\nExample:\n  zfaas db --bind tcp://127.0.0.1:5560 --data ./data/db --secrets-key-file /etc/zfaas/secrets.key')
-    .action((o: { bind: string; data: string; curveSecretKey?: string; curveAllowed?: string; secretsKeyFile?: string }) =>
+    .addHelpText(
+      'after',
+      '\nExamples:\n  zfaas db --bind tcp://127.0.0.1:5560 --data ./data/db --secrets-key-file /etc/zfaas/secrets.key\n  zfaas db --bind tcp://127.0.0.1:5560 --store postgres://zfaas:PASSWORD@db-host/zfaas',
+    )
+    .action((o: { bind: string; data: string; store?: string; curveSecretKey?: string; curveAllowed?: string; secretsKeyFile?: string }) =>
       serve(async () =>
         (await services()).startDb({
           bind: o.bind,
           data: resolve(o.data),
+          store: o.store,
           curveSecret: o.curveSecretKey,
           curveAllowed: o.curveAllowed,
           secretsKeyFile: o.secretsKeyFile,

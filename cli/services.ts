@@ -16,6 +16,7 @@ import { createLogger, errText, type Logger } from '../common/log.js';
 import { RuntimeSchema, type Policy, type Runtime } from '../common/model.js';
 import { DbClient } from '../db/client.js';
 import { DbServer } from '../db/server.js';
+import { checkStoreSetting } from '../db/open-store.js';
 import { curvePublicKey, parseKeyList, type CurveClient, type CurveServer } from '../common/curve.js';
 import { pushImages } from '../instance/images.js';
 import { Instance } from '../instance/instance.js';
@@ -78,6 +79,7 @@ export interface UpOptions extends FunctionsOrigin {
   maxContainers?: number;
   policy: Policy;
   dbBind?: string; // default: ipc://DATA/run/db.sock
+  store?: string; // a postgres:// URL (db/open-store.ts); default: LevelDB in DATA/db
   brokerBind?: string; // default: ipc://DATA/run/broker.sock
   token?: string;
   curveSecret?: string;
@@ -250,6 +252,7 @@ export async function up(o: UpOptions): Promise<() => Promise<void>> {
   checkToken(o.token);
   const functions = functionsOrigin(o);
   const idempotencyTtlS = idempotencyTtl(process.env.ZFAAS_IDEMPOTENCY_TTL); // checked before anything starts
+  checkStoreSetting(o.store);
   const callbacks = callbackOptions(o.callbackAllow);
   const curve = serverCurve(o);
   await privateDir(o.data);
@@ -269,6 +272,7 @@ export async function up(o: UpOptions): Promise<() => Promise<void>> {
   const db = new DbServer({
     bind: dbBind,
     dataDir: join(o.data, 'db'),
+    store: o.store,
     curve,
     log: log.child({ part: 'db' }),
     secretsKey: await secretsKey(o.secretsKeyFile, true, log),
@@ -315,13 +319,23 @@ export async function up(o: UpOptions): Promise<() => Promise<void>> {
   };
 }
 
-export async function startDb(o: { bind: string; data: string; secretsKeyFile?: string } & Keys): Promise<() => Promise<void>> {
+export async function startDb(
+  o: { bind: string; data: string; store?: string; secretsKeyFile?: string } & Keys,
+): Promise<() => Promise<void>> {
+  checkStoreSetting(o.store);
   const curve = serverCurve(o);
   const log = createLogger('db');
   // The DB service holds everything: beyond this machine it only listens with CURVE keys.
   const exposed = checkExposure(o.bind, curve, 'the DB service', '--bind tcp://127.0.0.1:5560', log);
   if (exposed) log.warn(exposed);
-  const db = new DbServer({ bind: o.bind, dataDir: o.data, curve, log, secretsKey: await secretsKey(o.secretsKeyFile, false, log) });
+  const db = new DbServer({
+    bind: o.bind,
+    dataDir: o.data,
+    store: o.store,
+    curve,
+    log,
+    secretsKey: await secretsKey(o.secretsKeyFile, false, log),
+  });
   await db.start();
   return () => db.stop();
 }

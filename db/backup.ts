@@ -1,30 +1,29 @@
 // Backups of the DB service's store, the service's side (`zfaas backup` is the client: cli/backup.ts).
 //
-// backupOpen creates one iterator over the root database with buffer encodings, so that it yields the raw
-// keys and values of every sublevel (runtimes, archives, functions, calls and their indexes, idempotency
-// keys, schedules, dead letters, outbox), each key with its sublevel prefix. LevelDB reads an iterator from
-// an implicit snapshot taken when it is created: the backup is every key as of that instant, however long
-// it takes to read and whatever is written meanwhile (each write batch is in it entirely or not at all).
-// backupNext reads the next entries (awaited, a bounded number per LevelDB read, never a sync loop) into
+// backupOpen takes a snapshot of the store (StoreBackend.snapshot: a LevelDB iterator, or a PostgreSQL
+// transaction of repeatable read), which yields every record of the store as of that instant by kind
+// (db/backup-records.ts: runtimes, archives, functions, calls, idempotency keys, schedules, namespaces, keys,
+// sealed secrets), however long it takes to read and whatever is written meanwhile.
+// backupNext reads the next records (awaited, a bounded number per read, never a sync loop) into
 // one chunk of about chunkBytes, sent as blob frames of records (one per read, and a large value as it is:
 // no large copy at once). A session ends with its last chunk, with backupClose, or after idleMs without a request: an
 // abandoned backup must not pin its snapshot (which keeps LevelDB from dropping what was overwritten
 // since) forever. At most maxSessions run at once.
 //
 // Records, in the blob frames of a chunk and in the body of a backup file: for each entry, the key's length
-// (uint32, big-endian), the key, the value's length (uint32, big-endian), the value.
+// (uint32, big-endian), the key, the value's length (uint32, big-endian), the value (encodeRecord).
 import { randomBytes } from 'node:crypto';
-import type { Level } from 'level';
 import { errText } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
-import { ConflictError, NotFoundError } from './store.js';
+import { ConflictError, NotFoundError, type StoreBackend } from './store-api.js';
+import { encodeRecord } from './backup-records.js';
 
 export const BACKUP_IDLE_MS = 60_000;
 export const BACKUP_MAX_SESSIONS = 4;
 export const BACKUP_CHUNK_BYTES = 4 * 1024 * 1024;
 
-// Entries and bytes per LevelDB read (a quarter of a chunk at most, so that a chunk overshoots chunkBytes
-// by little): a read stops at whichever comes first, and yields at least one entry.
+// Records and bytes per read of the snapshot (a quarter of a chunk at most, so that a chunk overshoots
+// chunkBytes by little): a read stops at whichever comes first, and yields at least one record.
 const READ_ENTRIES = 1000;
 const READ_BYTES = 1024 * 1024;
 
@@ -48,16 +47,10 @@ export interface BackupChunk {
   frames: Buffer[]; // the records (see recordFrames)
 }
 
-// Only what a session uses of a LevelDB iterator.
-interface RawIterator {
-  nextv(size: number): Promise<Array<[Buffer, Buffer]>>;
-  close(): Promise<void>;
-}
-
 interface Session {
   id: string;
   startedAt: string;
-  iterator: RawIterator;
+  iterator: Awaited<ReturnType<StoreBackend['snapshot']>>;
   timer?: NodeJS.Timeout;
   reading: boolean;
   closed: boolean;
@@ -144,12 +137,13 @@ export class RecordCounter {
 
 export class BackupSessions {
   private readonly sessions = new Map<string, Session>();
+  private opening = 0; // snapshots being taken
   private readonly idleMs: number;
   private readonly maxSessions: number;
   private readonly chunkBytes: number;
 
   constructor(
-    private readonly db: Level<string, unknown>,
+    private readonly store: StoreBackend,
     private readonly log: Logger,
     opts: BackupOptions = {},
   ) {
@@ -158,15 +152,13 @@ export class BackupSessions {
     this.chunkBytes = opts.chunkBytes ?? BACKUP_CHUNK_BYTES;
   }
 
-  // A new session: its iterator, and so its snapshot, is created now (synchronously, between two writes).
-  open(): BackupOpened {
-    if (this.sessions.size >= this.maxSessions)
+  // A new session: its snapshot is taken now.
+  async open(): Promise<BackupOpened> {
+    if (this.sessions.size + this.opening >= this.maxSessions)
       throw new ConflictError(`${this.sessions.size} backups are running already (at most ${this.maxSessions}): try again later`);
-    const iterator: RawIterator = this.db.iterator<Buffer, Buffer>({
-      keyEncoding: 'buffer',
-      valueEncoding: 'buffer',
-      highWaterMarkBytes: Math.max(1, Math.min(READ_BYTES, Math.floor(this.chunkBytes / 4))),
-    });
+    this.opening++;
+    const readBytes = Math.max(1, Math.min(READ_BYTES, Math.floor(this.chunkBytes / 4)));
+    const iterator = await this.store.snapshot(readBytes).finally(() => this.opening--);
     const s: Session = {
       id: randomBytes(16).toString('hex'),
       startedAt: new Date().toISOString(),
@@ -195,7 +187,7 @@ export class BackupSessions {
       let entries = 0;
       let done = false;
       while (bytes < this.chunkBytes) {
-        const batch = await s.iterator.nextv(READ_ENTRIES);
+        const batch = (await s.iterator.next(READ_ENTRIES)).map(encodeRecord);
         if (s.closed) throw new NotFoundError(`backup ${id} was closed`);
         if (batch.length === 0) {
           done = true;

@@ -24,7 +24,7 @@ describe('migrate', () => {
     const s = await migrate(dir, log);
     expect(await s.schema()).toBe(SCHEMA);
     expect(await s.getRuntime('py')).toMatchObject({ image: 'img' });
-    expect(await new Tenancy(s.root()).getNamespace('default')).toMatchObject({ name: 'default', quotas: {} });
+    expect(await new Tenancy(s.tenancy).getNamespace('default')).toMatchObject({ name: 'default', quotas: {} });
     const backups = (await readdir(dir)).filter((e) => e.startsWith(BACKUP_PREFIX));
     expect(backups).toHaveLength(1);
     // The copy opens as the store it was, before the migration.

@@ -29,7 +29,7 @@ export async function migrate(dir: string, log: Logger): Promise<Store> {
     store = new Store(dir); // a closed LevelDB's sublevels do not reopen with it
     await store.open();
   }
-  await new Tenancy(store.root()).ensureDefault();
+  await new Tenancy(store.tenancy).ensureDefault();
   await store.setSchema(SCHEMA);
   log.info({ from, to: SCHEMA }, 'store migrated');
   return store;

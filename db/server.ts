@@ -1,4 +1,5 @@
-// The DB service: a ZMQ ROUTER in front of LevelDB. Each request gets exactly one reply, and a malformed
+// The DB service: a ZMQ ROUTER in front of the store (db/store-api.ts: LevelDB in the data folder, or
+// PostgreSQL). Each request gets exactly one reply, and a malformed
 // request gets an error reply instead of a crash.
 //
 // Reads run at once, beside everything else: they see LevelDB and the store's `live` calls as of the last
@@ -10,22 +11,23 @@
 // callers (local()) follow the same rules.
 import { Router } from 'zeromq';
 import { createHash } from 'node:crypto';
-import { privateDir } from '../common/private-dir.js';
 import { SendQueue } from '../common/zmq.js';
 import { logFailedHandshakes, serverOptions, startZap, type CurveServer } from '../common/curve.js';
 import { errText, type Logger } from '../common/log.js';
 import { parseJsonFrame, ProtocolError, validate } from '../protocol/codec.js';
 import { dbKind, DbEnvelopeSchema, DbRequestSchema, type DbMsgOfKind, type DbRequest, type DbResults } from '../protocol/db.js';
-import { ConflictError, NotFoundError, Store, type CallGroup } from './store.js';
+import { ConflictError, NotFoundError, RetryableError, type StoreBackend } from './store-api.js';
+import type { CallGroup } from './call-group.js';
+import { openStore } from './open-store.js';
 import { BackupSessions, type BackupOptions } from './backup.js';
 import { Tenancy, TenancyError } from './tenancy.js';
-import { migrate } from './migrate.js';
 import { DbError } from './client.js';
 import { FunctionSettingsSchema } from '../common/model.js';
 
 export interface DbServerOptions {
   bind: string;
-  dataDir: string;
+  dataDir: string; // the LevelDB folder (unused with `store`)
+  store?: string; // a postgres:// URL: the store is there; none, LevelDB in dataDir (db/open-store.ts)
   curve?: CurveServer; // with keys: only the API's and known instances' keys get in
   log: Logger;
   backup?: BackupOptions; // backup sessions' limits (db/backup.ts); the defaults unless a test sets them
@@ -56,11 +58,12 @@ interface Planned {
 
 // At most this many writes in one group, so that one group's batch and replies stay short.
 const MAX_GROUP = 1024;
+const ALONE_TRIES = 5; // a write applied alone, while its failure is one that passes
 
 export class DbServer {
   private readonly socket: Router;
   private readonly out: SendQueue;
-  private store!: Store; // opened (and migrated) by start()
+  private store!: StoreBackend; // opened (and migrated) by start()
   private backups!: BackupSessions;
   private tenancy!: Tenancy;
   private readonly writes: WriteJob[] = []; // arrived, not yet taken into a group
@@ -76,16 +79,16 @@ export class DbServer {
   }
 
   async start(): Promise<void> {
-    await privateDir(this.opts.dataDir);
-    this.store = await migrate(this.opts.dataDir, this.opts.log);
-    this.backups = new BackupSessions(this.store.root(), this.opts.log, this.opts.backup);
-    this.tenancy = new Tenancy(this.store.root(), this.opts.secretsKey);
+    this.store = await openStore({ dataDir: this.opts.dataDir, store: this.opts.store }, this.opts.log);
+    this.backups = new BackupSessions(this.store, this.opts.log, this.opts.backup);
+    this.tenancy = new Tenancy(this.store.tenancy, this.opts.secretsKey);
     if (this.opts.curve) {
       await startZap(this.opts.curve.allowed, this.opts.log);
       logFailedHandshakes(this.socket, this.opts.log, 'db client');
     }
     await this.socket.bind(this.opts.bind);
-    this.opts.log.info({ bind: this.opts.bind, data: this.opts.dataDir }, 'db service listening');
+    const where = this.store.engine === 'leveldb' ? { data: this.opts.dataDir } : { store: 'postgres' };
+    this.opts.log.info({ bind: this.opts.bind, ...where }, 'db service listening');
     void this.loop();
   }
 
@@ -194,20 +197,46 @@ export class DbServer {
   // In order: runs of call writes are planned into one CallGroup and committed as one batch; any other
   // write (runtimes, archives, functions: rare, and with read-modify-write of their own) first commits
   // the run before it, then is applied alone.
+  // A write the store could not plan for a passing reason (RetryableError: a lock another DB service held)
+  // waits, with those after it in its group, until the group is written, then is applied alone.
   private async applyGroup(jobs: WriteJob[]): Promise<void> {
     let group = this.store.group();
     let planned: Planned[] = [];
-    for (const job of jobs) {
+    const later: Array<{ job: WriteJob; req: CallWrite }> = [];
+    const flush = async (): Promise<void> => {
+      await this.commit(planned, group);
+      for (const { job, req } of later.splice(0)) await this.alone(job, req);
+    };
+    // The calls a run of call writes names, read ahead into its group (from job `from` on).
+    const ahead = async (from: number): Promise<void> => {
+      const nums: number[] = [];
+      for (let i = from; i < jobs.length; i++) {
+        const req = jobs[i]!.req;
+        if (!isCallWrite(req)) break;
+        if (req.msgType === 'callIntent' || req.msgType === 'dismissDeadLetter' || req.msgType === 'recordDelivery')
+          nums.push(req.content.callNum);
+      }
+      try {
+        await group.readAhead(nums);
+      } catch (e) {
+        if (!(e instanceof RetryableError)) throw e; // the writes find out themselves, one by one
+      }
+    };
+    await ahead(0);
+    for (const [i, job] of jobs.entries()) {
       const req = job.req;
       if (isCallWrite(req)) {
-        try {
-          planned.push({ job, req, data: await planCall(group, req) });
-        } catch (e) {
-          job.reject(e); // planning adds nothing to the group when it throws
-        }
+        if (later.length > 0) later.push({ job, req });
+        else
+          try {
+            planned.push({ job, req, data: await planCall(group, req) });
+          } catch (e) {
+            if (e instanceof RetryableError) later.push({ job, req });
+            else job.reject(e); // planning adds nothing to the group when it throws
+          }
         continue;
       }
-      await this.commit(planned, group);
+      await flush();
       group = this.store.group();
       planned = [];
       try {
@@ -215,31 +244,51 @@ export class DbServer {
       } catch (e) {
         job.reject(e);
       }
+      await ahead(i + 1); // after the write alone: it may need what the group would lock
     }
-    await this.commit(planned, group);
+    await flush();
+  }
+
+  // One call write in a group of its own, tried again (a few times) while the store says the reason it
+  // failed passes.
+  private async alone(job: WriteJob, req: CallWrite): Promise<void> {
+    for (let tries = 1; ; tries++) {
+      const group = this.store.group();
+      let data: Answer['data'];
+      try {
+        data = await planCall(group, req);
+      } catch (e) {
+        // The write staged nothing: this commit writes nothing, and ends what the group's reads began.
+        await group.commit().catch(() => undefined);
+        if (e instanceof RetryableError && tries < ALONE_TRIES) continue;
+        job.reject(e);
+        return;
+      }
+      try {
+        await group.commit();
+        job.resolve({ data });
+        return;
+      } catch (e) {
+        if (!(e instanceof RetryableError) || tries >= ALONE_TRIES) {
+          job.reject(e);
+          return;
+        }
+      }
+    }
   }
 
   // Answers a group's writes once its batch is written. If the batch fails (a value LevelDB cannot
-  // encode, a disk error), each write is applied again alone, so that one bad write fails only itself.
+  // encode, a disk error; on PostgreSQL, a key another DB service wrote first), each write is applied
+  // again alone, so that one bad write fails only itself.
   private async commit(planned: Planned[], group: CallGroup): Promise<void> {
-    if (planned.length === 0) return;
     try {
-      await group.commit();
+      await group.commit(); // also with nothing planned: a backend ends what the group's reads began
     } catch (e) {
-      if (planned.length === 1) {
+      if (planned.length <= 1 && !(e instanceof RetryableError)) {
         planned[0]?.job.reject(e);
         return;
       }
-      for (const { job, req } of planned) {
-        const alone = this.store.group();
-        try {
-          const data = await planCall(alone, req);
-          await alone.commit();
-          job.resolve({ data });
-        } catch (err) {
-          job.reject(err);
-        }
-      }
+      for (const { job, req } of planned) await this.alone(job, req);
       return;
     }
     for (const { job, data } of planned) job.resolve({ data });
@@ -330,7 +379,7 @@ export class DbServer {
         return { data, blobs: values };
       }
       case 'backupOpen':
-        return { data: this.backups.open() };
+        return { data: await this.backups.open() };
       case 'backupNext': {
         const { frames, ...data } = await this.backups.next(req.content.id);
         return { data, blobs: frames };

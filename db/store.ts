@@ -1,16 +1,14 @@
-// LevelDB-backed state. The server applies writes one at a time (call writes one group at a time, see
-// CallGroup), so read-modify-write here is safe; reads run beside them at any time and see LevelDB and
-// `live` as of the last committed write.
+// The embedded store: LevelDB in the data folder, the default backend (StoreBackend, db/store-api.ts). The
+// DB service applies writes one at a time (call writes one group at a time, see db/call-group.ts), and only
+// one process opens a LevelDB folder, so read-modify-write here is safe; reads run beside them at any time
+// and see LevelDB and `live` as of the last committed write.
 import { Level } from 'level';
 import { createHash } from 'node:crypto';
 import type { AbstractBatchOperation, AbstractSublevel } from 'abstract-level';
-import { isFinal, type Call, type Delivery, type FunctionMeta, type FunctionSettings, type Runtime } from '../common/model.js';
-import { applyIntent } from './call-life.js';
+import { isFinal, type Call, type FunctionMeta, type Runtime } from '../common/model.js';
 import { DEFAULT_NAMESPACE, namespaceOf, NS_SEP } from '../common/namespace.js';
 import {
-  IDEMPOTENCY_TTL_S,
   idempotencyPrefix,
-  shownIdempotencyKey,
   type CallChange,
   type CallIntent,
   type CreatedCall,
@@ -18,33 +16,28 @@ import {
   type Purged,
   type Schedule,
 } from '../protocol/db.js';
+import { CallGroup, type KeyEntry } from './call-group.js';
+import { ConflictError, NotFoundError, type CallQuery, type DeadLetterQuery, type StoreBackend, type StoreSnapshot } from './store-api.js';
+import { LevelTenancy } from './level-tenancy.js';
+import type { BackupRecord } from './backup-records.js';
+
+export { ConflictError, NotFoundError } from './store-api.js';
 
 type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
 type BatchOp = AbstractBatchOperation<Level<string, unknown>, string, unknown>;
-type NewCall = Omit<DbContent<'createCall'>, 'params'> & { params?: unknown };
-
-// What an idempotency key made: the call, for which request (`hash`, see api/idempotency.ts), when (ms).
-interface KeyEntry {
-  funcName: string;
-  hash: string;
-  callNum: number;
-  at: number;
-}
 
 interface FunctionHead {
   current: number;
   latest: number;
 }
 
-export class NotFoundError extends Error {}
-
-export class ConflictError extends Error {}
-
 const pad = (n: number): string => n.toString().padStart(12, '0');
 const MAX_LIVE = 20_000; // beyond this many unfinished calls, reads go to LevelDB
 const PURGE_BATCH = 4096; // deletions written at once when a namespace goes
 
-export class Store {
+export class Store implements StoreBackend {
+  readonly engine = 'leveldb';
+  readonly tenancy: LevelTenancy;
   private readonly db: Level<string, unknown>;
   private readonly runtimes: Sub<Runtime>;
   private readonly archives: Sub<Buffer>;
@@ -78,6 +71,7 @@ export class Store {
     this.schedules = this.db.sublevel<string, Schedule>('sched', { valueEncoding: 'json' });
     this.deadLetters = this.db.sublevel<string, number>('dead', { valueEncoding: 'json' });
     this.outbox = this.db.sublevel<string, number>('outbox', { valueEncoding: 'json' });
+    this.tenancy = new LevelTenancy(this.db);
   }
 
   async open(): Promise<void> {
@@ -109,9 +103,76 @@ export class Store {
     return true;
   }
 
-  // The whole database, every sublevel under its prefix: what a backup reads (db/backup.ts).
+  // The whole database, every sublevel under its prefix (migrations write to it).
   root(): Level<string, unknown> {
     return this.db;
+  }
+
+  // Every record as of now: one iterator over the root, created at once, reads from LevelDB's implicit
+  // snapshot of this instant (each write batch is in it entirely or not at all), however long it is read.
+  snapshot(readBytes: number): Promise<StoreSnapshot> {
+    const it = this.db.iterator<Buffer, Buffer>({ keyEncoding: 'buffer', valueEncoding: 'buffer', highWaterMarkBytes: readBytes });
+    return Promise.resolve({
+      next: async (max) => {
+        const out: BackupRecord[] = [];
+        while (out.length === 0) {
+          const batch = await it.nextv(max);
+          if (batch.length === 0) break;
+          for (const [k, v] of batch) {
+            const r = fromRaw(k, v);
+            if (r) out.push(r);
+          }
+        }
+        return out;
+      },
+      close: () => it.close(),
+    });
+  }
+
+  // Records of a backup written back, indexes with them (a call through the same operations as its writes).
+  async restore(records: BackupRecord[]): Promise<void> {
+    const ops: BatchOp[] = [];
+    for (const r of records) {
+      switch (r.kind) {
+        case 'runtime':
+          ops.push({ type: 'put', sublevel: this.runtimes, key: r.value.name, value: r.value });
+          break;
+        case 'archive':
+          ops.push({ type: 'put', sublevel: this.archives as Sub<unknown>, key: r.digest, value: r.data });
+          break;
+        case 'function':
+          ops.push({ type: 'put', sublevel: this.heads, key: r.name, value: { current: r.current, latest: r.latest } });
+          break;
+        case 'version':
+          ops.push({ type: 'put', sublevel: this.versions, key: `${r.value.functionName}!${pad(r.value.version)}`, value: r.value });
+          break;
+        case 'call':
+          ops.push(...this.callOps(r.value, true));
+          this.lastCall = Math.max(this.lastCall, r.value.callNum);
+          break;
+        case 'idempotency':
+          ops.push({ type: 'put', sublevel: this.keys, key: r.key, value: r.value });
+          break;
+        case 'schedule':
+          ops.push({ type: 'put', sublevel: this.schedules, key: `${r.value.funcName}!${r.value.id}`, value: r.value });
+          break;
+        default:
+          ops.push(...this.tenancy.restoreOps(r));
+      }
+    }
+    await this.db.batch(ops);
+  }
+  // Raw LevelDB entries of a backup from before backups were logical, as they were.
+  async restoreRaw(entries: Array<[Buffer, Buffer]>): Promise<void> {
+    const raw = this.db as unknown as Level<Buffer, Buffer>;
+    await raw.batch(
+      entries.map(([key, value]) => ({ type: 'put' as const, key, value })),
+      { keyEncoding: 'buffer', valueEncoding: 'buffer' },
+    );
+  }
+  async restored(): Promise<void> {
+    // Synced: with it, every write before it is on disk.
+    await this.db.batch([{ type: 'put', sublevel: this.meta, key: 'lastCall', value: this.lastCall }], { sync: true });
   }
 
   // Runtimes
@@ -224,7 +285,7 @@ export class Store {
   }
 
   // Calls. Each write below is a group of one; the server groups many (see CallGroup).
-  async createCall(c: NewCall): Promise<CreatedCall> {
+  async createCall(c: DbContent<'createCall'>): Promise<CreatedCall> {
     const g = this.group();
     const call = await g.createCall(c);
     await g.commit();
@@ -243,7 +304,7 @@ export class Store {
     return r;
   }
 
-  async listDeadLetters(q: { funcName?: string; namespace?: string; limit?: number }): Promise<Call[]> {
+  async listDeadLetters(q: DeadLetterQuery): Promise<Call[]> {
     const out: Call[] = [];
     for await (const callNum of this.deadLetters.values({ reverse: true })) {
       const call = await this.getCall(callNum);
@@ -255,11 +316,26 @@ export class Store {
     return out;
   }
 
+  // The batch operations writing this state of a call, and its indexes.
+  private callOps(call: Call, created: boolean): BatchOp[] {
+    const key = pad(call.callNum);
+    const ops: BatchOp[] = [{ type: 'put', sublevel: this.calls, key, value: call }];
+    // The index of open calls: in it from creation until final.
+    if (created) ops.push({ type: 'put', sublevel: this.openCalls, key, value: call.callNum });
+    if (isFinal(call.status)) ops.push({ type: 'del', sublevel: this.openCalls, key });
+    if (call.deadLetter === 'listed') ops.push({ type: 'put', sublevel: this.deadLetters, key, value: call.callNum });
+    else if (call.deadLetter) ops.push({ type: 'del', sublevel: this.deadLetters, key });
+    const cb = call.callback;
+    if (cb?.state === 'pending') ops.push({ type: 'put', sublevel: this.outbox, key, value: Date.parse(cb.nextAt ?? '') || 0 });
+    else if (cb && cb.state !== 'waiting') ops.push({ type: 'del', sublevel: this.outbox, key });
+    return ops;
+  }
+
   // A new group of call writes, starting from what is committed now. One group at a time: the next is
   // begun only after this one committed or failed (the server's write queue sees to it).
   group(): CallGroup {
-    return new CallGroup({
-      lastCall: this.lastCall,
+    return new CallGroup<BatchOp>({
+      nextCallNum: async (after) => Math.max(after, this.lastCall) + 1,
       read: (callNum) => this.getCall(callNum),
       readKey: async (key) => (await this.keys.get(key)) ?? null,
       keyOps: (key, entry) => [{ type: 'put', sublevel: this.keys, key, value: entry }],
@@ -273,38 +349,19 @@ export class Store {
         }
         return out;
       },
-      ops: (call, created) => {
-        const key = pad(call.callNum);
-        const ops: BatchOp[] = [{ type: 'put', sublevel: this.calls, key, value: call }];
-        // The index of open calls: in it from creation until final.
-        if (created) ops.push({ type: 'put', sublevel: this.openCalls, key, value: call.callNum });
-        if (isFinal(call.status)) ops.push({ type: 'del', sublevel: this.openCalls, key });
-        if (call.deadLetter === 'listed') ops.push({ type: 'put', sublevel: this.deadLetters, key, value: call.callNum });
-        else if (call.deadLetter) ops.push({ type: 'del', sublevel: this.deadLetters, key });
-        const cb = call.callback;
-        if (cb?.state === 'pending') ops.push({ type: 'put', sublevel: this.outbox, key, value: Date.parse(cb.nextAt ?? '') || 0 });
-        else if (cb && cb.state !== 'waiting') ops.push({ type: 'del', sublevel: this.outbox, key });
-        return ops;
-      },
+      ops: (call, created) => this.callOps(call, created),
       commit: async (ops, touched, lastCall) => {
+        if (ops.length === 0) return;
         await this.db.batch(ops);
         // Only once the batch is written do `live` and the counter move: a failed batch leaves both as
         // they were, and uses up no call number.
         this.lastCall = Math.max(this.lastCall, lastCall);
-        for (const call of touched) this.remember(call);
+        for (const call of touched.values()) this.remember(call);
       },
     });
   }
 
-  async listCalls(q: {
-    funcName?: string;
-    namespace?: string;
-    by?: string;
-    status?: string;
-    limit?: number;
-    before?: number;
-    order?: 'asc' | 'desc';
-  }): Promise<Call[]> {
+  async listCalls(q: CallQuery): Promise<Call[]> {
     const out: Call[] = [];
     const limit = q.limit ?? Infinity;
     const range = q.before ? { lt: pad(q.before) } : {};
@@ -394,160 +451,29 @@ export class Store {
   }
 }
 
-// What a CallGroup needs of the store.
-interface CallTable {
-  lastCall: number; // the newest call number committed
-  read(callNum: number): Promise<Call | null>; // as committed (`live`, else LevelDB)
-  readKey(key: string): Promise<KeyEntry | null>; // an idempotency key's entry, as committed
-  keyOps(key: string, entry: KeyEntry): BatchOp[]; // the batch operations writing it
-  settings(funcName: string, version: number | undefined): Promise<FunctionSettings | null>; // of that version
-  due(now: number, limit: number): Promise<number[]>; // calls whose callback delivery is due, as committed
-  ops(call: Call, created: boolean): BatchOp[]; // the batch operations writing this state of the call (and its indexes)
-  commit(ops: BatchOp[], touched: Iterable<Call>, lastCall: number): Promise<void>;
-}
-
-// Call writes planned one after another, each against the state the ones before it left (this group's
-// own writes first, then what is committed), then written as one LevelDB batch by commit(). A write that
-// throws while being planned adds nothing, so it fails alone. Results hold only once commit() resolved.
-export class CallGroup {
-  private readonly ops: BatchOp[] = [];
-  private readonly touched = new Map<number, Call>(); // the newest state of each call this group wrote
-  private readonly keys = new Map<string, KeyEntry>(); // the idempotency keys this group wrote
-  private lastCall: number;
-
-  constructor(private readonly table: CallTable) {
-    this.lastCall = table.lastCall;
-  }
-
-  private async read(callNum: number): Promise<Call | null> {
-    const mine = this.touched.get(callNum);
-    return mine ? { ...mine } : this.table.read(callNum);
-  }
-
-  private stage(call: Call, created = false): void {
-    for (const op of this.table.ops(call, created)) this.ops.push(op);
-    this.touched.set(call.callNum, call);
-  }
-
-  // A new PENDING call. With an idempotency key: a key used within its window for the same request (same
-  // hash) answers the call it made, flagged `replayed`; for another request it is a conflict; else the
-  // key is written with the new call, in the same batch. Keys are checked against this group's own first,
-  // so the same key sent many times at once makes one call.
-  async createCall(c: NewCall): Promise<CreatedCall> {
-    const idem = c.idempotency;
-    if (idem) {
-      const ttlS = idem.ttlS ?? IDEMPOTENCY_TTL_S;
-      const had = this.keys.get(idem.key) ?? (await this.table.readKey(idem.key));
-      const existing = had && Date.now() - had.at < ttlS * 1000 ? await this.read(had.callNum) : null;
-      if (had && existing) {
-        if (had.hash !== idem.hash) {
-          const what = had.funcName === c.funcName ? `for call ${had.callNum} with other params` : 'for another function';
-          throw new ConflictError(
-            `idempotency key ${JSON.stringify(shownIdempotencyKey(idem.key))} was already used ${what} within the last ${ttlS} s: use a new key for a new request`,
-          );
-        }
-        return { ...existing, replayed: true };
-      }
-    }
-    const original = c.replayOf === undefined ? undefined : await this.read(c.replayOf);
-    if (c.replayOf !== undefined) {
-      if (!original) throw new NotFoundError(`call ${c.replayOf} not found`);
-      if (original.funcName !== c.funcName)
-        throw new ConflictError(`call ${c.replayOf} is a call of ${original.funcName}, not ${c.funcName}`);
-      if (original.deadLetter !== 'listed')
-        throw new ConflictError(
-          original.replayedAs
-            ? `call ${c.replayOf} was already replayed as call ${original.replayedAs}`
-            : `call ${c.replayOf} is not a listed dead letter`,
-        );
-    }
-    const call: Call = {
-      callNum: this.lastCall + 1,
-      funcName: c.funcName,
-      version: c.version,
-      params: c.params ?? {},
-      ...(c.request ? { request: c.request } : {}),
-      ...(c.schedule ? { schedule: c.schedule } : {}),
-      ...(c.callback ? { callback: { url: c.callback.url, state: 'waiting' as const, deliveries: [] } } : {}),
-      ...(original ? { replayOf: original.callNum } : {}),
-      ...(c.by ? { by: c.by } : {}),
-      status: 'PENDING',
-      result: '',
-      attempts: 0,
-      createdAt: new Date().toISOString(),
-    };
-    this.stage(call, true);
-    if (original) this.stage({ ...original, deadLetter: 'replayed', replayedAs: call.callNum });
-    if (idem) {
-      const entry: KeyEntry = { funcName: c.funcName, hash: idem.hash, callNum: call.callNum, at: Date.now() };
-      for (const op of this.table.keyOps(idem.key, entry)) this.ops.push(op);
-      this.keys.set(idem.key, entry);
-    }
-    this.lastCall = call.callNum;
-    return { ...call };
-  }
-
-  // An intent for the call, as its table (call-life.ts) says: the next record, or why there is none.
-  async callIntent(callNum: number, intent: CallIntent): Promise<CallChange> {
-    const call = await this.read(callNum);
-    if (!call) return { call: null, changed: false, why: `call ${callNum} not found` };
-    const needsSettings = intent.kind === 'nodeLost' || (intent.kind === 'outcome' && intent.ran);
-    const settings = needsSettings ? await this.table.settings(call.funcName, call.version) : null;
-    const v = applyIntent(call, intent, { now: new Date(), settings });
-    if (!v.changed) return { call, changed: false, why: v.why };
-    this.stage(v.next);
-    return { call: { ...v.next }, changed: true };
-  }
-
-  // A listed dead letter leaves the list without being replayed.
-  async dismissDeadLetter(callNum: number): Promise<CallChange> {
-    const call = await this.read(callNum);
-    if (!call || call.deadLetter !== 'listed') return { call, changed: false };
-    const next: Call = { ...call, deadLetter: 'dismissed' };
-    this.stage(next);
-    return { call: { ...next }, changed: true };
-  }
-
-  // Due callback deliveries, each claimed for leaseMs: its next try moves that far out, so that another
-  // claim (another API) passes it by until then; recordDelivery() sets the real next try.
-  async claimDeliveries(leaseMs: number, limit: number): Promise<Call[]> {
-    const now = Date.now();
-    const out: Call[] = [];
-    // `due` is as committed: up to touched.size of its first ones may be claimed (or ended) in this group
-    // already, so look that much further, lest claims grouped together share the same first `limit`.
-    for (const callNum of await this.table.due(now, limit + this.touched.size)) {
-      if (out.length >= limit) break;
-      const call = await this.read(callNum);
-      const cb = call?.callback;
-      if (!call || cb?.state !== 'pending' || Date.parse(cb.nextAt ?? '') > now) continue; // claimed in this group
-      const next: Call = { ...call, callback: { ...cb, nextAt: new Date(now + leaseMs).toISOString() } };
-      this.stage(next);
-      out.push({ ...next });
-    }
-    return out;
-  }
-
-  // One delivery try: kept on the call; then the next try, or the end of its callback.
-  async recordDelivery(
-    callNum: number,
-    delivery: Delivery,
-    state: 'pending' | 'delivered' | 'failed',
-    nextAt?: string,
-  ): Promise<CallChange> {
-    const call = await this.read(callNum);
-    const cb = call?.callback;
-    if (!call || !cb || cb.state !== 'pending') return { call, changed: false };
-    const next: Call = {
-      ...call,
-      callback: { ...cb, state, deliveries: [...cb.deliveries, delivery], ...(state === 'pending' ? { nextAt } : {}) },
-    };
-    if (state !== 'pending') delete next.callback!.nextAt;
-    this.stage(next);
-    return { call: { ...next }, changed: true };
-  }
-
-  // Writes the group as one batch (nothing at all when no write changed anything).
-  async commit(): Promise<void> {
-    if (this.ops.length > 0) await this.table.commit(this.ops, this.touched.values(), this.lastCall);
+// The logical record of a raw LevelDB entry ("!SUBLEVEL!KEY"); none for an index (rebuilt from the calls).
+function fromRaw(k: Buffer, v: Buffer): BackupRecord | null {
+  const key = k.toString('utf8');
+  const m = /^!([a-z]+)!(.*)$/s.exec(key);
+  if (!m) return null;
+  const [, sub, id] = m as unknown as [string, string, string];
+  const j = (): unknown => JSON.parse(v.toString('utf8'));
+  switch (sub) {
+    case 'rt':
+      return { kind: 'runtime', value: j() as Runtime };
+    case 'ar':
+      return { kind: 'archive', digest: id, data: v };
+    case 'fn':
+      return { kind: 'function', name: id, ...(j() as FunctionHead) };
+    case 'fv':
+      return { kind: 'version', value: j() as FunctionMeta };
+    case 'call':
+      return { kind: 'call', value: j() as Call };
+    case 'idem':
+      return { kind: 'idempotency', key: id, value: j() as KeyEntry };
+    case 'sched':
+      return { kind: 'schedule', value: j() as Schedule };
+    default:
+      return LevelTenancy.fromRaw(sub, id, j);
   }
 }

@@ -4,20 +4,10 @@
 // file or an environment variable given to the DB service); each value is bound to its namespace and
 // name as associated data, so a sealed value copied under another name does not open.
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
-import type { AbstractSublevel } from 'abstract-level';
-import type { Level } from 'level';
 import { NamespaceSchema, SECRET_VALUE_MAX, type KeyRecord, type Namespace, type Quotas, type SecretInfo } from '../common/model.js';
 import { DEFAULT_NAMESPACE } from '../common/namespace.js';
 import type { Purged } from '../protocol/db.js';
-
-type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
-
-// A sealed secret as stored: the value never appears in clear.
-interface SealedSecret extends SecretInfo {
-  iv: string; // base64, 12 bytes
-  tag: string; // base64, 16 bytes
-  data: string; // base64 ciphertext
-}
+import type { SealedSecret, TenancyRecords } from './store-api.js';
 
 export class TenancyError extends Error {
   constructor(
@@ -37,46 +27,38 @@ export function sealingKey(material: string): Buffer {
 }
 
 export class Tenancy {
-  private readonly namespaces: Sub<Namespace>;
-  private readonly keys: Sub<KeyRecord>;
-  private readonly secrets: Sub<SealedSecret>; // "NAMESPACE!NAME"
-
   constructor(
-    private readonly db: Level<string, unknown>,
+    private readonly records: TenancyRecords, // the store's (db/store-api.ts)
     private readonly sealing?: Buffer, // no master key: secrets cannot be written or read
-  ) {
-    this.namespaces = db.sublevel<string, Namespace>('ns', { valueEncoding: 'json' });
-    this.keys = db.sublevel<string, KeyRecord>('key', { valueEncoding: 'json' });
-    this.secrets = db.sublevel<string, SealedSecret>('secret', { valueEncoding: 'json' });
-  }
+  ) {}
 
   // The default namespace always exists: an installation from before namespaces gets it on first start.
   async ensureDefault(): Promise<boolean> {
-    if (await this.namespaces.get(DEFAULT_NAMESPACE)) return false;
-    await this.namespaces.put(DEFAULT_NAMESPACE, { name: DEFAULT_NAMESPACE, createdAt: new Date().toISOString(), quotas: {} });
+    if (await this.records.getNamespace(DEFAULT_NAMESPACE)) return false;
+    await this.records.putNamespace({ name: DEFAULT_NAMESPACE, createdAt: new Date().toISOString(), quotas: {} });
     return true;
   }
 
   // `purge` clears whatever the store still holds under the name (a namespace deleted before its data
   // went with it), so that a new namespace never sees an old one's calls or keys.
   async createNamespace(name: string, quotas: Quotas, purge?: () => Promise<Purged>): Promise<Namespace> {
-    if (await this.namespaces.get(name)) throw new TenancyError('CONFLICT', `namespace ${name} exists`);
+    if (await this.records.getNamespace(name)) throw new TenancyError('CONFLICT', `namespace ${name} exists`);
     const ns = NamespaceSchema.parse({ name, createdAt: new Date().toISOString(), quotas });
     await purge?.();
-    await this.namespaces.put(name, ns);
+    await this.records.putNamespace(ns);
     return ns;
   }
-  async getNamespace(name: string): Promise<Namespace | null> {
-    return (await this.namespaces.get(name)) ?? null;
+  getNamespace(name: string): Promise<Namespace | null> {
+    return this.records.getNamespace(name);
   }
   listNamespaces(): Promise<Namespace[]> {
-    return this.namespaces.values().all();
+    return this.records.listNamespaces();
   }
   async setQuotas(name: string, quotas: Quotas): Promise<Namespace> {
-    const ns = await this.namespaces.get(name);
+    const ns = await this.records.getNamespace(name);
     if (!ns) throw new TenancyError('NOT_FOUND', `namespace ${name} not found`);
     const next = { ...ns, quotas };
-    await this.namespaces.put(name, next);
+    await this.records.putNamespace(next);
     return next;
   }
 
@@ -85,31 +67,25 @@ export class Tenancy {
   // goes last: a purge cut short by a crash leaves the namespace in place, to be deleted again.
   async deleteNamespace(name: string, purge?: () => Promise<Purged>): Promise<{ deleted: boolean; keys: string[] } & Partial<Purged>> {
     if (name === DEFAULT_NAMESPACE) throw new TenancyError('CONFLICT', 'the default namespace cannot be deleted');
-    if (!(await this.namespaces.get(name))) return { deleted: false, keys: [] };
+    if (!(await this.records.getNamespace(name))) return { deleted: false, keys: [] };
     const purged = await purge?.();
-    const keys = (await this.listKeys(name)).map((k) => k.id);
-    const secrets = await this.secrets.keys({ gt: `${name}!`, lt: `${name}!~` }).all();
-    await this.db.batch([
-      ...keys.map((key) => ({ type: 'del' as const, sublevel: this.keys, key })),
-      ...secrets.map((key) => ({ type: 'del' as const, sublevel: this.secrets, key })),
-      { type: 'del' as const, sublevel: this.namespaces, key: name },
-    ]);
+    const { keys } = await this.records.dropNamespace(name);
     return { deleted: true, keys, ...purged };
   }
 
   async putKey(k: KeyRecord): Promise<KeyRecord> {
-    if (!(await this.namespaces.get(k.namespace))) throw new TenancyError('NOT_FOUND', `namespace ${k.namespace} not found`);
-    const had = await this.keys.get(k.id);
+    if (!(await this.records.getNamespace(k.namespace))) throw new TenancyError('NOT_FOUND', `namespace ${k.namespace} not found`);
+    const had = await this.records.getKey(k.id);
     if (had && had.namespace !== k.namespace) throw new TenancyError('CONFLICT', `key ${k.id} belongs to another namespace`);
     if (had?.revokedAt) throw new TenancyError('CONFLICT', `key ${k.id} is revoked`);
-    await this.keys.put(k.id, k);
+    await this.records.putKey(k);
     return k;
   }
-  async getKey(id: string): Promise<KeyRecord | null> {
-    return (await this.keys.get(id)) ?? null;
+  getKey(id: string): Promise<KeyRecord | null> {
+    return this.records.getKey(id);
   }
-  async listKeys(namespace: string): Promise<KeyRecord[]> {
-    return (await this.keys.values().all()).filter((k) => k.namespace === namespace);
+  listKeys(namespace: string): Promise<KeyRecord[]> {
+    return this.records.listKeys(namespace);
   }
 
   private sealer(): Buffer {
@@ -123,9 +99,9 @@ export class Tenancy {
 
   async putSecret(namespace: string, name: string, value: Buffer): Promise<SecretInfo> {
     if (value.length > SECRET_VALUE_MAX) throw new TenancyError('BAD_REQUEST', `a secret holds at most ${SECRET_VALUE_MAX} bytes`);
-    if (!(await this.namespaces.get(namespace))) throw new TenancyError('NOT_FOUND', `namespace ${namespace} not found`);
+    if (!(await this.records.getNamespace(namespace))) throw new TenancyError('NOT_FOUND', `namespace ${namespace} not found`);
     const key = this.sealer();
-    const had = await this.secrets.get(`${namespace}!${name}`);
+    const had = await this.records.getSecret(namespace, name);
     const iv = randomBytes(12);
     const c = createCipheriv('aes-256-gcm', key, iv);
     c.setAAD(Buffer.from(`${namespace}/${name}`));
@@ -141,17 +117,17 @@ export class Tenancy {
       tag: c.getAuthTag().toString('base64'),
       data: data.toString('base64'),
     };
-    await this.secrets.put(`${namespace}!${name}`, sealed);
+    await this.records.putSecret(namespace, sealed);
     return info(sealed);
   }
 
   async listSecrets(namespace: string): Promise<SecretInfo[]> {
-    return (await this.secrets.values({ gt: `${namespace}!`, lt: `${namespace}!~` }).all()).map(info);
+    return (await this.records.listSecrets(namespace)).map(info);
   }
 
   async deleteSecret(namespace: string, name: string): Promise<{ deleted: boolean }> {
-    if (!(await this.secrets.get(`${namespace}!${name}`))) return { deleted: false };
-    await this.secrets.del(`${namespace}!${name}`);
+    if (!(await this.records.getSecret(namespace, name))) return { deleted: false };
+    await this.records.deleteSecret(namespace, name);
     return { deleted: true };
   }
 
@@ -159,7 +135,7 @@ export class Tenancy {
   async readSecrets(namespace: string, names: string[]): Promise<{ secrets: SecretInfo[]; missing: string[]; values: Buffer[] }> {
     const out = { secrets: [] as SecretInfo[], missing: [] as string[], values: [] as Buffer[] };
     for (const name of names) {
-      const s = await this.secrets.get(`${namespace}!${name}`);
+      const s = await this.records.getSecret(namespace, name);
       if (!s) {
         out.missing.push(name);
         continue;

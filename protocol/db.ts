@@ -275,7 +275,7 @@ export const DB_MESSAGES = {
     z.object({ namespace: namespaceSchema, names: z.array(secretNameSchema).max(32) }),
     z.object({ secrets: z.array(SecretInfoSchema), missing: z.array(z.string()) }),
   ),
-  // Backups (db/backup.ts, zfaas backup): backupOpen takes a snapshot of the whole store (every key as of
+  // Backups (db/backup.ts, zfaas backup): backupOpen takes a snapshot of the whole store (every record as of
   // that instant) and answers a session id (closed after idleMs without a request); each backupNext answers
   // the next entries of it as records in its blob frames (their layout is there), `done` with the last;
   // backupClose ends a session early. Reads: a snapshot, and their session table is not the store.
@@ -287,7 +287,7 @@ export const DB_MESSAGES = {
 type Messages = typeof DB_MESSAGES;
 export type DbMsgType = keyof Messages;
 export type DbRequest = { [K in DbMsgType]: { msgType: K; content: z.output<Messages[K]['content']> } }[DbMsgType];
-export type DbContent<K extends DbMsgType> = z.input<Messages[K]['content']>;
+export type DbContent<K extends DbMsgType> = NonNullable<z.input<Messages[K]['content']>>;
 // What each request answers with (in `data`).
 export type DbResults = { [K in DbMsgType]: z.output<Messages[K]['reply']> };
 // The message types of one kind (e.g. the call writes the DB service plans into a group).

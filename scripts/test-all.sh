@@ -16,6 +16,9 @@ bash scripts/ensure-docker.sh
 step "multi-host and compose test tools (iproute2, docker-compose, docker-registry)"
 bash scripts/ensure-cluster-tools.sh
 
+step "PostgreSQL server programs (the PostgreSQL store's tests start a throwaway cluster)"
+bash scripts/ensure-postgres.sh
+
 step "headless Chromium (the dashboard's browser test)"
 bash scripts/ensure-chromium.sh
 

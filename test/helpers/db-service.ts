@@ -1,5 +1,6 @@
-// A real DB service on a LevelDB folder in a temp dir, reached over its ZMQ socket and in-process
-// (local()), for the DB service's own tests: stopped and started again on the same folder as a restart.
+// A real DB service on a LevelDB folder in a temp dir (or on a PostgreSQL database: `store`), reached over
+// its ZMQ socket and in-process (local()), for the DB service's own tests: stopped and started again on the
+// same store as a restart.
 import { rm } from 'node:fs/promises';
 import { pino } from 'pino';
 import { DbClient } from '../../db/client.js';
@@ -12,19 +13,20 @@ export class DbUnderTest {
   remote!: DbClient; // over the socket
   local!: DbClient; // through local(), as the API in `zfaas up`
 
-  private constructor(
+  constructor(
     readonly dir: string,
     readonly bind: string,
+    readonly store?: string,
   ) {}
 
-  static async open(prefix: string): Promise<DbUnderTest> {
-    const t = new DbUnderTest(await tempDir(prefix), `tcp://127.0.0.1:${await freePort()}`);
+  static async open(prefix: string, store?: string): Promise<DbUnderTest> {
+    const t = new DbUnderTest(await tempDir(prefix), `tcp://127.0.0.1:${await freePort()}`, store);
     await t.start();
     return t;
   }
 
   async start(): Promise<void> {
-    this.server = new DbServer({ bind: this.bind, dataDir: this.dir, log: pino({ level: 'silent' }) });
+    this.server = new DbServer({ bind: this.bind, dataDir: this.dir, store: this.store, log: pino({ level: 'silent' }) });
     await this.server.start();
     this.remote = new DbClient(this.bind, 30_000);
     this.local = new DbClient(this.server);

@@ -142,6 +142,7 @@ export interface Platform {
   api: string;
   port: number;
   data: string;
+  store?: string; // the PostgreSQL store's URL (ZFAAS_TEST_STORE=postgres)
   proc: Proc;
   nodeId: () => Promise<string>;
   stop: () => Promise<void>;
@@ -160,10 +161,23 @@ export async function waitHealthy(api: string, nodes = 1, proc?: Proc): Promise<
   );
 }
 
+// With ZFAAS_TEST_STORE=postgres, each platform's DB service keeps its records in a throwaway PostgreSQL
+// cluster of its own (test/helpers/postgres.ts), stopped with the platform: the e2e suites then run on
+// that store. Unset: LevelDB in the data folder, as `zfaas up` does by default.
+async function testStore(): Promise<{ url: string; stop: () => Promise<void> } | undefined> {
+  const want = process.env.ZFAAS_TEST_STORE;
+  if (!want) return undefined;
+  if (want !== 'postgres') throw new Error(`ZFAAS_TEST_STORE is "postgres" or unset, not ${want}`);
+  const { PgCluster, FAST_PG } = await import('./postgres.js');
+  const cluster = await PgCluster.start({ settings: FAST_PG });
+  return { url: await cluster.database('zfaas'), stop: () => cluster.stop() };
+}
+
 // `zfaas up` on free ports in a temp data folder, waited until its node has joined.
 export async function startUp(extra: string[] = [], env: Record<string, string> = {}): Promise<Platform> {
   const [port, dbPort, brokerPort] = [await freePort(), await freePort(), await freePort()];
   const data = await tempDir();
+  const store = await testStore();
   const proc = zfaas(
     [
       'up',
@@ -175,20 +189,29 @@ export async function startUp(extra: string[] = [], env: Record<string, string> 
       `tcp://127.0.0.1:${dbPort}`,
       '--broker-bind',
       `tcp://127.0.0.1:${brokerPort}`,
+      ...(store ? ['--store', store.url] : []),
       ...extra,
     ],
     env,
   );
   const api = `http://127.0.0.1:${port}`;
-  await waitHealthy(api, 1, proc);
+  try {
+    await waitHealthy(api, 1, proc);
+  } catch (e) {
+    await proc.stop();
+    await store?.stop();
+    throw e;
+  }
   return {
     api,
     port,
     data,
+    ...(store ? { store: store.url } : {}),
     proc,
     nodeId: async () => ((await (await fetch(`${api}/nodes`)).json()) as { id: string }[])[0]!.id,
     stop: async () => {
       await proc.stop();
+      await store?.stop();
       await rm(data, { recursive: true, force: true });
     },
   };
@@ -196,7 +219,7 @@ export async function startUp(extra: string[] = [], env: Record<string, string> 
 
 // `zfaas up` again on the same API port and data folder (after the first was stopped), waited until its
 // node has joined: the calls, keys and schedules it finds are the first one's.
-export async function restartUp(p: Pick<Platform, 'api' | 'port' | 'data'>, extra: string[] = []): Promise<Proc> {
+export async function restartUp(p: Pick<Platform, 'api' | 'port' | 'data' | 'store'>, extra: string[] = []): Promise<Proc> {
   const [dbPort, brokerPort] = [await freePort(), await freePort()];
   const proc = zfaas([
     'up',
@@ -208,6 +231,7 @@ export async function restartUp(p: Pick<Platform, 'api' | 'port' | 'data'>, extr
     `tcp://127.0.0.1:${dbPort}`,
     '--broker-bind',
     `tcp://127.0.0.1:${brokerPort}`,
+    ...(p.store ? ['--store', p.store] : []),
     ...extra,
   ]);
   await waitHealthy(p.api, 1, proc);

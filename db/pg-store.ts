@@ -1,0 +1,607 @@
+// The store on PostgreSQL (`--store postgres://...`), which several DB services may share: every rule that
+// LevelDB's single writer gets from the write queue holds here through the database. A call group reads
+// the calls it changes FOR UPDATE in one transaction and commits them together, so two services never both
+// move one call; a new idempotency key is a plain INSERT on a unique key (the loser's group fails and its
+// writes are applied again alone, where the key is found); due callback deliveries are claimed with
+// FOR UPDATE SKIP LOCKED; call numbers come from a counter row written in the group's transaction (a group
+// rolled back uses up none). Records are JSON text beside the columns that are queried (JSON text, not
+// jsonb: a call's logs may hold characters jsonb refuses).
+import pg from 'pg';
+import { createHash } from 'node:crypto';
+import { isFinal, type Call, type FunctionMeta, type FunctionSettings, type Runtime } from '../common/model.js';
+import { DEFAULT_NAMESPACE, namespaceOf, NS_SEP } from '../common/namespace.js';
+import { errText, type Logger } from '../common/log.js';
+import { idempotencyPrefix, type DbContent, type Purged, type Schedule } from '../protocol/db.js';
+import { CallGroup, type KeyEntry } from './call-group.js';
+import {
+  ConflictError,
+  NotFoundError,
+  RetryableError,
+  type CallQuery,
+  type DeadLetterQuery,
+  type StoreBackend,
+  type StoreSnapshot,
+} from './store-api.js';
+import { PgTenancy } from './pg-tenancy.js';
+import type { BackupRecord } from './backup-records.js';
+import { PG_SCHEMA, pgSchema } from './pg-schema.js';
+import { shownStore } from './open-store.js';
+
+type Queryable = Pick<pg.PoolClient, 'query'>;
+interface PgOp {
+  text: string;
+  values: unknown[];
+}
+
+const rec = <T>(row: { rec: string } | undefined): T | null => (row ? (JSON.parse(row.rec) as T) : null);
+const recs = <T>(rows: Array<{ rec: string }>): T[] => rows.map((r) => JSON.parse(r.rec) as T);
+const CALL_COLUMNS = 9;
+
+// One call's row: the record and the columns queries and indexes use.
+function callRow(c: Call): unknown[] {
+  const cb = c.callback;
+  return [
+    c.callNum,
+    c.funcName,
+    namespaceOf(c.funcName),
+    c.by ?? null,
+    c.status,
+    !isFinal(c.status),
+    c.deadLetter === 'listed',
+    cb?.state === 'pending' ? Date.parse(cb.nextAt ?? '') || 0 : null,
+    JSON.stringify(c),
+  ];
+}
+
+// Writes these states of calls (new or not) in one statement.
+function upsertCalls(calls: Call[]): PgOp {
+  const values: unknown[] = [];
+  const rows = calls.map((c, i) => {
+    values.push(...callRow(c));
+    return `(${Array.from({ length: CALL_COLUMNS }, (_, k) => `$${i * CALL_COLUMNS + k + 1}`).join(',')})`;
+  });
+  return {
+    text: `INSERT INTO calls (num, func_name, namespace, by_key, status, open, dead_letter, outbox_at, rec) VALUES ${rows.join(',')}
+      ON CONFLICT (num) DO UPDATE SET status = EXCLUDED.status, open = EXCLUDED.open, dead_letter = EXCLUDED.dead_letter,
+      outbox_at = EXCLUDED.outbox_at, rec = EXCLUDED.rec`,
+    values,
+  };
+}
+
+export class PgStore implements StoreBackend {
+  readonly engine = 'postgres';
+  readonly tenancy: PgTenancy;
+
+  private constructor(private readonly pool: pg.Pool) {
+    this.tenancy = new PgTenancy(pool, (fn) => this.tx(fn));
+  }
+
+  // Connects, makes or updates the schema, and ensures the default namespace. A server that does not answer
+  // is an error within connectMs, never a wait without end.
+  static async open(url: string, log: Logger, connectMs = 10_000): Promise<PgStore> {
+    const pool = new pg.Pool({ connectionString: url, max: 10, connectionTimeoutMillis: connectMs });
+    // An idle connection that breaks (the server restarted) is dropped by the pool; the next query reconnects.
+    pool.on('error', (e) => log.warn({ err: errText(e) }, 'a PostgreSQL connection broke'));
+    const store = new PgStore(pool);
+    try {
+      const from = await store.tx((c) => pgSchema(c));
+      if (from < PG_SCHEMA) log.info({ from, to: PG_SCHEMA }, 'PostgreSQL schema made');
+      await store.tenancy.ensureDefault();
+    } catch (e) {
+      await pool.end().catch(() => undefined);
+      throw new Error(`PostgreSQL at ${shownStore(url)} cannot be used: ${errText(e)}`);
+    }
+    return store;
+  }
+
+  close(): Promise<void> {
+    return this.pool.end();
+  }
+
+  // fn in one transaction (committed when it resolves, rolled back when it throws).
+  private async tx<T>(fn: (c: Queryable) => Promise<T>): Promise<T> {
+    const c = await this.pool.connect();
+    try {
+      await c.query('BEGIN');
+      const out = await fn(c);
+      await c.query('COMMIT');
+      c.release();
+      return out;
+    } catch (e) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      c.release(true); // a connection in an unknown state is not reused
+      throw e;
+    }
+  }
+
+  // Runtimes
+  async putRuntime(rt: Runtime): Promise<Runtime> {
+    await this.pool.query('INSERT INTO runtimes (name, rec) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET rec = EXCLUDED.rec', [
+      rt.name,
+      JSON.stringify(rt),
+    ]);
+    return rt;
+  }
+  async getRuntime(name: string): Promise<Runtime | null> {
+    return rec<Runtime>((await this.pool.query('SELECT rec FROM runtimes WHERE name = $1', [name])).rows[0]);
+  }
+  async listRuntimes(): Promise<Runtime[]> {
+    return recs<Runtime>((await this.pool.query('SELECT rec FROM runtimes ORDER BY name COLLATE "C"')).rows);
+  }
+  deleteRuntime(name: string): Promise<{ deleted: boolean }> {
+    return this.tx(async (c) => {
+      if ((await c.query('SELECT 1 FROM runtimes WHERE name = $1 FOR UPDATE', [name])).rowCount === 0) return { deleted: false };
+      const used = await c.query(
+        'SELECT v.name FROM function_versions v JOIN function_heads h ON h.name = v.name AND h.current = v.version WHERE v.runtime = $1 LIMIT 1',
+        [name],
+      );
+      const fn = used.rows[0] as { name: string } | undefined;
+      if (fn) throw new ConflictError(`runtime ${name} is used by function ${fn.name}`);
+      await c.query('DELETE FROM runtimes WHERE name = $1', [name]);
+      return { deleted: true };
+    });
+  }
+
+  // Archives, stored once by content digest.
+  async putArchive(digest: string, data: Buffer): Promise<{ digest: string; size: number }> {
+    const actual = createHash('sha256').update(data).digest('hex');
+    if (actual !== digest) throw new ConflictError(`archive digest mismatch: got ${actual}`);
+    await this.pool.query('INSERT INTO archives (digest, data) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING', [digest, data]);
+    return { digest, size: data.length };
+  }
+  async getArchive(digest: string): Promise<Buffer | null> {
+    const row = (await this.pool.query('SELECT data FROM archives WHERE digest = $1', [digest])).rows[0] as { data: Buffer } | undefined;
+    return row?.data ?? null;
+  }
+
+  // Functions: every deploy is a new version; `current` is what an unversioned call runs.
+  addFunction(c: DbContent<'addFunction'> & { settings: FunctionMeta['settings'] }): Promise<FunctionMeta> {
+    return this.tx(async (q) => {
+      if ((await q.query('SELECT 1 FROM runtimes WHERE name = $1', [c.runtimeName])).rowCount === 0)
+        throw new NotFoundError(`runtime ${c.runtimeName} not found`);
+      if ((await q.query('SELECT 1 FROM archives WHERE digest = $1', [c.digest])).rowCount === 0)
+        throw new NotFoundError(`archive ${c.digest} not stored`);
+      // The head row, locked: two services deploying the same function at once get versions one after another.
+      await q.query('INSERT INTO function_heads (name, current, latest) VALUES ($1, 0, 0) ON CONFLICT (name) DO NOTHING', [c.functionName]);
+      const head = (await q.query('SELECT latest FROM function_heads WHERE name = $1 FOR UPDATE', [c.functionName])).rows[0] as {
+        latest: number;
+      };
+      const version = head.latest + 1;
+      const meta: FunctionMeta = {
+        functionName: c.functionName,
+        runtimeName: c.runtimeName,
+        version,
+        digest: c.digest,
+        size: c.size,
+        format: c.format,
+        originalname: c.originalname,
+        createdAt: new Date().toISOString(),
+        settings: c.settings,
+      };
+      await insertVersion(q, meta);
+      await q.query('UPDATE function_heads SET current = $2, latest = $2 WHERE name = $1', [c.functionName, version]);
+      return meta;
+    });
+  }
+  async getFunction(name: string, version?: number): Promise<FunctionMeta | null> {
+    const r = await this.pool.query(
+      version === undefined
+        ? 'SELECT v.rec FROM function_heads h JOIN function_versions v ON v.name = h.name AND v.version = h.current WHERE h.name = $1'
+        : 'SELECT v.rec FROM function_heads h JOIN function_versions v ON v.name = h.name AND v.version = $2 WHERE h.name = $1',
+      version === undefined ? [name] : [name, version],
+    );
+    return rec<FunctionMeta>(r.rows[0]);
+  }
+  async listFunctions(): Promise<FunctionMeta[]> {
+    const r = await this.pool.query(
+      'SELECT v.rec FROM function_heads h JOIN function_versions v ON v.name = h.name AND v.version = h.current ORDER BY h.name COLLATE "C"',
+    );
+    return recs<FunctionMeta>(r.rows);
+  }
+  async listVersions(name: string): Promise<FunctionMeta[]> {
+    return recs<FunctionMeta>((await this.pool.query('SELECT rec FROM function_versions WHERE name = $1 ORDER BY version', [name])).rows);
+  }
+  setCurrentVersion(name: string, version: number): Promise<FunctionMeta | null> {
+    return this.tx(async (c) => {
+      const meta = rec<FunctionMeta>(
+        (await c.query('SELECT rec FROM function_versions WHERE name = $1 AND version = $2', [name, version])).rows[0],
+      );
+      if (!meta) return null;
+      const r = await c.query('UPDATE function_heads SET current = $2 WHERE name = $1', [name, version]);
+      return r.rowCount === 0 ? null : meta;
+    });
+  }
+  deleteFunction(name: string): Promise<{ deleted: boolean }> {
+    return this.tx(async (c) => {
+      if ((await c.query('DELETE FROM function_heads WHERE name = $1', [name])).rowCount === 0) return { deleted: false };
+      const gone = await c.query('DELETE FROM function_versions WHERE name = $1 RETURNING digest', [name]);
+      await c.query('DELETE FROM schedules WHERE func_name = $1', [name]); // they go with it
+      await dropArchives(
+        c,
+        (gone.rows as Array<{ digest: string }>).map((r) => r.digest),
+      );
+      return { deleted: true };
+    });
+  }
+  // An old version goes; the current one stays (`current`: refused for that).
+  deleteVersion(name: string, version: number): Promise<{ deleted: boolean; current?: true }> {
+    return this.tx(async (c) => {
+      const head = (await c.query('SELECT current FROM function_heads WHERE name = $1 FOR UPDATE', [name])).rows[0] as
+        { current: number } | undefined;
+      if (!head) return { deleted: false };
+      if (head.current === version) {
+        const exists = await c.query('SELECT 1 FROM function_versions WHERE name = $1 AND version = $2', [name, version]);
+        return exists.rowCount === 0 ? { deleted: false } : { deleted: false, current: true as const };
+      }
+      const gone = await c.query('DELETE FROM function_versions WHERE name = $1 AND version = $2 RETURNING digest', [name, version]);
+      if (gone.rowCount === 0) return { deleted: false };
+      await dropArchives(
+        c,
+        (gone.rows as Array<{ digest: string }>).map((r) => r.digest),
+      );
+      return { deleted: true };
+    });
+  }
+
+  // Calls: writes go through a group (db/call-group.ts) over one transaction, begun by its first read.
+  // A query of the group that fails (a deadlock with another service's group, a lost connection) breaks
+  // its transaction: that write and those after it are applied again alone (RetryableError), and the
+  // group's commit rolls back what it planned, to be applied again alone too.
+  group(): CallGroup {
+    let conn: pg.PoolClient | null = null;
+    let broken: unknown = null;
+    const open = async (): Promise<pg.PoolClient> => {
+      if (broken) throw new RetryableError(`the group's transaction failed: ${errText(broken)}`);
+      if (conn) return conn;
+      const c = await this.pool.connect();
+      try {
+        await c.query('BEGIN');
+      } catch (e) {
+        c.release(true);
+        throw e;
+      }
+      conn = c;
+      return c;
+    };
+    const query = async (text: string, values: unknown[]): Promise<pg.QueryResult> => {
+      const c = await open();
+      try {
+        return await c.query(text, values);
+      } catch (e) {
+        broken = e;
+        throw new RetryableError(errText(e));
+      }
+    };
+    // The counter row, read (and locked) at the group's first new call; the numbers it hands out are
+    // written back at commit, so that a group rolled back uses up none.
+    let counter: number | null = null;
+    // Calls read ahead for the group's writes (lock()): one query for many, locked in order of number.
+    const ahead = new Map<number, string | null>();
+    // A version's settings, once per group.
+    const settings = new Map<string, FunctionSettings | null>();
+    return new CallGroup<PgOp>({
+      nextCallNum: async () => {
+        counter ??= Number(((await query('SELECT n FROM call_counter FOR UPDATE', [])).rows[0] as { n: string }).n);
+        counter += 1;
+        return counter;
+      },
+      lock: async (callNums) => {
+        const todo = [...new Set(callNums)].filter((n) => !ahead.has(n)).sort((a, b) => a - b);
+        if (todo.length === 0) return;
+        const r = await query('SELECT num, rec FROM calls WHERE num = ANY($1) ORDER BY num FOR UPDATE', [todo]);
+        for (const n of todo) ahead.set(n, null);
+        for (const row of r.rows as Array<{ num: string; rec: string }>) ahead.set(Number(row.num), row.rec);
+      },
+      read: async (callNum) => {
+        const had = ahead.get(callNum);
+        if (had !== undefined) return had === null ? null : (JSON.parse(had) as Call);
+        return rec<Call>((await query('SELECT rec FROM calls WHERE num = $1 FOR UPDATE', [callNum])).rows[0]);
+      },
+      readKey: async (key) => rec<KeyEntry>((await query('SELECT rec FROM idempotency_keys WHERE key = $1 FOR UPDATE', [key])).rows[0]),
+      // A key new to the table is inserted: of two services making the same key at once, one fails here.
+      keyOps: (key, entry, had) => [
+        had
+          ? { text: 'UPDATE idempotency_keys SET rec = $2 WHERE key = $1', values: [key, JSON.stringify(entry)] }
+          : { text: 'INSERT INTO idempotency_keys (key, rec) VALUES ($1, $2)', values: [key, JSON.stringify(entry)] },
+      ],
+      settings: async (funcName, version) => {
+        if (version === undefined) return null;
+        const key = `${funcName}@${version}`;
+        if (!settings.has(key)) {
+          const r = await this.pool.query('SELECT rec FROM function_versions WHERE name = $1 AND version = $2', [funcName, version]);
+          settings.set(key, rec<FunctionMeta>(r.rows[0])?.settings ?? null);
+        }
+        return settings.get(key) ?? null;
+      },
+      // Locked for this group, passing over those another service's group holds.
+      due: async (now, limit) => {
+        const r = await query('SELECT num FROM calls WHERE outbox_at <= $1 ORDER BY num LIMIT $2 FOR UPDATE SKIP LOCKED', [now, limit]);
+        return (r.rows as Array<{ num: string }>).map((row) => Number(row.num));
+      },
+      ops: () => [], // the calls are written from `touched` at commit, once each
+      commit: async (ops, touched, lastCall) => {
+        const c = conn;
+        conn = null;
+        if (broken) {
+          await c?.query('ROLLBACK').catch(() => undefined);
+          c?.release(true);
+          throw new RetryableError(`the group's transaction failed: ${errText(broken)}`);
+        }
+        if (!c && touched.size === 0 && ops.length === 0) return;
+        const tx = c ?? (await open());
+        conn = null;
+        try {
+          if (touched.size > 0) await tx.query(upsertCalls([...touched.values()]));
+          if (counter !== null && lastCall > 0) await tx.query('UPDATE call_counter SET n = $1', [lastCall]);
+          for (const op of ops) await tx.query(op);
+          await tx.query('COMMIT');
+          tx.release();
+        } catch (e) {
+          await tx.query('ROLLBACK').catch(() => undefined);
+          tx.release(true);
+          // Another service wrote the same key first, or the two groups waited on each other: applied
+          // again alone, the write sees what the other wrote.
+          const code = (e as { code?: unknown }).code;
+          if (code === '23505' || code === '40P01' || code === '40001') throw new RetryableError(errText(e));
+          throw e;
+        }
+      },
+    });
+  }
+  async getCall(callNum: number): Promise<Call | null> {
+    return rec<Call>((await this.pool.query('SELECT rec FROM calls WHERE num = $1', [callNum])).rows[0]);
+  }
+  async listCalls(q: CallQuery): Promise<Call[]> {
+    const where: string[] = [];
+    const values: unknown[] = [];
+    const add = (sql: string, v: unknown): void => {
+      values.push(v);
+      where.push(sql.replace('?', `$${values.length}`));
+    };
+    if (q.funcName) add('func_name = ?', q.funcName);
+    if (q.namespace) add('namespace = ?', q.namespace);
+    if (q.by) add('by_key = ?', q.by);
+    if (q.status) add('status = ?', q.status);
+    if (q.before) add('num < ?', q.before);
+    const sql = `SELECT rec FROM calls ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY num ${q.order === 'desc' ? 'DESC' : 'ASC'}${
+      q.limit ? ` LIMIT ${Number(q.limit)}` : ''
+    }`;
+    return recs<Call>((await this.pool.query(sql, values)).rows);
+  }
+  async listUnfinished(): Promise<Call[]> {
+    return recs<Call>((await this.pool.query('SELECT rec FROM calls WHERE open ORDER BY num')).rows);
+  }
+  async listDeadLetters(q: DeadLetterQuery): Promise<Call[]> {
+    const r = await this.pool.query(
+      `SELECT rec FROM calls WHERE dead_letter AND ($1::text IS NULL OR func_name = $1) AND ($2::text IS NULL OR namespace = $2)
+       ORDER BY num DESC LIMIT $3`,
+      [q.funcName ?? null, q.namespace ?? null, q.limit ?? 1000],
+    );
+    return recs<Call>(r.rows);
+  }
+
+  // Schedules
+  putSchedule(sc: Omit<Schedule, 'lastRun'>): Promise<Schedule> {
+    return this.tx(async (c) => {
+      const had = rec<Schedule>(
+        (await c.query('SELECT rec FROM schedules WHERE func_name = $1 AND id = $2 FOR UPDATE', [sc.funcName, sc.id])).rows[0],
+      );
+      const stored: Schedule = { ...sc, ...(had?.lastRun ? { lastRun: had.lastRun } : {}) };
+      await putSchedule(c, stored);
+      return stored;
+    });
+  }
+  async listSchedules(funcName?: string, namespace?: string): Promise<Schedule[]> {
+    const r = await this.pool.query(
+      'SELECT rec FROM schedules WHERE ($1::text IS NULL OR func_name = $1) ORDER BY func_name COLLATE "C", id COLLATE "C"',
+      [funcName ?? null],
+    );
+    const all = recs<Schedule>(r.rows);
+    return namespace ? all.filter((sc) => namespaceOf(sc.funcName) === namespace) : all;
+  }
+  async deleteSchedule(funcName: string, id: string): Promise<{ deleted: boolean }> {
+    const r = await this.pool.query('DELETE FROM schedules WHERE func_name = $1 AND id = $2', [funcName, id]);
+    return { deleted: (r.rowCount ?? 0) > 0 };
+  }
+  recordScheduleRun(r: { funcName: string; id: string; tick: string; callNum: number }): Promise<Schedule | null> {
+    return this.tx(async (c) => {
+      const sc = rec<Schedule>(
+        (await c.query('SELECT rec FROM schedules WHERE func_name = $1 AND id = $2 FOR UPDATE', [r.funcName, r.id])).rows[0],
+      );
+      if (!sc) return null;
+      if (sc.lastRun && Date.parse(sc.lastRun.tick) >= Date.parse(r.tick)) return sc;
+      const next: Schedule = { ...sc, lastRun: { tick: r.tick, callNum: r.callNum, at: new Date().toISOString() } };
+      await putSchedule(c, next);
+      return next;
+    });
+  }
+
+  // Everything kept under a namespace's name (see the LevelDB store's purgeNamespace), in one transaction.
+  purgeNamespace(namespace: string): Promise<Purged> {
+    if (namespace === DEFAULT_NAMESPACE) return Promise.reject(new ConflictError('the default namespace is never purged'));
+    return this.tx(async (c) => {
+      const calls = await c.query('DELETE FROM calls WHERE namespace = $1', [namespace]);
+      const p = idempotencyPrefix(namespace);
+      const keys = await c.query('DELETE FROM idempotency_keys WHERE left(key, $2) = $1', [p, p.length]);
+      const named = `${namespace}${NS_SEP}`;
+      for (const [table, column] of [
+        ['schedules', 'func_name'],
+        ['function_versions', 'name'],
+        ['function_heads', 'name'],
+        ['runtimes', 'name'],
+      ] as const)
+        await c.query(`DELETE FROM ${table} WHERE left(${column}, $2) = $1`, [named, named.length]);
+      return { calls: calls.rowCount ?? 0, idempotencyKeys: keys.rowCount ?? 0 };
+    });
+  }
+
+  // Backups: one transaction of repeatable read sees every table as of its first query, however long
+  // the backup reads; records are read a page at a time (archives a few at once).
+  async snapshot(): Promise<StoreSnapshot> {
+    // Pages are bounded by rows (archives: ARCHIVE_PAGE at once), not by bytes.
+    const c = await this.pool.connect();
+    try {
+      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      await c.query('SELECT 1 FROM calls LIMIT 1'); // the snapshot is taken now, not at the first page
+    } catch (e) {
+      c.release(true);
+      throw e;
+    }
+    const gen = readAll(c);
+    let ended = false;
+    const end = async (): Promise<void> => {
+      if (ended) return;
+      ended = true;
+      await c.query('ROLLBACK').catch(() => undefined);
+      c.release();
+    };
+    return {
+      next: async (max) => {
+        const out: BackupRecord[] = [];
+        while (out.length < max) {
+          const r = await gen.next();
+          if (r.done) break;
+          out.push(r.value);
+        }
+        return out;
+      },
+      close: end,
+    };
+  }
+  // Every record goes (a restore replacing the store, or one that failed): the store is as new.
+  async wipe(): Promise<void> {
+    await this.tx(async (c) => {
+      await c.query(
+        'TRUNCATE runtimes, archives, function_heads, function_versions, calls, idempotency_keys, schedules, namespaces, api_keys, secrets',
+      );
+      await c.query('UPDATE call_counter SET n = 0');
+    });
+    await this.tenancy.ensureDefault();
+  }
+  async isEmpty(): Promise<boolean> {
+    const r = await this.pool.query(
+      `SELECT (SELECT count(*) FROM calls) + (SELECT count(*) FROM function_heads) + (SELECT count(*) FROM runtimes)
+        + (SELECT count(*) FROM archives) + (SELECT count(*) FROM api_keys) + (SELECT count(*) FROM secrets)
+        + (SELECT count(*) FROM schedules) + (SELECT count(*) FROM idempotency_keys)
+        + (SELECT count(*) FROM namespaces WHERE name <> $1) AS n`,
+      [DEFAULT_NAMESPACE],
+    );
+    return Number((r.rows[0] as { n: string }).n) === 0;
+  }
+  restore(records: BackupRecord[]): Promise<void> {
+    return this.tx(async (c) => {
+      const calls: Call[] = [];
+      for (const r of records) {
+        switch (r.kind) {
+          case 'runtime':
+            await c.query('INSERT INTO runtimes (name, rec) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET rec = EXCLUDED.rec', [
+              r.value.name,
+              JSON.stringify(r.value),
+            ]);
+            break;
+          case 'archive':
+            await c.query('INSERT INTO archives (digest, data) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING', [r.digest, r.data]);
+            break;
+          case 'function':
+            await c.query(
+              'INSERT INTO function_heads (name, current, latest) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET current = $2, latest = $3',
+              [r.name, r.current, r.latest],
+            );
+            break;
+          case 'version':
+            await insertVersion(c, r.value);
+            break;
+          case 'call':
+            calls.push(r.value);
+            if (calls.length >= 1000) await c.query(upsertCalls(calls.splice(0)));
+            break;
+          case 'idempotency':
+            await c.query('INSERT INTO idempotency_keys (key, rec) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET rec = EXCLUDED.rec', [
+              r.key,
+              JSON.stringify(r.value),
+            ]);
+            break;
+          case 'schedule':
+            await putSchedule(c, r.value);
+            break;
+          default:
+            await this.tenancy.restore(c, r);
+        }
+      }
+      if (calls.length > 0) await c.query(upsertCalls(calls));
+    });
+  }
+  async restored(): Promise<void> {
+    // The next call number follows the newest restored call (never an old number again).
+    await this.pool.query('UPDATE call_counter SET n = GREATEST(n, (SELECT coalesce(max(num), 0) FROM calls))');
+  }
+}
+
+async function insertVersion(q: Queryable, meta: FunctionMeta): Promise<void> {
+  await q.query(
+    `INSERT INTO function_versions (name, version, digest, runtime, rec) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (name, version) DO UPDATE SET digest = EXCLUDED.digest, runtime = EXCLUDED.runtime, rec = EXCLUDED.rec`,
+    [meta.functionName, meta.version, meta.digest, meta.runtimeName, JSON.stringify(meta)],
+  );
+}
+
+async function putSchedule(q: Queryable, sc: Schedule): Promise<void> {
+  await q.query(
+    'INSERT INTO schedules (func_name, id, rec) VALUES ($1, $2, $3) ON CONFLICT (func_name, id) DO UPDATE SET rec = EXCLUDED.rec',
+    [sc.funcName, sc.id, JSON.stringify(sc)],
+  );
+}
+
+// Archives no version of any function holds any more: stored once by digest, they go with the last one.
+async function dropArchives(q: Queryable, digests: string[]): Promise<void> {
+  if (digests.length === 0) return;
+  await q.query(
+    'DELETE FROM archives a WHERE a.digest = ANY($1) AND NOT EXISTS (SELECT 1 FROM function_versions v WHERE v.digest = a.digest)',
+    [digests],
+  );
+}
+
+const PAGE = 1000;
+const ARCHIVE_PAGE = 4;
+
+// Every record, table by table, a page at a time (keyset pages in byte order).
+async function* readAll(c: Queryable): AsyncGenerator<BackupRecord> {
+  for (const rt of recs<Runtime>((await c.query('SELECT rec FROM runtimes ORDER BY name COLLATE "C"')).rows))
+    yield { kind: 'runtime', value: rt };
+  for (let after = ''; ;) {
+    const rows = (
+      await c.query('SELECT digest, data FROM archives WHERE digest > $1 ORDER BY digest COLLATE "C" LIMIT $2', [after, ARCHIVE_PAGE])
+    ).rows as Array<{ digest: string; data: Buffer }>;
+    for (const r of rows) yield { kind: 'archive', digest: r.digest, data: r.data };
+    if (rows.length < ARCHIVE_PAGE) break;
+    after = rows[rows.length - 1]!.digest;
+  }
+  const heads = (await c.query('SELECT name, current, latest FROM function_heads ORDER BY name COLLATE "C"')).rows as Array<{
+    name: string;
+    current: number;
+    latest: number;
+  }>;
+  for (const h of heads) yield { kind: 'function', name: h.name, current: h.current, latest: h.latest };
+  for (const v of recs<FunctionMeta>((await c.query('SELECT rec FROM function_versions ORDER BY name COLLATE "C", version')).rows))
+    yield { kind: 'version', value: v };
+  for (let after = 0; ;) {
+    const rows = (await c.query('SELECT num, rec FROM calls WHERE num > $1 ORDER BY num LIMIT $2', [after, PAGE])).rows as Array<{
+      num: string;
+      rec: string;
+    }>;
+    for (const r of rows) yield { kind: 'call', value: JSON.parse(r.rec) as Call };
+    if (rows.length < PAGE) break;
+    after = Number(rows[rows.length - 1]!.num);
+  }
+  for (let after = ''; ;) {
+    const rows = (
+      await c.query('SELECT key, rec FROM idempotency_keys WHERE key COLLATE "C" > $1 ORDER BY key COLLATE "C" LIMIT $2', [after, PAGE])
+    ).rows as Array<{ key: string; rec: string }>;
+    for (const r of rows) yield { kind: 'idempotency', key: r.key, value: JSON.parse(r.rec) as KeyEntry };
+    if (rows.length < PAGE) break;
+    after = rows[rows.length - 1]!.key;
+  }
+  for (const sc of recs<Schedule>((await c.query('SELECT rec FROM schedules ORDER BY func_name COLLATE "C", id COLLATE "C"')).rows))
+    yield { kind: 'schedule', value: sc };
+  yield* PgTenancy.readAll(c);
+}
