@@ -67,7 +67,7 @@ export class DbServer {
   private backups!: BackupSessions;
   private tenancy!: Tenancy;
   private readonly writes: WriteJob[] = []; // arrived, not yet taken into a group
-  private writing = false; // a drain() is running
+  private writing = false; // a writeQueued() is running
   private readonly inFlight = new Set<Promise<unknown>>(); // every request not yet answered, for stop()
   private closed = false;
 
@@ -173,13 +173,13 @@ export class DbServer {
       this.writes.push({ req, blobs, resolve, reject });
       if (!this.writing) {
         this.writing = true;
-        void this.drain();
+        void this.writeQueued();
       }
     });
   }
 
   // Applies the queued writes a group at a time: what arrived while one group was written is the next.
-  private async drain(): Promise<void> {
+  private async writeQueued(): Promise<void> {
     try {
       while (this.writes.length > 0) {
         const jobs = this.writes.splice(0, MAX_GROUP);
@@ -189,7 +189,7 @@ export class DbServer {
         });
       }
     } finally {
-      // No await between the last look at the queue and this: a write arriving now starts a new drain.
+      // No await between the last look at the queue and this: a write arriving now starts a new writeQueued().
       this.writing = false;
     }
   }

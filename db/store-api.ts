@@ -7,7 +7,7 @@ import type { DbContent, Purged, Schedule } from '../protocol/db.js';
 import type { CallGroup } from './call-group.js';
 import type { BackupRecord } from './backup-records.js';
 
-export class NotFoundError extends Error {}
+export { NotFoundError } from '../common/errors.js';
 
 export class ConflictError extends Error {}
 
