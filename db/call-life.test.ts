@@ -163,6 +163,27 @@ describe('givenBack, cancel, fail', () => {
   });
 });
 
+describe('a run whose start was not heard', () => {
+  it('counts as the next run, and a failed run already in the history is not taken again', () => {
+    // Run 1 failed and waits for its retry; run 2 began and was given back (it never ran); then an outcome
+    // without its attempt (a node of an earlier version) arrives for the run that followed.
+    const timeout: CallOutcome = { status: 'TIMEOUT', result: '' };
+    const c1 = next(
+      applyIntent(running(), { kind: 'outcome', outcome: timeout, ran: true, node: 'n1', life: 'L1', attempt: 1 }, ctx({ retries: 2 })),
+    );
+    expect(c1).toMatchObject({ status: 'PENDING', attempts: 1 });
+    const c2 = next(applyIntent(c1, { kind: 'started', node: 'n2', life: 'L2' }, ctx({ retries: 2 })));
+    const c3 = next(applyIntent(c2, { kind: 'givenBack', node: 'n2' }, ctx({ retries: 2 })));
+    expect(c3).toMatchObject({ status: 'PENDING', attempts: 1 });
+    expect(refused(applyIntent(c3, { kind: 'outcome', outcome: timeout, ran: true, node: 'n2', attempt: 1 }, ctx({ retries: 2 })))).toBe(
+      'the failed run said twice',
+    );
+    const c4 = next(applyIntent(c3, { kind: 'outcome', outcome: timeout, ran: true, node: 'n2' }, ctx({ retries: 2 })));
+    expect(c4.attempts).toBe(2);
+    expect(c4.history?.map((h) => h.attempt)).toEqual([1, 2]);
+  });
+});
+
 describe('any sequence of intents', () => {
   const intent: fc.Arbitrary<CallIntent> = fc.oneof(
     fc.record({

@@ -78,13 +78,17 @@ function outcome(call: Call, i: Extract<CallIntent, { kind: 'outcome' }>, ctx: L
   // A node that does not hold the call speaks for it only where the record says it runs it.
   if (i.holder === false && !onIt) return refuse('the node does not run it');
   if (call.status === 'RUNNING' && i.node !== undefined && !onIt) return refuse(`it runs on node ${call.node}`);
-  if (i.ran && attempt !== undefined) {
-    if (attempt < call.attempts) return refuse(`run ${attempt} was left behind (the call is at run ${call.attempts})`);
-    // A call waiting for its retry has heard this run's end already, unless the run is a newer one.
-    if (call.retryAt && attempt <= call.attempts) return refuse('the failed run said twice');
-  } else if (i.ran && call.retryAt) return refuse('the failed run said twice');
+  // Which run ended: as the node says, else the one running, else (its start was not heard) the next one.
+  let run = 0;
+  if (i.ran) {
+    if (attempt === undefined && call.retryAt) return refuse('the failed run said twice');
+    run = attempt ?? (call.status === 'RUNNING' ? call.attempts : call.attempts + 1);
+    if (run < call.attempts) return refuse(`run ${run} was left behind (the call is at run ${call.attempts})`);
+    // A failed run whose end is in the history already (the call waits for its retry, or was given back since).
+    if ((call.history ?? []).some((h) => h.attempt >= run)) return refuse('the failed run said twice');
+  }
   // The run that ended counts even when the word that it began was not heard.
-  const counted: Call = { ...call, attempts: Math.max(call.attempts, attempt ?? 0) };
+  const counted: Call = { ...call, attempts: Math.max(call.attempts, run) };
   if (i.node) counted.node = i.node;
   return end(counted, said, ctx, i.ran);
 }
