@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { killIfStill } from './helpers/cluster.js';
 import { packFiles } from './helpers/archives.js';
 import {
   freePort,
@@ -143,7 +144,7 @@ it('loses no call when a miniworker, an instance, the API and the DB service are
   await sleep(700);
   const mws = await miniworkerPids(nodes.n1!.child.pid!);
   expect(mws.length).toBeGreaterThan(0);
-  process.kill(mws[0]!, 'SIGKILL');
+  expect(await killIfStill(mws[0]!, 'miniworker/main.js')).toBe(true);
   merge(await l1);
 
   // 2. the instance n2 (its calls go to n1), then it comes back with the same id

@@ -92,6 +92,19 @@ async function cmdlineOf(pid: number): Promise<string> {
   return (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).replace(/\0/g, ' ').trim();
 }
 
+// Kills a process only if its command line still holds `expected`: a pid read a moment ago may be another
+// process's by now (pids wrap around quickly on a busy machine), and a stray SIGKILL can take down anything,
+// the Docker engine included.
+export async function killIfStill(pid: number, expected: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<boolean> {
+  if (!(await cmdlineOf(pid)).includes(expected)) return false;
+  try {
+    process.kill(pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export async function childrenOf(pid: number): Promise<number[]> {
   const tasks = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
   const out: number[] = [];
@@ -329,8 +342,9 @@ export class Cluster {
         return c;
       },
       kill9: async () => {
+        if (code !== undefined) return; // gone already: its pid may be another process's now
         await this.record(await descendantsOf(pid));
-        process.kill(pid, 'SIGKILL');
+        child.kill('SIGKILL');
         await exited;
       },
     };

@@ -8,7 +8,7 @@ import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
-import { running } from '../cluster.js';
+import { killIfStill, running } from '../cluster.js';
 import { http, labelledContainers, sleep, upload, type CallView } from '../platform.js';
 import { archiveOf, runtimeOf, SEED_RUNTIMES } from './functions.js';
 import type { CallPlan, FaultPlan, Scenario } from './scenario.js';
@@ -336,8 +336,8 @@ async function inject(f: FaultPlan, svc: Services, problems: string[]): Promise<
     case 'miniworker': {
       const workers = await svc.miniworkerPids(node);
       const pid = workers[Math.floor(Math.random() * workers.length)];
-      if (pid) process.kill(pid, 'SIGKILL');
-      return { kind: 'miniworker', node, at, until: Date.now(), note: pid ? `pid ${pid}` : 'none running' };
+      const killed = pid !== undefined && (await killIfStill(pid, 'miniworker/main.js'));
+      return { kind: 'miniworker', node, at, until: Date.now(), note: killed ? `pid ${pid}` : 'none running' };
     }
     case 'container': {
       const running = await docker.listContainers({ filters: { label: ['zfaas=true', `zfaas.node=${node}`] } }).catch(() => []);

@@ -94,9 +94,10 @@ export class Services {
 
   // The miniworkers of a node: the instance's child processes.
   async miniworkerPids(id: string): Promise<number[]> {
-    const pid = this.nodes.get(id)?.child.pid;
-    if (!pid) return [];
-    return childrenOf(pid);
+    const child = this.nodes.get(id)?.child;
+    // A node that exited (killed, not restarted yet) has no children, and its pid may be another's now.
+    if (!child?.pid || child.exitCode !== null || child.signalCode !== null) return [];
+    return childrenOf(child.pid);
   }
 
   // Every process of this run still in the process table (the services, their miniworkers, orphans).
