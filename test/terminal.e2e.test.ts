@@ -1,6 +1,7 @@
 // `zfaas up` as a person sees it in a terminal: readable log lines (not JSON), nothing printed by node
 // for each miniworker it starts, and JSON lines again with --log-format json. The terminal is a pseudo-
 // terminal that util-linux's `script` makes; the zfaas process inside it is stopped by its own pid.
+import { killIfStill } from './helpers/cluster.js';
 import { spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { afterEach, expect, it } from 'vitest';
@@ -36,8 +37,8 @@ async function upInTerminal(args: string[]): Promise<InTerminal & { api: string 
     output: () => out,
     stop: async () => {
       const pid = /pid=(\d+)/.exec(out)?.[1];
-      if (pid) process.kill(Number(pid), 'SIGINT');
-      else child.kill('SIGTERM');
+      // Only while that pid is still this zfaas (its data folder is on its command line).
+      if (!pid || !(await killIfStill(Number(pid), data, 'SIGINT'))) child.kill('SIGTERM');
       await exited;
       await rm(data, { recursive: true, force: true });
     },
