@@ -16,6 +16,9 @@ bash scripts/ensure-docker.sh
 step "multi-host and compose test tools (iproute2, docker-compose, docker-registry)"
 bash scripts/ensure-cluster-tools.sh
 
+step "message brokers for the trigger tests (nats-server, mosquitto, rabbitmq-server, redis-server)"
+bash scripts/ensure-brokers.sh
+
 step "headless Chromium (the dashboard's browser test)"
 bash scripts/ensure-chromium.sh
 
