@@ -3,7 +3,8 @@
 // (db, api, instance). Per broker: messages published, with duplicates (the same message-id twice where the
 // publisher names messages), poison messages that always fail, and one longer than the trigger's limit;
 // the API killed (SIGKILL) mid-stream and started again, so that messages in flight are delivered again by
-// the broker; then the broker itself restarted and more messages published. Each message is checked one by
+// the broker; then the broker itself restarted and more messages published; then the network between the
+// API and the broker cut (a relay that resets the connections and refuses new ones) while more come. Each message is checked one by
 // one: exactly one call, DONE with its own number, a poison message one call listed as a dead letter with
 // its source, the long one no call and listed in the trigger's stats, and nothing left unacknowledged at
 // the broker at the end.
@@ -12,8 +13,21 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packFiles } from './helpers/archives.js';
 import { missingBroker, startBroker, type BrokerKind, type RunningBroker } from './helpers/brokers.js';
+import { cutProxy, type CutProxy } from './helpers/cut-proxy.js';
 import { leftAtBroker, prepareSource, publish, type Outgoing } from './helpers/publish.js';
-import { freePort, http, ROOT, tempDir, upload, waitFor, waitHealthy, zfaas, type Proc } from './helpers/platform.js';
+import {
+  freePort,
+  http,
+  instanceProc,
+  labelledContainers,
+  ROOT,
+  tempDir,
+  upload,
+  waitFor,
+  waitHealthy,
+  zfaas,
+  type Proc,
+} from './helpers/platform.js';
 
 interface TriggerView {
   id: string;
@@ -33,12 +47,15 @@ let data: string;
 let db: Proc;
 let api: Proc;
 let inst: Proc;
+let api2: Proc | undefined;
 let url: string;
 let dbAddr: string;
 let brokerAddr: string;
 let port: number;
 
 const API_ENV = { ZFAAS_TRIGGER_LEASE_MS: '2000', ZFAAS_TRIGGER_SYNC_MS: '300' };
+const NODE = 'trig-node';
+const startInstance = (): Proc => instanceProc({ broker: brokerAddr, db: dbAddr, data, id: NODE, miniworkers: 4, policy: 'none' });
 const startApi = (): Proc => zfaas(['api', '--port', String(port), '--db', dbAddr, '--broker-bind', brokerAddr], API_ENV);
 
 // Each message's number comes back; a poison message always fails (retries=1: then a dead letter).
@@ -57,7 +74,7 @@ beforeAll(async () => {
   url = `http://127.0.0.1:${port}`;
   db = zfaas(['db', '--bind', dbAddr, '--data', join(data, 'db')]);
   api = startApi();
-  inst = zfaas(['instance', '--broker', brokerAddr, '--db', dbAddr, '--data', join(data, 'instance'), '--miniworkers', '4']);
+  inst = startInstance();
   await waitHealthy(url, 1, api);
   // ZFAAS_TEST_NODE_IMAGE: run the functions on that image instead of the built-in one (a checkout whose
   // loader differs from the images this machine holds builds its own and names it here).
@@ -69,7 +86,10 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await Promise.all([inst?.stop(), api?.stop(), db?.stop()]);
+  // The node first, while the API and the DB service answer it (it records what it ran, removes its containers).
+  await inst?.stop();
+  await Promise.all([api2?.stop(), api?.stop(), db?.stop()]);
+  expect(await labelledContainers({ 'zfaas.node': NODE })).toEqual([]);
   await rm(data, { recursive: true, force: true });
 });
 
@@ -116,6 +136,7 @@ const KINDS: BrokerKind[] = ['redis', 'nats', 'amqp', 'mqtt'];
 describe.each(KINDS)('%s trigger', (kind) => {
   const missing = missingBroker(kind);
   let broker: RunningBroker;
+  let link: CutProxy; // the trigger's way to its broker, which the test cuts
   const fn = `on-${kind}`;
   const source = kind === 'nats' ? 'orders.new' : kind === 'mqtt' ? 'orders/+/new' : 'orders';
   const topic = kind === 'mqtt' ? 'orders/eu/new' : source; // where the publisher sends
@@ -127,10 +148,12 @@ describe.each(KINDS)('%s trigger', (kind) => {
   beforeAll(async () => {
     if (missing) return;
     broker = await startBroker(kind);
+    link = await cutProxy(broker.port);
     await prepareSource(kind, broker.url, source);
     await deploy(fn);
   }, 120_000);
   afterAll(async () => {
+    await link?.close();
     await broker?.dispose();
   });
 
@@ -253,3 +276,83 @@ describe.each(KINDS)('%s trigger', (kind) => {
     420_000,
   );
 });
+
+// Two APIs on one DB: the trigger is consumed by one at a time (a lease in the DB service), the other takes
+// it over when the first dies; meanwhile the node is killed while calls run. Each message still one call.
+it.skipIf(missingBroker('redis'))(
+  'is consumed by one API at a time, through a node killed mid-call and its API killed',
+  async () => {
+    const broker = await startBroker('redis');
+    try {
+      await deploy('shared');
+      const made = await http<TriggerView>('POST', `${url}/functions/shared/triggers`, {
+        type: 'redis',
+        url: broker.url,
+        source: 'jobs',
+        inFlight: 6,
+      });
+      expect(made.status).toBe(201);
+      const id = made.body.id;
+      await waitFor('trigger connected', async () => ((await triggerOf('shared', id)).state === 'connected' ? true : undefined), 30_000);
+      const holder1 = (await http<{ lease?: { holder: string } }>('GET', `${url}/functions/shared/triggers/${id}`)).body.lease?.holder;
+      // A second API on the same DB, with its own port and broker (no node of its own).
+      const port2 = await freePort();
+      api2 = zfaas(['api', '--port', String(port2), '--db', dbAddr, '--broker-bind', `tcp://127.0.0.1:${await freePort()}`], API_ENV);
+      await waitFor('second API', async () => ((await fetch(`http://127.0.0.1:${port2}/health`)).ok ? true : undefined), 30_000, api2);
+
+      const pub = (from: number, to: number) =>
+        publish(
+          'redis',
+          broker.url,
+          'jobs',
+          [...Array(to - from).keys()].map((i) => ({ id: String(from + i), body: JSON.stringify({ n: from + i }) })),
+        );
+      await pub(0, 30);
+      await waitFor('calls under way', async () => ((await callsOf('shared')).length >= 5 ? true : undefined), 60_000);
+      // The node dies with calls in its hands; a new life of it comes back.
+      inst.child.kill('SIGKILL');
+      await inst.stop();
+      inst = startInstance();
+      await waitHealthy(url, 1, api);
+      await waitFor(
+        'more calls',
+        async () => ((await callsOf('shared')).filter((c) => c.status === 'DONE').length >= 15 ? true : undefined),
+        90_000,
+      );
+      expect(api2.output()).not.toMatch(/trigger consumed/); // the first API holds it all along
+      // The consuming API dies: the second takes the trigger over once the lease lapses.
+      api.child.kill('SIGKILL');
+      await api.stop();
+      await waitFor('second API consuming', async () => (/trigger consumed/.test(api2!.output()) ? true : undefined), 30_000, api2);
+      const holder2 = (await http<{ lease?: { holder: string } }>('GET', `http://127.0.0.1:${port2}/functions/shared/triggers/${id}`)).body
+        .lease?.holder;
+      expect(holder2).not.toBe(holder1);
+      await pub(30, 40);
+      // The nodes' API comes back: the calls the second API made run there (its recovery takes them).
+      api = startApi();
+      await waitHealthy(url, 1, api);
+      const all = await waitFor(
+        'every message called to its end',
+        async () => {
+          const calls = await callsOf('shared');
+          return calls.length >= 40 && calls.every((c) => c.status === 'DONE') ? calls : undefined;
+        },
+        120_000,
+        api,
+      );
+      for (let n = 0; n < 40; n++) expect(all.filter((c) => c.params.body.n === n).length, `message ${n}`).toBe(1);
+      expect(all.length).toBe(40);
+      expect(api.output()).not.toMatch(/trigger consumed/); // the second API still holds it
+      await waitFor(
+        'nothing left at the broker',
+        async () => ((await leftAtBroker('redis', broker.url, 'jobs', `zfaas-${id}`)) === 0 ? true : undefined),
+        60_000,
+      );
+    } finally {
+      await api2?.stop();
+      api2 = undefined;
+      await broker.dispose();
+    }
+  },
+  300_000,
+);
