@@ -49,6 +49,7 @@ function fakeBroker() {
       close: async () => undefined,
     };
   };
+  let refuseAcks = 0; // the next acks fail (a broker restarting)
   const give = (id: string, body = '{"n":1}', redelivered = false): void => {
     const m: Message = {
       id,
@@ -56,12 +57,18 @@ function fakeBroker() {
       headers: { h: 'v' },
       subject: 'orders',
       redelivered,
-      ack: async () => void acked.push(id),
+      ack: async () => {
+        if (refuseAcks > 0) {
+          refuseAcks--;
+          throw new Error('TIMEOUT');
+        }
+        acked.push(id);
+      },
       deadLetter: async () => void dead.push(id),
     };
     events!.message(m);
   };
-  return { factory, give, acked, dead, pauses };
+  return { factory, give, acked, dead, pauses, refuseAcks: (n: number) => void (refuseAcks = n) };
 }
 
 // Calls as the DB would make them: one per key; `end` finishes one (a failure may be retried first).
@@ -127,6 +134,22 @@ describe('a trigger delivery', () => {
     expect(c.calls.size).toBe(1);
     expect(new Set(c.made.map((m) => m.key)).size).toBe(1);
     expect(await d.stats()).toMatchObject({ delivered: 2, failed: 0, inFlight: 0 });
+    await d.close();
+    c.ends.stop();
+  });
+
+  it('acknowledges a redelivery that comes while the first acknowledgement is being tried again', async () => {
+    const { b, c, d } = setup();
+    await flush();
+    b.give('s:5');
+    await until('call made', () => c.calls.size === 1);
+    b.refuseAcks(1);
+    c.end(1, 'DONE');
+    await flush();
+    b.give('s:5', '{"n":1}', true); // given again while the ack is retried
+    await until('both acked', () => b.acked.length === 2, 5000);
+    expect(c.calls.size).toBe(1);
+    expect((await d.stats()).inFlight).toBe(0);
     await d.close();
     c.ends.stop();
   });

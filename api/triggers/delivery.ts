@@ -221,6 +221,9 @@ export class TriggerDelivery {
       this.lastError = errText(e);
       this.d.log.warn({ trigger: this.trigger.id, messageId: m.id, err: this.lastError }, 'message not acknowledged');
     } finally {
+      // Redeliveries left after a failed acknowledgement (the call did end): acknowledged as well as may be.
+      // Closed, nothing is acknowledged: the broker gives them to the next consumer.
+      if (!this.closed) for (const twin of this.twins.get(m.id) ?? []) void twin.ack().catch(() => undefined);
       this.twins.delete(m.id);
       this.inFlight--;
       this.source?.settled();
@@ -245,7 +248,12 @@ export class TriggerDelivery {
   }
 
   private async finish(m: Message, ok: boolean): Promise<void> {
-    for (const one of [m, ...(this.twins.get(m.id) ?? [])]) {
+    // The first delivery, then every redelivery that came meanwhile (also while these were acknowledged).
+    const done = new Set<Message>();
+    for (;;) {
+      const one = [m, ...(this.twins.get(m.id) ?? [])].find((x) => !done.has(x));
+      if (!one) break;
+      done.add(one);
       // A broker restarting or a connection coming back may refuse it for a moment: tried a few times.
       for (let attempt = 1; ; attempt++) {
         try {
@@ -258,6 +266,7 @@ export class TriggerDelivery {
         }
       }
     }
+    this.twins.delete(m.id); // at once, in the turn that found none left
     if (ok) this.delivered++;
     else this.failed++;
   }

@@ -67,7 +67,18 @@ export function natsSource(spec: SourceSpec): Source {
         continue;
       }
       try {
-        const batch = await consumer.fetch({ max_messages: room, expires: 1000 });
+        const asked = consumer.fetch({ max_messages: room, expires: 1000 });
+        // Asked while the connection is down, a pull may wait for it long: given up after a while.
+        let late: NodeJS.Timeout | undefined;
+        const batch = await Promise.race([
+          asked,
+          new Promise<never>((_, reject) => {
+            late = setTimeout(() => {
+              void asked.then((b) => b.stop()).catch(() => undefined);
+              reject(new Error('no answer to a pull'));
+            }, 5000);
+          }),
+        ]).finally(() => clearTimeout(late));
         // A pull the server forgot (it restarted meanwhile) never ends by itself: ended here.
         const guard = setTimeout(() => batch.stop(), 3000);
         try {
