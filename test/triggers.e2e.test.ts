@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packFiles } from './helpers/archives.js';
 import { missingBroker, startBroker, type BrokerKind, type RunningBroker } from './helpers/brokers.js';
 import { cutProxy, type CutProxy } from './helpers/cut-proxy.js';
-import { leftAtBroker, prepareSource, publish, type Outgoing } from './helpers/publish.js';
+import { amqpDeadLettered, leftAtBroker, prepareSource, publish, type Outgoing } from './helpers/publish.js';
 import {
   freePort,
   http,
@@ -355,4 +355,73 @@ it.skipIf(missingBroker('redis'))(
     }
   },
   300_000,
+);
+
+// The broker's password comes from a secret of the namespace: the trigger keeps only the secret's name.
+it.skipIf(missingBroker('redis'))(
+  'connects with the password of a namespace secret, never stored in the trigger',
+  async () => {
+    const password = 'zfaas-redis-pw-0123456789';
+    const broker = await startBroker('redis', { password });
+    try {
+      await deploy('guarded');
+      expect((await http('PUT', `${url}/secrets/redis-pw`, { value: password })).status).toBeLessThan(300);
+      const made = await http<TriggerView>('POST', `${url}/functions/guarded/triggers`, {
+        type: 'redis',
+        url: broker.url,
+        source: 'guarded',
+        auth: { secret: 'redis-pw' },
+      });
+      expect(made.status).toBe(201);
+      await publish('redis', broker.url, 'guarded', [{ id: '1', body: '{"n":1}' }], password);
+      const calls = await waitFor('the message called', async () => {
+        const c = await callsOf('guarded');
+        return c.length === 1 && c[0]!.status === 'DONE' ? c : undefined;
+      });
+      expect(calls[0]!.params.body.n).toBe(1);
+      const shown = JSON.stringify((await http('GET', `${url}/functions/guarded/triggers`)).body);
+      expect(shown).toContain('redis-pw');
+      expect(shown).not.toContain(password);
+    } finally {
+      await broker.dispose();
+    }
+  },
+  120_000,
+);
+
+// With deadLetter: broker, a message whose call failed goes to the queue's dead-letter exchange.
+it.skipIf(missingBroker('amqp'))(
+  "hands a failed AMQP message to the queue's dead-letter exchange when asked",
+  async () => {
+    const broker = await startBroker('amqp');
+    try {
+      await prepareSource('amqp', broker.url, 'payments');
+      await deploy('payer');
+      const made = await http<TriggerView>('POST', `${url}/functions/payer/triggers`, {
+        type: 'amqp',
+        url: broker.url,
+        source: 'payments',
+        deadLetter: 'broker',
+      });
+      expect(made.status).toBe(201);
+      await publish('amqp', broker.url, 'payments', [
+        { id: 'ok-1', body: '{"n":1}' },
+        { id: 'bad-2', body: '{"n":2,"poison":true}' },
+      ]);
+      const dead = await waitFor('the poison message at the dead-letter queue', async () => {
+        const d = await amqpDeadLettered(broker.url, 'payments');
+        return d.length > 0 ? d : undefined;
+      });
+      expect(dead).toEqual(['bad-2']);
+      const calls = await callsOf('payer');
+      expect(calls.map((c) => [c.params.body.n, c.status]).sort()).toEqual([
+        [1, 'DONE'],
+        [2, 'ERROR'],
+      ]);
+      expect(await leftAtBroker('amqp', broker.url, 'payments', '')).toBe(0);
+    } finally {
+      await broker.dispose();
+    }
+  },
+  120_000,
 );

@@ -51,7 +51,8 @@ async function waitPort(port: number, ms: number, proc: ChildProcess, out: () =>
   throw new Error(`broker did not listen on ${port} within ${ms} ms:\n${out().slice(-3000)}`);
 }
 
-export async function startBroker(kind: BrokerKind): Promise<RunningBroker> {
+// `password`: the broker asks for it (redis only: requirepass).
+export async function startBroker(kind: BrokerKind, o: { password?: string } = {}): Promise<RunningBroker> {
   const dir = await tempDir('zfaas-broker-');
   const port = await freePort();
   const extra = kind === 'amqp' ? { dist: await freePort(), epmd: await freePort() } : undefined;
@@ -71,6 +72,7 @@ export async function startBroker(kind: BrokerKind): Promise<RunningBroker> {
     } else if (kind === 'redis') {
       cmd = BINARIES.redis;
       args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always'];
+      if (o.password) args.push('--requirepass', o.password);
     } else if (kind === 'mqtt') {
       const conf = join(dir, 'mosquitto.conf');
       await writeFile(

@@ -30,7 +30,7 @@ export async function prepareSource(kind: BrokerKind, url: string, source: strin
   }
 }
 
-export async function publish(kind: BrokerKind, url: string, source: string, messages: Outgoing[]): Promise<void> {
+export async function publish(kind: BrokerKind, url: string, source: string, messages: Outgoing[], password?: string): Promise<void> {
   const buf = (b: Buffer | string): Buffer => (typeof b === 'string' ? Buffer.from(b) : b);
   if (kind === 'nats') {
     const nc = await natsConnect({ servers: url });
@@ -38,7 +38,7 @@ export async function publish(kind: BrokerKind, url: string, source: string, mes
     for (const m of messages) await js.publish(source, buf(m.body));
     await nc.close();
   } else if (kind === 'redis') {
-    const r = new Redis(url);
+    const r = new Redis(url, password ? { password } : {});
     for (const m of messages) await r.call('XADD', source, '*', 'body', buf(m.body).toString('utf8'), 'x-test-id', m.id);
     r.disconnect();
   } else if (kind === 'amqp') {
