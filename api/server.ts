@@ -30,6 +30,7 @@ import { schedulesRouter } from './handlers/schedules.js';
 import { triggersRouter } from './handlers/triggers.js';
 import { TriggerRunner, triggerTimings } from './triggers/runner.js';
 import { CallEnds } from './triggers/delivery.js';
+import { TriggerAllow } from './triggers/allow.js';
 import { invokeRouter } from './handlers/invoke.js';
 import { webRouter } from './handlers/web.js';
 import { functionsElsewhereRouter } from './handlers/functions-elsewhere.js';
@@ -74,6 +75,7 @@ export class ApiServer {
   readonly callbackAllow: AllowList;
   readonly deliverer: Deliverer;
   readonly triggers: TriggerRunner; // consumes the brokers' messages of the triggers it holds (api/triggers)
+  readonly triggerAllow: TriggerAllow; // where triggers may connect (ZFAAS_TRIGGER_ALLOW; default loopback)
   private readonly idempotencyTtlS: number;
   private http?: Server;
   private functionsHttp?: Server;
@@ -113,7 +115,9 @@ export class ApiServer {
       events: this.calls.events,
       ...(o.callbackBackoffMs ? { backoff: { firstMs: o.callbackBackoffMs } } : {}),
     });
+    this.triggerAllow = TriggerAllow.parse(process.env.ZFAAS_TRIGGER_ALLOW); // a bad list stops the start
     this.triggers = new TriggerRunner({
+      allow: this.triggerAllow,
       db: this.db,
       log: o.log,
       invoke: (funcName, params, idempotency) => this.calls.invoke(funcName, params, undefined, { idempotency }),
@@ -170,7 +174,7 @@ export class ApiServer {
     app.use(preloadAfterDeploy(this.db, this.broker, this.o.log));
     app.use(functionsRouter(this.db, this.quotas));
     app.use(schedulesRouter({ db: this.db, calls: this.calls, log: this.o.log, quotas: this.quotas }));
-    app.use(triggersRouter({ db: this.db, runner: this.triggers }));
+    app.use(triggersRouter({ db: this.db, runner: this.triggers, allow: this.triggerAllow }));
     app.use(invokeRouter(this.db, this.calls, this.idempotencyTtlS, this.callbackAllow));
     app.use(callsRouter(this.db, this.calls));
     app.use(deadLettersRouter(this.db, this.calls));

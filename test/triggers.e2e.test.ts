@@ -122,6 +122,9 @@ it('refuses a trigger it cannot consume, saying what it expected', async () => {
   const noSecret = await post({ type: 'amqp', url: 'amqp://127.0.0.1:5672', source: 'q', auth: { username: 'bob', secret: 'nope' } });
   expect(noSecret.status).toBe(400);
   expect(noSecret.body.error).toMatch(/has no secret nope/);
+  const far = await post({ type: 'redis', url: 'redis://10.1.2.3:6379', source: 's' });
+  expect(far.status).toBe(400);
+  expect(far.body.error).toMatch(/not in this API's trigger allow-list/);
   const dlq = await post({ type: 'redis', url: 'redis://127.0.0.1:1', source: 's', deadLetter: 'broker' });
   expect(dlq.status).toBe(400);
   expect((await http('POST', `${url}/functions/nope/triggers`, { type: 'redis', url: 'redis://127.0.0.1:1', source: 's' })).status).toBe(

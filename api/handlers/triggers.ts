@@ -14,11 +14,13 @@ import { HttpError, parse, wrap } from '../http.js';
 import { route, router } from '../routes.js';
 import { scopeOf } from '../tenancy/scope.js';
 import { checkTrigger, settingsOf, TriggerBodySchema, triggerView } from '../triggers/model.js';
+import type { TriggerAllow } from '../triggers/allow.js';
 import type { TriggerRunner } from '../triggers/runner.js';
 
 export interface TriggersDeps {
   db: DbClient;
   runner: Pick<TriggerRunner, 'poke'>;
+  allow?: Pick<TriggerAllow, 'refusal'>; // where triggers may connect (unset: anywhere, as for a router used alone)
 }
 
 export function triggersRouter(d: TriggersDeps): Router {
@@ -47,6 +49,8 @@ export function triggersRouter(d: TriggersDeps): Router {
       const body = parse(TriggerBodySchema, req.body ?? {}, 'trigger');
       const wrong = checkTrigger(body);
       if (wrong) throw new HttpError(400, wrong);
+      const refused = await d.allow?.refusal(body.type, body.url);
+      if (refused) throw new HttpError(400, `invalid url: ${refused}`);
       await fnExists(qname);
       if (body.auth?.secret) {
         const secrets = await d.db.request('listSecrets', { namespace: scope.namespace });

@@ -14,6 +14,7 @@ import type { DbClient } from '../../db/client.js';
 import type { Trigger } from '../../protocol/db.js';
 import { TriggerDelivery, type DeliveryDeps } from './delivery.js';
 import { sourceFactory, type SourceFactory } from './source.js';
+import type { TriggerAllow } from './allow.js';
 
 export interface TriggerRunnerDeps extends DeliveryDeps {
   db: Pick<DbClient, 'request' | 'requestWithBlobs'>;
@@ -21,6 +22,7 @@ export interface TriggerRunnerDeps extends DeliveryDeps {
   syncMs?: number;
   leaseMs?: number;
   factory?: (type: Trigger['type']) => Promise<SourceFactory>; // tests give fakes
+  allow?: Pick<TriggerAllow, 'refusal'>; // checked again before each connection
 }
 
 // The lease and the sync period from the environment (ZFAAS_TRIGGER_LEASE_MS, ZFAAS_TRIGGER_SYNC_MS): a
@@ -125,7 +127,22 @@ export class TriggerRunner {
       }
       password = blobs[0]?.toString('utf8');
     }
-    const factory = await (this.d.factory ?? sourceFactory)(t.type);
+    const base = await (this.d.factory ?? sourceFactory)(t.type);
+    const allow = this.d.allow;
+    // The list may have changed, or the host resolve elsewhere now: checked before each connection.
+    const factory: SourceFactory = allow
+      ? (spec) => {
+          const src = base(spec);
+          return {
+            ...src,
+            start: async () => {
+              const refused = await allow.refusal(t.type, t.url);
+              if (refused) throw new Error(refused);
+              await src.start();
+            },
+          };
+        }
+      : base;
     const delivery = new TriggerDelivery(t, factory, password, this.d);
     this.running.set(t.id, delivery);
     delivery.start();
