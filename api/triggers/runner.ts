@@ -11,7 +11,7 @@ import { UsageError } from '../../common/errors.js';
 import { errText, type Logger } from '../../common/log.js';
 import { namespaceOf } from '../../common/namespace.js';
 import type { DbClient } from '../../db/client.js';
-import type { Trigger } from '../../protocol/db.js';
+import type { Trigger, TriggerStats } from '../../protocol/db.js';
 import { TriggerDelivery, type DeliveryDeps } from './delivery.js';
 import { sourceFactory, type SourceFactory } from './source.js';
 import type { TriggerAllow } from './allow.js';
@@ -46,6 +46,8 @@ export function triggerTimings(env: NodeJS.ProcessEnv): { leaseMs?: number; sync
 export class TriggerRunner {
   readonly holder = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   private readonly running = new Map<string, TriggerDelivery>();
+  // Held triggers that cannot be consumed (their secret is missing): why, shown in their stats.
+  private readonly blocked = new Map<string, Omit<TriggerStats, 'at'>>();
   private timer?: NodeJS.Timeout;
   private syncing?: Promise<void>;
   private stopped = false;
@@ -89,7 +91,8 @@ export class TriggerRunner {
       const mine = this.running.get(t.id);
       const leaseMs = this.d.leaseMs ?? 10_000;
       try {
-        const stats = mine ? await mine.stats() : undefined;
+        const blocked = this.blocked.get(t.id);
+        const stats = mine ? await mine.stats() : blocked ? { ...blocked, at: new Date().toISOString() } : undefined;
         const { trigger, held } = await this.d.db.request('leaseTrigger', {
           funcName: t.funcName,
           id: t.id,
@@ -111,6 +114,7 @@ export class TriggerRunner {
       }
     }
     for (const id of [...this.running.keys()]) if (!seen.has(id)) await this.drop(id);
+    for (const id of [...this.blocked.keys()]) if (!seen.has(id)) this.blocked.delete(id);
   }
 
   private async begin(t: Trigger): Promise<void> {
@@ -122,9 +126,12 @@ export class TriggerRunner {
         names: [t.auth.secret],
       });
       if (data.missing.length > 0) {
-        this.d.log.warn({ trigger: t.id, secret: t.auth.secret }, "trigger's secret is missing; not consumed");
+        const lastError = `secret ${t.auth.secret} of namespace ${namespaceOf(t.funcName)} is missing: not consumed until it exists`;
+        if (!this.blocked.has(t.id)) this.d.log.warn({ trigger: t.id, secret: t.auth.secret }, "trigger's secret is missing; not consumed");
+        this.blocked.set(t.id, { ...(t.stats ?? { inFlight: 0, delivered: 0, failed: 0, rejected: [] }), connected: false, lastError });
         return;
       }
+      this.blocked.delete(t.id);
       password = blobs[0]?.toString('utf8');
     }
     const base = await (this.d.factory ?? sourceFactory)(t.type);
