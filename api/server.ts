@@ -122,7 +122,7 @@ export class ApiServer {
       log: o.log,
       invoke: (funcName, params, idempotency) => this.calls.invoke(funcName, params, undefined, { idempotency }),
       ends: new CallEnds({ events: this.calls.events, getCall: (callNum) => this.db.request('getCall', { callNum }) }),
-      queueLength: () => this.scheduler.queueLength,
+      queueLength: (funcName) => this.scheduler.queuedOf(funcName),
       ...triggerTimings(process.env),
     });
   }

@@ -45,7 +45,7 @@ export const TRIGGER_TYPES = ['nats', 'mqtt', 'amqp', 'redis'] as const;
 export const TriggerIdSchema = z.string().regex(/^[a-f0-9]{1,64}$/);
 export const TriggerSettingsSchema = z.object({
   inFlight: z.number().int().min(1).max(1000), // calls of the trigger in flight at once (unacknowledged messages)
-  maxQueue: z.number().int().min(1).max(1_000_000), // no pulling while the API's queue of calls is this long
+  maxQueue: z.number().int().min(1).max(1_000_000), // no pulling while this many of the function's calls wait in the API's queue
   maxBytes: z
     .number()
     .int()

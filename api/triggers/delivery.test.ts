@@ -100,13 +100,13 @@ function fakeCalls() {
   return { invoke, end, ends, made, calls, refuse: (n: number) => void (refuse = n) };
 }
 
-function setup(settings: Partial<Trigger['settings']> = {}, queue = { length: 0 }) {
+function setup(settings: Partial<Trigger['settings']> = {}, queue = { length: 0, of: 'fn' }) {
   const b = fakeBroker();
   const c = fakeCalls();
   const d = new TriggerDelivery(trigger(settings), b.factory, undefined, {
     invoke: c.invoke,
     ends: c.ends,
-    queueLength: () => queue.length,
+    queueLength: (funcName: string) => (funcName === queue.of ? queue.length : 0),
     log,
   });
   d.start();
@@ -194,7 +194,7 @@ describe('a trigger delivery', () => {
   });
 
   it('holds messages while paused, and stops pulling while the queue of calls is long', async () => {
-    const queue = { length: 0 };
+    const queue = { length: 0, of: 'fn' };
     const { b, c, d } = setup({ maxQueue: 5 }, queue);
     await flush();
     d.setPaused(true);
@@ -204,6 +204,10 @@ describe('a trigger delivery', () => {
     d.setPaused(false);
     await until('call made', () => c.calls.size === 1);
     queue.length = 5;
+    queue.of = 'another'; // another function's queue holds back nothing
+    await new Promise((r) => setTimeout(r, 400));
+    expect(b.pauses.at(-1)).toBe(false);
+    queue.of = 'fn';
     await until('pulling stopped', () => b.pauses.at(-1) === true);
     queue.length = 0;
     await until('pulling again', () => b.pauses.at(-1) === false);

@@ -6,7 +6,7 @@
 // `deadLetter: broker`, handed to the broker's dead-letter target. A message longer than `maxBytes` makes
 // no call: it is acknowledged (or dead-lettered) and listed in the trigger's stats. At most `inFlight`
 // messages are unacknowledged at once (the source holds to it), and no message is taken while the API's
-// queue of calls is `maxQueue` long or longer (backpressure) or the trigger is paused.
+// queue of the function's calls is `maxQueue` long or longer (backpressure) or the trigger is paused.
 import type { EventEmitter } from 'node:events';
 import type { CallEvents } from '../calls.js';
 import { errText, type Logger } from '../../common/log.js';
@@ -85,7 +85,7 @@ export interface DeliveryDeps {
     idempotency: { key: string; hash: string; ttlS: number },
   ): Promise<{ call: Call; replayed: boolean }>;
   ends: Pick<CallEnds, 'wait'>;
-  queueLength(): number; // calls waiting in this API's queue
+  queueLength(funcName: string): number; // calls of the function waiting in this API's queue
   log: Logger;
 }
 
@@ -174,7 +174,7 @@ export class TriggerDelivery {
   }
 
   private pressure(): void {
-    const long = this.d.queueLength() >= this.trigger.settings.maxQueue;
+    const long = this.d.queueLength(this.trigger.funcName) >= this.trigger.settings.maxQueue;
     if (long === this.throttled) return;
     this.throttled = long;
     this.source?.setPaused(this.paused || this.throttled);

@@ -66,7 +66,11 @@ export function triggerCommands(p: Command, deps: Deps): void {
       .option('--username <user>', 'user name at the broker')
       .option('--secret <name>', "secret of the namespace holding the broker's password (or NATS token)")
       .option('--in-flight <n>', 'calls in flight at once (default 16)', countArg('--in-flight'))
-      .option('--max-queue <n>', "take no message while the API's queue of calls is this long (default 1000)", countArg('--max-queue'))
+      .option(
+        '--max-queue <n>',
+        "take no message while this many of the function's calls wait in the API's queue (default 1000)",
+        countArg('--max-queue'),
+      )
       .option('--max-bytes <n>', 'longer messages make no call: acknowledged and listed (default 1 MiB)', countArg('--max-bytes'))
       .option('--dead-letter <where>', "failed messages: list (default) or broker (the queue's dead-letter exchange; amqp)", deadArg)
       .option('--stream <name>', 'nats: the JetStream stream (default: the one holding the subject)')
