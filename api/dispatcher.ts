@@ -74,6 +74,13 @@ export class Scheduler implements QueueView {
     return this.queue.length;
   }
 
+  // Calls of one function waiting here (a trigger's backpressure reads it).
+  queuedOf(funcName: string): number {
+    let n = 0;
+    for (const c of this.queue) if (c.funcName === funcName) n++;
+    return n;
+  }
+
   // Takes a call out of the queue (it was cancelled); whether it was there.
   drop(callNum: number): boolean {
     if (!this.queued.has(callNum)) return false;

@@ -27,6 +27,10 @@ import { cancelRouter } from './handlers/cancel.js';
 import { deadLettersRouter } from './handlers/dead-letters.js';
 import { functionsRouter } from './handlers/functions.js';
 import { schedulesRouter } from './handlers/schedules.js';
+import { triggersRouter } from './handlers/triggers.js';
+import { TriggerRunner, triggerTimings } from './triggers/runner.js';
+import { CallEnds } from './triggers/delivery.js';
+import { TriggerAllow } from './triggers/allow.js';
 import { invokeRouter } from './handlers/invoke.js';
 import { webRouter } from './handlers/web.js';
 import { functionsElsewhereRouter } from './handlers/functions-elsewhere.js';
@@ -70,6 +74,8 @@ export class ApiServer {
   readonly calls: Calls;
   readonly callbackAllow: AllowList;
   readonly deliverer: Deliverer;
+  readonly triggers: TriggerRunner; // consumes the brokers' messages of the triggers it holds (api/triggers)
+  readonly triggerAllow: TriggerAllow; // where triggers may connect (ZFAAS_TRIGGER_ALLOW; default loopback)
   private readonly idempotencyTtlS: number;
   private http?: Server;
   private functionsHttp?: Server;
@@ -108,6 +114,16 @@ export class ApiServer {
       log: o.log,
       events: this.calls.events,
       ...(o.callbackBackoffMs ? { backoff: { firstMs: o.callbackBackoffMs } } : {}),
+    });
+    this.triggerAllow = TriggerAllow.parse(process.env.ZFAAS_TRIGGER_ALLOW); // a bad list stops the start
+    this.triggers = new TriggerRunner({
+      allow: this.triggerAllow,
+      db: this.db,
+      log: o.log,
+      invoke: (funcName, params, idempotency) => this.calls.invoke(funcName, params, undefined, { idempotency }),
+      ends: new CallEnds({ events: this.calls.events, getCall: (callNum) => this.db.request('getCall', { callNum }) }),
+      queueLength: (funcName) => this.scheduler.queuedOf(funcName),
+      ...triggerTimings(process.env),
     });
   }
 
@@ -158,6 +174,7 @@ export class ApiServer {
     app.use(preloadAfterDeploy(this.db, this.broker, this.o.log));
     app.use(functionsRouter(this.db, this.quotas));
     app.use(schedulesRouter({ db: this.db, calls: this.calls, log: this.o.log, quotas: this.quotas }));
+    app.use(triggersRouter({ db: this.db, runner: this.triggers, allow: this.triggerAllow }));
     app.use(invokeRouter(this.db, this.calls, this.idempotencyTtlS, this.callbackAllow));
     app.use(callsRouter(this.db, this.calls));
     app.use(deadLettersRouter(this.db, this.calls));
@@ -210,6 +227,7 @@ export class ApiServer {
     this.http = await this.listen(this.app(), this.o.port);
     if (this.o.functionsPort) this.functionsHttp = await this.listen(this.functionsApp(), this.o.functionsPort);
     this.deliverer.start();
+    this.triggers.start();
     this.o.log.info(
       {
         url: `http://${this.o.host}:${this.o.port}`,
@@ -241,6 +259,7 @@ export class ApiServer {
   }
 
   async stop(): Promise<void> {
+    await this.triggers.stop(); // its leases given up while the DB client is open
     this.calls.stop();
     await this.deliverer.stop(); // before the DB client closes: a try that ended is recorded
     this.broker.stop();

@@ -19,7 +19,7 @@ import {
   type Namespace,
   type Runtime,
 } from '../common/model.js';
-import { ScheduleSchema, type Schedule } from '../protocol/db.js';
+import { ScheduleSchema, TriggerSchema, type Schedule, type Trigger } from '../protocol/db.js';
 import type { KeyEntry } from './call-group.js';
 import type { SealedSecret } from './store-api.js';
 
@@ -31,6 +31,7 @@ export type BackupRecord =
   | { kind: 'call'; value: Call }
   | { kind: 'idempotency'; key: string; value: KeyEntry }
   | { kind: 'schedule'; value: Schedule }
+  | { kind: 'trigger'; value: Trigger }
   | { kind: 'namespace'; value: Namespace }
   | { kind: 'key'; value: KeyRecord }
   | { kind: 'secret'; namespace: string; value: SealedSecret };
@@ -67,6 +68,8 @@ export function encodeRecord(r: BackupRecord): [Buffer, Buffer] {
       return [key(r.key), json(r.value)];
     case 'schedule':
       return [key(`${r.value.funcName}!${r.value.id}`), json(r.value)];
+    case 'trigger':
+      return [key(`${r.value.funcName}!${r.value.id}`), json(r.value)];
     case 'namespace':
       return [key(r.value.name), json(r.value)];
     case 'key':
@@ -100,6 +103,8 @@ export function decodeRecord(keyBuf: Buffer, value: Buffer): BackupRecord {
       return { kind, key: id, value: checked<KeyEntry>(KeyEntrySchema, parsed()) };
     case 'schedule':
       return { kind, value: checked<Schedule>(ScheduleSchema, parsed()) };
+    case 'trigger':
+      return { kind, value: checked<Trigger>(TriggerSchema, parsed()) };
     case 'namespace':
       return { kind, value: checked<Namespace>(NamespaceSchema, parsed()) };
     case 'key':

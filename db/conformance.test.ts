@@ -254,7 +254,7 @@ describe('backups across stores', () => {
   afterEach(async () => rm(tmp, { recursive: true, force: true }));
 
   // A store with a bit of everything: functions, an archive, calls (final, running, a dead letter, one with
-  // a callback), an idempotency key, a schedule, a namespace with a key.
+  // a callback), an idempotency key, a schedule, a trigger, a namespace with a key.
   async function fill(db: DbClient): Promise<void> {
     const version = await deploy(db, 'f', randomBytes(300_000));
     await db.request('putSchedule', {
@@ -264,6 +264,16 @@ describe('backups across stores', () => {
       timezone: 'UTC',
       params: {},
       missed: 'once',
+      createdAt: 'x',
+    });
+    await db.request('putTrigger', {
+      id: 'cd12',
+      funcName: 'f',
+      type: 'redis',
+      url: 'redis://127.0.0.1:6379',
+      source: 'orders',
+      settings: { inFlight: 4, maxQueue: 100, maxBytes: 1024, deadLetter: 'list', dedupWindowS: 3600 },
+      paused: true,
       createdAt: 'x',
     });
     for (const i of range(12)) {
@@ -300,6 +310,7 @@ describe('backups across stores', () => {
       unfinished: (await db.request('listUnfinished', {})).map((c) => c.callNum),
       dead: (await db.request('listDeadLetters', {})).map((c) => c.callNum),
       schedules: await db.request('listSchedules', {}),
+      triggers: await db.request('listTriggers', {}),
       namespaces: await db.request('listNamespaces', {}),
       keys: await db.request('listKeys', { namespace: 'team-a' }),
     };

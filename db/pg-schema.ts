@@ -3,7 +3,7 @@
 // Records are JSON text; the columns beside them are what queries filter and sort on.
 import type pg from 'pg';
 
-export const PG_SCHEMA = 1;
+export const PG_SCHEMA = 2;
 const LOCK = 7_268_511_722; // this schema's advisory lock (any constant of our own)
 
 // Layout version n is made by STEPS[n - 1]: a later version adds a step, never edits one.
@@ -35,6 +35,7 @@ const STEPS: string[][] = [
     'CREATE INDEX api_keys_namespace ON api_keys (namespace)',
     'CREATE TABLE secrets (namespace text NOT NULL, name text NOT NULL, rec text NOT NULL, PRIMARY KEY (namespace, name))',
   ],
+  ['CREATE TABLE triggers (func_name text NOT NULL, id text NOT NULL, rec text NOT NULL, PRIMARY KEY (func_name, id))'],
 ];
 
 // Brings the schema to PG_SCHEMA inside the caller's transaction; answers the version it found.

@@ -11,7 +11,8 @@ import { createHash } from 'node:crypto';
 import { isFinal, type Call, type FunctionMeta, type FunctionSettings, type Runtime } from '../common/model.js';
 import { DEFAULT_NAMESPACE, namespaceOf, NS_SEP } from '../common/namespace.js';
 import { errText, type Logger } from '../common/log.js';
-import { idempotencyPrefix, type DbContent, type Purged, type Schedule } from '../protocol/db.js';
+import { idempotencyPrefix, type DbContent, type Purged, type Schedule, type Trigger } from '../protocol/db.js';
+import { keptOnPut, leased, type LeaseRequest } from './trigger-lease.js';
 import { CallGroup, type KeyEntry } from './call-group.js';
 import {
   ConflictError,
@@ -216,6 +217,7 @@ export class PgStore implements StoreBackend {
       if ((await c.query('DELETE FROM function_heads WHERE name = $1', [name])).rowCount === 0) return { deleted: false };
       const gone = await c.query('DELETE FROM function_versions WHERE name = $1 RETURNING digest', [name]);
       await c.query('DELETE FROM schedules WHERE func_name = $1', [name]); // they go with it
+      await c.query('DELETE FROM triggers WHERE func_name = $1', [name]);
       await dropArchives(
         c,
         (gone.rows as Array<{ digest: string }>).map((r) => r.digest),
@@ -416,6 +418,46 @@ export class PgStore implements StoreBackend {
     });
   }
 
+  // Triggers: a record per trigger; a lease is read FOR UPDATE, so two DB services never both grant one.
+  putTrigger(t: Omit<Trigger, 'lease' | 'stats'>): Promise<Trigger> {
+    return this.tx(async (c) => {
+      const stored = keptOnPut(t, await triggerFor(c, t.funcName, t.id));
+      await putTrigger(c, stored);
+      return stored;
+    });
+  }
+  async listTriggers(funcName?: string, namespace?: string): Promise<Trigger[]> {
+    const r = await this.pool.query(
+      'SELECT rec FROM triggers WHERE ($1::text IS NULL OR func_name = $1) ORDER BY func_name COLLATE "C", id COLLATE "C"',
+      [funcName ?? null],
+    );
+    const all = recs<Trigger>(r.rows);
+    return namespace ? all.filter((t) => namespaceOf(t.funcName) === namespace) : all;
+  }
+  async deleteTrigger(funcName: string, id: string): Promise<{ deleted: boolean }> {
+    const r = await this.pool.query('DELETE FROM triggers WHERE func_name = $1 AND id = $2', [funcName, id]);
+    return { deleted: (r.rowCount ?? 0) > 0 };
+  }
+  pauseTrigger(funcName: string, id: string, paused: boolean): Promise<Trigger | null> {
+    return this.tx(async (c) => {
+      const t = await triggerFor(c, funcName, id);
+      if (!t) return null;
+      const next: Trigger = { ...t, paused };
+      await putTrigger(c, next);
+      return next;
+    });
+  }
+  leaseTrigger(r: LeaseRequest): Promise<{ trigger: Trigger | null; held: boolean }> {
+    return this.tx(async (c) => {
+      const t = await triggerFor(c, r.funcName, r.id);
+      if (!t) return { trigger: null, held: false };
+      const { next, held } = leased(t, r, Date.now());
+      if (!next) return { trigger: t, held };
+      await putTrigger(c, next);
+      return { trigger: next, held };
+    });
+  }
+
   // Everything kept under a namespace's name (see the LevelDB store's purgeNamespace), in one transaction.
   purgeNamespace(namespace: string): Promise<Purged> {
     if (namespace === DEFAULT_NAMESPACE) return Promise.reject(new ConflictError('the default namespace is never purged'));
@@ -426,6 +468,7 @@ export class PgStore implements StoreBackend {
       const named = `${namespace}${NS_SEP}`;
       for (const [table, column] of [
         ['schedules', 'func_name'],
+        ['triggers', 'func_name'],
         ['function_versions', 'name'],
         ['function_heads', 'name'],
         ['runtimes', 'name'],
@@ -472,7 +515,7 @@ export class PgStore implements StoreBackend {
   async wipe(): Promise<void> {
     await this.tx(async (c) => {
       await c.query(
-        'TRUNCATE runtimes, archives, function_heads, function_versions, calls, idempotency_keys, schedules, namespaces, api_keys, secrets',
+        'TRUNCATE runtimes, archives, function_heads, function_versions, calls, idempotency_keys, schedules, triggers, namespaces, api_keys, secrets',
       );
       await c.query('UPDATE call_counter SET n = 0');
     });
@@ -482,7 +525,7 @@ export class PgStore implements StoreBackend {
     const r = await this.pool.query(
       `SELECT (SELECT count(*) FROM calls) + (SELECT count(*) FROM function_heads) + (SELECT count(*) FROM runtimes)
         + (SELECT count(*) FROM archives) + (SELECT count(*) FROM api_keys) + (SELECT count(*) FROM secrets)
-        + (SELECT count(*) FROM schedules) + (SELECT count(*) FROM idempotency_keys)
+        + (SELECT count(*) FROM schedules) + (SELECT count(*) FROM triggers) + (SELECT count(*) FROM idempotency_keys)
         + (SELECT count(*) FROM namespaces WHERE name <> $1) AS n`,
       [DEFAULT_NAMESPACE],
     );
@@ -524,6 +567,9 @@ export class PgStore implements StoreBackend {
           case 'schedule':
             await putSchedule(c, r.value);
             break;
+          case 'trigger':
+            await putTrigger(c, r.value);
+            break;
           default:
             await this.tenancy.restore(c, r);
         }
@@ -542,6 +588,17 @@ async function insertVersion(q: Queryable, meta: FunctionMeta): Promise<void> {
     `INSERT INTO function_versions (name, version, digest, runtime, rec) VALUES ($1, $2, $3, $4, $5)
      ON CONFLICT (name, version) DO UPDATE SET digest = EXCLUDED.digest, runtime = EXCLUDED.runtime, rec = EXCLUDED.rec`,
     [meta.functionName, meta.version, meta.digest, meta.runtimeName, JSON.stringify(meta)],
+  );
+}
+
+async function triggerFor(q: Queryable, funcName: string, id: string): Promise<Trigger | null> {
+  return rec<Trigger>((await q.query('SELECT rec FROM triggers WHERE func_name = $1 AND id = $2 FOR UPDATE', [funcName, id])).rows[0]);
+}
+
+async function putTrigger(q: Queryable, t: Trigger): Promise<void> {
+  await q.query(
+    'INSERT INTO triggers (func_name, id, rec) VALUES ($1, $2, $3) ON CONFLICT (func_name, id) DO UPDATE SET rec = EXCLUDED.rec',
+    [t.funcName, t.id, JSON.stringify(t)],
   );
 }
 
@@ -603,5 +660,7 @@ async function* readAll(c: Queryable): AsyncGenerator<BackupRecord> {
   }
   for (const sc of recs<Schedule>((await c.query('SELECT rec FROM schedules ORDER BY func_name COLLATE "C", id COLLATE "C"')).rows))
     yield { kind: 'schedule', value: sc };
+  for (const t of recs<Trigger>((await c.query('SELECT rec FROM triggers ORDER BY func_name COLLATE "C", id COLLATE "C"')).rows))
+    yield { kind: 'trigger', value: t };
   yield* PgTenancy.readAll(c);
 }

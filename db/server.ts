@@ -349,6 +349,16 @@ export class DbServer {
         return { data: await s.deleteSchedule(req.content.funcName, req.content.id) };
       case 'recordScheduleRun':
         return { data: await s.recordScheduleRun(req.content) };
+      case 'putTrigger':
+        return { data: await s.putTrigger(req.content) };
+      case 'listTriggers':
+        return { data: await s.listTriggers(req.content.funcName, req.content.namespace) };
+      case 'deleteTrigger':
+        return { data: await s.deleteTrigger(req.content.funcName, req.content.id) };
+      case 'pauseTrigger':
+        return { data: await s.pauseTrigger(req.content.funcName, req.content.id, req.content.paused) };
+      case 'leaseTrigger':
+        return { data: await s.leaseTrigger(req.content) };
       case 'createNamespace':
         return { data: await t.createNamespace(req.content.name, req.content.quotas, () => s.purgeNamespace(req.content.name)) };
       case 'getNamespace':

@@ -3,9 +3,10 @@
 // each: a call's table in db/call-life.ts (applied by db/call-group.ts), sealing in db/tenancy.ts; a
 // backend only reads and writes records, atomically where it says so.
 import type { Call, FunctionMeta, KeyRecord, Namespace, Runtime, SecretInfo } from '../common/model.js';
-import type { DbContent, Purged, Schedule } from '../protocol/db.js';
+import type { DbContent, Purged, Schedule, Trigger } from '../protocol/db.js';
 import type { CallGroup } from './call-group.js';
 import type { BackupRecord } from './backup-records.js';
+import type { LeaseRequest } from './trigger-lease.js';
 
 export { NotFoundError } from '../common/errors.js';
 
@@ -80,6 +81,12 @@ export interface StoreBackend {
   deleteSchedule(funcName: string, id: string): Promise<{ deleted: boolean }>;
   // Moves lastRun forward only, atomically: of two services recording ticks at once, the later tick stays.
   recordScheduleRun(r: { funcName: string; id: string; tick: string; callNum: number }): Promise<Schedule | null>;
+  // Triggers (api/triggers consumes them; a lease keeps one consuming API at a time).
+  putTrigger(t: Omit<Trigger, 'lease' | 'stats'>): Promise<Trigger>;
+  listTriggers(funcName?: string, namespace?: string): Promise<Trigger[]>;
+  deleteTrigger(funcName: string, id: string): Promise<{ deleted: boolean }>;
+  pauseTrigger(funcName: string, id: string, paused: boolean): Promise<Trigger | null>;
+  leaseTrigger(r: LeaseRequest): Promise<{ trigger: Trigger | null; held: boolean }>;
 
   // Everything kept under a namespace's name (calls, idempotency keys, schedules, functions, runtimes).
   purgeNamespace(namespace: string): Promise<Purged>;

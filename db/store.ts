@@ -15,11 +15,13 @@ import {
   type DbContent,
   type Purged,
   type Schedule,
+  type Trigger,
 } from '../protocol/db.js';
 import { CallGroup, type KeyEntry } from './call-group.js';
 import { ConflictError, NotFoundError, type CallQuery, type DeadLetterQuery, type StoreBackend, type StoreSnapshot } from './store-api.js';
 import { LevelTenancy } from './level-tenancy.js';
 import type { BackupRecord } from './backup-records.js';
+import { keptOnPut, leased, type LeaseRequest } from './trigger-lease.js';
 
 export { ConflictError, NotFoundError } from './store-api.js';
 
@@ -48,6 +50,7 @@ export class Store implements StoreBackend {
   private readonly openCalls: Sub<number>; // index of calls not yet final, so recovery never scans every call
   private readonly keys: Sub<KeyEntry>; // idempotency key -> the call it made (an expired one is overwritten)
   private readonly schedules: Sub<Schedule>; // "funcName!id" -> a schedule (cron trigger)
+  private readonly triggers: Sub<Trigger>; // "funcName!id" -> a trigger (messages of a broker)
   // Indexes kept by each call write from the call's own state (CallTable.ops): the dead letters still
   // listed, and the callback deliveries still pending (value: when the next try is due, ms).
   private readonly deadLetters: Sub<number>;
@@ -69,6 +72,7 @@ export class Store implements StoreBackend {
     this.openCalls = this.db.sublevel<string, number>('open', { valueEncoding: 'json' });
     this.keys = this.db.sublevel<string, KeyEntry>('idem', { valueEncoding: 'json' });
     this.schedules = this.db.sublevel<string, Schedule>('sched', { valueEncoding: 'json' });
+    this.triggers = this.db.sublevel<string, Trigger>('trig', { valueEncoding: 'json' });
     this.deadLetters = this.db.sublevel<string, number>('dead', { valueEncoding: 'json' });
     this.outbox = this.db.sublevel<string, number>('outbox', { valueEncoding: 'json' });
     this.tenancy = new LevelTenancy(this.db);
@@ -155,6 +159,9 @@ export class Store implements StoreBackend {
           break;
         case 'schedule':
           ops.push({ type: 'put', sublevel: this.schedules, key: `${r.value.funcName}!${r.value.id}`, value: r.value });
+          break;
+        case 'trigger':
+          ops.push({ type: 'put', sublevel: this.triggers, key: `${r.value.funcName}!${r.value.id}`, value: r.value });
           break;
         default:
           ops.push(...this.tenancy.restoreOps(r));
@@ -256,9 +263,11 @@ export class Store implements StoreBackend {
     if (!(await this.heads.get(name))) return { deleted: false };
     const versions = await this.versions.iterator({ gt: `${name}!`, lt: `${name}!~` }).all();
     const schedules = await this.schedules.keys({ gt: `${name}!`, lt: `${name}!~` }).all(); // they go with it
+    const triggers = await this.triggers.keys({ gt: `${name}!`, lt: `${name}!~` }).all(); // and so do these
     await this.db.batch([
       ...versions.map(([key]) => ({ type: 'del' as const, sublevel: this.versions, key })),
       ...schedules.map((key) => ({ type: 'del' as const, sublevel: this.schedules, key })),
+      ...triggers.map((key) => ({ type: 'del' as const, sublevel: this.triggers, key })),
       { type: 'del' as const, sublevel: this.heads, key: name },
     ]);
     await this.dropArchives(versions.map(([, v]) => v.digest));
@@ -400,6 +409,38 @@ export class Store implements StoreBackend {
     return next;
   }
 
+  // Triggers (api/triggers consumes them; the calls' idempotency keys make each message one call).
+  async putTrigger(t: Omit<Trigger, 'lease' | 'stats'>): Promise<Trigger> {
+    const stored = keptOnPut(t, await this.triggers.get(`${t.funcName}!${t.id}`));
+    await this.triggers.put(`${t.funcName}!${t.id}`, stored);
+    return stored;
+  }
+  async listTriggers(funcName?: string, namespace?: string): Promise<Trigger[]> {
+    const all = await this.triggers.values(funcName ? { gt: `${funcName}!`, lt: `${funcName}!~` } : {}).all();
+    return namespace ? all.filter((t) => namespaceOf(t.funcName) === namespace) : all;
+  }
+  async deleteTrigger(funcName: string, id: string): Promise<{ deleted: boolean }> {
+    if (!(await this.triggers.get(`${funcName}!${id}`))) return { deleted: false };
+    await this.triggers.del(`${funcName}!${id}`);
+    return { deleted: true };
+  }
+  async pauseTrigger(funcName: string, id: string, paused: boolean): Promise<Trigger | null> {
+    const t = await this.triggers.get(`${funcName}!${id}`);
+    if (!t) return null;
+    const next: Trigger = { ...t, paused };
+    await this.triggers.put(`${funcName}!${id}`, next);
+    return next;
+  }
+  // Writes go one at a time through the service's write queue, so two holders never both get a lease.
+  async leaseTrigger(r: LeaseRequest): Promise<{ trigger: Trigger | null; held: boolean }> {
+    const t = await this.triggers.get(`${r.funcName}!${r.id}`);
+    if (!t) return { trigger: null, held: false };
+    const { next, held } = leased(t, r, Date.now());
+    if (!next) return { trigger: t, held };
+    await this.triggers.put(`${r.funcName}!${r.id}`, next);
+    return { trigger: next, held };
+  }
+
   // Everything kept under a namespace's name: its calls (with their results, logs, history and callback
   // deliveries) and their index entries (open, dead letters, outbox), its idempotency keys (schedule
   // ticks' included), and any schedule, function version or runtime still under its name. A namespace
@@ -425,6 +466,7 @@ export class Store implements StoreBackend {
     const sublevels: [Sub<unknown>, string][] = [
       [this.keys as Sub<unknown>, idempotencyPrefix(namespace)],
       [this.schedules as Sub<unknown>, named],
+      [this.triggers as Sub<unknown>, named],
       [this.versions as Sub<unknown>, named],
       [this.heads as Sub<unknown>, named],
       [this.runtimes as Sub<unknown>, named],
@@ -473,6 +515,8 @@ function fromRaw(k: Buffer, v: Buffer): BackupRecord | null {
       return { kind: 'idempotency', key: id, value: j() as KeyEntry };
     case 'sched':
       return { kind: 'schedule', value: j() as Schedule };
+    case 'trig':
+      return { kind: 'trigger', value: j() as Trigger };
     default:
       return LevelTenancy.fromRaw(sub, id, j);
   }

@@ -38,6 +38,67 @@ export const ScheduleSchema = z.object({
 });
 export type Schedule = z.infer<typeof ScheduleSchema>;
 
+// A trigger of a function: messages of a broker (api/triggers) each make a call. The password, when the
+// broker wants one, is never here: `auth.secret` names a secret of the function's namespace that holds it.
+export const TRIGGER_TYPES = ['nats', 'mqtt', 'amqp', 'redis'] as const;
+export const TriggerIdSchema = z.string().regex(/^[a-f0-9]{1,64}$/);
+export const TriggerSettingsSchema = z.object({
+  inFlight: z.number().int().min(1).max(1000), // calls of the trigger in flight at once (unacknowledged messages)
+  maxQueue: z.number().int().min(1).max(1_000_000), // no pulling while this many of the function's calls wait in the API's queue
+  maxBytes: z
+    .number()
+    .int()
+    .min(1)
+    .max(1024 * 1024), // a longer message makes no call: it is acknowledged and listed
+  deadLetter: z.enum(['list', 'broker']), // a failed message: listed here, or handed to the broker's own dead-letter target
+  dedupWindowS: z
+    .number()
+    .int()
+    .min(60)
+    .max(7 * 24 * 3600), // how long a message's identity stands for its call
+  stream: z.string().min(1).max(256).optional(), // nats: the JetStream stream (else found by the subject)
+  group: z.string().min(1).max(128).optional(), // consumer group / durable / client id (else zfaas-<id>)
+});
+export const TriggerStatsSchema = z.object({
+  connected: z.boolean(),
+  lag: z.number().int().min(0).optional(), // messages at the broker not yet delivered to this trigger (or pending)
+  inFlight: z.number().int().min(0),
+  delivered: z.number().int().min(0), // acknowledged after a DONE call
+  failed: z.number().int().min(0), // acknowledged after a call that failed for good (or refused, too long)
+  lastError: z.string().max(1024).optional(),
+  // The newest messages that made no call (too long), with where they came from.
+  rejected: z
+    .array(
+      z.object({
+        id: z.string().max(512),
+        subject: z.string().max(512),
+        bytes: z.number().int(),
+        reason: z.string().max(256),
+        at: z.string(),
+      }),
+    )
+    .max(20)
+    .default([]),
+  at: z.string(),
+});
+export const TriggerSchema = z.object({
+  id: TriggerIdSchema,
+  funcName: qualifiedNameSchema,
+  type: z.enum(TRIGGER_TYPES),
+  url: z.string().min(1).max(2048), // with no password in it
+  source: z.string().min(1).max(512),
+  auth: z.object({ username: z.string().max(256).optional(), secret: secretNameSchema.optional() }).optional(),
+  settings: TriggerSettingsSchema,
+  paused: z.boolean(),
+  createdAt: z.string(),
+  // Which API process consumes it, until when (a lease it renews; another takes over once it lapses).
+  lease: z.object({ holder: z.string().max(128), until: z.string() }).optional(),
+  stats: TriggerStatsSchema.optional(),
+});
+export type Trigger = z.infer<typeof TriggerSchema>;
+export type TriggerStats = z.infer<typeof TriggerStatsSchema>;
+export type TriggerType = Trigger['type'];
+
 // An idempotency key: 1 to 255 printable ASCII characters; kept this long unless the API says otherwise.
 export const IDEMPOTENCY_KEY = /^[\x20-\x7e]{1,255}$/;
 // As the DB service keeps it: "NAMESPACE~CALLER~KEY" (scopedIdempotencyKey), so that two callers, or two
@@ -47,8 +108,9 @@ export const IDEMPOTENCY_TTL_S = 24 * 3600;
 
 // Who a key belongs to inside a namespace: `operator`, `key:ID` (a namespace's key, by its id, which a
 // rotation keeps), `web:NAME` (the anonymous callers of one public function, together) or `schedule:ID`
-// (one schedule's ticks). None holds a "~", so the stored key splits back into its parts.
-export const IDEMPOTENCY_CALLER = /^(operator|key:[a-f0-9]{16}|web:[A-Za-z0-9][A-Za-z0-9._-]{0,127}|schedule:[a-f0-9]{1,64})$/;
+// (one schedule's ticks) or `trigger:ID` (one trigger's messages). None holds a "~", so the stored key splits back into its parts.
+export const IDEMPOTENCY_CALLER =
+  /^(operator|key:[a-f0-9]{16}|web:[A-Za-z0-9][A-Za-z0-9._-]{0,127}|schedule:[a-f0-9]{1,64}|trigger:[a-f0-9]{1,64})$/;
 
 export function scopedIdempotencyKey(namespace: string, caller: string, key: string): string {
   if (!NAMESPACE_RE.test(namespace) || !IDEMPOTENCY_CALLER.test(caller)) throw new Error(`bad idempotency scope ${namespace} ${caller}`);
@@ -248,6 +310,32 @@ export const DB_MESSAGES = {
     'write',
     z.object({ funcName: qualifiedNameSchema, id: ScheduleSchema.shape.id, tick: z.string().max(64), callNum: callNumber }),
     schedule.nullable(),
+  ),
+  putTrigger: message('write', TriggerSchema.omit({ lease: true, stats: true }), TriggerSchema),
+  listTriggers: message(
+    'read',
+    z.object({ funcName: qualifiedNameSchema.optional(), namespace: namespaceSchema.optional() }).default({}),
+    z.array(TriggerSchema),
+  ),
+  deleteTrigger: message('write', z.object({ funcName: qualifiedNameSchema, id: TriggerIdSchema }), deleted),
+  pauseTrigger: message(
+    'write',
+    z.object({ funcName: qualifiedNameSchema, id: TriggerIdSchema, paused: z.boolean() }),
+    TriggerSchema.nullable(),
+  ),
+  // Takes or renews the lease of a trigger for `holder` (refused while another holder's lease runs: `held`
+  // false), recording the holder's stats; `release` gives it up.
+  leaseTrigger: message(
+    'write',
+    z.object({
+      funcName: qualifiedNameSchema,
+      id: TriggerIdSchema,
+      holder: z.string().min(1).max(128),
+      leaseMs: z.number().int().min(100).max(600_000),
+      stats: TriggerStatsSchema.optional(),
+      release: z.boolean().optional(),
+    }),
+    z.object({ trigger: TriggerSchema.nullable(), held: z.boolean() }),
   ),
   // Tenancy (db/tenancy.ts): namespaces with their quotas, keys (salted slow hashes only), secrets.
   createNamespace: message('write', z.object({ name: namespaceSchema, quotas: QuotasSchema.default({}) }), NamespaceSchema),

@@ -19,6 +19,9 @@ bash scripts/ensure-cluster-tools.sh
 step "PostgreSQL server programs (the PostgreSQL store's tests start a throwaway cluster)"
 bash scripts/ensure-postgres.sh
 
+step "message brokers for the trigger tests (nats-server, mosquitto, rabbitmq-server, redis-server)"
+bash scripts/ensure-brokers.sh
+
 step "headless Chromium (the dashboard's browser test)"
 bash scripts/ensure-chromium.sh
 

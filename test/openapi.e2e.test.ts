@@ -180,6 +180,23 @@ it('matches the real responses of a running platform', async () => {
   const scheduleId = (sc.body as { id: string }).id;
   await call('DELETE', `/functions/echo/schedules/${scheduleId}`, '/functions/{name}/schedules/{id}');
   await call('DELETE', `/functions/echo/schedules/${scheduleId}`, '/functions/{name}/schedules/{id}'); // 404
+  // broker triggers (nothing listens on port 1: the trigger stays disconnected, no message comes)
+  const tr = await call('POST', '/functions/echo/triggers', '/functions/{name}/triggers', {
+    type: 'redis',
+    url: 'redis://127.0.0.1:1',
+    source: 's',
+  });
+  expect(tr.status).toBe(201);
+  const triggerId = (tr.body as { id: string }).id;
+  expect(
+    (await call('POST', '/functions/echo/triggers', '/functions/{name}/triggers', { type: 'kafka', url: 'x', source: 's' })).status,
+  ).toBe(400);
+  await call('GET', '/functions/echo/triggers', '/functions/{name}/triggers');
+  await call('GET', `/functions/echo/triggers/${triggerId}`, '/functions/{name}/triggers/{id}');
+  await call('POST', `/functions/echo/triggers/${triggerId}/pause`, '/functions/{name}/triggers/{id}/pause');
+  await call('POST', `/functions/echo/triggers/${triggerId}/resume`, '/functions/{name}/triggers/{id}/resume');
+  await call('DELETE', `/functions/echo/triggers/${triggerId}`, '/functions/{name}/triggers/{id}');
+  await call('DELETE', `/functions/echo/triggers/${triggerId}`, '/functions/{name}/triggers/{id}'); // 404
 
   // tenancy: namespaces, keys, whoami, secrets (a key's role and a namespace's quota too)
   const as = async (key: string, method: string, path: string, tpl: string, body?: unknown): Promise<Reply> => {

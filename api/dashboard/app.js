@@ -11,9 +11,10 @@ import { $, fillSelect } from './dom.js';
 import { initInvoke } from './invoke.js';
 import { refreshOverview } from './overview.js';
 import { refreshSchedules } from './schedules.js';
+import { refreshTriggers } from './triggers.js';
 import { initSecrets, refreshSecrets } from './secrets.js';
 
-const VIEWS = ['overview', 'calls', 'charts', 'schedules', 'callbacks', 'dead-letters', 'invoke', 'batches', 'secrets'];
+const VIEWS = ['overview', 'calls', 'charts', 'schedules', 'triggers', 'callbacks', 'dead-letters', 'invoke', 'batches', 'secrets'];
 // What each role may use (api/tenancy/policy.ts): an invoker runs functions and reads its own calls; a
 // developer everything of its namespace but its secrets; an admin (and the operator) all of it.
 const INVOKER_VIEWS = ['calls', 'callbacks', 'invoke', 'batches'];
@@ -25,6 +26,7 @@ const REFRESH_MS = 2000;
 const LOADERS = {
   charts: refreshCharts,
   schedules: refreshSchedules,
+  triggers: refreshTriggers,
   callbacks: refreshCallbacks,
   'dead-letters': refreshDeadLetters,
   secrets: refreshSecrets,

@@ -41,6 +41,7 @@ import {
 } from './schemas.js';
 import { multipartBody, progressStream } from './upload.js';
 import { ScheduleSchema, type Schedule } from '../../protocol/db.js';
+import { TriggerViewSchema, type TriggerInput, type TriggerView } from './triggers.js';
 
 type Schema<T> = ZodType<T, ZodTypeDef, unknown>;
 type Query = Record<string, string | number | boolean | undefined>;
@@ -288,6 +289,24 @@ export class ApiClient {
 
   async deleteSchedule(name: string, id: string): Promise<void> {
     await this.send('DELETE', `/functions/${enc(name)}/schedules/${enc(id)}`, ScheduleViewSchema.pick({ id: true }));
+  }
+
+  // --- broker triggers (api/handlers/triggers.ts) -----------------------------------------------------
+
+  async addTrigger(name: string, input: TriggerInput): Promise<TriggerView> {
+    return (await this.send('POST', `/functions/${enc(name)}/triggers`, TriggerViewSchema, { json: input })).data;
+  }
+
+  async triggers(name: string): Promise<TriggerView[]> {
+    return (await this.send('GET', `/functions/${enc(name)}/triggers`, TriggerViewSchema.array())).data;
+  }
+
+  async triggerAction(name: string, id: string, action: 'pause' | 'resume'): Promise<TriggerView> {
+    return (await this.send('POST', `/functions/${enc(name)}/triggers/${enc(id)}/${action}`, TriggerViewSchema)).data;
+  }
+
+  async deleteTrigger(name: string, id: string): Promise<void> {
+    await this.send('DELETE', `/functions/${enc(name)}/triggers/${enc(id)}`, TriggerViewSchema.pick({ id: true }));
   }
 
   // --- tenancy: who a key is, namespaces, their keys, secrets -----------------------------------------

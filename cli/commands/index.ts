@@ -15,6 +15,7 @@ import { nodeCommands } from './nodes.js';
 import { runtimeCommands } from './runtimes.js';
 import { scheduleCommands } from './schedules.js';
 import { tenancyCommands } from './tenancy.js';
+import { triggerCommands } from './triggers.js';
 
 export function defaultDeps(): Deps {
   return makeDeps({
@@ -54,6 +55,7 @@ export function registerClientCommands(p: Command, deps: Deps = defaultDeps()): 
   batchCommand(p, deps);
   deadLetterCommands(p, deps);
   scheduleCommands(p, deps);
+  triggerCommands(p, deps);
   nodeCommands(p, deps);
   tenancyCommands(p, deps);
   initCommand(p, deps);
