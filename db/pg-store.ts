@@ -22,6 +22,7 @@ import {
   type DeadLetterQuery,
   type StoreBackend,
   type StoreSnapshot,
+  versionMeta,
 } from './store-api.js';
 import { PgTenancy } from './pg-tenancy.js';
 import type { BackupRecord } from './backup-records.js';
@@ -168,17 +169,7 @@ export class PgStore implements StoreBackend {
         latest: number;
       };
       const version = head.latest + 1;
-      const meta: FunctionMeta = {
-        functionName: c.functionName,
-        runtimeName: c.runtimeName,
-        version,
-        digest: c.digest,
-        size: c.size,
-        format: c.format,
-        originalname: c.originalname,
-        createdAt: new Date().toISOString(),
-        settings: c.settings,
-      };
+      const meta = versionMeta(c, version);
       await insertVersion(q, meta);
       await q.query('UPDATE function_heads SET current = $2, latest = $2 WHERE name = $1', [c.functionName, version]);
       return meta;

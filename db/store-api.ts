@@ -97,3 +97,18 @@ export interface StoreBackend {
   restore(records: BackupRecord[]): Promise<void>;
   restored(): Promise<void>; // after the last restore(): counters (call numbers) past what was restored
 }
+
+// The record of a new version of a function, as every store writes it.
+export function versionMeta(c: DbContent<'addFunction'> & { settings: FunctionMeta['settings'] }, version: number): FunctionMeta {
+  return {
+    functionName: c.functionName,
+    runtimeName: c.runtimeName,
+    version,
+    digest: c.digest,
+    size: c.size,
+    format: c.format,
+    originalname: c.originalname,
+    createdAt: new Date().toISOString(),
+    settings: c.settings,
+  };
+}

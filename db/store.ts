@@ -18,7 +18,15 @@ import {
   type Trigger,
 } from '../protocol/db.js';
 import { CallGroup, type KeyEntry } from './call-group.js';
-import { ConflictError, NotFoundError, type CallQuery, type DeadLetterQuery, type StoreBackend, type StoreSnapshot } from './store-api.js';
+import {
+  ConflictError,
+  NotFoundError,
+  versionMeta,
+  type CallQuery,
+  type DeadLetterQuery,
+  type StoreBackend,
+  type StoreSnapshot,
+} from './store-api.js';
 import { LevelTenancy } from './level-tenancy.js';
 import type { BackupRecord } from './backup-records.js';
 import { keptOnPut, leased, type LeaseRequest } from './trigger-lease.js';
@@ -219,17 +227,7 @@ export class Store implements StoreBackend {
     if (!(await this.archives.get(c.digest))) throw new NotFoundError(`archive ${c.digest} not stored`);
     const head = (await this.heads.get(c.functionName)) ?? { current: 0, latest: 0 };
     const version = head.latest + 1;
-    const meta: FunctionMeta = {
-      functionName: c.functionName,
-      runtimeName: c.runtimeName,
-      version,
-      digest: c.digest,
-      size: c.size,
-      format: c.format,
-      originalname: c.originalname,
-      createdAt: new Date().toISOString(),
-      settings: c.settings,
-    };
+    const meta = versionMeta(c, version);
     await this.db.batch([
       { type: 'put', sublevel: this.versions, key: `${c.functionName}!${pad(version)}`, value: meta },
       { type: 'put', sublevel: this.heads, key: c.functionName, value: { current: version, latest: version } },
