@@ -21,6 +21,7 @@ import {
   HEARTBEAT_LIVENESS,
   HEARTBEAT_MS,
   ToApiSchema,
+  type ColdStart,
   type NodeInfo,
   type NodeLoad,
   type ToApi,
@@ -106,6 +107,7 @@ export interface NodeOutcome {
   ran: boolean;
   attempt?: number;
   holder: boolean;
+  start?: ColdStart; // the run began with a container start
 }
 
 // The node table, read-only.
@@ -299,8 +301,17 @@ export class Broker implements NodeRegistry, NodeControl {
       case 'outcome': {
         const holder = n.inflight.delete(m.callNum);
         n.sentAt.delete(m.callNum);
-        const { callNum, outcome, ran, attempt } = m;
-        this.events.emit('outcome', { callNum, node: nodeId, life: n.info.life, outcome, ran, ...(attempt ? { attempt } : {}), holder });
+        const { callNum, outcome, ran, attempt, start } = m;
+        this.events.emit('outcome', {
+          callNum,
+          node: nodeId,
+          life: n.info.life,
+          outcome,
+          ran,
+          ...(attempt ? { attempt } : {}),
+          ...(start ? { start } : {}),
+          holder,
+        });
         if (holder) this.events.emit('room');
         break;
       }

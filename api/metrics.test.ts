@@ -8,7 +8,7 @@ import { fnMeta } from '../test/helpers/objects.js';
 import type { Call, CallOutcome, FunctionMeta, ScheduleRef } from '../common/model.js';
 import type { DbClient } from '../db/client.js';
 import type { DbContent, DbMsgType, DbResults, Schedule } from '../protocol/db.js';
-import { Emitter, type NodeRegistry } from './broker.js';
+import { Emitter, type BrokerEvents, type NodeOutcome, type NodeRegistry } from './broker.js';
 import type { CallEvents } from './calls.js';
 import { NotFoundError } from '../common/errors.js';
 import type { MetaEntry } from './meta-cache.js';
@@ -254,6 +254,38 @@ describe('schedule ticks as a ScheduleRunner tells them', () => {
     expect(await value(m, 'zfaas_schedule_ticks_total', { function: 'ok', outcome: 'late' })).toBe(1);
     expect(await value(m, 'zfaas_schedule_ticks_total', { function: 'gone', outcome: 'skipped' })).toBe(1);
     expect(await value(m, 'zfaas_schedule_ticks_total', { function: 'broken', outcome: 'failed' })).toBe(1);
+  });
+});
+
+describe('cold starts', () => {
+  it('counts each run that began with a container start once, by function and kind, however often its node tells it', async () => {
+    const words = new Emitter<Pick<BrokerEvents, 'outcome'>>();
+    const m = new Metrics({ events: new EventEmitter<CallEvents>(), meta: { get: async () => null } }, nodes, queue, {
+      schedules: new Emitter(),
+      nodeWords: words,
+    });
+    const outcome: CallOutcome = { status: 'DONE', result: '1', durationMs: 2 };
+    const word = (callNum: number, start?: NodeOutcome['start'], life = 'L1'): void =>
+      words.emit('outcome', { callNum, node: 'n1', life, outcome, ran: true, attempt: 1, holder: true, ...(start ? { start } : {}) });
+    word(1, { fn: 'f', kind: 'new', ms: 200 });
+    word(1, { fn: 'f', kind: 'new', ms: 200 }); // told again before the API said `recorded`
+    word(2); // a warm run
+    word(3, { fn: 'f', kind: 'stem', ms: 40 });
+    word(4, { fn: 'g', kind: 'fresh', ms: 300 });
+    expect(await value(m, 'zfaas_cold_starts_total', { function: 'f', kind: 'new' })).toBe(1);
+    expect(await value(m, 'zfaas_cold_starts_total', { function: 'f', kind: 'stem' })).toBe(1);
+    expect(await value(m, 'zfaas_cold_starts_total', { function: 'g', kind: 'fresh' })).toBe(1);
+    const text = await m.text();
+    expect(text).toContain('zfaas_cold_start_seconds_count{function="f",kind="new"} 1');
+    expect(text).toContain('zfaas_cold_start_seconds_sum{function="f",kind="new"} 0.2');
+    expect(text).toContain('zfaas_cold_start_seconds_bucket{le="0.25",function="f",kind="new"} 1');
+    expect(text).toContain('zfaas_cold_start_seconds_bucket{le="0.1",function="f",kind="new"} 0');
+    // On the dashboard's per-function row, beside its calls.
+    const events = new EventEmitter<CallEvents>();
+    const m2 = new Metrics({ events, meta: { get: async () => null } }, nodes, queue, { schedules: new Emitter(), nodeWords: words });
+    events.emit('finished', { callNum: 9, funcName: 'f', outcome, latencyMs: 5 });
+    word(9, { fn: 'f', kind: 'new', ms: 120 }, 'L2');
+    expect(m2.functions().f).toMatchObject({ calls: 1, coldStarts: 1, coldP50: 120 });
   });
 });
 

@@ -11,7 +11,7 @@ import { isFinal, SETTING_LIMITS, type Call } from '../common/model.js';
 import { namespaceOf } from '../common/namespace.js';
 import { afterRun } from '../common/retry.js';
 import type { DbClient } from '../db/client.js';
-import type { Listen, NodeRegistry } from './broker.js';
+import type { BrokerEvents, Listen, NodeRegistry } from './broker.js';
 import type { DeliveryEvents } from './callbacks/deliverer.js';
 import type { CallEvents } from './calls.js';
 import type { MetaCache } from './meta-cache.js';
@@ -24,6 +24,10 @@ type Finished = CallEvents['finished'][0];
 // Seconds; from a warm call (~1 ms) to a long one (the default timeout is 30 s).
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
+// Seconds a cold start takes: from a stem cell taking a function (~50 ms) to a dependencies step.
+const COLD_BUCKETS = [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120];
+const COLD_SEEN_MAX = 10_000; // runs remembered to count each start once (resends come within seconds)
+
 // Calls of a function not accepted by this API process (e.g. recovered after a restart) have no name here.
 const UNKNOWN = 'unknown';
 
@@ -33,6 +37,8 @@ export interface FunctionStats {
   p50: number | null; // ms, over its most recent calls
   p95: number | null;
   lastAt: string | null;
+  coldStarts: number; // runs that began with a container start, since the API started
+  coldP50: number | null; // ms a start took, over the most recent ones
 }
 
 // ---- The last hour, minute by minute -------------------------------------------------------------------
@@ -147,6 +153,7 @@ export interface MetricsOptions {
   db?: Pick<DbClient, 'request'>; // to fill the timeline at start from the calls of the last hour
   deliveries?: Listen<DeliveryEvents>; // the callback deliverer's tries
   schedules?: Listen<ScheduleEvents>; // the schedule runners' ticks (default: this process's, scheduleEvents)
+  nodeWords?: Listen<Pick<BrokerEvents, 'outcome'>>; // outcomes as nodes tell them (cold starts ride on them)
   log?: Logger;
   now?: () => number; // the clock (tests)
   backfill?: { maxCalls?: number; pageSize?: number; tries?: number; retryMs?: number };
@@ -165,6 +172,8 @@ export class Metrics {
   readonly filled: Promise<number>;
   private readonly recent = new Map<string, Recent>(); // function -> latencies of its last calls
   private readonly totals = new Map<string, { calls: number; errors: number; lastAt: number }>();
+  private readonly cold = new Map<string, { starts: number; recent: Recent }>(); // function -> its cold starts
+  private readonly coldSeen = new Set<string>(); // runs whose start is counted (a node may tell an outcome twice)
   private readonly now: () => number;
   private readonly startedAt: number;
   private readonly byFunction: (Counter | Histogram)[]; // the series with a `function` label
@@ -232,7 +241,32 @@ export class Metrics {
       registers,
     });
 
-    this.byFunction = [finished, accepted, latency, duration, retries, deadLetters, ticks, deliveries];
+    const coldStarts = new Counter({
+      name: 'zfaas_cold_starts_total',
+      help: 'Runs that began by starting a container, by function and kind: fresh (policy none), new (made for the call), stem (a stem cell took the function)',
+      labelNames: ['function', 'kind'],
+      registers,
+    });
+    const coldStartTime = new Histogram({
+      name: 'zfaas_cold_start_seconds',
+      help: "How long a cold start took (the run's time beyond the function's own), by function and kind",
+      labelNames: ['function', 'kind'],
+      buckets: COLD_BUCKETS,
+      registers,
+    });
+
+    this.byFunction = [finished, accepted, latency, duration, retries, deadLetters, ticks, deliveries, coldStarts, coldStartTime];
+
+    o.nodeWords?.on('outcome', (w) => {
+      if (!w.start || !this.firstWord(`${w.callNum}:${w.attempt ?? 1}:${w.life}`)) return;
+      const fn = w.start.fn;
+      coldStarts.inc({ function: fn, kind: w.start.kind });
+      coldStartTime.observe({ function: fn, kind: w.start.kind }, w.start.ms / 1000);
+      let c = this.cold.get(fn);
+      if (!c) this.cold.set(fn, (c = { starts: 0, recent: new Recent() }));
+      c.starts++;
+      c.recent.add(w.start.ms);
+    });
 
     calls.events.on('accepted', (call) => accepted.inc({ function: call.funcName }));
     calls.events.on('retrying', (r) => retries.inc({ function: r.funcName ?? UNKNOWN }));
@@ -320,6 +354,14 @@ export class Metrics {
     }
   }
 
+  // A node tells an outcome again until the API has recorded it: a run's start is counted once.
+  private firstWord(run: string): boolean {
+    if (this.coldSeen.has(run)) return false;
+    if (this.coldSeen.size >= COLD_SEEN_MAX) this.coldSeen.clear();
+    this.coldSeen.add(run);
+    return true;
+  }
+
   private remember(fn: string, f: Finished): void {
     let r = this.recent.get(fn);
     if (!r) this.recent.set(fn, (r = new Recent()));
@@ -392,6 +434,7 @@ export class Metrics {
     const gone = (fn: string): boolean => namespaceOf(fn) === namespace;
     for (const fn of [...this.recent.keys()]) if (gone(fn)) this.recent.delete(fn);
     for (const fn of [...this.totals.keys()]) if (gone(fn)) this.totals.delete(fn);
+    for (const fn of [...this.cold.keys()]) if (gone(fn)) this.cold.delete(fn);
     this.timeline.forget(gone);
     for (const metric of this.byFunction) {
       const seen = new Set<string>();
@@ -410,12 +453,15 @@ export class Metrics {
     const out: Record<string, FunctionStats> = {};
     for (const [fn, t] of this.totals) {
       const r = this.recent.get(fn);
+      const c = this.cold.get(fn);
       out[fn] = {
         calls: t.calls,
         errors: t.errors,
         p50: r?.quantile(0.5) ?? null,
         p95: r?.quantile(0.95) ?? null,
         lastAt: new Date(t.lastAt).toISOString(),
+        coldStarts: c?.starts ?? 0,
+        coldP50: c?.recent.quantile(0.5) ?? null,
       };
     }
     return out;

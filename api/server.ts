@@ -148,6 +148,7 @@ export class ApiServer {
       db: this.db,
       log: this.o.log,
       deliveries: this.deliverer.events,
+      nodeWords: this.broker.events,
     });
     app.use(batchesRouter(batches)); // parses its own, larger bodies
     app.use(express.json({ limit: '1mb' }));

@@ -14,7 +14,7 @@ import type { CallOutcome, FunctionMeta, Policy, Runtime } from '../common/model
 import { failure } from '../common/faults.js';
 import { DbClient, type LocalDb } from '../db/client.js';
 import { removeLabelled } from '../common/docker.js';
-import { BROKER_PROTOCOL, type FnDef, type FnRef, type ToInstance } from '../protocol/broker.js';
+import { BROKER_PROTOCOL, type ColdStart, type FnDef, type FnRef, type ToInstance } from '../protocol/broker.js';
 import { Definitions } from './definitions.js';
 import { Images } from './images.js';
 import { ApiLink } from './link.js';
@@ -107,7 +107,7 @@ export class Instance {
         maxContainers: this.o.maxContainers ?? Math.max(8, this.o.miniworkers * 4),
       },
       log: this.o.log,
-      onResult: (work, outcome) => this.onRunResult(work, outcome),
+      onResult: (work, outcome, start) => this.onRunResult(work, outcome, start),
       onStart: (work) => this.onRunStart(work),
     });
     this.trees = new TreeCache({
@@ -405,9 +405,9 @@ export class Instance {
 
   // Redundant calls: the first DONE is the answer and the other run is cancelled; a failure waits for the
   // other run, and only when both failed is the last failure the answer.
-  private onRunResult(work: Work, outcome: CallOutcome): void {
+  private onRunResult(work: Work, outcome: CallOutcome, start?: ColdStart): void {
     const r = this.replicas.get(work.callNum);
-    if (!r) return void this.report(work.callNum, outcome, work);
+    if (!r) return void this.report(work.callNum, outcome, work, start);
     r.left--;
     if (r.left <= 0) this.replicas.delete(work.callNum);
     if (r.decided) return;
@@ -415,7 +415,7 @@ export class Instance {
     r.decided = true;
     this.replicas.delete(work.callNum);
     this.pool.cancel(work.callNum, work.replica);
-    void this.report(work.callNum, outcome, work);
+    void this.report(work.callNum, outcome, work, start);
   }
 
   // The API cancelled the call (its final state is already recorded): it stops here, its container is
@@ -437,9 +437,9 @@ export class Instance {
   // the node keeps the outcome and the call in its `running`, and sends it again every few seconds and
   // after each register, so that an API that restarted, or a message lost on the way, loses nothing; the
   // table takes it once. `ran`: the outcome is of a run (not a cancel or a failed start).
-  private report(callNum: number, outcome: CallOutcome, run?: Pick<Work, 'fn' | 'attempt'>): void {
+  private report(callNum: number, outcome: CallOutcome, run?: Pick<Work, 'fn' | 'attempt'>, start?: ColdStart): void {
     const ran = run?.fn !== undefined && !outcome.cancelled;
-    const o: Unacked = { outcome, ran, ...(ran ? { attempt: run?.attempt ?? 1 } : {}), sentAt: 0 };
+    const o: Unacked = { outcome, ran, ...(ran ? { attempt: run?.attempt ?? 1 } : {}), ...(start ? { start } : {}), sentAt: 0 };
     this.unacked.set(callNum, o);
     this.sendOutcome(callNum, o);
   }
@@ -447,7 +447,14 @@ export class Instance {
   private sendOutcome(callNum: number, o: Unacked): void {
     o.sentAt = Date.now();
     this.link
-      .send({ type: 'outcome', callNum, outcome: o.outcome, ran: o.ran, ...(o.attempt ? { attempt: o.attempt } : {}) })
+      .send({
+        type: 'outcome',
+        callNum,
+        outcome: o.outcome,
+        ran: o.ran,
+        ...(o.attempt ? { attempt: o.attempt } : {}),
+        ...(o.start ? { start: o.start } : {}),
+      })
       .catch((e) => this.o.log.warn({ callNum, err: errText(e) }, 'outcome not sent to the API yet'));
   }
 
@@ -471,6 +478,7 @@ interface Unacked {
   outcome: CallOutcome;
   ran: boolean;
   attempt?: number;
+  start?: ColdStart; // the run began with a container start (for the API's cold-start metrics)
   sentAt: number;
 }
 

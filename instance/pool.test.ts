@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FunctionSettingsSchema, RuntimeSchema, type CallOutcome, type FunctionMeta, type Runtime } from '../common/model.js';
+import type { ColdStart } from '../protocol/broker.js';
 import { LINE_FILE, LOADER_PROTOCOL } from '../protocol/loader.js';
 import type { ExitReport, FromWorker, SecretFile } from '../protocol/worker.js';
 import { WorkerDied, type JobCommand, type JobReply, type Lease, type WorkerHooks, type WorkerPort } from './miniworkers.js';
@@ -276,7 +277,7 @@ const work = (callNum: number, o: Partial<Work> = {}): Work => ({
 let dataDir: string;
 let pool: Pool;
 let fake: FakeWorkers;
-let results: { work: Work; outcome: CallOutcome }[];
+let results: { work: Work; outcome: CallOutcome; start?: ColdStart }[];
 let starts: number[]; // calls whose run began, in order
 
 beforeEach(async () => {
@@ -290,7 +291,7 @@ beforeEach(async () => {
     script: '/nonexistent',
     settings: { miniworkers: 2, stemCells: 0, stemCellsMax: 0, idleTtlMs: 3_600_000, maxContainers: 16 },
     log: pino({ level: 'silent' }),
-    onResult: (w, outcome) => results.push({ work: w, outcome }),
+    onResult: (w, outcome, start) => results.push({ work: w, outcome, ...(start ? { start } : {}) }),
     onStart: (w) => starts.push(w.callNum),
     workers: (hooks) => (fake = new FakeWorkers(hooks, ['w1', 'w2'])),
     lateSweepMs: 300,
@@ -363,6 +364,19 @@ describe('policy function', () => {
     expect(pool.table.all()).toHaveLength(1);
     expect(pool.table.get(id)).toMatchObject({ state: 'idle', calls: 2 });
     expect(pool.stats().warm).toEqual({ 'f@1': 1 });
+  });
+
+  it('tells a cold start with the run that made its container, and none with a warm run', async () => {
+    pool.submit(work(1));
+    await resultsIn(1);
+    pool.submit(work(2));
+    await resultsIn(2);
+    pool.submit(work(3, { policy: 'none' }));
+    await resultsIn(3);
+    expect(results[0]!.start).toMatchObject({ fn: 'f', kind: 'new' });
+    expect(results[0]!.start!.ms).toBeGreaterThanOrEqual(0);
+    expect(results[1]!.start).toBeUndefined();
+    expect(results[2]!.start).toMatchObject({ fn: 'f', kind: 'fresh' });
   });
 
   it('keeps versions apart: another version gets its own container', async () => {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { errText, type Logger } from '../common/log.js';
 import type { CallOutcome, FunctionMeta, Runtime } from '../common/model.js';
 import { failure } from '../common/faults.js';
+import type { ColdStart } from '../protocol/broker.js';
 import type { DepsJob, DepsRun, RunJob } from '../protocol/worker.js';
 import { ContainerTable, fnKey, rtKey } from './containers.js';
 import { Miniworkers, oneJob, WorkerDied, type JobCommand, type Lease, type WorkerHooks, type WorkerPort } from './miniworkers.js';
@@ -35,7 +36,7 @@ export interface PoolOptions {
   script: string; // the miniworker's entry file
   settings: PoolSettings;
   log: Logger;
-  onResult(work: Work, outcome: CallOutcome): void;
+  onResult(work: Work, outcome: CallOutcome, start?: ColdStart): void; // start: the run began with a container start
   onStart?(work: Work): void; // a run of the call begins (also again, after its miniworker died)
   workers?(hooks: WorkerHooks): WorkerPort; // the real miniworkers unless a test brings fakes
   lateSweepMs?: number; // after a miniworker died, when the second sweep of what it made goes (default 5 s)
@@ -62,6 +63,8 @@ interface Chore {
 // A call being served: what it holds, so that a cancel can stop it.
 interface Active {
   work: Work;
+  begun: number; // Date.now() when the node decided how to serve it
+  how: Decision['kind'];
   session?: ContainerSession;
   run?: { owner: string; name: string }; // a fresh container of policy none
   cancelled?: boolean;
@@ -419,7 +422,7 @@ export class Pool {
   // Serves one call as decided. The synchronous part claims its container and miniworker.
   private serve(work: Work, d: Decision): void {
     const k = `${work.callNum}:${work.replica ?? ''}`;
-    const a: Active = { work };
+    const a: Active = { work, begun: Date.now(), how: d.kind };
     this.active.set(k, a);
     this.o.log.debug({ callNum: work.callNum, attempt: work.attempt ?? 1, replica: work.replica, how: d.kind }, 'run starts');
     this.o.onStart?.(work);
@@ -509,7 +512,7 @@ export class Pool {
 
   private finish(k: string, a: Active, outcome: CallOutcome): void {
     this.release(k, a);
-    if (!a.cancelled) this.o.onResult(a.work, outcome);
+    if (!a.cancelled) this.o.onResult(a.work, outcome, coldStart(a, outcome, Date.now()));
     this.dispatch();
   }
 
@@ -645,3 +648,12 @@ function removeAll<T>(list: T[], gone: Set<T>): void {
 }
 
 export type { JobCommand };
+
+// A run that began with a container start (a fresh one, one made for it, a stem cell taking the function)
+// was a cold start: how long it took is the run's time beyond the function's own.
+const COLD: Partial<Record<Decision['kind'], ColdStart['kind']>> = { once: 'fresh', create: 'new', adopt: 'stem' };
+export function coldStart(a: Pick<Active, 'begun' | 'how' | 'work'>, outcome: CallOutcome, now: number): ColdStart | undefined {
+  const kind = COLD[a.how];
+  if (!kind || outcome.fault === 'platform') return undefined;
+  return { fn: a.work.fn.functionName, kind, ms: Math.max(0, Math.round(now - a.begun - (outcome.durationMs ?? 0))) };
+}

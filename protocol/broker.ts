@@ -83,12 +83,29 @@ export type NodeSettings = z.infer<typeof NodeSettingsSchema>;
 const life = z.string().max(64).optional();
 const attempt = z.number().int().min(1).max(1000);
 
+// A run that began by starting a container (fresh: policy none; new: made for the call; stem: a stem cell
+// took the function), and how long the start took: the run's time beyond the function's own.
+export const ColdStartSchema = z.object({
+  fn: qualifiedNameSchema, // the function whose container it was
+  kind: z.enum(['fresh', 'new', 'stem']),
+  ms: z.number().int().min(0).max(86_400_000),
+});
+export type ColdStart = z.infer<typeof ColdStartSchema>;
+
 // instance -> API
 export const ToApiSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('register'), node: NodeInfoSchema, load: NodeLoadSchema }),
   z.object({ type: z.literal('heartbeat'), load: NodeLoadSchema, life }),
   z.object({ type: z.literal('started'), callNum, attempt, life }),
-  z.object({ type: z.literal('outcome'), callNum, attempt: attempt.optional(), outcome: CallOutcomeSchema, ran: z.boolean(), life }),
+  z.object({
+    type: z.literal('outcome'),
+    callNum,
+    attempt: attempt.optional(),
+    outcome: CallOutcomeSchema,
+    ran: z.boolean(),
+    start: ColdStartSchema.optional(),
+    life,
+  }),
   // Calls it accepted and will not run (it is draining): they never started, and go to another node.
   z.object({ type: z.literal('giveBack'), calls: z.array(callNum).max(100_000), life }),
   z.object({ type: z.literal('bye'), life }),

@@ -89,6 +89,21 @@ describe('GET /metrics', () => {
     expect(Date.parse(stats.loud!.lastAt)).toBeGreaterThan(Date.now() - 120_000);
     expect(stats.other).toBeUndefined();
   });
+
+  it('counts cold starts by function and kind and times them: each call of a policy none function starts a container', async () => {
+    expect(
+      (await upload(`${p.api}/registerFunction/node/fresh`, await packFiles({ 'index.js': LOUD }), 'fresh.tar.gz', { policy: 'none' }))
+        .status,
+    ).toBe(201);
+    for (const m of ['a', 'b']) expect((await http('POST', `${p.api}/function/fresh`, { m })).status).toBe(200);
+    const text = await metrics();
+    expect(sample(text, 'zfaas_cold_starts_total', { function: 'fresh', kind: 'fresh' })).toBe(2);
+    expect(sample(text, 'zfaas_cold_start_seconds_count', { function: 'fresh', kind: 'fresh' })).toBe(2);
+    expect(sample(text, 'zfaas_cold_start_seconds_sum', { function: 'fresh', kind: 'fresh' })).toBeGreaterThan(0);
+    const stats = (await http<Record<string, { coldStarts: number; coldP50: number }>>('GET', `${p.api}/metrics/functions`)).body;
+    expect(stats.fresh).toMatchObject({ calls: 2, coldStarts: 2 });
+    expect(stats.fresh!.coldP50).toBeGreaterThan(0);
+  });
 });
 
 describe('zfaas logs', () => {

@@ -49,6 +49,9 @@ async function versionCount(fn) {
   return count;
 }
 
+// "3 · 180 ms": cold starts since the API started, and how long the recent ones took (median).
+const coldText = (s) => (s.coldStarts ? `${s.coldStarts} · ${ms(s.coldP50)}` : '0');
+
 async function functionRows(fns, stats) {
   const rows = [];
   for (const f of fns) {
@@ -67,6 +70,7 @@ async function functionRows(fns, stats) {
         h('td', { className: s.errors ? 'bad' : '' }, s.errors ?? 0),
         h('td', {}, ms(s.p50)),
         h('td', {}, ms(s.p95)),
+        h('td', { title: 'runs that began by starting a container, and the median start' }, coldText(s)),
         h('td', {}, ago(s.lastAt)),
       ),
     );
@@ -119,7 +123,7 @@ export async function refreshOverview({ nodes: withNodes = true } = {}) {
     );
   fillTable(
     $('functions-table'),
-    ['function', 'runtime', 'version', 'policy', 'limits', 'calls', 'failed', 'p50', 'p95', 'last call'],
+    ['function', 'runtime', 'version', 'policy', 'limits', 'calls', 'failed', 'p50', 'p95', 'cold starts', 'last call'],
     await functionRows(fns, stats),
     'no function deployed: zfaas deploy NAME DIR',
   );
