@@ -46,6 +46,7 @@ import { metricsRouter } from './handlers/metrics.js';
 import { openapiRouter } from './handlers/openapi.js';
 import { AllowList } from '../common/allow-list.js';
 import { Deliverer } from './callbacks/deliverer.js';
+import { WarmKeeper } from './warm-keeper.js';
 
 export interface ApiOptions {
   port: number;
@@ -76,6 +77,7 @@ export class ApiServer {
   readonly deliverer: Deliverer;
   readonly triggers: TriggerRunner; // consumes the brokers' messages of the triggers it holds (api/triggers)
   readonly triggerAllow: TriggerAllow; // where triggers may connect (ZFAAS_TRIGGER_ALLOW; default loopback)
+  readonly warm: WarmKeeper; // every function's minWarm, spread over the nodes
   private readonly idempotencyTtlS: number;
   private http?: Server;
   private functionsHttp?: Server;
@@ -96,6 +98,7 @@ export class ApiServer {
       transport: new ZmqTransport({ bind: o.brokerBind, alsoBind: o.brokerAlsoBind, curve: o.curve, log: o.log }),
       log: o.log,
     });
+    this.warm = new WarmKeeper({ db: this.db, nodes: this.broker, log: o.log });
     this.quotas = new Quotas(this.db);
     this.scheduler = new Scheduler(this.broker, (name) => this.quotas.runningLimit(name));
     this.meta = new MetaCache(this.db);
@@ -229,6 +232,7 @@ export class ApiServer {
     if (this.o.functionsPort) this.functionsHttp = await this.listen(this.functionsApp(), this.o.functionsPort);
     this.deliverer.start();
     this.triggers.start();
+    this.warm.start();
     this.o.log.info(
       {
         url: `http://${this.o.host}:${this.o.port}`,
@@ -260,6 +264,7 @@ export class ApiServer {
   }
 
   async stop(): Promise<void> {
+    this.warm.stop();
     await this.triggers.stop(); // its leases given up while the DB client is open
     this.calls.stop();
     await this.deliverer.stop(); // before the DB client closes: a try that ended is recorded

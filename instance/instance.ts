@@ -57,6 +57,7 @@ export class Instance {
   private readonly life = randomBytes(6).toString('hex');
   private readonly accepted = new Set<number>(); // calls this node holds and the DB service has not recorded
   private readonly started = new Set<number>(); // calls of which a run began here
+  private readonly warmTold = new Map<string, number>(); // function -> how many keepWarm words came (the latest wins)
   private readonly unacked = new Map<number, Unacked>(); // outcomes the API has not recorded yet
   private resender?: NodeJS.Timeout;
   private draining = false;
@@ -277,9 +278,30 @@ export class Instance {
           })
           .catch((e: unknown) => this.o.log.warn({ fn: m.fn.functionName, err: errText(e) }, 'could not preload function'));
         break;
+      case 'keepWarm':
+        this.keepWarm(m);
+        break;
       default:
         break;
     }
+  }
+
+  // A function's floor of warm containers here (its minWarm share): its tree and image made ready first.
+  // Under policy none no container is ever reused, so there is nothing to keep.
+  private keepWarm(m: Extract<ToInstance, { type: 'keepWarm' }>): void {
+    const def = m.def;
+    const told = (this.warmTold.get(m.name) ?? 0) + 1; // only the latest word about a function counts
+    this.warmTold.set(m.name, told);
+    if (m.floor === 0 || !def || this.policyOf(def.fn) === 'none') return this.pool.keepWarm(m.name);
+    this.learn(def);
+    void this.unfenced(def.fn)
+      .then(async (refused) => {
+        if (refused) return this.warmTold.get(m.name) === told && this.pool.keepWarm(m.name);
+        await this.images.ensure(def.runtime.image);
+        const treeDir = await this.trees.prepare(def.fn, def.runtime);
+        if (this.warmTold.get(m.name) === told) this.pool.keepWarm(m.name, { ...def, treeDir, floor: m.floor });
+      })
+      .catch((e: unknown) => this.o.log.warn({ fn: m.name, err: errText(e) }, 'could not keep warm containers of the function'));
   }
 
   // A definition as the API sent it. The same name and version may be another deployment than the one this

@@ -160,6 +160,22 @@ describe('toEvict: which containers go', () => {
     expect(evict(t, {})).toEqual(['preloaded', 'stale']);
   });
 
+  it("keeps a function's floor (minWarm) past the idle TTL: busy ones count first, then the most recently used", () => {
+    const t = new ContainerTable();
+    put(t, 'old', 'idle', { at: 0 });
+    put(t, 'older', 'idle', { at: -50 });
+    put(t, 'newest', 'warm', { at: 100 });
+    put(t, 'other', 'idle', { key: fnKey('g', 1), at: 0 });
+    const floor = (n: number) => (key: string) => (key === fnKey('f', 1) ? n : 0);
+    expect(evict(t, { floor: floor(0) })).toEqual(['newest', 'old', 'older', 'other']);
+    expect(evict(t, { floor: floor(2) })).toEqual(['older', 'other']);
+    expect(evict(t, { floor: floor(5) })).toEqual(['other']);
+    put(t, 'running', 'busy', { at: 0 });
+    expect(evict(t, { floor: floor(2) })).toEqual(['old', 'older', 'other']); // the busy one is one of the two
+    // Over the node's cap, the floor gives way like any spare container.
+    expect(evict(t, { floor: floor(5), maxContainers: 1 })).toEqual(['newest', 'old', 'older', 'other']);
+  });
+
   it('never removes a busy, creating, starting or loading container, however old', () => {
     const t = new ContainerTable();
     for (const s of ['creating', 'starting', 'loading', 'busy', 'cancelling', 'removing'] as const) put(t, s, s, { at: 0 });

@@ -180,16 +180,19 @@ export interface EvictInput {
   maxContainers: number;
   stemTarget(runtime: string): number; // stem cells each runtime should keep now (see stems.ts)
   stemTtlMs: number; // a stem cell beyond its runtime's target goes after this long unused
+  floor?(key: string): number; // containers of the function version kept whatever their idle time (minWarm)
   now?: number;
 }
 
-// Idle function containers past their TTL, stem cells beyond their runtime's target past theirs, and the
-// least recently used spare containers while the node holds more than its cap (after the cap was lowered).
+// Idle function containers past their TTL (but for a function's floor, the most recently used of its
+// containers), stem cells beyond their runtime's target past theirs, and the least recently used spare
+// containers while the node holds more than its cap (after the cap was lowered).
 export function toEvict(containers: readonly ContainerRec[], o: EvictInput): ContainerRec[] {
   const now = o.now ?? Date.now();
   const out = new Set<ContainerRec>();
   const spare = containers.filter((r) => r.state === 'idle' || r.state === 'warm');
-  for (const r of spare) if (r.key.startsWith('fn:') && now - r.lastUsed > o.idleTtlMs) out.add(r);
+  const kept = keptByFloor(containers, o.floor);
+  for (const r of spare) if (r.key.startsWith('fn:') && now - r.lastUsed > o.idleTtlMs && !kept.has(r)) out.add(r);
   const stems = new Map<string, ContainerRec[]>();
   for (const r of spare) if (r.key.startsWith('rt:')) stems.set(r.runtime, [...(stems.get(r.runtime) ?? []), r]);
   for (const [runtime, cells] of stems) {
@@ -201,4 +204,20 @@ export function toEvict(containers: readonly ContainerRec[], o: EvictInput): Con
   const byAge = spare.filter((r) => !out.has(r)).sort((a, b) => a.lastUsed - b.lastUsed);
   for (let i = 0; i < live - o.maxContainers && i < byAge.length; i++) out.add(byAge[i]!);
   return [...out];
+}
+
+// The containers a function's floor keeps: of each version with one, its `floor` live containers, busy ones
+// first, then the most recently used.
+function keptByFloor(containers: readonly ContainerRec[], floor: EvictInput['floor']): Set<ContainerRec> {
+  const kept = new Set<ContainerRec>();
+  if (!floor) return kept;
+  const byKey = new Map<string, ContainerRec[]>();
+  for (const r of containers) if (r.key.startsWith('fn:') && LIVE.has(r.state)) byKey.set(r.key, [...(byKey.get(r.key) ?? []), r]);
+  for (const [key, rs] of byKey) {
+    const n = floor(key);
+    if (n <= 0) continue;
+    const order = (r: ContainerRec): number => (r.state === 'idle' || r.state === 'warm' ? r.lastUsed : Infinity);
+    for (const r of rs.sort((a, b) => order(b) - order(a)).slice(0, n)) kept.add(r);
+  }
+  return kept;
 }

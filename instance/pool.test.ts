@@ -552,6 +552,31 @@ describe('redundant calls', () => {
   });
 });
 
+describe('a floor of warm containers (minWarm)', () => {
+  it('starts and loads that many containers before any call, keeps them past the idle time and makes one again when it goes', async () => {
+    pool.keepWarm('f', { fn: fnMeta(), runtime: nodeRuntime, treeDir: '/srv/trees/f-1', floor: 2 });
+    await vi.waitFor(() => expect(pool.stats().warm).toEqual({ 'f@1': 2 }));
+    expect(created()).toHaveLength(2);
+    for (const c of created()) expect(fake.loaders.get(c.plan.id)!.requests.map((r) => r.op)).toEqual(['load']);
+    pool.configure({ idleTtlMs: 0 });
+    await settleDown();
+    expect(pool.stats().warm).toEqual({ 'f@1': 2 }); // the floor outlives the idle time
+    // A call uses one of them: no container is made for it.
+    pool.submit(work(1));
+    await resultsIn(1);
+    expect(created()).toHaveLength(2);
+    // One goes (here: the node's cap lowered below the floor): once there is room again, another is made.
+    pool.configure({ maxContainers: 1 });
+    await vi.waitFor(() => expect(pool.table.all()).toHaveLength(1));
+    pool.configure({ maxContainers: 16 });
+    await vi.waitFor(() => expect(created()).toHaveLength(3), { timeout: 5000 });
+    await vi.waitFor(() => expect(pool.stats().warm).toEqual({ 'f@1': 2 }));
+    // No floor: the idle time takes them.
+    pool.keepWarm('f');
+    await vi.waitFor(() => expect(pool.table.all()).toEqual([]), { timeout: 5000 });
+  });
+});
+
 describe('withdraw (a draining node)', () => {
   it('takes the calls still waiting out of the queue, and leaves the running ones alone', async () => {
     fake.hold = (_w, c) => c.type === 'run';

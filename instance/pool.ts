@@ -44,6 +44,7 @@ export interface PoolOptions {
 
 const STEM_TTL_MS = 60_000; // a stem cell beyond its runtime's target goes after this long unused
 const PRELOAD_TIMEOUT_MS = 30_000; // a preloaded function loads within this
+const WARM_RETRY_MS = 30_000; // a floor whose container failed to start tries again after this long
 const MAX_REQUEUES = 3; // a call whose miniworker died under it this many times ends in ERROR
 
 // A stem cell on a full node takes the place of a function container only once that one has been idle this
@@ -91,6 +92,10 @@ export class Pool {
   private again = false;
   private jobSeq = 0;
   private reaper?: NodeJS.Timeout;
+  // Functions' floors on this node by function name (one version each), and their containers on the way.
+  private readonly floors = new Map<string, { key: string; fn: FunctionMeta; runtime: Runtime; treeDir: string; floor: number }>();
+  private readonly warming = new Map<string, number>();
+  private readonly warmFailed = new Map<string, number>(); // key -> when a warm container of it last failed to start
 
   constructor(private readonly o: PoolOptions) {
     this.settings = { ...o.settings };
@@ -145,24 +150,65 @@ export class Pool {
   preload(fn: FunctionMeta, runtime: Runtime, treeDir: string): void {
     const key = fnKey(fn.functionName, fn.version);
     if (this.table.count(key) > 0) return;
-    this.chores.push({
+    this.chores.push(this.warmChore(key, fn, runtime, treeDir, () => this.table.count(key) === 0));
+    this.dispatch();
+  }
+
+  // A function's floor on this node (its `minWarm` share, as the API spreads it): at least `floor`
+  // containers holding that version, made as spare chores and kept past the idle time; calls use them as
+  // any. Undefined or 0: the function has none here (and its other versions' floors go too).
+  keepWarm(name: string, want?: { fn: FunctionMeta; runtime: Runtime; treeDir: string; floor: number }): void {
+    if (!want || want.floor <= 0) this.floors.delete(name);
+    else this.floors.set(name, { key: fnKey(name, want.fn.version), ...want });
+    if (this.warmFailed.size > 1000) this.warmFailed.clear();
+    this.topUp();
+  }
+
+  // Chores for the containers floors still lack (each counted while it is on its way).
+  private topUp(): void {
+    let added = false;
+    for (const f of this.floors.values()) {
+      if (Date.now() - (this.warmFailed.get(f.key) ?? -Infinity) < WARM_RETRY_MS) continue; // not in a loop
+      const missing = f.floor - this.table.count(f.key) - (this.warming.get(f.key) ?? 0);
+      for (let i = 0; i < missing; i++) {
+        this.warming.set(f.key, (this.warming.get(f.key) ?? 0) + 1);
+        const done = (): void => {
+          this.warming.set(f.key, (this.warming.get(f.key) ?? 1) - 1);
+          if (!this.warming.get(f.key)) this.warming.delete(f.key);
+        };
+        const chore = this.warmChore(f.key, f.fn, f.runtime, f.treeDir, () => this.floorOf(f.key) > this.table.count(f.key));
+        this.chores.push({ ...chore, run: (lease) => chore.run(lease).finally(done), drop: () => (done(), chore.drop?.()) });
+        added = true;
+      }
+    }
+    if (added) this.dispatch();
+  }
+
+  private floorOf(key: string): number {
+    for (const f of this.floors.values()) if (f.key === key) return f.floor;
+    return 0;
+  }
+
+  // A spare chore that starts a container holding the function and loads it, while `wanted()` still holds.
+  private warmChore(key: string, fn: FunctionMeta, runtime: Runtime, treeDir: string, wanted: () => boolean): Chore {
+    return {
       urgent: false,
       room: true,
       evicts: 0, // its owner asked for it to be warm: room is made as for a call
       run: async (lease) => {
-        if (this.table.count(key) > 0) return;
+        if (!wanted()) return;
         const s = this.open({ owner: lease.worker, key, runtime, stem: false });
         try {
           await s.start(lease, { fn, treeDir });
           await s.load(fn, PRELOAD_TIMEOUT_MS);
           s.ready();
         } catch (e) {
+          this.warmFailed.set(key, Date.now());
           this.o.log.warn({ key, err: errText(e) }, 'warm container did not start');
         }
       },
-      drop: () => this.o.log.debug({ key }, 'no room to preload the function; its first call starts it'),
-    });
-    this.dispatch();
+      drop: () => this.o.log.debug({ key }, 'no room for a warm container of the function now; its calls start one'),
+    };
   }
 
   // The dependencies step of a function version, run by a miniworker in a container of its own.
@@ -611,12 +657,14 @@ export class Pool {
       maxContainers: this.settings.maxContainers,
       stemTarget: (rt) => this.stems.target(rt),
       stemTtlMs: STEM_TTL_MS,
+      floor: (key) => this.floorOf(key),
     });
     for (const r of evict) {
       this.o.log.debug({ container: r.id, key: r.key }, 'removing idle container');
       void this.sessions.get(r.id)?.discard();
     }
     if (this.stems.list().length) this.dispatch();
+    this.topUp(); // a floor's container that went (removed, crashed, given way to a call) is made again
   }
 
   private newId(kind: string): string {

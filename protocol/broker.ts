@@ -145,5 +145,13 @@ export const ToInstanceSchema = z.discriminatedUnion('type', [
   // the node prepares it and starts a container holding it; with `runtime` it keeps stem cells of its
   // runtime. Sent to every node where that is the function's policy (its own setting, else the node's).
   z.object({ type: z.literal('preload'), fn: FunctionMetaSchema, runtime: RuntimeSchema }),
+  // The function's floor on this node, its share of `minWarm`: keep at least `floor` containers holding
+  // that version (`def`) loaded, idle or not. 0 (no def needed): the function has none here.
+  z.object({
+    type: z.literal('keepWarm'),
+    name: qualifiedNameSchema,
+    floor: z.number().int().min(0).max(1024),
+    def: z.object({ fn: FunctionMetaSchema, runtime: RuntimeSchema }).optional(),
+  }),
 ]);
 export type ToInstance = z.infer<typeof ToInstanceSchema>;

@@ -71,6 +71,11 @@ describe('settingsFrom', () => {
   });
 
   it('reads retries and retryBackoff (no unit: seconds), and refuses what is out of range naming the setting', () => {
+    expect(settingsFrom(req({ minWarm: '2', policy: 'function' }))).toMatchObject({ minWarm: 2 });
+    expect(() => settingsFrom(req({ minWarm: '2', policy: 'none' }))).toThrow(
+      /minWarm keeps containers loaded.*policy function or runtime/,
+    );
+    expect(() => settingsFrom(req({ minWarm: '-1' }))).toThrow(/minWarm: .*from 0 to 1024/);
     expect(settingsFrom(req({ retries: '3', retryBackoff: '500ms' }))).toMatchObject({ retries: 3, retryBackoff: 500 });
     expect(settingsFrom(req({ retryBackoff: '2' })).retryBackoff).toBe(2000);
     expect(settingsFrom(req({ retryBackoff: '0.25' })).retryBackoff).toBe(250);

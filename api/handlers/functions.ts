@@ -176,6 +176,9 @@ const SettingsInputSchema = z
     maxContainers: setting(
       readNumber(`a whole number of containers per node from ${L.maxContainers.min} to ${L.maxContainers.max}`, L.maxContainers, true),
     ),
+    minWarm: setting(
+      readNumber(`a whole number of containers kept warm across the nodes from ${L.minWarm.min} to ${L.minWarm.max}`, L.minWarm, true),
+    ),
     handler: setting(readHandler),
     env: setting(readEnv),
     secrets: setting(readSecrets),
@@ -194,7 +197,13 @@ const SettingsInputSchema = z
 export function settingsFrom(req: Request): FunctionSettings {
   // Fields it does not know (the archive's, a client's own) are dropped here, not refused.
   const raw = parse(SettingsInputSchema, { ...(req.query as object), ...(req.body as object) }, 'function settings');
-  return parse(FunctionSettingsSchema, raw, 'function settings');
+  const settings = parse(FunctionSettingsSchema, raw, 'function settings');
+  if (settings.minWarm && settings.policy === 'none')
+    throw new HttpError(
+      400,
+      'invalid function settings: minWarm keeps containers loaded, which policy none never uses: choose policy function or runtime',
+    );
+  return settings;
 }
 
 // Every stored version of the scope's functions (what the archive-bytes quota counts).

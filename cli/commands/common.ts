@@ -78,6 +78,13 @@ export const positiveInt =
     return Number(v);
   };
 
+export const wholeNumber =
+  (what: string) =>
+  (v: string): number => {
+    if (!/^\d+$/.test(v)) throw new InvalidArgumentError(`${what} must be a whole number from 0`);
+    return Number(v);
+  };
+
 export const positiveNumber =
   (what: string) =>
   (v: string): number => {

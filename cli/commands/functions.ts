@@ -15,7 +15,7 @@ import { UsageError } from '../client/errors.js';
 import { ago, bytes, msSetting } from '../client/format.js';
 import { withDeployDefaults } from '../pack/defaults.js';
 import { guessRuntime, loadUpload } from '../pack/deploy.js';
-import { act, clientCommand, collect, examples, positiveInt, positiveNumber, type Deps } from './common.js';
+import { act, clientCommand, collect, examples, positiveInt, positiveNumber, wholeNumber, type Deps } from './common.js';
 
 interface DeployOpts {
   runtime?: string;
@@ -34,6 +34,7 @@ interface DeployOpts {
   retryBackoff?: string | number;
   concurrency?: number;
   maxContainers?: number;
+  minWarm?: number;
   format?: string;
   public?: boolean;
   rateLimit?: number;
@@ -81,6 +82,7 @@ export function settingsFields(o: DeployOpts): Array<[string, string]> {
   if (o.retryBackoff !== undefined) f.push(['retryBackoff', `${unitSetting('retryBackoff', o.retryBackoff, readBackoff)}ms`]);
   if (o.concurrency !== undefined) f.push(['concurrency', String(o.concurrency)]);
   if (o.maxContainers !== undefined) f.push(['maxContainers', String(o.maxContainers)]);
+  if (o.minWarm !== undefined) f.push(['minWarm', String(o.minWarm)]);
   if (o.format !== undefined) f.push(['format', o.format]);
   if (o.public) f.push(['public', 'true']);
   if (o.rateLimit !== undefined) f.push(['rateLimit', String(o.rateLimit)]);
@@ -110,7 +112,7 @@ const retriesPart = (f: FunctionMeta): string =>
   f.settings.retries > 0 ? `, retries ${f.settings.retries} (first after ${msSetting(f.settings.retryBackoff)}, doubling)` : '';
 
 export const settingsLine = (f: FunctionMeta): string =>
-  `timeout ${f.settings.timeout}s, memory ${f.settings.memory} MiB, cpus ${f.settings.cpus}, policy ${f.settings.policy ?? 'node default'}${f.settings.concurrency ? `, at most ${f.settings.concurrency} at once` : ''}${f.settings.maxContainers ? `, at most ${f.settings.maxContainers} containers per node` : ''}${retriesPart(f)}`;
+  `timeout ${f.settings.timeout}s, memory ${f.settings.memory} MiB, cpus ${f.settings.cpus}, policy ${f.settings.policy ?? 'node default'}${f.settings.concurrency ? `, at most ${f.settings.concurrency} at once` : ''}${f.settings.maxContainers ? `, at most ${f.settings.maxContainers} containers per node` : ''}${f.settings.minWarm ? `, ${f.settings.minWarm} kept warm` : ''}${retriesPart(f)}`;
 
 export function functionCommands(p: Command, deps: Deps): void {
   const { out } = deps;
@@ -151,6 +153,11 @@ export function functionCommands(p: Command, deps: Deps): void {
         '--max-containers <n>',
         'at most this many containers of it on each node; more of its calls there wait for one (default: the node limit)',
         positiveInt('--max-containers'),
+      )
+      .option(
+        '--min-warm <n>',
+        'keep at least this many containers of it loaded across the nodes, idle or not: no cold start for that many calls at once (default 0: scale to zero)',
+        wholeNumber('--min-warm'),
       )
       .addOption(
         new Option('--format <format>', 'calling convention of its handler (default: auto, told from the handler)').choices([...FORMATS]),
