@@ -76,6 +76,17 @@ describe.each(stores())('on $name', (k) => {
   });
 
   describe('retries of a failed run', () => {
+    it('follows the settings of the version as deployed now: a function deleted and deployed again under its name', async () => {
+      const db = t.remote;
+      expect(await deploy(db, 'again', { retries: 2 })).toBe(1);
+      const first = await db.request('createCall', { funcName: 'again', version: 1, params: {} });
+      expect(await run(db, first.callNum, 'n1', failed('boom'))).toMatchObject({ status: 'PENDING', attempts: 1 });
+      expect((await db.request('deleteFunction', { name: 'again' })).deleted).toBe(true);
+      expect(await deploy(db, 'again', { retries: 0 })).toBe(1); // version 1 again, without retries
+      const second = await db.request('createCall', { funcName: 'again', version: 1, params: {} });
+      expect(await run(db, second.callNum, 'n1', failed('boom'))).toMatchObject({ status: 'ERROR', attempts: 1 });
+    });
+
     it('runs a failing call again after 1 s, then 2 s, keeping each failed run, and lists it as a dead letter after the last', async () => {
       const db = t.remote;
       const version = await deploy(db, 'f', { retries: 2, retryBackoff: 1000 });

@@ -5,7 +5,7 @@
 import { Level } from 'level';
 import { createHash } from 'node:crypto';
 import type { AbstractBatchOperation, AbstractSublevel } from 'abstract-level';
-import { isFinal, type Call, type FunctionMeta, type Runtime } from '../common/model.js';
+import { isFinal, type Call, type FunctionMeta, type FunctionSettings, type Runtime } from '../common/model.js';
 import { DEFAULT_NAMESPACE, namespaceOf, NS_SEP } from '../common/namespace.js';
 import {
   idempotencyPrefix,
@@ -53,6 +53,9 @@ export class Store implements StoreBackend {
   private readonly archives: Sub<Buffer>;
   private readonly heads: Sub<FunctionHead>;
   private readonly versions: Sub<FunctionMeta>;
+  // A version's settings never change while it exists: each outcome reads them, so they are kept here,
+  // forgotten whenever versions are deleted or restored (a name deployed again starts at version 1).
+  private readonly settingsSeen = new Map<string, FunctionSettings>();
   private readonly calls: Sub<Call>;
   private readonly meta: Sub<number>;
   private readonly openCalls: Sub<number>; // index of calls not yet final, so recovery never scans every call
@@ -143,6 +146,7 @@ export class Store implements StoreBackend {
 
   // Records of a backup written back, indexes with them (a call through the same operations as its writes).
   async restore(records: BackupRecord[]): Promise<void> {
+    this.settingsSeen.clear();
     const ops: BatchOp[] = [];
     for (const r of records) {
       switch (r.kind) {
@@ -179,6 +183,7 @@ export class Store implements StoreBackend {
   }
   // Raw LevelDB entries of a backup from before backups were logical, as they were.
   async restoreRaw(entries: Array<[Buffer, Buffer]>): Promise<void> {
+    this.settingsSeen.clear();
     const raw = this.db as unknown as Level<Buffer, Buffer>;
     await raw.batch(
       entries.map(([key, value]) => ({ type: 'put' as const, key, value })),
@@ -258,6 +263,7 @@ export class Store implements StoreBackend {
     return meta;
   }
   async deleteFunction(name: string): Promise<{ deleted: boolean }> {
+    this.settingsSeen.clear();
     if (!(await this.heads.get(name))) return { deleted: false };
     const versions = await this.versions.iterator({ gt: `${name}!`, lt: `${name}!~` }).all();
     const schedules = await this.schedules.keys({ gt: `${name}!`, lt: `${name}!~` }).all(); // they go with it
@@ -273,6 +279,7 @@ export class Store implements StoreBackend {
   }
   // An old version goes; the current one stays (`current`: refused for that).
   async deleteVersion(name: string, version: number): Promise<{ deleted: boolean; current?: true }> {
+    this.settingsSeen.clear();
     const head = await this.heads.get(name);
     const meta = head ? await this.versions.get(`${name}!${pad(version)}`) : undefined;
     if (!head || !meta) return { deleted: false };
@@ -338,6 +345,18 @@ export class Store implements StoreBackend {
     return ops;
   }
 
+  private async versionSettings(funcName: string, version: number | undefined): Promise<FunctionSettings | null> {
+    if (version === undefined) return null;
+    const key = `${funcName}!${pad(version)}`;
+    const seen = this.settingsSeen.get(key);
+    if (seen) return seen;
+    const settings = (await this.versions.get(key))?.settings;
+    if (!settings) return null; // not kept: it may be deployed next
+    if (this.settingsSeen.size >= 4096) this.settingsSeen.clear();
+    this.settingsSeen.set(key, settings);
+    return settings;
+  }
+
   // A new group of call writes, starting from what is committed now. One group at a time: the next is
   // begun only after this one committed or failed (the server's write queue sees to it).
   group(): CallGroup {
@@ -346,8 +365,7 @@ export class Store implements StoreBackend {
       read: (callNum) => this.getCall(callNum),
       readKey: async (key) => (await this.keys.get(key)) ?? null,
       keyOps: (key, entry) => [{ type: 'put', sublevel: this.keys, key, value: entry }],
-      settings: async (funcName, version) =>
-        version === undefined ? null : ((await this.versions.get(`${funcName}!${pad(version)}`))?.settings ?? null),
+      settings: (funcName, version) => this.versionSettings(funcName, version),
       due: async (now, limit) => {
         const out: number[] = [];
         for await (const [key, at] of this.outbox.iterator()) {
@@ -446,6 +464,7 @@ export class Store implements StoreBackend {
   // store where an earlier namespace of that name went without them. Call numbers are never reused.
   // Called in the write queue (nothing else writes meanwhile); written in batches of bounded size.
   async purgeNamespace(namespace: string): Promise<Purged> {
+    this.settingsSeen.clear();
     if (namespace === DEFAULT_NAMESPACE) throw new ConflictError('the default namespace is never purged');
     const ops: BatchOp[] = [];
     const flush = async (): Promise<void> => {
