@@ -5,11 +5,12 @@
 // into logs, failures as failed replies, web calls in the lambda convention, secrets as files, and
 // requests it cannot read answered with `error` while it carries on. A loader for another language is one
 // more entry in LOADERS, with its two functions in runtimes/conformance/LANG (see the README there).
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
@@ -27,6 +28,9 @@ import {
 } from '../protocol/loader.js';
 
 const HERE = resolve(import.meta.dirname);
+const JAVA_CLASSES = join(tmpdir(), `zfaas-java-loader-${process.pid}`);
+const GSON_JAR = '/usr/share/java/gson.jar';
+const run = promisify(execFile);
 
 interface LoaderUnderTest {
   name: string;
@@ -48,7 +52,24 @@ const LOADERS: LoaderUnderTest[] = [
     functions: join(HERE, 'conformance/python'),
     webHandler: 'handler.handler',
   },
+  {
+    name: 'java',
+    // compiled from runtimes/java/*.java before the suite (the image compiles the same sources)
+    command: ['java', '--add-opens', 'java.base/java.util=ALL-UNNAMED', '-cp', `${JAVA_CLASSES}:${GSON_JAR}`, 'zfaas.Loader'],
+    functions: join(HERE, 'conformance/java'),
+    webHandler: 'Handler.handleRequest',
+  },
 ];
+
+// The Java loader, built as its image builds it (javac against Debian's gson, which the test command installs).
+beforeAll(async () => {
+  await mkdir(JAVA_CLASSES, { recursive: true });
+  const sources = (await readdir(join(HERE, 'java'))).filter((f) => f.endsWith('.java')).map((f) => join(HERE, 'java', f));
+  await run('javac', ['-nowarn', '-cp', GSON_JAR, '-d', JAVA_CLASSES, ...sources]);
+}, 120_000);
+afterAll(async () => {
+  await rm(JAVA_CLASSES, { recursive: true, force: true });
+});
 
 // The node's schemas, refusing any field they do not declare: what a loader sends, the node must know of.
 const StrictReply = z.discriminatedUnion('op', [

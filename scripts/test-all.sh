@@ -28,6 +28,9 @@ bash scripts/ensure-chromium.sh
 step "python linter for the python loader (Debian's pyflakes3)"
 bash scripts/ensure-pyflakes.sh
 
+step "a JDK and gson (the Java loader's conformance suite)"
+bash scripts/ensure-java.sh
+
 step "runtime images (offline build when missing)"
 bash runtimes/build-images.sh
 

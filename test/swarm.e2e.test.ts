@@ -28,7 +28,7 @@ const HOSTS_SH = join(ROOT, 'scripts', 'swarm', 'hosts.sh');
 const PREFIX = `zfaas-swarm-${process.pid}`;
 const STATE = join('/tmp', PREFIX);
 const IMAGE = process.env.ZFAAS_IMAGE ?? 'zfaas/zfaas:latest';
-const RUNTIME_IMAGES = ['zfaas/node:latest', 'zfaas/python:latest', 'noderuntime:latest', 'pythonruntime:latest'];
+const RUNTIME_IMAGES = ['zfaas/node:latest', 'zfaas/python:latest', 'zfaas/java:latest', 'noderuntime:latest', 'pythonruntime:latest', 'javaruntime:latest'];
 const DATA = '/run/zfaas/instance'; // each host's own /run: the instance folder is the host's, at one path
 const CALLS = 150;
 // The same application image under a new tag, in the stack's registry: every host's engine pulls it from
@@ -313,7 +313,7 @@ async function sweepDeadRuns(): Promise<void> {
 describe.skipIf(unsupported !== undefined)('docker-compose.yml as a stack on a three-host swarm', () => {
   beforeAll(async () => {
     await sh('bash', ['scripts/ensure-cluster-tools.sh'], 300_000);
-    await sh('bash', ['runtimes/build-images.sh'], 900_000); // push-images puts both built-in runtimes in the registry
+    await sh('bash', ['runtimes/build-images.sh'], 900_000); // push-images puts the built-in runtimes in the registry
     await timed('images (app + registry, offline)', () => sh('bash', ['scripts/build-app-image.sh', '--registry-image'], 600_000));
     await sweepDeadRuns();
     dir = await tempDir('zfaas-swarm-test-');

@@ -1,0 +1,229 @@
+// The zfaas loader for Java: keeps one function loaded in this JVM and runs its calls, speaking the loader
+// protocol (protocol/loader.ts; docs/loader-protocol.md) as JSON lines on the node's socket (ZFAAS_LINE), or
+// on stdin/stdout without one. `--once` runs a single call (policy none): params from stdin or ZFAAS_PARAMS,
+// the result on stdout. Formats: json (handler(input) returns any value) and lambda (handleRequest(event,
+// Context), an API Gateway HTTP API event for a web call).
+package zfaas;
+
+import com.google.gson.JsonElement;
+import com.google.gson.JsonNull;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import java.io.BufferedReader;
+import java.io.FileDescriptor;
+import java.io.FileOutputStream;
+import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.io.OutputStream;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.Channels;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.util.HashMap;
+import java.util.Map;
+
+public final class Loader {
+  private final OutputStream out;
+  private Function fn;
+  private String format = "json";
+  private final Map<String, String> loadEnv = new HashMap<>();
+
+  private Loader(OutputStream out) {
+    this.out = out;
+  }
+
+  public static void main(String[] args) throws Exception {
+    OutputStream stdout = new FileOutputStream(FileDescriptor.out);
+    Capture.install();
+    if (args.length > 0 && args[0].equals("--once")) System.exit(Once.run(stdout));
+    String line = System.getenv(Protocol.LINE_ENV);
+    InputStream in;
+    OutputStream out;
+    if (line == null || line.isEmpty()) {
+      in = System.in;
+      out = stdout;
+    } else {
+      SocketChannel ch = dial(line);
+      in = Channels.newInputStream(ch);
+      out = Channels.newOutputStream(ch);
+    }
+    new Loader(out).serve(in);
+    System.exit(0);
+  }
+
+  // The node listens before the container starts; a few tries cover a slow start.
+  private static SocketChannel dial(String path) throws Exception {
+    Exception last = null;
+    for (int i = 0; i < 50; i++) {
+      try {
+        return SocketChannel.open(UnixDomainSocketAddress.of(path));
+      } catch (Exception e) {
+        last = e;
+        Thread.sleep(100);
+      }
+    }
+    throw last;
+  }
+
+  private void serve(InputStream in) throws Exception {
+    JsonObject hello = new JsonObject();
+    hello.addProperty("op", "hello");
+    hello.addProperty("v", Protocol.VERSION);
+    hello.addProperty("pid", ProcessHandle.current().pid());
+    send(hello);
+    BufferedReader r = new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8));
+    for (String l = r.readLine(); l != null; l = r.readLine()) {
+      if (l.isBlank()) continue;
+      JsonObject req;
+      try {
+        JsonElement e = JsonParser.parseString(l);
+        if (!e.isJsonObject()) throw new Bad("a request is a JSON object");
+        req = e.getAsJsonObject();
+      } catch (Bad e) {
+        send(error(e.getMessage(), null));
+        continue;
+      } catch (RuntimeException e) {
+        send(error("not JSON: " + e.getMessage(), null));
+        continue;
+      }
+      try {
+        send(handle(req));
+      } catch (Bad e) {
+        send(error(e.getMessage(), req.has("id") && req.get("id").isJsonPrimitive() ? req.get("id").getAsNumber().intValue() : null));
+      }
+    }
+  }
+
+  // A request the loader cannot read: it says so and carries on.
+  static final class Bad extends Exception {
+    Bad(String why) {
+      super(why);
+    }
+  }
+
+  private JsonObject handle(JsonObject req) throws Bad {
+    String op = Check.string(req, "op");
+    switch (op) {
+      case "ping":
+        return reply("pong");
+      case "load":
+        return load(req);
+      case "call":
+        return call(req);
+      case "secrets":
+        return Secrets.set(req);
+      default:
+        throw new Bad("unknown op " + op);
+    }
+  }
+
+  private JsonObject load(JsonObject req) throws Bad {
+    String dir = Check.string(req, "dir");
+    String handler = req.has("handler") && !req.get("handler").isJsonNull() ? Check.string(req, "handler") : null;
+    Map<String, String> env = Check.env(req);
+    String asked = req.has("format") ? Check.string(req, "format") : "auto";
+    JsonObject r = reply("loaded");
+    try {
+      Env.restore(Env.apply(loadEnv)); // a new load replaces the last one's variables
+      Env.apply(env);
+      loadEnv.clear();
+      loadEnv.putAll(env);
+      Function f = Function.load(dir, handler);
+      String chosen = asked.equals("auto") ? (f.lambda ? "lambda" : "json") : asked;
+      if (!chosen.equals("json") && !chosen.equals("lambda"))
+        throw new IllegalArgumentException("the java runtime serves the formats json and lambda, not " + chosen);
+      fn = f;
+      format = chosen;
+      r.addProperty("ok", true);
+      r.addProperty("format", chosen);
+    } catch (Throwable e) {
+      fn = null;
+      r.addProperty("ok", false);
+      r.addProperty("error", cut(describe(e), Protocol.LOG_LIMIT));
+    }
+    return r;
+  }
+
+  private JsonObject call(JsonObject req) throws Bad {
+    int id = Check.id(req);
+    Map<String, String> env = Check.env(req);
+    JsonObject http = req.has("http") && req.get("http").isJsonObject() ? req.getAsJsonObject("http") : null;
+    JsonObject r = reply("result");
+    r.addProperty("id", id);
+    if (fn == null) {
+      r.addProperty("ok", false);
+      r.addProperty("error", "no function is loaded");
+      r.addProperty("logs", "");
+      return r;
+    }
+    JsonElement params = req.has("params") ? req.get("params") : JsonNull.INSTANCE;
+    Map<String, String> before = Env.apply(env);
+    Capture.begin();
+    try {
+      String requestId = env.getOrDefault("ZFAAS_CALL", String.valueOf(id));
+      boolean web = http != null && format.equals("lambda");
+      JsonElement input = web ? Web.lambdaEvent(http, requestId) : params;
+      Object value = fn.call(input, new LambdaContext(requestId));
+      JsonElement v = Function.GSON.toJsonTree(value);
+      if (web) r.add("http", Web.lambdaResponse(v));
+      String result = Function.GSON.toJson(v);
+      if (result.length() > Protocol.RESULT_LIMIT) {
+        result = result.substring(0, Protocol.RESULT_LIMIT);
+        r.addProperty("truncated", true);
+      }
+      r.addProperty("ok", true);
+      r.addProperty("result", result);
+    } catch (Web.ResponseError e) {
+      r.addProperty("ok", false);
+      r.addProperty("fault", "response");
+      r.addProperty("error", e.getMessage());
+    } catch (Throwable e) {
+      r.addProperty("ok", false);
+      r.addProperty("error", cut(describe(e), Protocol.LOG_LIMIT));
+    } finally {
+      r.addProperty("logs", Capture.end());
+      Env.restore(before);
+    }
+    long stray = ProcessHandle.current().children().filter(ProcessHandle::isAlive).count();
+    if (stray > 0) r.addProperty("stray", stray);
+    return r;
+  }
+
+  static String describe(Throwable e) {
+    String msg = e.getMessage();
+    return e.getClass().getName() + (msg == null ? "" : ": " + msg);
+  }
+
+  static String stack(Throwable e) {
+    StringWriter w = new StringWriter();
+    e.printStackTrace(new PrintWriter(w));
+    return w.toString();
+  }
+
+  static String cut(String s, int n) {
+    return s.length() > n ? s.substring(0, n) : s;
+  }
+
+  static JsonObject reply(String op) {
+    JsonObject r = new JsonObject();
+    r.addProperty("op", op);
+    return r;
+  }
+
+  private static JsonObject error(String why, Integer id) {
+    JsonObject r = reply("error");
+    r.addProperty("error", cut(why, Protocol.LOG_LIMIT));
+    if (id != null) r.addProperty("id", id);
+    return r;
+  }
+
+  private void send(JsonObject m) throws Exception {
+    byte[] b = (Function.GSON.toJson(m) + "\n").getBytes(StandardCharsets.UTF_8);
+    synchronized (out) {
+      out.write(b);
+      out.flush();
+    }
+  }
+}
