@@ -28,7 +28,14 @@ const HOSTS_SH = join(ROOT, 'scripts', 'swarm', 'hosts.sh');
 const PREFIX = `zfaas-swarm-${process.pid}`;
 const STATE = join('/tmp', PREFIX);
 const IMAGE = process.env.ZFAAS_IMAGE ?? 'zfaas/zfaas:latest';
-const RUNTIME_IMAGES = ['zfaas/node:latest', 'zfaas/python:latest', 'zfaas/java:latest', 'noderuntime:latest', 'pythonruntime:latest', 'javaruntime:latest'];
+const RUNTIME_IMAGES = [
+  'zfaas/node:latest',
+  'zfaas/python:latest',
+  'zfaas/java:latest',
+  'noderuntime:latest',
+  'pythonruntime:latest',
+  'javaruntime:latest',
+];
 const DATA = '/run/zfaas/instance'; // each host's own /run: the instance folder is the host's, at one path
 const CALLS = 150;
 // The same application image under a new tag, in the stack's registry: every host's engine pulls it from
