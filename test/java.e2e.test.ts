@@ -3,10 +3,13 @@
 // compiles without AWS's jar) deployed as sources and compiled by the loader in the container; a web call
 // in the Lambda convention; the same function warm, then under policy none (run once); and sources that do
 // not compile, whose calls end ERROR with the compiler's words.
+import { execFile } from 'node:child_process';
 import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packFiles } from './helpers/archives.js';
-import { http, startUp, upload, waitCall, type Platform } from './helpers/platform.js';
+import { CLI, http, startUp, tempDir, upload, waitCall, type Platform } from './helpers/platform.js';
 
 let p: Platform;
 
@@ -84,6 +87,20 @@ describe('the java runtime', () => {
     const r = await invoke('jonce', { name: 'cy' });
     expect(r.status).toBe('DONE');
     expect(JSON.parse(r.result)).toMatchObject({ greeting: 'hello cy' });
+  });
+
+  it('scaffolds with `zfaas init --runtime java`, deploys and invokes it with the CLI as written', async () => {
+    const dir = await tempDir('zfaas-java-init-');
+    const env = { ...process.env, ZFAAS_API: p.api, ZFAAS_CONFIG: '/nonexistent/zfaas.json' };
+    const cli = (...args: string[]) => promisify(execFile)(process.execPath, [CLI, ...args], { env });
+    try {
+      await cli('init', 'jinit', '--runtime', 'java', '--dir', join(dir, 'jinit'));
+      await cli('deploy', 'jinit', join(dir, 'jinit'), '--runtime', 'java');
+      const out = await cli('invoke', 'jinit', 'name=ana');
+      expect(JSON.parse(out.stdout)).toEqual({ hello: 'ana' });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("ends the calls of sources that do not compile in ERROR, with the compiler's words", async () => {

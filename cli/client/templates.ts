@@ -1,20 +1,20 @@
 // The files `zfaas init` writes: the smallest function that deploys and runs as is on the built-in
-// runtimes (no dependencies to fetch, since containers have no network). `node` and `python` are
+// runtimes (no dependencies to fetch, since containers have no network). `node`, `python` and `java` are
 // zfaas's own form (params in, a value out); `lambda`, `openwhisk`, `openfaas` and `gcf` are a web
 // hello-world in that platform's own convention (protocol/loader.ts, "Web calls"), with a zfaas.json
 // telling `zfaas deploy` the runtime, format and handler that load it (runtimes/node/loader.js).
 
-export type TemplateRuntime = 'node' | 'python';
-export const TEMPLATE_RUNTIMES: readonly TemplateRuntime[] = ['node', 'python'];
+export type TemplateRuntime = 'node' | 'python' | 'java';
+export const TEMPLATE_RUNTIMES: readonly TemplateRuntime[] = ['node', 'python', 'java'];
 
 export type Template = TemplateRuntime | 'lambda' | 'openwhisk' | 'openfaas' | 'gcf';
-export const TEMPLATES: readonly Template[] = ['node', 'python', 'lambda', 'openwhisk', 'openfaas', 'gcf'];
+export const TEMPLATES: readonly Template[] = ['node', 'python', 'java', 'lambda', 'openwhisk', 'openfaas', 'gcf'];
 
 /** The runtime a template's code is written for. */
-export const templateRuntime = (t: Template): TemplateRuntime => (t === 'python' ? 'python' : 'node');
+export const templateRuntime = (t: Template): TemplateRuntime => (t === 'python' || t === 'java' ? t : 'node');
 
 /** Whether the template answers web requests in a platform's own form (then invoke it with --path). */
-export const isWebTemplate = (t: Template): boolean => t !== 'node' && t !== 'python';
+export const isWebTemplate = (t: Template): boolean => !(TEMPLATE_RUNTIMES as readonly string[]).includes(t);
 
 // Every template leaves zfaas.json out of the archive: it is for `zfaas deploy`, not for the function.
 const NODE_IGNORE = `# Left out of the archive by "zfaas deploy" (gitignore-like patterns).
@@ -33,6 +33,16 @@ const PYTHON_IGNORE = `# Left out of the archive by "zfaas deploy" (gitignore-li
 __pycache__/
 *.pyc
 tests/
+/zfaas.json
+`;
+
+const JAVA_IGNORE = `# Left out of the archive by "zfaas deploy" (gitignore-like patterns).
+# Jars the function needs travel in the archive (containers have no network).
+.git/
+.env
+target/
+build/
+*.log
 /zfaas.json
 `;
 
@@ -74,6 +84,24 @@ def handler(event):
 # otherwise vendor pure-python packages next to handler.py instead.
 `,
         '.zfaasignore': PYTHON_IGNORE,
+      };
+
+    case 'java':
+      return {
+        'Hello.java': `// ${name}: a zfaas function in Java. A call's params arrive as \`params\` (a Map, or any type of your
+// own gson can fill); what it returns is the result (JSON-encoded). What it prints is kept as the call's
+// logs ("zfaas logs CALL"). The loader compiles this file when the function loads.
+import java.util.Map;
+
+public class Hello {
+  public Map<String, Object> handleRequest(Map<String, Object> params) {
+    Object name = params.getOrDefault("name", "world");
+    System.out.println("greeting " + name);
+    return Map.of("hello", name);
+  }
+}
+`,
+        '.zfaasignore': JAVA_IGNORE,
       };
 
     case 'lambda':

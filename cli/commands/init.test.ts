@@ -41,7 +41,7 @@ describe('init --template / --runtime', () => {
   it('refuses a missing template with exit 2', async () => {
     expect(await init('x', '--dir', join(root, 'none'))).toMatchObject({
       code: EXIT.USAGE,
-      notes: ['zfaas: give --template (node, python, lambda, openwhisk, openfaas, gcf) or --runtime (node, python)'],
+      notes: ['zfaas: give --template (node, python, java, lambda, openwhisk, openfaas, gcf) or --runtime (node, python, java)'],
     });
   });
 
@@ -52,9 +52,12 @@ describe('init --template / --runtime', () => {
     expect(node.notes[0]).toContain('--runtime node');
     const py = await init('greet', '--template', 'python', '--dir', join(root, 'python'));
     expect(py.printed[0]).toMatch(/\(python\): handler\.py, requirements\.txt, \.zfaasignore$/);
+    const java = await init('hi', '--runtime', 'java', '--dir', join(root, 'java'));
+    expect(java.printed[0]).toMatch(/\(java\): Hello\.java, \.zfaasignore$/);
+    expect(java.notes[0]).toContain('--runtime java');
   });
 
-  const expected: Record<Exclude<Template, 'node' | 'python'>, { code: string; defaults: object }> = {
+  const expected: Record<Exclude<Template, 'node' | 'python' | 'java'>, { code: string; defaults: object }> = {
     lambda: { code: 'index.mjs', defaults: { runtime: 'node', format: 'lambda', handler: 'index.handler' } },
     openwhisk: { code: 'index.js', defaults: { runtime: 'node', format: 'openwhisk', handler: 'index.main' } },
     openfaas: { code: 'handler.js', defaults: { runtime: 'node', format: 'openfaas' } },
@@ -62,7 +65,7 @@ describe('init --template / --runtime', () => {
   };
 
   it('writes each platform template with the zfaas.json deploy reads, left out of the archive', async () => {
-    for (const t of TEMPLATES.filter((x) => x !== 'node' && x !== 'python') as Array<keyof typeof expected>) {
+    for (const t of TEMPLATES.filter((x) => !['node', 'python', 'java'].includes(x)) as Array<keyof typeof expected>) {
       const dir = join(root, t);
       const r = await init('web-fn', '--template', t, '--dir', dir);
       expect(r.code, t).toBe(0);

@@ -1,4 +1,4 @@
-// init NAME --template node|python|lambda|openwhisk|openfaas|gcf (or --runtime node|python): a function
+// init NAME --template node|python|java|lambda|openwhisk|openfaas|gcf (or --runtime node|python|java): a function
 // folder that deploys as is; the platform templates also write the zfaas.json `zfaas deploy` reads.
 import { Option, type Command } from 'commander';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
@@ -46,11 +46,13 @@ export function initCommand(p: Command, deps: Deps): void {
       .addOption(
         new Option(
           '-t, --template <template>',
-          "what to write: node or python (params in, a value out), or a web hello-world in a platform's own form, node runtime",
+          "what to write: node, python or java (params in, a value out), or a web hello-world in a platform's own form, node runtime",
         ).choices([...TEMPLATES]),
       )
       .addOption(
-        new Option('-r, --runtime <runtime>', 'the built-in runtime: same as --template node or python').choices([...TEMPLATE_RUNTIMES]),
+        new Option('-r, --runtime <runtime>', 'the built-in runtime: same as --template node, python or java').choices([
+          ...TEMPLATE_RUNTIMES,
+        ]),
       )
       .option('-d, --dir <dir>', 'where to create it (default ./NAME)')
       .addHelpText(
