@@ -128,5 +128,8 @@ export const ToInstanceSchema = z.discriminatedUnion('type', [
   // the node prepares it and starts a container holding it; with `runtime` it keeps stem cells of its
   // runtime. Sent to every node where that is the function's policy (its own setting, else the node's).
   z.object({ type: z.literal('preload'), fn: FunctionMetaSchema, runtime: RuntimeSchema }),
+  // Build this function version (common/build.ts): run its runtime's dependencies step once, store the
+  // built tree in the DB service by digest and record the build's end there (endBuild). Sent to one node.
+  z.object({ type: z.literal('build'), fn: FunctionMetaSchema, runtime: RuntimeSchema }),
 ]);
 export type ToInstance = z.infer<typeof ToInstanceSchema>;
