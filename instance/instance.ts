@@ -446,7 +446,7 @@ export class Instance {
       const { end, archive } = await this.trees.build(as, runtime, this.nodeId);
       if (archive && end.digest) await this.db.request('putArchive', { digest: end.digest }, [archive]);
       const r = await this.db.request('endBuild', { name: fn.functionName, version: fn.version, createdAt: fn.createdAt, end });
-      this.o.log.info({ ...at, state: end.state, bytes: end.size, taken: r.changed, why: r.why }, 'build ended');
+      this.o.log.info({ ...at, state: end.state, bytes: end.size, error: end.error, taken: r.changed, why: r.why }, 'build ended');
     } catch (e) {
       this.o.log.warn({ ...at, err: errText(e) }, 'build not recorded; the API sends it again');
     }

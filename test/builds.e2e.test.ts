@@ -47,8 +47,10 @@ async function runtime(name: string, deps: string): Promise<void> {
   expect(r.status, JSON.stringify(r.body)).toBe(201);
 }
 
-const STAMP_STEP = 'head -c 8 /dev/urandom | od -An -tx1 | tr -d " \\n" > stamp.txt && echo "built stamp $(cat stamp.txt)"';
-const main = 'import os\nprint("stamp=" + (open("stamp.txt").read() if os.path.exists("stamp.txt") else "none"))\n';
+// The stamp is read through a symlink the step made, which the built tree keeps as a link.
+const STAMP_STEP =
+  'head -c 8 /dev/urandom | od -An -tx1 | tr -d " \\n" > stamp.txt && ln -s stamp.txt link.txt && echo "built stamp $(cat stamp.txt)"';
+const main = 'import os\nprint("stamp=" + (open("link.txt").read() if os.path.islink("link.txt") else "none"))\n';
 
 // A function's folder on disk, as `zfaas deploy` takes it.
 async function folder(files: Record<string, string>): Promise<string> {
