@@ -32,6 +32,9 @@ export interface BuildResult {
   archive?: Buffer;
 }
 
+// The end of a successful step's output its record keeps.
+const READY_LOG_MAX = 2000;
+
 const exists = (p: string): Promise<boolean> =>
   stat(p).then(
     () => true,
@@ -125,7 +128,8 @@ export class TreeCache {
         finishedAt: new Date().toISOString(),
         node,
         ...(archive ? { digest: sha256(archive), size: archive.length } : {}),
-        ...(step.log ? { log: logTail(step.log) } : {}),
+        // Shorter than a failure's: it travels with the version's record wherever that goes.
+        ...(step.log ? { log: logTail(step.log, READY_LOG_MAX) } : {}),
       };
       return { end, ...(archive ? { archive } : {}) };
     } catch (e) {
