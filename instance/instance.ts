@@ -442,8 +442,23 @@ export class Instance {
       const refused = await this.unfenced(fn);
       if (refused) this.o.log.warn({ ...at, why: refused }, 'building without the network');
       const as = refused ? { ...fn, settings: { ...fn.settings, network: false } } : fn;
-      await this.images.ensure(runtime.image);
-      const { end, archive } = await this.trees.build(as, runtime, this.nodeId);
+      const pulled = await this.images.ensure(runtime.image).then(
+        () => undefined,
+        (e: unknown) => `the runtime's image ${runtime.image} could not be pulled on node ${this.nodeId}: ${errText(e)}`,
+      );
+      const { end, archive, node } = pulled
+        ? {
+            end: {
+              state: 'failed' as const,
+              startedAt: fn.build?.startedAt ?? '',
+              finishedAt: new Date().toISOString(),
+              node: this.nodeId,
+              error: pulled,
+            },
+          }
+        : await this.trees.build(as, runtime, this.nodeId);
+      // Stopping took its miniworkers from under it: another node builds it once this one is gone.
+      if (node && this.draining) return void this.o.log.info({ ...at, why: end.error }, 'build left to another node');
       if (archive && end.digest) await this.db.request('putArchive', { digest: end.digest }, [archive]);
       const r = await this.db.request('endBuild', { name: fn.functionName, version: fn.version, createdAt: fn.createdAt, end });
       this.o.log.info({ ...at, state: end.state, bytes: end.size, error: end.error, taken: r.changed, why: r.why }, 'build ended');

@@ -27,9 +27,11 @@ export interface TreeCacheOptions {
 }
 
 // A build as the node ran it: its end for the record, and the packed tree to store when it made one.
+// `node`: it failed for a reason of this node's (its disk, a miniworker that went), not the step's.
 export interface BuildResult {
   end: BuildEnd;
   archive?: Buffer;
+  node?: true;
 }
 
 // The end of a successful step's output its record keeps.
@@ -133,7 +135,7 @@ export class TreeCache {
       };
       return { end, ...(archive ? { archive } : {}) };
     } catch (e) {
-      return failed(`the build could not run on node ${node}: ${e instanceof Error ? e.message : String(e)}`);
+      return { ...failed(`the build could not run on node ${node}: ${e instanceof Error ? e.message : String(e)}`), node: true };
     } finally {
       await rm(work, { recursive: true, force: true });
     }
