@@ -138,6 +138,17 @@ it("reports a failing step in the tool's own words: at deploy (non-zero exit, it
   expect(web.body.error).toMatch(/npm ERR! 404 left-pad/);
 });
 
+it("says what pip said when a function's requirements cannot be fetched (its containers reach no registry)", async () => {
+  const files = { 'main.py': 'def main(params):\n    return 1\n', 'requirements.txt': 'requests\n' };
+  const r = await upload<{ error: string }>(`${url}/registerFunction/python/offline`, await packFiles(files), 'offline.tar.gz');
+  expect(r.status).toBe(422);
+  expect(r.body.error).toMatch(/dependencies step failed \(exit 1\): .*No matching distribution found for requests/s);
+  expect(r.body.error).not.toMatch(/TAR_BAD_ARCHIVE|could not be unpacked/);
+  const v = (await http<Version>('GET', `${url}/functions/offline`)).body;
+  expect(v.build?.state).toBe('failed');
+  expect(v.build?.log).toMatch(/Could not find a version that satisfies the requirement requests/);
+});
+
 it('runs a built version on a node that joined later, with an empty data folder, without building it again', async () => {
   await nodes.n1!.stop();
   delete nodes.n1;
