@@ -34,6 +34,9 @@ let dbAddr: string;
 let db: Proc;
 let api: Proc;
 const nodes: Record<string, Proc> = {};
+// Node ids of this run alone: other suites on this machine name their nodes n1, n2 too.
+const first = `build-${process.pid}-a`;
+const second = `build-${process.pid}-b`;
 
 // A python runtime whose dependencies step is `deps`.
 async function runtime(name: string, deps: string): Promise<void> {
@@ -73,7 +76,7 @@ beforeAll(async () => {
   brokerAddr = `tcp://127.0.0.1:${await freePort()}`;
   db = zfaas(['db', '--bind', dbAddr, '--data', join(data, 'db')]);
   api = zfaas(['api', '--port', String(port), '--db', dbAddr, '--broker-bind', brokerAddr]);
-  nodes.n1 = instanceProc({ broker: brokerAddr, db: dbAddr, data, id: 'n1', miniworkers: 1, policy: 'none' });
+  nodes[first] = instanceProc({ broker: brokerAddr, db: dbAddr, data, id: first, miniworkers: 1, policy: 'none' });
   await waitHealthy(url, 1, api);
   await runtime('stamped', STAMP_STEP);
 });
@@ -89,9 +92,9 @@ let built: string; // the stamp the build at deploy made
 it('runs the step at deploy: `zfaas deploy` waits for it, and the first call runs on what it built', async () => {
   const r = await deploy('stamp', await folder({ 'main.py': main }), 'stamped');
   expect(r.code, r.notes.join('\n')).toBe(0);
-  expect(r.printed.join('\n')).toMatch(/deployed stamp version 1 .*built in [\d.]+s on n1/);
+  expect(r.printed.join('\n')).toMatch(new RegExp(`deployed stamp version 1 .*built in [\\d.]+s on ${first}`));
   const v = (await http<Version>('GET', `${url}/functions/stamp?version=1`)).body;
-  expect(v.build).toMatchObject({ state: 'ready', node: 'n1' });
+  expect(v.build).toMatchObject({ state: 'ready', node: first });
   built = stampOf(v.build?.log) ?? '';
   expect(built).toMatch(/^[0-9a-f]{16}$/);
   const call = await http<string>('POST', `${url}/function/stamp`, {});
@@ -150,16 +153,16 @@ it("says what pip said when a function's requirements cannot be fetched (its con
 });
 
 it('runs a built version on a node that joined later, with an empty data folder, without building it again', async () => {
-  await nodes.n1!.stop();
-  delete nodes.n1;
-  nodes.n2 = instanceProc({ broker: brokerAddr, db: dbAddr, data, id: 'n2', miniworkers: 1, policy: 'none' });
-  await waitFor('n2 alone', async () => {
+  await nodes[first]!.stop();
+  delete nodes[first];
+  nodes[second] = instanceProc({ broker: brokerAddr, db: dbAddr, data, id: second, miniworkers: 1, policy: 'none' });
+  await waitFor('the second node alone', async () => {
     const list = (await http<{ id: string; state: string }[]>('GET', `${url}/nodes`)).body;
-    return list.some((n) => n.id === 'n2' && n.state === 'alive') && !list.some((n) => n.id === 'n1' && n.state === 'alive')
+    return list.some((n) => n.id === second && n.state === 'alive') && !list.some((n) => n.id === first && n.state === 'alive')
       ? true
       : undefined;
   });
   const call = await http<CallView>('POST', `${url}/invokeFunction`, { funcName: 'stamp', params: {}, wait: true });
-  expect(call.body).toMatchObject({ status: 'DONE', node: 'n2' });
+  expect(call.body).toMatchObject({ status: 'DONE', node: second });
   expect(call.body.result.trim()).toBe(`stamp=${built}`);
 });
