@@ -119,7 +119,7 @@ export interface NodeRegistry {
 }
 
 // Messages anyone may send a node; calls go only through the scheduler.
-export type ControlMessage = Extract<ToInstance, { type: 'configure' | 'preload' | 'cancel' | 'keepWarm' }>;
+export type ControlMessage = Extract<ToInstance, { type: 'configure' | 'preload' | 'cancel' | 'keepWarm' | 'build' }>;
 export interface NodeControl {
   tell(nodeId: string, m: ControlMessage): void;
 }

@@ -1,6 +1,7 @@
 // Containers ready before the first call: right after a deploy, every alive node where the function's
 // effective policy (its own `policy` setting, else the node's) is `function` prepares the new version and
 // starts a container holding it, and every node where it is `runtime` keeps stem cells of its runtime.
+// A version with a build at deploy is preloaded once its build is ready.
 import type { RequestHandler } from 'express';
 import type { Logger } from '../common/log.js';
 import { errText } from '../common/log.js';
@@ -15,7 +16,8 @@ export function preloadAfterDeploy(db: Pick<DbClient, 'request'>, nodes: NodeReg
     const m = /^\/registerFunction\/[^/]+\/([^/]+)\/?$/.exec(req.path);
     if (req.method === 'POST' && m) {
       res.on('finish', () => {
-        if (res.statusCode !== 201) return;
+        // A version with a build is preloaded when its build is ready (api/builds.ts).
+        if (res.statusCode !== 201 || res.locals.preloadOnBuild === true) return;
         const name = scopeOf(res).q(decodeURIComponent(m[1]!));
         void preload(db, nodes, name).catch((e) => log.warn({ err: errText(e) }, 'preload after deploy failed'));
       });

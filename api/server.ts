@@ -12,7 +12,9 @@ import { Calls } from './calls.js';
 import { MetaCache } from './meta-cache.js';
 import { Scheduler } from './dispatcher.js';
 import { errorResponder, HttpError } from './http.js';
-import { preloadAfterDeploy } from './preload.js';
+import { preload, preloadAfterDeploy } from './preload.js';
+import { Builds } from './builds.js';
+import { BuildGate } from './build-gate.js';
 import { isLoopback } from './auth.js';
 import { Identity } from './tenancy/identity.js';
 import { gate } from './tenancy/gate.js';
@@ -71,6 +73,7 @@ export class ApiServer {
   readonly broker: Broker;
   readonly scheduler: Scheduler;
   readonly meta: MetaCache;
+  readonly builds: Builds; // builds at deploy: sent to a node, followed until they end
   readonly quotas: Quotas;
   readonly calls: Calls;
   readonly callbackAllow: AllowList;
@@ -102,11 +105,29 @@ export class ApiServer {
     this.quotas = new Quotas(this.db);
     this.scheduler = new Scheduler(this.broker, (name) => this.quotas.runningLimit(name));
     this.meta = new MetaCache(this.db);
+    this.builds = new Builds({
+      db: this.db,
+      nodes: this.broker,
+      log: o.log,
+      onEnd: (fn) => {
+        this.meta.clear(); // calls now see the version as built
+        if (fn.build?.state === 'ready')
+          void preload(this.db, this.broker, fn.functionName).catch((e) => o.log.warn({ err: errText(e) }, 'preload after build failed'));
+      },
+    });
     this.calls = new Calls({
       db: this.db,
       log: o.log,
       meta: this.meta,
-      scheduler: this.scheduler,
+      // Calls of a version still building wait in the API; those of a failed build end at once.
+      scheduler: new BuildGate({
+        queue: this.scheduler,
+        builds: this.builds,
+        meta: this.meta,
+        db: this.db,
+        settle: (callNum, ended) => this.calls.settle(callNum, ended),
+        log: o.log,
+      }),
       links: this.broker.events,
       nodes: this.broker,
       quotas: this.quotas,
@@ -176,7 +197,7 @@ export class ApiServer {
       next();
     });
     app.use(preloadAfterDeploy(this.db, this.broker, this.o.log));
-    app.use(functionsRouter(this.db, this.quotas));
+    app.use(functionsRouter(this.db, this.quotas, this.builds));
     app.use(schedulesRouter({ db: this.db, calls: this.calls, log: this.o.log, quotas: this.quotas }));
     app.use(triggersRouter({ db: this.db, runner: this.triggers, allow: this.triggerAllow }));
     app.use(invokeRouter(this.db, this.calls, this.idempotencyTtlS, this.callbackAllow));
@@ -228,6 +249,7 @@ export class ApiServer {
   async start(): Promise<void> {
     await this.broker.start();
     this.calls.startRecovery();
+    this.builds.start();
     this.http = await this.listen(this.app(), this.o.port);
     if (this.o.functionsPort) this.functionsHttp = await this.listen(this.functionsApp(), this.o.functionsPort);
     this.deliverer.start();
@@ -267,6 +289,7 @@ export class ApiServer {
     this.warm.stop();
     await this.triggers.stop(); // its leases given up while the DB client is open
     this.calls.stop();
+    this.builds.stop();
     await this.deliverer.stop(); // before the DB client closes: a try that ended is recorded
     this.broker.stop();
     for (const server of [this.http, this.functionsHttp]) {

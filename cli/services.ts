@@ -454,6 +454,7 @@ function poolEnv(maxContainers?: number): {
   idleTtlMs?: number;
   maxContainers?: number;
   depsMaxMiB?: number;
+  buildMaxMiB?: number;
   drainMs?: number;
 } {
   const num = (name: string): number | undefined => {
@@ -467,12 +468,15 @@ function poolEnv(maxContainers?: number): {
   const depsMaxMiB = num('ZFAAS_DEPS_MAX_MIB');
   const drain = num('ZFAAS_DRAIN_TIMEOUT'); // seconds a stopping node gives its running calls to finish
   if (depsMaxMiB === 0) throw new UsageError('ZFAAS_DEPS_MAX_MIB must be at least 1');
+  const buildMaxMiB = num('ZFAAS_BUILD_MAX_MIB'); // the most a built tree may take packed, in the DB service
+  if (buildMaxMiB === 0) throw new UsageError('ZFAAS_BUILD_MAX_MIB must be at least 1');
   return {
     stemCells: num('ZFAAS_STEM_CELLS'),
     stemCellsMax: num('ZFAAS_STEM_CELLS_MAX'),
     idleTtlMs: ttl === undefined ? undefined : ttl * 1000,
     maxContainers: maxContainers ?? num('ZFAAS_MAX_CONTAINERS'),
     depsMaxMiB,
+    buildMaxMiB,
     drainMs: drain === undefined ? undefined : drain * 1000,
   };
 }

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { NAMESPACE_RE, NS_SEP } from './namespace.js';
 import { FaultSchema } from './faults.js';
+import { BuildSchema } from './build.js';
 import { HttpRequestSchema, HttpResponseSchema } from '../protocol/loader.js';
 
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -142,6 +143,7 @@ export const FunctionMetaSchema = z.object({
   originalname: z.string().optional(),
   createdAt: z.string(),
   settings: FunctionSettingsSchema,
+  build: BuildSchema.optional(), // its dependencies step, run at deploy (common/build.ts); unset: none to run
 });
 export type FunctionMeta = z.infer<typeof FunctionMetaSchema>;
 

@@ -71,6 +71,53 @@ describe.each(stores())('on $name', (k) => {
     t = await dbOn(await kind.store());
   });
 
+  it("ends a version's build once (the first end wins), and drops its built tree with the last version holding it", async () => {
+    const db = t.remote;
+    const source = Buffer.from('source');
+    const tree = Buffer.from('built tree');
+    await db.request('putRuntime', { name: 'py', image: 'img', path: '/ws', dependencies: 'pip install', run: 'true' });
+    await db.request('putArchive', { digest: sha(source) }, [source]);
+    const add = () =>
+      db.request('addFunction', {
+        functionName: 'built',
+        runtimeName: 'py',
+        digest: sha(source),
+        size: source.length,
+        format: 'tar.gz',
+        settings: {},
+        build: { state: 'building', startedAt: '2026-12-01T00:00:00.000Z' },
+      });
+    const v1 = await add();
+    expect(v1.build?.state).toBe('building');
+    await db.request('putArchive', { digest: sha(tree) }, [tree]);
+    const at = { name: 'built', version: 1, createdAt: v1.createdAt };
+    const finishedAt = '2026-12-01T00:00:04.000Z';
+    const ready = await db.request('endBuild', {
+      ...at,
+      end: { state: 'ready', startedAt: 'x', finishedAt, digest: sha(tree), size: tree.length },
+    });
+    expect(ready.changed).toBe(true);
+    expect(ready.fn?.build).toEqual({
+      state: 'ready',
+      startedAt: '2026-12-01T00:00:00.000Z',
+      finishedAt,
+      digest: sha(tree),
+      size: tree.length,
+    });
+    const late = await db.request('endBuild', { ...at, end: { state: 'failed', startedAt: 'x', finishedAt, error: 'exit 3' } });
+    expect(late).toMatchObject({ changed: false, why: 'the build has ended already (ready)' });
+    expect((await db.request('getFunction', { name: 'built', version: 1 }))?.build?.state).toBe('ready');
+    // Another deployment under the same name and version is not that build's.
+    expect(
+      (await db.request('endBuild', { ...at, createdAt: 'another', end: { state: 'ready', startedAt: 'x', finishedAt } })).changed,
+    ).toBe(false);
+    // The built tree stays while a version holds it, and goes with the last one.
+    await add();
+    expect((await db.request('deleteVersion', { name: 'built', version: 1 })).deleted).toBe(true);
+    expect(await db.request('getArchive', { digest: sha(tree) })).toBeNull();
+    expect(await db.request('getArchive', { digest: sha(source) })).not.toBeNull();
+  });
+
   it('keeps namespaces with their quotas, keys (a revoked one stays revoked) and sealed secrets that open only with their key', async () => {
     const db = t.remote;
     expect((await db.request('listNamespaces', {})).map((n) => n.name)).toEqual(['default']);

@@ -11,7 +11,8 @@ import { createHash } from 'node:crypto';
 import { isFinal, type Call, type FunctionMeta, type FunctionSettings, type Runtime } from '../common/model.js';
 import { DEFAULT_NAMESPACE, namespaceOf, NS_SEP } from '../common/namespace.js';
 import { errText, type Logger } from '../common/log.js';
-import { idempotencyPrefix, type DbContent, type Purged, type Schedule, type Trigger } from '../protocol/db.js';
+import { idempotencyPrefix, type DbContent, type DbResults, type Purged, type Schedule, type Trigger } from '../protocol/db.js';
+import { endBuild } from '../common/build.js';
 import { keptOnPut, leased, type LeaseRequest } from './trigger-lease.js';
 import { CallGroup, type KeyEntry } from './call-group.js';
 import {
@@ -22,6 +23,7 @@ import {
   type DeadLetterQuery,
   type StoreBackend,
   type StoreSnapshot,
+  heldArchives,
   versionMeta,
 } from './store-api.js';
 import { PgTenancy } from './pg-tenancy.js';
@@ -206,13 +208,10 @@ export class PgStore implements StoreBackend {
   deleteFunction(name: string): Promise<{ deleted: boolean }> {
     return this.tx(async (c) => {
       if ((await c.query('DELETE FROM function_heads WHERE name = $1', [name])).rowCount === 0) return { deleted: false };
-      const gone = await c.query('DELETE FROM function_versions WHERE name = $1 RETURNING digest', [name]);
+      const gone = await c.query('DELETE FROM function_versions WHERE name = $1 RETURNING rec', [name]);
       await c.query('DELETE FROM schedules WHERE func_name = $1', [name]); // they go with it
       await c.query('DELETE FROM triggers WHERE func_name = $1', [name]);
-      await dropArchives(
-        c,
-        (gone.rows as Array<{ digest: string }>).map((r) => r.digest),
-      );
+      await dropArchives(c, recs<FunctionMeta>(gone.rows).flatMap(heldArchives));
       return { deleted: true };
     });
   }
@@ -226,13 +225,25 @@ export class PgStore implements StoreBackend {
         const exists = await c.query('SELECT 1 FROM function_versions WHERE name = $1 AND version = $2', [name, version]);
         return exists.rowCount === 0 ? { deleted: false } : { deleted: false, current: true as const };
       }
-      const gone = await c.query('DELETE FROM function_versions WHERE name = $1 AND version = $2 RETURNING digest', [name, version]);
+      const gone = await c.query('DELETE FROM function_versions WHERE name = $1 AND version = $2 RETURNING rec', [name, version]);
       if (gone.rowCount === 0) return { deleted: false };
-      await dropArchives(
-        c,
-        (gone.rows as Array<{ digest: string }>).map((r) => r.digest),
-      );
+      await dropArchives(c, recs<FunctionMeta>(gone.rows).flatMap(heldArchives));
       return { deleted: true };
+    });
+  }
+
+  // The version's row is locked while its build's end is decided: of two ends written at once, the first wins.
+  endBuild(e: DbContent<'endBuild'>): Promise<DbResults['endBuild']> {
+    return this.tx(async (c) => {
+      const meta = rec<FunctionMeta>(
+        (await c.query('SELECT rec FROM function_versions WHERE name = $1 AND version = $2 FOR UPDATE', [e.name, e.version])).rows[0],
+      );
+      if (!meta || meta.createdAt !== e.createdAt) return { fn: null, changed: false, why: `version ${e.version} of ${e.name} is gone` };
+      const v = endBuild(meta.build, e.end);
+      if (!v.changed) return { fn: meta, changed: false, why: v.why };
+      const next: FunctionMeta = { ...meta, build: v.next };
+      await insertVersion(c, next);
+      return { fn: next, changed: true };
     });
   }
 
@@ -604,7 +615,8 @@ async function putSchedule(q: Queryable, sc: Schedule): Promise<void> {
 async function dropArchives(q: Queryable, digests: string[]): Promise<void> {
   if (digests.length === 0) return;
   await q.query(
-    'DELETE FROM archives a WHERE a.digest = ANY($1) AND NOT EXISTS (SELECT 1 FROM function_versions v WHERE v.digest = a.digest)',
+    `DELETE FROM archives a WHERE a.digest = ANY($1) AND NOT EXISTS (SELECT 1 FROM function_versions v WHERE v.digest = a.digest)
+       AND NOT EXISTS (SELECT 1 FROM function_versions v WHERE v.rec::jsonb #>> '{build,digest}' = a.digest)`,
     [digests],
   );
 }

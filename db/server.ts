@@ -333,6 +333,8 @@ export class DbServer {
         return { data: await s.deleteFunction(req.content.name) };
       case 'deleteVersion':
         return { data: await s.deleteVersion(req.content.name, req.content.version) };
+      case 'endBuild':
+        return { data: await s.endBuild(req.content) };
       case 'listDeadLetters':
         return { data: await s.listDeadLetters(req.content) };
       case 'getCall':

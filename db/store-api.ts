@@ -3,7 +3,7 @@
 // each: a call's table in db/call-life.ts (applied by db/call-group.ts), sealing in db/tenancy.ts; a
 // backend only reads and writes records, atomically where it says so.
 import type { Call, FunctionMeta, KeyRecord, Namespace, Runtime, SecretInfo } from '../common/model.js';
-import type { DbContent, Purged, Schedule, Trigger } from '../protocol/db.js';
+import type { DbContent, DbResults, Purged, Schedule, Trigger } from '../protocol/db.js';
 import type { CallGroup } from './call-group.js';
 import type { BackupRecord } from './backup-records.js';
 import type { LeaseRequest } from './trigger-lease.js';
@@ -68,6 +68,8 @@ export interface StoreBackend {
   setCurrentVersion(name: string, version: number): Promise<FunctionMeta | null>;
   deleteFunction(name: string): Promise<{ deleted: boolean }>;
   deleteVersion(name: string, version: number): Promise<{ deleted: boolean; current?: true }>;
+  // A version's build ends (endBuild in common/build.ts decides), atomically with respect to other writes of it.
+  endBuild(c: DbContent<'endBuild'>): Promise<DbResults['endBuild']>;
 
   // Call writes go through a group (db/call-group.ts): planned against the store, written at once.
   group(): CallGroup;
@@ -110,5 +112,9 @@ export function versionMeta(c: DbContent<'addFunction'> & { settings: FunctionMe
     originalname: c.originalname,
     createdAt: new Date().toISOString(),
     settings: c.settings,
+    ...(c.build ? { build: c.build } : {}),
   };
 }
+
+// The archives a version holds: its source, and its built tree when it has one.
+export const heldArchives = (v: FunctionMeta): string[] => (v.build?.digest ? [v.digest, v.build.digest] : [v.digest]);

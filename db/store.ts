@@ -7,12 +7,14 @@ import { createHash } from 'node:crypto';
 import type { AbstractBatchOperation, AbstractSublevel } from 'abstract-level';
 import { isFinal, type Call, type FunctionMeta, type FunctionSettings, type Runtime } from '../common/model.js';
 import { DEFAULT_NAMESPACE, namespaceOf, NS_SEP } from '../common/namespace.js';
+import { endBuild } from '../common/build.js';
 import {
   idempotencyPrefix,
   type CallChange,
   type CallIntent,
   type CreatedCall,
   type DbContent,
+  type DbResults,
   type Purged,
   type Schedule,
   type Trigger,
@@ -21,6 +23,7 @@ import { CallGroup, type KeyEntry } from './call-group.js';
 import {
   ConflictError,
   NotFoundError,
+  heldArchives,
   versionMeta,
   type CallQuery,
   type DeadLetterQuery,
@@ -274,7 +277,7 @@ export class Store implements StoreBackend {
       ...triggers.map((key) => ({ type: 'del' as const, sublevel: this.triggers, key })),
       { type: 'del' as const, sublevel: this.heads, key: name },
     ]);
-    await this.dropArchives(versions.map(([, v]) => v.digest));
+    await this.dropArchives(versions.flatMap(([, v]) => heldArchives(v)));
     return { deleted: true };
   }
   // An old version goes; the current one stays (`current`: refused for that).
@@ -285,15 +288,26 @@ export class Store implements StoreBackend {
     if (!head || !meta) return { deleted: false };
     if (head.current === version) return { deleted: false, current: true };
     await this.versions.del(`${name}!${pad(version)}`);
-    await this.dropArchives([meta.digest]);
+    await this.dropArchives(heldArchives(meta));
     return { deleted: true };
+  }
+  // The DB service applies writes one at a time, in order: nothing else writes the version between the read and the put.
+  async endBuild(c: DbContent<'endBuild'>): Promise<DbResults['endBuild']> {
+    const key = `${c.name}!${pad(c.version)}`;
+    const meta = (await this.heads.get(c.name)) ? await this.versions.get(key) : undefined;
+    if (!meta || meta.createdAt !== c.createdAt) return { fn: null, changed: false, why: `version ${c.version} of ${c.name} is gone` };
+    const v = endBuild(meta.build, c.end);
+    if (!v.changed) return { fn: meta, changed: false, why: v.why };
+    const next: FunctionMeta = { ...meta, build: v.next };
+    await this.versions.put(key, next);
+    return { fn: next, changed: true };
   }
   // Archives no version of any function holds any more: stored once by digest, they go with the last one.
   private async dropArchives(digests: string[]): Promise<void> {
     const left = new Set(digests);
     for await (const v of this.versions.values()) {
       if (left.size === 0) return;
-      left.delete(v.digest);
+      for (const d of heldArchives(v)) left.delete(d);
     }
     for (const digest of left) await this.archives.del(digest);
   }

@@ -41,6 +41,7 @@ export interface InstanceOptions {
   registry?: string; // HOST:PORT of the private registry images are pulled from
   depsNetwork?: boolean;
   depsMaxMiB?: number;
+  buildMaxMiB?: number; // the most a built tree may take packed, stored in the DB service (default 256)
   drainMs?: number; // on stop, how long the calls it runs may take to finish (default 10 s)
   functionNetworkAllow?: AllowEntry[]; // what network=true functions may reach beyond the internet (network.ts)
   log: Logger;
@@ -118,6 +119,7 @@ export class Instance {
       depsNetwork,
       depsTimeoutMs: 300_000,
       depsMaxMiB: this.o.depsMaxMiB ?? 1024,
+      buildMaxMiB: this.o.buildMaxMiB ?? 256,
     });
     await this.pool.start();
     if (this.o.policy === 'runtime') {
@@ -262,6 +264,9 @@ export class Instance {
         break;
       case 'recorded':
         this.recorded(m.callNum);
+        break;
+      case 'build':
+        void this.build(m.fn, m.runtime); // not kept as the version's definition: its calls bring the built one
         break;
       case 'preload':
         this.learn({ fn: m.fn, runtime: m.runtime });
@@ -447,6 +452,41 @@ export class Instance {
     this.replicas.delete(callNum);
     if (!this.pool.cancel(callNum)) this.cancelled.add(callNum);
     void this.report(callNum, { ...failure('cancelled', 'cancelled by request'), cancelled: true });
+  }
+
+  // A version's build, sent to this node at deploy: its end, and the built tree, go to the DB service, where
+  // the API (and every node that runs the version) reads them. A build this node cannot end (the DB service
+  // is away) is sent again by the API.
+  private async build(fn: FunctionMeta, runtime: Runtime): Promise<void> {
+    const at = { fn: fn.functionName, version: fn.version };
+    try {
+      // The step gets the network only behind the function network's fence, as the function's calls do.
+      const refused = await this.unfenced(fn);
+      if (refused) this.o.log.warn({ ...at, why: refused }, 'building without the network');
+      const as = refused ? { ...fn, settings: { ...fn.settings, network: false } } : fn;
+      const pulled = await this.images.ensure(runtime.image).then(
+        () => undefined,
+        (e: unknown) => `the runtime's image ${runtime.image} could not be pulled on node ${this.nodeId}: ${errText(e)}`,
+      );
+      const { end, archive, node } = pulled
+        ? {
+            end: {
+              state: 'failed' as const,
+              startedAt: fn.build?.startedAt ?? '',
+              finishedAt: new Date().toISOString(),
+              node: this.nodeId,
+              error: pulled,
+            },
+          }
+        : await this.trees.build(as, runtime, this.nodeId);
+      // Stopping took its miniworkers from under it: another node builds it once this one is gone.
+      if (node && this.draining) return void this.o.log.info({ ...at, why: end.error }, 'build left to another node');
+      if (archive && end.digest) await this.db.request('putArchive', { digest: end.digest }, [archive]);
+      const r = await this.db.request('endBuild', { name: fn.functionName, version: fn.version, createdAt: fn.createdAt, end });
+      this.o.log.info({ ...at, state: end.state, bytes: end.size, error: end.error, taken: r.changed, why: r.why }, 'build ended');
+    } catch (e) {
+      this.o.log.warn({ ...at, err: errText(e) }, 'build not recorded; the API sends it again');
+    }
   }
 
   private async fetchArchive(digest: string): Promise<Buffer> {

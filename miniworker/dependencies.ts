@@ -59,7 +59,12 @@ export async function runDependencies(docker: Docker, s: DepsJob, owner: Owner):
       unpack.on('close', () => resolve());
       unpack.on('error', (e: Error) => {
         unpackError ??= e.message;
-        kill();
+        // The rest of the stream is dropped, so that the step never blocks writing it.
+        counted.unpipe(unpack);
+        counted.resume();
+        // A refused entry is a forged tar: the step is stopped. No tar at all is what a step whose command
+        // failed leaves (it stopped before packing): it ends by itself, and its exit and output say why.
+        if (!/TAR_BAD_ARCHIVE/.test(e.message)) kill();
         resolve();
       });
     });
@@ -68,7 +73,10 @@ export async function runDependencies(docker: Docker, s: DepsJob, owner: Owner):
     await container.start();
     const exit = await waitOrKill(container, s.timeoutMs);
     await Promise.race([unpacked, new Promise((r) => setTimeout(r, 5000))]);
-    const info = await inspectExited(container, exit.timedOut || tooLarge || unpackError !== undefined);
+    const info = await inspectExited(
+      container,
+      exit.timedOut || tooLarge || (unpackError !== undefined && !/TAR_BAD_ARCHIVE/.test(unpackError)),
+    );
     return {
       exitCode: exit.StatusCode,
       timedOut: exit.timedOut,

@@ -153,5 +153,8 @@ export const ToInstanceSchema = z.discriminatedUnion('type', [
     floor: z.number().int().min(0).max(1024),
     def: z.object({ fn: FunctionMetaSchema, runtime: RuntimeSchema }).optional(),
   }),
+  // Build this function version (common/build.ts): run its runtime's dependencies step once, store the
+  // built tree in the DB service by digest and record the build's end there (endBuild). Sent to one node.
+  z.object({ type: z.literal('build'), fn: FunctionMetaSchema, runtime: RuntimeSchema }),
 ]);
 export type ToInstance = z.infer<typeof ToInstanceSchema>;

@@ -21,6 +21,7 @@ import {
   type Call,
 } from '../common/model.js';
 import { NAMESPACE_RE, namespaceSchema, NS_SEP } from '../common/namespace.js';
+import { BuildEndSchema, BuildSchema } from '../common/build.js';
 
 const digest = z.string().regex(/^[a-f0-9]{64}$/);
 
@@ -207,8 +208,15 @@ export const DB_MESSAGES = {
       format: z.enum(['tar.gz', 'tar', 'zip']),
       originalname: z.string().max(1024).optional(),
       settings: FunctionSettingsSchema,
+      build: BuildSchema.optional(), // `building` when its runtime has a dependencies step
     }),
     FunctionMetaSchema,
+  ),
+  // A version's build ended (a node ran it; common/build.ts says which end is taken): `fn` as it stands after.
+  endBuild: message(
+    'write',
+    z.object({ name: qualifiedNameSchema, version: versionNumber, createdAt: z.string(), end: BuildEndSchema }),
+    z.object({ fn: FunctionMetaSchema.nullable(), changed: z.boolean(), why: z.string().optional() }),
   ),
   getFunction: message('read', z.object({ name: qualifiedNameSchema, version: versionNumber.optional() }), FunctionMetaSchema.nullable()),
   listFunctions: message('read', none, z.array(FunctionMetaSchema)),

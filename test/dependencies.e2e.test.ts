@@ -1,5 +1,6 @@
 // The `dependencies` step runs the function's own code in effect (setup.py, install scripts): it builds the
-// tree it should, and cannot fill the host's disk or write outside the function's folder.
+// tree it should, and cannot fill the host's disk or write outside the function's folder. It runs at deploy
+// (test/builds.e2e.test.ts follows a build itself).
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -17,8 +18,9 @@ afterAll(async () => {
   await p?.stop();
 });
 
-// A python runtime whose dependencies step is `deps`; the function returns what its tree holds.
-async function deploy(name: string, deps: string, files: Record<string, string> = {}): Promise<void> {
+// A python runtime whose dependencies step is `deps`; the function returns what its tree holds. The step
+// runs at deploy: a step that fails makes the deploy answer 422 saying why (and the function's calls too).
+async function deploy(name: string, deps: string, files: Record<string, string> = {}, expected = 201): Promise<{ error?: string }> {
   expect(
     (
       await http('POST', `${p.api}/registerRuntime`, {
@@ -37,7 +39,8 @@ async function deploy(name: string, deps: string, files: Record<string, string> 
     await packFiles({ 'main.py': main, ...files }),
     `${name}.tar.gz`,
   );
-  expect(r.status, JSON.stringify(r.body)).toBe(201);
+  expect(r.status, JSON.stringify(r.body)).toBe(expected);
+  return r.body as { error?: string };
 }
 
 // Every file under dir with its size (the node's data: archives, trees, the DB).
@@ -88,8 +91,9 @@ it('gives the step the network only when the function has it at run time', async
   expect(online).toMatch(/'eth0'/);
 });
 
-it('stops a step that writes past the limit: the call is an ERROR saying so, and the host disk holds none of it', async () => {
-  await deploy('filler', 'dd if=/dev/zero of=big bs=1M count=400 && echo done');
+it('stops a step that writes past the limit: the deploy and the call say so, and the host disk holds none of it', async () => {
+  const d = await deploy('filler', 'dd if=/dev/zero of=big bs=1M count=400 && echo done', {}, 422);
+  expect(d.error).toMatch(new RegExp(`larger than the ${LIMIT_MIB} MiB a function may hold`));
   const r = await http<{ error: string; status: string }>('POST', `${p.api}/function/filler`, {});
   expect(r.status).toBe(500);
   expect(r.body.status).toBe('ERROR');
@@ -122,7 +126,8 @@ for (const [kind, entries] of Object.entries(forgeries)) {
       't.close(); out.flush()',
     ].join('\n');
     const name = `forger-${kind}`;
-    await deploy(name, 'python3 forge.py $$', { 'forge.py': forge });
+    const d = await deploy(name, 'python3 forge.py $$', { 'forge.py': forge }, 422);
+    expect(d.error).toMatch(/the tree the dependencies step made could not be unpacked: TAR_ENTRY/);
     const r = await http<{ error?: string; files?: string[] }>('POST', `${p.api}/function/${name}`, {});
     expect(r.status).toBe(500);
     expect(r.body.error).toMatch(/the tree the dependencies step made could not be unpacked: TAR_ENTRY/);

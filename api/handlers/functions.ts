@@ -1,5 +1,6 @@
-// POST /registerFunction/:runtime/:funcName (multipart field `module`), GET /functions,
-// GET /functions/:name, DELETE /functions/:name, POST /functions/:name/rollback,
+// POST /registerFunction/:runtime/:funcName (multipart field `module`; it answers once the version's build,
+// its runtime's dependencies step, has ended, unless `wait=false`), GET /functions,
+// GET /functions/:name[?version=N], DELETE /functions/:name, POST /functions/:name/rollback,
 // DELETE /functions/:name/versions/:version (an old version goes, and its archive with it when nothing
 // else holds it). A deploy and a rollback keep to the namespace's quotas and runtime rules
 // (tenancy/quotas.ts); naming secrets in a deploy needs the admin role, as the secrets are the admin's.
@@ -30,6 +31,8 @@ import { route, router } from '../routes.js';
 import { atLeast, scopeOf, type Scope } from '../tenancy/scope.js';
 import type { Quotas } from '../tenancy/quotas.js';
 import { resolveRuntime } from './runtimes.js';
+import { newBuild } from '../../common/build.js';
+import type { Builds } from '../builds.js';
 
 export const MAX_UPLOAD_BYTES = 50 * 1024 * 1024;
 
@@ -212,8 +215,36 @@ async function storedVersions(db: DbClient, scope: Scope): Promise<FunctionMeta[
   return (await Promise.all(own.map((f) => db.request('listVersions', { name: f.functionName })))).flat();
 }
 
-// `quotas`: the namespaces' limits and runtime rules (unset: none, as for a router used alone).
-export function functionsRouter(db: DbClient, quotas?: Pick<Quotas, 'deployRoom' | 'fits' | 'runtimeAllowed'>): Router {
+// How long a deploy waits for its build at most: a step's own limit (5 min on the nodes) and an image pull.
+const BUILD_WAIT_MS = 10 * 60_000;
+
+// `wait=false` (a field or the query): the deploy answers at once, its build still running.
+function waitFor(req: Request): boolean {
+  const v = (req.body as Record<string, unknown> | undefined)?.wait ?? req.query.wait;
+  if (v === undefined) return true;
+  const r = readBool(Array.isArray(v) ? v[0] : v);
+  if (!r.ok) throw new HttpError(400, `invalid wait: ${r.error}`);
+  return r.value;
+}
+
+// The version once its build ended, or as it stands when the deploy stops waiting (not asked to, no node
+// to build it yet, or past BUILD_WAIT_MS): the build goes on, and GET /functions/NAME?version=N shows it.
+async function deployed(builds: Builds, meta: FunctionMeta, wait: boolean): Promise<FunctionMeta> {
+  const ended = builds.follow(meta);
+  if (!wait || !builds.canBuild()) return meta;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), BUILD_WAIT_MS)));
+  const fn = await Promise.race([ended, late]).finally(() => clearTimeout(timer));
+  return fn ?? meta;
+}
+
+// A build's error within an HTTP error's length (api/http.ts keeps its first 1000 characters): its start
+// (what failed) and its end (the tool's last words).
+const shortened = (e: string): string => (e.length <= 800 ? e : `${e.slice(0, 80)} ... ${e.slice(-700)}`);
+
+// `quotas`: the namespaces' limits and runtime rules (unset: none, as for a router used alone). `builds`:
+// versions whose runtime has a dependencies step are built at deploy (unset: at their first call, per node).
+export function functionsRouter(db: DbClient, quotas?: Pick<Quotas, 'deployRoom' | 'fits' | 'runtimeAllowed'>, builds?: Builds): Router {
   const r = router();
   const upload = multer({
     storage: multer.memoryStorage(),
@@ -248,6 +279,7 @@ export function functionsRouter(db: DbClient, quotas?: Pick<Quotas, 'deployRoom'
       if (!file)
         throw new HttpError(400, "the archive is missing: send it as the multipart field 'module' (e.g. curl -F module=@fn.tar.gz)");
       const settings = settingsFrom(req);
+      const wait = waitFor(req);
       if (settings.secrets.length > 0 && !atLeast(scope.actor, 'admin'))
         throw new HttpError(
           403,
@@ -260,6 +292,7 @@ export function functionsRouter(db: DbClient, quotas?: Pick<Quotas, 'deployRoom'
       const summary = await inspectArchive(file.buffer);
       const digest = createHash('sha256').update(file.buffer).digest('hex');
       await db.request('putArchive', { digest }, [file.buffer]);
+      const build = builds ? newBuild(runtime.dependencies, new Date()) : undefined;
       const add = (): Promise<FunctionMeta> =>
         db.request('addFunction', {
           functionName,
@@ -269,6 +302,7 @@ export function functionsRouter(db: DbClient, quotas?: Pick<Quotas, 'deployRoom'
           format: summary.format,
           originalname: file.originalname?.slice(0, 1024),
           settings,
+          ...(build ? { build } : {}),
         });
       // The archive went in between (the last other version that held it was removed): stored again, once.
       const meta = await add().catch(async (e: unknown) => {
@@ -276,7 +310,15 @@ export function functionsRouter(db: DbClient, quotas?: Pick<Quotas, 'deployRoom'
         await db.request('putArchive', { digest }, [file.buffer]);
         return add();
       });
-      res.status(201).json({ ...meta, files: summary.files.slice(0, 50) });
+      // Its build runs now, on a node; the answer waits for it unless told not to (or no node is there yet).
+      const built = build && builds ? await deployed(builds, meta, wait) : meta;
+      if (built.build?.state === 'failed')
+        throw new HttpError(
+          422,
+          `deployed ${name} version ${built.version}, but its build failed, so its calls end in ERROR until a fixed version is deployed: ${shortened(built.build.error ?? '')}`,
+        );
+      if (built.build) res.locals.preloadOnBuild = true; // preloaded when its build ends (api/builds.ts), not here
+      res.status(201).json({ ...built, files: summary.files.slice(0, 50) });
     }),
   );
 
@@ -300,10 +342,21 @@ export function functionsRouter(db: DbClient, quotas?: Pick<Quotas, 'deployRoom'
     wrap(async (req, res) => {
       const bare = parse(nameSchema, req.params.name, 'function name');
       const name = scopeOf(res).q(bare);
-      const fn = await db.request('getFunction', { name });
-      if (!fn) throw new HttpError(404, `function ${bare} not found`);
+      // ?version=N: that version (its build, say), else the current one.
+      const version = req.query.version === undefined ? undefined : parse(positiveInt, req.query.version, 'version');
+      const fn = await db.request('getFunction', { name, version });
+      if (!fn) throw new HttpError(404, version ? `function ${bare} has no version ${version}` : `function ${bare} not found`);
       const versions = await db.request('listVersions', { name });
-      res.json({ ...fn, versions: versions.map((v) => ({ version: v.version, digest: v.digest, size: v.size, createdAt: v.createdAt })) });
+      res.json({
+        ...fn,
+        versions: versions.map((v) => ({
+          version: v.version,
+          digest: v.digest,
+          size: v.size,
+          createdAt: v.createdAt,
+          ...(v.build ? { build: v.build.state } : {}),
+        })),
+      });
     }),
   );
 

@@ -184,6 +184,11 @@ export class ApiClient {
     return (await this.send('GET', `/functions/${enc(name)}`, FunctionDetailSchema)).data;
   }
 
+  /** One version of a function (its build, say). */
+  async fnVersion(name: string, version: number): Promise<FunctionDetail> {
+    return (await this.send('GET', `/functions/${enc(name)}`, FunctionDetailSchema, { query: { version } })).data;
+  }
+
   /** Returns null when the function does not exist (any other failure still throws). */
   async fnIfExists(name: string): Promise<FunctionDetail | null> {
     try {

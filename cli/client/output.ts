@@ -16,6 +16,8 @@ export interface Output {
   fields(pairs: ReadonlyArray<readonly [string, string]>): void;
   /** An upload progress bar, only when stderr is a terminal and the upload is worth watching. */
   progress(label: string): Progress | undefined;
+  /** A status line on stderr rewritten in place (null clears it); only when stderr is a terminal. */
+  status?(text: string | null): void;
 }
 
 const PROGRESS_MIN_BYTES = 1024 * 1024;
@@ -63,6 +65,7 @@ export function streamOutput(stdout: NodeJS.WriteStream, stderr: NodeJS.WriteStr
       const w = Math.max(0, ...pairs.map(([k]) => k.length)) + 1;
       stdout.write(pairs.map(([k, v]) => `${`${k}:`.padEnd(w)} ${v}`).join('\n') + '\n');
     },
+    ...(stderr.isTTY ? { status: (text: string | null) => void stderr.write(`\r\x1b[K${text ?? ''}`) } : {}),
     progress: (label) => {
       if (!stderr.isTTY) return undefined;
       let bar: SingleBar | undefined;

@@ -2,6 +2,7 @@
 // instead of surfacing later as "undefined" in a table. Object schemas strip unknown keys, so the API
 // may add fields without breaking the CLI.
 import { z } from 'zod';
+import { BUILD_STATES } from '../../common/build.js';
 import { CallSchema, FunctionMetaSchema, QuotasSchema, RoleSchema, RuntimeSchema } from '../../common/model.js';
 
 export { CallSchema, FunctionMetaSchema, RuntimeSchema };
@@ -21,6 +22,7 @@ export const VersionSchema = z.object({
   digest: z.string(),
   size: z.number(),
   createdAt: z.string(),
+  build: z.enum(BUILD_STATES).optional(),
 });
 export const FunctionDetailSchema = FunctionMetaSchema.extend({ versions: z.array(VersionSchema).default([]) });
 export type FunctionDetail = z.infer<typeof FunctionDetailSchema>;

@@ -110,6 +110,56 @@ describe('deploy --retries --retry-backoff', () => {
   });
 });
 
+describe('deploy following the build', () => {
+  let dir: string | undefined;
+  afterAll(async () => dir && rm(dir, { recursive: true, force: true }));
+  const building = { state: 'building', startedAt: '2026-11-23T00:00:00.000Z' };
+
+  // The API: the deploy answers at once with the build running; GET of the version shows it `ends` reads later.
+  async function deployWith(
+    ends: Record<string, unknown>,
+  ): Promise<{ run: Awaited<ReturnType<typeof runCli>>; sent: string; gets: number }> {
+    dir ??= await mkdtemp(join(tmpdir(), 'zfaas-deploy-'));
+    await writeFile(join(dir, 'index.js'), 'module.exports = () => 1;\n');
+    let sent = '';
+    let gets = 0;
+    const fetchFn = async (url: string | URL | Request, init?: RequestInit): Promise<Response> => {
+      if (init?.method === 'POST') {
+        sent = Buffer.from(await new Response(init.body).arrayBuffer()).toString('latin1');
+        return Response.json({ ...meta({}), build: building }, { status: 201 });
+      }
+      expect(String(url)).toMatch(/\/functions\/charge\?version=1$/);
+      gets++;
+      return Response.json({ ...meta({}), build: gets < 2 ? building : { ...building, ...ends }, versions: [] });
+    };
+    const run = await runCli(['deploy', 'charge', dir, '--runtime', 'node'], { fetchFn });
+    return { run, sent, gets };
+  }
+
+  it('asks the API not to wait, follows the build, and says where it was built', async () => {
+    const ready = { state: 'ready', finishedAt: '2026-11-23T00:00:02.500Z', node: 'n1', digest: 'b'.repeat(64), size: 2048 };
+    const { run, sent, gets } = await deployWith(ready);
+    expect(sent).toContain('name="wait"\r\n\r\nfalse\r\n');
+    expect(gets).toBe(2);
+    expect(run.code).toBe(0);
+    expect(run.printed).toEqual([expect.stringMatching(/^deployed charge version 1 \(.*, built in 2\.5s on n1\)$/)]);
+  });
+
+  it("prints the build's log and exits 1 when the build failed", async () => {
+    const failed = {
+      state: 'failed',
+      finishedAt: '2026-11-23T00:00:01.000Z',
+      error: 'dependencies step failed (exit 3): npm ERR! E404',
+      log: 'npm ERR! code E404\nnpm ERR! E404',
+    };
+    const { run } = await deployWith(failed);
+    expect(run.code).toBe(EXIT.FAILURE);
+    expect(run.printed).toEqual([]);
+    expect(run.notes.join('\n')).toContain("the build's log (its end):\nnpm ERR! code E404\nnpm ERR! E404");
+    expect(run.notes.at(-1)).toMatch(/its build failed .*: dependencies step failed \(exit 3\): npm ERR! E404$/);
+  });
+});
+
 const meta = (settings: Record<string, unknown>) =>
   FunctionMetaSchema.parse({
     functionName: 'charge',

@@ -11,11 +11,12 @@ import {
   refuse,
   type Reading,
 } from '../../common/units.js';
-import { UsageError } from '../client/errors.js';
+import { printable, UsageError } from '../client/errors.js';
 import { ago, bytes, msSetting } from '../client/format.js';
 import { withDeployDefaults } from '../pack/defaults.js';
 import { guessRuntime, loadUpload } from '../pack/deploy.js';
 import { act, clientCommand, collect, examples, positiveInt, positiveNumber, wholeNumber, type Deps } from './common.js';
+import { builtLine, failedBuild, followBuild } from './build-follow.js';
 
 interface DeployOpts {
   runtime?: string;
@@ -41,6 +42,8 @@ interface DeployOpts {
   /** Secret names: --secrets (repeatable, comma separated), or zfaas.json's list. */
   secrets?: string[] | string;
   json?: boolean;
+  /** Follow the build until it ends (default; --no-wait: do not). */
+  wait?: boolean;
 }
 
 // The calling conventions the API stores (--format's choices).
@@ -114,6 +117,14 @@ const retriesPart = (f: FunctionMeta): string =>
 export const settingsLine = (f: FunctionMeta): string =>
   `timeout ${f.settings.timeout}s, memory ${f.settings.memory} MiB, cpus ${f.settings.cpus}, policy ${f.settings.policy ?? 'node default'}${f.settings.concurrency ? `, at most ${f.settings.concurrency} at once` : ''}${f.settings.maxContainers ? `, at most ${f.settings.maxContainers} containers per node` : ''}${f.settings.minWarm ? `, ${f.settings.minWarm} kept warm` : ''}${retriesPart(f)}`;
 
+// A build in one line: its state, where it ran, what it made or what failed.
+const buildState = (b: NonNullable<FunctionMeta['build']>): string =>
+  b.state === 'failed'
+    ? `failed: ${printable(b.error ?? '')}`
+    : b.state === 'building'
+      ? `building since ${ago(b.startedAt)}`
+      : `ready${b.node ? ` (built on ${b.node}${b.size ? `, ${bytes(b.size)}` : ', nothing to install'})` : ''}`;
+
 export function functionCommands(p: Command, deps: Deps): void {
   const { out } = deps;
 
@@ -173,6 +184,7 @@ export function functionCommands(p: Command, deps: Deps): void {
         'secrets of its namespace it reads as files /var/zfaas/secrets/NAME, comma separated (repeatable; see "zfaas secret")',
         collect,
       )
+      .option('--no-wait', "answer once uploaded, without following the build (the runtime's dependencies step)")
       .option('--json', 'print the new version as JSON'),
     [
       'zfaas deploy hello ./hello --runtime node',
@@ -195,12 +207,25 @@ export function functionCommands(p: Command, deps: Deps): void {
         if (!runtime) throw new UsageError(`--runtime is required for a new function (see "zfaas runtimes")`);
         out.note(`runtime: ${runtime}`);
       }
-      const fn = await api.deploy(runtime, name, up.bytes, up.filename, fields, out.progress(`uploading ${name}`));
+      // The API answers at once; the build (the runtime's dependencies step) is followed here, with progress.
+      const sent = await api.deploy(
+        runtime,
+        name,
+        up.bytes,
+        up.filename,
+        [...fields, ['wait', 'false']],
+        out.progress(`uploading ${name}`),
+      );
+      const fn = { ...(o.wait !== false ? await followBuild(api, out, sent) : sent), files: sent.files };
+      if (fn.build?.state === 'failed') throw failedBuild(out, fn, fn.build);
       if (o.json) return out.json(fn);
       // The API lists at most 50 of the archive's files.
       const n = fn.files?.length;
       const files = n === undefined ? '' : `, ${n}${n >= 50 ? '+' : ''} file${n === 1 ? '' : 's'}`;
-      out.print(`deployed ${fn.functionName} version ${fn.version} (runtime ${fn.runtimeName}, ${bytes(fn.size)}${files})`);
+      out.print(
+        `deployed ${fn.functionName} version ${fn.version} (runtime ${fn.runtimeName}, ${bytes(fn.size)}${files}${builtLine(fn.build)})`,
+      );
+      if (fn.build?.state === 'building') out.note(`its build goes on; "zfaas function ${name}" shows it, and its calls wait for it`);
     }),
   );
 
@@ -251,16 +276,19 @@ export function functionCommands(p: Command, deps: Deps): void {
         ['env', env.length ? env.join(', ') : '(none)'],
         ...(f.settings.secrets.length ? [['secrets', f.settings.secrets.join(', ')] as const] : []),
         ['digest', f.digest],
+        ...(f.build ? [['build', buildState(f.build)] as const] : []),
       ]);
+      if (f.build?.state === 'failed' && f.build.log) out.note(`the build's log (its end):\n${printable(f.build.log, false)}`);
       out.print('');
       out.table(
-        ['', 'VERSION', 'SIZE', 'DIGEST', 'DEPLOYED'],
+        ['', 'VERSION', 'SIZE', 'DIGEST', 'DEPLOYED', 'BUILD'],
         f.versions.map((v) => [
           v.version === f.version ? '*' : '',
           String(v.version),
           bytes(v.size),
           v.digest.slice(0, 12),
           ago(v.createdAt),
+          v.build ?? '-',
         ]),
       );
     }),
