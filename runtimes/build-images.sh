@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Build the built-in zfaas runtime images.
-#   runtimes/build-images.sh [--force] [python|node ...]      (default: both)
+#   runtimes/build-images.sh [--force] [python|node|provided ...]      (default: all three)
 # Images: zfaas/base:bookworm, zfaas/python:latest (+ pythonruntime:latest),
-#         zfaas/node:latest (+ noderuntime:latest).
+#         zfaas/node:latest (+ noderuntime:latest), zfaas/provided:latest (+ providedruntime:latest).
 # Offline by default: the base image is a debootstrap of Debian bookworm from the
 # mirror apt uses on this machine. ZFAAS_PUBLIC_BASE=1 uses the public Dockerfiles
 # (FROM python:3.11-slim / node:20-slim) instead.
@@ -15,12 +15,12 @@ TARGETS=()
 for a in "$@"; do
   case "$a" in
     --force|-f) FORCE=1 ;;
-    python|node) TARGETS+=("$a") ;;
+    python|node|provided) TARGETS+=("$a") ;;
     -h|--help) sed -n '2,9p' "${BASH_SOURCE[0]}"; exit 0 ;;
-    *) echo "build-images: unknown argument '$a' (usage: $0 [--force] [python|node ...])" >&2; exit 64 ;;
+    *) echo "build-images: unknown argument '$a' (usage: $0 [--force] [python|node|provided ...])" >&2; exit 64 ;;
   esac
 done
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(python node)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(python node provided)
 export PATH="$PATH:/usr/sbin:/sbin"
 
 log() { echo "build-images: $*"; }

@@ -28,6 +28,9 @@ bash scripts/ensure-chromium.sh
 step "python linter for the python loader (Debian's pyflakes3)"
 bash scripts/ensure-pyflakes.sh
 
+step "a Go compiler (the provided runtime's test builds a bootstrap in Go)"
+bash scripts/ensure-go.sh
+
 step "runtime images (offline build when missing)"
 bash runtimes/build-images.sh
 

@@ -113,6 +113,26 @@ export const LOADERS: Record<string, Loader> = {
       'main.js',
     ],
   },
+  // The provided runtime's loader serves the Lambda Runtime API to a bootstrap, with the node loader's
+  // protocol, capture and call modules.
+  provided: {
+    out: 'provided/loader.js',
+    src: '.',
+    comment: '//',
+    constants: jsConstants,
+    modules: [
+      'provided/src/head.js',
+      PROTOCOL,
+      'node/src/base.js',
+      'node/src/capture.js',
+      'node/src/call.js',
+      'provided/src/runtime-api.js',
+      'node/src/warm.js',
+      'node/src/secrets.js',
+      'node/src/once.js',
+      'node/src/main.js',
+    ],
+  },
   python: {
     out: 'python/loader.py',
     src: 'python/src',
