@@ -91,6 +91,7 @@ async function route(req, res) {
     rt.initError = errorOf(await readBody(req), req.headers['lambda-runtime-function-error-type']);
     reply(res, 202, { status: 'OK' });
     if (rt.onReady) rt.onReady(new NoHandler(`the bootstrap failed to initialise: ${rt.initError}`));
+    if (rt.child && !rt.exited) rt.child.kill('SIGKILL'); // as Lambda ends a runtime that failed its init
     return;
   }
   const m = req.method === 'POST' ? INVOCATION.exec(url) : null;
