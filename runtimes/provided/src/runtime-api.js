@@ -228,7 +228,12 @@ async function loadFunction(dir, handler, format = 'auto') {
 
 // One invocation of the bootstrap: the params are its event, its response the call's result.
 async function invokeBootstrap(params) {
-  if (rt.exited) await startBootstrap(); // as Lambda starts a new runtime after one ended
+  if (rt.exited) {
+    // as Lambda starts a new runtime after one ended; one that cannot start fails this call
+    await startBootstrap().catch((e) => {
+      throw new ReplyError(e.message);
+    });
+  }
   const inv = { id: randomUUID(), body: JSON.stringify(params === undefined ? null : params), deadline: callEnd() };
   return new Promise((resolve, reject) => {
     current = { reject };
