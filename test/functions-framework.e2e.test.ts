@@ -78,6 +78,7 @@ beforeAll(async () => {
   await deploy('log-node', 'node', await fixture('ff-node-event'), { handler: 'index.helloCloudEvent' });
   await deploy('real-node', 'node', await vendored(), { handler: 'index.helloHttp' });
   await deploy('real-event-node', 'node', await vendored(), { handler: 'index.helloCloudEvent' });
+  await deploy('esm-node', 'node', await fixture('ff-node-esm'));
   await deploy('hello-py', 'python', await fixture('ff-py-http'));
   await deploy('event-py', 'python', await fixture('ff-py-event'), { handler: 'main.event_summary' });
   await deploy('log-py', 'python', await fixture('ff-py-event'), { handler: 'main.hello_cloud_event' });
@@ -98,6 +99,12 @@ describe('HTTP functions registered with the Functions Framework answer their we
       expect(j.text).toBe('Hello bo!');
     });
   }
+
+  it('an ES module that imports the framework (Node 18 in the image) answers too', async () => {
+    const r = await call('/function/esm-node?name=ana');
+    expect(r.status, r.text).toBe(200);
+    expect(r.text).toBe('Hello ana from an ES module!');
+  });
 
   it('the vendored package is the one that registered (its function sets its own header)', async () => {
     expect((await call('/function/real-node')).headers.get('x-framework')).toBe('vendored');
