@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { HttpResponseSchema } from '../protocol/loader.js';
 import { spawnLoader, type Reply, type Speaker } from './conformance/speaker.js';
 
 const HERE = resolve(import.meta.dirname);
@@ -75,6 +76,33 @@ describe('the provided loader', () => {
     const second = resultOf(await call(s, [1, 2]));
     expect(second).toMatchObject({ count: 2, event: [1, 2] }); // the same runtime, warm
     expect(second.requestId).not.toBe(v.requestId);
+  });
+
+  it('gives a web call to a lambda-format runtime as an API Gateway event, and makes the response of its answer', async () => {
+    const dir = await runtime('sh-lambda', '');
+    const s = spawnLoader(LOADER, dir, { ZFAAS_RUNTIME_API_PORT: String(await freePort()) });
+    started.push(s);
+    await s.next();
+    expect(await s.ask({ op: 'load', dir, handler: null, env: {}, format: 'lambda' })).toEqual({
+      op: 'loaded',
+      ok: true,
+      format: 'lambda',
+    });
+    const http = {
+      method: 'GET',
+      path: '/users/1',
+      query: 'name=ana',
+      headers: { host: 'fn.example.test' },
+      body: '',
+      sourceIp: '127.0.0.1',
+    };
+    const r = await s.ask({ op: 'call', id: ++ids, params: {}, env: {}, http });
+    expect(r, s.stderr).toMatchObject({ op: 'result', ok: true });
+    const res = HttpResponseSchema.parse(r.op === 'result' && r.http);
+    expect(res.status).toBe(200); // an answer without statusCode: its JSON is the body (payload 2.0)
+    const event = (JSON.parse(Buffer.from(res.body, 'base64').toString('utf8')) as { event: Record<string, unknown> }).event;
+    expect(event).toMatchObject({ version: '2.0', rawPath: '/users/1', queryStringParameters: { name: 'ana' } });
+    expect(event.requestContext).toMatchObject({ http: { method: 'GET', path: '/users/1' } });
   });
 
   it('fails a call whose runtime posted to invocation/ID/error with its type and message, and serves the next', async () => {

@@ -47,6 +47,7 @@ beforeAll(async () => {
   });
   p = await startUp(['--miniworkers', '2'], { ZFAAS_TOKEN: TOKEN });
   await deploy('sh-runtime', join(ROOT, 'runtimes', 'fixtures', 'provided-sh'), { handler: 'function.handler' });
+  await deploy('sh-web', join(ROOT, 'runtimes', 'fixtures', 'provided-sh'), { format: 'lambda' });
   await deploy('go-runtime', join(goDir, 'fn'));
   await deploy('go-init-fails', join(goDir, 'fn'), { env: JSON.stringify({ FAIL_INIT: '1' }) });
   await deploy('no-bootstrap', join(ROOT, 'runtimes', 'fixtures', 'provided-go'));
@@ -82,6 +83,15 @@ describe('a custom runtime in bash and curl', () => {
     const next = await invoke('sh-runtime', { a: 3 });
     expect(next.status).toBe('DONE');
     expect(parsed(next).event).toEqual({ a: 3 });
+  });
+});
+
+describe('a custom runtime whose format is lambda, through the web path', () => {
+  it("gets API Gateway's event, and its answer becomes the response", async () => {
+    const r = await fetch(`${p.api}/function/sh-web/users/1?name=ana`, { headers: auth });
+    expect(r.status).toBe(200);
+    const event = ((await r.json()) as { event: Record<string, unknown> }).event;
+    expect(event).toMatchObject({ version: '2.0', rawPath: '/users/1', queryStringParameters: { name: 'ana' } });
   });
 });
 

@@ -126,6 +126,8 @@ export const LOADERS: Record<string, Loader> = {
       'node/src/base.js',
       'node/src/capture.js',
       'node/src/call.js',
+      'node/src/formats/http.js',
+      'node/src/formats/lambda.js',
       'provided/src/runtime-api.js',
       'node/src/warm.js',
       'node/src/secrets.js',

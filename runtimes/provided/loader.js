@@ -255,6 +255,374 @@ function strayError(e) {
   else realStderrWrite(`zfaas loader: uncaught error outside a call: ${formatError(e)}\n`);
 }
 
+// ---- ./node/src/formats/http.js
+// What every web format shares: request bodies and queries as platforms give them, and the checks of the
+// response a function shaped (status, header names and values, base64).
+const EMPTY = Buffer.alloc(0);
+const isUtf8 =
+  require('buffer').isUtf8 ||
+  ((b) => {
+    try {
+      new TextDecoder('utf-8', { fatal: true }).decode(b);
+      return true;
+    } catch (_) {
+      return false;
+    }
+  });
+const statusText = (code) => require('http').STATUS_CODES[code];
+const hasOwn = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
+
+// sets obj[k] = v, also for k = "__proto__" (an own property, not the object's prototype)
+function setKey(obj, k, v) {
+  if (k === '__proto__') Object.defineProperty(obj, k, { value: v, enumerable: true, writable: true, configurable: true });
+  else obj[k] = v;
+}
+
+function assignParams(into, from) {
+  for (const k of Object.keys(from)) setKey(into, k, from[k]);
+}
+
+// A query string as an object; a repeated name keeps its last value (join 'last'), all of them in an array
+// ('array') or them joined by the string `join`.
+function parseQuery(q, join) {
+  const out = {};
+  if (!q) return out;
+  for (const [k, v] of new URLSearchParams(q)) {
+    if (!hasOwn(out, k)) setKey(out, k, v);
+    else if (join === 'last') out[k] = v;
+    else if (join === 'array') out[k] = Array.isArray(out[k]) ? out[k].concat(v) : [out[k], v];
+    else out[k] += join + v;
+  }
+  return out;
+}
+
+function mediaType(ct) {
+  if (Array.isArray(ct)) ct = ct[0];
+  if (typeof ct !== 'string' || !ct) return '';
+  const i = ct.indexOf(';');
+  return (i === -1 ? ct : ct.slice(0, i)).trim().toLowerCase();
+}
+const TEXTUAL = /^text\/|json|xml|javascript|x-www-form-urlencoded/;
+const BINARY = /^(?:image|audio|video|font)\/|^application\/(?:octet-stream|pdf|zip|gzip|x-gzip|x-tar|wasm)$/;
+const isBinary = (mt) => BINARY.test(mt) && !mt.endsWith('+xml');
+
+// A request body for an event: the text when its content type is textual and it is valid UTF-8, else base64.
+function eventBody(h) {
+  if (TEXTUAL.test(mediaType(h.headers['content-type']))) {
+    const buf = Buffer.from(h.body, 'base64');
+    if (isUtf8(buf)) return { text: buf.toString('utf8'), base64: false };
+  }
+  return { text: h.body, base64: true };
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const pad2 = (n) => (n < 10 ? '0' + n : String(n));
+function clfTime(ms) {
+  const d = new Date(ms);
+  const time = `${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}:${pad2(d.getUTCSeconds())}`;
+  return `${pad2(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${time} +0000`;
+}
+
+// ---- checking what a function answered
+
+const malformed = (what) => new ResponseError('malformed response: ' + what);
+
+function describe(v) {
+  if (v === undefined || v === null) return String(v);
+  if (Array.isArray(v)) return 'an array';
+  if (Buffer.isBuffer(v)) return 'a Buffer';
+  if (typeof v === 'object') return 'an object';
+  if (typeof v === 'function') return 'a function';
+  if (typeof v === 'string') return JSON.stringify(v.length > 60 ? v.slice(0, 60) + '...' : v);
+  return String(v);
+}
+
+function statusOf(v, field) {
+  const n = typeof v === 'string' && /^\d{3}$/.test(v) ? Number(v) : v;
+  if (Number.isInteger(n) && n >= 100 && n <= 599) return n;
+  throw malformed(`${field} must be an integer from 100 to 599, got ${describe(v)}`);
+}
+
+const CRLF = /[\r\n]/;
+const BAD_VALUE_CHAR = /[^\t\x20-\x7e\x80-\xff]/;
+
+function headerName(name) {
+  if (CRLF.test(name)) throw malformed(`header name ${JSON.stringify(name)} contains CR or LF`);
+  if (!TOKEN.test(name)) throw malformed(`header name ${JSON.stringify(name)} is not a valid token`);
+  return name.toLowerCase();
+}
+
+// A header's value as the protocol carries it: a string or an array of strings. Numbers (and, where the
+// platform allows them, booleans) become strings.
+function headerValue(name, v, bools) {
+  const one = (x) => {
+    if (typeof x === 'string') {
+      if (CRLF.test(x)) throw malformed(`header ${JSON.stringify(name)} contains CR or LF`);
+      if (BAD_VALUE_CHAR.test(x)) throw malformed(`header ${JSON.stringify(name)} contains a control character or one beyond U+00FF`);
+      return x;
+    }
+    if ((typeof x === 'number' && Number.isFinite(x)) || (bools && typeof x === 'boolean')) return String(x);
+    throw malformed(`header ${JSON.stringify(name)} must be a string, a number or an array of them, got ${describe(v)}`);
+  };
+  if (!Array.isArray(v)) return one(v);
+  const out = new Array(v.length);
+  for (let i = 0; i < v.length; i++) out[i] = one(v[i]);
+  return out;
+}
+
+// Adds a response's headers object to `out` (names in lower case; set-cookie values add up).
+function addHeaders(out, obj, field, bools) {
+  if (obj === undefined || obj === null) return;
+  if (typeof obj !== 'object' || Array.isArray(obj)) throw malformed(`${field} must be an object, got ${describe(obj)}`);
+  for (const name of Object.keys(obj)) {
+    const v = obj[name];
+    if (v === undefined) continue; // as JSON leaves it out
+    const key = headerName(name);
+    const value = headerValue(name, v, bools);
+    out[key] = key === 'set-cookie' && out[key] !== undefined ? [].concat(out[key], value) : value;
+  }
+}
+
+function fromBase64(s, what) {
+  const t = /\s/.test(s) ? s.replace(/\s+/g, '') : s;
+  if (!BASE64.test(t) || t.length % 4 === 1 || (t.endsWith('=') && t.length % 4 !== 0)) throw malformed(what);
+  return Buffer.from(t, 'base64');
+}
+
+const jsonAnswer = (v, text) => ({
+  status: 200,
+  headers: { 'content-type': 'application/json' },
+  body: Buffer.from(text === undefined ? 'null' : text, 'utf8'),
+  value: v,
+});
+
+// ---- ./node/src/formats/lambda.js
+// AWS Lambda behind API Gateway: the HTTP API event (payload 2.0), the REST API event (payload 1.0), the
+// context, and the response API Gateway makes of a Lambda's answer.
+const ACCOUNT = '000000000000';
+
+// What a Lambda context says of the function: fixed at load.
+function lambdaInfo() {
+  const name = process.env.ZFAAS_FUNCTION || process.env.AWS_LAMBDA_FUNCTION_NAME || 'function';
+  const version = process.env.ZFAAS_FUNCTION_VERSION || '$LATEST';
+  const d = new Date();
+  let host = 'zfaas';
+  try {
+    host = require('os').hostname();
+  } catch (_) {
+    /* keep */
+  }
+  return {
+    name,
+    version,
+    arn: `arn:aws:lambda:${process.env.AWS_REGION || 'local'}:${ACCOUNT}:function:${name}`,
+    memory: process.env.ZFAAS_MEMORY || '128',
+    group: `/aws/lambda/${name}`,
+    stream: `${d.getUTCFullYear()}/${pad2(d.getUTCMonth() + 1)}/${pad2(d.getUTCDate())}/[${version}]${host}`,
+  };
+}
+
+const requestId = (id) => process.env.ZFAAS_CALL || String(id);
+
+function lambdaContext(info, rid) {
+  const end = callEnd();
+  return {
+    callbackWaitsForEmptyEventLoop: true,
+    functionName: info.name,
+    functionVersion: info.version,
+    invokedFunctionArn: info.arn,
+    memoryLimitInMB: info.memory,
+    awsRequestId: rid,
+    logGroupName: info.group,
+    logStreamName: info.stream,
+    identity: undefined,
+    clientContext: undefined,
+    getRemainingTimeInMillis: () => Math.max(0, end - Date.now()),
+    done: undefined, // set by runLambda
+    succeed: undefined,
+    fail: undefined,
+  };
+}
+
+// Runs a Lambda handler: its answer is the first of callback(err, value), context.done/succeed/fail, the
+// promise it returns, or (with fewer than 3 parameters) the value it returns.
+function runLambda(fn, event, ctx) {
+  return new Promise((resolve, reject) => {
+    current = { reject };
+    let done = false;
+    const settle = (err, value) => {
+      if (done) return;
+      done = true;
+      if (err !== undefined && err !== null) reject(err);
+      else resolve(value);
+    };
+    ctx.done = settle;
+    ctx.succeed = (value) => settle(null, value);
+    ctx.fail = (err) => settle(err === undefined || err === null ? new Error('context.fail()') : err);
+    try {
+      const r = fn(event, ctx, settle);
+      if (r && typeof r.then === 'function')
+        r.then(
+          (v) => settle(null, v),
+          (e) => settle(e === undefined || e === null ? new Error('rejected') : e),
+        );
+      else if (fn.length < 3) settle(null, r);
+    } catch (e) {
+      settle(e === undefined || e === null ? new Error('threw ' + e) : e);
+    }
+  }).finally(() => {
+    current = null;
+  });
+}
+
+function hostOf(h) {
+  const host = (h.headers.host || 'localhost').replace(/:\d+$/, '');
+  return { domainName: host, domainPrefix: host.split('.')[0] };
+}
+
+// API Gateway HTTP API, payload format 2.0
+function lambdaEventV2(h, rid, info) {
+  const now = Date.now();
+  const headers = {};
+  let cookies = null;
+  for (const k in h.headers) {
+    if (k === 'cookie') cookies = h.headers[k].split(/;\s*/).filter(Boolean);
+    else setKey(headers, k, h.headers[k]);
+  }
+  const ev = { version: '2.0', routeKey: '$default', rawPath: h.path, rawQueryString: h.query };
+  if (cookies && cookies.length) ev.cookies = cookies;
+  ev.headers = headers;
+  if (h.query) ev.queryStringParameters = parseQuery(h.query, ',');
+  const { domainName, domainPrefix } = hostOf(h);
+  ev.requestContext = {
+    accountId: ACCOUNT,
+    apiId: info.name,
+    domainName,
+    domainPrefix,
+    http: { method: h.method, path: h.path, protocol: 'HTTP/1.1', sourceIp: h.sourceIp, userAgent: headers['user-agent'] || '' },
+    requestId: rid,
+    routeKey: '$default',
+    stage: '$default',
+    time: clfTime(now),
+    timeEpoch: now,
+  };
+  if (h.body) {
+    const b = eventBody(h);
+    ev.body = b.text;
+    ev.isBase64Encoded = b.base64;
+  } else ev.isBase64Encoded = false;
+  return ev;
+}
+
+// API Gateway REST API (proxy resource), payload format 1.0
+function lambdaEventV1(h, rid, info) {
+  const now = Date.now();
+  let headers = null;
+  let multiHeaders = null;
+  for (const k in h.headers) {
+    if (!headers) {
+      headers = {};
+      multiHeaders = {};
+    }
+    setKey(headers, k, h.headers[k]);
+    setKey(multiHeaders, k, [h.headers[k]]);
+  }
+  let query = null;
+  let multiQuery = null;
+  if (h.query) {
+    query = {};
+    multiQuery = {};
+    for (const [k, v] of new URLSearchParams(h.query)) {
+      setKey(query, k, v);
+      if (hasOwn(multiQuery, k)) multiQuery[k].push(v);
+      else setKey(multiQuery, k, [v]);
+    }
+  }
+  const root = h.path === '/' || h.path === '';
+  const resource = root ? '/' : '/{proxy+}';
+  const b = h.body ? eventBody(h) : null;
+  const { domainName, domainPrefix } = hostOf(h);
+  const nulls = { accessKey: null, accountId: null, caller: null, cognitoAuthenticationProvider: null, cognitoAuthenticationType: null };
+  return {
+    resource,
+    path: h.path,
+    httpMethod: h.method,
+    headers,
+    multiValueHeaders: multiHeaders,
+    queryStringParameters: query,
+    multiValueQueryStringParameters: multiQuery,
+    pathParameters: root ? null : { proxy: h.path.slice(1) },
+    stageVariables: null,
+    requestContext: {
+      accountId: ACCOUNT,
+      apiId: info.name,
+      domainName,
+      domainPrefix,
+      extendedRequestId: rid,
+      httpMethod: h.method,
+      identity: {
+        ...nulls,
+        cognitoIdentityId: null,
+        cognitoIdentityPoolId: null,
+        principalOrgId: null,
+        sourceIp: h.sourceIp,
+        user: null,
+        userAgent: h.headers['user-agent'] || null,
+        userArn: null,
+      },
+      path: h.path,
+      protocol: 'HTTP/1.1',
+      requestId: rid,
+      requestTime: clfTime(now),
+      requestTimeEpoch: now,
+      resourceId: null,
+      resourcePath: resource,
+      stage: '$default',
+    },
+    body: b ? b.text : null,
+    isBase64Encoded: b ? b.base64 : false,
+  };
+}
+
+// The response API Gateway makes of a Lambda's answer.
+function lambdaResponse(v, v1) {
+  if (v === null || typeof v !== 'object' || Array.isArray(v) || !('statusCode' in v)) {
+    if (v1)
+      throw malformed(
+        `statusCode is missing: payload 1.0 needs {statusCode, headers, body} (API Gateway: "Malformed Lambda proxy response"), got ${describe(v)}`,
+      );
+    // payload 2.0: the value is the body, as JSON (a string as it is)
+    return jsonAnswer(v, typeof v === 'string' ? v : JSON.stringify(v));
+  }
+  const status = statusOf(v.statusCode, 'statusCode');
+  const headers = {};
+  addHeaders(headers, v.headers, 'headers', false);
+  if (v1 && v.multiValueHeaders !== undefined && v.multiValueHeaders !== null) {
+    const multi = v.multiValueHeaders;
+    if (typeof multi !== 'object' || Array.isArray(multi)) throw malformed(`multiValueHeaders must be an object, got ${describe(multi)}`);
+    for (const name of Object.keys(multi)) {
+      const key = headerName(name);
+      if (!Array.isArray(multi[name]))
+        throw malformed(`multiValueHeaders[${JSON.stringify(name)}] must be an array, got ${describe(multi[name])}`);
+      headers[key] = headerValue(name, multi[name], false); // API Gateway: these win over `headers`
+    }
+  }
+  if (!v1 && v.cookies !== undefined && v.cookies !== null) {
+    if (!Array.isArray(v.cookies) || v.cookies.some((c) => typeof c !== 'string'))
+      throw malformed(`cookies must be an array of strings, got ${describe(v.cookies)}`);
+    const set = headerValue('set-cookie', v.cookies, false);
+    if (set.length) headers['set-cookie'] = headers['set-cookie'] === undefined ? set : [].concat(headers['set-cookie'], set);
+  }
+  const body = v.body;
+  let buf = EMPTY;
+  if (body !== undefined && body !== null) {
+    if (typeof body !== 'string') throw malformed(`body must be a string, got ${describe(body)}`);
+    if (v.isBase64Encoded === true) buf = fromBase64(body, 'isBase64Encoded is true but body is not valid base64');
+    else buf = Buffer.from(body, 'utf8');
+  }
+  return { status, headers, body: buf };
+}
+
 // ---- ./provided/src/runtime-api.js
 // The Lambda Runtime API on 127.0.0.1:9001 (ZFAAS_RUNTIME_API_PORT for tests on a host), the bootstrap it
 // serves, and the runner a call uses: each call one invocation, its response the result.
@@ -265,7 +633,6 @@ const { spawn } = require('child_process');
 const API_HOST = '127.0.0.1';
 const API_PORT = Number(process.env.ZFAAS_RUNTIME_API_PORT) || 9001;
 const API_PATH = '/2018-06-01/runtime';
-const ACCOUNT = '000000000000';
 const REGION = 'local';
 const INVOCATION = new RegExp(`^${API_PATH}/invocation/([^/]+)/(response|error)$`);
 
@@ -462,10 +829,16 @@ process.on('exit', () => {
   if (rt.child && !rt.exited) rt.child.kill('SIGKILL');
 });
 
-// -> { fn, format, kind } as the node loader's loadFunction: here the bootstrap, started and ready.
+const PROVIDED_FORMATS = ['auto', 'json', 'lambda', 'lambda-v1'];
+
+// -> { fn, format, kind } as the node loader's loadFunction: here the bootstrap, started and ready. Its
+// format says what a web call's event is: json, the params the node made of the request; lambda and
+// lambda-v1, API Gateway's event (payload 2.0 and 1.0), its response made of the bootstrap's answer.
 async function loadFunction(dir, handler, format = 'auto') {
-  if (format !== 'auto' && format !== 'json')
-    throw new NoHandler(`a provided function speaks the Lambda Runtime API: its format is json (or auto), not ${format}`);
+  if (!PROVIDED_FORMATS.includes(format))
+    throw new NoHandler(
+      `a provided function speaks the Lambda Runtime API: its format is json, lambda or lambda-v1 (or auto), not ${format}`,
+    );
   dir = path.resolve(dir || '.');
   const file = path.join(dir, 'bootstrap');
   let st;
@@ -481,7 +854,7 @@ async function loadFunction(dir, handler, format = 'auto') {
   process.chdir(dir);
   await listen();
   await startBootstrap();
-  return { fn: null, format: 'json', kind: 'provided' };
+  return { fn: null, format: format === 'auto' ? 'json' : format, kind: 'provided' };
 }
 
 // One invocation of the bootstrap: the params are its event, its response the call's result.
@@ -505,8 +878,22 @@ async function invokeBootstrap(params) {
   });
 }
 
-function makeRunner() {
-  return { web: null, direct: (params) => invokeBootstrap(params) };
+// The bootstrap's answer to an API Gateway event, as API Gateway reads it: JSON, else a string body.
+function answerOf(body) {
+  try {
+    return JSON.parse(body);
+  } catch (_) {
+    return body;
+  }
+}
+
+function makeRunner(fn, format) {
+  const direct = (params) => invokeBootstrap(params);
+  if (format !== 'lambda' && format !== 'lambda-v1') return { web: null, direct };
+  const v1 = format === 'lambda-v1';
+  const info = lambdaInfo();
+  const event = v1 ? lambdaEventV1 : lambdaEventV2;
+  return { web: (h, id) => invokeBootstrap(event(h, requestId(id), info)).then((body) => lambdaResponse(answerOf(body), v1)), direct };
 }
 
 // ---- ./node/src/warm.js

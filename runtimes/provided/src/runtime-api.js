@@ -7,7 +7,6 @@ const { spawn } = require('child_process');
 const API_HOST = '127.0.0.1';
 const API_PORT = Number(process.env.ZFAAS_RUNTIME_API_PORT) || 9001;
 const API_PATH = '/2018-06-01/runtime';
-const ACCOUNT = '000000000000';
 const REGION = 'local';
 const INVOCATION = new RegExp(`^${API_PATH}/invocation/([^/]+)/(response|error)$`);
 
@@ -204,10 +203,16 @@ process.on('exit', () => {
   if (rt.child && !rt.exited) rt.child.kill('SIGKILL');
 });
 
-// -> { fn, format, kind } as the node loader's loadFunction: here the bootstrap, started and ready.
+const PROVIDED_FORMATS = ['auto', 'json', 'lambda', 'lambda-v1'];
+
+// -> { fn, format, kind } as the node loader's loadFunction: here the bootstrap, started and ready. Its
+// format says what a web call's event is: json, the params the node made of the request; lambda and
+// lambda-v1, API Gateway's event (payload 2.0 and 1.0), its response made of the bootstrap's answer.
 async function loadFunction(dir, handler, format = 'auto') {
-  if (format !== 'auto' && format !== 'json')
-    throw new NoHandler(`a provided function speaks the Lambda Runtime API: its format is json (or auto), not ${format}`);
+  if (!PROVIDED_FORMATS.includes(format))
+    throw new NoHandler(
+      `a provided function speaks the Lambda Runtime API: its format is json, lambda or lambda-v1 (or auto), not ${format}`,
+    );
   dir = path.resolve(dir || '.');
   const file = path.join(dir, 'bootstrap');
   let st;
@@ -223,7 +228,7 @@ async function loadFunction(dir, handler, format = 'auto') {
   process.chdir(dir);
   await listen();
   await startBootstrap();
-  return { fn: null, format: 'json', kind: 'provided' };
+  return { fn: null, format: format === 'auto' ? 'json' : format, kind: 'provided' };
 }
 
 // One invocation of the bootstrap: the params are its event, its response the call's result.
@@ -247,6 +252,20 @@ async function invokeBootstrap(params) {
   });
 }
 
-function makeRunner() {
-  return { web: null, direct: (params) => invokeBootstrap(params) };
+// The bootstrap's answer to an API Gateway event, as API Gateway reads it: JSON, else a string body.
+function answerOf(body) {
+  try {
+    return JSON.parse(body);
+  } catch (_) {
+    return body;
+  }
+}
+
+function makeRunner(fn, format) {
+  const direct = (params) => invokeBootstrap(params);
+  if (format !== 'lambda' && format !== 'lambda-v1') return { web: null, direct };
+  const v1 = format === 'lambda-v1';
+  const info = lambdaInfo();
+  const event = v1 ? lambdaEventV1 : lambdaEventV2;
+  return { web: (h, id) => invokeBootstrap(event(h, requestId(id), info)).then((body) => lambdaResponse(answerOf(body), v1)), direct };
 }
