@@ -49,7 +49,8 @@
 //              __ow_query, __ow_body beside the query and body parameters
 //   openfaas   OpenFaaS templates: node (event, context) with context.status().headers().succeed()/fail();
 //              python3-http handle(event, context) -> {statusCode, body, headers}
-//   gcf        Google Cloud Functions (node): (req, res), Express-like
+//   gcf        Google Cloud Functions: node (req, res), Express-like; python fn(request), Flask-like; and
+//              CloudEvent functions registered with the Functions Framework
 // A call made through the web path carries `http`, the request as it came (body as base64); a json function
 // ignores it (the node turned the request into its params); in any other format the loader gives it to the
 // function in that convention and answers with `http`, the response the function chose (body as base64);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build the built-in zfaas runtime images.
-#   runtimes/build-images.sh [--force] [python|node|java ...]      (default: all three)
+#   runtimes/build-images.sh [--force] [python|node|java|provided ...]      (default: all four)
 # Images: zfaas/base:bookworm, zfaas/python:latest (+ pythonruntime:latest),
-#         zfaas/node:latest (+ noderuntime:latest), zfaas/java:latest (+ javaruntime:latest).
+#         zfaas/node:latest (+ noderuntime:latest), zfaas/java:latest (+ javaruntime:latest),
+#         zfaas/provided:latest (+ providedruntime:latest).
 # Offline by default: the base image is a debootstrap of Debian bookworm from the
 # mirror apt uses on this machine. ZFAAS_PUBLIC_BASE=1 uses the public Dockerfiles
 # (FROM python:3.11-slim / node:20-slim) instead.
@@ -15,12 +16,12 @@ TARGETS=()
 for a in "$@"; do
   case "$a" in
     --force|-f) FORCE=1 ;;
-    python|node|java) TARGETS+=("$a") ;;
+    python|node|java|provided) TARGETS+=("$a") ;;
     -h|--help) sed -n '2,9p' "${BASH_SOURCE[0]}"; exit 0 ;;
-    *) echo "build-images: unknown argument '$a' (usage: $0 [--force] [python|node|java ...])" >&2; exit 64 ;;
+    *) echo "build-images: unknown argument '$a' (usage: $0 [--force] [python|node|java|provided ...])" >&2; exit 64 ;;
   esac
 done
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(python node java)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(python node java provided)
 export PATH="$PATH:/usr/sbin:/sbin"
 
 log() { echo "build-images: $*"; }

@@ -5,27 +5,14 @@
 // into logs, failures as failed replies, web calls in the lambda convention, secrets as files, and
 // requests it cannot read answered with `error` while it carries on. A loader for another language is one
 // more entry in LOADERS, with its two functions in runtimes/conformance/LANG (see the README there).
-import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { z } from 'zod';
-import {
-  HelloSchema,
-  HttpResponseSchema,
-  LoadedSchema,
-  LoaderErrorSchema,
-  LOADER_PROTOCOL,
-  PongSchema,
-  ResultSchema,
-  SecretsSetSchema,
-  expectedReply,
-  type HttpRequest,
-  type LoaderRequest,
-} from '../protocol/loader.js';
+import { HttpResponseSchema, LOADER_PROTOCOL, type HttpRequest } from '../protocol/loader.js';
+import { spawnLoader, type Speaker } from './conformance/speaker.js';
 
 const HERE = resolve(import.meta.dirname);
 const JAVA_CLASSES = join(tmpdir(), `zfaas-java-loader-${process.pid}`);
@@ -71,72 +58,10 @@ afterAll(async () => {
   await rm(JAVA_CLASSES, { recursive: true, force: true });
 });
 
-// The node's schemas, refusing any field they do not declare: what a loader sends, the node must know of.
-const StrictReply = z.discriminatedUnion('op', [
-  HelloSchema.strict(),
-  LoadedSchema.strict(),
-  ResultSchema.strict(),
-  PongSchema.strict(),
-  SecretsSetSchema.strict(),
-  LoaderErrorSchema.strict(),
-]);
-type Reply = z.infer<typeof StrictReply>;
-
-class Speaker {
-  private readonly lines: string[] = [];
-  private waiting?: (line: string | undefined) => void;
-  private ended = false;
-  stderr = '';
-
-  constructor(private readonly proc: ChildProcessWithoutNullStreams) {
-    createInterface({ input: proc.stdout, crlfDelay: Infinity }).on('line', (l) => this.push(l));
-    proc.stdout.on('end', () => {
-      this.ended = true;
-      this.waiting?.(undefined);
-    });
-    proc.stderr.on('data', (b: Buffer) => (this.stderr += b.toString()));
-  }
-
-  private push(line: string): void {
-    if (this.waiting) {
-      const w = this.waiting;
-      this.waiting = undefined;
-      w(line);
-    } else this.lines.push(line);
-  }
-
-  /** The next line, parsed and checked against the strict schemas. */
-  async next(): Promise<Reply> {
-    const line = this.lines.shift() ?? (this.ended ? undefined : await new Promise<string | undefined>((res) => (this.waiting = res)));
-    if (line === undefined) throw new Error(`the loader ended its output; its stderr: ${this.stderr.slice(-2000)}`);
-    return StrictReply.parse(JSON.parse(line));
-  }
-
-  send(msg: LoaderRequest | Record<string, unknown> | string): void {
-    this.proc.stdin.write((typeof msg === 'string' ? msg : JSON.stringify(msg)) + '\n');
-  }
-
-  /** A request and its reply, which must be the kind the node expects for it. */
-  async ask(msg: LoaderRequest): Promise<Reply> {
-    this.send(msg);
-    const r = await this.next();
-    expect(r.op).toBe(expectedReply[msg.op]);
-    return r;
-  }
-
-  async end(): Promise<number | null> {
-    const exited = new Promise<number | null>((res) => this.proc.once('exit', (code) => res(code)));
-    this.proc.stdin.end();
-    return exited;
-  }
-}
-
 const started: Speaker[] = [];
 
 function start(l: LoaderUnderTest): Speaker {
-  const env: NodeJS.ProcessEnv = { ...process.env, PYTHONDONTWRITEBYTECODE: '1' };
-  delete env.ZFAAS_LINE;
-  const s = new Speaker(spawn(l.command[0]!, l.command.slice(1), { cwd: l.functions, env, stdio: ['pipe', 'pipe', 'pipe'] }));
+  const s = spawnLoader(l.command, l.functions);
   started.push(s);
   return s;
 }

@@ -32,9 +32,11 @@ const RUNTIME_IMAGES = [
   'zfaas/node:latest',
   'zfaas/python:latest',
   'zfaas/java:latest',
+  'zfaas/provided:latest',
   'noderuntime:latest',
   'pythonruntime:latest',
   'javaruntime:latest',
+  'providedruntime:latest',
 ];
 const DATA = '/run/zfaas/instance'; // each host's own /run: the instance folder is the host's, at one path
 const CALLS = 150;

@@ -41,7 +41,13 @@
  *   openfaas   the OpenFaaS node templates: handler(event, context[, callback]), event {body, headers,
  *              method, query, path}, context.status().headers().succeed(v)/.fail(v) or a returned value.
  *   gcf        Google Cloud Functions: (req, res), Express-like; the call ends when the response does
- *              (send, json, end, sendStatus, redirect), also after the function returned.
+ *              (send, json, end, sendStatus, redirect), also after the function returned. A function
+ *              registered with functions.cloudEvent gets a CloudEvent: a call's params (structured mode)
+ *              or a web request (ce-* headers and the body as data, or a JSON body); a web caller gets its
+ *              value (none: 204). Registered functions (functions.http / functions.cloudEvent, through the
+ *              archive's own @google-cloud/functions-framework or, without one, a stand-in of that name)
+ *              are found by name (the handler's, $FUNCTION_TARGET, the only one registered, or the
+ *              deployed function's) and are gcf under auto.
  * Web answers come back as `http` {status, headers, body (base64)}; a response the function shaped wrongly
  * fails the call, "malformed response: <what>". A call without `http` passes params as the event (openfaas:
  * event.body; gcf: req.body of a POST) and answers the value (openfaas, gcf: the body; a status >= 400 fails).
@@ -141,6 +147,131 @@ function redirectOutput(toStderrOnly) {
   if (!toStderrOnly) process.stderr.write = captureWrite;
 }
 
+// ---- node/src/framework.js
+// Google's Functions Framework: functions.http(name, fn) and functions.cloudEvent(name, fn) register a function
+// by name when its module loads. An archive that vendors @google-cloud/functions-framework registers in that
+// package's own registry, which is read after the load; one that does not gets, for that one module name,
+// a stand-in offering the same two calls (and nothing else), so Google's samples load unchanged.
+// Both are read by name (getRegisteredFunction); Node resolves the package as usual, so a copy in a folder
+// above the function's (node_modules of a parent) counts as vendored.
+const FF_NAME = '@google-cloud/functions-framework';
+// The stand-in's key in require's cache: no file is ever read from it.
+const FF_STAND_IN = path.join(path.dirname(LOADER_FILE), '.zfaas-functions-framework.js');
+// What the real package keeps its registry in (build/src/function_registry.js: getRegisteredFunction(name)).
+const FF_REGISTRY_FILE = /[\\/]@google-cloud[\\/]functions-framework[\\/]build[\\/]src[\\/]function_registry\.js$/;
+// As the real package accepts names.
+const FF_FUNCTION_NAME = /^[A-Za-z0-9-]+$/;
+
+const ffRegistry = new Map(); // name -> { fn, kind: 'http' | 'cloudevent' }, what the stand-in was told
+
+function ffRegister(kind) {
+  return (name, fn) => {
+    if (typeof name !== 'string' || !FF_FUNCTION_NAME.test(name)) throw new Error(`Invalid function name: ${name}`);
+    if (typeof fn !== 'function')
+      throw new TypeError(`functions.${kind === 'http' ? 'http' : 'cloudEvent'}("${name}", fn) needs a function`);
+    ffRegistry.set(name, { fn, kind });
+  };
+}
+
+function ffStandIn() {
+  const m = new Module(FF_STAND_IN, null);
+  m.filename = FF_STAND_IN;
+  m.loaded = true;
+  m.exports = Object.freeze({ http: ffRegister('http'), cloudEvent: ffRegister('cloudevent') });
+  return m;
+}
+
+// `require('@google-cloud/functions-framework')` resolves to the stand-in only where Node finds no such package.
+// Where it finds one, the real registry's two calls are wrapped as it loads (before the package's entry
+// hands them out), so that the names registered through it are known too.
+const resolveFilename = Module._resolveFilename;
+Module._resolveFilename = function (request, ...rest) {
+  let file;
+  try {
+    file = resolveFilename.call(this, request, ...rest);
+  } catch (e) {
+    if (request !== FF_NAME || !e || e.code !== 'MODULE_NOT_FOUND') throw e;
+    if (!require.cache[FF_STAND_IN]) require.cache[FF_STAND_IN] = ffStandIn();
+    return FF_STAND_IN;
+  }
+  if (typeof file === 'string' && FF_REGISTRY_FILE.test(file) && !ffWatched.has(file)) ffWatch(file);
+  return file;
+};
+
+const ffWatched = new Set(); // the real registries' files, each watched once
+const ffRealRegistries = []; // getRegisteredFunction of each copy of the real package loaded
+const ffRealNames = new Set(); // what was registered through them
+
+function ffWatch(file) {
+  ffWatched.add(file);
+  let reg;
+  try {
+    reg = require(file);
+  } catch (_) {
+    return; // the package's own require says what is wrong
+  }
+  if (!reg || typeof reg.getRegisteredFunction !== 'function') return;
+  ffRealRegistries.push(reg.getRegisteredFunction);
+  for (const call of ['http', 'cloudEvent']) {
+    const register = reg[call];
+    if (typeof register !== 'function') continue;
+    try {
+      reg[call] = function (name) {
+        const r = register.apply(this, arguments);
+        ffRealNames.add(name);
+        return r;
+      };
+    } catch (_) {
+      /* a read-only export: its names are found by name only */
+    }
+  }
+}
+
+// -> { fn, kind } registered under `name`, or null
+function ffLookup(name) {
+  const own = ffRegistry.get(name);
+  if (own) return own;
+  for (const get of ffRealRegistries) {
+    const r = get(name);
+    if (r && typeof r.userFunction === 'function' && (r.signatureType === 'http' || r.signatureType === 'cloudevent'))
+      return { fn: r.userFunction, kind: r.signatureType };
+  }
+  return null;
+}
+
+// The registration a function loaded without a name means: the only one made, else the one named as the
+// function is deployed (what gcloud takes for the entry point when none is given).
+function ffDefault() {
+  const names = new Set([...ffRegistry.keys(), ...ffRealNames]);
+  if (names.size === 1) return ffLookup(names.values().next().value);
+  const own = process.env.ZFAAS_FUNCTION;
+  return own && FF_FUNCTION_NAME.test(own) ? ffLookup(own) : null;
+}
+
+// ES modules resolve without require: before the first import of a function's module, a resolve hook gives
+// `import ... from '@google-cloud/functions-framework'` the same stand-in where Node finds no package.
+// (Module.register: Node 18.19 and later; without it an ES module must vendor the package.)
+const FF_GLOBAL = Symbol.for('zfaas.functionsFramework');
+let ffHooked = false;
+function ffHookImports() {
+  if (ffHooked || typeof Module.register !== 'function') return;
+  ffHooked = true;
+  globalThis[FF_GLOBAL] = ffStandIn().exports;
+  const standIn =
+    'data:text/javascript,' +
+    encodeURIComponent(
+      "const ff = globalThis[Symbol.for('zfaas.functionsFramework')];\n" +
+        'export const http = ff.http;\nexport const cloudEvent = ff.cloudEvent;\nexport default ff;\n',
+    );
+  const hooks =
+    'export async function resolve(specifier, context, next) {\n' +
+    '  try {\n    return await next(specifier, context);\n  } catch (e) {\n' +
+    `    if (specifier === ${JSON.stringify(FF_NAME)} && e && e.code === 'ERR_MODULE_NOT_FOUND')\n` +
+    `      return { url: ${JSON.stringify(standIn)}, format: 'module', shortCircuit: true };\n` +
+    '    throw e;\n  }\n}\n';
+  Module.register('data:text/javascript,' + encodeURIComponent(hooks));
+}
+
 // ---- node/src/load.js
 // Loading a function: its entry file (CommonJS, ESM or a plain script), its export, and the format its shape says.
 function tryFile(base) {
@@ -207,12 +338,17 @@ function requirePlain(file) {
   return { mod, plain: !!(m && m[PLAIN_MAIN]) };
 }
 
+function importEsm(file) {
+  ffHookImports();
+  return import(pathToFileURL(file).href);
+}
+
 async function importFile(file, plainMain) {
-  if (isEsm(file)) return { mod: await import(pathToFileURL(file).href), plain: false };
+  if (isEsm(file)) return { mod: await importEsm(file), plain: false };
   try {
     return plainMain ? requirePlain(file) : { mod: require(file), plain: false };
   } catch (e) {
-    if (e && e.code === 'ERR_REQUIRE_ESM') return { mod: await import(pathToFileURL(file).href), plain: false };
+    if (e && e.code === 'ERR_REQUIRE_ESM') return { mod: await importEsm(file), plain: false };
     throw e;
   }
 }
@@ -296,7 +432,8 @@ function isReqRes(fn) {
   return (a === 'req' && b === 'res') || (a === 'request' && b === 'response');
 }
 
-// -> { fn, format }: the function and its format (`format` as asked; auto: the one its shape says)
+// -> { fn, format, kind }: the function, its format (`format` as asked; auto: the one its shape or its
+// registration says) and, for gcf, its kind: 'http' (req, res) or 'cloudevent' (a CloudEvent)
 async function loadFunction(dir, handler, format = 'auto') {
   dir = path.resolve(dir || '.');
   let st;
@@ -342,6 +479,12 @@ async function loadFunction(dir, handler, format = 'auto') {
   }
   const plainMain = format === 'auto' || format === 'openwhisk';
   const { mod, plain } = await importFile(file, plainMain);
+  // A function registered with the Functions Framework comes first, as the framework has it.
+  const reg = exportName ? ffLookup(exportName) : ffDefault();
+  if (reg) {
+    const gcf = format === 'auto' || format === 'gcf';
+    return { fn: reg.fn, format: gcf ? 'gcf' : format, kind: gcf ? reg.kind : 'http' };
+  }
   let fn = plain && (!exportName || exportName === 'main') ? mod : pickExport(mod, exportName, format);
   if (!fn && !exportName && (format === 'gcf' || format === 'auto')) {
     const only = soleFunction(mod);
@@ -351,17 +494,23 @@ async function loadFunction(dir, handler, format = 'auto') {
     const rel = path.relative(dir, file);
     throw new NoHandler(
       exportName
-        ? `${rel} has no exported function "${exportName}"`
-        : `${rel} exports no function (module.exports = fn, exports.handler or exports.main${plainMain ? ', or a plain script with a top-level function main' : ''})`,
+        ? `${rel} has no exported function "${exportName}", nor one registered under that name with functions.http or functions.cloudEvent`
+        : `${rel} exports no function (module.exports = fn, exports.handler or exports.main${plainMain ? ', or a plain script with a top-level function main' : ''}) and registers none with functions.http or functions.cloudEvent`,
     );
   }
   if (format === 'auto') format = plain ? 'openwhisk' : isReqRes(fn) ? 'gcf' : 'json';
-  return { fn, format };
+  return { fn, format, kind: 'http' };
 }
 
 // ---- node/src/call.js
 // Calling a function: a Lambda-like context, its value or error as a reply, and the processes a call left running.
 let current = null; // { reject } of the running call, for stray async errors
+
+// When a call's own variables are gone (read at the start of the call): ZFAAS_DEADLINE, else ZFAAS_TIMEOUT s.
+function callEnd() {
+  const deadline = Number(process.env.ZFAAS_DEADLINE); // epoch ms
+  return deadline > 0 ? deadline : Date.now() + Number(process.env.ZFAAS_TIMEOUT || 30) * 1000;
+}
 
 function makeContext(id) {
   const end = callEnd(); // read now: a call's own variables (ZFAAS_DEADLINE) are gone once it returns
@@ -457,8 +606,11 @@ function webReply(id, r) {
 const errorText = (e) => (e instanceof ReplyError ? e.message : formatError(e));
 
 // Processes in this container other than init (pid 1) and this loader: what a call left running.
-// One readdir of /proc (its pid entries are the only ones starting with a digit).
+// One readdir of /proc (its pid entries are the only ones starting with a digit). A loader that keeps a
+// process of its own (the provided runtime's bootstrap) names it in ownRoot: it and what descends from it
+// are not strays.
 const SELF = String(process.pid);
+let ownRoot = null;
 function strayProcesses() {
   let names;
   try {
@@ -469,9 +621,24 @@ function strayProcesses() {
   let n = 0;
   for (let i = 0; i < names.length; i++) {
     const c = names[i].charCodeAt(0);
-    if (c >= 48 && c <= 57 && names[i] !== '1' && names[i] !== SELF) n++;
+    if (c >= 48 && c <= 57 && names[i] !== '1' && names[i] !== SELF && !(ownRoot && descendsFrom(names[i], ownRoot))) n++;
   }
   return n;
+}
+
+// Whether process `pid` is `root` or below it (its parents, from /proc/PID/stat).
+function descendsFrom(pid, root) {
+  for (let hops = 0; pid && pid !== '0' && pid !== '1' && hops < 64; hops++) {
+    if (pid === root) return true;
+    let stat;
+    try {
+      stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch (_) {
+      return true; // gone already: not left running
+    }
+    pid = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1];
+  }
+  return false;
 }
 
 function strayError(e) {
@@ -495,12 +662,6 @@ const isUtf8 =
   });
 const statusText = (code) => require('http').STATUS_CODES[code];
 const hasOwn = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
-
-// When a call's own variables are gone (read at the start of the call): ZFAAS_DEADLINE, else ZFAAS_TIMEOUT s.
-function callEnd() {
-  const deadline = Number(process.env.ZFAAS_DEADLINE); // epoch ms
-  return deadline > 0 ? deadline : Date.now() + Number(process.env.ZFAAS_TIMEOUT || 30) * 1000;
-}
 
 // sets obj[k] = v, also for k = "__proto__" (an own property, not the object's prototype)
 function setKey(obj, k, v) {
@@ -1283,6 +1444,117 @@ function runGcf(fn, req) {
   });
 }
 
+// ---- node/src/formats/cloudevent.js
+// CloudEvent functions (registered with functions.cloudEvent): the event is a call's params (structured mode),
+// or a web request carrying it in binary mode (ce-* headers, the data as the body) or in structured mode
+// (a JSON body); a web caller gets what the Functions Framework answers: 204 for no value, else the value.
+const CE_REQUIRED = ['specversion', 'id', 'source', 'type'];
+const CE_EXPECTED =
+  'a CloudEvent: a JSON object with the string attributes specversion, id, source and type (structured mode), ' +
+  'or a request with the headers ce-specversion, ce-id, ce-source and ce-type and the data as its body (binary mode)';
+
+// What is wrong with `v` as a CloudEvent in structured mode, or null.
+function ceProblem(v) {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return `got ${describe(v)}`;
+  const missing = CE_REQUIRED.filter((k) => typeof v[k] !== 'string' || v[k] === '');
+  return missing.length ? `${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} missing or not a non-empty string` : null;
+}
+
+// A structured-mode event as the function gets it: its attributes, and its data (data_base64 decoded).
+function ceStructured(v) {
+  const event = {};
+  assignParams(event, v);
+  if (typeof v.data_base64 === 'string' && v.data === undefined) {
+    event.data = Buffer.from(v.data_base64, 'base64');
+    delete event.data_base64;
+  }
+  return event;
+}
+
+const ceHeaderValue = (v) => {
+  try {
+    return decodeURIComponent(v); // the HTTP binding percent-encodes what a header cannot carry
+  } catch (_) {
+    return v;
+  }
+};
+
+// -> { event } or { bad }: the event of a web request, binary mode first.
+function ceFromWeb(h) {
+  const hd = h.headers;
+  if (CE_REQUIRED.every((k) => typeof hd['ce-' + k] === 'string')) {
+    const event = {};
+    for (const k of Object.keys(hd)) if (k.startsWith('ce-') && k.length > 3) setKey(event, k.slice(3), ceHeaderValue(hd[k]));
+    if (hd['content-type']) event.datacontenttype = hd['content-type'];
+    const b = expressBody(h, '');
+    if (b.bad) return b;
+    if (b.raw.length > 0) event.data = b.body;
+    return { event };
+  }
+  const mt = mediaType(hd['content-type']);
+  let problem = `got neither the ce-* headers nor a JSON body (content type ${mt || 'none'})`;
+  if (mt === 'application/json' || mt.endsWith('+json')) {
+    const b = expressBody(h, '');
+    if (b.bad) return b;
+    problem = ceProblem(b.body);
+    if (!problem) return { event: ceStructured(b.body) };
+  }
+  const text = `Bad Request: expected ${CE_EXPECTED}; ${problem}\n`;
+  return { bad: { status: 400, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: Buffer.from(text, 'utf8') } };
+}
+
+// Runs the function on the event: its value (a callback's, when it takes one as the framework allows).
+function runCloudEvent(fn, event) {
+  return new Promise((resolve, reject) => {
+    current = { reject };
+    let done = false;
+    const cb = (err, value) => {
+      if (done) return;
+      done = true;
+      if (err) reject(err);
+      else resolve(value);
+    };
+    try {
+      const r = fn.length > 1 ? fn(event, cb) : fn(event);
+      if (fn.length <= 1 || (r && typeof r.then === 'function'))
+        Promise.resolve(r).then(
+          (v) => cb(null, v),
+          (e) => cb(e || new Error('rejected')),
+        );
+    } catch (e) {
+      cb(e);
+    }
+  }).finally(() => {
+    current = null;
+  });
+}
+
+// The framework's answer to a value: none is 204, a number is JSON, anything else as res.send sends it.
+function ceAnswer(value) {
+  let answer = null;
+  const res = new WebResponse('POST', (r) => (answer = r._answer('the answer')));
+  if (value === undefined || value === null) res.sendStatus(204);
+  else if (typeof value === 'number') res.json(value);
+  else res.send(value);
+  answer.value = value;
+  return answer;
+}
+
+function cloudEventRunner(fn) {
+  return {
+    web: (h) => {
+      const got = ceFromWeb(h);
+      if (got.bad) return Promise.resolve(got.bad);
+      return runCloudEvent(fn, got.event).then(ceAnswer);
+    },
+    direct: (params) => {
+      const problem = ceProblem(params);
+      if (problem) return Promise.reject(new ReplyError(`the params must be ${CE_EXPECTED}; ${problem}`));
+      return runCloudEvent(fn, ceStructured(params));
+    },
+  };
+}
+
 // ---- node/src/formats/openfaas.js
 // OpenFaaS's node templates: handler(event, context[, callback]) and its context.status().headers().succeed().
 // The context of the OpenFaaS node templates.
@@ -1373,8 +1645,9 @@ function bodyResult(r) {
 }
 
 // What a format does with a call: web(http, id) -> {status, headers, body: Buffer, value?} for calls with
-// `http` (null: the format does not use it), direct(params, id) -> the value for the others.
-function makeRunner(fn, format) {
+// `http` (null: the format does not use it), direct(params, id) -> the value for the others. `kind` tells
+// gcf's two forms apart: 'http' (req, res) or 'cloudevent' (a registered CloudEvent function).
+function makeRunner(fn, format, kind) {
   switch (format) {
     case 'lambda':
     case 'lambda-v1': {
@@ -1402,6 +1675,7 @@ function makeRunner(fn, format) {
         direct: (params) => runOpenfaas(fn, { body: params, headers: {}, method: 'POST', query: {}, path: '/' }, 'POST').then(bodyResult),
       };
     case 'gcf':
+      if (kind === 'cloudevent') return cloudEventRunner(fn);
       return {
         web: (h) => {
           const b = expressBody(h, '');
@@ -1600,7 +1874,7 @@ async function answerLoad(s, msg) {
   for (const k of Object.keys(msg.env)) process.env[k] = msg.env[k];
   try {
     const loaded = await loadFunction(msg.dir || '/ws', msg.handler, format);
-    s.runner = makeRunner(loaded.fn, loaded.format);
+    s.runner = makeRunner(loaded.fn, loaded.format, loaded.kind);
     s.send({ op: 'loaded', ok: true, format: loaded.format });
   } catch (e) {
     s.runner = null;
@@ -1743,7 +2017,7 @@ async function once() {
   let runner;
   try {
     const loaded = await loadFunction(process.env.ZFAAS_DIR || process.cwd(), process.env.ZFAAS_HANDLER || null, format);
-    runner = makeRunner(loaded.fn, loaded.format);
+    runner = makeRunner(loaded.fn, loaded.format, loaded.kind);
   } catch (e) {
     return fail(e instanceof NoHandler ? 2 : 1, e instanceof NoHandler ? `zfaas: ${e.message}` : formatError(e));
   }

@@ -23,10 +23,17 @@ handler, main, lambda_handler or handle. Handlers taking two arguments get a Lam
 (get_remaining_time_in_millis counts down to $ZFAAS_DEADLINE, else to $ZFAAS_TIMEOUT seconds after the
 call started).
 
+Google's Functions Framework: `import functions_framework` finds the archive's own copy, else a stand-in
+offering @functions_framework.http and @functions_framework.cloud_event; a function registered with them is
+found by its name (the handler's, $FUNCTION_TARGET, the only one registered, or the deployed function's).
+
 Formats (protocol/loader.ts, "Web calls"): `load` may name the function's calling convention, `format`
-(json, lambda, lambda-v1, openwhisk, openfaas; auto or missing: told from the entry where that is
-unambiguous: lambda_handler -> lambda, handle(event, context) -> openfaas, anything else json; gcf is
-node only and refused), and `loaded` says which it chose. A call carrying `http` (a web request) is
+(json, lambda, lambda-v1, openwhisk, openfaas, gcf; auto or missing: told from the entry where that is
+unambiguous: registered with the Functions Framework -> gcf, lambda_handler -> lambda, handle(event,
+context) -> openfaas, anything else json), and `loaded` says which it chose. gcf: an HTTP function gets a
+Flask request (Flask's own with the real framework vendored, else one that reads the same) and answers
+what a Flask view returns; a CloudEvent function gets a CloudEvent, from a call's params (structured mode)
+or a web request (ce-* headers, or a JSON body), and a web caller gets "OK". A call carrying `http` (a web request) is
 given to the function in its platform's shape and answered with `http` {status, headers, body (base64)}:
 the response the function chose, or, for a plain value where its platform makes one (lambda 2.0,
 openwhisk), a 200 of the value as JSON with the value also as `result`. A json function ignores `http`
@@ -50,7 +57,9 @@ import socket
 import sys
 import time
 import traceback
-from urllib.parse import parse_qsl
+import types
+from http.cookies import CookieError, SimpleCookie
+from urllib.parse import parse_qsl, unquote
 
 # ---- generated from protocol/loader.ts by runtimes/build/loaders.ts: do not edit
 PROTOCOL = 2
@@ -190,6 +199,72 @@ class Context:
     def get_remaining_time_in_millis(self):
         return max(0, int((self._end - time.time()) * 1000))
 
+# ---- python/src/framework.py
+# Google's Functions Framework: @functions_framework.http and @functions_framework.cloud_event mark a function by
+# its name when its module loads. An archive that vendors the real package registers in that package's
+# registry (functions_framework._function_registry.REGISTRY_MAP), read after the load; one that does not gets
+# a stand-in module of that name offering the two decorators (and nothing else), so Google's samples load.
+FF_MODULE = "functions_framework"
+FF_KINDS = ("http", "cloudevent")
+_ff_registry = {}  # function name -> "http" | "cloudevent", what the stand-in was told
+
+
+def _ff_decorator(kind):
+    def register(func):
+        name = getattr(func, "__name__", None)
+        if not callable(func) or not isinstance(name, str):
+            raise TypeError("@functions_framework.%s decorates a function, got %r"
+                            % ("http" if kind == "http" else "cloud_event", func))
+        _ff_registry[name] = kind
+        return func
+
+    return register
+
+
+def ff_install():
+    """Lets `import functions_framework` find the stand-in, unless the function's path holds the package."""
+    if FF_MODULE in sys.modules:
+        return
+    try:
+        vendored = importlib.util.find_spec(FF_MODULE) is not None
+    except (ImportError, ValueError):
+        vendored = False
+    if vendored:
+        return
+    module = types.ModuleType(FF_MODULE, "zfaas's stand-in for the Functions Framework: registration only")
+    module.http = _ff_decorator("http")
+    module.cloud_event = _ff_decorator("cloudevent")
+    module.__zfaas_stand_in__ = True
+    sys.modules[FF_MODULE] = module
+
+
+def ff_vendored():
+    """Whether the function runs with the real package (and so with Flask and cloudevents, its dependencies)."""
+    module = sys.modules.get(FF_MODULE)
+    return module is not None and not getattr(module, "__zfaas_stand_in__", False)
+
+
+def ff_registrations():
+    """Function name -> kind of every function registered so far, by either registry."""
+    if not ff_vendored():
+        return dict(_ff_registry)
+    registry = getattr(sys.modules.get(FF_MODULE + "._function_registry"), "REGISTRY_MAP", None)
+    if not isinstance(registry, dict):
+        return {}
+    return {k: v for k, v in registry.items() if v in FF_KINDS}
+
+
+def ff_pick(module, registered):
+    """(name, kind) of the registered function a module loaded without a name means: the only one it
+    holds, else the one named as the function is deployed (what gcloud takes for the entry point)."""
+    mine = [n for n in registered if callable(getattr(module, n, None))]
+    if len(mine) == 1:
+        return mine[0], registered[mine[0]]
+    own = os.environ.get("ZFAAS_FUNCTION", "")
+    if own in mine:
+        return own, registered[own]
+    return None, None
+
 # ---- python/src/load.py
 # Loading a function (its file and entry) and calling it: its value or error as a reply.
 def _import_file(path, modname):
@@ -211,8 +286,8 @@ ENTRY_NAMES = ("handler", "main", "lambda_handler", "handle")
 
 
 def load_function(directory, handler):
-    """Returns (the callable, the name it was found under). Raises NoHandler when no entry file/function
-    exists."""
+    """Returns (the callable, the name it was found under, its Functions Framework kind: "http",
+    "cloudevent" or None when it was not registered). Raises NoHandler when no entry file/function exists."""
     directory = os.path.abspath(directory or ".")
     if not os.path.isdir(directory):
         raise NoHandler("function directory %s does not exist" % directory)
@@ -225,6 +300,7 @@ def load_function(directory, handler):
     if os.path.isdir(deps):
         sys.path.insert(0, deps)
     importlib.invalidate_caches()
+    ff_install()
 
     if handler:
         handler = handler.strip()
@@ -239,18 +315,30 @@ def load_function(directory, handler):
         fn = getattr(module, export, None)
         if not callable(fn):
             raise NoHandler("%s.py has no function %r" % (rel, export))
-        return fn, export
+        return fn, export, ff_registrations().get(export)
 
     for name in ENTRY_FILES:
         path = os.path.join(directory, name + ".py")
         if os.path.isfile(path):
             module = _import_file(path, name)
+            registered = ff_registrations()
+            # the Functions Framework's way of naming the entry point
+            target = os.environ.get("FUNCTION_TARGET")
+            if target:
+                fn = getattr(module, target, None)
+                if not callable(fn):
+                    raise NoHandler("%s.py has no function %r (FUNCTION_TARGET)" % (name, target))
+                return fn, target, registered.get(target)
+            attr, kind = ff_pick(module, registered)
+            if attr:
+                return getattr(module, attr), attr, kind
             for attr in ENTRY_NAMES:
                 fn = getattr(module, attr, None)
                 if callable(fn):
-                    return fn, attr
+                    return fn, attr, registered.get(attr)
             raise NoHandler("%s.py defines no function handler(event), main(params), "
-                            "lambda_handler(event, context) or handle(event, context)" % name)
+                            "lambda_handler(event, context) or handle(event, context), and registers none "
+                            "with @functions_framework.http or @functions_framework.cloud_event" % name)
     raise NoHandler("no handler found in %s: expected handler.py, main.py or lambda_function.py with "
                     "handler(event), main(params), lambda_handler(event, context) or handle(event, context), "
                     "or a handler setting FILE.EXPORT" % directory)
@@ -327,8 +415,6 @@ def _exit_error(exc):
 # carries (`http`, body base64) and the response it answers with (`http`: status, headers, body base64).
 
 FORMATS_TEXT = ", ".join('"%s"' % f for f in FORMATS)
-GCF_REFUSED = ('format "gcf" (Google Cloud Functions, handler(req, res)) is for node functions only: a python '
-               'function takes "json", "lambda", "lambda-v1", "openwhisk" or "openfaas" (or "auto")')
 HTTP_EXPECTED = "an object {method, path, query, headers, body, sourceIp} of strings, headers an object of strings"
 TEXT_HINTS = ("json", "xml", "javascript", "x-www-form-urlencoded")
 API_ID = "zfaas"  # what the lambda formats say for an API Gateway API id
@@ -336,11 +422,14 @@ HTML = "text/html; charset=utf-8"
 JSON_TYPE = "application/json"
 
 
-def choose_format(fmt, name, n):
+def choose_format(fmt, name, n, kind=None):
     """The format a function is called in: fmt unless it is auto; auto decides only where the entry is
-    unambiguous (lambda_handler -> lambda, handle(event, context) -> openfaas), else json."""
+    unambiguous (registered with the Functions Framework -> gcf, lambda_handler -> lambda, handle(event,
+    context) -> openfaas), else json."""
     if fmt != "auto":
         return fmt
+    if kind:
+        return "gcf"
     if name == "lambda_handler":
         return "lambda"
     if name == "handle" and n == 2:
@@ -774,6 +863,333 @@ def openfaas_response(value):
         return status, headers, _faas_plain(body, headers), False
     return 200, headers, _faas_plain(value, headers), False
 
+# ---- python/src/formats/gcf.py
+# Google Cloud Functions (gcf), as the Functions Framework for Python runs them. An HTTP function gets a
+# Flask request and answers what a Flask view may return; a CloudEvent function gets a CloudEvent. With the
+# real framework vendored (and so Flask and cloudevents), a call runs through a Flask app of its own, as the
+# framework's; without it, through a request and a CloudEvent that read as Flask's and cloudevents' do.
+CE_REQUIRED = ("specversion", "id", "source", "type")
+CE_EXPECTED = ("a CloudEvent: a JSON object with the string attributes specversion, id, source and type "
+               "(structured mode), or a request with the headers ce-specversion, ce-id, ce-source and "
+               "ce-type and the data as its body (binary mode)")
+NO_VIEW_VALUE = ("the function did not return a valid response: it returned %s; it must return a string, "
+                 "bytes, a dict, a list, a tuple (body, status, headers), (body, status) or (body, headers), "
+                 "or a response object")
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+class Refused(Exception):
+    """A request the framework refuses before the function answers (Flask's 400, 415): it becomes
+    that response."""
+
+    def __init__(self, status, text):
+        super().__init__(text)
+        self.status = status
+        self.text = text
+
+
+def _is_json_type(mime):
+    return mime == JSON_TYPE or (mime.startswith("application/") and mime.endswith("+json"))
+
+
+class GcfRequest:
+    """An HTTP request as a Flask request reads: method, path, args, headers, data, get_data(),
+    get_json(), json, form, values, cookies, content_type, mimetype, is_json, remote_addr, url."""
+
+    def __init__(self, req):
+        self.method = req.method.upper()
+        self.path = req.path
+        self.query_string = req.query.encode("latin-1", "replace")
+        self.full_path = req.path + "?" + req.query
+        self.headers = FaasHeaders((k.title(), v) for k, v in req.headers.items())
+        self.args = FaasQuery(parse_qsl(req.query, keep_blank_values=True))
+        self.data = req.body
+        self.content_type = req.headers.get("content-type")
+        self.mimetype = _mime(self.content_type)
+        self.content_length = len(req.body) if req.body or "content-length" in req.headers else None
+        self.is_json = _is_json_type(self.mimetype)
+        self.remote_addr = req.source_ip or None
+        self.scheme = "http"
+        self.host = req.headers.get("host", "")
+        self.host_url = "http://%s/" % self.host
+        self.base_url = "http://%s%s" % (self.host, req.path)
+        self.url = self.base_url + ("?" + req.query if req.query else "")
+        form = self.data.decode("utf-8", "replace") if self.mimetype == "application/x-www-form-urlencoded" else ""
+        self.form = FaasQuery(parse_qsl(form, keep_blank_values=True))
+        self.values = FaasQuery(list(parse_qsl(req.query, keep_blank_values=True)) + parse_qsl(form, keep_blank_values=True))
+        cookies = SimpleCookie()
+        try:
+            cookies.load(req.headers.get("cookie", ""))
+        except CookieError:
+            pass
+        self.cookies = {k: m.value for k, m in cookies.items()}
+
+    def get_data(self, cache=True, as_text=False, parse_form_data=False):
+        return self.data.decode("utf-8", "replace") if as_text else self.data
+
+    def get_json(self, force=False, silent=False, cache=True):
+        if not (force or self.is_json):
+            if silent:
+                return None
+            raise Refused(415, "Unsupported Media Type: Did not attempt to load JSON data because the request "
+                               "Content-Type was not 'application/json'.")
+        try:
+            return json.loads(self.data)
+        except ValueError as e:
+            if silent:
+                return None
+            raise Refused(400, "Bad Request: Failed to decode JSON object: %s" % e) from None
+
+    @property
+    def json(self):
+        return self.get_json()
+
+
+def _view_body(body, headers):
+    """The bytes of a view's body, as Flask makes them (its content type set where it sets one)."""
+    if isinstance(body, (dict, list)):
+        headers.setdefault("content-type", [JSON_TYPE])
+        return _json_bytes(body) + b"\n"
+    if isinstance(body, str):
+        headers.setdefault("content-type", [HTML])
+        return _text_bytes(body)
+    if isinstance(body, (bytes, bytearray)):
+        headers.setdefault("content-type", [HTML])
+        return bytes(body)
+    if hasattr(body, "__next__") or inspect.isgenerator(body):
+        headers.setdefault("content-type", [HTML])
+        return b"".join(part.encode("utf-8") if isinstance(part, str) else bytes(part) for part in body)
+    raise Malformed(NO_VIEW_VALUE % ("None" if body is None else "a value of type " + type(body).__name__))
+
+
+def _response_object(value):
+    """A werkzeug/Flask response object (the function made one itself), as (status, headers, body)."""
+    headers = {}
+    _add_headers(headers, list(value.headers.items()), pairs=True)
+    return _status(value.status_code, "status_code"), headers, value.get_data()
+
+
+def gcf_response(value):
+    """A view's return value as Flask makes a response of it: (status, headers, body, plain)."""
+    if hasattr(value, "status_code") and hasattr(value, "get_data") and hasattr(value, "headers"):
+        return _response_object(value) + (False,)
+    headers = {}
+    status = 200
+    if isinstance(value, tuple):
+        if len(value) == 3:
+            body, status, extra = value
+        elif len(value) == 2 and isinstance(value[1], (dict, list)):
+            body, extra = value
+        elif len(value) == 2:
+            body, status, extra = value[0], value[1], None
+        else:
+            raise Malformed("a tuple answer is (body, status, headers), (body, status) or (body, headers), "
+                            "got %d items" % len(value))
+        if isinstance(status, str) and status[:3].isdigit():
+            status = int(status[:3])
+        status = _status(status, "the status of a tuple answer")
+        _add_headers(headers, extra, pairs=True)
+        if hasattr(body, "status_code") and hasattr(body, "get_data"):
+            _, own, data = _response_object(body)
+            for k, v in own.items():
+                headers.setdefault(k, v)
+            return status, headers, data, False
+        value = body
+    return status, headers, _view_body(value, headers), False
+
+
+class CloudEvent:
+    """A CloudEvent as the cloudevents package's reads: event["id"], event.get(name), event.data,
+    get_attributes(), get_data()."""
+
+    def __init__(self, attributes, data=None):
+        self._attributes = dict(attributes)
+        self.data = data
+
+    def __getitem__(self, key):
+        return self._attributes[key]
+
+    def __setitem__(self, key, value):
+        self._attributes[key] = value
+
+    def __contains__(self, key):
+        return key in self._attributes
+
+    def __iter__(self):
+        return iter(self._attributes)
+
+    def __len__(self):
+        return len(self._attributes)
+
+    def get(self, key, default=None):
+        return self._attributes.get(key, default)
+
+    def get_attributes(self):
+        return dict(self._attributes)
+
+    def get_data(self):
+        return self.data
+
+    def __eq__(self, other):
+        return isinstance(other, CloudEvent) and (self._attributes, self.data) == (other._attributes, other.data)
+
+    def __repr__(self):
+        return "CloudEvent(%r, %r)" % (self._attributes, self.data)
+
+
+def _ce_problem(v):
+    if not isinstance(v, dict):
+        return "got " + type(v).__name__
+    missing = [k for k in CE_REQUIRED if not isinstance(v.get(k), str) or not v.get(k)]
+    return "%s missing or not a non-empty string" % ", ".join(missing) if missing else None
+
+
+def _json_or_bytes(body):
+    """A binary-mode event's data as cloudevents reads it: JSON where it parses, else the bytes."""
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return body
+
+
+def _make_event(attributes, data):
+    if ff_vendored():
+        from cloudevents.http import CloudEvent as RealCloudEvent  # the package the framework depends on
+
+        return RealCloudEvent(attributes, data)
+    return CloudEvent(attributes, data)
+
+
+def ce_structured(v):
+    """The event of a structured-mode JSON object (data_base64 decoded)."""
+    attributes = {k: x for k, x in v.items() if k not in ("data", "data_base64")}
+    data = v.get("data")
+    if isinstance(v.get("data_base64"), str) and "data" not in v:
+        data = _unbase64(v["data_base64"], "data_base64 is not base64")
+    return _make_event(attributes, data)
+
+
+def ce_from_web(req):
+    """The event of a web request (binary mode first), or Refused(400)."""
+    h = req.headers
+    if all(isinstance(h.get("ce-" + k), str) for k in CE_REQUIRED):
+        attributes = {k[3:]: unquote(v) for k, v in h.items() if k.startswith("ce-") and len(k) > 3}
+        if h.get("content-type"):
+            attributes["datacontenttype"] = h["content-type"]
+        return _make_event(attributes, _json_or_bytes(req.body))
+    mime = _mime(h.get("content-type"))
+    problem = "got neither the ce-* headers nor a JSON body (content type %s)" % (mime or "none")
+    if _is_json_type(mime):
+        try:
+            v = json.loads(req.body)
+            problem = _ce_problem(v)
+        except ValueError as e:
+            problem = "the body is not JSON (%s)" % e
+        if not problem:
+            return ce_structured(v)
+    raise Refused(400, "Bad Request: expected %s; %s" % (CE_EXPECTED, problem))
+
+
+def _text_answer(status, text):
+    return status, {"content-type": ["text/plain; charset=utf-8"]}, _text_bytes(text + "\n"), False
+
+
+def gcf_web(fn, kind, req, call_id):
+    """A web call of a gcf function: (its value, (status, headers, body, plain))."""
+    if ff_vendored():
+        return None, flask_call(fn, kind, req)
+    try:
+        if kind == "cloudevent":
+            value = invoke(fn, 1, ce_from_web(req), call_id)
+            return value, (200, {"content-type": [HTML]}, b"OK", False)
+        value = invoke(fn, 1, GcfRequest(req), call_id)
+    except Refused as e:
+        return None, _text_answer(e.status, e.text)
+    return value, gcf_response(value)
+
+
+def gcf_direct(fn, kind, params, call_id):
+    """A call without a web request: a CloudEvent function gets the params as its event; an HTTP function
+    a POST of them as JSON, whose body is the result (a status of 400 or more fails the call)."""
+    if kind == "cloudevent":
+        problem = _ce_problem(params)
+        if problem:
+            raise ReplyError("the params must be %s; %s" % (CE_EXPECTED, problem))
+        return invoke(fn, 1, ce_structured(params), call_id)
+    body = json.dumps(params, separators=(",", ":")).encode("utf-8")
+    req = WebRequest({"method": "POST", "path": "/", "query": "", "sourceIp": "",
+                      "headers": {"content-type": JSON_TYPE, "content-length": str(len(body))},
+                      "body": base64.b64encode(body).decode("ascii")})
+    _, (status, _, data, _) = gcf_web(fn, kind, req, call_id)
+    text = data.decode("utf-8", "replace")
+    if status >= 400:
+        raise ReplyError("the function answered %d: %s" % (status, text[:2000]))
+    return text
+
+
+_flask_apps = {}
+
+
+def _flask_app(fn, kind):
+    """A Flask app of the function, routed as the framework routes it (every path to the function)."""
+    import flask  # the framework's dependency, vendored with it
+
+    key = (id(fn), kind)
+    if key in _flask_apps:
+        return _flask_apps[key]
+    app = flask.Flask(getattr(fn, "__name__", "function"))
+    app.config["PROPAGATE_EXCEPTIONS"] = True  # the function's error fails the call, with its traceback
+
+    if kind == "cloudevent":
+        from cloudevents.http import from_http
+
+        def view(path):
+            try:
+                event = from_http(flask.request.headers, flask.request.get_data())
+            except Exception as e:  # noqa: BLE001 (cloudevents' own errors: not a CloudEvent)
+                flask.abort(400, description="expected %s; %s" % (CE_EXPECTED, e))
+            fn(event)
+            return "OK"
+
+        methods = ["POST"]
+    else:
+
+        def view(path):
+            return fn(flask.request._get_current_object())
+
+        methods = ALL_METHODS
+    app.add_url_rule("/", "run", view, defaults={"path": ""}, methods=methods)
+    app.add_url_rule("/<path:path>", "run", view, methods=methods)
+    _flask_apps[key] = app
+    return app
+
+
+def flask_call(fn, kind, req):
+    """Runs one request through the function's Flask app: (status, headers, body, plain)."""
+    from werkzeug.test import EnvironBuilder
+
+    headers = [(k, v) for k, v in req.headers.items() if k != "content-length"]
+    environ = EnvironBuilder(path=req.path, method=req.method, headers=headers, data=req.body,
+                             query_string=req.query, environ_base={"REMOTE_ADDR": req.source_ip}).get_environ()
+    got = {}
+
+    def start_response(status, response_headers, exc_info=None):
+        got["status"], got["headers"] = status, response_headers
+        return lambda _data: None
+
+    chunks = _flask_app(fn, kind)(environ, start_response)
+    try:
+        body = b"".join(chunks)
+    finally:
+        if hasattr(chunks, "close"):
+            chunks.close()
+    headers = {}
+    _add_headers(headers, got["headers"], pairs=True)
+    headers.pop("content-length", None)
+    return _status(int(got["status"].split(" ", 1)[0]), "status"), headers, body, False
+
 # ---- python/src/formats/runner.py
 # Which format runs a call (the web form with `http`, the direct one without), and the processes a call left.
 def _bytes_note(o):
@@ -788,9 +1204,12 @@ def web_result(value):
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_bytes_note)
 
 
-def web_call(fmt, fn, n, req, call_id):
+def web_call(fmt, fn, n, req, call_id, kind=None):
     """Calls fn with the web request req in its format: (its return value, (status, headers, body,
-    plain)); plain: the function answered a value, not a response."""
+    plain)); plain: the function answered a value, not a response. kind: gcf's form, "http" (the
+    default) or "cloudevent"."""
+    if fmt == "gcf":
+        return gcf_web(fn, kind or "http", req, call_id)
     if fmt == "openfaas":
         value = invoke(fn, n, openfaas_event(req), call_id, FaasContext())
         return value, openfaas_response(value)
@@ -802,8 +1221,11 @@ def web_call(fmt, fn, n, req, call_id):
     return value, lambda_response(value, v2)
 
 
-def direct_call(fmt, fn, n, params, call_id):
-    """A call without a web request: every format gets the params (openfaas: as its event's body)."""
+def direct_call(fmt, fn, n, params, call_id, kind=None):
+    """A call without a web request: every format gets the params (openfaas: as its event's body; gcf: see
+    gcf_direct)."""
+    if fmt == "gcf":
+        return gcf_direct(fn, kind or "http", params, call_id)
     if fmt == "openfaas":
         return invoke(fn, n, openfaas_direct_event(params), call_id, FaasContext())
     return invoke(fn, n, params, call_id)
@@ -966,6 +1388,7 @@ class _Session:
         self.fn = None
         self.arity = 1
         self.fmt = "json"
+        self.kind = None  # gcf's form: "http" or "cloudevent" (registered with the Functions Framework)
 
     def answer(self, msg):
         op = msg.get("op")
@@ -1032,17 +1455,17 @@ class _Session:
 
     def _run(self, call_id, params, web):
         """The function run with the call's params (or web request): the reply, but for its logs."""
-        fn, arity, fmt = self.fn, self.arity, self.fmt
+        fn, arity, fmt, kind = self.fn, self.arity, self.fmt, self.kind
         try:
             if web is None:
                 if fmt == "json":
                     result = to_result(invoke(fn, arity, params, call_id))
                 else:
-                    result = to_result(direct_call(fmt, fn, arity, params, call_id))
+                    result = to_result(direct_call(fmt, fn, arity, params, call_id, kind))
                 reply = {"op": "result", "id": call_id, "ok": True, "result": result}
             else:
                 # a response comes back as `http` only; a plain value also as `result`
-                value, (status, headers, body, plain) = web_call(fmt, fn, arity, web, call_id)
+                value, (status, headers, body, plain) = web_call(fmt, fn, arity, web, call_id, kind)
                 result = web_result(value) if plain else None
                 reply = {"op": "result", "id": call_id, "ok": True}
                 if plain:
@@ -1085,18 +1508,16 @@ class _Session:
             wanted = "auto"
         elif wanted not in FORMATS:
             return self.refuse("load needs format: one of %s (or none: auto)" % FORMATS_TEXT)
-        if wanted == "gcf":
-            self.fn = None
-            return self.send({"op": "loaded", "ok": False, "error": GCF_REFUSED})
         try:
             os.environ["ZFAAS_PARAMS"] = "{}"
             # a stem cell learns its function (and its environment) only when given one
             for k, v in env.items():
                 os.environ[k] = v
-            fn, name = load_function(directory or "/ws", handler)
+            fn, name, kind = load_function(directory or "/ws", handler)
             self.fn = fn
             self.arity = _arity(fn)
-            self.fmt = choose_format(wanted, name, self.arity)
+            self.fmt = choose_format(wanted, name, self.arity, kind)
+            self.kind = kind
             self.send({"op": "loaded", "ok": True, "format": self.fmt})
         except _Hangup:
             raise
@@ -1179,13 +1600,12 @@ def once():
     os.environ["ZFAAS_PARAMS"] = json.dumps(params, separators=(",", ":"))
     sys.stdin = io.StringIO(os.environ["ZFAAS_PARAMS"])
     wanted = os.environ.get("ZFAAS_FORMAT") or "auto"
-    if wanted not in FORMATS or wanted == "gcf":
-        sys.stderr.write("zfaas: %s\n" % (GCF_REFUSED if wanted == "gcf" else
-                                           "ZFAAS_FORMAT must be one of " + FORMATS_TEXT))
+    if wanted not in FORMATS:
+        sys.stderr.write("zfaas: ZFAAS_FORMAT must be one of %s\n" % FORMATS_TEXT)
         sys.stderr.flush()
         return 2
     try:
-        fn, name = load_function(os.environ.get("ZFAAS_DIR") or os.getcwd(), os.environ.get("ZFAAS_HANDLER") or None)
+        fn, name, kind = load_function(os.environ.get("ZFAAS_DIR") or os.getcwd(), os.environ.get("ZFAAS_HANDLER") or None)
     except NoHandler as e:
         sys.stderr.write("zfaas: %s\n" % e)
         sys.stderr.flush()
@@ -1198,7 +1618,7 @@ def once():
         return 1
     try:
         n = _arity(fn)
-        result = to_result(direct_call(choose_format(wanted, name, n), fn, n, params, 1))
+        result = to_result(direct_call(choose_format(wanted, name, n, kind), fn, n, params, 1, kind))
     except BaseException as e:  # noqa: BLE001
         if not _exit_error(e):
             return 0

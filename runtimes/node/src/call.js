@@ -1,6 +1,12 @@
 // Calling a function: a Lambda-like context, its value or error as a reply, and the processes a call left running.
 let current = null; // { reject } of the running call, for stray async errors
 
+// When a call's own variables are gone (read at the start of the call): ZFAAS_DEADLINE, else ZFAAS_TIMEOUT s.
+function callEnd() {
+  const deadline = Number(process.env.ZFAAS_DEADLINE); // epoch ms
+  return deadline > 0 ? deadline : Date.now() + Number(process.env.ZFAAS_TIMEOUT || 30) * 1000;
+}
+
 function makeContext(id) {
   const end = callEnd(); // read now: a call's own variables (ZFAAS_DEADLINE) are gone once it returns
   return {
@@ -95,8 +101,11 @@ function webReply(id, r) {
 const errorText = (e) => (e instanceof ReplyError ? e.message : formatError(e));
 
 // Processes in this container other than init (pid 1) and this loader: what a call left running.
-// One readdir of /proc (its pid entries are the only ones starting with a digit).
+// One readdir of /proc (its pid entries are the only ones starting with a digit). A loader that keeps a
+// process of its own (the provided runtime's bootstrap) names it in ownRoot: it and what descends from it
+// are not strays.
 const SELF = String(process.pid);
+let ownRoot = null;
 function strayProcesses() {
   let names;
   try {
@@ -107,9 +116,24 @@ function strayProcesses() {
   let n = 0;
   for (let i = 0; i < names.length; i++) {
     const c = names[i].charCodeAt(0);
-    if (c >= 48 && c <= 57 && names[i] !== '1' && names[i] !== SELF) n++;
+    if (c >= 48 && c <= 57 && names[i] !== '1' && names[i] !== SELF && !(ownRoot && descendsFrom(names[i], ownRoot))) n++;
   }
   return n;
+}
+
+// Whether process `pid` is `root` or below it (its parents, from /proc/PID/stat).
+function descendsFrom(pid, root) {
+  for (let hops = 0; pid && pid !== '0' && pid !== '1' && hops < 64; hops++) {
+    if (pid === root) return true;
+    let stat;
+    try {
+      stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch (_) {
+      return true; // gone already: not left running
+    }
+    pid = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1];
+  }
+  return false;
 }
 
 function strayError(e) {

@@ -41,7 +41,13 @@
  *   openfaas   the OpenFaaS node templates: handler(event, context[, callback]), event {body, headers,
  *              method, query, path}, context.status().headers().succeed(v)/.fail(v) or a returned value.
  *   gcf        Google Cloud Functions: (req, res), Express-like; the call ends when the response does
- *              (send, json, end, sendStatus, redirect), also after the function returned.
+ *              (send, json, end, sendStatus, redirect), also after the function returned. A function
+ *              registered with functions.cloudEvent gets a CloudEvent: a call's params (structured mode)
+ *              or a web request (ce-* headers and the body as data, or a JSON body); a web caller gets its
+ *              value (none: 204). Registered functions (functions.http / functions.cloudEvent, through the
+ *              archive's own @google-cloud/functions-framework or, without one, a stand-in of that name)
+ *              are found by name (the handler's, $FUNCTION_TARGET, the only one registered, or the
+ *              deployed function's) and are gcf under auto.
  * Web answers come back as `http` {status, headers, body (base64)}; a response the function shaped wrongly
  * fails the call, "malformed response: <what>". A call without `http` passes params as the event (openfaas:
  * event.body; gcf: req.body of a POST) and answers the value (openfaas, gcf: the body; a status >= 400 fails).

@@ -63,12 +63,17 @@ function requirePlain(file) {
   return { mod, plain: !!(m && m[PLAIN_MAIN]) };
 }
 
+function importEsm(file) {
+  ffHookImports();
+  return import(pathToFileURL(file).href);
+}
+
 async function importFile(file, plainMain) {
-  if (isEsm(file)) return { mod: await import(pathToFileURL(file).href), plain: false };
+  if (isEsm(file)) return { mod: await importEsm(file), plain: false };
   try {
     return plainMain ? requirePlain(file) : { mod: require(file), plain: false };
   } catch (e) {
-    if (e && e.code === 'ERR_REQUIRE_ESM') return { mod: await import(pathToFileURL(file).href), plain: false };
+    if (e && e.code === 'ERR_REQUIRE_ESM') return { mod: await importEsm(file), plain: false };
     throw e;
   }
 }
@@ -152,7 +157,8 @@ function isReqRes(fn) {
   return (a === 'req' && b === 'res') || (a === 'request' && b === 'response');
 }
 
-// -> { fn, format }: the function and its format (`format` as asked; auto: the one its shape says)
+// -> { fn, format, kind }: the function, its format (`format` as asked; auto: the one its shape or its
+// registration says) and, for gcf, its kind: 'http' (req, res) or 'cloudevent' (a CloudEvent)
 async function loadFunction(dir, handler, format = 'auto') {
   dir = path.resolve(dir || '.');
   let st;
@@ -198,6 +204,12 @@ async function loadFunction(dir, handler, format = 'auto') {
   }
   const plainMain = format === 'auto' || format === 'openwhisk';
   const { mod, plain } = await importFile(file, plainMain);
+  // A function registered with the Functions Framework comes first, as the framework has it.
+  const reg = exportName ? ffLookup(exportName) : ffDefault();
+  if (reg) {
+    const gcf = format === 'auto' || format === 'gcf';
+    return { fn: reg.fn, format: gcf ? 'gcf' : format, kind: gcf ? reg.kind : 'http' };
+  }
   let fn = plain && (!exportName || exportName === 'main') ? mod : pickExport(mod, exportName, format);
   if (!fn && !exportName && (format === 'gcf' || format === 'auto')) {
     const only = soleFunction(mod);
@@ -207,10 +219,10 @@ async function loadFunction(dir, handler, format = 'auto') {
     const rel = path.relative(dir, file);
     throw new NoHandler(
       exportName
-        ? `${rel} has no exported function "${exportName}"`
-        : `${rel} exports no function (module.exports = fn, exports.handler or exports.main${plainMain ? ', or a plain script with a top-level function main' : ''})`,
+        ? `${rel} has no exported function "${exportName}", nor one registered under that name with functions.http or functions.cloudEvent`
+        : `${rel} exports no function (module.exports = fn, exports.handler or exports.main${plainMain ? ', or a plain script with a top-level function main' : ''}) and registers none with functions.http or functions.cloudEvent`,
     );
   }
   if (format === 'auto') format = plain ? 'openwhisk' : isReqRes(fn) ? 'gcf' : 'json';
-  return { fn, format };
+  return { fn, format, kind: 'http' };
 }

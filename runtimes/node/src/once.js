@@ -36,7 +36,7 @@ async function once() {
   let runner;
   try {
     const loaded = await loadFunction(process.env.ZFAAS_DIR || process.cwd(), process.env.ZFAAS_HANDLER || null, format);
-    runner = makeRunner(loaded.fn, loaded.format);
+    runner = makeRunner(loaded.fn, loaded.format, loaded.kind);
   } catch (e) {
     return fail(e instanceof NoHandler ? 2 : 1, e instanceof NoHandler ? `zfaas: ${e.message}` : formatError(e));
   }

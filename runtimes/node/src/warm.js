@@ -178,7 +178,7 @@ async function answerLoad(s, msg) {
   for (const k of Object.keys(msg.env)) process.env[k] = msg.env[k];
   try {
     const loaded = await loadFunction(msg.dir || '/ws', msg.handler, format);
-    s.runner = makeRunner(loaded.fn, loaded.format);
+    s.runner = makeRunner(loaded.fn, loaded.format, loaded.kind);
     s.send({ op: 'loaded', ok: true, format: loaded.format });
   } catch (e) {
     s.runner = null;

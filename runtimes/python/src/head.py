@@ -23,10 +23,17 @@ handler, main, lambda_handler or handle. Handlers taking two arguments get a Lam
 (get_remaining_time_in_millis counts down to $ZFAAS_DEADLINE, else to $ZFAAS_TIMEOUT seconds after the
 call started).
 
+Google's Functions Framework: `import functions_framework` finds the archive's own copy, else a stand-in
+offering @functions_framework.http and @functions_framework.cloud_event; a function registered with them is
+found by its name (the handler's, $FUNCTION_TARGET, the only one registered, or the deployed function's).
+
 Formats (protocol/loader.ts, "Web calls"): `load` may name the function's calling convention, `format`
-(json, lambda, lambda-v1, openwhisk, openfaas; auto or missing: told from the entry where that is
-unambiguous: lambda_handler -> lambda, handle(event, context) -> openfaas, anything else json; gcf is
-node only and refused), and `loaded` says which it chose. A call carrying `http` (a web request) is
+(json, lambda, lambda-v1, openwhisk, openfaas, gcf; auto or missing: told from the entry where that is
+unambiguous: registered with the Functions Framework -> gcf, lambda_handler -> lambda, handle(event,
+context) -> openfaas, anything else json), and `loaded` says which it chose. gcf: an HTTP function gets a
+Flask request (Flask's own with the real framework vendored, else one that reads the same) and answers
+what a Flask view returns; a CloudEvent function gets a CloudEvent, from a call's params (structured mode)
+or a web request (ce-* headers, or a JSON body), and a web caller gets "OK". A call carrying `http` (a web request) is
 given to the function in its platform's shape and answered with `http` {status, headers, body (base64)}:
 the response the function chose, or, for a plain value where its platform makes one (lambda 2.0,
 openwhisk), a 200 of the value as JSON with the value also as `result`. A json function ignores `http`
@@ -50,4 +57,6 @@ import socket
 import sys
 import time
 import traceback
-from urllib.parse import parse_qsl
+import types
+from http.cookies import CookieError, SimpleCookie
+from urllib.parse import parse_qsl, unquote

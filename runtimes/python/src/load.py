@@ -18,8 +18,8 @@ ENTRY_NAMES = ("handler", "main", "lambda_handler", "handle")
 
 
 def load_function(directory, handler):
-    """Returns (the callable, the name it was found under). Raises NoHandler when no entry file/function
-    exists."""
+    """Returns (the callable, the name it was found under, its Functions Framework kind: "http",
+    "cloudevent" or None when it was not registered). Raises NoHandler when no entry file/function exists."""
     directory = os.path.abspath(directory or ".")
     if not os.path.isdir(directory):
         raise NoHandler("function directory %s does not exist" % directory)
@@ -32,6 +32,7 @@ def load_function(directory, handler):
     if os.path.isdir(deps):
         sys.path.insert(0, deps)
     importlib.invalidate_caches()
+    ff_install()
 
     if handler:
         handler = handler.strip()
@@ -46,18 +47,30 @@ def load_function(directory, handler):
         fn = getattr(module, export, None)
         if not callable(fn):
             raise NoHandler("%s.py has no function %r" % (rel, export))
-        return fn, export
+        return fn, export, ff_registrations().get(export)
 
     for name in ENTRY_FILES:
         path = os.path.join(directory, name + ".py")
         if os.path.isfile(path):
             module = _import_file(path, name)
+            registered = ff_registrations()
+            # the Functions Framework's way of naming the entry point
+            target = os.environ.get("FUNCTION_TARGET")
+            if target:
+                fn = getattr(module, target, None)
+                if not callable(fn):
+                    raise NoHandler("%s.py has no function %r (FUNCTION_TARGET)" % (name, target))
+                return fn, target, registered.get(target)
+            attr, kind = ff_pick(module, registered)
+            if attr:
+                return getattr(module, attr), attr, kind
             for attr in ENTRY_NAMES:
                 fn = getattr(module, attr, None)
                 if callable(fn):
-                    return fn, attr
+                    return fn, attr, registered.get(attr)
             raise NoHandler("%s.py defines no function handler(event), main(params), "
-                            "lambda_handler(event, context) or handle(event, context)" % name)
+                            "lambda_handler(event, context) or handle(event, context), and registers none "
+                            "with @functions_framework.http or @functions_framework.cloud_event" % name)
     raise NoHandler("no handler found in %s: expected handler.py, main.py or lambda_function.py with "
                     "handler(event), main(params), lambda_handler(event, context) or handle(event, context), "
                     "or a handler setting FILE.EXPORT" % directory)

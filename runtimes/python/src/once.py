@@ -19,13 +19,12 @@ def once():
     os.environ["ZFAAS_PARAMS"] = json.dumps(params, separators=(",", ":"))
     sys.stdin = io.StringIO(os.environ["ZFAAS_PARAMS"])
     wanted = os.environ.get("ZFAAS_FORMAT") or "auto"
-    if wanted not in FORMATS or wanted == "gcf":
-        sys.stderr.write("zfaas: %s\n" % (GCF_REFUSED if wanted == "gcf" else
-                                           "ZFAAS_FORMAT must be one of " + FORMATS_TEXT))
+    if wanted not in FORMATS:
+        sys.stderr.write("zfaas: ZFAAS_FORMAT must be one of %s\n" % FORMATS_TEXT)
         sys.stderr.flush()
         return 2
     try:
-        fn, name = load_function(os.environ.get("ZFAAS_DIR") or os.getcwd(), os.environ.get("ZFAAS_HANDLER") or None)
+        fn, name, kind = load_function(os.environ.get("ZFAAS_DIR") or os.getcwd(), os.environ.get("ZFAAS_HANDLER") or None)
     except NoHandler as e:
         sys.stderr.write("zfaas: %s\n" % e)
         sys.stderr.flush()
@@ -38,7 +37,7 @@ def once():
         return 1
     try:
         n = _arity(fn)
-        result = to_result(direct_call(choose_format(wanted, name, n), fn, n, params, 1))
+        result = to_result(direct_call(choose_format(wanted, name, n, kind), fn, n, params, 1, kind))
     except BaseException as e:  # noqa: BLE001
         if not _exit_error(e):
             return 0

@@ -142,6 +142,7 @@ class _Session:
         self.fn = None
         self.arity = 1
         self.fmt = "json"
+        self.kind = None  # gcf's form: "http" or "cloudevent" (registered with the Functions Framework)
 
     def answer(self, msg):
         op = msg.get("op")
@@ -208,17 +209,17 @@ class _Session:
 
     def _run(self, call_id, params, web):
         """The function run with the call's params (or web request): the reply, but for its logs."""
-        fn, arity, fmt = self.fn, self.arity, self.fmt
+        fn, arity, fmt, kind = self.fn, self.arity, self.fmt, self.kind
         try:
             if web is None:
                 if fmt == "json":
                     result = to_result(invoke(fn, arity, params, call_id))
                 else:
-                    result = to_result(direct_call(fmt, fn, arity, params, call_id))
+                    result = to_result(direct_call(fmt, fn, arity, params, call_id, kind))
                 reply = {"op": "result", "id": call_id, "ok": True, "result": result}
             else:
                 # a response comes back as `http` only; a plain value also as `result`
-                value, (status, headers, body, plain) = web_call(fmt, fn, arity, web, call_id)
+                value, (status, headers, body, plain) = web_call(fmt, fn, arity, web, call_id, kind)
                 result = web_result(value) if plain else None
                 reply = {"op": "result", "id": call_id, "ok": True}
                 if plain:
@@ -261,18 +262,16 @@ class _Session:
             wanted = "auto"
         elif wanted not in FORMATS:
             return self.refuse("load needs format: one of %s (or none: auto)" % FORMATS_TEXT)
-        if wanted == "gcf":
-            self.fn = None
-            return self.send({"op": "loaded", "ok": False, "error": GCF_REFUSED})
         try:
             os.environ["ZFAAS_PARAMS"] = "{}"
             # a stem cell learns its function (and its environment) only when given one
             for k, v in env.items():
                 os.environ[k] = v
-            fn, name = load_function(directory or "/ws", handler)
+            fn, name, kind = load_function(directory or "/ws", handler)
             self.fn = fn
             self.arity = _arity(fn)
-            self.fmt = choose_format(wanted, name, self.arity)
+            self.fmt = choose_format(wanted, name, self.arity, kind)
+            self.kind = kind
             self.send({"op": "loaded", "ok": True, "format": self.fmt})
         except _Hangup:
             raise

@@ -14,12 +14,6 @@ const isUtf8 =
 const statusText = (code) => require('http').STATUS_CODES[code];
 const hasOwn = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
 
-// When a call's own variables are gone (read at the start of the call): ZFAAS_DEADLINE, else ZFAAS_TIMEOUT s.
-function callEnd() {
-  const deadline = Number(process.env.ZFAAS_DEADLINE); // epoch ms
-  return deadline > 0 ? deadline : Date.now() + Number(process.env.ZFAAS_TIMEOUT || 30) * 1000;
-}
-
 // sets obj[k] = v, also for k = "__proto__" (an own property, not the object's prototype)
 function setKey(obj, k, v) {
   if (k === '__proto__') Object.defineProperty(obj, k, { value: v, enumerable: true, writable: true, configurable: true });

@@ -8,8 +8,9 @@ function bodyResult(r) {
 }
 
 // What a format does with a call: web(http, id) -> {status, headers, body: Buffer, value?} for calls with
-// `http` (null: the format does not use it), direct(params, id) -> the value for the others.
-function makeRunner(fn, format) {
+// `http` (null: the format does not use it), direct(params, id) -> the value for the others. `kind` tells
+// gcf's two forms apart: 'http' (req, res) or 'cloudevent' (a registered CloudEvent function).
+function makeRunner(fn, format, kind) {
   switch (format) {
     case 'lambda':
     case 'lambda-v1': {
@@ -37,6 +38,7 @@ function makeRunner(fn, format) {
         direct: (params) => runOpenfaas(fn, { body: params, headers: {}, method: 'POST', query: {}, path: '/' }, 'POST').then(bodyResult),
       };
     case 'gcf':
+      if (kind === 'cloudevent') return cloudEventRunner(fn);
       return {
         web: (h) => {
           const b = expressBody(h, '');

@@ -4,8 +4,6 @@
 # carries (`http`, body base64) and the response it answers with (`http`: status, headers, body base64).
 
 FORMATS_TEXT = ", ".join('"%s"' % f for f in FORMATS)
-GCF_REFUSED = ('format "gcf" (Google Cloud Functions, handler(req, res)) is for node functions only: a python '
-               'function takes "json", "lambda", "lambda-v1", "openwhisk" or "openfaas" (or "auto")')
 HTTP_EXPECTED = "an object {method, path, query, headers, body, sourceIp} of strings, headers an object of strings"
 TEXT_HINTS = ("json", "xml", "javascript", "x-www-form-urlencoded")
 API_ID = "zfaas"  # what the lambda formats say for an API Gateway API id
@@ -13,11 +11,14 @@ HTML = "text/html; charset=utf-8"
 JSON_TYPE = "application/json"
 
 
-def choose_format(fmt, name, n):
+def choose_format(fmt, name, n, kind=None):
     """The format a function is called in: fmt unless it is auto; auto decides only where the entry is
-    unambiguous (lambda_handler -> lambda, handle(event, context) -> openfaas), else json."""
+    unambiguous (registered with the Functions Framework -> gcf, lambda_handler -> lambda, handle(event,
+    context) -> openfaas), else json."""
     if fmt != "auto":
         return fmt
+    if kind:
+        return "gcf"
     if name == "lambda_handler":
         return "lambda"
     if name == "handle" and n == 2:

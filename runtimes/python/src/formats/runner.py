@@ -11,9 +11,12 @@ def web_result(value):
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_bytes_note)
 
 
-def web_call(fmt, fn, n, req, call_id):
+def web_call(fmt, fn, n, req, call_id, kind=None):
     """Calls fn with the web request req in its format: (its return value, (status, headers, body,
-    plain)); plain: the function answered a value, not a response."""
+    plain)); plain: the function answered a value, not a response. kind: gcf's form, "http" (the
+    default) or "cloudevent"."""
+    if fmt == "gcf":
+        return gcf_web(fn, kind or "http", req, call_id)
     if fmt == "openfaas":
         value = invoke(fn, n, openfaas_event(req), call_id, FaasContext())
         return value, openfaas_response(value)
@@ -25,8 +28,11 @@ def web_call(fmt, fn, n, req, call_id):
     return value, lambda_response(value, v2)
 
 
-def direct_call(fmt, fn, n, params, call_id):
-    """A call without a web request: every format gets the params (openfaas: as its event's body)."""
+def direct_call(fmt, fn, n, params, call_id, kind=None):
+    """A call without a web request: every format gets the params (openfaas: as its event's body; gcf: see
+    gcf_direct)."""
+    if fmt == "gcf":
+        return gcf_direct(fn, kind or "http", params, call_id)
     if fmt == "openfaas":
         return invoke(fn, n, openfaas_direct_event(params), call_id, FaasContext())
     return invoke(fn, n, params, call_id)
