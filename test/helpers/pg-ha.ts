@@ -3,7 +3,9 @@
 // a primary and a secondary, each a `pg_autoctl create ... --run` process on loopback with free ports
 // and a folder in one temp dir, run as the `postgres` user (PostgreSQL refuses root) through setpriv,
 // which execs it, so the pid we hold is pg_autoctl's. The monitor's health checks are tuned so that a
-// failover takes seconds instead of the production defaults' tens of them (FAST_FAILOVER).
+// failover takes seconds instead of the defaults' tens of them (FAST_FAILOVER; RECIPE_FAILOVER is what
+// the docs recommend). Each node is made with `pg_autoctl create` (which ends with its PostgreSQL
+// stopped), given its settings, then run with `pg_autoctl run`.
 //
 // Everything started is recorded in DIR/state.json (pids with their command lines) and stopped by stop()
 // by its own pid (SIGTERM to pg_autoctl, which stops its PostgreSQL; then SIGKILL to whatever of it is
@@ -24,9 +26,11 @@ const run = promisify(execFile);
 const PREFIX = 'zfaas-pgha-';
 const AUTOCTL = '/usr/bin/pg_autoctl'; // Debian's pg-auto-failover-cli
 
-// The monitor's settings (milliseconds, its pgautofailover.* GUCs): health checks every second that give
-// up after 1 s and one retry, a node unhealthy after 3 s without reports, and a primary's demotion
-// waited for 4 s at most. Production keeps the defaults (5 s, 5 s, 2 retries, 20 s, 30 s).
+// The monitor's settings (milliseconds, its pgautofailover.* GUCs). FAST_FAILOVER, the tests': health
+// checks every second that give up after 1 s and one retry, a node unhealthy after 3 s without reports,
+// and a primary's demotion waited for 4 s at most. RECIPE_FAILOVER: what docs/operations.md recommends
+// for a failover well within 30 s on real machines (pg_auto_failover's defaults are 5 s, 5 s, 2 retries
+// 2 s apart, 20 s and 30 s: up to about a minute).
 export const FAST_FAILOVER: Record<string, string> = {
   'pgautofailover.health_check_period': '1000',
   'pgautofailover.health_check_timeout': '1000',
@@ -35,9 +39,18 @@ export const FAST_FAILOVER: Record<string, string> = {
   'pgautofailover.node_considered_unhealthy_timeout': '3000',
   'pgautofailover.primary_demote_timeout': '4000',
 };
-// Each keeper's own: a primary cut off from the monitor and its standby demotes itself after 2 s (below
-// the monitor's demote wait, so that two primaries never take writes at once).
-const KEEPER_TIMEOUTS: Record<string, string> = { 'timeout.network_partition_timeout': '2' };
+export const RECIPE_FAILOVER: Record<string, string> = {
+  'pgautofailover.health_check_period': '2000',
+  'pgautofailover.health_check_timeout': '2000',
+  'pgautofailover.health_check_max_retries': '2',
+  'pgautofailover.health_check_retry_delay': '1000',
+  'pgautofailover.node_considered_unhealthy_timeout': '8000',
+  'pgautofailover.primary_demote_timeout': '12000',
+};
+// Each keeper's own: a primary cut off from the monitor and its standby demotes itself after this many
+// seconds, below the monitor's demote wait, so that two primaries never take writes at once.
+const partitionS = (monitor: Record<string, string>): string =>
+  String(Math.max(1, Math.floor(Number(monitor['pgautofailover.primary_demote_timeout']) / 2000)));
 // pg_autoctl sizes shared_buffers from the machine's memory (a quarter of it): three of those do not
 // belong on a shared test machine. fsync off: a killed process loses nothing the kernel holds, and the
 // test is not about the disk; synchronous_commit stays on, so a commit waits for the standby.
@@ -152,16 +165,24 @@ export class PgHa {
     private readonly user: { uid: number; gid: number },
     readonly monitorPort: number,
     readonly dbname: string,
+    readonly failover: Record<string, string>,
   ) {}
 
   // A monitor, then a primary, then a secondary, each waited for: resolves once the secondary is in
   // `secondary` and the primary in `primary` (synchronous replication on).
-  static async start(o: { dbname?: string } = {}): Promise<PgHa> {
+  static async start(o: { dbname?: string; failover?: Record<string, string> } = {}): Promise<PgHa> {
     const why = await pgHaUnsupported();
     if (why) throw new Error(`cannot start pg_auto_failover: ${why}`);
     await sweep();
     const dir = await tempDir(PREFIX);
-    const ha = new PgHa(dir, (await binDir())!, (await postgresUser())!, await freePort(), o.dbname ?? 'zfaas');
+    const ha = new PgHa(
+      dir,
+      (await binDir())!,
+      (await postgresUser())!,
+      await freePort(),
+      o.dbname ?? 'zfaas',
+      o.failover ?? FAST_FAILOVER,
+    );
     ha.save();
     try {
       await chown(dir, ha.user.uid, ha.user.gid);
@@ -271,7 +292,7 @@ export class PgHa {
       'create', 'monitor', '--pgctl', join(this.bin, 'pg_ctl'), '--pgdata', join(home, 'data'), '--pgport', String(this.monitorPort),
       '--listen', '127.0.0.1', '--hostname', '127.0.0.1', '--auth', 'trust', '--no-ssl',
     ]); // prettier-ignore
-    await this.settings('monitor', FAST_FAILOVER);
+    await this.settings('monitor', this.failover);
     const m = this.runNode('monitor', this.monitorPort);
     await this.until('the monitor', async () => (await this.states(), true) as true, m);
   }
@@ -286,7 +307,7 @@ export class PgHa {
     ]); // prettier-ignore
     // A secondary's folder is a copy of the primary's, with these settings already.
     if (!(await readFile(join(data, 'postgresql.conf'), 'utf8')).includes('test/helpers/pg-ha.ts')) await this.settings(name, {});
-    for (const [k, v] of Object.entries(KEEPER_TIMEOUTS)) await this.once(name, ['config', 'set', '--pgdata', data, k, v]);
+    await this.once(name, ['config', 'set', '--pgdata', data, 'timeout.network_partition_timeout', partitionS(this.failover)]);
     this.runNode(name, port);
   }
 
