@@ -100,7 +100,7 @@ const policyOpt = (): Option =>
 const storeOpt = (): Option =>
   new Option(
     '--store <url>',
-    "keep the DB service's records in PostgreSQL (postgres://user:pass@host/db); default: LevelDB in the data folder",
+    "keep the DB service's records in PostgreSQL (postgres://user:pass@host/db; replicated: postgres://user:pass@h1:5432,h2:5432/db?target_session_attrs=read-write); default: LevelDB in the data folder",
   ).env('ZFAAS_STORE');
 
 const maxContainersOpt = (): Option =>

@@ -3,7 +3,7 @@
 // Records are JSON text; the columns beside them are what queries filter and sort on.
 import type pg from 'pg';
 
-export const PG_SCHEMA = 2;
+export const PG_SCHEMA = 3;
 const LOCK = 7_268_511_722; // this schema's advisory lock (any constant of our own)
 
 // Layout version n is made by STEPS[n - 1]: a later version adds a step, never edits one.
@@ -36,6 +36,9 @@ const STEPS: string[][] = [
     'CREATE TABLE secrets (namespace text NOT NULL, name text NOT NULL, rec text NOT NULL, PRIMARY KEY (namespace, name))',
   ],
   ['CREATE TABLE triggers (func_name text NOT NULL, id text NOT NULL, rec text NOT NULL, PRIMARY KEY (func_name, id))'],
+  // The id of each transaction, written with its COMMIT: after a COMMIT whose answer was lost (the host
+  // went away), finding the id says it committed (db/pg-connect.ts). Pruned after an hour.
+  ['CREATE TABLE zfaas_writes (id uuid PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())'],
 ];
 
 // Brings the schema to PG_SCHEMA inside the caller's transaction; answers the version it found.

@@ -5,8 +5,9 @@
 // writes are applied again alone, where the key is found); due callback deliveries are claimed with
 // FOR UPDATE SKIP LOCKED; call numbers come from a counter row written in the group's transaction (a group
 // rolled back uses up none). Records are JSON text beside the columns that are queried (JSON text, not
-// jsonb: a call's logs may hold characters jsonb refuses).
-import pg from 'pg';
+// jsonb: a call's logs may hold characters jsonb refuses). The URL may list several hosts (a replicated
+// PostgreSQL with automatic failover): db/pg-connect.ts writes to the writable one and follows it.
+import type pg from 'pg';
 import { createHash } from 'node:crypto';
 import { isFinal, type Call, type FunctionMeta, type FunctionSettings, type Runtime } from '../common/model.js';
 import { DEFAULT_NAMESPACE, namespaceOf, NS_SEP } from '../common/namespace.js';
@@ -30,8 +31,11 @@ import { PgTenancy } from './pg-tenancy.js';
 import type { BackupRecord } from './backup-records.js';
 import { PG_SCHEMA, pgSchema } from './pg-schema.js';
 import { shownStore } from './open-store.js';
+import { PgNotCommitted, PgPrimary, parsePgUrl, isFailover, type Sql } from './pg-connect.js';
 
-type Queryable = Pick<pg.PoolClient, 'query'>;
+type Queryable = Sql;
+// How long a statement waits for a writable host after losing one (a failover takes seconds to tens of them).
+const FAILOVER_MS = 60_000;
 interface PgOp {
   text: string;
   values: unknown[];
@@ -76,61 +80,51 @@ export class PgStore implements StoreBackend {
   readonly engine = 'postgres';
   readonly tenancy: PgTenancy;
 
-  private constructor(private readonly pool: pg.Pool) {
-    this.tenancy = new PgTenancy(pool, (fn) => this.tx(fn));
+  private constructor(private readonly db: PgPrimary) {
+    this.tenancy = new PgTenancy(db, (fn) => this.tx(fn));
   }
 
-  // Connects, makes or updates the schema, and ensures the default namespace. A server that does not answer
-  // is an error within connectMs, never a wait without end.
-  static async open(url: string, log: Logger, connectMs = 10_000): Promise<PgStore> {
-    const pool = new pg.Pool({ connectionString: url, max: 10, connectionTimeoutMillis: connectMs });
-    // An idle connection that breaks (the server restarted) is dropped by the pool; the next query reconnects.
-    pool.on('error', (e) => log.warn({ err: errText(e) }, 'a PostgreSQL connection broke'));
-    const store = new PgStore(pool);
+  // Connects (to the writable one of the URL's hosts, db/pg-connect.ts), makes or updates the schema,
+  // and ensures the default namespace. A server that does not answer is an error within connectMs, never
+  // a wait without end; once open, a lost host is waited for up to failoverMs.
+  static async open(url: string, log: Logger, connectMs = 10_000, failoverMs = FAILOVER_MS): Promise<PgStore> {
+    const db = new PgPrimary(parsePgUrl(url), { log, connectMs, failoverMs });
+    const store = new PgStore(db);
     try {
-      const from = await store.tx((c) => pgSchema(c));
+      const from = await db.tx((c) => pgSchema(c), { writeId: false });
       if (from < PG_SCHEMA) log.info({ from, to: PG_SCHEMA }, 'PostgreSQL schema made');
       await store.tenancy.ensureDefault();
     } catch (e) {
-      await pool.end().catch(() => undefined);
+      await db.end().catch(() => undefined);
       throw new Error(`PostgreSQL at ${shownStore(url)} cannot be used: ${errText(e)}`);
     }
+    db.opened();
     return store;
   }
 
   close(): Promise<void> {
-    return this.pool.end();
+    return this.db.end();
   }
 
-  // fn in one transaction (committed when it resolves, rolled back when it throws).
-  private async tx<T>(fn: (c: Queryable) => Promise<T>): Promise<T> {
-    const c = await this.pool.connect();
-    try {
-      await c.query('BEGIN');
-      const out = await fn(c);
-      await c.query('COMMIT');
-      c.release();
-      return out;
-    } catch (e) {
-      await c.query('ROLLBACK').catch(() => undefined);
-      c.release(true); // a connection in an unknown state is not reused
-      throw e;
-    }
+  // fn in one transaction (committed when it resolves, rolled back when it throws), run again on the
+  // next writable host when its host is lost before it committed (PgPrimary.tx).
+  private tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    return this.db.tx(fn);
   }
 
   // Runtimes
   async putRuntime(rt: Runtime): Promise<Runtime> {
-    await this.pool.query('INSERT INTO runtimes (name, rec) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET rec = EXCLUDED.rec', [
+    await this.db.query('INSERT INTO runtimes (name, rec) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET rec = EXCLUDED.rec', [
       rt.name,
       JSON.stringify(rt),
     ]);
     return rt;
   }
   async getRuntime(name: string): Promise<Runtime | null> {
-    return rec<Runtime>((await this.pool.query('SELECT rec FROM runtimes WHERE name = $1', [name])).rows[0]);
+    return rec<Runtime>((await this.db.query('SELECT rec FROM runtimes WHERE name = $1', [name])).rows[0]);
   }
   async listRuntimes(): Promise<Runtime[]> {
-    return recs<Runtime>((await this.pool.query('SELECT rec FROM runtimes ORDER BY name COLLATE "C"')).rows);
+    return recs<Runtime>((await this.db.query('SELECT rec FROM runtimes ORDER BY name COLLATE "C"')).rows);
   }
   deleteRuntime(name: string): Promise<{ deleted: boolean }> {
     return this.tx(async (c) => {
@@ -150,11 +144,11 @@ export class PgStore implements StoreBackend {
   async putArchive(digest: string, data: Buffer): Promise<{ digest: string; size: number }> {
     const actual = createHash('sha256').update(data).digest('hex');
     if (actual !== digest) throw new ConflictError(`archive digest mismatch: got ${actual}`);
-    await this.pool.query('INSERT INTO archives (digest, data) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING', [digest, data]);
+    await this.db.query('INSERT INTO archives (digest, data) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING', [digest, data]);
     return { digest, size: data.length };
   }
   async getArchive(digest: string): Promise<Buffer | null> {
-    const row = (await this.pool.query('SELECT data FROM archives WHERE digest = $1', [digest])).rows[0] as { data: Buffer } | undefined;
+    const row = (await this.db.query('SELECT data FROM archives WHERE digest = $1', [digest])).rows[0] as { data: Buffer } | undefined;
     return row?.data ?? null;
   }
 
@@ -178,7 +172,7 @@ export class PgStore implements StoreBackend {
     });
   }
   async getFunction(name: string, version?: number): Promise<FunctionMeta | null> {
-    const r = await this.pool.query(
+    const r = await this.db.query(
       version === undefined
         ? 'SELECT v.rec FROM function_heads h JOIN function_versions v ON v.name = h.name AND v.version = h.current WHERE h.name = $1'
         : 'SELECT v.rec FROM function_heads h JOIN function_versions v ON v.name = h.name AND v.version = $2 WHERE h.name = $1',
@@ -187,13 +181,13 @@ export class PgStore implements StoreBackend {
     return rec<FunctionMeta>(r.rows[0]);
   }
   async listFunctions(): Promise<FunctionMeta[]> {
-    const r = await this.pool.query(
+    const r = await this.db.query(
       'SELECT v.rec FROM function_heads h JOIN function_versions v ON v.name = h.name AND v.version = h.current ORDER BY h.name COLLATE "C"',
     );
     return recs<FunctionMeta>(r.rows);
   }
   async listVersions(name: string): Promise<FunctionMeta[]> {
-    return recs<FunctionMeta>((await this.pool.query('SELECT rec FROM function_versions WHERE name = $1 ORDER BY version', [name])).rows);
+    return recs<FunctionMeta>((await this.db.query('SELECT rec FROM function_versions WHERE name = $1 ORDER BY version', [name])).rows);
   }
   setCurrentVersion(name: string, version: number): Promise<FunctionMeta | null> {
     return this.tx(async (c) => {
@@ -257,15 +251,8 @@ export class PgStore implements StoreBackend {
     const open = async (): Promise<pg.PoolClient> => {
       if (broken) throw new RetryableError(`the group's transaction failed: ${errText(broken)}`);
       if (conn) return conn;
-      const c = await this.pool.connect();
-      try {
-        await c.query('BEGIN');
-      } catch (e) {
-        c.release(true);
-        throw e;
-      }
-      conn = c;
-      return c;
+      conn = await this.db.begin(); // waits through a failover for the writable host
+      return conn;
     };
     const query = async (text: string, values: unknown[]): Promise<pg.QueryResult> => {
       const c = await open();
@@ -273,6 +260,7 @@ export class PgStore implements StoreBackend {
         return await c.query(text, values);
       } catch (e) {
         broken = e;
+        this.db.failed(c, e);
         throw new RetryableError(errText(e));
       }
     };
@@ -312,7 +300,7 @@ export class PgStore implements StoreBackend {
         if (version === undefined) return null;
         const key = `${funcName}@${version}`;
         if (!settings.has(key)) {
-          const r = await this.pool.query('SELECT rec FROM function_versions WHERE name = $1 AND version = $2', [funcName, version]);
+          const r = await this.db.query('SELECT rec FROM function_versions WHERE name = $1 AND version = $2', [funcName, version]);
           settings.set(key, rec<FunctionMeta>(r.rows[0])?.settings ?? null);
         }
         return settings.get(key) ?? null;
@@ -338,22 +326,31 @@ export class PgStore implements StoreBackend {
           if (touched.size > 0) await tx.query(upsertCalls([...touched.values()]));
           if (counter !== null && lastCall > 0) await tx.query('UPDATE call_counter SET n = $1', [lastCall]);
           for (const op of ops) await tx.query(op);
-          await tx.query('COMMIT');
-          tx.release();
         } catch (e) {
           await tx.query('ROLLBACK').catch(() => undefined);
           tx.release(true);
-          // Another service wrote the same key first, or the two groups waited on each other: applied
-          // again alone, the write sees what the other wrote.
+          this.db.failed(tx, e);
+          // Another service wrote the same key first, or the two groups waited on each other, or the host
+          // was lost before COMMIT (nothing written): applied again alone, the write sees what is there.
           const code = (e as { code?: unknown }).code;
-          if (code === '23505' || code === '40P01' || code === '40001') throw new RetryableError(errText(e));
+          if (code === '23505' || code === '40P01' || code === '40001' || isFailover(e)) throw new RetryableError(errText(e));
+          throw e;
+        }
+        // With a write id: a COMMIT whose answer was lost is looked up, so that the group's writes are
+        // applied again only when they did not commit (a call made twice would run twice).
+        try {
+          await this.db.commit(tx);
+        } catch (e) {
+          if (e instanceof PgNotCommitted) throw new RetryableError(e.message);
+          const code = (e as { code?: unknown }).code;
+          if (code === '40001') throw new RetryableError(errText(e));
           throw e;
         }
       },
     });
   }
   async getCall(callNum: number): Promise<Call | null> {
-    return rec<Call>((await this.pool.query('SELECT rec FROM calls WHERE num = $1', [callNum])).rows[0]);
+    return rec<Call>((await this.db.query('SELECT rec FROM calls WHERE num = $1', [callNum])).rows[0]);
   }
   async listCalls(q: CallQuery): Promise<Call[]> {
     const where: string[] = [];
@@ -370,13 +367,13 @@ export class PgStore implements StoreBackend {
     const sql = `SELECT rec FROM calls ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY num ${q.order === 'desc' ? 'DESC' : 'ASC'}${
       q.limit ? ` LIMIT ${Number(q.limit)}` : ''
     }`;
-    return recs<Call>((await this.pool.query(sql, values)).rows);
+    return recs<Call>((await this.db.query(sql, values)).rows);
   }
   async listUnfinished(): Promise<Call[]> {
-    return recs<Call>((await this.pool.query('SELECT rec FROM calls WHERE open ORDER BY num')).rows);
+    return recs<Call>((await this.db.query('SELECT rec FROM calls WHERE open ORDER BY num')).rows);
   }
   async listDeadLetters(q: DeadLetterQuery): Promise<Call[]> {
-    const r = await this.pool.query(
+    const r = await this.db.query(
       `SELECT rec FROM calls WHERE dead_letter AND ($1::text IS NULL OR func_name = $1) AND ($2::text IS NULL OR namespace = $2)
        ORDER BY num DESC LIMIT $3`,
       [q.funcName ?? null, q.namespace ?? null, q.limit ?? 1000],
@@ -396,16 +393,19 @@ export class PgStore implements StoreBackend {
     });
   }
   async listSchedules(funcName?: string, namespace?: string): Promise<Schedule[]> {
-    const r = await this.pool.query(
+    const r = await this.db.query(
       'SELECT rec FROM schedules WHERE ($1::text IS NULL OR func_name = $1) ORDER BY func_name COLLATE "C", id COLLATE "C"',
       [funcName ?? null],
     );
     const all = recs<Schedule>(r.rows);
     return namespace ? all.filter((sc) => namespaceOf(sc.funcName) === namespace) : all;
   }
-  async deleteSchedule(funcName: string, id: string): Promise<{ deleted: boolean }> {
-    const r = await this.pool.query('DELETE FROM schedules WHERE func_name = $1 AND id = $2', [funcName, id]);
-    return { deleted: (r.rowCount ?? 0) > 0 };
+  // In a transaction with a write id, so that `deleted` is that of the run that deleted, across a failover.
+  deleteSchedule(funcName: string, id: string): Promise<{ deleted: boolean }> {
+    return this.tx(async (c) => {
+      const r = await c.query('DELETE FROM schedules WHERE func_name = $1 AND id = $2', [funcName, id]);
+      return { deleted: (r.rowCount ?? 0) > 0 };
+    });
   }
   recordScheduleRun(r: { funcName: string; id: string; tick: string; callNum: number }): Promise<Schedule | null> {
     return this.tx(async (c) => {
@@ -429,16 +429,18 @@ export class PgStore implements StoreBackend {
     });
   }
   async listTriggers(funcName?: string, namespace?: string): Promise<Trigger[]> {
-    const r = await this.pool.query(
+    const r = await this.db.query(
       'SELECT rec FROM triggers WHERE ($1::text IS NULL OR func_name = $1) ORDER BY func_name COLLATE "C", id COLLATE "C"',
       [funcName ?? null],
     );
     const all = recs<Trigger>(r.rows);
     return namespace ? all.filter((t) => namespaceOf(t.funcName) === namespace) : all;
   }
-  async deleteTrigger(funcName: string, id: string): Promise<{ deleted: boolean }> {
-    const r = await this.pool.query('DELETE FROM triggers WHERE func_name = $1 AND id = $2', [funcName, id]);
-    return { deleted: (r.rowCount ?? 0) > 0 };
+  deleteTrigger(funcName: string, id: string): Promise<{ deleted: boolean }> {
+    return this.tx(async (c) => {
+      const r = await c.query('DELETE FROM triggers WHERE func_name = $1 AND id = $2', [funcName, id]);
+      return { deleted: (r.rowCount ?? 0) > 0 };
+    });
   }
   pauseTrigger(funcName: string, id: string, paused: boolean): Promise<Trigger | null> {
     return this.tx(async (c) => {
@@ -484,7 +486,7 @@ export class PgStore implements StoreBackend {
   // the backup reads; records are read a page at a time (archives a few at once).
   async snapshot(): Promise<StoreSnapshot> {
     // Pages are bounded by rows (archives: ARCHIVE_PAGE at once), not by bytes.
-    const c = await this.pool.connect();
+    const c = await this.db.connect();
     try {
       await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       await c.query('SELECT 1 FROM calls LIMIT 1'); // the snapshot is taken now, not at the first page
@@ -524,7 +526,7 @@ export class PgStore implements StoreBackend {
     await this.tenancy.ensureDefault();
   }
   async isEmpty(): Promise<boolean> {
-    const r = await this.pool.query(
+    const r = await this.db.query(
       `SELECT (SELECT count(*) FROM calls) + (SELECT count(*) FROM function_heads) + (SELECT count(*) FROM runtimes)
         + (SELECT count(*) FROM archives) + (SELECT count(*) FROM api_keys) + (SELECT count(*) FROM secrets)
         + (SELECT count(*) FROM schedules) + (SELECT count(*) FROM triggers) + (SELECT count(*) FROM idempotency_keys)
@@ -581,7 +583,7 @@ export class PgStore implements StoreBackend {
   }
   async restored(): Promise<void> {
     // The next call number follows the newest restored call (never an old number again).
-    await this.pool.query('UPDATE call_counter SET n = GREATEST(n, (SELECT coalesce(max(num), 0) FROM calls))');
+    await this.db.query('UPDATE call_counter SET n = GREATEST(n, (SELECT coalesce(max(num), 0) FROM calls))');
   }
 }
 

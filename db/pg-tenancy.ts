@@ -1,12 +1,12 @@
 // The tenancy records (namespaces, keys, sealed secrets) in the PostgreSQL store; db/tenancy.ts holds the
 // rules and the sealing.
-import type pg from 'pg';
 import { DEFAULT_NAMESPACE } from '../common/namespace.js';
 import type { KeyRecord, Namespace } from '../common/model.js';
 import type { SealedSecret, TenancyRecords } from './store-api.js';
 import type { BackupRecord } from './backup-records.js';
+import type { Sql } from './pg-connect.js';
 
-type Queryable = Pick<pg.PoolClient, 'query'>;
+type Queryable = Sql;
 type Tx = <T>(fn: (c: Queryable) => Promise<T>) => Promise<T>;
 
 const rec = <T>(row: { rec: string } | undefined): T | null => (row ? (JSON.parse(row.rec) as T) : null);
@@ -14,7 +14,7 @@ const recs = <T>(rows: Array<{ rec: string }>): T[] => rows.map((r) => JSON.pars
 
 export class PgTenancy implements TenancyRecords {
   constructor(
-    private readonly pool: pg.Pool,
+    private readonly pool: Sql, // the store's PgPrimary: statements that follow the writable host
     private readonly tx: Tx,
   ) {}
 

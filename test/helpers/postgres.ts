@@ -49,9 +49,9 @@ export interface PgOptions {
 }
 
 // Removes the folders of clusters whose server is gone (its test process ended without stop(), and the
-// server went with it): a folder of ours whose server ran (postmaster.opts) and runs no more (no
-// postmaster.pid naming a live process); one without either, older than 15 minutes (initdb makes neither,
-// and on a loaded machine another test process's initdb can take minutes: its folder is not ours to take).
+// server went with it): a folder of ours untouched for a minute whose postmaster.pid names no live process,
+// or that has none after its server ran (postmaster.opts); one where neither is, after 15 minutes (initdb
+// makes neither, and on a loaded machine another test process's initdb can take minutes).
 export async function sweepClusters(): Promise<void> {
   const root = tmpdir();
   const alive = (pid: number): Promise<boolean> =>
@@ -65,7 +65,10 @@ export async function sweepClusters(): Promise<void> {
     if (!name.startsWith('zfaas-pg-')) continue;
     const dir = join(root, name);
     const made = await stat(dir).catch(() => null);
-    if (!made) continue;
+    const data = await stat(join(dir, 'data')).catch(() => null);
+    // Never one touched within the last minute: initdb's own short-lived servers write and remove a pid
+    // file while another test file may be sweeping, which would read as a server gone.
+    if (!made || Date.now() - Math.max(made.mtimeMs, data?.mtimeMs ?? 0) < 60_000) continue;
     const pidFile = await readFile(join(dir, 'data', 'postmaster.pid'), 'utf8').catch(() => null);
     const ran = await stat(join(dir, 'data', 'postmaster.opts')).then(
       () => true,
