@@ -3,7 +3,7 @@
 // Records are JSON text; the columns beside them are what queries filter and sort on.
 import type pg from 'pg';
 
-export const PG_SCHEMA = 2;
+export const PG_SCHEMA = 3;
 const LOCK = 7_268_511_722; // this schema's advisory lock (any constant of our own)
 
 // Layout version n is made by STEPS[n - 1]: a later version adds a step, never edits one.
@@ -36,6 +36,8 @@ const STEPS: string[][] = [
     'CREATE TABLE secrets (namespace text NOT NULL, name text NOT NULL, rec text NOT NULL, PRIMARY KEY (namespace, name))',
   ],
   ['CREATE TABLE triggers (func_name text NOT NULL, id text NOT NULL, rec text NOT NULL, PRIMARY KEY (func_name, id))'],
+  // Several APIs on one store (db/api-lease.ts): which API dispatches each call, and their leases.
+  ['ALTER TABLE calls ADD COLUMN api text', 'CREATE TABLE api_leases (id text PRIMARY KEY, until bigint NOT NULL, adopted_by text)'],
 ];
 
 // Brings the schema to PG_SCHEMA inside the caller's transaction; answers the version it found.

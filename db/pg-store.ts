@@ -13,6 +13,7 @@ import { DEFAULT_NAMESPACE, namespaceOf, NS_SEP } from '../common/namespace.js';
 import { errText, type Logger } from '../common/log.js';
 import { idempotencyPrefix, type DbContent, type Purged, type Schedule, type Trigger } from '../protocol/db.js';
 import { keptOnPut, leased, type LeaseRequest } from './trigger-lease.js';
+import { adoption, live, renewed, STALE_MS, type ApiLease, type LeaseAsk } from './api-lease.js';
 import { CallGroup, type KeyEntry } from './call-group.js';
 import {
   ConflictError,
@@ -37,7 +38,7 @@ interface PgOp {
 
 const rec = <T>(row: { rec: string } | undefined): T | null => (row ? (JSON.parse(row.rec) as T) : null);
 const recs = <T>(rows: Array<{ rec: string }>): T[] => rows.map((r) => JSON.parse(r.rec) as T);
-const CALL_COLUMNS = 9;
+const CALL_COLUMNS = 10;
 
 // One call's row: the record and the columns queries and indexes use.
 function callRow(c: Call): unknown[] {
@@ -52,6 +53,7 @@ function callRow(c: Call): unknown[] {
     c.deadLetter === 'listed',
     cb?.state === 'pending' ? Date.parse(cb.nextAt ?? '') || 0 : null,
     JSON.stringify(c),
+    c.api ?? null,
   ];
 }
 
@@ -63,9 +65,9 @@ function upsertCalls(calls: Call[]): PgOp {
     return `(${Array.from({ length: CALL_COLUMNS }, (_, k) => `$${i * CALL_COLUMNS + k + 1}`).join(',')})`;
   });
   return {
-    text: `INSERT INTO calls (num, func_name, namespace, by_key, status, open, dead_letter, outbox_at, rec) VALUES ${rows.join(',')}
+    text: `INSERT INTO calls (num, func_name, namespace, by_key, status, open, dead_letter, outbox_at, rec, api) VALUES ${rows.join(',')}
       ON CONFLICT (num) DO UPDATE SET status = EXCLUDED.status, open = EXCLUDED.open, dead_letter = EXCLUDED.dead_letter,
-      outbox_at = EXCLUDED.outbox_at, rec = EXCLUDED.rec`,
+      outbox_at = EXCLUDED.outbox_at, rec = EXCLUDED.rec, api = EXCLUDED.api`,
     values,
   };
 }
@@ -449,6 +451,42 @@ export class PgStore implements StoreBackend {
     });
   }
 
+  // API leases, timed by the database's clock (DB services on several hosts agree on it). A renewal locks
+  // its row; an adoption is one transaction under an advisory lock, with the calls it takes locked.
+  leaseApi(r: LeaseAsk): Promise<{ held: boolean; lost: boolean }> {
+    return this.tx(async (c) => {
+      const now = await dbNow(c);
+      const row = (await c.query('SELECT id, until, adopted_by FROM api_leases WHERE id = $1 FOR UPDATE', [r.id])).rows[0] as
+        LeaseRow | undefined;
+      const { next, held, lost } = renewed(row ? leaseOf(row) : null, r, now);
+      if (next)
+        await c.query(
+          'INSERT INTO api_leases (id, until, adopted_by) VALUES ($1, $2, NULL) ON CONFLICT (id) DO UPDATE SET until = $2, adopted_by = NULL',
+          [r.id, next.until],
+        );
+      else await c.query('DELETE FROM api_leases WHERE id = $1', [r.id]);
+      return { held, lost };
+    });
+  }
+  adoptCalls(adopter: string): Promise<{ calls: Call[]; from: string[] }> {
+    return this.tx(async (c) => {
+      await c.query('SELECT pg_advisory_xact_lock($1)', [ADOPT_LOCK]);
+      const now = await dbNow(c);
+      const leases = ((await c.query('SELECT id, until, adopted_by FROM api_leases')).rows as LeaseRow[]).map(leaseOf);
+      const running = leases.filter((l) => live(l, now)).map((l) => l.id);
+      if (!running.includes(adopter)) return { calls: [], from: [] };
+      const open = recs<Call>(
+        (await c.query('SELECT rec FROM calls WHERE open AND (api IS NULL OR NOT (api = ANY($1))) ORDER BY num FOR UPDATE', [running]))
+          .rows,
+      );
+      const { calls, leases: taken } = adoption(leases, open, adopter, now);
+      for (let i = 0; i < calls.length; i += 1000) await c.query(upsertCalls(calls.slice(i, i + 1000)));
+      for (const l of taken) await c.query('UPDATE api_leases SET adopted_by = $2 WHERE id = $1', [l.id, adopter]);
+      await c.query('DELETE FROM api_leases WHERE adopted_by IS NOT NULL AND until < $1', [now - STALE_MS]);
+      return { calls, from: taken.map((l) => l.id) };
+    });
+  }
+
   // Everything kept under a namespace's name (see the LevelDB store's purgeNamespace), in one transaction.
   purgeNamespace(namespace: string): Promise<Purged> {
     if (namespace === DEFAULT_NAMESPACE) return Promise.reject(new ConflictError('the default namespace is never purged'));
@@ -506,7 +544,7 @@ export class PgStore implements StoreBackend {
   async wipe(): Promise<void> {
     await this.tx(async (c) => {
       await c.query(
-        'TRUNCATE runtimes, archives, function_heads, function_versions, calls, idempotency_keys, schedules, triggers, namespaces, api_keys, secrets',
+        'TRUNCATE runtimes, archives, function_heads, function_versions, calls, idempotency_keys, schedules, triggers, namespaces, api_keys, secrets, api_leases',
       );
       await c.query('UPDATE call_counter SET n = 0');
     });
@@ -572,6 +610,20 @@ export class PgStore implements StoreBackend {
     // The next call number follows the newest restored call (never an old number again).
     await this.pool.query('UPDATE call_counter SET n = GREATEST(n, (SELECT coalesce(max(num), 0) FROM calls))');
   }
+}
+
+const ADOPT_LOCK = 7_268_511_723; // adoptions of calls, one at a time (any constant of our own)
+
+interface LeaseRow {
+  id: string;
+  until: string;
+  adopted_by: string | null;
+}
+const leaseOf = (r: LeaseRow): ApiLease => ({ id: r.id, until: Number(r.until), ...(r.adopted_by ? { adoptedBy: r.adopted_by } : {}) });
+
+// The database's clock, in ms since the epoch.
+async function dbNow(q: Queryable): Promise<number> {
+  return Number(((await q.query('SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint AS now')).rows[0] as { now: string }).now);
 }
 
 async function insertVersion(q: Queryable, meta: FunctionMeta): Promise<void> {
