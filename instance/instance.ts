@@ -372,8 +372,9 @@ export class Instance {
     if (this.accepted.has(callNum)) return; // a duplicate dispatch: already ours
     this.origin.set(callNum, from);
     if (this.draining) return this.giveBack([callNum]); // sent before the API heard we are draining
-    // Several APIs each think they know this node's room; the node alone does.
-    if (this.links.length > 1 && this.accepted.size >= capacityFor(this.pool.current.miniworkers)) {
+    // Several APIs each think they know this node's room; the node alone does (a call that ended and waits
+    // for its outcome to be recorded holds none).
+    if (this.links.length > 1 && this.accepted.size - this.unacked.size >= capacityFor(this.pool.current.miniworkers)) {
       this.origin.delete(callNum);
       from.send({ type: 'giveBack', calls: [callNum], full: true }).catch(() => undefined);
       return;
