@@ -194,6 +194,9 @@ export class Broker implements NodeRegistry, NodeControl {
   // The node a call was handed to and has not finished, if any.
   holder(callNum: number): string | undefined {
     for (const n of this.table.values()) if (n.inflight.has(callNum)) return n.info.id;
+    // Several APIs: another may have sent it; the node that lists it holds it.
+    if (this.o.shared?.())
+      for (const n of this.table.values()) if (n.state === 'alive' && n.load.running.includes(callNum)) return n.info.id;
     return undefined;
   }
 
