@@ -6,6 +6,7 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { sleep } from '../test/helpers/platform.js';
 import { DbUnderTest } from '../test/helpers/db-service.js';
 import { stores, type StoreKind } from '../test/helpers/stores.js';
+import { requestIdAt } from './call-group.js';
 
 let t: DbUnderTest;
 let other: DbUnderTest | undefined; // a second DB service on the same PostgreSQL database
@@ -76,5 +77,17 @@ describe.each(stores())('on $name', (k) => {
     const next = await t.remote.request('createCall', { funcName: 'fn', version: 1, params: { n: 2 }, requestId: 'abc-2' });
     expect(next.callNum).toBe(first.callNum + 1);
     expect((await t.remote.request('listCalls', {})).length).toBe(2);
+  });
+
+  // LevelDB has one DB service, whose clients send no request ids.
+  it.skipIf(k.name !== 'postgres')('drops request ids made long before any resend could come', async () => {
+    const old = `${requestIdAt(Date.now() - 11 * 60_000)}-abc-1`;
+    const fresh = `${requestIdAt(Date.now())}-abc-2`;
+    const a = await t.remote.request('createCall', { funcName: 'fn', version: 1, params: {}, requestId: old });
+    const b = await t.remote.request('createCall', { funcName: 'fn', version: 1, params: {}, requestId: fresh });
+    await lease('api-b', 60_000);
+    await t.remote.request('adoptCalls', { adopter: 'api-b' }); // sweeps, at most once a minute
+    expect((await t.remote.request('createCall', { funcName: 'fn', version: 1, params: {}, requestId: fresh })).callNum).toBe(b.callNum);
+    expect((await t.remote.request('createCall', { funcName: 'fn', version: 1, params: {}, requestId: old })).callNum).not.toBe(a.callNum);
   });
 });

@@ -15,8 +15,14 @@ import { applyIntent } from './call-life.js';
 import { ConflictError, NotFoundError } from './store-api.js';
 
 // Where a request id is kept: beside the idempotency keys, under a prefix no namespace has (a namespace
-// name never starts with "~"), so that no caller's key meets it.
-export const requestKey = (requestId: string): string => `~request~${requestId}`;
+// name never starts with "~"), so that no caller's key meets it. A request id begins with the time it was
+// made (requestIdAt), so that the store drops those past any resend by one range of keys (requestKeysBefore).
+export const REQUEST_KEY_PREFIX = '~request~';
+export const requestKey = (requestId: string): string => `${REQUEST_KEY_PREFIX}${requestId}`;
+export const requestIdAt = (ms: number): string => Math.max(0, Math.floor(ms)).toString(36).padStart(9, '0');
+export const requestKeysBefore = (ms: number): string => requestKey(requestIdAt(ms));
+// A request is sent again within its client's timeout (10 s): its id is kept well past that.
+export const REQUEST_KEEP_MS = 10 * 60_000;
 
 export type NewCall = Omit<DbContent<'createCall'>, 'params'> & { params?: unknown };
 

@@ -5,6 +5,7 @@
 import { Router } from 'zeromq';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DbClient, DbError } from './client.js';
+import { requestIdAt, requestKey, requestKeysBefore } from './call-group.js';
 import { freePort } from '../test/helpers/platform.js';
 
 interface Seen {
@@ -85,8 +86,16 @@ describe('DbClient over several DB services', () => {
     await client.request('createCall', { funcName: 'fn', version: 1, params: {} }).catch(() => undefined); // B answers null: not a call
     const sentA = a.seen.find((s) => s.msgType === 'createCall');
     const sentB = b.seen.find((s) => s.msgType === 'createCall');
-    expect(sentA?.content.requestId).toMatch(/^[0-9a-f]{12}-\d+$/);
+    expect(sentA?.content.requestId).toMatch(/^[0-9a-z]{9}-[0-9a-f]{12}-\d+$/);
     expect(sentB?.content.requestId).toBe(sentA?.content.requestId);
+  });
+
+  it('makes request ids that sort by the time they were made, so that old ones go by one range of keys', () => {
+    const made = (ms: number, rest = 'ffffffffffff-99') => requestKey(`${requestIdAt(ms)}-${rest}`);
+    const cut = requestKeysBefore(Date.UTC(2026, 11, 5, 3));
+    expect(made(Date.UTC(2026, 11, 5, 2, 59)) < cut).toBe(true);
+    expect(made(Date.UTC(2026, 11, 5, 3), '000000000000-1') < cut).toBe(false);
+    expect(made(Date.UTC(2027, 0, 1)) < cut).toBe(false);
   });
 
   it('fails a request that is not safe to apply twice, saying it may have been applied', async () => {

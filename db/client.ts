@@ -10,6 +10,7 @@ import { clientOptions, type CurveClient } from '../common/curve.js';
 import { errText } from '../common/log.js';
 import { DB_MESSAGES, DbReplySchema, type DbContent, type DbMsgType, type DbResults } from '../protocol/db.js';
 import { resendable } from './resend.js';
+import { requestIdAt } from './call-group.js';
 
 export class DbError extends Error {
   constructor(
@@ -122,7 +123,10 @@ export class DbClient {
     }
     const id = this.nextId++;
     // Resent to another service, the same createCall answers the call the first one made.
-    const body = this.failover && msgType === 'createCall' ? { ...content, requestId: `${this.requestPrefix}-${id}` } : content;
+    const body =
+      this.failover && msgType === 'createCall'
+        ? { ...content, requestId: `${requestIdAt(Date.now())}-${this.requestPrefix}-${id}` }
+        : content;
     const frames = [Buffer.alloc(0), Buffer.from(JSON.stringify({ id, msgType, content: body })), ...blobs];
     const r = await this.send(id, msgType, frames);
     return { data: checkedReply(msgType, r.data, this.address), blobs: r.blobs };

@@ -14,7 +14,7 @@ import { errText, type Logger } from '../common/log.js';
 import { idempotencyPrefix, type DbContent, type Purged, type Schedule, type Trigger } from '../protocol/db.js';
 import { keptOnPut, leased, type LeaseRequest } from './trigger-lease.js';
 import { adoption, live, renewed, STALE_MS, type ApiLease, type LeaseAsk } from './api-lease.js';
-import { CallGroup, type KeyEntry } from './call-group.js';
+import { CallGroup, REQUEST_KEEP_MS, REQUEST_KEY_PREFIX, requestKeysBefore, type KeyEntry } from './call-group.js';
 import {
   ConflictError,
   NotFoundError,
@@ -75,6 +75,8 @@ function upsertCalls(calls: Call[]): PgOp {
 export class PgStore implements StoreBackend {
   readonly engine = 'postgres';
   readonly tenancy: PgTenancy;
+
+  private requestsSweptAt = 0; // when request ids past any resend were last dropped (adoptCalls)
 
   private constructor(private readonly pool: pg.Pool) {
     this.tenancy = new PgTenancy(pool, (fn) => this.tx(fn));
@@ -483,6 +485,15 @@ export class PgStore implements StoreBackend {
       for (let i = 0; i < calls.length; i += 1000) await c.query(upsertCalls(calls.slice(i, i + 1000)));
       for (const l of taken) await c.query('UPDATE api_leases SET adopted_by = $2 WHERE id = $1', [l.id, adopter]);
       await c.query('DELETE FROM api_leases WHERE adopted_by IS NOT NULL AND until < $1', [now - STALE_MS]);
+      if (now - this.requestsSweptAt > 60_000) {
+        this.requestsSweptAt = now;
+        // Request ids of createCall past any resend (db/resend.ts): their keys sort by the time they were made.
+        await c.query('DELETE FROM idempotency_keys WHERE left(key, $1) = $2 AND key COLLATE "C" < $3', [
+          REQUEST_KEY_PREFIX.length,
+          REQUEST_KEY_PREFIX,
+          requestKeysBefore(now - REQUEST_KEEP_MS),
+        ]);
+      }
       return { calls, from: taken.map((l) => l.id) };
     });
   }
