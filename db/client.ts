@@ -40,6 +40,7 @@ export interface LocalDb {
 // How long the current DB service may stay silent while a request waits before it is pinged, and then
 // given up for the next address. Tests shorten it.
 export const FAILOVER_SILENCE_MS = 1_500;
+const FAILOVER_SEND_MS = 500;
 
 // The addresses of a `--db` setting: one, or several separated by commas.
 export function dbAddresses(setting: string): string[] {
@@ -99,7 +100,9 @@ export class DbClient {
   private open(): void {
     // immediate: a request made while the DB is down fails now instead of waiting in a queue and
     // being applied long after its caller gave up.
-    const socket = new Dealer({ immediate: true, sendTimeout: 2_000, linger: 0, ...clientOptions(this.curve) });
+    // With another address to go to, a send that cannot leave is given up sooner.
+    const sendTimeout = this.failover ? FAILOVER_SEND_MS : 2_000;
+    const socket = new Dealer({ immediate: true, sendTimeout, linger: 0, ...clientOptions(this.curve) });
     this.socket = socket;
     this.out = new SendQueue(socket);
     socket.connect(this.address);
