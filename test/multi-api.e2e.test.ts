@@ -77,6 +77,16 @@ it('keeps every call through the loss of an API and of a DB service, each run on
   });
   expect((await upload(`${urls[0]}/registerFunction/node/echo`, arc, 'echo.tar.gz')).status).toBe(201);
 
+  // A caller waiting on API 2 for calls API 1 accepted (and dispatched, and recorded) is answered there.
+  for (const i of [-1, -2, -3]) {
+    const made = await http<CallView>('POST', `${urls[0]}/invokeFunction`, { funcName: 'echo', params: { i } });
+    expect(made.status).toBe(202);
+    const seen = await http<CallView>('GET', `${urls[1]}/call/${made.body.callNum}?wait=30`);
+    expect(seen.status).toBe(200);
+    expect(seen.body).toMatchObject({ status: 'DONE', api: 'api-1' });
+    expect(JSON.parse(seen.body.result)).toEqual({ i });
+  }
+
   const down = new Set<number>();
   const sent: Sent[] = [];
   const answeredAt: number[] = [];
