@@ -92,6 +92,11 @@ class FakeScheduler {
   clear(): number {
     return this.queued.splice(0).length;
   }
+  drop(callNum: number): boolean {
+    const i = this.queued.findIndex((q) => q.callNum === callNum);
+    if (i >= 0) this.queued.splice(i, 1);
+    return i >= 0;
+  }
 }
 
 let db: FakeDb;
@@ -187,6 +192,19 @@ describe('Calls on a store shared with other APIs', () => {
     const got = await ended;
     calls.stop();
     expect(got?.call).toMatchObject({ callNum: call.callNum, status: 'DONE', result: '42' });
+  });
+
+  it('tells its observers (the event stream) of a call it accepted that ended through another API, and leaves it unqueued', async () => {
+    const { call } = await calls.invoke('f', {});
+    const finished: number[] = [];
+    calls.events.on('finished', (f) => finished.push(f.callNum));
+    (calls as unknown as { open: Map<number, { at: number }> }).open.get(call.callNum)!.at = Date.now() - 5_000; // accepted a while ago
+    db.calls.set(call.callNum, { ...db.calls.get(call.callNum)!, status: 'ERROR', cancelled: true, result: '' }); // cancelled elsewhere
+    calls.startWatch();
+    await new Promise((r) => setTimeout(r, 100));
+    calls.stop();
+    expect(finished).toEqual([call.callNum]);
+    expect(scheduler.queued).toEqual([]);
   });
 
   it('leaves what it queued when its calls went to another API', async () => {

@@ -39,7 +39,7 @@ export interface CallsOptions {
   db: Pick<DbClient, 'request'>;
   log: Logger;
   meta: MetaCache;
-  scheduler: { enqueue(call: QueuedCall): void; knows(callNum: number): boolean; clear?(): number };
+  scheduler: { enqueue(call: QueuedCall): void; knows(callNum: number): boolean; clear?(): number; drop?(callNum: number): boolean };
   links: Listen<BrokerEvents>; // the broker's events
   nodes: { ack(node: string, callNum: number): void }; // tells a node its outcome of a call is recorded
   recoveryGraceMs?: number; // after start, time for nodes to re-register before recovery looks
@@ -376,8 +376,9 @@ export class Calls {
     for (const [callNum, o] of this.open) if (o.at < before) nums.add(callNum);
     if (nums.size === 0) return;
     for (const call of await this.db.request('getCalls', { callNums: [...nums].slice(0, 1000) })) {
-      if (isFinal(call.status) && (this.waiters.has(call.callNum) || this.open.has(call.callNum)))
-        this.settle(call.callNum, { call, outcome: recordedOutcome(call) });
+      if (!isFinal(call.status) || !(this.waiters.has(call.callNum) || this.open.has(call.callNum))) continue;
+      this.o.scheduler.drop?.(call.callNum); // cancelled through another API while it waited here
+      this.settle(call.callNum, { call, outcome: recordedOutcome(call) });
     }
   }
 
