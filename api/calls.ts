@@ -56,7 +56,8 @@ export interface CallsOptions {
 type OpenCall = Pick<Call, 'callNum' | 'funcName' | 'version' | 'params' | 'status' | 'attempts'>;
 
 const WATCH_MS = 500;
-const WATCH_AFTER_MS = 1_000; // a call is looked up in the store once it has been waited for this long
+const WATCH_AFTER_MS = 1_000; // a call accepted here is looked up once open this long (a waited-for one at once)
+const WATCH_MAX = 1000; // calls looked up at once; more take turns
 
 export class Calls {
   readonly waiters = new Waiters();
@@ -69,6 +70,7 @@ export class Calls {
   private readonly startedAt = Date.now();
   private recoverTimer?: NodeJS.Timeout;
   private watchTimer?: NodeJS.Timeout;
+  private watchRound = 0;
   private readonly seen = new Map<number, number>(); // shared store: RUNNING calls of ours no node reported, since when
   private readonly retryTimers = new Map<number, NodeJS.Timeout>(); // calls waiting for their retryAt
   private readonly recording = new Set<number>(); // a node's outcome of it is being recorded
@@ -375,7 +377,10 @@ export class Calls {
     const nums = new Set(this.waiters.callNums());
     for (const [callNum, o] of this.open) if (o.at < before) nums.add(callNum);
     if (nums.size === 0) return;
-    for (const call of await this.db.request('getCalls', { callNums: [...nums].slice(0, 1000) })) {
+    const all = [...nums];
+    const from = (this.watchRound++ * WATCH_MAX) % all.length;
+    const some = [...all.slice(from), ...all.slice(0, from)].slice(0, WATCH_MAX);
+    for (const call of await this.db.request('getCalls', { callNums: some })) {
       if (!isFinal(call.status) || !(this.waiters.has(call.callNum) || this.open.has(call.callNum))) continue;
       this.o.scheduler.drop?.(call.callNum); // cancelled through another API while it waited here
       this.settle(call.callNum, { call, outcome: recordedOutcome(call) });

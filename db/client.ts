@@ -92,15 +92,9 @@ export class DbClient {
     return this.addresses[this.current] ?? 'in-process';
   }
 
-  // Several DB services: a resent createCall must not make a second call.
-  get failsOver(): boolean {
-    return this.failover;
-  }
-
   private open(): void {
     // immediate: a request made while the DB is down fails now instead of waiting in a queue and
-    // being applied long after its caller gave up.
-    // With another address to go to, a send that cannot leave is given up sooner.
+    // being applied long after its caller gave up; sooner with another address to go to.
     const sendTimeout = this.failover ? FAILOVER_SEND_MS : 2_000;
     const socket = new Dealer({ immediate: true, sendTimeout, linger: 0, ...clientOptions(this.curve) });
     this.socket = socket;
