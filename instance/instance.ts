@@ -380,6 +380,7 @@ export class Instance {
       return;
     }
     this.accepted.add(callNum);
+    this.o.log.debug({ callNum, attempt: m.call.attempt ?? 1 }, 'call accepted');
     try {
       const { fn, runtime } = await this.definition(m.fn);
       const refused = await this.unfenced(fn);

@@ -3,8 +3,9 @@
 // (`--broker b1,b2 --db d1,d2`). A steady load goes to both APIs (blocking and queued invocations); one API
 // is killed (kill -9, by its own pid) in the middle of it, later the first DB service. Every call either API
 // accepted ends DONE with its own result, readable with GET /call/N on the surviving API; none ran twice
-// (each counts one attempt and no API refused a second run of it). The longest pause in answers is printed.
-import { rm } from 'node:fs/promises';
+// (each counts one attempt, was taken by a node once, and no API refused a second run of it); a caller
+// waiting on one API for a call the other finished is answered. The longest pause in answers is printed.
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { packFiles } from './helpers/archives.js';
@@ -19,6 +20,7 @@ const nodes: Proc[] = [];
 const urls: string[] = [];
 const dbAddrs: string[] = [];
 const brokerAddrs: string[] = [];
+const nodeLogs: string[] = [];
 
 // A process of ours is killed only while it runs (its ChildProcess knows whether it exited: never a reused pid).
 async function kill9(p: Proc): Promise<void> {
@@ -46,14 +48,21 @@ beforeAll(async () => {
     );
   // Node ids of this run alone: a node removes the containers labelled with its id when it starts.
   const run = Math.random().toString(36).slice(2, 8);
-  for (const id of [`mapi-${run}-1`, `mapi-${run}-2`])
+  for (const id of [`mapi-${run}-1`, `mapi-${run}-2`]) {
+    const log = join(data, `${id}.log`); // whole: every call a node took is counted from it
+    nodeLogs.push(log);
     nodes.push(
-      zfaas([
-        'instance',
-        ...['--broker', brokerAddrs.join(','), '--db', dbAddrs.join(',')],
-        ...['--data', join(data, id), '--node-id', id, '--miniworkers', '2'],
-      ]),
+      zfaas(
+        [
+          'instance',
+          ...['--broker', brokerAddrs.join(','), '--db', dbAddrs.join(',')],
+          ...['--data', join(data, id), '--node-id', id, '--miniworkers', '2'],
+        ],
+        { ZFAAS_LOG_LEVEL: 'debug' },
+        log,
+      ),
     );
+  }
   for (const [i, url] of urls.entries()) await waitHealthy(url, 2, apis[i]);
 }, 180_000);
 
@@ -158,6 +167,15 @@ it('keeps every call through the loss of an API and of a DB service, each run on
   // No run was refused for being a second one (a run "left behind" or on another node than the record's).
   const logs = apis.map((a) => a.output()).join('\n');
   expect(logs).not.toMatch(/left behind|it runs on node/);
+  // Each call was taken by a node once, whichever API sent it.
+  const taken = new Map<number, number>();
+  for (const file of nodeLogs)
+    for (const line of (await readFile(file, 'utf8')).split('\n')) {
+      if (!line.includes('"call accepted"')) continue;
+      const { callNum } = JSON.parse(line) as { callNum: number };
+      taken.set(callNum, (taken.get(callNum) ?? 0) + 1);
+    }
+  for (const c of all) expect(taken.get(c.callNum), `call ${c.callNum} taken by a node`).toBe(1);
   // What happened is what was meant to: the surviving API took over API 1's calls, and moved to DB service 2.
   expect(apis[1]!.output()).toMatch(/"from":\["api-1"\].*took over the calls of APIs whose lease lapsed/);
   expect(apis[1]!.output()).toMatch(/DB service stopped answering: moved to the next one/);
