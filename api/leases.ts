@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import { errText, type Logger } from '../common/log.js';
 import type { Call } from '../common/model.js';
 import type { DbClient } from '../db/client.js';
+import { UsageError } from '../common/errors.js';
 
 export const API_LEASE_MS = 5_000; // an API silent this long is taken over
 export const API_BEAT_MS = 1_000;
@@ -27,6 +28,7 @@ export class ApiLeases {
   private timer?: NodeJS.Timeout;
   private stopped = false;
   private readonly leaseMs: number;
+  private readonly token = randomBytes(8).toString('hex'); // this process, should another be given the same id
 
   constructor(private readonly o: ApiLeasesOptions) {
     this.id =
@@ -46,7 +48,7 @@ export class ApiLeases {
 
   // Asks the store's engine (within waitMs; a DB service that answers later is asked again in the
   // background) and, on PostgreSQL, takes the lease before the API takes any call.
-  async start(waitMs = 15_000): Promise<void> {
+  async start(waitMs = 15_000, background = false): Promise<void> {
     const end = Date.now() + waitMs;
     for (;;) {
       try {
@@ -54,9 +56,14 @@ export class ApiLeases {
         return;
       } catch (e) {
         if (this.stopped) return;
+        if (e instanceof UsageError) {
+          if (!background) throw e; // the API does not start
+          this.o.log.error({ err: errText(e) }, 'this API runs alone');
+          return;
+        }
         if (Date.now() > end) {
           this.o.log.warn({ err: errText(e) }, 'the DB service does not answer yet: this API runs alone until it does');
-          this.timer = setTimeout(() => void this.start(60_000 * 60 * 24 * 365), API_BEAT_MS);
+          this.timer = setTimeout(() => void this.start(Number.MAX_SAFE_INTEGER, true), API_BEAT_MS);
           return;
         }
         await new Promise((r) => setTimeout(r, 200));
@@ -67,7 +74,11 @@ export class ApiLeases {
   private async learn(): Promise<void> {
     const { engine } = await this.o.db.request('ping', {});
     if (engine !== 'postgres') return;
-    await this.o.db.request('leaseApi', { id: this.id, leaseMs: this.leaseMs });
+    const { held } = await this.o.db.request('leaseApi', { id: this.id, token: this.token, leaseMs: this.leaseMs });
+    if (!held)
+      throw new UsageError(
+        `another API process holds the id ${this.id} (its lease runs): give each API its own --api-id, or none (one is made)`,
+      );
     this.active = true;
     this.o.log.info(
       { api: this.id, leaseMs: this.leaseMs },
@@ -82,7 +93,15 @@ export class ApiLeases {
 
   private async beat(): Promise<void> {
     try {
-      const { lost } = await this.o.db.request('leaseApi', { id: this.id, leaseMs: this.leaseMs });
+      const { held, lost } = await this.o.db.request('leaseApi', { id: this.id, token: this.token, leaseMs: this.leaseMs });
+      if (!held) {
+        this.o.log.error(
+          { api: this.id },
+          'another API process took this API id while its lease had lapsed: this one dispatches nothing more',
+        );
+        this.o.onLost();
+        return;
+      }
       if (lost) {
         this.o.log.error({ api: this.id }, 'this API lost its lease (the DB service was out of reach): its calls went to another API');
         this.o.onLost();
@@ -103,6 +122,6 @@ export class ApiLeases {
     clearTimeout(this.timer);
     if (!this.active) return;
     this.active = false;
-    await this.o.db.request('leaseApi', { id: this.id, leaseMs: this.leaseMs, release: true }).catch(() => undefined);
+    await this.o.db.request('leaseApi', { id: this.id, token: this.token, leaseMs: this.leaseMs, release: true }).catch(() => undefined);
   }
 }

@@ -22,6 +22,14 @@ describe('API leases', () => {
     expect(renewed({ id: 'a', until: 6000 }, { id: 'a', leaseMs: 5000, release: true }, 2000)).toEqual({ held: false, lost: false });
   });
 
+  it("never gives one id's running lease to another process, nor gives it up for it", () => {
+    const had = { id: 'a', token: 'p1', until: 6000 };
+    expect(renewed(had, { id: 'a', token: 'p2', leaseMs: 5000 }, 2000)).toEqual({ keep: true, held: false, lost: false });
+    expect(renewed(had, { id: 'a', token: 'p2', leaseMs: 5000, release: true }, 2000)).toEqual({ keep: true, held: false, lost: false });
+    // Once it lapsed, the id is free again (the first process is gone, or was cut off too long).
+    expect(renewed(had, { id: 'a', token: 'p2', leaseMs: 5000 }, 7000)).toMatchObject({ next: { token: 'p2', until: 12000 }, held: true });
+  });
+
   it('tells an API that comes back after its lease was taken over that it lost its calls', () => {
     const r = renewed({ id: 'a', until: 6000, adoptedBy: 'b' }, { id: 'a', leaseMs: 5000 }, 9000);
     expect(r).toEqual({ next: { id: 'a', until: 14000 }, held: true, lost: true });

@@ -7,22 +7,26 @@ import type { Call } from '../common/model.js';
 
 export interface ApiLease {
   id: string;
+  token?: string; // the process holding it (two processes given the same id never both hold it)
   until: number; // ms since the epoch
   adoptedBy?: string; // it lapsed and that API took its calls
 }
 
 export interface LeaseAsk {
   id: string;
+  token?: string;
   leaseMs: number;
   release?: boolean;
 }
 
-// What a renewal does: the lease to store (none: given up, its row goes), and whether the API's calls were
-// taken over while it was away.
-export function renewed(had: ApiLease | null, r: LeaseAsk, now: number): { next?: ApiLease; held: boolean; lost: boolean } {
+// What a renewal does: the lease to store (none: given up, its row goes; `keep`: refused, it stays as it
+// is), and whether the API's calls were taken over while it was away. Another process's running lease of
+// the same id is not taken (`held` false): two APIs given one id would both dispatch its calls.
+export function renewed(had: ApiLease | null, r: LeaseAsk, now: number): { next?: ApiLease; keep?: true; held: boolean; lost: boolean } {
+  if (had && live(had, now) && had.token !== r.token) return { keep: true, held: false, lost: false };
   const lost = had?.adoptedBy !== undefined;
   if (r.release) return { held: false, lost };
-  return { next: { id: r.id, until: now + r.leaseMs }, held: true, lost };
+  return { next: { id: r.id, ...(r.token ? { token: r.token } : {}), until: now + r.leaseMs }, held: true, lost };
 }
 
 // A lease taken over a day ago: its API, were it to come back now, would have restarted long since (it

@@ -24,7 +24,7 @@ afterEach(async () => {
 });
 
 const lease = (id: string, leaseMs = 400, release = false) =>
-  t.remote.request('leaseApi', { id, leaseMs, ...(release ? { release } : {}) });
+  t.remote.request('leaseApi', { id, token: 'f00d0001', leaseMs, ...(release ? { release } : {}) });
 const make = (api: string) => t.remote.request('createCall', { funcName: 'fn', version: 1, params: {}, api });
 
 describe.each(stores())('on $name', (k) => {
@@ -55,6 +55,8 @@ describe.each(stores())('on $name', (k) => {
     expect(await t.remote.request('getCall', { callNum: a2.callNum })).toMatchObject({ api: winner, status: 'RUNNING', node: 'n1' });
     expect(await t.remote.request('getCall', { callNum: b1.callNum })).toMatchObject({ api: 'api-b' });
     expect((await t.remote.request('adoptCalls', { adopter: 'api-c' })).calls).toEqual([]); // taken once
+    // Another process given the id api-b while api-b's lease runs gets nothing.
+    expect(await t.remote.request('leaseApi', { id: 'api-b', token: 'f00d0002', leaseMs: 60_000 })).toEqual({ held: false, lost: false });
     // api-a comes back: told that its calls went, and its new calls are its own again.
     expect(await lease('api-a', 60_000)).toEqual({ held: true, lost: true });
     expect(await lease('api-a', 60_000)).toEqual({ held: true, lost: false });

@@ -37,7 +37,10 @@ const STEPS: string[][] = [
   ],
   ['CREATE TABLE triggers (func_name text NOT NULL, id text NOT NULL, rec text NOT NULL, PRIMARY KEY (func_name, id))'],
   // Several APIs on one store (db/api-lease.ts): which API dispatches each call, and their leases.
-  ['ALTER TABLE calls ADD COLUMN api text', 'CREATE TABLE api_leases (id text PRIMARY KEY, until bigint NOT NULL, adopted_by text)'],
+  [
+    'ALTER TABLE calls ADD COLUMN api text',
+    'CREATE TABLE api_leases (id text PRIMARY KEY, token text, until bigint NOT NULL, adopted_by text)',
+  ],
 ];
 
 // Brings the schema to PG_SCHEMA inside the caller's transaction; answers the version it found.

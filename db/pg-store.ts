@@ -458,15 +458,16 @@ export class PgStore implements StoreBackend {
   leaseApi(r: LeaseAsk): Promise<{ held: boolean; lost: boolean }> {
     return this.tx(async (c) => {
       const now = await dbNow(c);
-      const row = (await c.query('SELECT id, until, adopted_by FROM api_leases WHERE id = $1 FOR UPDATE', [r.id])).rows[0] as
+      const row = (await c.query('SELECT id, token, until, adopted_by FROM api_leases WHERE id = $1 FOR UPDATE', [r.id])).rows[0] as
         LeaseRow | undefined;
-      const { next, held, lost } = renewed(row ? leaseOf(row) : null, r, now);
+      const { next, keep, held, lost } = renewed(row ? leaseOf(row) : null, r, now);
       if (next)
         await c.query(
-          'INSERT INTO api_leases (id, until, adopted_by) VALUES ($1, $2, NULL) ON CONFLICT (id) DO UPDATE SET until = $2, adopted_by = NULL',
-          [r.id, next.until],
+          `INSERT INTO api_leases (id, token, until, adopted_by) VALUES ($1, $2, $3, NULL)
+           ON CONFLICT (id) DO UPDATE SET token = $2, until = $3, adopted_by = NULL`,
+          [r.id, next.token ?? null, next.until],
         );
-      else await c.query('DELETE FROM api_leases WHERE id = $1', [r.id]);
+      else if (!keep) await c.query('DELETE FROM api_leases WHERE id = $1', [r.id]);
       return { held, lost };
     });
   }
@@ -474,7 +475,7 @@ export class PgStore implements StoreBackend {
     return this.tx(async (c) => {
       await c.query('SELECT pg_advisory_xact_lock($1)', [ADOPT_LOCK]);
       const now = await dbNow(c);
-      const leases = ((await c.query('SELECT id, until, adopted_by FROM api_leases')).rows as LeaseRow[]).map(leaseOf);
+      const leases = ((await c.query('SELECT id, token, until, adopted_by FROM api_leases')).rows as LeaseRow[]).map(leaseOf);
       const running = leases.filter((l) => live(l, now)).map((l) => l.id);
       if (!running.includes(adopter)) return { calls: [], from: [] };
       const open = recs<Call>(
@@ -627,10 +628,16 @@ const ADOPT_LOCK = 7_268_511_723; // adoptions of calls, one at a time (any cons
 
 interface LeaseRow {
   id: string;
+  token: string | null;
   until: string;
   adopted_by: string | null;
 }
-const leaseOf = (r: LeaseRow): ApiLease => ({ id: r.id, until: Number(r.until), ...(r.adopted_by ? { adoptedBy: r.adopted_by } : {}) });
+const leaseOf = (r: LeaseRow): ApiLease => ({
+  id: r.id,
+  ...(r.token ? { token: r.token } : {}),
+  until: Number(r.until),
+  ...(r.adopted_by ? { adoptedBy: r.adopted_by } : {}),
+});
 
 // The database's clock, in ms since the epoch.
 async function dbNow(q: Queryable): Promise<number> {

@@ -445,9 +445,9 @@ export class Store implements StoreBackend {
   // API leases: one DB service writes a LevelDB folder, one at a time (the write queue), so the rules of
   // db/api-lease.ts need nothing more here.
   async leaseApi(r: LeaseAsk): Promise<{ held: boolean; lost: boolean }> {
-    const { next, held, lost } = renewed((await this.apiLeases.get(r.id)) ?? null, r, Date.now());
+    const { next, keep, held, lost } = renewed((await this.apiLeases.get(r.id)) ?? null, r, Date.now());
     if (next) await this.apiLeases.put(r.id, next);
-    else await this.apiLeases.del(r.id);
+    else if (!keep) await this.apiLeases.del(r.id);
     return { held, lost };
   }
   async adoptCalls(adopter: string): Promise<{ calls: Call[]; from: string[] }> {

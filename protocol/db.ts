@@ -349,10 +349,19 @@ export const DB_MESSAGES = {
     z.object({ trigger: TriggerSchema.nullable(), held: z.boolean() }),
   ),
   // Several APIs on one store (db/api-lease.ts): each API renews its lease about every second; `lost`: it
-  // lapsed and its calls went to another API meanwhile. `release`: it stops, its calls may go at once.
+  // lapsed and its calls went to another API meanwhile; `held` false: another process holds that id's
+  // lease. `release`: it stops, its calls may go at once.
   leaseApi: message(
     'write',
-    z.object({ id: ApiIdSchema, leaseMs: z.number().int().min(100).max(600_000), release: z.boolean().optional() }),
+    z.object({
+      id: ApiIdSchema,
+      token: z
+        .string()
+        .regex(/^[a-f0-9]{8,64}$/)
+        .optional(), // the process asking: another's running lease of the id is refused
+      leaseMs: z.number().int().min(100).max(600_000),
+      release: z.boolean().optional(),
+    }),
     z.object({ held: z.boolean(), lost: z.boolean() }),
   ),
   // At once: the unfinished calls of APIs whose lease lapsed (or that have none) become `adopter`'s, if its
