@@ -50,7 +50,8 @@ export interface PgOptions {
 
 // Removes the folders of clusters whose server is gone (its test process ended without stop(), and the
 // server went with it): a folder of ours whose server ran (postmaster.opts) and runs no more (no
-// postmaster.pid naming a live process); one without either, older than a minute (initdb makes neither).
+// postmaster.pid naming a live process); one whose server never ran, older than a minute (initdb in
+// progress makes no postmaster.opts, but its bootstrap servers leave a postmaster.pid between steps).
 export async function sweepClusters(): Promise<void> {
   const root = tmpdir();
   const alive = (pid: number): Promise<boolean> =>
@@ -70,7 +71,7 @@ export async function sweepClusters(): Promise<void> {
       () => true,
       () => false,
     );
-    const gone = pidFile !== null ? !(await alive(Number(pidFile.split('\n')[0]))) : ran || Date.now() - made.mtimeMs > 60_000;
+    const gone = ran ? pidFile === null || !(await alive(Number(pidFile.split('\n')[0]))) : Date.now() - made.mtimeMs > 60_000;
     if (gone) await rm(dir, { recursive: true, force: true });
   }
 }
