@@ -54,6 +54,7 @@ export interface NodeView {
   readonly inflight: ReadonlyMap<number, QueuedCall | null>; // null: adopted from a node's report after an API restart
   readonly lastSeen: number;
   readonly joinedAt: number;
+  readonly full?: boolean; // it gave a call back for want of room: no more until its next heartbeat
 }
 
 // A node's capacity follows its heartbeats (its pools can be resized while it runs).
@@ -130,6 +131,9 @@ type NodeMessage = Exclude<ToApi, { type: 'register' }>;
 export interface BrokerOptions {
   transport: NodeTransport;
   log: Logger;
+  // Several APIs on one store (api/leases.ts): a node links to each of them, so a node's heartbeat lists
+  // calls other APIs sent it too, and its word on them is that of their holder.
+  shared?: () => boolean;
 }
 
 interface NodeState extends NodeView {
@@ -139,6 +143,7 @@ interface NodeState extends NodeView {
   inflight: Map<number, QueuedCall | null>;
   lastSeen: number;
   joinedAt: number;
+  full?: boolean;
   sentAt: Map<number, number>; // when each in-flight call was handed to the node
   defs: WeakSet<Definition>; // definitions this life of the node has been sent
 }
@@ -191,11 +196,20 @@ export class Broker implements NodeRegistry, NodeControl {
   // The node a call was handed to and has not finished, if any.
   holder(callNum: number): string | undefined {
     for (const n of this.table.values()) if (n.inflight.has(callNum)) return n.info.id;
+    // Several APIs: another may have sent it; the node that lists it holds it.
+    if (this.o.shared?.())
+      for (const n of this.table.values()) if (n.state === 'alive' && n.load.running.includes(callNum)) return n.info.id;
     return undefined;
   }
 
   holds(callNum: number): boolean {
     for (const n of this.table.values()) if (n.inflight.has(callNum)) return true;
+    return false;
+  }
+
+  // An alive node listed the call in its last heartbeat (whichever API sent it there).
+  reported(callNum: number): boolean {
+    for (const n of this.table.values()) if (n.state === 'alive' && n.load.running.includes(callNum)) return true;
     return false;
   }
 
@@ -288,6 +302,7 @@ export class Broker implements NodeRegistry, NodeControl {
     switch (m.type) {
       case 'heartbeat':
         n.load = m.load;
+        n.full = false;
         this.reconcile(n, m.load.running);
         this.events.emit('room');
         break;
@@ -299,7 +314,8 @@ export class Broker implements NodeRegistry, NodeControl {
         this.events.emit('started', { callNum: m.callNum, node: nodeId, life: n.info.life, attempt: m.attempt });
         break;
       case 'outcome': {
-        const holder = n.inflight.delete(m.callNum);
+        const sent = n.inflight.delete(m.callNum);
+        const holder = sent || (this.o.shared?.() === true && n.load.running.includes(m.callNum));
         n.sentAt.delete(m.callNum);
         const { callNum, outcome, ran, attempt, start } = m;
         this.events.emit('outcome', {
@@ -312,7 +328,7 @@ export class Broker implements NodeRegistry, NodeControl {
           ...(start ? { start } : {}),
           holder,
         });
-        if (holder) this.events.emit('room');
+        if (sent) this.events.emit('room');
         break;
       }
       case 'giveBack': {
@@ -320,6 +336,7 @@ export class Broker implements NodeRegistry, NodeControl {
         for (const c of calls) n.sentAt.delete(c);
         if (calls.length < m.calls.length)
           this.o.log.warn({ node: nodeId, calls: m.calls.length - calls.length }, 'calls given back that the node does not hold: dropped');
+        if (m.full) n.full = true; // it has no room for more until its next heartbeat says so
         if (calls.length > 0) this.events.emit('givenBack', { node: nodeId, calls });
         this.events.emit('room');
         break;
@@ -410,8 +427,14 @@ export class Broker implements NodeRegistry, NodeControl {
     const held = new Set(running);
     const now = Date.now();
     const lost: number[] = [];
-    for (const c of n.inflight.keys()) {
-      if (!held.has(c) && now - (n.sentAt.get(c) ?? now) > 2 * HEARTBEAT_MS) lost.push(c);
+    for (const [c, given] of n.inflight) {
+      if (held.has(c)) continue;
+      // A call adopted from the node's report and no longer listed: its outcome was recorded elsewhere
+      // (through another API), not lost.
+      if (given === null) {
+        n.inflight.delete(c);
+        n.sentAt.delete(c);
+      } else if (now - (n.sentAt.get(c) ?? now) > 2 * HEARTBEAT_MS) lost.push(c);
     }
     if (lost.length === 0) return;
     for (const c of lost) {

@@ -8,6 +8,10 @@
 // `retry`, default true), at most MAX_NODE_LOSSES such runs; a run that ended in ERROR or TIMEOUT runs again
 // only if its function opted in (`retries`, common/retry.ts): the record waits PENDING until `retryAt`, and
 // the call is dispatched here at that time.
+// Several APIs on one store (api/leases.ts): each call names the API that dispatches it, and only that API
+// dispatches it, rescues it or waits for its retry; an API whose lease lapsed has its calls adopted by
+// another, which recovers them as on its own start. A call that another API finished is found in the
+// store by a short poll of the calls someone waits for here.
 import { bareName, namespaceOf } from '../common/namespace.js';
 import type { Quotas } from './tenancy/quotas.js';
 import { EventEmitter } from 'node:events';
@@ -35,16 +39,25 @@ export interface CallsOptions {
   db: Pick<DbClient, 'request'>;
   log: Logger;
   meta: MetaCache;
-  scheduler: { enqueue(call: QueuedCall): void; knows(callNum: number): boolean };
+  scheduler: { enqueue(call: QueuedCall): void; knows(callNum: number): boolean; clear?(): number; drop?(callNum: number): boolean };
   links: Listen<BrokerEvents>; // the broker's events
   nodes: { ack(node: string, callNum: number): void }; // tells a node its outcome of a call is recorded
   recoveryGraceMs?: number; // after start, time for nodes to re-register before recovery looks
   // A namespace's quotas (api/tenancy/quotas.ts): a call past its calls per minute is refused (429).
   quotas?: Pick<Quotas, 'admit' | 'of'>;
+  // Several APIs on one store: this API's id while it shares the store (undefined: alone, as on LevelDB),
+  // and whether a node says it holds a call (another API may have sent it there).
+  owner?: { readonly current: string | undefined };
+  reported?(callNum: number): boolean;
+  watchMs?: number; // how often calls waited for here are looked up in the store (shared store only)
 }
 
 // A call the DB holds PENDING or RUNNING, as the retry rule reads it.
 type OpenCall = Pick<Call, 'callNum' | 'funcName' | 'version' | 'params' | 'status' | 'attempts'>;
+
+const WATCH_MS = 500;
+const WATCH_AFTER_MS = 1_000; // a call accepted here is looked up once open this long (a waited-for one at once)
+const WATCH_MAX = 1000; // calls looked up at once; more take turns
 
 export class Calls {
   readonly waiters = new Waiters();
@@ -56,6 +69,9 @@ export class Calls {
   private readonly log: Logger;
   private readonly startedAt = Date.now();
   private recoverTimer?: NodeJS.Timeout;
+  private watchTimer?: NodeJS.Timeout;
+  private watchRound = 0;
+  private readonly seen = new Map<number, number>(); // shared store: RUNNING calls of ours no node reported, since when
   private readonly retryTimers = new Map<number, NodeJS.Timeout>(); // calls waiting for their retryAt
   private readonly recording = new Set<number>(); // a node's outcome of it is being recorded
   private stopped = false;
@@ -72,7 +88,19 @@ export class Calls {
 
   // A node, a queue or an outcome being recorded knows it: recovery leaves it alone.
   knows(callNum: number): boolean {
-    return this.recording.has(callNum) || this.retryTimers.has(callNum) || this.o.scheduler.knows(callNum);
+    if (this.recording.has(callNum) || this.retryTimers.has(callNum) || this.o.scheduler.knows(callNum)) return true;
+    return this.shared && (this.o.reported?.(callNum) ?? false);
+  }
+
+  // The store is shared with other APIs (api/leases.ts).
+  private get shared(): boolean {
+    return this.o.owner?.current !== undefined;
+  }
+
+  // Whether this API dispatches the call: always when alone; on a shared store, when the call names it.
+  private mine(call: Pick<Call, 'api'>): boolean {
+    const id = this.o.owner?.current;
+    return id === undefined || call.api === id;
   }
 
   private intent(callNum: number, intent: CallIntent): Promise<CallChange> {
@@ -83,7 +111,7 @@ export class Calls {
     try {
       const r = await this.intent(callNum, { kind: 'started', node, life, attempt });
       // Cancelled meanwhile, or a run left behind: its node stops it (its outcome will be refused).
-      if (!r.changed && r.call && isFinal(r.call.status) && r.call.cancelled) this.log.debug({ callNum, why: r.why }, 'start refused');
+      if (!r.changed && r.why !== 'said twice') this.log.debug({ callNum, node, why: r.why }, 'start refused');
     } catch (e) {
       // Its outcome counts the run all the same (the table counts a run whose start it did not hear).
       this.log.warn({ callNum, err: errText(e) }, 'start of a call not recorded');
@@ -117,7 +145,7 @@ export class Calls {
     }
     if (call.status === 'PENDING' && call.retryAt) {
       this.events.emit('retrying', { callNum, funcName: this.open.get(callNum)?.funcName, retryAt: call.retryAt, outcome });
-      this.retryAt(callNum, call.retryAt);
+      if (this.mine(call)) this.retryAt(callNum, call.retryAt); // else its own API waits for it
       return;
     }
     if (isFinal(call.status))
@@ -138,7 +166,7 @@ export class Calls {
           .request('getCall', { callNum })
           .then((call) => {
             this.retryTimers.delete(callNum);
-            if (!call || call.status !== 'PENDING' || this.o.scheduler.knows(callNum)) return;
+            if (!call || call.status !== 'PENDING' || !this.mine(call) || this.o.scheduler.knows(callNum)) return;
             this.log.info({ callNum, attempt: call.attempts + 1 }, 'call retried');
             return this.dispatch(call);
           })
@@ -191,6 +219,7 @@ export class Calls {
     const funcName = fn.functionName;
     const { request, idempotency, schedule, callbackUrl, replayOf, by } = opts;
     await this.o.quotas?.admit(namespaceOf(funcName));
+    const api = this.o.owner?.current;
     const created = await this.db.request('createCall', {
       funcName,
       version: fn.version,
@@ -201,6 +230,7 @@ export class Calls {
       ...(callbackUrl ? { callback: { url: callbackUrl } } : {}),
       ...(replayOf ? { replayOf } : {}),
       ...(by ? { by } : {}),
+      ...(api ? { api } : {}),
     });
     const { replayed, ...call } = created;
     if (replayed) return { call, fn, replayed: true };
@@ -246,8 +276,9 @@ export class Calls {
       if (changed) this.settle(callNum, { call, outcome: recordedOutcome(call) });
       return;
     }
-    // PENDING: it runs again (a run lost with its node), or it never began where it was sent.
-    if (call.status === 'PENDING' && !call.retryAt && !this.knows(callNum)) {
+    // PENDING: it runs again (a run lost with its node), or it never began where it was sent; by the API
+    // that dispatches it (another API hears of a node's loss too).
+    if (call.status === 'PENDING' && !call.retryAt && !this.knows(callNum) && this.mine(call)) {
       this.log.info({ callNum, why: intent.kind === 'nodeLost' ? intent.why : `given back by ${intent.node}` }, 'call dispatched again');
       await this.dispatch(call);
     }
@@ -268,8 +299,17 @@ export class Calls {
   async recover(): Promise<number> {
     if (Date.now() - this.startedAt < (this.o.recoveryGraceMs ?? 4000)) return 0; // let nodes re-register and report what they hold
     let n = 0;
+    const grace = this.o.recoveryGraceMs ?? 4000;
+    const seen = new Map<number, number>();
     for (const call of await this.db.request('listUnfinished', {})) {
-      if (this.knows(call.callNum)) continue;
+      if (this.knows(call.callNum) || !this.mine(call)) continue;
+      if (call.status === 'RUNNING' && this.shared) {
+        // Adopted from another API, or sent by it to a node that has not told us yet: its node has the
+        // grace to report it here (nodes link to every API) before it counts as lost.
+        const since = this.seen.get(call.callNum) ?? Date.now();
+        seen.set(call.callNum, since);
+        if (Date.now() - since < grace) continue;
+      }
       if (call.status === 'PENDING' && call.retryAt) {
         this.retryAt(call.callNum, call.retryAt); // its retry is due then, whoever was to dispatch it
         continue;
@@ -289,7 +329,62 @@ export class Calls {
         await this.dispatch(call);
       }
     }
+    if (this.shared) {
+      this.seen.clear();
+      for (const [k, v] of seen) this.seen.set(k, v);
+    }
     return n;
+  }
+
+  // Calls adopted from an API whose lease lapsed (api/leases.ts): recovered as on this API's own start.
+  // PENDING ones are dispatched now; RUNNING ones wait for their node to report them within the grace.
+  async adopt(calls: Call[]): Promise<void> {
+    const now = Date.now();
+    for (const call of calls) {
+      if (this.knows(call.callNum)) continue;
+      if (call.status === 'RUNNING') this.seen.set(call.callNum, now);
+      else if (call.retryAt) this.retryAt(call.callNum, call.retryAt);
+      else
+        await this.dispatch(call).catch((e) =>
+          this.log.error({ callNum: call.callNum, err: errText(e) }, 'could not dispatch an adopted call'),
+        );
+    }
+  }
+
+  // This API's lease lapsed and its calls went to another API: what waits in its queue is not its own to
+  // dispatch any more (recovery finds again those that are).
+  leaseLost(): void {
+    const dropped = this.o.scheduler.clear?.() ?? 0;
+    if (dropped > 0) this.log.warn({ dropped }, 'queued calls left to the API that took them over');
+  }
+
+  // Shared store: the calls someone waits for here (a blocking invoke, GET /call/N?wait, the event stream
+  // of calls accepted here) may end through another API; the store's record answers them.
+  startWatch(): void {
+    const run = (): void => {
+      this.watch()
+        .catch((e) => this.log.debug({ err: errText(e) }, 'watch pass failed'))
+        .finally(() => {
+          if (!this.stopped) this.watchTimer = setTimeout(run, this.o.watchMs ?? WATCH_MS);
+        });
+    };
+    this.watchTimer = setTimeout(run, this.o.watchMs ?? WATCH_MS);
+  }
+
+  private async watch(): Promise<void> {
+    if (!this.shared) return;
+    const before = Date.now() - WATCH_AFTER_MS;
+    const nums = new Set(this.waiters.callNums());
+    for (const [callNum, o] of this.open) if (o.at < before) nums.add(callNum);
+    if (nums.size === 0) return;
+    const all = [...nums];
+    const from = (this.watchRound++ * WATCH_MAX) % all.length;
+    const some = [...all.slice(from), ...all.slice(0, from)].slice(0, WATCH_MAX);
+    for (const call of await this.db.request('getCalls', { callNums: some })) {
+      if (!isFinal(call.status) || !(this.waiters.has(call.callNum) || this.open.has(call.callNum))) continue;
+      this.o.scheduler.drop?.(call.callNum); // cancelled through another API while it waited here
+      this.settle(call.callNum, { call, outcome: recordedOutcome(call) });
+    }
   }
 
   startRecovery(everyMs = 3000): void {
@@ -306,6 +401,7 @@ export class Calls {
   stop(): void {
     this.stopped = true;
     clearTimeout(this.recoverTimer);
+    clearTimeout(this.watchTimer);
     for (const t of this.retryTimers.values()) clearTimeout(t);
     this.retryTimers.clear();
   }

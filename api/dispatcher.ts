@@ -18,7 +18,7 @@ export function choose(call: QueuedCall, nodes: Iterable<NodeView>): NodeView | 
   const key = warmKey(call.def.fn);
   for (const n of nodes) {
     const cap = capacityOf(n);
-    if (n.state !== 'alive' || n.load.draining || n.inflight.size >= cap) continue;
+    if (n.state !== 'alive' || n.load.draining || n.full || n.inflight.size >= cap) continue;
     const warm = (n.load.warm[key] ?? 0) > 0 ? 0 : 1;
     const score = warm * 10 + n.inflight.size / cap;
     if (score < bestScore) {
@@ -86,6 +86,14 @@ export class Scheduler implements QueueView {
     if (!this.queued.has(callNum)) return false;
     this.withdraw([callNum]);
     return true;
+  }
+
+  // Empties the queue (its calls went to another API): how many were in it.
+  clear(): number {
+    const n = this.queue.length;
+    this.queue.splice(0);
+    this.queued.clear();
+    return n;
   }
 
   // Calls a node turned out to hold already leave the queue, so they do not run twice.

@@ -49,6 +49,7 @@ import { openapiRouter } from './handlers/openapi.js';
 import { AllowList } from '../common/allow-list.js';
 import { Deliverer } from './callbacks/deliverer.js';
 import { WarmKeeper } from './warm-keeper.js';
+import { ApiLeases } from './leases.js';
 
 export interface ApiOptions {
   port: number;
@@ -66,6 +67,7 @@ export interface ApiOptions {
   // and the dashboard's. The API's origin then sends them there (functionsOrigin: where callers reach it).
   functionsPort?: number;
   functionsOrigin?: string;
+  apiId?: string; // this API's id among others on one store (default: host name and a random suffix)
 }
 
 export class ApiServer {
@@ -81,6 +83,7 @@ export class ApiServer {
   readonly triggers: TriggerRunner; // consumes the brokers' messages of the triggers it holds (api/triggers)
   readonly triggerAllow: TriggerAllow; // where triggers may connect (ZFAAS_TRIGGER_ALLOW; default loopback)
   readonly warm: WarmKeeper; // every function's minWarm, spread over the nodes
+  readonly leases: ApiLeases; // several APIs on one PostgreSQL store: this one's lease and adoptions
   private readonly idempotencyTtlS: number;
   private http?: Server;
   private functionsHttp?: Server;
@@ -97,9 +100,18 @@ export class ApiServer {
       10_000,
       o.curve ? { secretKey: o.curve.secretKey, serverKey: curvePublicKey(o.curve.secretKey) } : undefined,
     );
+    this.db.onSwitch = (sw) => o.log.warn(sw, 'DB service stopped answering: moved to the next one');
+    this.leases = new ApiLeases({
+      db: this.db,
+      log: o.log,
+      id: o.apiId,
+      onAdopted: (calls) => void this.calls.adopt(calls),
+      onLost: () => this.calls.leaseLost(),
+    });
     this.broker = new Broker({
       transport: new ZmqTransport({ bind: o.brokerBind, alsoBind: o.brokerAlsoBind, curve: o.curve, log: o.log }),
       log: o.log,
+      shared: () => this.leases.current !== undefined,
     });
     this.warm = new WarmKeeper({ db: this.db, nodes: this.broker, log: o.log });
     this.quotas = new Quotas(this.db);
@@ -131,6 +143,8 @@ export class ApiServer {
       links: this.broker.events,
       nodes: this.broker,
       quotas: this.quotas,
+      owner: this.leases,
+      reported: (callNum) => this.broker.reported(callNum),
     });
     this.deliverer = new Deliverer({
       db: this.db,
@@ -247,9 +261,11 @@ export class ApiServer {
   }
 
   async start(): Promise<void> {
+    await this.leases.start(); // on a shared store, the lease comes before the first call
     await this.broker.start();
     this.calls.startRecovery();
     this.builds.start();
+    this.calls.startWatch();
     this.http = await this.listen(this.app(), this.o.port);
     if (this.o.functionsPort) this.functionsHttp = await this.listen(this.functionsApp(), this.o.functionsPort);
     this.deliverer.start();
@@ -260,6 +276,7 @@ export class ApiServer {
         url: `http://${this.o.host}:${this.o.port}`,
         broker: this.o.brokerBind,
         db: typeof this.o.db === 'string' ? this.o.db : 'in-process',
+        ...(this.leases.current ? { api: this.leases.current } : {}),
         callbackAllow: this.callbackAllow.describe(),
         ...(this.o.functionsPort ? { functions: this.o.functionsOrigin ?? `port ${this.o.functionsPort}` } : {}),
       },
@@ -299,6 +316,7 @@ export class ApiServer {
         server.closeAllConnections();
       });
     }
+    await this.leases.stop(); // given up: another API takes this one's unfinished calls at once
     this.db.close();
   }
 }

@@ -32,6 +32,15 @@ export class Waiters {
     for (const r of set) r(ended);
   }
 
+  has(callNum: number): boolean {
+    return this.waiting.has(callNum);
+  }
+
+  // The calls someone waits for.
+  callNums(): IterableIterator<number> {
+    return this.waiting.keys();
+  }
+
   get size(): number {
     return this.waiting.size;
   }

@@ -90,6 +90,13 @@ const functionsOriginOpt = (): Option =>
     'where callers reach --functions-port (scheme://host[:port], e.g. https://fn.example.com); default: this host and that port on loopback',
   ).env('ZFAAS_FUNCTIONS_ORIGIN');
 
+// The DB service's address; several (DB services on one PostgreSQL store): comma separated, the next one
+// used when one stops answering.
+const dbOpt = (): Option =>
+  new Option('--db <addrs>', 'DB service address; several on one PostgreSQL store: comma separated, the next used when one stops answering')
+    .default('tcp://127.0.0.1:5560')
+    .env('ZFAAS_DB');
+
 const policyOpt = (): Option =>
   new Option('--policy <policy>', 'preload policy of this node (runtime: stem cells, and a container kept warm after a call)')
     .choices([...POLICIES])
@@ -219,7 +226,12 @@ export function program(): Command {
     .addOption(logFormatOpt())
     .addOption(new Option('--port <port>', 'REST API port').argParser(int).default(3000).env('ZFAAS_PORT'))
     .addOption(new Option('--host <host>', 'REST API listen address').default('127.0.0.1').env('ZFAAS_HOST'))
-    .addOption(new Option('--db <addr>', 'DB service address').default('tcp://127.0.0.1:5560').env('ZFAAS_DB'))
+    .addOption(dbOpt())
+    .addOption(
+      new Option('--api-id <id>', 'this API among several on one PostgreSQL store (default: host name and a random suffix)').env(
+        'ZFAAS_API_ID',
+      ),
+    )
     .addOption(
       new Option('--broker-bind <addr>', 'address instances connect to (beyond loopback: CURVE keys)')
         .default('tcp://0.0.0.0:5561')
@@ -235,13 +247,14 @@ export function program(): Command {
     .addOption(functionsOriginOpt())
     .addHelpText(
       'after',
-      '\nExample:\n  zfaas api --port 3000 --db tcp://127.0.0.1:5560 --broker-bind tcp://0.0.0.0:5561 --curve-secret-key "$API_SECRET" --curve-allowed "$NODE_PUBLIC"\n  zfaas api --callback-allow loopback,10.0.0.0/8,*.hooks.example.com   # where callbacks may go',
+      '\nExample:\n  zfaas api --db tcp://db-1:5560,tcp://db-2:5560   # DB services on one PostgreSQL store: the next when one stops answering\n  zfaas api --port 3000 --db tcp://127.0.0.1:5560 --broker-bind tcp://0.0.0.0:5561 --curve-secret-key "$API_SECRET" --curve-allowed "$NODE_PUBLIC"\n  zfaas api --callback-allow loopback,10.0.0.0/8,*.hooks.example.com   # where callbacks may go',
     )
     .action(
       (o: {
         port: number;
         host: string;
         db: string;
+        apiId?: string;
         brokerBind: string;
         builtins: boolean;
         curveSecretKey?: string;
@@ -255,8 +268,12 @@ export function program(): Command {
   p.command('instance')
     .description('run a node: registers with the API and runs calls in containers')
     .addOption(logFormatOpt())
-    .addOption(new Option('--broker <addr>', 'the API broker address').default('tcp://127.0.0.1:5561').env('ZFAAS_BROKER'))
-    .addOption(new Option('--db <addr>', 'DB service address').default('tcp://127.0.0.1:5560').env('ZFAAS_DB'))
+    .addOption(
+      new Option('--broker <addrs>', 'the API broker address; several APIs: comma separated, linked to all at once')
+        .default('tcp://127.0.0.1:5561')
+        .env('ZFAAS_BROKER'),
+    )
+    .addOption(dbOpt())
     .addOption(new Option('--data <dir>', 'local cache folder').default('./data/instance').env('ZFAAS_INSTANCE_DATA'))
     .addOption(new Option('--miniworkers <n>', 'miniworker processes').argParser(int).default(4).env('ZFAAS_MINIWORKERS'))
     .addOption(new Option('--node-id <id>', 'node id (default: kept in the data folder)').env('ZFAAS_NODE_ID'))
@@ -270,7 +287,7 @@ export function program(): Command {
     .addOption(functionNetworkAllowOpt())
     .addHelpText(
       'after',
-      '\nExample:\n  zfaas instance --broker tcp://api-host:5561 --db tcp://api-host:5560 --miniworkers 4 --policy function\n  zfaas instance --function-network-allow 10.1.2.0/24:5432,pypi.internal   # beyond the internet, network=true functions reach these',
+      '\nExample:\n  zfaas instance --broker tcp://api-host:5561 --db tcp://api-host:5560 --miniworkers 4 --policy function\n  zfaas instance --broker tcp://api-1:5561,tcp://api-2:5561 --db tcp://db-1:5560,tcp://db-2:5560   # several APIs and DB services\n  zfaas instance --function-network-allow 10.1.2.0/24:5432,pypi.internal   # beyond the internet, network=true functions reach these',
     )
     .action(
       (o: {

@@ -345,6 +345,7 @@ export async function startApi(
     port: number;
     host: string;
     db: string;
+    apiId?: string;
     brokerBind: string;
     builtins: boolean;
     token?: string;
@@ -365,6 +366,7 @@ export async function startApi(
     port: o.port,
     host: o.host,
     db: o.db,
+    apiId: o.apiId,
     brokerBind: o.brokerBind,
     token: o.token,
     curve,

@@ -230,6 +230,7 @@ export const CallSchema = z.object({
   // until replayed (as `replayedAs`) or dismissed.
   deadLetter: z.enum(['listed', 'replayed', 'dismissed']).optional(),
   by: z.string().max(64).optional(), // the id of the key that made it (an invoker reads only its own calls)
+  api: z.string().max(128).optional(), // the API process that dispatches it (several APIs on one store)
   replayOf: z.number().int().min(1).optional(), // made by replaying that dead letter
   replayedAs: z.number().int().min(1).optional(),
   callback: CallbackSchema.optional(),

@@ -14,6 +14,16 @@ import {
 import { applyIntent } from './call-life.js';
 import { ConflictError, NotFoundError } from './store-api.js';
 
+// Where a request id is kept: beside the idempotency keys, under a prefix no namespace has (a namespace
+// name never starts with "~"), so that no caller's key meets it. A request id begins with the time it was
+// made (requestIdAt), so that the store drops those past any resend by one range of keys (requestKeysBefore).
+export const REQUEST_KEY_PREFIX = '~request~';
+export const requestKey = (requestId: string): string => `${REQUEST_KEY_PREFIX}${requestId}`;
+export const requestIdAt = (ms: number): string => Math.max(0, Math.floor(ms)).toString(36).padStart(9, '0');
+export const requestKeysBefore = (ms: number): string => requestKey(requestIdAt(ms));
+// A request is sent again within its client's timeout (10 s): its id is kept well past that.
+export const REQUEST_KEEP_MS = 10 * 60_000;
+
 export type NewCall = Omit<DbContent<'createCall'>, 'params'> & { params?: unknown };
 
 // What an idempotency key made: the call, for which request (`hash`, see api/idempotency.ts), when (ms).
@@ -71,6 +81,13 @@ export class CallGroup<Op = unknown> {
   // key is written with the new call, in the same batch. Keys are checked against this group's own first,
   // so the same key sent many times at once makes one call.
   async createCall(c: NewCall): Promise<CreatedCall> {
+    // The same request sent again to another DB service (db/resend.ts): the call it made, as first answered.
+    const reqKey = c.requestId === undefined ? undefined : requestKey(c.requestId);
+    const byRequest = reqKey === undefined ? null : (this.keys.get(reqKey) ?? (await this.table.readKey(reqKey)));
+    if (byRequest) {
+      const made = await this.read(byRequest.callNum);
+      if (made) return made;
+    }
     const idem = c.idempotency;
     const committedKey = idem ? await this.table.readKey(idem.key) : null; // what the key's write goes over
     if (idem) {
@@ -109,6 +126,7 @@ export class CallGroup<Op = unknown> {
       ...(c.callback ? { callback: { url: c.callback.url, state: 'waiting' as const, deliveries: [] } } : {}),
       ...(original ? { replayOf: original.callNum } : {}),
       ...(c.by ? { by: c.by } : {}),
+      ...(c.api ? { api: c.api } : {}),
       status: 'PENDING',
       result: '',
       attempts: 0,
@@ -120,6 +138,11 @@ export class CallGroup<Op = unknown> {
       const entry: KeyEntry = { funcName: c.funcName, hash: idem.hash, callNum: call.callNum, at: Date.now() };
       for (const op of this.table.keyOps(idem.key, entry, committedKey)) this.ops.push(op);
       this.keys.set(idem.key, entry);
+    }
+    if (reqKey !== undefined) {
+      const entry: KeyEntry = { funcName: c.funcName, hash: '', callNum: call.callNum, at: Date.now() };
+      for (const op of this.table.keyOps(reqKey, entry, null)) this.ops.push(op);
+      this.keys.set(reqKey, entry);
     }
     this.lastCall = call.callNum;
     return { ...call };

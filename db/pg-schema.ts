@@ -3,7 +3,7 @@
 // Records are JSON text; the columns beside them are what queries filter and sort on.
 import type pg from 'pg';
 
-export const PG_SCHEMA = 3;
+export const PG_SCHEMA = 4;
 const LOCK = 7_268_511_722; // this schema's advisory lock (any constant of our own)
 
 // Layout version n is made by STEPS[n - 1]: a later version adds a step, never edits one.
@@ -39,6 +39,11 @@ const STEPS: string[][] = [
   // The id of each transaction, written with its COMMIT: after a COMMIT whose answer was lost (the host
   // went away), finding the id says it committed (db/pg-connect.ts). Pruned after an hour.
   ['CREATE TABLE zfaas_writes (id uuid PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())'],
+  // Several APIs on one store (db/api-lease.ts): which API dispatches each call, and their leases.
+  [
+    'ALTER TABLE calls ADD COLUMN api text',
+    'CREATE TABLE api_leases (id text PRIMARY KEY, token text, until bigint NOT NULL, adopted_by text)',
+  ],
 ];
 
 // Brings the schema to PG_SCHEMA inside the caller's transaction; answers the version it found.

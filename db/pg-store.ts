@@ -15,7 +15,8 @@ import { errText, type Logger } from '../common/log.js';
 import { idempotencyPrefix, type DbContent, type DbResults, type Purged, type Schedule, type Trigger } from '../protocol/db.js';
 import { endBuild } from '../common/build.js';
 import { keptOnPut, leased, type LeaseRequest } from './trigger-lease.js';
-import { CallGroup, type KeyEntry } from './call-group.js';
+import { adoption, live, renewed, STALE_MS, type ApiLease, type LeaseAsk } from './api-lease.js';
+import { CallGroup, REQUEST_KEEP_MS, REQUEST_KEY_PREFIX, requestKeysBefore, type KeyEntry } from './call-group.js';
 import {
   ConflictError,
   NotFoundError,
@@ -43,7 +44,7 @@ interface PgOp {
 
 const rec = <T>(row: { rec: string } | undefined): T | null => (row ? (JSON.parse(row.rec) as T) : null);
 const recs = <T>(rows: Array<{ rec: string }>): T[] => rows.map((r) => JSON.parse(r.rec) as T);
-const CALL_COLUMNS = 9;
+const CALL_COLUMNS = 10;
 
 // One call's row: the record and the columns queries and indexes use.
 function callRow(c: Call): unknown[] {
@@ -58,6 +59,7 @@ function callRow(c: Call): unknown[] {
     c.deadLetter === 'listed',
     cb?.state === 'pending' ? Date.parse(cb.nextAt ?? '') || 0 : null,
     JSON.stringify(c),
+    c.api ?? null,
   ];
 }
 
@@ -69,9 +71,9 @@ function upsertCalls(calls: Call[]): PgOp {
     return `(${Array.from({ length: CALL_COLUMNS }, (_, k) => `$${i * CALL_COLUMNS + k + 1}`).join(',')})`;
   });
   return {
-    text: `INSERT INTO calls (num, func_name, namespace, by_key, status, open, dead_letter, outbox_at, rec) VALUES ${rows.join(',')}
+    text: `INSERT INTO calls (num, func_name, namespace, by_key, status, open, dead_letter, outbox_at, rec, api) VALUES ${rows.join(',')}
       ON CONFLICT (num) DO UPDATE SET status = EXCLUDED.status, open = EXCLUDED.open, dead_letter = EXCLUDED.dead_letter,
-      outbox_at = EXCLUDED.outbox_at, rec = EXCLUDED.rec`,
+      outbox_at = EXCLUDED.outbox_at, rec = EXCLUDED.rec, api = EXCLUDED.api`,
     values,
   };
 }
@@ -79,6 +81,8 @@ function upsertCalls(calls: Call[]): PgOp {
 export class PgStore implements StoreBackend {
   readonly engine = 'postgres';
   readonly tenancy: PgTenancy;
+
+  private requestsSweptAt = 0; // when request ids past any resend were last dropped (adoptCalls)
 
   private constructor(private readonly db: PgPrimary) {
     this.tenancy = new PgTenancy(db, (fn) => this.tx(fn));
@@ -462,6 +466,52 @@ export class PgStore implements StoreBackend {
     });
   }
 
+  // API leases, timed by the database's clock (DB services on several hosts agree on it). A renewal locks
+  // its row; an adoption is one transaction under an advisory lock, with the calls it takes locked.
+  leaseApi(r: LeaseAsk): Promise<{ held: boolean; lost: boolean }> {
+    return this.tx(async (c) => {
+      const now = await dbNow(c);
+      const row = (await c.query('SELECT id, token, until, adopted_by FROM api_leases WHERE id = $1 FOR UPDATE', [r.id])).rows[0] as
+        LeaseRow | undefined;
+      const { next, keep, held, lost } = renewed(row ? leaseOf(row) : null, r, now);
+      if (next)
+        await c.query(
+          `INSERT INTO api_leases (id, token, until, adopted_by) VALUES ($1, $2, $3, NULL)
+           ON CONFLICT (id) DO UPDATE SET token = $2, until = $3, adopted_by = NULL`,
+          [r.id, next.token ?? null, next.until],
+        );
+      else if (!keep) await c.query('DELETE FROM api_leases WHERE id = $1', [r.id]);
+      return { held, lost };
+    });
+  }
+  adoptCalls(adopter: string): Promise<{ calls: Call[]; from: string[] }> {
+    return this.tx(async (c) => {
+      await c.query('SELECT pg_advisory_xact_lock($1)', [ADOPT_LOCK]);
+      const now = await dbNow(c);
+      const leases = ((await c.query('SELECT id, token, until, adopted_by FROM api_leases')).rows as LeaseRow[]).map(leaseOf);
+      const running = leases.filter((l) => live(l, now)).map((l) => l.id);
+      if (!running.includes(adopter)) return { calls: [], from: [] };
+      const open = recs<Call>(
+        (await c.query('SELECT rec FROM calls WHERE open AND (api IS NULL OR NOT (api = ANY($1))) ORDER BY num FOR UPDATE', [running]))
+          .rows,
+      );
+      const { calls, leases: taken } = adoption(leases, open, adopter, now);
+      for (let i = 0; i < calls.length; i += 1000) await c.query(upsertCalls(calls.slice(i, i + 1000)));
+      for (const l of taken) await c.query('UPDATE api_leases SET adopted_by = $2 WHERE id = $1', [l.id, adopter]);
+      await c.query('DELETE FROM api_leases WHERE adopted_by IS NOT NULL AND until < $1', [now - STALE_MS]);
+      if (now - this.requestsSweptAt > 60_000) {
+        this.requestsSweptAt = now;
+        // Request ids of createCall past any resend (db/resend.ts): their keys sort by the time they were made.
+        await c.query('DELETE FROM idempotency_keys WHERE left(key, $1) = $2 AND key COLLATE "C" < $3', [
+          REQUEST_KEY_PREFIX.length,
+          REQUEST_KEY_PREFIX,
+          requestKeysBefore(now - REQUEST_KEEP_MS),
+        ]);
+      }
+      return { calls, from: taken.map((l) => l.id) };
+    });
+  }
+
   // Everything kept under a namespace's name (see the LevelDB store's purgeNamespace), in one transaction.
   purgeNamespace(namespace: string): Promise<Purged> {
     if (namespace === DEFAULT_NAMESPACE) return Promise.reject(new ConflictError('the default namespace is never purged'));
@@ -519,7 +569,7 @@ export class PgStore implements StoreBackend {
   async wipe(): Promise<void> {
     await this.tx(async (c) => {
       await c.query(
-        'TRUNCATE runtimes, archives, function_heads, function_versions, calls, idempotency_keys, schedules, triggers, namespaces, api_keys, secrets',
+        'TRUNCATE runtimes, archives, function_heads, function_versions, calls, idempotency_keys, schedules, triggers, namespaces, api_keys, secrets, api_leases',
       );
       await c.query('UPDATE call_counter SET n = 0');
     });
@@ -585,6 +635,26 @@ export class PgStore implements StoreBackend {
     // The next call number follows the newest restored call (never an old number again).
     await this.db.query('UPDATE call_counter SET n = GREATEST(n, (SELECT coalesce(max(num), 0) FROM calls))');
   }
+}
+
+const ADOPT_LOCK = 7_268_511_723; // adoptions of calls, one at a time (any constant of our own)
+
+interface LeaseRow {
+  id: string;
+  token: string | null;
+  until: string;
+  adopted_by: string | null;
+}
+const leaseOf = (r: LeaseRow): ApiLease => ({
+  id: r.id,
+  ...(r.token ? { token: r.token } : {}),
+  until: Number(r.until),
+  ...(r.adopted_by ? { adoptedBy: r.adopted_by } : {}),
+});
+
+// The database's clock, in ms since the epoch.
+async function dbNow(q: Queryable): Promise<number> {
+  return Number(((await q.query('SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint AS now')).rows[0] as { now: string }).now);
 }
 
 async function insertVersion(q: Queryable, meta: FunctionMeta): Promise<void> {

@@ -51,7 +51,7 @@ describe('db service', () => {
     expect(await raw([Buffer.from('{"msgType":"nope","content":{}}')])).toMatchObject({ ok: false, code: 'BAD_REQUEST' });
     expect(await raw([Buffer.from('{"msgType":"getCall","content":{"callNum":"x"}}')])).toMatchObject({ ok: false, code: 'BAD_REQUEST' });
     expect(await raw([])).toMatchObject({ ok: false, code: 'BAD_REQUEST' });
-    expect(await client.request('ping', {})).toEqual({ ok: true });
+    expect(await client.request('ping', {})).toEqual({ ok: true, engine: 'leveldb' });
   });
 
   it('numbers calls in order, records the first final result only, and keeps everything across a restart', async () => {

@@ -300,7 +300,7 @@ export class DbServer {
     const t = this.tenancy;
     switch (req.msgType) {
       case 'ping':
-        return { data: { ok: true } };
+        return { data: { ok: true, engine: s.engine } };
       case 'putRuntime':
         return { data: await s.putRuntime(req.content) };
       case 'getRuntime':
@@ -341,6 +341,10 @@ export class DbServer {
         return { data: await s.getCall(req.content.callNum) };
       case 'listCalls':
         return { data: await s.listCalls(req.content) };
+      case 'getCalls': {
+        const found = await Promise.all(req.content.callNums.map((n) => s.getCall(n)));
+        return { data: found.filter((c) => c !== null) };
+      }
       case 'listUnfinished':
         return { data: await s.listUnfinished() };
       case 'putSchedule':
@@ -361,6 +365,10 @@ export class DbServer {
         return { data: await s.pauseTrigger(req.content.funcName, req.content.id, req.content.paused) };
       case 'leaseTrigger':
         return { data: await s.leaseTrigger(req.content) };
+      case 'leaseApi':
+        return { data: await s.leaseApi(req.content) };
+      case 'adoptCalls':
+        return { data: await s.adoptCalls(req.content.adopter) };
       case 'createNamespace':
         return { data: await t.createNamespace(req.content.name, req.content.quotas, () => s.purgeNamespace(req.content.name)) };
       case 'getNamespace':

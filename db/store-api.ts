@@ -7,6 +7,7 @@ import type { DbContent, DbResults, Purged, Schedule, Trigger } from '../protoco
 import type { CallGroup } from './call-group.js';
 import type { BackupRecord } from './backup-records.js';
 import type { LeaseRequest } from './trigger-lease.js';
+import type { LeaseAsk } from './api-lease.js';
 
 export { NotFoundError } from '../common/errors.js';
 
@@ -89,6 +90,11 @@ export interface StoreBackend {
   deleteTrigger(funcName: string, id: string): Promise<{ deleted: boolean }>;
   pauseTrigger(funcName: string, id: string, paused: boolean): Promise<Trigger | null>;
   leaseTrigger(r: LeaseRequest): Promise<{ trigger: Trigger | null; held: boolean }>;
+
+  // Several APIs on one store (db/api-lease.ts): an API's lease, and the atomic adoption of the unfinished
+  // calls of APIs whose lease lapsed (only while the adopter's own runs; two adopters never both take one).
+  leaseApi(r: LeaseAsk): Promise<{ held: boolean; lost: boolean }>;
+  adoptCalls(adopter: string): Promise<{ calls: Call[]; from: string[] }>;
 
   // Everything kept under a namespace's name (calls, idempotency keys, schedules, functions, runtimes).
   purgeNamespace(namespace: string): Promise<Purged>;

@@ -33,6 +33,7 @@ import {
 import { LevelTenancy } from './level-tenancy.js';
 import type { BackupRecord } from './backup-records.js';
 import { keptOnPut, leased, type LeaseRequest } from './trigger-lease.js';
+import { adoption, renewed, stale, type ApiLease, type LeaseAsk } from './api-lease.js';
 
 export { ConflictError, NotFoundError } from './store-api.js';
 
@@ -69,6 +70,7 @@ export class Store implements StoreBackend {
   // listed, and the callback deliveries still pending (value: when the next try is due, ms).
   private readonly deadLetters: Sub<number>;
   private readonly outbox: Sub<number>;
+  private readonly apiLeases: Sub<ApiLease>; // several APIs on one store (db/api-lease.ts); not backed up
   // The calls not yet final, as last committed: a call is read back twice (RUNNING, then final) within
   // milliseconds of being written, and the warm path should not wait on LevelDB for what it just wrote.
   // Only a committed batch changes it, so a concurrent read never sees a write that may still fail.
@@ -89,6 +91,7 @@ export class Store implements StoreBackend {
     this.triggers = this.db.sublevel<string, Trigger>('trig', { valueEncoding: 'json' });
     this.deadLetters = this.db.sublevel<string, number>('dead', { valueEncoding: 'json' });
     this.outbox = this.db.sublevel<string, number>('outbox', { valueEncoding: 'json' });
+    this.apiLeases = this.db.sublevel<string, ApiLease>('apil', { valueEncoding: 'json' });
     this.tenancy = new LevelTenancy(this.db);
   }
 
@@ -469,6 +472,28 @@ export class Store implements StoreBackend {
     if (!next) return { trigger: t, held };
     await this.triggers.put(`${r.funcName}!${r.id}`, next);
     return { trigger: next, held };
+  }
+
+  // API leases: one DB service writes a LevelDB folder, one at a time (the write queue), so the rules of
+  // db/api-lease.ts need nothing more here.
+  async leaseApi(r: LeaseAsk): Promise<{ held: boolean; lost: boolean }> {
+    const { next, keep, held, lost } = renewed((await this.apiLeases.get(r.id)) ?? null, r, Date.now());
+    if (next) await this.apiLeases.put(r.id, next);
+    else if (!keep) await this.apiLeases.del(r.id);
+    return { held, lost };
+  }
+  async adoptCalls(adopter: string): Promise<{ calls: Call[]; from: string[] }> {
+    const now = Date.now();
+    const leases = await this.apiLeases.values().all();
+    const { calls, leases: taken } = adoption(leases, await this.listUnfinished(), adopter, now);
+    const old = leases.filter((l) => stale(l, now));
+    if (calls.length === 0 && taken.length === 0 && old.length === 0) return { calls: [], from: [] };
+    const ops: BatchOp[] = calls.flatMap((c) => this.callOps(c, false));
+    for (const l of old) ops.push({ type: 'del', sublevel: this.apiLeases, key: l.id });
+    for (const l of taken) ops.push({ type: 'put', sublevel: this.apiLeases, key: l.id, value: l });
+    await this.db.batch(ops);
+    for (const c of calls) this.remember(c);
+    return { calls, from: taken.map((l) => l.id) };
   }
 
   // Everything kept under a namespace's name: its calls (with their results, logs, history and callback

@@ -1,6 +1,10 @@
 // An instance: one per node. Takes invocations from the API, prepares function trees, and hands each call
 // to its pool (warm loaders over their lines, Docker work to miniworkers). A result goes to the API at once,
 // then to the DB service; the node keeps reporting the call as its own until the DB service has it.
+// Given several APIs (`--broker a,b`, APIs sharing one PostgreSQL store), the node keeps a link to each at
+// once: every API sees it and dispatches its own calls to it; every heartbeat reports the node's whole load;
+// the node refuses a call it has no room for (given back as `full`), since no API knows what the others
+// sent; and it tells a call's news to the API that sent it, or, when that one is silent, to another.
 import Docker from 'dockerode';
 import { randomBytes } from 'node:crypto';
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -50,7 +54,8 @@ export interface InstanceOptions {
 export class Instance {
   private readonly docker = new Docker(); // images only: function containers are the miniworkers' business
   private readonly db: DbClient;
-  private link!: ApiLink;
+  private readonly links: ApiLink[] = [];
+  private readonly origin = new Map<number, ApiLink>(); // which API sent each call it holds
   private pool!: Pool;
   private trees!: TreeCache;
   private images!: Images;
@@ -76,6 +81,7 @@ export class Instance {
 
   constructor(private readonly o: InstanceOptions) {
     this.db = new DbClient(o.db, 10_000, o.curve);
+    this.db.onSwitch = (sw) => o.log.warn(sw, 'DB service stopped answering: moved to the next one');
     this.secrets = new SecretCache((namespace, names) => this.db.requestWithBlobs('readSecrets', { namespace, names }));
   }
 
@@ -128,8 +134,23 @@ export class Instance {
       for (const rt of runtimes) this.pool.keepStems(rt);
     }
     const images = (await this.docker.listImages()).flatMap((i) => i.RepoTags ?? []).filter((t) => t !== '<none>:<none>');
-    this.link = new ApiLink({
-      broker: this.o.broker,
+    const brokers = this.o.broker
+      .split(',')
+      .map((b) => b.trim())
+      .filter(Boolean);
+    for (const broker of brokers) this.links.push(this.linkTo(broker, images));
+    for (const link of this.links) link.start();
+    this.resender = setInterval(() => this.resend(), RESEND_MS);
+    this.resender.unref();
+    this.o.log.info(
+      { node: this.nodeId, broker: this.o.broker, miniworkers: this.o.miniworkers, policy: this.o.policy },
+      'instance started',
+    );
+  }
+
+  private linkTo(broker: string, images: string[]): ApiLink {
+    const link: ApiLink = new ApiLink({
+      broker,
       curve: this.o.curve,
       node: {
         id: this.nodeId,
@@ -155,22 +176,23 @@ export class Instance {
           ...(this.draining ? { draining: true } : {}),
         };
       },
-      onMessage: (m) => this.onMessage(m),
+      onMessage: (m) => this.onMessage(m, link),
       onRegistered: () => this.resend(true),
     });
-    this.link.start();
-    this.resender = setInterval(() => this.resend(), RESEND_MS);
-    this.resender.unref();
-    this.o.log.info(
-      { node: this.nodeId, broker: this.o.broker, miniworkers: this.o.miniworkers, policy: this.o.policy },
-      'instance started',
-    );
+    return link;
+  }
+
+  // The link a call's news goes to: the API that sent it, else (it fell silent) another that answers.
+  private linkFor(callNum: number): ApiLink {
+    const sender = this.origin.get(callNum);
+    if (sender?.connected) return sender;
+    return this.links.find((l) => l.connected) ?? sender ?? this.links[0]!;
   }
 
   async stop(): Promise<void> {
     await this.drain(this.o.drainMs ?? 10_000);
     clearInterval(this.resender);
-    await this.link?.close();
+    await Promise.all(this.links.map((l) => l.close()));
     await this.pool?.stop();
     await this.sweep();
     this.db.close();
@@ -196,9 +218,9 @@ export class Instance {
   // running get graceMs to finish and be reported. What still runs then is the API's to rescue, as for a
   // node that died.
   private async drain(graceMs: number): Promise<void> {
-    if (!this.link || this.draining) return;
+    if (this.links.length === 0 || this.draining) return;
     this.draining = true;
-    this.link.heartbeat();
+    for (const l of this.links) l.heartbeat();
     this.giveBack(this.pool.withdraw());
     const t0 = Date.now();
     const running = this.accepted.size;
@@ -211,12 +233,17 @@ export class Instance {
 
   private giveBack(calls: number[]): void {
     if (calls.length === 0) return;
+    const to = new Map<ApiLink, number[]>();
     for (const c of calls) {
+      const link = this.linkFor(c);
+      to.set(link, [...(to.get(link) ?? []), c]);
       this.accepted.delete(c);
       this.replicas.delete(c);
+      this.origin.delete(c);
     }
     this.o.log.info({ calls: calls.length }, 'calls given back to the API (draining)');
-    this.link.send({ type: 'giveBack', calls }).catch((e) => this.o.log.warn({ err: errText(e) }, 'calls not given back'));
+    for (const [link, some] of to)
+      link.send({ type: 'giveBack', calls: some }).catch((e) => this.o.log.warn({ err: errText(e) }, 'calls not given back'));
   }
 
   // The miniworkers' socket of an earlier life of this node that was killed (it could not remove it).
@@ -243,11 +270,11 @@ export class Instance {
     return id;
   }
 
-  private onMessage(m: ToInstance): void {
+  private onMessage(m: ToInstance, from: ApiLink): void {
     switch (m.type) {
       case 'invoke':
         if (m.def) this.learn(m.def);
-        void this.accept(m);
+        void this.accept(m, from);
         break;
       case 'configure': {
         const settings = this.pool.configure({
@@ -367,11 +394,20 @@ export class Instance {
     return def;
   }
 
-  private async accept(m: Extract<ToInstance, { type: 'invoke' }>): Promise<void> {
+  private async accept(m: Extract<ToInstance, { type: 'invoke' }>, from: ApiLink): Promise<void> {
     const callNum = m.call.callNum;
     if (this.accepted.has(callNum)) return; // a duplicate dispatch: already ours
+    this.origin.set(callNum, from);
     if (this.draining) return this.giveBack([callNum]); // sent before the API heard we are draining
+    // Several APIs each think they know this node's room; the node alone does (a call that ended and waits
+    // for its outcome to be recorded holds none).
+    if (this.links.length > 1 && this.accepted.size - this.unacked.size >= capacityFor(this.pool.current.miniworkers)) {
+      this.origin.delete(callNum);
+      from.send({ type: 'giveBack', calls: [callNum], full: true }).catch(() => undefined);
+      return;
+    }
     this.accepted.add(callNum);
+    this.o.log.debug({ callNum, attempt: m.call.attempt ?? 1 }, 'call accepted');
     try {
       const { fn, runtime } = await this.definition(m.fn);
       const refused = await this.unfenced(fn);
@@ -425,7 +461,7 @@ export class Instance {
   private onRunStart(work: Work): void {
     if (this.started.has(work.callNum)) return;
     this.started.add(work.callNum);
-    this.link
+    this.linkFor(work.callNum)
       .send({ type: 'started', callNum: work.callNum, attempt: work.attempt ?? 1 })
       .catch((e) => this.o.log.warn({ callNum: work.callNum, err: errText(e) }, 'start not sent to the API'));
   }
@@ -508,7 +544,7 @@ export class Instance {
 
   private sendOutcome(callNum: number, o: Unacked): void {
     o.sentAt = Date.now();
-    this.link
+    this.linkFor(callNum)
       .send({
         type: 'outcome',
         callNum,
@@ -531,6 +567,7 @@ export class Instance {
   private recorded(callNum: number): void {
     if (!this.unacked.delete(callNum)) return;
     this.accepted.delete(callNum);
+    this.origin.delete(callNum);
     this.started.delete(callNum);
   }
 }

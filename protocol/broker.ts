@@ -106,8 +106,9 @@ export const ToApiSchema = z.discriminatedUnion('type', [
     start: ColdStartSchema.optional(),
     life,
   }),
-  // Calls it accepted and will not run (it is draining): they never started, and go to another node.
-  z.object({ type: z.literal('giveBack'), calls: z.array(callNum).max(100_000), life }),
+  // Calls it accepted and will not run (it is draining, or `full`: linked to several APIs, it had no room
+  // for one): they never started, and go to another node.
+  z.object({ type: z.literal('giveBack'), calls: z.array(callNum).max(100_000), full: z.boolean().optional(), life }),
   z.object({ type: z.literal('bye'), life }),
 ]);
 export type ToApi = z.infer<typeof ToApiSchema>;

@@ -128,6 +128,10 @@ export function shownIdempotencyKey(stored: string): string {
 export const idempotencyPrefix = (namespace: string): string => `${namespace}${NS_SEP}`;
 
 const node = z.string().min(1).max(256);
+
+// An API process's id (several APIs on one store, db/api-lease.ts).
+export const ApiIdSchema = z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/);
+const REQUEST_ID = /^[A-Za-z0-9-]{1,64}$/;
 const life = z.string().max(64).optional();
 const attempt = z.number().int().min(1).max(1000).optional();
 
@@ -189,7 +193,8 @@ const schedule = ScheduleSchema;
 const CreatedCallSchema = CallSchema.extend({ replayed: z.literal(true).optional() });
 
 export const DB_MESSAGES = {
-  ping: message('read', none, z.object({ ok: z.literal(true) })),
+  // `engine`: which store the service keeps (an API runs with others only on a shared one, PostgreSQL).
+  ping: message('read', none, z.object({ ok: z.literal(true), engine: z.enum(['leveldb', 'postgres']).optional() })),
   putRuntime: message('write', RuntimeSchema, RuntimeSchema),
   getRuntime: message('read', z.object({ name: qualifiedNameSchema }), RuntimeSchema.nullable()),
   listRuntimes: message('read', none, z.array(RuntimeSchema)),
@@ -250,6 +255,10 @@ export const DB_MESSAGES = {
       // A replay of that dead letter (listed, not replayed yet; else CONFLICT), which is marked replayed.
       replayOf: callNumber.optional(),
       by: z.string().max(64).optional(), // the key that made it
+      api: ApiIdSchema.optional(), // the API process that dispatches it (several APIs on one store)
+      // Set by a client that may send it again to another DB service (db/resend.ts): the same id answers
+      // the call it made, as it was made (not `replayed`).
+      requestId: z.string().regex(REQUEST_ID).optional(),
     }),
     CreatedCallSchema,
   ),
@@ -257,6 +266,8 @@ export const DB_MESSAGES = {
   // refuses, idempotently per call, attempt and node life.
   callIntent: message('callWrite', z.object({ callNum: callNumber, intent: CallIntentSchema }), change),
   getCall: message('read', z.object({ callNum: callNumber }), CallSchema.nullable()),
+  // Several at once (an API looking whether calls it waits for ended through another API): those found.
+  getCalls: message('read', z.object({ callNums: z.array(callNumber).max(1000) }), z.array(CallSchema)),
   listCalls: message(
     'read',
     z
@@ -345,6 +356,25 @@ export const DB_MESSAGES = {
     }),
     z.object({ trigger: TriggerSchema.nullable(), held: z.boolean() }),
   ),
+  // Several APIs on one store (db/api-lease.ts): each API renews its lease about every second; `lost`: it
+  // lapsed and its calls went to another API meanwhile; `held` false: another process holds that id's
+  // lease. `release`: it stops, its calls may go at once.
+  leaseApi: message(
+    'write',
+    z.object({
+      id: ApiIdSchema,
+      token: z
+        .string()
+        .regex(/^[a-f0-9]{8,64}$/)
+        .optional(), // the process asking: another's running lease of the id is refused
+      leaseMs: z.number().int().min(100).max(600_000),
+      release: z.boolean().optional(),
+    }),
+    z.object({ held: z.boolean(), lost: z.boolean() }),
+  ),
+  // At once: the unfinished calls of APIs whose lease lapsed (or that have none) become `adopter`'s, if its
+  // own lease runs; `from`: the lapsed leases taken over.
+  adoptCalls: message('write', z.object({ adopter: ApiIdSchema }), z.object({ calls: z.array(CallSchema), from: z.array(z.string()) })),
   // Tenancy (db/tenancy.ts): namespaces with their quotas, keys (salted slow hashes only), secrets.
   createNamespace: message('write', z.object({ name: namespaceSchema, quotas: QuotasSchema.default({}) }), NamespaceSchema),
   getNamespace: message('read', z.object({ name: namespaceSchema }), NamespaceSchema.nullable()),

@@ -49,9 +49,10 @@ export interface PgOptions {
 }
 
 // Removes the folders of clusters whose server is gone (its test process ended without stop(), and the
-// server went with it): a folder of ours untouched for a minute whose postmaster.pid names no live process,
-// or that has none after its server ran (postmaster.opts); one where neither is, after 15 minutes (initdb
-// makes neither, and on a loaded machine another test process's initdb can take minutes).
+// server went with it), untouched for a minute: one whose server ran (postmaster.opts) and runs no more (no
+// postmaster.pid naming a live process); one whose server never ran, after 15 minutes (an initdb in
+// progress makes no postmaster.opts, its bootstrap servers leave a postmaster.pid between steps, and on a
+// loaded machine another test process's initdb can take minutes).
 export async function sweepClusters(): Promise<void> {
   const root = tmpdir();
   const alive = (pid: number): Promise<boolean> =>
@@ -74,7 +75,7 @@ export async function sweepClusters(): Promise<void> {
       () => true,
       () => false,
     );
-    const gone = pidFile !== null ? !(await alive(Number(pidFile.split('\n')[0]))) : ran || Date.now() - made.mtimeMs > 15 * 60_000;
+    const gone = ran ? pidFile === null || !(await alive(Number(pidFile.split('\n')[0]))) : Date.now() - made.mtimeMs > 15 * 60_000;
     if (gone) await rm(dir, { recursive: true, force: true });
   }
 }
