@@ -88,7 +88,7 @@ export interface Proc {
   kill9(): Promise<void>;
 }
 
-async function cmdlineOf(pid: number): Promise<string> {
+export async function cmdlineOf(pid: number): Promise<string> {
   return (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).replace(/\0/g, ' ').trim();
 }
 
@@ -115,7 +115,7 @@ export async function childrenOf(pid: number): Promise<number[]> {
   return out;
 }
 
-async function descendantsOf(pid: number): Promise<number[]> {
+export async function descendantsOf(pid: number): Promise<number[]> {
   const out: number[] = [];
   const queue = [pid];
   while (queue.length) {

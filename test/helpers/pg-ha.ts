@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { alive, childrenOf, killIfStill } from './cluster.js';
+import { alive, cmdlineOf, descendantsOf, killIfStill } from './cluster.js';
 import { freePort, sleep, tempDir } from './platform.js';
 
 const run = promisify(execFile);
@@ -65,23 +65,6 @@ interface State {
   pids: Recorded[];
 }
 
-async function cmdlineOf(pid: number): Promise<string> {
-  return (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).replace(/\0/g, ' ').trim();
-}
-
-async function descendants(pid: number): Promise<number[]> {
-  const out: number[] = [];
-  const queue = [pid];
-  while (queue.length) {
-    for (const c of await childrenOf(queue.shift()!)) {
-      out.push(c);
-      queue.push(c);
-    }
-  }
-  return out;
-}
-
-// The newest PostgreSQL installed under /usr/lib/postgresql (Debian's layout).
 async function binDir(): Promise<string | undefined> {
   const root = '/usr/lib/postgresql';
   const versions = (await readdir(root).catch(() => [] as string[])).filter((v) => /^\d+$/.test(v)).map(Number);
@@ -118,7 +101,7 @@ async function teardown(st: State): Promise<void> {
   for (const r of st.pids) {
     if (!(await cmdlineOf(r.pid)).startsWith(r.cmd.slice(0, 60))) continue;
     all.push(r);
-    for (const d of await descendants(r.pid)) all.push({ pid: d, cmd: await cmdlineOf(d) });
+    for (const d of await descendantsOf(r.pid)) all.push({ pid: d, cmd: await cmdlineOf(d) });
   }
   for (const r of st.pids) await killIfStill(r.pid, r.cmd.slice(0, 60), 'SIGTERM');
   const end = Date.now() + 20_000;
@@ -361,7 +344,7 @@ export class PgHa {
   async kill9(name: string): Promise<void> {
     const n = this.node(name);
     const pid = n.proc.pid!;
-    const tree = [pid, ...(await descendants(pid))];
+    const tree = [pid, ...(await descendantsOf(pid))];
     const recs = await Promise.all(tree.map(async (p) => ({ pid: p, cmd: await cmdlineOf(p) })));
     for (const r of recs) if (r.cmd) await killIfStill(r.pid, r.cmd.slice(0, 60), 'SIGKILL');
   }
