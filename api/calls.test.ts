@@ -207,12 +207,34 @@ describe('Calls', () => {
     await settle();
     expect(acks).toEqual([]);
     expect(db.calls.get(call.callNum)!.status).toBe('RUNNING');
-    expect(calls.knows(call.callNum)).toBe(false); // not recording any more: recovery may look at it
+    // Its outcome is on its way again: recovery leaves it alone (it would run it a second time)...
+    expect(calls.knows(call.callNum)).toBe(true);
+    db.old(call.callNum);
+    scheduler.queued.length = 0;
+    expect(await calls.recover()).toBe(0);
+    expect(scheduler.queued).toHaveLength(0);
     away = false;
     links.emit('outcome', said(call.callNum, done));
     await settle();
     expect(acks).toEqual([`n1:${call.callNum}`]);
     expect(db.calls.get(call.callNum)!.status).toBe('DONE');
+  });
+
+  it('recovers a call whose outcome could not be recorded once its node has not said it again for a while', async () => {
+    const forgetful = new Calls({ db, log, meta, scheduler, links, nodes: { ack: () => undefined }, recoveryGraceMs: 0, unrecordedMs: 50 });
+    const { call } = await forgetful.invoke('f', {});
+    db.start(call.callNum);
+    const real = db.request.bind(db);
+    db.request = (async (msgType: DbMsgType, content: never) => {
+      if (msgType === 'callIntent') throw new Error('db service unreachable');
+      return real(msgType, content);
+    }) as typeof db.request;
+    links.emit('outcome', said(call.callNum, done));
+    await settle();
+    expect(forgetful.knows(call.callNum)).toBe(true);
+    await new Promise((r) => setTimeout(r, 80)); // its node died before saying it again
+    expect(forgetful.knows(call.callNum)).toBe(false);
+    forgetful.stop();
   });
 
   it('refuses the word of a node that does not hold a call it does not run, and tells it to forget it', async () => {

@@ -50,11 +50,15 @@ export interface CallsOptions {
   owner?: { readonly current: string | undefined };
   reported?(callNum: number): boolean;
   watchMs?: number; // how often calls waited for here are looked up in the store (shared store only)
+  // How long a node's outcome that could not be recorded keeps its call from recovery: the node says it
+  // again every few seconds until it is recorded (default 30 s; a node that died meanwhile is recovered after).
+  unrecordedMs?: number;
 }
 
 // A call the DB holds PENDING or RUNNING, as the retry rule reads it.
 type OpenCall = Pick<Call, 'callNum' | 'funcName' | 'version' | 'params' | 'status' | 'attempts'>;
 
+const UNRECORDED_MS = 30_000;
 const WATCH_MS = 500;
 const WATCH_AFTER_MS = 1_000; // a call accepted here is looked up once open this long (a waited-for one at once)
 const WATCH_MAX = 1000; // calls looked up at once; more take turns
@@ -74,6 +78,7 @@ export class Calls {
   private readonly seen = new Map<number, number>(); // shared store: RUNNING calls of ours no node reported, since when
   private readonly retryTimers = new Map<number, NodeJS.Timeout>(); // calls waiting for their retryAt
   private readonly recording = new Set<number>(); // a node's outcome of it is being recorded
+  private readonly unrecorded = new Map<number, number>(); // a node's outcome of it could not be recorded, since when
   private stopped = false;
 
   constructor(private readonly o: CallsOptions) {
@@ -89,6 +94,8 @@ export class Calls {
   // A node, a queue or an outcome being recorded knows it: recovery leaves it alone.
   knows(callNum: number): boolean {
     if (this.recording.has(callNum) || this.retryTimers.has(callNum) || this.o.scheduler.knows(callNum)) return true;
+    // Its outcome is on its way again: recovering it now would run it a second time.
+    if (Date.now() - (this.unrecorded.get(callNum) ?? -Infinity) < (this.o.unrecordedMs ?? UNRECORDED_MS)) return true;
     return this.shared && (this.o.reported?.(callNum) ?? false);
   }
 
@@ -101,6 +108,12 @@ export class Calls {
   private mine(call: Pick<Call, 'api'>): boolean {
     const id = this.o.owner?.current;
     return id === undefined || call.api === id;
+  }
+
+  private remember(callNum: number): void {
+    const limit = this.o.unrecordedMs ?? UNRECORDED_MS;
+    if (this.unrecorded.size >= 10_000) for (const [n, at] of this.unrecorded) if (Date.now() - at >= limit) this.unrecorded.delete(n);
+    if (!this.unrecorded.has(callNum)) this.unrecorded.set(callNum, Date.now());
   }
 
   private intent(callNum: number, intent: CallIntent): Promise<CallChange> {
@@ -129,10 +142,12 @@ export class Calls {
       change = await this.intent(callNum, { kind: 'outcome', outcome, ran, node, life, holder, ...(attempt ? { attempt } : {}) });
     } catch (e) {
       this.recording.delete(callNum);
+      this.remember(callNum);
       this.log.warn({ callNum, node, err: errText(e) }, 'outcome not recorded yet; the node says it again');
       return;
     }
     this.recording.delete(callNum);
+    this.unrecorded.delete(callNum);
     this.o.nodes.ack(node, callNum);
     const call = change.call;
     if (!call) return;
