@@ -67,6 +67,7 @@ final class Function {
     JavaCompiler javac = ToolProvider.getSystemJavaCompiler();
     if (javac == null) throw new IllegalStateException("this image has no Java compiler: ship compiled classes or a jar");
     Path out = Files.createTempDirectory("zfaas-classes-");
+    Runtime.getRuntime().addShutdownHook(new Thread(() -> removeTree(out))); // a container's /tmp goes with it; a host's would not
     String cp =
         System.getProperty("java.class.path")
             + File.pathSeparator
@@ -77,6 +78,14 @@ final class Function {
     boolean ok = javac.getTask(errors, null, null, options, null, files).call();
     if (!ok) throw new IllegalArgumentException("the function's Java sources do not compile:\n" + errors.toString().trim());
     return out;
+  }
+
+  private static void removeTree(Path root) {
+    try (Stream<Path> s = Files.walk(root)) {
+      for (Path p : (Iterable<Path>) s.sorted(java.util.Comparator.reverseOrder())::iterator) Files.deleteIfExists(p);
+    } catch (IOException e) {
+      // the JVM is exiting: a folder left in /tmp is all that is lost
+    }
   }
 
   private static Method named(String handler, ClassLoader loader) throws Exception {
