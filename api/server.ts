@@ -50,6 +50,7 @@ import { AllowList } from '../common/allow-list.js';
 import { Deliverer } from './callbacks/deliverer.js';
 import { WarmKeeper } from './warm-keeper.js';
 import { ApiLeases } from './leases.js';
+import type { MemoryLink } from '../common/memory-link.js';
 
 export interface ApiOptions {
   port: number;
@@ -57,6 +58,7 @@ export interface ApiOptions {
   db: string | LocalDb;
   brokerBind: string;
   brokerAlsoBind?: string[];
+  brokerMemory?: MemoryLink; // the node in this process (zfaas up)
   token?: string; // required when host is not loopback
   curve?: CurveServer; // the broker's keys and the instance keys it accepts (the DB client uses the same pair)
   log: Logger;
@@ -109,7 +111,13 @@ export class ApiServer {
       onLost: () => this.calls.leaseLost(),
     });
     this.broker = new Broker({
-      transport: new ZmqTransport({ bind: o.brokerBind, alsoBind: o.brokerAlsoBind, curve: o.curve, log: o.log }),
+      transport: new ZmqTransport({
+        bind: o.brokerBind,
+        alsoBind: o.brokerAlsoBind,
+        memory: o.brokerMemory,
+        curve: o.curve,
+        log: o.log,
+      }),
       log: o.log,
       shared: () => this.leases.current !== undefined,
     });

@@ -28,9 +28,11 @@ import { namespaceOf } from '../common/namespace.js';
 import { TreeCache } from './trees.js';
 import { setUpFunctionNetwork, type FenceState } from './network.js';
 import type { AllowEntry } from '../common/allow-list.js';
+import type { MemoryLink } from '../common/memory-link.js';
 
 export interface InstanceOptions {
   broker: string;
+  brokerMemory?: MemoryLink; // the API of this process (zfaas up): the link to it goes through this
   db: string | LocalDb;
   dataDir: string;
   miniworkers: number;
@@ -151,6 +153,7 @@ export class Instance {
   private linkTo(broker: string, images: string[]): ApiLink {
     const link: ApiLink = new ApiLink({
       broker,
+      memory: this.o.brokerMemory,
       curve: this.o.curve,
       node: {
         id: this.nodeId,
