@@ -109,6 +109,7 @@ export class ApiServer {
       id: o.apiId,
       onAdopted: (calls) => void this.calls.adopt(calls),
       onLost: () => this.calls.leaseLost(),
+      onRenewed: () => this.scheduler.pump(),
     });
     this.broker = new Broker({
       transport: new ZmqTransport({
@@ -123,7 +124,11 @@ export class ApiServer {
     });
     this.warm = new WarmKeeper({ db: this.db, nodes: this.broker, log: o.log });
     this.quotas = new Quotas(this.db);
-    this.scheduler = new Scheduler(this.broker, (name) => this.quotas.runningLimit(name));
+    this.scheduler = new Scheduler(
+      this.broker,
+      (name) => this.quotas.runningLimit(name),
+      () => this.leases.mayDispatch,
+    );
     this.meta = new MetaCache(this.db);
     this.builds = new Builds({
       db: this.db,
