@@ -55,6 +55,7 @@ import re
 import shutil
 import socket
 import sys
+import threading
 import time
 import traceback
 import types
