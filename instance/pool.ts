@@ -14,7 +14,7 @@ import type { DepsJob, DepsRun, RunJob } from '../protocol/worker.js';
 import { ContainerTable, fnKey, rtKey } from './containers.js';
 import { Miniworkers, oneJob, WorkerDied, type JobCommand, type Lease, type WorkerHooks, type WorkerPort } from './miniworkers.js';
 import { plan, toEvict, type CallNeed, type Decision } from './placement.js';
-import { ContainerSession, Gone, StemRefused, type SessionDeps } from './session.js';
+import { ContainerSession, Gone, slotsOf, StemRefused, type SessionDeps } from './session.js';
 import { StemPlanner } from './stems.js';
 import type { Work } from './work.js';
 
@@ -120,6 +120,7 @@ export class Pool {
         this.workers.dismiss();
         this.dispatch(); // its room is free
       },
+      slotsChanged: () => this.dispatch(), // calls may go into it (or no longer wait for it)
     };
   }
 
@@ -197,7 +198,7 @@ export class Pool {
       evicts: 0, // its owner asked for it to be warm: room is made as for a call
       run: async (lease) => {
         if (!wanted()) return;
-        const s = this.open({ owner: lease.worker, key, runtime, stem: false });
+        const s = this.open({ owner: lease.worker, key, runtime, stem: false, slots: slotsOf(fn, runtime) });
         try {
           await s.start(lease, { fn, treeDir });
           await s.load(fn, PRELOAD_TIMEOUT_MS);
@@ -289,7 +290,7 @@ export class Pool {
       if (a.work.callNum !== callNum || keep(a.work)) continue;
       had = true;
       a.cancelled = true;
-      if (a.session) a.session.cancel();
+      if (a.session) a.session.cancelCall(a.work);
       else if (a.run) void this.workers.remove(a.run.owner, a.run.name);
     }
     return had;
@@ -341,7 +342,7 @@ export class Pool {
     return n;
   }
 
-  private open(o: { owner: string; key: string; runtime: Runtime; stem: boolean }): ContainerSession {
+  private open(o: { owner: string; key: string; runtime: Runtime; stem: boolean; slots?: number }): ContainerSession {
     const s = ContainerSession.open(this.deps, { id: this.newId(o.stem ? 'stem' : 'fn'), ...o });
     this.sessions.set(s.id, s);
     return s;
@@ -519,7 +520,7 @@ export class Pool {
       case 'adopt': {
         const s = this.sessions.get(d.id)!;
         const lease = this.workers.claim(d.worker);
-        this.table.adopt(d.id, key);
+        this.table.adopt(d.id, key, slotsOf(work.fn, work.runtime));
         this.stems.tookOne(s.runtime.name);
         a.session = s;
         return s
@@ -529,7 +530,7 @@ export class Pool {
       }
       case 'create': {
         const lease = this.workers.claim(d.worker);
-        const s = this.open({ owner: d.worker, key, runtime: work.runtime, stem: false });
+        const s = this.open({ owner: d.worker, key, runtime: work.runtime, stem: false, slots: slotsOf(work.fn, work.runtime) });
         a.session = s;
         return this.createFor(s, lease, work, a);
       }
@@ -688,6 +689,7 @@ function needOf(w: Work): CallNeed {
     policy: ownContainer(w) ? 'function' : w.policy,
     stemsAllowed: !w.fn.settings.network,
     maxContainers: w.fn.settings.maxContainers,
+    slots: slotsOf(w.fn, w.runtime),
   };
 }
 
