@@ -157,6 +157,14 @@ export class ContainerTable {
     return n;
   }
 
+  // The calls its containers of several calls at once may take beyond one each (the node's capacity grows
+  // by these): for each live function container that is not closed, its slots less one.
+  spareSlots(): number {
+    let n = 0;
+    for (const r of this.recs.values()) if (r.key.startsWith('fn:') && LIVE.includes(r.state) && !r.closed) n += r.slots - 1;
+    return n;
+  }
+
   // Function key -> started containers holding it (for the API's warm-first routing and GET /nodes).
   warmByFunction(): Record<string, number> {
     const out: Record<string, number> = {};

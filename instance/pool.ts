@@ -38,6 +38,7 @@ export interface PoolOptions {
   log: Logger;
   onResult(work: Work, outcome: CallOutcome, start?: ColdStart): void; // start: the run began with a container start
   onStart?(work: Work): void; // a run of the call begins (also again, after its miniworker died)
+  onSlots?(): void; // the calls its containers may take beyond one each (spareSlots) changed
   workers?(hooks: WorkerHooks): WorkerPort; // the real miniworkers unless a test brings fakes
   lateSweepMs?: number; // after a miniworker died, when the second sweep of what it made goes (default 5 s)
 }
@@ -83,6 +84,7 @@ export class Pool {
   private readonly stemsStarting = new Map<string, number>();
   private readonly stemRuntimes = new Map<string, Runtime>(); // the runtimes this node keeps stem cells of
   private transient = 0; // fresh containers (policy none) and dependency steps under way
+  private spare = 0; // spareSlots() when the node was last told
   private readonly ghosts = new Map<string, number>(); // such containers of miniworkers that died, until swept
   private readonly deps: SessionDeps;
   private settings: PoolSettings;
@@ -120,7 +122,14 @@ export class Pool {
         this.workers.dismiss();
         this.dispatch(); // its room is free
       },
-      slotsChanged: () => this.dispatch(), // calls may go into it (or no longer wait for it)
+      slotsChanged: () => {
+        this.dispatch(); // calls may go into it (or no longer wait for it)
+        const spare = this.table.spareSlots();
+        if (spare !== this.spare) {
+          this.spare = spare;
+          this.o.onSlots?.();
+        }
+      },
     };
   }
 
@@ -322,6 +331,11 @@ export class Pool {
       stems: this.table.stemsByRuntime(),
       transient: this.onEngine() - this.table.all().length,
     };
+  }
+
+  // Calls its containers of several calls at once may take beyond one each: the node takes that many more.
+  spareSlots(): number {
+    return this.table.spareSlots();
   }
 
   // Every miniworker removes what it holds and exits (what runs is cut short: the node drained first).

@@ -5,37 +5,12 @@
 // the function works again after; a call past its timeout ends TIMEOUT and the others in its container
 // DONE. The runtimes are the built-in images with this tree's loaders copied in (images of this test's own,
 // removed after it), so that the test does not depend on when the shared images were last built.
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packFiles } from './helpers/archives.js';
-import {
-  docker,
-  http,
-  labelledContainers,
-  ROOT,
-  sleep,
-  startUp,
-  upload,
-  waitCall,
-  waitFor,
-  type CallView,
-  type Platform,
-} from './helpers/platform.js';
+import { buildLoaderImage, removeImage } from './helpers/loader-images.js';
+import { http, labelledContainers, sleep, startUp, upload, waitCall, waitFor, type CallView, type Platform } from './helpers/platform.js';
 
 const IMAGES = { node: 'zfaas-test/node-conc:latest', python: 'zfaas-test/python-conc:latest' };
-
-// The built-in image with this tree's loader in it.
-async function buildImage(tag: string, base: string, dir: string, file: string): Promise<void> {
-  const dockerfile = `FROM ${base}\nCOPY ${file} /opt/zfaas/${file}\n`;
-  await new Promise<void>((resolve, reject) => {
-    const p = spawn('docker', ['build', '-q', '-t', tag, '-f', '-', join(ROOT, 'runtimes', dir)], { stdio: ['pipe', 'ignore', 'pipe'] });
-    let err = '';
-    p.stderr.on('data', (b: Buffer) => (err += b.toString()));
-    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`docker build ${tag}: ${err}`))));
-    p.stdin.end(dockerfile);
-  });
-}
 
 const NODE_FN = `const os = require('os');
 module.exports = async (p) => {
@@ -66,25 +41,20 @@ async def handler(p):
 let p: Platform;
 
 beforeAll(async () => {
-  await buildImage(IMAGES.node, 'zfaas/node:latest', 'node', 'loader.js');
-  await buildImage(IMAGES.python, 'zfaas/python:latest', 'python', 'loader.py');
+  const runtimes = [
+    await buildLoaderImage('node', IMAGES.node, 'node-conc'),
+    await buildLoaderImage('python', IMAGES.python, 'python-conc'),
+  ];
   p = await startUp(['--miniworkers', '2', '--policy', 'function']);
-  for (const [name, image, loader] of [
-    ['node-conc', IMAGES.node, 'node /opt/zfaas/loader.js'],
-    ['python-conc', IMAGES.python, 'python3 /opt/zfaas/loader.py'],
-  ] as const) {
-    const r = await http('POST', `${p.api}/registerRuntime`, { name, image, path: '/ws', run: `${loader} --once`, loader });
+  for (const rt of runtimes) {
+    const r = await http('POST', `${p.api}/registerRuntime`, rt);
     expect(r.status, JSON.stringify(r.body)).toBeLessThan(300);
   }
 }, 300_000);
 
 afterAll(async () => {
   await p?.stop();
-  for (const image of Object.values(IMAGES))
-    await docker
-      .getImage(image)
-      .remove({ force: true })
-      .catch(() => undefined);
+  for (const image of Object.values(IMAGES)) await removeImage(image);
 }, 120_000);
 
 const LANGS = [
