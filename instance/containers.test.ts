@@ -124,7 +124,9 @@ describe('a container of several calls at once (slots)', () => {
     t.move('c', 'idle', 6);
     expect(t.get('c')).toMatchObject({ state: 'idle', inflight: 0 });
     t.move('c', 'busy', 7);
+    expect(t.spareSlots()).toBe(2); // what it may take beyond one call: the node takes that many more
     t.close('c');
     expect(() => t.join('c')).toThrow(IllegalTransition);
+    expect(t.spareSlots()).toBe(0);
   });
 });
