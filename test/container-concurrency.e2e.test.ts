@@ -3,7 +3,7 @@
 // container hostname each result carries, and by Docker's labels), each result and its logs are its own
 // call's; a call that throws fails alone; a call that ends its process fails the calls in its container and
 // the function works again after; a call past its timeout ends TIMEOUT and the others in its container
-// DONE. The runtimes are the built-in images with this tree's loaders copied in (images of this test's own,
+// DONE; a cancelled call ends alone and its container serves on. The runtimes are the built-in images with this tree's loaders copied in (images of this test's own,
 // removed after it), so that the test does not depend on when the shared images were last built.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packFiles } from './helpers/archives.js';
@@ -117,6 +117,23 @@ describe.each(LANGS)('a $lang function with containerConcurrency 4', ({ lang, ru
     expect(ended[0]!.error).toMatch(/exited/);
     const again = await invoke({ n: 5 });
     expect(again.status, again.error).toBe('DONE');
+  }, 120_000);
+
+  it('cancels one call in its container alone: the others end DONE and the container serves on', async () => {
+    const doomed = await start({ n: 1, ms: 20_000 });
+    await waitFor('the call to run', async () =>
+      (await http<CallView>('GET', `${p.api}/call/${doomed}`)).body.status === 'RUNNING' ? true : undefined,
+    );
+    const others = [2, 3].map((n) => invoke({ n, ms: 1500 }));
+    await sleep(500); // in the container beside it
+    expect((await http('DELETE', `${p.api}/call/${doomed}`)).status).toBe(200);
+    const done = await Promise.all(others);
+    expect(done.map((c) => c.status)).toEqual(['DONE', 'DONE']);
+    expect((await waitCall(p.api, doomed)).status).toBe('ERROR');
+    const hosts = done.map((c) => (JSON.parse(c.result) as Value).host);
+    const after = await invoke({ n: 4, ms: 10 });
+    expect(after.status).toBe('DONE');
+    expect(hosts).toContain((JSON.parse(after.result) as Value).host); // the same container, not killed
   }, 120_000);
 
   it('ends a call past its timeout in TIMEOUT and leaves the other calls in its container DONE', async () => {
