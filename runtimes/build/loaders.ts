@@ -8,6 +8,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  CANCELLED,
   FORMATS,
   LINE_DIR,
   LINE_ENV,
@@ -42,13 +43,14 @@ export function protocolConstants() {
 
 // The loaders' own names for what protocolConstants() holds. A pattern matches a whole string: JavaScript
 // anchors it with ^ and $, Python (which calls .match) with \Z.
-function jsConstants(): string {
-  const c = protocolConstants();
+function jsConstants(version: number = LOADER_PROTOCOL): string {
+  const c = { ...protocolConstants(), version };
   const re = (p: string): string => `new RegExp(${JSON.stringify(`^(?:${p})$`)})`;
   return [
     `const PROTOCOL = ${c.version};`,
     `const LOG_LIMIT = ${c.logLimit};`,
     `const RESULT_LIMIT = ${c.resultLimit};`,
+    `const CANCELLED = ${JSON.stringify(CANCELLED)}; // a cancelled call's error`,
     `const LINE_ENV = ${JSON.stringify(c.lineEnv)}; // the node's unix socket, when it has one`,
     `const FORMATS = ${JSON.stringify(c.formats)};`,
     `const ENV_NAME = ${re(c.patterns.envName)};`,
@@ -66,6 +68,7 @@ function pyConstants(): string {
     `PROTOCOL = ${c.version}`,
     `LOG_LIMIT = ${c.logLimit}`,
     `RESULT_LIMIT = ${c.resultLimit}`,
+    `CANCELLED = ${JSON.stringify(CANCELLED)}  # a cancelled call's error`,
     `LINE_ENV = ${JSON.stringify(c.lineEnv)}  # the node's unix socket, when it has one`,
     `FORMATS = (${c.formats.map((f) => JSON.stringify(f)).join(', ')})`,
     `ENV_NAME = ${re(c.patterns.envName)}`,
@@ -107,6 +110,7 @@ export const LOADERS: Record<string, Loader> = {
       'formats/cloudevent.js',
       'formats/openfaas.js',
       'formats/runner.js',
+      'concurrent.js',
       'warm.js',
       'secrets.js',
       'once.js',
@@ -119,7 +123,7 @@ export const LOADERS: Record<string, Loader> = {
     out: 'provided/loader.js',
     src: '.',
     comment: '//',
-    constants: jsConstants,
+    constants: () => jsConstants(2), // says version 2: the node gives it one call at a time
     modules: [
       'provided/src/head.js',
       PROTOCOL,
@@ -129,6 +133,7 @@ export const LOADERS: Record<string, Loader> = {
       'node/src/formats/http.js',
       'node/src/formats/lambda.js',
       'provided/src/runtime-api.js',
+      'node/src/concurrent.js',
       'node/src/warm.js',
       'node/src/secrets.js',
       'node/src/once.js',
@@ -154,6 +159,7 @@ export const LOADERS: Record<string, Loader> = {
       'formats/openfaas.py',
       'formats/gcf.py',
       'formats/runner.py',
+      'concurrent.py',
       'warm.py',
       'secrets.py',
       'once.py',
