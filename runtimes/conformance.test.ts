@@ -219,7 +219,7 @@ describe.each(LOADERS)('the $name loader', (l) => {
       expect(byId.get(1)).toMatchObject({ op: 'result', id: 1, ok: false, error: CANCELLED });
       const two = byId.get(2);
       expect(two).toMatchObject({ op: 'result', id: 2, ok: true });
-      expect(valueOf(two)).toEqual({ n: 2, call: 'call-2' });
+      expect(valueOf(two!)).toEqual({ n: 2, call: 'call-2' });
       // a cancel of a call that has ended is not answered: the next reply is the ping's
       s.send({ op: 'cancel', id: 2 });
       expect(await s.ask({ op: 'ping' })).toEqual({ op: 'pong' });
