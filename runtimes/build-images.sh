@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build the built-in zfaas runtime images.
-#   runtimes/build-images.sh [--force] [python|node|java|provided ...]      (default: all four)
+#   runtimes/build-images.sh [--force] [python|node|java|go|provided ...]      (default: all five)
 # Images: zfaas/base:bookworm, zfaas/python:latest (+ pythonruntime:latest),
 #         zfaas/node:latest (+ noderuntime:latest), zfaas/java:latest (+ javaruntime:latest),
+#         zfaas/go:latest (+ goruntime:latest),
 #         zfaas/provided:latest (+ providedruntime:latest).
 # Offline by default: the base image is a debootstrap of Debian bookworm from the
 # mirror apt uses on this machine. ZFAAS_PUBLIC_BASE=1 uses the public Dockerfiles
@@ -16,12 +17,12 @@ TARGETS=()
 for a in "$@"; do
   case "$a" in
     --force|-f) FORCE=1 ;;
-    python|node|java|provided) TARGETS+=("$a") ;;
+    python|node|java|go|provided) TARGETS+=("$a") ;;
     -h|--help) sed -n '2,9p' "${BASH_SOURCE[0]}"; exit 0 ;;
-    *) echo "build-images: unknown argument '$a' (usage: $0 [--force] [python|node|java|provided ...])" >&2; exit 64 ;;
+    *) echo "build-images: unknown argument '$a' (usage: $0 [--force] [python|node|java|go|provided ...])" >&2; exit 64 ;;
   esac
 done
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(python node java provided)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(python node java go provided)
 export PATH="$PATH:/usr/sbin:/sbin"
 
 log() { echo "build-images: $*"; }
@@ -107,8 +108,13 @@ build_base() {
 }
 
 # A hash of what goes into a runtime image (Dockerfiles, loader): an image built from other sources
-# (an older loader) is rebuilt, so the loader protocol in the image always matches the code.
-source_hash() { (cd "$HERE/$1" && find . -maxdepth 1 -type f ! -name '*.md' | LC_ALL=C sort | xargs sha256sum) | sha256sum | cut -c1-16; }
+# (an older loader) is rebuilt, so the loader protocol in the image always matches the code. The go
+# runtime's sources are Go packages in folders: all of its files count.
+source_hash() {
+  local depth=(-maxdepth 1)
+  [ "$1" = go ] && depth=()
+  (cd "$HERE/$1" && find . "${depth[@]}" -type f ! -name '*.md' | LC_ALL=C sort | xargs sha256sum) | sha256sum | cut -c1-16
+}
 
 build_runtime() {
   local rt="$1" image="zfaas/$1:latest" alias="$1runtime:latest" dockerfile src
