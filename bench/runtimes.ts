@@ -1,5 +1,5 @@
 // The built-in runtimes side by side (npm run bench:runtimes), in one `zfaas up` (4 miniworkers): for the
-// same echo function in each language, the warm call's p50 (one caller), the warm calls per second (16
+// same echo function in each language (node, python, java, go; go's compiled at deploy), the warm call's p50 (one caller), the warm calls per second (16
 // callers), the cold call under policy none (a fresh container per call: median of BENCH_COLD) and the
 // image's size, each beside node's in the same run.
 // BENCH_WARM (default 500 calls), BENCH_SECONDS (default 5), BENCH_COLD (default 5).
@@ -21,6 +21,7 @@ const ECHO: Record<string, Record<string, string>> = {
     'Echo.java':
       'import java.util.Map;\npublic class Echo { public Map<String, Object> handleRequest(Map<String, Object> p) { return Map.of("echo", p); } }\n',
   },
+  go: { 'main.go': 'package main\n\nfunc Handler(p map[string]any) (map[string]any, error) { return map[string]any{"echo": p}, nil }\n' },
 };
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
