@@ -3,14 +3,15 @@
 // (ctx, typed event) -> (value, error) called with JSON, warm from its second call, its error failing the
 // call with its message; an http.Handler in a named package answering web calls (method, path, query,
 // headers and body in; status, headers and body out); the same function under policy none; a package that
-// does not compile, refused at deploy with the compiler's line; and `zfaas init --template go` as written.
+// does not compile, refused at deploy with the compiler's line; a new function taking a waiting stem cell
+// (the image's generic loader, which execs the function's binary on load); and `zfaas init --template go`.
 import { execFile } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packFiles } from './helpers/archives.js';
-import { CLI, http, startUp, tempDir, upload, waitCall, type Platform } from './helpers/platform.js';
+import { CLI, http, labelledContainers, startUp, tempDir, upload, waitCall, waitFor, type Platform } from './helpers/platform.js';
 
 let p: Platform;
 
@@ -64,8 +65,9 @@ func Serve(w http.ResponseWriter, r *http.Request) {
 }
 `;
 
+// The node keeps stem cells (policy runtime); the functions without a policy of their own take them.
 beforeAll(async () => {
-  p = await startUp(['--miniworkers', '2', '--policy', 'function']);
+  p = await startUp(['--miniworkers', '2', '--policy', 'runtime']);
 }, 900_000); // the first start may build the runtime images
 afterAll(async () => {
   await p?.proc.stop();
@@ -88,6 +90,23 @@ const deploy = async (name: string, files: Record<string, string>, fields: Recor
   );
 
 describe('the go runtime', () => {
+  it('gives a new function a waiting stem cell of the go runtime, which becomes that function warm', async () => {
+    const nodeId = await p.nodeId();
+    const stems = async (): Promise<number> =>
+      (await http<Array<{ stems: Record<string, number>; containers: Record<string, number> }>>('GET', `${p.api}/nodes`)).body[0]?.stems
+        .go ?? 0;
+    await waitFor('a go stem cell', async () => ((await stems()) >= 1 ? true : undefined), 60_000);
+    expect((await deploy('gstem', { 'main.go': ORDERS })).status).toBe(201);
+    const a = await invoke('gstem', { item: 'fig', qty: 5 });
+    expect(a.status, a.error).toBe('DONE');
+    const b = await invoke('gstem', { item: 'fig', qty: 1 });
+    const [ra, rb] = [JSON.parse(a.result) as { total: number; pid: number }, JSON.parse(b.result) as { total: number; pid: number }];
+    expect(ra.total).toBe(15);
+    expect(rb.pid).toBe(ra.pid); // the stem cell's loader process became the function, and stays it
+    // No container was created for the function: it runs in what was a stem cell.
+    expect(await labelledContainers({ 'zfaas.node': nodeId, 'zfaas.function': 'gstem' })).toEqual([]);
+  });
+
   it('runs a Lambda-style handler with a typed event, warm from its second call, with a deadline in its context', async () => {
     const d = await deploy('gorders', { 'main.go': ORDERS }, { handler: 'main.go.Handler' });
     expect(d.status, JSON.stringify(d.body)).toBe(201);
