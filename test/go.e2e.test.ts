@@ -66,6 +66,49 @@ func Serve(w http.ResponseWriter, r *http.Request) {
 `;
 
 // The node keeps stem cells (policy runtime); the functions without a policy of their own take them.
+// A function vendoring aws-lambda-go's lambdacontext (a stand-in with its names: the test has no registry).
+const WITH_CONTEXT: Record<string, string> = {
+  'go.mod': 'module example.com/withctx\n\ngo 1.19\n\nrequire github.com/aws/aws-lambda-go v1.41.0\n',
+  'vendor/modules.txt': '# github.com/aws/aws-lambda-go v1.41.0\n## explicit; go 1.18\ngithub.com/aws/aws-lambda-go/lambdacontext\n',
+  'vendor/github.com/aws/aws-lambda-go/lambdacontext/context.go': `package lambdacontext
+
+import "context"
+
+var FunctionName string
+
+type LambdaContext struct {
+	AwsRequestID       string
+	InvokedFunctionArn string
+}
+
+type key struct{}
+
+func NewContext(parent context.Context, lc *LambdaContext) context.Context { return context.WithValue(parent, key{}, lc) }
+
+func FromContext(ctx context.Context) (*LambdaContext, bool) {
+	lc, ok := ctx.Value(key{}).(*LambdaContext)
+	return lc, ok
+}
+`,
+  'main.go': `package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambdacontext"
+)
+
+func Handler(ctx context.Context) (map[string]string, error) {
+	lc, ok := lambdacontext.FromContext(ctx)
+	if !ok {
+		return nil, nil
+	}
+	return map[string]string{"requestId": lc.AwsRequestID, "call": os.Getenv("ZFAAS_CALL"), "function": lambdacontext.FunctionName}, nil
+}
+`,
+};
+
 beforeAll(async () => {
   p = await startUp(['--miniworkers', '2', '--policy', 'runtime']);
 }, 900_000); // the first start may build the runtime images
@@ -127,6 +170,17 @@ describe('the go runtime', () => {
     const r = await invoke('gorders', { item: 'tea', qty: -1 });
     expect(r.status).toBe('ERROR');
     expect(r.error).toContain('qty must not be negative');
+  });
+
+  it("puts aws-lambda-go's lambdacontext, when the function vendors it, in the call's context: the call as its request id", async () => {
+    const d = await deploy('goctx', WITH_CONTEXT);
+    expect(d.status, JSON.stringify(d.body)).toBe(201);
+    const r = await invoke('goctx', {});
+    expect(r.status, r.error).toBe('DONE');
+    const v = JSON.parse(r.result) as { requestId: string; call: string; function: string };
+    expect(v.requestId).toBe(v.call);
+    expect(v.requestId).toMatch(/^\d+$/);
+    expect(v.function).toBe('goctx');
   });
 
   it('answers web calls through an http.Handler: method, path, query, headers and body in; status, headers and body out', async () => {

@@ -286,9 +286,16 @@ func (s *server) run(req *request) ([]byte, *httpResponse, error) {
 	return v, resp, err
 }
 
+// WrapContext, when set, adds to a call's context what the function expects there: the build step sets it
+// to put aws-lambda-go's lambdacontext.LambdaContext in when the function vendors that package.
+var WrapContext func(ctx context.Context, requestID, functionName string) context.Context
+
 // The call's context: its deadline (ZFAAS_DEADLINE, epoch ms) and its request id.
 func callContext(id string) (context.Context, context.CancelFunc) {
 	ctx := context.WithValue(context.Background(), callKey{}, &CallInfo{RequestID: id, FunctionName: functionName()})
+	if WrapContext != nil {
+		ctx = WrapContext(ctx, id, functionName())
+	}
 	if ms, err := strconv.ParseInt(os.Getenv("ZFAAS_DEADLINE"), 10, 64); err == nil && ms > 0 {
 		return context.WithDeadline(ctx, time.UnixMilli(ms))
 	}

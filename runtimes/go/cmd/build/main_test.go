@@ -57,3 +57,15 @@ func TestParseRefusesTwoPackagesAndNoGoFiles(t *testing.T) {
 		t.Fatalf("two packages: got %v", err)
 	}
 }
+
+func TestGeneratedMainPutsLambdaContextInWhenVendored(t *testing.T) {
+	m := generated(&pkg{name: "main", symbols: []string{"Handler"}, lambdaContext: true}, "function")
+	hook := strings.Index(m, "zfaasrt.WrapContext =")
+	run := strings.Index(m, "func init() { zfaasrt.Main(zfaasRegistry) }")
+	if !strings.Contains(m, `zfaaslambdacontext "github.com/aws/aws-lambda-go/lambdacontext"`) || hook < 0 || run < hook {
+		t.Fatalf("want the lambdacontext hook set before the loader runs:\n%s", m)
+	}
+	if strings.Contains(generated(&pkg{name: "main", symbols: []string{"Handler"}}, "function"), "lambdacontext") {
+		t.Fatal("a function that does not vendor lambdacontext gets none")
+	}
+}
