@@ -28,12 +28,13 @@ import (
 func main() {
 	src := flag.String("src", ".", "the function's folder")
 	lib := flag.String("lib", "/opt/zfaas/go/zfaasrt", "the zfaasrt sources")
+	seed := flag.String("cache", "/opt/zfaas/gocache", "a build cache to start from (the image's, made when it was built)")
 	out := flag.String("out", "", "the binary (default SRC/.zfaas/function)")
 	flag.Parse()
 	if *out == "" {
 		*out = filepath.Join(*src, ".zfaas", "function")
 	}
-	if err := build(*src, *lib, *out); err != nil {
+	if err := build(*src, *lib, *out, *seed); err != nil {
 		fmt.Fprintln(os.Stderr, "zfaas-go-build:", err)
 		os.Exit(1)
 	}
@@ -48,7 +49,7 @@ type pkg struct {
 
 const lambdaContextPkg = "github.com/aws/aws-lambda-go/lambdacontext"
 
-func build(src, lib, out string) error {
+func build(src, lib, out, seed string) error {
 	p, err := parse(src)
 	if err != nil {
 		return err
@@ -95,6 +96,9 @@ func build(src, lib, out string) error {
 	cmd.Dir = work
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOPROXY=off", "GOFLAGS="+goflags(work), "GOTOOLCHAIN=local")
+	if cache := seededCache(seed); cache != "" {
+		cmd.Env = append(cmd.Env, "GOCACHE="+cache)
+	}
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("the function does not compile (go build: %v)", err)
 	}
@@ -222,6 +226,27 @@ func modulePath(dir string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("go.mod has no module line")
+}
+
+// A writable copy of the image's build cache, which holds the standard library compiled as functions are
+// (without cgo; Debian's precompiled one has it): a function's build compiles only its own packages. ""
+// (go's own cache) where GOCACHE is set or there is no seed.
+func seededCache(seed string) string {
+	if os.Getenv("GOCACHE") != "" {
+		return ""
+	}
+	if _, err := os.Stat(seed); err != nil {
+		return ""
+	}
+	cache := filepath.Join(os.TempDir(), "zfaas-gocache")
+	if _, err := os.Stat(cache); err == nil {
+		return cache
+	}
+	if err := copyTree(seed, cache); err != nil {
+		os.RemoveAll(cache)
+		return ""
+	}
+	return cache
 }
 
 // Vendored modules are used as they are; nothing is fetched (containers have no registry).
