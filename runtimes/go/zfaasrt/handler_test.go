@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 )
@@ -102,5 +103,21 @@ func TestFindHandlerBySetting(t *testing.T) {
 	}
 	if _, _, err := findHandler(reg, "api.Nope"); err == nil || !strings.Contains(err.Error(), "it has: Handler, Other") {
 		t.Errorf("want the names it has, got %v", err)
+	}
+}
+
+func TestALoadReplacesTheLastLoadsVariables(t *testing.T) {
+	os.Unsetenv("ZFAAS_TEST_A")
+	s := &server{registry: map[string]any{"Handler": func() {}}}
+	dir := "/nowhere"
+	if r := s.load(&request{Dir: &dir, Env: map[string]string{"ZFAAS_TEST_A": "1"}}); !r.OK {
+		t.Fatal(r.Error)
+	}
+	if os.Getenv("ZFAAS_TEST_A") != "1" {
+		t.Fatal("the load's variable is not set")
+	}
+	s.load(&request{Dir: &dir, Env: map[string]string{}})
+	if _, ok := os.LookupEnv("ZFAAS_TEST_A"); ok {
+		t.Fatal("the last load's variable is still set")
 	}
 }

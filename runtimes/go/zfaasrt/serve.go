@@ -33,7 +33,7 @@ type server struct {
 	fn       *handler
 	format   string
 	dir      string
-	loadEnv  map[string]string
+	loadEnv  map[string]*string // what the load's variables were before it set them
 }
 
 // Main runs the loader with the function's handlers by name; it never returns. `--once` runs one call
@@ -52,7 +52,7 @@ func Main(registry map[string]any) {
 		fmt.Fprintln(os.Stderr, "zfaas: cannot capture output:", err)
 		os.Exit(1)
 	}
-	s := &server{line: l, cap: c, registry: registry, loadEnv: map[string]string{}}
+	s := &server{line: l, cap: c, registry: registry}
 	if raw := os.Getenv(loadEnv); raw != "" {
 		os.Unsetenv(loadEnv) // the load this process was exec'd to answer
 		var req request
@@ -155,6 +155,8 @@ func (s *server) exec(req *request, raw []byte) any {
 		s.fn = nil
 		return loaded{Op: "loaded", OK: false, Error: why}
 	}
+	restoreEnv(s.loadEnv) // the binary gets the environment the container started with, and this load's
+	s.loadEnv = nil
 	env := append(append(os.Environ(), s.line.handOn()...), loadEnv+"="+string(raw))
 	s.cap.restore()
 	err := syscall.Exec(bin, []string{bin}, env)
@@ -170,9 +172,8 @@ func startCaptureAgain(s *server) {
 }
 
 func (s *server) load(req *request) loaded {
-	restoreEnv(applyEnv(s.loadEnv)) // a new load replaces the last one's variables
-	applyEnv(req.Env)
-	s.loadEnv = req.Env
+	restoreEnv(s.loadEnv) // a new load replaces the last one's variables
+	s.loadEnv = applyEnv(req.Env)
 	s.fn = nil
 	name := ""
 	if req.Handler != nil {
