@@ -29,7 +29,7 @@ public final class Loader {
   private final OutputStream out;
   private Function fn;
   private String format = "json";
-  private final Map<String, String> loadEnv = new HashMap<>();
+  private Map<String, String> loadBefore = new HashMap<>(); // what the load's variables were before it set them
 
   private Loader(OutputStream out) {
     this.out = out;
@@ -127,10 +127,8 @@ public final class Loader {
     String asked = req.has("format") ? Check.string(req, "format") : "auto";
     JsonObject r = reply("loaded");
     try {
-      Env.restore(Env.apply(loadEnv)); // a new load replaces the last one's variables
-      Env.apply(env);
-      loadEnv.clear();
-      loadEnv.putAll(env);
+      Env.restore(loadBefore); // a new load replaces the last one's variables
+      loadBefore = Env.apply(env);
       Function f = Function.load(dir, handler);
       String chosen = asked.equals("auto") ? (f.http ? "gcf" : f.lambda ? "lambda" : "json") : asked;
       if (f.http && !chosen.equals("gcf"))
