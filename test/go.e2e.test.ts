@@ -2,11 +2,12 @@
 // once at deploy by the runtime's dependencies step, and run by the image's loader. A Lambda-style handler
 // (ctx, typed event) -> (value, error) called with JSON, warm from its second call, its error failing the
 // call with its message; an http.Handler in a named package answering web calls (method, path, query,
-// headers and body in; status, headers and body out); the same function under policy none; a package that
+// headers and body in; status, headers and body out); a typed handler in the lambda format behind the web
+// path; aws-lambda-go's lambdacontext in a call's context; the same function under policy none; a package that
 // does not compile, refused at deploy with the compiler's line; a new function taking a waiting stem cell
 // (the image's generic loader, which execs the function's binary on load); and `zfaas init --template go`.
 import { execFile } from 'node:child_process';
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -195,6 +196,22 @@ describe('the go runtime', () => {
     expect(r.headers.get('content-type')).toBe('text/plain');
     expect(r.headers.get('x-method')).toBe('PUT');
     expect(await r.text()).toBe('PUT /items/7 name=ana token=t1 body=abc');
+  });
+
+  it('answers web calls in the lambda format with the response its typed handler returns, and 502 for a malformed one', async () => {
+    // The conformance suite's web function: its own API Gateway-shaped types, no aws-lambda-go.
+    const web = await readFile(join(import.meta.dirname, '..', 'runtimes', 'conformance', 'go', 'web', 'web.go'), 'utf8');
+    const d = await deploy(
+      'golambda',
+      { 'go.mod': 'module web\n\ngo 1.19\n', 'web.go': web },
+      { handler: 'web.Handler', format: 'lambda' },
+    );
+    expect(d.status, JSON.stringify(d.body)).toBe(201);
+    const r = await fetch(`${p.api}/function/golambda/hello?name=ana`);
+    expect(r.status).toBe(201);
+    expect(r.headers.get('x-path')).toBe('/hello');
+    expect(await r.text()).toBe('hello ana');
+    expect((await fetch(`${p.api}/function/golambda/bad`)).status).toBe(502);
   });
 
   it('runs the function once per call under policy none', async () => {
