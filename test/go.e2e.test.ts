@@ -136,19 +136,28 @@ const deploy = async (name: string, files: Record<string, string>, fields: Recor
 describe('the go runtime', () => {
   it('gives a new function a waiting stem cell of the go runtime, which becomes that function warm', async () => {
     const nodeId = await p.nodeId();
-    const stems = async (): Promise<number> =>
-      (await http<Array<{ stems: Record<string, number>; containers: Record<string, number> }>>('GET', `${p.api}/nodes`)).body[0]?.stems
-        .go ?? 0;
-    await waitFor('a go stem cell', async () => ((await stems()) >= 1 ? true : undefined), 60_000);
-    expect((await deploy('gstem', { 'main.go': ORDERS })).status).toBe(201);
-    const a = await invoke('gstem', { item: 'fig', qty: 5 });
-    expect(a.status, a.error).toBe('DONE');
-    const b = await invoke('gstem', { item: 'fig', qty: 1 });
-    const [ra, rb] = [JSON.parse(a.result) as { total: number; pid: number }, JSON.parse(b.result) as { total: number; pid: number }];
-    expect(ra.total).toBe(15);
-    expect(rb.pid).toBe(ra.pid); // the stem cell's loader process became the function, and stays it
-    // No container was created for the function: it runs in what was a stem cell.
-    expect(await labelledContainers({ 'zfaas.node': nodeId, 'zfaas.function': 'gstem' })).toEqual([]);
+    // A quiet node: a go stem cell ready and no container starting or busy (whose miniworker would be taken).
+    const quiet = async (): Promise<true | undefined> => {
+      const n = (await http<Array<{ stems: Record<string, number>; containers: Record<string, number> }>>('GET', `${p.api}/nodes`)).body[0];
+      return ((n?.stems.go ?? 0) >= 1 && (n?.containers.starting ?? 0) === 0 && (n?.containers.busy ?? 0) === 0) || undefined;
+    };
+    // Whether a call takes a stem cell is the node's choice on a busy machine (a fresh container when none
+    // is ready in time): a few functions, one of which must.
+    let adopted = false;
+    for (let i = 1; i <= 3 && !adopted; i++) {
+      await waitFor('a go stem cell on a quiet node', quiet, 90_000);
+      const name = `gstem${i}`;
+      expect((await deploy(name, { 'main.go': ORDERS })).status).toBe(201);
+      const a = await invoke(name, { item: 'fig', qty: 5 });
+      expect(a.status, a.error).toBe('DONE');
+      const b = await invoke(name, { item: 'fig', qty: 1 });
+      const [ra, rb] = [JSON.parse(a.result) as { total: number; pid: number }, JSON.parse(b.result) as { total: number; pid: number }];
+      expect(ra.total).toBe(15);
+      expect(rb.pid).toBe(ra.pid); // the loader process became the function, and stays it
+      // No container was created for the function: it runs in what was a stem cell.
+      adopted = (await labelledContainers({ 'zfaas.node': nodeId, 'zfaas.function': name })).length === 0;
+    }
+    expect(adopted).toBe(true);
   });
 
   it('runs a Lambda-style handler with a typed event, warm from its second call, with a deadline in its context', async () => {
