@@ -3,7 +3,8 @@
 // callers), the cold call under policy none (a fresh container per call: median of BENCH_COLD), the
 // deploy (upload to a built version: go's compiles there) and the image's size, each beside node's in
 // the same run.
-// BENCH_WARM (default 500 calls), BENCH_SECONDS (default 5), BENCH_COLD (default 5).
+// BENCH_WARM (default 500 calls), BENCH_SECONDS (default 5), BENCH_COLD (default 5); BENCH_RUNTIMES (a
+// comma-separated list; node, the baseline, always runs first).
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { packFiles } from '../test/helpers/archives.js';
@@ -54,7 +55,8 @@ async function main(): Promise<void> {
   const rows: Record<string, string | number>[] = [];
   try {
     let base: { p50: number; rps: number; cold: number; deploy: number } | undefined;
-    for (const rt of Object.keys(ECHO)) {
+    const only = process.env.BENCH_RUNTIMES?.split(',').map((r) => r.trim());
+    for (const rt of Object.keys(ECHO).filter((r) => r === 'node' || !only || only.includes(r))) {
       const arc = await packFiles(ECHO[rt]!);
       const t0 = process.hrtime.bigint();
       const deployed = await upload(`${p.api}/registerFunction/${rt}/warm-${rt}`, arc, `${rt}.tar.gz`);
