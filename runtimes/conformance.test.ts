@@ -31,6 +31,7 @@ interface LoaderUnderTest {
   command: string[]; // the loader in warm mode, without ZFAAS_LINE: it speaks on stdin/stdout
   functions: string; // its folder of conformance functions (echo, web)
   webHandler: string; // the web function's handler, FILE.EXPORT
+  protocol: number; // the version it says in hello
 }
 
 const LOADERS: LoaderUnderTest[] = [
@@ -39,12 +40,14 @@ const LOADERS: LoaderUnderTest[] = [
     command: [process.execPath, join(HERE, 'node/loader.js')],
     functions: join(HERE, 'conformance/node'),
     webHandler: 'index.handler',
+    protocol: LOADER_PROTOCOL,
   },
   {
     name: 'python',
     command: ['python3', join(HERE, 'python/loader.py')],
     functions: join(HERE, 'conformance/python'),
     webHandler: 'handler.handler',
+    protocol: LOADER_PROTOCOL,
   },
   {
     name: 'java',
@@ -52,6 +55,7 @@ const LOADERS: LoaderUnderTest[] = [
     command: ['java', '--add-opens', 'java.base/java.util=ALL-UNNAMED', '-cp', `${JAVA_CLASSES}:${GSON_JAR}`, 'zfaas.Loader'],
     functions: join(HERE, 'conformance/java'),
     webHandler: 'Handler.handleRequest',
+    protocol: 2, // one call at a time
   },
   ...(HAVE_GO
     ? [
@@ -61,6 +65,7 @@ const LOADERS: LoaderUnderTest[] = [
           command: [join(GO_BUILT, 'loader')],
           functions: join(GO_BUILT, 'functions'),
           webHandler: 'web.Handler',
+          protocol: 2, // one call at a time
         },
       ]
     : []),
@@ -127,7 +132,7 @@ describe.each(LOADERS)('the $name loader', (l) => {
   it('says hello first, with the version this node speaks and its pid, and exits 0 when its input ends', async () => {
     const s = start(l);
     const hello = await s.next();
-    expect(hello).toEqual({ op: 'hello', v: LOADER_PROTOCOL, pid: expect.any(Number) });
+    expect(hello).toEqual({ op: 'hello', v: l.protocol, pid: expect.any(Number) });
     expect(await s.ask({ op: 'ping' })).toEqual({ op: 'pong' });
     started.splice(started.indexOf(s), 1);
     expect(await s.end()).toBe(0);
