@@ -26,7 +26,7 @@ import { backupKey, BackupKeyProblem } from './backup-key.js';
 import { parseFunctionNetworkAllow } from '../instance/network.js';
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
-const BUILTIN = ['python', 'node', 'java', 'provided'] as const;
+const BUILTIN = ['python', 'node', 'java', 'go', 'provided'] as const;
 
 export { UsageError } from '../common/errors.js';
 import { UsageError } from '../common/errors.js';

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Build the built-in zfaas runtime images.
-#   runtimes/build-images.sh [--force] [python|node|java|provided ...]      (default: all four)
+#   runtimes/build-images.sh [--force] [RUNTIME ...]      (default: every runtime folder)
+# A runtime folder is runtimes/NAME with a runtime.json and a Dockerfile.offline (docs/runtime-authors.md).
 # Images: zfaas/base:bookworm, zfaas/python:latest (+ pythonruntime:latest),
 #         zfaas/node:latest (+ noderuntime:latest), zfaas/java:latest (+ javaruntime:latest),
+#         zfaas/go:latest (+ goruntime:latest),
 #         zfaas/provided:latest (+ providedruntime:latest).
 # Offline by default: the base image is a debootstrap of Debian bookworm from the
 # mirror apt uses on this machine. ZFAAS_PUBLIC_BASE=1 uses the public Dockerfiles
@@ -16,12 +18,18 @@ TARGETS=()
 for a in "$@"; do
   case "$a" in
     --force|-f) FORCE=1 ;;
-    python|node|java|provided) TARGETS+=("$a") ;;
-    -h|--help) sed -n '2,9p' "${BASH_SOURCE[0]}"; exit 0 ;;
-    *) echo "build-images: unknown argument '$a' (usage: $0 [--force] [python|node|java|provided ...])" >&2; exit 64 ;;
+    -h|--help) sed -n '2,11p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    *)
+      if [[ "$a" =~ ^[a-z0-9][a-z0-9_-]*$ ]] && [ -f "$HERE/$a/runtime.json" ] && [ -f "$HERE/$a/Dockerfile.offline" ]; then TARGETS+=("$a")
+      else echo "build-images: unknown argument '$a' (usage: $0 [--force] [RUNTIME ...], a RUNTIME being a folder of $HERE with runtime.json and Dockerfile.offline)" >&2; exit 64; fi ;;
   esac
 done
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(python node java provided)
+if [ ${#TARGETS[@]} -eq 0 ]; then
+  for f in "$HERE"/*/runtime.json; do
+    d="$(basename "$(dirname "$f")")"
+    [ -f "$HERE/$d/Dockerfile.offline" ] && TARGETS+=("$d")
+  done
+fi
 export PATH="$PATH:/usr/sbin:/sbin"
 
 log() { echo "build-images: $*"; }
@@ -107,8 +115,14 @@ build_base() {
 }
 
 # A hash of what goes into a runtime image (Dockerfiles, loader): an image built from other sources
-# (an older loader) is rebuilt, so the loader protocol in the image always matches the code.
-source_hash() { (cd "$HERE/$1" && find . -maxdepth 1 -type f ! -name '*.md' | LC_ALL=C sort | xargs sha256sum) | sha256sum | cut -c1-16; }
+# (an older loader) is rebuilt, so the loader protocol in the image always matches the code. Every file
+# of the folder counts, but where the folder has src/ (modules built into the one loader file its image
+# copies): there only the top-level files do.
+source_hash() {
+  local depth=()
+  [ -d "$HERE/$1/src" ] && depth=(-maxdepth 1)
+  (cd "$HERE/$1" && find . "${depth[@]}" -type f ! -name '*.md' | LC_ALL=C sort | xargs sha256sum) | sha256sum | cut -c1-16
+}
 
 build_runtime() {
   local rt="$1" image="zfaas/$1:latest" alias="$1runtime:latest" dockerfile src

@@ -6,7 +6,7 @@
 // requests it cannot read answered with `error` while it carries on. A loader for another language is one
 // more entry in LOADERS, with its two functions in runtimes/conformance/LANG (see the README there).
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -17,7 +17,14 @@ import { spawnLoader, type Reply, type Speaker } from './conformance/speaker.js'
 const HERE = resolve(import.meta.dirname);
 const JAVA_CLASSES = join(tmpdir(), `zfaas-java-loader-${process.pid}`);
 const GSON_JAR = '/usr/share/java/gson.jar';
+const GO_BUILT = join(tmpdir(), `zfaas-go-loader-${process.pid}`);
 const run = promisify(execFile);
+// The go loader is built with this machine's go (Debian's golang-go, as in its image); without go its
+// entry is left out, and the test below says why.
+const HAVE_GO = await run('go', ['version']).then(
+  () => true,
+  () => false,
+);
 
 interface LoaderUnderTest {
   name: string;
@@ -50,7 +57,21 @@ const LOADERS: LoaderUnderTest[] = [
     webHandler: 'Handler.handleRequest',
     protocol: 2, // one call at a time
   },
+  ...(HAVE_GO
+    ? [
+        {
+          name: 'go',
+          // the image's generic loader, which execs each function's binary on load; both built before the suite
+          command: [join(GO_BUILT, 'loader')],
+          functions: join(GO_BUILT, 'functions'),
+          webHandler: 'web.Handler',
+          protocol: 2, // one call at a time
+        },
+      ]
+    : []),
 ];
+
+it.skipIf(HAVE_GO)('checks the go loader (skipped: this machine has no go; apt-get install golang-go)', () => undefined);
 
 // The Java loader, built as its image builds it (javac against Debian's gson, which the test command installs).
 beforeAll(async () => {
@@ -58,8 +79,22 @@ beforeAll(async () => {
   const sources = (await readdir(join(HERE, 'java'))).filter((f) => f.endsWith('.java')).map((f) => join(HERE, 'java', f));
   await run('javac', ['-nowarn', '-cp', GSON_JAR, '-d', JAVA_CLASSES, ...sources]);
 }, 120_000);
+// The Go loader and its functions, built as the image and the runtime's dependencies step build them.
+beforeAll(async () => {
+  if (!HAVE_GO) return;
+  const go = join(HERE, 'go');
+  const env = { ...process.env, CGO_ENABLED: '0', GOPROXY: 'off', GOFLAGS: '-mod=mod' };
+  await mkdir(join(GO_BUILT, 'functions'), { recursive: true });
+  await run('go', ['build', '-o', join(GO_BUILT, 'loader'), './cmd/loader'], { cwd: go, env });
+  await run('go', ['build', '-o', join(GO_BUILT, 'build'), './cmd/build'], { cwd: go, env });
+  for (const fn of ['echo', 'web']) {
+    await cp(join(HERE, 'conformance/go', fn), join(GO_BUILT, 'functions', fn), { recursive: true });
+    await run(join(GO_BUILT, 'build'), ['-src', join(GO_BUILT, 'functions', fn), '-lib', join(go, 'zfaasrt')], { env });
+  }
+}, 300_000);
 afterAll(async () => {
   await rm(JAVA_CLASSES, { recursive: true, force: true });
+  await rm(GO_BUILT, { recursive: true, force: true });
 });
 
 const started: Speaker[] = [];

@@ -31,7 +31,7 @@ bash scripts/ensure-pyflakes.sh
 step "a JDK and gson (the Java loader's conformance suite)"
 bash scripts/ensure-java.sh
 
-step "a Go compiler (the provided runtime's test builds a bootstrap in Go)"
+step "a Go compiler (the go loader's conformance suite and go tests; the provided runtime's test builds a bootstrap in Go)"
 bash scripts/ensure-go.sh
 
 step "runtime images (offline build when missing)"

@@ -373,7 +373,7 @@ describe("a namespace's runtimes and isolation", () => {
     await setQuotas({});
     await ok('DELETE', '/functions/sandboxed', dev);
     await ok('DELETE', '/runtime/boxed', dev);
-    expect((await ok<string[]>('GET', '/runtimes', dev)).sort()).toEqual(['java', 'node', 'provided', 'python']);
+    expect((await ok<string[]>('GET', '/runtimes', dev)).sort()).toEqual(['go', 'java', 'node', 'provided', 'python']);
   }, 60_000);
 });
 

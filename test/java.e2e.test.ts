@@ -1,7 +1,7 @@
 // The built-in java runtime end to end, against `zfaas up` and the zfaas/java image: a zfaas-style
 // function (handleRequest(input) returning any value) and a Lambda-style one (AWS's RequestHandler, which
 // compiles without AWS's jar) deployed as sources and compiled by the loader in the container; a web call
-// in the Lambda convention; the same function warm, then under policy none (run once); and sources that do
+// in the Lambda convention; a Cloud Functions HttpFunction (without Google's jar) answering web calls; the same function warm, then under policy none (run once); and sources that do
 // not compile, whose calls end ERROR with the compiler's words.
 import { execFile } from 'node:child_process';
 import { rm } from 'node:fs/promises';
@@ -37,6 +37,29 @@ public class Api implements RequestHandler<Map<String, Object>, Map<String, Obje
     Map<String, Object> q = (Map<String, Object>) event.getOrDefault("queryStringParameters", Map.of());
     String body = "hi " + q.getOrDefault("who", "nobody") + " from " + context.getFunctionName() + " at " + event.get("rawPath");
     return Map.of("statusCode", 202, "headers", Map.of("content-type", "text/plain"), "body", body);
+  }
+}
+`;
+
+const HTTP = `import com.google.cloud.functions.HttpFunction;
+import com.google.cloud.functions.HttpRequest;
+import com.google.cloud.functions.HttpResponse;
+import java.io.BufferedWriter;
+
+public class Echo implements HttpFunction {
+  @Override
+  public void service(HttpRequest request, HttpResponse response) throws Exception {
+    String body = new String(request.getInputStream().readAllBytes(), "UTF-8");
+    if (request.getPath().equals("/missing")) {
+      response.setStatusCode(404);
+      return;
+    }
+    response.setStatusCode(201);
+    response.setContentType("text/plain");
+    response.appendHeader("X-Method", request.getMethod());
+    BufferedWriter w = response.getWriter();
+    w.write(request.getMethod() + " " + request.getPath() + " name=" + request.getFirstQueryParameter("name").orElse("-")
+        + " token=" + request.getFirstHeader("X-Token").orElse("-") + " body=" + body);
   }
 }
 `;
@@ -80,6 +103,20 @@ describe('the java runtime', () => {
     expect(r.status).toBe(202);
     expect(r.headers.get('content-type')).toBe('text/plain');
     expect(await r.text()).toBe('hi bo from japi at /orders');
+  });
+
+  it('answers web calls through a Cloud Functions HttpFunction: method, path, query, headers and body in; status, headers and body out', async () => {
+    expect((await deploy('jhttp', { 'Echo.java': HTTP })).status).toBe(201);
+    const r = await fetch(`${p.api}/function/jhttp/items/7?name=ana`, { method: 'PUT', headers: { 'x-token': 't1' }, body: 'abc' });
+    expect(r.status).toBe(201);
+    expect(r.headers.get('content-type')).toBe('text/plain');
+    expect(r.headers.get('x-method')).toBe('PUT');
+    expect(await r.text()).toBe('PUT /items/7 name=ana token=t1 body=abc');
+    expect((await fetch(`${p.api}/function/jhttp/missing`)).status).toBe(404);
+    // Called with params (no web request), it gets them POSTed as JSON and its body is the result.
+    const direct = await invoke('jhttp', { n: 1 });
+    expect(direct.status, direct.error).toBe('DONE');
+    expect(JSON.parse(direct.result)).toBe('POST / name=- token=- body={"n":1}');
   });
 
   it('runs the function once per call under policy none', async () => {

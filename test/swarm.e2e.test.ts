@@ -32,10 +32,12 @@ const RUNTIME_IMAGES = [
   'zfaas/node:latest',
   'zfaas/python:latest',
   'zfaas/java:latest',
+  'zfaas/go:latest',
   'zfaas/provided:latest',
   'noderuntime:latest',
   'pythonruntime:latest',
   'javaruntime:latest',
+  'goruntime:latest',
   'providedruntime:latest',
 ];
 const DATA = '/run/zfaas/instance'; // each host's own /run: the instance folder is the host's, at one path

@@ -1,17 +1,17 @@
 // The files `zfaas init` writes: the smallest function that deploys and runs as is on the built-in
-// runtimes (no dependencies to fetch, since containers have no network). `node`, `python` and `java` are
-// zfaas's own form (params in, a value out); `lambda`, `openwhisk`, `openfaas` and `gcf` are a web
+// runtimes (no dependencies to fetch, since containers have no network). `node`, `python`, `java` and `go`
+// are zfaas's own form (params in, a value out; Go's in the Lambda style); `lambda`, `openwhisk`, `openfaas` and `gcf` are a web
 // hello-world in that platform's own convention (protocol/loader.ts, "Web calls"), with a zfaas.json
 // telling `zfaas deploy` the runtime, format and handler that load it (runtimes/node/loader.js).
 
-export type TemplateRuntime = 'node' | 'python' | 'java';
-export const TEMPLATE_RUNTIMES: readonly TemplateRuntime[] = ['node', 'python', 'java'];
+export type TemplateRuntime = 'node' | 'python' | 'java' | 'go';
+export const TEMPLATE_RUNTIMES: readonly TemplateRuntime[] = ['node', 'python', 'java', 'go'];
 
 export type Template = TemplateRuntime | 'lambda' | 'openwhisk' | 'openfaas' | 'gcf';
-export const TEMPLATES: readonly Template[] = ['node', 'python', 'java', 'lambda', 'openwhisk', 'openfaas', 'gcf'];
+export const TEMPLATES: readonly Template[] = ['node', 'python', 'java', 'go', 'lambda', 'openwhisk', 'openfaas', 'gcf'];
 
 /** The runtime a template's code is written for. */
-export const templateRuntime = (t: Template): TemplateRuntime => (t === 'python' || t === 'java' ? t : 'node');
+export const templateRuntime = (t: Template): TemplateRuntime => (t === 'python' || t === 'java' || t === 'go' ? t : 'node');
 
 /** Whether the template answers web requests in a platform's own form (then invoke it with --path). */
 export const isWebTemplate = (t: Template): boolean => !(TEMPLATE_RUNTIMES as readonly string[]).includes(t);
@@ -42,6 +42,15 @@ const JAVA_IGNORE = `# Left out of the archive by "zfaas deploy" (gitignore-like
 .env
 target/
 build/
+*.log
+/zfaas.json
+`;
+
+const GO_IGNORE = `# Left out of the archive by "zfaas deploy" (gitignore-like patterns).
+# Modules the function needs travel in vendor/ (go mod vendor): containers have no network.
+.git/
+.env
+.zfaas/
 *.log
 /zfaas.json
 `;
@@ -102,6 +111,36 @@ public class Hello {
 }
 `,
         '.zfaasignore': JAVA_IGNORE,
+      };
+
+    case 'go':
+      return {
+        'main.go': `// ${name}: a zfaas function in Go, in the AWS Lambda style: a call's params arrive as the event (any
+// type encoding/json fills), and the value returned is the result (JSON); an error fails the call with its
+// message. ctx carries the call's deadline. What it prints is kept as the call's logs ("zfaas logs CALL").
+// The go runtime compiles the package at deploy; the handler is the function named Handler.
+package main
+
+import (
+	"context"
+	"fmt"
+)
+
+type Params struct {
+	Name string \`json:"name"\`
+}
+
+func Handler(ctx context.Context, p Params) (map[string]string, error) {
+	name := p.Name
+	if name == "" {
+		name = "world"
+	}
+	fmt.Println("greeting", name)
+	return map[string]string{"hello": name}, nil
+}
+`,
+        'go.mod': `module ${name}\n\ngo 1.19\n`,
+        '.zfaasignore': GO_IGNORE,
       };
 
     case 'lambda':

@@ -41,7 +41,7 @@ describe('init --template / --runtime', () => {
   it('refuses a missing template with exit 2', async () => {
     expect(await init('x', '--dir', join(root, 'none'))).toMatchObject({
       code: EXIT.USAGE,
-      notes: ['zfaas: give --template (node, python, java, lambda, openwhisk, openfaas, gcf) or --runtime (node, python, java)'],
+      notes: ['zfaas: give --template (node, python, java, go, lambda, openwhisk, openfaas, gcf) or --runtime (node, python, java, go)'],
     });
   });
 
@@ -55,9 +55,13 @@ describe('init --template / --runtime', () => {
     const java = await init('hi', '--runtime', 'java', '--dir', join(root, 'java'));
     expect(java.printed[0]).toMatch(/\(java\): Hello\.java, \.zfaasignore$/);
     expect(java.notes[0]).toContain('--runtime java');
+    const go = await init('sum', '--template', 'go', '--dir', join(root, 'go'));
+    expect(go.printed[0]).toMatch(/\(go\): main\.go, go\.mod, \.zfaasignore$/);
+    expect(go.notes[0]).toContain('--runtime go');
+    expect(await readFile(join(root, 'go', 'go.mod'), 'utf8')).toBe('module sum\n\ngo 1.19\n');
   });
 
-  const expected: Record<Exclude<Template, 'node' | 'python' | 'java'>, { code: string; defaults: object }> = {
+  const expected: Record<Exclude<Template, 'node' | 'python' | 'java' | 'go'>, { code: string; defaults: object }> = {
     lambda: { code: 'index.mjs', defaults: { runtime: 'node', format: 'lambda', handler: 'index.handler' } },
     openwhisk: { code: 'index.js', defaults: { runtime: 'node', format: 'openwhisk', handler: 'index.main' } },
     openfaas: { code: 'handler.js', defaults: { runtime: 'node', format: 'openfaas' } },
@@ -65,7 +69,7 @@ describe('init --template / --runtime', () => {
   };
 
   it('writes each platform template with the zfaas.json deploy reads, left out of the archive', async () => {
-    for (const t of TEMPLATES.filter((x) => !['node', 'python', 'java'].includes(x)) as Array<keyof typeof expected>) {
+    for (const t of TEMPLATES.filter((x) => !['node', 'python', 'java', 'go'].includes(x)) as Array<keyof typeof expected>) {
       const dir = join(root, t);
       const r = await init('web-fn', '--template', t, '--dir', dir);
       expect(r.code, t).toBe(0);

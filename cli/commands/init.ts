@@ -1,4 +1,4 @@
-// init NAME --template node|python|java|lambda|openwhisk|openfaas|gcf (or --runtime node|python|java): a function
+// init NAME --template node|python|java|go|lambda|openwhisk|openfaas|gcf (or --runtime node|python|java|go): a function
 // folder that deploys as is; the platform templates also write the zfaas.json `zfaas deploy` reads.
 import { Option, type Command } from 'commander';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
@@ -41,16 +41,16 @@ export function initCommand(p: Command, deps: Deps): void {
     clientCommand(
       p,
       'init <name>',
-      "create a function folder ready to deploy: zfaas's own form (node, python) or a platform's (lambda, openwhisk, openfaas, gcf)",
+      "create a function folder ready to deploy: zfaas's own form (node, python, java, go) or a platform's (lambda, openwhisk, openfaas, gcf)",
     )
       .addOption(
         new Option(
           '-t, --template <template>',
-          "what to write: node, python or java (params in, a value out), or a web hello-world in a platform's own form, node runtime",
+          "what to write: node, python, java or go (params in, a value out), or a web hello-world in a platform's own form, node runtime",
         ).choices([...TEMPLATES]),
       )
       .addOption(
-        new Option('-r, --runtime <runtime>', 'the built-in runtime: same as --template node, python or java').choices([
+        new Option('-r, --runtime <runtime>', 'the built-in runtime: same as --template node, python, java or go').choices([
           ...TEMPLATE_RUNTIMES,
         ]),
       )
@@ -62,6 +62,7 @@ export function initCommand(p: Command, deps: Deps): void {
     [
       'zfaas init hello --runtime node && zfaas deploy hello ./hello && zfaas invoke hello name=ana',
       'zfaas init greet --template python --dir functions/greet',
+      'zfaas init sum --template go && zfaas deploy sum ./sum --runtime go && zfaas invoke sum name=ana',
       'zfaas init api --template lambda && zfaas deploy api ./api && zfaas invoke api -q name=ana -i',
       'zfaas init action --template openwhisk   # also: openfaas, gcf',
     ],

@@ -1,11 +1,15 @@
 // A function's code, loaded: its .java sources compiled (in this JVM, with the JDK's compiler) beside the
 // classes and jars it brings, then its handler found. The handler setting is FILE.METHOD, FILE the class
 // as a path below the function's folder (com/example/Hello.handleRequest); without one, the one class
-// that declares a public handleRequest method. The method takes the input and, optionally, a Lambda
-// Context: with a Context it is a Lambda handler (format lambda), without one a zfaas function (json).
+// that declares a public handleRequest method (or else a Cloud Functions service method). handleRequest
+// takes the input and, optionally, a Lambda Context: with a Context it is a Lambda handler (format
+// lambda), without one a zfaas function (json). A method taking Cloud Functions' (HttpRequest,
+// HttpResponse), as HttpFunction.service does, is an HTTP function (format gcf).
 package zfaas;
 
 import com.amazonaws.services.lambda.runtime.Context;
+import com.google.cloud.functions.HttpRequest;
+import com.google.cloud.functions.HttpResponse;
 import com.google.gson.Gson;
 import com.google.gson.GsonBuilder;
 import com.google.gson.JsonElement;
@@ -36,11 +40,13 @@ final class Function {
   final Method method;
   final Object target; // null for a static method
   final boolean lambda; // takes a Context
+  final boolean http; // takes Cloud Functions' (HttpRequest, HttpResponse)
 
   private Function(Method method, Object target) {
     this.method = method;
     this.target = target;
-    this.lambda = method.getParameterCount() == 2;
+    this.http = isHttp(method);
+    this.lambda = method.getParameterCount() == 2 && !http;
   }
 
   static Function load(String dir, String handler) throws Exception {
@@ -100,13 +106,14 @@ final class Function {
     }
     Method found = null;
     for (Method m : c.getMethods()) if (m.getName().equals(name) && fits(m) && (found == null || m.getParameterCount() > found.getParameterCount())) found = m;
-    if (found == null) throw new IllegalArgumentException("class " + file + " has no public method " + name + "(input[, Context])");
+    if (found == null) throw new IllegalArgumentException("class " + file + " has no public method " + name + "(input[, Context]) or " + name + "(HttpRequest, HttpResponse)");
     return found;
   }
 
   // Without a handler setting: the one class declaring a public handleRequest(input[, Context]).
   private static Method findHandleRequest(Path root, ClassLoader loader) throws Exception {
     List<Method> found = new ArrayList<>();
+    List<Class<?>> classes = new ArrayList<>();
     for (String cls : classNames(root, loader)) {
       Class<?> c;
       try {
@@ -114,17 +121,38 @@ final class Function {
       } catch (ClassNotFoundException | LinkageError e) {
         continue;
       }
+      classes.add(c);
       for (Method m : c.getDeclaredMethods())
         if (m.getName().equals("handleRequest") && Modifier.isPublic(m.getModifiers()) && fits(m) && !m.isBridge()) found.add(m);
     }
+    if (found.isEmpty())
+      for (Class<?> c : classes)
+        for (Method m : c.getDeclaredMethods())
+          if (m.getName().equals("service") && Modifier.isPublic(m.getModifiers()) && isHttp(m) && !m.isBridge()) found.add(m);
     if (found.size() == 1) return found.get(0);
-    if (found.isEmpty()) throw new IllegalArgumentException("no class of the function declares a public handleRequest(input[, Context]): set the handler (Class.method)");
+    if (found.isEmpty())
+      throw new IllegalArgumentException(
+          "no class of the function declares a public handleRequest(input[, Context]) or service(HttpRequest, HttpResponse): set the handler (Class.method)");
     throw new IllegalArgumentException("several classes declare handleRequest: set the handler (Class.method)");
   }
 
   private static boolean fits(Method m) {
     int n = m.getParameterCount();
-    return n == 1 || (n == 2 && m.getParameterTypes()[1].isAssignableFrom(Context.class));
+    return n == 1 || (n == 2 && m.getParameterTypes()[1].isAssignableFrom(Context.class)) || isHttp(m);
+  }
+
+  private static boolean isHttp(Method m) {
+    Class<?>[] p = m.getParameterTypes();
+    return p.length == 2 && p[0] == HttpRequest.class && p[1] == HttpResponse.class;
+  }
+
+  // Runs an HTTP function with this request and response.
+  void serve(HttpRequest req, HttpResponse res) throws Throwable {
+    try {
+      method.invoke(target, req, res);
+    } catch (InvocationTargetException e) {
+      throw e.getCause();
+    }
   }
 
   // Classes of the function: from its compiled sources and its .class files.

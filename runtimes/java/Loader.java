@@ -1,8 +1,9 @@
 // The zfaas loader for Java: keeps one function loaded in this JVM and runs its calls, speaking the loader
 // protocol (protocol/loader.ts; docs/loader-protocol.md) as JSON lines on the node's socket (ZFAAS_LINE), or
 // on stdin/stdout without one. `--once` runs a single call (policy none): params from stdin or ZFAAS_PARAMS,
-// the result on stdout. Formats: json (handler(input) returns any value) and lambda (handleRequest(event,
-// Context), an API Gateway HTTP API event for a web call).
+// the result on stdout. Formats: json (handler(input) returns any value), lambda (handleRequest(event,
+// Context), an API Gateway HTTP API event for a web call) and gcf (Cloud Functions' service(HttpRequest,
+// HttpResponse)).
 package zfaas;
 
 import com.google.gson.JsonElement;
@@ -28,7 +29,7 @@ public final class Loader {
   private final OutputStream out;
   private Function fn;
   private String format = "json";
-  private final Map<String, String> loadEnv = new HashMap<>();
+  private Map<String, String> loadBefore = new HashMap<>(); // what the load's variables were before it set them
 
   private Loader(OutputStream out) {
     this.out = out;
@@ -126,14 +127,14 @@ public final class Loader {
     String asked = req.has("format") ? Check.string(req, "format") : "auto";
     JsonObject r = reply("loaded");
     try {
-      Env.restore(Env.apply(loadEnv)); // a new load replaces the last one's variables
-      Env.apply(env);
-      loadEnv.clear();
-      loadEnv.putAll(env);
+      Env.restore(loadBefore); // a new load replaces the last one's variables
+      loadBefore = Env.apply(env);
       Function f = Function.load(dir, handler);
-      String chosen = asked.equals("auto") ? (f.lambda ? "lambda" : "json") : asked;
-      if (!chosen.equals("json") && !chosen.equals("lambda"))
-        throw new IllegalArgumentException("the java runtime serves the formats json and lambda, not " + chosen);
+      String chosen = asked.equals("auto") ? (f.http ? "gcf" : f.lambda ? "lambda" : "json") : asked;
+      if (f.http && !chosen.equals("gcf"))
+        throw new IllegalArgumentException("a service(HttpRequest, HttpResponse) method is a Cloud Functions HTTP function: format gcf, not " + chosen);
+      if (!f.http && !chosen.equals("json") && !chosen.equals("lambda"))
+        throw new IllegalArgumentException("the java runtime serves the formats json and lambda (and gcf for an HTTP function), not " + chosen);
       fn = f;
       format = chosen;
       r.addProperty("ok", true);
@@ -164,17 +165,22 @@ public final class Loader {
     try {
       String requestId = env.getOrDefault("ZFAAS_CALL", String.valueOf(id));
       boolean web = http != null && format.equals("lambda");
-      JsonElement input = web ? Web.lambdaEvent(http, requestId) : params;
-      Object value = fn.call(input, new LambdaContext(requestId));
-      JsonElement v = Function.GSON.toJsonTree(value);
-      if (web) r.add("http", Web.lambdaResponse(v));
-      String result = Function.GSON.toJson(v);
-      if (result.length() > Protocol.RESULT_LIMIT) {
+      String result = null;
+      if (fn.http && http != null) r.add("http", Gcf.serve(fn, http).response); // the response is the answer: no value
+      else if (fn.http) result = Function.GSON.toJson(Gcf.direct(fn, params));
+      else {
+        JsonElement input = web ? Web.lambdaEvent(http, requestId) : params;
+        Object value = fn.call(input, new LambdaContext(requestId));
+        JsonElement v = Function.GSON.toJsonTree(value);
+        if (web) r.add("http", Web.lambdaResponse(v));
+        result = Function.GSON.toJson(v);
+      }
+      if (result != null && result.length() > Protocol.RESULT_LIMIT) {
         result = result.substring(0, Protocol.RESULT_LIMIT);
         r.addProperty("truncated", true);
       }
       r.addProperty("ok", true);
-      r.addProperty("result", result);
+      if (result != null) r.addProperty("result", result);
     } catch (Web.ResponseError e) {
       r.addProperty("ok", false);
       r.addProperty("fault", "response");

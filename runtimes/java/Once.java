@@ -30,7 +30,7 @@ final class Once {
       return 2;
     }
     try {
-      Object value = fn.call(params, new LambdaContext(System.getenv().getOrDefault("ZFAAS_CALL", "1")));
+      Object value = fn.http ? Gcf.direct(fn, params) : fn.call(params, new LambdaContext(System.getenv().getOrDefault("ZFAAS_CALL", "1")));
       String result = Function.GSON.toJson(Function.GSON.toJsonTree(value));
       if (result.length() > Protocol.RESULT_LIMIT + 1) result = result.substring(0, Protocol.RESULT_LIMIT + 1);
       stdout.write(result.getBytes(StandardCharsets.UTF_8));

@@ -15,9 +15,13 @@ import java.util.Base64;
 import java.util.Map;
 
 final class Web {
-  static final class ResponseError extends Exception {
+  static class ResponseError extends Exception {
     ResponseError(String what) {
       super("malformed response: " + what);
+    }
+
+    ResponseError(String message, boolean whole) {
+      super(message);
     }
   }
 

@@ -1,0 +1,3 @@
+module zfaas.dev/go
+
+go 1.19
