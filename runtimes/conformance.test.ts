@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { HttpResponseSchema, LOADER_PROTOCOL, type HttpRequest } from '../protocol/loader.js';
+import { HttpResponseSchema, LOADER_PROTOCOL, STREAM_CHUNK_LIMIT, type HttpRequest } from '../protocol/loader.js';
 import { spawnLoader, type Speaker } from './conformance/speaker.js';
 
 const HERE = resolve(import.meta.dirname);
@@ -24,6 +24,8 @@ interface LoaderUnderTest {
   command: string[]; // the loader in warm mode, without ZFAAS_LINE: it speaks on stdin/stdout
   functions: string; // its folder of conformance functions (echo, web)
   webHandler: string; // the web function's handler, FILE.EXPORT
+  version: number; // the protocol version it speaks
+  stream?: { format: 'lambda' | 'gcf'; handler: string }; // its streaming function (version 3)
 }
 
 const LOADERS: LoaderUnderTest[] = [
@@ -32,12 +34,16 @@ const LOADERS: LoaderUnderTest[] = [
     command: [process.execPath, join(HERE, 'node/loader.js')],
     functions: join(HERE, 'conformance/node'),
     webHandler: 'index.handler',
+    version: LOADER_PROTOCOL,
+    stream: { format: 'lambda', handler: 'index.handler' },
   },
   {
     name: 'python',
     command: ['python3', join(HERE, 'python/loader.py')],
     functions: join(HERE, 'conformance/python'),
     webHandler: 'handler.handler',
+    version: LOADER_PROTOCOL,
+    stream: { format: 'gcf', handler: 'handler.handler' },
   },
   {
     name: 'java',
@@ -45,6 +51,7 @@ const LOADERS: LoaderUnderTest[] = [
     command: ['java', '--add-opens', 'java.base/java.util=ALL-UNNAMED', '-cp', `${JAVA_CLASSES}:${GSON_JAR}`, 'zfaas.Loader'],
     functions: join(HERE, 'conformance/java'),
     webHandler: 'Handler.handleRequest',
+    version: 2, // it does not stream
   },
 ];
 
@@ -93,7 +100,7 @@ describe.each(LOADERS)('the $name loader', (l) => {
   it('says hello first, with the version this node speaks and its pid, and exits 0 when its input ends', async () => {
     const s = start(l);
     const hello = await s.next();
-    expect(hello).toEqual({ op: 'hello', v: LOADER_PROTOCOL, pid: expect.any(Number) });
+    expect(hello).toEqual({ op: 'hello', v: l.version, pid: expect.any(Number) });
     expect(await s.ask({ op: 'ping' })).toEqual({ op: 'pong' });
     started.splice(started.indexOf(s), 1);
     expect(await s.end()).toBe(0);
@@ -136,6 +143,33 @@ describe.each(LOADERS)('the $name loader', (l) => {
     const bad = await s.ask({ op: 'call', id: 2, params: {}, env: {}, http: webRequest('/bad') });
     // The response was what failed, not the function: the node answers its web caller 502 by this.
     expect(bad).toMatchObject({ op: 'result', id: 2, ok: false, fault: 'response', error: expect.stringMatching(/^malformed response:/) });
+  });
+
+  it.skipIf(!l.stream)('streams a web answer: the head, each write as a chunk in order, then a result without a body', async () => {
+    const st = l.stream!;
+    const s = start(l);
+    await s.next();
+    const dir = join(l.functions, 'stream');
+    expect(await s.ask({ op: 'load', dir, handler: st.handler, env: {}, format: st.format })).toMatchObject({ ok: true });
+    s.send({ op: 'call', id: 7, params: {}, env: {}, http: webRequest('/', 'big') });
+    expect(await s.next()).toEqual({ op: 'head', id: 7, status: 202, headers: { 'content-type': expect.stringMatching(/^text\/plain/) } });
+    const chunks: Buffer[] = [];
+    let r = await s.next();
+    for (; r.op === 'chunk'; r = await s.next()) {
+      expect(r.id).toBe(7);
+      chunks.push(Buffer.from(r.data, 'base64'));
+    }
+    expect(chunks.slice(0, 3).map(String)).toEqual(['one ', 'two ', 'three']);
+    // 300 KiB is more than one chunk carries: it came in pieces, none over the limit
+    expect(chunks.length).toBeGreaterThan(4);
+    expect(Math.max(...chunks.map((c) => c.length))).toBeLessThanOrEqual(STREAM_CHUNK_LIMIT);
+    const total = Buffer.concat(chunks);
+    expect(total.length).toBe(13 + 300 * 1024);
+    expect(r).toMatchObject({ op: 'result', id: 7, ok: true, streamed: total.length, http: { status: 202, body: '' } });
+    // a call without http (not a web call) gets the whole answer as before: no head, no chunk
+    const plain = await s.ask({ op: 'call', id: 8, params: {}, env: {} });
+    expect(plain).toMatchObject({ op: 'result', id: 8 });
+    expect(plain).not.toHaveProperty('streamed');
   });
 
   describe('secrets', () => {
