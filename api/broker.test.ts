@@ -61,8 +61,9 @@ async function setup(): Promise<Setup> {
   const logs: Setup['logs'] = [];
   const log = pino({ level: 'debug' }, { write: (s: string) => void logs.push(JSON.parse(s) as Setup['logs'][0]) });
   const broker = new Broker({ transport: net, log });
-  const heard: Setup['heard'] = { room: [], adopted: [], started: [], outcome: [], nodeLost: [], givenBack: [] };
+  const heard: Setup['heard'] = { room: [], adopted: [], started: [], outcome: [], nodeLost: [], givenBack: [], stream: [] };
   broker.events.on('givenBack', (g) => heard.givenBack.push(g));
+  broker.events.on('stream', (p) => heard.stream.push(p));
   broker.events.on('started', (r) => heard.started.push(r));
   broker.events.on('outcome', (r) => heard.outcome.push(r));
   broker.events.on('room', () => heard.room.push(undefined));

@@ -18,6 +18,8 @@ import {
   MAX_LINE,
   type LoaderReply,
   type LoaderRequest,
+  type StreamChunk,
+  type StreamHead,
 } from '../protocol/loader.js';
 
 export class LineClosed extends Error {}
@@ -25,8 +27,12 @@ export class LineTimeout extends Error {}
 // The loader broke the protocol: a line that is not a reply, too long, or an answer to something not asked.
 export class LineBroken extends Error {}
 
+// A streamed answer's head or chunk for the call in flight (version 3): a text says what was wrong with it.
+export type OnStream = (m: StreamHead | StreamChunk) => string | undefined;
+
 interface Pending {
   request: LoaderRequest;
+  onStream?: OnStream;
   resolve(r: LoaderReply): void;
   reject(e: Error): void;
   timer?: NodeJS.Timeout;
@@ -86,11 +92,11 @@ export class LoaderLine {
   }
 
   // One request and its reply; the next request waits for this one (the loader serves one at a time).
-  request(request: LoaderRequest, timeoutMs: number): Promise<LoaderReply> {
+  request(request: LoaderRequest, timeoutMs: number, onStream?: OnStream): Promise<LoaderReply> {
     if (this.closed || !this.socket) return Promise.reject(new LineClosed('the loader is not connected'));
     if (this.pending) return Promise.reject(new LineBroken('a request is already in flight on this line'));
     return new Promise<LoaderReply>((resolve, reject) => {
-      const p: Pending = { request, resolve, reject };
+      const p: Pending = { request, resolve, reject, onStream };
       p.timer = setTimeout(() => {
         if (this.pending !== p) return;
         this.pending = undefined;
@@ -138,6 +144,14 @@ export class LoaderLine {
       return this.hello?.resolve();
     }
     const p = this.pending;
+    if (reply.op === 'head' || reply.op === 'chunk') {
+      // Only the call in flight streams, and only where its caller takes a stream.
+      if (!p?.onStream || p.request.op !== 'call' || reply.id !== p.request.id)
+        return this.close(new LineBroken(`the loader sent a ${reply.op} out of order (call ${reply.id})`));
+      const wrong = p.onStream(reply);
+      if (wrong !== undefined) return this.close(new LineBroken(`the loader's streamed answer broke off: ${wrong}`));
+      return;
+    }
     const expected = p ? expectedReply[p.request.op] : undefined;
     const sameCall = p?.request.op !== 'call' || reply.op !== 'result' || reply.id === p.request.id;
     if (!p || (reply.op !== expected && reply.op !== 'error') || !sameCall) {
@@ -152,6 +166,15 @@ export class LoaderLine {
     this.pending = undefined;
     clearTimeout(p.timer);
     p.resolve(reply);
+  }
+
+  // Stops reading the loader (its writes wait) until resume(): a streamed answer's back-pressure.
+  pause(): void {
+    this.socket?.pause();
+  }
+
+  resume(): void {
+    if (!this.closed) this.socket?.resume();
   }
 
   get open(): boolean {
