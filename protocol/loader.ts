@@ -10,7 +10,7 @@
 // bind-mounted read-only into the container (ZFAAS_LINE names it inside); the loader dials in and says
 // hello. Without ZFAAS_LINE a loader speaks the same lines on stdin/stdout (its self-test, benchmarks).
 //
-//   loader -> node   {"op":"hello","v":2,"pid":N}                        once, first
+//   loader -> node   {"op":"hello","v":3,"pid":N}                        once, first
 //   node -> loader   {"op":"load","dir","handler","env","format"?}       -> {"op":"loaded","ok":true,"format"}
 //                                                                           | {"op":"loaded","ok":false,"error"}
 //   node -> loader   {"op":"call","id":N,"params","env"}                 -> {"op":"result","id":N,"ok":true,"result","logs"}
