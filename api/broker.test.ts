@@ -239,6 +239,30 @@ describe('Broker', () => {
       broker.stop();
     });
 
+    it("asks a web call's node to stream, and passes its head and chunks on only from the node that holds it", async () => {
+      const { broker, net, heard } = await setup();
+      net.from('n1', register('n1', 'L1'));
+      net.from('n2', register('n2', 'L2'));
+      const http = { method: 'GET', path: '/', query: '', headers: {}, body: '', sourceIp: '127.0.0.1' };
+      const c = { ...call({ fn: fnMeta('f'), runtime }), http };
+      await broker.invoke('n1', c);
+      expect(net.of('invoke', 'n1')[0]?.call.stream).toBe(true);
+      const head = { type: 'head' as const, callNum: c.callNum, attempt: 1, status: 200, headers: { 'content-type': 'text/plain' } };
+      const chunk = { type: 'chunk' as const, callNum: c.callNum, attempt: 1, seq: 0, data: 'aGk=' };
+      net.from('n2', { ...head, life: 'L2' }); // not its call
+      net.from('n1', { ...head, life: 'L1' });
+      net.from('n1', { ...chunk, life: 'L1' });
+      expect(heard.stream).toEqual([
+        { ...head, life: 'L1' },
+        { ...chunk, life: 'L1' },
+      ]);
+      // a call without http is not asked to stream
+      const plain = call({ fn: fnMeta('f'), runtime });
+      await broker.invoke('n1', plain);
+      expect(net.of('invoke', 'n1')[1]?.call.stream).toBeUndefined();
+      broker.stop();
+    });
+
     it('tells the node its outcome is recorded when asked to', async () => {
       const { broker, net, c } = await running();
       broker.ack('n1', c.callNum);
