@@ -170,6 +170,12 @@ describe.each(LOADERS)('the $name loader', (l) => {
     const plain = await s.ask({ op: 'call', id: 8, params: {}, env: {} });
     expect(plain).toMatchObject({ op: 'result', id: 8 });
     expect(plain).not.toHaveProperty('streamed');
+    // a function that fails after its head: the result says so (the node then breaks off the answer)
+    s.send({ op: 'call', id: 9, params: {}, env: {}, http: webRequest('/', 'fail') });
+    expect(await s.next()).toMatchObject({ op: 'head', id: 9 });
+    let last = await s.next();
+    while (last.op === 'chunk') last = await s.next();
+    expect(last).toMatchObject({ op: 'result', id: 9, ok: false, error: expect.stringContaining('boom') });
   });
 
   describe('secrets', () => {
