@@ -82,6 +82,19 @@ def handler(request):
 `,
     },
   },
+  broken: {
+    runtime: 'node-s',
+    format: 'gcf',
+    handler: 'index.handler',
+    files: {
+      'index.js': `exports.handler = async (req, res) => {
+  res.write('begun\\n');
+  await new Promise((r) => setTimeout(r, 200));
+  throw new Error('broke mid-answer');
+};
+`,
+    },
+  },
   slow: {
     runtime: 'node-s',
     format: 'gcf',
@@ -249,6 +262,16 @@ describe('a streamed answer reaches its caller as the function writes it', () =>
     const events = parseEvents(s.body);
     expect(events.map((e) => JSON.parse(e.data) as unknown)).toEqual([{ token: 't0' }, { token: 't1' }, { token: 't2' }]);
     expect(s.pieces.at(-1)!.at - s.pieces[0]!.at).toBeGreaterThanOrEqual(1.5 * GAP_MS);
+  });
+
+  it('a function that fails after its first piece breaks its answer off: the caller never sees a whole one', async () => {
+    const r = await fetch(`${p.api}/function/broken/`, { headers: auth });
+    expect(r.status).toBe(200); // the head went with the first piece
+    const callNum = Number(r.headers.get('x-zfaas-call'));
+    await expect(r.text()).rejects.toThrow();
+    const call = await ended(callNum);
+    expect(call.status).toBe('ERROR');
+    expect((call as { error?: string }).error).toContain('broke mid-answer');
   });
 
   it('a caller that leaves after the first piece cancels the call: it ends cancelled, not DONE and not running', async () => {
