@@ -166,9 +166,9 @@ describe.each(LOADERS)('the $name loader', (l) => {
     const total = Buffer.concat(chunks);
     expect(total.length).toBe(13 + 300 * 1024);
     expect(r).toMatchObject({ op: 'result', id: 7, ok: true, streamed: total.length, http: { status: 202, body: '' } });
-    // a call without http (not a web call) gets the whole answer as before: no head, no chunk
+    // a call without http (not a web call) gets the whole answer in its result: no head, no chunk
     const plain = await s.ask({ op: 'call', id: 8, params: {}, env: {} });
-    expect(plain).toMatchObject({ op: 'result', id: 8 });
+    expect(plain).toMatchObject({ op: 'result', id: 8, ok: true, result: 'one two three' }); // what it wrote, gathered
     expect(plain).not.toHaveProperty('streamed');
     // a function that fails after its head: the result says so (the node then breaks off the answer)
     s.send({ op: 'call', id: 9, params: {}, env: {}, http: webRequest('/', 'fail') });

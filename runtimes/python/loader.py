@@ -1278,21 +1278,41 @@ def _is_stream(v):
         hasattr(v, "__next__") and hasattr(v, "__iter__") and not isinstance(v, (str, bytes, bytearray, dict, list, tuple)))
 
 
-def split_stream(value):
-    """A function's answer without its streamed body: (the answer with an empty body, the iterator or None)."""
-    if _streaming is None:
-        return value, None
+def _split(value, body):
+    """(the answer with `body` in place of its iterator, the iterator), or (value, None)."""
     if _is_stream(value):
-        return "", value
+        return body, value
     if isinstance(value, tuple) and value and _is_stream(value[0]):
-        return ("",) + value[1:], value[0]
+        return (body,) + value[1:], value[0]
     if isinstance(value, dict) and _is_stream(value.get("body")):
-        return dict(value, body=""), value["body"]
+        return dict(value, body=body), value["body"]
     # a werkzeug/Flask Response made of a generator (is_streamed)
     if getattr(value, "is_streamed", False) and hasattr(value, "status_code") and hasattr(value, "headers"):
         headers = [(k, v) for k, v in value.headers.items() if k.lower() != "content-length"]
-        return (b"", value.status_code, headers), iter(value.response)
+        return (body, value.status_code, headers), iter(value.response)
     return value, None
+
+
+def _piece(item):
+    if isinstance(item, str):
+        return item.encode("utf-8")
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return bytes(item)
+    raise Malformed("a streamed item must be str or bytes, got %s" % type(item).__name__)
+
+
+def split_stream(value):
+    """A function's answer without its streamed body: (the answer with an empty body, the iterator or
+    None). Outside a web call (a direct call) the items are gathered into the body instead."""
+    emptied, items = _split(value, b"")
+    if items is None or _streaming is not None:
+        return emptied, items
+    try:
+        data = b"".join(_piece(i) for i in items if i is not None)
+    finally:
+        if hasattr(items, "close"):
+            items.close()
+    return _split(value, data)[0], None
 
 
 def stream_response(response, items):
@@ -1310,12 +1330,7 @@ def stream_response(response, items):
         for item in items:
             if item is None:
                 continue
-            if isinstance(item, str):
-                data = item.encode("utf-8")
-            elif isinstance(item, (bytes, bytearray, memoryview)):
-                data = bytes(item)
-            else:
-                raise Malformed("a streamed item must be str or bytes, got %s" % type(item).__name__)
+            data = _piece(item)
             if st["bytes"] + len(data) > STREAM_LIMIT:
                 raise ReplyError("response too large: a streamed answer is at most %d bytes" % STREAM_LIMIT)
             st["bytes"] += len(data)
