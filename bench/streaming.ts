@@ -1,5 +1,6 @@
 // Time to first byte of a streamed web answer: how long after a function's own first write its caller
-// has that byte, through zfaas (API -> node -> loader -> node -> API) and, as the baseline in the same run,
+// has that byte, through zfaas (loader -> node -> API -> caller; Node gcf, Node Lambda streaming and a
+// Python generator) and, as the baseline in the same run,
 // through a raw express streaming endpoint in a process of its own on this machine. Each writer says when
 // it wrote (epoch ms, sub-millisecond, from the same clock as the caller's), in its first piece; the caller
 // notes when the piece arrived. N calls one after another, after a warm-up; p50/p99 of the difference and
@@ -21,6 +22,53 @@ const WRITER = `async (req, res) => {
   await new Promise((r) => setTimeout(r, 50));
   res.end('done\\n');
 }`;
+
+// The same writer in each streaming form zfaas runs.
+const FUNCTIONS: { name: string; runtime: string; format: string; handler: string; files: Record<string, string>; label: string }[] = [
+  {
+    name: 'gcf',
+    runtime: 'node-s',
+    format: 'gcf',
+    handler: 'index.handler',
+    files: { 'index.js': `exports.handler = ${WRITER};\n` },
+    label: 'Node gcf res.write',
+  },
+  {
+    name: 'lam',
+    runtime: 'node-s',
+    format: 'lambda',
+    handler: 'index.handler',
+    files: {
+      'index.js': `exports.handler = awslambda.streamifyResponse(async (event, responseStream) => {
+  responseStream.write(JSON.stringify({ t: performance.timeOrigin + performance.now() }) + '\\n');
+  await new Promise((r) => setTimeout(r, 50));
+  responseStream.end('done\\n');
+});
+`,
+    },
+    label: 'Node awslambda.streamifyResponse',
+  },
+  {
+    name: 'py',
+    runtime: 'python-s',
+    format: 'gcf',
+    handler: 'main.handler',
+    files: {
+      'main.py': `import json
+import time
+
+
+def handler(request):
+    def parts():
+        yield json.dumps({"t": time.time() * 1000}) + "\\n"
+        time.sleep(0.05)
+        yield "done\\n"
+    return parts(), 200, {"content-type": "text/plain"}
+`,
+    },
+    label: 'Python generator',
+  },
+];
 
 const now = (): number => performance.timeOrigin + performance.now();
 
@@ -64,23 +112,26 @@ async function main(): Promise<void> {
   const raw = await baseline();
   try {
     p = await startUp(['--miniworkers', '2'], { ZFAAS_TOKEN: TOKEN, ZFAAS_LOG_LEVEL: 'warn' });
-    const rt = await http('POST', `${p.api}/registerRuntime`, await loaderImage('node', 'node-s'), auth);
-    if (rt.status >= 300) throw new Error(`runtime not registered: ${JSON.stringify(rt.body)}`);
-    const files = { 'index.js': `exports.handler = ${WRITER};\n` };
-    const up = await upload(
-      `${p.api}/registerFunction/node-s/first`,
-      await packFiles(files),
-      'first.tar.gz',
-      { format: 'gcf', handler: 'index.handler' },
-      auth,
-    );
-    if (up.status !== 201) throw new Error(`function not deployed: ${JSON.stringify(up.body)}`);
+    for (const [lang, name] of [
+      ['node', 'node-s'],
+      ['python', 'python-s'],
+    ] as const) {
+      const rt = await http('POST', `${p.api}/registerRuntime`, await loaderImage(lang, name), auth);
+      if (rt.status >= 300) throw new Error(`runtime not registered: ${JSON.stringify(rt.body)}`);
+    }
+    for (const f of FUNCTIONS) {
+      const up = await upload(
+        `${p.api}/registerFunction/${f.runtime}/${f.name}`,
+        await packFiles(f.files),
+        `${f.name}.tar.gz`,
+        { format: f.format, handler: f.handler },
+        auth,
+      );
+      if (up.status !== 201) throw new Error(`function ${f.name} not deployed: ${JSON.stringify(up.body)}`);
+    }
     const base = await measure(raw.url, {});
-    const zfaas = await measure(`${p.api}/function/first/`, auth);
-    const rows: [string, number[]][] = [
-      ['raw express streaming endpoint (baseline)', base],
-      ['zfaas web function, gcf res.write', zfaas],
-    ];
+    const rows: [string, number[]][] = [['raw express streaming endpoint (baseline)', base]];
+    for (const f of FUNCTIONS) rows.push([`zfaas web function, ${f.label}`, await measure(`${p.api}/function/${f.name}/`, auth)]);
     console.log(`\nTime from a function's first write to that byte at its caller, ${N} calls each (ms)\n`);
     console.log('| path | p50 | p99 | p50 ratio to baseline | p99 ratio to baseline |');
     console.log('| --- | ---: | ---: | ---: | ---: |');
