@@ -103,6 +103,16 @@ describe('a streamed answer', () => {
     expect(cancelled).toEqual([7]);
   });
 
+  it('cancels the call when its caller left before the head came, once it comes', async () => {
+    const { answer, abort, response } = await open();
+    response.catch(() => undefined); // aborted before its head: the fetch fails, as it should
+    abort.abort();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(cancelled).toEqual([]); // the answer may not stream at all: nothing to cancel yet
+    answer.take(head({}));
+    expect(cancelled).toEqual([7]);
+  });
+
   it('cancels the call when its caller goes away before the end', async () => {
     const { answer, response, abort } = await open();
     answer.take(head({}));

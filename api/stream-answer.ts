@@ -2,7 +2,8 @@
 // soon as it comes (flushed, with Nagle off, so the first byte goes at once), each chunk as it comes
 // (chunked transfer; `text/event-stream` is Server-Sent Events: never buffered, never compressed), then the
 // end once the call is DONE; a call that ended otherwise cuts the connection, so the caller sees an answer
-// that broke off rather than a whole one. A caller that goes away before the end cancels the call. What
+// that broke off rather than a whole one. A caller that goes away before the end cancels the call (one that
+// left before the function's first write, once that write comes: until then the answer may not stream). What
 // waits to be written to a slow caller is bounded: past ANSWER_BUFFER bytes the call is cancelled too.
 import type { Response } from 'express';
 import type { CallOutcome } from '../common/model.js';
@@ -39,10 +40,13 @@ export class StreamAnswer {
   private attempt?: number; // the run whose answer this is: the first that sent a head
   private nextSeq = 0;
   private over = false;
+  private gone = false; // the caller's connection closed before the answer ended
 
   constructor(private readonly d: StreamAnswerDeps) {
     d.res.on('close', () => {
-      if (this.streaming && !d.res.writableEnded) this.stop('the caller went away before the end of the answer');
+      if (d.res.writableEnded) return;
+      this.gone = true;
+      if (this.streaming) this.stop('the caller went away before the end of the answer');
     });
   }
 
@@ -57,6 +61,8 @@ export class StreamAnswer {
     if (p.type === 'head') {
       if (this.streaming) return;
       this.attempt = p.attempt;
+      // The caller left while the function had not written yet: nobody takes what it streams.
+      if (this.gone) return this.stop('the caller went away before the answer began');
       writeHeaders(res, p.headers, this.d.callNum, this.d.log);
       const type = String(res.getHeader('content-type') ?? '');
       if (/^text\/event-stream/i.test(type)) {
