@@ -13,6 +13,7 @@ import { Router } from 'zeromq';
 import { errText, type Logger } from '../common/log.js';
 import { logFailedHandshakes, serverOptions, startZap, type CurveServer } from '../common/curve.js';
 import { SendQueue } from '../common/zmq.js';
+import type { MemoryLink } from '../common/memory-link.js';
 import type { CallOutcome, FunctionMeta, Runtime } from '../common/model.js';
 import { decode, encode } from '../protocol/codec.js';
 import type { HttpRequest } from '../protocol/loader.js';
@@ -463,7 +464,8 @@ export class Broker implements NodeRegistry, NodeControl {
 
 export interface ZmqTransportOptions {
   bind: string;
-  alsoBind?: string[]; // e.g. an inproc:// endpoint for an instance in the same process (zfaas up)
+  alsoBind?: string[]; // more endpoints to bind
+  memory?: MemoryLink; // a node in this process (zfaas up) is reached through it instead of a socket
   curve?: CurveServer; // with keys: CURVE on the node links, only known instance keys accepted
   log: Logger;
 }
@@ -487,15 +489,18 @@ export class ZmqTransport implements NodeTransport {
     }
     await this.socket.bind(this.o.bind);
     for (const b of this.o.alsoBind ?? []) await this.socket.bind(b);
+    this.o.memory?.listen(onMessage);
     void this.loop(onMessage);
   }
 
   send(nodeId: string, frames: Buffer[]): Promise<void> {
+    if (this.o.memory?.has(nodeId)) return this.o.memory.toNode(nodeId, frames);
     return this.out.send([Buffer.from(nodeId), ...frames]);
   }
 
   close(): void {
     this.closed = true;
+    this.o.memory?.unlisten();
     this.socket.close();
   }
 

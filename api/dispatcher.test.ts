@@ -189,4 +189,20 @@ describe('Scheduler', () => {
     links.release('a', 998);
     expect(sent).toEqual([['a', c2.callNum]]);
   });
+
+  it('hands nothing out while it may not dispatch, and all in order once it may again', () => {
+    const links = new FakeLinks();
+    links.table.set('a', node('a', 4));
+    let may = false;
+    const s = new Scheduler(links, undefined, () => may);
+    const f = fn('f');
+    const calls = [call(f), call(f)];
+    for (const c of calls) s.enqueue(c);
+    links.events.emit('room');
+    expect(links.sent).toEqual([]);
+    expect(s.knows(calls[0]!.callNum)).toBe(true);
+    may = true;
+    s.pump();
+    expect(links.sent).toEqual(calls.map((c) => ['a', c.callNum]));
+  });
 });

@@ -49,9 +49,12 @@ export class Scheduler implements QueueView {
   private readonly queued = new Set<number>();
 
   // `nsLimit`: how many calls of a function's namespace may be in nodes' hands at once (its quota).
+  // `mayDispatch`: false while this API must hand no call out (its lease on a shared store is in doubt);
+  // call pump() when it turns true again.
   constructor(
     private readonly links: NodeLinks,
     private readonly nsLimit: (qualifiedName: string) => number | undefined = () => undefined,
+    private readonly mayDispatch: () => boolean = () => true,
   ) {
     links.events.on('room', () => this.pump());
     links.events.on('adopted', ({ calls }) => this.withdraw(calls));
@@ -123,6 +126,7 @@ export class Scheduler implements QueueView {
   // the scan stops at the first call no node has room for (none has room for any then).
   pump(): void {
     let running: Map<string, number> | undefined; // counted only when a queued call has a limit
+    if (this.queue.length > 0 && !this.mayDispatch()) return;
     for (let i = 0; i < this.queue.length;) {
       const call = this.queue[i]!;
       const limit = call.def.fn.settings.concurrency;

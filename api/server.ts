@@ -52,6 +52,7 @@ import { AllowList } from '../common/allow-list.js';
 import { Deliverer } from './callbacks/deliverer.js';
 import { WarmKeeper } from './warm-keeper.js';
 import { ApiLeases } from './leases.js';
+import type { MemoryLink } from '../common/memory-link.js';
 
 export interface ApiOptions {
   port: number;
@@ -59,6 +60,7 @@ export interface ApiOptions {
   db: string | LocalDb;
   brokerBind: string;
   brokerAlsoBind?: string[];
+  brokerMemory?: MemoryLink; // the node in this process (zfaas up)
   token?: string; // required when host is not loopback
   curve?: CurveServer; // the broker's keys and the instance keys it accepts (the DB client uses the same pair)
   log: Logger;
@@ -110,16 +112,27 @@ export class ApiServer {
       id: o.apiId,
       onAdopted: (calls) => void this.calls.adopt(calls),
       onLost: () => this.calls.leaseLost(),
+      onRenewed: () => this.scheduler.pump(),
     });
     this.broker = new Broker({
-      transport: new ZmqTransport({ bind: o.brokerBind, alsoBind: o.brokerAlsoBind, curve: o.curve, log: o.log }),
+      transport: new ZmqTransport({
+        bind: o.brokerBind,
+        alsoBind: o.brokerAlsoBind,
+        memory: o.brokerMemory,
+        curve: o.curve,
+        log: o.log,
+      }),
       log: o.log,
       shared: () => this.leases.current !== undefined,
     });
     this.broker.events.on('stream', (p) => this.streams.deliver(p));
     this.warm = new WarmKeeper({ db: this.db, nodes: this.broker, log: o.log });
     this.quotas = new Quotas(this.db);
-    this.scheduler = new Scheduler(this.broker, (name) => this.quotas.runningLimit(name));
+    this.scheduler = new Scheduler(
+      this.broker,
+      (name) => this.quotas.runningLimit(name),
+      () => this.leases.mayDispatch,
+    );
     this.meta = new MetaCache(this.db);
     this.builds = new Builds({
       db: this.db,

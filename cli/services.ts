@@ -30,6 +30,7 @@ const BUILTIN = ['python', 'node', 'java', 'provided'] as const;
 
 export { UsageError } from '../common/errors.js';
 import { UsageError } from '../common/errors.js';
+import { MemoryLink } from '../common/memory-link.js';
 
 export async function builtinRuntimes(): Promise<Runtime[]> {
   return Promise.all(
@@ -283,14 +284,14 @@ export async function up(o: UpOptions): Promise<() => Promise<void>> {
   for (const rt of runtimes) await client.request('putRuntime', rt);
   client.close();
   // The instance of this process reaches the broker in memory; other nodes use brokerBind.
-  const inproc = `inproc://zfaas-broker-${process.pid}`;
+  const memory = new MemoryLink();
   const api = new ApiServer({
     port: o.port,
     host: o.host,
     token: o.token,
     curve,
     db,
-    brokerAlsoBind: [inproc],
+    brokerMemory: memory,
     brokerBind,
     log: log.child({ part: 'api' }),
     idempotencyTtlS,
@@ -300,7 +301,8 @@ export async function up(o: UpOptions): Promise<() => Promise<void>> {
   await api.start();
   const own = curve ? { secretKey: curve.secretKey, serverKey: curvePublicKey(curve.secretKey) } : undefined;
   const instance = new Instance({
-    broker: inproc,
+    broker: 'in-process',
+    brokerMemory: memory,
     db,
     curve: own,
     dataDir: join(o.data, 'instance'),

@@ -81,6 +81,7 @@ export const SETTING_LIMITS = {
   pids: { min: 8, max: 4096, default: 128 },
   concurrency: { min: 1, max: 10_000 },
   maxContainers: { min: 1, max: 1024 }, // a function's containers on one node
+  containerConcurrency: { min: 1, max: 1000, default: 1 }, // calls one container of a function runs at once
   minWarm: { min: 0, max: 1024 }, // a function's containers kept loaded across the cluster
   rateLimit: { min: 1, max: 100_000, default: 50 }, // web requests per second of a public function
   retries: { min: 0, max: 10, default: 0 }, // runs after a first that ended in ERROR or TIMEOUT
@@ -108,6 +109,9 @@ export const FunctionSettingsSchema = z.object({
   // At most this many containers of the function on one node (unset: the node's own limit); its further
   // calls on that node wait for one of them instead of starting another.
   maxContainers: z.number().int().min(L.maxContainers.min).max(L.maxContainers.max).optional(),
+  // At most this many of its calls run at once in one of its containers (Knative's containerConcurrency;
+  // unset: 1, one at a time). Only where the runtime's loader can (node and python, protocol 3).
+  containerConcurrency: z.number().int().min(L.containerConcurrency.min).max(L.containerConcurrency.max).optional(),
   // At least this many containers holding the function's current version are kept loaded across the
   // nodes, idle or not (provisioned concurrency): its calls up to that many at once meet no cold start.
   // Unset or 0: containers come with calls and go after the node's idle time (scale to zero).

@@ -53,8 +53,9 @@ export interface CallTable<Op = unknown> {
 // own writes first, then what is committed), then written as one LevelDB batch by commit(). A write that
 // throws while being planned adds nothing, so it fails alone. Results hold only once commit() resolved.
 export class CallGroup<Op = unknown> {
-  private readonly ops: Op[] = [];
+  private readonly ops: Op[] = []; // idempotency keys' operations; the calls' are made at commit
   private readonly touched = new Map<number, Call>(); // the newest state of each call this group wrote
+  private readonly created = new Set<number>(); // the calls this group made
   private readonly keys = new Map<string, KeyEntry>(); // the idempotency keys this group wrote
   private lastCall = 0; // the newest call number this group made
 
@@ -71,8 +72,9 @@ export class CallGroup<Op = unknown> {
     return mine ? { ...mine } : this.table.read(callNum);
   }
 
+  // A call changed twice in one group (a start and its outcome) is written once, in its newest state.
   private stage(call: Call, created = false): void {
-    for (const op of this.table.ops(call, created)) this.ops.push(op);
+    if (created) this.created.add(call.callNum);
     this.touched.set(call.callNum, call);
   }
 
@@ -209,6 +211,8 @@ export class CallGroup<Op = unknown> {
 
   // Writes the group at once (a backend writes nothing when no write changed anything).
   async commit(): Promise<void> {
-    await this.table.commit(this.ops, this.touched, this.lastCall);
+    const ops = [...this.ops];
+    for (const [callNum, call] of this.touched) for (const op of this.table.ops(call, this.created.has(callNum))) ops.push(op);
+    await this.table.commit(ops, this.touched, this.lastCall);
   }
 }

@@ -7,8 +7,9 @@
 // wrote it). Writes are applied one at a time, in the order they arrived, since read-modify-write (call
 // numbers, versions, first final state wins) needs it. Writes that arrive while one group is being
 // written form the next group, and the call writes of a group go to LevelDB as one batch (group commit):
-// a warm call's createCall and its callIntents cost one batch per group instead of a write each. In-process
-// callers (local()) follow the same rules.
+// a warm call's createCall and its callIntents cost one batch per group instead of a write each, and a
+// call's start is held a few ms for the next write, so that a warm call's start and outcome are one write
+// of its record. In-process callers (local()) follow the same rules.
 import { Router } from 'zeromq';
 import { createHash } from 'node:crypto';
 import { SendQueue } from '../common/zmq.js';
@@ -58,6 +59,10 @@ interface Planned {
 
 // At most this many writes in one group, so that one group's batch and replies stay short.
 const MAX_GROUP = 1024;
+// A call's start waits this long for the next write (most often its own outcome, for a warm call), so that
+// both are one write of its record instead of two; nobody waits on a start's answer (api/calls.ts).
+const START_HOLD_MS = 10;
+const isStart = (req: DbRequest): boolean => req.msgType === 'callIntent' && req.content.intent.kind === 'started';
 const ALONE_TRIES = 5; // a write applied alone, while its failure is one that passes
 
 export class DbServer {
@@ -67,6 +72,8 @@ export class DbServer {
   private backups!: BackupSessions;
   private tenancy!: Tenancy;
   private readonly writes: WriteJob[] = []; // arrived, not yet taken into a group
+  private readonly held: WriteJob[] = []; // starts of calls, before `writes` (START_HOLD_MS)
+  private heldTimer?: NodeJS.Timeout;
   private writing = false; // a writeQueued() is running
   private readonly inFlight = new Set<Promise<unknown>>(); // every request not yet answered, for stop()
   private closed = false;
@@ -94,6 +101,7 @@ export class DbServer {
 
   async stop(): Promise<void> {
     this.closed = true;
+    this.release();
     this.socket.close();
     // Every request already taken gets its answer before LevelDB closes; none is taken after `closed`.
     await Promise.allSettled([...this.inFlight]);
@@ -170,12 +178,26 @@ export class DbServer {
   private dispatch(req: DbRequest, blobs: Buffer[]): Promise<Answer> {
     if (dbKind(req.msgType) === 'read' && !isCallWrite(req)) return this.apply(req, blobs);
     return new Promise<Answer>((resolve, reject) => {
-      this.writes.push({ req, blobs, resolve, reject });
-      if (!this.writing) {
-        this.writing = true;
-        void this.writeQueued();
+      const job = { req, blobs, resolve, reject };
+      if (isStart(req) && !this.closed) {
+        this.held.push(job);
+        this.heldTimer ??= setTimeout(() => this.release(), START_HOLD_MS);
+        return;
       }
+      this.release(job);
     });
+  }
+
+  // The held starts join the queue ahead of `job` (arrival order is write order), and the queue is written.
+  private release(job?: WriteJob): void {
+    clearTimeout(this.heldTimer);
+    this.heldTimer = undefined;
+    this.writes.push(...this.held.splice(0));
+    if (job) this.writes.push(job);
+    if (!this.writing && this.writes.length > 0) {
+      this.writing = true;
+      void this.writeQueued();
+    }
   }
 
   // Applies the queued writes a group at a time: what arrived while one group was written is the next.

@@ -1,7 +1,7 @@
 // Reads beside the write queue, and group commit of writes: over a real ZMQ socket and through local(),
 // on each store (a real LevelDB in a temp dir, a throwaway PostgreSQL: test/helpers/stores.ts).
 import { createHash } from 'node:crypto';
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DbUnderTest, finishCall, startCall } from '../test/helpers/db-service.js';
 import { stores, type StoreKind } from '../test/helpers/stores.js';
 import type { CallOutcome } from '../common/model.js';
@@ -121,6 +121,28 @@ describe.each(stores())('on $name', (k) => {
       expect(open.map((c) => c.callNum)).toEqual(range(600).filter((n) => n % 2 === 1));
       expect((await t.remote.request('listVersions', { name: 'f' })).map((v) => v.version)).toEqual([1, 2]);
       expect((await t.local.request('createCall', newCall)).callNum).toBe(601);
+    });
+
+    it("writes a call's start and its outcome, sent together, as one group; a start alone within a few ms", async () => {
+      const call = await t.local.request('createCall', newCall);
+      const groups = vi.spyOn(t.server['store'], 'group');
+      const [started, ended] = await Promise.all([
+        startCall(t.local, { callNum: call.callNum, node: 'n1' }),
+        finishCall(t.local, { callNum: call.callNum, outcome: outcome('r'), node: 'n1' }),
+      ]);
+      expect(started.changed && ended.changed).toBe(true);
+      expect(groups).toHaveBeenCalledTimes(1);
+      expect(await t.remote.request('getCall', { callNum: call.callNum })).toMatchObject({
+        status: 'DONE',
+        result: 'r',
+        attempts: 1,
+        node: 'n1',
+      });
+      // Nothing comes after it: the start is written all the same, and answered once written.
+      const next = await t.remote.request('createCall', newCall);
+      expect((await startCall(t.remote, { callNum: next.callNum, node: 'n2' })).changed).toBe(true);
+      expect((await t.local.request('getCall', { callNum: next.callNum }))?.status).toBe('RUNNING');
+      groups.mockRestore();
     });
 
     it('fails only the write that fails, and uses up no call number for it', async () => {

@@ -21,11 +21,17 @@ interface Put {
   runtime?: string;
   lined?: boolean;
   at?: number; // when it was created and last used
+  slots?: number; // calls it may run at once (default 1)
+  inflight?: number; // busy: the calls it runs (default 1)
+  closed?: boolean; // takes no more calls
 }
 
 // Adds a container and moves it to `state` along legal transitions, all at time `at`.
 export function put(t: ContainerTable, id: string, state: ContainerState, o: Put = {}): void {
   const at = o.at ?? 0;
-  t.add({ id, owner: o.owner ?? 'w1', key: o.key ?? fnKey('f', 1), runtime: o.runtime ?? 'node', lined: o.lined ?? true }, at);
+  const lined = o.lined ?? true;
+  t.add({ id, owner: o.owner ?? 'w1', key: o.key ?? fnKey('f', 1), runtime: o.runtime ?? 'node', lined, slots: o.slots }, at);
   for (const s of PATH[state]) t.move(id, s, at);
+  if (state === 'busy') for (let i = 1; i < (o.inflight ?? 1); i++) t.join(id, at);
+  if (o.closed) t.close(id);
 }

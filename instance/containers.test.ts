@@ -107,3 +107,26 @@ describe('container state machine', () => {
     expect(t.ownedBy('w1').length).toBe(9);
   });
 });
+
+describe('a container of several calls at once (slots)', () => {
+  it('takes calls up to its slots while busy, stays busy until the last ends, and takes none once closed', () => {
+    const t = new ContainerTable();
+    t.add({ id: 'c', owner: 'w1', key: 'fn:f@1', runtime: 'node', lined: true, slots: 3 }, 0);
+    t.move('c', 'starting', 0);
+    t.move('c', 'busy', 1);
+    t.join('c', 2);
+    t.join('c', 3);
+    expect(t.get('c')).toMatchObject({ state: 'busy', inflight: 3, calls: 3, lastUsed: 3 });
+    expect(() => t.join('c')).toThrow(IllegalTransition);
+    t.leave('c', 4);
+    t.leave('c', 5);
+    expect(() => t.leave('c')).toThrow(IllegalTransition); // the last one ends with idle
+    t.move('c', 'idle', 6);
+    expect(t.get('c')).toMatchObject({ state: 'idle', inflight: 0 });
+    t.move('c', 'busy', 7);
+    expect(t.spareSlots()).toBe(2); // what it may take beyond one call: the node takes that many more
+    t.close('c');
+    expect(() => t.join('c')).toThrow(IllegalTransition);
+    expect(t.spareSlots()).toBe(0);
+  });
+});

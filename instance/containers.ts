@@ -16,6 +16,9 @@
 // removing:   the remove was sent to its miniworker
 // A stem cell becomes a function's container (key fn:NAME@VERSION) when it takes its first call, and never
 // changes function again: a container never carries one function's state into another's call.
+// A container whose function takes several calls at once (containerConcurrency, `slots` > 1) stays busy
+// while it has any (`inflight`), and takes more (join) while it has fewer than its slots and is not
+// `closed` (a call in it passed its deadline, or it must go once its calls end).
 export type ContainerState = 'creating' | 'starting' | 'loading' | 'warm' | 'busy' | 'idle' | 'cancelling' | 'removing' | 'removed';
 
 const NEXT: Record<ContainerState, readonly ContainerState[]> = {
@@ -40,6 +43,9 @@ export interface ContainerRec {
   readonly createdAt: number;
   readonly lastUsed: number;
   readonly calls: number;
+  readonly slots: number; // calls it may run at once (1 but for a function's containerConcurrency)
+  readonly inflight: number; // calls it runs now (busy: at least 1)
+  readonly closed: boolean; // takes no more calls; removed once those it runs end
 }
 
 type Rec = { -readonly [K in keyof ContainerRec]: ContainerRec[K] };
@@ -54,8 +60,17 @@ const LIVE: readonly ContainerState[] = ['creating', 'starting', 'loading', 'war
 export class ContainerTable {
   private readonly recs = new Map<string, Rec>();
 
-  add(rec: Pick<ContainerRec, 'id' | 'owner' | 'key' | 'runtime' | 'lined'>, now = Date.now()): ContainerRec {
-    const r: Rec = { ...rec, state: 'creating', createdAt: now, lastUsed: now, calls: 0 };
+  add(rec: Pick<ContainerRec, 'id' | 'owner' | 'key' | 'runtime' | 'lined'> & { slots?: number }, now = Date.now()): ContainerRec {
+    const r: Rec = {
+      ...rec,
+      state: 'creating',
+      createdAt: now,
+      lastUsed: now,
+      calls: 0,
+      slots: rec.slots ?? 1,
+      inflight: 0,
+      closed: false,
+    };
     this.recs.set(r.id, r);
     return r;
   }
@@ -70,19 +85,55 @@ export class ContainerTable {
     if (r.state === to) return r;
     if (!NEXT[r.state].includes(to)) throw new IllegalTransition(`container ${id}: ${r.state} -> ${to}`);
     r.state = to;
-    if (to === 'busy') r.calls++;
+    if (to === 'busy') {
+      r.calls++;
+      r.inflight = 1;
+    }
+    if (to === 'idle') r.inflight = 0;
     if (to === 'idle' || to === 'busy') r.lastUsed = now;
     if (to === 'removed') this.recs.delete(id);
     return r;
   }
 
   // A warm stem cell takes a function: it is that function's container from now on, being loaded.
-  adopt(id: string, key: string): ContainerRec {
+  adopt(id: string, key: string, slots = 1): ContainerRec {
     const r = this.recs.get(id);
     if (!r || !r.key.startsWith('rt:') || r.state !== 'warm') throw new IllegalTransition(`container ${id}: not a warm stem cell`);
     r.state = 'loading';
     r.key = key;
+    r.slots = slots;
     return r;
+  }
+
+  // The calls it may run at once, as its loader can (known once it said hello and loaded the function).
+  setSlots(id: string, slots: number): void {
+    const r = this.recs.get(id);
+    if (r) r.slots = Math.max(1, slots);
+  }
+
+  // One more call in a busy container with a free slot.
+  join(id: string, now = Date.now()): ContainerRec {
+    const r = this.recs.get(id);
+    if (!r || r.state !== 'busy' || r.closed || r.inflight >= r.slots)
+      throw new IllegalTransition(`container ${id}: no free slot (${r ? `${r.state}, ${r.inflight} of ${r.slots}` : 'gone'})`);
+    r.inflight++;
+    r.calls++;
+    r.lastUsed = now;
+    return r;
+  }
+
+  // One of the calls of a busy container ended while others run on (the last one ends with move idle).
+  leave(id: string, now = Date.now()): void {
+    const r = this.recs.get(id);
+    if (!r || r.state !== 'busy' || r.inflight <= 1) throw new IllegalTransition(`container ${id}: not running several calls`);
+    r.inflight--;
+    r.lastUsed = now;
+  }
+
+  // Takes no more calls (it goes once those it runs end).
+  close(id: string): void {
+    const r = this.recs.get(id);
+    if (r) r.closed = true;
   }
 
   all(): ContainerRec[] {
@@ -103,6 +154,14 @@ export class ContainerTable {
   live(): number {
     let n = 0;
     for (const r of this.recs.values()) if (LIVE.includes(r.state)) n++;
+    return n;
+  }
+
+  // The calls its containers of several calls at once may take beyond one each (the node's capacity grows
+  // by these): for each live function container that is not closed, its slots less one.
+  spareSlots(): number {
+    let n = 0;
+    for (const r of this.recs.values()) if (r.key.startsWith('fn:') && LIVE.includes(r.state) && !r.closed) n += r.slots - 1;
     return n;
   }
 

@@ -29,9 +29,11 @@ import { namespaceOf } from '../common/namespace.js';
 import { TreeCache } from './trees.js';
 import { setUpFunctionNetwork, type FenceState } from './network.js';
 import type { AllowEntry } from '../common/allow-list.js';
+import type { MemoryLink } from '../common/memory-link.js';
 
 export interface InstanceOptions {
   broker: string;
+  brokerMemory?: MemoryLink; // the API of this process (zfaas up): the link to it goes through this
   db: string | LocalDb;
   dataDir: string;
   miniworkers: number;
@@ -118,6 +120,9 @@ export class Instance {
       log: this.o.log,
       onResult: (work, outcome, start) => this.onRunResult(work, outcome, start),
       onStart: (work) => this.onRunStart(work),
+      onSlots: () => {
+        for (const l of this.links) l.heartbeat(); // its capacity changed: the API hears at once
+      },
     });
     this.trees = new TreeCache({
       dataDir: this.o.dataDir,
@@ -152,6 +157,7 @@ export class Instance {
   private linkTo(broker: string, images: string[]): ApiLink {
     const link: ApiLink = new ApiLink({
       broker,
+      memory: this.o.brokerMemory,
       curve: this.o.curve,
       node: {
         id: this.nodeId,
@@ -170,7 +176,7 @@ export class Instance {
           running: [...this.accepted],
           warm: st.warm,
           miniworkers: st.miniworkers,
-          capacity: capacityFor(st.miniworkers),
+          capacity: capacityFor(st.miniworkers) + this.pool.spareSlots(),
           containers: st.containers,
           stems: st.stems,
           settings: this.pool.current,
@@ -402,7 +408,8 @@ export class Instance {
     if (this.draining) return this.giveBack([callNum]); // sent before the API heard we are draining
     // Several APIs each think they know this node's room; the node alone does (a call that ended and waits
     // for its outcome to be recorded holds none).
-    if (this.links.length > 1 && this.accepted.size - this.unacked.size >= capacityFor(this.pool.current.miniworkers)) {
+    const capacity = capacityFor(this.pool.current.miniworkers) + this.pool.spareSlots();
+    if (this.links.length > 1 && this.accepted.size - this.unacked.size >= capacity) {
       this.origin.delete(callNum);
       from.send({ type: 'giveBack', calls: [callNum], full: true }).catch(() => undefined);
       return;
@@ -609,4 +616,6 @@ function alive(pid: number): boolean {
 
 // Calls a node takes at once: one running per miniworker plus one waiting behind each, so a miniworker
 // that finishes finds its next call already on the node instead of a round trip away at the API.
+// Calls a node takes at once: two per miniworker (its containers of several calls at once add their spare
+// slots, pool.spareSlots()).
 const capacityFor = (miniworkers: number): number => Math.max(1, miniworkers * 2);

@@ -4,14 +4,16 @@
 // was asked, a line that is not JSON or not a reply, a line over MAX_LINE, a hello of another protocol
 // version) closes the line and fails the pending request with LineBroken; that the loader hanging up fails
 // it with LineClosed and silence with LineTimeout; that only the first connection is the loader's; and
-// that the line's folder is gone once it is closed.
+// that the line's folder is gone once it is closed. With several calls at once (allowCalls, protocol 3):
+// calls answered by id in any order, up to the number allowed; one past its timeout fails alone and its
+// late answer is ignored; a hang-up fails them all; an older loader is never given more than one.
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { LINE_FILE, LOADER_PROTOCOL, MAX_LINE, OLDEST_LOADER_PROTOCOL } from '../protocol/loader.js';
+import { CONCURRENT_PROTOCOL, LINE_FILE, LOADER_PROTOCOL, MAX_LINE, OLDEST_LOADER_PROTOCOL } from '../protocol/loader.js';
 import { LineBroken, LineClosed, LineTimeout, LoaderLine } from './line.js';
 
 // A loader as the node sees it: it dials the socket, reads requests as JSON lines and writes what it is told.
@@ -422,5 +424,66 @@ describe('cleaning up', () => {
     const { line, dir } = await open();
     line.close();
     await vi.waitFor(() => expect(existsSync(dir)).toBe(false));
+  });
+});
+
+describe('a loader line with several calls at once (allowCalls)', () => {
+  it('carries up to that many calls at once, each answered by id in any order, and refuses one more', async () => {
+    const { line, loader } = await connected();
+    line.allowCalls(3);
+    const r = [1, 2, 3].map((id) => line.request(call(id), 10_000));
+    const more = await settle(line.request(call(4), 10_000));
+    expect(more.ok === false && more.error).toBeInstanceOf(LineBroken);
+    for (let i = 0; i < 3; i++) await loader.next();
+    for (const id of [3, 1, 2]) loader.send({ op: 'result', id, ok: true, result: String(id) });
+    expect(await Promise.all(r)).toMatchObject([
+      { id: 1, result: '1' },
+      { id: 2, result: '2' },
+      { id: 3, result: '3' },
+    ]);
+    // a request of another kind goes beside the calls
+    const ping = line.request({ op: 'ping' }, 10_000);
+    const c5 = line.request(call(5), 10_000);
+    expect((await loader.next()).op).toBe('ping');
+    await loader.next();
+    loader.send({ op: 'result', id: 5, ok: true, result: '5' });
+    loader.send({ op: 'pong' });
+    expect(await c5).toMatchObject({ id: 5 });
+    expect(await ping).toEqual({ op: 'pong' });
+  });
+
+  it('fails one call past its timeout alone, sends cancel for it, and ignores its late answer', async () => {
+    const { line, loader } = await connected();
+    line.allowCalls(2);
+    const slow = settle(line.request(call(1), 50));
+    const other = line.request(call(2), 10_000);
+    await loader.next();
+    await loader.next();
+    const out = await slow;
+    expect(out.ok === false && out.error).toBeInstanceOf(LineTimeout);
+    line.cancel(1);
+    expect(await loader.next()).toEqual({ op: 'cancel', id: 1 });
+    loader.send({ op: 'result', id: 1, ok: false, error: 'cancelled' });
+    loader.send({ op: 'result', id: 2, ok: true, result: 'two' });
+    expect(await other).toMatchObject({ id: 2, result: 'two' });
+    expect(line.open).toBe(true);
+  });
+
+  it('fails every call in flight with LineClosed when the loader hangs up', async () => {
+    const { line, loader } = await connected();
+    line.allowCalls(4);
+    const r = [1, 2, 3].map((id) => settle(line.request(call(id), 10_000)));
+    await loader.next();
+    loader.socket.destroy();
+    for (const out of await Promise.all(r)) expect(out.ok === false && out.error).toBeInstanceOf(LineClosed);
+  });
+
+  it('refuses several calls at once to a loader older than the protocol that carries them', async () => {
+    const { line, dir } = await open();
+    const loader = await dial(dir);
+    loader.hello(CONCURRENT_PROTOCOL - 1);
+    await line.ready(10_000);
+    expect(line.version).toBe(CONCURRENT_PROTOCOL - 1);
+    expect(() => line.allowCalls(2)).toThrow(LineBroken);
   });
 });

@@ -2,13 +2,16 @@
 // that container, which the loader dials once (protocol/loader.ts). Calls go over it without passing
 // through dockerd, containerd-shim or a miniworker. The first connection is the loader's; the listener
 // then closes, so nothing else can take its place. Every reply is validated: what comes out of a
-// container is untrusted input.
+// container is untrusted input. A loader of version 3 told to take several calls at once (allowCalls) has
+// up to that many calls in flight beside one other request; each call has its own timeout, and a call
+// given up on (its timeout passed) may still be answered, which is then ignored.
 import { chmod, chown, mkdir, rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { UID } from '../common/container-spec.js';
 import { validate } from '../protocol/codec.js';
 import {
+  CONCURRENT_PROTOCOL,
   expectedReply,
   HelloSchema,
   LINE_FILE,
@@ -41,7 +44,11 @@ interface Pending {
 export class LoaderLine {
   private socket?: Socket;
   private server?: Server;
-  private pending?: Pending;
+  private pending?: Pending; // the request in flight (with allowCalls: the one that is not a call)
+  private readonly calls = new Map<number, Pending>(); // with allowCalls: the calls in flight, by id
+  private readonly abandoned = new Set<number>(); // with allowCalls: calls given up on, whose answer is ignored
+  private slots = 1;
+  private v = 0; // the version the loader said in hello
   private parts: string[] = [];
   private partLength = 0;
   private closed = false;
@@ -91,10 +98,30 @@ export class LoaderLine {
     return Promise.race([this.helloSeen, timeout]).finally(() => clearTimeout(timer));
   }
 
-  // One request and its reply; the next request waits for this one (the loader serves one at a time).
+  // The protocol version the loader said in hello (0 before it did).
+  get version(): number {
+    return this.v;
+  }
+
+  // From now on up to n calls at once (a loader of CONCURRENT_PROTOCOL, loaded with concurrency n).
+  allowCalls(n: number): void {
+    if (this.v < CONCURRENT_PROTOCOL) throw new LineBroken(`a loader of protocol ${this.v} takes one call at a time`);
+    this.slots = n;
+  }
+
+  // Ends one call in flight (protocol 3): its result comes back cancelled. Nothing for an older loader.
+  cancel(id: number): void {
+    if (this.closed || !this.socket || this.v < CONCURRENT_PROTOCOL) return;
+    this.socket.write(JSON.stringify({ op: 'cancel', id }) + '\n');
+  }
+
+  // One request and its reply; the next request waits for this one (the loader serves one at a time), but
+  // for calls after allowCalls, which go beside each other up to its number.
   request(request: LoaderRequest, timeoutMs: number, onStream?: OnStream): Promise<LoaderReply> {
     if (this.closed || !this.socket) return Promise.reject(new LineClosed('the loader is not connected'));
-    if (this.pending) return Promise.reject(new LineBroken('a request is already in flight on this line'));
+    if (this.slots > 1 && request.op === 'call') return this.callBeside(request, timeoutMs, onStream);
+    if (this.pending || (this.slots === 1 && this.calls.size > 0))
+      return Promise.reject(new LineBroken('a request is already in flight on this line'));
     return new Promise<LoaderReply>((resolve, reject) => {
       const p: Pending = { request, resolve, reject, onStream };
       p.timer = setTimeout(() => {
@@ -105,6 +132,53 @@ export class LoaderLine {
       this.pending = p;
       this.socket!.write(JSON.stringify(request) + '\n');
     });
+  }
+
+  private callBeside(request: LoaderRequest & { op: 'call' }, timeoutMs: number, onStream?: OnStream): Promise<LoaderReply> {
+    if (this.calls.size >= this.slots) return Promise.reject(new LineBroken(`the line already has ${this.slots} calls in flight`));
+    if (this.calls.has(request.id)) return Promise.reject(new LineBroken(`call ${request.id} is already in flight`));
+    return new Promise<LoaderReply>((resolve, reject) => {
+      const p: Pending = { request, resolve, reject, onStream };
+      p.timer = setTimeout(() => {
+        if (this.calls.get(request.id) !== p) return;
+        this.calls.delete(request.id);
+        if (this.abandoned.size > 10_000) this.abandoned.clear();
+        this.abandoned.add(request.id);
+        reject(new LineTimeout('the loader did not answer in time'));
+      }, timeoutMs);
+      this.calls.set(request.id, p);
+      this.socket!.write(JSON.stringify(request) + '\n');
+    });
+  }
+
+  // A streamed answer's head or chunk, for the call of its id in flight (one given up on: dropped). Only a
+  // call whose caller takes a stream gets one.
+  private onStream(m: StreamHead | StreamChunk): void {
+    const p = this.pending;
+    const c = this.calls.get(m.id) ?? (p?.request.op === 'call' && p.request.id === m.id ? p : undefined);
+    if (!c && this.abandoned.has(m.id)) return;
+    if (!c?.onStream) return this.close(new LineBroken(`the loader sent a ${m.op} out of order (call ${m.id})`));
+    const wrong = c.onStream(m);
+    if (wrong !== undefined) this.close(new LineBroken(`the loader's streamed answer broke off: ${wrong}`));
+  }
+
+  // The request a reply answers (null: a late answer to a call given up on; undefined: none, out of order).
+  private claim(reply: LoaderReply): Pending | null | undefined {
+    if (reply.op === 'result' || (reply.op === 'error' && reply.id !== undefined)) {
+      const c = this.calls.get(reply.id!);
+      if (c) {
+        this.calls.delete(reply.id!);
+        return c;
+      }
+      if (reply.op === 'result' && this.abandoned.delete(reply.id)) return null;
+    }
+    const p = this.pending;
+    if (!p) return undefined;
+    const expected = expectedReply[p.request.op];
+    const sameCall = p.request.op !== 'call' || reply.op !== 'result' || reply.id === p.request.id;
+    if ((reply.op !== expected && reply.op !== 'error') || !sameCall) return undefined;
+    this.pending = undefined;
+    return p;
   }
 
   // Only the new chunk is searched for a newline, so a long line costs linear time, and it is never held
@@ -141,29 +215,24 @@ export class LoaderLine {
         return this.close(
           new LineBroken(`the loader speaks protocol ${hello.v}, this node ${OLDEST_LOADER_PROTOCOL} to ${LOADER_PROTOCOL}`),
         );
+      this.v = hello.v;
       return this.hello?.resolve();
     }
-    const p = this.pending;
-    if (reply.op === 'head' || reply.op === 'chunk') {
-      // Only the call in flight streams, and only where its caller takes a stream.
-      if (!p?.onStream || p.request.op !== 'call' || reply.id !== p.request.id)
-        return this.close(new LineBroken(`the loader sent a ${reply.op} out of order (call ${reply.id})`));
-      const wrong = p.onStream(reply);
-      if (wrong !== undefined) return this.close(new LineBroken(`the loader's streamed answer broke off: ${wrong}`));
-      return;
-    }
-    const expected = p ? expectedReply[p.request.op] : undefined;
-    const sameCall = p?.request.op !== 'call' || reply.op !== 'result' || reply.id === p.request.id;
-    if (!p || (reply.op !== expected && reply.op !== 'error') || !sameCall) {
+    if (reply.op === 'head' || reply.op === 'chunk') return this.onStream(reply);
+    const p = this.claim(reply);
+    if (p === null) return;
+    if (!p) {
       const got = reply.op === 'result' ? `a result for call ${reply.id}` : `"${reply.op}"`;
-      const wanted = !p
-        ? 'nothing was asked'
-        : p.request.op === 'call'
-          ? `expected the result of call ${p.request.id}`
-          : `expected "${expected}"`;
+      const q = this.pending;
+      const wanted = !q
+        ? this.calls.size > 0
+          ? `expected the result of one of calls ${[...this.calls.keys()].join(', ')}`
+          : 'nothing was asked'
+        : q.request.op === 'call'
+          ? `expected the result of call ${q.request.id}`
+          : `expected "${expectedReply[q.request.op]}"`;
       return this.close(new LineBroken(`the loader sent a reply out of order (${got}, ${wanted})`));
     }
-    this.pending = undefined;
     clearTimeout(p.timer);
     p.resolve(reply);
   }
@@ -187,9 +256,11 @@ export class LoaderLine {
     this.hello?.reject(why);
     const p = this.pending;
     this.pending = undefined;
-    if (p) {
-      clearTimeout(p.timer);
-      p.reject(why);
+    const calls = [...this.calls.values()];
+    this.calls.clear();
+    for (const q of p ? [p, ...calls] : calls) {
+      clearTimeout(q.timer);
+      q.reject(why);
     }
     this.server?.close();
     this.socket?.destroy();

@@ -1,6 +1,8 @@
 // The instance's side of the API link: a DEALER whose routing id is the node id. It registers, heartbeats,
-// re-registers when the API asks (the API restarted) and notices an API that fell silent.
+// re-registers when the API asks (the API restarted) and notices an API that fell silent. With the API in
+// this process (zfaas up) the same frames go through a MemoryLink instead of a socket.
 import { Dealer } from 'zeromq';
+import type { MemoryLink } from '../common/memory-link.js';
 import { errText, type Logger } from '../common/log.js';
 import { SendQueue } from '../common/zmq.js';
 import { clientOptions, type CurveClient } from '../common/curve.js';
@@ -17,6 +19,7 @@ import {
 
 export interface LinkOptions {
   broker: string;
+  memory?: MemoryLink; // the API of this process: the link goes through it, not through `broker`
   curve?: CurveClient;
   node: NodeInfo;
   log: Logger;
@@ -26,8 +29,7 @@ export interface LinkOptions {
 }
 
 export class ApiLink {
-  private socket!: Dealer;
-  private out!: SendQueue;
+  private out!: { send(frames: Buffer[]): Promise<void>; close(): void };
   private timer?: NodeJS.Timeout;
   private lastHeard = Date.now();
   private stopped = false;
@@ -56,21 +58,26 @@ export class ApiLink {
     clearInterval(this.timer);
     // Say goodbye if the API is there; a send to no peer would wait forever.
     await Promise.race([this.send({ type: 'bye' }).catch(() => undefined), new Promise((r) => setTimeout(r, 500))]);
-    this.socket.close();
+    this.out.close();
   }
 
   private open(): void {
-    this.socket = new Dealer({
-      routingId: this.o.node.id,
-      linger: 500,
-      reconnectInterval: 200,
-      reconnectMaxInterval: 2000,
-      ...clientOptions(this.o.curve),
-    });
-    this.out = new SendQueue(this.socket);
-    this.socket.connect(this.o.broker);
+    if (this.o.memory) {
+      this.out = this.o.memory.attach(this.o.node.id, (frames) => this.onFrames(frames));
+    } else {
+      const socket = new Dealer({
+        routingId: this.o.node.id,
+        linger: 500,
+        reconnectInterval: 200,
+        reconnectMaxInterval: 2000,
+        ...clientOptions(this.o.curve),
+      });
+      const queue = new SendQueue(socket);
+      this.out = { send: (frames) => queue.send(frames), close: () => socket.close() };
+      socket.connect(this.o.broker);
+      void this.loop(socket);
+    }
     this.register();
-    void this.loop(this.socket);
   }
 
   private register(): void {
@@ -90,7 +97,7 @@ export class ApiLink {
       if (this.connected) this.o.log.warn({ broker: this.o.broker }, 'API fell silent; reconnecting');
       this.connected = false;
       // A fresh socket drops whatever was queued for a dead peer; the new register tells the API our state.
-      this.socket.close();
+      this.out.close();
       this.lastHeard = Date.now();
       this.open();
       return;
@@ -100,33 +107,35 @@ export class ApiLink {
 
   private async loop(socket: Dealer): Promise<void> {
     try {
-      for await (const frames of socket) {
-        this.lastHeard = Date.now();
-        let decoded;
-        try {
-          decoded = decode(ToInstanceSchema, frames as Buffer[]);
-        } catch (e) {
-          this.o.log.warn({ err: errText(e) }, 'bad message from API');
-          continue;
-        }
-        const { msg } = decoded;
-        if (msg.type === 'welcome') {
-          if (!this.connected) this.o.log.info({ broker: this.o.broker, node: this.o.node.id }, 'registered with the API');
-          this.connected = true;
-          this.refused = false;
-          this.o.onRegistered?.();
-        } else if (msg.type === 'reregister') {
-          this.register();
-        } else if (msg.type === 'refused') {
-          // Said once: the link keeps trying (the operator may be upgrading the API or this node).
-          if (!this.refused) this.o.log.error({ broker: this.o.broker, why: msg.why }, 'the API refused this node');
-          this.refused = true;
-        } else if (msg.type !== 'heartbeat') {
-          this.o.onMessage(msg);
-        }
-      }
+      for await (const frames of socket) this.onFrames(frames as Buffer[]);
     } catch (e) {
       if (!this.stopped && !socket.closed) this.o.log.error({ err: errText(e) }, 'API link failed');
+    }
+  }
+
+  private onFrames(frames: Buffer[]): void {
+    this.lastHeard = Date.now();
+    let decoded;
+    try {
+      decoded = decode(ToInstanceSchema, frames);
+    } catch (e) {
+      this.o.log.warn({ err: errText(e) }, 'bad message from API');
+      return;
+    }
+    const { msg } = decoded;
+    if (msg.type === 'welcome') {
+      if (!this.connected) this.o.log.info({ broker: this.o.broker, node: this.o.node.id }, 'registered with the API');
+      this.connected = true;
+      this.refused = false;
+      this.o.onRegistered?.();
+    } else if (msg.type === 'reregister') {
+      this.register();
+    } else if (msg.type === 'refused') {
+      // Said once: the link keeps trying (the operator may be upgrading the API or this node).
+      if (!this.refused) this.o.log.error({ broker: this.o.broker, why: msg.why }, 'the API refused this node');
+      this.refused = true;
+    } else if (msg.type !== 'heartbeat') {
+      this.o.onMessage(msg);
     }
   }
 }

@@ -8,7 +8,9 @@
 // already under way will make the room); that a function never holds more than its own limit; that urgent
 // chores go before calls and spare ones only into room no call wants; and, for random tables and queues,
 // that a plan never gives a miniworker two jobs, a container two calls, or the node more than its limit.
-// Also which containers the reaper takes (toEvict).
+// Several calls per container (slots > 1): a container with a free slot takes the call, the fullest first,
+// a closed one none, a container being made counts as its slots, and for random tables a container never
+// gets more calls than its slots. Also which containers the reaper takes (toEvict).
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ContainerTable, fnKey, rtKey, type ContainerState } from './containers.js';
@@ -451,6 +453,170 @@ describe('a plan, for any table and queue', () => {
           expect(new Set(usedContainers).size).toBe(usedContainers.length);
           // nothing new beyond the limit (a node already over it, after its limit was lowered, makes nothing)
           expect(made).toBeLessThanOrEqual(Math.max(0, max - t.all().length - transient));
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+});
+
+describe('several calls per container (slots)', () => {
+  const key = fnKey('f', 1);
+  const need = (slots: number, o: Partial<CallNeed> = {}): CallNeed => ({
+    policy: 'function',
+    key,
+    runtime: 'node',
+    stemsAllowed: false,
+    slots,
+    ...o,
+  });
+  const calls = (actions: ReturnType<typeof plan>) => actions.flatMap((a) => (a.kind === 'call' ? [a.decision] : []));
+
+  it('makes one container for each N calls of a burst: the others wait for the slots of those being made', () => {
+    const t = new ContainerTable();
+    const ready = ['w1', 'w2', 'w3', 'w4', 'w5', 'w6', 'w7', 'w8'];
+    const d = calls(
+      plan({ containers: [], transient: 0, calls: Array.from({ length: 16 }, () => need(4)), chores: [], ready, maxContainers: 100 }),
+    );
+    expect(d.filter((x) => x.kind === 'create')).toHaveLength(4);
+    expect(d).toHaveLength(4); // the other 12 wait
+    // once made (creating, 4 slots each), the queue's calls still wait for them instead of making more
+    ['a', 'b', 'c', 'd'].forEach((id) => put(t, id, 'creating', { slots: 4 }));
+    expect(
+      calls(
+        plan({
+          containers: t.all(),
+          transient: 0,
+          calls: Array.from({ length: 12 }, () => need(4)),
+          chores: [],
+          ready,
+          maxContainers: 100,
+        }),
+      ),
+    ).toEqual([]);
+    // a 13th call makes a fifth
+    const more = calls(
+      plan({ containers: t.all(), transient: 0, calls: Array.from({ length: 13 }, () => need(4)), chores: [], ready, maxContainers: 100 }),
+    );
+    expect(more).toEqual([{ kind: 'create', worker: expect.any(String) }]);
+  });
+
+  it('gives a busy container with a free slot the next calls, the fullest first, up to its slots, before an idle one', () => {
+    const t = new ContainerTable();
+    put(t, 'two', 'busy', { slots: 4, inflight: 2, at: 1 });
+    put(t, 'one', 'busy', { slots: 4, inflight: 1, at: 5 });
+    put(t, 'idle', 'idle', { slots: 4, at: 9 });
+    const d = calls(
+      plan({
+        containers: t.all(),
+        transient: 0,
+        calls: Array.from({ length: 9 }, () => need(4)),
+        chores: [],
+        ready: ['w9'],
+        maxContainers: 100,
+      }),
+    );
+    const ids = d.map((x) => (x.kind === 'use' ? x.id : x.kind));
+    expect(ids).toEqual(['two', 'two', 'one', 'one', 'one', 'idle', 'idle', 'idle', 'idle']);
+  });
+
+  it('gives a closed container no call, a full one none, and a busy container of one slot none (as before)', () => {
+    const t = new ContainerTable();
+    put(t, 'closed', 'busy', { slots: 4, inflight: 1, closed: true });
+    put(t, 'full', 'busy', { slots: 2, inflight: 2 });
+    put(t, 'single', 'busy', {});
+    expect(calls(plan({ containers: t.all(), transient: 0, calls: [need(4)], chores: [], ready: ['w9'], maxContainers: 100 }))).toEqual([
+      { kind: 'create', worker: 'w9' },
+    ]);
+    expect(calls(plan({ containers: t.all(), transient: 0, calls: [need(4)], chores: [], ready: [], maxContainers: 100 }))).toEqual([]);
+  });
+
+  it('keeps a function within its maxContainers and the node within its limit', () => {
+    const d = calls(
+      plan({
+        containers: [],
+        transient: 0,
+        calls: Array.from({ length: 20 }, () => need(2, { maxContainers: 3 })),
+        chores: [],
+        ready: ['w1', 'w2', 'w3', 'w4', 'w5'],
+        maxContainers: 100,
+      }),
+    );
+    expect(d.filter((x) => x.kind === 'create')).toHaveLength(3);
+    const e = calls(
+      plan({
+        containers: [],
+        transient: 0,
+        calls: Array.from({ length: 20 }, () => need(2)),
+        chores: [],
+        ready: ['w1', 'w2', 'w3', 'w4', 'w5'],
+        maxContainers: 2,
+      }),
+    );
+    expect(e.filter((x) => x.kind === 'create')).toHaveLength(2);
+  });
+
+  it('for any table and queue: never more calls in a container than its slots, none into a closed one, and no new container while one of the function has a free slot', () => {
+    const STATES: ContainerState[] = ['creating', 'starting', 'loading', 'warm', 'busy', 'idle', 'cancelling', 'removing'];
+    const arbContainer = fc.record({
+      state: fc.constantFrom(...STATES),
+      owner: fc.constantFrom('w1', 'w2', 'w3'),
+      fn: fc.constantFrom('f', 'g'),
+      slots: fc.integer({ min: 1, max: 4 }),
+      inflight: fc.integer({ min: 1, max: 4 }),
+      closed: fc.boolean(),
+      at: fc.nat(100),
+    });
+    const arbCall = fc.record({ fn: fc.constantFrom('f', 'g', 'h'), slots: fc.integer({ min: 1, max: 4 }) });
+    fc.assert(
+      fc.property(
+        fc.array(arbContainer, { maxLength: 10 }),
+        fc.array(arbCall, { maxLength: 16 }),
+        fc.subarray(['w1', 'w2', 'w3']),
+        fc.integer({ min: 1, max: 12 }),
+        (cs, cls, ready, max) => {
+          const t = new ContainerTable();
+          cs.forEach((c, i) =>
+            put(t, `c${i}`, c.state, {
+              owner: c.owner,
+              key: fnKey(c.fn, 1),
+              slots: c.slots,
+              inflight: Math.min(c.inflight, c.slots),
+              closed: c.closed,
+              at: c.at,
+            }),
+          );
+          const needs = cls.map((c) => need(c.slots, { key: fnKey(c.fn, 1) }));
+          const actions = plan({ containers: t.all(), transient: 0, calls: needs, chores: [], ready, maxContainers: max });
+          const given = new Map<string, number>();
+          const evicted = new Set<string>();
+          const created = new Set<string>();
+          let made = 0;
+          for (const a of actions) {
+            if (a.kind === 'evict') evicted.add(a.id);
+            if (a.kind !== 'call') continue;
+            const d = a.decision;
+            if (d.kind === 'create' || d.kind === 'adopt') {
+              made++;
+              created.add(needs[a.index]!.key);
+            }
+            if (d.kind !== 'use') continue;
+            given.set(d.id, (given.get(d.id) ?? 0) + 1);
+            const r = t.get(d.id)!;
+            expect(r.key).toBe(needs[a.index]!.key);
+            expect(r.closed && r.state === 'busy').toBe(false);
+          }
+          for (const [id, n] of given) {
+            const r = t.get(id)!;
+            expect(evicted.has(id)).toBe(false);
+            expect((r.state === 'busy' ? r.inflight : 0) + n).toBeLessThanOrEqual(r.slots);
+          }
+          // a function got a new container only with every container of it that could take a call full
+          for (const r of t.all()) {
+            if (!created.has(r.key) || r.state !== 'busy' || r.closed) continue;
+            expect(r.inflight + (given.get(r.id) ?? 0)).toBe(r.slots);
+          }
+          expect(made).toBeLessThanOrEqual(Math.max(0, max - t.all().length));
         },
       ),
       { numRuns: 2000 },

@@ -9,6 +9,11 @@
 //   miniworker that does it. A lined (loader) container needs no miniworker for the call itself.
 // - A container that holds the call's function comes first (the most recently used), then a stem cell of
 //   its runtime, then a new container on the free miniworker holding the fewest.
+// - Several calls per container (a function's containerConcurrency, the container's `slots` > 1): a
+//   container of the function with a free slot (fewer calls in it than its slots, not closed) takes the
+//   call, the fullest first, then the most recently used; a container being made for the function counts
+//   as its slots less the call it is made for, and the calls that fit wait for it instead of making more.
+//   A container never holds more calls than its slots.
 // - Nothing that makes a container (a create, a fresh container of policy none, a dependencies step) starts
 //   while the node holds `maxContainers` containers, counting every one on the engine: starting, serving,
 //   spare and on its way out. A function with its own `maxContainers` never holds more on this node.
@@ -28,6 +33,7 @@ export interface CallNeed {
   policy: Policy; // `none`: a fresh container for this call alone
   stemsAllowed: boolean; // stem cells have no network: a function that asks for one cannot use them
   maxContainers?: number; // the most containers of this function the node may hold
+  slots?: number; // calls a container of it may run at once (default 1)
 }
 
 export interface ChoreNeed {
@@ -63,6 +69,7 @@ export type Action =
 
 const LIVE = new Set(['creating', 'starting', 'loading', 'warm', 'busy', 'idle']);
 const GOING = new Set(['cancelling', 'removing']);
+const MAKING = new Set(['creating', 'starting', 'loading']);
 
 export function plan(p: PlanInput): Action[] {
   const actions: Action[] = [];
@@ -71,12 +78,22 @@ export function plan(p: PlanInput): Action[] {
   const taken = new Set<string>(); // containers claimed by this plan
   const owned = new Map<string, number>();
   const perKey = new Map<string, number>();
+  const claimed = new Map<string, number>(); // calls this plan gives each container
+  const slotsComing = new Map<string, number>(); // function key -> free slots of its containers being made
   let coming = 0;
   for (const r of p.containers) {
     owned.set(r.owner, (owned.get(r.owner) ?? 0) + 1);
     if (LIVE.has(r.state)) perKey.set(r.key, (perKey.get(r.key) ?? 0) + 1);
     if (GOING.has(r.state)) coming++;
+    if (MAKING.has(r.state) && r.slots > 1 && !r.closed && r.key.startsWith('fn:'))
+      slotsComing.set(r.key, (slotsComing.get(r.key) ?? 0) + r.slots - 1);
   }
+  // Calls in a container, with those this plan gave it; whether it may take one more.
+  const load = (r: ContainerRec): number => (r.state === 'busy' ? r.inflight : 0) + (claimed.get(r.id) ?? 0);
+  const hasSlot = (r: ContainerRec): boolean => {
+    if (r.state === 'warm' || r.state === 'idle') return !taken.has(r.id) || claimed.has(r.id) ? load(r) < r.slots : false;
+    return r.state === 'busy' && r.lined && !r.closed && load(r) < r.slots;
+  };
   let room = p.maxContainers - p.containers.length - p.transient;
   // Spare containers, the least recently used first: what goes when room is needed.
   const spares = p.containers.filter((r) => r.state === 'warm' || r.state === 'idle').sort((a, b) => a.lastUsed - b.lastUsed);
@@ -134,16 +151,20 @@ export function plan(p: PlanInput): Action[] {
     }
     let best: ContainerRec | undefined;
     for (const r of p.containers) {
-      if (r.key !== c.key || (r.state !== 'warm' && r.state !== 'idle') || taken.has(r.id) || leaving.has(r.owner)) continue;
+      if (r.key !== c.key || !hasSlot(r) || leaving.has(r.owner)) continue;
       if (!r.lined && !isReady(r.owner)) continue;
-      if (!best || r.lastUsed > best.lastUsed) best = r;
+      if (!best || load(r) > load(best) || (load(r) === load(best) && r.lastUsed > best.lastUsed)) best = r;
     }
     if (best) {
       taken.add(best.id);
+      claimed.set(best.id, (claimed.get(best.id) ?? 0) + 1);
       if (best.lined) return void actions.push({ kind: 'call', index, decision: { kind: 'use', id: best.id } });
       takeWorker(best.owner);
       return void actions.push({ kind: 'call', index, decision: { kind: 'use', id: best.id, worker: best.owner } });
     }
+    // A container being made for the function has a slot for it: it waits for that one.
+    const comingSlots = slotsComing.get(c.key) ?? 0;
+    if (comingSlots > 0) return void slotsComing.set(c.key, comingSlots - 1);
     if (ready.length === 0) return;
     // Its own containers serve calls now: it waits for one of them rather than holding more.
     if (c.maxContainers !== undefined && (perKey.get(c.key) ?? 0) >= c.maxContainers) return;
@@ -154,12 +175,14 @@ export function plan(p: PlanInput): Action[] {
       taken.add(stem.id);
       takeWorker(stem.owner);
       perKey.set(c.key, (perKey.get(c.key) ?? 0) + 1);
+      slotsComing.set(c.key, (c.slots ?? 1) - 1);
       return void actions.push({ kind: 'call', index, decision: { kind: 'adopt', worker: stem.owner, id: stem.id } });
     }
     if (!claimRoom(c.key)) return void (roomWanted = true);
     const worker = leastLoaded();
     takeWorker(worker);
     perKey.set(c.key, (perKey.get(c.key) ?? 0) + 1);
+    slotsComing.set(c.key, (c.slots ?? 1) - 1);
     actions.push({ kind: 'call', index, decision: { kind: 'create', worker } });
   });
 

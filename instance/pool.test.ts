@@ -7,6 +7,10 @@
 // is removed; a call's per-call env reaches the loader; a miniworker dying puts its call back in the queue
 // unless the function says retry=false; cancelling a redundant call drops its other run; a call's secrets
 // reach a loader (only the changed ones) before the call, and a `run` or `exec` job with the call.
+// Several calls per container (containerConcurrency): a burst makes one container per N calls, each
+// container holds at most N at once, one call past its deadline ends TIMEOUT alone (its loader gets a
+// cancel and the container goes after the others), a cancel reaches the loader for that call alone, and a
+// loader that dies ends every call in it.
 // Two tests marked `it.fails` pin down bugs in pool.ts (see their comments): drop `.fails` once fixed.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
@@ -69,6 +73,7 @@ class FakeWorkers implements WorkerPort {
   readonly removed: { worker: string; id: string; report: boolean }[] = [];
   readonly loaders = new Map<string, FakeLoader>(); // container id -> its loader
   script: (req: Msg, loader: FakeLoader) => void = echo;
+  hello = LOADER_PROTOCOL; // the version its loaders say
   // A job for which this says true is not answered until release() (or its miniworker dies).
   hold: (worker: string, cmd: JobCommand) => boolean = () => false;
   private readonly held: (() => void)[] = [];
@@ -226,7 +231,7 @@ class FakeWorkers implements WorkerPort {
           await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
           const loader = new FakeLoader(id, socket, (req, l) => this.script(req, l));
           this.loaders.set(id, loader);
-          loader.send({ op: 'hello', v: LOADER_PROTOCOL, pid: 1 });
+          loader.send({ op: 'hello', v: this.hello, pid: 1 });
         }
         return { type: 'created', id, ok: true };
       }
@@ -884,5 +889,105 @@ describe('more calls than miniworkers and containers', () => {
     expect(results[0]!.outcome.status).toBe('DONE');
     expect(fake.of('exec')[1]!.worker).not.toBe(first.worker);
     await vi.waitFor(() => expect(pool.table.all().map((r) => r.state)).toEqual(['idle']));
+  });
+});
+
+describe('several calls per container (containerConcurrency)', () => {
+  const cc = (n: number, settings: Record<string, unknown> = {}): FunctionMeta => fnMeta({ containerConcurrency: n, ...settings });
+  // A loader that answers each call after `ms`, but those `stuck` says never; it counts the calls it holds.
+  let peak: Map<string, number>;
+  const slow =
+    (ms: number, stuck: (req: Msg) => boolean = () => false) =>
+    (req: Msg, l: FakeLoader): void => {
+      if (req.op !== 'call') return echo(req, l);
+      const inFlight = l.calls.length - l.requests.filter((r) => r.op === 'answered').length;
+      peak.set(l.container, Math.max(peak.get(l.container) ?? 0, inFlight));
+      if (stuck(req)) return;
+      setTimeout(() => {
+        l.requests.push({ op: 'answered' });
+        l.send({ op: 'result', id: req.id, ok: true, result: JSON.stringify(req.params), logs: '' });
+      }, ms);
+    };
+  beforeEach(() => {
+    peak = new Map();
+  });
+
+  it('makes one container for each 4 calls of a burst, gives each at most 4 at once, and tells the loader its concurrency', async () => {
+    fake.script = slow(150);
+    for (let i = 1; i <= 8; i++) pool.submit(work(i, { fn: cc(4) }));
+    await resultsIn(8);
+    expect(results.map((r) => r.outcome.status)).toEqual(Array(8).fill('DONE'));
+    expect(created()).toHaveLength(2);
+    for (const l of fake.loaders.values()) {
+      expect(l.requests.find((r) => r.op === 'load')).toMatchObject({ concurrency: 4 });
+      expect(peak.get(l.container)).toBeLessThanOrEqual(4);
+    }
+    expect([...peak.values()].some((n) => n > 1)).toBe(true); // calls did overlap
+  });
+
+  it('ends only the call past its deadline in TIMEOUT, cancels it in the loader, and removes the container after the others', async () => {
+    fake.script = slow(600, (req) => (req.params as { n: number }).n === 1);
+    pool.submit(work(1, { fn: cc(4, { timeout: 1 }) }));
+    await vi.waitFor(() => expect([...fake.loaders.values()][0]?.calls).toHaveLength(1));
+    await new Promise((r) => setTimeout(r, 600));
+    // these two run from 0.6 s to 1.2 s: call 1 passes its deadline (1 s) while they run
+    pool.submit(work(2, { fn: cc(4, { timeout: 1 }) }));
+    pool.submit(work(3, { fn: cc(4, { timeout: 1 }) }));
+    await resultsIn(3);
+    const byCall = new Map(results.map((r) => [r.work.callNum, r.outcome]));
+    expect(byCall.get(1)).toMatchObject({ status: 'TIMEOUT', error: 'function ran past its timeout of 1 s and was cancelled' });
+    expect(byCall.get(2)?.status).toBe('DONE');
+    expect(byCall.get(3)?.status).toBe('DONE');
+    expect(created()).toHaveLength(1);
+    const l = [...fake.loaders.values()][0]!;
+    expect(l.requests).toContainEqual({ op: 'cancel', id: 2 });
+    // it took no call after the timeout, and goes now that its others have ended
+    await vi.waitFor(() => expect(fake.removed.map((r) => r.id)).toContain(l.container));
+    pool.submit(work(4, { fn: cc(4, { timeout: 1 }) }));
+    await resultsIn(4);
+    expect(created()).toHaveLength(2);
+  });
+
+  it('cancels one call in its loader and leaves the other calls in the container running', async () => {
+    fake.script = slow(300, (req) => (req.params as { n: number }).n === 1);
+    pool.submit(work(1, { fn: cc(4) }));
+    pool.submit(work(2, { fn: cc(4) }));
+    await vi.waitFor(() => expect([...fake.loaders.values()][0]?.calls).toHaveLength(2));
+    const l = [...fake.loaders.values()][0]!;
+    expect(pool.cancel(1)).toBe(true);
+    await vi.waitFor(() => expect(l.requests).toContainEqual({ op: 'cancel', id: 2 }));
+    l.send({ op: 'result', id: 2, ok: false, error: 'cancelled', logs: '' });
+    await resultsIn(1);
+    expect(results.map((r) => [r.work.callNum, r.outcome.status])).toEqual([[2, 'DONE']]);
+    expect(fake.removed).toEqual([]);
+    pool.submit(work(3, { fn: cc(4) }));
+    await resultsIn(2);
+    expect(created()).toHaveLength(1); // the same container serves the next call
+  });
+
+  it('ends every call in a container whose loader dies, and serves the next call in a new one', async () => {
+    fake.script = slow(10_000, () => true);
+    for (let i = 1; i <= 3; i++) pool.submit(work(i, { fn: cc(4) }));
+    await vi.waitFor(() => expect([...fake.loaders.values()][0]?.calls).toHaveLength(3));
+    [...fake.loaders.values()][0]!.socket.destroy();
+    await resultsIn(3);
+    expect(results.map((r) => r.outcome.status)).toEqual(['ERROR', 'ERROR', 'ERROR']);
+    fake.script = echo;
+    pool.submit(work(4, { fn: cc(4) }));
+    await resultsIn(4);
+    expect(results[3]!.outcome.status).toBe('DONE');
+    expect(created()).toHaveLength(2);
+  });
+
+  it('gives a loader of protocol 2 one call at a time whatever the setting', async () => {
+    fake.hello = 2;
+    fake.script = slow(100);
+    for (let i = 1; i <= 3; i++) pool.submit(work(i, { fn: cc(4) }));
+    await resultsIn(3);
+    expect(results.map((r) => r.outcome.status)).toEqual(['DONE', 'DONE', 'DONE']);
+    for (const l of fake.loaders.values()) {
+      expect(l.requests.find((r) => r.op === 'load')).not.toHaveProperty('concurrency');
+      expect(peak.get(l.container)).toBe(1);
+    }
   });
 });

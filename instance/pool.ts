@@ -14,7 +14,7 @@ import type { DepsJob, DepsRun, RunJob } from '../protocol/worker.js';
 import { ContainerTable, fnKey, rtKey } from './containers.js';
 import { Miniworkers, oneJob, WorkerDied, type JobCommand, type Lease, type WorkerHooks, type WorkerPort } from './miniworkers.js';
 import { plan, toEvict, type CallNeed, type Decision } from './placement.js';
-import { ContainerSession, Gone, StemRefused, type SessionDeps } from './session.js';
+import { ContainerSession, Gone, slotsOf, StemRefused, type SessionDeps } from './session.js';
 import { StemPlanner } from './stems.js';
 import type { Work } from './work.js';
 
@@ -38,6 +38,7 @@ export interface PoolOptions {
   log: Logger;
   onResult(work: Work, outcome: CallOutcome, start?: ColdStart): void; // start: the run began with a container start
   onStart?(work: Work): void; // a run of the call begins (also again, after its miniworker died)
+  onSlots?(): void; // the calls its containers may take beyond one each (spareSlots) changed
   workers?(hooks: WorkerHooks): WorkerPort; // the real miniworkers unless a test brings fakes
   lateSweepMs?: number; // after a miniworker died, when the second sweep of what it made goes (default 5 s)
 }
@@ -83,6 +84,7 @@ export class Pool {
   private readonly stemsStarting = new Map<string, number>();
   private readonly stemRuntimes = new Map<string, Runtime>(); // the runtimes this node keeps stem cells of
   private transient = 0; // fresh containers (policy none) and dependency steps under way
+  private spare = 0; // spareSlots() when the node was last told
   private readonly ghosts = new Map<string, number>(); // such containers of miniworkers that died, until swept
   private readonly deps: SessionDeps;
   private settings: PoolSettings;
@@ -119,6 +121,14 @@ export class Pool {
         this.sessions.delete(s.id);
         this.workers.dismiss();
         this.dispatch(); // its room is free
+      },
+      slotsChanged: () => {
+        this.dispatch(); // calls may go into it (or no longer wait for it)
+        const spare = this.table.spareSlots();
+        if (spare !== this.spare) {
+          this.spare = spare;
+          this.o.onSlots?.();
+        }
       },
     };
   }
@@ -197,7 +207,7 @@ export class Pool {
       evicts: 0, // its owner asked for it to be warm: room is made as for a call
       run: async (lease) => {
         if (!wanted()) return;
-        const s = this.open({ owner: lease.worker, key, runtime, stem: false });
+        const s = this.open({ owner: lease.worker, key, runtime, stem: false, slots: slotsOf(fn, runtime) });
         try {
           await s.start(lease, { fn, treeDir });
           await s.load(fn, PRELOAD_TIMEOUT_MS);
@@ -289,7 +299,7 @@ export class Pool {
       if (a.work.callNum !== callNum || keep(a.work)) continue;
       had = true;
       a.cancelled = true;
-      if (a.session) a.session.cancel();
+      if (a.session) a.session.cancelCall(a.work);
       else if (a.run) void this.workers.remove(a.run.owner, a.run.name);
     }
     return had;
@@ -323,6 +333,11 @@ export class Pool {
     };
   }
 
+  // Calls its containers of several calls at once may take beyond one each: the node takes that many more.
+  spareSlots(): number {
+    return this.table.spareSlots();
+  }
+
   // Every miniworker removes what it holds and exits (what runs is cut short: the node drained first).
   async stop(): Promise<void> {
     this.stopping = true;
@@ -341,7 +356,7 @@ export class Pool {
     return n;
   }
 
-  private open(o: { owner: string; key: string; runtime: Runtime; stem: boolean }): ContainerSession {
+  private open(o: { owner: string; key: string; runtime: Runtime; stem: boolean; slots?: number }): ContainerSession {
     const s = ContainerSession.open(this.deps, { id: this.newId(o.stem ? 'stem' : 'fn'), ...o });
     this.sessions.set(s.id, s);
     return s;
@@ -519,7 +534,7 @@ export class Pool {
       case 'adopt': {
         const s = this.sessions.get(d.id)!;
         const lease = this.workers.claim(d.worker);
-        this.table.adopt(d.id, key);
+        this.table.adopt(d.id, key, slotsOf(work.fn, work.runtime));
         this.stems.tookOne(s.runtime.name);
         a.session = s;
         return s
@@ -529,7 +544,7 @@ export class Pool {
       }
       case 'create': {
         const lease = this.workers.claim(d.worker);
-        const s = this.open({ owner: d.worker, key, runtime: work.runtime, stem: false });
+        const s = this.open({ owner: d.worker, key, runtime: work.runtime, stem: false, slots: slotsOf(work.fn, work.runtime) });
         a.session = s;
         return this.createFor(s, lease, work, a);
       }
@@ -688,6 +703,7 @@ function needOf(w: Work): CallNeed {
     policy: ownContainer(w) ? 'function' : w.policy,
     stemsAllowed: !w.fn.settings.network,
     maxContainers: w.fn.settings.maxContainers,
+    slots: slotsOf(w.fn, w.runtime),
   };
 }
 

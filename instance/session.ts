@@ -4,6 +4,10 @@
 // Docker work goes to the miniworker that holds the container, through a lease on its job slot that the
 // pool took when it decided; a removal goes to that miniworker at any time. Whatever way a call ends, the
 // session leaves its container either ready for the next call (idle) or on its way out: never in between.
+// A container of a function with containerConcurrency N > 1 (and a loader of protocol 3) runs up to N calls
+// at once, each with its own deadline: one that passes it ends TIMEOUT alone (its loader is told to cancel
+// it) and the container takes no more calls and goes once the others have ended; a loader that dies ends
+// every call in it.
 import { chown, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { callEnv, functionEnv, limitsOf, paramsOf, UID } from '../common/container-spec.js';
@@ -12,7 +16,15 @@ import { errText, type Logger } from '../common/log.js';
 import type { CallOutcome, FunctionMeta, Runtime, WebResponse } from '../common/model.js';
 import { failure } from '../common/faults.js';
 import { TRUNCATION_MARK } from '../miniworker/outcome.js';
-import { BASE64_RE, HEADER_TOKEN_RE, HOP_BY_HOP, HttpResponseSchema, RESULT_LIMIT, SECRETS_DIR } from '../protocol/loader.js';
+import {
+  BASE64_RE,
+  CONCURRENT_PROTOCOL,
+  HEADER_TOKEN_RE,
+  HOP_BY_HOP,
+  HttpResponseSchema,
+  RESULT_LIMIT,
+  SECRETS_DIR,
+} from '../protocol/loader.js';
 import { isForbiddenHeader } from '../common/web-headers.js';
 import { inSync, type ExitReport, type RunJob, type SecretFile } from '../protocol/worker.js';
 import type { ContainerTable } from './containers.js';
@@ -36,7 +48,12 @@ export interface SessionDeps {
   runJob(work: Work, name: string): RunJob;
   jobId(): number;
   forgotten(s: ContainerSession): void; // out of the table: its room is free
+  slotsChanged?(s: ContainerSession): void; // it may take (or no longer waits to take) more calls: decide again
 }
+
+// The calls a function's container may run at once: its containerConcurrency, for a loader that can.
+export const slotsOf = (fn: FunctionMeta, runtime: Runtime): number =>
+  runtime.loader !== undefined ? (fn.settings.containerConcurrency ?? 1) : 1;
 
 export class LoadFailed extends Error {}
 // The container was removed while a call was being set up in it (the call was cancelled, its container
@@ -51,7 +68,8 @@ export class ContainerSession {
   private removal?: Promise<ExitReport | undefined>;
   private spent = false; // removed once its call ends instead of serving another
   private orphan = false; // its miniworker died: the container went (or goes) with it
-  private serving?: Work; // the call it runs
+  private readonly serving = new Set<Work>(); // the calls it runs
+  private syncing?: Promise<void>; // secrets being given to its loader (one request of that kind at a time)
   private creating?: Promise<unknown>; // its create, until the miniworker answered it
   readonly slotDir?: string; // stem cells: the host folder a function's tree is put into
 
@@ -67,9 +85,12 @@ export class ContainerSession {
 
   // A new session, in the table from now on (`creating`): the container counts against the node's limit
   // from the moment it is decided, before its create is sent.
-  static open(d: SessionDeps, o: { id: string; owner: string; key: string; runtime: Runtime; stem: boolean }): ContainerSession {
+  static open(
+    d: SessionDeps,
+    o: { id: string; owner: string; key: string; runtime: Runtime; stem: boolean; slots?: number },
+  ): ContainerSession {
     const lined = o.runtime.loader !== undefined;
-    d.table.add({ id: o.id, owner: o.owner, key: o.key, runtime: o.runtime.name, lined });
+    d.table.add({ id: o.id, owner: o.owner, key: o.key, runtime: o.runtime.name, lined, slots: o.slots });
     return new ContainerSession(d, o.id, o.owner, o.runtime, o.stem);
   }
 
@@ -110,6 +131,9 @@ export class ContainerSession {
   async load(fn: FunctionMeta, timeoutMs: number): Promise<void> {
     if (!this.line) return;
     this.move('loading');
+    const wanted = slotsOf(fn, this.runtime);
+    // Several calls at once only where the loader speaks the protocol that carries them.
+    const slots = wanted > 1 && this.line.version >= CONCURRENT_PROTOCOL ? wanted : 1;
     try {
       const r = await this.line.request(
         {
@@ -118,10 +142,18 @@ export class ContainerSession {
           handler: fn.settings.handler ?? null,
           env: functionEnv(fn, this.runtime),
           format: fn.settings.format ?? 'auto',
+          ...(slots > 1 ? { concurrency: slots } : {}),
         },
         timeoutMs,
       );
-      if (r.op === 'loaded' && r.ok) return;
+      if (r.op === 'loaded' && r.ok) {
+        if (slots > 1) this.line.allowCalls(slots);
+        if (wanted > 1) {
+          this.d.table.setSlots(this.id, slots);
+          this.d.slotsChanged?.(this);
+        }
+        return;
+      }
       throw new LoadFailed(r.op === 'loaded' || r.op === 'error' ? (r.error ?? 'the function could not be loaded') : 'unexpected reply');
     } catch (e) {
       if (this.orphan) throw new WorkerDied('the miniworker holding its container died');
@@ -135,17 +167,21 @@ export class ContainerSession {
     this.move('warm');
   }
 
-  // Taken for a call that runs in it now.
+  // Taken for a call that runs in it now (beside those it runs, in a container with a free slot).
   take(work: Work): void {
-    this.move('busy');
-    this.serving = work;
+    if (this.rec?.state === 'busy') {
+      if (this.removal) throw new Gone('the container was removed');
+      this.d.table.join(this.id);
+    } else this.move('busy');
+    this.serving.add(work);
+    if ((this.rec?.slots ?? 1) > this.serving.size) this.d.slotsChanged?.(this);
   }
 
   // The call it was taken or made for has ended, however: if the container is still being set up for it
   // or still marked busy with it, it goes (nothing else would ever free it). Whether it had to.
   settle(work: Work): boolean {
     const s = this.rec?.state;
-    const mine = s === 'busy' ? this.serving === work : s === 'creating' || s === 'starting' || s === 'loading';
+    const mine = s === 'busy' ? this.serving.has(work) : s === 'creating' || s === 'starting' || s === 'loading';
     if (!mine) return false;
     void this.discard();
     return true;
@@ -194,7 +230,7 @@ export class ContainerSession {
     const deadline = started + timeoutS * 1000;
     try {
       if (!line) throw new LineClosed('the container has no line');
-      if (!inSync(work.secrets, this.held)) await this.giveSecrets(line, work.secrets ?? []);
+      await this.syncSecrets(line, work);
       // A web call's answer may come streamed (stream-relay.ts).
       const relay = work.http
         ? new StreamRelay({ sink: work.stream, check: checkResponse, pause: () => line.pause(), resume: () => line.resume() })
@@ -202,7 +238,7 @@ export class ContainerSession {
       const r = await line.request(
         {
           op: 'call',
-          id: work.callNum * 2 + (work.replica ?? 0),
+          id: callId(work),
           params: paramsOf(work.params),
           env: callEnv({ callNum: work.callNum, replica: work.replica, attempt: work.attempt, deadline }),
           ...(work.http ? { http: work.http } : {}),
@@ -235,6 +271,12 @@ export class ContainerSession {
     } catch (e) {
       const durationMs = Date.now() - started;
       if (e instanceof LineTimeout) {
+        if (this.serving.size > 1 && this.serving.has(work)) {
+          // Others run in it: this call ends alone; the container takes no more and goes after them.
+          line?.cancel(callId(work));
+          this.closeAfter(work);
+          return { ...failure('timeout', `function ran past its timeout of ${timeoutS} s and was cancelled`), durationMs };
+        }
         void this.discard();
         return { ...failure('timeout', `function ran past its timeout of ${timeoutS} s and was killed`), durationMs };
       }
@@ -258,13 +300,39 @@ export class ContainerSession {
     return reply.outcome;
   }
 
-  // After a call: ready for the next one, unless it must go.
+  // After a call: ready for the next one, unless it must go (once the calls it runs beside have ended).
   private done(work: Work): void {
     const rec = this.rec;
-    if (!rec || rec.state !== 'busy' || this.serving !== work) return;
-    this.serving = undefined;
-    if (rec.calls >= RECYCLE_AFTER_CALLS || work.spend || this.spent) void this.discard();
+    if (!rec || rec.state !== 'busy' || !this.serving.has(work)) return;
+    this.serving.delete(work);
+    if (work.spend) this.spent = true;
+    if (this.serving.size > 0) {
+      this.d.table.leave(this.id);
+      if (this.spent) this.d.table.close(this.id);
+      return;
+    }
+    if (rec.calls >= RECYCLE_AFTER_CALLS || this.spent || rec.closed) void this.discard();
     else this.move('idle');
+  }
+
+  // A call ended but for its loader (it passed its deadline): the container takes no more calls, and goes
+  // once the others have ended.
+  private closeAfter(work: Work): void {
+    this.d.table.close(this.id);
+    this.done(work);
+  }
+
+  // Its secrets as the call needs them, one `secrets` request at a time when calls run at once.
+  private async syncSecrets(line: LoaderLine, work: Work): Promise<void> {
+    while (!inSync(work.secrets, this.held)) {
+      if (this.syncing) {
+        await this.syncing.catch(() => undefined);
+        if (!line.open) throw new LineClosed('the loader hung up');
+        continue;
+      }
+      this.syncing = this.giveSecrets(line, work.secrets ?? []).finally(() => (this.syncing = undefined));
+      await this.syncing;
+    }
   }
 
   // Brings the container's secrets folder to what the call needs: the values that are new or changed since
@@ -287,11 +355,22 @@ export class ContainerSession {
     for (const f of want) this.held.set(f.name, f.stamp);
   }
 
-  // Removed once the call it runs ends (now, when it runs none): a secret it holds is gone.
+  // Removed once the calls it runs end (now, when it runs none): a secret it holds is gone.
   spend(): void {
     this.spent = true;
+    this.d.table.close(this.id);
     const s = this.rec?.state;
     if (s === 'idle' || s === 'warm') void this.discard();
+  }
+
+  // One of its calls was cancelled: in a container that runs others beside it, its loader ends that call
+  // alone; else the container is killed with it.
+  cancelCall(work: Work): void {
+    if (this.serving.size > 1 && this.serving.has(work) && this.line && this.line.version >= CONCURRENT_PROTOCOL) {
+      this.line.cancel(callId(work));
+      return;
+    }
+    this.cancel();
   }
 
   // Its call was cancelled: the container is killed with whatever runs in it.
@@ -355,6 +434,9 @@ export class ContainerSession {
     this.d.table.move(this.id, to);
   }
 }
+
+// A call's id on the line: one per call and replica.
+const callId = (work: Work): number => work.callNum * 2 + (work.replica ?? 0);
 
 // A function's web response as a proxy may send it on, or what is wrong with it.
 export function checkResponse(raw: unknown): WebResponse | string {

@@ -22,7 +22,15 @@
 //   node -> loader   {"op":"ping"}                                       -> {"op":"pong"}
 //   node -> loader   {"op":"secrets","dir","files","keep"}               -> {"op":"secretsSet","ok":true}
 //                                                                           | {"op":"secretsSet","ok":false,"error"}
+//   node -> loader   {"op":"cancel","id":N}                              (v3) -> the call's result, ok:false, CANCELLED
 //   anything it cannot read                                              -> {"op":"error","error","id"?}
+//
+// Several calls at once (version 3). A `load` may say `concurrency` N (a function's containerConcurrency):
+// the node may then send up to N `call`s before their results, which the loader answers as each ends,
+// matched by id. Each call sees its own per-call env and has its own logs (the node loader: an
+// AsyncLocalStorage view of process.env and of the output; the python loader: contextvars, coroutines on
+// one asyncio loop). `cancel` ends one call: its result comes at once, ok:false with the error CANCELLED;
+// a cancel of a call that already ended is ignored. Without `concurrency` (or with 1) nothing changes:
 //
 // One request at a time: the node never sends the next before the reply. A call's `env` holds what is
 // per call (ZFAAS_CALL, ZFAAS_ATTEMPT, ZFAAS_REPLICA, ZFAAS_DEADLINE): set for that call only, so warm and cold runs
@@ -36,6 +44,8 @@
 // send: `format` in `loaded`, and the `secrets` request. A version 1 loader still works with this node:
 // it may leave `format` out (the node does not need it), and one without secrets answers `error` to them,
 // after which the node discards its container; a loader of a version the node does not speak is refused.
+// Version 3 adds `concurrency` in `load` and the `cancel` request (above); the node sends neither to a
+// loader of version 1 or 2, and gives its containers one call at a time.
 //
 // Version 3 adds streamed answers: a web call's function that writes its response as it goes (Lambda's
 // awslambda.streamifyResponse, gcf's res.write before res.end, a Python generator) has it sent at once, the
@@ -73,6 +83,8 @@
 import { z } from 'zod';
 
 export const LOADER_PROTOCOL = 3;
+export const CONCURRENT_PROTOCOL = 3; // the first version that takes several calls at once and `cancel`
+export const CANCELLED = 'cancelled'; // a cancelled call's error
 export const OLDEST_LOADER_PROTOCOL = 1;
 export const RESULT_LIMIT = 6 * 1024 * 1024; // characters of a result the loaders keep
 export const LOG_LIMIT = 64 * 1024; // characters of a call's logs the loaders keep
@@ -144,6 +156,7 @@ export const LoadRequestSchema = z.object({
   handler: z.string().nullable(),
   env: envSchema,
   format: FormatSchema.optional(), // default auto
+  concurrency: z.number().int().min(1).optional(), // since version 3: calls that may run at once (default 1)
 });
 export type LoadRequest = z.infer<typeof LoadRequestSchema>;
 export const CallRequestSchema = z.object({
@@ -162,6 +175,10 @@ export const SecretsRequestSchema = z.object({
 });
 export type SecretsRequest = z.infer<typeof SecretsRequestSchema>;
 export type LoaderRequest = LoadRequest | CallRequest | SecretsRequest | { op: 'ping' };
+// Since version 3: ends one running call, which answers with its result (ok:false, error CANCELLED); no
+// reply of its own (a call that already ended is not answered twice).
+export const CancelRequestSchema = z.object({ op: z.literal('cancel'), id: z.number().int().min(1) });
+export type CancelRequest = z.infer<typeof CancelRequestSchema>;
 
 export const HelloSchema = z.object({ op: z.literal('hello'), v: z.number().int(), pid: z.number().int().optional() });
 

@@ -11,8 +11,15 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { HttpResponseSchema, LOADER_PROTOCOL, STREAM_CHUNK_LIMIT, type HttpRequest } from '../protocol/loader.js';
-import { spawnLoader, type Speaker } from './conformance/speaker.js';
+import {
+  CANCELLED,
+  CONCURRENT_PROTOCOL,
+  HttpResponseSchema,
+  LOADER_PROTOCOL,
+  STREAM_CHUNK_LIMIT,
+  type HttpRequest,
+} from '../protocol/loader.js';
+import { spawnLoader, type Reply, type Speaker } from './conformance/speaker.js';
 
 const HERE = resolve(import.meta.dirname);
 const JAVA_CLASSES = join(tmpdir(), `zfaas-java-loader-${process.pid}`);
@@ -24,7 +31,7 @@ interface LoaderUnderTest {
   command: string[]; // the loader in warm mode, without ZFAAS_LINE: it speaks on stdin/stdout
   functions: string; // its folder of conformance functions (echo, web)
   webHandler: string; // the web function's handler, FILE.EXPORT
-  version: number; // the protocol version it speaks
+  protocol: number; // the version it says in hello
   stream?: { format: 'lambda' | 'gcf'; handler: string }; // its streaming function (version 3)
 }
 
@@ -34,7 +41,7 @@ const LOADERS: LoaderUnderTest[] = [
     command: [process.execPath, join(HERE, 'node/loader.js')],
     functions: join(HERE, 'conformance/node'),
     webHandler: 'index.handler',
-    version: LOADER_PROTOCOL,
+    protocol: LOADER_PROTOCOL,
     stream: { format: 'lambda', handler: 'index.handler' },
   },
   {
@@ -42,7 +49,7 @@ const LOADERS: LoaderUnderTest[] = [
     command: ['python3', join(HERE, 'python/loader.py')],
     functions: join(HERE, 'conformance/python'),
     webHandler: 'handler.handler',
-    version: LOADER_PROTOCOL,
+    protocol: LOADER_PROTOCOL,
     stream: { format: 'gcf', handler: 'handler.handler' },
   },
   {
@@ -51,7 +58,7 @@ const LOADERS: LoaderUnderTest[] = [
     command: ['java', '--add-opens', 'java.base/java.util=ALL-UNNAMED', '-cp', `${JAVA_CLASSES}:${GSON_JAR}`, 'zfaas.Loader'],
     functions: join(HERE, 'conformance/java'),
     webHandler: 'Handler.handleRequest',
-    version: 2, // it does not stream
+    protocol: 2, // one call at a time
   },
 ];
 
@@ -100,7 +107,7 @@ describe.each(LOADERS)('the $name loader', (l) => {
   it('says hello first, with the version this node speaks and its pid, and exits 0 when its input ends', async () => {
     const s = start(l);
     const hello = await s.next();
-    expect(hello).toEqual({ op: 'hello', v: l.version, pid: expect.any(Number) });
+    expect(hello).toEqual({ op: 'hello', v: l.protocol, pid: expect.any(Number) });
     expect(await s.ask({ op: 'ping' })).toEqual({ op: 'pong' });
     started.splice(started.indexOf(s), 1);
     expect(await s.end()).toBe(0);
@@ -206,6 +213,56 @@ describe.each(LOADERS)('the $name loader', (l) => {
       s.send({ op: 'secrets', dir, files: { '../escape': b64('x') }, keep: ['../escape'] });
       expect(await s.next()).toMatchObject({ op: 'error' });
       expect(await readdir(dir)).toEqual(['token']);
+    });
+  });
+
+  describe.runIf(l.protocol >= CONCURRENT_PROTOCOL)('several calls at once', () => {
+    // The `waits` function loaded to take up to four calls at once.
+    async function concurrent(): Promise<Speaker> {
+      const s = start(l);
+      expect((await s.next()).op).toBe('hello');
+      const r = await s.ask({ op: 'load', dir: join(l.functions, 'waits'), handler: null, env: {}, format: 'json', concurrency: 4 });
+      expect(r, s.stderr).toEqual({ op: 'loaded', ok: true, format: 'json' });
+      return s;
+    }
+    const call = (id: number, params: Record<string, unknown>): Record<string, unknown> => ({
+      op: 'call',
+      id,
+      params: { n: id, ...params },
+      env: { ZFAAS_CALL: `call-${id}` },
+    });
+    const valueOf = (r: Reply): unknown => (r.op === 'result' ? JSON.parse(r.result ?? 'null') : r);
+
+    it('runs overlapping calls at once, each with its own env and logs, answered by id as each ends', async () => {
+      const s = await concurrent();
+      s.send(call(1, { ms: 400 }));
+      s.send(call(2, { ms: 20 }));
+      const first = await s.next();
+      const second = await s.next();
+      // the short call ends first though it came second: they ran at once
+      expect(first).toMatchObject({ op: 'result', id: 2, ok: true });
+      expect(second).toMatchObject({ op: 'result', id: 1, ok: true });
+      expect(valueOf(first)).toEqual({ n: 2, call: 'call-2' });
+      expect(valueOf(second)).toEqual({ n: 1, call: 'call-1' });
+      const logs = (r: Reply): string => (r.op === 'result' ? (r.logs ?? '') : '');
+      expect(logs(first)).toBe('start 2 call-2\nend 2 call-2\n');
+      expect(logs(second)).toBe('start 1 call-1\nend 1 call-1\n');
+    });
+
+    it('fails a call that throws alone, and ends a cancelled call alone', async () => {
+      const s = await concurrent();
+      s.send(call(1, { ms: 1500 }));
+      s.send(call(2, { ms: 300 }));
+      s.send(call(3, { ms: 10, fail: true }));
+      expect(await s.next()).toMatchObject({ op: 'result', id: 3, ok: false, error: expect.stringContaining('boom 3') });
+      s.send({ op: 'cancel', id: 1 });
+      expect(await s.next()).toMatchObject({ op: 'result', id: 1, ok: false, error: CANCELLED });
+      const two = await s.next();
+      expect(two).toMatchObject({ op: 'result', id: 2, ok: true });
+      expect(valueOf(two)).toEqual({ n: 2, call: 'call-2' });
+      // a cancel of a call that has ended is not answered: the next reply is the ping's
+      s.send({ op: 'cancel', id: 2 });
+      expect(await s.ask({ op: 'ping' })).toEqual({ op: 'pong' });
     });
   });
 

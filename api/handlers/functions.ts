@@ -179,6 +179,13 @@ const SettingsInputSchema = z
     maxContainers: setting(
       readNumber(`a whole number of containers per node from ${L.maxContainers.min} to ${L.maxContainers.max}`, L.maxContainers, true),
     ),
+    containerConcurrency: setting(
+      readNumber(
+        `a whole number of calls one container runs at once from ${L.containerConcurrency.min} to ${L.containerConcurrency.max} (unset: ${L.containerConcurrency.default})`,
+        L.containerConcurrency,
+        true,
+      ),
+    ),
     minWarm: setting(
       readNumber(`a whole number of containers kept warm across the nodes from ${L.minWarm.min} to ${L.minWarm.max}`, L.minWarm, true),
     ),
@@ -201,6 +208,11 @@ export function settingsFrom(req: Request): FunctionSettings {
   // Fields it does not know (the archive's, a client's own) are dropped here, not refused.
   const raw = parse(SettingsInputSchema, { ...(req.query as object), ...(req.body as object) }, 'function settings');
   const settings = parse(FunctionSettingsSchema, raw, 'function settings');
+  if ((settings.containerConcurrency ?? 1) > 1 && settings.policy === 'none')
+    throw new HttpError(
+      400,
+      'invalid function settings: containerConcurrency runs several calls in one kept container, which policy none never keeps: choose policy function or runtime',
+    );
   if (settings.minWarm && settings.policy === 'none')
     throw new HttpError(
       400,

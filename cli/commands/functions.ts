@@ -35,6 +35,7 @@ interface DeployOpts {
   retryBackoff?: string | number;
   concurrency?: number;
   maxContainers?: number;
+  containerConcurrency?: number;
   minWarm?: number;
   format?: string;
   public?: boolean;
@@ -85,6 +86,7 @@ export function settingsFields(o: DeployOpts): Array<[string, string]> {
   if (o.retryBackoff !== undefined) f.push(['retryBackoff', `${unitSetting('retryBackoff', o.retryBackoff, readBackoff)}ms`]);
   if (o.concurrency !== undefined) f.push(['concurrency', String(o.concurrency)]);
   if (o.maxContainers !== undefined) f.push(['maxContainers', String(o.maxContainers)]);
+  if (o.containerConcurrency !== undefined) f.push(['containerConcurrency', String(o.containerConcurrency)]);
   if (o.minWarm !== undefined) f.push(['minWarm', String(o.minWarm)]);
   if (o.format !== undefined) f.push(['format', o.format]);
   if (o.public) f.push(['public', 'true']);
@@ -115,7 +117,7 @@ const retriesPart = (f: FunctionMeta): string =>
   f.settings.retries > 0 ? `, retries ${f.settings.retries} (first after ${msSetting(f.settings.retryBackoff)}, doubling)` : '';
 
 export const settingsLine = (f: FunctionMeta): string =>
-  `timeout ${f.settings.timeout}s, memory ${f.settings.memory} MiB, cpus ${f.settings.cpus}, policy ${f.settings.policy ?? 'node default'}${f.settings.concurrency ? `, at most ${f.settings.concurrency} at once` : ''}${f.settings.maxContainers ? `, at most ${f.settings.maxContainers} containers per node` : ''}${f.settings.minWarm ? `, ${f.settings.minWarm} kept warm` : ''}${retriesPart(f)}`;
+  `timeout ${f.settings.timeout}s, memory ${f.settings.memory} MiB, cpus ${f.settings.cpus}, policy ${f.settings.policy ?? 'node default'}${f.settings.concurrency ? `, at most ${f.settings.concurrency} at once` : ''}${f.settings.maxContainers ? `, at most ${f.settings.maxContainers} containers per node` : ''}${(f.settings.containerConcurrency ?? 1) > 1 ? `, ${f.settings.containerConcurrency} calls per container` : ''}${f.settings.minWarm ? `, ${f.settings.minWarm} kept warm` : ''}${retriesPart(f)}`;
 
 // A build in one line: its state, where it ran, what it made or what failed.
 const buildState = (b: NonNullable<FunctionMeta['build']>): string =>
@@ -164,6 +166,11 @@ export function functionCommands(p: Command, deps: Deps): void {
         '--max-containers <n>',
         'at most this many containers of it on each node; more of its calls there wait for one (default: the node limit)',
         positiveInt('--max-containers'),
+      )
+      .option(
+        '--container-concurrency <n>',
+        'at most this many of its calls run at once in one of its containers, for a function that waits on I/O (node and python; default 1)',
+        positiveInt('--container-concurrency'),
       )
       .option(
         '--min-warm <n>',

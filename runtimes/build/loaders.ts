@@ -8,6 +8,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  CANCELLED,
   FORMATS,
   LINE_DIR,
   LINE_ENV,
@@ -46,8 +47,8 @@ export function protocolConstants() {
 
 // The loaders' own names for what protocolConstants() holds. A pattern matches a whole string: JavaScript
 // anchors it with ^ and $, Python (which calls .match) with \Z.
-function jsConstants(): string {
-  const c = protocolConstants();
+function jsConstants(version: number = LOADER_PROTOCOL): string {
+  const c = { ...protocolConstants(), version };
   const re = (p: string): string => `new RegExp(${JSON.stringify(`^(?:${p})$`)})`;
   return [
     `const PROTOCOL = ${c.version};`,
@@ -55,6 +56,7 @@ function jsConstants(): string {
     `const RESULT_LIMIT = ${c.resultLimit};`,
     `const STREAM_CHUNK_LIMIT = ${c.streamChunkLimit};`,
     `const STREAM_LIMIT = ${c.streamLimit};`,
+    `const CANCELLED = ${JSON.stringify(CANCELLED)}; // a cancelled call's error`,
     `const LINE_ENV = ${JSON.stringify(c.lineEnv)}; // the node's unix socket, when it has one`,
     `const FORMATS = ${JSON.stringify(c.formats)};`,
     `const ENV_NAME = ${re(c.patterns.envName)};`,
@@ -74,6 +76,7 @@ function pyConstants(): string {
     `RESULT_LIMIT = ${c.resultLimit}`,
     `STREAM_CHUNK_LIMIT = ${c.streamChunkLimit}`,
     `STREAM_LIMIT = ${c.streamLimit}`,
+    `CANCELLED = ${JSON.stringify(CANCELLED)}  # a cancelled call's error`,
     `LINE_ENV = ${JSON.stringify(c.lineEnv)}  # the node's unix socket, when it has one`,
     `FORMATS = (${c.formats.map((f) => JSON.stringify(f)).join(', ')})`,
     `ENV_NAME = ${re(c.patterns.envName)}`,
@@ -116,6 +119,7 @@ export const LOADERS: Record<string, Loader> = {
       'formats/openfaas.js',
       'formats/runner.js',
       'stream.js',
+      'concurrent.js',
       'warm.js',
       'secrets.js',
       'once.js',
@@ -128,7 +132,7 @@ export const LOADERS: Record<string, Loader> = {
     out: 'provided/loader.js',
     src: '.',
     comment: '//',
-    constants: jsConstants,
+    constants: () => jsConstants(2), // says version 2: the node gives it one call at a time
     modules: [
       'provided/src/head.js',
       PROTOCOL,
@@ -139,6 +143,7 @@ export const LOADERS: Record<string, Loader> = {
       'node/src/formats/lambda.js',
       'provided/src/runtime-api.js',
       'node/src/stream.js',
+      'node/src/concurrent.js',
       'node/src/warm.js',
       'node/src/secrets.js',
       'node/src/once.js',
@@ -165,6 +170,7 @@ export const LOADERS: Record<string, Loader> = {
       'formats/gcf.py',
       'formats/runner.py',
       'stream.py',
+      'concurrent.py',
       'warm.py',
       'secrets.py',
       'once.py',

@@ -9,7 +9,9 @@
  * then exit 1) and exits 0 when the connection ends; without it, it speaks on stdin/stdout and exits 0
  * at the end of stdin. Either way it says {"op":"hello","v":PROTOCOL,"pid":N} first, then answers load, call,
  * secrets and ping one at a time; a request it cannot read gets {"op":"error"} and it carries on. A call's
- * `env` is set in process.env for that call only. What the function writes (console.*,
+ * `env` is set in process.env for that call only. After a load with concurrency N > 1 (version 3) calls run
+ * at once, each in its own AsyncLocalStorage context (process.env becomes a view of its own variables over
+ * the shared ones; its output goes to its own logs), and `cancel` {id} answers one running call cancelled. What the function writes (console.*,
  * process.stdout/stderr) during a call is captured into "logs"; outside a call it goes to stderr;
  * never to the protocol.
  *
@@ -63,6 +65,7 @@ const LOG_LIMIT = 65536;
 const RESULT_LIMIT = 6291456;
 const STREAM_CHUNK_LIMIT = 262144;
 const STREAM_LIMIT = 67108864;
+const CANCELLED = "cancelled"; // a cancelled call's error
 const LINE_ENV = "ZFAAS_LINE"; // the node's unix socket, when it has one
 const FORMATS = ["auto","json","lambda","lambda-v1","openwhisk","openfaas","gcf"];
 const ENV_NAME = new RegExp("^(?:[A-Za-z_][A-Za-z0-9_]*)$");
@@ -648,7 +651,9 @@ function descendsFrom(pid, root) {
 }
 
 function strayError(e) {
-  if (current) current.reject(e);
+  const mine = concurrentCallOf(); // concurrent.js
+  if (mine) mine.fail(e);
+  else if (current) current.reject(e);
   else realStderrWrite(`zfaas loader: uncaught error outside a call: ${formatError(e)}\n`);
 }
 
@@ -1681,7 +1686,7 @@ function makeRunner(fn, format, kind) {
       return {
         web: (h, id) => {
           const rid = requestId(id);
-          if (isStreamified(fn)) return runStreamingLambda(fn, event(h, rid, info), lambdaContext(info, rid));
+          if (isStreamified(fn)) return runStreamingLambda(fn, event(h, rid, info), lambdaContext(info, rid), true);
           return runLambda(fn, event(h, rid, info), lambdaContext(info, rid)).then((v) => lambdaResponse(v, v1));
         },
         direct: (params, id) => (isStreamified(fn) ? runStreamingLambda : runLambda)(fn, params, lambdaContext(info, requestId(id))),
@@ -1835,17 +1840,24 @@ globalThis.awslambda = {
 };
 
 // Runs a streaming handler; the call ends when its promise settles and the stream has ended (ended for it
-// if it had not). A web call's answer is the head it sent; another call's value is what it wrote.
-function runStreamingLambda(fn, event, ctx) {
-  const st = streaming;
+// if it had not). A web call's answer is the head it sent (or, where it cannot stream, as with several
+// calls at once in its container, the whole response); another call's value is what it wrote.
+function runStreamingLambda(fn, event, ctx, web) {
+  const st = web ? streaming : null;
   const out = new LambdaResponseStream(st);
   return new Promise((resolve, reject) => {
     current = { reject };
     out.on('error', reject);
     const ended = () => {
-      if (!st) return resolve(Buffer.concat(out._kept).toString('utf8'));
       const p = out._prelude || {};
-      resolve({ status: statusOf(p.statusCode === undefined ? 200 : p.statusCode, 'statusCode'), headers: {}, body: EMPTY });
+      const status = statusOf(p.statusCode === undefined ? 200 : p.statusCode, 'statusCode');
+      if (st) return resolve({ status, headers: {}, body: EMPTY });
+      const body = Buffer.concat(out._kept);
+      if (!web) return resolve(body.toString('utf8'));
+      const headers = {};
+      addHeaders(headers, p.headers, 'headers', false);
+      if (headers['content-type'] === undefined) headers['content-type'] = out._contentType || 'application/octet-stream';
+      resolve({ status, headers, body });
     };
     let r;
     try {
@@ -1863,8 +1875,165 @@ function runStreamingLambda(fn, event, ctx) {
   });
 }
 
+// ---- node/src/concurrent.js
+// Several calls at once (protocol version 3: a `load` with `concurrency` N > 1). Each call runs inside an
+// AsyncLocalStorage context that holds its own variables and its own logs: process.env becomes a view (the
+// call's own variables over the shared ones, which is what a child process started in the call inherits
+// too) and output written during a call goes into that call's logs. A `cancel` answers a running call at
+// once (ok:false, CANCELLED); what the function still does after it is not the call's any more. A function
+// that is not async runs to its end before the next call starts (one event loop), with its own view too.
+const { AsyncLocalStorage } = require('async_hooks');
+
+const callStore = new AsyncLocalStorage();
+const running = new Map(); // id -> the call's context, while it runs
+
+// A call's output, bounded as the sequential capture is (the last LOG_LIMIT characters).
+class CallLogs {
+  constructor() {
+    this.chunks = [];
+    this.size = 0;
+    this.dropped = 0;
+  }
+
+  add(s) {
+    this.chunks.push(s);
+    this.size += s.length;
+    if (this.size > 2 * LOG_LIMIT) {
+      let text = this.chunks.join('');
+      this.dropped += text.length - LOG_LIMIT;
+      text = text.slice(-LOG_LIMIT);
+      this.chunks = [text];
+      this.size = text.length;
+    }
+  }
+
+  text() {
+    let text = this.chunks.join('');
+    let d = this.dropped;
+    if (text.length > LOG_LIMIT) {
+      d += text.length - LOG_LIMIT;
+      text = text.slice(-LOG_LIMIT);
+    }
+    return d ? `[... ${d} characters of logs truncated ...]\n` + text : text;
+  }
+}
+
+// The running call's context when `name` is one of its own variables.
+function ownerOf(name) {
+  const c = callStore.getStore();
+  return c && !c.done && typeof name === 'string' && Object.prototype.hasOwnProperty.call(c.env, name) ? c : null;
+}
+
+let viewing = false;
+// process.env as a view: inside a call, its own variables (an undefined one: deleted in that call); the rest shared.
+function installEnvView() {
+  if (viewing) return;
+  viewing = true;
+  const shared = process.env;
+  const desc = (v) => ({ value: v, writable: true, enumerable: true, configurable: true });
+  process.env = new Proxy(shared, {
+    get: (t, k) => (ownerOf(k) ? ownerOf(k).env[k] : Reflect.get(t, k)),
+    set(t, k, v) {
+      const c = ownerOf(k);
+      if (c) c.env[k] = String(v);
+      else t[k] = v;
+      return true;
+    },
+    has: (t, k) => (ownerOf(k) ? ownerOf(k).env[k] !== undefined : Reflect.has(t, k)),
+    deleteProperty(t, k) {
+      const c = ownerOf(k);
+      if (c) c.env[k] = undefined;
+      else delete t[k];
+      return true;
+    },
+    ownKeys(t) {
+      const keys = new Set(Reflect.ownKeys(t));
+      const c = callStore.getStore();
+      if (c && !c.done)
+        for (const k of Object.keys(c.env)) {
+          if (c.env[k] === undefined) keys.delete(k);
+          else keys.add(k);
+        }
+      return [...keys];
+    },
+    getOwnPropertyDescriptor(t, k) {
+      const c = ownerOf(k);
+      if (!c) return Reflect.getOwnPropertyDescriptor(t, k);
+      return c.env[k] === undefined ? undefined : desc(c.env[k]);
+    },
+  });
+}
+
+// What is written during a call goes to that call's logs; outside any call, where the sequential capture sends it.
+function concurrentWrite(chunk, encoding, cb) {
+  const c = callStore.getStore();
+  if (!c || c.done) return captureWrite(chunk, encoding, cb);
+  if (typeof encoding === 'function') cb = encoding;
+  let s;
+  if (typeof chunk === 'string') s = chunk;
+  else if (chunk instanceof Uint8Array) s = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString('utf8');
+  else s = String(chunk);
+  c.logs.add(s);
+  if (typeof cb === 'function') process.nextTick(cb);
+  return true;
+}
+
+// From the load that asked for concurrency on: every call in its own context.
+function enterConcurrentMode() {
+  installEnvView();
+  process.stdout.write = concurrentWrite;
+  process.stderr.write = concurrentWrite;
+}
+
+// Runs one call beside the others; its reply is sent when it ends or is cancelled, whichever comes first.
+function runConcurrent(s, id, env, params, http) {
+  if (running.has(id)) return s.refuse(`call ${id} is already running`, id);
+  const call = { env: { ...env, ZFAAS_PARAMS: JSON.stringify(params) }, logs: new CallLogs(), done: false, fail: null };
+  running.set(id, call);
+  const finish = (reply) => {
+    if (call.done) return;
+    call.done = true;
+    running.delete(id);
+    reply.logs = call.logs.text();
+    // Processes another call started are not this one's strays: counted only when no call runs any more.
+    if (running.size === 0) {
+      const stray = strayProcesses();
+      if (stray > 0) reply.stray = stray;
+    }
+    s.send(reply);
+  };
+  call.cancel = () => finish({ op: 'result', id, ok: false, error: CANCELLED });
+  return callStore.run(call, async () => {
+    let reply;
+    try {
+      // An error thrown outside the function's own promise (a timer's callback) fails the call it came from.
+      const failed = new Promise((_, reject) => (call.fail = reject));
+      const work = (async () => (http ? webReply(id, await s.runner.web(http, id)) : valueReply(id, await s.runner.direct(params, id))))();
+      reply = await Promise.race([work, failed]);
+    } catch (e) {
+      reply = { op: 'result', id, ok: false, error: errorText(e) };
+      if (e instanceof ResponseError) reply.fault = 'response';
+    }
+    finish(reply);
+  });
+}
+
+// `cancel` {id}: the running call answers CANCELLED now; one that already ended is not answered again.
+function cancelCall(s, msg) {
+  if (!Number.isInteger(msg.id) || msg.id < 1) return s.refuse('cancel needs id: a positive integer', msg.id);
+  const c = running.get(msg.id);
+  if (c) c.cancel();
+}
+
+// The call whose context an uncaught error came from, when calls run at once (else null).
+function concurrentCallOf() {
+  const c = callStore.getStore();
+  return c && !c.done && c.fail ? c : null;
+}
+
 // ---- node/src/warm.js
-// Warm mode: the loader protocol over the node's unix socket or stdin/stdout, one request at a time.
+// Warm mode: the loader protocol over the node's unix socket or stdin/stdout, one request at a time (or, after
+// a load with concurrency > 1, several calls at once: concurrent.js).
 // A request's `env`: an object of strings named like environment variables (no NUL: setenv cannot hold it).
 function isEnv(env) {
   if (env === null || typeof env !== 'object' || Array.isArray(env)) return false;
@@ -2004,6 +2173,7 @@ async function answerCall(s, msg) {
   const http = s.runner.web && msg.http !== undefined ? msg.http : null;
   if (http && !isHttp(http)) return s.refuse(`call needs http: ${HTTP_EXPECTED}`, id);
   const params = msg.params === undefined ? null : msg.params;
+  if (s.concurrency > 1) return runConcurrent(s, id, env, params, http); // concurrent.js
   const saved = setEnv(env);
   process.env.ZFAAS_PARAMS = JSON.stringify(params);
   startCapture();
@@ -2041,6 +2211,10 @@ async function answerLoad(s, msg) {
   if (!isEnv(msg.env)) return s.refuse(`load needs env: ${ENV_EXPECTED}`);
   const format = msg.format === undefined || msg.format === null ? 'auto' : msg.format;
   if (!FORMATS.includes(format)) return s.refuse(`load needs format: one of ${FORMATS.join(', ')}`);
+  const n = msg.concurrency === undefined || msg.concurrency === null ? 1 : msg.concurrency;
+  if (!Number.isInteger(n) || n < 1) return s.refuse('load needs concurrency: a positive integer');
+  s.concurrency = n; // > 1: several calls at once (concurrent.js)
+  if (s.concurrency > 1) enterConcurrentMode();
   process.env.ZFAAS_PARAMS = '{}';
   // A stem cell learns its function (and the function's environment) only when it is given one.
   for (const k of Object.keys(msg.env)) process.env[k] = msg.env[k];
@@ -2060,7 +2234,7 @@ function answerUnknown(s, msg) {
   if (op === undefined || op === null) what = 'no op';
   else if (typeof op === 'string') what = 'unknown op ' + JSON.stringify(op.length > 40 ? op.slice(0, 40) + '...' : op);
   else what = 'op of type ' + typeof op;
-  s.refuse(`${what}: expected "load", "call", "secrets" or "ping"`, msg.id);
+  s.refuse(`${what}: expected "load", "call", "cancel", "secrets" or "ping"`, msg.id);
 }
 
 function answer(s, msg) {
@@ -2073,6 +2247,8 @@ function answer(s, msg) {
       return answerSecrets(s, msg);
     case 'load':
       return answerLoad(s, msg);
+    case 'cancel':
+      return cancelCall(s, msg);
     default:
       return answerUnknown(s, msg);
   }
@@ -2090,8 +2266,9 @@ function speak(input, send, onEnd) {
     if (Number.isInteger(id)) reply.id = id;
     send(reply);
   };
-  const s = { send, refuse, runner: null };
+  const s = { send, refuse, runner: null, concurrency: 1 };
   let chain = Promise.resolve();
+  const beside = new Set(); // calls running beside the chain (several at once), and cancels
   readLines(
     input,
     (text) => {
@@ -2106,9 +2283,14 @@ function speak(input, send, onEnd) {
         chain = chain.then(() => refuse(error));
         return;
       }
-      chain = chain.then(() => answer(s, msg)).catch((e) => realStderrWrite(`zfaas loader: ${formatError(e)}\n`));
+      const p = chain.then(() => answer(s, msg)).catch((e) => realStderrWrite(`zfaas loader: ${formatError(e)}\n`));
+      // After what came before it, but the next request does not wait for it.
+      if (msg.op === 'cancel' || (msg.op === 'call' && s.concurrency > 1)) {
+        beside.add(p);
+        p.finally(() => beside.delete(p));
+      } else chain = p;
     },
-    () => chain.then(onEnd),
+    () => chain.then(() => Promise.all([...beside])).then(onEnd),
   );
 }
 

@@ -8,7 +8,10 @@ limits, transport). In short: with $ZFAAS_LINE set it dials that unix socket (re
 then exit 1) and exits 0 when the connection ends; without it, it speaks on stdin/stdout and exits 0 at
 the end of stdin. Either way it says {"op":"hello","v":PROTOCOL,"pid":N} first, then answers load, call, secrets
 and ping one at a time; a request it cannot read gets {"op":"error"} and it carries on. A call's `env` is set in
-os.environ for that call only. Everything the function prints while a call runs is captured into "logs";
+os.environ for that call only. After a load with concurrency N > 1 (version 3) calls run at once on N threads,
+coroutines on one shared asyncio loop, each in its own contextvars context (os.environ becomes a view of its own
+variables over the shared ones; its output goes to its own logs), and `cancel` {id} answers one running call
+cancelled. Everything the function prints while a call runs is captured into "logs";
 outside a call it goes to stderr; it never reaches the protocol (fd 1 is re-pointed to stderr, and on
 stdin/stdout the protocol uses private duplicates of them).
 
@@ -55,6 +58,7 @@ import re
 import shutil
 import socket
 import sys
+import threading
 import time
 import traceback
 import types
@@ -67,6 +71,7 @@ LOG_LIMIT = 65536
 RESULT_LIMIT = 6291456
 STREAM_CHUNK_LIMIT = 262144
 STREAM_LIMIT = 67108864
+CANCELLED = "cancelled"  # a cancelled call's error
 LINE_ENV = "ZFAAS_LINE"  # the node's unix socket, when it has one
 FORMATS = ("auto", "json", "lambda", "lambda-v1", "openwhisk", "openfaas", "gcf")
 ENV_NAME = re.compile("(?:[A-Za-z_][A-Za-z0-9_]*)\\Z")
@@ -378,6 +383,8 @@ def invoke(fn, n, params, call_id, context=None):
     else:
         value = fn(params, Context(call_id) if context is None else context)
     if inspect.isawaitable(value):
+        if _shared_loop is not None:  # calls run at once (concurrent.py): on their shared loop
+            return _await_shared(value)
         if _loop is None or _loop.is_closed():
             _loop = asyncio.new_event_loop()
             asyncio.set_event_loop(_loop)
@@ -1342,8 +1349,196 @@ def stream_response(response, items):
             items.close()
     return status, headers, b"", False
 
+# ---- python/src/concurrent.py
+# Several calls at once (protocol version 3: a load with concurrency N > 1). Each call runs on a thread of
+# a pool of N, in a context of its own (contextvars) that holds its variables and its logs: os.environ
+# becomes a view (the call's own variables over the shared ones) and what is printed during a call goes
+# into that call's logs. A coroutine function's calls all run on one asyncio loop (a thread of its own),
+# so N calls that wait on I/O wait together; a plain function's calls run on the pool's threads. A
+# `cancel` answers a running call at once (ok:false, CANCELLED) and cancels its coroutine; a plain
+# function's thread runs on to its end, its answer dropped.
+import concurrent.futures
+import contextvars
+from collections.abc import MutableMapping
+
+_CALL = contextvars.ContextVar("zfaas_call", default=None)
+_shared_loop = None  # the asyncio loop every call's coroutine runs on, once calls run at once
+_pool = None
+_running = {}  # id -> _CallState, while it runs
+_running_lock = threading.Lock()
+
+
+class _CallState:
+    """One running call: its own variables (None: deleted in this call), its logs, its coroutine."""
+
+    def __init__(self, call_id, env, fallback):
+        self.id = call_id
+        self.env = env
+        self.logs = Capture(fallback)
+        self.logs.start()
+        self.done = False
+        self.future = None
+
+
+def _own_call(key):
+    c = _CALL.get()
+    return c if c is not None and not c.done and key in c.env else None
+
+
+class _EnvView(MutableMapping):
+    """os.environ while calls run at once: inside a call its own variables, the rest shared."""
+
+    def __init__(self, shared):
+        self._shared = shared
+
+    def __getitem__(self, key):
+        c = _own_call(key)
+        if c is None:
+            return self._shared[key]
+        if c.env[key] is None:
+            raise KeyError(key)
+        return c.env[key]
+
+    def __setitem__(self, key, value):
+        c = _own_call(key)
+        if c is None:
+            self._shared[key] = value
+        elif type(value) is not str:
+            raise TypeError("str expected, not %s" % type(value).__name__)
+        else:
+            c.env[key] = value
+
+    def __delitem__(self, key):
+        c = _own_call(key)
+        if c is None:
+            del self._shared[key]
+        elif c.env[key] is None:
+            raise KeyError(key)
+        else:
+            c.env[key] = None
+
+    def __iter__(self):
+        c = _CALL.get()
+        own = c.env if c is not None and not c.done else {}
+        for k in list(self._shared):
+            if k not in own:
+                yield k
+        for k, v in list(own.items()):
+            if v is not None:
+                yield k
+
+    def __len__(self):
+        return sum(1 for _ in self)
+
+    def copy(self):
+        return dict(self)
+
+
+class _CallOutput(Capture):
+    """sys.stdout and sys.stderr while calls run at once: into the running call's logs, else as before."""
+
+    def __init__(self, base):
+        super().__init__(base._fallback)
+        self._base = base
+
+    def write(self, s):
+        c = _CALL.get()
+        if c is None or c.done:
+            return self._base.write(s)
+        return c.logs.write(s)
+
+
+def _enter_concurrent(session, n):
+    """From a load with concurrency n > 1 on: calls run beside each other (once; a later load keeps it)."""
+    global _shared_loop, _pool
+    if _pool is not None:
+        return
+    os.environ = _EnvView(os.environ)
+    out = _CallOutput(session.capture)
+    sys.stdout = out
+    sys.stderr = out
+    session.capture = out
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, name="zfaas-calls", daemon=True).start()
+    _shared_loop = loop
+    _pool = concurrent.futures.ThreadPoolExecutor(max_workers=n, thread_name_prefix="zfaas-call")
+
+
+def _call_beside(session, call_id, env, params, web):
+    """Starts a call beside the others; its reply goes when it ends or is cancelled, whichever is first."""
+    with _running_lock:
+        if call_id in _running:
+            return session.refuse("call %d is already running" % call_id, call_id)
+        own = dict(env)
+        own["ZFAAS_PARAMS"] = json.dumps(params, separators=(",", ":"))
+        state = _CallState(call_id, own, sys.__stderr__)
+        _running[call_id] = state
+    _pool.submit(contextvars.copy_context().run, _run_beside, session, state, params, web)
+
+
+def _run_beside(session, state, params, web):
+    _CALL.set(state)
+    try:
+        reply = session._run(state.id, params, web)
+    except BaseException as e:  # noqa: BLE001
+        reply = {"op": "result", "id": state.id, "ok": False, "error": format_error(e)}
+    _finish(session, state, reply)
+
+
+def _finish(session, state, reply):
+    with _running_lock:
+        if state.done:
+            return
+        state.done = True
+        _running.pop(state.id, None)
+        last = not _running
+    reply["logs"] = state.logs.stop()
+    if last:  # another call's processes are not this one's strays
+        stray = stray_processes()
+        if stray:
+            reply["stray"] = stray
+    try:
+        session.send(reply)
+    except _Hangup:
+        pass
+
+
+def _cancel_call(session, msg):
+    """`cancel` {id}: the running call answers CANCELLED now; one that already ended is not answered again."""
+    call_id = _int(msg.get("id"))
+    if call_id is None or call_id < 1:
+        return session.refuse("cancel needs id: a positive integer")
+    state = _running.get(call_id)
+    if state is None:
+        return
+    if state.future is not None:
+        state.future.cancel()
+    _finish(session, state, {"op": "result", "id": call_id, "ok": False, "error": CANCELLED})
+
+
+async def _awaited(aw):
+    return await aw
+
+
+def _await_shared(aw):
+    """A call's awaitable, run on the shared loop while this call's thread waits for it."""
+    fut = asyncio.run_coroutine_threadsafe(_awaited(aw), _shared_loop)
+    state = _CALL.get()
+    if state is not None:
+        state.future = fut
+        if state.done:
+            fut.cancel()
+    return fut.result()
+
+
+def _wait_calls():
+    """At the end of the input: the calls still running end and are answered first."""
+    if _pool is not None:
+        _pool.shutdown(wait=True)
+
 # ---- python/src/warm.py
-# Warm mode: the loader protocol over the node's unix socket or stdin/stdout, one request at a time.
+# Warm mode: the loader protocol over the node's unix socket or stdin/stdout, one request at a time (or, after
+# a load with concurrency > 1, several calls at once: concurrent.py).
 class _Hangup(Exception):
     """The other end of the protocol is gone."""
 
@@ -1422,6 +1617,7 @@ def serve():
     sys.stdout = capture
     sys.stderr = capture
     sys.stdin = io.StringIO("")
+    lock = threading.Lock()  # calls that run at once answer from their own threads
 
     def send(msg):
         # UTF-8 as it is (ensure_ascii=False keeps a reply at most 4 bytes a character, not 12); a lone
@@ -1429,7 +1625,8 @@ def serve():
         data = json.dumps(msg, separators=(",", ":"), ensure_ascii=False) + "\n"
         data = data.encode("utf-8", "backslashreplace")
         try:
-            write(data)
+            with lock:
+                write(data)
         except OSError:
             raise _Hangup() from None
 
@@ -1477,6 +1674,7 @@ def _speak(reader, send, refuse, capture):
             refuse("bad message: %s: expected a JSON object" % str(e)[:200])
             continue
         session.answer(msg)
+    _wait_calls()
 
 
 class _Session:
@@ -1488,6 +1686,7 @@ class _Session:
         self.arity = 1
         self.fmt = "json"
         self.kind = None  # gcf's form: "http" or "cloudevent" (registered with the Functions Framework)
+        self.concurrency = 1  # calls that may run at once (a load's `concurrency`)
 
     def answer(self, msg):
         op = msg.get("op")
@@ -1499,6 +1698,8 @@ class _Session:
             self.secrets(msg)
         elif op == "load":
             self.load(msg)
+        elif op == "cancel":
+            _cancel_call(self, msg)
         else:
             if op is None:
                 what = "no op"
@@ -1506,7 +1707,7 @@ class _Session:
                 what = "unknown op " + json.dumps(op[:40] + "..." if len(op) > 40 else op)
             else:
                 what = "op of type " + type(op).__name__
-            self.refuse('%s: expected "load", "call", "secrets" or "ping"' % what, msg.get("id"))
+            self.refuse('%s: expected "load", "call", "cancel", "secrets" or "ping"' % what, msg.get("id"))
 
     def call(self, msg):
         call_id = _int(msg.get("id"))
@@ -1525,6 +1726,8 @@ class _Session:
                     web = WebRequest(web)
                 except ValueError as e:
                     return self.refuse("call needs http: %s (%s)" % (HTTP_EXPECTED, e), call_id)
+        if self.concurrency > 1:
+            return _call_beside(self, call_id, env, msg.get("params"), web)
         saved = []
         try:
             for k, v in env.items():
@@ -1610,6 +1813,10 @@ class _Session:
             wanted = "auto"
         elif wanted not in FORMATS:
             return self.refuse("load needs format: one of %s (or none: auto)" % FORMATS_TEXT)
+        n = msg.get("concurrency")
+        n = 1 if n is None else _int(n)
+        if n is None or n < 1:
+            return self.refuse("load needs concurrency: a positive integer")
         try:
             os.environ["ZFAAS_PARAMS"] = "{}"
             # a stem cell learns its function (and its environment) only when given one
@@ -1620,6 +1827,9 @@ class _Session:
             self.arity = _arity(fn)
             self.fmt = choose_format(wanted, name, self.arity, kind)
             self.kind = kind
+            if n > 1:
+                _enter_concurrent(self, n)
+            self.concurrency = n
             self.send({"op": "loaded", "ok": True, "format": self.fmt})
         except _Hangup:
             raise

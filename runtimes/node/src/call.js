@@ -137,6 +137,8 @@ function descendsFrom(pid, root) {
 }
 
 function strayError(e) {
-  if (current) current.reject(e);
+  const mine = concurrentCallOf(); // concurrent.js
+  if (mine) mine.fail(e);
+  else if (current) current.reject(e);
   else realStderrWrite(`zfaas loader: uncaught error outside a call: ${formatError(e)}\n`);
 }

@@ -114,17 +114,24 @@ globalThis.awslambda = {
 };
 
 // Runs a streaming handler; the call ends when its promise settles and the stream has ended (ended for it
-// if it had not). A web call's answer is the head it sent; another call's value is what it wrote.
-function runStreamingLambda(fn, event, ctx) {
-  const st = streaming;
+// if it had not). A web call's answer is the head it sent (or, where it cannot stream, as with several
+// calls at once in its container, the whole response); another call's value is what it wrote.
+function runStreamingLambda(fn, event, ctx, web) {
+  const st = web ? streaming : null;
   const out = new LambdaResponseStream(st);
   return new Promise((resolve, reject) => {
     current = { reject };
     out.on('error', reject);
     const ended = () => {
-      if (!st) return resolve(Buffer.concat(out._kept).toString('utf8'));
       const p = out._prelude || {};
-      resolve({ status: statusOf(p.statusCode === undefined ? 200 : p.statusCode, 'statusCode'), headers: {}, body: EMPTY });
+      const status = statusOf(p.statusCode === undefined ? 200 : p.statusCode, 'statusCode');
+      if (st) return resolve({ status, headers: {}, body: EMPTY });
+      const body = Buffer.concat(out._kept);
+      if (!web) return resolve(body.toString('utf8'));
+      const headers = {};
+      addHeaders(headers, p.headers, 'headers', false);
+      if (headers['content-type'] === undefined) headers['content-type'] = out._contentType || 'application/octet-stream';
+      resolve({ status, headers, body });
     };
     let r;
     try {

@@ -1,4 +1,5 @@
-// Warm mode: the loader protocol over the node's unix socket or stdin/stdout, one request at a time.
+// Warm mode: the loader protocol over the node's unix socket or stdin/stdout, one request at a time (or, after
+// a load with concurrency > 1, several calls at once: concurrent.js).
 // A request's `env`: an object of strings named like environment variables (no NUL: setenv cannot hold it).
 function isEnv(env) {
   if (env === null || typeof env !== 'object' || Array.isArray(env)) return false;
@@ -138,6 +139,7 @@ async function answerCall(s, msg) {
   const http = s.runner.web && msg.http !== undefined ? msg.http : null;
   if (http && !isHttp(http)) return s.refuse(`call needs http: ${HTTP_EXPECTED}`, id);
   const params = msg.params === undefined ? null : msg.params;
+  if (s.concurrency > 1) return runConcurrent(s, id, env, params, http); // concurrent.js
   const saved = setEnv(env);
   process.env.ZFAAS_PARAMS = JSON.stringify(params);
   startCapture();
@@ -175,6 +177,10 @@ async function answerLoad(s, msg) {
   if (!isEnv(msg.env)) return s.refuse(`load needs env: ${ENV_EXPECTED}`);
   const format = msg.format === undefined || msg.format === null ? 'auto' : msg.format;
   if (!FORMATS.includes(format)) return s.refuse(`load needs format: one of ${FORMATS.join(', ')}`);
+  const n = msg.concurrency === undefined || msg.concurrency === null ? 1 : msg.concurrency;
+  if (!Number.isInteger(n) || n < 1) return s.refuse('load needs concurrency: a positive integer');
+  s.concurrency = n; // > 1: several calls at once (concurrent.js)
+  if (s.concurrency > 1) enterConcurrentMode();
   process.env.ZFAAS_PARAMS = '{}';
   // A stem cell learns its function (and the function's environment) only when it is given one.
   for (const k of Object.keys(msg.env)) process.env[k] = msg.env[k];
@@ -194,7 +200,7 @@ function answerUnknown(s, msg) {
   if (op === undefined || op === null) what = 'no op';
   else if (typeof op === 'string') what = 'unknown op ' + JSON.stringify(op.length > 40 ? op.slice(0, 40) + '...' : op);
   else what = 'op of type ' + typeof op;
-  s.refuse(`${what}: expected "load", "call", "secrets" or "ping"`, msg.id);
+  s.refuse(`${what}: expected "load", "call", "cancel", "secrets" or "ping"`, msg.id);
 }
 
 function answer(s, msg) {
@@ -207,6 +213,8 @@ function answer(s, msg) {
       return answerSecrets(s, msg);
     case 'load':
       return answerLoad(s, msg);
+    case 'cancel':
+      return cancelCall(s, msg);
     default:
       return answerUnknown(s, msg);
   }
@@ -224,8 +232,9 @@ function speak(input, send, onEnd) {
     if (Number.isInteger(id)) reply.id = id;
     send(reply);
   };
-  const s = { send, refuse, runner: null };
+  const s = { send, refuse, runner: null, concurrency: 1 };
   let chain = Promise.resolve();
+  const beside = new Set(); // calls running beside the chain (several at once), and cancels
   readLines(
     input,
     (text) => {
@@ -240,8 +249,13 @@ function speak(input, send, onEnd) {
         chain = chain.then(() => refuse(error));
         return;
       }
-      chain = chain.then(() => answer(s, msg)).catch((e) => realStderrWrite(`zfaas loader: ${formatError(e)}\n`));
+      const p = chain.then(() => answer(s, msg)).catch((e) => realStderrWrite(`zfaas loader: ${formatError(e)}\n`));
+      // After what came before it, but the next request does not wait for it.
+      if (msg.op === 'cancel' || (msg.op === 'call' && s.concurrency > 1)) {
+        beside.add(p);
+        p.finally(() => beside.delete(p));
+      } else chain = p;
     },
-    () => chain.then(onEnd),
+    () => chain.then(() => Promise.all([...beside])).then(onEnd),
   );
 }

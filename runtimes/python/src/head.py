@@ -8,7 +8,10 @@ limits, transport). In short: with $ZFAAS_LINE set it dials that unix socket (re
 then exit 1) and exits 0 when the connection ends; without it, it speaks on stdin/stdout and exits 0 at
 the end of stdin. Either way it says {"op":"hello","v":PROTOCOL,"pid":N} first, then answers load, call, secrets
 and ping one at a time; a request it cannot read gets {"op":"error"} and it carries on. A call's `env` is set in
-os.environ for that call only. Everything the function prints while a call runs is captured into "logs";
+os.environ for that call only. After a load with concurrency N > 1 (version 3) calls run at once on N threads,
+coroutines on one shared asyncio loop, each in its own contextvars context (os.environ becomes a view of its own
+variables over the shared ones; its output goes to its own logs), and `cancel` {id} answers one running call
+cancelled. Everything the function prints while a call runs is captured into "logs";
 outside a call it goes to stderr; it never reaches the protocol (fd 1 is re-pointed to stderr, and on
 stdin/stdout the protocol uses private duplicates of them).
 
@@ -55,6 +58,7 @@ import re
 import shutil
 import socket
 import sys
+import threading
 import time
 import traceback
 import types

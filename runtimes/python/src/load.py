@@ -108,6 +108,8 @@ def invoke(fn, n, params, call_id, context=None):
     else:
         value = fn(params, Context(call_id) if context is None else context)
     if inspect.isawaitable(value):
+        if _shared_loop is not None:  # calls run at once (concurrent.py): on their shared loop
+            return _await_shared(value)
         if _loop is None or _loop.is_closed():
             _loop = asyncio.new_event_loop()
             asyncio.set_event_loop(_loop)

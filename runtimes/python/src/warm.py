@@ -1,4 +1,5 @@
-# Warm mode: the loader protocol over the node's unix socket or stdin/stdout, one request at a time.
+# Warm mode: the loader protocol over the node's unix socket or stdin/stdout, one request at a time (or, after
+# a load with concurrency > 1, several calls at once: concurrent.py).
 class _Hangup(Exception):
     """The other end of the protocol is gone."""
 
@@ -77,6 +78,7 @@ def serve():
     sys.stdout = capture
     sys.stderr = capture
     sys.stdin = io.StringIO("")
+    lock = threading.Lock()  # calls that run at once answer from their own threads
 
     def send(msg):
         # UTF-8 as it is (ensure_ascii=False keeps a reply at most 4 bytes a character, not 12); a lone
@@ -84,7 +86,8 @@ def serve():
         data = json.dumps(msg, separators=(",", ":"), ensure_ascii=False) + "\n"
         data = data.encode("utf-8", "backslashreplace")
         try:
-            write(data)
+            with lock:
+                write(data)
         except OSError:
             raise _Hangup() from None
 
@@ -132,6 +135,7 @@ def _speak(reader, send, refuse, capture):
             refuse("bad message: %s: expected a JSON object" % str(e)[:200])
             continue
         session.answer(msg)
+    _wait_calls()
 
 
 class _Session:
@@ -143,6 +147,7 @@ class _Session:
         self.arity = 1
         self.fmt = "json"
         self.kind = None  # gcf's form: "http" or "cloudevent" (registered with the Functions Framework)
+        self.concurrency = 1  # calls that may run at once (a load's `concurrency`)
 
     def answer(self, msg):
         op = msg.get("op")
@@ -154,6 +159,8 @@ class _Session:
             self.secrets(msg)
         elif op == "load":
             self.load(msg)
+        elif op == "cancel":
+            _cancel_call(self, msg)
         else:
             if op is None:
                 what = "no op"
@@ -161,7 +168,7 @@ class _Session:
                 what = "unknown op " + json.dumps(op[:40] + "..." if len(op) > 40 else op)
             else:
                 what = "op of type " + type(op).__name__
-            self.refuse('%s: expected "load", "call", "secrets" or "ping"' % what, msg.get("id"))
+            self.refuse('%s: expected "load", "call", "cancel", "secrets" or "ping"' % what, msg.get("id"))
 
     def call(self, msg):
         call_id = _int(msg.get("id"))
@@ -180,6 +187,8 @@ class _Session:
                     web = WebRequest(web)
                 except ValueError as e:
                     return self.refuse("call needs http: %s (%s)" % (HTTP_EXPECTED, e), call_id)
+        if self.concurrency > 1:
+            return _call_beside(self, call_id, env, msg.get("params"), web)
         saved = []
         try:
             for k, v in env.items():
@@ -265,6 +274,10 @@ class _Session:
             wanted = "auto"
         elif wanted not in FORMATS:
             return self.refuse("load needs format: one of %s (or none: auto)" % FORMATS_TEXT)
+        n = msg.get("concurrency")
+        n = 1 if n is None else _int(n)
+        if n is None or n < 1:
+            return self.refuse("load needs concurrency: a positive integer")
         try:
             os.environ["ZFAAS_PARAMS"] = "{}"
             # a stem cell learns its function (and its environment) only when given one
@@ -275,6 +288,9 @@ class _Session:
             self.arity = _arity(fn)
             self.fmt = choose_format(wanted, name, self.arity, kind)
             self.kind = kind
+            if n > 1:
+                _enter_concurrent(self, n)
+            self.concurrency = n
             self.send({"op": "loaded", "ok": True, "format": self.fmt})
         except _Hangup:
             raise

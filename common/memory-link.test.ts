@@ -1,0 +1,67 @@
+// The in-process link between the broker and a node: frames arrive in sending order, a send to a node that
+// is not attached fails, and what a node sends before the API listens reaches it once it does.
+import { describe, expect, it } from 'vitest';
+import { MemoryLink } from './memory-link.js';
+
+const frame = (s: string): Buffer[] => [Buffer.from(s)];
+const text = (frames: Buffer[]): string => frames.map((f) => f.toString()).join('|');
+const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+describe('MemoryLink', () => {
+  it('hands frames over both ways, in sending order, with the sending node id', async () => {
+    const link = new MemoryLink();
+    const atApi: string[] = [];
+    const atNode: string[] = [];
+    link.listen((id, frames) => atApi.push(`${id}:${text(frames)}`));
+    const port = link.attach('n1', (frames) => atNode.push(text(frames)));
+    for (let i = 0; i < 50; i++) {
+      void port.send(frame(`up${i}`));
+      void link.toNode('n1', frame(`down${i}`));
+    }
+    expect(atApi).toEqual([]); // never inside the sender's own call
+    expect(atNode).toEqual([]);
+    await settle();
+    expect(atApi).toEqual(Array.from({ length: 50 }, (_, i) => `n1:up${i}`));
+    expect(atNode).toEqual(Array.from({ length: 50 }, (_, i) => `down${i}`));
+  });
+
+  it('refuses a send to a node that is not attached, or no longer', async () => {
+    const link = new MemoryLink();
+    await expect(link.toNode('n1', frame('x'))).rejects.toThrow(/not attached/);
+    const port = link.attach('n1', () => undefined);
+    expect(link.has('n1')).toBe(true);
+    port.close();
+    expect(link.has('n1')).toBe(false);
+    await expect(link.toNode('n1', frame('x'))).rejects.toThrow(/not attached/);
+    await expect(port.send(frame('x'))).rejects.toThrow(/closed/);
+  });
+
+  it('keeps what a node sends while no API listens, for the next one', async () => {
+    const link = new MemoryLink();
+    const port = link.attach('n1', () => undefined);
+    await port.send(frame('register'));
+    const heard: string[] = [];
+    link.listen((id, frames) => heard.push(`${id}:${text(frames)}`));
+    await port.send(frame('heartbeat'));
+    await settle();
+    expect(heard).toEqual(['n1:register', 'n1:heartbeat']);
+    link.unlisten();
+    await port.send(frame('outcome'));
+    await settle();
+    expect(heard).toHaveLength(2);
+    link.listen((id, frames) => heard.push(`${id}:${text(frames)}`));
+    await settle();
+    expect(heard).toEqual(['n1:register', 'n1:heartbeat', 'n1:outcome']);
+  });
+
+  it('gives an id attached again to its newest holder only', async () => {
+    const link = new MemoryLink();
+    const got: string[] = [];
+    const old = link.attach('n1', (f) => got.push(`old:${text(f)}`));
+    link.attach('n1', (f) => got.push(`new:${text(f)}`));
+    old.close(); // the old holder's close leaves the new one attached
+    await link.toNode('n1', frame('x'));
+    await settle();
+    expect(got).toEqual(['new:x']);
+  });
+});
