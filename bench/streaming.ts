@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import { packFiles } from '../test/helpers/archives.js';
 import { freePort, http, startUp, upload, type Platform } from '../test/helpers/platform.js';
-import { loaderImage, removeLoaderImages } from '../test/helpers/stream-images.js';
+import { buildLoaderImage, removeImage } from '../test/helpers/loader-images.js';
 
 const N = process.env.ZFAAS_BENCH_QUICK === '1' ? 15 : 50;
 const TOKEN = 'bench-streaming-token-0123456789';
@@ -116,7 +116,7 @@ async function main(): Promise<void> {
       ['node', 'node-s'],
       ['python', 'python-s'],
     ] as const) {
-      const rt = await http('POST', `${p.api}/registerRuntime`, await loaderImage(lang, name), auth);
+      const rt = await http('POST', `${p.api}/registerRuntime`, await buildLoaderImage(lang, `zfaas-stream/${lang}:test`, name), auth);
       if (rt.status >= 300) throw new Error(`runtime not registered: ${JSON.stringify(rt.body)}`);
     }
     for (const f of FUNCTIONS) {
@@ -142,7 +142,7 @@ async function main(): Promise<void> {
   } finally {
     raw.stop();
     await p?.stop();
-    await removeLoaderImages();
+    for (const lang of ['node', 'python']) await removeImage(`zfaas-stream/${lang}:test`);
   }
 }
 

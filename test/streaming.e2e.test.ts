@@ -2,11 +2,11 @@
 // awslambda.streamifyResponse, gcf's res.write, a Python generator) reach their caller piece by piece, the
 // first before the function ends; the body is whole; GET /call/N shows DONE with the size and the first
 // KiB; Server-Sent Events arrive as events; a caller that leaves after the first piece leaves the call
-// cancelled. The functions run in images with this checkout's loaders (helpers/stream-images.ts).
+// cancelled. The functions run in images with this checkout's loaders (helpers/loader-images.ts).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packFiles } from './helpers/archives.js';
 import { http, startUp, upload, waitFor, type Platform } from './helpers/platform.js';
-import { loaderImage, removeLoaderImages } from './helpers/stream-images.js';
+import { buildLoaderImage, removeImage } from './helpers/loader-images.js';
 
 const TOKEN = 'stream-test-token-0123456789';
 const auth = { authorization: `Bearer ${TOKEN}` };
@@ -189,7 +189,7 @@ beforeAll(async () => {
     ['node', 'node-s'],
     ['python', 'python-s'],
   ] as const) {
-    const r = await http('POST', `${p.api}/registerRuntime`, await loaderImage(lang, name), auth);
+    const r = await http('POST', `${p.api}/registerRuntime`, await buildLoaderImage(lang, `zfaas-stream/${lang}:test`, name), auth);
     expect(r.status, JSON.stringify(r.body)).toBeLessThan(300);
   }
   for (const [name, f] of Object.entries(FUNCTIONS)) {
@@ -206,7 +206,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await p?.stop();
-  await removeLoaderImages();
+  for (const lang of ['node', 'python']) await removeImage(`zfaas-stream/${lang}:test`);
 });
 
 describe('a streamed answer reaches its caller as the function writes it', () => {
