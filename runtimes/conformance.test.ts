@@ -185,6 +185,18 @@ describe.each(LOADERS)('the $name loader', (l) => {
     expect(last).toMatchObject({ op: 'result', id: 9, ok: false, error: expect.stringContaining('boom') });
   });
 
+  it.skipIf(!l.stream)('answers a streaming function in one piece when its container takes several calls at once', async () => {
+    const st = l.stream!;
+    const s = start(l);
+    await s.next();
+    const dir = join(l.functions, 'stream');
+    expect(await s.ask({ op: 'load', dir, handler: st.handler, env: {}, format: st.format, concurrency: 2 })).toMatchObject({ ok: true });
+    const r = await s.ask({ op: 'call', id: 4, params: {}, env: {}, http: webRequest('/') });
+    expect(r).toMatchObject({ op: 'result', id: 4, ok: true, http: { status: 202 } });
+    expect(r).not.toHaveProperty('streamed');
+    expect(Buffer.from(HttpResponseSchema.parse(r.op === 'result' && r.http).body, 'base64').toString()).toBe('one two three');
+  });
+
   describe('secrets', () => {
     let dir: string;
     beforeAll(async () => {
