@@ -263,15 +263,18 @@ describe.each(LOADERS)('the $name loader', (l) => {
 
     it('fails a call that throws alone, and ends a cancelled call alone', async () => {
       const s = await concurrent();
-      s.send(call(1, { ms: 1500 }));
-      s.send(call(2, { ms: 300 }));
+      s.send(call(1, { ms: 5000 }));
+      s.send(call(2, { ms: 800 }));
       s.send(call(3, { ms: 10, fail: true }));
       expect(await s.next()).toMatchObject({ op: 'result', id: 3, ok: false, error: expect.stringContaining('boom 3') });
       s.send({ op: 'cancel', id: 1 });
-      expect(await s.next()).toMatchObject({ op: 'result', id: 1, ok: false, error: CANCELLED });
-      const two = await s.next();
+      // The cancelled call and call 2 end in either order on a busy machine; each with its own reply.
+      const [a, b] = [await s.next(), await s.next()];
+      const byId = new Map([a, b].map((r) => [(r as { id: number }).id, r]));
+      expect(byId.get(1)).toMatchObject({ op: 'result', id: 1, ok: false, error: CANCELLED });
+      const two = byId.get(2);
       expect(two).toMatchObject({ op: 'result', id: 2, ok: true });
-      expect(valueOf(two)).toEqual({ n: 2, call: 'call-2' });
+      expect(valueOf(two!)).toEqual({ n: 2, call: 'call-2' });
       // a cancel of a call that has ended is not answered: the next reply is the ping's
       s.send({ op: 'cancel', id: 2 });
       expect(await s.ask({ op: 'ping' })).toEqual({ op: 'pong' });
