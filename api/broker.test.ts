@@ -61,8 +61,9 @@ async function setup(): Promise<Setup> {
   const logs: Setup['logs'] = [];
   const log = pino({ level: 'debug' }, { write: (s: string) => void logs.push(JSON.parse(s) as Setup['logs'][0]) });
   const broker = new Broker({ transport: net, log });
-  const heard: Setup['heard'] = { room: [], adopted: [], started: [], outcome: [], nodeLost: [], givenBack: [] };
+  const heard: Setup['heard'] = { room: [], adopted: [], started: [], outcome: [], nodeLost: [], givenBack: [], stream: [] };
   broker.events.on('givenBack', (g) => heard.givenBack.push(g));
+  broker.events.on('stream', (p) => heard.stream.push(p));
   broker.events.on('started', (r) => heard.started.push(r));
   broker.events.on('outcome', (r) => heard.outcome.push(r));
   broker.events.on('room', () => heard.room.push(undefined));
@@ -235,6 +236,30 @@ describe('Broker', () => {
       expect(heard.outcome).toEqual([{ callNum: c.callNum, node: 'n1', life: 'L1', outcome: done, ran: true, attempt: 1, holder: true }]);
       expect(broker.get('n1')?.inflight.size).toBe(0);
       expect(broker.holds(c.callNum)).toBe(false);
+      broker.stop();
+    });
+
+    it("asks a web call's node to stream, and passes its head and chunks on only from the node that holds it", async () => {
+      const { broker, net, heard } = await setup();
+      net.from('n1', register('n1', 'L1'));
+      net.from('n2', register('n2', 'L2'));
+      const http = { method: 'GET', path: '/', query: '', headers: {}, body: '', sourceIp: '127.0.0.1' };
+      const c = { ...call({ fn: fnMeta('f'), runtime }), http };
+      await broker.invoke('n1', c);
+      expect(net.of('invoke', 'n1')[0]?.call.stream).toBe(true);
+      const head = { type: 'head' as const, callNum: c.callNum, attempt: 1, status: 200, headers: { 'content-type': 'text/plain' } };
+      const chunk = { type: 'chunk' as const, callNum: c.callNum, attempt: 1, seq: 0, data: 'aGk=' };
+      net.from('n2', { ...head, life: 'L2' }); // not its call
+      net.from('n1', { ...head, life: 'L1' });
+      net.from('n1', { ...chunk, life: 'L1' });
+      expect(heard.stream).toEqual([
+        { ...head, life: 'L1' },
+        { ...chunk, life: 'L1' },
+      ]);
+      // a call without http is not asked to stream
+      const plain = call({ fn: fnMeta('f'), runtime });
+      await broker.invoke('n1', plain);
+      expect(net.of('invoke', 'n1')[1]?.call.stream).toBeUndefined();
       broker.stop();
     });
 

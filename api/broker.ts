@@ -99,7 +99,11 @@ export interface BrokerEvents {
   outcome: [o: NodeOutcome];
   nodeLost: [l: { node: string; life: string; calls: number[]; why: string }]; // calls it held, gone with that life
   givenBack: [g: { node: string; calls: number[] }]; // calls a draining node will not run: they never started
+  stream: [p: StreamPiece]; // a piece of a call's streamed web answer, from the node that holds it
 }
+
+// A streamed answer's head or chunk (protocol/broker.ts), for the web caller who waits on the call.
+export type StreamPiece = Extract<ToApi, { type: 'head' | 'chunk' }>;
 
 export interface NodeOutcome {
   callNum: number;
@@ -229,7 +233,14 @@ export class Broker implements NodeRegistry, NodeControl {
     const { fn, runtime } = call.def;
     const m: ToInstance = {
       type: 'invoke',
-      call: { callNum: call.callNum, params: call.params, redundant: call.redundant, http: call.http, attempt: call.attempt },
+      call: {
+        callNum: call.callNum,
+        params: call.params,
+        redundant: call.redundant,
+        http: call.http,
+        attempt: call.attempt,
+        ...(call.http ? { stream: true } : {}), // its web caller waits on it: a streamed answer comes as it goes
+      },
       fn: { name: fn.functionName, version: fn.version },
       def: first ? { fn, runtime } : undefined,
     };
@@ -332,6 +343,10 @@ export class Broker implements NodeRegistry, NodeControl {
         if (sent) this.events.emit('room');
         break;
       }
+      case 'head':
+      case 'chunk':
+        if (n.inflight.has(m.callNum)) this.events.emit('stream', m);
+        break;
       case 'giveBack': {
         const calls = m.calls.filter((c) => n.inflight.delete(c));
         for (const c of calls) n.sentAt.delete(c);

@@ -23,6 +23,7 @@ import { recordedOutcome } from './ended.js';
 import { OPERATOR_DEFAULT, Scope } from './tenancy/scope.js';
 import type { Refusal } from './tenancy/identity.js';
 import { invokeRouter } from './handlers/invoke.js';
+import { StreamHub } from './streams.js';
 import { webRouter } from './handlers/web.js';
 import { MetaCache } from './meta-cache.js';
 
@@ -158,7 +159,7 @@ describe('invocations with a key', () => {
       }
       next();
     });
-    app.use(webRouter({ calls, log, idempotencyTtlS: 86400 }));
+    app.use(webRouter({ calls, log, idempotencyTtlS: 86400, streams: new StreamHub(), cancel: () => Promise.resolve() }));
     app.use(express.json());
     app.use(invokeRouter(db, calls, 86400));
     app.use(errorResponder(log));

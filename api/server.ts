@@ -35,6 +35,8 @@ import { CallEnds } from './triggers/delivery.js';
 import { TriggerAllow } from './triggers/allow.js';
 import { invokeRouter } from './handlers/invoke.js';
 import { webRouter } from './handlers/web.js';
+import { StreamHub } from './streams.js';
+import { cancelCall } from './cancel.js';
 import { functionsElsewhereRouter } from './handlers/functions-elsewhere.js';
 import { IDEMPOTENCY_TTL_S } from '../protocol/db.js';
 import { nodesRouter } from './handlers/nodes.js';
@@ -86,6 +88,7 @@ export class ApiServer {
   readonly triggerAllow: TriggerAllow; // where triggers may connect (ZFAAS_TRIGGER_ALLOW; default loopback)
   readonly warm: WarmKeeper; // every function's minWarm, spread over the nodes
   readonly leases: ApiLeases; // several APIs on one PostgreSQL store: this one's lease and adoptions
+  readonly streams = new StreamHub(); // streamed web answers, from the nodes to their callers
   private readonly idempotencyTtlS: number;
   private http?: Server;
   private functionsHttp?: Server;
@@ -122,6 +125,7 @@ export class ApiServer {
       log: o.log,
       shared: () => this.leases.current !== undefined,
     });
+    this.broker.events.on('stream', (p) => this.streams.deliver(p));
     this.warm = new WarmKeeper({ db: this.db, nodes: this.broker, log: o.log });
     this.quotas = new Quotas(this.db);
     this.scheduler = new Scheduler(
@@ -252,7 +256,14 @@ export class ApiServer {
   }
 
   private webRouter(): express.Router {
-    return webRouter({ calls: this.calls, log: this.o.log, idempotencyTtlS: this.idempotencyTtlS });
+    return webRouter({
+      calls: this.calls,
+      log: this.o.log,
+      idempotencyTtlS: this.idempotencyTtlS,
+      streams: this.streams,
+      cancel: (callNum) =>
+        cancelCall({ db: this.db, queue: this.scheduler, nodes: this.broker, settle: (n, ended) => this.calls.settle(n, ended) }, callNum),
+    });
   }
 
   // The functions' own listener (functionsPort): their web paths and nothing else.

@@ -168,6 +168,7 @@ export type WebRequest = z.infer<typeof WebRequestSchema>;
 export const WebResponseSchema = HttpResponseSchema.extend({
   body: HttpResponseSchema.shape.body.optional(),
   bytes: z.number().int().min(0).optional(),
+  streamed: z.boolean().optional(), // sent to the caller as the function wrote it (its body here: the first KiB)
 });
 export type WebResponse = z.infer<typeof WebResponseSchema>;
 

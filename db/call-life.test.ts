@@ -112,6 +112,17 @@ describe('outcome', () => {
       bytes: 5,
     });
   });
+  it('keeps that a web answer was streamed, with its whole size, not its first KiB', () => {
+    const c = running();
+    const first = Buffer.from('x'.repeat(1024)).toString('base64');
+    const web: CallOutcome = { ...done, response: { status: 200, headers: {}, body: first, bytes: 5000, streamed: true } };
+    expect(next(applyIntent(c, { kind: 'outcome', outcome: web, ran: true, node: 'n1', attempt: 1 }, ctx())).response).toEqual({
+      status: 200,
+      headers: {},
+      bytes: 5000,
+      streamed: true,
+    });
+  });
 });
 
 describe('nodeLost', () => {

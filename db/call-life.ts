@@ -110,7 +110,12 @@ function end(call: Call, o: CallOutcome, ctx: LifeContext, ran: boolean): Verdic
   }
   // A web answer's body went to its caller; the record keeps its status, headers and size.
   const { response, ...rest } = o;
-  const kept = response && { status: response.status, headers: response.headers, bytes: response.bytes ?? bodyBytes(response.body) };
+  const kept = response && {
+    status: response.status,
+    headers: response.headers,
+    bytes: response.bytes ?? bodyBytes(response.body),
+    ...(response.streamed ? { streamed: true } : {}),
+  };
   const next: Call = {
     ...call,
     ...rest,

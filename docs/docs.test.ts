@@ -9,7 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { registerBackupCommands } from '../cli/backup.js';
 import { registerClientCommands } from '../cli/commands/index.js';
-import { LOADER_PROTOCOL, LOG_LIMIT, OLDEST_LOADER_PROTOCOL, RESULT_LIMIT } from '../protocol/loader.js';
+import { LOADER_PROTOCOL, LOG_LIMIT, OLDEST_LOADER_PROTOCOL, RESULT_LIMIT, STREAM_CHUNK_LIMIT, STREAM_LIMIT } from '../protocol/loader.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const read = (file: string): Promise<string> => readFile(join(ROOT, file), 'utf8');
@@ -123,7 +123,9 @@ describe('docs/loader-protocol.md', () => {
   it('says the versions and the limits protocol/loader.ts has', async () => {
     const md = await read('docs/loader-protocol.md');
     expect(md).toContain(`{"op":"hello","v":${LOADER_PROTOCOL},"pid":N}`);
-    expect(md).toContain(`speaks versions ${OLDEST_LOADER_PROTOCOL}\nand ${LOADER_PROTOCOL}`);
+    expect(md).toContain(`speaks versions ${OLDEST_LOADER_PROTOCOL}\nto ${LOADER_PROTOCOL}`);
+    expect(md).toContain(`\`STREAM_CHUNK_LIMIT\`, ${STREAM_CHUNK_LIMIT / 1024} KiB`);
+    expect(md).toContain(`\`STREAM_LIMIT\` (${STREAM_LIMIT / 2 ** 20} MiB)`);
     expect(md).toContain(`${RESULT_LIMIT.toLocaleString('en-US')} characters`);
     expect(md).toContain(`the last ${LOG_LIMIT / 1024} KiB`);
   });

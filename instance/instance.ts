@@ -23,6 +23,7 @@ import { Definitions } from './definitions.js';
 import { Images } from './images.js';
 import { ApiLink } from './link.js';
 import { Pool, type Work } from './pool.js';
+import type { StreamSink } from './stream-relay.js';
 import { SecretCache, type SecretSet } from './secrets.js';
 import { namespaceOf } from '../common/namespace.js';
 import { TreeCache } from './trees.js';
@@ -448,6 +449,8 @@ export class Instance {
         http: m.call.http,
         attempt: m.call.attempt,
         ...(secrets ? { secrets: secrets.files } : {}),
+        // A redundant call's two runs gather their answers: only the one that wins is the caller's.
+        ...(m.call.http && m.call.stream && !m.call.redundant ? { stream: this.streamTo(callNum, m.call.attempt ?? 1) } : {}),
       };
       if (m.call.redundant) {
         this.replicas.set(callNum, { left: 2, decided: false });
@@ -460,6 +463,17 @@ export class Instance {
       const error = `could not prepare ${m.fn.name}@${m.fn.version}: ${errText(e)}`;
       void this.report(callNum, failure('platform', error));
     }
+  }
+
+  // Where a call's streamed answer goes: to the API that sent it, as it comes (protocol/broker.ts).
+  private streamTo(callNum: number, attempt: number): StreamSink {
+    return {
+      head: (h) =>
+        void this.linkFor(callNum)
+          .send({ type: 'head', callNum, attempt, ...h })
+          .catch((e) => this.o.log.warn({ callNum, err: errText(e) }, 'streamed head not sent to the API')),
+      chunk: (seq, data) => this.linkFor(callNum).send({ type: 'chunk', callNum, attempt, seq, data }),
+    };
   }
 
   // A run begins: the API records it (RUNNING, one more attempt) through the call's table; a call that

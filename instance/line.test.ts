@@ -155,6 +155,41 @@ describe('a loader line', () => {
     expect(line.open).toBe(true);
   });
 
+  it("passes a call's streamed head and chunks on as they come, before its result", async () => {
+    const { line, loader } = await connected();
+    const got: unknown[] = [];
+    const r = line.request(call(3), 10_000, (m) => void got.push(m));
+    await loader.next();
+    loader.send({ op: 'head', id: 3, status: 200, headers: { 'content-type': 'text/plain' } });
+    loader.send({ op: 'chunk', id: 3, data: Buffer.from('hi').toString('base64') });
+    await vi.waitFor(() => expect(got).toHaveLength(2));
+    loader.send({ op: 'result', id: 3, ok: true, http: { status: 200, headers: {}, body: '' }, streamed: 2 });
+    expect(await r).toMatchObject({ op: 'result', id: 3, streamed: 2 });
+    expect(got).toEqual([
+      { op: 'head', id: 3, status: 200, headers: { 'content-type': 'text/plain' } },
+      { op: 'chunk', id: 3, data: 'aGk=' },
+    ]);
+  });
+
+  it('breaks on a chunk for another call, a stream its caller does not take, or one its caller refuses', async () => {
+    for (const [take, msg] of [
+      [() => undefined, { op: 'chunk', id: 9, data: '' }], // another call's
+      [undefined, { op: 'head', id: 1, status: 200, headers: {} }], // a call that does not take a stream
+      [() => 'a chunk before its head', { op: 'chunk', id: 1, data: '' }], // refused by its relay
+    ] as const) {
+      const { line, loader } = await connected();
+      const r = settle(line.request(call(1), 10_000, take));
+      await loader.next();
+      loader.send(msg);
+      const out = await r;
+      expect(out.ok).toBe(false);
+      expect(!out.ok && out.error).toBeInstanceOf(LineBroken);
+      line.close();
+      lines.splice(lines.indexOf(line), 1);
+      await rm(join(root, 'c1'), { recursive: true, force: true });
+    }
+  });
+
   it('reads a reply that arrives in pieces, and skips blank lines', async () => {
     const { line, loader } = await connected();
     const r = line.request(call(1), 10_000);

@@ -21,6 +21,8 @@ import {
   MAX_LINE,
   type LoaderReply,
   type LoaderRequest,
+  type StreamChunk,
+  type StreamHead,
 } from '../protocol/loader.js';
 
 export class LineClosed extends Error {}
@@ -28,8 +30,12 @@ export class LineTimeout extends Error {}
 // The loader broke the protocol: a line that is not a reply, too long, or an answer to something not asked.
 export class LineBroken extends Error {}
 
+// A streamed answer's head or chunk for the call in flight (version 3): a text says what was wrong with it.
+export type OnStream = (m: StreamHead | StreamChunk) => string | undefined;
+
 interface Pending {
   request: LoaderRequest;
+  onStream?: OnStream;
   resolve(r: LoaderReply): void;
   reject(e: Error): void;
   timer?: NodeJS.Timeout;
@@ -111,13 +117,13 @@ export class LoaderLine {
 
   // One request and its reply; the next request waits for this one (the loader serves one at a time), but
   // for calls after allowCalls, which go beside each other up to its number.
-  request(request: LoaderRequest, timeoutMs: number): Promise<LoaderReply> {
+  request(request: LoaderRequest, timeoutMs: number, onStream?: OnStream): Promise<LoaderReply> {
     if (this.closed || !this.socket) return Promise.reject(new LineClosed('the loader is not connected'));
-    if (this.slots > 1 && request.op === 'call') return this.callBeside(request, timeoutMs);
+    if (this.slots > 1 && request.op === 'call') return this.callBeside(request, timeoutMs, onStream);
     if (this.pending || (this.slots === 1 && this.calls.size > 0))
       return Promise.reject(new LineBroken('a request is already in flight on this line'));
     return new Promise<LoaderReply>((resolve, reject) => {
-      const p: Pending = { request, resolve, reject };
+      const p: Pending = { request, resolve, reject, onStream };
       p.timer = setTimeout(() => {
         if (this.pending !== p) return;
         this.pending = undefined;
@@ -128,11 +134,11 @@ export class LoaderLine {
     });
   }
 
-  private callBeside(request: LoaderRequest & { op: 'call' }, timeoutMs: number): Promise<LoaderReply> {
+  private callBeside(request: LoaderRequest & { op: 'call' }, timeoutMs: number, onStream?: OnStream): Promise<LoaderReply> {
     if (this.calls.size >= this.slots) return Promise.reject(new LineBroken(`the line already has ${this.slots} calls in flight`));
     if (this.calls.has(request.id)) return Promise.reject(new LineBroken(`call ${request.id} is already in flight`));
     return new Promise<LoaderReply>((resolve, reject) => {
-      const p: Pending = { request, resolve, reject };
+      const p: Pending = { request, resolve, reject, onStream };
       p.timer = setTimeout(() => {
         if (this.calls.get(request.id) !== p) return;
         this.calls.delete(request.id);
@@ -143,6 +149,17 @@ export class LoaderLine {
       this.calls.set(request.id, p);
       this.socket!.write(JSON.stringify(request) + '\n');
     });
+  }
+
+  // A streamed answer's head or chunk, for the call of its id in flight (one given up on: dropped). Only a
+  // call whose caller takes a stream gets one.
+  private onStream(m: StreamHead | StreamChunk): void {
+    const p = this.pending;
+    const c = this.calls.get(m.id) ?? (p?.request.op === 'call' && p.request.id === m.id ? p : undefined);
+    if (!c && this.abandoned.has(m.id)) return;
+    if (!c?.onStream) return this.close(new LineBroken(`the loader sent a ${m.op} out of order (call ${m.id})`));
+    const wrong = c.onStream(m);
+    if (wrong !== undefined) this.close(new LineBroken(`the loader's streamed answer broke off: ${wrong}`));
   }
 
   // The request a reply answers (null: a late answer to a call given up on; undefined: none, out of order).
@@ -201,6 +218,7 @@ export class LoaderLine {
       this.v = hello.v;
       return this.hello?.resolve();
     }
+    if (reply.op === 'head' || reply.op === 'chunk') return this.onStream(reply);
     const p = this.claim(reply);
     if (p === null) return;
     if (!p) {
@@ -217,6 +235,15 @@ export class LoaderLine {
     }
     clearTimeout(p.timer);
     p.resolve(reply);
+  }
+
+  // Stops reading the loader (its writes wait) until resume(): a streamed answer's back-pressure.
+  pause(): void {
+    this.socket?.pause();
+  }
+
+  resume(): void {
+    if (!this.closed) this.socket?.resume();
   }
 
   get open(): boolean {

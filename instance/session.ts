@@ -29,6 +29,7 @@ import { isForbiddenHeader } from '../common/web-headers.js';
 import { inSync, type ExitReport, type RunJob, type SecretFile } from '../protocol/worker.js';
 import type { ContainerTable } from './containers.js';
 import { LineBroken, LineClosed, LineTimeout, LoaderLine } from './line.js';
+import { StreamRelay } from './stream-relay.js';
 import { WorkerDied, type Lease, type WorkerPort } from './miniworkers.js';
 import type { Work } from './work.js';
 
@@ -230,6 +231,10 @@ export class ContainerSession {
     try {
       if (!line) throw new LineClosed('the container has no line');
       await this.syncSecrets(line, work);
+      // A web call's answer may come streamed (stream-relay.ts).
+      const relay = work.http
+        ? new StreamRelay({ sink: work.stream, check: checkResponse, pause: () => line.pause(), resume: () => line.resume() })
+        : undefined;
       const r = await line.request(
         {
           op: 'call',
@@ -239,6 +244,7 @@ export class ContainerSession {
           ...(work.http ? { http: work.http } : {}),
         },
         timeoutS * 1000,
+        relay && ((m) => relay.take(m)),
       );
       const durationMs = Date.now() - started;
       if (r.op === 'error') throw new LineBroken(`the loader refused the call: ${r.error}`);
@@ -249,6 +255,7 @@ export class ContainerSession {
         void this.discard();
         logs += `${logs && !logs.endsWith('\n') ? '\n' : ''}[zfaas: the call left ${r.stray} process${r.stray === 1 ? '' : 'es'} running; the container was removed]\n`;
       } else this.done(work);
+      if (r.ok && relay?.streamed) return relay.done({ ok: true, logs, durationMs });
       if (r.ok && r.http !== undefined) {
         // A web answer is checked like a request: what comes out of a container is untrusted.
         const checked = checkResponse(r.http);

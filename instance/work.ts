@@ -2,6 +2,7 @@
 import type { FunctionMeta, Policy, Runtime } from '../common/model.js';
 import type { HttpRequest } from '../protocol/loader.js';
 import type { SecretFile } from '../protocol/worker.js';
+import type { StreamSink } from './stream-relay.js';
 
 export interface Work {
   callNum: number;
@@ -15,4 +16,5 @@ export interface Work {
   http?: HttpRequest; // a call through the function's web path
   spend?: boolean; // its container is removed after it (a web call under policy none)
   secrets?: SecretFile[]; // the secrets its function names, current when the node accepted it
+  stream?: StreamSink; // a web call whose caller takes its answer as it is written (protocol/broker.ts)
 }

@@ -14,6 +14,11 @@
 //                                                  it ended (`ran`: a run of the function ended so; else the
 //                                                  node could not run it, or it was cancelled). The node keeps
 //                                                  it, and keeps listing the call in `running`, until:
+//   node -> head {callNum, attempt, status, headers}
+//   node -> chunk {callNum, attempt, seq, data}     a web call asked to `stream` whose function streams its answer
+//                                                  (protocol/loader.ts, version 3): its head, then each piece, in
+//                                                  order (seq from 0), before its outcome; the API passes them on
+//                                                  to the caller who waits on it and records nothing of them.
 //   API -> recorded {callNum}                      the call's table has taken (or refused) it: the node
 //                                                  forgets it. Until then it sends it again every few seconds
 //                                                  and after each register; the table takes it once.
@@ -23,7 +28,7 @@
 // from the node that holds it).
 // Archives do not travel here: a node reads them from the DB service directly.
 import { z } from 'zod';
-import { HttpRequestSchema } from './loader.js';
+import { BASE64_RE, HttpRequestSchema, STREAM_CHUNK_LIMIT } from './loader.js';
 import { CallOutcomeSchema, FunctionMetaSchema, qualifiedNameSchema, PolicySchema, RuntimeSchema } from '../common/model.js';
 
 export const HEARTBEAT_MS = 1_000;
@@ -108,6 +113,26 @@ export const ToApiSchema = z.discriminatedUnion('type', [
   }),
   // Calls it accepted and will not run (it is draining, or `full`: linked to several APIs, it had no room
   // for one): they never started, and go to another node.
+  // A streamed web answer (protocol/loader.ts, version 3): the head the node checked, then the pieces.
+  z.object({
+    type: z.literal('head'),
+    callNum,
+    attempt,
+    status: z.number().int().min(100).max(599),
+    headers: z.record(z.string(), z.union([z.string(), z.array(z.string())])),
+    life,
+  }),
+  z.object({
+    type: z.literal('chunk'),
+    callNum,
+    attempt,
+    seq: z.number().int().min(0),
+    data: z
+      .string()
+      .max(Math.ceil(STREAM_CHUNK_LIMIT / 3) * 4)
+      .regex(BASE64_RE), // at most STREAM_CHUNK_LIMIT bytes
+    life,
+  }),
   z.object({ type: z.literal('giveBack'), calls: z.array(callNum).max(100_000), full: z.boolean().optional(), life }),
   z.object({ type: z.literal('bye'), life }),
 ]);
@@ -121,6 +146,9 @@ export const InvokeCallSchema = z.object({
   redundant: z.boolean().optional(),
   http: HttpRequestSchema.optional(),
   attempt: z.number().int().min(1).max(1000).optional(), // which run of the call this is (1: the first)
+  // A web caller waits on it: a streamed answer goes to the API as it comes (head, chunk). Unset (an API
+  // before streams), the node gathers a streamed answer into one response.
+  stream: z.boolean().optional(),
 });
 
 // Which function version a call is for; the definition itself travels once per node (see `def`).

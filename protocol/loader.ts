@@ -10,11 +10,15 @@
 // bind-mounted read-only into the container (ZFAAS_LINE names it inside); the loader dials in and says
 // hello. Without ZFAAS_LINE a loader speaks the same lines on stdin/stdout (its self-test, benchmarks).
 //
-//   loader -> node   {"op":"hello","v":2,"pid":N}                        once, first
+//   loader -> node   {"op":"hello","v":3,"pid":N}                        once, first
 //   node -> loader   {"op":"load","dir","handler","env","format"?}       -> {"op":"loaded","ok":true,"format"}
 //                                                                           | {"op":"loaded","ok":false,"error"}
 //   node -> loader   {"op":"call","id":N,"params","env"}                 -> {"op":"result","id":N,"ok":true,"result","logs"}
 //                                                                           | {"op":"result","id":N,"ok":false,"error","logs"}
+//                    a web call may first stream its answer (version 3):    {"op":"head","id":N,"status","headers"} once,
+//                                                                           then {"op":"chunk","id":N,"data"} (base64) each
+//                                                                           write, then its result (http.body empty,
+//                                                                           `streamed`: the bytes the chunks carried)
 //   node -> loader   {"op":"ping"}                                       -> {"op":"pong"}
 //   node -> loader   {"op":"secrets","dir","files","keep"}               -> {"op":"secretsSet","ok":true}
 //                                                                           | {"op":"secretsSet","ok":false,"error"}
@@ -42,6 +46,12 @@
 // after which the node discards its container; a loader of a version the node does not speak is refused.
 // Version 3 adds `concurrency` in `load` and the `cancel` request (above); the node sends neither to a
 // loader of version 1 or 2, and gives its containers one call at a time.
+//
+// Version 3 adds streamed answers: a web call's function that writes its response as it goes (Lambda's
+// awslambda.streamifyResponse, gcf's res.write before res.end, a Python generator) has it sent at once, the
+// head (status, headers) first, then each write as a chunk of at most STREAM_CHUNK_LIMIT bytes, at most
+// STREAM_LIMIT bytes in all; the call's `result` follows as ever, its http.body empty and `streamed` the
+// number of bytes the chunks carried. A loader that never streams speaks version 3 as it spoke 2.
 //
 // Secrets. A function whose settings name secrets reads each as the file SECRETS_DIR/NAME, on a tmpfs owned by the
 // function's uid (0500; the loader makes it 0700 while it writes). Before a call whose secrets' versions
@@ -78,6 +88,8 @@ export const CANCELLED = 'cancelled'; // a cancelled call's error
 export const OLDEST_LOADER_PROTOCOL = 1;
 export const RESULT_LIMIT = 6 * 1024 * 1024; // characters of a result the loaders keep
 export const LOG_LIMIT = 64 * 1024; // characters of a call's logs the loaders keep
+export const STREAM_CHUNK_LIMIT = 256 * 1024; // bytes one `chunk` carries (a longer write is sent in pieces)
+export const STREAM_LIMIT = 64 * 1024 * 1024; // bytes a call may stream in all: past this it fails
 // JSON escaping can make a line up to six times longer than what it carries; past this it is broken.
 export const MAX_LINE = 48 * 1024 * 1024;
 export const LINE_ENV = 'ZFAAS_LINE'; // where the loader finds the node's socket inside the container
@@ -198,8 +210,27 @@ export const ResultSchema = z.object({
   truncated: z.boolean().optional(),
   stray: z.number().int().min(0).optional(),
   http: z.unknown().optional(), // the response the function chose: checked against HttpResponseSchema by the node
+  streamed: z.number().int().min(0).max(STREAM_LIMIT).optional(), // since version 3: the bytes its chunks carried
 });
 export type LoaderResult = z.infer<typeof ResultSchema>;
+// A streamed answer's head, before its chunks (version 3); checked like a response by the node.
+export const HeadSchema = z.object({
+  op: z.literal('head'),
+  id: z.number().int(),
+  status: z.number().int().min(100).max(599),
+  headers: z.record(z.string(), z.union([z.string(), z.array(z.string())])),
+});
+export type StreamHead = z.infer<typeof HeadSchema>;
+// One write of a streamed answer: base64 of at most STREAM_CHUNK_LIMIT bytes.
+export const ChunkSchema = z.object({
+  op: z.literal('chunk'),
+  id: z.number().int(),
+  data: z
+    .string()
+    .max(Math.ceil(STREAM_CHUNK_LIMIT / 3) * 4)
+    .regex(BASE64_RE),
+});
+export type StreamChunk = z.infer<typeof ChunkSchema>;
 export const PongSchema = z.object({ op: z.literal('pong') });
 export const SecretsSetSchema = z.object({
   op: z.literal('secretsSet'),
@@ -215,6 +246,8 @@ export const LoaderReplySchema = z.discriminatedUnion('op', [
   HelloSchema,
   LoadedSchema,
   ResultSchema,
+  HeadSchema,
+  ChunkSchema,
   PongSchema,
   SecretsSetSchema,
   LoaderErrorSchema,

@@ -11,7 +11,14 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CANCELLED, CONCURRENT_PROTOCOL, HttpResponseSchema, LOADER_PROTOCOL, type HttpRequest } from '../protocol/loader.js';
+import {
+  CANCELLED,
+  CONCURRENT_PROTOCOL,
+  HttpResponseSchema,
+  LOADER_PROTOCOL,
+  STREAM_CHUNK_LIMIT,
+  type HttpRequest,
+} from '../protocol/loader.js';
 import { spawnLoader, type Reply, type Speaker } from './conformance/speaker.js';
 
 const HERE = resolve(import.meta.dirname);
@@ -32,6 +39,7 @@ interface LoaderUnderTest {
   functions: string; // its folder of conformance functions (echo, web)
   webHandler: string; // the web function's handler, FILE.EXPORT
   protocol: number; // the version it says in hello
+  stream?: { format: 'lambda' | 'gcf'; handler: string }; // its streaming function (version 3)
 }
 
 const LOADERS: LoaderUnderTest[] = [
@@ -41,6 +49,7 @@ const LOADERS: LoaderUnderTest[] = [
     functions: join(HERE, 'conformance/node'),
     webHandler: 'index.handler',
     protocol: LOADER_PROTOCOL,
+    stream: { format: 'lambda', handler: 'index.handler' },
   },
   {
     name: 'python',
@@ -48,6 +57,7 @@ const LOADERS: LoaderUnderTest[] = [
     functions: join(HERE, 'conformance/python'),
     webHandler: 'handler.handler',
     protocol: LOADER_PROTOCOL,
+    stream: { format: 'gcf', handler: 'handler.handler' },
   },
   {
     name: 'java',
@@ -175,6 +185,51 @@ describe.each(LOADERS)('the $name loader', (l) => {
     const bad = await s.ask({ op: 'call', id: 2, params: {}, env: {}, http: webRequest('/bad') });
     // The response was what failed, not the function: the node answers its web caller 502 by this.
     expect(bad).toMatchObject({ op: 'result', id: 2, ok: false, fault: 'response', error: expect.stringMatching(/^malformed response:/) });
+  });
+
+  it.skipIf(!l.stream)('streams a web answer: the head, each write as a chunk in order, then a result without a body', async () => {
+    const st = l.stream!;
+    const s = start(l);
+    await s.next();
+    const dir = join(l.functions, 'stream');
+    expect(await s.ask({ op: 'load', dir, handler: st.handler, env: {}, format: st.format })).toMatchObject({ ok: true });
+    s.send({ op: 'call', id: 7, params: {}, env: {}, http: webRequest('/', 'big') });
+    expect(await s.next()).toEqual({ op: 'head', id: 7, status: 202, headers: { 'content-type': expect.stringMatching(/^text\/plain/) } });
+    const chunks: Buffer[] = [];
+    let r = await s.next();
+    for (; r.op === 'chunk'; r = await s.next()) {
+      expect(r.id).toBe(7);
+      chunks.push(Buffer.from(r.data, 'base64'));
+    }
+    expect(chunks.slice(0, 3).map(String)).toEqual(['one ', 'two ', 'three']);
+    // 300 KiB is more than one chunk carries: it came in pieces, none over the limit
+    expect(chunks.length).toBeGreaterThan(4);
+    expect(Math.max(...chunks.map((c) => c.length))).toBeLessThanOrEqual(STREAM_CHUNK_LIMIT);
+    const total = Buffer.concat(chunks);
+    expect(total.length).toBe(13 + 300 * 1024);
+    expect(r).toMatchObject({ op: 'result', id: 7, ok: true, streamed: total.length, http: { status: 202, body: '' } });
+    // a call without http (not a web call) gets the whole answer in its result: no head, no chunk
+    const plain = await s.ask({ op: 'call', id: 8, params: {}, env: {} });
+    expect(plain).toMatchObject({ op: 'result', id: 8, ok: true, result: 'one two three' }); // what it wrote, gathered
+    expect(plain).not.toHaveProperty('streamed');
+    // a function that fails after its head: the result says so (the node then breaks off the answer)
+    s.send({ op: 'call', id: 9, params: {}, env: {}, http: webRequest('/', 'fail') });
+    expect(await s.next()).toMatchObject({ op: 'head', id: 9 });
+    let last = await s.next();
+    while (last.op === 'chunk') last = await s.next();
+    expect(last).toMatchObject({ op: 'result', id: 9, ok: false, error: expect.stringContaining('boom') });
+  });
+
+  it.skipIf(!l.stream)('answers a streaming function in one piece when its container takes several calls at once', async () => {
+    const st = l.stream!;
+    const s = start(l);
+    await s.next();
+    const dir = join(l.functions, 'stream');
+    expect(await s.ask({ op: 'load', dir, handler: st.handler, env: {}, format: st.format, concurrency: 2 })).toMatchObject({ ok: true });
+    const r = await s.ask({ op: 'call', id: 4, params: {}, env: {}, http: webRequest('/') });
+    expect(r).toMatchObject({ op: 'result', id: 4, ok: true, http: { status: 202 } });
+    expect(r).not.toHaveProperty('streamed');
+    expect(Buffer.from(HttpResponseSchema.parse(r.op === 'result' && r.http).body, 'base64').toString()).toBe('one two three');
   });
 
   describe('secrets', () => {

@@ -7,13 +7,14 @@
 // answers without the API token, within its rate limit (429 with Retry-After past it). An `Idempotency-Key`
 // header already used for the same request answers that call's outcome, or waits for it (../idempotency.ts).
 // Every answer here is sandboxed away from the API's origin, and headers that would act for that origin
-// are not passed on (../../common/web-headers.ts).
+// are not passed on (../../common/web-headers.ts). A function that streams its answer has it written as it
+// goes (../stream-answer.ts); a caller that leaves such an answer before its end cancels the call.
 import express, { type Request, type Response, type Router } from 'express';
 import type { CallOutcome, FunctionMeta } from '../../common/model.js';
 import { FAULTS, faultOf } from '../../common/faults.js';
-import { errText, type Logger } from '../../common/log.js';
+import { type Logger } from '../../common/log.js';
 import { HOP_BY_HOP, type HttpRequest } from '../../protocol/loader.js';
-import { isolate, ISOLATION_HEADERS } from '../../common/web-headers.js';
+import { ISOLATION_HEADERS } from '../../common/web-headers.js';
 import { refuse, type Refusal } from '../tenancy/identity.js';
 import { scopeOf, type Scope } from '../tenancy/scope.js';
 import { namespaceSchema, qualify } from '../../common/namespace.js';
@@ -24,6 +25,8 @@ import { route, router } from '../routes.js';
 import { callerOf, idempotencyKey, idempotencyOf, REPLAYED_HEADER, replayOutcome } from '../idempotency.js';
 import { RateLimits } from '../rate-limits.js';
 import { targetSchema, waitBudgetMs } from './invoke.js';
+import type { StreamHub } from '../streams.js';
+import { StreamAnswer, writeHeaders } from '../stream-answer.js';
 
 // AWS Lambda's limit for a synchronous request; the OpenFaaS gateway and OpenWhisk are in the same range.
 export const WEB_BODY_LIMIT = 6 * 1024 * 1024;
@@ -35,6 +38,8 @@ export const WEB_PATH = /^(?:\/ns\/([^/]+))?\/function\/([^/]+)(\/.*)?$/;
 
 export interface WebDeps {
   calls: Calls;
+  streams: StreamHub; // streamed answers, as the nodes pass them on (../streams.ts)
+  cancel(callNum: number): Promise<unknown>; // a caller that leaves a streamed answer cancels its call
   idempotencyTtlS: number; // how long an Idempotency-Key stands for its call
   log: Logger;
 }
@@ -104,11 +109,17 @@ export function webRouter(d: WebDeps): Router {
             : idempotencyOf(key, d.idempotencyTtlS, callerOf(scope, !!refusal, fn.functionName), fn.functionName, callParams, asked),
         ...(refusal || !scope.keyId ? {} : { by: scope.keyId }),
       });
+      // Before any await: no piece of the call's answer can come before this.
+      const stream = new StreamAnswer({ res, method: req.method, callNum: call.callNum, cancel: d.cancel, log: d.log });
+      const unlisten = replayed ? undefined : d.streams.listen(call.callNum, (p) => stream.take(p));
       res.setHeader('X-Zfaas-Call', String(call.callNum));
       if (replayed) res.setHeader(REPLAYED_HEADER, 'true');
       const budget = waitBudgetMs(fn);
-      const ended = await (replayed ? replayOutcome(d.calls.waiters, call, budget) : d.calls.waiters.wait(call.callNum, budget));
+      const ended = await (replayed ? replayOutcome(d.calls.waiters, call, budget) : d.calls.waiters.wait(call.callNum, budget)).finally(
+        () => unlisten?.(),
+      );
       const outcome = ended?.outcome ?? null;
+      if (stream.streaming) return stream.finish(outcome);
       // A replay from the record: a body larger than its first KiB of text was not kept, only its size.
       const w = outcome?.response;
       if (w && w.body === undefined && (w.bytes ?? 0) > 0) res.setHeader('X-Zfaas-Body-Not-Kept', String(w.bytes));
@@ -184,15 +195,7 @@ function answer(req: Request, res: Response, callNum: number, o: CallOutcome | n
   res.setHeader('X-Zfaas-Status', o.status);
   if (o.status === 'DONE' && o.response) {
     const w = o.response;
-    for (const [name, value] of Object.entries(isolate(w.headers))) {
-      if (HOP_BY_HOP.has(name) || name === 'content-length') continue;
-      try {
-        res.setHeader(name, value);
-      } catch (e) {
-        // The node checked every header; one Node still refuses is not sent, and said so.
-        log.warn({ callNum, header: name, err: errText(e) }, 'response header refused');
-      }
-    }
+    writeHeaders(res, w.headers, callNum, log);
     res.status(w.status);
     const noBody = req.method === 'HEAD' || w.status === 204 || w.status === 304 || (w.status >= 100 && w.status < 200);
     if (noBody || w.body === undefined) res.end();

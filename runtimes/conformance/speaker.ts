@@ -5,6 +5,8 @@ import { createInterface } from 'node:readline';
 import { expect } from 'vitest';
 import { z } from 'zod';
 import {
+  ChunkSchema,
+  HeadSchema,
   HelloSchema,
   LoadedSchema,
   LoaderErrorSchema,
@@ -20,6 +22,8 @@ export const StrictReply = z.discriminatedUnion('op', [
   HelloSchema.strict(),
   LoadedSchema.strict(),
   ResultSchema.strict(),
+  HeadSchema.strict(),
+  ChunkSchema.strict(),
   PongSchema.strict(),
   SecretsSetSchema.strict(),
   LoaderErrorSchema.strict(),

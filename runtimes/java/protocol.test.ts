@@ -16,6 +16,7 @@ const javaInt = (src: string, name: string): number => Number(new RegExp(`static
 describe('the Java loader speaks the protocol of protocol/loader.ts', () => {
   it('has its version, limits, socket variable and patterns', async () => {
     const src = await readFile(join(import.meta.dirname, 'Protocol.java'), 'utf8');
+    // A version the node speaks (the Java loader does not stream: it stays at 2).
     // a version this node speaks; before CONCURRENT_PROTOCOL it gets one call at a time
     expect(javaInt(src, 'VERSION')).toBeGreaterThanOrEqual(OLDEST_LOADER_PROTOCOL);
     expect(javaInt(src, 'VERSION')).toBeLessThanOrEqual(LOADER_PROTOCOL);

@@ -50,6 +50,9 @@
  *              archive's own @google-cloud/functions-framework or, without one, a stand-in of that name)
  *              are found by name (the handler's, $FUNCTION_TARGET, the only one registered, or the
  *              deployed function's) and are gcf under auto.
+ * Streamed answers (protocol version 3, stream.js): in a web call, a handler wrapped by
+ * awslambda.streamifyResponse (lambda; auto finds it) and gcf's res.write before res.end send the head at
+ * the first write, then each write as a chunk, before the result (whose http.body is then empty).
  * Web answers come back as `http` {status, headers, body (base64)}; a response the function shaped wrongly
  * fails the call, "malformed response: <what>". A call without `http` passes params as the event (openfaas:
  * event.body; gcf: req.body of a POST) and answers the value (openfaas, gcf: the body; a status >= 400 fails).
@@ -60,6 +63,8 @@
 const PROTOCOL = 3;
 const LOG_LIMIT = 65536;
 const RESULT_LIMIT = 6291456;
+const STREAM_CHUNK_LIMIT = 262144;
+const STREAM_LIMIT = 67108864;
 const CANCELLED = "cancelled"; // a cancelled call's error
 const LINE_ENV = "ZFAAS_LINE"; // the node's unix socket, when it has one
 const FORMATS = ["auto","json","lambda","lambda-v1","openwhisk","openfaas","gcf"];
@@ -501,7 +506,8 @@ async function loadFunction(dir, handler, format = 'auto') {
         : `${rel} exports no function (module.exports = fn, exports.handler or exports.main${plainMain ? ', or a plain script with a top-level function main' : ''}) and registers none with functions.http or functions.cloudEvent`,
     );
   }
-  if (format === 'auto') format = plain ? 'openwhisk' : isReqRes(fn) ? 'gcf' : 'json';
+  // awslambda.streamifyResponse marks a Lambda handler (stream.js)
+  if (format === 'auto') format = plain ? 'openwhisk' : isReqRes(fn) ? 'gcf' : isStreamified(fn) ? 'lambda' : 'json';
   return { fn, format, kind: 'http' };
 }
 
@@ -1250,6 +1256,7 @@ class WebResponse extends EventEmitter {
     }
     if (this.finished) throw new Error('write after end');
     this._push(chunk, encoding);
+    if (this._stream) this._flushStream(); // a web call: the head, then each write, as they come
     this.headersSent = true;
     if (typeof cb === 'function') process.nextTick(cb);
     return true;
@@ -1265,6 +1272,7 @@ class WebResponse extends EventEmitter {
     }
     if (!this.finished) {
       if (chunk !== undefined && chunk !== null) this._push(chunk, encoding);
+      if (this._stream && this._stream.headSent) this._flushStream();
       this._finish();
     }
     if (typeof cb === 'function') process.nextTick(cb);
@@ -1398,6 +1406,21 @@ class WebResponse extends EventEmitter {
     });
   }
 
+  // Streams what was written so far (the head first, once): write() was called in a web call.
+  _flushStream() {
+    const st = this._stream;
+    if (!st.headSent) {
+      const a = this._answer('statusCode');
+      this._chunks = [];
+      streamHead(st, a.status, a.headers);
+      if (a.body.length) streamWrite(st, a.body);
+      return;
+    }
+    const chunks = this._chunks;
+    this._chunks = [];
+    if (this._method !== 'HEAD') for (const c of chunks) streamWrite(st, c);
+  }
+
   // The response as the protocol carries it (throws a ReplyError for a malformed one).
   _answer(field) {
     const status = statusOf(this.statusCode, field);
@@ -1438,6 +1461,7 @@ function runGcf(fn, req) {
         reject(e);
       } else process.stderr.write(`zfaas: the function failed after its response was sent: ${formatError(e)}\n`);
     };
+    res._stream = streaming; // a web call's: res.write streams (stream.js)
     try {
       const r = fn(req, res);
       if (r && typeof r.then === 'function') r.then(null, failed);
@@ -1662,9 +1686,10 @@ function makeRunner(fn, format, kind) {
       return {
         web: (h, id) => {
           const rid = requestId(id);
+          if (isStreamified(fn)) return runStreamingLambda(fn, event(h, rid, info), lambdaContext(info, rid), true);
           return runLambda(fn, event(h, rid, info), lambdaContext(info, rid)).then((v) => lambdaResponse(v, v1));
         },
-        direct: (params, id) => runLambda(fn, params, lambdaContext(info, requestId(id))),
+        direct: (params, id) => (isStreamified(fn) ? runStreamingLambda : runLambda)(fn, params, lambdaContext(info, requestId(id))),
       };
     }
     case 'openwhisk':
@@ -1696,6 +1721,158 @@ function makeRunner(fn, format, kind) {
     default:
       return { web: null, direct: (params, id) => invoke(fn, params, id) };
   }
+}
+
+// ---- node/src/stream.js
+// Streamed answers (protocol version 3): a web call's function that writes its response as it goes has
+// the head ({"op":"head"}) sent at its first write, then each write as {"op":"chunk"} (base64, at most
+// STREAM_CHUNK_LIMIT bytes a message), before the call's result, whose http.body is then empty and whose
+// `streamed` counts the bytes sent. Lambda's form is awslambda.streamifyResponse (the global below, as
+// Lambda's Node runtime has it); gcf's is res.write before res.end (formats/express.js).
+let streaming = null; // the web call running now, which may stream: { id, send, headSent, bytes }
+
+// A web call begins: it may stream until closeStream.
+function openStream(s, id) {
+  streaming = { id, send: s.send, headSent: false, bytes: 0 };
+  return streaming;
+}
+
+// The call ended: a streamed answer's result carries no body (what the function still gave is sent as a
+// last chunk) and says how many bytes went.
+function closeStream(st, reply) {
+  if (streaming === st) streaming = null;
+  if (!st.headSent || !reply.ok || !reply.http) return reply;
+  try {
+    const rest = Buffer.from(reply.http.body, 'base64');
+    if (rest.length) streamWrite(st, rest);
+  } catch (e) {
+    return { op: 'result', id: reply.id, ok: false, error: errorText(e), fault: 'response' };
+  }
+  reply.http.body = '';
+  reply.streamed = st.bytes;
+  return reply;
+}
+
+// Sends the head, once: status and headers checked as any response's are.
+function streamHead(st, status, headers) {
+  if (st.headSent) return;
+  const checked = {};
+  addHeaders(checked, headers, 'headers', true);
+  st.headSent = true;
+  st.send({ op: 'head', id: st.id, status: statusOf(status, 'statusCode'), headers: checked });
+}
+
+// Sends a write as chunks, after the head.
+function streamWrite(st, buf) {
+  if (!st.headSent) throw new Error('zfaas: a chunk before the head');
+  if (st.bytes + buf.length > STREAM_LIMIT)
+    throw new ResponseError(`response too large: a streamed answer is at most ${STREAM_LIMIT} bytes`);
+  st.bytes += buf.length;
+  for (let at = 0; at < buf.length; at += STREAM_CHUNK_LIMIT)
+    st.send({ op: 'chunk', id: st.id, data: buf.subarray(at, at + STREAM_CHUNK_LIMIT).toString('base64') });
+}
+
+// ---- Lambda response streaming: awslambda.streamifyResponse(async (event, responseStream, context) => ...)
+const HANDLER_STREAMING = Symbol.for('aws.lambda.runtime.handler.streaming');
+const STREAM_RESPONSE = 'response';
+const isStreamified = (fn) => typeof fn === 'function' && fn[HANDLER_STREAMING] === STREAM_RESPONSE;
+
+// The responseStream a streaming handler writes to: a Writable. Without a web call (or before its first
+// write) it keeps what is written, for a call's value.
+class LambdaResponseStream extends require('stream').Writable {
+  constructor(st) {
+    super();
+    this._st = st;
+    this._prelude = null; // HttpResponseStream.from's {statusCode, headers, cookies}
+    this._contentType = null;
+    this._kept = [];
+  }
+
+  setContentType(ct) {
+    this._contentType = String(ct);
+  }
+
+  _head() {
+    if (!this._st || this._st.headSent) return;
+    const p = this._prelude || {};
+    const headers = {};
+    addHeaders(headers, p.headers, 'headers', false);
+    if (Array.isArray(p.cookies) && p.cookies.length) headers['set-cookie'] = headerValue('set-cookie', p.cookies, false);
+    if (headers['content-type'] === undefined) headers['content-type'] = this._contentType || 'application/octet-stream';
+    streamHead(this._st, p.statusCode === undefined ? 200 : p.statusCode, headers);
+  }
+
+  _write(chunk, _encoding, cb) {
+    try {
+      if (this._st) {
+        this._head();
+        streamWrite(this._st, chunk);
+      } else this._kept.push(chunk);
+      cb();
+    } catch (e) {
+      cb(e);
+    }
+  }
+
+  _final(cb) {
+    try {
+      this._head();
+      cb();
+    } catch (e) {
+      cb(e);
+    }
+  }
+}
+
+globalThis.awslambda = {
+  streamifyResponse(handler) {
+    if (typeof handler !== 'function') throw new TypeError('awslambda.streamifyResponse needs a function');
+    handler[HANDLER_STREAMING] = STREAM_RESPONSE;
+    return handler;
+  },
+  HttpResponseStream: {
+    // The stream with its HTTP status and headers: they go with its first write.
+    from(stream, prelude) {
+      if (stream instanceof LambdaResponseStream) stream._prelude = prelude || {};
+      return stream;
+    },
+  },
+};
+
+// Runs a streaming handler; the call ends when its promise settles and the stream has ended (ended for it
+// if it had not). A web call's answer is the head it sent (or, where it cannot stream, as with several
+// calls at once in its container, the whole response); another call's value is what it wrote.
+function runStreamingLambda(fn, event, ctx, web) {
+  const st = web ? streaming : null;
+  const out = new LambdaResponseStream(st);
+  return new Promise((resolve, reject) => {
+    current = { reject };
+    out.on('error', reject);
+    const ended = () => {
+      const p = out._prelude || {};
+      const status = statusOf(p.statusCode === undefined ? 200 : p.statusCode, 'statusCode');
+      if (st) return resolve({ status, headers: {}, body: EMPTY });
+      const body = Buffer.concat(out._kept);
+      if (!web) return resolve(body.toString('utf8'));
+      const headers = {};
+      addHeaders(headers, p.headers, 'headers', false);
+      if (headers['content-type'] === undefined) headers['content-type'] = out._contentType || 'application/octet-stream';
+      resolve({ status, headers, body });
+    };
+    let r;
+    try {
+      r = fn(event, out, ctx);
+    } catch (e) {
+      return reject(e);
+    }
+    Promise.resolve(r).then(() => {
+      if (out.writableFinished) return ended();
+      out.once('finish', ended);
+      if (!out.writableEnded) out.end();
+    }, reject);
+  }).finally(() => {
+    current = null;
+  });
 }
 
 // ---- node/src/concurrent.js
@@ -2000,6 +2177,7 @@ async function answerCall(s, msg) {
   const saved = setEnv(env);
   process.env.ZFAAS_PARAMS = JSON.stringify(params);
   startCapture();
+  const st = http ? openStream(s, id) : null; // a web call may stream its answer (stream.js)
   let reply;
   try {
     reply = http ? webReply(id, await s.runner.web(http, id)) : valueReply(id, await s.runner.direct(params, id));
@@ -2007,6 +2185,7 @@ async function answerCall(s, msg) {
     reply = { op: 'result', id, ok: false, error: errorText(e) };
     if (e instanceof ResponseError) reply.fault = 'response';
   }
+  if (st) reply = closeStream(st, reply);
   reply.logs = stopCapture();
   restoreEnv(saved);
   const stray = strayProcesses();

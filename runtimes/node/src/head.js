@@ -50,6 +50,9 @@
  *              archive's own @google-cloud/functions-framework or, without one, a stand-in of that name)
  *              are found by name (the handler's, $FUNCTION_TARGET, the only one registered, or the
  *              deployed function's) and are gcf under auto.
+ * Streamed answers (protocol version 3, stream.js): in a web call, a handler wrapped by
+ * awslambda.streamifyResponse (lambda; auto finds it) and gcf's res.write before res.end send the head at
+ * the first write, then each write as a chunk, before the result (whose http.body is then empty).
  * Web answers come back as `http` {status, headers, body (base64)}; a response the function shaped wrongly
  * fails the call, "malformed response: <what>". A call without `http` passes params as the event (openfaas:
  * event.body; gcf: req.body of a POST) and answers the value (openfaas, gcf: the body; a status >= 400 fails).

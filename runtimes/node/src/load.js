@@ -223,6 +223,7 @@ async function loadFunction(dir, handler, format = 'auto') {
         : `${rel} exports no function (module.exports = fn, exports.handler or exports.main${plainMain ? ', or a plain script with a top-level function main' : ''}) and registers none with functions.http or functions.cloudEvent`,
     );
   }
-  if (format === 'auto') format = plain ? 'openwhisk' : isReqRes(fn) ? 'gcf' : 'json';
+  // awslambda.streamifyResponse marks a Lambda handler (stream.js)
+  if (format === 'auto') format = plain ? 'openwhisk' : isReqRes(fn) ? 'gcf' : isStreamified(fn) ? 'lambda' : 'json';
   return { fn, format, kind: 'http' };
 }

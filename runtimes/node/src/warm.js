@@ -143,6 +143,7 @@ async function answerCall(s, msg) {
   const saved = setEnv(env);
   process.env.ZFAAS_PARAMS = JSON.stringify(params);
   startCapture();
+  const st = http ? openStream(s, id) : null; // a web call may stream its answer (stream.js)
   let reply;
   try {
     reply = http ? webReply(id, await s.runner.web(http, id)) : valueReply(id, await s.runner.direct(params, id));
@@ -150,6 +151,7 @@ async function answerCall(s, msg) {
     reply = { op: 'result', id, ok: false, error: errorText(e) };
     if (e instanceof ResponseError) reply.fault = 'response';
   }
+  if (st) reply = closeStream(st, reply);
   reply.logs = stopCapture();
   restoreEnv(saved);
   const stray = strayProcesses();

@@ -202,8 +202,11 @@ class _Session:
         os.environ["ZFAAS_PARAMS"] = params_json
         sys.stdin = io.StringIO(params_json)
         self.capture.start()
+        st = open_stream(self.send, call_id) if web is not None else None  # a web call may stream (stream.py)
         try:
             reply = self._run(call_id, params, web)
+            if st is not None:
+                reply = close_stream(st, reply)
         finally:
             sys.stdout = self.capture
             sys.stderr = self.capture

@@ -168,6 +168,7 @@ class WebResponse extends EventEmitter {
     }
     if (this.finished) throw new Error('write after end');
     this._push(chunk, encoding);
+    if (this._stream) this._flushStream(); // a web call: the head, then each write, as they come
     this.headersSent = true;
     if (typeof cb === 'function') process.nextTick(cb);
     return true;
@@ -183,6 +184,7 @@ class WebResponse extends EventEmitter {
     }
     if (!this.finished) {
       if (chunk !== undefined && chunk !== null) this._push(chunk, encoding);
+      if (this._stream && this._stream.headSent) this._flushStream();
       this._finish();
     }
     if (typeof cb === 'function') process.nextTick(cb);
@@ -316,6 +318,21 @@ class WebResponse extends EventEmitter {
     });
   }
 
+  // Streams what was written so far (the head first, once): write() was called in a web call.
+  _flushStream() {
+    const st = this._stream;
+    if (!st.headSent) {
+      const a = this._answer('statusCode');
+      this._chunks = [];
+      streamHead(st, a.status, a.headers);
+      if (a.body.length) streamWrite(st, a.body);
+      return;
+    }
+    const chunks = this._chunks;
+    this._chunks = [];
+    if (this._method !== 'HEAD') for (const c of chunks) streamWrite(st, c);
+  }
+
   // The response as the protocol carries it (throws a ReplyError for a malformed one).
   _answer(field) {
     const status = statusOf(this.statusCode, field);
@@ -356,6 +373,7 @@ function runGcf(fn, req) {
         reject(e);
       } else process.stderr.write(`zfaas: the function failed after its response was sent: ${formatError(e)}\n`);
     };
+    res._stream = streaming; // a web call's: res.write streams (stream.js)
     try {
       const r = fn(req, res);
       if (r && typeof r.then === 'function') r.then(null, failed);

@@ -20,9 +20,10 @@ function makeRunner(fn, format, kind) {
       return {
         web: (h, id) => {
           const rid = requestId(id);
+          if (isStreamified(fn)) return runStreamingLambda(fn, event(h, rid, info), lambdaContext(info, rid), true);
           return runLambda(fn, event(h, rid, info), lambdaContext(info, rid)).then((v) => lambdaResponse(v, v1));
         },
-        direct: (params, id) => runLambda(fn, params, lambdaContext(info, requestId(id))),
+        direct: (params, id) => (isStreamified(fn) ? runStreamingLambda : runLambda)(fn, params, lambdaContext(info, requestId(id))),
       };
     }
     case 'openwhisk':

@@ -241,7 +241,8 @@ def gcf_web(fn, kind, req, call_id):
         value = invoke(fn, 1, GcfRequest(req), call_id)
     except Refused as e:
         return None, _text_answer(e.status, e.text)
-    return value, gcf_response(value)
+    value, items = split_stream(value)  # a generator streams (stream.py)
+    return value, stream_response(gcf_response(value), items)
 
 
 def gcf_direct(fn, kind, params, call_id):

@@ -18,8 +18,8 @@ def web_call(fmt, fn, n, req, call_id, kind=None):
     if fmt == "gcf":
         return gcf_web(fn, kind or "http", req, call_id)
     if fmt == "openfaas":
-        value = invoke(fn, n, openfaas_event(req), call_id, FaasContext())
-        return value, openfaas_response(value)
+        value, items = split_stream(invoke(fn, n, openfaas_event(req), call_id, FaasContext()))  # stream.py
+        return value, stream_response(openfaas_response(value), items)
     if fmt == "openwhisk":
         value = invoke(fn, n, openwhisk_args(req), call_id)
         return value, openwhisk_response(value)
