@@ -1511,9 +1511,10 @@ def _cancel_call(session, msg):
     state = _running.get(call_id)
     if state is None:
         return
+    # Answered first: the coroutine's CancelledError then reaches a call already finished, never the reply.
+    _finish(session, state, {"op": "result", "id": call_id, "ok": False, "error": CANCELLED})
     if state.future is not None:
         state.future.cancel()
-    _finish(session, state, {"op": "result", "id": call_id, "ok": False, "error": CANCELLED})
 
 
 async def _awaited(aw):
