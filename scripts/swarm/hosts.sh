@@ -5,6 +5,7 @@
 # and dockerd; no kernel module is loaded.
 #
 #   hosts.sh up PREFIX                  hosts PREFIX-a (the manager), PREFIX-b, PREFIX-c; the swarm; images
+#                                       (ZFAAS_SWARM_MANAGERS=3: b and c join as managers too)
 #   hosts.sh down PREFIX                remove everything `up` made (idempotent; also after a half-failed up)
 #   hosts.sh docker PREFIX HOST ARG...  the docker CLI against HOST's engine (HOST: a, b or c)
 #   hosts.sh env PREFIX HOST            export DOCKER_HOST=... of HOST's engine: eval "$(hosts.sh env p a)"
@@ -21,7 +22,8 @@
 # own data root (STATE/X/root), an empty config file, containers under the cgroup /PREFIX-X, no default
 # bridge and no iptables rules (published ports are served by docker-proxy). The swarm: PREFIX-a inits it
 # (--advertise-addr, overlay subnets from $ZFAAS_SWARM_POOL, default 10.232.0.0/16), b and c join as
-# workers. `up` loads $ZFAAS_IMAGE (zfaas/zfaas:latest) into every host and $ZFAAS_REGISTRY_IMAGE
+# workers, or as managers with ZFAAS_SWARM_MANAGERS=3 (a swarm whose one manager is lost cannot change: three
+# keep a quorum of two when any one host is lost). `up` loads $ZFAAS_IMAGE (zfaas/zfaas:latest) into every host and $ZFAAS_REGISTRY_IMAGE
 # (registry:2) into host a. Nothing is added to this machine's own namespace (no interface, route or
 # iptables rule) and traffic between hosts crosses only their veths. State: $ZFAAS_SWARM_STATE/PREFIX
 # (default /tmp/PREFIX), a tmpfs when 8 GB of memory are available ($ZFAAS_SWARM_TMPFS: auto, 1 or 0).
@@ -207,7 +209,13 @@ up() {
 
   dk a swarm init --advertise-addr "$(addr a)" --listen-addr "$(addr a):2377" \
     --default-addr-pool "$POOL" --default-addr-pool-mask-length 24 >/dev/null
-  token="$(dk a swarm join-token -q worker)"
+  local role=worker
+  case "${ZFAAS_SWARM_MANAGERS:-1}" in
+    1) ;;
+    3) role=manager ;;
+    *) die "ZFAAS_SWARM_MANAGERS must be 1 or 3, not '$ZFAAS_SWARM_MANAGERS'" ;;
+  esac
+  token="$(dk a swarm join-token -q "$role")"
   for h in b c; do
     dk "$h" swarm join --token "$token" --advertise-addr "$(addr "$h")" --listen-addr "$(addr "$h"):2377" "$(addr a):2377" >/dev/null
   done
@@ -216,12 +224,12 @@ up() {
     [ "$SECONDS" -gt "$end" ] && die "the swarm's nodes are not all Ready: $(dk a node ls 2>&1)"
     sleep 0.2
   done
-  log "swarm of 3 nodes Ready ($(since "$t0"))"
+  log "swarm of 3 nodes Ready, b and c ${role}s ($(since "$t0"))"
 
   load all "$APP_IMAGE"
   load a "$REGISTRY_IMAGE"
   for h in "${HOSTS[@]}"; do
-    log "host $h: $(ns "$h") $(addr "$h")$([ "$h" = a ] && echo ' (manager)') DOCKER_HOST=unix://$(sock "$h")"
+    log "host $h: $(ns "$h") $(addr "$h")$([ "$h" = a ] || [ "$role" = manager ] && echo ' (manager)') DOCKER_HOST=unix://$(sock "$h")"
   done
   log "up in $(since "$t0")"
 }
