@@ -22,10 +22,11 @@
 # own data root (STATE/X/root), an empty config file, containers under the cgroup /PREFIX-X, no default
 # bridge and no iptables rules (published ports are served by docker-proxy). The swarm: PREFIX-a inits it
 # (--advertise-addr, overlay subnets from $ZFAAS_SWARM_POOL, default 10.232.0.0/16), b and c join as
-# workers, or as managers with ZFAAS_SWARM_MANAGERS=3 (a swarm whose one manager is lost cannot change: three
-# keep a quorum of two when any one host is lost). `up` loads $ZFAAS_IMAGE (zfaas/zfaas:latest) into every host and $ZFAAS_REGISTRY_IMAGE
-# (registry:2) into host a. Nothing is added to this machine's own namespace (no interface, route or
-# iptables rule) and traffic between hosts crosses only their veths. State: $ZFAAS_SWARM_STATE/PREFIX
+# workers, or as managers with ZFAAS_SWARM_MANAGERS=3 (a swarm whose one manager is lost cannot change:
+# three keep a quorum of two when any one host is lost). `up` loads $ZFAAS_IMAGE (zfaas/zfaas:latest) into
+# every host and $ZFAAS_REGISTRY_IMAGE (registry:2; set empty: none) into host a. Nothing is added to this
+# machine's own namespace (no interface, route or iptables rule) and traffic between hosts crosses only
+# their veths. State: $ZFAAS_SWARM_STATE/PREFIX
 # (default /tmp/PREFIX), a tmpfs when 8 GB of memory are available ($ZFAAS_SWARM_TMPFS: auto, 1 or 0).
 # `down` finds everything again from PREFIX alone: the processes in the hosts' network namespaces and
 # their descendants (each dockerd by its pid file first), the cgroups /PREFIX-X, the namespaces, the
@@ -37,7 +38,7 @@ HOSTS=(a b c)
 SUBNET="${ZFAAS_SWARM_SUBNET:-10.214.0}"
 POOL="${ZFAAS_SWARM_POOL:-10.232.0.0/16}"
 APP_IMAGE="${ZFAAS_IMAGE:-zfaas/zfaas:latest}"
-REGISTRY_IMAGE="${ZFAAS_REGISTRY_IMAGE:-registry:2}"
+REGISTRY_IMAGE="${ZFAAS_REGISTRY_IMAGE-registry:2}" # set and empty: none (docker-compose.ha.yml has no registry)
 
 log() { echo "hosts.sh: $*" >&2; }
 die() {
@@ -167,7 +168,7 @@ up() {
   for h in "${HOSTS[@]}" sw; do ns_exists "$(ns "$h")" && die "namespace $(ns "$h") exists: hosts.sh down $PREFIX first"; done
   [ -e "$STATE" ] && die "$STATE exists: hosts.sh down $PREFIX first"
   command -v dockerd >/dev/null || die "dockerd is not installed"
-  for i in "$APP_IMAGE" "$REGISTRY_IMAGE"; do
+  for i in "$APP_IMAGE" ${REGISTRY_IMAGE:+"$REGISTRY_IMAGE"}; do
     docker image inspect "$i" >/dev/null 2>&1 || die "image $i is not on this machine's engine (scripts/build-app-image.sh --registry-image builds zfaas/zfaas:latest and zfaas/registry:2; ZFAAS_IMAGE, ZFAAS_REGISTRY_IMAGE choose others)"
   done
   mkdir -p "$STATE"
@@ -227,7 +228,7 @@ up() {
   log "swarm of 3 nodes Ready, b and c ${role}s ($(since "$t0"))"
 
   load all "$APP_IMAGE"
-  load a "$REGISTRY_IMAGE"
+  [ -z "$REGISTRY_IMAGE" ] || load a "$REGISTRY_IMAGE"
   for h in "${HOSTS[@]}"; do
     log "host $h: $(ns "$h") $(addr "$h")$([ "$h" = a ] || [ "$role" = manager ] && echo ' (manager)') DOCKER_HOST=unix://$(sock "$h")"
   done
