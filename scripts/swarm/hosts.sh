@@ -19,8 +19,9 @@
 # `unshare --mount --uts`: its own hostname (PREFIX-X) and its own /run (STATE/X/run bound over /run), so
 # /var/run/docker.sock, containerd's sockets and all a daemon keeps in /run are the host's own, as on a real
 # machine, and its mounts (overlay layers, network namespaces) live and die with it. Each engine has its
-# own data root (STATE/X/root), an empty config file, containers under the cgroup /PREFIX-X, no default
-# bridge and no iptables rules (published ports are served by docker-proxy). The swarm: PREFIX-a inits it
+# own data root (STATE/X/root), a config file with only its containers' DNS server (below), containers
+# under the cgroup /PREFIX-X, no default bridge and no iptables rules (published ports are served by
+# docker-proxy). The swarm: PREFIX-a inits it
 # (--advertise-addr, overlay subnets from $ZFAAS_SWARM_POOL, default 10.232.0.0/16), b and c join as
 # workers, or as managers with ZFAAS_SWARM_MANAGERS=3 (a swarm whose one manager is lost cannot change:
 # three keep a quorum of two when any one host is lost). `up` loads $ZFAAS_IMAGE (zfaas/zfaas:latest) into
@@ -131,7 +132,11 @@ start_dockerd() {
   ns_exists "$n" || die "host $h does not exist (hosts.sh up $PREFIX first)"
   [ -z "$(dockerd_pid "$h")" ] || die "the dockerd of host $h already runs"
   mkdir -p "$d/run" "$d/root"
-  [ -f "$d/daemon.json" ] || echo '{}' >"$d/daemon.json"
+  # Containers' DNS beyond the swarm's own names: the host's own address, where nothing answers on port 53,
+  # so that a name Docker does not know (a service with no task, on a lost host) fails at once, as a LAN's
+  # resolver answers NXDOMAIN. This machine's resolver is out of the hosts' reach: asked there, each such
+  # lookup waits 20 s, and libzmq resolves a peer's name in its I/O thread, stalling every link meanwhile.
+  [ -f "$d/daemon.json" ] || echo "{\"dns\": [\"$(addr "$h")\"]}" >"$d/daemon.json"
   rm -f "$d/run/docker.pid" # a crashed daemon's: its process is gone (checked above)
   # nsenter, unshare and sh each exec the next: the background job's pid is dockerd's.
   nsenter --net="/var/run/netns/$n" -- unshare --mount --uts --propagation slave -- \
