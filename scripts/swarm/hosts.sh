@@ -125,6 +125,26 @@ wait_engine() {
   done
 }
 
+# A DNS server on HOST's address, port 53, in its network namespace, answering every query NXDOMAIN (its
+# question copied back): the resolver of the host's containers (daemon.json's dns). It is one of the host's
+# processes: a crash ends it, `start` starts it again.
+nxdomain() {
+  local h="$1"
+  command -v node >/dev/null || { log "no node here: host $h's containers get no DNS answer for unknown names (each waits)"; return 0; }
+  nsenter --net="/var/run/netns/$(ns "$h")" -- setsid node -e '
+    const s = require("dgram").createSocket("udp4");
+    s.on("message", (m, from) => {
+      let end = 12;
+      while (end < m.length && m[end] !== 0) end += m[end] + 1;
+      if (m.length < 12 || end + 5 > m.length) return;
+      const a = Buffer.from(m.subarray(0, end + 5));
+      a[2] = 0x80 | (m[2] & 0x01); a[3] = 0x83; // an answer, recursion as asked, available; NXDOMAIN
+      a.writeUInt16BE(1, 4); a.writeUInt16BE(0, 6); a.writeUInt16BE(0, 8); a.writeUInt16BE(0, 10);
+      s.send(a, from.port, from.address);
+    });
+    s.bind(53, process.argv[1]);' "$(addr "$h")" >>"$STATE/$h/nxdomain.log" 2>&1 </dev/null &
+}
+
 # Starts HOST's dockerd in the background; STARTED is the pid of the process that becomes dockerd.
 start_dockerd() {
   local h="$1" d="$STATE/$1" n
@@ -132,11 +152,13 @@ start_dockerd() {
   ns_exists "$n" || die "host $h does not exist (hosts.sh up $PREFIX first)"
   [ -z "$(dockerd_pid "$h")" ] || die "the dockerd of host $h already runs"
   mkdir -p "$d/run" "$d/root"
-  # Containers' DNS beyond the swarm's own names: the host's own address, where nothing answers on port 53,
-  # so that a name Docker does not know (a service with no task, on a lost host) fails at once, as a LAN's
-  # resolver answers NXDOMAIN. This machine's resolver is out of the hosts' reach: asked there, each such
-  # lookup waits 20 s, and libzmq resolves a peer's name in its I/O thread, stalling every link meanwhile.
+  # Containers' DNS beyond the swarm's own names: a resolver on the host's own address that answers
+  # NXDOMAIN to everything at once (nxdomain(), below), as a LAN's resolver answers for a name it does not
+  # know, e.g. a service whose one task was on a lost host. This machine's resolver is out of the hosts'
+  # reach: asked there, each such lookup would wait 20 s, and libzmq resolves a peer's name in its I/O
+  # thread, stalling every link of the process meanwhile.
   [ -f "$d/daemon.json" ] || echo "{\"dns\": [\"$(addr "$h")\"]}" >"$d/daemon.json"
+  nxdomain "$h"
   rm -f "$d/run/docker.pid" # a crashed daemon's: its process is gone (checked above)
   # nsenter, unshare and sh each exec the next: the background job's pid is dockerd's.
   nsenter --net="/var/run/netns/$n" -- unshare --mount --uts --propagation slave -- \
