@@ -10,7 +10,11 @@
 // made into two calls, and no call ran twice unless its node was lost (the function allows that: each
 // container's run log, returned by the function, counts the runs). Then host a comes back (its old primary
 // rejoins as the standby) and crashes again: the loss of an API's host whose PostgreSQL is the standby.
-// `docker stack rm` and `hosts.sh down` leave nothing behind. Skipped, with the reason, where the hosts
+// Then, host a back, the same load through the loss of the PostgreSQL primary alone (kill -9 of its
+// container; the swarm restarts it and it rejoins), and through the crash of host c (an API, a DB service
+// and pg_auto_failover's monitor: PostgreSQL goes on as it was). A table of each loss is printed: calls
+// accepted, finished, run twice, run again after their node was lost, the pause in answers and the time
+// PostgreSQL took to settle. `docker stack rm` and `hosts.sh down` leave nothing behind. Skipped, with the reason, where the hosts
 // cannot be built.
 import { existsSync } from 'node:fs';
 import { readdir, readFile, rm } from 'node:fs/promises';
@@ -360,6 +364,15 @@ describe.skipIf(unsupported !== undefined)('docker-compose.ha.yml on three hosts
         return again && again !== killed ? pgIs({ 'pg-2': 'primary', 'pg-1': 'secondary' })() : undefined;
       },
     });
+    // The swarm restarted pg-2 from its volume: it is a standby again (of pg-1, or still primary).
+    const t0 = Date.now();
+    await waitFor(
+      'PostgreSQL: both nodes again',
+      async () => (await pgIs({ 'pg-1': 'primary', 'pg-2': 'secondary' })()) ?? pgIs({ 'pg-2': 'primary', 'pg-1': 'secondary' })(),
+      180_000,
+    );
+    since('PG primary alone killed -> both nodes again', t0);
+    console.log(`swarm-ha.e2e: after the primary alone was killed: ${JSON.stringify(await pgStates())}`);
   }, 600_000);
 
   it('loses host c (an API, a DB service, the pg_auto_failover monitor) under load: PostgreSQL goes on as it was', async () => {

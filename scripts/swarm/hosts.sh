@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Three Docker hosts on this one machine, joined in a Docker Swarm, to deploy docker-compose.yml as a real
 # multi-host stack without three machines (test/swarm.e2e.test.ts does; the README's "Three real machines
-# with Swarm" is the same recipe on real hosts). Needs root, iproute2 (ip), util-linux (nsenter, unshare)
-# and dockerd; no kernel module is loaded.
+# with Swarm" is the same recipe on real hosts; test/swarm-ha.e2e.test.ts deploys docker-compose.ha.yml).
+# Needs root, iproute2 (ip), util-linux (nsenter, unshare) and dockerd; no kernel module is loaded.
 #
 #   hosts.sh up PREFIX                  hosts PREFIX-a (the manager), PREFIX-b, PREFIX-c; the swarm; images
 #                                       (ZFAAS_SWARM_MANAGERS=3: b and c join as managers too)
@@ -49,7 +49,7 @@ die() {
 now() { date +%s.%N; }
 since() { awk -v s="$1" -v e="$(now)" 'BEGIN { printf "%.1f s", e - s }'; }
 usage() {
-  sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   exit 64
 }
 

@@ -47,6 +47,15 @@ HBA
     echo "# zfaas-pg"
     echo "shared_buffers = '128MB'"
     echo "listen_addresses = '*'"
+    # A client whose machine was lost holds its locks until PostgreSQL notices it is gone: keepalives
+    # find such a connection within about 5 s (by default, after two hours), and a transaction left open
+    # for 10 s is ended; either way its locks go (a DB service lost mid-transaction held the one row
+    # every call's number is taken from, and every other DB service waited behind it).
+    echo "tcp_keepalives_idle = 2"
+    echo "tcp_keepalives_interval = 1"
+    echo "tcp_keepalives_count = 3"
+    echo "client_connection_check_interval = '2s'"
+    echo "idle_in_transaction_session_timeout = '10s'"
     if [ "$ROLE" = monitor ]; then
       IFS=, read -r period timeout retries delay unhealthy demote <<<"${ZFAAS_PG_HEALTH:-1000,1000,1,500,3000,4000}"
       echo "pgautofailover.health_check_period = $period"
