@@ -18,7 +18,8 @@
 # Access: pg_auto_failover's own entries in pg_hba.conf are skipped (they name hosts, which a container's
 # reverse DNS does not answer with); instead every role may connect without a password from the subnets
 # of this container's own interfaces (`samenet`): the stack's overlay network, which only the stack's
-# containers join, and no port is published.
+# containers join, and the host's docker_gwbridge, on which Docker blocks traffic between containers. No
+# port is published.
 set -euo pipefail
 log() { echo "zfaas-pg: $*" >&2; }
 die() {
