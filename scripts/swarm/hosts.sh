@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Three Docker hosts on this one machine, joined in a Docker Swarm, to deploy docker-compose.yml as a real
 # multi-host stack without three machines (test/swarm.e2e.test.ts does; the README's "Three real machines
-# with Swarm" is the same recipe on real hosts). Needs root, iproute2 (ip), util-linux (nsenter, unshare)
-# and dockerd; no kernel module is loaded.
+# with Swarm" is the same recipe on real hosts; test/swarm-ha.e2e.test.ts deploys docker-compose.ha.yml).
+# Needs root, iproute2 (ip), util-linux (nsenter, unshare) and dockerd; no kernel module is loaded.
 #
 #   hosts.sh up PREFIX                  hosts PREFIX-a (the manager), PREFIX-b, PREFIX-c; the swarm; images
+#                                       (ZFAAS_SWARM_MANAGERS=3: b and c join as managers too)
 #   hosts.sh down PREFIX                remove everything `up` made (idempotent; also after a half-failed up)
 #   hosts.sh docker PREFIX HOST ARG...  the docker CLI against HOST's engine (HOST: a, b or c)
 #   hosts.sh env PREFIX HOST            export DOCKER_HOST=... of HOST's engine: eval "$(hosts.sh env p a)"
@@ -18,12 +19,15 @@
 # `unshare --mount --uts`: its own hostname (PREFIX-X) and its own /run (STATE/X/run bound over /run), so
 # /var/run/docker.sock, containerd's sockets and all a daemon keeps in /run are the host's own, as on a real
 # machine, and its mounts (overlay layers, network namespaces) live and die with it. Each engine has its
-# own data root (STATE/X/root), an empty config file, containers under the cgroup /PREFIX-X, no default
-# bridge and no iptables rules (published ports are served by docker-proxy). The swarm: PREFIX-a inits it
+# own data root (STATE/X/root), a config file with only its containers' DNS server (below), containers
+# under the cgroup /PREFIX-X, no default bridge and no iptables rules (published ports are served by
+# docker-proxy). The swarm: PREFIX-a inits it
 # (--advertise-addr, overlay subnets from $ZFAAS_SWARM_POOL, default 10.232.0.0/16), b and c join as
-# workers. `up` loads $ZFAAS_IMAGE (zfaas/zfaas:latest) into every host and $ZFAAS_REGISTRY_IMAGE
-# (registry:2) into host a. Nothing is added to this machine's own namespace (no interface, route or
-# iptables rule) and traffic between hosts crosses only their veths. State: $ZFAAS_SWARM_STATE/PREFIX
+# workers, or as managers with ZFAAS_SWARM_MANAGERS=3 (a swarm whose one manager is lost cannot change:
+# three keep a quorum of two when any one host is lost). `up` loads $ZFAAS_IMAGE (zfaas/zfaas:latest) into
+# every host and $ZFAAS_REGISTRY_IMAGE (registry:2; set empty: none) into host a. Nothing is added to this
+# machine's own namespace (no interface, route or iptables rule) and traffic between hosts crosses only
+# their veths. State: $ZFAAS_SWARM_STATE/PREFIX
 # (default /tmp/PREFIX), a tmpfs when 8 GB of memory are available ($ZFAAS_SWARM_TMPFS: auto, 1 or 0).
 # `down` finds everything again from PREFIX alone: the processes in the hosts' network namespaces and
 # their descendants (each dockerd by its pid file first), the cgroups /PREFIX-X, the namespaces, the
@@ -35,7 +39,7 @@ HOSTS=(a b c)
 SUBNET="${ZFAAS_SWARM_SUBNET:-10.214.0}"
 POOL="${ZFAAS_SWARM_POOL:-10.232.0.0/16}"
 APP_IMAGE="${ZFAAS_IMAGE:-zfaas/zfaas:latest}"
-REGISTRY_IMAGE="${ZFAAS_REGISTRY_IMAGE:-registry:2}"
+REGISTRY_IMAGE="${ZFAAS_REGISTRY_IMAGE-registry:2}" # set and empty: none (docker-compose.ha.yml has no registry)
 
 log() { echo "hosts.sh: $*" >&2; }
 die() {
@@ -45,7 +49,7 @@ die() {
 now() { date +%s.%N; }
 since() { awk -v s="$1" -v e="$(now)" 'BEGIN { printf "%.1f s", e - s }'; }
 usage() {
-  sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   exit 64
 }
 
@@ -121,6 +125,26 @@ wait_engine() {
   done
 }
 
+# A DNS server on HOST's address, port 53, in its network namespace, answering every query NXDOMAIN (its
+# question copied back): the resolver of the host's containers (daemon.json's dns). It is one of the host's
+# processes: a crash ends it, `start` starts it again.
+nxdomain() {
+  local h="$1"
+  command -v node >/dev/null || { log "no node here: host $h's containers get no DNS answer for unknown names (each waits)"; return 0; }
+  nsenter --net="/var/run/netns/$(ns "$h")" -- setsid node -e '
+    const s = require("dgram").createSocket("udp4");
+    s.on("message", (m, from) => {
+      let end = 12;
+      while (end < m.length && m[end] !== 0) end += m[end] + 1;
+      if (m.length < 12 || end + 5 > m.length) return;
+      const a = Buffer.from(m.subarray(0, end + 5));
+      a[2] = 0x80 | (m[2] & 0x01); a[3] = 0x83; // an answer, recursion as asked, available; NXDOMAIN
+      a.writeUInt16BE(1, 4); a.writeUInt16BE(0, 6); a.writeUInt16BE(0, 8); a.writeUInt16BE(0, 10);
+      s.send(a, from.port, from.address);
+    });
+    s.bind(53, process.argv[1]);' "$(addr "$h")" >>"$STATE/$h/nxdomain.log" 2>&1 </dev/null &
+}
+
 # Starts HOST's dockerd in the background; STARTED is the pid of the process that becomes dockerd.
 start_dockerd() {
   local h="$1" d="$STATE/$1" n
@@ -128,7 +152,13 @@ start_dockerd() {
   ns_exists "$n" || die "host $h does not exist (hosts.sh up $PREFIX first)"
   [ -z "$(dockerd_pid "$h")" ] || die "the dockerd of host $h already runs"
   mkdir -p "$d/run" "$d/root"
-  [ -f "$d/daemon.json" ] || echo '{}' >"$d/daemon.json"
+  # Containers' DNS beyond the swarm's own names: a resolver on the host's own address that answers
+  # NXDOMAIN to everything at once (nxdomain(), below), as a LAN's resolver answers for a name it does not
+  # know, e.g. a service whose one task was on a lost host. This machine's resolver is out of the hosts'
+  # reach: asked there, each such lookup would wait 20 s, and libzmq resolves a peer's name in its I/O
+  # thread, stalling every link of the process meanwhile.
+  [ -f "$d/daemon.json" ] || echo "{\"dns\": [\"$(addr "$h")\"]}" >"$d/daemon.json"
+  nxdomain "$h"
   rm -f "$d/run/docker.pid" # a crashed daemon's: its process is gone (checked above)
   # nsenter, unshare and sh each exec the next: the background job's pid is dockerd's.
   nsenter --net="/var/run/netns/$n" -- unshare --mount --uts --propagation slave -- \
@@ -165,7 +195,7 @@ up() {
   for h in "${HOSTS[@]}" sw; do ns_exists "$(ns "$h")" && die "namespace $(ns "$h") exists: hosts.sh down $PREFIX first"; done
   [ -e "$STATE" ] && die "$STATE exists: hosts.sh down $PREFIX first"
   command -v dockerd >/dev/null || die "dockerd is not installed"
-  for i in "$APP_IMAGE" "$REGISTRY_IMAGE"; do
+  for i in "$APP_IMAGE" ${REGISTRY_IMAGE:+"$REGISTRY_IMAGE"}; do
     docker image inspect "$i" >/dev/null 2>&1 || die "image $i is not on this machine's engine (scripts/build-app-image.sh --registry-image builds zfaas/zfaas:latest and zfaas/registry:2; ZFAAS_IMAGE, ZFAAS_REGISTRY_IMAGE choose others)"
   done
   mkdir -p "$STATE"
@@ -207,7 +237,13 @@ up() {
 
   dk a swarm init --advertise-addr "$(addr a)" --listen-addr "$(addr a):2377" \
     --default-addr-pool "$POOL" --default-addr-pool-mask-length 24 >/dev/null
-  token="$(dk a swarm join-token -q worker)"
+  local role=worker
+  case "${ZFAAS_SWARM_MANAGERS:-1}" in
+    1) ;;
+    3) role=manager ;;
+    *) die "ZFAAS_SWARM_MANAGERS must be 1 or 3, not '$ZFAAS_SWARM_MANAGERS'" ;;
+  esac
+  token="$(dk a swarm join-token -q "$role")"
   for h in b c; do
     dk "$h" swarm join --token "$token" --advertise-addr "$(addr "$h")" --listen-addr "$(addr "$h"):2377" "$(addr a):2377" >/dev/null
   done
@@ -216,12 +252,12 @@ up() {
     [ "$SECONDS" -gt "$end" ] && die "the swarm's nodes are not all Ready: $(dk a node ls 2>&1)"
     sleep 0.2
   done
-  log "swarm of 3 nodes Ready ($(since "$t0"))"
+  log "swarm of 3 nodes Ready, b and c ${role}s ($(since "$t0"))"
 
   load all "$APP_IMAGE"
-  load a "$REGISTRY_IMAGE"
+  [ -z "$REGISTRY_IMAGE" ] || load a "$REGISTRY_IMAGE"
   for h in "${HOSTS[@]}"; do
-    log "host $h: $(ns "$h") $(addr "$h")$([ "$h" = a ] && echo ' (manager)') DOCKER_HOST=unix://$(sock "$h")"
+    log "host $h: $(ns "$h") $(addr "$h")$([ "$h" = a ] || [ "$role" = manager ] && echo ' (manager)') DOCKER_HOST=unix://$(sock "$h")"
   done
   log "up in $(since "$t0")"
 }
