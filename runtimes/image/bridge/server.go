@@ -1,0 +1,151 @@
+// The image's own server: started as the bridge's child with the image's entrypoint and command, PORT
+// set, and the function's environment; watched until it accepts connections on 127.0.0.1:PORT (its
+// readiness) and for its end. What it prints goes to the bridge's stderr, and into the logs of the call
+// running while it prints.
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+)
+
+// output is the server's output: passed on to stderr, kept for the running call, and its end kept for
+// saying why the server stopped.
+type output struct {
+	mu      sync.Mutex
+	call    *strings.Builder // the running call's capture, nil between calls
+	tail    []byte
+	tailMax int
+}
+
+func (o *output) Write(p []byte) (int, error) {
+	os.Stderr.Write(p)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.call != nil && o.call.Len() < logLimit {
+		room := logLimit - o.call.Len()
+		if len(p) < room {
+			room = len(p)
+		}
+		o.call.Write(p[:room])
+	}
+	o.tail = append(o.tail, p...)
+	if len(o.tail) > o.tailMax {
+		o.tail = o.tail[len(o.tail)-o.tailMax:]
+	}
+	return len(p), nil
+}
+
+// capture starts keeping what the server prints for a call; the function it returns ends it and says what was printed.
+func (o *output) capture() func() string {
+	o.mu.Lock()
+	b := &strings.Builder{}
+	o.call = b
+	o.mu.Unlock()
+	return func() string {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		o.call = nil
+		return b.String()
+	}
+}
+
+func (o *output) end() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return strings.TrimSpace(string(o.tail))
+}
+
+// server is the running child.
+type server struct {
+	cmd    *exec.Cmd
+	out    *output
+	exited chan struct{}
+	code   int
+}
+
+// startServer runs argv with env; argv[0] is looked up in the image's PATH, as Docker would.
+func startServer(argv []string, env []string, dir string) (*server, error) {
+	if len(argv) == 0 {
+		return nil, fmt.Errorf("the image has no entrypoint or command to start its server with")
+	}
+	path := argv[0]
+	if !strings.Contains(path, "/") {
+		found, err := lookPath(path, env)
+		if err != nil {
+			return nil, err
+		}
+		path = found
+	}
+	out := &output{tailMax: 4000}
+	cmd := &exec.Cmd{Path: path, Args: argv, Env: env, Dir: dir, Stdout: out, Stderr: out, Stdin: nil}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("the image's server %q could not start: %v", strings.Join(argv, " "), err)
+	}
+	s := &server{cmd: cmd, out: out, exited: make(chan struct{})}
+	go func() {
+		err := cmd.Wait()
+		s.code = cmd.ProcessState.ExitCode()
+		if err != nil && s.code == 0 {
+			s.code = 1
+		}
+		close(s.exited)
+	}()
+	return s, nil
+}
+
+// lookPath finds a command in the PATH of env (the image's), not the bridge's own.
+func lookPath(name string, env []string) (string, error) {
+	pathVar := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "PATH=") {
+			pathVar = kv[5:]
+		}
+	}
+	for _, dir := range strings.Split(pathVar, ":") {
+		if dir == "" {
+			continue
+		}
+		p := dir + "/" + name
+		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("the image's command %q is not in its PATH (%s)", name, pathVar)
+}
+
+// ready waits until the server accepts connections on addr, it exits, or limit passes.
+func (s *server) ready(addr string, port int, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-s.exited:
+			return fmt.Errorf("the image's server exited (code %d) before it listened on port %d%s", s.code, port, said(s.out.end()))
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the image's server did not accept connections on port %d within its readiness limit of %s%s", port, limit, said(s.out.end()))
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+func said(tail string) string {
+	if tail == "" {
+		return ""
+	}
+	return ": " + tail
+}
+
+var _ io.Writer = (*output)(nil)
