@@ -43,6 +43,7 @@ export interface SessionDeps {
   workers: Pick<WorkerPort, 'remove'>;
   linesDir: string;
   slotsDir: string;
+  bridgeDir?: string; // where zfaas-bridge is, for image functions' containers
   log: Logger;
   runJob(work: Work, name: string): RunJob;
   jobId(): number;
@@ -110,7 +111,8 @@ export class ContainerSession {
           if (this.slotDir) await makeSlot(this.slotDir);
           const lineDir = this.lined ? join(this.d.linesDir, this.id) : undefined;
           if (lineDir) this.line = await LoaderLine.listen(lineDir);
-          const plan = { id: this.id, runtime: this.runtime, fn: o.fn, treeDir: this.slotDir ?? o.treeDir!, lineDir };
+          const bridgeDir = o.fn?.image ? this.d.bridgeDir : undefined; // an image function's loader
+          const plan = { id: this.id, runtime: this.runtime, fn: o.fn, treeDir: this.slotDir ?? o.treeDir!, lineDir, bridgeDir };
           return { type: 'create' as const, plan };
         })(),
       ));
