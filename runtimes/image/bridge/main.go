@@ -18,11 +18,13 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
 
 type bridge struct {
+	busy      sync.Mutex // held through a call and its reply: the bridge never exits in between
 	port      int
 	readiness time.Duration
 	argv      []string
@@ -121,7 +123,9 @@ func (b *bridge) handle(raw []byte) {
 			b.send(reply{Op: "error", Error: "a call needs an id"})
 			return
 		}
+		b.busy.Lock()
 		b.send(b.call(&m))
+		b.busy.Unlock()
 	case "secrets":
 		if err := writeSecrets(m.Dir, m.Files, m.Keep); err != nil {
 			b.send(reply{Op: "secretsSet", Ok: no(), Error: err.Error()})
@@ -153,6 +157,7 @@ func (b *bridge) load(env map[string]string) error {
 	// From now on the container lives as long as its server.
 	go func() {
 		<-srv.exited
+		b.busy.Lock() // a call under way is answered first
 		fmt.Fprintf(os.Stderr, "zfaas-bridge: the image's server exited (code %d)\n", srv.code)
 		os.Exit(srv.code)
 	}()
@@ -200,12 +205,16 @@ func (b *bridge) call(m *request) reply {
 	if err != nil {
 		return reply{Op: "result", ID: m.ID, Ok: no(), Error: err.Error(), Logs: str("")}
 	}
+	if gone := b.exitedReply(m.ID, "before"); gone != nil {
+		return *gone
+	}
 	logs := b.srv.out.capture()
 	resp, err := b.client.Do(req)
 	if err != nil {
 		select {
 		case <-b.srv.exited:
-			return reply{Op: "result", ID: m.ID, Ok: no(), Error: fmt.Sprintf("the image's server exited (code %d) during the call%s", b.srv.code, said(b.srv.out.end())), Logs: str(logs())}
+			logs()
+			return *b.exitedReply(m.ID, "during")
 		case <-time.After(100 * time.Millisecond):
 		}
 		return reply{Op: "result", ID: m.ID, Ok: no(), Error: "the image's server did not answer: " + err.Error(), Logs: str(logs())}
@@ -231,5 +240,16 @@ func (b *bridge) stop() {
 	case <-b.srv.exited:
 	case <-time.After(2 * time.Second):
 		b.srv.cmd.Process.Kill()
+	}
+}
+
+// exitedReply is the answer to a call once the server has exited: an `error`, after which the node
+// removes the container (the bridge exits with the server's code as soon as it is sent); nil while it runs.
+func (b *bridge) exitedReply(id int64, when string) *reply {
+	select {
+	case <-b.srv.exited:
+		return &reply{Op: "error", ID: id, Error: fmt.Sprintf("the image's server exited (code %d) %s the call%s", b.srv.code, when, said(b.srv.out.end()))}
+	default:
+		return nil
 	}
 }

@@ -1,0 +1,166 @@
+// Container-image functions against the real services and Docker: an image that serves HTTP on $PORT,
+// deployed with POST /registerImageFunction (and the CLI's --image, and `zfaas deploy NAME ./dir` with a
+// Dockerfile), gets web calls as they came (method, path below /function/NAME, query, headers, body) and
+// JSON calls as POST / with the params; stays warm; runs as a non-root user with no network; and a server
+// that never listens ends the call ERROR naming the readiness limit. Images built here carry the label
+// zfaas.test=image-functions and are removed at the end.
+import { execFile } from 'node:child_process';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { docker, ROOT, startUp, tempDir, type CallView, type Platform } from './helpers/platform.js';
+
+const run = promisify(execFile);
+const TEST_LABEL = 'zfaas.test';
+const TEST_VALUE = 'image-functions';
+const ECHO = 'zfaas-test/image-echo:1';
+const SILENT = 'zfaas-test/image-silent:1';
+let p: Platform;
+let work = '';
+
+async function buildImage(dir: string, tag: string): Promise<void> {
+  const stream = await docker.buildImage({ context: dir, src: ['.'] }, { t: tag, labels: { [TEST_LABEL]: TEST_VALUE } });
+  await new Promise<void>((resolve, reject) =>
+    docker.modem.followProgress(stream, (err: Error | null, out: Array<{ error?: string }>) => {
+      const failed = err ?? out.find((o) => o.error)?.error;
+      return failed ? reject(failed instanceof Error ? failed : new Error(failed)) : resolve();
+    }),
+  );
+}
+
+async function deployImage(name: string, body: Record<string, unknown>): Promise<{ status: number; body: Record<string, unknown> }> {
+  const r = await fetch(`${p.api}/registerImageFunction/${name}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+}
+
+async function invoke(funcName: string, params: unknown): Promise<CallView> {
+  const r = await fetch(`${p.api}/invokeFunction`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ funcName, params, wait: true }),
+  });
+  expect(r.status).toBe(200);
+  return (await r.json()) as CallView;
+}
+
+interface Seen {
+  method: string;
+  path: string;
+  query: string;
+  headers: Record<string, string>;
+  body: string;
+  pid: number;
+  hostname: string;
+  uid: number;
+  port: string;
+  greeting: string | null;
+  network?: string;
+}
+
+async function web(path: string, init: RequestInit = {}): Promise<{ status: number; headers: Headers; seen: Seen }> {
+  const r = await fetch(`${p.api}${path}`, init);
+  const text = await r.text();
+  expect(r.status, text).toBeLessThan(300);
+  return { status: r.status, headers: r.headers, seen: JSON.parse(text) as Seen };
+}
+
+beforeAll(async () => {
+  await run('bash', [join(ROOT, 'runtimes', 'image', 'build-bridge.sh')]);
+  work = await tempDir('zfaas-image-fn-');
+  await buildImage(join(ROOT, 'runtimes', 'fixtures', 'image-echo'), ECHO);
+  const silent = join(work, 'silent');
+  await mkdir(silent);
+  await writeFile(join(silent, 'Dockerfile'), 'FROM zfaas/python:latest\nCMD ["sleep", "600"]\n');
+  await buildImage(silent, SILENT);
+  p = await startUp(['--miniworkers', '2', '--policy', 'function']);
+  for (const [name, body] of [
+    ['echo', { image: ECHO, env: ['GREETING=hello'] }],
+    ['echo-none', { image: ECHO, policy: 'none' }],
+    ['silent', { image: SILENT, readiness: 2 }],
+  ] as const) {
+    const r = await deployImage(name, body);
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+  }
+});
+
+afterAll(async () => {
+  await p?.stop();
+  const images = await docker.listImages({ filters: { label: [`${TEST_LABEL}=${TEST_VALUE}`] } });
+  for (const i of images)
+    await docker
+      .getImage(i.Id)
+      .remove({ force: true })
+      .catch(() => undefined);
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe('an image that serves HTTP on $PORT', () => {
+  it('gets a web GET with its path below /function/NAME, its query and headers, as the OpenFaaS gateway passes them', async () => {
+    const r = await web('/function/echo/users/7?a=1&b=two%20words', { headers: { 'x-custom': 'kept', accept: 'application/json' } });
+    expect(r.seen).toMatchObject({ method: 'GET', path: '/users/7', query: 'a=1&b=two%20words', port: '8080', greeting: 'hello' });
+    expect(r.seen.headers['x-custom']).toBe('kept');
+    expect(r.seen.headers['x-zfaas-call']).toMatch(/^\d+$/);
+    expect(r.headers.get('x-echo')).toBe('yes'); // the server's own headers come back
+  });
+
+  it('gets a web POST with its body and answers with its own status', async () => {
+    const r = await web('/function/echo/created', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'not json at all' });
+    expect(r.status).toBe(201);
+    expect(r.seen).toMatchObject({ method: 'POST', path: '/created', body: 'not json at all' });
+  });
+
+  it('gets a JSON call as POST / with the params, and its JSON answer is the result', async () => {
+    const c = await invoke('echo', { n: 2, s: 'x' });
+    expect(c.status, c.error).toBe('DONE');
+    const seen = JSON.parse(c.result) as Seen;
+    expect(seen).toMatchObject({ method: 'POST', path: '/', body: '{"n":2,"s":"x"}' });
+    expect(seen.headers['content-type']).toBe('application/json');
+    expect(c.logs).toContain('served POST /');
+  });
+
+  it('stays warm: the second call reaches the same server', async () => {
+    const a = JSON.parse((await invoke('echo', {})).result) as Seen;
+    const b = JSON.parse((await invoke('echo', {})).result) as Seen;
+    expect(b.pid).toBe(a.pid);
+    expect(b.hostname).toBe(a.hostname);
+  });
+
+  it('gets a fresh container for each call under policy none', async () => {
+    const a = JSON.parse((await invoke('echo-none', {})).result) as Seen;
+    const b = JSON.parse((await invoke('echo-none', {})).result) as Seen;
+    expect(b.hostname).not.toBe(a.hostname);
+  });
+
+  it('runs as a non-root user even when the image says root, with no network', async () => {
+    const r = await web('/function/echo/network');
+    expect(r.seen.uid).toBe(1000);
+    expect(r.seen.network).toMatch(/^unreachable/);
+  });
+
+  it('ends a call ERROR when the server never listens, saying the readiness limit', async () => {
+    const c = await invoke('silent', {});
+    expect(c.status).toBe('ERROR');
+    expect(c.error).toMatch(/did not accept connections on port 8080 within its readiness limit of 2s/);
+  });
+
+  it('ends a call ERROR saying so when the server exits during it, and the next call gets a new one', async () => {
+    const r = await fetch(`${p.api}/function/echo/exit`);
+    expect(r.status).toBeGreaterThanOrEqual(500);
+    expect(await r.text()).toMatch(/exited \(code 3\)/);
+    const c = await invoke('echo', {});
+    expect(c.status, c.error).toBe('DONE');
+  });
+
+  it('refuses an image the node does not have, saying so', async () => {
+    const r = await deployImage('missing', { image: 'zfaas-test/no-such-image:1' });
+    expect(r.status).toBe(201);
+    const c = await invoke('missing', {});
+    expect(c.status).toBe('ERROR');
+    expect(c.error).toMatch(/zfaas-test\/no-such-image:1 is not on this node/);
+  });
+});
