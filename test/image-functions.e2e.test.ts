@@ -4,12 +4,12 @@
 // JSON calls as POST / with the params; stays warm; runs as a non-root user with no network; and a server
 // that never listens ends the call ERROR naming the readiness limit. Images built here carry the label
 // zfaas.test=image-functions and are removed at the end.
-import { execFile } from 'node:child_process';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { execFile, spawn } from 'node:child_process';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { docker, ROOT, startUp, tempDir, type CallView, type Platform } from './helpers/platform.js';
+import { CLI, docker, ROOT, startUp, tempDir, type CallView, type Platform } from './helpers/platform.js';
 
 const run = promisify(execFile);
 const TEST_LABEL = 'zfaas.test';
@@ -88,8 +88,36 @@ beforeAll(async () => {
   }
 });
 
+// Functions the CLI builds images for: their images carry zfaas.function=NAME and are removed at the end.
+const CLI_BUILT = ['imgtest-dir', 'imgtest-init'];
+
+/** Runs `zfaas ARGS` (the built CLI) against the test platform, in `cwd`. */
+async function zf(args: string[], cwd = work): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined && !e[0].startsWith('ZFAAS_')),
+  );
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd,
+    env: { ...env, ZFAAS_API: p.api, ZFAAS_CONFIG: join(work, 'no-config.json') },
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  const code = await new Promise<number | null>((res) => child.once('close', (c) => res(c)));
+  return { code, stdout, stderr };
+}
+
 afterAll(async () => {
   await p?.stop();
+  for (const name of CLI_BUILT) {
+    const built = await docker.listImages({ filters: { label: [`zfaas.function=${name}`] } });
+    for (const i of built)
+      await docker
+        .getImage(i.Id)
+        .remove({ force: true })
+        .catch(() => undefined);
+  }
   const images = await docker.listImages({ filters: { label: [`${TEST_LABEL}=${TEST_VALUE}`] } });
   for (const i of images)
     await docker
@@ -162,5 +190,44 @@ describe('an image that serves HTTP on $PORT', () => {
     const c = await invoke('missing', {});
     expect(c.status).toBe('ERROR');
     expect(c.error).toMatch(/zfaas-test\/no-such-image:1 is not on this node/);
+  });
+});
+
+describe('the CLI', () => {
+  it('deploys an image the engine has with --image and --port', async () => {
+    const r = await zf(['deploy', 'imgtest-port', '--image', ECHO, '--port', '9090', '--readiness', '15s']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/deployed imgtest-port version 1 \(image zfaas-test\/image-echo:1, port 9090\)/);
+    const seen = JSON.parse((await invoke('imgtest-port', {})).result) as Seen;
+    expect(seen.port).toBe('9090');
+  });
+
+  it('builds a folder with a Dockerfile on the engine, printing the build, and deploys it', async () => {
+    const dir = join(work, 'from-dir');
+    await mkdir(dir);
+    for (const f of ['server.py', 'Dockerfile'])
+      await writeFile(join(dir, f), await readFile(join(ROOT, 'runtimes', 'fixtures', 'image-echo', f)));
+    const r = await zf(['deploy', 'imgtest-dir', dir]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/Step 1\/\d+ : FROM zfaas\/python:latest/);
+    expect(r.stderr).toMatch(/built zfaas-fn\/imgtest-dir:[0-9a-f]{12}/);
+    expect(r.stdout).toMatch(/deployed imgtest-dir version 1 \(image zfaas-fn\/imgtest-dir:[0-9a-f]{12}, port 8080\)/);
+    const w = await web('/function/imgtest-dir/from/cli?x=1');
+    expect(w.seen).toMatchObject({ path: '/from/cli', query: 'x=1' });
+  });
+
+  it('makes a folder with init --template dockerfile that deploys and answers', async () => {
+    const made = await zf(['init', 'imgtest-init', '--template', 'dockerfile']);
+    expect(made.code, made.stderr).toBe(0);
+    const r = await zf(['deploy', 'imgtest-init', './imgtest-init']);
+    expect(r.code, r.stderr).toBe(0);
+    const c = await invoke('imgtest-init', { name: 'ana' });
+    expect(c.status, c.error).toBe('DONE');
+    expect(JSON.parse(c.result)).toEqual({ message: 'Hello, ana!', path: '/' });
+    const w = await fetch(`${p.api}/function/imgtest-init/hi?name=bo`);
+    expect(await w.json()).toEqual({ message: 'Hello, bo!', path: '/hi' });
+    const inv = await zf(['invoke', 'imgtest-init', 'name=cy']);
+    expect(inv.code, inv.stderr).toBe(0);
+    expect(inv.stdout).toContain('Hello, cy!');
   });
 });
