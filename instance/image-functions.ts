@@ -2,11 +2,13 @@
 // function's own image (the runtime record is shared by every such function, so the node puts the image
 // into it), keeps it warm under policy `function` even when `runtime` is asked (stem cells hold a
 // runtime's image, and an image function has its own), and installs zfaas-bridge, the loader its
-// containers get, into a folder of its data directory that those containers mount read-only.
+// containers get, into a folder of its data directory that those containers mount read-only; and lets the
+// image's own user (any uid) dial the line.
 import { chmod, copyFile, mkdir, rename, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BRIDGE_FILE, imageRuntime } from '../common/image-function.js';
+import { LINE_FILE } from '../protocol/loader.js';
 import { errText, type Logger } from '../common/log.js';
 import type { FunctionMeta, Policy } from '../common/model.js';
 import type { FnDef } from '../protocol/broker.js';
@@ -43,4 +45,11 @@ export async function installBridge(dir: string, log: Logger, source = bridgeSou
     log.warn({ source, dir, err: errText(e) }, 'could not install zfaas-bridge: image functions will not run on this node');
     return false;
   }
+}
+
+// An image function runs as its image's user, whose uid the node may not know (a user named in the image):
+// its container's socket is opened to every uid. Only that container mounts the socket's folder, and the
+// folder holding every line is the node's alone (0700), so nobody else reaches it.
+export async function openLineToImageUser(lineDir: string): Promise<void> {
+  await chmod(join(lineDir, LINE_FILE), 0o666);
 }

@@ -31,6 +31,7 @@ import type { ContainerTable } from './containers.js';
 import { LineBroken, LineClosed, LineTimeout, LoaderLine } from './line.js';
 import { WorkerDied, type Lease, type WorkerPort } from './miniworkers.js';
 import type { Work } from './work.js';
+import { openLineToImageUser } from './image-functions.js';
 
 const START_TIMEOUT_MS = 30_000; // a new container's loader must dial in within this
 const SECRETS_TIMEOUT_MS = 10_000; // a loader writes a function's secrets (a few small files) within this
@@ -111,6 +112,7 @@ export class ContainerSession {
           if (this.slotDir) await makeSlot(this.slotDir);
           const lineDir = this.lined ? join(this.d.linesDir, this.id) : undefined;
           if (lineDir) this.line = await LoaderLine.listen(lineDir);
+          if (lineDir && o.fn?.image) await openLineToImageUser(lineDir);
           const bridgeDir = o.fn?.image ? this.d.bridgeDir : undefined; // an image function's loader
           const plan = { id: this.id, runtime: this.runtime, fn: o.fn, treeDir: this.slotDir ?? o.treeDir!, lineDir, bridgeDir };
           return { type: 'create' as const, plan };

@@ -16,6 +16,8 @@ const TEST_LABEL = 'zfaas.test';
 const TEST_VALUE = 'image-functions';
 const ECHO = 'zfaas-test/image-echo:1';
 const SILENT = 'zfaas-test/image-silent:1';
+const AS_1001 = 'zfaas-test/image-echo-1001:1';
+const AS_NOBODY = 'zfaas-test/image-echo-nobody:1';
 let p: Platform;
 let work = '';
 
@@ -60,6 +62,7 @@ interface Seen {
   port: string;
   greeting: string | null;
   network?: string;
+  secret?: string;
 }
 
 async function web(path: string, init: RequestInit = {}): Promise<{ status: number; headers: Headers; seen: Seen }> {
@@ -77,11 +80,28 @@ beforeAll(async () => {
   await mkdir(silent);
   await writeFile(join(silent, 'Dockerfile'), 'FROM zfaas/python:latest\nCMD ["sleep", "600"]\n');
   await buildImage(silent, SILENT);
+  const as1001 = join(work, 'as-1001');
+  await mkdir(as1001);
+  await writeFile(join(as1001, 'Dockerfile'), `FROM ${ECHO}\nUSER 1001\n`);
+  await buildImage(as1001, AS_1001);
+  const asNobody = join(work, 'as-nobody');
+  await mkdir(asNobody);
+  await writeFile(join(asNobody, 'Dockerfile'), `FROM ${ECHO}\nUSER nobody\n`);
+  await buildImage(asNobody, AS_NOBODY);
   p = await startUp(['--miniworkers', '2', '--policy', 'function']);
+  const secret = await fetch(`${p.api}/secrets`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'api-token', value: 's3cret-value' }),
+  });
+  expect(secret.status).toBe(201);
   for (const [name, body] of [
     ['echo', { image: ECHO, env: ['GREETING=hello'] }],
     ['echo-none', { image: ECHO, policy: 'none' }],
     ['silent', { image: SILENT, readiness: 2 }],
+    ['with-secret', { image: ECHO, secrets: 'api-token' }],
+    ['with-secret-1001', { image: AS_1001, secrets: 'api-token' }],
+    ['as-nobody', { image: AS_NOBODY }],
   ] as const) {
     const r = await deployImage(name, body);
     expect(r.status, JSON.stringify(r.body)).toBe(201);
@@ -168,6 +188,19 @@ describe('an image that serves HTTP on $PORT', () => {
     const r = await web('/function/echo/network');
     expect(r.seen.uid).toBe(1000);
     expect(r.seen.network).toMatch(/^unreachable/);
+  });
+
+  it("runs as the image's own user when it names one that is not root", async () => {
+    expect((await web('/function/as-nobody/')).seen.uid).toBe(65534);
+  });
+
+  it("reads the function's secrets as files, as the user it runs as (zfaas's uid, or the image's own)", async () => {
+    const a = await web('/function/with-secret/secret/api-token');
+    expect(a.seen).toMatchObject({ uid: 1000, secret: 's3cret-value' });
+    const b = await web('/function/with-secret-1001/secret/api-token');
+    expect(b.seen).toMatchObject({ uid: 1001, secret: 's3cret-value' });
+    // A function that names no secret has none.
+    expect((await web('/function/echo/secret/api-token')).seen.secret).toMatch(/^unreadable/);
   });
 
   it('ends a call ERROR when the server never listens, saying the readiness limit', async () => {
