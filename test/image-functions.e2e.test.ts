@@ -9,7 +9,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, docker, ROOT, startUp, tempDir, type CallView, type Platform } from './helpers/platform.js';
+import { CLI, docker, freePort, ROOT, startUp, tempDir, waitFor, type CallView, type Platform } from './helpers/platform.js';
 
 const run = promisify(execFile);
 const TEST_LABEL = 'zfaas.test';
@@ -109,7 +109,7 @@ beforeAll(async () => {
 });
 
 // Functions the CLI builds images for: their images carry zfaas.function=NAME and are removed at the end.
-const CLI_BUILT = ['imgtest-dir', 'imgtest-init'];
+const CLI_BUILT = ['imgtest-dir', 'imgtest-init', 'imgtest-reg'];
 
 /** Runs `zfaas ARGS` (the built CLI) against the test platform, in `cwd`. */
 async function zf(args: string[], cwd = work): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -130,6 +130,11 @@ async function zf(args: string[], cwd = work): Promise<{ code: number | null; st
 
 afterAll(async () => {
   await p?.stop();
+  for (const c of await docker.listContainers({ all: true, filters: { label: [`${TEST_LABEL}=${TEST_VALUE}`] } }))
+    await docker
+      .getContainer(c.Id)
+      .remove({ force: true })
+      .catch(() => undefined);
   for (const name of CLI_BUILT) {
     const built = await docker.listImages({ filters: { label: [`zfaas.function=${name}`] } });
     for (const i of built)
@@ -262,5 +267,34 @@ describe('the CLI', () => {
     const inv = await zf(['invoke', 'imgtest-init', 'name=cy']);
     expect(inv.code, inv.stderr).toBe(0);
     expect(inv.stdout).toContain('Hello, cy!');
+  });
+
+  it('pushes a built image to --registry and deploys that reference, which the node pulls', async () => {
+    // A registry on loopback (Docker takes 127.0.0.0/8 as insecure: plain HTTP), removed at the end.
+    const port = await freePort();
+    const registry = await docker.createContainer({
+      Image: 'zfaas/registry:2',
+      Labels: { [TEST_LABEL]: TEST_VALUE },
+      HostConfig: { PortBindings: { '5000/tcp': [{ HostIp: '127.0.0.1', HostPort: String(port) }] } },
+      ExposedPorts: { '5000/tcp': {} },
+    });
+    await registry.start();
+    await waitFor('the registry', async () => (await fetch(`http://127.0.0.1:${port}/v2/`).catch(() => null))?.ok || undefined, 30_000);
+    const dir = join(work, 'for-registry');
+    await mkdir(dir);
+    for (const f of ['server.py', 'Dockerfile'])
+      await writeFile(join(dir, f), await readFile(join(ROOT, 'runtimes', 'fixtures', 'image-echo', f)));
+    // Policy none: nothing is preloaded, so its first call is what makes the node look for the image.
+    const r = await zf(['deploy', 'imgtest-reg', dir, '--registry', `127.0.0.1:${port}`, '--policy', 'none']);
+    expect(r.code, r.stderr).toBe(0);
+    const ref = /image (127\.0\.0\.1:\d+\/zfaas-fn\/imgtest-reg:[0-9a-f]{12})/.exec(r.stdout)?.[1];
+    expect(ref, r.stdout).toBeDefined();
+    expect(r.stderr).toMatch(/Pushed|Layer already exists/);
+    // The engine forgets that name: the node must pull it from the registry.
+    await docker.getImage(ref!).remove();
+    const c = await invoke('imgtest-reg', { via: 'registry' });
+    expect(c.status, c.error).toBe('DONE');
+    expect((JSON.parse(c.result) as Seen).body).toBe('{"via":"registry"}');
+    await docker.getImage(ref!).inspect(); // pulled
   });
 });
