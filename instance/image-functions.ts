@@ -53,3 +53,8 @@ export async function installBridge(dir: string, log: Logger, source = bridgeSou
 export async function openLineToImageUser(lineDir: string): Promise<void> {
   await chmod(join(lineDir, LINE_FILE), 0o666);
 }
+
+// How long loading may take: an image function's load waits for its server's readiness, however short its
+// call timeout (a little longer, so that the bridge's own answer, naming the limit, comes first).
+export const loadLimitMs = (fn: FunctionMeta, otherwiseMs: number): number =>
+  fn.image ? Math.max(otherwiseMs, (fn.image.readiness + 5) * 1000) : otherwiseMs;

@@ -16,7 +16,7 @@ import { Miniworkers, oneJob, WorkerDied, type JobCommand, type Lease, type Work
 import { plan, toEvict, type CallNeed, type Decision } from './placement.js';
 import { ContainerSession, Gone, slotsOf, StemRefused, type SessionDeps } from './session.js';
 import { StemPlanner } from './stems.js';
-import { installBridge } from './image-functions.js';
+import { installBridge, loadLimitMs } from './image-functions.js';
 import type { Work } from './work.js';
 
 export type { Work } from './work.js';
@@ -213,7 +213,7 @@ export class Pool {
         const s = this.open({ owner: lease.worker, key, runtime, stem: false, slots: slotsOf(fn, runtime) });
         try {
           await s.start(lease, { fn, treeDir });
-          await s.load(fn, PRELOAD_TIMEOUT_MS);
+          await s.load(fn, loadLimitMs(fn, PRELOAD_TIMEOUT_MS));
           s.ready();
         } catch (e) {
           this.warmFailed.set(key, Date.now());

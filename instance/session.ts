@@ -31,7 +31,7 @@ import type { ContainerTable } from './containers.js';
 import { LineBroken, LineClosed, LineTimeout, LoaderLine } from './line.js';
 import { WorkerDied, type Lease, type WorkerPort } from './miniworkers.js';
 import type { Work } from './work.js';
-import { openLineToImageUser } from './image-functions.js';
+import { loadLimitMs, openLineToImageUser } from './image-functions.js';
 
 const START_TIMEOUT_MS = 30_000; // a new container's loader must dial in within this
 const SECRETS_TIMEOUT_MS = 10_000; // a loader writes a function's secrets (a few small files) within this
@@ -214,7 +214,7 @@ export class ContainerSession {
   // Loads the function (a new container, or a stem cell that just took it), then runs the call in it.
   async loadAndCall(work: Work): Promise<CallOutcome> {
     try {
-      await this.load(work.fn, work.fn.settings.timeout * 1000);
+      await this.load(work.fn, loadLimitMs(work.fn, work.fn.settings.timeout * 1000));
     } catch (e) {
       if (e instanceof WorkerDied) throw e;
       // A function that cannot load (no handler, a syntax error) fails its call; the container is spent.

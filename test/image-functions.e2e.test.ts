@@ -238,6 +238,8 @@ describe('the CLI', () => {
     expect(r.stdout).toMatch(/deployed imgtest-port version 1 \(image zfaas-test\/image-echo:1, port 9090\)/);
     const seen = JSON.parse((await invoke('imgtest-port', {})).result) as Seen;
     expect(seen.port).toBe('9090');
+    const shown = await zf(['function', 'imgtest-port']);
+    expect(shown.stdout).toMatch(/image:\s+zfaas-test\/image-echo:1 \(port 9090, readiness 15s\)/);
   });
 
   it('builds a folder with a Dockerfile on the engine, printing the build, and deploys it', async () => {

@@ -211,7 +211,9 @@ export function functionCommands(p: Command, deps: Deps): void {
     ],
   ).action(
     act(deps, async (name: string, path: string | undefined, o: DeployOpts & ImageOpts, cmd: Command) => {
-      // An image (--image), or a folder with a Dockerfile and no --runtime: built, then deployed as an image.
+      // DIR/zfaas.json's runtime, format, handler, ...: where no flag was given.
+      if (path !== undefined && o.image === undefined) o = await withDeployDefaults(path, o);
+      // An image (--image), or a folder with a Dockerfile and no runtime: built, then deployed as an image.
       if (o.image !== undefined || (o.runtime === undefined && (await hasDockerfile(path)))) {
         const fn = await deployImage(await deps.client(cmd), out, name, path, o, settingsFields(o));
         if (o.json) return out.json(fn);
@@ -219,7 +221,6 @@ export function functionCommands(p: Command, deps: Deps): void {
         return;
       }
       if (path === undefined) throw new UsageError('give the path of the function (a directory or an archive), or --image REF');
-      o = await withDeployDefaults(path, o); // DIR/zfaas.json's runtime, format, handler, ...: where no flag was given
       const fields = settingsFields(o);
       // Local problems (missing path, not an archive) are reported before anything is asked of the API.
       const up = await loadUpload(path, name);
@@ -290,6 +291,7 @@ export function functionCommands(p: Command, deps: Deps): void {
       out.fields([
         ['name', f.functionName],
         ['runtime', f.runtimeName],
+        ...(f.image ? [['image', `${f.image.ref} (port ${f.image.port}, readiness ${f.image.readiness}s)`] as const] : []),
         ['version', String(f.version)],
         ['settings', settingsLine(f)],
         ['handler', f.settings.handler ?? '(default)'],
