@@ -2,9 +2,8 @@
 // the registry REF names); a folder with a Dockerfile (and no --runtime) is built into an image first
 // (cli/client/image-build.ts), its progress printed, then deployed. Both go to POST
 // /registerImageFunction/NAME with the settings the archive form sends.
-import { access } from 'node:fs/promises';
+import { access, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { stat } from 'node:fs/promises';
 import { parseImageRef } from '../../common/image-ref.js';
 import { READINESS_LIMITS } from '../../common/image-function.js';
 import { readTimeout } from '../../common/units.js';
