@@ -221,6 +221,7 @@ func (b *bridge) call(m *request) reply {
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, bodyLimit+1))
 	resp.Body.Close()
+	b.srv.out.drain()
 	if err != nil {
 		return reply{Op: "result", ID: m.ID, Ok: no(), Fault: "response", Error: "the server's answer broke off: " + err.Error(), Logs: str(logs())}
 	}

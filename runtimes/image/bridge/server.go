@@ -12,12 +12,17 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
+	"unsafe"
 )
 
 // output is the server's output: passed on to stderr, kept for the running call, and its end kept for
 // saying why the server stopped.
 type output struct {
+	pipe    *os.File    // the read end of the server's stdout and stderr
+	busy    atomic.Bool // a chunk read from the pipe is being passed on
 	mu      sync.Mutex
 	call    *strings.Builder // the running call's capture, nil between calls
 	tail    []byte
@@ -40,6 +45,42 @@ func (o *output) Write(p []byte) (int, error) {
 		o.tail = o.tail[len(o.tail)-o.tailMax:]
 	}
 	return len(p), nil
+}
+
+// pump passes on what the server prints, chunk by chunk, saying while it holds one.
+func (o *output) pump() {
+	buf := make([]byte, 32*1024)
+	for {
+		n, err := o.pipe.Read(buf)
+		if n > 0 {
+			o.busy.Store(true)
+			o.Write(buf[:n])
+			o.busy.Store(false)
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// drain waits (at most 50 ms) until what the server printed before it answered has been passed on, so
+// that output written just before a response is in that call's logs.
+func (o *output) drain() {
+	for i := 0; i < 500; i++ {
+		if !o.busy.Load() && unread(o.pipe) == 0 {
+			return
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
+// unread is how many bytes wait in a pipe (FIONREAD).
+func unread(f *os.File) int {
+	var n int32
+	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), syscall.TIOCINQ, uintptr(unsafe.Pointer(&n))); errno != 0 {
+		return 0
+	}
+	return int(n)
 }
 
 // capture starts keeping what the server prints for a call; the function it returns ends it and says what was printed.
@@ -83,11 +124,19 @@ func startServer(argv []string, env []string, dir string) (*server, error) {
 		}
 		path = found
 	}
-	out := &output{tailMax: 4000}
-	cmd := &exec.Cmd{Path: path, Args: argv, Env: env, Dir: dir, Stdout: out, Stderr: out, Stdin: nil}
-	if err := cmd.Start(); err != nil {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	out := &output{tailMax: 4000, pipe: r}
+	cmd := &exec.Cmd{Path: path, Args: argv, Env: env, Dir: dir, Stdout: w, Stderr: w, Stdin: nil}
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		r.Close()
 		return nil, fmt.Errorf("the image's server %q could not start: %v", strings.Join(argv, " "), err)
 	}
+	go out.pump()
 	s := &server{cmd: cmd, out: out, exited: make(chan struct{})}
 	go func() {
 		err := cmd.Wait()
