@@ -63,6 +63,7 @@ interface Seen {
   greeting: string | null;
   network?: string;
   secret?: string;
+  overlap?: number;
 }
 
 async function web(path: string, init: RequestInit = {}): Promise<{ status: number; headers: Headers; seen: Seen }> {
@@ -102,6 +103,7 @@ beforeAll(async () => {
     ['with-secret', { image: ECHO, secrets: 'api-token' }],
     ['with-secret-1001', { image: AS_1001, secrets: 'api-token' }],
     ['as-nobody', { image: AS_NOBODY }],
+    ['shared', { image: ECHO, containerConcurrency: 4, maxContainers: 1 }],
   ] as const) {
     const r = await deployImage(name, body);
     expect(r.status, JSON.stringify(r.body)).toBe(201);
@@ -193,6 +195,12 @@ describe('an image that serves HTTP on $PORT', () => {
     const r = await web('/function/echo/network');
     expect(r.seen.uid).toBe(1000);
     expect(r.seen.network).toMatch(/^unreachable/);
+  });
+
+  it('takes several calls at once in one container with containerConcurrency', async () => {
+    const seen = await Promise.all([1, 2, 3, 4].map(async () => (await web('/function/shared/overlap')).seen));
+    expect(new Set(seen.map((x) => x.hostname)).size).toBe(1); // maxContainers 1: one container
+    expect(Math.max(...seen.map((x) => x.overlap ?? 0))).toBeGreaterThan(1); // and its server held them together
   });
 
   it("runs as the image's own user when it names one that is not root", async () => {

@@ -3,13 +3,15 @@
 // node's line (ZFAAS_LINE), says hello, and at `load` starts the image's own entrypoint and command
 // (ZFAAS_BRIDGE_CMD, a JSON list the node read from the image's config) with PORT set, waits until the
 // server accepts connections on 127.0.0.1:PORT within the readiness limit (ZFAAS_BRIDGE_READINESS,
-// seconds), then turns each call into one HTTP request to it (mapping.go). It exits when the server
+// seconds), then turns each call into one HTTP request to it (mapping.go); with a load's `concurrency` above
+// 1 (loader protocol version 3) several at once, each cancellable. It exits when the server
 // exits (with its code) or the line ends (stopping the server). Loopback works in a container without a
 // network, so the bridge reaches the server whatever the function's network setting.
 package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,7 +26,9 @@ import (
 )
 
 type bridge struct {
-	busy      sync.Mutex // held through a call and its reply: the bridge never exits in between
+	busy      sync.RWMutex // read-held through each call and its reply: the bridge never exits in between
+	sending   sync.Mutex   // one reply on the line at a time
+	cancels   sync.Map     // call id -> its context's cancel function, while it runs
 	port      int
 	readiness time.Duration
 	argv      []string
@@ -55,7 +59,7 @@ func main() {
 		os.Exit(2)
 	}
 	b := &bridge{port: port, readiness: readiness, argv: argv, out: json.NewEncoder(out), client: &http.Client{
-		Transport: &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second},
+		Transport: &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second},
 		// A redirect is the server's answer to pass on, never one to follow.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
@@ -84,6 +88,8 @@ func line() (io.Reader, io.Writer, error) {
 }
 
 func (b *bridge) send(r reply) {
+	b.sending.Lock()
+	defer b.sending.Unlock()
 	if err := b.out.Encode(r); err != nil {
 		fmt.Fprintf(os.Stderr, "zfaas-bridge: the line broke: %v\n", err)
 		b.stop()
@@ -123,9 +129,22 @@ func (b *bridge) handle(raw []byte) {
 			b.send(reply{Op: "error", Error: "a call needs an id"})
 			return
 		}
-		b.busy.Lock()
-		b.send(b.call(&m))
-		b.busy.Unlock()
+		// Each call on its own: with a load's concurrency above 1 the node sends the next before this one's result.
+		b.busy.RLock()
+		ctx, cancel := context.WithCancel(context.Background())
+		b.cancels.Store(m.ID, cancel)
+		go func() {
+			defer b.busy.RUnlock()
+			r := b.call(ctx, &m)
+			b.cancels.Delete(m.ID)
+			cancel()
+			b.send(r)
+		}()
+	case "cancel":
+		// Its result comes from the call itself, at once; a call that already ended is not answered again.
+		if c, ok := b.cancels.Load(m.ID); ok {
+			c.(context.CancelFunc)()
+		}
 	case "secrets":
 		if err := writeSecrets(m.Dir, m.Files, m.Keep); err != nil {
 			b.send(reply{Op: "secretsSet", Ok: no(), Error: err.Error()})
@@ -157,7 +176,7 @@ func (b *bridge) load(env map[string]string) error {
 	// From now on the container lives as long as its server.
 	go func() {
 		<-srv.exited
-		b.busy.Lock() // a call under way is answered first
+		b.busy.Lock() // the calls under way are answered first
 		fmt.Fprintf(os.Stderr, "zfaas-bridge: the image's server exited (code %d)\n", srv.code)
 		os.Exit(srv.code)
 	}()
@@ -190,7 +209,7 @@ func serverEnv(base []string, fn map[string]string, port int) []string {
 
 func (b *bridge) addr() string { return "127.0.0.1:" + strconv.Itoa(b.port) }
 
-func (b *bridge) call(m *request) reply {
+func (b *bridge) call(ctx context.Context, m *request) reply {
 	if b.srv == nil {
 		return reply{Op: "result", ID: m.ID, Ok: no(), Error: "a call before the function was loaded", Logs: str("")}
 	}
@@ -205,11 +224,15 @@ func (b *bridge) call(m *request) reply {
 	if err != nil {
 		return reply{Op: "result", ID: m.ID, Ok: no(), Error: err.Error(), Logs: str("")}
 	}
+	req = req.WithContext(ctx)
 	if gone := b.exitedReply(m.ID, "before"); gone != nil {
 		return *gone
 	}
 	logs := b.srv.out.capture()
 	resp, err := b.client.Do(req)
+	if err != nil && ctx.Err() != nil {
+		return reply{Op: "result", ID: m.ID, Ok: no(), Error: cancelled, Logs: str(logs())}
+	}
 	if err != nil {
 		select {
 		case <-b.srv.exited:
@@ -222,6 +245,9 @@ func (b *bridge) call(m *request) reply {
 	body, err := io.ReadAll(io.LimitReader(resp.Body, bodyLimit+1))
 	resp.Body.Close()
 	b.srv.out.drain()
+	if err != nil && ctx.Err() != nil {
+		return reply{Op: "result", ID: m.ID, Ok: no(), Error: cancelled, Logs: str(logs())}
+	}
 	if err != nil {
 		return reply{Op: "result", ID: m.ID, Ok: no(), Fault: "response", Error: "the server's answer broke off: " + err.Error(), Logs: str(logs())}
 	}

@@ -6,7 +6,7 @@ package main
 import "encoding/json"
 
 // protocolVersion is the loader protocol version the bridge speaks (LOADER_PROTOCOL).
-const protocolVersion = 2
+const protocolVersion = 3
 
 // resultLimit and logLimit are RESULT_LIMIT and LOG_LIMIT: the characters of a result and of a call's
 // logs a loader keeps.
@@ -26,7 +26,12 @@ type request struct {
 	Dir    string            `json:"dir,omitempty"`
 	Files  map[string]string `json:"files,omitempty"`
 	Keep   []string          `json:"keep,omitempty"`
+	// Concurrency is how many calls the node may send before their results (load, version 3).
+	Concurrency int `json:"concurrency,omitempty"`
 }
+
+// cancelled is a cancelled call's error (CANCELLED).
+const cancelled = "cancelled"
 
 // httpRequest is a web call as the node received it (HttpRequestSchema).
 type httpRequest struct {

@@ -24,7 +24,7 @@ type output struct {
 	pipe    *os.File    // the read end of the server's stdout and stderr
 	busy    atomic.Bool // a chunk read from the pipe is being passed on
 	mu      sync.Mutex
-	call    *strings.Builder // the running call's capture, nil between calls
+	calls   map[*strings.Builder]bool // the running calls' captures: with several at once, each gets all
 	tail    []byte
 	tailMax int
 }
@@ -33,12 +33,14 @@ func (o *output) Write(p []byte) (int, error) {
 	os.Stderr.Write(p)
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.call != nil && o.call.Len() < logLimit {
-		room := logLimit - o.call.Len()
-		if len(p) < room {
-			room = len(p)
+	for c := range o.calls {
+		if c.Len() < logLimit {
+			room := logLimit - c.Len()
+			if len(p) < room {
+				room = len(p)
+			}
+			c.Write(p[:room])
 		}
-		o.call.Write(p[:room])
 	}
 	o.tail = append(o.tail, p...)
 	if len(o.tail) > o.tailMax {
@@ -87,12 +89,15 @@ func unread(f *os.File) int {
 func (o *output) capture() func() string {
 	o.mu.Lock()
 	b := &strings.Builder{}
-	o.call = b
+	if o.calls == nil {
+		o.calls = map[*strings.Builder]bool{}
+	}
+	o.calls[b] = true
 	o.mu.Unlock()
 	return func() string {
 		o.mu.Lock()
 		defer o.mu.Unlock()
-		o.call = nil
+		delete(o.calls, b)
 		return b.String()
 	}
 }
