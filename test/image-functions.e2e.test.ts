@@ -145,12 +145,16 @@ afterAll(async () => {
         .remove({ force: true })
         .catch(() => undefined);
   }
-  const images = await docker.listImages({ filters: { label: [`${TEST_LABEL}=${TEST_VALUE}`] } });
-  for (const i of images)
-    await docker
-      .getImage(i.Id)
-      .remove({ force: true })
-      .catch(() => undefined);
+  // An image another of ours was built FROM is refused while that one is there: again, until none is left.
+  for (let pass = 0; pass < 4; pass++) {
+    const images = await docker.listImages({ filters: { label: [`${TEST_LABEL}=${TEST_VALUE}`] } });
+    if (images.length === 0) break;
+    for (const i of images)
+      await docker
+        .getImage(i.Id)
+        .remove({ force: true })
+        .catch(() => undefined);
+  }
   if (work) await rm(work, { recursive: true, force: true });
 });
 
