@@ -13,7 +13,7 @@ const PRELOADED = new Set(['function', 'runtime']);
 
 export function preloadAfterDeploy(db: Pick<DbClient, 'request'>, nodes: NodeRegistry & NodeControl, log: Logger): RequestHandler {
   return (req, res, next) => {
-    const m = /^\/registerFunction\/[^/]+\/([^/]+)\/?$/.exec(req.path);
+    const m = /^\/(?:registerFunction\/[^/]+|registerImageFunction)\/([^/]+)\/?$/.exec(req.path);
     if (req.method === 'POST' && m) {
       res.on('finish', () => {
         // A version with a build is preloaded when its build is ready (api/builds.ts).

@@ -28,6 +28,7 @@ import { callsRouter } from './handlers/calls.js';
 import { cancelRouter } from './handlers/cancel.js';
 import { deadLettersRouter } from './handlers/dead-letters.js';
 import { functionsRouter } from './handlers/functions.js';
+import { deployImageRouter } from './handlers/deploy-image.js';
 import { schedulesRouter } from './handlers/schedules.js';
 import { triggersRouter } from './handlers/triggers.js';
 import { TriggerRunner, triggerTimings } from './triggers/runner.js';
@@ -229,6 +230,7 @@ export class ApiServer {
     });
     app.use(preloadAfterDeploy(this.db, this.broker, this.o.log));
     app.use(functionsRouter(this.db, this.quotas, this.builds));
+    app.use(deployImageRouter(this.db, this.quotas));
     app.use(schedulesRouter({ db: this.db, calls: this.calls, log: this.o.log, quotas: this.quotas }));
     app.use(triggersRouter({ db: this.db, runner: this.triggers, allow: this.triggerAllow }));
     app.use(invokeRouter(this.db, this.calls, this.idempotencyTtlS, this.callbackAllow));

@@ -122,7 +122,7 @@ export const paramsOf = (params: unknown): unknown => (params === undefined ? {}
 
 const toList = (env: Record<string, string>): string[] => Object.entries(env).map(([k, v]) => `${k}=${v}`);
 
-const labels = (role: Role, owner: Owner, extra: Record<string, string>): Record<string, string> => ({
+export const labels = (role: Role, owner: Owner, extra: Record<string, string>): Record<string, string> => ({
   [LABEL]: 'true',
   'zfaas.role': role,
   'zfaas.node': owner.node,

@@ -4,6 +4,7 @@ import { NAMESPACE_RE, NS_SEP } from './namespace.js';
 import { FaultSchema } from './faults.js';
 import { BuildSchema } from './build.js';
 import { HttpRequestSchema, HttpResponseSchema } from '../protocol/loader.js';
+import { ImageSpecSchema } from './image-function.js';
 
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export const nameSchema = z
@@ -148,6 +149,7 @@ export const FunctionMetaSchema = z.object({
   createdAt: z.string(),
   settings: FunctionSettingsSchema,
   build: BuildSchema.optional(), // its dependencies step, run at deploy (common/build.ts); unset: none to run
+  image: ImageSpecSchema.optional(), // a container-image function: its image serves its calls (common/image-function.ts)
 });
 export type FunctionMeta = z.infer<typeof FunctionMetaSchema>;
 

@@ -119,6 +119,7 @@ export function versionMeta(c: DbContent<'addFunction'> & { settings: FunctionMe
     createdAt: new Date().toISOString(),
     settings: c.settings,
     ...(c.build ? { build: c.build } : {}),
+    ...(c.image ? { image: c.image } : {}),
   };
 }
 

@@ -2,6 +2,7 @@
 // (registry/) and tags it with the name the runtime uses, once, however many calls ask at the same time.
 import type Docker from 'dockerode';
 import { errText, type Logger } from '../common/log.js';
+import { parseImageRef } from '../common/image-ref.js';
 
 export function splitImage(image: string): { repo: string; tag: string } {
   const at = image.lastIndexOf(':');
@@ -40,16 +41,23 @@ export class Images {
         () => false,
       );
     if (here) return;
+    // An image named with its registry (an image function's, e.g. localhost:5000/team/api:1) comes from there.
+    const parsed = parseImageRef(image);
+    if (typeof parsed !== 'string' && parsed.registry) return this.pullFrom(image, image);
     if (!this.registry) throw new Error(`image ${image} is not on this node and no registry is configured (--registry)`);
     const { repo, tag } = splitImage(image);
-    const ref = `${this.registry}/${repo}:${tag}`;
+    await this.pullFrom(image, `${this.registry}/${repo}:${tag}`, { repo, tag });
+  }
+
+  // Pulls `ref` and, when the node knows the image by another name, tags it so.
+  private async pullFrom(image: string, ref: string, as?: { repo: string; tag: string }): Promise<void> {
     const started = Date.now();
     try {
       const stream = await this.docker.pull(ref);
       await new Promise<void>((resolve, reject) =>
         this.docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())),
       );
-      await this.docker.getImage(ref).tag({ repo, tag });
+      if (as) await this.docker.getImage(ref).tag(as);
     } catch (e) {
       throw new Error(`could not pull ${ref}: ${errText(e)}`);
     }

@@ -21,6 +21,7 @@ import { removeLabelled } from '../common/docker.js';
 import { BROKER_PROTOCOL, type ColdStart, type FnDef, type FnRef, type ToInstance } from '../protocol/broker.js';
 import { Definitions } from './definitions.js';
 import { Images } from './images.js';
+import { forNode, policyFor } from './image-functions.js';
 import { ApiLink } from './link.js';
 import { Pool, type Work } from './pool.js';
 import type { StreamSink } from './stream-relay.js';
@@ -302,21 +303,23 @@ export class Instance {
       case 'build':
         void this.build(m.fn, m.runtime); // not kept as the version's definition: its calls bring the built one
         break;
-      case 'preload':
-        this.learn({ fn: m.fn, runtime: m.runtime });
+      case 'preload': {
+        const def = forNode({ fn: m.fn, runtime: m.runtime });
+        this.learn(def);
         this.pool.retireOthers(m.fn.functionName, m.fn.version);
         if (this.policyOf(m.fn) === 'runtime') {
-          this.pool.keepStems(m.runtime, true);
+          this.pool.keepStems(def.runtime, true);
           break;
         }
         void this.unfenced(m.fn)
           .then(async (refused) => {
             if (refused) return; // its calls say why
-            await this.images.ensure(m.runtime.image);
-            this.pool.preload(m.fn, m.runtime, await this.trees.prepare(m.fn, m.runtime));
+            await this.images.ensure(def.runtime.image);
+            this.pool.preload(def.fn, def.runtime, await this.trees.prepare(def.fn, def.runtime));
           })
           .catch((e: unknown) => this.o.log.warn({ fn: m.fn.functionName, err: errText(e) }, 'could not preload function'));
         break;
+      }
       case 'keepWarm':
         this.keepWarm(m);
         break;
@@ -328,7 +331,7 @@ export class Instance {
   // A function's floor of warm containers here (its minWarm share): its tree and image made ready first.
   // Under policy none no container is ever reused, so there is nothing to keep.
   private keepWarm(m: Extract<ToInstance, { type: 'keepWarm' }>): void {
-    const def = m.def;
+    const def = m.def && forNode(m.def);
     const told = (this.warmTold.get(m.name) ?? 0) + 1; // only the latest word about a function counts
     this.warmTold.set(m.name, told);
     if (m.floor === 0 || !def || this.policyOf(def.fn) === 'none') return this.pool.keepWarm(m.name);
@@ -384,19 +387,19 @@ export class Instance {
   }
 
   private policyOf(fn: FunctionMeta): Policy {
-    return fn.settings.policy ?? this.o.policy;
+    return policyFor(fn, fn.settings.policy ?? this.o.policy);
   }
 
   // The definition of a function version: as the API sent it, else from the DB service (this node
   // restarted and the API did not notice).
   private async definition(ref: FnRef): Promise<FnDef> {
     const known = this.defs.get(ref);
-    if (known) return known;
+    if (known) return forNode(known);
     const fn = await this.db.request('getFunction', { name: ref.name, version: ref.version });
     if (!fn) throw new Error(`function ${ref.name}@${ref.version} no longer exists`);
     const runtime: Runtime | null = await this.db.request('getRuntime', { name: fn.runtimeName });
     if (!runtime) throw new Error(`runtime ${fn.runtimeName} no longer exists`);
-    const def = { fn, runtime };
+    const def = forNode({ fn, runtime });
     this.defs.keep(def);
     return def;
   }

@@ -16,6 +16,7 @@ import { Miniworkers, oneJob, WorkerDied, type JobCommand, type Lease, type Work
 import { plan, toEvict, type CallNeed, type Decision } from './placement.js';
 import { ContainerSession, Gone, slotsOf, StemRefused, type SessionDeps } from './session.js';
 import { StemPlanner } from './stems.js';
+import { installBridge, loadLimitMs } from './image-functions.js';
 import type { Work } from './work.js';
 
 export type { Work } from './work.js';
@@ -114,6 +115,7 @@ export class Pool {
       workers: this.workers,
       linesDir: join(o.dataDir, 'lines'),
       slotsDir: join(o.dataDir, 'slots'),
+      bridgeDir: join(o.dataDir, 'bridge'),
       log: o.log,
       runJob: (work, name) => this.runJob(work, name),
       jobId: () => ++this.jobSeq,
@@ -136,6 +138,7 @@ export class Pool {
   async start(): Promise<void> {
     await rm(this.deps.linesDir, { recursive: true, force: true });
     await mkdir(this.deps.linesDir, { recursive: true, mode: 0o700 });
+    await installBridge(this.deps.bridgeDir!, this.o.log);
     await this.workers.start(this.settings.miniworkers);
     this.reaper = setInterval(() => this.reap(), 1000);
     this.reaper.unref();
@@ -210,7 +213,7 @@ export class Pool {
         const s = this.open({ owner: lease.worker, key, runtime, stem: false, slots: slotsOf(fn, runtime) });
         try {
           await s.start(lease, { fn, treeDir });
-          await s.load(fn, PRELOAD_TIMEOUT_MS);
+          await s.load(fn, loadLimitMs(fn, PRELOAD_TIMEOUT_MS));
           s.ready();
         } catch (e) {
           this.warmFailed.set(key, Date.now());
@@ -690,11 +693,13 @@ export class Pool {
 // Policy none runs the `run` command, which cannot answer a web request in a platform's form: a web call of
 // a function in another platform's convention gets a container of its own (a loader to answer it) that
 // is removed after it.
+// An image function under policy none gets the same, for every call: its server is its only way to answer.
 const ownContainer = (w: Work): boolean =>
-  w.http !== undefined &&
-  w.policy === 'none' &&
-  w.runtime.loader !== undefined &&
-  !['auto', 'json'].includes(w.fn.settings.format ?? 'auto');
+  (w.fn.image !== undefined && w.policy === 'none') ||
+  (w.http !== undefined &&
+    w.policy === 'none' &&
+    w.runtime.loader !== undefined &&
+    !['auto', 'json'].includes(w.fn.settings.format ?? 'auto'));
 
 function needOf(w: Work): CallNeed {
   return {

@@ -32,6 +32,7 @@ import { LineBroken, LineClosed, LineTimeout, LoaderLine } from './line.js';
 import { StreamRelay } from './stream-relay.js';
 import { WorkerDied, type Lease, type WorkerPort } from './miniworkers.js';
 import type { Work } from './work.js';
+import { loadLimitMs, openLineToImageUser } from './image-functions.js';
 
 const START_TIMEOUT_MS = 30_000; // a new container's loader must dial in within this
 const SECRETS_TIMEOUT_MS = 10_000; // a loader writes a function's secrets (a few small files) within this
@@ -44,6 +45,7 @@ export interface SessionDeps {
   workers: Pick<WorkerPort, 'remove'>;
   linesDir: string;
   slotsDir: string;
+  bridgeDir?: string; // where zfaas-bridge is, for image functions' containers
   log: Logger;
   runJob(work: Work, name: string): RunJob;
   jobId(): number;
@@ -111,7 +113,9 @@ export class ContainerSession {
           if (this.slotDir) await makeSlot(this.slotDir);
           const lineDir = this.lined ? join(this.d.linesDir, this.id) : undefined;
           if (lineDir) this.line = await LoaderLine.listen(lineDir);
-          const plan = { id: this.id, runtime: this.runtime, fn: o.fn, treeDir: this.slotDir ?? o.treeDir!, lineDir };
+          if (lineDir && o.fn?.image) await openLineToImageUser(lineDir);
+          const bridgeDir = o.fn?.image ? this.d.bridgeDir : undefined; // an image function's loader
+          const plan = { id: this.id, runtime: this.runtime, fn: o.fn, treeDir: this.slotDir ?? o.treeDir!, lineDir, bridgeDir };
           return { type: 'create' as const, plan };
         })(),
       ));
@@ -211,7 +215,7 @@ export class ContainerSession {
   // Loads the function (a new container, or a stem cell that just took it), then runs the call in it.
   async loadAndCall(work: Work): Promise<CallOutcome> {
     try {
-      await this.load(work.fn, work.fn.settings.timeout * 1000);
+      await this.load(work.fn, loadLimitMs(work.fn, work.fn.settings.timeout * 1000));
     } catch (e) {
       if (e instanceof WorkerDied) throw e;
       // A function that cannot load (no handler, a syntax error) fails its call; the container is spent.

@@ -8,6 +8,7 @@ import '../common/lean.js'; // first: keeps what the miniworker never uses out o
 import Docker from 'dockerode';
 import { Dealer } from 'zeromq';
 import { heldContainer, type Owner } from '../common/container-spec.js';
+import { imageCreateOptions } from './image.js';
 import { removeContainer, removeLabelled } from '../common/docker.js';
 import { failure } from '../common/faults.js';
 import { errText } from '../common/errors.js';
@@ -91,9 +92,15 @@ export async function runMiniworker(opts: MiniworkerOptions): Promise<void> {
       case 'create': {
         const mode = m.plan.runtime.loader && m.plan.lineDir ? 'loader' : 'exec';
         const id = m.plan.id;
-        const p = Held.create(docker, heldContainer({ name: id, ...m.plan }, owner), mode, () => {
-          if (held.has(id)) void send({ type: 'exited', id });
-        });
+        const plan = m.plan;
+        // An image function's container comes from its own image, with zfaas-bridge as its loader.
+        const options = async (): Promise<Docker.ContainerCreateOptions> =>
+          plan.fn?.image ? imageCreateOptions(docker, plan, owner) : heldContainer({ name: id, ...plan }, owner);
+        const p = options().then((o) =>
+          Held.create(docker, o, mode, () => {
+            if (held.has(id)) void send({ type: 'exited', id });
+          }),
+        );
         held.set(
           m.plan.id,
           // Its failure is answered below, to the create; the table keeps only what was made.

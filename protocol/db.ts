@@ -22,6 +22,7 @@ import {
 } from '../common/model.js';
 import { NAMESPACE_RE, namespaceSchema, NS_SEP } from '../common/namespace.js';
 import { BuildEndSchema, BuildSchema } from '../common/build.js';
+import { ImageSpecSchema } from '../common/image-function.js';
 
 const digest = z.string().regex(/^[a-f0-9]{64}$/);
 
@@ -214,6 +215,7 @@ export const DB_MESSAGES = {
       originalname: z.string().max(1024).optional(),
       settings: FunctionSettingsSchema,
       build: BuildSchema.optional(), // `building` when its runtime has a dependencies step
+      image: ImageSpecSchema.optional(), // a container-image function
     }),
     FunctionMetaSchema,
   ),

@@ -40,6 +40,7 @@ export const PlanSchema = z.object({
   fn: FunctionMetaSchema.optional(),
   treeDir: z.string().min(1),
   lineDir: z.string().min(1).optional(), // with a loader: the folder holding the node's socket
+  bridgeDir: z.string().min(1).optional(), // an image function: the host folder holding zfaas-bridge
 });
 export type Plan = z.infer<typeof PlanSchema>;
 

@@ -152,5 +152,7 @@ build_runtime() {
 }
 
 T0="$(now)"
+# The loader of container-image functions, a static binary the nodes mount into their containers.
+bash "$HERE/image/build-bridge.sh" || log "zfaas-bridge not built (image functions need it): is go installed? (scripts/ensure-go.sh)"
 for rt in "${TARGETS[@]}"; do build_runtime "$rt"; done
 log "done in $(since "$T0"): $(for rt in "${TARGETS[@]}"; do docker image inspect -f "zfaas/$rt:latest {{.Size}}" "zfaas/$rt:latest" | awk '{printf "%s %.0f MB; ", $1, $2/1e6}'; done)"

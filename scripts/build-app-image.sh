@@ -42,6 +42,9 @@ else
   "$NODE_BIN" -e 'process.exit(process.versions.node.split(".")[0] >= 20 ? 0 : 1)' || die "this host's node is older than 20"
 fi
 
+# zfaas-bridge (runtimes/image/bin), which instances give image functions' containers, goes in with runtimes/.
+bash "$ROOT/runtimes/image/build-bridge.sh" || log "zfaas-bridge not built (no go?): image functions will not run in this image"
+
 # What goes into the image: when none of it changed, the existing image is kept.
 source_hash() {
   {

@@ -108,6 +108,11 @@ it('matches the real responses of a running platform', async () => {
     '/registerFunction/{runtime}/{funcName}',
     await upload(`${api}/registerFunction/nope/echo`, Buffer.from('x'), 'x.tar.gz'),
   );
+  // a container-image function (stored as given; a node pulls its image at its first call), and a bad reference
+  expect(
+    (await call('POST', '/registerImageFunction/img', '/registerImageFunction/{funcName}', { image: 'acme/api:1', port: 9000 })).status,
+  ).toBe(201);
+  expect((await call('POST', '/registerImageFunction/img', '/registerImageFunction/{funcName}', { image: 'Not Valid' })).status).toBe(400);
   await call('GET', '/functions', '/functions');
   await call('GET', '/functions?detail=true', '/functions');
   await call('GET', '/functions/echo', '/functions/{name}');

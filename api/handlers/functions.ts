@@ -222,7 +222,7 @@ export function settingsFrom(req: Request): FunctionSettings {
 }
 
 // Every stored version of the scope's functions (what the archive-bytes quota counts).
-async function storedVersions(db: DbClient, scope: Scope): Promise<FunctionMeta[]> {
+export async function storedVersions(db: DbClient, scope: Scope): Promise<FunctionMeta[]> {
   const own = (await db.request('listFunctions', {})).filter((f) => scope.owns(f.functionName));
   return (await Promise.all(own.map((f) => db.request('listVersions', { name: f.functionName })))).flat();
 }

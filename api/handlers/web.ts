@@ -168,7 +168,8 @@ function forwardHeaders(req: Request, dropAuthorization: boolean): Record<string
 // contract, so its JSON bodies keep that contract's 1 MiB limit.
 function paramsOf(req: Request, body: Buffer, fn: FunctionMeta): unknown {
   const format = fn.settings.format ?? 'auto';
-  const raw = format === 'lambda' || format === 'lambda-v1';
+  // An image function's server reads the request itself: its body is never held to the JSON contract.
+  const raw = format === 'lambda' || format === 'lambda-v1' || fn.image !== undefined;
   const sentAsJson =
     /^application\/([\w.+-]*\+)?json\b/i.test(req.headers['content-type'] ?? '') || req.headers['content-type'] === undefined;
   if (body.length > PARAMS_LIMIT) {

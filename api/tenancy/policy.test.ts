@@ -50,6 +50,7 @@ describe('the rules the routes declare', () => {
     'GET /runtime/:name': 'developer',
     'DELETE /runtime/:name': 'developer',
     'POST /registerFunction/:runtime/:funcName': 'developer',
+    'POST /registerImageFunction/:funcName': 'developer',
     'GET /functions': 'developer',
     'GET /functions/:name': 'developer',
     'POST /functions/:name/rollback': 'developer',

@@ -223,6 +223,11 @@ export class ApiClient {
     }
   }
 
+  /** A container-image function (POST /registerImageFunction/NAME): the image, its port and readiness, and settings. */
+  async deployImage(name: string, body: Record<string, unknown>): Promise<FunctionMeta> {
+    return (await this.send('POST', `/registerImageFunction/${enc(name)}`, FunctionMetaSchema, { json: body })).data;
+  }
+
   async rollback(name: string, version?: number): Promise<FunctionMeta> {
     return (
       await this.send('POST', `/functions/${enc(name)}/rollback`, FunctionMetaSchema, { json: version === undefined ? {} : { version } })

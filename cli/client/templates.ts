@@ -4,11 +4,13 @@
 // hello-world in that platform's own convention (protocol/loader.ts, "Web calls"), with a zfaas.json
 // telling `zfaas deploy` the runtime, format and handler that load it (runtimes/node/loader.js).
 
+import { dockerfileTemplate } from './template-dockerfile.js';
+
 export type TemplateRuntime = 'node' | 'python' | 'java' | 'go';
 export const TEMPLATE_RUNTIMES: readonly TemplateRuntime[] = ['node', 'python', 'java', 'go'];
 
-export type Template = TemplateRuntime | 'lambda' | 'openwhisk' | 'openfaas' | 'gcf';
-export const TEMPLATES: readonly Template[] = ['node', 'python', 'java', 'go', 'lambda', 'openwhisk', 'openfaas', 'gcf'];
+export type Template = TemplateRuntime | 'lambda' | 'openwhisk' | 'openfaas' | 'gcf' | 'dockerfile';
+export const TEMPLATES: readonly Template[] = ['node', 'python', 'java', 'go', 'lambda', 'openwhisk', 'openfaas', 'gcf', 'dockerfile'];
 
 /** The runtime a template's code is written for. */
 export const templateRuntime = (t: Template): TemplateRuntime => (t === 'python' || t === 'java' || t === 'go' ? t : 'node');
@@ -64,6 +66,8 @@ const deployDefaults = (format: string, handler?: string): string =>
 
 export function templateFiles(name: string, template: Template): Record<string, string> {
   switch (template) {
+    case 'dockerfile': // an image, not an archive: a Dockerfile and an HTTP server (template-dockerfile.ts)
+      return dockerfileTemplate(name);
     case 'node':
       return {
         'index.js': `'use strict';

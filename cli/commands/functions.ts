@@ -17,6 +17,7 @@ import { withDeployDefaults } from '../pack/defaults.js';
 import { guessRuntime, loadUpload } from '../pack/deploy.js';
 import { act, clientCommand, collect, examples, positiveInt, positiveNumber, wholeNumber, type Deps } from './common.js';
 import { builtLine, failedBuild, followBuild } from './build-follow.js';
+import { deployImage, hasDockerfile, type ImageOpts } from './deploy-image.js';
 
 interface DeployOpts {
   runtime?: string;
@@ -133,9 +134,13 @@ export function functionCommands(p: Command, deps: Deps): void {
   examples(
     clientCommand(
       p,
-      'deploy <name> <path>',
-      'deploy a function from a directory (packed, minus .zfaasignore) or a .tar.gz/.tar/.zip; each deploy is a new version',
+      'deploy <name> [path]',
+      'deploy a function from a directory (packed, minus .zfaasignore) or a .tar.gz/.tar/.zip, an image (--image), or a directory with a Dockerfile (built into an image); each deploy is a new version',
     )
+      .option('--image <ref>', 'deploy a container image that serves HTTP on $PORT instead of an archive (see docs/functions.md)')
+      .option('--port <n>', 'the port the image serves on, given to it as $PORT (default 8080)', positiveInt('--port'))
+      .option('--readiness <duration>', "how long the image's server has to accept connections (default 10s)")
+      .option('--registry <host>', 'push a built image to this registry (the one the nodes pull from) before deploying it')
       .option(
         '-r, --runtime <runtime>',
         "runtime to run it with (default: the function's current runtime, else guessed: package.json/index.js -> node, handler.py/main.py/requirements.txt -> python)",
@@ -200,10 +205,22 @@ export function functionCommands(p: Command, deps: Deps): void {
       'zfaas deploy api ./api --format lambda --public --rate-limit 200',
       'zfaas deploy charge ./charge --retries 3 --retry-backoff 500ms',
       'zfaas deploy api ./api --secrets db-password,api-token',
+      'zfaas deploy web --image acme/web:1.4 --port 3000',
+      'zfaas deploy web ./web            # a folder with a Dockerfile: built, then deployed',
+      'zfaas deploy web ./web --registry registry.local:5000',
     ],
   ).action(
-    act(deps, async (name: string, path: string, o: DeployOpts, cmd: Command) => {
-      o = await withDeployDefaults(path, o); // DIR/zfaas.json's runtime, format, handler, ...: where no flag was given
+    act(deps, async (name: string, path: string | undefined, o: DeployOpts & ImageOpts, cmd: Command) => {
+      // DIR/zfaas.json's runtime, format, handler, ...: where no flag was given.
+      if (path !== undefined && o.image === undefined) o = await withDeployDefaults(path, o);
+      // An image (--image), or a folder with a Dockerfile and no runtime: built, then deployed as an image.
+      if (o.image !== undefined || (o.runtime === undefined && (await hasDockerfile(path)))) {
+        const fn = await deployImage(await deps.client(cmd), out, name, path, o, settingsFields(o));
+        if (o.json) return out.json(fn);
+        out.print(`deployed ${fn.functionName} version ${fn.version} (image ${fn.image?.ref ?? '?'}, port ${fn.image?.port ?? '?'})`);
+        return;
+      }
+      if (path === undefined) throw new UsageError('give the path of the function (a directory or an archive), or --image REF');
       const fields = settingsFields(o);
       // Local problems (missing path, not an archive) are reported before anything is asked of the API.
       const up = await loadUpload(path, name);
@@ -274,6 +291,7 @@ export function functionCommands(p: Command, deps: Deps): void {
       out.fields([
         ['name', f.functionName],
         ['runtime', f.runtimeName],
+        ...(f.image ? [['image', `${f.image.ref} (port ${f.image.port}, readiness ${f.image.readiness}s)`] as const] : []),
         ['version', String(f.version)],
         ['settings', settingsLine(f)],
         ['handler', f.settings.handler ?? '(default)'],

@@ -41,7 +41,9 @@ describe('init --template / --runtime', () => {
   it('refuses a missing template with exit 2', async () => {
     expect(await init('x', '--dir', join(root, 'none'))).toMatchObject({
       code: EXIT.USAGE,
-      notes: ['zfaas: give --template (node, python, java, go, lambda, openwhisk, openfaas, gcf) or --runtime (node, python, java, go)'],
+      notes: [
+        'zfaas: give --template (node, python, java, go, lambda, openwhisk, openfaas, gcf, dockerfile) or --runtime (node, python, java, go)',
+      ],
     });
   });
 
@@ -61,7 +63,7 @@ describe('init --template / --runtime', () => {
     expect(await readFile(join(root, 'go', 'go.mod'), 'utf8')).toBe('module sum\n\ngo 1.19\n');
   });
 
-  const expected: Record<Exclude<Template, 'node' | 'python' | 'java' | 'go'>, { code: string; defaults: object }> = {
+  const expected: Record<Exclude<Template, 'node' | 'python' | 'java' | 'go' | 'dockerfile'>, { code: string; defaults: object }> = {
     lambda: { code: 'index.mjs', defaults: { runtime: 'node', format: 'lambda', handler: 'index.handler' } },
     openwhisk: { code: 'index.js', defaults: { runtime: 'node', format: 'openwhisk', handler: 'index.main' } },
     openfaas: { code: 'handler.js', defaults: { runtime: 'node', format: 'openfaas' } },
@@ -69,7 +71,7 @@ describe('init --template / --runtime', () => {
   };
 
   it('writes each platform template with the zfaas.json deploy reads, left out of the archive', async () => {
-    for (const t of TEMPLATES.filter((x) => !['node', 'python', 'java', 'go'].includes(x)) as Array<keyof typeof expected>) {
+    for (const t of TEMPLATES.filter((x) => !['node', 'python', 'java', 'go', 'dockerfile'].includes(x)) as Array<keyof typeof expected>) {
       const dir = join(root, t);
       const r = await init('web-fn', '--template', t, '--dir', dir);
       expect(r.code, t).toBe(0);
@@ -82,6 +84,37 @@ describe('init --template / --runtime', () => {
       expect(JSON.parse(await readFile(join(dir, 'package.json'), 'utf8'))).toMatchObject({ name: 'web-fn', private: true });
     }
     expect((await readdir(join(root, 'lambda'))).sort()).toEqual(['.zfaasignore', 'index.mjs', 'package.json', 'zfaas.json']);
+  });
+});
+
+describe('init --template dockerfile', () => {
+  it('writes a Dockerfile and a server that answers web and JSON calls on $PORT', async () => {
+    const dir = join(root, 'image');
+    const r = await init('web', '--template', 'dockerfile', '--dir', dir);
+    expect(r.code).toBe(0);
+    expect(r.printed[0]).toMatch(/\(dockerfile\): Dockerfile, server\.js, \.dockerignore$/);
+    expect(r.notes[0]).toContain('builds the image from its Dockerfile');
+    const dockerfile = await readFile(join(dir, 'Dockerfile'), 'utf8');
+    expect(dockerfile).toMatch(/^CMD \["node", "\/app\/server\.js"\]$/m);
+    // The server itself, on this machine: it listens on $PORT and answers both kinds of call.
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const child = spawn(process.execPath, [join(dir, 'server.js')], {
+      env: { ...process.env, PORT: String(port) },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      await new Promise<void>((ok) => child.stdout.once('data', () => ok()));
+      const web = (await (await fetch(`http://127.0.0.1:${port}/a/b?name=ana`)).json()) as object;
+      expect(web).toEqual({ message: 'Hello, ana!', path: '/a/b' });
+      const posted = await fetch(`http://127.0.0.1:${port}/`, {
+        method: 'POST',
+        body: '{"name":"bo"}',
+        headers: { 'content-type': 'application/json' },
+      });
+      expect(await posted.json()).toEqual({ message: 'Hello, bo!', path: '/' });
+    } finally {
+      child.kill();
+    }
   });
 });
 

@@ -65,6 +65,7 @@ export function initCommand(p: Command, deps: Deps): void {
       'zfaas init sum --template go && zfaas deploy sum ./sum --runtime go && zfaas invoke sum name=ana',
       'zfaas init api --template lambda && zfaas deploy api ./api && zfaas invoke api -q name=ana -i',
       'zfaas init action --template openwhisk   # also: openfaas, gcf',
+      'zfaas init web --template dockerfile && zfaas deploy web ./web && zfaas invoke web name=ana',
     ],
   ).action(
     act(deps, async (name: string, o: { template?: Template; runtime?: TemplateRuntime; dir?: string }) => {
@@ -80,9 +81,11 @@ export function initCommand(p: Command, deps: Deps): void {
       const arg = shown.startsWith('.') || shown.startsWith('/') ? shown : `./${shown}`;
       out.print(`created ${shown}/ (${template}): ${Object.keys(files).join(', ')}`);
       out.note(
-        isWebTemplate(template)
-          ? `next:\n  zfaas deploy ${name} ${arg}   # runtime, format and handler from zfaas.json\n  zfaas invoke ${name} -q name=ana -i`
-          : `next:\n  zfaas deploy ${name} ${arg} --runtime ${templateRuntime(template)}\n  zfaas invoke ${name} name=ana`,
+        template === 'dockerfile'
+          ? `next:\n  zfaas deploy ${name} ${arg}   # builds the image from its Dockerfile, then deploys it\n  zfaas invoke ${name} name=ana`
+          : isWebTemplate(template)
+            ? `next:\n  zfaas deploy ${name} ${arg}   # runtime, format and handler from zfaas.json\n  zfaas invoke ${name} -q name=ana -i`
+            : `next:\n  zfaas deploy ${name} ${arg} --runtime ${templateRuntime(template)}\n  zfaas invoke ${name} name=ana`,
       );
     }),
   );

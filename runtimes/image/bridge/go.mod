@@ -1,0 +1,3 @@
+module zfaas/bridge
+
+go 1.19
