@@ -3,18 +3,16 @@
 // from CALLERS callers at once through its web path, from no container: once deployed with
 // containerConcurrency 1 (the baseline, measured in the same run) and once with containerConcurrency N.
 // Printed: the calls per second, the containers made (cold starts) and the most held at once, the p50 and
-// p99 of a call, and the ratio of each scenario to the baseline. The node runtime is the built-in image
-// with this tree's loader (test/helpers/loader-images.ts), removed after the run.
+// p99 of a call, and the ratio of each scenario to the baseline. The function runs on the built-in node
+// runtime.
 // BENCH_CALLS (default 200), BENCH_CALLERS (default 32), BENCH_SLEEP_MS (default 50), BENCH_CONC (default 8).
 import { packFiles } from '../test/helpers/archives.js';
-import { buildLoaderImage, removeImage } from '../test/helpers/loader-images.js';
-import { http, startUp, upload, type Platform } from '../test/helpers/platform.js';
+import { startUp, upload, type Platform } from '../test/helpers/platform.js';
 
 const CALLS = Number(process.env.BENCH_CALLS ?? 200);
 const CALLERS = Number(process.env.BENCH_CALLERS ?? 32);
 const SLEEP_MS = Number(process.env.BENCH_SLEEP_MS ?? 50);
 const CONC = Number(process.env.BENCH_CONC ?? 8);
-const IMAGE = 'zfaas-bench/node-conc:latest';
 const SRC = `module.exports = async (p) => {\n  await new Promise((r) => setTimeout(r, ${SLEEP_MS}));\n  return { n: p.n };\n};\n`;
 
 const quantile = (xs: number[], q: number): number => {
@@ -44,7 +42,7 @@ interface Row {
 
 async function scenario(p: Platform, conc: number): Promise<Row> {
   const name = `io-wait-${conc}`;
-  const r = await upload(`${p.api}/registerFunction/node-conc/${name}`, await packFiles({ 'index.js': SRC }), `${name}.tar.gz`, {
+  const r = await upload(`${p.api}/registerFunction/node/${name}`, await packFiles({ 'index.js': SRC }), `${name}.tar.gz`, {
     containerConcurrency: String(conc),
   });
   if (r.status !== 201) throw new Error(`deploy ${name}: ${r.status} ${JSON.stringify(r.body)}`);
@@ -92,11 +90,8 @@ async function scenario(p: Platform, conc: number): Promise<Row> {
 }
 
 async function main(): Promise<void> {
-  const runtime = await buildLoaderImage('node', IMAGE, 'node-conc');
   const p = await startUp(['--miniworkers', '4', '--policy', 'function'], { ZFAAS_LOG_LEVEL: 'warn' });
   try {
-    const reg = await http('POST', `${p.api}/registerRuntime`, runtime);
-    if (reg.status >= 300) throw new Error(`registerRuntime: ${reg.status} ${JSON.stringify(reg.body)}`);
     const base = await scenario(p, 1);
     const rows = [base, await scenario(p, CONC)];
     const ratio = (a: number, b: number): string => (b > 0 ? `${(a / b).toFixed(2)}x` : '-');
@@ -110,7 +105,6 @@ async function main(): Promise<void> {
     );
   } finally {
     await p.stop();
-    await removeImage(IMAGE);
   }
 }
 

@@ -8,8 +8,7 @@
 //   npm run bench:streaming        (ZFAAS_BENCH_QUICK=1 for fewer calls)
 import { spawn } from 'node:child_process';
 import { packFiles } from '../test/helpers/archives.js';
-import { freePort, http, startUp, upload, type Platform } from '../test/helpers/platform.js';
-import { buildLoaderImage, removeImage } from '../test/helpers/loader-images.js';
+import { freePort, startUp, upload, type Platform } from '../test/helpers/platform.js';
 
 const N = process.env.ZFAAS_BENCH_QUICK === '1' ? 15 : 50;
 const TOKEN = 'bench-streaming-token-0123456789';
@@ -27,7 +26,7 @@ const WRITER = `async (req, res) => {
 const FUNCTIONS: { name: string; runtime: string; format: string; handler: string; files: Record<string, string>; label: string }[] = [
   {
     name: 'gcf',
-    runtime: 'node-s',
+    runtime: 'node',
     format: 'gcf',
     handler: 'index.handler',
     files: { 'index.js': `exports.handler = ${WRITER};\n` },
@@ -35,7 +34,7 @@ const FUNCTIONS: { name: string; runtime: string; format: string; handler: strin
   },
   {
     name: 'lam',
-    runtime: 'node-s',
+    runtime: 'node',
     format: 'lambda',
     handler: 'index.handler',
     files: {
@@ -50,7 +49,7 @@ const FUNCTIONS: { name: string; runtime: string; format: string; handler: strin
   },
   {
     name: 'py',
-    runtime: 'python-s',
+    runtime: 'python',
     format: 'gcf',
     handler: 'main.handler',
     files: {
@@ -112,13 +111,6 @@ async function main(): Promise<void> {
   const raw = await baseline();
   try {
     p = await startUp(['--miniworkers', '2'], { ZFAAS_TOKEN: TOKEN, ZFAAS_LOG_LEVEL: 'warn' });
-    for (const [lang, name] of [
-      ['node', 'node-s'],
-      ['python', 'python-s'],
-    ] as const) {
-      const rt = await http('POST', `${p.api}/registerRuntime`, await buildLoaderImage(lang, `zfaas-stream/${lang}:test`, name), auth);
-      if (rt.status >= 300) throw new Error(`runtime not registered: ${JSON.stringify(rt.body)}`);
-    }
     for (const f of FUNCTIONS) {
       const up = await upload(
         `${p.api}/registerFunction/${f.runtime}/${f.name}`,
@@ -142,7 +134,6 @@ async function main(): Promise<void> {
   } finally {
     raw.stop();
     await p?.stop();
-    for (const lang of ['node', 'python']) await removeImage(`zfaas-stream/${lang}:test`);
   }
 }
 

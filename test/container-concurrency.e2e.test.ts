@@ -3,14 +3,11 @@
 // container hostname each result carries, and by Docker's labels), each result and its logs are its own
 // call's; a call that throws fails alone; a call that ends its process fails the calls in its container and
 // the function works again after; a call past its timeout ends TIMEOUT and the others in its container
-// DONE; a cancelled call ends alone and its container serves on. The runtimes are the built-in images with this tree's loaders copied in (images of this test's own,
-// removed after it), so that the test does not depend on when the shared images were last built.
+// DONE; a cancelled call ends alone and its container serves on. The functions run on the built-in node
+// and python runtimes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packFiles } from './helpers/archives.js';
-import { buildLoaderImage, removeImage } from './helpers/loader-images.js';
 import { http, labelledContainers, sleep, startUp, upload, waitCall, waitFor, type CallView, type Platform } from './helpers/platform.js';
-
-const IMAGES = { node: 'zfaas-test/node-conc:latest', python: 'zfaas-test/python-conc:latest' };
 
 const NODE_FN = `const os = require('os');
 module.exports = async (p) => {
@@ -41,25 +38,16 @@ async def handler(p):
 let p: Platform;
 
 beforeAll(async () => {
-  const runtimes = [
-    await buildLoaderImage('node', IMAGES.node, 'node-conc'),
-    await buildLoaderImage('python', IMAGES.python, 'python-conc'),
-  ];
   p = await startUp(['--miniworkers', '2', '--policy', 'function']);
-  for (const rt of runtimes) {
-    const r = await http('POST', `${p.api}/registerRuntime`, rt);
-    expect(r.status, JSON.stringify(r.body)).toBeLessThan(300);
-  }
 }, 300_000);
 
 afterAll(async () => {
   await p?.stop();
-  for (const image of Object.values(IMAGES)) await removeImage(image);
 }, 120_000);
 
 const LANGS = [
-  { lang: 'node', runtime: 'node-conc', files: { 'index.js': NODE_FN } },
-  { lang: 'python', runtime: 'python-conc', files: { 'handler.py': PYTHON_FN } },
+  { lang: 'node', runtime: 'node', files: { 'index.js': NODE_FN } },
+  { lang: 'python', runtime: 'python', files: { 'handler.py': PYTHON_FN } },
 ] as const;
 
 interface Value {

@@ -2,11 +2,10 @@
 // awslambda.streamifyResponse, gcf's res.write, a Python generator) reach their caller piece by piece, the
 // first before the function ends; the body is whole; GET /call/N shows DONE with the size and the first
 // KiB; Server-Sent Events arrive as events; a caller that leaves after the first piece leaves the call
-// cancelled. The functions run in images with this checkout's loaders (helpers/loader-images.ts).
+// cancelled. The functions run on the built-in node and python runtimes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packFiles } from './helpers/archives.js';
 import { http, startUp, upload, waitFor, type Platform } from './helpers/platform.js';
-import { buildLoaderImage, removeImage } from './helpers/loader-images.js';
 
 const TOKEN = 'stream-test-token-0123456789';
 const auth = { authorization: `Bearer ${TOKEN}` };
@@ -17,7 +16,7 @@ const GAP_MS = 400; // between a function's writes
 // Each function writes three pieces GAP_MS apart, saying when it wrote each.
 const FUNCTIONS: Record<string, { runtime: string; format: string; handler: string; files: Record<string, string> }> = {
   lam: {
-    runtime: 'node-s',
+    runtime: 'node',
     format: 'lambda',
     handler: 'index.handler',
     files: {
@@ -33,7 +32,7 @@ const FUNCTIONS: Record<string, { runtime: string; format: string; handler: stri
     },
   },
   gcf: {
-    runtime: 'node-s',
+    runtime: 'node',
     format: 'gcf',
     handler: 'index.handler',
     files: {
@@ -49,7 +48,7 @@ const FUNCTIONS: Record<string, { runtime: string; format: string; handler: stri
     },
   },
   py: {
-    runtime: 'python-s',
+    runtime: 'python',
     format: 'gcf',
     handler: 'main.handler',
     files: {
@@ -67,7 +66,7 @@ def handler(request):
     },
   },
   sse: {
-    runtime: 'node-s',
+    runtime: 'node',
     format: 'gcf',
     handler: 'index.handler',
     files: {
@@ -83,7 +82,7 @@ def handler(request):
     },
   },
   broken: {
-    runtime: 'node-s',
+    runtime: 'node',
     format: 'gcf',
     handler: 'index.handler',
     files: {
@@ -96,7 +95,7 @@ def handler(request):
     },
   },
   slow: {
-    runtime: 'node-s',
+    runtime: 'node',
     format: 'gcf',
     handler: 'index.handler',
     files: {
@@ -185,13 +184,6 @@ function parseEvents(text: string): { id?: string; event?: string; data: string 
 
 beforeAll(async () => {
   p = await startUp(['--miniworkers', '2'], { ZFAAS_TOKEN: TOKEN });
-  for (const [lang, name] of [
-    ['node', 'node-s'],
-    ['python', 'python-s'],
-  ] as const) {
-    const r = await http('POST', `${p.api}/registerRuntime`, await buildLoaderImage(lang, `zfaas-stream/${lang}:test`, name), auth);
-    expect(r.status, JSON.stringify(r.body)).toBeLessThan(300);
-  }
   for (const [name, f] of Object.entries(FUNCTIONS)) {
     const r = await upload(
       `${p.api}/registerFunction/${f.runtime}/${name}`,
@@ -206,7 +198,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await p?.stop();
-  for (const lang of ['node', 'python']) await removeImage(`zfaas-stream/${lang}:test`);
 });
 
 describe('a streamed answer reaches its caller as the function writes it', () => {
@@ -237,7 +228,7 @@ describe('a streamed answer reaches its caller as the function writes it', () =>
       'index.js': `exports.handler = (req, res) => { res.set('content-type', 'text/plain'); res.write('a'.repeat(1000)); res.write('b'.repeat(1000)); res.end('c'.repeat(1000)); };\n`,
     };
     const up = await upload(
-      `${p.api}/registerFunction/node-s/long`,
+      `${p.api}/registerFunction/node/long`,
       await packFiles(files),
       'long.tar.gz',
       { format: 'gcf', handler: 'index.handler' },
