@@ -21,10 +21,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isFinal, type CallStatus } from '../common/model.js';
 import { packFiles } from './helpers/archives.js';
 import { ROOT, sleep, stopwatch, tempDir, waitFor } from './helpers/platform.js';
+import { longestPause } from './helpers/failover-load.js';
+import { HOSTS_SH, lines, PATH, requestOver, type Answer } from './helpers/swarm-hosts.js';
 
 const run = promisify(execFile);
-const PATH = `${process.env.PATH ?? ''}:/usr/sbin:/sbin:/usr/bin:/bin`;
-const HOSTS_SH = join(ROOT, 'scripts', 'swarm', 'hosts.sh');
 const PREFIX = `zfaas-swarm-${process.pid}`;
 const STATE = join('/tmp', PREFIX);
 const IMAGE = process.env.ZFAAS_IMAGE ?? 'zfaas/zfaas:latest';
@@ -97,7 +97,6 @@ const hosts = (args: string[], timeoutMs = 120_000, env: Record<string, string> 
   sh('bash', [HOSTS_SH, ...args], timeoutMs, env, ['up', 'down', 'load', 'crash', 'start'].includes(args[0]!));
 const dockerOn = (host: string, args: string[], timeoutMs = 60_000, env: Record<string, string> = {}): Promise<string> =>
   hosts(['docker', PREFIX, host, ...args], timeoutMs, env);
-const lines = (s: string): string[] => s.split('\n').filter(Boolean);
 
 // The API, through a relay inside host a (a unix socket here, 127.0.0.1:3000 there): no TCP on this
 // machine's own network.
@@ -114,40 +113,8 @@ async function api(method: string, path: string, body?: unknown): Promise<{ stat
   }
 }
 
-async function apiOnce(method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
-  let payload: Buffer | undefined;
-  let type: string | undefined;
-  if (body instanceof FormData) {
-    const r = new Request('http://api/', { method: 'POST', body });
-    payload = Buffer.from(await r.arrayBuffer());
-    type = r.headers.get('content-type') ?? undefined;
-  } else if (body !== undefined) {
-    payload = Buffer.from(JSON.stringify(body));
-    type = 'application/json';
-  }
-  const headers: Record<string, string> = { authorization: `Bearer ${token}` };
-  if (type) headers['content-type'] = type;
-  if (payload) headers['content-length'] = String(payload.length);
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath: apiSock, method, path, headers, timeout: 120_000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', reject);
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString();
-        let json: unknown = text;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          // not JSON: kept as text
-        }
-        resolve({ status: res.statusCode ?? 0, json });
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer`)));
-    req.on('error', reject);
-    req.end(payload);
-  });
+function apiOnce(method: string, path: string, body?: unknown): Promise<Answer> {
+  return requestOver(apiSock, method, path, { token, body, timeoutMs: 120_000 });
 }
 
 interface NodeInfo {
@@ -231,21 +198,6 @@ function steadyLoad(callers: number, ms: number, firstI: number): Load {
       await all;
     },
   };
-}
-
-// The longest time without an answer within [from, to]: from the last answer before `from` (or `from`) to
-// the next, and so on, to `to`.
-function longestPause(answers: number[], from: number, to: number): number {
-  const t = [...answers].sort((a, b) => a - b);
-  let prev = from;
-  for (const a of t) if (a <= from) prev = a;
-  let longest = 0;
-  for (const a of t) {
-    if (a <= from || a > to) continue;
-    longest = Math.max(longest, a - prev);
-    prev = a;
-  }
-  return Math.max(longest, to - prev);
 }
 
 // A call's final state as the store holds it (long-polled), or its last state if it never ends.
