@@ -354,6 +354,19 @@ describe('preloads', () => {
     expect(run({ chores: [preload], maxContainers: 3 })).toEqual([{ kind: 'chore', index: 0, worker: 'w2' }]);
   });
 
+  it('gives the room a preload made to the preload, not to a stem cell asked for before it', () => {
+    const stem: ChoreNeed = { urgent: false, room: true, evicts: 10_000 };
+    const full = new ContainerTable();
+    put(full, 'b', 'busy', { owner: 'w1' });
+    put(full, 'i', 'idle', { owner: 'w1', key: fnKey('g', 1), at: 1000 });
+    const run = (t: ContainerTable) =>
+      plan({ containers: t.all(), transient: 0, calls: [], chores: [stem, preload], ready: ['w2'], maxContainers: 2, now: 2000 });
+    expect(run(full)).toEqual([{ kind: 'evict', id: 'i' }]); // for the preload: the stem cell would wait 10 s
+    const roomMade = new ContainerTable(); // 'i' is gone
+    put(roomMade, 'b', 'busy', { owner: 'w1' });
+    expect(run(roomMade)).toEqual([{ kind: 'chore', index: 1, worker: 'w2' }]);
+  });
+
   it('never removes a stem cell for a chore: a full node of stem cells and busy containers makes no room for it', () => {
     const t = new ContainerTable();
     put(t, 'b', 'busy', { owner: 'w1' });

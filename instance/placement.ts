@@ -21,7 +21,8 @@
 //   containers, least recently used first), one for each waiting call that cannot get room otherwise; a
 //   removal already under way counts as room coming, so a burst does not empty the node of warm containers.
 // - Chores: urgent ones (a sweep, a dependencies step a call waits for) go before calls; spare ones (a stem
-//   cell, a preload) only into room no call waits for, and are dropped when a call waits for room. A chore
+//   cell, a preload) only into room no call waits for, and are dropped when a call waits for room; a preload
+//   goes before stem cells. A chore
 //   makes room only by removing an idle function container, never a stem cell (which would be made again).
 import type { Policy } from '../common/model.js';
 import { rtKey, type ContainerRec } from './containers.js';
@@ -186,8 +187,11 @@ export function plan(p: PlanInput): Action[] {
     actions.push({ kind: 'call', index, decision: { kind: 'create', worker } });
   });
 
-  p.chores.forEach((c, index) => {
-    if (c.urgent) return;
+  // Spare chores: preloads (their owner asked for them) before stem cells, so that the room a preload made
+  // by removing an idle container is not taken by a stem cell, while the preload removes the next one.
+  const spareChores = p.chores.map((c, index) => ({ c, index })).filter(({ c }) => !c.urgent);
+  spareChores.sort((a, b) => Number(a.c.evicts !== 0) - Number(b.c.evicts !== 0));
+  spareChores.forEach(({ c, index }) => {
     if (c.room && (roomWanted || (room <= 0 && c.evicts === undefined))) return void actions.push({ kind: 'drop', index });
     if (ready.length === 0) return;
     if (c.room && !claimRoom(undefined, c.evicts)) return; // a preload or a stem cell: room is being made for it
