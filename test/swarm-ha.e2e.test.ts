@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isFinal, type CallStatus } from '../common/model.js';
 import { packFiles } from './helpers/archives.js';
-import { failoverLoad, longestPause, RECORDER, runsByParam, type Recorded } from './helpers/failover-load.js';
+import { failoverLoad, longestPause, RECORDER, runsByParam, type FailoverLoad, type Recorded } from './helpers/failover-load.js';
 import { ROOT, sleep, stopwatch, tempDir, waitFor } from './helpers/platform.js';
 import { lines, requestOver, sh, swarmUnsupported, SwarmHosts, type Answer } from './helpers/swarm-hosts.js';
 
@@ -153,7 +153,11 @@ async function crashUnderLoad(o: {
     crashedAt = Date.now();
     if (!others.includes(manager)) manager = others[0]!;
     // The service answers again: a call first sent after the crash is answered (120 s at most).
-    answeredAt = await waitFor('an answer to a call sent after the crash', async () => load.sentAfter(crashedAt), 120_000);
+    answeredAt = await waitFor('an answer to a call sent after the crash', async () => load.sentAfter(crashedAt), 120_000).catch(
+      async (e: unknown) => {
+        throw new Error(`${String(e)}\n${await afterCrash(others, load, crashedAt)}`);
+      },
+    );
     since(`${o.what} -> a call sent after it answered`, crashedAt);
     await waitFor(`PostgreSQL to settle after: ${o.what}`, o.recovered, 120_000);
     recoveredAt = Date.now();
@@ -207,6 +211,27 @@ async function crashUnderLoad(o: {
   expect(notOwn.map((c) => `${c.callNum} ${c.status} ${c.result ?? ''}`.slice(0, 200))).toEqual([]);
   expect(madeTwice).toEqual([]);
   expect(ranTwice.map((c) => `${c.callNum} i=${c.params?.i} runs=${runs.get(c.params!.i!)} attempts=${c.attempts}`)).toEqual([]);
+}
+
+// What the callers and the services left standing saw after a crash, for a test that failed waiting on them.
+async function afterCrash(others: string[], load: FailoverLoad, crashedAt: number): Promise<string> {
+  const errors = load.errors.filter((e) => e.at >= crashedAt).slice(-30);
+  const logs = await Promise.all(
+    others.flatMap((h) =>
+      [`zfaas_api-${HOSTS.indexOf(h) + 1}`, `zfaas_db-${HOSTS.indexOf(h) + 1}`].map(async (svc) => {
+        const out = await hosts
+          .docker(h, ['service', 'logs', '--raw', '--tail', '40', svc], 30_000)
+          .catch((x: unknown) => String(x).slice(0, 2000));
+        return `--- ${svc} (from ${h})\n${out}`;
+      }),
+    ),
+  );
+  const pg = await pgStates().catch((x: unknown) => String(x));
+  return [
+    `callers' errors after the crash: ${JSON.stringify(errors.map((e) => ({ ...e, at: e.at - crashedAt })))}`,
+    `PostgreSQL: ${JSON.stringify(pg)}`,
+    ...logs,
+  ].join('\n');
 }
 
 // Host a restarted after a crash: PostgreSQL with both nodes (PRIMARY, and STANDBY following it), a's API
