@@ -20,8 +20,8 @@ class FakeTransport implements NodeTransport {
   async open(onMessage: (nodeId: string, frames: Buffer[]) => void): Promise<void> {
     this.onMessage = onMessage;
   }
-  send(node: string, frames: Buffer[]): Promise<void> {
-    this.sent.push({ node, msg: JSON.parse(frames[0]!.toString()) as ToInstance });
+  send(node: string, m: ToInstance): Promise<void> {
+    this.sent.push({ node, msg: structuredClone(m) }); // as it was when sent
     return this.unreachable.has(node) ? Promise.reject(new Error('Host unreachable')) : Promise.resolve();
   }
   close(): void {}

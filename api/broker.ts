@@ -13,7 +13,6 @@ import { Router } from 'zeromq';
 import { errText, type Logger } from '../common/log.js';
 import { logFailedHandshakes, serverOptions, startZap, type CurveServer } from '../common/curve.js';
 import { SendQueue } from '../common/zmq.js';
-import type { MemoryLink } from '../common/memory-link.js';
 import type { CallOutcome, FunctionMeta, Runtime } from '../common/model.js';
 import { decode, encode } from '../protocol/codec.js';
 import type { HttpRequest } from '../protocol/loader.js';
@@ -25,6 +24,7 @@ import {
   type ColdStart,
   type NodeInfo,
   type NodeLoad,
+  type BrokerMemory,
   type ToApi,
   type ToInstance,
 } from '../protocol/broker.js';
@@ -83,11 +83,12 @@ export class Emitter<E extends Record<keyof E, unknown[]>> implements Listen<E> 
 // How messages reach nodes and come back from them. The real one is a ZMQ ROUTER (ZmqTransport); tests
 // give the broker a fake.
 export interface NodeTransport {
-  // Starts listening; every message from a node is passed to onMessage with the node's routing id.
-  open(onMessage: (nodeId: string, frames: Buffer[]) => void): Promise<void>;
-  // Resolves once the frames are handed to the link; rejects when they cannot be (no such peer: the
-  // ROUTER is mandatory), and then they never left.
-  send(nodeId: string, frames: Buffer[]): Promise<void>;
+  // Starts listening; every message from a node is passed with the node's routing id: as the frames it
+  // came in (they are checked here), or as a message a node in this process handed over.
+  open(onFrames: (nodeId: string, frames: Buffer[]) => void, onMessage?: (nodeId: string, m: ToApi) => void): Promise<void>;
+  // Resolves once the message is handed to the link; rejects when it cannot be (no such peer: the
+  // ROUTER is mandatory), and then it never left.
+  send(nodeId: string, m: ToInstance): Promise<void>;
   close(): void;
 }
 
@@ -162,7 +163,10 @@ export class Broker implements NodeRegistry, NodeControl {
   constructor(private readonly o: BrokerOptions) {}
 
   async start(): Promise<void> {
-    await this.o.transport.open((nodeId, frames) => this.receive(nodeId, frames));
+    await this.o.transport.open(
+      (nodeId, frames) => this.receive(nodeId, frames),
+      (nodeId, m) => this.take(nodeId, m),
+    );
     this.timer = setInterval(() => this.tick(), HEARTBEAT_MS);
   }
 
@@ -244,7 +248,7 @@ export class Broker implements NodeRegistry, NodeControl {
       fn: { name: fn.functionName, version: fn.version },
       def: first ? { fn, runtime } : undefined,
     };
-    return this.o.transport.send(nodeId, encode(m)).catch((e: unknown) => {
+    return this.o.transport.send(nodeId, m).catch((e: unknown) => {
       // Only a call still counted on this node is taken back; one the node's loss already handed to the
       // retry rule is not the scheduler's to requeue.
       if (this.closed || n.inflight.get(call.callNum) !== call) return;
@@ -264,7 +268,7 @@ export class Broker implements NodeRegistry, NodeControl {
   }
 
   private send(nodeId: string, m: ToInstance): void {
-    this.o.transport.send(nodeId, encode(m)).catch((e: unknown) => {
+    this.o.transport.send(nodeId, m).catch((e: unknown) => {
       if (!this.closed) this.o.log.warn({ node: nodeId, type: m.type, err: errText(e) }, 'could not reach node');
     });
   }
@@ -299,6 +303,10 @@ export class Broker implements NodeRegistry, NodeControl {
       this.o.log.warn({ node: nodeId, err: errText(e) }, 'bad message from node');
       return;
     }
+    this.take(nodeId, m);
+  }
+
+  private take(nodeId: string, m: ToApi): void {
     try {
       this.handle(nodeId, m);
     } catch (e) {
@@ -465,7 +473,7 @@ export class Broker implements NodeRegistry, NodeControl {
 export interface ZmqTransportOptions {
   bind: string;
   alsoBind?: string[]; // more endpoints to bind
-  memory?: MemoryLink; // a node in this process (zfaas up) is reached through it instead of a socket
+  memory?: BrokerMemory; // a node in this process (zfaas up) is reached through it instead of a socket
   curve?: CurveServer; // with keys: CURVE on the node links, only known instance keys accepted
   log: Logger;
 }
@@ -482,20 +490,20 @@ export class ZmqTransport implements NodeTransport {
     this.out = new SendQueue(this.socket);
   }
 
-  async open(onMessage: (nodeId: string, frames: Buffer[]) => void): Promise<void> {
+  async open(onFrames: (nodeId: string, frames: Buffer[]) => void, onMessage?: (nodeId: string, m: ToApi) => void): Promise<void> {
     if (this.o.curve) {
       await startZap(this.o.curve.allowed, this.o.log);
       logFailedHandshakes(this.socket, this.o.log, 'node link');
     }
     await this.socket.bind(this.o.bind);
     for (const b of this.o.alsoBind ?? []) await this.socket.bind(b);
-    this.o.memory?.listen(onMessage);
-    void this.loop(onMessage);
+    if (this.o.memory && onMessage) this.o.memory.listen(onMessage);
+    void this.loop(onFrames);
   }
 
-  send(nodeId: string, frames: Buffer[]): Promise<void> {
-    if (this.o.memory?.has(nodeId)) return this.o.memory.toNode(nodeId, frames);
-    return this.out.send([Buffer.from(nodeId), ...frames]);
+  send(nodeId: string, m: ToInstance): Promise<void> {
+    if (this.o.memory?.has(nodeId)) return this.o.memory.toNode(nodeId, m);
+    return this.out.send([Buffer.from(nodeId), ...encode(m)]);
   }
 
   close(): void {

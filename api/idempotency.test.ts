@@ -28,7 +28,9 @@ import { webRouter } from './handlers/web.js';
 import { MetaCache } from './meta-cache.js';
 
 const log = pino({ level: 'silent' });
-const withHeaders = (h: Record<string, string[]>): Request => ({ headersDistinct: h }) as unknown as Request;
+// As node has them: repeated headers joined in `headers`, kept apart in `headersDistinct`.
+const withHeaders = (h: Record<string, string[]>): Request =>
+  ({ headers: Object.fromEntries(Object.entries(h).map(([k, v]) => [k, v.join(', ')])), headersDistinct: h }) as unknown as Request;
 
 describe('the request a key stands for', () => {
   it('is the function by name and the params as canonical JSON, and for a web call what was asked', () => {

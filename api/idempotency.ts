@@ -18,6 +18,7 @@ import type { Waiters } from './waiters.js';
 import { recordedOutcome, type Ended } from './ended.js';
 
 export const KEY_HEADER = 'Idempotency-Key';
+const KEY_HEADER_LC = KEY_HEADER.toLowerCase();
 export const REPLAYED_HEADER = 'Idempotent-Replayed';
 const KEY_RULE = 'must be 1 to 255 printable ASCII characters';
 
@@ -39,7 +40,9 @@ export function idempotencyTtl(value: string | undefined): number {
 
 // The key of a request: the header, or for POST /invokeFunction the body field (both: they must agree).
 export function idempotencyKey(req: Request, bodyKey?: string): string | undefined {
-  const values = req.headersDistinct[KEY_HEADER.toLowerCase()];
+  // Most requests have none: their headers are not copied out to find that out.
+  if (req.headers[KEY_HEADER_LC] === undefined) return bodyKey;
+  const values = req.headersDistinct[KEY_HEADER_LC];
   if (values && (values.length !== 1 || !IDEMPOTENCY_KEY.test(values[0] ?? '')))
     throw new HttpError(400, `invalid ${KEY_HEADER} header: ${values.length !== 1 ? 'sent more than once' : KEY_RULE}`);
   const header = values?.[0];

@@ -87,7 +87,25 @@ export interface Found {
 }
 
 // The route express dispatches METHOD PATH to (HEAD reaches a GET route), or null when none takes it.
+// The routes do not change once the app serves, so a path's answer is kept: a function's web path is
+// asked for on every call of it (at most FOUND_MAX paths are kept; then the memory starts again).
+const FOUND_MAX = 2048;
+const foundIn = new WeakMap<Express, { layers: number; known: Map<string, Found | null> }>();
 export function findRoute(app: Express, method: string, path: string): Found | null {
+  const layers = appRouter(app).stack.length; // a handler added to the app: what was found may differ
+  let memo = foundIn.get(app);
+  if (memo?.layers !== layers) foundIn.set(app, (memo = { layers, known: new Map() }));
+  const known = memo.known;
+  const key = `${method} ${path}`;
+  const had = known.get(key);
+  if (had !== undefined) return had;
+  const found = walkRoutes(app, method, path);
+  if (known.size >= FOUND_MAX) known.clear();
+  known.set(key, found);
+  return found;
+}
+
+function walkRoutes(app: Express, method: string, path: string): Found | null {
   const walk = (r: WalkRouter): Found | null => {
     for (const layer of r.stack) {
       if (!matches(layer, path)) continue;

@@ -53,7 +53,7 @@ import { AllowList } from '../common/allow-list.js';
 import { Deliverer } from './callbacks/deliverer.js';
 import { WarmKeeper } from './warm-keeper.js';
 import { ApiLeases } from './leases.js';
-import type { MemoryLink } from '../common/memory-link.js';
+import type { BrokerMemory } from '../protocol/broker.js';
 
 export interface ApiOptions {
   port: number;
@@ -61,7 +61,7 @@ export interface ApiOptions {
   db: string | LocalDb;
   brokerBind: string;
   brokerAlsoBind?: string[];
-  brokerMemory?: MemoryLink; // the node in this process (zfaas up)
+  brokerMemory?: BrokerMemory; // the node in this process (zfaas up)
   token?: string; // required when host is not loopback
   curve?: CurveServer; // the broker's keys and the instance keys it accepts (the DB client uses the same pair)
   log: Logger;

@@ -31,6 +31,7 @@ const BUILTIN = ['python', 'node', 'java', 'go', 'provided'] as const;
 export { UsageError } from '../common/errors.js';
 import { UsageError } from '../common/errors.js';
 import { MemoryLink } from '../common/memory-link.js';
+import type { ToApi, ToInstance } from '../protocol/broker.js';
 
 export async function builtinRuntimes(): Promise<Runtime[]> {
   return Promise.all(
@@ -284,7 +285,7 @@ export async function up(o: UpOptions): Promise<() => Promise<void>> {
   for (const rt of runtimes) await client.request('putRuntime', rt);
   client.close();
   // The instance of this process reaches the broker in memory; other nodes use brokerBind.
-  const memory = new MemoryLink();
+  const memory = new MemoryLink<ToApi, ToInstance>();
   const api = new ApiServer({
     port: o.port,
     host: o.host,

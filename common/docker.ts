@@ -178,14 +178,15 @@ export async function waitOrKill(container: Docker.Container, timeoutMs: number)
 
 /**
  * A stopped container's state. The engine learns of an out-of-memory kill by an event of its own, which may
- * come a moment after the exit: a SIGKILL exit (137) not (yet) marked OOMKilled is looked at again.
+ * come a moment after the exit (seen here past half a second on a busy machine): a SIGKILL exit (137) not
+ * (yet) marked OOMKilled is looked at again, for up to 2 s.
  */
 export async function inspectExited(container: Docker.Container, killedByUs = false): Promise<Docker.ContainerInspectInfo | null> {
   // null: the container is gone, which the caller is told.
   let info = await container.inspect().catch(() => null);
   const again = (i: Docker.ContainerInspectInfo): boolean =>
     i.State.Running || (!killedByUs && i.State.ExitCode === 137 && !i.State.OOMKilled);
-  for (let i = 0; i < 5 && info && again(info); i++) {
+  for (let i = 0; i < 20 && info && again(info); i++) {
     await new Promise((r) => setTimeout(r, 100));
     // A failed look keeps the last one.
     info = (await container.inspect().catch(() => null)) ?? info;

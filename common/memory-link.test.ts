@@ -1,19 +1,19 @@
-// The in-process link between the broker and a node: frames arrive in sending order, a send to a node that
+// The in-process link between the broker and a node: messages arrive in sending order, a send to a node that
 // is not attached fails, and what a node sends before the API listens reaches it once it does.
 import { describe, expect, it } from 'vitest';
 import { MemoryLink } from './memory-link.js';
 
-const frame = (s: string): Buffer[] => [Buffer.from(s)];
-const text = (frames: Buffer[]): string => frames.map((f) => f.toString()).join('|');
+const frame = (s: string): string => s;
+const text = (m: string): string => m;
 const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 describe('MemoryLink', () => {
-  it('hands frames over both ways, in sending order, with the sending node id', async () => {
-    const link = new MemoryLink();
+  it('hands messages over both ways, in sending order, with the sending node id', async () => {
+    const link = new MemoryLink<string, string>();
     const atApi: string[] = [];
     const atNode: string[] = [];
-    link.listen((id, frames) => atApi.push(`${id}:${text(frames)}`));
-    const port = link.attach('n1', (frames) => atNode.push(text(frames)));
+    link.listen((id, m) => atApi.push(`${id}:${text(m)}`));
+    const port = link.attach('n1', (m) => atNode.push(text(m)));
     for (let i = 0; i < 50; i++) {
       void port.send(frame(`up${i}`));
       void link.toNode('n1', frame(`down${i}`));
@@ -26,7 +26,7 @@ describe('MemoryLink', () => {
   });
 
   it('refuses a send to a node that is not attached, or no longer', async () => {
-    const link = new MemoryLink();
+    const link = new MemoryLink<string, string>();
     await expect(link.toNode('n1', frame('x'))).rejects.toThrow(/not attached/);
     const port = link.attach('n1', () => undefined);
     expect(link.has('n1')).toBe(true);
@@ -37,11 +37,11 @@ describe('MemoryLink', () => {
   });
 
   it('keeps what a node sends while no API listens, for the next one', async () => {
-    const link = new MemoryLink();
+    const link = new MemoryLink<string, string>();
     const port = link.attach('n1', () => undefined);
     await port.send(frame('register'));
     const heard: string[] = [];
-    link.listen((id, frames) => heard.push(`${id}:${text(frames)}`));
+    link.listen((id, m) => heard.push(`${id}:${text(m)}`));
     await port.send(frame('heartbeat'));
     await settle();
     expect(heard).toEqual(['n1:register', 'n1:heartbeat']);
@@ -49,13 +49,13 @@ describe('MemoryLink', () => {
     await port.send(frame('outcome'));
     await settle();
     expect(heard).toHaveLength(2);
-    link.listen((id, frames) => heard.push(`${id}:${text(frames)}`));
+    link.listen((id, m) => heard.push(`${id}:${text(m)}`));
     await settle();
     expect(heard).toEqual(['n1:register', 'n1:heartbeat', 'n1:outcome']);
   });
 
   it('gives an id attached again to its newest holder only', async () => {
-    const link = new MemoryLink();
+    const link = new MemoryLink<string, string>();
     const got: string[] = [];
     const old = link.attach('n1', (f) => got.push(`old:${text(f)}`));
     link.attach('n1', (f) => got.push(`new:${text(f)}`));

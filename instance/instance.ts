@@ -30,11 +30,11 @@ import { namespaceOf } from '../common/namespace.js';
 import { TreeCache } from './trees.js';
 import { setUpFunctionNetwork, type FenceState } from './network.js';
 import type { AllowEntry } from '../common/allow-list.js';
-import type { MemoryLink } from '../common/memory-link.js';
+import type { BrokerMemory } from '../protocol/broker.js';
 
 export interface InstanceOptions {
   broker: string;
-  brokerMemory?: MemoryLink; // the API of this process (zfaas up): the link to it goes through this
+  brokerMemory?: BrokerMemory; // the API of this process (zfaas up): the link to it goes through this
   db: string | LocalDb;
   dataDir: string;
   miniworkers: number;

@@ -1,8 +1,7 @@
 // The instance's side of the API link: a DEALER whose routing id is the node id. It registers, heartbeats,
 // re-registers when the API asks (the API restarted) and notices an API that fell silent. With the API in
-// this process (zfaas up) the same frames go through a MemoryLink instead of a socket.
+// this process (zfaas up) the same messages go through a MemoryLink instead of a socket.
 import { Dealer } from 'zeromq';
-import type { MemoryLink } from '../common/memory-link.js';
 import { errText, type Logger } from '../common/log.js';
 import { SendQueue } from '../common/zmq.js';
 import { clientOptions, type CurveClient } from '../common/curve.js';
@@ -11,6 +10,7 @@ import {
   HEARTBEAT_LIVENESS,
   HEARTBEAT_MS,
   ToInstanceSchema,
+  type BrokerMemory,
   type NodeInfo,
   type NodeLoad,
   type ToApi,
@@ -19,7 +19,7 @@ import {
 
 export interface LinkOptions {
   broker: string;
-  memory?: MemoryLink; // the API of this process: the link goes through it, not through `broker`
+  memory?: BrokerMemory; // the API of this process: the link goes through it, not through `broker`
   curve?: CurveClient;
   node: NodeInfo;
   log: Logger;
@@ -29,7 +29,7 @@ export interface LinkOptions {
 }
 
 export class ApiLink {
-  private out!: { send(frames: Buffer[]): Promise<void>; close(): void };
+  private out!: { send(m: ToApi): Promise<void>; close(): void };
   private timer?: NodeJS.Timeout;
   private lastHeard = Date.now();
   private stopped = false;
@@ -50,7 +50,7 @@ export class ApiLink {
 
   // Every message after the register says which life of the node sends it (protocol/broker.ts).
   send(m: ToApi): Promise<void> {
-    return this.out.send(encode(m.type === 'register' ? m : { ...m, life: this.o.node.life }));
+    return this.out.send(m.type === 'register' ? m : { ...m, life: this.o.node.life });
   }
 
   async close(): Promise<void> {
@@ -63,7 +63,7 @@ export class ApiLink {
 
   private open(): void {
     if (this.o.memory) {
-      this.out = this.o.memory.attach(this.o.node.id, (frames) => this.onFrames(frames));
+      this.out = this.o.memory.attach(this.o.node.id, (m) => this.onMessage(m));
     } else {
       const socket = new Dealer({
         routingId: this.o.node.id,
@@ -73,7 +73,7 @@ export class ApiLink {
         ...clientOptions(this.o.curve),
       });
       const queue = new SendQueue(socket);
-      this.out = { send: (frames) => queue.send(frames), close: () => socket.close() };
+      this.out = { send: (m) => queue.send(encode(m)), close: () => socket.close() };
       socket.connect(this.o.broker);
       void this.loop(socket);
     }
@@ -114,15 +114,19 @@ export class ApiLink {
   }
 
   private onFrames(frames: Buffer[]): void {
-    this.lastHeard = Date.now();
-    let decoded;
+    let msg;
     try {
-      decoded = decode(ToInstanceSchema, frames);
+      msg = decode(ToInstanceSchema, frames).msg;
     } catch (e) {
+      this.lastHeard = Date.now();
       this.o.log.warn({ err: errText(e) }, 'bad message from API');
       return;
     }
-    const { msg } = decoded;
+    this.onMessage(msg);
+  }
+
+  private onMessage(msg: ToInstance): void {
+    this.lastHeard = Date.now();
     if (msg.type === 'welcome') {
       if (!this.connected) this.o.log.info({ broker: this.o.broker, node: this.o.node.id }, 'registered with the API');
       this.connected = true;

@@ -30,6 +30,7 @@
 import { z } from 'zod';
 import { BASE64_RE, HttpRequestSchema, STREAM_CHUNK_LIMIT } from './loader.js';
 import { CallOutcomeSchema, FunctionMetaSchema, qualifiedNameSchema, PolicySchema, RuntimeSchema } from '../common/model.js';
+import type { MemoryLink } from '../common/memory-link.js';
 
 export const HEARTBEAT_MS = 1_000;
 export const HEARTBEAT_LIVENESS = 3;
@@ -187,3 +188,6 @@ export const ToInstanceSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('build'), fn: FunctionMetaSchema, runtime: RuntimeSchema }),
 ]);
 export type ToInstance = z.infer<typeof ToInstanceSchema>;
+
+// The link between the broker and a node in the same process (common/memory-link.ts) carries these.
+export type BrokerMemory = MemoryLink<ToApi, ToInstance>;

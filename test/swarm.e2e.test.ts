@@ -11,20 +11,18 @@
 // before it exits, then the API service itself; every call accepted meanwhile ends in the store (DONE for
 // the instances' update), and the accepted, finished and lost calls and the longest pause in answers of
 // each update are printed as a table. Skipped, with the reason, where the hosts cannot be built.
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isFinal, type CallStatus } from '../common/model.js';
 import { packFiles } from './helpers/archives.js';
 import { ROOT, sleep, stopwatch, tempDir, waitFor } from './helpers/platform.js';
 import { longestPause } from './helpers/failover-load.js';
-import { HOSTS_SH, lines, PATH, requestOver, type Answer } from './helpers/swarm-hosts.js';
+import { HOSTS_SH, lines, PATH, requestOver, sh, swarmUnsupported, type Answer } from './helpers/swarm-hosts.js';
 
-const run = promisify(execFile);
 const PREFIX = `zfaas-swarm-${process.pid}`;
 const STATE = join('/tmp', PREFIX);
 const IMAGE = process.env.ZFAAS_IMAGE ?? 'zfaas/zfaas:latest';
@@ -46,24 +44,7 @@ const CALLS = 150;
 // 127.0.0.1:5000 (registry-relay), as the runtime images.
 const NEW_IMAGE = '127.0.0.1:5000/zfaas/zfaas:update';
 
-// Why this machine cannot build the hosts (undefined: it can).
-const unsupported = ((): string | undefined => {
-  if (process.getuid?.() !== 0) return 'needs root (network namespaces, a dockerd per host)';
-  for (const tool of ['ip', 'nsenter', 'unshare', 'dockerd', 'docker']) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore', env: { ...process.env, PATH } });
-    } catch {
-      return `${tool} is not installed (scripts/ensure-cluster-tools.sh, scripts/ensure-docker.sh)`;
-    }
-  }
-  try {
-    execFileSync('ip', ['netns', 'list'], { stdio: 'ignore', env: { ...process.env, PATH } });
-    execFileSync('docker', ['stack', 'deploy', '--help'], { stdio: 'ignore', timeout: 10_000 });
-  } catch (e) {
-    return `no \`ip netns\` or no \`docker stack\` here: ${String(e)}`;
-  }
-  return undefined;
-})();
+const unsupported = swarmUnsupported();
 if (unsupported) console.warn(`swarm.e2e: skipped: ${unsupported}`);
 
 let dir = '';
@@ -74,23 +55,6 @@ let stackEnv: Record<string, string> = {};
 let downDone = false;
 const hostOf = new Map<string, string>(); // zfaas node id -> host (a, b, c)
 const { timings, timed, since } = stopwatch();
-
-async function sh(cmd: string, args: string[], timeoutMs: number, env: Record<string, string> = {}, showStderr = false): Promise<string> {
-  try {
-    const { stdout, stderr } = await run(cmd, args, {
-      cwd: ROOT,
-      timeout: timeoutMs,
-      killSignal: 'SIGKILL',
-      maxBuffer: 32 * 1024 * 1024,
-      env: { ...process.env, PATH, ...env },
-    });
-    if (showStderr && stderr.trim()) console.log(stderr.trim());
-    return stdout;
-  } catch (e) {
-    const x = e as { stdout?: string; stderr?: string; message: string };
-    throw new Error(`${cmd} ${args.join(' ')} failed: ${x.message}\n${x.stdout ?? ''}\n${x.stderr ?? ''}`.slice(0, 8000));
-  }
-}
 
 // hosts.sh; what up, down, load, crash and start say of their steps (with timings) goes to the log.
 const hosts = (args: string[], timeoutMs = 120_000, env: Record<string, string> = {}): Promise<string> =>

@@ -153,10 +153,9 @@ function forwardHeaders(req: Request, dropAuthorization: boolean): Record<string
     .split(',')
     .map((s) => s.trim().toLowerCase())
     .filter(Boolean);
-  const drop = new Set([...HOP_BY_HOP, ...named, ...(dropAuthorization ? ['authorization'] : [])]);
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(req.headers)) {
-    if (drop.has(name) || value === undefined) continue;
+    if (value === undefined || HOP_BY_HOP.has(name) || named.includes(name) || (dropAuthorization && name === 'authorization')) continue;
     out[name] = Array.isArray(value) ? value.join(', ') : value;
   }
   return out;
