@@ -173,6 +173,8 @@ export class Instance {
       log: this.o.log,
       load: () => {
         const st = this.pool.stats();
+        const { miniworkers, stemCells, idleTtlMs, maxContainers } = this.pool.current;
+        // Only what the protocol declares: in this process the message reaches the API as it is built.
         return {
           running: [...this.accepted],
           warm: st.warm,
@@ -180,7 +182,7 @@ export class Instance {
           capacity: capacityFor(st.miniworkers) + this.pool.spareSlots(),
           containers: st.containers,
           stems: st.stems,
-          settings: this.pool.current,
+          settings: { miniworkers, stemCells, idleTtlMs, maxContainers },
           ...(this.draining ? { draining: true } : {}),
         };
       },

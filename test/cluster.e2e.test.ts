@@ -350,11 +350,14 @@ describe.skipIf(unsupported !== undefined)('three hosts in network namespaces, e
       finishedUnderFailure.map((c) => [c.callNum, c.status, c.node, c.result]),
     );
 
-    // Both take calls again: more calls at once than two nodes have room for.
-    const nums = await invokeMany(18, 500, 2000);
-    const recs = await waitAllFinal(nums, 120_000);
-    for (const c of recs) expect(c.status).toBe('DONE');
-    const used = new Set(recs.map((c) => c.node));
+    // Both take calls again: more calls at once than two nodes have room for, in rounds until each node
+    // ran some (placement prefers a node with a warm container, which one round may leave to the others).
+    const used = new Set<string | undefined>();
+    for (let round = 0; round < 4 && used.size < 3; round++) {
+      const recs = await waitAllFinal(await invokeMany(18, 500, 2000 + 100 * round), 120_000);
+      for (const c of recs) expect(c.status).toBe('DONE');
+      for (const c of recs) used.add(c.node);
+    }
     expect([...used].sort()).toEqual(['host-a', 'host-b', 'host-c']);
   }, 240_000);
 });
