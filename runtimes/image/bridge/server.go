@@ -185,6 +185,7 @@ func (s *server) ready(addr string, port int, limit time.Duration) error {
 		}
 		select {
 		case <-s.exited:
+			s.out.drain() // its last words may still be in the pipe: the exit does not wait for them
 			return fmt.Errorf("the image's server exited (code %d) before it listened on port %d%s", s.code, port, said(s.out.end()))
 		default:
 		}
