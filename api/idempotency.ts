@@ -7,7 +7,7 @@
 // gets a call of its own, never the first caller's result), the hash that tells "the same request" from
 // another one, the retention window, and what a replay answers with.
 import { createHash } from 'node:crypto';
-import type { Request } from 'express';
+import type { IncomingMessage } from 'node:http';
 import { UsageError } from '../common/errors.js';
 import { isFinal, type Call } from '../common/model.js';
 import { bareName, namespaceOf } from '../common/namespace.js';
@@ -39,7 +39,7 @@ export function idempotencyTtl(value: string | undefined): number {
 }
 
 // The key of a request: the header, or for POST /invokeFunction the body field (both: they must agree).
-export function idempotencyKey(req: Request, bodyKey?: string): string | undefined {
+export function idempotencyKey(req: IncomingMessage, bodyKey?: string): string | undefined {
   // Most requests have none: their headers are not copied out to find that out.
   if (req.headers[KEY_HEADER_LC] === undefined) return bodyKey;
   const values = req.headersDistinct[KEY_HEADER_LC];

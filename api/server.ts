@@ -4,7 +4,7 @@
 // its `room` events; Calls enqueues through the Scheduler and follows the Broker's `result`, `recorded`
 // and `nodeLost` events. Everyone else reads nodes through NodeRegistry.
 import express from 'express';
-import type { Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { errText, type Logger } from '../common/log.js';
 import { DbClient, type LocalDb } from '../db/client.js';
 import { Broker, ZmqTransport } from './broker.js';
@@ -35,7 +35,7 @@ import { TriggerRunner, triggerTimings } from './triggers/runner.js';
 import { CallEnds } from './triggers/delivery.js';
 import { TriggerAllow } from './triggers/allow.js';
 import { invokeRouter } from './handlers/invoke.js';
-import { webRouter } from './handlers/web.js';
+import { webFront, webRouter, type WebDeps } from './handlers/web.js';
 import { StreamHub } from './streams.js';
 import { cancelCall } from './cancel.js';
 import { functionsElsewhereRouter } from './handlers/functions-elsewhere.js';
@@ -258,14 +258,18 @@ export class ApiServer {
   }
 
   private webRouter(): express.Router {
-    return webRouter({
+    return webRouter(this.webDeps());
+  }
+
+  private webDeps(): WebDeps {
+    return {
       calls: this.calls,
       log: this.o.log,
       idempotencyTtlS: this.idempotencyTtlS,
       streams: this.streams,
       cancel: (callNum) =>
         cancelCall({ db: this.db, queue: this.scheduler, nodes: this.broker, settle: (n, ended) => this.calls.settle(n, ended) }, callNum),
-    });
+    };
   }
 
   // The functions' own listener (functionsPort): their web paths and nothing else.
@@ -292,8 +296,10 @@ export class ApiServer {
     this.calls.startRecovery();
     this.builds.start();
     this.calls.startWatch();
-    this.http = await this.listen(this.app(), this.o.port);
-    if (this.o.functionsPort) this.functionsHttp = await this.listen(this.functionsApp(), this.o.functionsPort);
+    // Function web paths are answered before express (handlers/web.ts), where this origin serves them.
+    const front = webFront({ ...this.webDeps(), identity: this.identityOf() });
+    this.http = await this.listen(this.app(), this.o.port, this.o.functionsPort ? undefined : front);
+    if (this.o.functionsPort) this.functionsHttp = await this.listen(this.functionsApp(), this.o.functionsPort, front);
     this.deliverer.start();
     this.triggers.start();
     this.warm.start();
@@ -310,10 +316,15 @@ export class ApiServer {
     );
   }
 
-  private async listen(app: express.Express, port: number): Promise<Server> {
+  private async listen(
+    app: express.Express,
+    port: number,
+    front?: (req: IncomingMessage, res: ServerResponse) => boolean,
+  ): Promise<Server> {
     const server = await new Promise<Server>((resolve, reject) => {
-      const s = app.listen(port, this.o.host, () => resolve(s));
+      const s = createServer(front ? (req, res) => void (front(req, res) || app(req, res)) : app);
       s.once('error', (e) => reject(new Error(`cannot listen on ${this.o.host}:${port}: ${errText(e)}`)));
+      s.listen(port, this.o.host, () => resolve(s));
     });
     server.keepAliveTimeout = 65_000;
     // Requests too broken for express (bad HTTP, oversized headers) still get a JSON error, not a bare line.

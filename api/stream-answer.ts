@@ -5,7 +5,7 @@
 // that broke off rather than a whole one. A caller that goes away before the end cancels the call (one that
 // left before the function's first write, once that write comes: until then the answer may not stream). What
 // waits to be written to a slow caller is bounded: past ANSWER_BUFFER bytes the call is cancelled too.
-import type { Response } from 'express';
+import type { ServerResponse } from 'node:http';
 import type { CallOutcome } from '../common/model.js';
 import { errText, type Logger } from '../common/log.js';
 import { isolate } from '../common/web-headers.js';
@@ -15,7 +15,7 @@ import type { StreamPiece } from './broker.js';
 export const ANSWER_BUFFER = 16 * 1024 * 1024; // bytes written and not yet taken by the caller's connection
 
 export interface StreamAnswerDeps {
-  res: Response;
+  res: ServerResponse;
   method: string;
   callNum: number;
   cancel(callNum: number): Promise<unknown>; // the existing cancel path (../cancel.ts)
@@ -24,7 +24,7 @@ export interface StreamAnswerDeps {
 
 // A function's headers on the answer: isolated from the API's origin, hop-by-hop ones and the length left
 // out (the API sets its own), any Node still refuses logged and not sent.
-export function writeHeaders(res: Response, headers: Record<string, string | string[]>, callNum: number, log: Logger): void {
+export function writeHeaders(res: ServerResponse, headers: Record<string, string | string[]>, callNum: number, log: Logger): void {
   for (const [name, value] of Object.entries(isolate(headers))) {
     if (HOP_BY_HOP.has(name) || name === 'content-length') continue;
     try {
@@ -69,7 +69,7 @@ export class StreamAnswer {
         if (!res.hasHeader('cache-control')) res.setHeader('Cache-Control', 'no-cache');
         res.setHeader('X-Accel-Buffering', 'no'); // a proxy in front must not hold the events back
       }
-      res.status(p.status);
+      res.statusCode = p.status;
       res.socket?.setNoDelay(true);
       res.flushHeaders();
       return;

@@ -60,6 +60,13 @@ function exchange(
       sent.body = b;
       return this;
     },
+    // A refusal is written on Node's own response (as on a function's web path, where express is not).
+    set statusCode(s: number) {
+      sent.status = s;
+    },
+    end(b: string) {
+      sent.body = JSON.parse(b);
+    },
   } as unknown as Response;
   return { req, res, sent };
 }

@@ -10,12 +10,13 @@
 // least every second (a revoked or rotated key stops within a second, at once on this API). A key whose id
 // is unknown, or which is revoked, is hashed all the same: the time of a refusal does not tell which ids exist.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Request, Response } from 'express';
 import type { DbClient } from '../../db/client.js';
 import type { Logger } from '../../common/log.js';
 import type { KeyRecord } from '../../common/model.js';
 import { DEFAULT_NAMESPACE, namespaceSchema } from '../../common/namespace.js';
-import { HttpError } from '../http.js';
+import { HttpError, sendJson } from '../http.js';
 import { keyMatches, parseKey } from './keys.js';
 import { foreignRequest } from './origin.js';
 import { permits, roleFor, UNMATCHED, type Rule } from './policy.js';
@@ -89,7 +90,7 @@ export class Identity {
     if (rule.need === 'open') return true;
     let who = res.locals.who as Scope | Refusal | undefined;
     if (!who) {
-      who = await this.resolve(req, rule);
+      who = await this.resolve(req, rule.ticket && typeof req.query.ticket === 'string' ? req.query.ticket : undefined);
       res.locals.who = who;
     }
     if (!(who instanceof Scope)) {
@@ -98,24 +99,36 @@ export class Identity {
         res.locals.refusal = who;
         return true;
       }
-      refuse(req, res, who, this.d.log);
+      refuse(req, res, who, this.d.log, req.path);
       return false;
     }
     const scope = (res.locals.scope as Scope | undefined) ?? (await this.enter(req, res, who));
-    if (!permits(scope.actor, rule.need)) {
-      const as = `this ${scope.operator ? 'token' : 'key'} is ${scope.actor}`;
-      throw new HttpError(
-        403,
-        rule === UNMATCHED
-          ? `no route ${req.method} ${req.path} (paths are case-sensitive, with no trailing or doubled slash): anything that is not a route needs the operator; ${as}`
-          : `${req.method} ${req.path} needs the ${roleFor(rule.need) ?? 'open'} role; ${as}`,
-      );
-    }
+    permit(scope, rule, req.method, req.path);
     return true;
   }
 
-  // The scope a request acts in: the operator may name a namespace (X-Zfaas-Namespace); a key only its own.
+  // The caller of a request express never sees (a function's web path, ../handlers/web.ts): its scope, or
+  // the refusal of its credentials, which the web path answers unless the function is public.
+  async caller(req: IncomingMessage, rule: Rule, path: string): Promise<Scope | Refusal> {
+    const who = await this.resolve(req, undefined);
+    if (!(who instanceof Scope)) return who;
+    const scope = await this.scopeIn(req, who);
+    permit(scope, rule, req.method ?? '', path);
+    return scope;
+  }
+
   private async enter(req: Request, res: Response, who: Scope): Promise<Scope> {
+    const scope = await this.scopeIn(req, who);
+    res.locals.scope = scope;
+    if (scope.namespace !== DEFAULT_NAMESPACE) {
+      const json = res.json.bind(res);
+      res.json = (body: unknown) => json(scope.show(body));
+    }
+    return scope;
+  }
+
+  // The scope a request acts in: the operator may name a namespace (X-Zfaas-Namespace); a key only its own.
+  private async scopeIn(req: IncomingMessage, who: Scope): Promise<Scope> {
     let scope = who;
     const asked = req.headers[NAMESPACE_HEADER.toLowerCase()];
     if (typeof asked === 'string' && asked !== '') {
@@ -127,15 +140,11 @@ export class Identity {
         throw new HttpError(404, `namespace ${ns.data} not found`);
       scope = new Scope(ns.data, who.actor, who.keyId);
     }
-    res.locals.scope = scope;
-    if (scope.namespace !== DEFAULT_NAMESPACE) {
-      const json = res.json.bind(res);
-      res.json = (body: unknown) => json(scope.show(body));
-    }
     return scope;
   }
 
-  private async resolve(req: Request, rule: Rule): Promise<Scope | Refusal> {
+  // `ticket`: a one-use ticket the request brought in its query, where its route takes one.
+  private async resolve(req: IncomingMessage, ticket: string | undefined): Promise<Scope | Refusal> {
     if (!this.tokenDigest) {
       const foreign = foreignRequest(req);
       if (foreign)
@@ -148,7 +157,7 @@ export class Identity {
     const header = req.headers.authorization;
     // A ticket in the query where a route takes one (the event stream), never a token or key: those in a
     // URL would end up in histories and logs.
-    if (rule.ticket && header === undefined && typeof req.query.ticket === 'string') return this.fromTicket(req, req.query.ticket);
+    if (ticket !== undefined && header === undefined) return this.fromTicket(req, ticket);
     const given = /^Bearer\s+(\S+)$/i.exec(header ?? '')?.[1];
     if (given === undefined) {
       if (!this.tokenDigest) return new Scope(DEFAULT_NAMESPACE, 'operator');
@@ -190,7 +199,7 @@ export class Identity {
   }
 
   // A ticket's scope, once; for a key's, only while the key is neither revoked nor rotated since.
-  private async fromTicket(req: Request, ticket: string): Promise<Scope | Refusal> {
+  private async fromTicket(req: IncomingMessage, ticket: string): Promise<Scope | Refusal> {
     const held = this.tickets.take(ticket);
     const bad: Refusal = {
       status: 401,
@@ -229,7 +238,7 @@ export class Identity {
   }
 
   // Takes one check from this address's budget: 0 when it may be made now, else ms until it may.
-  private charge(req: Request, now = Date.now()): number {
+  private charge(req: IncomingMessage, now = Date.now()): number {
     const addr = req.socket.remoteAddress ?? '';
     const had = this.failures.get(addr);
     const tokens = had ? Math.min(FAILURES.burst, had.tokens + ((now - had.at) / 1000) * FAILURES.perSecond) : FAILURES.burst;
@@ -240,19 +249,32 @@ export class Identity {
     return 0;
   }
 
-  private refund(req: Request): void {
+  private refund(req: IncomingMessage): void {
     const b = this.failures.get(req.socket.remoteAddress ?? '');
     if (b) b.tokens = Math.min(FAILURES.burst, b.tokens + 1);
   }
 }
 
-export function refuse(req: Request, res: Response, r: Refusal, log: Logger): void {
+// Throws the 403 of a role below what the rule needs.
+function permit(scope: Scope, rule: Rule, method: string, path: string): void {
+  if (permits(scope.actor, rule.need)) return;
+  const as = `this ${scope.operator ? 'token' : 'key'} is ${scope.actor}`;
+  throw new HttpError(
+    403,
+    rule === UNMATCHED
+      ? `no route ${method} ${path} (paths are case-sensitive, with no trailing or doubled slash): anything that is not a route needs the operator; ${as}`
+      : `${method} ${path} needs the ${roleFor(rule.need) ?? 'open'} role; ${as}`,
+  );
+}
+
+// `path`: the request's path, for the log.
+export function refuse(req: IncomingMessage, res: ServerResponse, r: Refusal, log: Logger, path: string): void {
   // A client past its budget is not logged each time: a guessing run would flood the log.
   if (r.status === 401)
-    log.warn({ method: req.method, path: req.path, from: req.socket.remoteAddress, why: r.why }, 'request refused: bad token or key');
+    log.warn({ method: req.method, path, from: req.socket.remoteAddress, why: r.why }, 'request refused: bad token or key');
   if (r.status === 403)
-    log.warn({ method: req.method, path: req.path, from: req.socket.remoteAddress, why: r.why }, 'request refused: not from this machine');
+    log.warn({ method: req.method, path, from: req.socket.remoteAddress, why: r.why }, 'request refused: not from this machine');
   if (r.status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="zfaas"');
   if (r.retryAfterS !== undefined) res.setHeader('Retry-After', String(r.retryAfterS));
-  res.status(r.status).json({ error: r.message });
+  sendJson(res, r.status, { error: r.message });
 }

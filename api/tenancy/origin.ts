@@ -3,7 +3,7 @@
 // send simple requests (a form POST) to 127.0.0.1, and a name that resolves to 127.0.0.1 (DNS rebinding)
 // makes a page of another site look same-origin. So a request a browser marks as coming from another
 // origin (Origin, Sec-Fetch-Site), or sent to a Host that is not a loopback name, is refused.
-import type { Request } from 'express';
+import type { IncomingMessage } from 'node:http';
 
 const LOOPBACK_NAMES = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
 
@@ -15,7 +15,7 @@ function hostName(host: string): string {
 }
 
 // Why the request is not this machine's own, or null when it is.
-export function foreignRequest(req: Request): string | null {
+export function foreignRequest(req: IncomingMessage): string | null {
   const host = req.headers.host;
   if (host !== undefined && !LOOPBACK_NAMES.test(hostName(host)))
     return `the Host header names ${JSON.stringify(host.slice(0, 100))}, not a loopback name (localhost, 127.0.0.1, [::1])`;
