@@ -354,6 +354,21 @@ describe('policy function', () => {
     expect(pool.table.get(plan.id)).toMatchObject({ state: 'idle', lined: true, calls: 1 });
   });
 
+  it('sends a web call`s request to a function in a web format, and only its params to one the loader loaded as json', async () => {
+    const http = { method: 'POST', path: '/', query: '', headers: { 'content-type': 'application/json' }, body: 'e30=', sourceIp: '' };
+    for (const format of ['lambda', 'json'] as const) {
+      fake.script = (req, l) => (req.op === 'load' ? l.send({ op: 'loaded', ok: true, format }) : echo(req, l));
+      const version = format === 'json' ? 2 : 1;
+      pool.submit(work(version, { http, fn: fnMeta({}, 'f', version) }));
+      await resultsIn(version);
+    }
+    const calls = [...fake.loaders.values()].map((l) => l.calls[0]);
+    expect(calls).toHaveLength(2);
+    expect(calls[0]).toMatchObject({ op: 'call', http });
+    expect(calls[1]).toMatchObject({ op: 'call', params: { n: 2 } });
+    expect(calls[1]).not.toHaveProperty('http');
+  });
+
   it('serves the next call of the same version in the same container, over the line, with no miniworker job', async () => {
     pool.submit(work(1));
     await resultsIn(1);

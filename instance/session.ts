@@ -73,6 +73,9 @@ export class ContainerSession {
   private readonly serving = new Set<Work>(); // the calls it runs
   private syncing?: Promise<void>; // secrets being given to its loader (one request of that kind at a time)
   private creating?: Promise<unknown>; // its create, until the miniworker answered it
+  // The format its function got, as the loader said: a json function ignores a web call's request (its
+  // params were made of it), so that request is not sent to it.
+  private format?: string;
   readonly slotDir?: string; // stem cells: the host folder a function's tree is put into
 
   private constructor(
@@ -151,6 +154,7 @@ export class ContainerSession {
         timeoutMs,
       );
       if (r.op === 'loaded' && r.ok) {
+        this.format = r.format;
         if (slots > 1) this.line.allowCalls(slots);
         if (wanted > 1) {
           this.d.table.setSlots(this.id, slots);
@@ -235,8 +239,9 @@ export class ContainerSession {
     try {
       if (!line) throw new LineClosed('the container has no line');
       await this.syncSecrets(line, work);
+      const http = this.format === 'json' ? undefined : work.http;
       // A web call's answer may come streamed (stream-relay.ts).
-      const relay = work.http
+      const relay = http
         ? new StreamRelay({ sink: work.stream, check: checkResponse, pause: () => line.pause(), resume: () => line.resume() })
         : undefined;
       const r = await line.request(
@@ -245,7 +250,7 @@ export class ContainerSession {
           id: callId(work),
           params: paramsOf(work.params),
           env: callEnv({ callNum: work.callNum, replica: work.replica, attempt: work.attempt, deadline }),
-          ...(work.http ? { http: work.http } : {}),
+          ...(http ? { http } : {}),
         },
         timeoutS * 1000,
         relay && ((m) => relay.take(m)),

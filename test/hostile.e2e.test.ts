@@ -221,6 +221,32 @@ module.exports = async () => {
     expect(await containersOf(fn)).not.toContain(first);
   });
 
+  it('a warm node function that leaves one process behind, right after calls that left none, spends its container', async () => {
+    // Calls in quick succession: the loader looks for strays by the container's task count between full
+    // looks, so a lone detached child started among quick calls must still be found at its own call.
+    const fn = fname('detach', 'function');
+    await deploy(
+      fn,
+      {
+        'index.js': `const { spawn } = require('child_process');
+module.exports = async (p) => {
+  if (p.detach) spawn('sleep', ['600'], { detached: true, stdio: 'ignore' }).unref();
+  return { ok: true };
+};`,
+      },
+      { policy: 'function' },
+    );
+    const [first] = await warmIds('detach');
+    for (let i = 0; i < 20; i++) expect((await http('POST', `${p.api}/function/${fn}`, {})).body).toEqual({ ok: true });
+    expect(await containersOf(fn)).toEqual([first]);
+    const r = await http('POST', `${p.api}/function/${fn}`, { detach: true });
+    expect(r.body).toEqual({ ok: true });
+    expect((await waitCall(p.api, Number(r.headers.get('x-zfaas-call')))).logs).toMatch(
+      /the call left 1 process running; the container was removed/,
+    );
+    await waitFor('the container left with the child removed', async () => ((await gone(first!)) ? true : undefined), 30_000);
+  });
+
   it('a disk filler runs out of its bounded /tmp and /dev/shm; nothing else is writable', async () => {
     const filler = `const fs = require('fs');
 module.exports = () => {

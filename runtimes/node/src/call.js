@@ -103,10 +103,49 @@ const errorText = (e) => (e instanceof ReplyError ? e.message : formatError(e));
 // Processes in this container other than init (pid 1) and this loader: what a call left running.
 // One readdir of /proc (its pid entries are the only ones starting with a digit). A loader that keeps a
 // process of its own (the provided runtime's bootstrap) names it in ownRoot: it and what descends from it
-// are not strays.
+// are not strays. The readdir is skipped while the container's task count (its pids cgroup, read again
+// through one open file: one system call instead of five) is what it was after the last look that found
+// none, and that look is less than RESCAN_MS old: a call that starts a process changes the count, unless
+// it also ends a thread that was running before it; the next look within RESCAN_MS finds that one too.
 const SELF = String(process.pid);
+const RESCAN_MS = 250;
 let ownRoot = null;
+let tasksFd; // undefined: not opened yet; null: no pids cgroup to read
+const tasksBuf = Buffer.alloc(32);
+let cleanTasks = -1; // the task count when the last look found no stray
+let cleanAt = 0;
+
+function taskCount() {
+  if (tasksFd === undefined) {
+    tasksFd = null;
+    for (const f of ['/sys/fs/cgroup/pids.current', '/sys/fs/cgroup/pids/pids.current']) {
+      try {
+        tasksFd = fs.openSync(f, 'r');
+        break;
+      } catch (_) {
+        // another cgroup layout, or none
+      }
+    }
+  }
+  if (tasksFd === null) return -1;
+  try {
+    const n = Number(tasksBuf.toString('latin1', 0, fs.readSync(tasksFd, tasksBuf, 0, tasksBuf.length, 0)).trim());
+    return Number.isInteger(n) && n > 0 ? n : -1;
+  } catch (_) {
+    return -1;
+  }
+}
+
 function strayProcesses() {
+  const tasks = taskCount();
+  const now = Date.now();
+  if (tasks > 0 && tasks === cleanTasks && now - cleanAt < RESCAN_MS) return 0;
+  const n = scanProcesses();
+  if (n === 0) [cleanTasks, cleanAt] = [tasks, now];
+  return n;
+}
+
+function scanProcesses() {
   let names;
   try {
     names = fs.readdirSync('/proc');
