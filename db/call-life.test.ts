@@ -103,6 +103,14 @@ describe('outcome', () => {
     const c = running();
     expect(next(applyIntent(c, { kind: 'outcome', outcome: failed, ran: false }, ctx({ retries: 3 })))).toMatchObject({ status: 'ERROR' });
   });
+  it('keeps the outcome`s own fields only, whatever else the object carried (in-process writes are not parsed)', () => {
+    const carried = { ...done, logs: 'hi', durationMs: 3, node: 'n9', ran: true, secret: 'x' } as CallOutcome;
+    const ended = next(applyIntent(running(), { kind: 'outcome', outcome: carried, ran: true, node: 'n1', attempt: 1 }, ctx()));
+    expect(ended).toMatchObject({ status: 'DONE', result: '42', logs: 'hi', durationMs: 3, node: 'n1' });
+    expect(ended).not.toHaveProperty('ran');
+    expect(ended).not.toHaveProperty('secret');
+  });
+
   it('keeps a web answer`s status, headers and size, not its body', () => {
     const c = running();
     const web: CallOutcome = { ...done, response: { status: 201, headers: { a: 'b' }, body: Buffer.from('hello').toString('base64') } };

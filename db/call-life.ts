@@ -108,8 +108,18 @@ function end(call: Call, o: CallOutcome, ctx: LifeContext, ran: boolean): Verdic
     for (const k of ['node', 'life', 'error', 'fault', 'logs', 'startedAt', 'durationMs', 'response'] as const) delete next[k];
     return { changed: true, next };
   }
-  // A web answer's body went to its caller; the record keeps its status, headers and size.
-  const { response, ...rest } = o;
+  // A web answer's body went to its caller; the record keeps its status, headers and size. The outcome's
+  // fields are named one by one: the record holds what the schema says, whatever else the object carried.
+  const { response } = o;
+  const rest: Omit<CallOutcome, 'response' | 'attempt'> = {
+    status: o.status,
+    result: o.result,
+    ...(o.error !== undefined ? { error: o.error } : {}),
+    ...(o.logs !== undefined ? { logs: o.logs } : {}),
+    ...(o.durationMs !== undefined ? { durationMs: o.durationMs } : {}),
+    ...(o.cancelled !== undefined ? { cancelled: o.cancelled } : {}),
+    ...(o.fault !== undefined ? { fault: o.fault } : {}),
+  };
   const kept = response && {
     status: response.status,
     headers: response.headers,
