@@ -8,6 +8,9 @@ export default defineConfig({
     fileParallelism: false,
     testTimeout: 120_000,
     hookTimeout: 180_000,
+    // What the platform hands itself unparsed in one process is compared with its wire form (common/wire-check.ts),
+    // in the tests' own processes and in every zfaas they start.
+    env: { ZFAAS_CHECK_IN_PROCESS: '1' },
     // Removes what throwaway PostgreSQL clusters a test left behind (test/helpers/postgres.ts).
     globalSetup: ['test/helpers/global-teardown.ts'],
     exclude: ['node_modules/**', 'dist/**'],

@@ -31,7 +31,8 @@ const BUILTIN = ['python', 'node', 'java', 'go', 'provided'] as const;
 export { UsageError } from '../common/errors.js';
 import { UsageError } from '../common/errors.js';
 import { MemoryLink } from '../common/memory-link.js';
-import type { ToApi, ToInstance } from '../protocol/broker.js';
+import { assertWireForm, checkingInProcess } from '../common/wire-check.js';
+import { ToApiSchema, ToInstanceSchema, type ToApi, type ToInstance } from '../protocol/broker.js';
 
 export async function builtinRuntimes(): Promise<Runtime[]> {
   return Promise.all(
@@ -285,7 +286,14 @@ export async function up(o: UpOptions): Promise<() => Promise<void>> {
   for (const rt of runtimes) await client.request('putRuntime', rt);
   client.close();
   // The instance of this process reaches the broker in memory; other nodes use brokerBind.
-  const memory = new MemoryLink<ToApi, ToInstance>();
+  const memory = new MemoryLink<ToApi, ToInstance>(
+    checkingInProcess()
+      ? {
+          up: (m) => assertWireForm(ToApiSchema, m, `a node's ${m.type} message`),
+          down: (m) => assertWireForm(ToInstanceSchema, m, `the API's ${m.type} message`),
+        }
+      : undefined,
+  );
   const api = new ApiServer({
     port: o.port,
     host: o.host,

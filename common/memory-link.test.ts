@@ -3,8 +3,6 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryLink } from './memory-link.js';
 
-const frame = (s: string): string => s;
-const text = (m: string): string => m;
 const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 describe('MemoryLink', () => {
@@ -12,11 +10,11 @@ describe('MemoryLink', () => {
     const link = new MemoryLink<string, string>();
     const atApi: string[] = [];
     const atNode: string[] = [];
-    link.listen((id, m) => atApi.push(`${id}:${text(m)}`));
-    const port = link.attach('n1', (m) => atNode.push(text(m)));
+    link.listen((id, m) => atApi.push(`${id}:${m}`));
+    const port = link.attach('n1', (m) => atNode.push(m));
     for (let i = 0; i < 50; i++) {
-      void port.send(frame(`up${i}`));
-      void link.toNode('n1', frame(`down${i}`));
+      void port.send(`up${i}`);
+      void link.toNode('n1', `down${i}`);
     }
     expect(atApi).toEqual([]); // never inside the sender's own call
     expect(atNode).toEqual([]);
@@ -27,29 +25,29 @@ describe('MemoryLink', () => {
 
   it('refuses a send to a node that is not attached, or no longer', async () => {
     const link = new MemoryLink<string, string>();
-    await expect(link.toNode('n1', frame('x'))).rejects.toThrow(/not attached/);
+    await expect(link.toNode('n1', 'x')).rejects.toThrow(/not attached/);
     const port = link.attach('n1', () => undefined);
     expect(link.has('n1')).toBe(true);
     port.close();
     expect(link.has('n1')).toBe(false);
-    await expect(link.toNode('n1', frame('x'))).rejects.toThrow(/not attached/);
-    await expect(port.send(frame('x'))).rejects.toThrow(/closed/);
+    await expect(link.toNode('n1', 'x')).rejects.toThrow(/not attached/);
+    await expect(port.send('x')).rejects.toThrow(/closed/);
   });
 
   it('keeps what a node sends while no API listens, for the next one', async () => {
     const link = new MemoryLink<string, string>();
     const port = link.attach('n1', () => undefined);
-    await port.send(frame('register'));
+    await port.send('register');
     const heard: string[] = [];
-    link.listen((id, m) => heard.push(`${id}:${text(m)}`));
-    await port.send(frame('heartbeat'));
+    link.listen((id, m) => heard.push(`${id}:${m}`));
+    await port.send('heartbeat');
     await settle();
     expect(heard).toEqual(['n1:register', 'n1:heartbeat']);
     link.unlisten();
-    await port.send(frame('outcome'));
+    await port.send('outcome');
     await settle();
     expect(heard).toHaveLength(2);
-    link.listen((id, m) => heard.push(`${id}:${text(m)}`));
+    link.listen((id, m) => heard.push(`${id}:${m}`));
     await settle();
     expect(heard).toEqual(['n1:register', 'n1:heartbeat', 'n1:outcome']);
   });
@@ -57,10 +55,10 @@ describe('MemoryLink', () => {
   it('gives an id attached again to its newest holder only', async () => {
     const link = new MemoryLink<string, string>();
     const got: string[] = [];
-    const old = link.attach('n1', (f) => got.push(`old:${text(f)}`));
-    link.attach('n1', (f) => got.push(`new:${text(f)}`));
+    const old = link.attach('n1', (f) => got.push(`old:${f}`));
+    link.attach('n1', (f) => got.push(`new:${f}`));
     old.close(); // the old holder's close leaves the new one attached
-    await link.toNode('n1', frame('x'));
+    await link.toNode('n1', 'x');
     await settle();
     expect(got).toEqual(['new:x']);
   });

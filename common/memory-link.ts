@@ -6,6 +6,8 @@
 // kept (each hand-over is a microtask, in sending order). Like the broker's mandatory ROUTER, a send to a
 // node that is not attached fails instead of vanishing; like a node's DEALER, what a node sends while no
 // API listens waits for one (up to a bound, then the oldest is dropped, as a full socket queue would).
+// `check`, when given, sees each message before it is handed over and throws on one the wire would have
+// changed (wire-check.ts: the test suite turns it on).
 export type ApiSide<Up> = (nodeId: string, msg: Up) => void;
 export type NodeSide<Down> = (msg: Down) => void;
 
@@ -17,11 +19,18 @@ export interface MemoryPort<Up> {
 
 const WAITING_MAX = 10_000;
 
+export interface LinkCheck<Up, Down> {
+  up(msg: Up): void;
+  down(msg: Down): void;
+}
+
 // Up: what nodes send the API; Down: what the API sends a node.
 export class MemoryLink<Up, Down> {
   private api?: ApiSide<Up>;
   private readonly nodes = new Map<string, NodeSide<Down>>();
   private readonly waiting: Array<[string, Up]> = []; // sent by nodes while no API listened
+
+  constructor(private readonly check?: LinkCheck<Up, Down>) {}
 
   // The broker listens (a new listener replaces the old one, as a restarted API would) and hears what
   // nodes sent meanwhile.
@@ -42,6 +51,7 @@ export class MemoryLink<Up, Down> {
   toNode(nodeId: string, msg: Down): Promise<void> {
     const deliver = this.nodes.get(nodeId);
     if (!deliver) return Promise.reject(new Error(`node ${nodeId} is not attached to the in-process link`));
+    this.check?.down(msg);
     queueMicrotask(() => deliver(msg));
     return Promise.resolve();
   }
@@ -54,6 +64,7 @@ export class MemoryLink<Up, Down> {
       send: (msg) => {
         const api = this.api;
         if (!open) return Promise.reject(new Error('the in-process link is closed'));
+        this.check?.up(msg);
         if (api) queueMicrotask(() => api(nodeId, msg));
         else if (this.waiting.push([nodeId, msg]) > WAITING_MAX) this.waiting.shift();
         return Promise.resolve();

@@ -16,7 +16,16 @@ import { SendQueue } from '../common/zmq.js';
 import { logFailedHandshakes, serverOptions, startZap, type CurveServer } from '../common/curve.js';
 import { errText, type Logger } from '../common/log.js';
 import { parseJsonFrame, ProtocolError, validate } from '../protocol/codec.js';
-import { dbKind, DbEnvelopeSchema, DbRequestSchema, type DbMsgOfKind, type DbRequest, type DbResults } from '../protocol/db.js';
+import { assertWireForm, checkingInProcess } from '../common/wire-check.js';
+import {
+  DB_MESSAGES,
+  dbKind,
+  DbEnvelopeSchema,
+  DbRequestSchema,
+  type DbMsgOfKind,
+  type DbRequest,
+  type DbResults,
+} from '../protocol/db.js';
 import { ConflictError, NotFoundError, RetryableError, type StoreBackend } from './store-api.js';
 import type { CallGroup } from './call-group.js';
 import { openStore } from './open-store.js';
@@ -167,10 +176,9 @@ export class DbServer {
     if (this.closed) return Promise.reject(new DbError('db service stopped', 'UNAVAILABLE'));
     let answer: Promise<Answer>;
     try {
-      answer = this.dispatch(
-        TRUSTED_LOCAL.has(msgType) ? ({ msgType, content } as DbRequest) : validate(DbRequestSchema, { msgType, content }),
-        blobs,
-      );
+      const trusted = TRUSTED_LOCAL.has(msgType);
+      if (trusted && checkingInProcess()) assertWireForm(DB_MESSAGES[msgType].content, content, `the in-process ${msgType}`);
+      answer = this.dispatch(trusted ? ({ msgType, content } as DbRequest) : validate(DbRequestSchema, { msgType, content }), blobs);
     } catch (e) {
       answer = Promise.reject(e);
     }
