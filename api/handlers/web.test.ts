@@ -122,6 +122,11 @@ describe('the web front', () => {
     const bad = await fetch(`${base}/function/%E0%A4%A`, { headers: auth });
     expect(bad.status).toBe(400);
     expect(await bad.json()).toEqual({ error: "Failed to decode param '%E0%A4%A'" });
+    // Even an error before the handler is sandboxed away from the API's origin.
+    expect(bad.headers.get('content-security-policy')).toMatch(/sandbox/);
+    const ns = await fetch(`${base}/function/open`, { headers: { ...auth, 'x-zfaas-namespace': 'Not A Namespace' } });
+    expect(ns.status).toBe(400);
+    expect(ns.headers.get('x-content-type-options')).toBe('nosniff');
     const sub = await fetch(`${base}/function/%6Fpen/x%2Fy?q=1`, { headers: auth });
     expect(await sub.json()).toEqual({ got: { q: '1' } });
     expect(made.at(-1)).toMatchObject({ funcName: 'open', path: '/x/y' });

@@ -80,6 +80,7 @@ export function webFront(d: WebDeps & { identity: Identity }): (req: IncomingMes
 }
 
 async function serve(req: IncomingMessage, res: ServerResponse, path: string, m: RegExpExecArray, identity: Identity, handle: WebHandler) {
+  sandbox(res);
   const who = await identity.caller(req, WEB_RULE, path);
   const caller = who instanceof Scope ? { scope: who } : { scope: OPERATOR_DEFAULT, refusal: who };
   await handle(req, res, path, [decodeParam(m[1]), decodeParam(m[2]), decodeParam(m[3])], caller);
@@ -95,8 +96,17 @@ function decodeParam(v: string | undefined): string | undefined {
   }
 }
 
+// First, so that whatever answers (the function, a refusal, an error) is never the API origin's page.
+function sandbox(res: ServerResponse): void {
+  for (const [name, value] of Object.entries(ISOLATION_HEADERS)) res.setHeader(name, value);
+}
+
 // The same handler as an express route: what declares the path and its rule among the API's routes, and
 // serves it where the front is not in the way (a router used alone, in tests).
+// /function/NAME[/sub/path] in the caller's namespace (anonymous: default's), or
+// /ns/NAMESPACE/function/NAME[/sub/path] in that one (what an anonymous caller of a public function of
+// another namespace uses; a key reaches only its own namespace this way too).
+// `public`: a caller without credentials reaches the handler, which answers it for a public function only.
 export function webRouter(d: WebDeps): Router {
   const r = router();
   const handle = webHandler(d);
@@ -106,6 +116,7 @@ export function webRouter(d: WebDeps): Router {
     WEB_PATH,
     'public',
     wrap(async (req, res) => {
+      sandbox(res);
       const p = req.params as Record<string, string | undefined>;
       const refusal = res.locals.refusal as Refusal | undefined;
       await handle(req, res, req.path, [p[0], p[1], p[2]], refusal ? { scope: scopeOf(res), refusal } : { scope: scopeOf(res) });
@@ -117,8 +128,6 @@ export function webRouter(d: WebDeps): Router {
 function webHandler(d: WebDeps): WebHandler {
   const limits = new RateLimits();
   return async (req, res, path, params, { scope, refusal }) => {
-    // First, so that whatever answers (the function, a refusal, an error) is never the API origin's page.
-    for (const [name, value] of Object.entries(ISOLATION_HEADERS)) res.setHeader(name, value);
     const method = req.method ?? 'GET';
     const target = parse(targetSchema, params[1] ?? '', 'function name');
     // Credentials first: without them, a function that is not public does not exist for the caller
