@@ -37,6 +37,7 @@ describe('isFailover', () => {
     for (const code of ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', '57P01', '57P02', '57P03', '08006', '25006'])
       expect(isFailover(Object.assign(new Error('x'), { code })), code).toBe(true);
     expect(isFailover(new Error('Connection terminated unexpectedly'))).toBe(true);
+    expect(isFailover(new Error('Query read timeout'))).toBe(true); // no answer within query_timeout
   });
 
   it('is false for what a write itself did wrong or another writer caused', () => {

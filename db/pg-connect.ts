@@ -62,8 +62,20 @@ export function isFailover(e: unknown): boolean {
   if (/^(08|57P0)/.test(code)) return true; // connection exceptions; admin or crash shutdown, cannot connect now
   if (code === '25006') return true; // read-only SQL transaction: the host is a standby now
   const msg = typeof x?.message === 'string' ? x.message : '';
-  return /Connection terminated|connection error|not queryable|timeout exceeded when trying to connect|Client was closed/i.test(msg);
+  return /Connection terminated|connection error|not queryable|timeout exceeded when trying to connect|Client was closed|Query read timeout/i.test(
+    msg,
+  );
 }
+
+// A statement that went unanswered for ANSWER_MS (node-postgres's query_timeout): its connection is not
+// asked anything more (it is still busy with that statement), only let go.
+const unanswered = (e: unknown): boolean => e instanceof Error && e.message === 'Query read timeout';
+
+// How long a statement may go unanswered before its host counts as lost. Without it, a host that
+// vanishes without a word (its machine lost mid-statement: no reset comes) holds the statement, and with
+// it the DB service's one lane of writes, until TCP gives up, a quarter of an hour later. A COMMIT that
+// waits for a synchronous standby may take a failover's time; the URL's own query_timeout=MS wins.
+export const ANSWER_MS = 15_000;
 
 // The write ids are kept this long (a lost answer is looked up within seconds), then pruned.
 const WRITE_ID_KEEP = '1 hour';
@@ -126,6 +138,7 @@ export class PgPrimary implements Sql {
       connectionString: url,
       max: 10,
       connectionTimeoutMillis: this.o.connectMs,
+      query_timeout: ANSWER_MS,
       keepAlive: true,
       keepAliveInitialDelayMillis: 10_000,
     });
@@ -174,7 +187,8 @@ export class PgPrimary implements Sql {
 
   // Whether a host fits: true, or why not.
   private async fits(url: string): Promise<true | string> {
-    const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: Math.min(this.o.connectMs, 3000) });
+    const limit = Math.min(this.o.connectMs, 3000);
+    const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: limit, query_timeout: limit });
     c.on('error', () => undefined); // a probe's connection breaking is its answer, not a crash
     try {
       await c.connect();
@@ -281,7 +295,7 @@ export class PgPrimary implements Sql {
       c.release();
       return;
     } catch (e) {
-      await c.query('ROLLBACK').catch(() => undefined);
+      if (!unanswered(e)) await c.query('ROLLBACK').catch(() => undefined);
       c.release(true);
       if (!isFailover(e)) throw e;
       this.failed(c, e); // the id is looked up on the writable host, never on one that just failed
@@ -313,7 +327,7 @@ export class PgPrimary implements Sql {
       try {
         out = await fn(c);
       } catch (e) {
-        await c.query('ROLLBACK').catch(() => undefined);
+        if (!unanswered(e)) await c.query('ROLLBACK').catch(() => undefined);
         c.release(true); // a connection in an unknown state is not reused
         this.failed(c, e);
         if (!isFailover(e) || Date.now() > deadline) throw e;

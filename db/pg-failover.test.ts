@@ -24,10 +24,13 @@ afterEach(async () => {
 const portOf = (url: string): number => Number(/:(\d+)\//.exec(url)![1]);
 const viaPort = (url: string, port: number): string => url.replace(/:(\d+)\//, `:${port}/`);
 
-async function dbVia(url: string): Promise<{ db: DbUnderTest; proxy: CommitProxy }> {
+// `answerMs`: how long a statement may go unanswered (the URL's query_timeout; the store's default is 15 s).
+async function dbVia(url: string, answerMs?: number): Promise<{ db: DbUnderTest; proxy: CommitProxy }> {
   const proxy = await commitProxy(portOf(url));
   proxies.push(proxy);
-  const db = await DbUnderTest.open('zfaas-db-pgfail-', viaPort(url, proxy.port));
+  const via = viaPort(url, proxy.port);
+  const store = answerMs === undefined ? via : `${via}${via.includes('?') ? '&' : '?'}query_timeout=${answerMs}`;
+  const db = await DbUnderTest.open('zfaas-db-pgfail-', store);
   open.push(db);
   return { db, proxy };
 }
@@ -42,10 +45,16 @@ async function rows(url: string, sql: string): Promise<Array<Record<string, unkn
   }
 }
 
-describe.each(['after', 'before'] as const)('a COMMIT whose answer is lost (the connection breaks %s the server gets it)', (when) => {
+// `silent`: the host vanishes as the COMMIT leaves (no answer, no reset): given up after the URL's
+// query_timeout, as the store gives up on any statement, and not waited for until TCP gives up.
+describe.each([
+  { when: 'after', how: 'cut just after the server gets it' },
+  { when: 'before', how: 'cut just before the server gets it' },
+  { when: 'silent', how: 'its host vanishes without a word' },
+] as const)('a COMMIT whose answer is lost ($how)', ({ when }) => {
   it('makes the call once, and answers with it', async () => {
     const url = await newPgDatabase();
-    const { db, proxy } = await dbVia(url);
+    const { db, proxy } = await dbVia(url, when === 'silent' ? 1000 : undefined);
     const lost = proxy.loseNextCommit(when);
     const c = await db.remote.request('createCall', { funcName: 'f', version: 1, params: { n: 1 } });
     await lost; // the connection that carried this write's COMMIT was cut
@@ -58,7 +67,7 @@ describe.each(['after', 'before'] as const)('a COMMIT whose answer is lost (the 
 
   it("records a call's outcome once, and answers it as recorded", async () => {
     const url = await newPgDatabase();
-    const { db, proxy } = await dbVia(url);
+    const { db, proxy } = await dbVia(url, when === 'silent' ? 1000 : undefined);
     const c = await db.remote.request('createCall', { funcName: 'f', version: 1, params: {} });
     await startCall(db.remote, { callNum: c.callNum, node: 'n1' });
     const lost = proxy.loseNextCommit(when);

@@ -14,8 +14,13 @@ const here = join(import.meta.dirname);
 describe('zfaas-bridge', () => {
   it('passes its Go tests (the mapping of calls to HTTP requests and back, readiness)', async () => {
     const env = { ...process.env, CGO_ENABLED: '0', GOFLAGS: '-mod=mod' };
-    await run('go', ['vet', './...'], { cwd: join(here, 'bridge'), env });
-    const { stdout } = await run('go', ['test', '-count=1', './...'], { cwd: join(here, 'bridge'), env });
+    // A failure shows what Go printed (which test, and why), not only that the command failed.
+    const go = (args: string[]) =>
+      run('go', args, { cwd: join(here, 'bridge'), env }).catch((e: { message: string; stdout?: string; stderr?: string }) => {
+        throw new Error(`${e.message}\n${e.stdout ?? ''}${e.stderr ?? ''}`);
+      });
+    await go(['vet', './...']);
+    const { stdout } = await go(['test', '-count=1', './...']);
     expect(stdout).toMatch(/^ok\s+zfaas\/bridge/m);
   });
 

@@ -27,6 +27,7 @@ type output struct {
 	calls   map[*strings.Builder]bool // the running calls' captures: with several at once, each gets all
 	tail    []byte
 	tailMax int
+	pumped  chan struct{} // closed when the pipe is read to its end (every writer gone)
 }
 
 func (o *output) Write(p []byte) (int, error) {
@@ -51,6 +52,7 @@ func (o *output) Write(p []byte) (int, error) {
 
 // pump passes on what the server prints, chunk by chunk, saying while it holds one.
 func (o *output) pump() {
+	defer close(o.pumped)
 	buf := make([]byte, 32*1024)
 	for {
 		n, err := o.pipe.Read(buf)
@@ -133,7 +135,7 @@ func startServer(argv []string, env []string, dir string) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &output{tailMax: 4000, pipe: r}
+	out := &output{tailMax: 4000, pipe: r, pumped: make(chan struct{})}
 	cmd := &exec.Cmd{Path: path, Args: argv, Env: env, Dir: dir, Stdout: w, Stderr: w, Stdin: nil}
 	err = cmd.Start()
 	w.Close()
@@ -185,7 +187,12 @@ func (s *server) ready(addr string, port int, limit time.Duration) error {
 		}
 		select {
 		case <-s.exited:
-			s.out.drain() // its last words may still be in the pipe: the exit does not wait for them
+			// Its last words may still be in the pipe (the exit does not wait for them): read to the pipe's
+			// end, which comes once no process holds its other end (a child of the server may: 1 s at most).
+			select {
+			case <-s.out.pumped:
+			case <-time.After(time.Second):
+			}
 			return fmt.Errorf("the image's server exited (code %d) before it listened on port %d%s", s.code, port, said(s.out.end()))
 		default:
 		}
