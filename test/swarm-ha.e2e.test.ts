@@ -37,7 +37,7 @@ const NET = { ZFAAS_SWARM_SUBNET: '10.215.0', ZFAAS_SWARM_POOL: '10.233.0.0/16' 
 
 // Opt-in (ZFAAS_SWARM_HA=1): in some runs of the whole suite (two of the last four), after host a was
 // lost, the DB service the standing APIs moved to answered none of their writes within 120 s while it
-// still answered pings; runs of this file alone pass (ten of ten). Until that stall is understood it does
+// still answered pings; every run of this file alone has passed. Until that stall is understood it does
 // not gate the suite; when it happens, the test prints the callers' errors, the pg_auto_failover states
 // and the last lines of the standing APIs and DB services.
 const unsupported =
