@@ -11,7 +11,9 @@ export const IN_PROCESS_CHECK_ENV = 'ZFAAS_CHECK_IN_PROCESS';
 
 export class WireMismatch extends Error {}
 
-export const checkingInProcess = (): boolean => process.env[IN_PROCESS_CHECK_ENV] === '1';
+// Read once, at start: the call path asks for every call it hands over.
+const CHECKING = process.env[IN_PROCESS_CHECK_ENV] === '1';
+export const checkingInProcess = (): boolean => CHECKING;
 
 // Throws unless `value`, sent as JSON and parsed by `schema`, comes out as it went in.
 export function assertWireForm<T>(schema: ZodType<T, ZodTypeDef, unknown>, value: unknown, what: string): void {
