@@ -20,7 +20,7 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FunctionSettingsSchema, RuntimeSchema, type CallOutcome, type FunctionMeta, type Runtime } from '../common/model.js';
 import type { ColdStart } from '../protocol/broker.js';
-import { LINE_FILE, LOADER_PROTOCOL } from '../protocol/loader.js';
+import { ENV_VIEW_PROTOCOL, LINE_FILE, LOADER_PROTOCOL } from '../protocol/loader.js';
 import type { ExitReport, FromWorker, SecretFile } from '../protocol/worker.js';
 import { WorkerDied, type JobCommand, type JobReply, type Lease, type WorkerHooks, type WorkerPort } from './miniworkers.js';
 import { Pool, type Work } from './pool.js';
@@ -300,6 +300,7 @@ beforeEach(async () => {
     onStart: (w) => starts.push(w.callNum),
     workers: (hooks) => (fake = new FakeWorkers(hooks, ['w1', 'w2'])),
     lateSweepMs: 300,
+    recycleAfterCalls: 3,
   });
   await pool.start();
   // Nothing happens before the first sweep, which goes to the first ready miniworker.
@@ -384,6 +385,30 @@ describe('policy function', () => {
     expect(pool.table.all()).toHaveLength(1);
     expect(pool.table.get(id)).toMatchObject({ state: 'idle', calls: 2 });
     expect(pool.stats().warm).toEqual({ 'f@1': 1 });
+  });
+
+  it('replaces a container after its calls grew its loader, and keeps one whose loader leaves its environment alone', async () => {
+    const serveFive = async (from: number): Promise<void> => {
+      for (let i = from; i < from + 5; i++) {
+        pool.submit(work(i));
+        await resultsIn(i);
+      }
+      expect(results.map((r) => r.outcome.status)).toEqual(Array(from + 4).fill('DONE'));
+    };
+    fake.hello = ENV_VIEW_PROTOCOL - 1; // sets each call's variables in its process environment
+    await serveFive(1);
+    expect(created()).toHaveLength(2); // the 4th call went to a new container: the first served 3
+    await vi.waitFor(() => expect(fake.removed.map((r) => r.id)).toEqual([created()[0]!.plan.id]));
+    fake.hello = ENV_VIEW_PROTOCOL;
+    await vi.waitFor(() => expect(pool.table.all().every((r) => r.state === 'idle')).toBe(true));
+    const lined = created().length;
+    // the second container (an old loader) goes after its 3rd call; the next one is kept
+    await serveFive(6);
+    expect(created()).toHaveLength(lined + 1);
+    const last = created().at(-1)!.plan.id;
+    expect(pool.table.get(last)).toMatchObject({ state: 'idle' });
+    expect(pool.table.get(last)!.calls).toBeGreaterThan(3);
+    expect(fake.removed.map((r) => r.id)).not.toContain(last);
   });
 
   it('tells a cold start with the run that made its container, and none with a warm run', async () => {

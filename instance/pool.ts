@@ -42,6 +42,7 @@ export interface PoolOptions {
   onSlots?(): void; // the calls its containers may take beyond one each (spareSlots) changed
   workers?(hooks: WorkerHooks): WorkerPort; // the real miniworkers unless a test brings fakes
   lateSweepMs?: number; // after a miniworker died, when the second sweep of what it made goes (default 5 s)
+  recycleAfterCalls?: number; // a container whose loader grows with each call goes after this many (session.ts)
 }
 
 const STEM_TTL_MS = 60_000; // a stem cell beyond its runtime's target goes after this long unused
@@ -117,6 +118,7 @@ export class Pool {
       slotsDir: join(o.dataDir, 'slots'),
       bridgeDir: join(o.dataDir, 'bridge'),
       log: o.log,
+      recycleAfterCalls: o.recycleAfterCalls,
       runJob: (work, name) => this.runJob(work, name),
       jobId: () => ++this.jobSeq,
       forgotten: (s) => {

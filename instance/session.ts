@@ -19,6 +19,7 @@ import { TRUNCATION_MARK } from '../miniworker/outcome.js';
 import {
   BASE64_RE,
   CONCURRENT_PROTOCOL,
+  ENV_VIEW_PROTOCOL,
   HEADER_TOKEN_RE,
   HOP_BY_HOP,
   HttpResponseSchema,
@@ -36,8 +37,10 @@ import { loadLimitMs, openLineToImageUser } from './image-functions.js';
 
 const START_TIMEOUT_MS = 30_000; // a new container's loader must dial in within this
 const SECRETS_TIMEOUT_MS = 10_000; // a loader writes a function's secrets (a few small files) within this
-// A loader's process environment grows a little with every call (the C library keeps every value a
-// variable ever had): a warm container is replaced after this many calls, long before that matters.
+// A loader that sets each call's variables in its process environment grows with every call (the C
+// library keeps every value a variable ever had): its warm container is replaced after this many calls,
+// long before that matters. One of ENV_VIEW_PROTOCOL keeps them out of it and is kept while it is used;
+// a container without a loader starts a new process for each call and keeps nothing of it.
 export const RECYCLE_AFTER_CALLS = 10_000;
 
 export interface SessionDeps {
@@ -51,6 +54,7 @@ export interface SessionDeps {
   jobId(): number;
   forgotten(s: ContainerSession): void; // out of the table: its room is free
   slotsChanged?(s: ContainerSession): void; // it may take (or no longer waits to take) more calls: decide again
+  recycleAfterCalls?: number; // RECYCLE_AFTER_CALLS unless a test says another
 }
 
 // The calls a function's container may run at once: its containerConcurrency, for a loader that can.
@@ -320,8 +324,13 @@ export class ContainerSession {
       if (this.spent) this.d.table.close(this.id);
       return;
     }
-    if (rec.calls >= RECYCLE_AFTER_CALLS || this.spent || rec.closed) void this.discard();
+    if (this.spent || rec.closed || this.grown(rec.calls)) void this.discard();
     else this.move('idle');
+  }
+
+  // Its loader set the variables of this many calls in its process environment: past the limit, it goes.
+  private grown(calls: number): boolean {
+    return !!this.line && this.line.version < ENV_VIEW_PROTOCOL && calls >= (this.d.recycleAfterCalls ?? RECYCLE_AFTER_CALLS);
   }
 
   // A call ended but for its loader (it passed its deadline): the container takes no more calls, and goes

@@ -14,6 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   CANCELLED,
   CONCURRENT_PROTOCOL,
+  ENV_VIEW_PROTOCOL,
   HttpResponseSchema,
   LOADER_PROTOCOL,
   STREAM_CHUNK_LIMIT,
@@ -56,7 +57,7 @@ const LOADERS: LoaderUnderTest[] = [
     command: ['python3', join(HERE, 'python/loader.py')],
     functions: join(HERE, 'conformance/python'),
     webHandler: 'handler.handler',
-    protocol: LOADER_PROTOCOL,
+    protocol: 3, // sets a call's variables in its process environment
     stream: { format: 'gcf', handler: 'handler.handler' },
   },
   {
@@ -324,5 +325,46 @@ describe.each(LOADERS)('the $name loader', (l) => {
       expect(await s.next(), bad).toMatchObject({ op: 'error', error: expect.any(String) });
     }
     expect(await s.ask({ op: 'ping' })).toEqual({ op: 'pong' });
+  });
+});
+
+// A loader of ENV_VIEW_PROTOCOL is kept warm for as long as it is used, so a call's variables must not grow
+// it: they are the call's own in its view and in what a process it starts inherits, and never set in the
+// process's environment (where the C library would keep every value ever set).
+describe.each(LOADERS.filter((l) => l.protocol >= ENV_VIEW_PROTOCOL))('the $name loader, kept warm', (l) => {
+  it("gives a process a call starts the call's variables, and does not grow with the values calls set", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'zfaas-envview-'));
+    try {
+      await writeFile(
+        join(dir, 'index.js'),
+        [
+          "const { execFileSync } = require('child_process');",
+          'module.exports = async (p) => ({',
+          '  rss: process.memoryUsage().rss,',
+          '  call: process.env.ZFAAS_CALL ?? null,',
+          "  child: p.child ? execFileSync('sh', ['-c', 'printf %s \"$ZFAAS_CALL\"']).toString() : null,",
+          '});',
+        ].join('\n'),
+      );
+      const s = start({ ...l, functions: dir });
+      expect((await s.next()).op).toBe('hello');
+      expect(await s.ask({ op: 'load', dir, handler: null, env: {}, format: 'json' })).toMatchObject({ ok: true });
+      const value = async (id: number, params: object, env: Record<string, string>) => {
+        const r = await s.ask({ op: 'call', id, params, env });
+        expect(r, s.stderr).toMatchObject({ op: 'result', id, ok: true });
+        return JSON.parse(r.op === 'result' ? (r.result ?? 'null') : 'null') as { rss: number; call: string | null; child: string | null };
+      };
+      expect(await value(1, { child: true }, { ZFAAS_CALL: '1' })).toMatchObject({ call: '1', child: '1' });
+      expect(await value(2, { child: true }, {})).toMatchObject({ call: null, child: '' });
+      // 400 calls each setting a new 100 KB value: 40 MB if the values stayed in the process
+      const big = 'x'.repeat(100_000);
+      for (let i = 3; i < 20; i++) await value(i, {}, { ZFAAS_CALL: String(i), BIG: big + i });
+      const before = (await value(20, {}, {})).rss;
+      for (let i = 21; i < 420; i++) await value(i, {}, { ZFAAS_CALL: String(i), BIG: big + i });
+      const after = (await value(420, {}, {})).rss;
+      expect(after - before).toBeLessThan(20 * 1024 * 1024);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

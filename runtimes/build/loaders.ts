@@ -66,8 +66,8 @@ function jsConstants(version: number = LOADER_PROTOCOL): string {
   ].join('\n');
 }
 
-function pyConstants(): string {
-  const c = protocolConstants();
+function pyConstants(version: number): string {
+  const c = { ...protocolConstants(), version };
   // A JSON string is a Python string literal too (the same escapes for what these hold).
   const re = (p: string): string => `re.compile(${JSON.stringify(`(?:${p})\\Z`)})`;
   return [
@@ -154,7 +154,9 @@ export const LOADERS: Record<string, Loader> = {
     out: 'python/loader.py',
     src: 'python/src',
     comment: '#',
-    constants: pyConstants,
+    // says version 3: it sets a call's variables in its process environment (a process it starts inherits
+    // them from there), so the node replaces its containers after a number of calls
+    constants: () => pyConstants(3),
     modules: [
       'head.py',
       PROTOCOL,

@@ -9,9 +9,10 @@
  * then exit 1) and exits 0 when the connection ends; without it, it speaks on stdin/stdout and exits 0
  * at the end of stdin. Either way it says {"op":"hello","v":PROTOCOL,"pid":N} first, then answers load, call,
  * secrets and ping one at a time; a request it cannot read gets {"op":"error"} and it carries on. A call's
- * `env` is set in process.env for that call only. After a load with concurrency N > 1 (version 3) calls run
- * at once, each in its own AsyncLocalStorage context (process.env becomes a view of its own variables over
- * the shared ones; its output goes to its own logs), and `cancel` {id} answers one running call cancelled. What the function writes (console.*,
+ * `env` is its own in process.env, a view of its variables over the shared ones, for that call only (never
+ * set in the process's environment, version 4). After a load with concurrency N > 1 (version 3) calls run
+ * at once, each in its own AsyncLocalStorage context (its own view; its output goes to its own logs), and
+ * `cancel` {id} answers one running call cancelled. What the function writes (console.*,
  * process.stdout/stderr) during a call is captured into "logs"; outside a call it goes to stderr;
  * never to the protocol.
  *
@@ -60,7 +61,7 @@
 'use strict';
 
 // ---- generated from protocol/loader.ts by runtimes/build/loaders.ts: do not edit
-const PROTOCOL = 3;
+const PROTOCOL = 4;
 const LOG_LIMIT = 65536;
 const RESULT_LIMIT = 6291456;
 const STREAM_CHUNK_LIMIT = 262144;
@@ -1957,28 +1958,55 @@ class CallLogs {
   }
 }
 
+// The call that runs alone (one call at a time), while it runs: its variables are in the view too.
+let aloneCall = null;
+
+// The running call's context: the one that runs alone, else the one this code runs in (calls at once).
+function currentCall() {
+  const c = aloneCall || callStore.getStore();
+  return c && !c.done ? c : null;
+}
+
 // The running call's context when `name` is one of its own variables.
 function ownerOf(name) {
-  const c = callStore.getStore();
-  return c && !c.done && typeof name === 'string' && Object.prototype.hasOwnProperty.call(c.env, name) ? c : null;
+  const c = currentCall();
+  return c && typeof name === 'string' && Object.prototype.hasOwnProperty.call(c.env, name) ? c : null;
+}
+
+// One call at a time: the call's variables are its own in the view from now until leaveAlone().
+function enterAlone(env, params) {
+  aloneCall = { env: { ...env, ZFAAS_PARAMS: JSON.stringify(params) }, done: false };
+}
+
+function leaveAlone() {
+  if (aloneCall) aloneCall.done = true;
+  aloneCall = null;
 }
 
 let viewing = false;
-// process.env as a view: inside a call, its own variables (an undefined one: deleted in that call); the rest shared.
+// process.env as a view: inside a call, its own variables (an undefined one: deleted in that call); the rest
+// shared. A call's variables never reach the process's real environment: the C library keeps every value
+// setenv is given until the process ends, so setting them there would grow the loader with every call.
 function installEnvView() {
   if (viewing) return;
   viewing = true;
   const shared = process.env;
   const desc = (v) => ({ value: v, writable: true, enumerable: true, configurable: true });
   process.env = new Proxy(shared, {
-    get: (t, k) => (ownerOf(k) ? ownerOf(k).env[k] : Reflect.get(t, k)),
+    get(t, k) {
+      const c = ownerOf(k);
+      return c ? c.env[k] : Reflect.get(t, k);
+    },
     set(t, k, v) {
       const c = ownerOf(k);
       if (c) c.env[k] = String(v);
       else t[k] = v;
       return true;
     },
-    has: (t, k) => (ownerOf(k) ? ownerOf(k).env[k] !== undefined : Reflect.has(t, k)),
+    has(t, k) {
+      const c = ownerOf(k);
+      return c ? c.env[k] !== undefined : Reflect.has(t, k);
+    },
     deleteProperty(t, k) {
       const c = ownerOf(k);
       if (c) c.env[k] = undefined;
@@ -1987,8 +2015,8 @@ function installEnvView() {
     },
     ownKeys(t) {
       const keys = new Set(Reflect.ownKeys(t));
-      const c = callStore.getStore();
-      if (c && !c.done)
+      const c = currentCall();
+      if (c)
         for (const k of Object.keys(c.env)) {
           if (c.env[k] === undefined) keys.delete(k);
           else keys.add(k);
@@ -2083,19 +2111,6 @@ function isEnv(env) {
   return true;
 }
 
-// Sets a call's own variables; returns what restoreEnv puts back (undefined: the variable was not set).
-function setEnv(env) {
-  const keys = Object.keys(env);
-  if (keys.length === 0) return null;
-  const prev = new Array(keys.length);
-  for (let i = 0; i < keys.length; i++) {
-    const old = process.env[keys[i]];
-    prev[i] = typeof old === 'string' ? old : undefined;
-    process.env[keys[i]] = env[keys[i]];
-  }
-  return { keys, prev };
-}
-
 // A call's `http`, as protocol/loader.ts has HttpRequestSchema.
 function isHttp(h) {
   if (h === null || typeof h !== 'object' || Array.isArray(h)) return false;
@@ -2104,14 +2119,6 @@ function isHttp(h) {
   if (hd === null || typeof hd !== 'object' || Array.isArray(hd)) return false;
   for (const k in hd) if (typeof hd[k] !== 'string') return false;
   return true;
-}
-
-function restoreEnv(saved) {
-  if (!saved) return;
-  for (let i = saved.keys.length - 1; i >= 0; i--) {
-    if (saved.prev[i] === undefined) delete process.env[saved.keys[i]];
-    else process.env[saved.keys[i]] = saved.prev[i];
-  }
 }
 
 // Calls onLine with each line of the stream (without its newline; a last line without one counts too),
@@ -2173,6 +2180,7 @@ function dial(file, then) {
 }
 
 function serve() {
+  installEnvView(); // a call's variables are a view over the process's (concurrent.js)
   const line = process.env[LINE_ENV];
   if (!line) {
     // stdin/stdout; stdout pipes and files are written synchronously, so exiting at the end loses nothing
@@ -2213,8 +2221,7 @@ async function answerCall(s, msg) {
   if (http && !isHttp(http)) return s.refuse(`call needs http: ${HTTP_EXPECTED}`, id);
   const params = msg.params === undefined ? null : msg.params;
   if (s.concurrency > 1) return runConcurrent(s, id, env, params, http); // concurrent.js
-  const saved = setEnv(env);
-  process.env.ZFAAS_PARAMS = JSON.stringify(params);
+  enterAlone(env, params); // the call's variables, in process.env's view (concurrent.js)
   startCapture();
   const st = http ? openStream(s, id) : null; // a web call may stream its answer (stream.js)
   let reply;
@@ -2226,7 +2233,7 @@ async function answerCall(s, msg) {
   }
   if (st) reply = closeStream(st, reply);
   reply.logs = stopCapture();
-  restoreEnv(saved);
+  leaveAlone();
   const stray = strayProcesses();
   if (stray > 0) reply.stray = stray;
   s.send(reply);

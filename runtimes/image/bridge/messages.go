@@ -6,7 +6,7 @@ package main
 import "encoding/json"
 
 // protocolVersion is the loader protocol version the bridge speaks (LOADER_PROTOCOL).
-const protocolVersion = 3
+const protocolVersion = 4
 
 // resultLimit and logLimit are RESULT_LIMIT and LOG_LIMIT: the characters of a result and of a call's
 // logs a loader keeps.

@@ -40,28 +40,55 @@ class CallLogs {
   }
 }
 
+// The call that runs alone (one call at a time), while it runs: its variables are in the view too.
+let aloneCall = null;
+
+// The running call's context: the one that runs alone, else the one this code runs in (calls at once).
+function currentCall() {
+  const c = aloneCall || callStore.getStore();
+  return c && !c.done ? c : null;
+}
+
 // The running call's context when `name` is one of its own variables.
 function ownerOf(name) {
-  const c = callStore.getStore();
-  return c && !c.done && typeof name === 'string' && Object.prototype.hasOwnProperty.call(c.env, name) ? c : null;
+  const c = currentCall();
+  return c && typeof name === 'string' && Object.prototype.hasOwnProperty.call(c.env, name) ? c : null;
+}
+
+// One call at a time: the call's variables are its own in the view from now until leaveAlone().
+function enterAlone(env, params) {
+  aloneCall = { env: { ...env, ZFAAS_PARAMS: JSON.stringify(params) }, done: false };
+}
+
+function leaveAlone() {
+  if (aloneCall) aloneCall.done = true;
+  aloneCall = null;
 }
 
 let viewing = false;
-// process.env as a view: inside a call, its own variables (an undefined one: deleted in that call); the rest shared.
+// process.env as a view: inside a call, its own variables (an undefined one: deleted in that call); the rest
+// shared. A call's variables never reach the process's real environment: the C library keeps every value
+// setenv is given until the process ends, so setting them there would grow the loader with every call.
 function installEnvView() {
   if (viewing) return;
   viewing = true;
   const shared = process.env;
   const desc = (v) => ({ value: v, writable: true, enumerable: true, configurable: true });
   process.env = new Proxy(shared, {
-    get: (t, k) => (ownerOf(k) ? ownerOf(k).env[k] : Reflect.get(t, k)),
+    get(t, k) {
+      const c = ownerOf(k);
+      return c ? c.env[k] : Reflect.get(t, k);
+    },
     set(t, k, v) {
       const c = ownerOf(k);
       if (c) c.env[k] = String(v);
       else t[k] = v;
       return true;
     },
-    has: (t, k) => (ownerOf(k) ? ownerOf(k).env[k] !== undefined : Reflect.has(t, k)),
+    has(t, k) {
+      const c = ownerOf(k);
+      return c ? c.env[k] !== undefined : Reflect.has(t, k);
+    },
     deleteProperty(t, k) {
       const c = ownerOf(k);
       if (c) c.env[k] = undefined;
@@ -70,8 +97,8 @@ function installEnvView() {
     },
     ownKeys(t) {
       const keys = new Set(Reflect.ownKeys(t));
-      const c = callStore.getStore();
-      if (c && !c.done)
+      const c = currentCall();
+      if (c)
         for (const k of Object.keys(c.env)) {
           if (c.env[k] === undefined) keys.delete(k);
           else keys.add(k);

@@ -9,9 +9,10 @@
  * then exit 1) and exits 0 when the connection ends; without it, it speaks on stdin/stdout and exits 0
  * at the end of stdin. Either way it says {"op":"hello","v":PROTOCOL,"pid":N} first, then answers load, call,
  * secrets and ping one at a time; a request it cannot read gets {"op":"error"} and it carries on. A call's
- * `env` is set in process.env for that call only. After a load with concurrency N > 1 (version 3) calls run
- * at once, each in its own AsyncLocalStorage context (process.env becomes a view of its own variables over
- * the shared ones; its output goes to its own logs), and `cancel` {id} answers one running call cancelled. What the function writes (console.*,
+ * `env` is its own in process.env, a view of its variables over the shared ones, for that call only (never
+ * set in the process's environment, version 4). After a load with concurrency N > 1 (version 3) calls run
+ * at once, each in its own AsyncLocalStorage context (its own view; its output goes to its own logs), and
+ * `cancel` {id} answers one running call cancelled. What the function writes (console.*,
  * process.stdout/stderr) during a call is captured into "logs"; outside a call it goes to stderr;
  * never to the protocol.
  *

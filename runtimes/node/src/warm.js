@@ -10,19 +10,6 @@ function isEnv(env) {
   return true;
 }
 
-// Sets a call's own variables; returns what restoreEnv puts back (undefined: the variable was not set).
-function setEnv(env) {
-  const keys = Object.keys(env);
-  if (keys.length === 0) return null;
-  const prev = new Array(keys.length);
-  for (let i = 0; i < keys.length; i++) {
-    const old = process.env[keys[i]];
-    prev[i] = typeof old === 'string' ? old : undefined;
-    process.env[keys[i]] = env[keys[i]];
-  }
-  return { keys, prev };
-}
-
 // A call's `http`, as protocol/loader.ts has HttpRequestSchema.
 function isHttp(h) {
   if (h === null || typeof h !== 'object' || Array.isArray(h)) return false;
@@ -31,14 +18,6 @@ function isHttp(h) {
   if (hd === null || typeof hd !== 'object' || Array.isArray(hd)) return false;
   for (const k in hd) if (typeof hd[k] !== 'string') return false;
   return true;
-}
-
-function restoreEnv(saved) {
-  if (!saved) return;
-  for (let i = saved.keys.length - 1; i >= 0; i--) {
-    if (saved.prev[i] === undefined) delete process.env[saved.keys[i]];
-    else process.env[saved.keys[i]] = saved.prev[i];
-  }
 }
 
 // Calls onLine with each line of the stream (without its newline; a last line without one counts too),
@@ -100,6 +79,7 @@ function dial(file, then) {
 }
 
 function serve() {
+  installEnvView(); // a call's variables are a view over the process's (concurrent.js)
   const line = process.env[LINE_ENV];
   if (!line) {
     // stdin/stdout; stdout pipes and files are written synchronously, so exiting at the end loses nothing
@@ -140,8 +120,7 @@ async function answerCall(s, msg) {
   if (http && !isHttp(http)) return s.refuse(`call needs http: ${HTTP_EXPECTED}`, id);
   const params = msg.params === undefined ? null : msg.params;
   if (s.concurrency > 1) return runConcurrent(s, id, env, params, http); // concurrent.js
-  const saved = setEnv(env);
-  process.env.ZFAAS_PARAMS = JSON.stringify(params);
+  enterAlone(env, params); // the call's variables, in process.env's view (concurrent.js)
   startCapture();
   const st = http ? openStream(s, id) : null; // a web call may stream its answer (stream.js)
   let reply;
@@ -153,7 +132,7 @@ async function answerCall(s, msg) {
   }
   if (st) reply = closeStream(st, reply);
   reply.logs = stopCapture();
-  restoreEnv(saved);
+  leaveAlone();
   const stray = strayProcesses();
   if (stray > 0) reply.stray = stray;
   s.send(reply);
