@@ -16,6 +16,7 @@ const QUICK = process.env.ZFAAS_BENCH_QUICK === '1';
 const N_COLD = QUICK ? 5 : 15;
 const N_WARM = QUICK ? 500 : 3000;
 const LOAD_S = QUICK ? 3 : 8;
+const WARM_LOAD_S = QUICK ? 1 : 3;
 const CLIENTS = 16;
 const IMAGE = 'zfaas/node:latest';
 const FN_SOURCE = "module.exports = (p) => ({ hello: (p && p.name) || 'world' });\n";
@@ -55,8 +56,15 @@ async function post(url: string, body: string): Promise<string> {
   return text;
 }
 
-// Requests per second with `clients` concurrent loops for `seconds`.
+// Requests per second with `clients` concurrent loops for `seconds`, after the same load for WARM_LOAD_S
+// unmeasured: the rate once warm, with the containers that load makes (bench:burst measures it from zero).
 async function throughput(url: string, body: string, clients: number, seconds: number): Promise<number> {
+  await load(url, body, clients, WARM_LOAD_S);
+  return (await load(url, body, clients, seconds)) / seconds;
+}
+
+// Calls answered by `clients` concurrent loops in `seconds`.
+async function load(url: string, body: string, clients: number, seconds: number): Promise<number> {
   const end = Date.now() + seconds * 1000;
   let done = 0;
   await Promise.all(
@@ -67,7 +75,7 @@ async function throughput(url: string, body: string, clients: number, seconds: n
       }
     }),
   );
-  return done / seconds;
+  return done;
 }
 
 async function docker(args: string[]): Promise<string> {
