@@ -37,10 +37,10 @@ import { loadLimitMs, openLineToImageUser } from './image-functions.js';
 
 const START_TIMEOUT_MS = 30_000; // a new container's loader must dial in within this
 const SECRETS_TIMEOUT_MS = 10_000; // a loader writes a function's secrets (a few small files) within this
-// A loader that sets each call's variables in its process environment grows with every call (the C
-// library keeps every value a variable ever had): its warm container is replaced after this many calls,
-// long before that matters. One of ENV_VIEW_PROTOCOL keeps them out of it and is kept while it is used;
-// a container without a loader starts a new process for each call and keeps nothing of it.
+// A loader that sets each call's variables with setenv grows with every call (the C library keeps every
+// value a variable ever had): its warm container is replaced after this many calls. One of
+// ENV_VIEW_PROTOCOL does not grow so and is kept while it is used; a container without a loader starts a
+// new process for each call and keeps nothing of it.
 export const RECYCLE_AFTER_CALLS = 10_000;
 
 export interface SessionDeps {
@@ -328,7 +328,7 @@ export class ContainerSession {
     else this.move('idle');
   }
 
-  // Its loader set the variables of this many calls in its process environment: past the limit, it goes.
+  // Its loader grew with the variables of this many calls: past the limit, it goes.
   private grown(calls: number): boolean {
     return !!this.line && this.line.version < ENV_VIEW_PROTOCOL && calls >= (this.d.recycleAfterCalls ?? RECYCLE_AFTER_CALLS);
   }

@@ -53,12 +53,13 @@
 // STREAM_LIMIT bytes in all; the call's `result` follows as ever, its http.body empty and `streamed` the
 // number of bytes the chunks carried. A loader that never streams speaks version 3 as it spoke 2.
 //
-// Version 4 changes no message: it says the loader keeps a call's `env` out of its process environment
-// (a view the function reads for the call, which a process it starts in the call inherits, as the node
-// loader's process.env) instead of setting it there. The C library keeps every value setenv was ever
-// given, so a loader that sets them grows with each call: the node replaces a container whose loader
-// speaks an older version after RECYCLE_AFTER_CALLS calls (instance/session.ts), and keeps one of version
-// 4 as long as it is used.
+// Version 4 changes no message: it says a call's `env` (and ZFAAS_PARAMS) does not grow the loader's
+// process. The C library keeps every value setenv was ever given, so a loader that sets each call's
+// variables with it grows with every call (by the size of its params, where it sets ZFAAS_PARAMS). The node
+// loader keeps them in a view of process.env (which a process the call starts inherits); the python loader
+// points the environment at buffers of its own with putenv, and frees each once a later value replaced it.
+// The node replaces a container whose loader speaks an older version after RECYCLE_AFTER_CALLS calls
+// (instance/session.ts), and keeps one of version 4 as long as it is used.
 //
 // Secrets. A function whose settings name secrets reads each as the file SECRETS_DIR/NAME, on a tmpfs owned by the
 // function's uid (0500; the loader makes it 0700 while it writes). Before a call whose secrets' versions
@@ -91,7 +92,7 @@ import { z } from 'zod';
 
 export const LOADER_PROTOCOL = 4;
 export const CONCURRENT_PROTOCOL = 3; // the first version that takes several calls at once and `cancel`
-export const ENV_VIEW_PROTOCOL = 4; // the first version whose calls leave the process environment alone
+export const ENV_VIEW_PROTOCOL = 4; // the first version whose process a call's variables do not grow
 export const CANCELLED = 'cancelled'; // a cancelled call's error
 export const OLDEST_LOADER_PROTOCOL = 1;
 export const RESULT_LIMIT = 6 * 1024 * 1024; // characters of a result the loaders keep

@@ -154,9 +154,7 @@ export const LOADERS: Record<string, Loader> = {
     out: 'python/loader.py',
     src: 'python/src',
     comment: '#',
-    // says version 3: it sets a call's variables in its process environment (a process it starts inherits
-    // them from there), so the node replaces its containers after a number of calls
-    constants: () => pyConstants(3),
+    constants: () => pyConstants(LOADER_PROTOCOL),
     modules: [
       'head.py',
       PROTOCOL,

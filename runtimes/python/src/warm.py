@@ -15,12 +15,48 @@ def _is_env(env):
     return True
 
 
+import ctypes  # noqa: E402
+
+# Setting a call's variables must not grow the process: CPython's os.environ calls setenv, and the C library
+# keeps every value setenv was ever given (it cannot know who still reads the old one). putenv instead points
+# the environment at a buffer its caller owns: _set_env keeps each variable's buffer until a later value
+# replaces it, and the one before for one call longer, for a thread that may still be reading it.
+# A process the call starts inherits the variables as before; os.environ shows them as before.
+_ENVIRON = os.environ  # the process's own mapping (concurrent.py may later put a view in its place)
+_HELD = {}  # name -> (the buffer the environment points at, the one before it)
+try:
+    _PUTENV = ctypes.CDLL(None, use_errno=True).putenv
+except (OSError, AttributeError):  # no C library to ask: os.environ's own way
+    _PUTENV = None
+
+
+def _set_env(k, v):
+    """os.environ[k] = v, without the C library keeping a copy of v for the life of the process."""
+    if _PUTENV is None:
+        _ENVIRON[k] = v
+        return
+    kb, vb = _ENVIRON.encodekey(k), _ENVIRON.encodevalue(v)
+    buf = ctypes.create_string_buffer(kb + b"=" + vb)
+    if _PUTENV(buf) != 0:
+        raise ValueError("putenv refused %s: %s" % (k, os.strerror(ctypes.get_errno())))
+    _HELD[k] = (buf, _HELD.get(k, (None, None))[0])
+    _ENVIRON._data[kb] = vb
+
+
+def _unset_env(k):
+    """del os.environ[k] (if set); a buffer it pointed at is kept one call longer."""
+    if k in _ENVIRON:
+        del _ENVIRON[k]
+    if k in _HELD:
+        _HELD[k] = (None, _HELD[k][0])
+
+
 def _restore_env(saved):
     for k, v in reversed(saved):
         if v is None:
-            os.environ.pop(k, None)
+            _unset_env(k)
         else:
-            os.environ[k] = v
+            _set_env(k, v)
 
 
 def _int(x):
@@ -193,13 +229,13 @@ class _Session:
         try:
             for k, v in env.items():
                 saved.append((k, os.environ.get(k)))
-                os.environ[k] = v
+                _set_env(k, v)
         except (ValueError, UnicodeError) as e:
             _restore_env(saved)
             return self.refuse("call needs env: %s (%s)" % (ENV_EXPECTED, e), call_id)
         params = msg.get("params")
         params_json = json.dumps(params, separators=(",", ":"))
-        os.environ["ZFAAS_PARAMS"] = params_json
+        _set_env("ZFAAS_PARAMS", params_json)
         sys.stdin = io.StringIO(params_json)
         self.capture.start()
         st = open_stream(self.send, call_id) if web is not None else None  # a web call may stream (stream.py)
@@ -279,10 +315,10 @@ class _Session:
         if n is None or n < 1:
             return self.refuse("load needs concurrency: a positive integer")
         try:
-            os.environ["ZFAAS_PARAMS"] = "{}"
+            _set_env("ZFAAS_PARAMS", "{}")
             # a stem cell learns its function (and its environment) only when given one
             for k, v in env.items():
-                os.environ[k] = v
+                _set_env(k, v)
             fn, name, kind = load_function(directory or "/ws", handler)
             self.fn = fn
             self.arity = _arity(fn)
