@@ -162,6 +162,21 @@ describe('toEvict: which containers go', () => {
     expect(evict(t, {})).toEqual(['preloaded', 'stale']);
   });
 
+  it('lets a quick function keep its bound: its idle containers beyond it go, the least recently used first', () => {
+    const t = new ContainerTable();
+    put(t, 'busy1', 'busy', { at: 900 });
+    put(t, 'busy2', 'busy', { at: 950 });
+    put(t, 'idle-old', 'idle', { at: 700 });
+    put(t, 'idle-new', 'idle', { at: 990 });
+    put(t, 'other', 'idle', { key: fnKey('g', 1), at: 990 });
+    const bound = (n: number | undefined) => (key: string) => (key === fnKey('f', 1) ? n : undefined);
+    expect(evict(t, { quickBound: bound(2) })).toEqual(['idle-new', 'idle-old']);
+    expect(evict(t, { quickBound: bound(3) })).toEqual(['idle-old']);
+    expect(evict(t, { quickBound: bound(undefined) })).toEqual([]); // not quick: the idle TTL decides
+    // never below its floor (minWarm)
+    expect(evict(t, { quickBound: bound(2), floor: (key) => (key === fnKey('f', 1) ? 3 : 0) })).toEqual(['idle-old']);
+  });
+
   it("keeps a function's floor (minWarm) past the idle TTL: busy ones count first, then the most recently used", () => {
     const t = new ContainerTable();
     put(t, 'old', 'idle', { at: 0 });
@@ -634,5 +649,75 @@ describe('several calls per container (slots)', () => {
       ),
       { numRuns: 2000 },
     );
+  });
+});
+
+describe('a quick function (its calls spend most of their round trip outside it)', () => {
+  const quick = (t: ContainerTable, o: { now: number; cpus?: number; quickMs?: number; calls?: number; leaving?: string[] }) =>
+    plan({
+      containers: t.all(),
+      transient: 0,
+      calls: Array.from({ length: o.calls ?? 1 }, () => ({
+        policy: 'function' as const,
+        key: fnKey('f', 1),
+        runtime: 'node',
+        stemsAllowed: true,
+        quickMs: o.quickMs,
+      })),
+      chores: [],
+      ready: ['w1', 'w2', 'w3', 'w4'],
+      leaving: o.leaving,
+      maxContainers: 100,
+      now: o.now,
+      cpus: o.cpus ?? 2,
+    });
+  const creates = (actions: ReturnType<typeof plan>): number =>
+    actions.filter((a) => a.kind === 'call' && a.decision.kind === 'create').length;
+
+  it('waits for its busy containers once it holds as many as the node has CPUs, and says when to decide again', () => {
+    const t = new ContainerTable();
+    put(t, 'a', 'busy', { at: 1000 });
+    put(t, 'b', 'busy', { at: 1010 });
+    const actions = quick(t, { now: 1020, quickMs: 1, calls: 5 });
+    expect(creates(actions)).toBe(0);
+    // The wait is QUICK_WAIT_MIN_MS (50) from when a container took its call: 'a' took it first.
+    expect(actions).toEqual([{ kind: 'recheck', afterMs: 30 }]);
+  });
+
+  it('makes containers as calls arrive below that bound, and as before when the function is not known to be quick', () => {
+    const t = new ContainerTable();
+    put(t, 'a', 'busy', { at: 1000 });
+    expect(creates(quick(t, { now: 1001, quickMs: 1, calls: 3 }))).toBe(1); // one more makes two: the bound
+    expect(creates(quick(t, { now: 1001, quickMs: 1, calls: 3, cpus: 4 }))).toBe(3);
+    put(t, 'b', 'busy', { at: 1000 });
+    expect(creates(quick(t, { now: 1001, calls: 3 }))).toBe(3); // quickMs unset: not quick
+  });
+
+  it('makes another when every busy container has run its call longer than the wait (a call that runs long)', () => {
+    const t = new ContainerTable();
+    put(t, 'a', 'busy', { at: 1000 });
+    put(t, 'b', 'busy', { at: 1000 });
+    // 4 x 20 ms = 80 ms of wait: at 1070 the calls may still end in time, at 1081 no longer.
+    expect(creates(quick(t, { now: 1070, quickMs: 20 }))).toBe(0);
+    expect(creates(quick(t, { now: 1081, quickMs: 20 }))).toBe(1);
+  });
+
+  it('does not wait for a container that takes no more calls (closed, or its miniworker leaving)', () => {
+    const t = new ContainerTable();
+    put(t, 'a', 'busy', { at: 1000, closed: true });
+    put(t, 'b', 'busy', { at: 1000, owner: 'w9' });
+    expect(creates(quick(t, { now: 1001, quickMs: 1, leaving: ['w9'] }))).toBe(1);
+    expect(creates(quick(t, { now: 1001, quickMs: 1 }))).toBe(0);
+  });
+
+  it('still takes a free container of its own first', () => {
+    const t = new ContainerTable();
+    put(t, 'a', 'busy', { at: 1000 });
+    put(t, 'b', 'idle', { at: 1000 });
+    const actions = quick(t, { now: 1001, quickMs: 1, calls: 2 });
+    expect(actions).toEqual([
+      { kind: 'call', index: 0, decision: { kind: 'use', id: 'b' } },
+      { kind: 'recheck', afterMs: 49 },
+    ]);
   });
 });

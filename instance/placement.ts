@@ -24,6 +24,11 @@
 //   cell, a preload) only into room no call waits for, and are dropped when a call waits for room; a preload
 //   goes before stem cells. A chore
 //   makes room only by removing an idle function container, never a stem cell (which would be made again).
+// - A quick function (its calls spend most of their round trip outside the function: pace.ts) that holds as
+//   many containers as the node has CPUs (at least QUICK_FLOOR) waits for one of its busy containers rather
+//   than making another, as long as one of them has run its call for less than QUICK_WAIT_FACTOR of its
+//   usual round trip (at least QUICK_WAIT_MIN_MS): a call that runs long does not hold the others up. The
+//   plan then says when to decide again (`recheck`), should no call end before.
 import type { Policy } from '../common/model.js';
 import { rtKey, type ContainerRec } from './containers.js';
 
@@ -35,6 +40,7 @@ export interface CallNeed {
   stemsAllowed: boolean; // stem cells have no network: a function that asks for one cannot use them
   maxContainers?: number; // the most containers of this function the node may hold
   slots?: number; // calls a container of it may run at once (default 1)
+  quickMs?: number; // a quick function's usual round trip (pace.ts); unset: containers as calls arrive
 }
 
 export interface ChoreNeed {
@@ -54,7 +60,14 @@ export interface PlanInput {
   leaving?: readonly string[]; // miniworkers on their way out: their containers take no more calls
   maxContainers: number;
   now?: number; // for chores that remove only containers idle long enough (default: any idle one qualifies)
+  cpus?: number; // the node's CPUs: how many containers a quick function may hold (unset: no bound from them)
 }
+
+export const QUICK_FLOOR = 2; // containers a quick function may always have (one answers while one is woken)
+// The containers a quick function holds before its calls wait for them, on a node with `cpus` CPUs.
+export const quickBound = (cpus?: number): number => Math.max(QUICK_FLOOR, cpus ?? Infinity);
+export const QUICK_WAIT_FACTOR = 4;
+export const QUICK_WAIT_MIN_MS = 50;
 
 export type Decision =
   | { kind: 'once'; worker: string } // policy none: a fresh container for this call
@@ -66,7 +79,8 @@ export type Action =
   | { kind: 'chore'; index: number; worker: string }
   | { kind: 'drop'; index: number } // a spare chore there is no room for
   | { kind: 'call'; index: number; decision: Decision }
-  | { kind: 'evict'; id: string }; // a spare container removed to make room
+  | { kind: 'evict'; id: string } // a spare container removed to make room
+  | { kind: 'recheck'; afterMs: number }; // decide again then, if nothing else made the node decide before
 
 const LIVE = new Set(['creating', 'starting', 'loading', 'warm', 'busy', 'idle']);
 const GOING = new Set(['cancelling', 'removing']);
@@ -141,6 +155,21 @@ export function plan(p: PlanInput): Action[] {
     actions.push({ kind: 'chore', index, worker });
   });
 
+  // A quick function at its bound waits for one of its busy containers while one has run its call for
+  // less than the wait (pace.ts): the time left of the soonest such wait, or undefined when none has.
+  const quickWait = (c: CallNeed): number | undefined => {
+    if (c.quickMs === undefined || (perKey.get(c.key) ?? 0) < quickBound(p.cpus)) return undefined;
+    const wait = Math.max(QUICK_WAIT_MIN_MS, QUICK_WAIT_FACTOR * c.quickMs);
+    let left: number | undefined;
+    for (const r of p.containers) {
+      if (r.key !== c.key || r.state !== 'busy' || !r.lined || r.closed || leaving.has(r.owner)) continue;
+      const l = wait - (now - r.lastUsed);
+      if (l > 0 && (left === undefined || l < left)) left = l;
+    }
+    return left;
+  };
+  let recheck: number | undefined;
+
   let roomWanted = false;
   p.calls.forEach((c, index) => {
     if (c.policy === 'none') {
@@ -166,6 +195,8 @@ export function plan(p: PlanInput): Action[] {
     // A container being made for the function has a slot for it: it waits for that one.
     const comingSlots = slotsComing.get(c.key) ?? 0;
     if (comingSlots > 0) return void slotsComing.set(c.key, comingSlots - 1);
+    const left = quickWait(c);
+    if (left !== undefined) return void (recheck = Math.min(recheck ?? left, left));
     if (ready.length === 0) return;
     // Its own containers serve calls now: it waits for one of them rather than holding more.
     if (c.maxContainers !== undefined && (perKey.get(c.key) ?? 0) >= c.maxContainers) return;
@@ -199,6 +230,7 @@ export function plan(p: PlanInput): Action[] {
     takeWorker(worker);
     actions.push({ kind: 'chore', index, worker });
   });
+  if (recheck !== undefined) actions.push({ kind: 'recheck', afterMs: Math.ceil(recheck) });
   return actions;
 }
 
@@ -208,12 +240,16 @@ export interface EvictInput {
   stemTarget(runtime: string): number; // stem cells each runtime should keep now (see stems.ts)
   stemTtlMs: number; // a stem cell beyond its runtime's target goes after this long unused
   floor?(key: string): number; // containers of the function version kept whatever their idle time (minWarm)
+  // A quick function's bound (quickBound; undefined for any other): the idle containers it holds beyond it go.
+  quickBound?(key: string): number | undefined;
   now?: number;
 }
 
 // Idle function containers past their TTL (but for a function's floor, the most recently used of its
-// containers), stem cells beyond their runtime's target past theirs, and the least recently used spare
-// containers while the node holds more than its cap (after the cap was lowered).
+// containers), stem cells beyond their runtime's target past theirs, the idle containers a quick function
+// holds beyond its bound (made before it was known to be quick: a burst at its first calls), the least
+// recently used first and never below its floor, and the least recently used spare containers while the
+// node holds more than its cap (after the cap was lowered).
 export function toEvict(containers: readonly ContainerRec[], o: EvictInput): ContainerRec[] {
   const now = o.now ?? Date.now();
   const out = new Set<ContainerRec>();
@@ -227,6 +263,14 @@ export function toEvict(containers: readonly ContainerRec[], o: EvictInput): Con
     const old = cells.filter((r) => now - r.lastUsed > o.stemTtlMs).sort((a, b) => a.lastUsed - b.lastUsed);
     for (let i = 0; i < extra && i < old.length; i++) out.add(old[i]!);
   }
+  for (const [key, rs] of liveByKey(containers)) {
+    const bound = o.quickBound?.(key);
+    if (bound === undefined) continue;
+    const idle = rs.filter((r) => (r.state === 'idle' || r.state === 'warm') && !out.has(r) && !kept.has(r));
+    idle.sort((a, b) => a.lastUsed - b.lastUsed);
+    const extra = rs.filter((r) => !out.has(r)).length - Math.max(bound, o.floor?.(key) ?? 0);
+    for (let i = 0; i < extra && i < idle.length; i++) out.add(idle[i]!);
+  }
   const live = containers.filter((r) => LIVE.has(r.state)).length - out.size;
   const byAge = spare.filter((r) => !out.has(r)).sort((a, b) => a.lastUsed - b.lastUsed);
   for (let i = 0; i < live - o.maxContainers && i < byAge.length; i++) out.add(byAge[i]!);
@@ -238,13 +282,18 @@ export function toEvict(containers: readonly ContainerRec[], o: EvictInput): Con
 function keptByFloor(containers: readonly ContainerRec[], floor: EvictInput['floor']): Set<ContainerRec> {
   const kept = new Set<ContainerRec>();
   if (!floor) return kept;
-  const byKey = new Map<string, ContainerRec[]>();
-  for (const r of containers) if (r.key.startsWith('fn:') && LIVE.has(r.state)) byKey.set(r.key, [...(byKey.get(r.key) ?? []), r]);
-  for (const [key, rs] of byKey) {
+  for (const [key, rs] of liveByKey(containers)) {
     const n = floor(key);
     if (n <= 0) continue;
     const order = (r: ContainerRec): number => (r.state === 'idle' || r.state === 'warm' ? r.lastUsed : Infinity);
     for (const r of rs.sort((a, b) => order(b) - order(a)).slice(0, n)) kept.add(r);
   }
   return kept;
+}
+
+// Function key -> its live containers.
+function liveByKey(containers: readonly ContainerRec[]): Map<string, ContainerRec[]> {
+  const byKey = new Map<string, ContainerRec[]>();
+  for (const r of containers) if (r.key.startsWith('fn:') && LIVE.has(r.state)) byKey.set(r.key, [...(byKey.get(r.key) ?? []), r]);
+  return byKey;
 }

@@ -301,6 +301,7 @@ beforeEach(async () => {
     workers: (hooks) => (fake = new FakeWorkers(hooks, ['w1', 'w2'])),
     lateSweepMs: 300,
     recycleAfterCalls: 3,
+    cpus: 2,
   });
   await pool.start();
   // Nothing happens before the first sweep, which goes to the first ready miniworker.
@@ -409,6 +410,44 @@ describe('policy function', () => {
     expect(pool.table.get(last)).toMatchObject({ state: 'idle' });
     expect(pool.table.get(last)!.calls).toBeGreaterThan(3);
     expect(fake.removed.map((r) => r.id)).not.toContain(last);
+  });
+
+  // A loader whose calls take `inFnMs` in the function and answer after `ms`, saying `took` (version 5).
+  const paced =
+    (ms: number, inFnMs: number) =>
+    (req: Msg, l: FakeLoader): void => {
+      if (req.op !== 'call') return echo(req, l);
+      setTimeout(() => l.send({ op: 'result', id: req.id, ok: true, result: '1', logs: '', took: inFnMs * 1000 }), ms);
+    };
+  const live = (): number => pool.table.all().filter((r) => ['creating', 'starting', 'loading', 'busy', 'idle'].includes(r.state)).length;
+  const serveInTurn = async (from: number, n: number): Promise<void> => {
+    for (let i = from; i < from + n; i++) {
+      pool.submit(work(i));
+      await resultsIn(i);
+    }
+  };
+
+  it("holds a quick function's calls to as many containers as the node has CPUs, and gives back what a burst made", async () => {
+    fake.script = paced(3, 0.01); // 10 µs in the function of a 3 ms round trip
+    for (let i = 1; i <= 8; i++) pool.submit(work(i)); // before the node knows the function: a container per call
+    await resultsIn(8);
+    const burst = created().length;
+    expect(burst).toBeGreaterThan(2);
+    await serveInTurn(9, 20); // now it knows
+    await vi.waitFor(() => expect(live()).toBe(2), { timeout: 5_000 }); // the idle ones beyond 2 went
+    for (let i = 29; i <= 44; i++) pool.submit(work(i));
+    await resultsIn(44);
+    expect(results.every((r) => r.outcome.status === 'DONE')).toBe(true);
+    expect(created()).toHaveLength(burst); // 16 at once waited for the two
+    expect(live()).toBe(2);
+  });
+
+  it('gives a function whose calls spend their time in it a container per waiting call, as before', async () => {
+    fake.script = paced(20, 19.5);
+    await serveInTurn(1, 20);
+    for (let i = 21; i <= 28; i++) pool.submit(work(i));
+    await resultsIn(28);
+    expect(created().length).toBeGreaterThan(4);
   });
 
   it('tells a cold start with the run that made its container, and none with a warm run', async () => {

@@ -4,6 +4,7 @@
 // containers are reaped. A miniworker that dies puts its call back in the queue (one crashing loses no
 // job); its containers count until a sweep has removed them. Sizes change at any time.
 import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errText, type Logger } from '../common/log.js';
@@ -13,7 +14,8 @@ import type { ColdStart } from '../protocol/broker.js';
 import type { DepsJob, DepsRun, RunJob } from '../protocol/worker.js';
 import { ContainerTable, fnKey, rtKey } from './containers.js';
 import { Miniworkers, oneJob, WorkerDied, type JobCommand, type Lease, type WorkerHooks, type WorkerPort } from './miniworkers.js';
-import { plan, toEvict, type CallNeed, type Decision } from './placement.js';
+import { Pace } from './pace.js';
+import { plan, quickBound, toEvict, type CallNeed, type Decision } from './placement.js';
 import { ContainerSession, Gone, slotsOf, StemRefused, type SessionDeps } from './session.js';
 import { StemPlanner } from './stems.js';
 import { installBridge, loadLimitMs } from './image-functions.js';
@@ -43,6 +45,7 @@ export interface PoolOptions {
   workers?(hooks: WorkerHooks): WorkerPort; // the real miniworkers unless a test brings fakes
   lateSweepMs?: number; // after a miniworker died, when the second sweep of what it made goes (default 5 s)
   recycleAfterCalls?: number; // a container whose loader grows with each call goes after this many (session.ts)
+  cpus?: number; // the machine's CPUs, which bound a quick function's containers (placement.ts), unless a test says
 }
 
 const STEM_TTL_MS = 60_000; // a stem cell beyond its runtime's target goes after this long unused
@@ -100,9 +103,14 @@ export class Pool {
   private readonly floors = new Map<string, { key: string; fn: FunctionMeta; runtime: Runtime; treeDir: string; floor: number }>();
   private readonly warming = new Map<string, number>();
   private readonly warmFailed = new Map<string, number>(); // key -> when a warm container of it last failed to start
+  private readonly pace = new Pace(); // where each function's warm calls spend their time
+  private recheckTimer?: NodeJS.Timeout;
+  private recheckAt = 0;
+  private readonly cpus: number;
 
   constructor(private readonly o: PoolOptions) {
     this.settings = { ...o.settings };
+    this.cpus = o.cpus ?? availableParallelism();
     this.stems = new StemPlanner({ min: o.settings.stemCells, max: o.settings.stemCellsMax, windowMs: STEM_TTL_MS });
     const hooks: WorkerHooks = {
       onReady: () => this.onReady(),
@@ -119,6 +127,7 @@ export class Pool {
       bridgeDir: join(o.dataDir, 'bridge'),
       log: o.log,
       recycleAfterCalls: o.recycleAfterCalls,
+      paced: (key, tookUs, roundTripMs) => this.pace.note(key, tookUs, roundTripMs),
       runJob: (work, name) => this.runJob(work, name),
       jobId: () => ++this.jobSeq,
       forgotten: (s) => {
@@ -346,6 +355,7 @@ export class Pool {
   // Every miniworker removes what it holds and exits (what runs is cut short: the node drained first).
   async stop(): Promise<void> {
     this.stopping = true;
+    clearTimeout(this.recheckTimer);
     clearInterval(this.reaper);
     for (const s of this.sessions.values()) s.closeLine();
     await this.workers.stop();
@@ -442,6 +452,11 @@ export class Pool {
         this.replenish();
         const queue = [...this.queue];
         const chores = [...this.chores];
+        const now = Date.now();
+        const needOf = (w: Work): CallNeed => ({
+          ...needOfWork(w),
+          quickMs: this.pace.quickMs(fnKey(w.fn.functionName, w.fn.version), now),
+        });
         const actions = plan({
           containers: this.table.all(),
           transient: this.onEngine() - this.table.all().length,
@@ -450,7 +465,8 @@ export class Pool {
           ready: this.workers.ready(),
           leaving: this.workers.leaving(),
           maxContainers: this.settings.maxContainers,
-          now: Date.now(),
+          now,
+          cpus: this.cpus,
         });
         if (actions.length === 0) break;
         const before = this.onEngine();
@@ -458,12 +474,13 @@ export class Pool {
         const done = new Set<Chore>();
         for (const a of actions) {
           if (a.kind === 'call') calls.add(queue[a.index]!);
-          else if (a.kind !== 'evict') done.add(chores[a.index]!);
+          else if (a.kind === 'chore' || a.kind === 'drop') done.add(chores[a.index]!);
         }
         removeAll(this.queue, calls);
         removeAll(this.chores, done);
         for (const a of actions) {
-          if (a.kind === 'evict') void this.sessions.get(a.id)?.discard();
+          if (a.kind === 'recheck') this.recheckIn(a.afterMs);
+          else if (a.kind === 'evict') void this.sessions.get(a.id)?.discard();
           else if (a.kind === 'drop') chores[a.index]!.drop?.();
           else if (a.kind === 'chore') this.runChore(chores[a.index]!, a.worker);
           else this.serve(queue[a.index]!, a.decision);
@@ -475,6 +492,20 @@ export class Pool {
     } finally {
       this.dispatching = false;
     }
+  }
+
+  // Decides again after `ms`, unless an earlier decision is already due (a quick function's calls wait for
+  // their busy containers only so long: placement.ts).
+  private recheckIn(ms: number): void {
+    const at = Date.now() + ms;
+    if (this.recheckTimer && this.recheckAt <= at) return;
+    clearTimeout(this.recheckTimer);
+    this.recheckAt = at;
+    this.recheckTimer = setTimeout(() => {
+      this.recheckTimer = undefined;
+      this.dispatch();
+    }, ms);
+    this.recheckTimer.unref();
   }
 
   private runChore(c: Chore, worker: string): void {
@@ -665,6 +696,7 @@ export class Pool {
   }
 
   private reap(): void {
+    this.pace.prune();
     // A miniworker that is leaving takes its containers along once they serve no call.
     const leaving = new Set(this.workers.leaving());
     for (const s of this.sessions.values()) {
@@ -678,6 +710,7 @@ export class Pool {
       stemTarget: (rt) => this.stems.target(rt),
       stemTtlMs: STEM_TTL_MS,
       floor: (key) => this.floorOf(key),
+      quickBound: (key) => (this.pace.quickMs(key) === undefined ? undefined : quickBound(this.cpus)),
     });
     for (const r of evict) {
       this.o.log.debug({ container: r.id, key: r.key }, 'removing idle container');
@@ -703,7 +736,7 @@ const ownContainer = (w: Work): boolean =>
     w.runtime.loader !== undefined &&
     !['auto', 'json'].includes(w.fn.settings.format ?? 'auto'));
 
-function needOf(w: Work): CallNeed {
+function needOfWork(w: Work): CallNeed {
   return {
     key: fnKey(w.fn.functionName, w.fn.version),
     runtime: w.runtime.name,

@@ -55,6 +55,8 @@ export interface SessionDeps {
   forgotten(s: ContainerSession): void; // out of the table: its room is free
   slotsChanged?(s: ContainerSession): void; // it may take (or no longer waits to take) more calls: decide again
   recycleAfterCalls?: number; // RECYCLE_AFTER_CALLS unless a test says another
+  // A warm call ended: its loader's `took` (µs, unset from a loader that does not say) and its round trip (ms).
+  paced?(key: string, tookUs: number | undefined, roundTripMs: number): void;
 }
 
 // The calls a function's container may run at once: its containerConcurrency, for a loader that can.
@@ -243,6 +245,7 @@ export class ContainerSession {
     try {
       if (!line) throw new LineClosed('the container has no line');
       await this.syncSecrets(line, work);
+      const sent = performance.now();
       const http = this.format === 'json' ? undefined : work.http;
       // A web call's answer may come streamed (stream-relay.ts).
       const relay = http
@@ -262,6 +265,8 @@ export class ContainerSession {
       const durationMs = Date.now() - started;
       if (r.op === 'error') throw new LineBroken(`the loader refused the call: ${r.error}`);
       if (r.op !== 'result') throw new LineBroken('unexpected reply');
+      const key = this.rec?.key;
+      if (key) this.d.paced?.(key, r.took, performance.now() - sent);
       let logs = r.logs ?? '';
       // A call that leaves processes behind (a fork bomb, a daemon, a miner) spends its container.
       if (r.stray && r.stray > 0) {

@@ -1,4 +1,4 @@
-// The loader protocol, version 3: how a node talks to the loader that keeps a function warm inside its
+// The loader protocol, version 5: how a node talks to the loader that keeps a function warm inside its
 // container (runtimes/node/loader.js, runtimes/python/loader.py). The loaders check what they are sent
 // by hand (they run inside the container, with no dependencies), with the constants and patterns below:
 // runtimes/build/loaders.ts writes them into runtimes/loader-protocol.json and into each built loader, and
@@ -15,6 +15,7 @@
 //                                                                           | {"op":"loaded","ok":false,"error"}
 //   node -> loader   {"op":"call","id":N,"params","env"}                 -> {"op":"result","id":N,"ok":true,"result","logs"}
 //                                                                           | {"op":"result","id":N,"ok":false,"error","logs"}
+//                                                                           (version 5: each result says `took`)
 //                    a web call may first stream its answer (version 3):    {"op":"head","id":N,"status","headers"} once,
 //                                                                           then {"op":"chunk","id":N,"data"} (base64) each
 //                                                                           write, then its result (http.body empty,
@@ -61,6 +62,13 @@
 // The node replaces a container whose loader speaks an older version after RECYCLE_AFTER_CALLS calls
 // (instance/session.ts), and keeps one of version 4 as long as it is used.
 //
+// Version 5 adds `took` to every `result`: the microseconds from the loader reading the call to its
+// result being ready, as the loader's own clock measured them. The node compares it with the call's round
+// trip as it saw it: a function whose calls spend most of that time outside the function (in the node, on
+// the line, waiting for the machine's CPUs) is served no faster by more containers, and waits for one of its
+// own instead of making another (instance/placement.ts). Without `took` (an older loader) the node makes
+// containers as before.
+//
 // Secrets. A function whose settings name secrets reads each as the file SECRETS_DIR/NAME, on a tmpfs owned by the
 // function's uid (0500; the loader makes it 0700 while it writes). Before a call whose secrets' versions
 // differ from what the container holds, the node sends `secrets`: `files` maps a name to its new value
@@ -90,9 +98,11 @@
 // are tokens, no CR or LF) and answers 502 for one that is not right.
 import { z } from 'zod';
 
-export const LOADER_PROTOCOL = 4;
+export const LOADER_PROTOCOL = 5;
 export const CONCURRENT_PROTOCOL = 3; // the first version that takes several calls at once and `cancel`
 export const ENV_VIEW_PROTOCOL = 4; // the first version whose process a call's variables do not grow
+export const TOOK_PROTOCOL = 5; // the first version whose results say `took`
+export const TOOK_LIMIT = 24 * 3600 * 1e6; // µs: more than any call's timeout
 export const CANCELLED = 'cancelled'; // a cancelled call's error
 export const OLDEST_LOADER_PROTOCOL = 1;
 export const RESULT_LIMIT = 6 * 1024 * 1024; // characters of a result the loaders keep
@@ -220,6 +230,7 @@ export const ResultSchema = z.object({
   stray: z.number().int().min(0).optional(),
   http: z.unknown().optional(), // the response the function chose: checked against HttpResponseSchema by the node
   streamed: z.number().int().min(0).max(STREAM_LIMIT).optional(), // since version 3: the bytes its chunks carried
+  took: z.number().int().min(0).max(TOOK_LIMIT).optional(), // since version 5: µs from reading the call to its result
 });
 export type LoaderResult = z.infer<typeof ResultSchema>;
 // A streamed answer's head, before its chunks (version 3); checked like a response by the node.

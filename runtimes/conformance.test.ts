@@ -18,6 +18,7 @@ import {
   HttpResponseSchema,
   LOADER_PROTOCOL,
   STREAM_CHUNK_LIMIT,
+  TOOK_PROTOCOL,
   type HttpRequest,
 } from '../protocol/loader.js';
 import { spawnLoader, type Reply, type Speaker } from './conformance/speaker.js';
@@ -387,5 +388,51 @@ describe.each(LOADERS.filter((l) => l.protocol >= ENV_VIEW_PROTOCOL))('the $name
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+// From version 5 a result says `took`: the µs from the loader reading the call to its result, which the node
+// compares with the round trip it saw (instance/pace.ts). It must cover the function's own time and no
+// more than the round trip, one call at a time and for calls that run at once.
+describe.each(LOADERS.filter((l) => l.protocol >= TOOK_PROTOCOL))('the $name loader, timing its calls', (l) => {
+  const tookOf = (r: Reply): number => (r.op === 'result' && typeof r.took === 'number' ? r.took : NaN);
+  const timed = async (s: Speaker, m: Parameters<Speaker['ask']>[0]): Promise<{ r: Reply; us: number }> => {
+    const t0 = performance.now();
+    const r = await s.ask(m);
+    return { r, us: (performance.now() - t0) * 1000 };
+  };
+
+  it("says in each result how long the call took inside it, the function's time included", async () => {
+    const s = start(l);
+    expect((await s.next()).op).toBe('hello');
+    const early = await s.ask({ op: 'call', id: 1, params: {}, env: {} }); // no function loaded: a result too
+    expect(Number.isInteger(tookOf(early)), JSON.stringify(early)).toBe(true);
+    const r = await s.ask({ op: 'load', dir: join(l.functions, 'waits'), handler: null, env: {}, format: 'json' });
+    expect(r, s.stderr).toMatchObject({ op: 'loaded', ok: true });
+    const slow = await timed(s, { op: 'call', id: 2, params: { n: 2, ms: 150 }, env: {} });
+    expect(slow.r, s.stderr).toMatchObject({ op: 'result', id: 2, ok: true });
+    expect(tookOf(slow.r)).toBeGreaterThanOrEqual(150_000);
+    expect(tookOf(slow.r)).toBeLessThanOrEqual(slow.us);
+    const quick = await timed(s, { op: 'call', id: 3, params: { n: 3 }, env: {} });
+    expect(Number.isInteger(tookOf(quick.r)) && tookOf(quick.r) >= 0).toBe(true);
+    expect(tookOf(quick.r)).toBeLessThanOrEqual(quick.us);
+    const failed = await s.ask({ op: 'call', id: 4, params: { n: 4, fail: true }, env: {} });
+    expect(failed).toMatchObject({ op: 'result', id: 4, ok: false });
+    expect(Number.isInteger(tookOf(failed))).toBe(true);
+  });
+
+  it('times calls that run at once each on its own', async () => {
+    const s = start(l);
+    expect((await s.next()).op).toBe('hello');
+    const r = await s.ask({ op: 'load', dir: join(l.functions, 'waits'), handler: null, env: {}, format: 'json', concurrency: 4 });
+    expect(r, s.stderr).toMatchObject({ op: 'loaded', ok: true });
+    s.send({ op: 'call', id: 1, params: { n: 1, ms: 300 }, env: {} });
+    s.send({ op: 'call', id: 2, params: { n: 2, ms: 20 }, env: {} });
+    const first = await s.next();
+    const second = await s.next();
+    expect(first).toMatchObject({ op: 'result', id: 2, ok: true });
+    expect(tookOf(first)).toBeGreaterThanOrEqual(20_000);
+    expect(tookOf(first)).toBeLessThan(300_000);
+    expect(tookOf(second)).toBeGreaterThanOrEqual(300_000);
   });
 });

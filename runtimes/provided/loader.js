@@ -1230,7 +1230,7 @@ function enterConcurrentMode() {
 }
 
 // Runs one call beside the others; its reply is sent when it ends or is cancelled, whichever comes first.
-function runConcurrent(s, id, env, params, http) {
+function runConcurrent(s, id, env, params, http, t0) {
   if (running.has(id)) return s.refuse(`call ${id} is already running`, id);
   const call = { env: { ...env, ZFAAS_PARAMS: JSON.stringify(params) }, logs: new CallLogs(), done: false, fail: null };
   running.set(id, call);
@@ -1244,6 +1244,7 @@ function runConcurrent(s, id, env, params, http) {
       const stray = strayProcesses();
       if (stray > 0) reply.stray = stray;
     }
+    reply.took = tookSince(t0);
     s.send(reply);
   };
   call.cancel = () => finish({ op: 'result', id, ok: false, error: CANCELLED });
@@ -1388,16 +1389,17 @@ const HTTP_EXPECTED = 'an object {method, path, query, headers (an object of str
 
 // A call: the function run with the call's own env and params, its output captured into the reply.
 async function answerCall(s, msg) {
+  const t0 = performance.now();
   const id = msg.id;
   if (!Number.isInteger(id) || id < 1) return s.refuse('call needs id: a positive integer', id);
   const env = msg.env === undefined ? {} : msg.env;
   if (!isEnv(env)) return s.refuse(`call needs env: ${ENV_EXPECTED}`, id);
-  if (!s.runner) return s.send({ op: 'result', id, ok: false, error: 'no function loaded', logs: '' });
+  if (!s.runner) return s.send({ op: 'result', id, ok: false, error: 'no function loaded', logs: '', took: tookSince(t0) });
   // a json function never sees `http` (the node made its params of it)
   const http = s.runner.web && msg.http !== undefined ? msg.http : null;
   if (http && !isHttp(http)) return s.refuse(`call needs http: ${HTTP_EXPECTED}`, id);
   const params = msg.params === undefined ? null : msg.params;
-  if (s.concurrency > 1) return runConcurrent(s, id, env, params, http); // concurrent.js
+  if (s.concurrency > 1) return runConcurrent(s, id, env, params, http, t0); // concurrent.js
   enterAlone(env, params); // the call's variables, in process.env's view (concurrent.js)
   startCapture();
   const st = http ? openStream(s, id) : null; // a web call may stream its answer (stream.js)
@@ -1413,7 +1415,13 @@ async function answerCall(s, msg) {
   leaveAlone();
   const stray = strayProcesses();
   if (stray > 0) reply.stray = stray;
+  reply.took = tookSince(t0);
   s.send(reply);
+}
+
+// A result's `took`: whole microseconds since the call was read (the node compares it with its round trip).
+function tookSince(t0) {
+  return Math.max(0, Math.round((performance.now() - t0) * 1000));
 }
 
 function answerSecrets(s, msg) {

@@ -49,6 +49,7 @@ takes the format from $ZFAAS_FORMAT (default auto) and makes a direct call.
 import asyncio
 import base64
 import binascii
+import ctypes
 import importlib.util
 import inspect
 import io
@@ -66,7 +67,7 @@ from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qsl, unquote
 
 # ---- generated from protocol/loader.ts by runtimes/build/loaders.ts: do not edit
-PROTOCOL = 4
+PROTOCOL = 5
 LOG_LIMIT = 65536
 RESULT_LIMIT = 6291456
 STREAM_CHUNK_LIMIT = 262144
@@ -1371,7 +1372,8 @@ _running_lock = threading.Lock()
 class _CallState:
     """One running call: its own variables (None: deleted in this call), its logs, its coroutine."""
 
-    def __init__(self, call_id, env, fallback):
+    def __init__(self, call_id, env, fallback, t0):
+        self.t0 = t0
         self.id = call_id
         self.env = env
         self.logs = Capture(fallback)
@@ -1464,14 +1466,14 @@ def _enter_concurrent(session, n):
     _pool = concurrent.futures.ThreadPoolExecutor(max_workers=n, thread_name_prefix="zfaas-call")
 
 
-def _call_beside(session, call_id, env, params, web):
+def _call_beside(session, call_id, env, params, web, t0):
     """Starts a call beside the others; its reply goes when it ends or is cancelled, whichever is first."""
     with _running_lock:
         if call_id in _running:
             return session.refuse("call %d is already running" % call_id, call_id)
         own = dict(env)
         own["ZFAAS_PARAMS"] = json.dumps(params, separators=(",", ":"))
-        state = _CallState(call_id, own, sys.__stderr__)
+        state = _CallState(call_id, own, sys.__stderr__, t0)
         _running[call_id] = state
     _pool.submit(contextvars.copy_context().run, _run_beside, session, state, params, web)
 
@@ -1497,6 +1499,7 @@ def _finish(session, state, reply):
         stray = stray_processes()
         if stray:
             reply["stray"] = stray
+    reply["took"] = took_since(state.t0)
     try:
         session.send(reply)
     except _Hangup:
@@ -1555,8 +1558,6 @@ def _is_env(env):
     return True
 
 
-import ctypes  # noqa: E402
-
 # Setting a call's variables must not grow the process: CPython's os.environ calls setenv, and the C library
 # keeps every value setenv was ever given (it cannot know who still reads the old one). putenv instead points
 # the environment at a buffer its caller owns: _set_env keeps each variable's buffer until a later value
@@ -1568,6 +1569,11 @@ try:
     _PUTENV = ctypes.CDLL(None, use_errno=True).putenv
 except (OSError, AttributeError):  # no C library to ask: os.environ's own way
     _PUTENV = None
+
+
+def took_since(t0):
+    """A result's `took`: whole microseconds since the call was read (the node compares it with its round trip)."""
+    return max(0, int(round((time.perf_counter() - t0) * 1e6)))
 
 
 def _set_env(k, v):
@@ -1747,6 +1753,7 @@ class _Session:
             self.refuse('%s: expected "load", "call", "cancel", "secrets" or "ping"' % what, msg.get("id"))
 
     def call(self, msg):
+        t0 = time.perf_counter()
         call_id = _int(msg.get("id"))
         if call_id is None or call_id < 1:
             return self.refuse("call needs id: a positive integer", call_id)
@@ -1754,7 +1761,7 @@ class _Session:
         if not _is_env(env):
             return self.refuse("call needs env: " + ENV_EXPECTED, call_id)
         if self.fn is None:
-            return self.send({"op": "result", "id": call_id, "ok": False, "error": "no function loaded", "logs": ""})
+            return self.send({"op": "result", "id": call_id, "ok": False, "error": "no function loaded", "logs": "", "took": took_since(t0)})
         web = None
         if self.fmt != "json":  # a json function ignores `http`: its params hold the request
             web = msg.get("http")
@@ -1764,7 +1771,7 @@ class _Session:
                 except ValueError as e:
                     return self.refuse("call needs http: %s (%s)" % (HTTP_EXPECTED, e), call_id)
         if self.concurrency > 1:
-            return _call_beside(self, call_id, env, msg.get("params"), web)
+            return _call_beside(self, call_id, env, msg.get("params"), web, t0)
         saved = []
         try:
             for k, v in env.items():
@@ -1793,6 +1800,7 @@ class _Session:
         stray = stray_processes()
         if stray:
             reply["stray"] = stray
+        reply["took"] = took_since(t0)
         self.send(reply)
 
     def _run(self, call_id, params, web):

@@ -133,11 +133,14 @@ func (b *bridge) handle(raw []byte) {
 		b.busy.RLock()
 		ctx, cancel := context.WithCancel(context.Background())
 		b.cancels.Store(m.ID, cancel)
+		t0 := time.Now()
 		go func() {
 			defer b.busy.RUnlock()
 			r := b.call(ctx, &m)
 			b.cancels.Delete(m.ID)
 			cancel()
+			took := time.Since(t0).Microseconds()
+			r.Took = &took
 			b.send(r)
 		}()
 	case "cancel":

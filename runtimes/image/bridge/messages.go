@@ -6,7 +6,7 @@ package main
 import "encoding/json"
 
 // protocolVersion is the loader protocol version the bridge speaks (LOADER_PROTOCOL).
-const protocolVersion = 4
+const protocolVersion = 5
 
 // resultLimit and logLimit are RESULT_LIMIT and LOG_LIMIT: the characters of a result and of a call's
 // logs a loader keeps.
@@ -63,6 +63,7 @@ type reply struct {
 	Logs      *string       `json:"logs,omitempty"`
 	Truncated bool          `json:"truncated,omitempty"`
 	HTTP      *httpResponse `json:"http,omitempty"`
+	Took      *int64        `json:"took,omitempty"` // a result's µs from reading the call to the result (version 5)
 }
 
 func yes() *bool           { t := true; return &t }

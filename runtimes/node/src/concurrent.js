@@ -135,7 +135,7 @@ function enterConcurrentMode() {
 }
 
 // Runs one call beside the others; its reply is sent when it ends or is cancelled, whichever comes first.
-function runConcurrent(s, id, env, params, http) {
+function runConcurrent(s, id, env, params, http, t0) {
   if (running.has(id)) return s.refuse(`call ${id} is already running`, id);
   const call = { env: { ...env, ZFAAS_PARAMS: JSON.stringify(params) }, logs: new CallLogs(), done: false, fail: null };
   running.set(id, call);
@@ -149,6 +149,7 @@ function runConcurrent(s, id, env, params, http) {
       const stray = strayProcesses();
       if (stray > 0) reply.stray = stray;
     }
+    reply.took = tookSince(t0);
     s.send(reply);
   };
   call.cancel = () => finish({ op: 'result', id, ok: false, error: CANCELLED });

@@ -19,7 +19,8 @@ _running_lock = threading.Lock()
 class _CallState:
     """One running call: its own variables (None: deleted in this call), its logs, its coroutine."""
 
-    def __init__(self, call_id, env, fallback):
+    def __init__(self, call_id, env, fallback, t0):
+        self.t0 = t0
         self.id = call_id
         self.env = env
         self.logs = Capture(fallback)
@@ -112,14 +113,14 @@ def _enter_concurrent(session, n):
     _pool = concurrent.futures.ThreadPoolExecutor(max_workers=n, thread_name_prefix="zfaas-call")
 
 
-def _call_beside(session, call_id, env, params, web):
+def _call_beside(session, call_id, env, params, web, t0):
     """Starts a call beside the others; its reply goes when it ends or is cancelled, whichever is first."""
     with _running_lock:
         if call_id in _running:
             return session.refuse("call %d is already running" % call_id, call_id)
         own = dict(env)
         own["ZFAAS_PARAMS"] = json.dumps(params, separators=(",", ":"))
-        state = _CallState(call_id, own, sys.__stderr__)
+        state = _CallState(call_id, own, sys.__stderr__, t0)
         _running[call_id] = state
     _pool.submit(contextvars.copy_context().run, _run_beside, session, state, params, web)
 
@@ -145,6 +146,7 @@ def _finish(session, state, reply):
         stray = stray_processes()
         if stray:
             reply["stray"] = stray
+    reply["took"] = took_since(state.t0)
     try:
         session.send(reply)
     except _Hangup:

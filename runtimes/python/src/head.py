@@ -49,6 +49,7 @@ takes the format from $ZFAAS_FORMAT (default auto) and makes a direct call.
 import asyncio
 import base64
 import binascii
+import ctypes
 import importlib.util
 import inspect
 import io

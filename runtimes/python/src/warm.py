@@ -15,8 +15,6 @@ def _is_env(env):
     return True
 
 
-import ctypes  # noqa: E402
-
 # Setting a call's variables must not grow the process: CPython's os.environ calls setenv, and the C library
 # keeps every value setenv was ever given (it cannot know who still reads the old one). putenv instead points
 # the environment at a buffer its caller owns: _set_env keeps each variable's buffer until a later value
@@ -28,6 +26,11 @@ try:
     _PUTENV = ctypes.CDLL(None, use_errno=True).putenv
 except (OSError, AttributeError):  # no C library to ask: os.environ's own way
     _PUTENV = None
+
+
+def took_since(t0):
+    """A result's `took`: whole microseconds since the call was read (the node compares it with its round trip)."""
+    return max(0, int(round((time.perf_counter() - t0) * 1e6)))
 
 
 def _set_env(k, v):
@@ -207,6 +210,7 @@ class _Session:
             self.refuse('%s: expected "load", "call", "cancel", "secrets" or "ping"' % what, msg.get("id"))
 
     def call(self, msg):
+        t0 = time.perf_counter()
         call_id = _int(msg.get("id"))
         if call_id is None or call_id < 1:
             return self.refuse("call needs id: a positive integer", call_id)
@@ -214,7 +218,7 @@ class _Session:
         if not _is_env(env):
             return self.refuse("call needs env: " + ENV_EXPECTED, call_id)
         if self.fn is None:
-            return self.send({"op": "result", "id": call_id, "ok": False, "error": "no function loaded", "logs": ""})
+            return self.send({"op": "result", "id": call_id, "ok": False, "error": "no function loaded", "logs": "", "took": took_since(t0)})
         web = None
         if self.fmt != "json":  # a json function ignores `http`: its params hold the request
             web = msg.get("http")
@@ -224,7 +228,7 @@ class _Session:
                 except ValueError as e:
                     return self.refuse("call needs http: %s (%s)" % (HTTP_EXPECTED, e), call_id)
         if self.concurrency > 1:
-            return _call_beside(self, call_id, env, msg.get("params"), web)
+            return _call_beside(self, call_id, env, msg.get("params"), web, t0)
         saved = []
         try:
             for k, v in env.items():
@@ -253,6 +257,7 @@ class _Session:
         stray = stray_processes()
         if stray:
             reply["stray"] = stray
+        reply["took"] = took_since(t0)
         self.send(reply)
 
     def _run(self, call_id, params, web):

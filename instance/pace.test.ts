@@ -1,0 +1,45 @@
+// Where a function's calls spend their time (pace.ts), without a node: which functions count as quick.
+import { describe, expect, it } from 'vitest';
+import { MIN_SAMPLES, Pace, STALE_MS } from './pace.js';
+
+const feed = (p: Pace, key: string, tookUs: number | undefined, roundTripMs: number, n: number, at = 0): void => {
+  for (let i = 0; i < n; i++) p.note(key, tookUs, roundTripMs, at);
+};
+
+describe('Pace', () => {
+  it('calls a function quick once enough of its calls spent less than half their round trip in it', () => {
+    const p = new Pace();
+    feed(p, 'echo', 30, 0.6, MIN_SAMPLES - 1); // 30 µs of 600
+    expect(p.quickMs('echo', 0)).toBeUndefined(); // not seen enough yet
+    feed(p, 'echo', 30, 0.6, 1);
+    expect(p.quickMs('echo', 0)).toBeCloseTo(0.6);
+  });
+
+  it('does not call quick a function whose calls spend their time in it (computing, or waiting on I/O)', () => {
+    const p = new Pace();
+    feed(p, 'io', 50_000, 50.4, 100);
+    expect(p.quickMs('io', 0)).toBeUndefined();
+  });
+
+  it('follows a change of pace: calls that start to take long in the function end its being quick', () => {
+    const p = new Pace();
+    feed(p, 'f', 30, 0.6, 100);
+    expect(p.quickMs('f', 0)).toBeDefined();
+    feed(p, 'f', 40_000, 40.5, 20);
+    expect(p.quickMs('f', 0)).toBeUndefined();
+  });
+
+  it('forgets a function whose loader does not say `took`, and one not called for a while', () => {
+    const p = new Pace();
+    feed(p, 'f', 30, 0.6, 100);
+    p.note('f', undefined, 0.6, 0);
+    expect(p.quickMs('f', 0)).toBeUndefined();
+    feed(p, 'g', 30, 0.6, 100);
+    expect(p.quickMs('g', STALE_MS + 1)).toBeUndefined();
+    feed(p, 'g', 30, 0.6, 1, STALE_MS + 1); // a new start: one call is not enough
+    expect(p.quickMs('g', STALE_MS + 1)).toBeUndefined();
+    p.prune(3 * STALE_MS);
+    feed(p, 'g', 30, 0.6, MIN_SAMPLES - 1, 3 * STALE_MS);
+    expect(p.quickMs('g', 3 * STALE_MS)).toBeUndefined();
+  });
+});

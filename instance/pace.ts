@@ -1,0 +1,61 @@
+// Where a function's warm calls spend their time, per function version: the share of each call's round trip
+// (the node sending the call to its result being read) that the function itself ran, as its loader's `took`
+// says. A function whose calls spend most of the round trip outside the function (in the node, on the line,
+// waiting for a CPU) is not served faster by more containers: each one more is another process woken for
+// every call it takes, on CPUs that are already busy. placement.ts lets such a function wait for one of its
+// own containers to free instead of making another (see `quickMs`); a function whose calls spend their time
+// in the function (computing, or waiting on I/O) gets containers as its calls arrive, as before.
+//
+// Averages are exponentially weighted over calls, and forgotten after STALE_MS without a call. Whether a
+// function is quick is mostly its own nature (an echo is quick on an idle machine and on a busy one), so it
+// is kept across pauses in its load; a function whose calls start to take long stops being quick within
+// some twenty calls, and placement.ts never lets calls wait on one that runs long. A loader that does not say `took` (an older
+// protocol) leaves the function unknown, which is "make containers as calls arrive".
+
+export const QUICK_SHARE = 0.5; // below this share of the round trip in the function, a function is quick
+export const MIN_SAMPLES = 16; // calls seen before a function is judged
+export const STALE_MS = 5 * 60_000;
+const ALPHA = 1 / 16;
+
+interface Seen {
+  share: number; // the weighted mean of took / round trip
+  roundTripMs: number; // the weighted mean round trip
+  n: number;
+  at: number; // the last call's end
+}
+
+export class Pace {
+  private readonly seen = new Map<string, Seen>();
+
+  // One warm call of the function ended: the loader's `took` (µs; undefined when it does not say) and the
+  // round trip the node measured (ms).
+  note(key: string, tookUs: number | undefined, roundTripMs: number, now = Date.now()): void {
+    if (tookUs === undefined || !(roundTripMs > 0)) {
+      this.seen.delete(key);
+      return;
+    }
+    const share = Math.min(1, tookUs / 1000 / roundTripMs);
+    const s = this.seen.get(key);
+    if (!s || now - s.at > STALE_MS) {
+      this.seen.set(key, { share, roundTripMs, n: 1, at: now });
+      return;
+    }
+    s.share += ALPHA * (share - s.share);
+    s.roundTripMs += ALPHA * (roundTripMs - s.roundTripMs);
+    s.n++;
+    s.at = now;
+  }
+
+  // The function's recent mean round trip (ms) when its calls spend less than QUICK_SHARE of it in the
+  // function; undefined when they spend more, or the node has not seen enough of its calls lately.
+  quickMs(key: string, now = Date.now()): number | undefined {
+    const s = this.seen.get(key);
+    if (!s || s.n < MIN_SAMPLES || now - s.at > STALE_MS || s.share >= QUICK_SHARE) return undefined;
+    return s.roundTripMs;
+  }
+
+  // Drops what went stale (functions no longer called), so that the map holds only functions in use.
+  prune(now = Date.now()): void {
+    for (const [k, s] of this.seen) if (now - s.at > STALE_MS) this.seen.delete(k);
+  }
+}
