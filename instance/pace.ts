@@ -1,5 +1,5 @@
-// Where a function's warm calls spend their time, per function version: the share of each call's round trip
-// (the node sending the call to its result being read) that the function itself ran, as its loader's `took`
+// Where a function's warm calls spend their time, per function version: the share of its calls' round trip
+// (the node sending a call to its result being read) that the function itself ran, as its loader's `took`
 // says. A function whose calls spend most of the round trip outside the function (in the node, on the line,
 // waiting for a CPU) is not served faster by more containers: each one more is another process woken for
 // every call it takes, on CPUs that are already busy. placement.ts lets such a function wait for one of its
@@ -9,16 +9,19 @@
 // Averages are exponentially weighted over calls, and forgotten after STALE_MS without a call. Whether a
 // function is quick is mostly its own nature (an echo is quick on an idle machine and on a busy one), so it
 // is kept across pauses in its load; a function whose calls start to take long stops being quick within
-// some twenty calls, and placement.ts never lets calls wait on one that runs long. A loader that does not say `took` (an older
-// protocol) leaves the function unknown, which is "make containers as calls arrive".
+// some twenty calls, and placement.ts never lets calls wait on one that runs long. A loader that does not
+// say `took` (an older protocol) leaves the function unknown, which is "make containers as calls arrive".
 
 export const QUICK_SHARE = 0.5; // below this share of the round trip in the function, a function is quick
 export const MIN_SAMPLES = 16; // calls seen before a function is judged
 export const STALE_MS = 5 * 60_000;
 const ALPHA = 1 / 16;
 
+// Means of the time in the function and of the round trip, not of their ratio: the share is then that of
+// its containers' busy time, and a function with a few long calls among many short ones (a cache that
+// mostly hits) counts as the long calls make it, since those hold its containers.
 interface Seen {
-  share: number; // the weighted mean of took / round trip
+  tookMs: number; // the weighted mean time in the function
   roundTripMs: number; // the weighted mean round trip
   n: number;
   at: number; // the last call's end
@@ -34,13 +37,13 @@ export class Pace {
       this.seen.delete(key);
       return;
     }
-    const share = Math.min(1, tookUs / 1000 / roundTripMs);
+    const tookMs = Math.min(tookUs / 1000, roundTripMs); // the loader's clock may run a little ahead of the node's
     const s = this.seen.get(key);
     if (!s || now - s.at > STALE_MS) {
-      this.seen.set(key, { share, roundTripMs, n: 1, at: now });
+      this.seen.set(key, { tookMs, roundTripMs, n: 1, at: now });
       return;
     }
-    s.share += ALPHA * (share - s.share);
+    s.tookMs += ALPHA * (tookMs - s.tookMs);
     s.roundTripMs += ALPHA * (roundTripMs - s.roundTripMs);
     s.n++;
     s.at = now;
@@ -50,7 +53,7 @@ export class Pace {
   // function; undefined when they spend more, or the node has not seen enough of its calls lately.
   quickMs(key: string, now = Date.now()): number | undefined {
     const s = this.seen.get(key);
-    if (!s || s.n < MIN_SAMPLES || now - s.at > STALE_MS || s.share >= QUICK_SHARE) return undefined;
+    if (!s || s.n < MIN_SAMPLES || now - s.at > STALE_MS || s.tookMs >= QUICK_SHARE * s.roundTripMs) return undefined;
     return s.roundTripMs;
   }
 
