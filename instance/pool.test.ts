@@ -419,7 +419,6 @@ describe('policy function', () => {
       if (req.op !== 'call') return echo(req, l);
       setTimeout(() => l.send({ op: 'result', id: req.id, ok: true, result: '1', logs: '', took: inFnMs * 1000 }), ms);
     };
-  const live = (): number => pool.table.all().filter((r) => ['creating', 'starting', 'loading', 'busy', 'idle'].includes(r.state)).length;
   const serveInTurn = async (from: number, n: number): Promise<void> => {
     for (let i = from; i < from + n; i++) {
       pool.submit(work(i));
@@ -434,12 +433,12 @@ describe('policy function', () => {
     const burst = created().length;
     expect(burst).toBeGreaterThan(2);
     await serveInTurn(9, 20); // now it knows
-    await vi.waitFor(() => expect(live()).toBe(2), { timeout: 5_000 }); // the idle ones beyond 2 went
+    await vi.waitFor(() => expect(pool.table.live()).toBe(2), { timeout: 5_000 }); // the idle ones beyond 2 went
     for (let i = 29; i <= 44; i++) pool.submit(work(i));
     await resultsIn(44);
     expect(results.every((r) => r.outcome.status === 'DONE')).toBe(true);
     expect(created()).toHaveLength(burst); // 16 at once waited for the two
-    expect(live()).toBe(2);
+    expect(pool.table.live()).toBe(2);
   });
 
   it('gives a function whose calls spend their time in it a container per waiting call, as before', async () => {

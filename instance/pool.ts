@@ -453,10 +453,12 @@ export class Pool {
         const queue = [...this.queue];
         const chores = [...this.chores];
         const now = Date.now();
-        const needOf = (w: Work): CallNeed => ({
-          ...needOfWork(w),
-          quickMs: this.pace.quickMs(fnKey(w.fn.functionName, w.fn.version), now),
-        });
+        const quick = new Map<string, number | undefined>(); // each waiting function's pace, looked up once
+        const needOf = (w: Work): CallNeed => {
+          const need = needOfWork(w);
+          if (!quick.has(need.key)) quick.set(need.key, this.pace.quickMs(need.key, now));
+          return { ...need, quickMs: quick.get(need.key) };
+        };
         const actions = plan({
           containers: this.table.all(),
           transient: this.onEngine() - this.table.all().length,
