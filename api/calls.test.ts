@@ -90,8 +90,13 @@ class FakeDb implements Pick<DbClient, 'request'> {
 class FakeScheduler {
   readonly queued: QueuedCall[] = [];
   readonly known = new Set<number>();
+  readonly dropped: number[] = [];
   enqueue(call: QueuedCall): void {
     this.queued.push(call);
+  }
+  drop(callNum: number): boolean {
+    this.dropped.push(callNum);
+    return true;
   }
   knows(callNum: number): boolean {
     return this.known.has(callNum);
@@ -398,6 +403,113 @@ describe('Calls', () => {
       scheduler.queued.length = 0;
       expect(await patient.recover()).toBe(0);
       expect(scheduler.queued).toHaveLength(0);
+    });
+  });
+
+  // With the DB service in this process, a call write's result is told before LevelDB wrote it
+  // (DbClient.requestPlanned): here each such write waits until the test lets it be written, or fails.
+  describe('told a record before it is written', () => {
+    class EarlyDb extends FakeDb {
+      hold = new Set<DbMsgType>();
+      private readonly gates: Array<{ msgType: DbMsgType; write(ok: boolean): void }> = [];
+      async requestPlanned<K extends DbMsgType>(
+        msgType: K,
+        content: DbContent<K>,
+        planned: (d: DbResults[K]) => void,
+      ): Promise<DbResults[K]> {
+        const data = await this.request(msgType, content);
+        planned(data);
+        if (!this.hold.has(msgType)) return data;
+        await new Promise<void>((resolve, reject) =>
+          this.gates.push({ msgType, write: (ok) => (ok ? resolve() : reject(new Error('disk full'))) }),
+        );
+        return data;
+      }
+      // Lets the oldest held write of this type be written, or fail.
+      write(msgType: DbMsgType, ok = true): void {
+        const i = this.gates.findIndex((g) => g.msgType === msgType);
+        this.gates.splice(i, 1)[0]!.write(ok);
+      }
+    }
+    let early: EarlyDb;
+    let told: string[]; // what nodes were told to stop
+    beforeEach(() => {
+      early = new EarlyDb();
+      early.functions.set('f', fnMeta('f'));
+      told = [];
+      links = new Emitter<BrokerEvents>(); // the outer Calls listens to the other one
+      calls = new Calls({
+        db: early,
+        log,
+        meta: new MetaCache(early),
+        scheduler,
+        links,
+        nodes: {
+          ack: (n, c) => void acks.push(`${n}:${c}`),
+          holder: () => 'n1',
+          tell: (n, m) => void told.push(`${n}:${JSON.stringify(m)}`),
+        },
+        recoveryGraceMs: 0,
+      });
+    });
+
+    it('queues a call once its record is decided, before it is written, and only once', async () => {
+      early.hold.add('createCall');
+      const accepted: number[] = [];
+      calls.events.on('accepted', (c) => accepted.push(c.callNum));
+      const invoking = calls.invoke('f', { n: 1 });
+      await settle();
+      expect(scheduler.queued.map((q) => q.callNum)).toEqual([1]);
+      expect(accepted).toEqual([]); // its caller and observers hear of it once it is written
+      early.write('createCall');
+      expect((await invoking).call).toMatchObject({ callNum: 1, status: 'PENDING' });
+      expect(accepted).toEqual([1]);
+      expect(scheduler.queued).toHaveLength(1);
+    });
+
+    it('takes a call out of the queue, and stops its run, when its record could not be written', async () => {
+      early.hold.add('createCall');
+      const invoking = calls.invoke('f', {});
+      await settle();
+      expect(scheduler.queued.map((q) => q.callNum)).toEqual([1]);
+      early.write('createCall', false);
+      await expect(invoking).rejects.toThrow('disk full');
+      expect(scheduler.dropped).toEqual([1]);
+      expect(told).toEqual(['n1:{"type":"cancel","callNum":1}']);
+      // the cancelled run's outcome finds no call: the node is told to forget it
+      early.calls.delete(1);
+      links.emit('outcome', said(1, { status: 'ERROR', result: '', cancelled: true }));
+      await settle();
+      expect(acks).toEqual(['n1:1']);
+    });
+
+    it("wakes a call's waiters once its final record is decided; the node and observers hear it once written", async () => {
+      const finished: number[] = [];
+      calls.events.on('finished', (f) => finished.push(f.callNum));
+      const { call } = await calls.invoke('f', {});
+      early.start(call.callNum);
+      early.hold.add('callIntent');
+      const waiting = calls.waiters.wait(call.callNum, 10_000);
+      links.emit('outcome', said(call.callNum, done));
+      expect((await waiting)?.call).toMatchObject({ status: 'DONE', result: '6' });
+      expect(acks).toEqual([]);
+      expect(finished).toEqual([]);
+      early.write('callIntent');
+      await settle();
+      expect(acks).toEqual([`n1:${call.callNum}`]);
+      expect(finished).toEqual([call.callNum]);
+    });
+
+    it('does not tell the node an outcome whose record could not be written: it says it again', async () => {
+      const { call } = await calls.invoke('f', {});
+      early.start(call.callNum);
+      early.hold.add('callIntent');
+      links.emit('outcome', said(call.callNum, done));
+      await settle();
+      early.write('callIntent', false);
+      await settle();
+      expect(acks).toEqual([]);
+      expect(calls.knows(call.callNum)).toBe(true); // not recovered while the node says it again
     });
   });
 });

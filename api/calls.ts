@@ -20,8 +20,8 @@ import { NotFoundError } from '../common/errors.js';
 import { isFinal, type Call, type CallOutcome, type FunctionMeta, type ScheduleRef, type WebRequest } from '../common/model.js';
 import type { HttpRequest } from '../protocol/loader.js';
 import type { DbClient } from '../db/client.js';
-import type { CallChange, CallIntent } from '../protocol/db.js';
-import type { BrokerEvents, Listen, NodeOutcome, QueuedCall } from './broker.js';
+import type { CallChange, CallIntent, CreatedCall } from '../protocol/db.js';
+import type { BrokerEvents, Listen, NodeControl, NodeOutcome, QueuedCall } from './broker.js';
 import { recordedOutcome, type Ended } from './ended.js';
 import { hasRuntime, type MetaCache, type MetaEntry } from './meta-cache.js';
 import { Waiters } from './waiters.js';
@@ -36,12 +36,16 @@ export interface CallEvents {
 }
 
 export interface CallsOptions {
-  db: Pick<DbClient, 'request'>;
+  // requestPlanned: with the DB service in this process, a call is dispatched, and its waiters woken, as
+  // soon as its write went to LevelDB (db/server.ts); reads wait for that write, so every answer agrees.
+  db: Pick<DbClient, 'request'> & Partial<Pick<DbClient, 'requestPlanned'>>;
   log: Logger;
   meta: MetaCache;
   scheduler: { enqueue(call: QueuedCall): void; knows(callNum: number): boolean; clear?(): number; drop?(callNum: number): boolean };
   links: Listen<BrokerEvents>; // the broker's events
-  nodes: { ack(node: string, callNum: number): void }; // tells a node its outcome of a call is recorded
+  // ack: tells a node its outcome of a call is recorded; holder and tell stop a run whose call could not be
+  // written after it was dispatched.
+  nodes: { ack(node: string, callNum: number): void } & Partial<NodeControl & { holder(callNum: number): string | undefined }>;
   recoveryGraceMs?: number; // after start, time for nodes to re-register before recovery looks
   // A namespace's quotas (api/tenancy/quotas.ts): a call past its calls per minute is refused (429).
   quotas?: Pick<Quotas, 'admit' | 'of'>;
@@ -69,7 +73,7 @@ export class Calls {
   readonly meta: MetaCache;
   // Accepted here and not finished: for metrics and events, and the redundant flag for a rescue.
   private readonly open = new Map<number, { funcName: string; version: number; at: number; redundant?: boolean }>();
-  private readonly db: Pick<DbClient, 'request'>;
+  private readonly db: CallsOptions['db'];
   private readonly log: Logger;
   private readonly startedAt = Date.now();
   private recoverTimer?: NodeJS.Timeout;
@@ -137,9 +141,21 @@ export class Calls {
   private async onOutcome(r: NodeOutcome): Promise<void> {
     const { callNum, node, life, outcome, ran, attempt, holder } = r;
     this.recording.add(callNum);
+    const intent: CallIntent = { kind: 'outcome', outcome, ran, node, life, holder, ...(attempt ? { attempt } : {}) };
+    const ended = (call: Call): Ended => ({
+      call,
+      outcome: { ...recordedOutcome(call), ...(outcome.response ? { response: outcome.response } : {}) },
+    });
+    // Its waiters wake once the final record is on its way to LevelDB; the node hears it was recorded, and
+    // observers that it finished, once it was written.
+    const early = (c: CallChange): void => {
+      if (c.changed && c.call && isFinal(c.call.status)) this.waiters.settle(callNum, ended(c.call));
+    };
     let change: CallChange;
     try {
-      change = await this.intent(callNum, { kind: 'outcome', outcome, ran, node, life, holder, ...(attempt ? { attempt } : {}) });
+      change = this.db.requestPlanned
+        ? await this.db.requestPlanned('callIntent', { callNum, intent }, early)
+        : await this.intent(callNum, intent);
     } catch (e) {
       this.recording.delete(callNum);
       this.remember(callNum);
@@ -163,12 +179,7 @@ export class Calls {
       if (this.mine(call)) this.retryAt(callNum, call.retryAt); // else its own API waits for it
       return;
     }
-    if (isFinal(call.status))
-      this.settle(
-        callNum,
-        { call, outcome: { ...recordedOutcome(call), ...(outcome.response ? { response: outcome.response } : {}) } },
-        node,
-      );
+    if (isFinal(call.status)) this.settle(callNum, ended(call), node);
   }
 
   // Dispatches a call that waits for its retry when its time comes, if it still waits then (it may have
@@ -235,7 +246,7 @@ export class Calls {
     const { request, idempotency, schedule, callbackUrl, replayOf, by } = opts;
     await this.o.quotas?.admit(namespaceOf(funcName));
     const api = this.o.owner?.current;
-    const created = await this.db.request('createCall', {
+    const content = {
       funcName,
       version: fn.version,
       params: params ?? {},
@@ -246,15 +257,42 @@ export class Calls {
       ...(replayOf ? { replayOf } : {}),
       ...(by ? { by } : {}),
       ...(api ? { api } : {}),
-    });
+    };
+    // Queued for a node once its record is decided: while LevelDB writes it (in-process DB service), or
+    // once written. A record that could not be written stops the run it began (its caller gets the error).
+    let queued: number | undefined;
+    const queue = (c: CreatedCall): void => {
+      if (c.replayed || !hasRuntime(def)) return;
+      queued = c.callNum;
+      this.open.set(c.callNum, { funcName, version: fn.version, at: Date.now(), redundant: opts.redundant });
+      this.o.scheduler.enqueue({ callNum: c.callNum, funcName, params: c.params, def, redundant: opts.redundant, http: opts.http });
+    };
+    let created: CreatedCall;
+    try {
+      created = this.db.requestPlanned
+        ? await this.db.requestPlanned('createCall', content, queue)
+        : await this.db.request('createCall', content);
+    } catch (e) {
+      if (queued !== undefined) this.unqueue(queued);
+      throw e;
+    }
     const { replayed, ...call } = created;
     if (replayed) return { call, fn, replayed: true };
-    this.open.set(call.callNum, { funcName, version: fn.version, at: Date.now(), redundant: opts.redundant });
+    if (queued === undefined) this.open.set(call.callNum, { funcName, version: fn.version, at: Date.now(), redundant: opts.redundant });
     this.events.emit('accepted', call);
     if (!hasRuntime(def)) await this.fail(call.callNum, `runtime ${fn.runtimeName} no longer exists`);
-    else
-      this.o.scheduler.enqueue({ callNum: call.callNum, funcName, params: call.params, def, redundant: opts.redundant, http: opts.http });
+    else if (queued === undefined) queue(created);
     return { call, fn, replayed: false };
+  }
+
+  // A call queued before its record was written, whose record could not be written: it leaves the queue,
+  // or its node stops it (the node's outcome then finds no call, and is dropped).
+  private unqueue(callNum: number): void {
+    this.open.delete(callNum);
+    this.o.scheduler.drop?.(callNum);
+    const node = this.o.nodes.holder?.(callNum);
+    if (node) this.o.nodes.tell?.(node, { type: 'cancel', callNum });
+    this.log.warn({ callNum }, 'the record of a call could not be written: its run was stopped');
   }
 
   // A call taken from the DB (rescued or recovered) goes back to the scheduler with today's definition.

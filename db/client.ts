@@ -33,8 +33,14 @@ interface Pending {
 
 // The DB service in this same process (zfaas up): requests skip the socket and the JSON, and still go
 // through the service's write queue (reads beside it), so ordering and error codes are the same as over ZMQ.
+// `planned`: told the result of a call write before LevelDB answered (db/server.ts says when).
 export interface LocalDb {
-  local(msgType: DbMsgType, content: unknown, blobs: Buffer[]): Promise<{ data: unknown; blobs: Buffer[] }>;
+  local(
+    msgType: DbMsgType,
+    content: unknown,
+    blobs: Buffer[],
+    planned?: (data: unknown) => void,
+  ): Promise<{ data: unknown; blobs: Buffer[] }>;
 }
 
 // How long the current DB service may stay silent while a request waits before it is pinged, and then
@@ -106,6 +112,20 @@ export class DbClient {
 
   async request<K extends DbMsgType>(msgType: K, content: DbContent<K>, blobs: Buffer[] = []): Promise<DbResults[K]> {
     return (await this.requestWithBlobs(msgType, content, blobs)).data;
+  }
+
+  // As request(), and `planned` may be told the result sooner: with the DB service in this process, once
+  // the write's batch went to LevelDB; the promise still settles once it was written (or failed). Over a
+  // socket, or on PostgreSQL, `planned` is not called.
+  async requestPlanned<K extends DbMsgType>(
+    msgType: K,
+    content: DbContent<K>,
+    planned: (data: DbResults[K]) => void,
+  ): Promise<DbResults[K]> {
+    if (!this.inProcess) return this.request(msgType, content);
+    if (this.closed) throw new DbError('db client closed', 'CLOSED');
+    const r = await this.inProcess.local(msgType, content, [], (data) => planned(data as DbResults[K]));
+    return r.data as DbResults[K];
   }
 
   async requestWithBlobs<K extends DbMsgType>(

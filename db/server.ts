@@ -10,6 +10,12 @@
 // a warm call's createCall and its callIntents cost one batch per group instead of a write each, and a
 // call's start is held a few ms for the next write, so that a warm call's start and outcome are one write
 // of its record. In-process callers (local()) follow the same rules.
+//
+// An in-process caller may also be told a call write's result as soon as its batch has gone to LevelDB
+// (`planned`, LevelDB only: no other service writes the store), before LevelDB has answered: the API starts
+// a call, or wakes the call's waiters, a LevelDB round trip sooner. Reads wait until that batch is written,
+// so whoever was told sees the same record in every read after. A write told early that cannot be written
+// fails with its group (it is not planned again alone: it was told this plan).
 import { Router } from 'zeromq';
 import { createHash } from 'node:crypto';
 import { SendQueue } from '../common/zmq.js';
@@ -64,6 +70,7 @@ interface WriteJob {
   blobs: Buffer[];
   resolve(answer: Answer): void;
   reject(e: unknown): void;
+  planned?(data: unknown): void; // told the write's result once its batch went to LevelDB (see above)
 }
 
 // A call write planned into the current group, answered when the group is written.
@@ -91,6 +98,7 @@ export class DbServer {
   private readonly held: WriteJob[] = []; // starts of calls, before `writes` (START_HOLD_MS)
   private heldTimer?: NodeJS.Timeout;
   private writing = false; // a writeQueued() is running
+  private written?: Promise<void>; // the batch of a group told early, until LevelDB wrote it: reads wait
   private readonly inFlight = new Set<Promise<unknown>>(); // every request not yet answered, for stop()
   private closed = false;
 
@@ -171,14 +179,20 @@ export class DbServer {
   }
 
   // In-process requests (see LocalDb in client.ts): the same read/write rules and error codes, no socket.
-  local(msgType: DbRequest['msgType'], content: unknown, blobs: Buffer[]): Promise<{ data: unknown; blobs: Buffer[] }> {
+  local(
+    msgType: DbRequest['msgType'],
+    content: unknown,
+    blobs: Buffer[],
+    planned?: (data: unknown) => void,
+  ): Promise<{ data: unknown; blobs: Buffer[] }> {
     // Stopping: what is in flight is answered, nothing new is taken (as the closed socket takes nothing).
     if (this.closed) return Promise.reject(new DbError('db service stopped', 'UNAVAILABLE'));
     let answer: Promise<Answer>;
     try {
       const trusted = TRUSTED_LOCAL.has(msgType);
       if (trusted && checkingInProcess()) assertWireForm(DB_MESSAGES[msgType].content, content, `the in-process ${msgType}`);
-      answer = this.dispatch(trusted ? ({ msgType, content } as DbRequest) : validate(DbRequestSchema, { msgType, content }), blobs);
+      const req = trusted ? ({ msgType, content } as DbRequest) : validate(DbRequestSchema, { msgType, content });
+      answer = this.dispatch(req, blobs, this.store.engine === 'leveldb' ? planned : undefined);
     } catch (e) {
       answer = Promise.reject(e);
     }
@@ -193,10 +207,13 @@ export class DbServer {
   }
 
   // A read runs now; a write joins the queue (synchronously, so arrival order is write order).
-  private dispatch(req: DbRequest, blobs: Buffer[]): Promise<Answer> {
-    if (dbKind(req.msgType) === 'read' && !isCallWrite(req)) return this.apply(req, blobs);
+  private dispatch(req: DbRequest, blobs: Buffer[], planned?: (data: unknown) => void): Promise<Answer> {
+    if (dbKind(req.msgType) === 'read' && !isCallWrite(req)) {
+      const read = req as Exclude<DbRequest, CallWrite>;
+      return this.written ? this.written.then(() => this.apply(read, blobs)) : this.apply(read, blobs);
+    }
     return new Promise<Answer>((resolve, reject) => {
-      const job = { req, blobs, resolve, reject };
+      const job: WriteJob = { req, blobs, resolve, reject, ...(planned ? { planned } : {}) };
       if (isStart(req) && !this.closed) {
         this.held.push(job);
         this.heldTimer ??= setTimeout(() => this.release(), START_HOLD_MS);
@@ -321,14 +338,38 @@ export class DbServer {
   // encode, a disk error; on PostgreSQL, a key another DB service wrote first), each write is applied
   // again alone, so that one bad write fails only itself.
   private async commit(planned: Planned[], group: CallGroup): Promise<void> {
+    const written = group.commit(); // also with nothing planned: a backend ends what the group's reads began
+    const told = planned.filter((p) => p.job.planned);
+    if (told.length > 0) {
+      const barrier = written.then(
+        () => undefined,
+        () => undefined,
+      );
+      this.written = barrier;
+      void barrier.then(() => {
+        if (this.written === barrier) this.written = undefined;
+      });
+      for (const { job, data } of told) {
+        try {
+          job.planned?.(data);
+        } catch (e) {
+          this.opts.log.error({ err: errText(e) }, 'a write told early failed to take it');
+        }
+      }
+    }
     try {
-      await group.commit(); // also with nothing planned: a backend ends what the group's reads began
+      await written;
     } catch (e) {
-      if (planned.length <= 1 && !(e instanceof RetryableError)) {
-        planned[0]?.job.reject(e);
+      const again = planned.filter((p) => !p.job.planned);
+      for (const { job, req, data } of told) {
+        if (req.msgType === 'createCall') this.store.passCallNum?.((data as { callNum: number }).callNum);
+        job.reject(e);
+      }
+      if (again.length === 1 && planned.length === 1 && !(e instanceof RetryableError)) {
+        again[0]!.job.reject(e);
         return;
       }
-      for (const { job, req } of planned) await this.alone(job, req);
+      for (const { job, req } of again) await this.alone(job, req);
       return;
     }
     for (const { job, data } of planned) job.resolve({ data });

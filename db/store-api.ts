@@ -74,6 +74,9 @@ export interface StoreBackend {
 
   // Call writes go through a group (db/call-group.ts): planned against the store, written at once.
   group(): CallGroup;
+  // A call number told to a caller before its write failed (db/server.ts, LevelDB only): never given again
+  // in this process, since a run of it may have begun.
+  passCallNum?(callNum: number): void;
   getCall(callNum: number): Promise<Call | null>;
   listCalls(q: CallQuery): Promise<Call[]>;
   listUnfinished(): Promise<Call[]>;

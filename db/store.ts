@@ -374,6 +374,10 @@ export class Store implements StoreBackend {
     return settings;
   }
 
+  passCallNum(callNum: number): void {
+    this.lastCall = Math.max(this.lastCall, callNum);
+  }
+
   // A new group of call writes, starting from what is committed now. One group at a time: the next is
   // begun only after this one committed or failed (the server's write queue sees to it).
   group(): CallGroup {

@@ -145,6 +145,53 @@ describe.each(stores())('on $name', (k) => {
       groups.mockRestore();
     });
 
+    it("tells an in-process caller a call write's result before it is written; reads after it see it", async () => {
+      const leveldb = t.server['store'].engine === 'leveldb'; // the only writer of its store: told early
+      const call = await t.local.request('createCall', newCall);
+      await startCall(t.local, { callNum: call.callNum, node: 'n1' });
+      const told: Array<{ status?: string; read: Promise<unknown> }> = [];
+      const written = await t.local.requestPlanned(
+        'callIntent',
+        { callNum: call.callNum, intent: { kind: 'outcome', outcome: outcome('r'), ran: true, node: 'n1' } },
+        (c) => told.push({ status: c.call?.status, read: t.local.request('getCall', { callNum: call.callNum }) }),
+      );
+      expect(written.call).toMatchObject({ status: 'DONE', result: 'r' });
+      if (!leveldb) return expect(told).toEqual([]);
+      expect(told.map((x) => x.status)).toEqual(['DONE']);
+      // A read made as soon as the caller was told waits for the write: it never shows the call running.
+      expect(await told[0]!.read).toMatchObject({ status: 'DONE', result: 'r' });
+      // Over the socket nobody is told early.
+      const remoteTold: unknown[] = [];
+      await t.remote.requestPlanned('createCall', newCall, (c) => remoteTold.push(c));
+      expect(remoteTold).toEqual([]);
+    });
+
+    it("fails a write told early with its group's batch; the others in the group are written alone", async () => {
+      if (t.server['store'].engine !== 'leveldb') return;
+      const level = (t.server['store'] as unknown as { db: { batch(...a: unknown[]): Promise<void> } }).db;
+      const real = level.batch.bind(level);
+      let batches = 0;
+      const batch = vi
+        .spyOn(level, 'batch')
+        .mockImplementation((...a) => (++batches === 2 ? Promise.reject(new Error('disk full')) : real(...a)));
+      const told: number[] = [];
+      // The first write is a group of its own; the two after it, sent while it is written, are the next.
+      const [first, early, other] = await Promise.allSettled([
+        t.local.request('createCall', newCall),
+        t.local.requestPlanned('createCall', newCall, (c) => told.push(c.callNum)),
+        t.local.request('createCall', newCall),
+      ]);
+      batch.mockRestore();
+      expect(first).toMatchObject({ status: 'fulfilled', value: { callNum: 1 } });
+      // It was told its number, then its write failed: it is not planned again alone (it was told this plan).
+      expect(told).toEqual([2]);
+      expect(early).toMatchObject({ status: 'rejected', reason: { message: expect.stringContaining('disk full') } });
+      // Its number is not given again: a run of it may have begun.
+      expect(other).toMatchObject({ status: 'fulfilled', value: { callNum: 3 } });
+      expect((await t.remote.request('listUnfinished', {})).map((c) => c.callNum)).toEqual([1, 3]);
+      expect((await t.local.request('createCall', newCall)).callNum).toBe(4);
+    });
+
     it('fails only the write that fails, and uses up no call number for it', async () => {
       const results = await Promise.allSettled(
         range(300).map((i) =>
