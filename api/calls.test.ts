@@ -457,8 +457,12 @@ describe('Calls', () => {
       early.hold.add('createCall');
       const accepted: number[] = [];
       calls.events.on('accepted', (c) => accepted.push(c.callNum));
-      const invoking = calls.invoke('f', { n: 1 });
+      // A streamed answer's listener is set before the call is queued: its pieces may come from then on.
+      const listened: string[] = [];
+      const def = await calls.resolveFunction('f');
+      const invoking = calls.invokeResolved(def, { n: 1 }, { listen: (n) => listened.push(`${n} queued ${scheduler.queued.length}`) });
       await settle();
+      expect(listened).toEqual(['1 queued 0']);
       expect(scheduler.queued.map((q) => q.callNum)).toEqual([1]);
       expect(accepted).toEqual([]); // its caller and observers hear of it once it is written
       early.write('createCall');

@@ -239,6 +239,9 @@ export class Calls {
       callbackUrl?: string; // checked against the allow-list already (api/callbacks)
       replayOf?: number; // a dead letter this call replays
       by?: string; // the key that makes it
+      // Told the call's number just before it is queued: a streamed answer's pieces may come from then on,
+      // which can be before this returns.
+      listen?: (callNum: number) => void;
     } = {},
   ): Promise<{ call: Call; fn: FunctionMeta; replayed: boolean }> {
     const { fn } = def;
@@ -265,6 +268,7 @@ export class Calls {
       if (c.replayed || !hasRuntime(def)) return;
       queued = c.callNum;
       this.open.set(c.callNum, { funcName, version: fn.version, at: Date.now(), redundant: opts.redundant });
+      opts.listen?.(c.callNum);
       this.o.scheduler.enqueue({ callNum: c.callNum, funcName, params: c.params, def, redundant: opts.redundant, http: opts.http });
     };
     let created: CreatedCall;

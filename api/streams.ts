@@ -1,7 +1,8 @@
 // Streamed web answers, from the broker to the web handler that waits on each call (handlers/web.ts): the
 // pieces a node sends (protocol/broker.ts `head`, `chunk`) go to the one listener of their call, as they
 // come; a piece of a call nobody listens to (its caller left, or another API took it) is dropped. A
-// listener is set right after the call is made, before any I/O could bring a piece of it.
+// listener is set just before the call is queued (Calls.invokeResolved's `listen`), before any I/O could
+// bring a piece of it.
 import type { StreamPiece } from './broker.js';
 
 export type StreamListener = (p: StreamPiece) => void;

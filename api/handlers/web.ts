@@ -163,20 +163,36 @@ function webHandler(d: WebDeps): WebHandler {
     checkParams(callParams);
     const key = idempotencyKey(req);
     const asked = { method, path: subPath, query, body };
-    const { call, replayed } = await d.calls.invokeResolved(def, callParams, {
-      redundant: flag(query, 'redundant'),
-      http,
-      request: { method, path: subPath.slice(0, 2048), query: query.slice(0, 4096) },
-      idempotency:
-        key === undefined
-          ? undefined
-          : idempotencyOf(key, d.idempotencyTtlS, callerOf(scope, !!refusal, fn.functionName), fn.functionName, callParams, asked),
-      ...(refusal || !scope.keyId ? {} : { by: scope.keyId }),
-    });
-    // Before any await: no piece of the call's answer can come before this.
-    const stream = new StreamAnswer({ res, method, callNum: call.callNum, cancel: d.cancel, log: d.log });
-    const unlisten = replayed ? undefined : d.streams.listen(call.callNum, (p) => stream.take(p));
-    res.setHeader('X-Zfaas-Call', String(call.callNum));
+    // The call's streamed answer is listened to from just before it is queued: its pieces may come before
+    // invokeResolved returns (it is queued while its record is written).
+    let stream: StreamAnswer | undefined;
+    let unlisten: (() => void) | undefined;
+    const listen = (callNum: number): StreamAnswer => {
+      res.setHeader('X-Zfaas-Call', String(callNum));
+      return new StreamAnswer({ res, method, callNum, cancel: d.cancel, log: d.log });
+    };
+    let made: Awaited<ReturnType<typeof d.calls.invokeResolved>>;
+    try {
+      made = await d.calls.invokeResolved(def, callParams, {
+        redundant: flag(query, 'redundant'),
+        http,
+        request: { method, path: subPath.slice(0, 2048), query: query.slice(0, 4096) },
+        idempotency:
+          key === undefined
+            ? undefined
+            : idempotencyOf(key, d.idempotencyTtlS, callerOf(scope, !!refusal, fn.functionName), fn.functionName, callParams, asked),
+        ...(refusal || !scope.keyId ? {} : { by: scope.keyId }),
+        listen: (callNum) => {
+          const s = (stream = listen(callNum));
+          unlisten = d.streams.listen(callNum, (p) => s.take(p));
+        },
+      });
+    } catch (e) {
+      unlisten?.();
+      throw e;
+    }
+    const { call, replayed } = made;
+    stream ??= listen(call.callNum); // a replay, or a call that was not queued
     if (replayed) res.setHeader(REPLAYED_HEADER, 'true');
     const budget = waitBudgetMs(fn);
     const ended = await (replayed ? replayOutcome(d.calls.waiters, call, budget) : d.calls.waiters.wait(call.callNum, budget)).finally(() =>
