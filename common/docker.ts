@@ -143,7 +143,7 @@ export async function runContainer(docker: Docker, create: Docker.ContainerCreat
     const exit = await waitOrKill(container, spec.timeoutMs);
     // The attach stream ends just after the process; give it a moment to flush the last bytes.
     await Promise.race([ended, new Promise((r) => setTimeout(r, 1000))]);
-    const info = await inspectExited(container, exit.timedOut || output.exceeded !== undefined);
+    const info = await inspectExited(docker, container, exit.timedOut || output.exceeded !== undefined);
     return {
       exitCode: exit.StatusCode,
       stdout: out.text(),
@@ -183,7 +183,11 @@ export async function waitOrKill(container: Docker.Container, timeoutMs: number)
  * kill and lose the mark (seen once in seven runs of test/hostile.e2e on a busy machine): its event log,
  * which keeps every `oom`, then says.
  */
-export async function inspectExited(container: Docker.Container, killedByUs = false): Promise<Docker.ContainerInspectInfo | null> {
+export async function inspectExited(
+  docker: Docker,
+  container: Docker.Container,
+  killedByUs = false,
+): Promise<Docker.ContainerInspectInfo | null> {
   // null: the container is gone, which the caller is told.
   let info = await container.inspect().catch(() => null);
   const again = (i: Docker.ContainerInspectInfo): boolean =>
@@ -193,47 +197,36 @@ export async function inspectExited(container: Docker.Container, killedByUs = fa
     // A failed look keeps the last one.
     info = (await container.inspect().catch(() => null)) ?? info;
   }
-  if (info && again(info) && !info.State.Running && (await oomEvent(container, info.State.StartedAt)))
+  if (info && again(info) && !info.State.Running && (await oomEvent(docker, container, info.State.StartedAt)))
     info = { ...info, State: { ...info.State, OOMKilled: true } };
   return info;
-}
-
-// What of dockerode's modem this file uses (dockerode types it `any`).
-interface Modem {
-  dial(o: object, done: (err: Error | null, data: unknown) => void): void;
 }
 
 /**
  * Whether the engine's event log has an out-of-memory kill of this container since `startedAt` (ISO). A log
  * that cannot be read (or takes more than 3 s) says no.
  */
-export async function oomEvent(container: Docker.Container, startedAt: string): Promise<boolean> {
+export async function oomEvent(docker: Docker, container: Docker.Container, startedAt: string): Promise<boolean> {
   const since = Math.floor(Date.parse(startedAt) / 1000) - 1;
   if (!Number.isFinite(since)) return false;
-  const modem = container.modem as Modem;
-  let stream: Readable | undefined;
-  const options = {
-    since,
-    until: Math.ceil(Date.now() / 1000), // the log is read until then: less than a second from now
-    filters: JSON.stringify({ container: [container.id], event: ['oom'] }),
-  };
-  const read = new Promise<boolean>((resolve) => {
-    modem.dial({ path: '/events?', method: 'GET', options, isStream: true, statusCodes: { 200: true } }, (err, data) => {
-      stream = data as Readable | undefined;
-      if (err || !stream) return resolve(false);
-      let seen = '';
-      stream.on('data', (d: Buffer | string) => (seen += d.toString()));
-      stream.on('end', () => resolve(seen.includes('"oom"')));
-      stream.on('error', () => resolve(false));
+  let stream: NodeJS.ReadableStream | undefined;
+  const read = (async () => {
+    stream = await docker.getEvents({
+      since,
+      until: Math.ceil(Date.now() / 1000), // the log is read until then: less than a second from now
+      filters: { container: [container.id], event: ['oom'] },
     });
-  });
+    let seen = '';
+    for await (const d of stream) seen += d.toString();
+    return seen.includes('"oom"');
+  })().catch(() => false);
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 3000)));
   try {
     return await Promise.race([read, late]);
   } finally {
     clearTimeout(timer);
-    stream?.destroy();
+    (stream as Readable | undefined)?.destroy();
   }
 }
 

@@ -74,6 +74,7 @@ export async function runDependencies(docker: Docker, s: DepsJob, owner: Owner):
     const exit = await waitOrKill(container, s.timeoutMs);
     await Promise.race([unpacked, new Promise((r) => setTimeout(r, 5000))]);
     const info = await inspectExited(
+      docker,
       container,
       exit.timedOut || tooLarge || (unpackError !== undefined && !/TAR_BAD_ARCHIVE/.test(unpackError)),
     );

@@ -30,6 +30,7 @@ export class Held {
 
   private constructor(
     readonly id: string,
+    private readonly docker: Docker,
     private readonly container: Docker.Container,
     readonly mode: 'loader' | 'exec',
   ) {}
@@ -42,7 +43,7 @@ export class Held {
     onExit: () => void = () => undefined,
   ): Promise<Held> {
     const container = await docker.createContainer(options);
-    const h = new Held(options.name!, container, mode);
+    const h = new Held(options.name!, docker, container, mode);
     h.onExit = onExit;
     try {
       await h.watch();
@@ -182,7 +183,7 @@ export class Held {
     this.gone = true;
     let exit: ExitReport | undefined;
     if (report) {
-      const info = this.flooded ? null : await inspectExited(this.container);
+      const info = this.flooded ? null : await inspectExited(this.docker, this.container);
       exit = {
         exitCode: info?.State?.Running === false ? (info.State.ExitCode ?? null) : null,
         oomKilled: Boolean(info?.State?.OOMKilled),

@@ -32,10 +32,10 @@ describe("the engine's word on an out-of-memory kill", () => {
     const self = await ran(['sh', '-c', 'exit 137']); // as a SIGKILL that was not the kernel's
     const [h, s] = await Promise.all([hog.inspect(), self.inspect()]);
     expect([h.State.ExitCode, s.State.ExitCode]).toEqual([137, 137]);
-    expect(await oomEvent(hog, h.State.StartedAt)).toBe(true);
-    expect(await oomEvent(self, s.State.StartedAt)).toBe(false);
+    expect(await oomEvent(docker, hog, h.State.StartedAt)).toBe(true);
+    expect(await oomEvent(docker, self, s.State.StartedAt)).toBe(false);
     // Whatever the state says, inspectExited names the memory kill and only it.
-    expect((await inspectExited(hog))?.State.OOMKilled).toBe(true);
-    expect((await inspectExited(self))?.State.OOMKilled).toBe(false);
+    expect((await inspectExited(docker, hog))?.State.OOMKilled).toBe(true);
+    expect((await inspectExited(docker, self))?.State.OOMKilled).toBe(false);
   }, 60_000);
 });
