@@ -264,10 +264,12 @@ export class Calls {
     // Queued for a node once its record is decided: while LevelDB writes it (in-process DB service), or
     // once written. A record that could not be written stops the run it began (its caller gets the error).
     let queued: number | undefined;
+    const opened = (callNum: number): void =>
+      void this.open.set(callNum, { funcName, version: fn.version, at: Date.now(), redundant: opts.redundant });
     const queue = (c: CreatedCall): void => {
       if (c.replayed || !hasRuntime(def)) return;
       queued = c.callNum;
-      this.open.set(c.callNum, { funcName, version: fn.version, at: Date.now(), redundant: opts.redundant });
+      opened(c.callNum);
       opts.listen?.(c.callNum);
       this.o.scheduler.enqueue({ callNum: c.callNum, funcName, params: c.params, def, redundant: opts.redundant, http: opts.http });
     };
@@ -282,10 +284,12 @@ export class Calls {
     }
     const { replayed, ...call } = created;
     if (replayed) return { call, fn, replayed: true };
-    if (queued === undefined) this.open.set(call.callNum, { funcName, version: fn.version, at: Date.now(), redundant: opts.redundant });
+    if (queued === undefined) {
+      if (hasRuntime(def)) queue(created);
+      else opened(call.callNum);
+    }
     this.events.emit('accepted', call);
     if (!hasRuntime(def)) await this.fail(call.callNum, `runtime ${fn.runtimeName} no longer exists`);
-    else if (queued === undefined) queue(created);
     return { call, fn, replayed: false };
   }
 

@@ -122,20 +122,19 @@ export class DbClient {
     content: DbContent<K>,
     planned: (data: DbResults[K]) => void,
   ): Promise<DbResults[K]> {
-    if (!this.inProcess) return this.request(msgType, content);
-    if (this.closed) throw new DbError('db client closed', 'CLOSED');
-    const r = await this.inProcess.local(msgType, content, [], (data) => planned(data as DbResults[K]));
-    return r.data as DbResults[K];
+    return (await this.requestWithBlobs(msgType, content, [], planned)).data;
   }
 
   async requestWithBlobs<K extends DbMsgType>(
     msgType: K,
     content: DbContent<K>,
     blobs: Buffer[] = [],
+    planned?: (data: DbResults[K]) => void,
   ): Promise<{ data: DbResults[K]; blobs: Buffer[] }> {
     if (this.closed) throw new DbError('db client closed', 'CLOSED');
     if (this.inProcess) {
-      const r = await this.inProcess.local(msgType, content, blobs);
+      const told = planned && ((data: unknown) => planned(data as DbResults[K]));
+      const r = await this.inProcess.local(msgType, content, blobs, told);
       return { data: r.data as DbResults[K], blobs: r.blobs };
     }
     const id = this.nextId++;

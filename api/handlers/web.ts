@@ -167,7 +167,7 @@ function webHandler(d: WebDeps): WebHandler {
     // invokeResolved returns (it is queued while its record is written).
     let stream: StreamAnswer | undefined;
     let unlisten: (() => void) | undefined;
-    const listen = (callNum: number): StreamAnswer => {
+    const answerFor = (callNum: number): StreamAnswer => {
       res.setHeader('X-Zfaas-Call', String(callNum));
       return new StreamAnswer({ res, method, callNum, cancel: d.cancel, log: d.log });
     };
@@ -183,7 +183,7 @@ function webHandler(d: WebDeps): WebHandler {
             : idempotencyOf(key, d.idempotencyTtlS, callerOf(scope, !!refusal, fn.functionName), fn.functionName, callParams, asked),
         ...(refusal || !scope.keyId ? {} : { by: scope.keyId }),
         listen: (callNum) => {
-          const s = (stream = listen(callNum));
+          const s = (stream = answerFor(callNum));
           unlisten = d.streams.listen(callNum, (p) => s.take(p));
         },
       });
@@ -192,7 +192,7 @@ function webHandler(d: WebDeps): WebHandler {
       throw e;
     }
     const { call, replayed } = made;
-    stream ??= listen(call.callNum); // a replay, or a call that was not queued
+    stream ??= answerFor(call.callNum); // a replay, or a call that was not queued
     if (replayed) res.setHeader(REPLAYED_HEADER, 'true');
     const budget = waitBudgetMs(fn);
     const ended = await (replayed ? replayOutcome(d.calls.waiters, call, budget) : d.calls.waiters.wait(call.callNum, budget)).finally(() =>
