@@ -67,7 +67,8 @@
 // trip as it saw it: a function whose calls spend most of that time outside the function (in the node, on
 // the line, waiting for the machine's CPUs) is served no faster by more containers, and waits for one of its
 // own instead of making another (instance/placement.ts). Without `took` (an older loader) the node makes
-// containers as before.
+// containers as before. A loader of an older version may say it too (the go and java loaders, of version 2,
+// do).
 //
 // Secrets. A function whose settings name secrets reads each as the file SECRETS_DIR/NAME, on a tmpfs owned by the
 // function's uid (0500; the loader makes it 0700 while it writes). Before a call whose secrets' versions

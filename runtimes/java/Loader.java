@@ -148,6 +148,7 @@ public final class Loader {
   }
 
   private JsonObject call(JsonObject req) throws Bad {
+    long t0 = System.nanoTime();
     int id = Check.id(req);
     Map<String, String> env = Check.env(req);
     JsonObject http = req.has("http") && req.get("http").isJsonObject() ? req.getAsJsonObject("http") : null;
@@ -157,6 +158,7 @@ public final class Loader {
       r.addProperty("ok", false);
       r.addProperty("error", "no function is loaded");
       r.addProperty("logs", "");
+      r.addProperty("took", took(t0));
       return r;
     }
     JsonElement params = req.has("params") ? req.get("params") : JsonNull.INSTANCE;
@@ -194,7 +196,13 @@ public final class Loader {
     }
     long stray = ProcessHandle.current().children().filter(ProcessHandle::isAlive).count();
     if (stray > 0) r.addProperty("stray", stray);
+    r.addProperty("took", took(t0));
     return r;
+  }
+
+  // A result's `took`: whole microseconds since the call was read (the node compares it with its round trip).
+  static long took(long t0) {
+    return Math.max(0, (System.nanoTime() - t0) / 1000);
   }
 
   static String describe(Throwable e) {

@@ -76,6 +76,7 @@ type result struct {
 	Truncated bool          `json:"truncated,omitempty"`
 	Stray     int           `json:"stray,omitempty"`
 	HTTP      *httpResponse `json:"http,omitempty"`
+	Took      int64         `json:"took"` // µs from the call being read to its result (the node's pace of the function)
 }
 
 type secretsSet struct {

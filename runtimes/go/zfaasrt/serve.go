@@ -214,8 +214,10 @@ func chooseFormat(h *handler, asked string) (string, error) {
 	return "", fmt.Errorf("a Go func handler serves the formats json and lambda, not %s (an http.Handler serves gcf and openfaas)", asked)
 }
 
-func (s *server) call(req *request) result {
-	r := result{Op: "result", ID: *req.ID}
+func (s *server) call(req *request) (r result) {
+	t0 := time.Now()
+	defer func() { r.Took = time.Since(t0).Microseconds() }()
+	r = result{Op: "result", ID: *req.ID}
 	if s.fn == nil {
 		r.Error = "no function is loaded"
 		return r

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 )
 
 type Params struct {
 	N    *float64 `json:"n"`
 	Fail bool     `json:"fail"`
+	Ms   float64  `json:"ms"`
 }
 
 type Answer struct {
@@ -29,6 +31,9 @@ func env(name string) *string {
 func Handler(ctx context.Context, p Params) (Answer, error) {
 	if p.N != nil {
 		fmt.Printf("echo %v\n", *p.N)
+	}
+	if p.Ms > 0 {
+		time.Sleep(time.Duration(p.Ms * float64(time.Millisecond)))
 	}
 	if p.Fail {
 		return Answer{}, errors.New("boom on purpose")
