@@ -50,4 +50,27 @@ describe('Pace', () => {
     feed(p, 'g', 30, 0.6, MIN_SAMPLES - 1, 3 * STALE_MS);
     expect(p.quickMs('g', 3 * STALE_MS)).toBeUndefined();
   });
+
+  it('has a function judged once enough of its warm calls were seen, quick or not, until a long pause', () => {
+    const p = new Pace();
+    expect(p.unjudged('new', 0)).toBe(true); // never called
+    feed(p, 'echo', 30, 0.6, MIN_SAMPLES - 1);
+    expect(p.unjudged('echo', 0)).toBe(true);
+    feed(p, 'echo', 30, 0.6, 1);
+    expect(p.unjudged('echo', 0)).toBe(false); // quick
+    feed(p, 'io', 50_000, 50.4, MIN_SAMPLES);
+    expect(p.unjudged('io', 0)).toBe(false); // not quick, but judged
+    expect(p.unjudged('echo', STALE_MS + 1)).toBe(true); // not called for a while: judged again
+  });
+
+  it('never holds a function whose loader does not say `took` as still to be judged', () => {
+    const p = new Pace();
+    p.note('old', undefined, 0.6, 0);
+    expect(p.unjudged('old', 0)).toBe(false);
+    expect(p.unjudged('old', STALE_MS + 1)).toBe(true); // forgotten after a long pause, as any other
+    p.note('old', 30, 0.6, STALE_MS + 2); // its loader now says it (a newer image)
+    expect(p.unjudged('old', STALE_MS + 2)).toBe(true);
+    p.prune(3 * STALE_MS);
+    expect(p.unjudged('old', 3 * STALE_MS)).toBe(true);
+  });
 });

@@ -11,6 +11,9 @@
 // is kept across pauses in its load; a function whose calls start to take long stops being quick within
 // some twenty calls, and placement.ts never lets calls wait on one that runs long. A loader that does not
 // say `took` (an older protocol) leaves the function unknown, which is "make containers as calls arrive".
+// Until a function is judged (its first MIN_SAMPLES warm calls, or the first after a long pause), placement
+// lets its calls wait a moment for its own busy containers before making more (see `unjudged`): a burst at
+// a quick function's first calls would otherwise make containers that are removed again seconds later.
 
 export const QUICK_SHARE = 0.5; // below this share of the round trip in the function, a function is quick
 export const MIN_SAMPLES = 16; // calls seen before a function is judged
@@ -29,14 +32,17 @@ interface Seen {
 
 export class Pace {
   private readonly seen = new Map<string, Seen>();
+  private readonly silent = new Map<string, number>(); // functions whose loader does not say `took`: when last seen
 
   // One warm call of the function ended: the loader's `took` (µs; undefined when it does not say) and the
   // round trip the node measured (ms).
   note(key: string, tookUs: number | undefined, roundTripMs: number, now = Date.now()): void {
     if (tookUs === undefined || !(roundTripMs > 0)) {
       this.seen.delete(key);
+      if (tookUs === undefined) this.silent.set(key, now);
       return;
     }
+    this.silent.delete(key);
     const tookMs = Math.min(tookUs / 1000, roundTripMs); // the loader's clock may run a little ahead of the node's
     const s = this.seen.get(key);
     if (!s || now - s.at > STALE_MS) {
@@ -57,8 +63,18 @@ export class Pace {
     return s.roundTripMs;
   }
 
-  // Drops what went stale (functions no longer called), so that the map holds only functions in use.
+  // Whether the function is still to be judged: fewer than MIN_SAMPLES of its warm calls seen lately (none
+  // at all for a new one), and its loader is not known to keep `took` to itself.
+  unjudged(key: string, now = Date.now()): boolean {
+    const quiet = this.silent.get(key);
+    if (quiet !== undefined && now - quiet <= STALE_MS) return false;
+    const s = this.seen.get(key);
+    return !s || s.n < MIN_SAMPLES || now - s.at > STALE_MS;
+  }
+
+  // Drops what went stale (functions no longer called), so that the maps hold only functions in use.
   prune(now = Date.now()): void {
     for (const [k, s] of this.seen) if (now - s.at > STALE_MS) this.seen.delete(k);
+    for (const [k, at] of this.silent) if (now - at > STALE_MS) this.silent.delete(k);
   }
 }

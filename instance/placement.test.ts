@@ -15,7 +15,16 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ContainerTable, fnKey, rtKey, type ContainerState } from './containers.js';
 import { put } from './containers.fixture.js';
-import { plan, toEvict, type CallNeed, type ChoreNeed, type Decision, type EvictInput, type PlanInput } from './placement.js';
+import {
+  plan,
+  QUICK_WAIT_MIN_MS,
+  toEvict,
+  type CallNeed,
+  type ChoreNeed,
+  type Decision,
+  type EvictInput,
+  type PlanInput,
+} from './placement.js';
 
 interface One extends Partial<CallNeed> {
   ready: string[];
@@ -649,6 +658,62 @@ describe('several calls per container (slots)', () => {
       ),
       { numRuns: 2000 },
     );
+  });
+});
+
+describe('a function not judged yet (its first calls, or the first after a long pause)', () => {
+  const unjudged = (t: ContainerTable, o: { now: number; waited?: number[]; judged?: boolean }) =>
+    plan({
+      containers: t.all(),
+      transient: 0,
+      calls: (o.waited ?? [0]).map((waitedMs) => ({
+        policy: 'function' as const,
+        key: fnKey('f', 1),
+        runtime: 'node',
+        stemsAllowed: true,
+        unjudged: !o.judged,
+        waitedMs,
+      })),
+      chores: [],
+      ready: ['w1', 'w2', 'w3', 'w4'],
+      maxContainers: 100,
+      now: o.now,
+      cpus: 2,
+    });
+  const decisions = (actions: ReturnType<typeof plan>): string[] =>
+    actions.map((a) => (a.kind === 'call' ? a.decision.kind : a.kind === 'recheck' ? `recheck ${a.afterMs}` : a.kind));
+
+  it('serves a burst at its first calls with the containers it has while they serve it, up to the quick bound', () => {
+    // The peers' warm-up: one warm container, sixteen calls at once. One takes it, one makes a second (the
+    // bound on 2 CPUs), and the rest wait for those, deciding again when the wait from their arrival ends.
+    const t = new ContainerTable();
+    put(t, 'a', 'warm', { at: 1000 });
+    const actions = unjudged(t, { now: 1001, waited: [0, 0, 0, 5, 10] });
+    expect(decisions(actions)).toEqual(['use', 'create', 'recheck 40']);
+  });
+
+  it('makes containers once a call has waited QUICK_WAIT_MIN_MS, and as before once the function is judged', () => {
+    const t = new ContainerTable();
+    put(t, 'a', 'busy', { at: 1000 });
+    put(t, 'b', 'busy', { at: 1000 });
+    expect(decisions(unjudged(t, { now: 1100, waited: [QUICK_WAIT_MIN_MS - 1] }))).toEqual(['recheck 1']);
+    expect(decisions(unjudged(t, { now: 1100, waited: [QUICK_WAIT_MIN_MS, 3] }))).toEqual(['create', 'recheck 47']);
+    expect(decisions(unjudged(t, { now: 1100, waited: [0, 0], judged: true }))).toEqual(['create', 'create']);
+  });
+
+  it('does not wait where none of its containers serves a call over a line (all being made, exec mode, closed)', () => {
+    const starting = new ContainerTable();
+    put(starting, 'a', 'starting', { at: 1000 });
+    put(starting, 'b', 'starting', { at: 1000 });
+    expect(decisions(unjudged(starting, { now: 1001, waited: [0, 0] }))).toEqual(['create', 'create']);
+    const exec = new ContainerTable();
+    put(exec, 'a', 'busy', { at: 1000, lined: false });
+    put(exec, 'b', 'busy', { at: 1000, lined: false });
+    expect(decisions(unjudged(exec, { now: 1001 }))).toEqual(['create']);
+    const closed = new ContainerTable();
+    put(closed, 'a', 'busy', { at: 1000, closed: true });
+    put(closed, 'b', 'busy', { at: 1000, closed: true });
+    expect(decisions(unjudged(closed, { now: 1001 }))).toEqual(['create']);
   });
 });
 

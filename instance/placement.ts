@@ -29,6 +29,11 @@
 //   than making another, as long as one of them has run its call for less than QUICK_WAIT_FACTOR of its
 //   usual round trip (at least QUICK_WAIT_MIN_MS): a call that runs long does not hold the others up. The
 //   plan then says when to decide again (`recheck`), should no call end before.
+// - A function not judged yet (pace.ts: its first calls, or the first after a long pause) that holds as many
+//   containers as a quick one may, one of them serving a call over its line, has a call wait for one of them
+//   for up to QUICK_WAIT_MIN_MS from the call's arrival before making another: a quick function's burst is
+//   served by the containers it has (and is judged meanwhile) instead of making containers that go again
+//   seconds later, and a slow one's burst gets its containers that much later.
 import type { Policy } from '../common/model.js';
 import { rtKey, type ContainerRec } from './containers.js';
 
@@ -41,6 +46,8 @@ export interface CallNeed {
   maxContainers?: number; // the most containers of this function the node may hold
   slots?: number; // calls a container of it may run at once (default 1)
   quickMs?: number; // a quick function's usual round trip (pace.ts); unset: containers as calls arrive
+  unjudged?: boolean; // not judged yet, quick or not (pace.ts): its calls wait a moment at the quick bound
+  waitedMs?: number; // how long the call has waited on the node
 }
 
 export interface ChoreNeed {
@@ -158,7 +165,8 @@ export function plan(p: PlanInput): Action[] {
   // A quick function at its bound waits for one of its busy containers while one has run its call for
   // less than the wait (pace.ts): the time left of the soonest such wait, or undefined when none has.
   const quickWait = (c: CallNeed): number | undefined => {
-    if (c.quickMs === undefined || (perKey.get(c.key) ?? 0) < quickBound(p.cpus)) return undefined;
+    if ((perKey.get(c.key) ?? 0) < quickBound(p.cpus)) return undefined;
+    if (c.quickMs === undefined) return c.unjudged ? unjudgedWait(c) : undefined;
     const wait = Math.max(QUICK_WAIT_MIN_MS, QUICK_WAIT_FACTOR * c.quickMs);
     let left: number | undefined;
     for (const r of p.containers) {
@@ -167,6 +175,16 @@ export function plan(p: PlanInput): Action[] {
       if (l > 0 && (left === undefined || l < left)) left = l;
     }
     return left;
+  };
+  // A function not judged yet waits from the call's arrival, while a container of its own serves a call
+  // over its line (one given a call by this plan counts): the time left, or undefined.
+  const unjudgedWait = (c: CallNeed): number | undefined => {
+    const left = QUICK_WAIT_MIN_MS - (c.waitedMs ?? 0);
+    if (left <= 0) return undefined;
+    const serving = p.containers.some(
+      (r) => r.key === c.key && r.lined && !r.closed && !leaving.has(r.owner) && (r.state === 'busy' || claimed.has(r.id)),
+    );
+    return serving ? left : undefined;
   };
   let recheck: number | undefined;
 

@@ -84,6 +84,7 @@ export class Pool {
   private readonly stems: StemPlanner;
   private readonly queue: Work[] = [];
   private readonly requeues = new WeakMap<Work, number>();
+  private readonly arrived = new WeakMap<Work, number>(); // when each call came to the node (ms)
   private readonly chores: Chore[] = [];
   private readonly active = new Map<string, Active>();
   private readonly stemsStarting = new Map<string, number>();
@@ -157,6 +158,7 @@ export class Pool {
 
   submit(work: Work): void {
     if (ownContainer(work)) work.spend = true;
+    this.arrived.set(work, Date.now());
     this.queue.push(work);
     this.dispatch();
   }
@@ -457,7 +459,9 @@ export class Pool {
         const needOf = (w: Work): CallNeed => {
           const need = needOfWork(w);
           if (!quick.has(need.key)) quick.set(need.key, this.pace.quickMs(need.key, now));
-          return { ...need, quickMs: quick.get(need.key) };
+          const quickMs = quick.get(need.key);
+          const unjudged = quickMs === undefined && this.pace.unjudged(need.key, now);
+          return { ...need, quickMs, unjudged, waitedMs: now - (this.arrived.get(w) ?? now) };
         };
         const actions = plan({
           containers: this.table.all(),
