@@ -684,8 +684,8 @@ describe('a function not judged yet (its first calls, or the first after a long 
     actions.map((a) => (a.kind === 'call' ? a.decision.kind : a.kind === 'recheck' ? `recheck ${a.afterMs}` : a.kind));
 
   it('serves a burst at its first calls with the containers it has while they serve it, up to the quick bound', () => {
-    // The peers' warm-up: one warm container, sixteen calls at once. One takes it, one makes a second (the
-    // bound on 2 CPUs), and the rest wait for those, deciding again when the wait from their arrival ends.
+    // A burst at a function with one warm container. One call takes it, one makes a second (the bound on 2
+    // CPUs), and the rest wait for those, deciding again when the wait from their arrival ends.
     const t = new ContainerTable();
     put(t, 'a', 'warm', { at: 1000 });
     const actions = unjudged(t, { now: 1001, waited: [0, 0, 0, 5, 10] });
