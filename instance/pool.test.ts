@@ -441,6 +441,25 @@ describe('policy function', () => {
     expect(pool.table.live()).toBe(2);
   });
 
+  it('serves a burst at a function it does not know yet, once one container of it serves, with the two it may hold', async () => {
+    fake.script = paced(3, 0.01);
+    await serveInTurn(1, 1); // one warm container, and one call seen: not enough to judge the function
+    for (let i = 2; i <= 9; i++) pool.submit(work(i));
+    await resultsIn(9);
+    expect(results.every((r) => r.outcome.status === 'DONE')).toBe(true);
+    expect(created()).toHaveLength(2);
+  });
+
+  it('makes containers for such a burst once its calls have waited a moment, when its calls run long', async () => {
+    fake.script = paced(400, 399);
+    await serveInTurn(1, 1);
+    for (let i = 2; i <= 6; i++) pool.submit(work(i));
+    // The calls wait up to QUICK_WAIT_MIN_MS for the two containers, then each makes its own.
+    await vi.waitFor(() => expect(created().length).toBeGreaterThan(2), { timeout: 2_000 });
+    await resultsIn(6);
+    expect(results.every((r) => r.outcome.status === 'DONE')).toBe(true);
+  });
+
   it('gives a function whose calls spend their time in it a container per waiting call, as before', async () => {
     fake.script = paced(20, 19.5);
     await serveInTurn(1, 20);
