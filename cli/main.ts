@@ -18,9 +18,37 @@ const int = (v: string): number => {
   return n;
 };
 
-// Runs a service until SIGINT/SIGTERM, then stops it cleanly (containers removed, sockets closed).
+// Runs a service until SIGINT/SIGTERM, then stops it cleanly (containers removed, sockets closed). A signal
+// that comes while the service is still starting stops it as soon as it has started: what it started by
+// then (miniworkers, containers on their way) is removed as on any stop. A second signal ends it at once.
 async function serve(start: () => Promise<() => Promise<void>>): Promise<void> {
-  let stop: () => Promise<void>;
+  let stop: (() => Promise<void>) | undefined;
+  let asked: string | undefined;
+  const stopNow = (s: () => Promise<void>): void => {
+    s().then(
+      () => process.exit(0),
+      (e) => {
+        console.error(`zfaas: stop failed: ${errText(e)}`);
+        process.exit(1);
+      },
+    );
+  };
+  const onSignal = (sig: string): void => {
+    if (asked) {
+      console.error(`zfaas: ${sig} received again, ending without cleaning up`);
+      process.exit(1);
+    }
+    asked = sig;
+    console.error(stop ? `zfaas: ${sig} received, stopping` : `zfaas: ${sig} received while starting: stopping once started`);
+    // A node may drain for ZFAAS_DRAIN_TIMEOUT seconds and then needs time to remove its containers:
+    // only past both does a stop that hangs end the process.
+    const drainS = Number(process.env.ZFAAS_DRAIN_TIMEOUT);
+    const force = setTimeout(() => process.exit(1), ((Number.isInteger(drainS) && drainS >= 0 ? drainS : 10) + 10) * 1000);
+    force.unref();
+    if (stop) stopNow(stop);
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
   try {
     stop = await start();
   } catch (e) {
@@ -31,26 +59,7 @@ async function serve(start: () => Promise<() => Promise<void>>): Promise<void> {
     );
     process.exit(usage ? 2 : 1);
   }
-  let stopping = false;
-  const onSignal = (sig: string): void => {
-    if (stopping) return;
-    stopping = true;
-    console.error(`zfaas: ${sig} received, stopping`);
-    // A node may drain for ZFAAS_DRAIN_TIMEOUT seconds and then needs time to remove its containers:
-    // only past both does a stop that hangs end the process.
-    const drainS = Number(process.env.ZFAAS_DRAIN_TIMEOUT);
-    const force = setTimeout(() => process.exit(1), ((Number.isInteger(drainS) && drainS >= 0 ? drainS : 10) + 10) * 1000);
-    force.unref();
-    stop().then(
-      () => process.exit(0),
-      (e) => {
-        console.error(`zfaas: stop failed: ${errText(e)}`);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', () => onSignal('SIGINT'));
-  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  if (asked) stopNow(stop);
 }
 
 // The REST API's bearer token: the global --token, else ZFAAS_TOKEN (required beyond loopback).

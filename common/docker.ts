@@ -248,10 +248,15 @@ export async function removeContainer(c: Docker.Container): Promise<boolean> {
   return false;
 }
 
-// Removes every container this label selector matches (a node's leftovers after a crash or on shutdown).
-export async function removeLabelled(docker: Docker, filters: Record<string, string>): Promise<number> {
+// Removes every container this label selector matches (a node's leftovers after a crash or on shutdown),
+// but those whose labels `spare` says stay.
+export async function removeLabelled(
+  docker: Docker,
+  filters: Record<string, string>,
+  spare: (labels: Record<string, string>) => boolean = () => false,
+): Promise<number> {
   const label = [LABEL + '=true', ...Object.entries(filters).map(([k, v]) => `${k}=${v}`)];
-  const list = await docker.listContainers({ all: true, filters: { label } });
+  const list = (await docker.listContainers({ all: true, filters: { label } })).filter((c) => !spare(c.Labels ?? {}));
   await Promise.all(list.map((c) => removeContainer(docker.getContainer(c.Id))));
   return list.length;
 }

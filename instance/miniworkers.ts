@@ -69,6 +69,8 @@ export interface MiniworkersOptions extends WorkerHooks {
 
 // What the pool needs of its miniworkers (a fake stands in for them in the pool's unit tests).
 export interface WorkerPort {
+  // Every miniworker of this life has a name that starts with this (its containers carry that name).
+  readonly life: string;
   start(n: number): Promise<void>;
   resize(n: number): void;
   leaving(): string[];
@@ -100,7 +102,13 @@ export class Miniworkers implements WorkerPort {
   private pretty: ((line: string) => string) | undefined;
   private stopping = false;
 
-  constructor(private readonly o: MiniworkersOptions) {}
+  // Unique across lives of the node: a miniworker of an earlier life, cleaning up, removes only its own,
+  // and what an earlier life made is told from what this one made.
+  readonly life: string;
+
+  constructor(private readonly o: MiniworkersOptions) {
+    this.life = `${o.nodeId}-${randomBytes(3).toString('hex')}-`;
+  }
 
   async start(n: number): Promise<void> {
     await this.socket.bind(this.o.address);
@@ -246,8 +254,7 @@ export class Miniworkers implements WorkerPort {
   }
 
   private spawn(): void {
-    // Unique across lives of the node: a miniworker of an earlier life, cleaning up, removes only its own.
-    const name = `${this.o.nodeId}-mw${++this.seq}-${randomBytes(3).toString('hex')}`;
+    const name = `${this.life}mw${++this.seq}`;
     // A miniworker logs JSON lines; on a terminal the node shows them as its own logger does.
     const pretty = logFormat() === 'pretty';
     const proc = fork(this.o.script, [this.o.address, this.o.nodeId, name, String(process.pid)], {

@@ -43,7 +43,7 @@ export interface PoolOptions {
   onStart?(work: Work): void; // a run of the call begins (also again, after its miniworker died)
   onSlots?(): void; // the calls its containers may take beyond one each (spareSlots) changed
   workers?(hooks: WorkerHooks): WorkerPort; // the real miniworkers unless a test brings fakes
-  lateSweepMs?: number; // after a miniworker died, when the second sweep of what it made goes (default 5 s)
+  lateSweepMs?: number; // when the second sweep of what a dead miniworker (or an earlier life) made goes (default 5 s)
   recycleAfterCalls?: number; // a container whose loader grows with each call goes after this many (session.ts)
   cpus?: number; // the machine's CPUs, which bound a quick function's containers (placement.ts), unless a test says
 }
@@ -401,9 +401,25 @@ export class Pool {
         .finally(() => {
           this.sweep = 'done';
           this.dispatch();
+          setTimeout(() => this.sweepEarlierLife(), this.o.lateSweepMs ?? 5000).unref();
         });
       return;
     }
+    this.dispatch();
+  }
+
+  // A create an earlier life's miniworker sent just before it died may be finished by the engine after
+  // the first sweep: a second one, later, removes what is of this node but not of this life.
+  private sweepEarlierLife(): void {
+    if (this.stopping) return;
+    this.chores.push({
+      urgent: true,
+      room: false,
+      run: async (lease) => {
+        const r = await lease.job({ type: 'sweep', keep: this.workers.life });
+        if (r.removed) this.o.log.info({ removed: r.removed }, 'removed containers an earlier run made after it ended');
+      },
+    });
     this.dispatch();
   }
 

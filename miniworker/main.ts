@@ -175,7 +175,9 @@ export async function runMiniworker(opts: MiniworkerOptions): Promise<void> {
         // What this node left behind in an earlier life (before anything of this life exists), or what a
         // miniworker that died left behind.
         const filter: Record<string, string> = m.miniworker ? { 'zfaas.miniworker': m.miniworker } : { 'zfaas.node': opts.nodeId };
-        return { type: 'swept', removed: await removeLabelled(docker, filter) };
+        const keep = m.keep;
+        const ours = keep ? (labels: Record<string, string>) => (labels['zfaas.miniworker'] ?? '').startsWith(keep) : undefined;
+        return { type: 'swept', removed: await removeLabelled(docker, filter, ours) };
       }
     }
   };

@@ -16,8 +16,10 @@
 //   exec {jobId, id, job}    -> ran {jobId, outcome, alive}   one call as a `docker exec` in a held container
 //   deps {jobId, deps}       -> depsDone {jobId, run}         the dependencies step of a function version
 //   remove {id, report?}     -> removed {id, exit?}           kill and remove; `report`: say how it ended first
-//   sweep {miniworker?}      -> swept {removed}               remove what an earlier life of the node, or a
-//                                                            miniworker that died, left behind
+//   sweep {miniworker?,keep?} -> swept {removed}              remove what an earlier life of the node, or a
+//                                                            miniworker that died, left behind; `keep`: the
+//                                                            name prefix of this life's miniworkers, whose
+//                                                            containers stay
 //   shutdown                                                  finish what is in flight, remove all, exit
 //                            <- exited {id}                  unasked: a held container's process ended
 import { z } from 'zod';
@@ -114,7 +116,7 @@ export const ToWorkerSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('exec'), jobId, id, job: RunJobSchema }),
   z.object({ type: z.literal('deps'), jobId, deps: DepsJobSchema }),
   z.object({ type: z.literal('remove'), id, report: z.boolean().optional() }),
-  z.object({ type: z.literal('sweep'), miniworker: z.string().max(200).optional() }),
+  z.object({ type: z.literal('sweep'), miniworker: z.string().max(200).optional(), keep: z.string().min(1).max(200).optional() }),
   z.object({ type: z.literal('shutdown') }),
 ]);
 export type ToWorker = z.infer<typeof ToWorkerSchema>;

@@ -158,9 +158,12 @@ describe('an instance killed with SIGKILL', () => {
   let node: Proc | undefined;
   const id = `kill9-${randomBytes(3).toString('hex')}`;
 
+  let url: string;
+
   beforeAll(async () => {
     data = await tempDir();
     const port = await freePort();
+    url = `http://127.0.0.1:${port}`;
     const dbAddr = `tcp://127.0.0.1:${await freePort()}`;
     const broker = `tcp://127.0.0.1:${await freePort()}`;
     db = zfaas(['db', '--bind', dbAddr, '--data', join(data, 'db')]);
@@ -203,5 +206,62 @@ describe('an instance killed with SIGKILL', () => {
       const now = await labelledContainers({ 'zfaas.node': id });
       return left.every((c) => !now.includes(c)) ? true : undefined;
     });
+    await waitHealthy(url, 1, api);
+  });
+
+  it("removes, a moment after its start, a container of the node that an earlier life's create made late", async () => {
+    // This life's stem cells are made once its first sweep (of everything of the node) is done.
+    const stems = await waitFor('stem cells of this life', async () => {
+      const now = await labelledContainers({ 'zfaas.node': id });
+      return now.length >= 2 ? now : undefined;
+    });
+    // As the engine finishes a create that a killed life's miniworker sent, after that sweep.
+    const late = await docker.createContainer({
+      name: `zfaas-${id}-late-${randomBytes(3).toString('hex')}`,
+      Image: 'pythonruntime',
+      Cmd: ['true'],
+      Labels: { zfaas: 'true', 'zfaas.node': id, 'zfaas.miniworker': `${id}-000000-mw1` },
+    });
+    await waitFor(
+      'the late container to be removed',
+      async () => ((await labelledContainers({ 'zfaas.node': id })).includes(late.id) ? undefined : true),
+      30_000,
+    );
+    const now = await labelledContainers({ 'zfaas.node': id });
+    expect(stems.every((c) => now.includes(c))).toBe(true);
+  });
+});
+
+describe('an instance told to stop while it is still starting', () => {
+  it('stops once it has started, as any stop does: exit 0, its miniworkers gone, nothing of it left on the engine', async () => {
+    const data = await tempDir();
+    const id = `early-${randomBytes(3).toString('hex')}`;
+    // Nothing answers at the DB address: the node's start waits there (until the request fails) after it
+    // has started its miniworkers.
+    const dbAddr = `tcp://127.0.0.1:${await freePort()}`;
+    const broker = `tcp://127.0.0.1:${await freePort()}`;
+    const node = instanceProc({ broker, db: dbAddr, data, id, miniworkers: 2, policy: 'runtime' });
+    try {
+      const workers = await waitFor(
+        'its miniworkers',
+        async () => {
+          const c = await childrenOf(node.child.pid!);
+          return c.length >= 2 ? c : undefined;
+        },
+        30_000,
+      );
+      expect(node.output()).not.toContain('instance started');
+      const exit = new Promise<{ code: number | null; signal: string | null }>((r) =>
+        node.child.once('exit', (code, signal) => r({ code, signal })),
+      );
+      node.child.kill('SIGTERM');
+      expect(await exit).toEqual({ code: 0, signal: null });
+      expect(node.output()).toContain('SIGTERM received while starting');
+      expect((await Promise.all(workers.map(running))).some(Boolean)).toBe(false);
+      expect(await labelledContainers({ 'zfaas.node': id })).toEqual([]);
+    } finally {
+      await node.stop();
+      await rm(data, { recursive: true, force: true });
+    }
   });
 });
