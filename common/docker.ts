@@ -209,13 +209,14 @@ export async function inspectExited(
 export async function oomEvent(docker: Docker, container: Docker.Container, startedAt: string): Promise<boolean> {
   const since = Math.floor(Date.parse(startedAt) / 1000) - 1;
   if (!Number.isFinite(since)) return false;
-  let stream: NodeJS.ReadableStream | undefined;
+  // dockerode types the answer as a bare stream; it is the HTTP response, which can be destroyed.
+  let stream: Readable | undefined;
   const read = (async () => {
-    stream = await docker.getEvents({
+    stream = (await docker.getEvents({
       since,
       until: Math.ceil(Date.now() / 1000), // the log is read until then: less than a second from now
       filters: { container: [container.id], event: ['oom'] },
-    });
+    })) as Readable;
     let seen = '';
     for await (const d of stream) seen += d.toString();
     return seen.includes('"oom"');
@@ -226,7 +227,7 @@ export async function oomEvent(docker: Docker, container: Docker.Container, star
     return await Promise.race([read, late]);
   } finally {
     clearTimeout(timer);
-    (stream as Readable | undefined)?.destroy();
+    stream?.destroy();
   }
 }
 

@@ -28,24 +28,32 @@ interface Seen {
   roundTripMs: number; // the weighted mean round trip
   n: number;
   at: number; // the last call's end
+  silent?: true; // its loader does not say `took`: never judged, and not waiting to be
+}
+
+// What placement needs of a function's pace (see `quickMs` and `unjudged`).
+export interface Verdict {
+  quickMs: number | undefined;
+  unjudged: boolean;
 }
 
 export class Pace {
   private readonly seen = new Map<string, Seen>();
-  private readonly silent = new Map<string, number>(); // functions whose loader does not say `took`: when last seen
 
   // One warm call of the function ended: the loader's `took` (µs; undefined when it does not say) and the
   // round trip the node measured (ms).
   note(key: string, tookUs: number | undefined, roundTripMs: number, now = Date.now()): void {
-    if (tookUs === undefined || !(roundTripMs > 0)) {
-      this.seen.delete(key);
-      if (tookUs === undefined) this.silent.set(key, now);
+    if (tookUs === undefined) {
+      this.seen.set(key, { tookMs: 0, roundTripMs: 0, n: 0, at: now, silent: true });
       return;
     }
-    this.silent.delete(key);
+    if (!(roundTripMs > 0)) {
+      this.seen.delete(key);
+      return;
+    }
     const tookMs = Math.min(tookUs / 1000, roundTripMs); // the loader's clock may run a little ahead of the node's
     const s = this.seen.get(key);
-    if (!s || now - s.at > STALE_MS) {
+    if (!s || s.silent || now - s.at > STALE_MS) {
       this.seen.set(key, { tookMs, roundTripMs, n: 1, at: now });
       return;
     }
@@ -55,26 +63,28 @@ export class Pace {
     s.at = now;
   }
 
-  // The function's recent mean round trip (ms) when its calls spend less than QUICK_SHARE of it in the
-  // function; undefined when they spend more, or the node has not seen enough of its calls lately.
+  // Both at once: `quickMs` is the function's recent mean round trip (ms) when its calls spend less than
+  // QUICK_SHARE of it in the function, undefined when they spend more or it is not judged; `unjudged` is
+  // true while fewer than MIN_SAMPLES of its warm calls were seen lately (none at all for a new one) and its
+  // loader is not known to keep `took` to itself.
+  verdict(key: string, now = Date.now()): Verdict {
+    const s = this.seen.get(key);
+    if (!s || now - s.at > STALE_MS) return { quickMs: undefined, unjudged: true };
+    if (s.silent) return { quickMs: undefined, unjudged: false };
+    if (s.n < MIN_SAMPLES) return { quickMs: undefined, unjudged: true };
+    return { quickMs: s.tookMs < QUICK_SHARE * s.roundTripMs ? s.roundTripMs : undefined, unjudged: false };
+  }
+
   quickMs(key: string, now = Date.now()): number | undefined {
-    const s = this.seen.get(key);
-    if (!s || s.n < MIN_SAMPLES || now - s.at > STALE_MS || s.tookMs >= QUICK_SHARE * s.roundTripMs) return undefined;
-    return s.roundTripMs;
+    return this.verdict(key, now).quickMs;
   }
 
-  // Whether the function is still to be judged: fewer than MIN_SAMPLES of its warm calls seen lately (none
-  // at all for a new one), and its loader is not known to keep `took` to itself.
   unjudged(key: string, now = Date.now()): boolean {
-    const quiet = this.silent.get(key);
-    if (quiet !== undefined && now - quiet <= STALE_MS) return false;
-    const s = this.seen.get(key);
-    return !s || s.n < MIN_SAMPLES || now - s.at > STALE_MS;
+    return this.verdict(key, now).unjudged;
   }
 
-  // Drops what went stale (functions no longer called), so that the maps hold only functions in use.
+  // Drops what went stale (functions no longer called), so that the map holds only functions in use.
   prune(now = Date.now()): void {
     for (const [k, s] of this.seen) if (now - s.at > STALE_MS) this.seen.delete(k);
-    for (const [k, at] of this.silent) if (now - at > STALE_MS) this.silent.delete(k);
   }
 }

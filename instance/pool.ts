@@ -14,7 +14,7 @@ import type { ColdStart } from '../protocol/broker.js';
 import type { DepsJob, DepsRun, RunJob } from '../protocol/worker.js';
 import { ContainerTable, fnKey, rtKey } from './containers.js';
 import { Miniworkers, oneJob, WorkerDied, type JobCommand, type Lease, type WorkerHooks, type WorkerPort } from './miniworkers.js';
-import { Pace } from './pace.js';
+import { Pace, type Verdict } from './pace.js';
 import { plan, quickBound, toEvict, type CallNeed, type Decision } from './placement.js';
 import { ContainerSession, Gone, slotsOf, StemRefused, type SessionDeps } from './session.js';
 import { StemPlanner } from './stems.js';
@@ -471,13 +471,12 @@ export class Pool {
         const queue = [...this.queue];
         const chores = [...this.chores];
         const now = Date.now();
-        const quick = new Map<string, number | undefined>(); // each waiting function's pace, looked up once
+        const verdicts = new Map<string, Verdict>(); // each waiting function's pace, looked up once
         const needOf = (w: Work): CallNeed => {
           const need = needOfWork(w);
-          if (!quick.has(need.key)) quick.set(need.key, this.pace.quickMs(need.key, now));
-          const quickMs = quick.get(need.key);
-          const unjudged = quickMs === undefined && this.pace.unjudged(need.key, now);
-          return { ...need, quickMs, unjudged, waitedMs: now - (this.arrived.get(w) ?? now) };
+          let v = verdicts.get(need.key);
+          if (!v) verdicts.set(need.key, (v = this.pace.verdict(need.key, now)));
+          return { ...need, ...v, waitedMs: now - (this.arrived.get(w) ?? now) };
         };
         const actions = plan({
           containers: this.table.all(),
