@@ -12,6 +12,7 @@ import { UID } from '../common/container-spec.js';
 import { validate } from '../protocol/codec.js';
 import {
   CONCURRENT_PROTOCOL,
+  ENV_VIEW_PROTOCOL,
   expectedReply,
   HelloSchema,
   LINE_FILE,
@@ -49,6 +50,7 @@ export class LoaderLine {
   private readonly abandoned = new Set<number>(); // with allowCalls: calls given up on, whose answer is ignored
   private slots = 1;
   private v = 0; // the version the loader said in hello
+  private steadyEnv = false;
   private parts: string[] = [];
   private partLength = 0;
   private closed = false;
@@ -101,6 +103,11 @@ export class LoaderLine {
   // The protocol version the loader said in hello (0 before it did).
   get version(): number {
     return this.v;
+  }
+
+  // Whether a call's variables leave the loader's process as they found it (version 4, or `steady`).
+  get steady(): boolean {
+    return this.steadyEnv;
   }
 
   // From now on up to n calls at once (a loader of CONCURRENT_PROTOCOL, loaded with concurrency n).
@@ -216,6 +223,7 @@ export class LoaderLine {
           new LineBroken(`the loader speaks protocol ${hello.v}, this node ${OLDEST_LOADER_PROTOCOL} to ${LOADER_PROTOCOL}`),
         );
       this.v = hello.v;
+      this.steadyEnv = hello.v >= ENV_VIEW_PROTOCOL || hello.steady === true;
       return this.hello?.resolve();
     }
     if (reply.op === 'head' || reply.op === 'chunk') return this.onStream(reply);

@@ -75,6 +75,7 @@ class FakeWorkers implements WorkerPort {
   readonly loaders = new Map<string, FakeLoader>(); // container id -> its loader
   script: (req: Msg, loader: FakeLoader) => void = echo;
   hello = LOADER_PROTOCOL; // the version its loaders say
+  steady = false; // whether its loaders say `steady` in their hello
   // A job for which this says true is not answered until release() (or its miniworker dies).
   hold: (worker: string, cmd: JobCommand) => boolean = () => false;
   private readonly held: (() => void)[] = [];
@@ -232,7 +233,7 @@ class FakeWorkers implements WorkerPort {
           await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
           const loader = new FakeLoader(id, socket, (req, l) => this.script(req, l));
           this.loaders.set(id, loader);
-          loader.send({ op: 'hello', v: this.hello, pid: 1 });
+          loader.send({ op: 'hello', v: this.hello, pid: 1, ...(this.steady ? { steady: true } : {}) });
         }
         return { type: 'created', id, ok: true };
       }
@@ -411,6 +412,19 @@ describe('policy function', () => {
     expect(pool.table.get(last)).toMatchObject({ state: 'idle' });
     expect(pool.table.get(last)!.calls).toBeGreaterThan(3);
     expect(fake.removed.map((r) => r.id)).not.toContain(last);
+  });
+
+  it('keeps the container of an older loader that says a call leaves its process as it found it', async () => {
+    fake.hello = ENV_VIEW_PROTOCOL - 2; // one call at a time (as the go and java loaders)
+    fake.steady = true;
+    for (let i = 1; i <= 8; i++) {
+      pool.submit(work(i));
+      await resultsIn(i);
+    }
+    expect(results.map((r) => r.outcome.status)).toEqual(Array(8).fill('DONE'));
+    expect(created()).toHaveLength(1);
+    expect(pool.table.get(created()[0]!.plan.id)).toMatchObject({ state: 'idle', calls: 8 });
+    expect(fake.removed).toEqual([]);
   });
 
   // A loader whose calls take `inFnMs` in the function and answer after `ms`, saying `took` (version 5).

@@ -19,7 +19,6 @@ import { TRUNCATION_MARK } from '../miniworker/outcome.js';
 import {
   BASE64_RE,
   CONCURRENT_PROTOCOL,
-  ENV_VIEW_PROTOCOL,
   HEADER_TOKEN_RE,
   HOP_BY_HOP,
   HttpResponseSchema,
@@ -39,7 +38,7 @@ const START_TIMEOUT_MS = 30_000; // a new container's loader must dial in within
 const SECRETS_TIMEOUT_MS = 10_000; // a loader writes a function's secrets (a few small files) within this
 // A loader that sets each call's variables with setenv grows with every call (the C library keeps every
 // value a variable ever had): its warm container is replaced after this many calls. One of
-// ENV_VIEW_PROTOCOL does not grow so and is kept while it is used; a container without a loader starts a
+// ENV_VIEW_PROTOCOL (or an older one that says `steady`) does not grow so and is kept while it is used; a container without a loader starts a
 // new process for each call and keeps nothing of it.
 export const RECYCLE_AFTER_CALLS = 10_000;
 
@@ -335,7 +334,7 @@ export class ContainerSession {
 
   // Its loader grew with the variables of this many calls: past the limit, it goes.
   private grown(calls: number): boolean {
-    return !!this.line && this.line.version < ENV_VIEW_PROTOCOL && calls >= (this.d.recycleAfterCalls ?? RECYCLE_AFTER_CALLS);
+    return !!this.line && !this.line.steady && calls >= (this.d.recycleAfterCalls ?? RECYCLE_AFTER_CALLS);
   }
 
   // A call ended but for its loader (it passed its deadline): the container takes no more calls, and goes

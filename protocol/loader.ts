@@ -60,7 +60,9 @@
 // loader keeps them in a view of process.env (which a process the call starts inherits); the python loader
 // points the environment at buffers of its own with putenv, and frees each once a later value replaced it.
 // The node replaces a container whose loader speaks an older version after RECYCLE_AFTER_CALLS calls
-// (instance/session.ts), and keeps one of version 4 as long as it is used.
+// (instance/session.ts), and keeps one of version 4 as long as it is used. A loader of an older version
+// whose process a call's variables do not grow either says `steady: true` in its hello (the go loader,
+// which rebuilds Go's own table of variables now and then; the java loader, which changes its map in place).
 //
 // Version 5 adds `took` to every `result`: the microseconds from the loader reading the call to its
 // result being ready, as the loader's own clock measured them. The node compares it with the call's round
@@ -200,7 +202,12 @@ export type LoaderRequest = LoadRequest | CallRequest | SecretsRequest | { op: '
 export const CancelRequestSchema = z.object({ op: z.literal('cancel'), id: z.number().int().min(1) });
 export type CancelRequest = z.infer<typeof CancelRequestSchema>;
 
-export const HelloSchema = z.object({ op: z.literal('hello'), v: z.number().int(), pid: z.number().int().optional() });
+export const HelloSchema = z.object({
+  op: z.literal('hello'),
+  v: z.number().int(),
+  pid: z.number().int().optional(),
+  steady: z.boolean().optional(), // a loader older than ENV_VIEW_PROTOCOL that does not grow with calls either
+});
 
 export const LoadedSchema = z.object({
   op: z.literal('loaded'),

@@ -42,6 +42,7 @@ interface LoaderUnderTest {
   webHandler: string; // the web function's handler, FILE.EXPORT
   protocol: number; // the version it says in hello
   took?: boolean; // says `took` in its results though it speaks an older version (one call at a time)
+  steady?: boolean; // says `steady` in its hello: an older version whose process calls do not grow
   stream?: { format: 'lambda' | 'gcf'; handler: string }; // its streaming function (version 3)
 }
 
@@ -70,6 +71,7 @@ const LOADERS: LoaderUnderTest[] = [
     webHandler: 'Handler.handleRequest',
     protocol: 2, // one call at a time
     took: true,
+    steady: true,
   },
   ...(HAVE_GO
     ? [
@@ -81,6 +83,7 @@ const LOADERS: LoaderUnderTest[] = [
           webHandler: 'web.Handler',
           protocol: 2, // one call at a time
           took: true,
+          steady: true,
         },
       ]
     : []),
@@ -147,7 +150,7 @@ describe.each(LOADERS)('the $name loader', (l) => {
   it('says hello first, with the version this node speaks and its pid, and exits 0 when its input ends', async () => {
     const s = start(l);
     const hello = await s.next();
-    expect(hello).toEqual({ op: 'hello', v: l.protocol, pid: expect.any(Number) });
+    expect(hello).toEqual({ op: 'hello', v: l.protocol, pid: expect.any(Number), ...(l.steady ? { steady: true } : {}) });
     expect(await s.ask({ op: 'ping' })).toEqual({ op: 'pong' });
     started.splice(started.indexOf(s), 1);
     expect(await s.end()).toBe(0);

@@ -73,6 +73,7 @@ public final class Loader {
     hello.addProperty("op", "hello");
     hello.addProperty("v", Protocol.VERSION);
     hello.addProperty("pid", ProcessHandle.current().pid());
+    hello.addProperty("steady", true); // a call's variables change the map in place (Env.java): nothing grows
     send(hello);
     BufferedReader r = new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8));
     for (String l = r.readLine(); l != null; l = r.readLine()) {

@@ -53,9 +53,10 @@ type httpResponse struct {
 }
 
 type hello struct {
-	Op  string `json:"op"`
-	V   int    `json:"v"`
-	Pid int    `json:"pid"`
+	Op     string `json:"op"`
+	V      int    `json:"v"`
+	Pid    int    `json:"pid"`
+	Steady bool   `json:"steady"` // a call's variables do not grow this process (env.go)
 }
 
 type loaded struct {

@@ -61,7 +61,7 @@ func Main(registry map[string]any) {
 			l.send(s.load(&req))
 		}
 	} else {
-		l.send(hello{Op: "hello", V: Version, Pid: os.Getpid()})
+		l.send(hello{Op: "hello", V: Version, Pid: os.Getpid(), Steady: true})
 	}
 	s.serve()
 	os.Exit(0)
