@@ -84,7 +84,10 @@ export class Pool {
   private readonly stems: StemPlanner;
   private readonly queue: Work[] = [];
   private readonly requeues = new WeakMap<Work, number>();
-  private readonly arrived = new WeakMap<Work, number>(); // when each call came to the node (ms)
+  // Each waiting call as placement sees it, made once when it came to the node (a call put back keeps its
+  // arrival); its pace and wait are brought up to date at each decision, in place: a burst of waiting calls
+  // is decided on again at every call's end, and a new object for each of them each time showed in profiles.
+  private readonly needs = new WeakMap<Work, { need: CallNeed; arrived: number }>();
   private readonly chores: Chore[] = [];
   private readonly active = new Map<string, Active>();
   private readonly stemsStarting = new Map<string, number>();
@@ -158,7 +161,7 @@ export class Pool {
 
   submit(work: Work): void {
     if (ownContainer(work)) work.spend = true;
-    this.arrived.set(work, Date.now());
+    this.needs.set(work, { need: needOfWork(work), arrived: Date.now() });
     this.queue.push(work);
     this.dispatch();
   }
@@ -473,10 +476,15 @@ export class Pool {
         const now = Date.now();
         const verdicts = new Map<string, Verdict>(); // each waiting function's pace, looked up once
         const needOf = (w: Work): CallNeed => {
-          const need = needOfWork(w);
+          let q = this.needs.get(w);
+          if (!q) this.needs.set(w, (q = { need: needOfWork(w), arrived: now }));
+          const need = q.need;
           let v = verdicts.get(need.key);
           if (!v) verdicts.set(need.key, (v = this.pace.verdict(need.key, now)));
-          return { ...need, ...v, waitedMs: now - (this.arrived.get(w) ?? now) };
+          need.quickMs = v.quickMs;
+          need.unjudged = v.unjudged;
+          need.waitedMs = now - q.arrived;
+          return need;
         };
         const actions = plan({
           containers: this.table.all(),
