@@ -20,7 +20,8 @@ const int = (v: string): number => {
 
 // Runs a service until SIGINT/SIGTERM, then stops it cleanly (containers removed, sockets closed). A signal
 // that comes while the service is still starting stops it as soon as it has started: what it started by
-// then (miniworkers, containers on their way) is removed as on any stop. A second signal ends it at once.
+// then (miniworkers, containers on their way) is removed as on any stop. Signals after the first change
+// nothing (a supervisor may send several): a stop that hangs ends the process once its time is up.
 async function serve(start: () => Promise<() => Promise<void>>): Promise<void> {
   let stop: (() => Promise<void>) | undefined;
   let asked: string | undefined;
@@ -34,10 +35,7 @@ async function serve(start: () => Promise<() => Promise<void>>): Promise<void> {
     );
   };
   const onSignal = (sig: string): void => {
-    if (asked) {
-      console.error(`zfaas: ${sig} received again, ending without cleaning up`);
-      process.exit(1);
-    }
+    if (asked) return;
     asked = sig;
     console.error(stop ? `zfaas: ${sig} received, stopping` : `zfaas: ${sig} received while starting: stopping once started`);
     // A node may drain for ZFAAS_DRAIN_TIMEOUT seconds and then needs time to remove its containers:
