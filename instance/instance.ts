@@ -66,7 +66,7 @@ export class Instance {
   private nodeId = '';
   private readonly life = randomBytes(6).toString('hex');
   private readonly accepted = new Set<number>(); // calls this node holds and the DB service has not recorded
-  private readonly started = new Set<number>(); // calls of which a run began here
+  private readonly started = new Map<number, number>(); // calls of which a run began here: the attempt
   private readonly warmTold = new Map<string, number>(); // function -> how many keepWarm words came (the latest wins)
   private readonly unacked = new Map<number, Unacked>(); // outcomes the API has not recorded yet
   private resender?: NodeJS.Timeout;
@@ -187,7 +187,10 @@ export class Instance {
         };
       },
       onMessage: (m) => this.onMessage(m, link),
-      onRegistered: () => this.resend(true),
+      onRegistered: () => {
+        this.resend(true);
+        this.restate(link);
+      },
     });
     return link;
   }
@@ -486,10 +489,25 @@ export class Instance {
   // run again after its miniworker died, is the same attempt.
   private onRunStart(work: Work): void {
     if (this.started.has(work.callNum)) return;
-    this.started.add(work.callNum);
-    this.linkFor(work.callNum)
-      .send({ type: 'started', callNum: work.callNum, attempt: work.attempt ?? 1 })
-      .catch((e) => this.o.log.warn({ callNum: work.callNum, err: errText(e) }, 'start not sent to the API'));
+    this.started.set(work.callNum, work.attempt ?? 1);
+    this.sayStarted(this.linkFor(work.callNum), work.callNum, work.attempt ?? 1);
+  }
+
+  private sayStarted(link: ApiLink, callNum: number, attempt: number): void {
+    link
+      .send({ type: 'started', callNum, attempt })
+      .catch((e) => this.o.log.warn({ callNum, err: errText(e) }, 'start not sent to the API'));
+  }
+
+  // An API that welcomes this node again may have missed the starts said while it was away (it was
+  // restarting): each call still running here is said started again (the DB takes a start said twice as
+  // one). Else, should this node then be lost, the record would say the call never began, and a call of a
+  // function that may not run twice would run again elsewhere. A call whose outcome is on its way is left
+  // to that outcome.
+  private restate(link: ApiLink): void {
+    for (const [callNum, attempt] of this.started)
+      if (this.accepted.has(callNum) && !this.unacked.has(callNum) && this.linkFor(callNum) === link)
+        this.sayStarted(link, callNum, attempt);
   }
 
   // Redundant calls: the first DONE is the answer and the other run is cancelled; a failure waits for the
