@@ -329,7 +329,10 @@ describe.skipIf(unsupported !== undefined)('three hosts in network namespaces, e
         throw new Error(`${String(e)}\n${logs()}`);
       }),
     );
-    expect(instances.get('b')!.output()).toContain('registered with the API');
+    // The API lists a node alive as soon as it registers; the node logs the welcome a moment later.
+    await waitFor('host-b to log its registration', async () =>
+      instances.get('b')!.output().includes('registered with the API') ? true : undefined,
+    );
 
     // Host c still held calls when it was cut off: it finishes them and, its link back, reports them
     // (retrying until the DB service answers). Once it holds none, its late results are in.
