@@ -24,6 +24,7 @@ interface Put {
   slots?: number; // calls it may run at once (default 1)
   inflight?: number; // busy: the calls it runs (default 1)
   closed?: boolean; // takes no more calls
+  behind?: boolean; // busy: a call waits on its line behind the one it runs
 }
 
 // Adds a container and moves it to `state` along legal transitions, all at time `at`.
@@ -33,5 +34,6 @@ export function put(t: ContainerTable, id: string, state: ContainerState, o: Put
   t.add({ id, owner: o.owner ?? 'w1', key: o.key ?? fnKey('f', 1), runtime: o.runtime ?? 'node', lined, slots: o.slots }, at);
   for (const s of PATH[state]) t.move(id, s, at);
   if (state === 'busy') for (let i = 1; i < (o.inflight ?? 1); i++) t.join(id, at);
+  if (o.behind) t.queueBehind(id);
   if (o.closed) t.close(id);
 }

@@ -19,6 +19,8 @@
 // A container whose function takes several calls at once (containerConcurrency, `slots` > 1) stays busy
 // while it has any (`inflight`), and takes more (join) while it has fewer than its slots and is not
 // `closed` (a call in it passed its deadline, or it must go once its calls end).
+// A container of one call at a time may hold one more written to its line behind the call it runs
+// (`behind`): its loader begins that one as soon as it has answered the first (placement.ts says when).
 export type ContainerState = 'creating' | 'starting' | 'loading' | 'warm' | 'busy' | 'idle' | 'cancelling' | 'removing' | 'removed';
 
 const NEXT: Record<ContainerState, readonly ContainerState[]> = {
@@ -46,6 +48,7 @@ export interface ContainerRec {
   readonly slots: number; // calls it may run at once (1 but for a function's containerConcurrency)
   readonly inflight: number; // calls it runs now (busy: at least 1)
   readonly closed: boolean; // takes no more calls; removed once those it runs end
+  readonly behind: boolean; // busy, one call at a time: a call waits on its line behind the one it runs
 }
 
 type Rec = { -readonly [K in keyof ContainerRec]: ContainerRec[K] };
@@ -70,6 +73,7 @@ export class ContainerTable {
       slots: rec.slots ?? 1,
       inflight: 0,
       closed: false,
+      behind: false,
     };
     this.recs.set(r.id, r);
     return r;
@@ -84,6 +88,7 @@ export class ContainerTable {
     if (!r) return undefined;
     if (r.state === to) return r;
     if (!NEXT[r.state].includes(to)) throw new IllegalTransition(`container ${id}: ${r.state} -> ${to}`);
+    if (to === 'idle' && r.behind) throw new IllegalTransition(`container ${id}: idle with a call behind its last`);
     r.state = to;
     if (to === 'busy') {
       r.calls++;
@@ -128,6 +133,25 @@ export class ContainerTable {
     if (!r || r.state !== 'busy' || r.inflight <= 1) throw new IllegalTransition(`container ${id}: not running several calls`);
     r.inflight--;
     r.lastUsed = now;
+  }
+
+  // A call written to its line behind the one it runs (one at a time, not closed, none behind yet).
+  queueBehind(id: string): ContainerRec {
+    const r = this.recs.get(id);
+    if (!r || r.state !== 'busy' || !r.lined || r.slots !== 1 || r.closed || r.behind)
+      throw new IllegalTransition(`container ${id}: cannot take a call behind its own (${r ? r.state : 'gone'})`);
+    r.behind = true;
+    r.calls++;
+    return r;
+  }
+
+  // The call behind has begun (the one before it ended: its run counts from now), or was withdrawn before
+  // it was written: none waits any more.
+  advance(id: string, begun: boolean, now = Date.now()): void {
+    const r = this.recs.get(id);
+    if (!r || !r.behind) return;
+    r.behind = false;
+    if (begun) r.lastUsed = now;
   }
 
   // Takes no more calls (it goes once those it runs end).

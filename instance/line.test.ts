@@ -6,7 +6,9 @@
 // it with LineClosed and silence with LineTimeout; that only the first connection is the loader's; and
 // that the line's folder is gone once it is closed. With several calls at once (allowCalls, protocol 3):
 // calls answered by id in any order, up to the number allowed; one past its timeout fails alone and its
-// late answer is ignored; a hang-up fails them all; an older loader is never given more than one.
+// late answer is ignored; a hang-up fails them all; an older loader is never given more than one. A call
+// sent behind the call in flight: written at once, its timeout counting from the answer ahead of it, and
+// if the line closes first, NotBegun (certain only when the loader hung up).
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
@@ -14,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { CONCURRENT_PROTOCOL, LINE_FILE, LOADER_PROTOCOL, MAX_LINE, OLDEST_LOADER_PROTOCOL } from '../protocol/loader.js';
-import { LineBroken, LineClosed, LineTimeout, LoaderLine } from './line.js';
+import { LineBroken, LineClosed, LineTimeout, LoaderLine, NotBegun } from './line.js';
 
 // A loader as the node sees it: it dials the socket, reads requests as JSON lines and writes what it is told.
 class FakeLoader {
@@ -364,6 +366,110 @@ describe('a loader that goes away or goes silent', () => {
     const out = await r;
     expect(out.ok === false && out.error).toBeInstanceOf(LineClosed);
     await loader.closed;
+  });
+});
+
+describe('a call behind the call in flight', () => {
+  it('is written at once and begins when the loader has answered the call ahead, its timeout from then', async () => {
+    const { line, loader } = await connected();
+    const first = line.request(call(1), 10_000);
+    expect(line.callInFlight).toBe(true);
+    let begun = 0;
+    const second = settle(line.request(call(2), 80, undefined, { onBegin: () => begun++ }));
+    expect(line.callInFlight).toBe(false); // one behind at most
+    expect(await loader.next()).toEqual(call(1));
+    expect(await loader.next()).toEqual(call(2)); // already on the line
+    await new Promise((r) => setTimeout(r, 120)); // longer than its own timeout, while the first runs
+    expect(begun).toBe(0);
+    loader.send({ op: 'result', id: 1, ok: true, result: 'a' });
+    expect(await first).toMatchObject({ id: 1, result: 'a' });
+    expect(begun).toBe(1);
+    loader.send({ op: 'result', id: 2, ok: true, result: 'b' });
+    expect(await second).toMatchObject({ ok: true, value: { id: 2, result: 'b' } });
+    expect(line.open).toBe(true);
+  });
+
+  it('times out from when it began', async () => {
+    const { line, loader } = await connected();
+    const first = line.request(call(1), 10_000);
+    const second = settle(line.request(call(2), 50, undefined, { onBegin: () => undefined }));
+    await loader.next();
+    await loader.next();
+    loader.send({ op: 'result', id: 1, ok: true, result: 'a' });
+    await first;
+    const out = await second;
+    expect(out.ok === false && out.error).toBeInstanceOf(LineTimeout);
+  });
+
+  it('is refused with nothing in flight, behind a request that is not a call, or behind another', async () => {
+    const { line, loader } = await connected();
+    const behind = { onBegin: () => undefined };
+    const alone = await settle(line.request(call(1), 1000, undefined, behind));
+    expect(alone.ok === false && alone.error).toBeInstanceOf(LineBroken);
+    const ping = line.request({ op: 'ping' }, 1000);
+    const afterPing = await settle(line.request(call(2), 1000, undefined, behind));
+    expect(afterPing.ok === false && afterPing.error).toBeInstanceOf(LineBroken);
+    await loader.next();
+    loader.send({ op: 'pong' });
+    await ping;
+    const first = line.request(call(3), 1000);
+    const second = line.request(call(4), 1000, undefined, behind);
+    const third = await settle(line.request(call(5), 1000, undefined, behind));
+    expect(third.ok === false && third.error).toBeInstanceOf(LineBroken);
+    await loader.next();
+    await loader.next();
+    loader.send({ op: 'result', id: 3, ok: true, result: '' });
+    loader.send({ op: 'result', id: 4, ok: true, result: '' });
+    await Promise.all([first, second]);
+  });
+
+  it('fails with NotBegun, certain, when the loader hangs up before answering the call ahead', async () => {
+    const { line, loader } = await connected();
+    const first = settle(line.request(call(1), 10_000));
+    const second = settle(line.request(call(2), 10_000, undefined, { onBegin: () => undefined }));
+    await loader.next();
+    await loader.next();
+    loader.socket.end();
+    expect((await first).ok).toBe(false);
+    const out = await second;
+    expect(out.ok === false && out.error).toBeInstanceOf(NotBegun);
+    expect(out.ok === false && (out.error as NotBegun).certain).toBe(true);
+  });
+
+  it('fails with NotBegun, not certain, when the node closes the line (the answer ahead may be on its way)', async () => {
+    const { line, loader } = await connected();
+    const first = settle(line.request(call(1), 10_000));
+    const second = settle(line.request(call(2), 10_000, undefined, { onBegin: () => undefined }));
+    await loader.next();
+    line.close();
+    expect((await first).ok).toBe(false);
+    const out = await second;
+    expect(out.ok === false && (out.error as NotBegun).certain).toBe(false);
+  });
+
+  it('once begun, fails as any call in flight when the loader hangs up', async () => {
+    const { line, loader } = await connected();
+    const first = line.request(call(1), 10_000);
+    const second = settle(line.request(call(2), 10_000, undefined, { onBegin: () => undefined }));
+    await loader.next();
+    await loader.next();
+    loader.send({ op: 'result', id: 1, ok: true, result: '' });
+    await first;
+    loader.socket.end();
+    const out = await second;
+    expect(out.ok === false && out.error).toBeInstanceOf(LineClosed);
+    expect(out.ok === false && out.error).not.toBeInstanceOf(NotBegun);
+  });
+
+  it('breaks the line when the loader answers it before the call ahead', async () => {
+    const { line, loader } = await connected();
+    const first = settle(line.request(call(1), 10_000));
+    const second = settle(line.request(call(2), 10_000, undefined, { onBegin: () => undefined }));
+    await loader.next();
+    loader.send({ op: 'result', id: 2, ok: true, result: '' });
+    const out = await first;
+    expect(out.ok === false && out.error).toBeInstanceOf(LineBroken);
+    expect((await second).ok).toBe(false);
   });
 });
 

@@ -4,7 +4,9 @@
 // then closes, so nothing else can take its place. Every reply is validated: what comes out of a
 // container is untrusted input. A loader of version 3 told to take several calls at once (allowCalls) has
 // up to that many calls in flight beside one other request; each call has its own timeout, and a call
-// given up on (its timeout passed) may still be answered, which is then ignored.
+// given up on (its timeout passed) may still be answered, which is then ignored. A loader of one call at a
+// time may be sent one call `behind` the call it runs: it reads it once it has answered the first, so it
+// need not wait for this process in between; that call's timeout counts from then.
 import { chmod, chown, mkdir, rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -30,13 +32,25 @@ export class LineClosed extends Error {}
 export class LineTimeout extends Error {}
 // The loader broke the protocol: a line that is not a reply, too long, or an answer to something not asked.
 export class LineBroken extends Error {}
+// The line closed while a call waited behind another: `certain` when the loader hung up before answering
+// the call ahead (it reads in order, so it never began this one); else it may have begun it.
+export class NotBegun extends LineClosed {
+  constructor(
+    message: string,
+    readonly certain: boolean,
+  ) {
+    super(message);
+  }
+}
 
 // A streamed answer's head or chunk for the call in flight (version 3): a text says what was wrong with it.
 export type OnStream = (m: StreamHead | StreamChunk) => string | undefined;
 
 interface Pending {
   request: LoaderRequest;
+  timeoutMs: number;
   onStream?: OnStream;
+  onBegin?(): void; // a call sent behind another: its loader has answered that one
   resolve(r: LoaderReply): void;
   reject(e: Error): void;
   timer?: NodeJS.Timeout;
@@ -46,6 +60,7 @@ export class LoaderLine {
   private socket?: Socket;
   private server?: Server;
   private pending?: Pending; // the request in flight (with allowCalls: the one that is not a call)
+  private next?: Pending; // a call written behind the pending one
   private readonly calls = new Map<number, Pending>(); // with allowCalls: the calls in flight, by id
   private readonly abandoned = new Set<number>(); // with allowCalls: calls given up on, whose answer is ignored
   private slots = 1;
@@ -88,7 +103,8 @@ export class LoaderLine {
     s.setEncoding('utf8');
     s.on('data', (chunk: string) => this.onData(chunk));
     s.on('error', () => this.close(new LineClosed('the loader hung up')));
-    s.on('close', () => this.close(new LineClosed('the loader hung up')));
+    // Everything it wrote has been read by now: a call behind one it did not answer was never begun.
+    s.on('close', () => this.close(new LineClosed('the loader hung up'), true));
   }
 
   // Resolves once the loader has dialled in and said hello with the protocol this node speaks.
@@ -123,29 +139,43 @@ export class LoaderLine {
   }
 
   // One request and its reply; the next request waits for this one (the loader serves one at a time), but
-  // for calls after allowCalls, which go beside each other up to its number.
-  request(request: LoaderRequest, timeoutMs: number, onStream?: OnStream): Promise<LoaderReply> {
+  // for calls after allowCalls, which go beside each other up to its number, and for one call sent
+  // `behind` the call in flight.
+  request(request: LoaderRequest, timeoutMs: number, onStream?: OnStream, behind?: { onBegin(): void }): Promise<LoaderReply> {
     if (this.closed || !this.socket) return Promise.reject(new LineClosed('the loader is not connected'));
     if (this.slots > 1 && request.op === 'call') return this.callBeside(request, timeoutMs, onStream);
-    if (this.pending || (this.slots === 1 && this.calls.size > 0))
+    if (behind && (!this.callInFlight || this.next || request.op !== 'call'))
+      return Promise.reject(new LineBroken('a call goes behind a call in flight, one at a time'));
+    if (!behind && (this.pending || (this.slots === 1 && this.calls.size > 0)))
       return Promise.reject(new LineBroken('a request is already in flight on this line'));
     return new Promise<LoaderReply>((resolve, reject) => {
-      const p: Pending = { request, resolve, reject, onStream };
-      p.timer = setTimeout(() => {
-        if (this.pending !== p) return;
-        this.pending = undefined;
-        reject(new LineTimeout('the loader did not answer in time'));
-      }, timeoutMs);
-      this.pending = p;
+      const p: Pending = { request, timeoutMs, resolve, reject, onStream, onBegin: behind?.onBegin };
+      if (behind) this.next = p;
+      else this.begin(p);
       this.socket!.write(JSON.stringify(request) + '\n');
     });
+  }
+
+  // Whether a call of one at a time is in flight, with none behind it: one more may go behind it.
+  get callInFlight(): boolean {
+    return !this.closed && this.slots === 1 && this.pending?.request.op === 'call' && !this.next;
+  }
+
+  // The request is the loader's now: its timeout runs.
+  private begin(p: Pending): void {
+    this.pending = p;
+    p.timer = setTimeout(() => {
+      if (this.pending !== p) return;
+      this.pending = undefined;
+      p.reject(new LineTimeout('the loader did not answer in time'));
+    }, p.timeoutMs);
   }
 
   private callBeside(request: LoaderRequest & { op: 'call' }, timeoutMs: number, onStream?: OnStream): Promise<LoaderReply> {
     if (this.calls.size >= this.slots) return Promise.reject(new LineBroken(`the line already has ${this.slots} calls in flight`));
     if (this.calls.has(request.id)) return Promise.reject(new LineBroken(`call ${request.id} is already in flight`));
     return new Promise<LoaderReply>((resolve, reject) => {
-      const p: Pending = { request, resolve, reject, onStream };
+      const p: Pending = { request, timeoutMs, resolve, reject, onStream };
       p.timer = setTimeout(() => {
         if (this.calls.get(request.id) !== p) return;
         this.calls.delete(request.id);
@@ -185,6 +215,12 @@ export class LoaderLine {
     const sameCall = p.request.op !== 'call' || reply.op !== 'result' || reply.id === p.request.id;
     if ((reply.op !== expected && reply.op !== 'error') || !sameCall) return undefined;
     this.pending = undefined;
+    const next = this.next;
+    if (next) {
+      this.next = undefined;
+      this.begin(next);
+      next.onBegin?.();
+    }
     return p;
   }
 
@@ -258,18 +294,21 @@ export class LoaderLine {
     return !this.closed;
   }
 
-  close(why: Error = new LineClosed('the line was closed')): void {
+  // `hungUp`: the loader closed the line, after all it wrote was read.
+  close(why: Error = new LineClosed('the line was closed'), hungUp = false): void {
     if (this.closed) return;
     this.closed = true;
     this.hello?.reject(why);
     const p = this.pending;
-    this.pending = undefined;
+    const next = this.next;
+    this.pending = this.next = undefined;
     const calls = [...this.calls.values()];
     this.calls.clear();
     for (const q of p ? [p, ...calls] : calls) {
       clearTimeout(q.timer);
       q.reject(why);
     }
+    next?.reject(new NotBegun(`${why.message} before it answered the call ahead`, hungUp));
     this.server?.close();
     this.socket?.destroy();
     // A folder already gone is what we want; the node's stop removes the whole lines folder.

@@ -420,12 +420,14 @@ describe('a plan, for any table and queue', () => {
     fn: fc.constantFrom('f', 'g', 'stem'),
     lined: fc.boolean(),
     at: fc.nat(100),
+    behind: fc.boolean(),
   });
   const arbCall = fc.record({
     policy: fc.constantFrom('none', 'runtime', 'function') as fc.Arbitrary<CallNeed['policy']>,
     fn: fc.constantFrom('f', 'g', 'h'),
     stemsAllowed: fc.boolean(),
     maxContainers: fc.option(fc.integer({ min: 1, max: 4 }), { nil: undefined }),
+    quickMs: fc.option(fc.constantFrom(1, 20), { nil: undefined }),
   });
   const arbChore = fc.record({
     urgent: fc.boolean(),
@@ -433,7 +435,8 @@ describe('a plan, for any table and queue', () => {
     evicts: fc.option(fc.constantFrom(0, 10_000), { nil: undefined }),
   });
 
-  it('never gives a miniworker two jobs, a container two calls, or the node more containers than its limit', () => {
+  it('never gives a miniworker two jobs, a container two calls (but one behind its own), or the node more containers than its limit', () => {
+    let behinds = 0;
     fc.assert(
       fc.property(
         fc.array(arbContainer, { maxLength: 12 }),
@@ -446,10 +449,11 @@ describe('a plan, for any table and queue', () => {
           const t = new ContainerTable();
           cs.forEach((c, i) => {
             const key = c.fn === 'stem' ? rtKey('node') : fnKey(c.fn, 1);
-            put(t, `c${i}`, c.state, { owner: c.owner, key, lined: c.fn === 'stem' ? true : c.lined, at: c.at });
+            const lined = c.fn === 'stem' ? true : c.lined;
+            put(t, `c${i}`, c.state, { owner: c.owner, key, lined, at: c.at, behind: c.behind && c.state === 'busy' && lined });
           });
           const needs: CallNeed[] = calls.map((c) => ({ ...c, key: fnKey(c.fn, 1), runtime: 'node' }));
-          const actions = plan({ containers: t.all(), transient, calls: needs, chores, ready, maxContainers: max, now: 5000 });
+          const actions = plan({ containers: t.all(), transient, calls: needs, chores, ready, maxContainers: max, now: 120, cpus: 2 });
           const usedWorkers: string[] = [];
           const usedContainers: string[] = [];
           let made = 0;
@@ -472,6 +476,15 @@ describe('a plan, for any table and queue', () => {
               }
               if (d.kind === 'adopt') usedWorkers.push(d.worker);
               if (d.kind === 'use' && d.worker) usedWorkers.push(d.worker);
+              if (d.kind === 'behind') {
+                // Only behind a quick function's own call over a line, one at a time, within the wait.
+                usedContainers.push(d.id);
+                behinds++;
+                const r = t.get(d.id)!;
+                expect([r.state, r.key, r.lined, r.slots, r.closed, r.behind]).toEqual(['busy', key, true, 1, false, false]);
+                expect(needs[a.index]!.quickMs).toBeDefined();
+                expect(120 - r.lastUsed).toBeLessThan(Math.max(QUICK_WAIT_MIN_MS, 4 * needs[a.index]!.quickMs!));
+              }
               if (d.kind === 'use' || d.kind === 'adopt') {
                 usedContainers.push(d.id);
                 const r = t.get(d.id)!;
@@ -494,6 +507,7 @@ describe('a plan, for any table and queue', () => {
       ),
       { numRuns: 2000 },
     );
+    expect(behinds).toBeGreaterThan(0); // the runs did put calls behind others
   });
 });
 
@@ -718,7 +732,10 @@ describe('a function not judged yet (its first calls, or the first after a long 
 });
 
 describe('a quick function (its calls spend most of their round trip outside it)', () => {
-  const quick = (t: ContainerTable, o: { now: number; cpus?: number; quickMs?: number; calls?: number; leaving?: string[] }) =>
+  const quick = (
+    t: ContainerTable,
+    o: { now: number; cpus?: number; quickMs?: number; calls?: number; leaving?: string[]; inOrder?: boolean },
+  ) =>
     plan({
       containers: t.all(),
       transient: 0,
@@ -728,6 +745,7 @@ describe('a quick function (its calls spend most of their round trip outside it)
         runtime: 'node',
         stemsAllowed: true,
         quickMs: o.quickMs,
+        inOrder: o.inOrder,
       })),
       chores: [],
       ready: ['w1', 'w2', 'w3', 'w4'],
@@ -745,8 +763,35 @@ describe('a quick function (its calls spend most of their round trip outside it)
     put(t, 'b', 'busy', { at: 1010 });
     const actions = quick(t, { now: 1020, quickMs: 1, calls: 5 });
     expect(creates(actions)).toBe(0);
+    // One call goes behind each busy call, the one that began first first; the others wait.
     // The wait is QUICK_WAIT_MIN_MS (50) from when a container took its call: 'a' took it first.
-    expect(actions).toEqual([{ kind: 'recheck', afterMs: 30 }]);
+    expect(actions).toEqual([
+      { kind: 'call', index: 0, decision: { kind: 'behind', id: 'a' } },
+      { kind: 'call', index: 1, decision: { kind: 'behind', id: 'b' } },
+      { kind: 'recheck', afterMs: 30 },
+    ]);
+  });
+
+  it('puts a call behind a busy call only over a line, one at a time, none there yet, within the wait', () => {
+    const t = new ContainerTable();
+    put(t, 'a', 'busy', { at: 1000, behind: true });
+    put(t, 'b', 'busy', { at: 1000, slots: 2, inflight: 2 });
+    put(t, 'c', 'busy', { at: 1000, lined: false });
+    put(t, 'd', 'busy', { at: 1000, closed: true });
+    put(t, 'e', 'busy', { at: 1000, owner: 'w9' });
+    const none = quick(t, { now: 1001, quickMs: 1, calls: 2, leaving: ['w9'] });
+    expect(none.filter((a) => a.kind === 'call')).toEqual([]);
+    put(t, 'f', 'busy', { at: 1000 });
+    expect(quick(t, { now: 1001, quickMs: 1, calls: 2 }).filter((a) => a.kind === 'call')).toEqual([
+      { kind: 'call', index: 0, decision: { kind: 'behind', id: 'e' } },
+      { kind: 'call', index: 1, decision: { kind: 'behind', id: 'f' } },
+    ]);
+    // Past the wait (4 x 20 ms), or not known to be quick (not judged yet, or slow): none.
+    expect(quick(t, { now: 1080, quickMs: 20 }).filter((a) => a.kind === 'call' && a.decision.kind === 'behind')).toEqual([]);
+    expect(quick(t, { now: 1001 }).filter((a) => a.kind === 'call' && a.decision.kind === 'behind')).toEqual([]);
+    expect(quick(t, { now: 1001, quickMs: 1, inOrder: false }).filter((a) => a.kind === 'call' && a.decision.kind === 'behind')).toEqual(
+      [],
+    );
   });
 
   it('makes containers as calls arrive below that bound, and as before when the function is not known to be quick', () => {
@@ -782,7 +827,7 @@ describe('a quick function (its calls spend most of their round trip outside it)
     const actions = quick(t, { now: 1001, quickMs: 1, calls: 2 });
     expect(actions).toEqual([
       { kind: 'call', index: 0, decision: { kind: 'use', id: 'b' } },
-      { kind: 'recheck', afterMs: 49 },
+      { kind: 'call', index: 1, decision: { kind: 'behind', id: 'a' } },
     ]);
   });
 });

@@ -29,6 +29,10 @@
 //   than making another, as long as one of them has run its call for less than QUICK_WAIT_FACTOR of its
 //   usual round trip (at least QUICK_WAIT_MIN_MS): a call that runs long does not hold the others up. The
 //   plan then says when to decide again (`recheck`), should no call end before.
+// - Such a call goes behind the call of one of those containers (one call at a time, over its line, none
+//   behind yet), the one whose call began first: its loader begins it as soon as it has answered, without
+//   waiting for the node between the two. A call never goes behind one that has run past that wait, nor
+//   into a container whose loader begins calls as they come (`inOrder` false: an image function's bridge).
 // - A function not judged yet (pace.ts: its first calls, or the first after a long pause) that holds as many
 //   containers as a quick one may, one of them serving a call over its line, has a call wait for one of them
 //   for up to QUICK_WAIT_MIN_MS from the call's arrival before making another: a quick function's burst is
@@ -48,6 +52,7 @@ export interface CallNeed {
   quickMs?: number; // a quick function's usual round trip (pace.ts); unset: containers as calls arrive
   unjudged?: boolean; // not judged yet, quick or not (pace.ts): its calls wait a moment at the quick bound
   waitedMs?: number; // how long the call has waited on the node
+  inOrder?: boolean; // false: its loader does not begin a call only once it answered the one before
 }
 
 export interface ChoreNeed {
@@ -75,10 +80,13 @@ export const QUICK_FLOOR = 2; // containers a quick function may always have (on
 export const quickBound = (cpus?: number): number => Math.max(QUICK_FLOOR, cpus ?? Infinity);
 export const QUICK_WAIT_FACTOR = 4;
 export const QUICK_WAIT_MIN_MS = 50;
+// How long a quick function's call waits for its busy containers (pace.ts's usual round trip, in ms).
+const quickWaitMs = (quickMs: number): number => Math.max(QUICK_WAIT_MIN_MS, QUICK_WAIT_FACTOR * quickMs);
 
 export type Decision =
   | { kind: 'once'; worker: string } // policy none: a fresh container for this call
   | { kind: 'use'; id: string; worker?: string } // a container holding the function (worker: exec mode, its owner)
+  | { kind: 'behind'; id: string } // a busy container of a quick function: its line's next call
   | { kind: 'adopt'; worker: string; id: string } // a stem cell of the runtime takes the function
   | { kind: 'create'; worker: string }; // a container for the function, made for this call and kept
 
@@ -167,7 +175,7 @@ export function plan(p: PlanInput): Action[] {
   const quickWait = (c: CallNeed): number | undefined => {
     if ((perKey.get(c.key) ?? 0) < quickBound(p.cpus)) return undefined;
     if (c.quickMs === undefined) return c.unjudged ? unjudgedWait(c) : undefined;
-    const wait = Math.max(QUICK_WAIT_MIN_MS, QUICK_WAIT_FACTOR * c.quickMs);
+    const wait = quickWaitMs(c.quickMs);
     let left: number | undefined;
     for (const r of p.containers) {
       if (r.key !== c.key || r.state !== 'busy' || !r.lined || r.closed || leaving.has(r.owner)) continue;
@@ -175,6 +183,19 @@ export function plan(p: PlanInput): Action[] {
       if (l > 0 && (left === undefined || l < left)) left = l;
     }
     return left;
+  };
+  // The container a quick function's call at its bound goes behind: one call at a time over its line, none
+  // behind it yet, its call within the wait; the one whose call began first.
+  const behindOf = (c: CallNeed): ContainerRec | undefined => {
+    if (c.quickMs === undefined || c.inOrder === false || (perKey.get(c.key) ?? 0) < quickBound(p.cpus)) return undefined;
+    const wait = quickWaitMs(c.quickMs);
+    let best: ContainerRec | undefined;
+    for (const r of p.containers) {
+      if (r.key !== c.key || r.state !== 'busy' || !r.lined || r.slots !== 1 || r.closed || r.behind) continue;
+      if (leaving.has(r.owner) || taken.has(r.id) || now - r.lastUsed >= wait) continue;
+      if (!best || r.lastUsed < best.lastUsed) best = r;
+    }
+    return best;
   };
   // A function not judged yet waits from the call's arrival, while a container of its own serves a call
   // over its line (one given a call by this plan counts): the time left, or undefined.
@@ -213,6 +234,11 @@ export function plan(p: PlanInput): Action[] {
     // A container being made for the function has a slot for it: it waits for that one.
     const comingSlots = slotsComing.get(c.key) ?? 0;
     if (comingSlots > 0) return void slotsComing.set(c.key, comingSlots - 1);
+    const ahead = behindOf(c);
+    if (ahead) {
+      taken.add(ahead.id);
+      return void actions.push({ kind: 'call', index, decision: { kind: 'behind', id: ahead.id } });
+    }
     const left = quickWait(c);
     if (left !== undefined) return void (recheck = Math.min(recheck ?? left, left));
     if (ready.length === 0) return;

@@ -1115,3 +1115,173 @@ describe('several calls per container (containerConcurrency)', () => {
     }
   });
 });
+
+describe('a call behind another (a quick function at its bound)', () => {
+  // A loader of one call at a time, as the real ones: it reads every request as it comes but begins a call
+  // only once it has answered the one before, `ms` after it began (10 µs of it in the function). A call
+  // whose params say `die` hangs the loader up instead of answering; `hang` never answers.
+  let most: Map<string, number>; // container -> the most calls it held unanswered
+  const serial = (ms: number) => {
+    const chains = new WeakMap<FakeLoader, Promise<void>>();
+    const held = new Map<FakeLoader, number>();
+    return (req: Msg, l: FakeLoader): void => {
+      if (req.op !== 'call') return echo(req, l);
+      held.set(l, (held.get(l) ?? 0) + 1);
+      most.set(l.container, Math.max(most.get(l.container) ?? 0, held.get(l)!));
+      const params = req.params as { die?: boolean; hang?: boolean };
+      const prev = chains.get(l) ?? Promise.resolve();
+      const next = prev.then(
+        () =>
+          new Promise<void>((resolve) =>
+            setTimeout(() => {
+              if (params.hang) return; // the chain stops here: nothing after it begins
+              if (params.die) return void l.socket.destroy();
+              held.set(l, held.get(l)! - 1);
+              l.send({ op: 'result', id: req.id, ok: true, result: JSON.stringify(req.params), logs: '', took: 10 });
+              resolve();
+            }, ms),
+          ),
+      );
+      chains.set(l, next);
+    };
+  };
+  // Warms two containers and lets the node judge the function quick.
+  const judged = async (fn = fnMeta()): Promise<void> => {
+    for (let i = 1; i <= 20; i++) {
+      pool.submit(work(i, { fn }));
+      await resultsIn(i);
+    }
+    pool.submit(work(21, { fn }));
+    pool.submit(work(22, { fn }));
+    await resultsIn(22);
+    expect(created()).toHaveLength(2);
+  };
+  const byCall = (n: number) => results.filter((r) => r.work.callNum === n);
+  beforeEach(() => {
+    most = new Map();
+  });
+
+  it('gives each of its two containers a call behind the one it runs: every call ends once, DONE, with no container made', async () => {
+    fake.script = serial(3);
+    await judged();
+    for (let i = 23; i <= 62; i++) pool.submit(work(i));
+    await resultsIn(62);
+    for (let i = 23; i <= 62; i++)
+      expect(byCall(i).map((r) => r.outcome)).toEqual([{ status: 'DONE', result: `{"n":${i}}`, logs: '', durationMs: expect.any(Number) }]);
+    expect(created()).toHaveLength(2);
+    expect([...most.values()]).toEqual([2, 2]); // a second call was on each line before the first was answered
+    expect(starts.filter((n) => n >= 23).sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => 23 + i));
+    await vi.waitFor(() =>
+      expect(pool.table.all().map((r) => [r.state, r.behind])).toEqual([
+        ['idle', false],
+        ['idle', false],
+      ]),
+    );
+  });
+
+  it('puts a call behind one whose loader then dies back in the queue, even with retry=false: it never began', async () => {
+    const fn = fnMeta({ retry: false });
+    fake.script = serial(3);
+    await judged(fn);
+    pool.submit(work(23, { fn, params: { die: true } }));
+    pool.submit(work(24, { fn }));
+    pool.submit(work(25, { fn }));
+    pool.submit(work(26, { fn }));
+    await resultsIn(26);
+    expect(byCall(23).map((r) => r.outcome.status)).toEqual(['ERROR']);
+    for (const n of [24, 25, 26]) expect(byCall(n).map((r) => r.outcome.status)).toEqual(['DONE']);
+    // The call behind the one that died was on that line, and ran in another container.
+    const sent = (n: number) => [...fake.loaders.values()].filter((l) => l.calls.some((c) => c.id === n * 2)).length;
+    expect([24, 25, 26].map(sent).sort()).toEqual([1, 1, 2]);
+  });
+
+  it('ends a call behind one that timed out in ERROR when the function has retry=false (it may have begun), and runs it again when not', async () => {
+    for (const retry of [false, true]) {
+      const fn = fnMeta({ retry, timeout: 1 }, retry ? 'r' : 'f');
+      fake.script = serial(3);
+      const from = results.length;
+      for (let i = 1; i <= 20; i++) {
+        pool.submit(work(from + i, { fn }));
+        await resultsIn(from + i);
+      }
+      pool.submit(work(from + 21, { fn }));
+      pool.submit(work(from + 22, { fn }));
+      await resultsIn(from + 22);
+      const a = from + 23;
+      pool.submit(work(a, { fn, params: { hang: true } }));
+      pool.submit(work(a + 1, { fn }));
+      pool.submit(work(a + 2, { fn }));
+      pool.submit(work(a + 3, { fn }));
+      await vi.waitFor(() => expect(byCall(a)).toHaveLength(1), { timeout: 5_000 });
+      await resultsIn(a + 3);
+      expect(byCall(a)[0]!.outcome.status).toBe('TIMEOUT');
+      const behindIt = [a + 1, a + 2, a + 3]
+        .map(byCall)
+        .flat()
+        .filter((r) => r.outcome.status !== 'DONE');
+      if (retry) expect(behindIt).toEqual([]);
+      else {
+        expect(behindIt).toHaveLength(1);
+        expect(behindIt[0]!.outcome).toMatchObject({ status: 'ERROR', error: expect.stringMatching(/may have begun; not retried/) });
+      }
+    }
+  });
+
+  it('drops the answer of a call cancelled while it waited behind another, and keeps the container for the next', async () => {
+    fake.script = serial(40);
+    await judged();
+    for (let i = 23; i <= 26; i++) pool.submit(work(i));
+    await vi.waitFor(() => expect(pool.table.all().filter((r) => r.behind)).toHaveLength(2));
+    expect(pool.cancel(25)).toBe(true);
+    expect(pool.cancel(26)).toBe(true);
+    await resultsIn(24);
+    await settleDown();
+    await new Promise((r) => setTimeout(r, 150));
+    expect(results.map((r) => r.work.callNum)).not.toContain(25);
+    expect(results.map((r) => r.work.callNum)).not.toContain(26);
+    expect(fake.removed).toEqual([]);
+    pool.submit(work(27));
+    await resultsIn(25);
+    expect(byCall(27)[0]!.outcome.status).toBe('DONE');
+    expect(created()).toHaveLength(2);
+  });
+
+  it('holds a call whose secrets changed until the call ahead has ended, then writes them first; one cancelled meanwhile is never sent', async () => {
+    const sec = (stamp: string): SecretFile => ({ name: 'db', stamp, value: Buffer.from(stamp).toString('base64') });
+    const fn = fnMeta();
+    fake.script = serial(40);
+    for (let i = 1; i <= 20; i++) {
+      pool.submit(work(i, { fn, secrets: [sec('1')] }));
+      await resultsIn(i);
+    }
+    pool.submit(work(21, { secrets: [sec('1')] }));
+    pool.submit(work(22, { secrets: [sec('1')] }));
+    await resultsIn(22);
+    pool.submit(work(23, { secrets: [sec('1')] }));
+    pool.submit(work(24, { secrets: [sec('1')] }));
+    pool.submit(work(25, { secrets: [sec('2')] }));
+    pool.submit(work(26, { secrets: [sec('2')] }));
+    await vi.waitFor(() => expect(pool.table.all().filter((r) => r.behind)).toHaveLength(2));
+    expect(pool.cancel(26)).toBe(true);
+    await resultsIn(25);
+    await settleDown();
+    expect(
+      results
+        .slice(22)
+        .map((r) => [r.work.callNum, r.outcome.status])
+        .sort(),
+    ).toEqual([
+      [23, 'DONE'],
+      [24, 'DONE'],
+      [25, 'DONE'],
+    ]);
+    const all = [...fake.loaders.values()];
+    expect(all.flatMap((l) => l.calls.map((c) => c.id))).not.toContain(26 * 2);
+    // The secrets went after the answer ahead, then the call.
+    const l = all.find((x) => x.calls.some((c) => c.id === 25 * 2))!;
+    const ops = l.requests.map((r) => (r.op === 'call' ? `call ${Number(r.id) / 2}` : r.op));
+    expect(ops.slice(-2)).toEqual(['secrets', 'call 25']);
+    expect(pool.table.all().map((r) => r.behind)).toEqual([false, false]);
+    expect(fake.removed).toEqual([]);
+  });
+});

@@ -13,6 +13,7 @@ import { failure } from '../common/faults.js';
 import type { ColdStart } from '../protocol/broker.js';
 import type { DepsJob, DepsRun, RunJob } from '../protocol/worker.js';
 import { ContainerTable, fnKey, rtKey } from './containers.js';
+import { NotBegun } from './line.js';
 import { Miniworkers, oneJob, WorkerDied, type JobCommand, type Lease, type WorkerHooks, type WorkerPort } from './miniworkers.js';
 import { Pace, type Verdict } from './pace.js';
 import { plan, quickBound, toEvict, type CallNeed, type Decision } from './placement.js';
@@ -596,6 +597,12 @@ export class Pool {
         const lease = this.workers.claim(d.worker);
         return s.exec(lease, work).finally(() => lease.release());
       }
+      case 'behind': {
+        const s = this.sessions.get(d.id)!;
+        s.takeBehind(work);
+        a.session = s;
+        return s.call(work);
+      }
       case 'adopt': {
         const s = this.sessions.get(d.id)!;
         const lease = this.workers.claim(d.worker);
@@ -647,7 +654,10 @@ export class Pool {
     const work = a.work;
     if (a.cancelled || this.stopping) return this.dispatch();
     let error: string;
-    if ((e instanceof WorkerDied && work.fn.settings.retry !== false) || e instanceof StemRefused) {
+    const retry = work.fn.settings.retry !== false;
+    // A call that waited behind another in a container that went: it never began (or, unless certain, may
+    // have), like a call whose miniworker died.
+    if ((e instanceof WorkerDied && retry) || e instanceof StemRefused || (e instanceof NotBegun && (e.certain || retry))) {
       const n = (this.requeues.get(work) ?? 0) + 1;
       if (n <= MAX_REQUEUES) {
         this.requeues.set(work, n);
@@ -657,6 +667,8 @@ export class Pool {
       }
       error = `${errText(e)}; gave up after ${MAX_REQUEUES} tries on this node`;
     } else if (e instanceof WorkerDied) error = `${e.message}; not retried (the function has retry=false)`;
+    else if (e instanceof NotBegun)
+      error = `zfaas lost the container the call waited in (${e.message}); it may have begun; not retried (the function has retry=false)`;
     else if (e instanceof Gone) error = `zfaas lost the container of the call: ${e.message}`;
     else error = `zfaas could not run the function: ${errText(e)}`;
     this.o.onResult(work, failure('platform', error));
@@ -773,6 +785,8 @@ function needOfWork(w: Work): CallNeed {
     stemsAllowed: !w.fn.settings.network,
     maxContainers: w.fn.settings.maxContainers,
     slots: slotsOf(w.fn, w.runtime),
+    // An image function's bridge hands each call it reads to the image's server at once: none goes behind.
+    ...(w.fn.image ? { inOrder: false } : {}),
   };
 }
 

@@ -8,6 +8,11 @@
 // at once, each with its own deadline: one that passes it ends TIMEOUT alone (its loader is told to cancel
 // it) and the container takes no more calls and goes once the others have ended; a loader that dies ends
 // every call in it.
+// A container of one call at a time may take one more behind the call it runs (placement.ts): written to
+// its line at once when the call ahead is on the line and the secrets are as it needs them, else when the
+// call ahead has ended. Should the container go before its loader answered the call ahead, the call
+// behind never began: it goes back to the node's queue (line.ts NotBegun). One cancelled before it was
+// written is withdrawn; one already written runs when its turn comes and its answer is dropped.
 import { chown, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { callEnv, functionEnv, limitsOf, paramsOf, UID } from '../common/container-spec.js';
@@ -28,7 +33,7 @@ import {
 import { isForbiddenHeader } from '../common/web-headers.js';
 import { inSync, type ExitReport, type RunJob, type SecretFile } from '../protocol/worker.js';
 import type { ContainerTable } from './containers.js';
-import { LineBroken, LineClosed, LineTimeout, LoaderLine } from './line.js';
+import { LineBroken, LineClosed, LineTimeout, LoaderLine, NotBegun } from './line.js';
 import { StreamRelay } from './stream-relay.js';
 import { WorkerDied, type Lease, type WorkerPort } from './miniworkers.js';
 import type { Work } from './work.js';
@@ -36,6 +41,7 @@ import { loadLimitMs, openLineToImageUser } from './image-functions.js';
 
 const START_TIMEOUT_MS = 30_000; // a new container's loader must dial in within this
 const SECRETS_TIMEOUT_MS = 10_000; // a loader writes a function's secrets (a few small files) within this
+const EXIT_GRACE_MS = 1000; // after its container exited, how long its line is given to end by itself
 // A loader that sets each call's variables with setenv grows with every call (the C library keeps every
 // value a variable ever had): its warm container is replaced after this many calls. One of
 // ENV_VIEW_PROTOCOL (or an older one that says `steady`) does not grow so and is kept while it is used; a container without a loader starts a
@@ -69,13 +75,22 @@ export class Gone extends Error {}
 // A stem cell could not take the function: the call is decided again.
 export class StemRefused extends Error {}
 
+interface Behind {
+  work: Work;
+  written: boolean; // on the line behind the call ahead
+  withdrawn: boolean; // cancelled before it was written
+  turn: Promise<void>; // the call ahead has ended (or the container goes)
+  go(): void;
+}
+
 export class ContainerSession {
   private line?: LoaderLine;
   private readonly held = new Map<string, string>(); // lined: the secrets its folder holds (name -> stamp)
   private removal?: Promise<ExitReport | undefined>;
   private spent = false; // removed once its call ends instead of serving another
   private orphan = false; // its miniworker died: the container went (or goes) with it
-  private readonly serving = new Set<Work>(); // the calls it runs
+  private readonly serving = new Set<Work>(); // the calls it runs (and the one behind them)
+  private behind?: Behind; // a call behind the one it runs
   private syncing?: Promise<void>; // secrets being given to its loader (one request of that kind at a time)
   private creating?: Promise<unknown>; // its create, until the miniworker answered it
   // The format its function got, as the loader said: a json function ignores a web call's request (its
@@ -190,6 +205,16 @@ export class ContainerSession {
     if ((this.rec?.slots ?? 1) > this.serving.size) this.d.slotsChanged?.(this);
   }
 
+  // Taken for a call that goes behind the one it runs (one at a time over its line).
+  takeBehind(work: Work): void {
+    if (this.removal) throw new Gone('the container was removed');
+    this.d.table.queueBehind(this.id);
+    let go = (): void => undefined;
+    const turn = new Promise<void>((resolve) => (go = resolve));
+    this.behind = { work, written: false, withdrawn: false, turn, go };
+    this.serving.add(work);
+  }
+
   // The call it was taken or made for has ended, however: if the container is still being set up for it
   // or still marked busy with it, it goes (nothing else would ever free it). Whether it had to.
   settle(work: Work): boolean {
@@ -241,10 +266,19 @@ export class ContainerSession {
     const started = Date.now();
     const timeoutS = work.fn.settings.timeout;
     const deadline = started + timeoutS * 1000;
+    const b = this.behind?.work === work ? this.behind : undefined;
     try {
       if (!line) throw new LineClosed('the container has no line');
-      await this.syncSecrets(line, work);
-      const sent = performance.now();
+      if (b && !(line.callInFlight && !this.syncing && inSync(work.secrets, this.held))) {
+        await b.turn;
+        if (b.withdrawn) throw new Gone('the call was cancelled before it began');
+        if (!line.open) throw new NotBegun('the container went before the call ahead of it ended', true);
+      }
+      // In sync (as nearly always), the call is on the line before anything else runs.
+      if (!inSync(work.secrets, this.held) || this.syncing) await this.syncSecrets(line, work);
+      let sent = performance.now();
+      const ahead = b && !b.withdrawn && this.behind === b && line.callInFlight;
+      if (ahead) b.written = true;
       const http = this.format === 'json' ? undefined : work.http;
       // A web call's answer may come streamed (stream-relay.ts).
       const relay = http
@@ -260,6 +294,7 @@ export class ContainerSession {
         },
         timeoutS * 1000,
         relay && ((m) => relay.take(m)),
+        ahead ? { onBegin: () => (sent = performance.now()) } : undefined,
       );
       const durationMs = Date.now() - started;
       if (r.op === 'error') throw new LineBroken(`the loader refused the call: ${r.error}`);
@@ -287,8 +322,9 @@ export class ContainerSession {
       return { ...failure(r.fault === 'response' ? 'response' : 'function', r.error ?? 'the function failed'), logs, durationMs };
     } catch (e) {
       const durationMs = Date.now() - started;
+      if (e instanceof NotBegun || (b && e instanceof Gone)) throw e; // back to the queue, or cancelled
       if (e instanceof LineTimeout) {
-        if (this.serving.size > 1 && this.serving.has(work)) {
+        if (this.concurrent && this.serving.has(work)) {
           // Others run in it: this call ends alone; the container takes no more and goes after them.
           line?.cancel(callId(work));
           this.closeAfter(work);
@@ -317,12 +353,26 @@ export class ContainerSession {
     return reply.outcome;
   }
 
-  // After a call: ready for the next one, unless it must go (once the calls it runs beside have ended).
+  // Whether it runs several calls at once (a function's containerConcurrency).
+  private get concurrent(): boolean {
+    return (this.rec?.slots ?? 1) > 1;
+  }
+
+  // After a call: ready for the next one, unless it must go (once the calls it runs beside have ended); a
+  // call behind it begins.
   private done(work: Work): void {
     const rec = this.rec;
     if (!rec || rec.state !== 'busy' || !this.serving.has(work)) return;
     this.serving.delete(work);
     if (work.spend) this.spent = true;
+    const b = this.behind;
+    if (b && b.work !== work) {
+      this.behind = undefined;
+      this.d.table.advance(this.id, true);
+      if (this.spent) this.d.table.close(this.id);
+      b.go();
+      return;
+    }
     if (this.serving.size > 0) {
       this.d.table.leave(this.id);
       if (this.spent) this.d.table.close(this.id);
@@ -388,7 +438,16 @@ export class ContainerSession {
   // One of its calls was cancelled: in a container that runs others beside it, its loader ends that call
   // alone; else the container is killed with it.
   cancelCall(work: Work): void {
-    if (this.serving.size > 1 && this.serving.has(work) && this.line && this.line.version >= CONCURRENT_PROTOCOL) {
+    const b = this.behind;
+    if (b?.work === work) {
+      if (b.written) return; // its loader runs it after the call ahead: what it answers is dropped
+      b.withdrawn = true;
+      this.behind = undefined;
+      this.serving.delete(work);
+      this.d.table.advance(this.id, false);
+      return b.go();
+    }
+    if (this.concurrent && this.serving.has(work) && this.line && this.line.version >= CONCURRENT_PROTOCOL) {
       this.line.cancel(callId(work));
       return;
     }
@@ -407,6 +466,7 @@ export class ContainerSession {
     if (!this.rec) return Promise.resolve(undefined);
     this.d.table.move(this.id, 'removing');
     this.line?.close();
+    this.behind?.go();
     // A remove that overtook its create would find nothing, and the create would then make a container
     // nobody counts: it goes once the miniworker has answered the create.
     const created = (this.creating ?? Promise.resolve()).catch(() => undefined);
@@ -421,6 +481,7 @@ export class ContainerSession {
     const creating = this.rec?.state === 'creating';
     this.orphan = true;
     this.line?.close(new LineClosed('the miniworker holding the container died'));
+    this.behind?.go();
     if (this.rec && this.rec.state !== 'removing') this.d.table.move(this.id, 'removing');
     this.removal ??= Promise.resolve(undefined);
     return creating;
@@ -446,6 +507,12 @@ export class ContainerSession {
   // The container's process ended on its own: a call on its line learns it from the line; one waiting for
   // its loader to dial in, at once; one holding no call is removed.
   exited(): void {
+    // A call behind another: the line's own end (all the loader wrote read by then) says whether it began.
+    if (this.behind?.written && this.line?.open) {
+      const line = this.line;
+      setTimeout(() => line.close(new LineClosed('the container exited')), EXIT_GRACE_MS).unref();
+      return;
+    }
     this.line?.close(new LineClosed('the container exited'));
     const s = this.rec?.state;
     if (s === 'warm' || s === 'idle') void this.discard();

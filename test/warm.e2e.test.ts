@@ -89,6 +89,39 @@ describe('policy function', () => {
     expect((await http('POST', `${p.api}/function/quitter`, {})).body).toBe('alive');
   });
 
+  it('a quick function under more callers than containers: a call behind one whose process dies runs in another, once, even with retry=false', async () => {
+    await deploy(
+      'quickdie',
+      { 'index.js': 'module.exports = (p) => p.die ? new Promise(() => setTimeout(() => process.exit(3), 30)) : { n: p.n };' },
+      { policy: 'function', retry: 'false' },
+    );
+    const call = (params: object) => http<CallView>('POST', `${p.api}/invokeFunction`, { funcName: 'quickdie', params, wait: true });
+    // 16 callers, each call after the one before: enough calls for the node to know the function is quick.
+    const callers = async (n: number, die?: number): Promise<CallView[]> => {
+      const out: CallView[] = [];
+      await Promise.all(
+        Array.from({ length: 16 }, async (_, c) => {
+          for (let i = 0; i < n; i++) out.push((await call(c === 0 && i === die ? { die: true } : { n: c * 1000 + i })).body);
+        }),
+      );
+      return out;
+    };
+    await callers(4);
+    let behind = false;
+    for (let round = 0; round < 3 && !behind; round++) {
+      const out = await callers(12, 6);
+      const died = out.filter((c) => c.status !== 'DONE');
+      expect(died.map((c) => [c.status, c.attempts])).toEqual([['ERROR', 1]]);
+      expect(died[0]!.error).toMatch(/exited \(code 3\)/);
+      for (const c of out.filter((x) => x.status === 'DONE'))
+        expect([c.attempts, JSON.parse(c.result)]).toEqual([1, { n: expect.any(Number) }]);
+      expect(new Set(out.map((c) => c.callNum)).size).toBe(out.length);
+      // The node says when a call that waited behind the one that died goes back to its queue.
+      behind = /before it answered the call ahead/.test(p.proc.output());
+    }
+    expect(behind).toBe(true);
+  });
+
   it('a warm container has the same sandbox: non-root, no network, memory limit', async () => {
     await deploy(
       'probe',
