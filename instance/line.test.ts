@@ -436,6 +436,19 @@ describe('a call behind the call in flight', () => {
     expect(out.ok === false && (out.error as NotBegun).certain).toBe(true);
   });
 
+  it('fails with NotBegun, certain, when the loader goes with requests it never read (a reset)', async () => {
+    const { line, loader } = await connected();
+    const first = settle(line.request(call(1), 10_000));
+    await loader.next();
+    loader.socket.pause(); // the loader reads nothing more
+    const second = settle(line.request(call(2, 'x'.repeat(300_000)), 10_000, undefined, { onBegin: () => undefined }));
+    await new Promise((r) => setTimeout(r, 50));
+    loader.socket.destroy();
+    expect((await first).ok).toBe(false);
+    const out = await second;
+    expect(out.ok === false && (out.error as NotBegun).certain).toBe(true);
+  });
+
   it('fails with NotBegun, not certain, when the node closes the line (the answer ahead may be on its way)', async () => {
     const { line, loader } = await connected();
     const first = settle(line.request(call(1), 10_000));

@@ -102,8 +102,9 @@ export class LoaderLine {
     this.server?.close();
     s.setEncoding('utf8');
     s.on('data', (chunk: string) => this.onData(chunk));
-    s.on('error', () => this.close(new LineClosed('the loader hung up')));
-    // Everything it wrote has been read by now: a call behind one it did not answer was never begun.
+    // Everything it wrote has been read by then (a reset, when it went with requests it never read, comes
+    // after the data queued before it): a call behind one it did not answer was never begun.
+    s.on('error', () => this.close(new LineClosed('the loader hung up'), true));
     s.on('close', () => this.close(new LineClosed('the loader hung up'), true));
   }
 

@@ -1128,7 +1128,7 @@ describe('a call behind another (a quick function at its bound)', () => {
       if (req.op !== 'call') return echo(req, l);
       held.set(l, (held.get(l) ?? 0) + 1);
       most.set(l.container, Math.max(most.get(l.container) ?? 0, held.get(l)!));
-      const params = req.params as { die?: boolean; hang?: boolean };
+      const params = req.params as { die?: boolean; hang?: boolean; stray?: boolean };
       const prev = chains.get(l) ?? Promise.resolve();
       const next = prev.then(
         () =>
@@ -1137,7 +1137,8 @@ describe('a call behind another (a quick function at its bound)', () => {
               if (params.hang) return; // the chain stops here: nothing after it begins
               if (params.die) return void l.socket.destroy();
               held.set(l, held.get(l)! - 1);
-              l.send({ op: 'result', id: req.id, ok: true, result: JSON.stringify(req.params), logs: '', took: 10 });
+              const stray = params.stray ? { stray: 1 } : {};
+              l.send({ op: 'result', id: req.id, ok: true, result: JSON.stringify(req.params), logs: '', took: 10, ...stray });
               resolve();
             }, ms),
           ),
@@ -1225,6 +1226,23 @@ describe('a call behind another (a quick function at its bound)', () => {
         expect(behindIt[0]!.outcome).toMatchObject({ status: 'ERROR', error: expect.stringMatching(/may have begun; not retried/) });
       }
     }
+  });
+
+  it('lets a call behind one that left a process running end first, then removes the container', async () => {
+    fake.script = serial(20);
+    await judged();
+    const [a, b] = pool.table.all().map((r) => r.id);
+    pool.submit(work(23, { params: { stray: true } }));
+    pool.submit(work(24));
+    pool.submit(work(25));
+    pool.submit(work(26));
+    await resultsIn(26);
+    expect(byCall(23)[0]!.outcome).toMatchObject({ status: 'DONE', logs: expect.stringMatching(/left 1 process running/) });
+    for (const n of [24, 25, 26]) expect(byCall(n).map((r) => [r.outcome.status, r.outcome.result])).toEqual([['DONE', `{"n":${n}}`]]);
+    // Its container went after the call behind it, which no one else saw run twice.
+    const strayIn = [...fake.loaders.values()].find((l) => l.calls.some((c) => c.id === 46))!.container;
+    await vi.waitFor(() => expect(fake.removed.map((r) => r.id)).toEqual([strayIn]));
+    expect([a, b]).toContain(strayIn);
   });
 
   it('drops the answer of a call cancelled while it waited behind another, and keeps the container for the next', async () => {

@@ -304,7 +304,11 @@ export class ContainerSession {
       let logs = r.logs ?? '';
       // A call that leaves processes behind (a fork bomb, a daemon, a miner) spends its container.
       if (r.stray && r.stray > 0) {
-        void this.discard();
+        // A call already on the line behind it has begun by now: it ends first, then the container goes.
+        if (this.behind?.written && this.behind.work !== work) {
+          this.spent = true;
+          this.done(work);
+        } else void this.discard();
         logs += `${logs && !logs.endsWith('\n') ? '\n' : ''}[zfaas: the call left ${r.stray} process${r.stray === 1 ? '' : 'es'} running; the container was removed]\n`;
       } else this.done(work);
       if (r.ok && relay?.streamed) return relay.done({ ok: true, logs, durationMs });

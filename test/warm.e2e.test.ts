@@ -111,7 +111,10 @@ describe('policy function', () => {
     for (let round = 0; round < 3 && !behind; round++) {
       const out = await callers(12, 6);
       const died = out.filter((c) => c.status !== 'DONE');
-      expect(died.map((c) => [c.status, c.attempts])).toEqual([['ERROR', 1]]);
+      expect(
+        died.map((c) => [c.status, c.attempts]),
+        JSON.stringify(died),
+      ).toEqual([['ERROR', 1]]);
       expect(died[0]!.error).toMatch(/exited \(code 3\)/);
       for (const c of out.filter((x) => x.status === 'DONE'))
         expect([c.attempts, JSON.parse(c.result)]).toEqual([1, { n: expect.any(Number) }]);
