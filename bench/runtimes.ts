@@ -140,7 +140,7 @@ async function main(): Promise<void> {
     }
     console.table(rows);
   } finally {
-    await p.proc.stop();
+    await p.stop(); // its processes, then its data folder
     await docker
       .getImage(IMAGE)
       .remove({ force: true })

@@ -15,6 +15,9 @@ const HERE = resolve(import.meta.dirname);
 const LOADER = [process.execPath, join(HERE, 'provided/loader.js')];
 let root = '';
 const started: Speaker[] = [];
+// The loader's Runtime API port; TMPDIR the test's folder, so that what a bootstrap makes there (a
+// bootstrap ended while it waits for its next invocation keeps its temp file) goes with it.
+const loaderEnv = (port: number): Record<string, string> => ({ ZFAAS_RUNTIME_API_PORT: String(port), TMPDIR: root });
 
 function freePort(): Promise<number> {
   return new Promise((res, rej) => {
@@ -37,7 +40,7 @@ async function runtime(name: string, script: string, executable = true): Promise
 }
 
 async function load(dir: string, handler: string | null = null): Promise<{ s: Speaker; r: Reply }> {
-  const s = spawnLoader(LOADER, dir, { ZFAAS_RUNTIME_API_PORT: String(await freePort()) });
+  const s = spawnLoader(LOADER, dir, loaderEnv(await freePort()));
   started.push(s);
   expect((await s.next()).op).toBe('hello');
   return { s, r: await s.ask({ op: 'load', dir, handler, env: { ZFAAS_FUNCTION: 'fn' } }) };
@@ -80,7 +83,7 @@ describe('the provided loader', () => {
 
   it('gives a web call to a lambda-format runtime as an API Gateway event, and makes the response of its answer', async () => {
     const dir = await runtime('sh-lambda', '');
-    const s = spawnLoader(LOADER, dir, { ZFAAS_RUNTIME_API_PORT: String(await freePort()) });
+    const s = spawnLoader(LOADER, dir, loaderEnv(await freePort()));
     started.push(s);
     await s.next();
     expect(await s.ask({ op: 'load', dir, handler: null, env: {}, format: 'lambda' })).toEqual({
